@@ -1,0 +1,129 @@
+/**
+ * The page <-> worker contract: what the SDK on the main thread may ask of the engine in the worker
+ * (exposed with comlink), plus the JSON shapes of the server's small HTTP replies.
+ */
+
+/** Kinds of interaction a page can report, weakest signal first. */
+export const INTERACTION_TYPES = ['view', 'click', 'cart', 'purchase'] as const;
+export type InteractionType = (typeof INTERACTION_TYPES)[number];
+
+/**
+ * Sample weight of each interaction type in local learning: a purchase says more about intent than a
+ * glance (DESIGN.md: view < click < add-to-cart < purchase).
+ */
+export const INTERACTION_WEIGHTS: Readonly<Record<InteractionType, number>> = {
+  view: 0.25,
+  click: 0.5,
+  cart: 0.75,
+  purchase: 1,
+};
+
+/** What `hearth.track()` accepts. `item` is the site's own item id. */
+export interface TrackEvent {
+  readonly type: InteractionType;
+  readonly item: string;
+}
+
+/** One recommended item. */
+export interface Recommendation {
+  readonly item: string;
+  readonly score: number;
+}
+
+/** Options of `hearth.recommend()`. */
+export interface RecommendOptions {
+  /** How many items, 1..100 (default 6). */
+  readonly k?: number;
+  /** Item ids never to return (the session's own items are excluded anyway). */
+  readonly exclude?: readonly string[];
+}
+
+/** An interaction as stored on the device (and shown in the privacy panel; it never leaves). */
+export interface StoredInteraction {
+  readonly id: number;
+  readonly item: string;
+  readonly type: InteractionType;
+  readonly ts: number;
+  readonly session: number;
+}
+
+/** tfjs backends, in the order the ladder tries them. */
+export const BACKEND_LADDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_LADDER)[number];
+
+/** What happened to one rung of the backend ladder. */
+export interface BackendAttempt {
+  readonly backend: BackendName;
+  readonly outcome: 'chosen' | 'skipped' | 'init-failed' | 'self-test-failed' | 'not-tried';
+  /** Error message, or the self-test's max absolute error. */
+  readonly detail?: string;
+}
+
+/** Configuration handed from the SDK to the engine (already validated on the main thread). */
+export interface EngineConfig {
+  /** Base URL of the aggregation server, e.g. `https://fl.example.com`. */
+  readonly endpoint: string;
+  /** Backends to try, in order; defaults to the whole ladder. */
+  readonly backends: readonly BackendName[];
+  /** Whether clipped model updates may be uploaded (off under GPC / DNT / opt-out). */
+  readonly uploads: boolean;
+  /** New interactions after which the engine fine-tunes and uploads. */
+  readonly uploadEvery: number;
+  /** Absolute URL prefix of the tfjs wasm binaries (ends with '/'). */
+  readonly wasmPath: string;
+  readonly debug: boolean;
+}
+
+/** Outcome of one learning + upload attempt. */
+export interface SyncResult {
+  readonly status: 'uploaded' | 'skipped' | 'failed';
+  readonly reason?: string;
+  readonly modelVersion: number;
+  /** Bytes of the update body when one was sent. */
+  readonly bytes?: number;
+}
+
+/** Snapshot of the engine for the demo's panel and for tests. */
+export interface EngineStatus {
+  readonly backend: BackendName | null;
+  readonly backends: readonly BackendAttempt[];
+  readonly modelVersion: number;
+  readonly modelItems: number;
+  readonly storage: 'indexeddb' | 'memory';
+  readonly interactions: number;
+  readonly uploads: { readonly enabled: boolean; readonly sent: number; readonly last?: SyncResult };
+}
+
+/** The API object the worker exposes with comlink. Every method may reject with a HearthError. */
+export interface EngineApi {
+  init(config: EngineConfig): Promise<EngineStatus>;
+  track(event: TrackEvent): Promise<void>;
+  recommend(options: RecommendOptions): Promise<Recommendation[]>;
+  status(): Promise<EngineStatus>;
+  /** The most recent stored interactions, newest first. */
+  stored(limit: number): Promise<StoredInteraction[]>;
+  /** Fine-tune on local history and upload a clipped update now (if allowed). */
+  sync(): Promise<SyncResult>;
+}
+
+/** Reply of `POST /v1/rounds/join`. */
+export interface JoinReply {
+  readonly token: string;
+  readonly version: number;
+  readonly round: number;
+}
+
+/** Reply of an accepted `POST /v1/updates`. */
+export interface UpdateReply {
+  readonly accepted: true;
+  readonly round: number;
+  /** Updates received in this round so far, including this one. */
+  readonly received: number;
+  /** Current global version after this update (advances when the round aggregated). */
+  readonly version: number;
+}
+
+/** Body of every error reply. */
+export interface ErrorReply {
+  readonly error: { readonly code: string; readonly message: string };
+}

@@ -1,0 +1,162 @@
+/**
+ * The global model manifest served at `GET /v1/model`, and the tensor layout shared by the model code,
+ * the update format and the server. The weights file is the tensors below, in this order, each flattened
+ * row-major, concatenated, little-endian, in the manifest's dtype.
+ */
+import { HearthError } from './errors.js';
+import { fnv1a32 } from './hash.js';
+
+/** Model hyper-parameters that fix the tensor shapes. `items` counts index 0, the padding item. */
+export interface ModelDims {
+  readonly items: number;
+  readonly embedding: number;
+  readonly hidden: number;
+  readonly maxSessionLength: number;
+}
+
+/** Names of the model tensors, in weights-file order. Gates in the LSTM tensors are ordered i, f, g, o. */
+export const TENSOR_NAMES = [
+  'item_embedding',
+  'item_bias',
+  'lstm_kernel',
+  'lstm_recurrent',
+  'lstm_bias',
+  'projection_kernel',
+  'projection_bias',
+] as const;
+
+export type TensorName = (typeof TENSOR_NAMES)[number];
+
+/** One tensor of the layout. */
+export interface TensorSpec {
+  readonly name: TensorName;
+  readonly shape: readonly number[];
+}
+
+/** The tensor layout for given dims (tied embeddings: the item table is stored once). */
+export function tensorLayout(dims: ModelDims): TensorSpec[] {
+  const { items: n, embedding: d, hidden: h } = dims;
+  return [
+    { name: 'item_embedding', shape: [n, d] },
+    { name: 'item_bias', shape: [n] },
+    { name: 'lstm_kernel', shape: [d, 4 * h] },
+    { name: 'lstm_recurrent', shape: [h, 4 * h] },
+    { name: 'lstm_bias', shape: [4 * h] },
+    { name: 'projection_kernel', shape: [h, d] },
+    { name: 'projection_bias', shape: [d] },
+  ];
+}
+
+/** Number of scalars in a layout. */
+export function parameterCount(layout: readonly TensorSpec[]): number {
+  return layout.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Fingerprint of a layout, carried in every update so a shape mismatch is caught before any maths. */
+export function layoutHash(layout: readonly TensorSpec[]): number {
+  return fnv1a32(layout.map((t) => `${t.name}:${t.shape.join('x')}`).join(';'));
+}
+
+/** Weight dtypes a manifest may name. */
+export type WeightsDtype = 'float32' | 'float16';
+
+/** What `GET /v1/model` returns. */
+export interface ModelManifest {
+  readonly format: 'hearth-model/1';
+  /** Global model version, starting at 1; every aggregation publishes version + 1. */
+  readonly version: number;
+  readonly createdAt: string;
+  readonly dims: ModelDims;
+  readonly tensors: readonly TensorSpec[];
+  readonly layoutHash: number;
+  /** Where to get the weights, relative to the manifest URL, with their dtype and size. */
+  readonly weights: { readonly url: string; readonly dtype: WeightsDtype; readonly byteLength: number };
+  /** External (site) item id of each model index; index 0 is padding and has id ''. */
+  readonly itemIds: readonly string[];
+  /** Model indices by descending popularity, for cold start (no session yet). */
+  readonly popular: readonly number[];
+  /** Federation parameters the device must follow. */
+  readonly federation: FederationParams;
+  /** Free-form provenance: which data and run trained the base model. */
+  readonly training?: Readonly<Record<string, string | number>>;
+}
+
+/** What the server tells devices about taking part in rounds. */
+export interface FederationParams {
+  /** L2 bound S every update is clipped to. */
+  readonly clipNorm: number;
+  /** Updates needed before a round aggregates. */
+  readonly minCohort: number;
+  /** Largest example count an update may claim (weights are clamped to it). */
+  readonly maxExamples: number;
+}
+
+const MAX_ITEMS = 5_000_000;
+
+function positiveInt(value: unknown, max: number): value is number {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) <= max;
+}
+
+/**
+ * Checks an untrusted manifest (from the network or a file) field by field and returns it typed.
+ * Throws HEARTH_E_MODEL_INVALID naming the first bad field.
+ */
+export function parseManifest(value: unknown): ModelManifest {
+  const bad = (field: string): never => {
+    throw new HearthError('HEARTH_E_MODEL_INVALID', `bad field ${field}`);
+  };
+  if (typeof value !== 'object' || value === null) return bad('manifest');
+  const m = value as Record<string, unknown>;
+  if (m.format !== 'hearth-model/1') bad('format');
+  if (!positiveInt(m.version, 2 ** 32 - 1)) bad('version');
+  if (typeof m.createdAt !== 'string') bad('createdAt');
+  const dims = m.dims as Record<string, unknown> | undefined;
+  if (typeof dims !== 'object' || dims === null) return bad('dims');
+  if (!positiveInt(dims.items, MAX_ITEMS) || (dims.items as number) < 2) bad('dims.items');
+  if (!positiveInt(dims.embedding, 4096)) bad('dims.embedding');
+  if (!positiveInt(dims.hidden, 4096)) bad('dims.hidden');
+  if (!positiveInt(dims.maxSessionLength, 1000)) bad('dims.maxSessionLength');
+  const typedDims = dims as unknown as ModelDims;
+  const layout = tensorLayout(typedDims);
+  if (!Array.isArray(m.tensors) || JSON.stringify(m.tensors) !== JSON.stringify(layout)) {
+    bad('tensors');
+  }
+  if (m.layoutHash !== layoutHash(layout)) bad('layoutHash');
+  const w = m.weights as Record<string, unknown> | undefined;
+  if (typeof w !== 'object' || w === null || typeof w.url !== 'string') return bad('weights');
+  if (w.dtype !== 'float32' && w.dtype !== 'float16') bad('weights.dtype');
+  const bytes = parameterCount(layout) * (w.dtype === 'float16' ? 2 : 4);
+  if (w.byteLength !== bytes) bad('weights.byteLength');
+  const ids = m.itemIds;
+  if (!Array.isArray(ids) || ids.length !== typedDims.items || ids[0] !== '') bad('itemIds');
+  if (!(ids as unknown[]).every((id) => typeof id === 'string')) bad('itemIds');
+  const popular = m.popular;
+  if (!Array.isArray(popular)) return bad('popular');
+  if (!popular.every((i) => Number.isInteger(i) && i > 0 && i < typedDims.items)) bad('popular');
+  const f = m.federation as Record<string, unknown> | undefined;
+  if (typeof f !== 'object' || f === null) return bad('federation');
+  if (typeof f.clipNorm !== 'number' || !(f.clipNorm > 0) || !Number.isFinite(f.clipNorm)) {
+    bad('federation.clipNorm');
+  }
+  if (!positiveInt(f.minCohort, 1_000_000)) bad('federation.minCohort');
+  if (!positiveInt(f.maxExamples, 1_000_000)) bad('federation.maxExamples');
+  return value as ModelManifest;
+}
+
+/** Splits a flat parameter vector into named views (no copy), following the layout. */
+export function splitFlat(
+  flat: Float32Array,
+  layout: readonly TensorSpec[],
+): Map<TensorName, Float32Array> {
+  const out = new Map<TensorName, Float32Array>();
+  let offset = 0;
+  for (const t of layout) {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    out.set(t.name, flat.subarray(offset, offset + size));
+    offset += size;
+  }
+  if (offset !== flat.length) {
+    throw new HearthError('HEARTH_E_MODEL_INVALID', `expected ${offset} values, got ${flat.length}`);
+  }
+  return out;
+}

@@ -1,0 +1,143 @@
+/**
+ * The binary model-update format (POST /v1/updates, content type `application/vnd.hearth.update`).
+ * It carries a clipped weight delta and nothing else a device knows: no item ids, no timestamps, no
+ * counts beyond a clamped example count. All integers little-endian.
+ *
+ *   offset size field
+ *    0      4   magic        ASCII "HRTU"
+ *    4      1   format       format version, currently 1
+ *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16)
+ *    6      2   reserved     must be 0
+ *    8      4   baseVersion  u32, the global model version the delta is relative to
+ *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of that version's tensors
+ *   16      4   paramCount   u32, number of values in the payload
+ *   20      4   examples     u32, local training examples (server clamps to maxExamples)
+ *   24      4   clipNorm     f32, the bound S the device clipped to
+ *   28     16   roundToken   single-use token from POST /v1/rounds/join
+ *   44      -   payload      paramCount values in `dtype`, in manifest tensor order
+ *
+ * The total length must be exactly 44 + paramCount * bytesPerValue: a short body is truncated, a long
+ * one is rejected rather than partially read.
+ */
+import { HearthError } from './errors.js';
+import { decodeFloat16, encodeFloat16 } from './float16.js';
+
+export const UPDATE_MAGIC = 0x55545248; // "HRTU" read as a little-endian u32
+export const UPDATE_FORMAT_VERSION = 1;
+export const UPDATE_HEADER_BYTES = 44;
+export const UPDATE_CONTENT_TYPE = 'application/vnd.hearth.update';
+export const ROUND_TOKEN_BYTES = 16;
+
+export const DTYPE_FLOAT32 = 1;
+export const DTYPE_FLOAT16 = 2;
+export type UpdateDtype = typeof DTYPE_FLOAT32 | typeof DTYPE_FLOAT16;
+
+/** Bytes per payload value for a dtype code. */
+export function bytesPerValue(dtype: UpdateDtype): number {
+  return dtype === DTYPE_FLOAT16 ? 2 : 4;
+}
+
+/** A decoded update. `delta` is always float32, whatever travelled on the wire. */
+export interface ModelUpdate {
+  readonly dtype: UpdateDtype;
+  readonly baseVersion: number;
+  readonly layoutHash: number;
+  readonly examples: number;
+  readonly clipNorm: number;
+  readonly roundToken: Uint8Array;
+  readonly delta: Float32Array;
+}
+
+/** Serialises an update. Values are written as given: clip before encoding. */
+export function encodeUpdate(update: ModelUpdate): Uint8Array {
+  if (update.roundToken.length !== ROUND_TOKEN_BYTES) {
+    throw new RangeError(`round token must be ${ROUND_TOKEN_BYTES} bytes`);
+  }
+  const count = update.delta.length;
+  const bytes = new Uint8Array(UPDATE_HEADER_BYTES + count * bytesPerValue(update.dtype));
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, UPDATE_MAGIC, true);
+  view.setUint8(4, UPDATE_FORMAT_VERSION);
+  view.setUint8(5, update.dtype);
+  view.setUint16(6, 0, true);
+  view.setUint32(8, update.baseVersion, true);
+  view.setUint32(12, update.layoutHash, true);
+  view.setUint32(16, count, true);
+  view.setUint32(20, update.examples, true);
+  view.setFloat32(24, update.clipNorm, true);
+  bytes.set(update.roundToken, 28);
+  if (update.dtype === DTYPE_FLOAT16) {
+    const half = encodeFloat16(update.delta);
+    for (let i = 0; i < count; i++) view.setUint16(UPDATE_HEADER_BYTES + 2 * i, half[i]!, true);
+  } else {
+    for (let i = 0; i < count; i++) view.setFloat32(UPDATE_HEADER_BYTES + 4 * i, update.delta[i]!, true);
+  }
+  return bytes;
+}
+
+/**
+ * Parses an untrusted body. Checks framing only (magic, version, dtype, reserved bits, exact length,
+ * at most `maxParams` values); the server checks meaning (version, layout, finiteness, norm, token).
+ */
+export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
+  if (body.length < UPDATE_HEADER_BYTES) {
+    throw new HearthError('HEARTH_E_UPDATE_TRUNCATED', `${body.length} bytes, header needs 44`);
+  }
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  if (view.getUint32(0, true) !== UPDATE_MAGIC) throw new HearthError('HEARTH_E_UPDATE_MAGIC');
+  const format = view.getUint8(4);
+  if (format !== UPDATE_FORMAT_VERSION) {
+    throw new HearthError('HEARTH_E_UPDATE_FORMAT_VERSION', `got ${format}`);
+  }
+  const dtype = view.getUint8(5);
+  if (dtype !== DTYPE_FLOAT32 && dtype !== DTYPE_FLOAT16) {
+    throw new HearthError('HEARTH_E_UPDATE_DTYPE', `got ${dtype}`);
+  }
+  if (view.getUint16(6, true) !== 0) throw new HearthError('HEARTH_E_UPDATE_HEADER', 'reserved bits set');
+  const count = view.getUint32(16, true);
+  if (count > maxParams) {
+    throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${count} values, at most ${maxParams}`);
+  }
+  const expected = UPDATE_HEADER_BYTES + count * bytesPerValue(dtype);
+  if (body.length < expected) {
+    throw new HearthError('HEARTH_E_UPDATE_TRUNCATED', `${body.length} bytes, expected ${expected}`);
+  }
+  if (body.length > expected) {
+    throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${body.length} bytes, expected ${expected}`);
+  }
+  const clipNorm = view.getFloat32(24, true);
+  if (!(clipNorm > 0) || !Number.isFinite(clipNorm)) {
+    throw new HearthError('HEARTH_E_UPDATE_HEADER', 'clipNorm must be positive and finite');
+  }
+  let delta: Float32Array;
+  if (dtype === DTYPE_FLOAT16) {
+    const half = new Uint16Array(count);
+    for (let i = 0; i < count; i++) half[i] = view.getUint16(UPDATE_HEADER_BYTES + 2 * i, true);
+    delta = decodeFloat16(half);
+  } else {
+    delta = new Float32Array(count);
+    for (let i = 0; i < count; i++) delta[i] = view.getFloat32(UPDATE_HEADER_BYTES + 4 * i, true);
+  }
+  return {
+    dtype,
+    baseVersion: view.getUint32(8, true),
+    layoutHash: view.getUint32(12, true),
+    examples: view.getUint32(20, true),
+    clipNorm,
+    roundToken: body.slice(28, 28 + ROUND_TOKEN_BYTES),
+    delta,
+  };
+}
+
+/** Hex form of a round token, as the server stores it and as `/v1/rounds/join` returns it. */
+export function tokenToHex(token: Uint8Array): string {
+  return Array.from(token, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Parses a 32-hex-digit round token. */
+export function tokenFromHex(hex: string): Uint8Array {
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'malformed token');
+  const out = new Uint8Array(ROUND_TOKEN_BYTES);
+  for (let i = 0; i < ROUND_TOKEN_BYTES; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
