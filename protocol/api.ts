@@ -91,7 +91,11 @@ export interface EngineStatus {
   readonly modelItems: number;
   readonly storage: 'indexeddb' | 'memory';
   readonly interactions: number;
-  readonly uploads: { readonly enabled: boolean; readonly sent: number; readonly last?: SyncResult };
+  readonly uploads: {
+    readonly enabled: boolean;
+    readonly sent: number;
+    readonly last?: SyncResult;
+  };
 }
 
 /** The API object the worker exposes with comlink. Every method may reject with a HearthError. */

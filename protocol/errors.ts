@@ -13,7 +13,10 @@ export interface ErrorSpec {
 
 export const ERRORS = {
   // Update payloads (POST /v1/updates); see protocol/update-format.ts.
-  HEARTH_E_UPDATE_TRUNCATED: { status: 400, message: 'update body is shorter than its header says' },
+  HEARTH_E_UPDATE_TRUNCATED: {
+    status: 400,
+    message: 'update body is shorter than its header says',
+  },
   HEARTH_E_UPDATE_TOO_LARGE: { status: 413, message: 'update body is larger than allowed' },
   HEARTH_E_UPDATE_MAGIC: { status: 400, message: 'update body does not start with the HRTU magic' },
   HEARTH_E_UPDATE_FORMAT_VERSION: { status: 400, message: 'unsupported update format version' },
@@ -22,9 +25,18 @@ export const ERRORS = {
   HEARTH_E_UPDATE_SHAPE: { status: 422, message: 'update does not match the model layout' },
   HEARTH_E_UPDATE_NONFINITE: { status: 422, message: 'update contains NaN or Infinity' },
   HEARTH_E_UPDATE_NORM: { status: 422, message: 'update norm exceeds the clipping bound' },
-  HEARTH_E_UPDATE_VERSION_UNKNOWN: { status: 422, message: 'update names a model version that does not exist' },
-  HEARTH_E_UPDATE_STALE: { status: 409, message: 'update is based on an old model version; refetch the model' },
-  HEARTH_E_ROUND_TOKEN: { status: 403, message: 'round token is missing, unknown, or already used' },
+  HEARTH_E_UPDATE_VERSION_UNKNOWN: {
+    status: 422,
+    message: 'update names a model version that does not exist',
+  },
+  HEARTH_E_UPDATE_STALE: {
+    status: 409,
+    message: 'update is based on an old model version; refetch the model',
+  },
+  HEARTH_E_ROUND_TOKEN: {
+    status: 403,
+    message: 'round token is missing, unknown, or already used',
+  },
   HEARTH_E_CONTENT_TYPE: { status: 415, message: 'unsupported content type' },
   HEARTH_E_BAD_REQUEST: { status: 400, message: 'malformed request' },
   HEARTH_E_NOT_FOUND: { status: 404, message: 'no such resource' },
@@ -33,9 +45,13 @@ export const ERRORS = {
   // Device side (worker and SDK).
   HEARTH_E_CONFIG: { status: 0, message: 'invalid Hearth configuration' },
   HEARTH_E_EVENT_INVALID: { status: 0, message: 'invalid interaction event' },
+  HEARTH_E_ARGUMENT: { status: 0, message: 'invalid argument' },
   HEARTH_E_NO_BACKEND: { status: 0, message: 'no tfjs backend passed its self-test' },
   HEARTH_E_MODEL_FETCH: { status: 0, message: 'could not fetch the global model' },
-  HEARTH_E_MODEL_INVALID: { status: 0, message: 'the global model manifest or weights are invalid' },
+  HEARTH_E_MODEL_INVALID: {
+    status: 0,
+    message: 'the global model manifest or weights are invalid',
+  },
   HEARTH_E_STORAGE: { status: 0, message: 'local storage is unavailable; running in memory' },
   HEARTH_E_WORKER_START: { status: 0, message: 'the Hearth worker could not start' },
   HEARTH_E_NOT_READY: { status: 0, message: 'Hearth is not initialised yet' },

@@ -70,7 +70,11 @@ export interface ModelManifest {
   readonly tensors: readonly TensorSpec[];
   readonly layoutHash: number;
   /** Where to get the weights, relative to the manifest URL, with their dtype and size. */
-  readonly weights: { readonly url: string; readonly dtype: WeightsDtype; readonly byteLength: number };
+  readonly weights: {
+    readonly url: string;
+    readonly dtype: WeightsDtype;
+    readonly byteLength: number;
+  };
   /** External (site) item id of each model index; index 0 is padding and has id ''. */
   readonly itemIds: readonly string[];
   /** Model indices by descending popularity, for cold start (no session yet). */
@@ -156,7 +160,10 @@ export function splitFlat(
     offset += size;
   }
   if (offset !== flat.length) {
-    throw new HearthError('HEARTH_E_MODEL_INVALID', `expected ${offset} values, got ${flat.length}`);
+    throw new HearthError(
+      'HEARTH_E_MODEL_INVALID',
+      `expected ${offset} values, got ${flat.length}`,
+    );
   }
   return out;
 }

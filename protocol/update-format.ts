@@ -49,7 +49,7 @@ export interface ModelUpdate {
 }
 
 /** Serialises an update. Values are written as given: clip before encoding. */
-export function encodeUpdate(update: ModelUpdate): Uint8Array {
+export function encodeUpdate(update: ModelUpdate): Uint8Array<ArrayBuffer> {
   if (update.roundToken.length !== ROUND_TOKEN_BYTES) {
     throw new RangeError(`round token must be ${ROUND_TOKEN_BYTES} bytes`);
   }
@@ -70,7 +70,8 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array {
     const half = encodeFloat16(update.delta);
     for (let i = 0; i < count; i++) view.setUint16(UPDATE_HEADER_BYTES + 2 * i, half[i]!, true);
   } else {
-    for (let i = 0; i < count; i++) view.setFloat32(UPDATE_HEADER_BYTES + 4 * i, update.delta[i]!, true);
+    for (let i = 0; i < count; i++)
+      view.setFloat32(UPDATE_HEADER_BYTES + 4 * i, update.delta[i]!, true);
   }
   return bytes;
 }
@@ -93,17 +94,24 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   if (dtype !== DTYPE_FLOAT32 && dtype !== DTYPE_FLOAT16) {
     throw new HearthError('HEARTH_E_UPDATE_DTYPE', `got ${dtype}`);
   }
-  if (view.getUint16(6, true) !== 0) throw new HearthError('HEARTH_E_UPDATE_HEADER', 'reserved bits set');
+  if (view.getUint16(6, true) !== 0)
+    throw new HearthError('HEARTH_E_UPDATE_HEADER', 'reserved bits set');
   const count = view.getUint32(16, true);
   if (count > maxParams) {
     throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${count} values, at most ${maxParams}`);
   }
   const expected = UPDATE_HEADER_BYTES + count * bytesPerValue(dtype);
   if (body.length < expected) {
-    throw new HearthError('HEARTH_E_UPDATE_TRUNCATED', `${body.length} bytes, expected ${expected}`);
+    throw new HearthError(
+      'HEARTH_E_UPDATE_TRUNCATED',
+      `${body.length} bytes, expected ${expected}`,
+    );
   }
   if (body.length > expected) {
-    throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${body.length} bytes, expected ${expected}`);
+    throw new HearthError(
+      'HEARTH_E_UPDATE_TOO_LARGE',
+      `${body.length} bytes, expected ${expected}`,
+    );
   }
   const clipNorm = view.getFloat32(24, true);
   if (!(clipNorm > 0) || !Number.isFinite(clipNorm)) {

@@ -1,0 +1,115 @@
+/**
+ * The demo site's own code. It talks to Hearth only through what the script tag installed
+ * (`window.hearth` and its events), the way any third-party site would.
+ */
+import type { Hearth } from '../src/index.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import { catalogItem } from './catalog.js';
+
+type HearthGlobal = Hearth & ((...args: unknown[]) => unknown);
+
+const hearth = (window as unknown as { hearth?: HearthGlobal }).hearth;
+const endpoint =
+  document.querySelector<HTMLScriptElement>('script[data-endpoint]')?.dataset.endpoint;
+const $ = (id: string): HTMLElement => document.getElementById(id)!;
+
+function card(id: string, detail: string): HTMLLIElement {
+  const item = catalogItem(id);
+  const li = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'card';
+  button.dataset.hearthItem = id; // Hearth captures clicks on this attribute.
+  button.style.setProperty('--hue', String(item.hue));
+  button.textContent = item.title;
+  const small = document.createElement('small');
+  small.textContent = detail;
+  button.append(small);
+  li.append(button);
+  return li;
+}
+
+async function renderRecs(): Promise<void> {
+  if (!hearth) return;
+  const recs = await hearth.recommend({ k: 6 });
+  $('recs').replaceChildren(
+    ...recs.map((r) => card(r.item, `#${r.item} · score ${r.score.toFixed(2)}`)),
+  );
+  $('recs').dataset.items = recs.map((r) => r.item).join(',');
+}
+
+async function renderPanel(): Promise<void> {
+  if (!hearth) return;
+  const status = await hearth.status();
+  const rows: [string, string][] = [
+    ['Backend', status.backend ?? 'none'],
+    ['Model version', String(status.modelVersion)],
+    ['Storage', status.storage],
+    ['Interactions', String(status.interactions)],
+    ['Uploads', status.uploads.enabled ? `on, ${status.uploads.sent} sent` : 'off'],
+  ];
+  $('engine-status').replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      dd.dataset.field = k.toLowerCase().replaceAll(' ', '-');
+      return [dt, dd];
+    }),
+  );
+  const stored = await hearth.stored(20);
+  $('stored').replaceChildren(
+    ...stored.map((s) => {
+      const li = document.createElement('li');
+      li.dataset.item = s.item;
+      li.textContent = `${s.type} · ${catalogItem(s.item).title} (#${s.item}) · ${new Date(s.ts).toLocaleTimeString()}`;
+      return li;
+    }),
+  );
+}
+
+async function renderCatalog(): Promise<void> {
+  if (!endpoint) return;
+  // The demo's catalogue is the model's item list; a real site has its own.
+  const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as ModelManifest;
+  const ids = manifest.popular.slice(0, 24).map((i) => manifest.itemIds[i]!);
+  $('catalog').replaceChildren(...ids.map((id) => card(id, `#${id}`)));
+}
+
+function showViewing(id: string): void {
+  $('viewing').hidden = false;
+  $('viewing-item').textContent = `${catalogItem(id).title} (#${id})`;
+}
+
+async function main(): Promise<void> {
+  if (!hearth) return;
+  document.addEventListener('click', (event) => {
+    const id = (event.target as Element).closest<HTMLElement>('[data-hearth-item]')?.dataset
+      .hearthItem;
+    if (id) showViewing(id);
+  });
+  window.addEventListener('hearth-track', () => void renderRecs().then(renderPanel));
+  $('share').addEventListener('click', async () => {
+    $('share-result').textContent = 'Learning on this device…';
+    const result = await hearth.sync();
+    $('share-result').textContent =
+      result.status === 'uploaded'
+        ? `Shared a clipped update of ${result.bytes} bytes (model v${result.modelVersion}).`
+        : `Not shared: ${result.reason ?? result.status}`;
+    await renderRecs();
+    await renderPanel();
+  });
+  await renderCatalog();
+  try {
+    await hearth.ready;
+  } catch (error) {
+    $('share-result').textContent = `Hearth could not start: ${String(error)}`;
+    return;
+  }
+  document.body.dataset.hearth = 'ready';
+  await renderRecs();
+  await renderPanel();
+}
+
+void main();

@@ -1,0 +1,115 @@
+/**
+ * The demo as a visitor meets it: real Chromium, the built SDK through its script tag, the real
+ * worker with real IndexedDB, the real server on a real port.
+ */
+import { expect, test, type BrowserContext, type Page, type Request } from '@playwright/test';
+import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import { parameterCount, type ModelManifest } from '../protocol/manifest.js';
+
+const demoUrl = (): string => process.env.HEARTH_DEMO_URL!;
+const serverUrl = (): string => process.env.HEARTH_SERVER_URL!;
+
+async function manifest(): Promise<ModelManifest> {
+  return (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
+}
+
+async function openDemo(page: Page): Promise<void> {
+  await page.goto(demoUrl());
+  await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
+}
+
+const recsOf = (page: Page): Promise<string | null> =>
+  page.locator('#recs').getAttribute('data-items');
+
+/** Clicks the catalogue card at `index` and waits for the recommendations to be re-rendered. */
+async function clickCatalogItem(page: Page, index: number): Promise<string> {
+  const card = page.locator('#catalog .card').nth(index);
+  const id = (await card.getAttribute('data-hearth-item'))!;
+  await card.click();
+  await expect(page.locator(`#stored li[data-item="${id}"]`).first()).toBeVisible();
+  return id;
+}
+
+test('recommendations change with each click and history survives a reload', async ({ page }) => {
+  await openDemo(page);
+  const status = page.locator('#engine-status');
+  await expect(status.locator('[data-field="backend"]')).not.toHaveText('none');
+  await expect(status.locator('[data-field="storage"]')).toHaveText('indexeddb');
+  const coldStart = await recsOf(page);
+  expect(coldStart?.split(',')).toHaveLength(6);
+
+  const seen: (string | null)[] = [coldStart];
+  const clicked: string[] = [];
+  for (const index of [3, 11, 17]) {
+    clicked.push(await clickCatalogItem(page, index));
+    await expect.poll(() => recsOf(page)).not.toBe(seen[seen.length - 1]);
+    const recs = await recsOf(page);
+    // The session's own items are never recommended back.
+    for (const id of clicked) expect(recs?.split(',')).not.toContain(id);
+    seen.push(recs);
+  }
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
+  for (const id of clicked)
+    await expect(page.locator(`#stored li[data-item="${id}"]`)).toHaveCount(1);
+  await expect(status.locator('[data-field="interactions"]')).toHaveText(String(clicked.length));
+  // The session continues across the reload: recommendations still follow the last click.
+  expect(await recsOf(page)).toBe(seen[seen.length - 1]);
+});
+
+/** Records every request a context makes (page and worker), with its body. */
+function recordRequests(context: BrowserContext): Request[] {
+  const requests: Request[] = [];
+  context.on('request', (request) => requests.push(request));
+  return requests;
+}
+
+test('uploads carry only clipped updates, no item ids, and advance the global model', async ({
+  browser,
+}) => {
+  const before = await manifest();
+  const cohort = Number(process.env.HEARTH_MIN_COHORT);
+  const expectedBytes = UPDATE_HEADER_BYTES + 2 * parameterCount(before.tensors);
+  const devices: { requests: Request[]; clicked: string[] }[] = [];
+  for (let device = 0; device < cohort; device++) {
+    const context = await browser.newContext();
+    const requests = recordRequests(context);
+    const page = await context.newPage();
+    await openDemo(page);
+    const clicked: string[] = [];
+    for (const index of [device, device + 4, device + 9, device + 2]) {
+      clicked.push(await clickCatalogItem(page, index));
+    }
+    await page.locator('#share').click();
+    await expect(page.locator('#share-result')).toContainText('Shared a clipped update');
+    devices.push({ requests, clicked });
+    await context.close();
+  }
+
+  const after = await manifest();
+  expect(after.version).toBe(before.version + 1);
+
+  const updates = devices.flatMap((d) => d.requests.filter((r) => r.url().endsWith('/v1/updates')));
+  expect(updates).toHaveLength(cohort);
+  for (const { requests, clicked } of devices) {
+    for (const request of requests) {
+      const url = request.url();
+      for (const id of clicked) expect(url).not.toContain(`=${id}`);
+      const body = request.postDataBuffer();
+      if (!body) continue;
+      if (url.endsWith('/v1/updates')) {
+        expect(body.length).toBe(expectedBytes);
+        expect(request.headers()['content-type']).toBe('application/vnd.hearth.update');
+      } else {
+        // The only other body a device sends: an empty JSON object asking to join a round.
+        expect(url.endsWith('/v1/rounds/join')).toBe(true);
+        expect(body.toString()).toBe('{}');
+      }
+      for (const id of clicked) {
+        expect(body.includes(Buffer.from(id, 'utf8'))).toBe(false);
+        expect(body.includes(Buffer.from(id, 'utf16le'))).toBe(false);
+      }
+    }
+  }
+});

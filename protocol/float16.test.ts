@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+
+describe('float16', () => {
+  it('matches known bit patterns', () => {
+    expect(toFloat16Bits(1)).toBe(0x3c00);
+    expect(toFloat16Bits(-2)).toBe(0xc000);
+    expect(toFloat16Bits(65504)).toBe(0x7bff);
+    expect(toFloat16Bits(65520)).toBe(0x7c00); // rounds up to Infinity
+    expect(toFloat16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
+    expect(toFloat16Bits(0.1)).toBe(0x2e66);
+    expect(toFloat16Bits(NaN) & 0x7c00).toBe(0x7c00);
+  });
+
+  it('round-trips every finite half value exactly', () => {
+    for (let bits = 0; bits < 0x10000; bits++) {
+      const value = fromFloat16Bits(bits);
+      if (Number.isNaN(value)) continue;
+      expect(toFloat16Bits(value)).toBe(bits);
+    }
+  });
+
+  it('rounds to nearest even', () => {
+    // 1 + 2^-11 is exactly halfway between 1 and the next half; ties go to the even mantissa (1).
+    expect(toFloat16Bits(1 + 2 ** -11)).toBe(0x3c00);
+    expect(toFloat16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+  });
+});

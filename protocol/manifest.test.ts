@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { HearthError } from './errors.js';
+import {
+  layoutHash,
+  parameterCount,
+  parseManifest,
+  splitFlat,
+  tensorLayout,
+  type ModelManifest,
+} from './manifest.js';
+
+const dims = { items: 5, embedding: 2, hidden: 3, maxSessionLength: 4 };
+const layout = tensorLayout(dims);
+
+function manifest(): ModelManifest {
+  return {
+    format: 'hearth-model/1',
+    version: 1,
+    createdAt: '2026-11-22T00:00:00Z',
+    dims,
+    tensors: layout,
+    layoutHash: layoutHash(layout),
+    weights: { url: 'weights.bin', dtype: 'float32', byteLength: parameterCount(layout) * 4 },
+    itemIds: ['', 'a', 'b', 'c', 'd'],
+    popular: [2, 1],
+    federation: { clipNorm: 1, minCohort: 3, maxExamples: 1000 },
+  };
+}
+
+describe('manifest', () => {
+  it('counts parameters of the tied-embedding LSTM', () => {
+    // E 5x2 + bias 5 + kernel 2x12 + recurrent 3x12 + bias 12 + proj 3x2 + bias 2
+    expect(parameterCount(layout)).toBe(10 + 5 + 24 + 36 + 12 + 6 + 2);
+  });
+
+  it('accepts a good manifest and rejects each broken field', () => {
+    expect(parseManifest(JSON.parse(JSON.stringify(manifest()))).version).toBe(1);
+    const broken: [string, (m: Record<string, unknown>) => void][] = [
+      ['format', (m) => (m.format = 'x')],
+      ['version', (m) => (m.version = 0)],
+      ['dims.items', (m) => (m.dims = { ...dims, items: 1 })],
+      ['tensors', (m) => (m.tensors = layout.slice(1))],
+      ['layoutHash', (m) => (m.layoutHash = 1)],
+      ['weights.byteLength', (m) => (m.weights = { url: 'w', dtype: 'float32', byteLength: 3 })],
+      ['itemIds', (m) => (m.itemIds = ['a', 'b', 'c', 'd', 'e'])],
+      ['popular', (m) => (m.popular = [0])],
+      [
+        'federation.clipNorm',
+        (m) => (m.federation = { clipNorm: -1, minCohort: 1, maxExamples: 1 }),
+      ],
+    ];
+    for (const [field, breakIt] of broken) {
+      const m = JSON.parse(JSON.stringify(manifest())) as Record<string, unknown>;
+      breakIt(m);
+      expect(() => parseManifest(m), field).toThrow(HearthError);
+      expect(() => parseManifest(m), field).toThrow(field);
+    }
+  });
+
+  it('splits a flat vector into views in layout order', () => {
+    const flat = Float32Array.from({ length: parameterCount(layout) }, (_, i) => i);
+    const parts = splitFlat(flat, layout);
+    expect(parts.get('item_embedding')![0]).toBe(0);
+    expect(parts.get('item_bias')![0]).toBe(10);
+    expect(parts.get('projection_bias')!.length).toBe(2);
+    expect(() => splitFlat(flat.subarray(1), layout)).toThrow(HearthError);
+  });
+});

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { HearthError } from './errors.js';
+import {
+  DTYPE_FLOAT16,
+  DTYPE_FLOAT32,
+  UPDATE_HEADER_BYTES,
+  decodeUpdate,
+  encodeUpdate,
+  tokenFromHex,
+  tokenToHex,
+  type ModelUpdate,
+} from './update-format.js';
+
+const token = Uint8Array.from({ length: 16 }, (_, i) => i * 7 + 1);
+
+function update(dtype: 1 | 2, delta: Float32Array): ModelUpdate {
+  return {
+    dtype,
+    baseVersion: 7,
+    layoutHash: 0xdeadbeef,
+    examples: 42,
+    clipNorm: 1.5,
+    roundToken: token,
+    delta,
+  };
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return (error as HearthError).code;
+  }
+  return undefined;
+}
+
+describe('update format', () => {
+  it('round-trips float32 exactly', () => {
+    const delta = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 0.01);
+    const bytes = encodeUpdate(update(DTYPE_FLOAT32, delta));
+    expect(bytes.length).toBe(UPDATE_HEADER_BYTES + 4 * 1000);
+    const back = decodeUpdate(bytes, 10_000);
+    expect(back.baseVersion).toBe(7);
+    expect(back.layoutHash).toBe(0xdeadbeef);
+    expect(back.examples).toBe(42);
+    expect(back.clipNorm).toBe(1.5);
+    expect(Array.from(back.roundToken)).toEqual(Array.from(token));
+    expect(Array.from(back.delta)).toEqual(Array.from(delta));
+  });
+
+  it('round-trips float16 within half precision', () => {
+    const delta = Float32Array.from({ length: 500 }, (_, i) => Math.cos(i) * 0.05);
+    const bytes = encodeUpdate(update(DTYPE_FLOAT16, delta));
+    expect(bytes.length).toBe(UPDATE_HEADER_BYTES + 2 * 500);
+    const back = decodeUpdate(bytes, 10_000);
+    delta.forEach((v, i) =>
+      expect(Math.abs(back.delta[i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -11 + 1e-7),
+    );
+  });
+
+  it('decodes from a view into a larger buffer (as a server body can be)', () => {
+    const bytes = encodeUpdate(update(DTYPE_FLOAT32, Float32Array.of(1, 2, 3)));
+    const padded = new Uint8Array(bytes.length + 3);
+    padded.set(bytes, 3);
+    expect(Array.from(decodeUpdate(padded.subarray(3), 10).delta)).toEqual([1, 2, 3]);
+  });
+
+  it('rejects every framing error with its own code', () => {
+    const good = encodeUpdate(update(DTYPE_FLOAT32, Float32Array.of(0.1, 0.2, 0.3, 0.4)));
+    const mutate = (at: number, value: number): Uint8Array => {
+      const copy = good.slice();
+      copy[at] = value;
+      return copy;
+    };
+    expect(codeOf(() => decodeUpdate(good.subarray(0, 43), 10))).toBe('HEARTH_E_UPDATE_TRUNCATED');
+    expect(codeOf(() => decodeUpdate(good.subarray(0, good.length - 1), 10))).toBe(
+      'HEARTH_E_UPDATE_TRUNCATED',
+    );
+    expect(codeOf(() => decodeUpdate(new Uint8Array([...good, 0]), 10))).toBe(
+      'HEARTH_E_UPDATE_TOO_LARGE',
+    );
+    expect(codeOf(() => decodeUpdate(good, 3))).toBe('HEARTH_E_UPDATE_TOO_LARGE');
+    expect(codeOf(() => decodeUpdate(mutate(0, 0x58), 10))).toBe('HEARTH_E_UPDATE_MAGIC');
+    expect(codeOf(() => decodeUpdate(mutate(4, 2), 10))).toBe('HEARTH_E_UPDATE_FORMAT_VERSION');
+    expect(codeOf(() => decodeUpdate(mutate(5, 9), 10))).toBe('HEARTH_E_UPDATE_DTYPE');
+    expect(codeOf(() => decodeUpdate(mutate(6, 1), 10))).toBe('HEARTH_E_UPDATE_HEADER');
+    expect(codeOf(() => decodeUpdate(good, 10))).toBeUndefined();
+  });
+
+  it('round-trips round tokens through hex and rejects malformed ones', () => {
+    expect(Array.from(tokenFromHex(tokenToHex(token)))).toEqual(Array.from(token));
+    expect(codeOf(() => tokenFromHex('xyz'))).toBe('HEARTH_E_ROUND_TOKEN');
+  });
+});

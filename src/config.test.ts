@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { HearthError } from '../protocol/errors.js';
+import { resolveOptions } from './config.js';
+
+const base = 'https://cdn.example/sdk/hearth.js';
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (error) {
+    return (error as HearthError).code;
+  }
+  return undefined;
+};
+
+describe('SDK options', () => {
+  it('fills defaults and resolves the worker next to the script', () => {
+    expect(resolveOptions({ endpoint: 'https://fl.example' }, base)).toEqual({
+      endpoint: 'https://fl.example/',
+      workerUrl: 'https://cdn.example/sdk/hearth-worker.js',
+      backends: ['webgpu', 'webgl', 'wasm', 'cpu'],
+      uploads: true,
+      uploadEvery: 20,
+      capture: true,
+      debug: false,
+    });
+  });
+
+  it('parses attribute strings', () => {
+    const o = resolveOptions(
+      {
+        endpoint: 'http://127.0.0.1:8787',
+        backends: 'wasm, cpu',
+        uploads: 'off',
+        uploadEvery: '5',
+        debug: '',
+      },
+      base,
+    );
+    expect(o.backends).toEqual(['wasm', 'cpu']);
+    expect(o.uploads).toBe(false);
+    expect(o.uploadEvery).toBe(5);
+    expect(o.debug).toBe(true);
+  });
+
+  it('rejects bad values with HEARTH_E_CONFIG', () => {
+    const bad: Record<string, unknown>[] = [
+      {},
+      { endpoint: 'javascript:alert(1)' },
+      { endpoint: 'https://x', backends: 'webgl,gpu9000' },
+      { endpoint: 'https://x', backends: '' },
+      { endpoint: 'https://x', uploads: 'maybe' },
+      { endpoint: 'https://x', uploadEvery: '0' },
+      { endpoint: 'https://x', uploadEvery: '1e3' },
+      { endpoint: 'https://x', workerUrl: 'ftp://x/w.js' },
+    ];
+    for (const raw of bad) expect(code(() => resolveOptions(raw, base))).toBe('HEARTH_E_CONFIG');
+  });
+});

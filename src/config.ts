@@ -1,0 +1,115 @@
+/**
+ * The SDK's configuration: `data-*` attributes on its script tag, optionally overridden by a
+ * `window.hearth = {...}` object set before the script loads. Everything is validated here so a
+ * typo gives the site owner a clear HEARTH_E_CONFIG error instead of a half-working install.
+ */
+import { BACKEND_LADDER, type BackendName } from '../protocol/api.js';
+import { HearthError } from '../protocol/errors.js';
+
+/** Options of `createHearth()` (ESM) and, as `data-*` attributes, of the script tag. */
+export interface HearthOptions {
+  /** Aggregation server base URL (`data-endpoint`), absolute http(s). Required. */
+  readonly endpoint: string;
+  /** URL of `hearth-worker.js` (`data-worker-url`); defaults to next to the SDK script. */
+  readonly workerUrl?: string;
+  /** Backends to try, in order (`data-backends="wasm,cpu"`); defaults to the whole ladder. */
+  readonly backends?: readonly BackendName[];
+  /** Allow sharing clipped model updates (`data-uploads="off"` turns it off). Default on. */
+  readonly uploads?: boolean;
+  /** Interactions between automatic updates (`data-upload-every`, 1..10000). Default 20. */
+  readonly uploadEvery?: number;
+  /** Track clicks on `[data-hearth-item]` elements (`data-capture="off"`). Default on. */
+  readonly capture?: boolean;
+  /** Verbose logging (`data-debug`). Default off. */
+  readonly debug?: boolean;
+}
+
+/** Options with every default filled in and every URL absolute. */
+export interface ResolvedOptions {
+  readonly endpoint: string;
+  readonly workerUrl: string;
+  readonly backends: readonly BackendName[];
+  readonly uploads: boolean;
+  readonly uploadEvery: number;
+  readonly capture: boolean;
+  readonly debug: boolean;
+}
+
+const bad = (detail: string): never => {
+  throw new HearthError('HEARTH_E_CONFIG', detail);
+};
+
+function httpUrl(name: string, value: unknown, base: string): string {
+  if (typeof value !== 'string' || value === '') return bad(`${name} must be a URL`);
+  let url: URL;
+  try {
+    url = new URL(value, base);
+  } catch {
+    return bad(`${name} is not a valid URL: ${value}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`${name} must be http(s)`);
+  return url.href;
+}
+
+function flag(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (value === '' || value === 'on' || value === 'true') return true;
+  if (value === 'off' || value === 'false') return false;
+  return bad(`${name} must be on/off`);
+}
+
+function backends(value: unknown): readonly BackendName[] {
+  if (value === undefined || value === null) return BACKEND_LADDER;
+  const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+  if (!Array.isArray(list) || list.length === 0) return bad('backends must be a non-empty list');
+  for (const name of list) {
+    if (!(BACKEND_LADDER as readonly unknown[]).includes(name)) {
+      bad(`unknown backend "${String(name)}" (expected ${BACKEND_LADDER.join(', ')})`);
+    }
+  }
+  return list as BackendName[];
+}
+
+function count(name: string, value: unknown, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 10_000) {
+    return bad(`${name} must be an integer in 1..10000`);
+  }
+  return n as number;
+}
+
+/**
+ * Validates raw options (strings from attributes or values from a config object) and fills defaults.
+ * `base` resolves relative URLs: the SDK script's own URL.
+ */
+export function resolveOptions(raw: Record<string, unknown>, base: string): ResolvedOptions {
+  return {
+    endpoint: httpUrl('endpoint', raw.endpoint, base),
+    workerUrl: httpUrl('workerUrl', raw.workerUrl ?? 'hearth-worker.js', base),
+    backends: backends(raw.backends),
+    uploads: flag('uploads', raw.uploads, true),
+    uploadEvery: count('uploadEvery', raw.uploadEvery, 20),
+    capture: flag('capture', raw.capture, true),
+    debug: flag('debug', raw.debug, false),
+  };
+}
+
+/** Reads the script tag's `data-*` options; values of `override` (window.hearth config) win. */
+export function scriptOptions(
+  script: HTMLScriptElement,
+  override: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const d = script.dataset;
+  const fromTag: Record<string, unknown> = {
+    endpoint: d.endpoint,
+    workerUrl: d.workerUrl,
+    backends: d.backends,
+    uploads: d.uploads,
+    uploadEvery: d.uploadEvery,
+    capture: d.capture,
+    debug: d.debug,
+  };
+  return { ...fromTag, ...override };
+}

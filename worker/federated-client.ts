@@ -1,0 +1,89 @@
+/**
+ * The device's side of a federated round: turn local fine-tuning into a clipped delta and send it.
+ * What leaves the device is exactly the binary update of protocol/update-format.ts: the delta
+ * `local - global` clipped to L2 norm S, quantised to float16, the base version, the layout hash, a
+ * clamped example count and a single-use round token. No item id, no timestamp, no session.
+ */
+import type { JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
+import { clipL2InPlace } from '../protocol/clip.js';
+import { HearthError, isErrorCode } from '../protocol/errors.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import {
+  DTYPE_FLOAT16,
+  UPDATE_CONTENT_TYPE,
+  encodeUpdate,
+  tokenFromHex,
+} from '../protocol/update-format.js';
+
+/** The clipped difference between local and global weights (a new array; inputs untouched). */
+export function clippedDelta(
+  local: Float32Array,
+  global: Float32Array,
+  clipNorm: number,
+): Float32Array {
+  if (local.length !== global.length) throw new RangeError('weight vectors differ in length');
+  const delta = new Float32Array(local.length);
+  for (let i = 0; i < delta.length; i++) delta[i] = local[i]! - global[i]!;
+  // Clip with a little headroom: float16 rounding on the wire can grow the norm by ~5e-4 relative,
+  // and the server rejects updates over S (after a 1e-3 slack).
+  clipL2InPlace(delta, clipNorm * (1 - 1e-3));
+  return delta;
+}
+
+async function postJson<T>(url: string, body: BodyInit | null, contentType: string): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': contentType },
+    credentials: 'omit',
+  });
+  const json = (await response.json().catch(() => null)) as
+    (T & { error?: { code?: string; message?: string } }) | null;
+  if (!response.ok) {
+    const code = json?.error?.code;
+    throw new HearthError(
+      isErrorCode(code) ? code : 'HEARTH_E_UPLOAD',
+      `HTTP ${response.status}: ${json?.error?.message ?? 'no error body'}`,
+    );
+  }
+  return json as T;
+}
+
+/** Asks the server for a round token (the device has already decided to take part). */
+export function joinRound(endpoint: string): Promise<JoinReply> {
+  return postJson<JoinReply>(new URL('/v1/rounds/join', endpoint).href, '{}', 'application/json');
+}
+
+/** Everything needed to send one update. */
+export interface ShareRequest {
+  readonly endpoint: string;
+  readonly manifest: ModelManifest;
+  readonly delta: Float32Array;
+  readonly examples: number;
+  readonly join: JoinReply;
+}
+
+/** Encodes and posts one update; resolves with the server's reply. */
+export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & { bytes: number }> {
+  const { manifest } = request;
+  const body = encodeUpdate({
+    dtype: DTYPE_FLOAT16,
+    baseVersion: manifest.version,
+    layoutHash: manifest.layoutHash,
+    examples: Math.min(request.examples, manifest.federation.maxExamples),
+    clipNorm: manifest.federation.clipNorm,
+    roundToken: tokenFromHex(request.join.token),
+    delta: request.delta,
+  });
+  const reply = await postJson<UpdateReply>(
+    new URL('/v1/updates', request.endpoint).href,
+    body,
+    UPDATE_CONTENT_TYPE,
+  );
+  return { ...reply, bytes: body.length };
+}
+
+/** A SyncResult for a skipped attempt. */
+export function skipped(reason: string, modelVersion: number): SyncResult {
+  return { status: 'skipped', reason, modelVersion };
+}

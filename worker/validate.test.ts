@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { HearthError } from '../protocol/errors.js';
+import { validateRecommendOptions, validateTrackEvent } from './validate.js';
+
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (error) {
+    return (error as HearthError).code;
+  }
+  return undefined;
+};
+
+describe('engine input validation', () => {
+  it('accepts good events, normalising numeric ids to strings', () => {
+    expect(validateTrackEvent({ type: 'click', item: 'p-1', extra: 'dropped' })).toEqual({
+      type: 'click',
+      item: 'p-1',
+    });
+    expect(validateTrackEvent({ type: 'purchase', item: 17 })).toEqual({
+      type: 'purchase',
+      item: '17',
+    });
+  });
+
+  it('rejects bad events with HEARTH_E_EVENT_INVALID', () => {
+    for (const bad of [
+      null,
+      'click',
+      { type: 'hover', item: 'a' },
+      { type: 'click', item: '' },
+      { type: 'click', item: 'x'.repeat(201) },
+      { type: 'click', item: 1.5 },
+      { type: 'click' },
+    ]) {
+      expect(code(() => validateTrackEvent(bad))).toBe('HEARTH_E_EVENT_INVALID');
+    }
+  });
+
+  it('fills recommend defaults and rejects bad options with HEARTH_E_ARGUMENT', () => {
+    expect(validateRecommendOptions(undefined)).toEqual({ k: 6, exclude: [] });
+    expect(validateRecommendOptions({ k: 3, exclude: ['a'] })).toEqual({ k: 3, exclude: ['a'] });
+    for (const bad of [{ k: 0 }, { k: 101 }, { k: 2.5 }, { exclude: 'a' }, { exclude: [1] }, 'k']) {
+      expect(code(() => validateRecommendOptions(bad))).toBe('HEARTH_E_ARGUMENT');
+    }
+  });
+});
