@@ -1,0 +1,321 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { ErrorReply, UpdateReply } from '../protocol/api.js';
+import { DTYPE_FLOAT16 } from '../protocol/update-format.js';
+import type { ServerConfig } from './config.js';
+import type { Store } from './store.js';
+import {
+  LAYOUT_HASH,
+  PARAMS,
+  joinRound,
+  makeApp,
+  makeDelta,
+  postUpdate,
+  updateBody,
+} from './test-helpers.js';
+
+let app: FastifyInstance;
+let store: Store;
+let config: ServerConfig;
+let close: () => Promise<void>;
+
+beforeEach(async () => {
+  ({ app, store, config, close } = await makeApp());
+});
+afterEach(async () => {
+  await close();
+});
+
+function errorCode(res: { json: <T>() => T }): string {
+  return res.json<ErrorReply>().error.code;
+}
+
+describe('routes', () => {
+  it('reports health and the current version', async () => {
+    const res = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(res.json()).toEqual({ ok: true, version: 1 });
+  });
+
+  it('serves the manifest with server-side federation params and a weights URL on this server', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/model' });
+    expect(res.statusCode).toBe(200);
+    const manifest = res.json();
+    expect(manifest.version).toBe(1);
+    expect(manifest.weights).toEqual({
+      url: '/v1/model/1/weights',
+      dtype: 'float32',
+      byteLength: PARAMS * 4,
+    });
+    expect(manifest.federation).toEqual({ clipNorm: 1, minCohort: 3, maxExamples: 1000 });
+    expect(manifest.layoutHash).toBe(LAYOUT_HASH);
+    expect(res.headers['cache-control']).toBe('no-cache');
+  });
+
+  it('answers 404 with catalogue codes for unknown routes and model versions', async () => {
+    const route = await app.inject({ method: 'GET', url: '/nope' });
+    expect([route.statusCode, errorCode(route)]).toEqual([404, 'HEARTH_E_NOT_FOUND']);
+    for (const url of ['/v1/model/2/weights', '/v1/model/abc/weights', '/v1/model/0/weights']) {
+      const res = await app.inject({ method: 'GET', url });
+      expect([res.statusCode, errorCode(res)]).toEqual([404, 'HEARTH_E_MODEL_NOT_FOUND']);
+    }
+  });
+
+  it('joins with no body, an empty JSON body, or {}; bad JSON is a bad request', async () => {
+    const a = await joinRound(app);
+    expect(a).toMatchObject({ version: 1, round: 1 });
+    expect(a.token).toMatch(/^[0-9a-f]{32}$/);
+    const empty = await app.inject({
+      method: 'POST',
+      url: '/v1/rounds/join',
+      headers: { 'content-type': 'application/json' },
+      payload: '',
+    });
+    expect(empty.statusCode).toBe(200);
+    const obj = await app.inject({ method: 'POST', url: '/v1/rounds/join', payload: {} });
+    expect(obj.statusCode).toBe(200);
+    expect(obj.json().token).not.toBe(a.token);
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/rounds/join',
+      headers: { 'content-type': 'application/json' },
+      payload: '{nope',
+    });
+    expect([bad.statusCode, errorCode(bad)]).toEqual([400, 'HEARTH_E_BAD_REQUEST']);
+  });
+
+  it('allows cross-origin reads and exposes ETag', async () => {
+    const res = await app.inject({
+      method: 'OPTIONS',
+      url: '/v1/updates',
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(res.statusCode).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('https://shop.example');
+    expect(String(res.headers['access-control-allow-headers'])).toMatch(/Content-Type/);
+    const get = await app.inject({
+      method: 'GET',
+      url: '/v1/model',
+      headers: { origin: 'https://shop.example' },
+    });
+    expect(get.headers['access-control-expose-headers']).toBe('ETag');
+  });
+});
+
+describe('ETag and 304', () => {
+  it('revalidates the manifest', async () => {
+    const first = await app.inject({ method: 'GET', url: '/v1/model' });
+    expect(first.headers.etag).toBe('"m1"');
+    const again = await app.inject({
+      method: 'GET',
+      url: '/v1/model',
+      headers: { 'if-none-match': '"m1"' },
+    });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    const other = await app.inject({
+      method: 'GET',
+      url: '/v1/model',
+      headers: { 'if-none-match': '"m0", W/"w1"' },
+    });
+    expect(other.statusCode).toBe(200);
+  });
+
+  it('serves immutable weights with an ETag', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/model/1/weights' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/octet-stream');
+    expect(res.headers.etag).toBe('"w1"');
+    expect(res.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(res.rawPayload.byteLength).toBe(PARAMS * 4);
+    const again = await app.inject({
+      method: 'GET',
+      url: '/v1/model/1/weights',
+      headers: { 'if-none-match': 'W/"w1"' },
+    });
+    expect(again.statusCode).toBe(304);
+    expect(again.rawPayload.byteLength).toBe(0);
+  });
+});
+
+describe('POST /v1/updates', () => {
+  it('accepts a valid update and stores it durably before answering', async () => {
+    const { token } = await joinRound(app);
+    const res = await postUpdate(app, updateBody({ token }));
+    expect(res.statusCode).toBe(202);
+    expect(res.json<UpdateReply>()).toEqual({ accepted: true, round: 1, received: 1, version: 1 });
+    expect(await store.counts()).toMatchObject({ updates: 1, usedTokens: 1, versions: 1 });
+  });
+
+  it('accepts a float16 update whose rounding lifts the norm just over S', async () => {
+    const { token } = await joinRound(app);
+    const delta = makeDelta(config.clipNorm * 1.0004);
+    const res = await postUpdate(app, updateBody({ token, delta, dtype: DTYPE_FLOAT16 }));
+    expect(res.statusCode).toBe(202);
+  });
+
+  /** Each case builds a body (given a fresh valid token) and names the status and code it must get. */
+  const cases: [string, number, string, (token: string) => Buffer | string, string?][] = [
+    ['wrong magic', 400, 'HEARTH_E_UPDATE_MAGIC', (t) => patch(updateBody({ token: t }), 0, 0x58)],
+    [
+      'wrong format version',
+      400,
+      'HEARTH_E_UPDATE_FORMAT_VERSION',
+      (t) => patch(updateBody({ token: t }), 4, 2),
+    ],
+    ['wrong dtype', 400, 'HEARTH_E_UPDATE_DTYPE', (t) => patch(updateBody({ token: t }), 5, 3)],
+    [
+      'reserved bits set',
+      400,
+      'HEARTH_E_UPDATE_HEADER',
+      (t) => patch(updateBody({ token: t }), 6, 1),
+    ],
+    [
+      'shorter than a header',
+      400,
+      'HEARTH_E_UPDATE_TRUNCATED',
+      (t) => updateBody({ token: t }).subarray(0, 20),
+    ],
+    [
+      'header only',
+      400,
+      'HEARTH_E_UPDATE_TRUNCATED',
+      (t) => updateBody({ token: t }).subarray(0, 44),
+    ],
+    [
+      'payload cut short',
+      400,
+      'HEARTH_E_UPDATE_TRUNCATED',
+      (t) => updateBody({ token: t }).subarray(0, 44 + 4 * PARAMS - 4),
+    ],
+    ['empty body', 400, 'HEARTH_E_UPDATE_TRUNCATED', () => Buffer.alloc(0)],
+    [
+      'extra bytes after the payload',
+      413,
+      'HEARTH_E_UPDATE_TOO_LARGE',
+      (t) => Buffer.concat([updateBody({ token: t, dtype: DTYPE_FLOAT16 }), Buffer.alloc(2)]),
+    ],
+    [
+      'a body over the limit',
+      413,
+      'HEARTH_E_UPDATE_TOO_LARGE',
+      (t) => Buffer.concat([updateBody({ token: t }), Buffer.alloc(4)]),
+    ],
+    ['a huge body', 413, 'HEARTH_E_UPDATE_TOO_LARGE', () => Buffer.alloc(2 * 1024 * 1024)],
+    [
+      'too few values',
+      422,
+      'HEARTH_E_UPDATE_SHAPE',
+      (t) => updateBody({ token: t, delta: makeDelta(0.5).subarray(1) }),
+    ],
+    [
+      'too many values',
+      422,
+      'HEARTH_E_UPDATE_SHAPE',
+      (t) => updateBody({ token: t, dtype: DTYPE_FLOAT16, delta: new Float32Array(PARAMS + 1) }),
+    ],
+    [
+      'a wrong layout hash',
+      422,
+      'HEARTH_E_UPDATE_SHAPE',
+      (t) => updateBody({ token: t, layoutHash: LAYOUT_HASH ^ 1 }),
+    ],
+    [
+      'NaN',
+      422,
+      'HEARTH_E_UPDATE_NONFINITE',
+      (t) => updateBody({ token: t, delta: withValue(NaN) }),
+    ],
+    [
+      'Infinity',
+      422,
+      'HEARTH_E_UPDATE_NONFINITE',
+      (t) => updateBody({ token: t, delta: withValue(-Infinity) }),
+    ],
+    [
+      'float16 overflow',
+      422,
+      'HEARTH_E_UPDATE_NONFINITE',
+      (t) => updateBody({ token: t, dtype: DTYPE_FLOAT16, delta: withValue(1e6) }),
+    ],
+    [
+      'norm over S',
+      422,
+      'HEARTH_E_UPDATE_NORM',
+      (t) => updateBody({ token: t, delta: makeDelta(1.01) }),
+    ],
+    [
+      'norm 1000 x S',
+      422,
+      'HEARTH_E_UPDATE_NORM',
+      (t) => updateBody({ token: t, delta: makeDelta(1000) }),
+    ],
+    [
+      'an unknown version',
+      422,
+      'HEARTH_E_UPDATE_VERSION_UNKNOWN',
+      (t) => updateBody({ token: t, baseVersion: 5 }),
+    ],
+    [
+      'version 0',
+      422,
+      'HEARTH_E_UPDATE_VERSION_UNKNOWN',
+      (t) => updateBody({ token: t, baseVersion: 0 }),
+    ],
+    ['a forged token', 403, 'HEARTH_E_ROUND_TOKEN', () => updateBody({ token: 'ab'.repeat(16) })],
+    ['an all-zero token', 403, 'HEARTH_E_ROUND_TOKEN', () => updateBody({ token: '0'.repeat(32) })],
+    ['JSON', 415, 'HEARTH_E_CONTENT_TYPE', () => '{"delta":[1,2]}', 'application/json'],
+    ['text', 415, 'HEARTH_E_CONTENT_TYPE', () => 'hello', 'text/plain'],
+    [
+      'octet-stream',
+      415,
+      'HEARTH_E_CONTENT_TYPE',
+      (t) => updateBody({ token: t }),
+      'application/octet-stream',
+    ],
+  ];
+
+  it.each(cases)(
+    'rejects %s with %i %s and changes nothing',
+    async (_name, status, code, body, type) => {
+      const { token } = await joinRound(app);
+      const before = await store.counts();
+      const res = await postUpdate(app, body(token), type);
+      expect(res.statusCode).toBe(status);
+      expect(errorCode(res)).toBe(code);
+      expect(typeof res.json<ErrorReply>().error.message).toBe('string');
+      expect(await store.counts()).toEqual(before);
+      // The token was not spent by the rejected request: it still works.
+      expect((await postUpdate(app, updateBody({ token }))).statusCode).toBe(202);
+    },
+  );
+
+  it('rejects a request without a content type', async () => {
+    const res = await app.inject({ method: 'POST', url: '/v1/updates' });
+    expect([res.statusCode, errorCode(res)]).toEqual([415, 'HEARTH_E_CONTENT_TYPE']);
+  });
+
+  it('rejects a reused token', async () => {
+    const { token } = await joinRound(app);
+    expect((await postUpdate(app, updateBody({ token }))).statusCode).toBe(202);
+    const before = await store.counts();
+    const res = await postUpdate(app, updateBody({ token, delta: makeDelta(0.3, 1) }));
+    expect([res.statusCode, errorCode(res)]).toEqual([403, 'HEARTH_E_ROUND_TOKEN']);
+    expect(await store.counts()).toEqual(before);
+  });
+});
+
+function patch(body: Buffer, offset: number, value: number): Buffer {
+  const copy = Buffer.from(body);
+  copy[offset] = value;
+  return copy;
+}
+
+function withValue(value: number): Float32Array {
+  const delta = makeDelta(0.5);
+  delta[7] = value;
+  return delta;
+}

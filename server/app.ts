@@ -1,0 +1,141 @@
+/**
+ * The HTTP surface of the aggregation server, as a fastify instance (tests drive it with `inject()`,
+ * start.ts puts it on a socket). Routes:
+ *   GET  /healthz                     liveness and current version
+ *   GET  /v1/model                    current manifest (ETag "m<v>", revalidated every time)
+ *   GET  /v1/model/:version/weights   float32 weights of a version (ETag "w<v>", immutable)
+ *   POST /v1/rounds/join              one-time round token
+ *   POST /v1/updates                  a clipped model delta in the binary update format
+ */
+import { randomBytes } from 'node:crypto';
+import cors from '@fastify/cors';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { JoinReply } from '../protocol/api.js';
+import { HearthError } from '../protocol/errors.js';
+import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
+import { updateBodyLimit, type ServerConfig } from './config.js';
+import { toErrorReply } from './http-errors.js';
+import { ingestUpdate, maxParamsFor } from './ingest.js';
+import type { Store } from './store.js';
+import { manifestParamCount, servedManifest } from './versions.js';
+
+/** What buildApp needs. */
+export interface AppOptions {
+  readonly store: Store;
+  readonly config: ServerConfig;
+}
+
+/** Body limit of the small JSON routes; only /v1/updates takes a large body. */
+const JSON_BODY_LIMIT = 64 * 1024;
+
+/** True when an If-None-Match header names `etag` (or is `*`); weak tags compare equal (RFC 9110). */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+}
+
+/** Builds the server's fastify instance; the store must already hold a model version. */
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { store, config } = options;
+  const app = Fastify({
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    bodyLimit: JSON_BODY_LIMIT,
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body, internal } = toErrorReply(error);
+    if (internal) request.log.error({ err: error }, 'request failed');
+    void reply.code(status).header('cache-control', 'no-store').send(body);
+  });
+  app.setNotFoundHandler((request, _reply) => {
+    throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
+  });
+
+  // The SDK runs on third-party sites, so any origin may read the model and post updates; a later
+  // issue narrows this to per-site allow-lists through config.corsOrigins.
+  void app.register(cors, {
+    origin: config.corsOrigins === true ? true : [...config.corsOrigins],
+    methods: ['GET', 'HEAD', 'POST'],
+    allowedHeaders: ['Content-Type', 'If-None-Match'],
+    exposedHeaders: ['ETag'],
+    maxAge: 600,
+  });
+
+  // fastify rejects an empty body sent as application/json; `POST /v1/rounds/join` takes one happily.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else json(request, body.toString(), done);
+  });
+
+  app.get('/healthz', async () => ({ ok: true, version: await store.latestVersion() }));
+
+  app.get('/v1/model', async (request, reply) => {
+    const version = await store.latestVersion();
+    const manifest = version === undefined ? undefined : await store.getManifest(version);
+    if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
+    const etag = `"m${manifest.version}"`;
+    // no-cache: devices revalidate on every start and learn about a new version within one request.
+    void reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    return servedManifest(manifest, config);
+  });
+
+  // Versions never change, so the last weights served are worth keeping: every device of a round
+  // downloads the same ones.
+  let cached: { readonly version: number; readonly bytes: Uint8Array } | undefined;
+  app.get<{ Params: { version: string } }>('/v1/model/:version/weights', async (request, reply) => {
+    const param = request.params.version;
+    const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
+    const known = Number.isSafeInteger(version) && (await store.getManifest(version)) !== undefined;
+    if (!known) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+    const etag = `"w${version}"`;
+    void reply
+      .header('etag', etag)
+      .header('cache-control', 'public, max-age=31536000, immutable')
+      .type('application/octet-stream');
+    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    if (cached?.version !== version) {
+      const bytes = await store.getWeightBytes(version);
+      if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+      cached = { version, bytes };
+    }
+    return reply.send(
+      Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
+    );
+  });
+
+  app.post('/v1/rounds/join', async (_request, reply): Promise<JoinReply> => {
+    const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
+    const ticket = await store.joinRound(token);
+    void reply.header('cache-control', 'no-store');
+    return { token, version: ticket.version, round: ticket.round };
+  });
+
+  // The update route's body limit follows the model size, known only once the store is read.
+  void app.register(async (scope) => {
+    const version = await store.latestVersion();
+    const manifest = version === undefined ? undefined : await store.getManifest(version);
+    if (!manifest)
+      throw new Error('the store has no model version; seed it before building the app');
+    const bodyLimit = updateBodyLimit(manifestParamCount(manifest), config);
+    const maxParams = maxParamsFor(bodyLimit);
+    scope.addContentTypeParser(
+      UPDATE_CONTENT_TYPE,
+      { parseAs: 'buffer', bodyLimit },
+      (_request, body, done) => done(null, body),
+    );
+    scope.post('/v1/updates', { bodyLimit }, async (request, reply) => {
+      // Any other content type was parsed by another parser (JSON, text) or had no body at all.
+      if (!Buffer.isBuffer(request.body)) {
+        throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
+      }
+      const result = await ingestUpdate(request.body, { store, config, maxParams });
+      return reply.code(202).header('cache-control', 'no-store').send(result);
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,43 @@
+/**
+ * The `npm run server` command: parse flags, start, report where it listens, and shut down cleanly
+ * on SIGINT / SIGTERM (closing the socket first so no update is cut off mid-transaction).
+ */
+import { HearthError } from '../protocol/errors.js';
+import { parseArgs, USAGE } from './config.js';
+import { startServer } from './start.js';
+
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
+  const config = parseArgs(argv);
+  const server = await startServer(config);
+  console.log(
+    `Hearth server listening on ${server.url} (model version ${server.version}, db ${config.dbPath})`,
+  );
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    console.log(`${signal}: closing Hearth server`);
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof HearthError && error.code === 'HEARTH_E_CONFIG') {
+    console.error(`${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  console.error(error instanceof HearthError ? error.message : error);
+  process.exit(1);
+});

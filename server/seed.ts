@@ -1,0 +1,85 @@
+/**
+ * Importing the seed model (the output of `tools/train`) as version 1 when the database is empty.
+ * The seed is operator input, so it is validated as strictly as a downloaded manifest: parseManifest,
+ * the weights file's exact byte length, and finite values.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { allFinite } from '../protocol/clip.js';
+import { HearthError } from '../protocol/errors.js';
+import { decodeFloat16 } from '../protocol/float16.js';
+import { parseManifest } from '../protocol/manifest.js';
+import type { ServerConfig } from './config.js';
+import type { Store, StoredVersion } from './store.js';
+import { federationParams, versionManifest } from './versions.js';
+
+/** Name of the manifest file in a model directory. */
+export const SEED_MANIFEST_FILE = 'manifest.json';
+
+function invalid(detail: string): never {
+  throw new HearthError('HEARTH_E_MODEL_INVALID', detail);
+}
+
+/**
+ * Reads and validates a model directory, returning it as version 1 with float32 weights. The seed's
+ * own federation parameters are replaced by the config's: the server, not the training run, decides S
+ * and m.
+ */
+export async function loadSeedModel(dir: string, config: ServerConfig): Promise<StoredVersion> {
+  const manifestPath = resolve(dir, SEED_MANIFEST_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(manifestPath, 'utf8'));
+  } catch (error) {
+    invalid(`cannot read ${manifestPath}: ${(error as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    invalid(`${manifestPath} is not a JSON object`);
+  }
+  const seed = parseManifest({ ...raw, federation: federationParams(config) });
+  // Only a file next to the manifest: a seed is loaded from disk, never fetched.
+  if (/^[a-z][a-z0-9+.-]*:/i.test(seed.weights.url)) {
+    invalid(`weights.url must be a relative path, got ${seed.weights.url}`);
+  }
+  const weightsPath = resolve(dir, seed.weights.url);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(weightsPath);
+  } catch (error) {
+    return invalid(`cannot read ${weightsPath}: ${(error as Error).message}`);
+  }
+  if (bytes.byteLength !== seed.weights.byteLength) {
+    invalid(
+      `${weightsPath} has ${bytes.byteLength} bytes, manifest says ${seed.weights.byteLength}`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let weights: Float32Array;
+  if (seed.weights.dtype === 'float16') {
+    const half = new Uint16Array(bytes.byteLength / 2);
+    for (let i = 0; i < half.length; i++) half[i] = view.getUint16(2 * i, true);
+    weights = decodeFloat16(half);
+  } else {
+    weights = new Float32Array(bytes.byteLength / 4);
+    for (let i = 0; i < weights.length; i++) weights[i] = view.getFloat32(4 * i, true);
+  }
+  if (!allFinite(weights)) invalid(`${weightsPath} contains NaN or Infinity`);
+  return { manifest: versionManifest(seed, 1, new Date().toISOString()), weights };
+}
+
+/**
+ * Makes sure the store has a model: seeds it from `config.modelDir` when empty. Returns the current
+ * version. Throws HEARTH_E_CONFIG when the store is empty and no model directory was given.
+ */
+export async function seedIfEmpty(store: Store, config: ServerConfig): Promise<number> {
+  const existing = await store.latestVersion();
+  if (existing !== undefined) return existing;
+  if (config.modelDir === undefined) {
+    throw new HearthError(
+      'HEARTH_E_CONFIG',
+      `the database ${config.dbPath} has no model version yet; pass --model <dir> to seed it`,
+    );
+  }
+  await store.seed(await loadSeedModel(config.modelDir, config));
+  return (await store.latestVersion())!;
+}

@@ -1,0 +1,91 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HearthError } from '../protocol/errors.js';
+import { resolveConfig } from './config.js';
+import { roundPolicy } from './ingest.js';
+import { loadSeedModel } from './seed.js';
+import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.js';
+import { makeDelta, writeSeedDir } from './test-helpers.js';
+
+let dir: string;
+let store: SqliteStore;
+const config = resolveConfig({ minCohort: 2 });
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hearth-store-'));
+  store = new SqliteStore(join(dir, 'h.db'));
+  const seed = await writeSeedDir();
+  await store.seed(await loadSeedModel(seed.dir, config));
+  await seed.cleanup();
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const submission = (token: string, salt: number) => ({
+  token,
+  baseVersion: 1,
+  examples: 3,
+  norm: 0.5,
+  delta: makeDelta(0.5, salt),
+});
+
+describe('SqliteStore', () => {
+  it('uses WAL and records its schema version', () => {
+    const other = new Database(join(dir, 'h.db'), { readonly: true });
+    try {
+      expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(other.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('rolls the whole update back when aggregation fails, so the round can still close once', async () => {
+    await store.joinRound('a'.repeat(32));
+    await store.joinRound('b'.repeat(32));
+    await store.submitUpdate(submission('a'.repeat(32), 1), roundPolicy(config));
+    const before = await store.counts();
+    const failing = {
+      minCohort: 2,
+      aggregate: (_global: Float32Array, updates: Iterable<unknown>) => {
+        // Read one row and stop without closing the iterator: the store must close its cursor.
+        updates[Symbol.iterator]().next();
+        throw new Error('crash in the middle of aggregation');
+      },
+    };
+    await expect(store.submitUpdate(submission('b'.repeat(32), 2), failing)).rejects.toThrow(
+      /crash/,
+    );
+    expect(await store.counts()).toEqual(before);
+    const outcome = await store.submitUpdate(submission('b'.repeat(32), 2), roundPolicy(config));
+    expect(outcome).toEqual({ round: 1, received: 2, version: 2, published: true });
+    expect(await store.counts()).toMatchObject({ versions: 2, updates: 2, usedTokens: 2 });
+  });
+
+  it('refuses a token twice and a stale base version inside the transaction', async () => {
+    await store.joinRound('c'.repeat(32));
+    await store.submitUpdate(submission('c'.repeat(32), 1), roundPolicy(config));
+    const reuse = store.submitUpdate(submission('c'.repeat(32), 2), roundPolicy(config));
+    await expect(reuse).rejects.toMatchObject({ code: 'HEARTH_E_ROUND_TOKEN' });
+    const stale = store.submitUpdate(
+      { ...submission('c'.repeat(32), 2), baseVersion: 0 },
+      roundPolicy(config),
+    );
+    await expect(stale).rejects.toBeInstanceOf(HearthError);
+    await expect(stale).rejects.toMatchObject({ code: 'HEARTH_E_UPDATE_STALE' });
+  });
+
+  it('refuses a database from a newer server', async () => {
+    await store.close();
+    const raw = new Database(join(dir, 'h.db'));
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    expect(() => new SqliteStore(join(dir, 'h.db'))).toThrow(/newer than this server/);
+    store = new SqliteStore(':memory:');
+  });
+});

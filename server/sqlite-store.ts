@@ -1,0 +1,280 @@
+/**
+ * The default Store: one SQLite file through better-sqlite3. WAL lets readers (model downloads) run
+ * beside the writer; `synchronous = FULL` makes every commit reach the disk before it returns, because
+ * a 2xx for an update promises the update is durable. Each Store method is one IMMEDIATE transaction,
+ * so a round aggregates exactly once even if the process dies mid-way (the commit is all or nothing).
+ */
+import Database from 'better-sqlite3';
+import { HearthError } from '../protocol/errors.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
+import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import type {
+  RoundPolicy,
+  RoundTicket,
+  Store,
+  StoreCounts,
+  StoredVersion,
+  SubmitOutcome,
+  UpdateSubmission,
+} from './store.js';
+import { versionManifest } from './versions.js';
+
+/** Bumped with every schema change; a newer database than the code knows is refused. */
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS versions (
+  version INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  weights BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rounds (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  base_version INTEGER NOT NULL REFERENCES versions(version),
+  status TEXT NOT NULL CHECK (status IN ('collecting', 'published')),
+  published_version INTEGER REFERENCES versions(version)
+);
+-- At most one round collects at a time.
+CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
+CREATE TABLE IF NOT EXISTS tokens (
+  token TEXT PRIMARY KEY,
+  round INTEGER NOT NULL REFERENCES rounds(id),
+  issued_at TEXT NOT NULL,
+  used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS updates (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  round INTEGER NOT NULL REFERENCES rounds(id),
+  token TEXT NOT NULL UNIQUE REFERENCES tokens(token),
+  examples INTEGER NOT NULL,
+  norm REAL NOT NULL,
+  delta BLOB NOT NULL,
+  received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+`;
+
+interface TokenRow {
+  round: number;
+  used_at: string | null;
+  status: string;
+  base_version: number;
+}
+
+/** Store on a SQLite file (or ':memory:'). */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
+  constructor(path: string) {
+    assertLittleEndian();
+    this.db = new Database(path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      // Another process (a second instance, a backup) may hold the lock briefly.
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`database schema ${current} is newer than this server (${SCHEMA_VERSION})`);
+    }
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+  }
+
+  private latest(): number | undefined {
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM versions').get() as {
+      v: number | null;
+    };
+    return row.v ?? undefined;
+  }
+
+  private manifestOf(version: number): ModelManifest | undefined {
+    const row = this.db.prepare('SELECT manifest FROM versions WHERE version = ?').get(version) as
+      { manifest: string } | undefined;
+    return row ? (JSON.parse(row.manifest) as ModelManifest) : undefined;
+  }
+
+  private weightsOf(version: number): Uint8Array | undefined {
+    const row = this.db.prepare('SELECT weights FROM versions WHERE version = ?').get(version) as
+      { weights: Buffer } | undefined;
+    return row?.weights;
+  }
+
+  private insertVersion(manifest: ModelManifest, weights: Float32Array): void {
+    this.db
+      .prepare('INSERT INTO versions (version, created_at, manifest, weights) VALUES (?, ?, ?, ?)')
+      .run(manifest.version, manifest.createdAt, JSON.stringify(manifest), float32ToBytes(weights));
+  }
+
+  /** @inheritdoc */
+  async latestVersion(): Promise<number | undefined> {
+    return this.latest();
+  }
+
+  /** @inheritdoc */
+  async getManifest(version: number): Promise<ModelManifest | undefined> {
+    return this.manifestOf(version);
+  }
+
+  /** @inheritdoc */
+  async getWeightBytes(version: number): Promise<Uint8Array | undefined> {
+    return this.weightsOf(version);
+  }
+
+  /** @inheritdoc */
+  async seed(version: StoredVersion): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        if (this.latest() !== undefined) return false;
+        this.insertVersion(version.manifest, version.weights);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** @inheritdoc */
+  async joinRound(token: string): Promise<RoundTicket> {
+    return this.db
+      .transaction((): RoundTicket => {
+        const current = this.latest();
+        if (current === undefined) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
+        let round = this.db
+          .prepare("SELECT id, base_version FROM rounds WHERE status = 'collecting'")
+          .get() as { id: number; base_version: number } | undefined;
+        if (round && round.base_version !== current) {
+          // Versions only appear by publishing the collecting round, so this means a corrupt database.
+          throw new HearthError(
+            'HEARTH_E_INTERNAL',
+            `collecting round ${round.id} is not on v${current}`,
+          );
+        }
+        if (!round) {
+          const info = this.db
+            .prepare("INSERT INTO rounds (base_version, status) VALUES (?, 'collecting')")
+            .run(current);
+          round = { id: Number(info.lastInsertRowid), base_version: current };
+        }
+        this.db
+          .prepare('INSERT INTO tokens (token, round, issued_at) VALUES (?, ?, ?)')
+          .run(token, round.id, new Date().toISOString());
+        return { round: round.id, version: current };
+      })
+      .immediate();
+  }
+
+  /** @inheritdoc */
+  async submitUpdate(update: UpdateSubmission, policy: RoundPolicy): Promise<SubmitOutcome> {
+    return this.db
+      .transaction((): SubmitOutcome => this.submitInTransaction(update, policy))
+      .immediate();
+  }
+
+  private submitInTransaction(update: UpdateSubmission, policy: RoundPolicy): SubmitOutcome {
+    const current = this.latest();
+    // Re-checked here: another request may have closed the round since the caller looked.
+    if (current === undefined || update.baseVersion !== current) {
+      throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
+    }
+    const token = this.db
+      .prepare(
+        `SELECT t.round, t.used_at, r.status, r.base_version
+         FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = ?`,
+      )
+      .get(update.token) as TokenRow | undefined;
+    if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
+    if (token.used_at !== null) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
+    if (token.status !== 'collecting' || token.base_version !== current) {
+      throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
+    }
+    const now = new Date().toISOString();
+    this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
+    this.db
+      .prepare(
+        `INSERT INTO updates (round, token, examples, norm, delta, received_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        token.round,
+        update.token,
+        update.examples,
+        update.norm,
+        float32ToBytes(update.delta),
+        now,
+      );
+    const { n: received } = this.db
+      .prepare('SELECT COUNT(*) AS n FROM updates WHERE round = ?')
+      .get(token.round) as { n: number };
+    if (received < policy.minCohort) {
+      return { round: token.round, received, version: current, published: false };
+    }
+    const next = current + 1;
+    this.publish(token.round, current, next, now, policy);
+    return { round: token.round, received, version: next, published: true };
+  }
+
+  private publish(
+    round: number,
+    current: number,
+    next: number,
+    now: string,
+    policy: RoundPolicy,
+  ): void {
+    const base = this.manifestOf(current)!;
+    const global = bytesToFloat32(this.weightsOf(current)!);
+    // Streamed from a cursor: the round's deltas are never all in memory at once. The cursor is opened
+    // only when the aggregator starts reading, and always closed after it: an open cursor keeps the
+    // connection busy, and then not even the rollback of a failed aggregation could run.
+    const statement = this.db.prepare(
+      'SELECT examples, delta FROM updates WHERE round = ? ORDER BY id',
+    );
+    let cursor: IterableIterator<{ examples: number; delta: Buffer }> | undefined;
+    const updates: Iterable<AggregateUpdate> = {
+      *[Symbol.iterator]() {
+        cursor = statement.iterate(round) as IterableIterator<{ examples: number; delta: Buffer }>;
+        for (const row of cursor)
+          yield { examples: row.examples, delta: bytesToFloat32(row.delta) };
+      },
+    };
+    let weights: Float32Array;
+    try {
+      weights = policy.aggregate(global, updates);
+    } finally {
+      cursor?.return?.();
+    }
+    this.insertVersion(versionManifest(base, next, now), weights);
+    this.db
+      .prepare("UPDATE rounds SET status = 'published', published_version = ? WHERE id = ?")
+      .run(next, round);
+  }
+
+  /** @inheritdoc */
+  async counts(): Promise<StoreCounts> {
+    const count = (sql: string): number => (this.db.prepare(sql).get() as { n: number }).n;
+    return {
+      versions: count('SELECT COUNT(*) AS n FROM versions'),
+      rounds: count('SELECT COUNT(*) AS n FROM rounds'),
+      tokens: count('SELECT COUNT(*) AS n FROM tokens'),
+      usedTokens: count('SELECT COUNT(*) AS n FROM tokens WHERE used_at IS NOT NULL'),
+      updates: count('SELECT COUNT(*) AS n FROM updates'),
+    };
+  }
+
+  /** @inheritdoc */
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,88 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { JoinReply, UpdateReply } from '../protocol/api.js';
+import { UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
+import { resolveConfig, type ServerConfig } from './config.js';
+import { bytesToFloat32 } from './float32-bytes.js';
+import { startServer } from './start.js';
+import { makeDelta, seedWeights, updateBody, writeSeedDir } from './test-helpers.js';
+
+let dir: string;
+let cleanupSeed: () => Promise<void>;
+let config: ServerConfig;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hearth-db-'));
+  const seed = await writeSeedDir();
+  cleanupSeed = seed.cleanup;
+  config = resolveConfig({ port: 0, dbPath: join(dir, 'nested', 'hearth.db'), modelDir: seed.dir });
+});
+afterEach(async () => {
+  await cleanupSeed();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function postOne(url: string, salt: number): Promise<UpdateReply> {
+  const ticket = (await (
+    await fetch(`${url}/v1/rounds/join`, { method: 'POST' })
+  ).json()) as JoinReply;
+  const res = await fetch(`${url}/v1/updates`, {
+    method: 'POST',
+    headers: { 'content-type': UPDATE_CONTENT_TYPE },
+    body: new Uint8Array(
+      updateBody({ token: ticket.token, baseVersion: ticket.version, delta: makeDelta(0.4, salt) }),
+    ),
+  });
+  expect(res.status).toBe(202);
+  return (await res.json()) as UpdateReply;
+}
+
+describe('startServer on a real socket and SQLite file', () => {
+  it('serves, takes updates, and keeps them across a restart', async () => {
+    const first = await startServer({ ...config, minCohort: 2 });
+    try {
+      expect(first.port).toBeGreaterThan(0);
+      expect(first.url).toBe(`http://127.0.0.1:${first.port}`);
+      const manifestRes = await fetch(`${first.url}/v1/model`);
+      expect(manifestRes.headers.get('etag')).toBe('"m1"');
+      const manifest = (await manifestRes.json()) as { version: number; weights: { url: string } };
+      const weightsRes = await fetch(new URL(manifest.weights.url, `${first.url}/v1/model`));
+      expect(weightsRes.headers.get('content-type')).toBe('application/octet-stream');
+      const weights = bytesToFloat32(new Uint8Array(await weightsRes.arrayBuffer()));
+      expect(Array.from(weights)).toEqual(Array.from(seedWeights()));
+      expect(await postOne(first.url, 1)).toEqual({
+        accepted: true,
+        round: 1,
+        received: 1,
+        version: 1,
+      });
+    } finally {
+      await first.close();
+    }
+
+    // No seed directory needed once the database has a version.
+    const second = await startServer({ ...config, minCohort: 2, modelDir: undefined });
+    try {
+      expect(await second.store.counts()).toMatchObject({ versions: 1, updates: 1, usedTokens: 1 });
+      expect(await postOne(second.url, 2)).toMatchObject({ round: 1, received: 2, version: 2 });
+    } finally {
+      await second.close();
+    }
+
+    const third = await startServer({ ...config, modelDir: undefined });
+    try {
+      expect(third.version).toBe(2);
+      const manifest = (await (await fetch(`${third.url}/v1/model`)).json()) as { version: number };
+      expect(manifest.version).toBe(2);
+      expect((await fetch(`${third.url}/v1/model/2/weights`)).status).toBe(200);
+    } finally {
+      await third.close();
+    }
+  });
+
+  it('refuses to start on an empty database without a model directory', async () => {
+    await expect(startServer({ ...config, modelDir: undefined })).rejects.toThrow(/--model/);
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * Starting a server from a config: open the store, seed it if empty, listen. Used by the CLI
+ * (main.ts), by tools that run a local server, and by the real-socket tests.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { seedIfEmpty } from './seed.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { Store } from './store.js';
+
+/** A listening server. */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8787`. */
+  readonly url: string;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Current model version at start. */
+  readonly version: number;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  /** Stops listening, waits for in-flight requests, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** Opens the SQLite store at `config.dbPath`, seeds it if needed, and listens on host:port. */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true });
+  const store = new SqliteStore(config.dbPath);
+  let app: FastifyInstance | undefined;
+  try {
+    const version = await seedIfEmpty(store, config);
+    app = buildApp({ store, config });
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const started = app;
+    return {
+      url: `http://${host}:${port}`,
+      port,
+      version,
+      app: started,
+      store,
+      async close() {
+        await started.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await app?.close();
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * What the server needs from storage, as units of work that are each atomic. Methods are async and
+ * coarse on purpose: the SQLite store does each in one local transaction; a PostgreSQL store (several
+ * server instances sharing rounds) can do the same with row locks, behind this same interface.
+ */
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
+
+/** A model version as the store holds it: its manifest and float32 weights. */
+export interface StoredVersion {
+  readonly manifest: ModelManifest;
+  readonly weights: Float32Array;
+}
+
+/** A round a device has joined. */
+export interface RoundTicket {
+  readonly round: number;
+  /** The round's base version, i.e. the current global version when it was joined. */
+  readonly version: number;
+}
+
+/** A validated update, ready to store. */
+export interface UpdateSubmission {
+  /** The round token, hex. */
+  readonly token: string;
+  readonly baseVersion: number;
+  /** Example count, already clamped to [1, maxExamples]. */
+  readonly examples: number;
+  /** L2 norm of `delta` as received (before the aggregator re-clips it). */
+  readonly norm: number;
+  readonly delta: Float32Array;
+}
+
+/** How a round closes: the cohort size it needs and the (pure) aggregation to run. */
+export interface RoundPolicy {
+  readonly minCohort: number;
+  /** New global weights from the current ones and the round's updates (iterated once). */
+  readonly aggregate: (global: Float32Array, updates: Iterable<AggregateUpdate>) => Float32Array;
+}
+
+/** What storing an update did. */
+export interface SubmitOutcome {
+  readonly round: number;
+  /** Updates in the round, this one included. */
+  readonly received: number;
+  /** Current global version afterwards (base + 1 when this update closed the round). */
+  readonly version: number;
+  readonly published: boolean;
+}
+
+/** Row counts, for tests, the dashboard and metrics. */
+export interface StoreCounts {
+  readonly versions: number;
+  readonly rounds: number;
+  readonly tokens: number;
+  readonly usedTokens: number;
+  readonly updates: number;
+}
+
+/** The storage the server runs on. */
+export interface Store {
+  /** Newest version number, or undefined while nothing is seeded. */
+  latestVersion(): Promise<number | undefined>;
+  /** A version's stored manifest, or undefined if there is no such version. */
+  getManifest(version: number): Promise<ModelManifest | undefined>;
+  /** A version's float32 little-endian weight bytes, or undefined if there is no such version. */
+  getWeightBytes(version: number): Promise<Uint8Array | undefined>;
+  /** Stores the seed as version 1 if the store is empty; returns false (no change) otherwise. */
+  seed(version: StoredVersion): Promise<boolean>;
+  /** Issues `token` (hex) for the collecting round of the current version, opening it if needed. */
+  joinRound(token: string): Promise<RoundTicket>;
+  /**
+   * Atomically: checks the base version is still current (else HEARTH_E_UPDATE_STALE) and the token
+   * is known, unused and of the collecting round (else HEARTH_E_ROUND_TOKEN); marks the token used;
+   * stores the update; and when the round reaches `policy.minCohort`, aggregates it into version + 1
+   * and marks it published. Either all of that is durable when it resolves, or none of it happened.
+   */
+  submitUpdate(update: UpdateSubmission, policy: RoundPolicy): Promise<SubmitOutcome>;
+  counts(): Promise<StoreCounts>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,146 @@
+/**
+ * Shared fixtures of the server tests (not a test file itself): a tiny model written to a temp dir,
+ * an app on an in-memory store seeded from it, and update bodies built with the protocol encoder.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { JoinReply } from '../protocol/api.js';
+import { encodeFloat16 } from '../protocol/float16.js';
+import {
+  layoutHash,
+  parameterCount,
+  tensorLayout,
+  type ModelDims,
+  type ModelManifest,
+} from '../protocol/manifest.js';
+import {
+  DTYPE_FLOAT32,
+  encodeUpdate,
+  tokenFromHex,
+  UPDATE_CONTENT_TYPE,
+  type UpdateDtype,
+} from '../protocol/update-format.js';
+import { buildApp } from './app.js';
+import { resolveConfig, type ServerConfig } from './config.js';
+import { seedIfEmpty } from './seed.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { Store } from './store.js';
+
+/** Dims of the test model: 64 parameters. */
+export const DIMS: ModelDims = { items: 6, embedding: 2, hidden: 2, maxSessionLength: 5 };
+export const LAYOUT = tensorLayout(DIMS);
+export const PARAMS = parameterCount(LAYOUT);
+export const LAYOUT_HASH = layoutHash(LAYOUT);
+
+/** Deterministic seed weights: a fixed, non-trivial pattern. */
+export function seedWeights(): Float32Array {
+  return Float32Array.from({ length: PARAMS }, (_, i) => Math.sin(i + 1) * 0.5);
+}
+
+/** A deterministic delta of exactly `norm` (in float64 terms), varied by `salt`. */
+export function makeDelta(norm: number, salt = 0): Float32Array {
+  const raw = Array.from({ length: PARAMS }, (_, i) => Math.cos(i * 1.7 + salt * 3.1) + 0.1 * salt);
+  const n = Math.sqrt(raw.reduce((s, v) => s + v * v, 0));
+  return Float32Array.from(raw, (v) => (v / n) * norm);
+}
+
+/** Writes a seed model dir (manifest.json + weights) and returns it with a cleanup. */
+export async function writeSeedDir(
+  dtype: 'float32' | 'float16' = 'float32',
+  weights: Float32Array = seedWeights(),
+): Promise<{ dir: string; manifest: ModelManifest; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hearth-seed-'));
+  const bytes =
+    dtype === 'float16'
+      ? new Uint8Array(encodeFloat16(weights).buffer)
+      : new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
+  const manifest: ModelManifest = {
+    format: 'hearth-model/1',
+    version: 7,
+    createdAt: '2024-01-01T00:00:00.000Z',
+    dims: DIMS,
+    tensors: LAYOUT,
+    layoutHash: LAYOUT_HASH,
+    weights: { url: 'weights.bin', dtype, byteLength: bytes.byteLength },
+    itemIds: ['', 'a', 'b', 'c', 'd', 'e'],
+    popular: [3, 1, 2],
+    // Deliberately different from the server config: the server's values must win.
+    federation: { clipNorm: 99, minCohort: 99, maxExamples: 99 },
+    training: { run: 'test' },
+  };
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await writeFile(join(dir, 'weights.bin'), bytes);
+  return { dir, manifest, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** An app on a fresh in-memory store seeded with the test model. */
+export async function makeApp(overrides: Partial<ServerConfig> = {}): Promise<{
+  app: FastifyInstance;
+  store: Store;
+  config: ServerConfig;
+  close: () => Promise<void>;
+}> {
+  const seed = await writeSeedDir();
+  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
+  const store = new SqliteStore(config.dbPath);
+  await seedIfEmpty(store, config);
+  const app = buildApp({ store, config });
+  await app.ready();
+  return {
+    app,
+    store,
+    config,
+    close: async () => {
+      await app.close();
+      await store.close();
+      await seed.cleanup();
+    },
+  };
+}
+
+/** Joins a round through the API. */
+export async function joinRound(app: FastifyInstance): Promise<JoinReply> {
+  const res = await app.inject({ method: 'POST', url: '/v1/rounds/join' });
+  if (res.statusCode !== 200) throw new Error(`join failed: ${res.statusCode} ${res.body}`);
+  return res.json<JoinReply>();
+}
+
+/** Fields of an update body, with test defaults for all but the token. */
+export interface BodyOptions {
+  token: string;
+  delta?: Float32Array;
+  baseVersion?: number;
+  examples?: number;
+  dtype?: UpdateDtype;
+  layoutHash?: number;
+}
+
+/** An encoded update body. */
+export function updateBody(options: BodyOptions): Buffer {
+  const bytes = encodeUpdate({
+    dtype: options.dtype ?? DTYPE_FLOAT32,
+    baseVersion: options.baseVersion ?? 1,
+    layoutHash: options.layoutHash ?? LAYOUT_HASH,
+    examples: options.examples ?? 10,
+    clipNorm: 1,
+    roundToken: tokenFromHex(options.token),
+    delta: options.delta ?? makeDelta(0.5),
+  });
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Posts a body to /v1/updates. */
+export function postUpdate(
+  app: FastifyInstance,
+  body: Buffer | string,
+  contentType: string | undefined = UPDATE_CONTENT_TYPE,
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method: 'POST',
+    url: '/v1/updates',
+    headers: contentType === undefined ? {} : { 'content-type': contentType },
+    payload: body,
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * How a stored model version becomes the manifest devices see. Versions are stored as float32 with a
+ * manifest whose weights URL points back at this server; the federation parameters are filled in from
+ * the running config when served, so an operator can change S or m without rewriting old versions.
+ */
+import { parameterCount, type FederationParams, type ModelManifest } from '../protocol/manifest.js';
+import type { ServerConfig } from './config.js';
+
+/** Path of a version's weights on this server (absolute path, so it resolves against any base). */
+export function weightsPath(version: number): string {
+  return `/v1/model/${version}/weights`;
+}
+
+/** Number of scalars in a manifest's tensors. */
+export function manifestParamCount(manifest: ModelManifest): number {
+  return parameterCount(manifest.tensors);
+}
+
+/**
+ * The stored manifest of `version`, derived from a previous (or seed) manifest: same dims, layout,
+ * items and popularity; new version, timestamp, and float32 weights served by this server.
+ */
+export function versionManifest(
+  template: ModelManifest,
+  version: number,
+  createdAt: string,
+): ModelManifest {
+  // Field by field rather than a spread: unknown fields of a seed file are not passed on to devices.
+  return {
+    format: template.format,
+    version,
+    createdAt,
+    dims: template.dims,
+    tensors: template.tensors,
+    layoutHash: template.layoutHash,
+    weights: {
+      url: weightsPath(version),
+      dtype: 'float32',
+      byteLength: manifestParamCount(template) * 4,
+    },
+    itemIds: template.itemIds,
+    popular: template.popular,
+    federation: template.federation,
+    ...(template.training === undefined ? {} : { training: template.training }),
+  };
+}
+
+/** The federation parameters devices must follow, from the running config. */
+export function federationParams(config: ServerConfig): FederationParams {
+  return {
+    clipNorm: config.clipNorm,
+    minCohort: config.minCohort,
+    maxExamples: config.maxExamples,
+  };
+}
+
+/** The manifest as served at `GET /v1/model`. */
+export function servedManifest(stored: ModelManifest, config: ServerConfig): ModelManifest {
+  return { ...stored, federation: federationParams(config) };
+}
