@@ -108,11 +108,12 @@ describe('routes', () => {
 describe('ETag and 304', () => {
   it('revalidates the manifest', async () => {
     const first = await app.inject({ method: 'GET', url: '/v1/model' });
-    expect(first.headers.etag).toBe('"m1"');
+    const etag = String(first.headers.etag);
+    expect(etag).toMatch(/^"m1-[0-9a-z]+"$/);
     const again = await app.inject({
       method: 'GET',
       url: '/v1/model',
-      headers: { 'if-none-match': '"m1"' },
+      headers: { 'if-none-match': etag },
     });
     expect(again.statusCode).toBe(304);
     expect(again.body).toBe('');
@@ -122,6 +123,22 @@ describe('ETag and 304', () => {
       headers: { 'if-none-match': '"m0", W/"w1"' },
     });
     expect(other.statusCode).toBe(200);
+  });
+
+  it('changes the manifest tag when the federation settings change', async () => {
+    const before = String((await app.inject({ method: 'GET', url: '/v1/model' })).headers.etag);
+    const other = await makeApp({ clipNorm: config.clipNorm * 2 });
+    try {
+      const res = await other.app.inject({
+        method: 'GET',
+        url: '/v1/model',
+        headers: { 'if-none-match': before },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers.etag).not.toBe(before);
+    } finally {
+      await other.close();
+    }
   });
 
   it('serves immutable weights with an ETag', async () => {

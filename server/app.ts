@@ -2,7 +2,7 @@
  * The HTTP surface of the aggregation server, as a fastify instance (tests drive it with `inject()`,
  * start.ts puts it on a socket). Routes:
  *   GET  /healthz                     liveness and current version
- *   GET  /v1/model                    current manifest (ETag "m<v>", revalidated every time)
+ *   GET  /v1/model                    current manifest (ETag "m<v>-<settings>", revalidated)
  *   GET  /v1/model/:version/weights   float32 weights of a version (ETag "w<v>", immutable)
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
@@ -12,6 +12,7 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { JoinReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
+import { fnv1a32 } from '../protocol/hash.js';
 import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { updateBodyLimit, type ServerConfig } from './config.js';
 import { toErrorReply } from './http-errors.js';
@@ -76,11 +77,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const version = await store.latestVersion();
     const manifest = version === undefined ? undefined : await store.getManifest(version);
     if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
-    const etag = `"m${manifest.version}"`;
+    const served = servedManifest(manifest, config);
+    // The federation settings come from the config, not the stored version, so they are part of the
+    // tag: an operator who changes the clip bound must not leave devices on a cached old value.
+    const etag = `"m${served.version}-${fnv1a32(JSON.stringify(served.federation)).toString(36)}"`;
     // no-cache: devices revalidate on every start and learn about a new version within one request.
     void reply.header('etag', etag).header('cache-control', 'no-cache');
     if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    return servedManifest(manifest, config);
+    return served;
   });
 
   // Versions never change, so the last weights served are worth keeping: every device of a round
