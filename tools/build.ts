@@ -20,6 +20,7 @@ function library(entry: string, format: 'iife' | 'es', fileName: string): Inline
     configFile: false,
     root,
     logLevel: 'warn',
+    publicDir: false,
     define: { __DEV__: 'false' },
     build: {
       outDir: sdkOut,
@@ -32,7 +33,8 @@ function library(entry: string, format: 'iife' | 'es', fileName: string): Inline
         name: 'hearthSdk',
         fileName: () => fileName,
       },
-      rollupOptions: { output: { inlineDynamicImports: true } },
+      // One file per bundle: a site hosts (or a CDN serves) exactly hearth.js and hearth-worker.js.
+      rolldownOptions: { output: { codeSplitting: false } },
     },
   };
 }

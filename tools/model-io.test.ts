@@ -1,0 +1,63 @@
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseManifest } from '../protocol/manifest.js';
+import { SessionModel } from '../worker/model/session-model.js';
+import { exportModel, loadModel } from './model-io.js';
+import { initNodeBackend } from './tf-node.js';
+
+const dims = { items: 6, embedding: 3, hidden: 2, maxSessionLength: 5 };
+const itemIds = ['', 'a', 'b', 'c', 'd', 'e'];
+
+beforeAll(async () => {
+  await initNodeBackend('cpu');
+});
+
+describe('model directory', () => {
+  it('round-trips exportModel -> loadModel through parseManifest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-model-'));
+    const model = SessionModel.random(dims, 5);
+    const result = await exportModel(dir, model, {
+      itemIds,
+      popular: [1, 2, 3],
+      version: 1,
+      training: { dataset: 'unit', hr20: 0.5 },
+    });
+    const manifest = parseManifest(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+    expect(manifest.format).toBe('hearth-model/1');
+    expect(manifest.weights).toEqual({
+      url: 'weights.bin',
+      dtype: 'float32',
+      byteLength: result.weightsBytes,
+    });
+    expect(manifest.federation).toEqual({ clipNorm: 1, minCohort: 3, maxExamples: 1000 });
+    expect((await stat(join(dir, 'weights.f16.bin'))).size).toBe(result.weightsBytes / 2);
+
+    const loaded = await loadModel(dir);
+    expect(loaded.manifest).toEqual(manifest);
+    expect(Array.from(loaded.model.toFlat())).toEqual(Array.from(model.toFlat()));
+    model.dispose();
+    loaded.model.dispose();
+  });
+
+  it('rejects weights whose size does not match the manifest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-model-'));
+    const model = SessionModel.random(dims, 5);
+    await exportModel(dir, model, { itemIds, popular: [1], version: 1 });
+    model.dispose();
+    await writeFile(join(dir, 'weights.bin'), new Uint8Array(8));
+    await expect(loadModel(dir)).rejects.toMatchObject({ code: 'HEARTH_E_MODEL_INVALID' });
+  });
+
+  it('refuses to export a manifest that would not validate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-model-'));
+    const model = SessionModel.random(dims, 5);
+    await expect(
+      exportModel(dir, model, { itemIds: ['x'], popular: [], version: 1 }),
+    ).rejects.toMatchObject({
+      code: 'HEARTH_E_MODEL_INVALID',
+    });
+    model.dispose();
+  });
+});

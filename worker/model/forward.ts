@@ -1,0 +1,83 @@
+/**
+ * The forward pass, shared by training and inference: item embedding -> LSTM -> projection -> scores
+ * against the same (tied) item table. Functions here create tensors freely; callers wrap them in
+ * `tf.tidy` (inference) or an optimiser's `minimize` (training).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from './gather-rows.js';
+import { matMul2d } from './mat-mul.js';
+
+/** The model tensors, named as in the manifest. */
+export interface ModelParams {
+  readonly itemEmbedding: tf.Tensor2D; // [N, d]
+  readonly itemBias: tf.Tensor1D; // [N]
+  readonly lstmKernel: tf.Tensor2D; // [d, 4h]
+  readonly lstmRecurrent: tf.Tensor2D; // [h, 4h]
+  readonly lstmBias: tf.Tensor1D; // [4h]
+  readonly projectionKernel: tf.Tensor2D; // [h, d]
+  readonly projectionBias: tf.Tensor1D; // [d]
+}
+
+/**
+ * Runs the LSTM over a time-major batch and returns every hidden state, flattened to [T*B, h] with row
+ * t*B + b holding session b after step t.
+ *
+ * `inputs` holds T*B item indices, time-major (index 0 = padding). Sessions are right-padded, so padded
+ * steps come after a session's real items and never change its real hidden states: no masking needed,
+ * callers simply pick the rows they want.
+ *
+ * The input half of the gate pre-activation, x_t . W + b, does not depend on the recurrence, so it is
+ * computed for all steps in one large matmul (as cuDNN does); each step then does one fused recurrent
+ * matmul h_{t-1} . U for all four gates and slices it, instead of four small ones.
+ */
+export function lstmStates(
+  p: ModelParams,
+  inputs: tf.Tensor1D,
+  steps: number,
+  batch: number,
+): tf.Tensor2D {
+  const hidden = p.lstmRecurrent.shape[0];
+  const x = gatherRows(p.itemEmbedding, inputs) as tf.Tensor2D; // [T*B, d]
+  const xz = tf.add(matMul2d(x, p.lstmKernel), p.lstmBias); // [T*B, 4h]
+  // unstack's gradient is one stack; per-step slices of a 2-D tensor would each pad back to full size.
+  // A one-step unstack has a single output, and tfjs 4.22 then hands its Unpack gradient a bare tensor
+  // instead of an array (stack() throws), so that case skips the unstack.
+  const perStep =
+    steps === 1
+      ? [xz as tf.Tensor2D]
+      : (tf.unstack(tf.reshape(xz, [steps, batch, 4 * hidden])) as tf.Tensor2D[]);
+  const states: tf.Tensor2D[] = [];
+  let h: tf.Tensor2D | null = null;
+  let c: tf.Tensor2D | null = null;
+  for (const xzt of perStep) {
+    // Step 0 starts from h = c = 0, so its recurrent term and forget path vanish.
+    const z: tf.Tensor2D = h === null ? xzt : tf.add(xzt, matMul2d(h, p.lstmRecurrent));
+    const [zi, zf, zg, zo] = tf.split(z, 4, 1) as [
+      tf.Tensor2D,
+      tf.Tensor2D,
+      tf.Tensor2D,
+      tf.Tensor2D,
+    ];
+    const ig: tf.Tensor2D = tf.mul(tf.sigmoid(zi), tf.tanh(zg));
+    const cNext: tf.Tensor2D = c === null ? ig : tf.add(tf.mul(tf.sigmoid(zf), c), ig);
+    const hNext: tf.Tensor2D = tf.mul(tf.sigmoid(zo), tf.tanh(cNext));
+    c = cNext;
+    h = hNext;
+    states.push(hNext);
+  }
+  return tf.reshape(tf.stack(states), [steps * batch, hidden]);
+}
+
+/** Session representation in item space: out = h . P + b_P, shape [M, d]. */
+export function project(p: ModelParams, states: tf.Tensor2D): tf.Tensor2D {
+  return tf.add(matMul2d(states, p.projectionKernel), p.projectionBias);
+}
+
+/**
+ * Full-catalogue scores out . E^T + item_bias, shape [M, N]. The output layer reuses the input table
+ * (tied embeddings): the table dominates the model size, so it is stored and shipped once.
+ */
+export function scoreAll(p: ModelParams, out: tf.Tensor2D): tf.Tensor2D {
+  // An explicit transpose, not matMul(..., transposeB): see mat-mul.ts.
+  return tf.add(matMul2d(out, tf.transpose(p.itemEmbedding)), p.itemBias);
+}
