@@ -11,11 +11,14 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendAttempt, BackendName } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
-import { selfTest } from './self-test.js';
+import { selfTest, type SelfTestModel } from './self-test.js';
 
 const log = createLogger('backend');
 
-/** Largest |difference| from the reference the self-test accepts (float32 over a few LSTM steps). */
+/**
+ * Largest error, relative to the score scale, the self-test accepts. Correct float32 backends land
+ * near 1e-7; a broken one is off by whole units.
+ */
 export const SELF_TEST_TOLERANCE = 1e-3;
 
 /** Result of walking the ladder. */
@@ -34,12 +37,14 @@ function available(name: BackendName): boolean {
 }
 
 /**
- * Tries each backend of `order` until one initialises and passes the self-test. `wasmPath` is the
- * absolute URL prefix of the tfjs wasm binaries. Never throws: a null `chosen` means none passed.
+ * Tries each backend of `order` until one initialises and passes the self-test on `probe` (the model
+ * to be served, when loaded). `wasmPath` is the absolute URL prefix of the tfjs wasm binaries.
+ * Never throws: a null `chosen` means none passed.
  */
 export async function chooseBackend(
   order: readonly BackendName[],
   wasmPath: string,
+  probe?: SelfTestModel,
 ): Promise<LadderResult> {
   // Multithreaded wasm breaks in minified builds and needs COOP/COEP that host sites will not send
   // (ENV.md pitfall 3); it must be off before the first wasm initialisation.
@@ -65,7 +70,7 @@ export async function chooseBackend(
       continue;
     }
     try {
-      const maxError = await selfTest();
+      const maxError = await selfTest(probe);
       if (maxError <= SELF_TEST_TOLERANCE) {
         chosen = name;
         attempts.push({ backend: name, outcome: 'chosen', detail: `max error ${maxError}` });

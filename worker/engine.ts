@@ -52,14 +52,24 @@ export class Engine implements EngineApi {
   async init(config: EngineConfig): Promise<EngineStatus> {
     this.config = config;
     setLogLevel(config.debug ? 'debug' : 'silent');
-    this.ladder = await chooseBackend(config.backends, config.wasmPath);
+    // The model comes first so the backend self-test can run on the weights that will be served.
+    const [global, store] = await Promise.all([
+      fetchGlobalModel(config.endpoint).catch((error: unknown) => {
+        log.warn('global model unavailable; will retry', error);
+        return null;
+      }),
+      openIdbStore(),
+    ]);
+    this.lastModelAttempt = Date.now();
+    const probe = global ? { dims: global.manifest.dims, weights: global.weights } : undefined;
+    this.ladder = await chooseBackend(config.backends, config.wasmPath, probe);
     if (!this.ladder.chosen) {
       throw new HearthError('HEARTH_E_NO_BACKEND', JSON.stringify(this.ladder.attempts));
     }
-    this.store = (await openIdbStore()) ?? this.store;
+    this.store = store ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
     await this.restoreSession();
-    await this.ensureModel();
+    if (global) this.adopt(global);
     return this.status();
   }
 
