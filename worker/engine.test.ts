@@ -1,0 +1,128 @@
+/**
+ * The engine in Node against the real aggregation server on a real port with a real SQLite file:
+ * the same code path as in the browser worker, minus the browser (fake-indexeddb stands in for the
+ * store; the browser run is in e2e/).
+ */
+import 'fake-indexeddb/auto';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineConfig } from '../protocol/api.js';
+import type { HearthError } from '../protocol/errors.js';
+import { resolveConfig } from '../server/config.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { exportModel } from '../tools/model-io.js';
+import { Engine } from './engine.js';
+import { SessionModel } from './model/session-model.js';
+
+const ITEMS = 40;
+let dir: string;
+let server: RunningServer;
+let config: EngineConfig;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  dir = mkdtempSync(join(tmpdir(), 'hearth-engine-'));
+  const model = SessionModel.random(
+    { items: ITEMS, embedding: 8, hidden: 8, maxSessionLength: 10 },
+    3,
+  );
+  await exportModel(join(dir, 'model'), model, {
+    itemIds: ['', ...Array.from({ length: ITEMS - 1 }, (_, i) => `item-${i + 1}`)],
+    popular: [5, 4, 3, 2, 1, 6, 7, 8],
+    version: 1,
+  });
+  model.dispose();
+  server = await startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, 'hearth.sqlite'),
+      modelDir: join(dir, 'model'),
+      minCohort: 1,
+    }),
+  );
+  config = {
+    endpoint: server.url,
+    backends: ['webgpu', 'webgl', 'cpu'],
+    uploads: true,
+    uploadEvery: 1000,
+    wasmPath: 'http://127.0.0.1/unused/',
+    debug: false,
+  };
+});
+
+afterAll(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('engine', () => {
+  it('reports the ladder, recommends cold, then by session, and shares an update', async () => {
+    const engine = new Engine();
+    const status = await engine.init(config);
+    expect(status.backend).toBe('cpu');
+    expect(status.backends.map((a) => [a.backend, a.outcome])).toEqual([
+      ['webgpu', 'skipped'],
+      ['webgl', 'skipped'],
+      ['cpu', 'chosen'],
+    ]);
+    expect(status.modelVersion).toBe(1);
+
+    const cold = await engine.recommend({ k: 3 });
+    expect(cold.map((r) => r.item)).toEqual(['item-5', 'item-4', 'item-3']);
+
+    for (const item of ['item-9', 'item-12', 'item-30'])
+      await engine.track({ type: 'click', item });
+    await engine.track({ type: 'view', item: 'not-in-the-model' });
+    const warm = await engine.recommend({ k: 5, exclude: ['item-1'] });
+    expect(warm).toHaveLength(5);
+    for (const id of ['item-9', 'item-12', 'item-30', 'item-1', 'not-in-the-model']) {
+      expect(warm.map((r) => r.item)).not.toContain(id);
+    }
+    expect((await engine.stored(10)).map((s) => s.item)).toEqual([
+      'not-in-the-model',
+      'item-30',
+      'item-12',
+      'item-9',
+    ]);
+
+    const result = await engine.sync();
+    expect(result.status).toBe('uploaded');
+    // 44-byte header + float16 payload of every model parameter.
+    const manifest = (await (await fetch(`${server.url}/v1/model`)).json()) as {
+      version: number;
+      weights: { byteLength: number };
+    };
+    expect(result.bytes).toBe(44 + manifest.weights.byteLength / 2);
+    // minCohort 1: the update closed the round, and the device picked up the new version.
+    expect(manifest.version).toBe(2);
+    expect(result.modelVersion).toBe(2);
+    expect((await engine.status()).modelVersion).toBe(2);
+    expect((await engine.status()).uploads.sent).toBe(1);
+  });
+
+  it('shares nothing when uploads are off, and rejects bad input with stable codes', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploads: false });
+    await engine.track({ type: 'purchase', item: 'item-2' });
+    await engine.track({ type: 'click', item: 'item-3' });
+    const before = (await (await fetch(`${server.url}/v1/model`)).json()) as { version: number };
+    const result = await engine.sync();
+    expect(result.status).toBe('skipped');
+    const after = (await (await fetch(`${server.url}/v1/model`)).json()) as { version: number };
+    expect(after.version).toBe(before.version);
+
+    const code = (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        () => 'resolved',
+        (e: HearthError) => e.code,
+      );
+    expect(await code(engine.track({ type: 'hover', item: 'x' } as never))).toBe(
+      'HEARTH_E_EVENT_INVALID',
+    );
+    expect(await code(engine.recommend({ k: 0 }))).toBe('HEARTH_E_ARGUMENT');
+  });
+});
