@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import { decodeFloat16, encodeFloat16, fromFloat16Bits, toFloat16Bits } from './float16.js';
 
 describe('float16', () => {
   it('matches known bit patterns', () => {
@@ -24,5 +24,20 @@ describe('float16', () => {
     // 1 + 2^-11 is exactly halfway between 1 and the next half; ties go to the even mantissa (1).
     expect(toFloat16Bits(1 + 2 ** -11)).toBe(0x3c00);
     expect(toFloat16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+  });
+});
+
+describe('float16 arrays', () => {
+  it('decode every bit pattern like the scalar decoder (NaN stays NaN)', () => {
+    const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
+    const decoded = decodeFloat16(all);
+    for (let bits = 0; bits < 0x10000; bits++) {
+      const want = fromFloat16Bits(bits);
+      if (Number.isNaN(want)) expect(decoded[bits]).toBeNaN();
+      else expect(decoded[bits]).toBe(want);
+    }
+    expect(Array.from(decodeFloat16(encodeFloat16(Float32Array.of(1, -2, 0.5))))).toEqual([
+      1, -2, 0.5,
+    ]);
   });
 });

@@ -51,9 +51,17 @@ export function encodeFloat16(values: Float32Array): Uint16Array {
   return out;
 }
 
+let table: Float32Array | undefined;
+
 /** Unpacks binary16 values into a new Float32Array. */
 export function decodeFloat16(bits: Uint16Array): Float32Array {
+  // Every half value is exact in float32, so a 65,536-entry table (256 KiB, built on first use)
+  // turns decoding a whole update into one lookup per value: the server decodes every update.
+  if (!table) {
+    table = new Float32Array(0x10000);
+    for (let b = 0; b < 0x10000; b++) table[b] = fromFloat16Bits(b);
+  }
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = fromFloat16Bits(bits[i]!);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]!]!;
   return out;
 }

@@ -1,0 +1,123 @@
+/**
+ * `npm run bench`: the session model and the update codec in Node, per tfjs backend.
+ *
+ *   npm run bench -- [--runs 30] [--backends cpu,wasm] [--sizes yoochoose,diginetica]
+ *
+ * Prints medians (and p90) over repeated runs and each backend's ratio against cpu measured in the
+ * same process, because these machines are shared and absolute numbers drift. Browser numbers per
+ * backend (WebGPU/WebGL need a browser) belong to a browser benchmark; this one is the Node floor.
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelDims } from '../protocol/manifest.js';
+import { DTYPE_FLOAT16, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
+import { initNodeBackend, type NodeBackend } from '../tools/tf-node.js';
+import { SessionModel } from '../worker/model/session-model.js';
+import { trainSessions } from '../worker/model/train.js';
+import { markdownTable, quantile, timeRuns } from './stats.js';
+
+const SIZES: Record<string, ModelDims> = {
+  // Item counts of the YOOCHOOSE 100k sample and of Diginetica, with the default model dims.
+  yoochoose: { items: 2934, embedding: 64, hidden: 128, maxSessionLength: 20 },
+  diginetica: { items: 43098, embedding: 64, hidden: 128, maxSessionLength: 20 },
+};
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '30' },
+    backends: { type: 'string', default: 'cpu,wasm' },
+    sizes: { type: 'string', default: 'yoochoose,diginetica' },
+  },
+});
+const runs = Number(values.runs);
+const backends = values.backends.split(',') as NodeBackend[];
+const sizes = values.sizes.split(',');
+
+/** Fixed pseudo-random sessions over a model's items (no dataset needed). */
+function sessions(items: number, count: number, seed: number): number[][] {
+  let s = seed;
+  const next = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31);
+  return Array.from({ length: count }, () =>
+    Array.from({ length: 2 + (next() % 9) }, () => 1 + (next() % (items - 1))),
+  );
+}
+
+const rows: string[][] = [];
+for (const size of sizes) {
+  const dims = SIZES[size];
+  if (!dims) throw new Error(`unknown size ${size}; expected ${Object.keys(SIZES).join(', ')}`);
+  const baseline: Record<string, number> = {};
+  for (const backend of backends) {
+    await initNodeBackend(backend);
+    const model = SessionModel.random(dims, 1);
+    const session = sessions(dims.items, 1, 7)[0]!;
+    const recommend = await timeRuns(() => model.topK(session, 20), runs);
+    const batch = sessions(dims.items, 32, 11).map((items) => ({ items }));
+    const step = await timeRuns(
+      () =>
+        trainSessions(model, batch, {
+          epochs: 1,
+          batchSize: 32,
+          learningRate: 1e-3,
+          seed: 1,
+          maxSteps: 1,
+        }),
+      Math.max(3, Math.floor(runs / 5)),
+      1,
+    );
+    model.dispose();
+    for (const [what, times] of [
+      ['recommend top-20', recommend],
+      ['train step (batch 32)', step],
+    ] as const) {
+      const median = quantile(times, 0.5);
+      const key = `${what}`;
+      if (backend === backends[0]) baseline[key] = median;
+      rows.push([
+        size,
+        `${dims.items - 1}`,
+        backend,
+        what,
+        median.toFixed(2),
+        quantile(times, 0.9).toFixed(2),
+        `${(baseline[key]! / median).toFixed(2)}x`,
+      ]);
+    }
+  }
+}
+console.log(
+  `\ntfjs ${tf.version_core}, ${runs} runs, speed-up against ${backends[0]} in this process\n`,
+);
+console.log(
+  markdownTable(
+    ['model', 'items', 'backend', 'operation', 'median ms', 'p90 ms', `vs ${backends[0]}`],
+    rows,
+  ),
+);
+
+// The update codec: what every device pays to encode and the server to decode, per update.
+const params = 297_782; // the YOOCHOOSE-size model's parameter count (d=64, h=128)
+const delta = Float32Array.from({ length: params }, (_, i) => Math.sin(i) * 1e-3);
+const token = new Uint8Array(16);
+const update = {
+  dtype: DTYPE_FLOAT16,
+  baseVersion: 1,
+  layoutHash: 1,
+  examples: 10,
+  clipNorm: 1,
+  roundToken: token,
+  delta,
+} as const;
+const body = encodeUpdate(update);
+const encode = await timeRuns(() => encodeUpdate(update), runs);
+const decode = await timeRuns(() => decodeUpdate(body, params), runs);
+console.log(`\nupdate codec, ${params} values as float16 (${body.length} bytes)\n`);
+console.log(
+  markdownTable(
+    ['operation', 'median ms', 'p90 ms'],
+    [
+      ['encode', quantile(encode, 0.5).toFixed(2), quantile(encode, 0.9).toFixed(2)],
+      ['decode', quantile(decode, 0.5).toFixed(2), quantile(decode, 0.9).toFixed(2)],
+    ],
+  ),
+);
