@@ -58,6 +58,12 @@ export const ERRORS = {
   HEARTH_E_UPLOAD: { status: 0, message: 'the model update could not be sent' },
   // Data files read by tools/.
   HEARTH_E_DATASET: { status: 0, message: 'dataset file is missing or malformed' },
+  // Differential privacy (protocol/privacy/, server accounting).
+  HEARTH_E_PRIVACY_PARAMS: { status: 0, message: 'invalid differential privacy parameters' },
+  HEARTH_E_PRIVACY_BUDGET: {
+    status: 403,
+    message: 'the privacy budget is spent; no further rounds are run',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

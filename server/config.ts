@@ -25,6 +25,24 @@ export type ServerLogLevel = (typeof SERVER_LOG_LEVELS)[number];
  */
 export const MAX_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 
+/** Server optimisers: plain FedAvg, or FedAdam (Reddi et al. 2021, https://arxiv.org/abs/2003.00295). */
+export const SERVER_OPTIMIZERS = ['fedavg', 'fedadam'] as const;
+
+/** One of SERVER_OPTIMIZERS. */
+export type ServerOptimizer = (typeof SERVER_OPTIMIZERS)[number];
+
+/** Coordinate-wise aggregators of a round's clipped deltas. */
+export const AGGREGATORS = ['mean', 'trimmed-mean', 'median'] as const;
+
+/** One of AGGREGATORS. */
+export type Aggregator = (typeof AGGREGATORS)[number];
+
+/**
+ * Server step size FedAdam gets when none is given: Adam's steps are ~lr per coordinate whatever the
+ * delta's scale, so FedAvg's 1.0 would be far too large (Reddi et al. tune it in 1e-3..1e-1).
+ */
+export const DEFAULT_FEDADAM_LEARNING_RATE = 0.01;
+
 /** Everything the server needs to run. */
 export interface ServerConfig {
   /** TCP port; 0 picks a free one. */
@@ -41,8 +59,28 @@ export interface ServerConfig {
   readonly clipNorm: number;
   /** Largest example count an update's weight may claim. */
   readonly maxExamples: number;
-  /** Step size of the server optimiser (1 = plain FedAvg). */
+  /**
+   * Step size of the server optimiser (1 = plain FedAvg). Left out with FedAdam, it defaults to
+   * DEFAULT_FEDADAM_LEARNING_RATE.
+   */
   readonly serverLearningRate: number;
+  /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
+  readonly serverOptimizer: ServerOptimizer;
+  /** Coordinate-wise aggregator: weighted mean, trimmed mean, or median. */
+  readonly aggregator: Aggregator;
+  /** Fraction of values cut from each end per coordinate by the trimmed mean, in [0, 0.5). */
+  readonly trimFraction: number;
+  /**
+   * Noise multiplier z of central DP: Gaussian noise of std z * S / m is added to each round's mean.
+   * 0 (the default) turns noise off; the accountant then reports no finite epsilon.
+   */
+  readonly noiseMultiplier: number;
+  /** Probability q with which a device joins a round: the accountant's Poisson sampling rate. */
+  readonly sampleRate: number;
+  /** Target delta of the reported (epsilon, delta) guarantee. */
+  readonly delta: number;
+  /** Largest cumulative epsilon the server may spend; Infinity means no budget. */
+  readonly epsilonBudget: number;
   /**
    * Update body limit override. By default it is derived from the model (header + float32 payload);
    * either way it is capped at MAX_BODY_LIMIT_BYTES.
@@ -66,6 +104,13 @@ export const DEFAULT_CONFIG = {
   clipNorm: 1.0,
   maxExamples: 1000,
   serverLearningRate: 1.0,
+  serverOptimizer: 'fedavg',
+  aggregator: 'mean',
+  trimFraction: 0.1,
+  noiseMultiplier: 0,
+  sampleRate: 0.01,
+  delta: 1e-6,
+  epsilonBudget: Infinity,
   corsOrigins: true,
   logLevel: 'silent',
 } as const satisfies Partial<ServerConfig>;
@@ -86,7 +131,14 @@ function checkPositive(what: string, value: number): void {
 
 /** Fills defaults into a partial config and validates every field. */
 export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig {
-  const config: ServerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(partial) };
+  const given = stripUndefined(partial);
+  const config: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    ...(given.serverOptimizer === 'fedadam'
+      ? { serverLearningRate: DEFAULT_FEDADAM_LEARNING_RATE }
+      : {}),
+    ...given,
+  };
   checkInt('port', config.port, 0, 65535);
   if (config.host === '') bad('host', 'must not be empty');
   if (config.dbPath === '') bad('db', 'must not be empty');
@@ -95,6 +147,12 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkPositive('clipNorm', config.clipNorm);
   checkInt('maxExamples', config.maxExamples, 1, 1_000_000);
   checkPositive('serverLearningRate', config.serverLearningRate);
+  checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
+  checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
+  if (!(config.trimFraction >= 0 && config.trimFraction < 0.5)) {
+    bad('trimFraction (--trim-fraction)', `must be in [0, 0.5), got ${config.trimFraction}`);
+  }
+  checkPrivacy(config);
   if (config.bodyLimitBytes !== undefined) {
     checkInt('bodyLimitBytes', config.bodyLimitBytes, UPDATE_HEADER_BYTES, MAX_BODY_LIMIT_BYTES);
   }
@@ -102,6 +160,39 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     bad('logLevel', `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got ${config.logLevel}`);
   }
   return config;
+}
+
+function checkOneOf(what: string, value: string, allowed: readonly string[]): void {
+  if (!allowed.includes(value)) bad(what, `must be one of ${allowed.join(', ')}, got ${value}`);
+}
+
+/**
+ * The privacy settings, refused at start-up rather than discovered at the first round. Robust
+ * aggregators cannot be combined with noise: the coordinate-wise median or trimmed mean of clipped
+ * deltas can move by far more than S / m in L2 when one device changes (each coordinate may shift to a
+ * different neighbour's value), so sigma = z S / m would not buy the epsilon the accountant reports.
+ */
+function checkPrivacy(config: ServerConfig): void {
+  const z = config.noiseMultiplier;
+  if (!(Number.isFinite(z) && z >= 0)) {
+    bad('noiseMultiplier (--noise-multiplier)', `must be a finite number >= 0, got ${z}`);
+  }
+  if (!(config.sampleRate > 0 && config.sampleRate <= 1)) {
+    bad('sampleRate (--sample-rate)', `must be in (0, 1], got ${config.sampleRate}`);
+  }
+  if (!(config.delta > 0 && config.delta < 1)) {
+    bad('delta (--delta)', `must be in (0, 1), got ${config.delta}`);
+  }
+  if (!(config.epsilonBudget > 0)) {
+    bad('epsilonBudget (--epsilon-budget)', `must be a positive number, got ${config.epsilonBudget}`);
+  }
+  if (z > 0 && config.aggregator !== 'mean') {
+    bad(
+      'aggregator (--aggregator)',
+      `must be 'mean' when --noise-multiplier > 0 (the sensitivity of ${config.aggregator} is not ` +
+        'bounded by S / m, so the reported epsilon would not hold)',
+    );
+  }
 }
 
 function stripUndefined<T extends object>(value: T): T {
@@ -125,6 +216,14 @@ export const USAGE = `Usage: npm run server -- [options]
   --model <dir>       seed model directory, needed while the database is empty
   --min-cohort <m>    updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
   --clip-norm <S>     L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
+  --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
+  --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
+  --aggregator <a>    ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}; robust ones need noise off)
+  --trim-fraction <f> share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
+  --noise-multiplier <z>  central DP noise std z * S / m per round; 0 = off (default 0)
+  --sample-rate <q>   device participation probability the accountant assumes (default ${DEFAULT_CONFIG.sampleRate})
+  --delta <d>         delta of the reported (epsilon, delta) (default ${DEFAULT_CONFIG.delta})
+  --epsilon-budget <e>  stop running rounds before epsilon would exceed e (default: no budget)
   --log-level <l>     ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
 type FlagParser = (value: string, flag: string, out: Record<string, unknown>) => void;
@@ -147,6 +246,24 @@ function positiveFlag(key: keyof ServerConfig): FlagParser {
   };
 }
 
+/** A number flag checked only for being a number; the range check is resolveConfig's, with a message. */
+function numberFlag(key: keyof ServerConfig): FlagParser {
+  return (value, flag, out) => {
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (Number.isNaN(n)) bad(flag, `must be a number, got '${value}'`);
+    out[key] = n;
+  };
+}
+
+function oneOfFlag(key: keyof ServerConfig, allowed: readonly string[]): FlagParser {
+  return (value, flag, out) => {
+    if (!allowed.includes(value)) {
+      bad(flag, `must be one of ${allowed.join(', ')}, got '${value}'`);
+    }
+    out[key] = value;
+  };
+}
+
 function stringFlag(key: keyof ServerConfig): FlagParser {
   return (value, flag, out) => {
     if (value === '') bad(flag, 'must not be empty');
@@ -161,6 +278,14 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--model': stringFlag('modelDir'),
   '--min-cohort': intFlag('minCohort', 1, 1_000_000),
   '--clip-norm': positiveFlag('clipNorm'),
+  '--server-optimizer': oneOfFlag('serverOptimizer', SERVER_OPTIMIZERS),
+  '--server-learning-rate': positiveFlag('serverLearningRate'),
+  '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
+  '--trim-fraction': numberFlag('trimFraction'),
+  '--noise-multiplier': numberFlag('noiseMultiplier'),
+  '--sample-rate': numberFlag('sampleRate'),
+  '--delta': numberFlag('delta'),
+  '--epsilon-budget': positiveFlag('epsilonBudget'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { computeEpsilon } from '../protocol/privacy/index.js';
+import { parsePrivacyArgs, runPrivacyCli } from './privacy.js';
+
+function run(argv: string[]): { code: number; out: string; err: string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = runPrivacyCli(
+    argv,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('npm run privacy', () => {
+  it('prints epsilon and the best order', () => {
+    const argv = ['--noise', '1.3', '--sample-rate=0.0025', '--steps', '6000', '--delta', '1e-5'];
+    const { code, out } = run(argv);
+    expect(code).toBe(0);
+    const expected = computeEpsilon({ noise: 1.3, sampleRate: 0.0025, steps: 6000, delta: 1e-5 });
+    expect(out).toContain(`epsilon = ${expected.epsilon}`);
+    expect(out).toContain('best RDP order = 19');
+    expect(expected.epsilon).toBeCloseTo(0.7242234026109595, 9);
+  });
+
+  it.each([
+    [['--noise', '1', '--sample-rate', '0.1', '--steps', '10'], /--delta is required/],
+    [['--noise', '0', '--sample-rate', '0.1', '--steps', '1', '--delta', '1e-5'], /--noise must/],
+    [['--noise', '1', '--sample-rate', '2', '--steps', '1', '--delta', '1e-5'], /--sample-rate/],
+    [['--noise', '1', '--sample-rate', '0.1', '--steps', '1.5', '--delta', '1e-5'], /--steps/],
+    [['--noise', '1', '--sample-rate', '0.1', '--steps', '1', '--delta', '1'], /--delta must/],
+    [['--noise', 'abc'], /--noise must be a number/],
+    [['--noise', '--steps', '3'], /--noise needs a value/],
+    [['--epsilon', '3'], /--epsilon is not a known option/],
+  ])('rejects %j with exit code 2', (argv, message) => {
+    const { code, err } = run(argv);
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
+    expect(err).toContain('Usage: npm run privacy');
+  });
+
+  it('parses both flag spellings', () => {
+    expect(
+      parsePrivacyArgs(['--noise=2', '--sample-rate', '1', '--steps=0', '--delta=0.5']),
+    ).toEqual({ noise: 2, sampleRate: 1, steps: 0, delta: 0.5 });
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Epsilon of a federated training plan, from the same RDP accountant the server and device use.
+ *
+ *   npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+ *
+ * z is the noise multiplier (noise std over the L2 sensitivity), q the probability that one device
+ * takes part in a round, t the number of published rounds. Prints epsilon and the RDP order that
+ * gave it. Bad or missing flags exit with code 2 and a message naming the flag.
+ */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HearthError } from '../protocol/errors.js';
+import {
+  computeEpsilon,
+  type EpsilonResult,
+  type PrivacyParams,
+} from '../protocol/privacy/index.js';
+
+/** Usage text of the command. */
+export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+  --noise <z>         noise multiplier, > 0
+  --sample-rate <q>   probability that a device joins a round, in (0, 1]
+  --steps <t>         number of noised rounds, a non-negative integer
+  --delta <d>         target delta, in (0, 1)`;
+
+/** A command-line mistake: the message names the flag; the process exits with code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const FLAGS = {
+  '--noise': 'noise',
+  '--sample-rate': 'sampleRate',
+  '--steps': 'steps',
+  '--delta': 'delta',
+} as const satisfies Record<string, keyof PrivacyParams>;
+
+type Flag = keyof typeof FLAGS;
+
+function isFlag(value: string): value is Flag {
+  return Object.hasOwn(FLAGS, value);
+}
+
+/** Parses `--flag value` / `--flag=value` pairs into accountant parameters (all four required). */
+export function parsePrivacyArgs(argv: readonly string[]): PrivacyParams {
+  const out: Partial<Record<keyof PrivacyParams, number>> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    if (!isFlag(flag)) throw new UsageError(`${flag} is not a known option`);
+    let value: string | undefined;
+    if (flag !== arg) value = arg.slice(eq + 1);
+    else {
+      value = argv[i + 1];
+      // '--steps --delta 1e-5' forgot a value; a negative number is still a value (and refused below).
+      if (value === undefined || /^--[a-z]/.test(value))
+        throw new UsageError(`${flag} needs a value`);
+      i++;
+    }
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (Number.isNaN(n)) throw new UsageError(`${flag} must be a number, got '${value}'`);
+    const key = FLAGS[flag];
+    if (out[key] !== undefined) throw new UsageError(`${flag} given twice`);
+    out[key] = n;
+  }
+  for (const [flag, key] of Object.entries(FLAGS)) {
+    if (out[key] === undefined) throw new UsageError(`${flag} is required`);
+  }
+  const params = out as Required<typeof out>;
+  const checks: [Flag, boolean, string][] = [
+    ['--noise', Number.isFinite(params.noise) && params.noise > 0, 'a finite number > 0'],
+    ['--sample-rate', params.sampleRate > 0 && params.sampleRate <= 1, 'in (0, 1]'],
+    ['--steps', Number.isSafeInteger(params.steps) && params.steps >= 0, 'an integer >= 0'],
+    ['--delta', params.delta > 0 && params.delta < 1, 'in (0, 1)'],
+  ];
+  for (const [flag, ok, rule] of checks) {
+    if (!ok) throw new UsageError(`${flag} must be ${rule}, got ${params[FLAGS[flag]]}`);
+  }
+  return params;
+}
+
+/** The report line(s) for a result. */
+export function formatPrivacy(params: PrivacyParams, result: EpsilonResult): string {
+  return [
+    `epsilon = ${result.epsilon}`,
+    `best RDP order = ${result.order}`,
+    `(noise ${params.noise}, sample rate ${params.sampleRate}, ${params.steps} steps, ` +
+      `delta ${params.delta}; sampled Gaussian RDP, Balle et al. 2020 conversion)`,
+  ].join('\n');
+}
+
+/**
+ * Runs the command on `argv` and returns its exit code: 0 with the report on `out`, 2 with the
+ * message and usage on `err` for a usage mistake.
+ */
+export function runPrivacyCli(
+  argv: readonly string[],
+  out: (line: string) => void,
+  err: (line: string) => void,
+): number {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out(PRIVACY_USAGE);
+    return 0;
+  }
+  try {
+    const params = parsePrivacyArgs(argv);
+    out(formatPrivacy(params, computeEpsilon(params)));
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`${error.message}\n\n${PRIVACY_USAGE}`);
+      return 2;
+    }
+    // The flags are checked above; the accountant's own validation is a second line of defence.
+    if (error instanceof HearthError && error.code === 'HEARTH_E_PRIVACY_PARAMS') {
+      err(`${error.message}\n\n${PRIVACY_USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+const entry = process.argv[1];
+if (entry && realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url))) {
+  process.exitCode = runPrivacyCli(
+    process.argv.slice(2),
+    (line) => console.log(line),
+    (line) => console.error(line),
+  );
+}
