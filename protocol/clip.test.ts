@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as rng } from '../worker/model/prng.js';
 import { allFinite, clipL2InPlace, l2Norm } from './clip.js';
-
-/** A tiny seeded PRNG so property runs are reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('L2 clipping', () => {
   it('never leaves a norm above the bound, for random vectors of any scale', () => {

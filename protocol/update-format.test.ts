@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HearthError } from './errors.js';
+import { thrownCode as code } from './testing.js';
 import {
   DTYPE_FLOAT16,
   DTYPE_FLOAT32,
@@ -23,15 +23,6 @@ function update(dtype: 1 | 2, delta: Float32Array): ModelUpdate {
     roundToken: token,
     delta,
   };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return (error as HearthError).code;
-  }
-  return undefined;
 }
 
 describe('update format', () => {
@@ -72,23 +63,23 @@ describe('update format', () => {
       copy[at] = value;
       return copy;
     };
-    expect(codeOf(() => decodeUpdate(good.subarray(0, 43), 10))).toBe('HEARTH_E_UPDATE_TRUNCATED');
-    expect(codeOf(() => decodeUpdate(good.subarray(0, good.length - 1), 10))).toBe(
+    expect(code(() => decodeUpdate(good.subarray(0, 43), 10))).toBe('HEARTH_E_UPDATE_TRUNCATED');
+    expect(code(() => decodeUpdate(good.subarray(0, good.length - 1), 10))).toBe(
       'HEARTH_E_UPDATE_TRUNCATED',
     );
-    expect(codeOf(() => decodeUpdate(new Uint8Array([...good, 0]), 10))).toBe(
+    expect(code(() => decodeUpdate(new Uint8Array([...good, 0]), 10))).toBe(
       'HEARTH_E_UPDATE_TOO_LARGE',
     );
-    expect(codeOf(() => decodeUpdate(good, 3))).toBe('HEARTH_E_UPDATE_TOO_LARGE');
-    expect(codeOf(() => decodeUpdate(mutate(0, 0x58), 10))).toBe('HEARTH_E_UPDATE_MAGIC');
-    expect(codeOf(() => decodeUpdate(mutate(4, 2), 10))).toBe('HEARTH_E_UPDATE_FORMAT_VERSION');
-    expect(codeOf(() => decodeUpdate(mutate(5, 9), 10))).toBe('HEARTH_E_UPDATE_DTYPE');
-    expect(codeOf(() => decodeUpdate(mutate(6, 1), 10))).toBe('HEARTH_E_UPDATE_HEADER');
-    expect(codeOf(() => decodeUpdate(good, 10))).toBeUndefined();
+    expect(code(() => decodeUpdate(good, 3))).toBe('HEARTH_E_UPDATE_TOO_LARGE');
+    expect(code(() => decodeUpdate(mutate(0, 0x58), 10))).toBe('HEARTH_E_UPDATE_MAGIC');
+    expect(code(() => decodeUpdate(mutate(4, 2), 10))).toBe('HEARTH_E_UPDATE_FORMAT_VERSION');
+    expect(code(() => decodeUpdate(mutate(5, 9), 10))).toBe('HEARTH_E_UPDATE_DTYPE');
+    expect(code(() => decodeUpdate(mutate(6, 1), 10))).toBe('HEARTH_E_UPDATE_HEADER');
+    expect(code(() => decodeUpdate(good, 10))).toBeUndefined();
   });
 
   it('round-trips round tokens through hex and rejects malformed ones', () => {
     expect(Array.from(tokenFromHex(tokenToHex(token)))).toEqual(Array.from(token));
-    expect(codeOf(() => tokenFromHex('xyz'))).toBe('HEARTH_E_ROUND_TOKEN');
+    expect(code(() => tokenFromHex('xyz'))).toBe('HEARTH_E_ROUND_TOKEN');
   });
 });

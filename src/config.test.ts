@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { HearthError } from '../protocol/errors.js';
+import { thrownCode as code } from '../protocol/testing.js';
 import { resolveOptions } from './config.js';
 
 const base = 'https://cdn.example/sdk/hearth.js';
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (error) {
-    return (error as HearthError).code;
-  }
-  return undefined;
-};
 
 describe('SDK options', () => {
   it('fills defaults and resolves the worker next to the script', () => {

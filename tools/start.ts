@@ -9,10 +9,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { preview } from 'vite';
-import { resolveConfig } from '../server/config.js';
-import { startServer } from '../server/start.js';
 import { buildAll } from './build.js';
+import { closeOnSignals, startSystem } from './system.js';
 import { trainAndExport } from './train.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,30 +49,12 @@ if (!values['no-build']) {
   await buildAll();
 }
 
-const server = await startServer(
-  resolveConfig({
-    port: Number(values.port),
-    host: values.host,
-    dbPath,
-    modelDir,
-    minCohort: 3,
-  }),
+const system = await startSystem(
+  { port: Number(values.port), host: values.host, dbPath, modelDir, minCohort: 3 },
+  { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
-process.env.HEARTH_ENDPOINT = server.url;
-const demo = await preview({
-  configFile: join(root, 'vite.config.ts'),
-  logLevel: 'warn',
-  preview: { port: Number(values['demo-port']), host: values.host, strictPort: true },
-});
 console.log(`\nHearth is running.
-  Demo site:          ${demo.resolvedUrls?.local[0] ?? `http://${values.host}:${values['demo-port']}/`}
-  Aggregation server: ${server.url}  (model v${server.version}, SQLite ${dbPath})
+  Demo site:          ${system.demoUrl}
+  Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
 Press Ctrl+C to stop.`);
-
-const stop = async (): Promise<void> => {
-  await demo.close();
-  await server.close();
-  process.exit(0);
-};
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+closeOnSignals(system);

@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { HearthError } from '../protocol/errors.js';
+import { thrownCode as code } from '../protocol/testing.js';
 import { validateRecommendOptions, validateTrackEvent } from './validate.js';
-
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (error) {
-    return (error as HearthError).code;
-  }
-  return undefined;
-};
 
 describe('engine input validation', () => {
   it('accepts good events, normalising numeric ids to strings', () => {
