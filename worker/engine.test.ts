@@ -16,6 +16,7 @@ import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { exportModel } from '../tools/model-io.js';
 import { Engine } from './engine.js';
+import { MemoryStore } from './store.js';
 import { SessionModel } from './model/session-model.js';
 
 const ITEMS = 40;
@@ -124,5 +125,28 @@ describe('engine', () => {
       'HEARTH_E_EVENT_INVALID',
     );
     expect(await code(engine.recommend({ k: 0 }))).toBe('HEARTH_E_ARGUMENT');
+  });
+
+  it('refuses calls before init, and keeps working when storage starts failing', async () => {
+    const fresh = new Engine();
+    const notReady = await fresh.track({ type: 'click', item: 'item-1' }).then(
+      () => 'resolved',
+      (e: HearthError) => e.code,
+    );
+    expect(notReady).toBe('HEARTH_E_NOT_READY');
+
+    const engine = new Engine();
+    await engine.init({ ...config, uploads: false });
+    const failing = new MemoryStore();
+    const quota = (): Promise<never> =>
+      Promise.reject(new DOMException('full', 'QuotaExceededError'));
+    failing.add = quota;
+    failing.setMeta = quota;
+    // The store is private; a test swapping it is the simplest way to make IndexedDB fail mid-run.
+    (engine as unknown as { store: MemoryStore }).store = failing;
+    await engine.track({ type: 'click', item: 'item-7' });
+    const recs = await engine.recommend({ k: 4 });
+    expect(recs).toHaveLength(4);
+    expect(recs.map((r) => r.item)).not.toContain('item-7');
   });
 });

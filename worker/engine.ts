@@ -28,6 +28,8 @@ const log = createLogger('engine');
 
 /** Local fine-tuning per shared update: few steps, pulled toward the global weights. */
 const LOCAL_TRAINING = { epochs: 2, batchSize: 16, learningRate: 0.005, maxSteps: 8, mu: 0.1 };
+/** Session items kept in memory (the model reads the last maxSessionLength; the rest excludes). */
+const MAX_SESSION_MEMORY = 200;
 /** After a failed model fetch, wait this long before trying again on the next call. */
 const MODEL_RETRY_MS = 15_000;
 
@@ -74,6 +76,7 @@ export class Engine implements EngineApi {
   }
 
   async track(event: TrackEvent): Promise<void> {
+    const config = this.requireConfig();
     const { type, item } = validateTrackEvent(event);
     const ts = Date.now();
     const session = sessionFor(ts, this.lastInteraction);
@@ -82,18 +85,24 @@ export class Engine implements EngineApi {
       this.sessionIds = [];
     }
     const row = { item, type, ts, session };
-    const id = await this.store.add(row).catch((error: unknown) => {
-      log.warn('could not store interaction', error);
-      return 0;
-    });
-    this.lastInteraction = { ...row, id };
-    this.sessionIds.push(item);
+    this.lastInteraction = { ...row, id: 0 };
+    this.sessionIds = [...this.sessionIds, item].slice(-MAX_SESSION_MEMORY);
     const index = this.indexOf.get(item);
-    if (index !== undefined) this.sessionItems.push(index);
-    const meta = await this.store.getMeta();
-    await this.store.setMeta({ sinceUpload: meta.sinceUpload + 1 });
-    const config = this.requireConfig();
-    if (config.uploads && meta.sinceUpload + 1 >= config.uploadEvery) {
+    if (index !== undefined) {
+      this.sessionItems = [...this.sessionItems, index].slice(-MAX_SESSION_MEMORY);
+    }
+    // Storage failures (quota, a closed database) degrade to "not remembered", never to an error
+    // on the host page: recommendations for this session keep working from memory.
+    let due = false;
+    try {
+      await this.store.add(row);
+      const meta = await this.store.getMeta();
+      await this.store.setMeta({ sinceUpload: meta.sinceUpload + 1 });
+      due = meta.sinceUpload + 1 >= config.uploadEvery;
+    } catch (error) {
+      log.warn('could not store interaction', error);
+    }
+    if (config.uploads && due) {
       // Not awaited: the page's track() should not wait for training.
       void this.sync().catch((error: unknown) => log.warn('automatic sync failed', error));
     }
