@@ -1,13 +1,23 @@
 /**
- * Weighted FedAvg of one round (McMahan et al. 2017, https://arxiv.org/abs/1602.05629), as a pure
- * function so it can be tested alone and run inside the store's transaction.
+ * One round's aggregation as a pure function, so it can be tested alone and run inside the store's
+ * transaction. The default is weighted FedAvg (McMahan et al. 2017, https://arxiv.org/abs/1602.05629):
  *
  *   new = global + lr * sum_i(w_i * clip_S(delta_i)) / sum_i(w_i),  w_i = clamp(examples_i, 1, maxExamples)
  *
  * Every delta is re-clipped to S here, whatever the device claimed: the server's validation allows a
  * little float16 slack, and the DP guarantee rests on each user's contribution being bounded by S.
+ *
+ * With central DP on, the mean instead uses equal weights and a fixed denominator m (the minimum
+ * cohort): sum_i clip_S(delta_i) / m. Then adding or removing one device changes the result by at most
+ * S / m in L2 whatever the others sent, which is the sensitivity that noise of std z * S / m is
+ * calibrated to (the fixed-denominator estimator of McMahan et al. 2018, "Learning Differentially
+ * Private Recurrent Language Models", https://arxiv.org/abs/1710.06963). The weighted mean divides by
+ * the realised sum of weights instead, and one device claiming maxExamples could then move it by
+ * nearly S: example counts are the device's own claim and cannot be trusted for privacy.
  */
 import { allFinite, clipL2InPlace } from '../protocol/clip.js';
+import type { Aggregator } from './config.js';
+import { coordinateMedian, trimmedMean } from './robust.js';
 
 /** One accepted update, as the aggregator sees it. */
 export interface AggregateUpdate {
@@ -23,11 +33,25 @@ export interface AggregateOptions {
   readonly maxExamples: number;
   /** Server step size applied to the averaged delta (1 = plain FedAvg). */
   readonly serverLearningRate: number;
+  /** Coordinate-wise statistic of the clipped deltas; 'mean' (the default) is the weighted mean. */
+  readonly aggregator?: Aggregator;
+  /** Share of values the trimmed mean cuts from each end of every coordinate (default 0.1). */
+  readonly trimFraction?: number;
   /**
-   * Seam for what comes later (central DP noise sigma = z * S / m, a FedAdam server optimiser): gets
-   * the weighted mean delta in float64 and may change it in place before it is applied.
+   * When set (central DP), the mean uses equal weights and divides by this fixed count instead of
+   * the realised sum of weights, bounding one device's influence by S / fixedDenominator.
+   */
+  readonly fixedDenominator?: number;
+  /**
+   * Seam for central DP noise: gets the aggregated delta in float64 and may change it in place before
+   * it is applied. Called exactly once per aggregation.
    */
   readonly adjustMeanDelta?: (mean: Float64Array, round: { readonly cohort: number }) => void;
+  /**
+   * Seam for a server optimiser (FedAdam): turns the aggregated delta into new weights. Without it,
+   * new = global + serverLearningRate * delta.
+   */
+  readonly applyDelta?: (global: Float32Array, delta: Float64Array) => Float32Array;
 }
 
 /** The weight FedAvg gives an update claiming `examples` local examples. */
@@ -35,39 +59,71 @@ export function updateWeight(examples: number, maxExamples: number): number {
   return Math.max(1, Math.min(examples, maxExamples));
 }
 
+function checkedClip(update: AggregateUpdate, length: number, clipNorm: number): Float32Array {
+  if (update.delta.length !== length) {
+    throw new RangeError(`delta has ${update.delta.length} values, model has ${length}`);
+  }
+  // Validation rejects these before storage; checked again because one NaN would poison the model.
+  if (!allFinite(update.delta)) throw new RangeError('delta contains NaN or Infinity');
+  const clipped = Float32Array.from(update.delta);
+  clipL2InPlace(clipped, clipNorm);
+  return clipped;
+}
+
+/** The (weighted or fixed-denominator) mean of the clipped deltas, streamed: one delta at a time. */
+function streamedMean(
+  length: number,
+  updates: Iterable<AggregateUpdate>,
+  options: AggregateOptions,
+): { mean: Float64Array; cohort: number } {
+  // Float64 accumulation: summing thousands of float32 deltas in float32 loses the small ones.
+  const sum = new Float64Array(length);
+  const fixed = options.fixedDenominator;
+  let totalWeight = 0;
+  let cohort = 0;
+  for (const update of updates) {
+    const clipped = checkedClip(update, length, options.clipNorm);
+    const w = fixed === undefined ? updateWeight(update.examples, options.maxExamples) : 1;
+    for (let i = 0; i < length; i++) sum[i] = sum[i]! + w * clipped[i]!;
+    totalWeight += w;
+    cohort++;
+  }
+  if (cohort === 0) throw new RangeError('cannot aggregate a round without updates');
+  const denominator = fixed ?? totalWeight;
+  for (let i = 0; i < length; i++) sum[i] = sum[i]! / denominator;
+  return { mean: sum, cohort };
+}
+
 /**
  * Folds a round's updates into the global weights; returns new weights, leaving inputs untouched.
- * `updates` is iterated once, so a database cursor can stream it without holding every delta at once.
+ * `updates` is iterated once, so a database cursor can stream it (the mean holds one delta at a
+ * time; the robust aggregators must hold them all).
  */
 export function aggregate(
   global: Float32Array,
   updates: Iterable<AggregateUpdate>,
   options: AggregateOptions,
 ): Float32Array {
-  // Float64 accumulation: summing thousands of float32 deltas in float32 loses the small ones.
-  const sum = new Float64Array(global.length);
-  const clipped = new Float32Array(global.length);
-  let totalWeight = 0;
-  let cohort = 0;
-  for (const update of updates) {
-    if (update.delta.length !== global.length) {
-      throw new RangeError(`delta has ${update.delta.length} values, model has ${global.length}`);
-    }
-    // Validation rejects these before storage; checked again because one NaN would poison the model.
-    if (!allFinite(update.delta)) throw new RangeError('delta contains NaN or Infinity');
-    clipped.set(update.delta);
-    clipL2InPlace(clipped, options.clipNorm);
-    const w = updateWeight(update.examples, options.maxExamples);
-    for (let i = 0; i < clipped.length; i++) sum[i] = sum[i]! + w * clipped[i]!;
-    totalWeight += w;
-    cohort++;
+  const kind = options.aggregator ?? 'mean';
+  let mean: Float64Array;
+  let cohort: number;
+  if (kind === 'mean') {
+    ({ mean, cohort } = streamedMean(global.length, updates, options));
+  } else {
+    const clipped: Float32Array[] = [];
+    for (const update of updates)
+      clipped.push(checkedClip(update, global.length, options.clipNorm));
+    cohort = clipped.length;
+    mean =
+      kind === 'median'
+        ? coordinateMedian(clipped, global.length)
+        : trimmedMean(clipped, global.length, options.trimFraction ?? 0.1);
   }
-  if (cohort === 0) throw new RangeError('cannot aggregate a round without updates');
-  for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! / totalWeight;
-  options.adjustMeanDelta?.(sum, { cohort });
+  options.adjustMeanDelta?.(mean, { cohort });
+  if (options.applyDelta) return options.applyDelta(global, mean);
   const next = new Float32Array(global.length);
   for (let i = 0; i < next.length; i++) {
-    next[i] = global[i]! + options.serverLearningRate * sum[i]!;
+    next[i] = global[i]! + options.serverLearningRate * mean[i]!;
   }
   return next;
 }

@@ -6,6 +6,7 @@
  *   GET  /v1/model/:version/weights   float32 weights of a version (ETag "w<v>", immutable)
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
+ *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
  */
 import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
@@ -15,8 +16,10 @@ import { HearthError } from '../protocol/errors.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { updateBodyLimit, type ServerConfig } from './config.js';
+import type { GaussianRng } from './gaussian.js';
 import { toErrorReply } from './http-errors.js';
 import { ingestUpdate, maxParamsFor } from './ingest.js';
+import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import type { Store } from './store.js';
 import { manifestParamCount, servedManifest } from './versions.js';
 
@@ -24,6 +27,8 @@ import { manifestParamCount, servedManifest } from './versions.js';
 export interface AppOptions {
   readonly store: Store;
   readonly config: ServerConfig;
+  /** Source of the central DP noise; node:crypto by default (tests inject one). */
+  readonly rng?: GaussianRng;
 }
 
 /** Body limit of the small JSON routes; only /v1/updates takes a large body. */
@@ -111,7 +116,18 @@ export function buildApp(options: AppOptions): FastifyInstance {
     );
   });
 
+  app.get('/v1/privacy', async (_request, reply) => {
+    const report = privacyReport(await store.privacyLedger(), config);
+    void reply.header('cache-control', 'no-store');
+    return privacyReportJson(report);
+  });
+
   app.post('/v1/rounds/join', async (_request, reply): Promise<JoinReply> => {
+    // A token for a round that may never publish would only waste a device's work and upload. The
+    // authoritative check runs again inside the aggregation transaction.
+    if (config.epsilonBudget !== Infinity) {
+      assertBudgetAllowsRound(await store.privacyLedger(), config);
+    }
     const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
     const ticket = await store.joinRound(token);
     void reply.header('cache-control', 'no-store');
@@ -136,7 +152,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (!Buffer.isBuffer(request.body)) {
         throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
       }
-      const result = await ingestUpdate(request.body, { store, config, maxParams });
+      const result = await ingestUpdate(request.body, {
+        store,
+        config,
+        maxParams,
+        ...(options.rng ? { rng: options.rng } : {}),
+      });
       return reply.code(202).header('cache-control', 'no-store').send(result);
     });
   });

@@ -47,6 +47,23 @@ describe('parseArgs', () => {
     [['--host='], /--host must not be empty/],
     [['--bogus', '1'], /--bogus is not a known option/],
     [['--log-level', 'loud'], /--log-level must be one of/],
+    [
+      ['--noise-multiplier', '-0.5'],
+      /noiseMultiplier \(--noise-multiplier\) must be a finite number >= 0/,
+    ],
+    [['--noise-multiplier', 'abc'], /--noise-multiplier must be a number/],
+    [['--sample-rate', '0'], /sampleRate \(--sample-rate\) must be in \(0, 1\]/],
+    [['--sample-rate', '1.5'], /--sample-rate/],
+    [['--delta', '1'], /delta \(--delta\) must be in \(0, 1\)/],
+    [['--epsilon-budget', '0'], /--epsilon-budget must be a positive number/],
+    [['--epsilon-budget', '-3'], /--epsilon-budget/],
+    [['--trim-fraction', '0.5'], /trimFraction \(--trim-fraction\) must be in \[0, 0.5\)/],
+    [['--aggregator', 'mode'], /--aggregator must be one of mean, trimmed-mean, median/],
+    [['--server-optimizer', 'sgd'], /--server-optimizer must be one of fedavg, fedadam/],
+    [
+      ['--noise-multiplier', '1', '--aggregator', 'median'],
+      /aggregator \(--aggregator\) must be 'mean' when --noise-multiplier > 0/,
+    ],
   ])('rejects %j', (argv, message) => {
     let caught: unknown;
     try {
@@ -57,6 +74,51 @@ describe('parseArgs', () => {
     expect(caught).toBeInstanceOf(HearthError);
     expect((caught as HearthError).code).toBe('HEARTH_E_CONFIG');
     expect((caught as HearthError).message).toMatch(message);
+  });
+});
+
+describe('privacy and optimiser flags', () => {
+  it('reads them, with noise off and no budget by default', () => {
+    expect(parseArgs([])).toMatchObject({
+      noiseMultiplier: 0,
+      sampleRate: 0.01,
+      delta: 1e-6,
+      epsilonBudget: Infinity,
+      serverOptimizer: 'fedavg',
+      aggregator: 'mean',
+      trimFraction: 0.1,
+    });
+    expect(
+      parseArgs([
+        '--noise-multiplier=1.1',
+        '--sample-rate',
+        '0.02',
+        '--delta',
+        '1e-7',
+        '--epsilon-budget',
+        '8',
+        '--server-optimizer',
+        'fedadam',
+        '--server-learning-rate',
+        '0.05',
+      ]),
+    ).toMatchObject({
+      noiseMultiplier: 1.1,
+      sampleRate: 0.02,
+      delta: 1e-7,
+      epsilonBudget: 8,
+      serverOptimizer: 'fedadam',
+      serverLearningRate: 0.05,
+    });
+    expect(parseArgs(['--aggregator', 'trimmed-mean', '--trim-fraction', '0.2'])).toMatchObject({
+      aggregator: 'trimmed-mean',
+      trimFraction: 0.2,
+    });
+  });
+
+  it('gives FedAdam its own default step size', () => {
+    expect(parseArgs(['--server-optimizer', 'fedadam']).serverLearningRate).toBe(0.01);
+    expect(parseArgs(['--server-optimizer', 'fedavg']).serverLearningRate).toBe(1);
   });
 });
 

@@ -184,7 +184,10 @@ function checkPrivacy(config: ServerConfig): void {
     bad('delta (--delta)', `must be in (0, 1), got ${config.delta}`);
   }
   if (!(config.epsilonBudget > 0)) {
-    bad('epsilonBudget (--epsilon-budget)', `must be a positive number, got ${config.epsilonBudget}`);
+    bad(
+      'epsilonBudget (--epsilon-budget)',
+      `must be a positive number, got ${config.epsilonBudget}`,
+    );
   }
   if (z > 0 && config.aggregator !== 'mean') {
     bad(
@@ -210,21 +213,21 @@ export function updateBodyLimit(paramCount: number, config: ServerConfig): numbe
 
 /** Usage text of the CLI. */
 export const USAGE = `Usage: npm run server -- [options]
-  --port <n>          TCP port, 0 for any free port (default ${DEFAULT_CONFIG.port})
-  --host <h>          interface to bind (default ${DEFAULT_CONFIG.host})
-  --db <file>         SQLite database file (default ${DEFAULT_CONFIG.dbPath})
-  --model <dir>       seed model directory, needed while the database is empty
-  --min-cohort <m>    updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
-  --clip-norm <S>     L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
+  --port <n>                 TCP port, 0 for any free port (default ${DEFAULT_CONFIG.port})
+  --host <h>                 interface to bind (default ${DEFAULT_CONFIG.host})
+  --db <file>                SQLite database file (default ${DEFAULT_CONFIG.dbPath})
+  --model <dir>              seed model directory, needed while the database is empty
+  --min-cohort <m>           updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
+  --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
-  --aggregator <a>    ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}; robust ones need noise off)
-  --trim-fraction <f> share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
-  --noise-multiplier <z>  central DP noise std z * S / m per round; 0 = off (default 0)
-  --sample-rate <q>   device participation probability the accountant assumes (default ${DEFAULT_CONFIG.sampleRate})
-  --delta <d>         delta of the reported (epsilon, delta) (default ${DEFAULT_CONFIG.delta})
-  --epsilon-budget <e>  stop running rounds before epsilon would exceed e (default: no budget)
-  --log-level <l>     ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
+  --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}; robust ones need noise off)
+  --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
+  --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
+  --sample-rate <q>          device participation probability the accountant assumes (default ${DEFAULT_CONFIG.sampleRate})
+  --delta <d>                delta of the reported (epsilon, delta) (default ${DEFAULT_CONFIG.delta})
+  --epsilon-budget <e>       stop running rounds before epsilon would exceed e (default: no budget)
+  --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
 type FlagParser = (value: string, flag: string, out: Record<string, unknown>) => void;
 

@@ -7,8 +7,11 @@ import type { UpdateReply } from '../protocol/api.js';
 import { allFinite, l2Norm } from '../protocol/clip.js';
 import { HearthError } from '../protocol/errors.js';
 import { decodeUpdate, tokenToHex, UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
-import { aggregate, updateWeight } from './aggregate.js';
+import { aggregate, updateWeight, type AggregateOptions } from './aggregate.js';
 import type { ServerConfig } from './config.js';
+import { fedAdamStep, type FedAdamState } from './fedadam.js';
+import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
+import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
 import type { RoundPolicy, Store } from './store.js';
 import { manifestParamCount } from './versions.js';
 
@@ -23,23 +26,73 @@ export function maxParamsFor(bodyLimit: number): number {
   return Math.max(0, Math.floor((bodyLimit - UPDATE_HEADER_BYTES) / 2));
 }
 
-/** The round policy of a config: minimum cohort m and weighted FedAvg with re-clipping. */
-export function roundPolicy(config: ServerConfig): RoundPolicy {
+/** The standard deviation of the central DP noise: z * S / m (0 with noise off). */
+export function noiseStd(config: ServerConfig): number {
+  return (config.noiseMultiplier * config.clipNorm) / config.minCohort;
+}
+
+/**
+ * The round policy of a config: minimum cohort m; the budget check; re-clipping and the configured
+ * aggregator; with noise on, the fixed-denominator mean plus one Gaussian draw per coordinate (std
+ * z * S / m); then the FedAvg or FedAdam step. All of it runs inside the store's transaction, so noise
+ * is drawn once per published round: a rolled-back attempt publishes nothing.
+ * `rng` is for tests; by default the noise comes from node:crypto.
+ */
+export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolicy {
+  const noiseOn = config.noiseMultiplier > 0;
   return {
     minCohort: config.minCohort,
-    aggregate: (global, updates) =>
-      aggregate(global, updates, {
+    aggregate: (global, updates, context) => {
+      assertBudgetAllowsRound(context.ledger, config);
+      let optimizerState: FedAdamState | undefined;
+      const options: AggregateOptions = {
         clipNorm: config.clipNorm,
         maxExamples: config.maxExamples,
         serverLearningRate: config.serverLearningRate,
-      }),
+        aggregator: config.aggregator,
+        trimFraction: config.trimFraction,
+        ...(noiseOn
+          ? {
+              fixedDenominator: config.minCohort,
+              adjustMeanDelta: (mean: Float64Array) =>
+                addGaussianNoise(mean, noiseStd(config), rng ?? cryptoGaussian()),
+            }
+          : {}),
+        ...(config.serverOptimizer === 'fedadam'
+          ? {
+              applyDelta: (weights: Float32Array, delta: Float64Array) => {
+                const step = fedAdamStep(
+                  weights,
+                  delta,
+                  context.optimizerState,
+                  config.serverLearningRate,
+                );
+                optimizerState = step.state;
+                return step.weights;
+              },
+            }
+          : {}),
+      };
+      const weights = aggregate(global, updates, options);
+      return {
+        weights,
+        privacy: currentSettings(config),
+        ...(optimizerState ? { optimizerState } : {}),
+      };
+    },
   };
 }
 
 /** Validates an update body and stores it (aggregating when it completes the round). */
 export async function ingestUpdate(
   body: Uint8Array,
-  options: { readonly store: Store; readonly config: ServerConfig; readonly maxParams: number },
+  options: {
+    readonly store: Store;
+    readonly config: ServerConfig;
+    readonly maxParams: number;
+    /** Noise source for tests; node:crypto by default. */
+    readonly rng?: GaussianRng;
+  },
 ): Promise<UpdateReply> {
   const { store, config } = options;
   const update = decodeUpdate(body, options.maxParams);
@@ -75,7 +128,7 @@ export async function ingestUpdate(
       norm,
       delta: update.delta,
     },
-    roundPolicy(config),
+    roundPolicy(config, options.rng),
   );
   return {
     accepted: true,

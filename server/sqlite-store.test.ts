@@ -80,6 +80,26 @@ describe('SqliteStore', () => {
     await expect(stale).rejects.toMatchObject({ code: 'HEARTH_E_UPDATE_STALE' });
   });
 
+  it('migrates a schema-1 database: old rounds enter the ledger as published without noise', async () => {
+    await store.joinRound('d'.repeat(32));
+    await store.submitUpdate(submission('d'.repeat(32), 1), roundPolicy(config));
+    await store.joinRound('e'.repeat(32));
+    await store.submitUpdate(submission('e'.repeat(32), 2), roundPolicy(config));
+    await store.close();
+    // Turn the file back into schema 1: no ledger columns, no optimiser table.
+    const raw = new Database(join(dir, 'h.db'));
+    raw.exec('ALTER TABLE rounds DROP COLUMN noise_multiplier');
+    raw.exec('ALTER TABLE rounds DROP COLUMN sample_rate');
+    raw.exec('DROP TABLE optimizer_state');
+    raw.pragma('user_version = 1');
+    raw.close();
+    store = new SqliteStore(join(dir, 'h.db'));
+    expect(await store.privacyLedger()).toEqual([
+      { round: 1, version: 2, noiseMultiplier: 0, sampleRate: 1 },
+    ]);
+    expect(await store.optimizerState()).toBeUndefined();
+  });
+
   it('refuses a database from a newer server', async () => {
     await store.close();
     const raw = new Database(join(dir, 'h.db'));

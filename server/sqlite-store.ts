@@ -8,9 +8,13 @@ import Database from 'better-sqlite3';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
+import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
 import type {
+  RoundContext,
   RoundPolicy,
+  RoundOutput,
+  RoundPrivacy,
   RoundTicket,
   Store,
   StoreCounts,
@@ -20,8 +24,11 @@ import type {
 } from './store.js';
 import { versionManifest } from './versions.js';
 
-/** Bumped with every schema change; a newer database than the code knows is refused. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Bumped with every schema change; a newer database than the code knows is refused.
+ * 2: rounds record the DP parameters they were published under; optimiser state table.
+ */
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS versions (
@@ -34,7 +41,10 @@ CREATE TABLE IF NOT EXISTS rounds (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   base_version INTEGER NOT NULL REFERENCES versions(version),
   status TEXT NOT NULL CHECK (status IN ('collecting', 'published')),
-  published_version INTEGER REFERENCES versions(version)
+  published_version INTEGER REFERENCES versions(version),
+  -- The privacy ledger: the (z, q) each round was published under (NULL before schema 2: no noise).
+  noise_multiplier REAL,
+  sample_rate REAL
 );
 -- At most one round collects at a time.
 CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
@@ -54,7 +64,33 @@ CREATE TABLE IF NOT EXISTS updates (
   received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+-- Server optimiser state (FedAdam's m and v as float64 blobs); one row, replaced by every round.
+CREATE TABLE IF NOT EXISTS optimizer_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  step INTEGER NOT NULL,
+  m BLOB NOT NULL,
+  v BLOB NOT NULL,
+  version INTEGER NOT NULL REFERENCES versions(version)
+);
 `;
+
+/** Columns added to tables of an older schema (CREATE TABLE IF NOT EXISTS leaves those alone). */
+const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] = [
+  { table: 'rounds', column: 'noise_multiplier', type: 'REAL' },
+  { table: 'rounds', column: 'sample_rate', type: 'REAL' },
+];
+
+function float64ToBytes(values: Float64Array): Buffer {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+}
+
+function bytesToFloat64(bytes: Uint8Array): Float64Array {
+  if (bytes.byteLength % 8 !== 0) {
+    throw new RangeError(`float64 data must be a multiple of 8 bytes, got ${bytes.byteLength}`);
+  }
+  // Always a copy: the state is updated into fresh arrays, and Buffers may be unaligned.
+  return new Float64Array(Uint8Array.from(bytes).buffer);
+}
 
 interface TokenRow {
   round: number;
@@ -91,6 +127,12 @@ export class SqliteStore implements Store {
     }
     this.db.transaction(() => {
       this.db.exec(SCHEMA);
+      for (const { table, column, type } of ADDED_COLUMNS) {
+        const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
+        if (!columns.some((c) => c.name === column)) {
+          this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+        }
+      }
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
   }
@@ -118,6 +160,44 @@ export class SqliteStore implements Store {
     this.db
       .prepare('INSERT INTO versions (version, created_at, manifest, weights) VALUES (?, ?, ?, ?)')
       .run(manifest.version, manifest.createdAt, JSON.stringify(manifest), float32ToBytes(weights));
+  }
+
+  private ledger(): RoundPrivacy[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
+         WHERE status = 'published' ORDER BY id`,
+      )
+      .all() as {
+      id: number;
+      published_version: number;
+      noise_multiplier: number | null;
+      sample_rate: number | null;
+    }[];
+    // Rounds from before the ledger existed were published without noise; q is then irrelevant.
+    return rows.map((r) => ({
+      round: r.id,
+      version: r.published_version,
+      noiseMultiplier: r.noise_multiplier ?? 0,
+      sampleRate: r.sample_rate ?? 1,
+    }));
+  }
+
+  private readOptimizerState(): FedAdamState | undefined {
+    const row = this.db.prepare('SELECT step, m, v FROM optimizer_state WHERE id = 1').get() as
+      { step: number; m: Buffer; v: Buffer } | undefined;
+    if (!row) return undefined;
+    return { step: row.step, m: bytesToFloat64(row.m), v: bytesToFloat64(row.v) };
+  }
+
+  /** @inheritdoc */
+  async privacyLedger(): Promise<RoundPrivacy[]> {
+    return this.ledger();
+  }
+
+  /** @inheritdoc */
+  async optimizerState(): Promise<FedAdamState | undefined> {
+    return this.readOptimizerState();
   }
 
   /** @inheritdoc */
@@ -249,16 +329,33 @@ export class SqliteStore implements Store {
           yield { examples: row.examples, delta: bytesToFloat32(row.delta) };
       },
     };
-    let weights: Float32Array;
+    const context: RoundContext = {
+      optimizerState: this.readOptimizerState(),
+      ledger: this.ledger(),
+    };
+    let output: RoundOutput;
     try {
-      weights = policy.aggregate(global, updates);
+      output = policy.aggregate(global, updates, context);
     } finally {
       cursor?.return?.();
     }
-    this.insertVersion(versionManifest(base, next, now), weights);
+    this.insertVersion(versionManifest(base, next, now), output.weights);
     this.db
-      .prepare("UPDATE rounds SET status = 'published', published_version = ? WHERE id = ?")
-      .run(next, round);
+      .prepare(
+        `UPDATE rounds SET status = 'published', published_version = ?, noise_multiplier = ?,
+         sample_rate = ? WHERE id = ?`,
+      )
+      .run(next, output.privacy.noiseMultiplier, output.privacy.sampleRate, round);
+    if (output.optimizerState) {
+      const { step, m, v } = output.optimizerState;
+      this.db
+        .prepare(
+          `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
+           version = excluded.version`,
+        )
+        .run(step, float64ToBytes(m), float64ToBytes(v), next);
+    }
   }
 
   /** @inheritdoc */

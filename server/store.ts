@@ -5,6 +5,7 @@
  */
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
+import type { FedAdamState } from './fedadam.js';
 
 /** A model version as the store holds it: its manifest and float32 weights. */
 export interface StoredVersion {
@@ -31,11 +32,49 @@ export interface UpdateSubmission {
   readonly delta: Float32Array;
 }
 
+/** The DP parameters a round was published under (z = 0: no noise). */
+export interface RoundPrivacySettings {
+  readonly noiseMultiplier: number;
+  readonly sampleRate: number;
+}
+
+/** One published round in the privacy ledger. */
+export interface RoundPrivacy extends RoundPrivacySettings {
+  readonly round: number;
+  /** The version the round published. */
+  readonly version: number;
+}
+
+/** What the store reads for the policy inside the aggregation transaction. */
+export interface RoundContext {
+  /** Persisted server optimiser state; undefined before the first FedAdam round. */
+  readonly optimizerState: FedAdamState | undefined;
+  /** Every published round so far, oldest first (what the privacy budget check needs). */
+  readonly ledger: readonly RoundPrivacy[];
+}
+
+/** What one round's aggregation produced; the store commits all of it with the new version. */
+export interface RoundOutput {
+  readonly weights: Float32Array;
+  /** New server optimiser state to persist; left out, the stored state stays as it is. */
+  readonly optimizerState?: FedAdamState;
+  /** The DP parameters the round was published under, recorded in the ledger. */
+  readonly privacy: RoundPrivacySettings;
+}
+
 /** How a round closes: the cohort size it needs and the (pure) aggregation to run. */
 export interface RoundPolicy {
   readonly minCohort: number;
-  /** New global weights from the current ones and the round's updates (iterated once). */
-  readonly aggregate: (global: Float32Array, updates: Iterable<AggregateUpdate>) => Float32Array;
+  /**
+   * New global weights (and optimiser state) from the current ones and the round's updates (iterated
+   * once). May throw to refuse publishing (e.g. HEARTH_E_PRIVACY_BUDGET); the store then rolls the
+   * whole submission back.
+   */
+  readonly aggregate: (
+    global: Float32Array,
+    updates: Iterable<AggregateUpdate>,
+    context: RoundContext,
+  ) => RoundOutput;
 }
 
 /** What storing an update did. */
@@ -76,6 +115,10 @@ export interface Store {
    * and marks it published. Either all of that is durable when it resolves, or none of it happened.
    */
   submitUpdate(update: UpdateSubmission, policy: RoundPolicy): Promise<SubmitOutcome>;
+  /** The privacy ledger: every published round with its (z, q), oldest first. */
+  privacyLedger(): Promise<RoundPrivacy[]>;
+  /** The persisted server optimiser state, if any round has produced one. */
+  optimizerState(): Promise<FedAdamState | undefined>;
   counts(): Promise<StoreCounts>;
   close(): Promise<void>;
 }

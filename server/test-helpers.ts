@@ -24,6 +24,7 @@ import {
 } from '../protocol/update-format.js';
 import { buildApp } from './app.js';
 import { resolveConfig, type ServerConfig } from './config.js';
+import type { GaussianRng } from './gaussian.js';
 import { seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
@@ -75,8 +76,11 @@ export async function writeSeedDir(
   return { dir, manifest, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** An app on a fresh in-memory store seeded with the test model. */
-export async function makeApp(overrides: Partial<ServerConfig> = {}): Promise<{
+/** An app on a fresh store (in memory unless `dbPath` is given) seeded with the test model. */
+export async function makeApp(
+  overrides: Partial<ServerConfig> = {},
+  options: { readonly rng?: GaussianRng } = {},
+): Promise<{
   app: FastifyInstance;
   store: Store;
   config: ServerConfig;
@@ -86,7 +90,7 @@ export async function makeApp(overrides: Partial<ServerConfig> = {}): Promise<{
   const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
   const store = new SqliteStore(config.dbPath);
   await seedIfEmpty(store, config);
-  const app = buildApp({ store, config });
+  const app = buildApp({ store, config, ...options });
   await app.ready();
   return {
     app,

@@ -36,6 +36,8 @@ const FLAGS = {
   '--delta': 'delta',
 } as const satisfies Record<string, keyof PrivacyParams>;
 
+type Key = (typeof FLAGS)[keyof typeof FLAGS];
+
 type Flag = keyof typeof FLAGS;
 
 function isFlag(value: string): value is Flag {
@@ -44,7 +46,7 @@ function isFlag(value: string): value is Flag {
 
 /** Parses `--flag value` / `--flag=value` pairs into accountant parameters (all four required). */
 export function parsePrivacyArgs(argv: readonly string[]): PrivacyParams {
-  const out: Partial<Record<keyof PrivacyParams, number>> = {};
+  const out: Partial<Record<Key, number>> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');

@@ -29,7 +29,7 @@ describe('log-space numerics', () => {
   it('computes log erfc with relative accuracy far into the tail', () => {
     const reference: [number, number][] = [
       [-1, 1.8427007929497148],
-      [0.1, 0.8875370839817151],
+      [0.1, 0.887537083981715],
       [0.5, 0.4795001221869535],
       [1.5, 0.033894853524689274],
       [2, 0.004677734981047266],

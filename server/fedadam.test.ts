@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { FEDADAM, fedAdamStep, initialFedAdamState } from './fedadam.js';
+
+describe('FedAdam', () => {
+  it('takes the step of Reddi et al. Algorithm 2 on a hand-computed example', () => {
+    const global = Float32Array.of(1, -1);
+    const delta = Float64Array.of(0.1, -0.2);
+    const lr = 0.01;
+    const first = fedAdamStep(global, delta, undefined, lr);
+    // m1 = 0.1 * delta = (0.01, -0.02); v1 = 0.99 * 1e-6 + 0.01 * delta^2 = (1.0099e-4, 4.0099e-4).
+    expect(Array.from(first.state.m)).toEqual(
+      [0.1 * 0.1, 0.1 * -0.2].map((x) => expect.closeTo(x, 15)),
+    );
+    expect(first.state.v[0]).toBeCloseTo(1.0099e-4, 15);
+    expect(first.state.v[1]).toBeCloseTo(4.0099e-4, 15);
+    expect(first.state.step).toBe(1);
+    // x1 = x0 + 0.01 * m1 / (sqrt(v1) + 1e-3)
+    expect(first.weights[0]).toBeCloseTo(1 + (0.01 * 0.01) / (Math.sqrt(1.0099e-4) + 1e-3), 6);
+    expect(first.weights[1]).toBeCloseTo(-1 + (0.01 * -0.02) / (Math.sqrt(4.0099e-4) + 1e-3), 6);
+
+    // Second step with the same delta: m2 = 0.9 m1 + 0.1 d = 0.19 d; v2 = 0.99 v1 + 0.01 d^2.
+    const second = fedAdamStep(first.weights, delta, first.state, lr);
+    const m2 = 0.19 * 0.1;
+    const v2 = 0.99 * 1.0099e-4 + 0.01 * 0.01;
+    expect(second.state.m[0]).toBeCloseTo(m2, 15);
+    expect(second.state.v[0]).toBeCloseTo(v2, 15);
+    expect(second.weights[0]).toBeCloseTo(
+      first.weights[0]! + (0.01 * m2) / (Math.sqrt(v2) + 1e-3),
+      6,
+    );
+    // The inputs are left alone.
+    expect(first.state.step).toBe(1);
+    expect(Array.from(global)).toEqual([1, -1]);
+  });
+
+  it('starts from m = 0, v = tau^2 and refuses a state of another layout', () => {
+    const state = initialFedAdamState(3);
+    expect(Array.from(state.v)).toEqual([1e-6, 1e-6, 1e-6]);
+    expect(FEDADAM).toEqual({ beta1: 0.9, beta2: 0.99, tau: 1e-3 });
+    expect(() =>
+      fedAdamStep(new Float32Array(2), new Float64Array(2), initialFedAdamState(3), 0.1),
+    ).toThrow(/another model layout/);
+  });
+});

@@ -1,0 +1,250 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ErrorReply } from '../protocol/api.js';
+import { l2Norm } from '../protocol/clip.js';
+import { computeEpsilon } from '../protocol/privacy/index.js';
+import { resolveConfig, type ServerConfig } from './config.js';
+import { bytesToFloat32 } from './float32-bytes.js';
+import { noiseStd, roundPolicy } from './ingest.js';
+import { ledgerEpsilon } from './privacy.js';
+import type { RoundContext } from './store.js';
+import {
+  PARAMS,
+  joinRound,
+  makeApp,
+  makeDelta,
+  postUpdate,
+  seedWeights,
+  updateBody,
+} from './test-helpers.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function app(
+  overrides: Partial<ServerConfig>,
+  rng?: () => number,
+): Promise<Awaited<ReturnType<typeof makeApp>>> {
+  const made = await makeApp(overrides, rng ? { rng } : {});
+  cleanups.push(made.close);
+  return made;
+}
+
+/** Runs one full round of `cohort` updates on the current version; returns the new weights. */
+async function runRound(
+  server: FastifyInstance,
+  cohort: number,
+  version: number,
+  salt = 0,
+): Promise<Float32Array> {
+  for (let k = 0; k < cohort; k++) {
+    const { token } = await joinRound(server);
+    const body = updateBody({
+      token,
+      baseVersion: version,
+      delta: makeDelta(0.6, salt + k),
+      examples: 10 * (k + 1),
+    });
+    const res = await postUpdate(server, body);
+    expect(res.statusCode).toBe(202);
+  }
+  const res = await server.inject({ method: 'GET', url: `/v1/model/${version + 1}/weights` });
+  expect(res.statusCode).toBe(200);
+  return bytesToFloat32(res.rawPayload);
+}
+
+const PRIVATE = { minCohort: 3, clipNorm: 1, noiseMultiplier: 1.2, sampleRate: 0.05, delta: 1e-6 };
+
+describe('central DP noise', () => {
+  it('adds one Gaussian draw per coordinate per round, std z S / m, to the fixed-denominator mean', async () => {
+    const draws: number[] = [];
+    // A recording "Gaussian": deterministic values so the expected weights can be computed.
+    const rng = (): number => {
+      const value = ((draws.length % 7) - 3) / 3;
+      draws.push(value);
+      return value;
+    };
+    const { app: server, config } = await app(PRIVATE, rng);
+    const weights = await runRound(server, 3, 1);
+    expect(draws.length).toBe(PARAMS);
+    const sigma = noiseStd(config);
+    expect(sigma).toBeCloseTo((1.2 * 1) / 3, 15);
+    // Equal weights (the claimed example counts 10, 20, 30 are ignored) over the fixed denominator m.
+    const global = seedWeights();
+    const deltas = [0, 1, 2].map((k) => makeDelta(0.6, k));
+    for (let i = 0; i < PARAMS; i++) {
+      const mean = (deltas[0]![i]! + deltas[1]![i]! + deltas[2]![i]!) / 3;
+      expect(weights[i]).toBeCloseTo(global[i]! + mean + sigma * draws[i]!, 6);
+    }
+    // A second round draws again, exactly once per coordinate.
+    await runRound(server, 3, 2, 10);
+    expect(draws.length).toBe(2 * PARAMS);
+  });
+
+  it('draws nothing with noise off', async () => {
+    let calls = 0;
+    const { app: server } = await app({ minCohort: 2 }, () => {
+      calls++;
+      return 0;
+    });
+    await runRound(server, 2, 1);
+    expect(calls).toBe(0);
+  });
+});
+
+describe('GET /v1/privacy', () => {
+  it('reports epsilon after 2 rounds as the accountant computes it for 2 steps', async () => {
+    const { app: server } = await app(PRIVATE, () => 0);
+    const initial = (await server.inject({ method: 'GET', url: '/v1/privacy' })).json();
+    expect(initial).toMatchObject({ rounds: 0, epsilon: 0, noise: 'on', exhausted: false });
+    await runRound(server, 3, 1);
+    await runRound(server, 3, 2);
+    const res = await server.inject({ method: 'GET', url: '/v1/privacy' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const expected = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 2, delta: 1e-6 });
+    expect(res.json()).toEqual({
+      noise: 'on',
+      noiseMultiplier: 1.2,
+      sampleRate: 0.05,
+      delta: 1e-6,
+      clipNorm: 1,
+      minCohort: 3,
+      rounds: 2,
+      epsilon: expected.epsilon,
+      bestOrder: expected.order,
+      epsilonBudget: null,
+      exhausted: false,
+    });
+    expect(expected.epsilon).toBeGreaterThan(0);
+  });
+
+  it('reports no epsilon with noise off, and a finite budget then refuses every round', async () => {
+    const { app: server } = await app({ minCohort: 2 });
+    const report = (await server.inject({ method: 'GET', url: '/v1/privacy' })).json();
+    expect(report).toMatchObject({
+      noise: 'off',
+      epsilon: null,
+      bestOrder: null,
+      exhausted: false,
+    });
+    const budgeted = await app({ minCohort: 2, epsilonBudget: 10 });
+    const join = await budgeted.app.inject({ method: 'POST', url: '/v1/rounds/join' });
+    expect(join.statusCode).toBe(403);
+    expect(join.json<ErrorReply>().error.code).toBe('HEARTH_E_PRIVACY_BUDGET');
+  });
+});
+
+describe('privacy budget', () => {
+  const one = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 1, delta: 1e-6 }).epsilon;
+  const two = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 2, delta: 1e-6 }).epsilon;
+
+  it('stops issuing tokens once another round would exceed the budget, and publishes nothing more', async () => {
+    const budget = (one + two) / 2;
+    const { app: server, store } = await app({ ...PRIVATE, epsilonBudget: budget }, () => 0);
+    await runRound(server, 3, 1);
+    const join = await server.inject({ method: 'POST', url: '/v1/rounds/join' });
+    expect(join.statusCode).toBe(403);
+    expect(join.json<ErrorReply>().error.code).toBe('HEARTH_E_PRIVACY_BUDGET');
+    const report = (await server.inject({ method: 'GET', url: '/v1/privacy' })).json();
+    expect(report).toMatchObject({ rounds: 1, epsilonBudget: budget, exhausted: true });
+    expect(report.epsilon).toBeCloseTo(one, 12);
+    expect(await store.counts()).toMatchObject({ versions: 2, rounds: 1 });
+  });
+
+  it('refuses to aggregate inside the transaction, even with tokens issued before', async () => {
+    const { app: server, store } = await app({ ...PRIVATE, epsilonBudget: 1e6 }, () => 0);
+    await runRound(server, 3, 1);
+    // Tokens of round 2, taken straight from the store (as if issued before a restart with a
+    // smaller budget).
+    const tokens = ['a', 'b', 'c'].map((c) => c.repeat(32));
+    for (const token of tokens) await store.joinRound(token);
+    const tight = resolveConfig({ ...PRIVATE, epsilonBudget: (one + two) / 2 });
+    const submit = (token: string, salt: number) =>
+      store.submitUpdate(
+        { token, baseVersion: 2, examples: 1, norm: 0.5, delta: makeDelta(0.5, salt) },
+        roundPolicy(tight, () => 0),
+      );
+    await submit(tokens[0]!, 1);
+    await submit(tokens[1]!, 2);
+    const before = await store.counts();
+    await expect(submit(tokens[2]!, 3)).rejects.toMatchObject({ code: 'HEARTH_E_PRIVACY_BUDGET' });
+    expect(await store.counts()).toEqual(before);
+    expect(await store.latestVersion()).toBe(2);
+    expect(await store.privacyLedger()).toEqual([
+      { round: 1, version: 2, noiseMultiplier: 1.2, sampleRate: 0.05 },
+    ]);
+  });
+
+  it('accounts rounds published under different settings, and none at all without noise', () => {
+    const mixed = ledgerEpsilon(
+      [
+        { noiseMultiplier: 1.2, sampleRate: 0.05 },
+        { noiseMultiplier: 2, sampleRate: 0.01 },
+      ],
+      1e-6,
+    );
+    expect(mixed.epsilon).toBeGreaterThan(one);
+    expect(mixed.epsilon).toBeLessThan(two);
+    expect(ledgerEpsilon([{ noiseMultiplier: 0, sampleRate: 0.05 }], 1e-6).epsilon).toBe(Infinity);
+  });
+});
+
+describe('FedAdam on the server', () => {
+  it('persists m and v with each version and resumes them after a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-adam-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const settings = {
+      minCohort: 2,
+      serverOptimizer: 'fedadam',
+      dbPath: join(dir, 'h.db'),
+    } as const;
+    const first = await makeApp(settings);
+    expect(first.config.serverLearningRate).toBe(0.01);
+    const w2 = await runRound(first.app, 2, 1);
+    const state1 = await first.store.optimizerState();
+    expect(state1?.step).toBe(1);
+    await first.close();
+
+    const second = await app(settings);
+    expect(await second.store.optimizerState()).toEqual(state1);
+    const w3 = await runRound(second.app, 2, 2, 5);
+    const state2 = await second.store.optimizerState();
+    expect(state2?.step).toBe(2);
+    // Recompute round 2 by hand from the persisted round-1 state: the weighted FedAvg mean of the
+    // two deltas (examples 10 and 20) is the pseudo-gradient.
+    const [a, b] = [makeDelta(0.6, 5), makeDelta(0.6, 6)];
+    for (let i = 0; i < PARAMS; i++) {
+      const d = (10 * a[i]! + 20 * b[i]!) / 30;
+      const m = 0.9 * state1!.m[i]! + 0.1 * d;
+      const v = 0.99 * state1!.v[i]! + 0.01 * d * d;
+      expect(state2!.m[i]).toBeCloseTo(m, 12);
+      expect(state2!.v[i]).toBeCloseTo(v, 12);
+      expect(w3[i]).toBeCloseTo(w2[i]! + (0.01 * m) / (Math.sqrt(v) + 1e-3), 6);
+    }
+  });
+});
+
+describe('poisoning', () => {
+  it('bounds a delta scaled by 1000 to S / m of influence with the plain mean and noise off', () => {
+    const config = resolveConfig({ minCohort: 4, clipNorm: 1 });
+    const global = seedWeights();
+    const context: RoundContext = { optimizerState: undefined, ledger: [] };
+    const honest = [1, 2, 3].map((k) => ({ delta: makeDelta(0.8, k), examples: 50 }));
+    const attack = makeDelta(1, 9).map((v) => v * 1000);
+    const run = (delta: Float32Array) =>
+      roundPolicy(config).aggregate(global, [...honest, { delta, examples: 50 }], context).weights;
+    const poisoned = run(attack);
+    const without = run(new Float32Array(PARAMS));
+    const influence = l2Norm(Float64Array.from(poisoned, (v, i) => v - without[i]!));
+    expect(influence).toBeLessThanOrEqual((config.clipNorm / config.minCohort) * (1 + 1e-5));
+    expect(influence).toBeGreaterThan(0.24);
+    const moved = l2Norm(Float64Array.from(poisoned, (v, i) => v - global[i]!));
+    expect(moved).toBeLessThanOrEqual(config.clipNorm * (1 + 1e-5));
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * The server's privacy accounting: cumulative (epsilon, delta) of everything published so far, from
+ * the ledger of (z, q) per published round and the protocol's RDP accountant, and the budget check
+ * that stops new rounds before publishing one would push epsilon past the operator's budget.
+ *
+ * One published round is one step of the sampled Gaussian mechanism: devices join with probability q,
+ * each contributes one update clipped to S, and the fixed-denominator mean gets N(0, (z S / m)^2)
+ * noise (see aggregate.ts). RDP composes additively, so rounds published under different (z, q) (an
+ * operator changed the flags) are summed per order before the conversion. A round published without
+ * noise has no finite epsilon, and nor does anything after it.
+ */
+import { HearthError } from '../protocol/errors.js';
+import { computeRdp, DEFAULT_ORDERS, epsilonFromRdp } from '../protocol/privacy/index.js';
+import type { EpsilonResult } from '../protocol/privacy/index.js';
+import type { ServerConfig } from './config.js';
+import type { RoundPrivacySettings } from './store.js';
+
+/** What `GET /v1/privacy` reports (Infinity and NaN become null in the JSON reply). */
+export interface PrivacyReport {
+  readonly noise: 'on' | 'off';
+  readonly noiseMultiplier: number;
+  readonly sampleRate: number;
+  readonly delta: number;
+  readonly clipNorm: number;
+  readonly minCohort: number;
+  /** Published rounds the accountant counts (every round in the ledger). */
+  readonly rounds: number;
+  /** Cumulative epsilon at `delta` over those rounds; Infinity without noise. */
+  readonly epsilon: number;
+  /** RDP order that gave epsilon; NaN when epsilon is infinite. */
+  readonly bestOrder: number;
+  /** The configured budget; Infinity when none. */
+  readonly epsilonBudget: number;
+  /** True when publishing one more round under the current settings would exceed the budget. */
+  readonly exhausted: boolean;
+}
+
+/** Per-step RDP of (q, z), memoised: every join and every round would otherwise redo the series. */
+const perStepRdp = new Map<string, readonly number[]>();
+
+function rdpPerStep(settings: RoundPrivacySettings): readonly number[] {
+  const key = `${settings.sampleRate}/${settings.noiseMultiplier}`;
+  let rdp = perStepRdp.get(key);
+  if (!rdp) {
+    rdp = computeRdp(settings.sampleRate, settings.noiseMultiplier, 1, DEFAULT_ORDERS);
+    perStepRdp.set(key, rdp);
+  }
+  return rdp;
+}
+
+/**
+ * Epsilon at `delta` after the given rounds (any mix of settings). No rounds: epsilon 0. Any round
+ * without noise (z = 0): Infinity, order NaN.
+ */
+export function ledgerEpsilon(
+  rounds: readonly RoundPrivacySettings[],
+  delta: number,
+): EpsilonResult {
+  const total = new Array<number>(DEFAULT_ORDERS.length).fill(0);
+  for (const round of rounds) {
+    if (!(round.noiseMultiplier > 0)) return { epsilon: Infinity, order: NaN };
+    const rdp = rdpPerStep(round);
+    for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
+  }
+  return epsilonFromRdp(DEFAULT_ORDERS, total, delta);
+}
+
+/** The (z, q) the next round will be published under. */
+export function currentSettings(config: ServerConfig): RoundPrivacySettings {
+  return { noiseMultiplier: config.noiseMultiplier, sampleRate: config.sampleRate };
+}
+
+/** True when publishing one more round under the config's settings would exceed the budget. */
+export function budgetExhausted(
+  ledger: readonly RoundPrivacySettings[],
+  config: ServerConfig,
+): boolean {
+  // No budget: nothing to compute (and no ledger scan on every join).
+  if (config.epsilonBudget === Infinity) return false;
+  return (
+    ledgerEpsilon([...ledger, currentSettings(config)], config.delta).epsilon > config.epsilonBudget
+  );
+}
+
+/** Throws HEARTH_E_PRIVACY_BUDGET when another round would exceed the budget. */
+export function assertBudgetAllowsRound(
+  ledger: readonly RoundPrivacySettings[],
+  config: ServerConfig,
+): void {
+  if (budgetExhausted(ledger, config)) {
+    const spent = ledgerEpsilon(ledger, config.delta).epsilon;
+    throw new HearthError(
+      'HEARTH_E_PRIVACY_BUDGET',
+      `epsilon ${spent} after ${ledger.length} rounds; one more would exceed the budget ` +
+        `${config.epsilonBudget} at delta ${config.delta}`,
+    );
+  }
+}
+
+/** The privacy report of a ledger under a config. */
+export function privacyReport(
+  ledger: readonly RoundPrivacySettings[],
+  config: ServerConfig,
+): PrivacyReport {
+  const noiseOn = config.noiseMultiplier > 0;
+  // With noise off the server promises nothing, whatever earlier rounds did.
+  const spent = noiseOn ? ledgerEpsilon(ledger, config.delta) : { epsilon: Infinity, order: NaN };
+  return {
+    noise: noiseOn ? 'on' : 'off',
+    noiseMultiplier: config.noiseMultiplier,
+    sampleRate: config.sampleRate,
+    delta: config.delta,
+    clipNorm: config.clipNorm,
+    minCohort: config.minCohort,
+    rounds: ledger.length,
+    epsilon: spent.epsilon,
+    bestOrder: spent.order,
+    epsilonBudget: config.epsilonBudget,
+    exhausted: budgetExhausted(ledger, config),
+  };
+}
+
+/** The report as JSON-safe values: non-finite numbers (no noise, no budget) become null. */
+export function privacyReportJson(
+  report: PrivacyReport,
+): Record<string, string | number | boolean | null> {
+  const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
+  return {
+    ...report,
+    epsilon: finite(report.epsilon),
+    bestOrder: finite(report.bestOrder),
+    epsilonBudget: finite(report.epsilonBudget),
+  };
+}
