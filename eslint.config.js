@@ -21,6 +21,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts that run before dependencies are installed.
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+  },
+  {
     // Command-line programs talk to a terminal; that is their job.
     files: ['tools/**', 'bench/**', 'server/main.ts', 'e2e/**', '.ci/**'],
     rules: { 'no-console': 'off' },

@@ -47,7 +47,8 @@ export class MarkovChain implements Recommender {
     const buffer = this.buffer;
     if (!start || !buffer) throw notFitted(this.name);
     const last = prefix[prefix.length - 1]!;
-    for (let j = start[last]!; j < start[last + 1]!; j++) buffer.add(this.next[j]!, this.counts[j]!);
+    for (let j = start[last]!; j < start[last + 1]!; j++)
+      buffer.add(this.next[j]!, this.counts[j]!);
     return buffer.flush();
   }
 }

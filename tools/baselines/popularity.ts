@@ -17,10 +17,10 @@ export class Pop implements Recommender {
   readonly name = 'POP';
 
   /** Nothing to learn: popularity is the index order. */
-  fit(): void {}
+  fit(_train?: readonly (readonly number[])[], _items?: number): void {}
 
   /** Always empty: the index order (= popularity) ranks everything. */
-  score(): CandidateScores {
+  score(_prefix?: readonly number[]): CandidateScores {
     return EMPTY;
   }
 }

@@ -55,12 +55,16 @@ export async function loadAmazonBeauty(dataDir: string): Promise<LeaveOneOutData
  * id, like datasetFromSessions; items seen only as validation or test targets come last with count 0
  * and still get ranked, as full ranking requires.
  */
-export function leaveOneOut(name: string, users: readonly (readonly string[])[]): LeaveOneOutDataset {
+export function leaveOneOut(
+  name: string,
+  users: readonly (readonly string[])[],
+): LeaveOneOutDataset {
   const counts = new Map<string, number>();
   for (const s of users) for (const id of s) if (!counts.has(id)) counts.set(id, 0);
   for (const s of users) for (const id of s.slice(0, -2)) counts.set(id, counts.get(id)! + 1);
   const ordered = [...counts.keys()].sort(
-    (a, b) => counts.get(b)! - counts.get(a)! || a.length - b.length || (a < b ? -1 : a > b ? 1 : 0),
+    (a, b) =>
+      counts.get(b)! - counts.get(a)! || a.length - b.length || (a < b ? -1 : a > b ? 1 : 0),
   );
   const index = new Map(ordered.map((id, i) => [id, i + 1]));
   const mapped = users.map((s) => s.map((id) => index.get(id)!));

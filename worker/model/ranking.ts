@@ -137,7 +137,7 @@ export function popularityPercentiles(popularity: ArrayLike<number>): Float64Arr
   const order = Array.from({ length: m }, (_, i) => i + 1).sort(
     (a, b) => popularity[a]! - popularity[b]!,
   );
-  for (let start = 0; start < m; ) {
+  for (let start = 0; start < m;) {
     let end = start;
     const value = popularity[order[start]!]!;
     while (end < m && popularity[order[end]!]! === value) end++;

@@ -1,0 +1,204 @@
+/**
+ * Offline evaluation of next-item recommenders with full-catalogue ranking.
+ *
+ *   npm run eval -- --data <dir> --dataset <name> [--model <model-dir>] [--baselines]
+ *                   [--json <file>] [--limit <n>] [--backend wasm|cpu]
+ *
+ * <dir> defaults to ../shared/data; <name> is a folder there (diginetica, yoochoose-rsc15-100k,
+ * amazon-beauty) or `synthetic`. Without --model, --baselines is implied. Prints a markdown table
+ * (HR, MRR, NDCG @5/10/20, coverage@20, mean popularity percentile@20) and optionally writes JSON rows
+ * `{ model, dataset, metric, k, value }`. --limit n evaluates only the first n test pairs.
+ */
+import { realpathSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { allBaselines } from './baselines/index.js';
+import type { Recommender } from './baselines/session-index.js';
+import {
+  EVAL_DATASETS,
+  isEvalDatasetName,
+  loadEvalData,
+  type EvalDatasetName,
+} from './eval/datasets.js';
+import { evaluateModel, evaluateRecommender, type Progress } from './eval/evaluate.js';
+import { formatMarkdown, toRows, type MetricRow, type NamedMetrics } from './eval/report.js';
+import { loadModel } from './model-io.js';
+import { initNodeBackend, type NodeBackend } from './tf-node.js';
+import { DEFAULT_DATA_DIR } from './train.js';
+
+/** Options of runEval (the CLI flags). */
+export interface EvalOptions {
+  dataset: EvalDatasetName;
+  /** Data directory (default DEFAULT_DATA_DIR). */
+  data?: string;
+  /** Model directory to evaluate (a tools/train.ts output). */
+  model?: string;
+  /** Evaluate the classic baselines too (implied when no model is given). */
+  baselines?: boolean;
+  /** Only the first `limit` test pairs. */
+  limit?: number;
+  /** JSON rows go here. */
+  json?: string;
+  backend?: NodeBackend;
+  /** Use these recommenders instead of allBaselines() (tests). */
+  recommenders?: Recommender[];
+  /** No progress bars, no printing. */
+  quiet?: boolean;
+}
+
+/** One evaluated model with its timings. */
+export interface EvalResult extends NamedMetrics {
+  /** Seconds to fit a baseline, or to load a model directory. */
+  readonly fitSeconds: number;
+  /** Seconds to score and rank every test pair. */
+  readonly evalSeconds: number;
+}
+
+/** Everything a run measured. */
+export interface EvalReport {
+  readonly dataset: string;
+  readonly pairs: number;
+  readonly items: number;
+  readonly results: EvalResult[];
+  readonly rows: MetricRow[];
+  readonly table: string;
+}
+
+/** Loads the dataset, fits and evaluates every requested recommender, prints and writes the results. */
+export async function runEval(options: EvalOptions): Promise<EvalReport> {
+  const log = options.quiet ? () => {} : (line: string) => console.log(line);
+  const loaded = performance.now();
+  const {
+    data,
+    pairs: allPairs,
+    protocol,
+  } = await loadEvalData(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  const pairs = options.limit === undefined ? allPairs : allPairs.slice(0, options.limit);
+  log(
+    `${data.name}: ${data.itemIds.length - 1} items, ${data.train.length} training sequences, ` +
+      `${pairs.length}${pairs.length < allPairs.length ? ` of ${allPairs.length}` : ''} test pairs ` +
+      `(${protocol}), loaded in ${seconds(loaded).toFixed(1)} s; full-catalogue ranking`,
+  );
+
+  const withBar = async <T>(label: string, run: (progress: Progress) => Promise<T> | T) => {
+    const bar = options.quiet
+      ? null
+      : new cliProgress.SingleBar(
+          {
+            format: `${label.padEnd(9)} |{bar}| {percentage}% | {value}/{total} pairs | ETA {eta_formatted}`,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+    bar?.start(pairs.length, 0);
+    try {
+      return await run((done) => bar?.update(done));
+    } finally {
+      bar?.stop();
+    }
+  };
+
+  const results: EvalResult[] = [];
+  if (options.model) {
+    await initNodeBackend(options.backend ?? 'wasm');
+    const started = performance.now();
+    const { manifest, model } = await loadModel(options.model);
+    const fitSeconds = seconds(started);
+    try {
+      const evalStart = performance.now();
+      const metrics = await withBar('model', (progress) =>
+        evaluateModel(model, manifest.itemIds, data, pairs, progress),
+      );
+      results.push({ model: 'model', metrics, fitSeconds, evalSeconds: seconds(evalStart) });
+    } finally {
+      model.dispose();
+    }
+  }
+  if (options.baselines || !options.model) {
+    for (const recommender of options.recommenders ?? allBaselines()) {
+      const started = performance.now();
+      recommender.fit(data.train, data.itemIds.length);
+      const fitSeconds = seconds(started);
+      const evalStart = performance.now();
+      const metrics = await withBar(recommender.name, (progress) =>
+        evaluateRecommender(recommender, data, pairs, progress),
+      );
+      results.push({
+        model: recommender.name,
+        metrics,
+        fitSeconds,
+        evalSeconds: seconds(evalStart),
+      });
+    }
+  }
+
+  const table = formatMarkdown(results);
+  log(table);
+  for (const r of results) {
+    log(
+      `${r.model}: ${r.model === 'model' ? 'load' : 'fit'} ${r.fitSeconds.toFixed(1)} s, evaluate ${r.evalSeconds.toFixed(1)} s`,
+    );
+  }
+  const rows = toRows(data.name, results);
+  if (options.json) {
+    await writeFile(options.json, `${JSON.stringify(rows, null, 2)}\n`);
+    log(`wrote ${rows.length} rows to ${options.json}`);
+  }
+  return {
+    dataset: data.name,
+    pairs: pairs.length,
+    items: data.itemIds.length - 1,
+    results,
+    rows,
+    table,
+  };
+}
+
+function seconds(since: number): number {
+  return (performance.now() - since) / 1000;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      data: { type: 'string', default: DEFAULT_DATA_DIR },
+      dataset: { type: 'string', default: 'yoochoose-rsc15-100k' },
+      model: { type: 'string' },
+      baselines: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      limit: { type: 'string' },
+      backend: { type: 'string', default: 'wasm' },
+    },
+  });
+  const dataset = values.dataset!;
+  if (!isEvalDatasetName(dataset)) {
+    throw new Error(`--dataset must be one of ${EVAL_DATASETS.join(', ')}`);
+  }
+  if (values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error('--backend wasm|cpu');
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit <= 0)
+      throw new Error('--limit must be a positive integer');
+  }
+  await runEval({
+    dataset,
+    data: resolve(values.data!),
+    model: values.model === undefined ? undefined : resolve(values.model),
+    baselines: values.baselines,
+    json: values.json === undefined ? undefined : resolve(values.json),
+    limit,
+    backend: values.backend,
+  });
+}
+
+const entry = process.argv[1];
+if (entry && realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url))) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}
