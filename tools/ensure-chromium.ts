@@ -5,11 +5,7 @@
  */
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-
-/** Where the e2e suite looks for Chromium. */
-export function chromiumPath(): string {
-  return process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
-}
+import { chromiumPath } from './ensure-chromium-path.js';
 
 function main(): void {
   const path = chromiumPath();
