@@ -100,6 +100,13 @@ async function main(): Promise<void> {
     await renderRecs();
     await renderPanel();
   });
+  $('forget').addEventListener('click', async () => {
+    await hearth.forget();
+    $('viewing').hidden = true;
+    $('share-result').textContent = 'Everything Hearth kept on this device is erased.';
+    await renderRecs();
+    await renderPanel();
+  });
   await renderCatalog();
   try {
     await hearth.ready;

@@ -24,6 +24,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env.HEARTH_SERVER_URL = String(info.server);
   process.env.HEARTH_DEMO_URL = String(info.demo);
   process.env.HEARTH_MIN_COHORT = String(info.minCohort);
+  process.env.HEARTH_CDN_URL = String(info.cdn);
+  process.env.HEARTH_HOST_URL = String(info.host);
   return async () => {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

@@ -1,15 +1,18 @@
 /**
  * Starts the whole system for the browser tests the way `npm start` does (tools/system.ts): a tiny
  * model trained on the synthetic click log, the real aggregation server on a free port with a fresh
- * SQLite file, and the built demo served by Vite. Run as a child by global-setup.ts; prints one JSON
- * line when ready.
+ * SQLite file, and the built demo served by Vite. Then the two origins of a real deployment
+ * (e2e/static-server.ts): a CDN serving dist/sdk/ and a host site loading the SDK from it. Run as a
+ * child by global-setup.ts; prints one JSON line when ready.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeOnSignals, startSystem } from '../tools/system.js';
 import { trainAndExport } from '../tools/train.js';
+import { startCdn, startHost } from './static-server.js';
 
+const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const model = await trainAndExport({ dataset: 'synthetic', out: join(dir, 'model'), quiet: true });
@@ -24,6 +27,30 @@ const system = await startSystem(
   },
   { port: 0, host: '127.0.0.1', strictPort: false },
 );
-const ready = { server: system.server.url, demo: system.demoUrl, dir, minCohort };
+const cdn = await startCdn(join(root, 'dist', 'sdk'), '127.0.0.1');
+const host = await startHost(
+  {
+    distDir: join(root, 'dist'),
+    pagesDir: join(root, 'e2e', 'pages'),
+    cdnUrl: cdn.url,
+    endpoint: system.server.url,
+  },
+  // Another port is another origin: the host page, the CDN and the demo are three origins.
+  '127.0.0.1',
+);
+const ready = {
+  server: system.server.url,
+  demo: system.demoUrl,
+  cdn: cdn.url,
+  host: host.url,
+  dir,
+  minCohort,
+};
 console.log(`HEARTH_E2E ${JSON.stringify(ready)}`);
-closeOnSignals(system);
+closeOnSignals({
+  ...system,
+  async close() {
+    await Promise.all([cdn.close(), host.close()]);
+    await system.close();
+  },
+});

@@ -98,17 +98,59 @@ export interface EngineStatus {
   };
 }
 
+/**
+ * Version of `EngineApi`. The page checks it in the start-up handshake: a site that self-hosts an
+ * old `hearth-worker.js` next to a newer `hearth.js` gets a clear HEARTH_E_WORKER_START, not odd
+ * failures later. Bump it whenever a method is added, removed or changes meaning.
+ */
+export const ENGINE_API_VERSION = 2;
+
 /** The API object the worker exposes with comlink. Every method may reject with a HearthError. */
 export interface EngineApi {
+  /** Answers at once, before `init`: proves the worker started, and says which API it speaks. */
+  handshake(): Promise<number>;
   init(config: EngineConfig): Promise<EngineStatus>;
   track(event: TrackEvent): Promise<void>;
-  recommend(options: RecommendOptions): Promise<Recommendation[]>;
+  /** Options may be left out (the page forwards calls as they come). */
+  recommend(options?: RecommendOptions): Promise<Recommendation[]>;
   status(): Promise<EngineStatus>;
-  /** The most recent stored interactions, newest first. */
-  stored(limit: number): Promise<StoredInteraction[]>;
+  /** The most recent stored interactions, newest first (default 50). */
+  stored(limit?: number): Promise<StoredInteraction[]>;
   /** Fine-tune on local history and upload a clipped update now (if allowed). */
   sync(): Promise<SyncResult>;
+  /** Turns uploads off on this device, persisted (it survives reloads until `optIn` or `forget`). */
+  optOut(): Promise<void>;
+  /** Undoes `optOut` (uploads still stay off under GPC / DNT / `data-uploads="off"`). */
+  optIn(): Promise<void>;
+  /**
+   * Erases everything Hearth keeps on this device: the IndexedDB database (interactions, counters,
+   * opt-out), the in-memory session and the personalised model copy. Recommendations go back to
+   * cold start; the global model stays loaded (it holds nothing about this visitor).
+   */
+  forget(): Promise<void>;
 }
+
+/**
+ * comlink's wire format, for the page side's tiny client (src/rpc.ts) that speaks it without
+ * shipping comlink itself (the loader's size budget). Only what that client uses: method calls
+ * out, plain or thrown values back. Mirrors comlink 4's `protocol.ts`.
+ */
+export interface RpcCall {
+  readonly id: number;
+  readonly type: 'APPLY';
+  readonly path: readonly string[];
+  readonly argumentList: readonly { readonly type: 'RAW'; readonly value: unknown }[];
+}
+
+/** A reply: `RAW` carries the return value; `HANDLER` named `throw` carries a thrown error. */
+export type RpcReply =
+  | { readonly id: number; readonly type: 'RAW'; readonly value: unknown }
+  | {
+      readonly id: number;
+      readonly type: 'HANDLER';
+      readonly name: string;
+      readonly value: unknown;
+    };
 
 /** Reply of `POST /v1/rounds/join`. */
 export interface JoinReply {

@@ -12,6 +12,14 @@ export interface WireError {
   readonly code?: string;
 }
 
+/**
+ * What the replaced 'throw' handler puts on the wire (the `value` of comlink's HANDLER reply). The
+ * page's tiny client (src/rpc.ts) reads it without this module's runtime code.
+ */
+export interface ThrownOnWire {
+  readonly wire: WireError;
+}
+
 /** Flattens anything thrown into a WireError. */
 export function errorToWire(value: unknown): WireError {
   if (value instanceof HearthError) {
@@ -49,9 +57,12 @@ export function installErrorTransfer(handlers: Map<string, ThrowHandler>): void 
   if (!base) return;
   handlers.set('throw', {
     canHandle: (value) => base.canHandle(value),
-    serialize: (wrapped) => [{ wire: errorToWire((wrapped as { value: unknown }).value) }, []],
+    serialize: (wrapped) => {
+      const thrown: ThrownOnWire = { wire: errorToWire((wrapped as { value: unknown }).value) };
+      return [thrown, []];
+    },
     deserialize: (serialized) => {
-      throw errorFromWire((serialized as { wire: WireError }).wire);
+      throw errorFromWire((serialized as ThrownOnWire).wire);
     },
   });
 }

@@ -64,6 +64,15 @@ export const ERRORS = {
     status: 403,
     message: 'the privacy budget is spent; no further rounds are run',
   },
+  // Access control of the server's POST routes (server/access.ts).
+  HEARTH_E_API_KEY: { status: 401, message: 'missing or unknown site API key (x-hearth-key)' },
+  HEARTH_E_ORIGIN: { status: 403, message: 'origin is not allowed for this site' },
+  HEARTH_E_RATE_LIMIT: { status: 429, message: 'too many requests from this client; retry later' },
+  // Page side: the host page's Content-Security-Policy refused the worker (README: CSP).
+  HEARTH_E_CSP: {
+    status: 0,
+    message: "the page's Content-Security-Policy blocks the Hearth worker",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

@@ -1,9 +1,8 @@
 /**
- * The page-side Hearth client: starts the engine worker, forwards calls to it over comlink, and never
- * loads tfjs itself. Every method waits for the engine to be ready; if the worker cannot start, calls
- * reject with a HearthError and the host page carries on.
+ * The page-side Hearth client: starts the engine worker, forwards calls to it, and never loads tfjs
+ * itself. Every method waits for the engine to be ready; if the worker cannot start, calls reject
+ * with a HearthError and the host page carries on.
  */
-import { transferHandlers, wrap, type Remote } from 'comlink';
 import type {
   EngineApi,
   EngineStatus,
@@ -13,13 +12,9 @@ import type {
   SyncResult,
   TrackEvent,
 } from '../protocol/api.js';
-import { installErrorTransfer } from '../protocol/error-wire.js';
-import { HearthError } from '../protocol/errors.js';
-import { setLogLevel } from '../protocol/logger.js';
 import { resolveOptions, type HearthOptions, type ResolvedOptions } from './config.js';
 import { privacySignal } from './consent.js';
-
-installErrorTransfer(transferHandlers as never);
+import { startWorker, type StartedWorker } from './worker-start.js';
 
 /** The API a page uses (also what `window.hearth` exposes). */
 export interface Hearth {
@@ -35,54 +30,54 @@ export interface Hearth {
   stored(limit?: number): Promise<StoredInteraction[]>;
   /** Learns from local history and shares a clipped update now, if allowed. */
   sync(): Promise<SyncResult>;
+  /** Stops sharing updates from this device, remembered across reloads. */
+  optOut(): Promise<void>;
+  /** Undoes `optOut`. */
+  optIn(): Promise<void>;
+  /** Erases everything Hearth stored on this device; recommendations return to cold start. */
+  forget(): Promise<void>;
   /** Stops the worker. */
   destroy(): void;
 }
 
+/** Methods a page calls exactly as the engine offers them; each waits for `ready` first. */
+const FORWARDED = [
+  'track',
+  'recommend',
+  'status',
+  'stored',
+  'sync',
+  'optOut',
+  'optIn',
+  'forget',
+] as const satisfies readonly (keyof Hearth & keyof EngineApi)[];
+
 /** Starts Hearth with already-resolved options (the loader's path). */
 export function startHearth(options: ResolvedOptions): Hearth {
-  setLogLevel(options.debug ? 'debug' : 'silent');
-  let worker: Worker;
-  let engine: Remote<EngineApi>;
-  const ready = (async () => {
-    try {
-      worker = new Worker(options.workerUrl, { type: 'module', name: 'hearth' });
-    } catch (error) {
-      throw new HearthError('HEARTH_E_WORKER_START', String(error));
-    }
-    const failed = new Promise<never>((_, reject) =>
-      worker.addEventListener('error', (event) =>
-        reject(new HearthError('HEARTH_E_WORKER_START', event.message || 'worker failed to load')),
-      ),
-    );
-    engine = wrap<EngineApi>(worker);
-    return Promise.race([
-      engine.init({
-        endpoint: options.endpoint,
-        backends: options.backends,
-        uploads: options.uploads && !privacySignal(),
-        uploadEvery: options.uploadEvery,
-        wasmPath: new URL('./', options.workerUrl).href,
-        debug: options.debug,
-      }),
-      failed,
-    ]);
-  })();
+  let started: StartedWorker | undefined;
+  const ready = startWorker(options.workerUrl).then((s) => {
+    started = s;
+    return s.engine.init({
+      endpoint: options.endpoint,
+      backends: options.backends,
+      uploads: options.uploads && !privacySignal(),
+      uploadEvery: options.uploadEvery,
+      // The worker may run from a blob: URL, so everything it loads is given as an absolute URL.
+      wasmPath: new URL('./', options.workerUrl).href,
+      debug: options.debug,
+    });
+  });
   // A rejected `ready` must not surface as an unhandled rejection on the host page.
-  ready.catch(() => undefined);
-  const call = async <T>(fn: (e: Remote<EngineApi>) => Promise<T>): Promise<T> => {
-    await ready;
-    return fn(engine);
-  };
-  return {
-    ready,
-    track: (event) => call((e) => e.track(event)),
-    recommend: (opts = {}) => call((e) => e.recommend(opts)),
-    status: () => call((e) => e.status()),
-    stored: (limit = 50) => call((e) => e.stored(limit)),
-    sync: () => call((e) => e.sync()),
-    destroy: () => worker?.terminate(),
-  };
+  ready.catch(() => started?.worker.terminate());
+  const hearth = { ready, destroy: () => started?.worker.terminate() } as Hearth;
+  // One generic forwarder instead of a wrapper per method: the loader's size budget is tight.
+  for (const name of FORWARDED) {
+    hearth[name] = (async (...args: unknown[]) => {
+      await ready;
+      return (started!.engine[name] as (...a: unknown[]) => Promise<unknown>)(...args);
+    }) as never;
+  }
+  return hearth;
 }
 
 /** Starts Hearth from options (the ESM entry's path). Throws HEARTH_E_CONFIG on bad options. */

@@ -34,6 +34,15 @@ describe('SDK options', () => {
     expect(o.debug).toBe(true);
   });
 
+  it('resolves a site-written worker URL against the page, the default against the script', () => {
+    const page = 'https://news.example/article/1';
+    const own = resolveOptions({ endpoint: '/fl', workerUrl: '/static/w.js' }, base, page);
+    expect(own.workerUrl).toBe('https://news.example/static/w.js');
+    expect(own.endpoint).toBe('https://news.example/fl');
+    const cdn = resolveOptions({ endpoint: 'https://fl.example' }, base, page);
+    expect(cdn.workerUrl).toBe('https://cdn.example/sdk/hearth-worker.js');
+  });
+
   it('rejects bad values with HEARTH_E_CONFIG', () => {
     const bad: Record<string, unknown>[] = [
       {},

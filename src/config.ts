@@ -4,7 +4,7 @@
  * typo gives the site owner a clear HEARTH_E_CONFIG error instead of a half-working install.
  */
 import { BACKEND_LADDER, type BackendName } from '../protocol/api.js';
-import { HearthError } from '../protocol/errors.js';
+import { HearthError } from './errors.js';
 
 /** Options of `createHearth()` (ESM) and, as `data-*` attributes, of the script tag. */
 export interface HearthOptions {
@@ -82,12 +82,20 @@ function count(name: string, value: unknown, fallback: number): number {
 
 /**
  * Validates raw options (strings from attributes or values from a config object) and fills defaults.
- * `base` resolves relative URLs: the SDK script's own URL.
+ * `script` is the SDK script's own URL: the default worker lives next to it. URLs the site wrote
+ * resolve against `page`, as any attribute in its HTML would (`data-worker-url="/hearth-worker.js"`
+ * means the site's own origin, not the CDN's).
  */
-export function resolveOptions(raw: Record<string, unknown>, base: string): ResolvedOptions {
+export function resolveOptions(
+  raw: Record<string, unknown>,
+  script: string,
+  page = script,
+): ResolvedOptions {
   return {
-    endpoint: httpUrl('endpoint', raw.endpoint, base),
-    workerUrl: httpUrl('workerUrl', raw.workerUrl ?? 'hearth-worker.js', base),
+    endpoint: httpUrl('endpoint', raw.endpoint, page),
+    workerUrl: raw.workerUrl
+      ? httpUrl('workerUrl', raw.workerUrl, page)
+      : new URL('hearth-worker.js', script).href,
     backends: backends(raw.backends),
     uploads: flag('uploads', raw.uploads, true),
     uploadEvery: count('uploadEvery', raw.uploadEvery, 20),

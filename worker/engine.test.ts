@@ -10,13 +10,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineConfig } from '../protocol/api.js';
+import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
 import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { exportModel } from '../tools/model-io.js';
 import { Engine } from './engine.js';
-import { MemoryStore } from './store.js';
+import { DB_NAME, MemoryStore } from './store.js';
 import { SessionModel } from './model/session-model.js';
 
 const ITEMS = 40;
@@ -125,6 +125,37 @@ describe('engine', () => {
       'HEARTH_E_EVENT_INVALID',
     );
     expect(await code(engine.recommend({ k: 0 }))).toBe('HEARTH_E_ARGUMENT');
+  });
+
+  it('answers the handshake, keeps an opt-out across reloads, and forgets everything', async () => {
+    const engine = new Engine();
+    // Before init: the page's start-up check.
+    expect(await engine.handshake()).toBe(ENGINE_API_VERSION);
+    await engine.init(config);
+    await engine.track({ type: 'click', item: 'item-6' });
+    await engine.optOut();
+    expect((await engine.status()).uploads.enabled).toBe(false);
+    expect((await engine.sync()).reason).toMatch(/opt-out/);
+
+    // A reload (a second engine on the same database) still sees the opt-out.
+    const reloaded = new Engine();
+    await reloaded.init(config);
+    expect((await reloaded.status()).uploads.enabled).toBe(false);
+    expect((await reloaded.stored(10)).map((s) => s.item)).toContain('item-6');
+
+    // `reloaded` keeps its connection open, like another tab: forget must not wait on it forever.
+    await engine.forget();
+    expect(await engine.stored(10)).toEqual([]);
+    const status = await engine.status();
+    expect(status.interactions).toBe(0);
+    expect(status.uploads.enabled).toBe(true);
+    expect(status.uploads.sent).toBe(0);
+    const after = new Engine();
+    await after.init(config);
+    expect(await after.stored(10)).toEqual([]);
+    // Back to cold start: the same list a device with no history gets.
+    expect(await engine.recommend({ k: 3 })).toEqual(await after.recommend({ k: 3 }));
+    expect((await indexedDB.databases()).map((d) => d.name)).toContain(DB_NAME);
   });
 
   it('refuses calls before init, and keeps working when storage starts failing', async () => {

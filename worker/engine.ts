@@ -3,15 +3,16 @@
  * serves recommendations from the session model and, when allowed, learns locally and shares a
  * clipped update. Exposed to the page with comlink (worker/index.ts); the contract is `EngineApi`.
  */
-import type {
-  EngineApi,
-  EngineConfig,
-  EngineStatus,
-  Recommendation,
-  RecommendOptions,
-  StoredInteraction,
-  SyncResult,
-  TrackEvent,
+import {
+  ENGINE_API_VERSION,
+  type EngineApi,
+  type EngineConfig,
+  type EngineStatus,
+  type Recommendation,
+  type RecommendOptions,
+  type StoredInteraction,
+  type SyncResult,
+  type TrackEvent,
 } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
@@ -48,8 +49,14 @@ export class Engine implements EngineApi {
   private sessionItems: number[] = [];
   private sessionIds: string[] = [];
   private lastSync: SyncResult | undefined;
-  /** Learning and model swaps run one at a time, in call order. */
+  /** The visitor's persisted opt-out (store meta), mirrored here for the synchronous checks. */
+  private optedOut = false;
+  /** Learning, model swaps and erasure run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+
+  async handshake(): Promise<number> {
+    return ENGINE_API_VERSION;
+  }
 
   async init(config: EngineConfig): Promise<EngineStatus> {
     this.config = config;
@@ -70,6 +77,7 @@ export class Engine implements EngineApi {
     }
     this.store = store ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
+    this.optedOut = (await this.store.getMeta().catch(() => ({ optedOut: false }))).optedOut;
     await this.restoreSession();
     if (global) this.adopt(global);
     return this.status();
@@ -102,13 +110,13 @@ export class Engine implements EngineApi {
     } catch (error) {
       log.warn('could not store interaction', error);
     }
-    if (config.uploads && due) {
+    if (this.uploadsAllowed() && due) {
       // Not awaited: the page's track() should not wait for training.
       void this.sync().catch((error: unknown) => log.warn('automatic sync failed', error));
     }
   }
 
-  async recommend(options: RecommendOptions): Promise<Recommendation[]> {
+  async recommend(options: RecommendOptions = {}): Promise<Recommendation[]> {
     const { k, exclude } = validateRecommendOptions(options);
     await this.ensureModel();
     const global = this.global;
@@ -138,14 +146,14 @@ export class Engine implements EngineApi {
       storage: this.store.kind,
       interactions: await this.store.count(),
       uploads: {
-        enabled: this.config?.uploads ?? false,
+        enabled: this.uploadsAllowed(),
         sent: meta.uploadsSent,
         ...(this.lastSync ? { last: this.lastSync } : {}),
       },
     };
   }
 
-  stored(limit: number): Promise<StoredInteraction[]> {
+  stored(limit = 50): Promise<StoredInteraction[]> {
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
       throw new HearthError('HEARTH_E_ARGUMENT', 'limit must be an integer in 1..10000');
     }
@@ -153,12 +161,49 @@ export class Engine implements EngineApi {
   }
 
   sync(): Promise<SyncResult> {
-    const run = this.queue.then(() => this.learnAndShare());
-    this.queue = run.catch(() => undefined);
-    return run.then((result) => {
+    return this.serialise(() => this.learnAndShare()).then((result) => {
       this.lastSync = result;
       return result;
     });
+  }
+
+  async optOut(): Promise<void> {
+    // In memory first: a sync already training checks this flag before anything is sent.
+    this.optedOut = true;
+    await this.store.setMeta({ optedOut: true });
+  }
+
+  async optIn(): Promise<void> {
+    this.optedOut = false;
+    await this.store.setMeta({ optedOut: false });
+  }
+
+  forget(): Promise<void> {
+    // Queued behind a running sync, so no update trained on the erased history is sent after.
+    return this.serialise(async () => {
+      await this.store.destroy();
+      this.store = (await openIdbStore()) ?? new MemoryStore();
+      this.optedOut = false;
+      this.lastInteraction = undefined;
+      this.sessionIds = [];
+      this.sessionItems = [];
+      this.lastSync = undefined;
+      // Drop the personalised copy: serve the global model again (adopt rebuilds the session).
+      if (this.global) this.adopt(this.global);
+      log.info('local data erased');
+    });
+  }
+
+  /** Uploads need the page's consent (config: no GPC / DNT, not turned off) and no opt-out. */
+  private uploadsAllowed(): boolean {
+    return (this.config?.uploads ?? false) && !this.optedOut;
+  }
+
+  /** Runs `task` after every earlier queued task (learning, model swaps, erasure). */
+  private serialise<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private requireConfig(): EngineConfig {
@@ -209,7 +254,7 @@ export class Engine implements EngineApi {
     const global = this.global;
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
     const version = global.manifest.version;
-    if (!config.uploads) return skipped('uploads are off (consent or opt-out)', version);
+    if (!this.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
     const sessions = toTrainingSessions(await this.store.all(), this.indexOf);
     if (sessions.length === 0) return skipped('not enough local history yet', version);
     const meta = await this.store.getMeta();
@@ -226,6 +271,11 @@ export class Engine implements EngineApi {
         seed: Date.now() >>> 0,
         proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
       });
+      // Training takes a while: the visitor may have opted out meanwhile.
+      if (!this.uploadsAllowed()) {
+        local.dispose();
+        return skipped('uploads are off (consent or opt-out)', version);
+      }
       const delta = clippedDelta(
         local.toFlat(),
         global.weights,

@@ -13,10 +13,11 @@ async function exercise(store: InteractionStore): Promise<void> {
     [a, 'a'],
     [b, 'b'],
   ]);
-  expect(await store.getMeta()).toEqual({ sinceUpload: 0, uploadsSent: 0, lastRound: 0 });
+  const fresh = { sinceUpload: 0, uploadsSent: 0, lastRound: 0, optedOut: false };
+  expect(await store.getMeta()).toEqual(fresh);
   await store.setMeta({ sinceUpload: 3 });
-  await store.setMeta({ lastRound: 9 });
-  expect(await store.getMeta()).toEqual({ sinceUpload: 3, uploadsSent: 0, lastRound: 9 });
+  await store.setMeta({ lastRound: 9, optedOut: true });
+  expect(await store.getMeta()).toEqual({ ...fresh, sinceUpload: 3, lastRound: 9, optedOut: true });
 }
 
 describe('interaction store', () => {
@@ -38,11 +39,32 @@ describe('interaction store', () => {
     await raw.put('interactions', { id: 999, item: 42, type: 'click', ts: 1, session: 1 });
     await raw.put('interactions', { id: 1000, item: 'x', type: 'teleport', ts: 1, session: 1 });
     await raw.put('meta', 'not a number', 'uploadsSent');
+    await raw.put('meta', 1, 'optedOut');
     raw.close();
     const items = (await store.all()).map((r) => r.item);
     expect(items).not.toContain(42);
     expect(items).not.toContain('x');
     expect((await store.getMeta()).uploadsSent).toBe(0);
+    expect((await store.getMeta()).optedOut).toBe(false);
+  });
+
+  it('destroys the whole database, even while another connection has it open', async () => {
+    const store = (await openIdbStore())!;
+    await store.add({ item: 'gone', type: 'click', ts: 1, session: 1 });
+    // A second connection stands for another tab: it must close itself rather than block.
+    const otherTab = (await openIdbStore())!;
+    await store.destroy();
+    expect((await indexedDB.databases()).map((d) => d.name)).not.toContain(DB_NAME);
+    await expect(otherTab.count()).rejects.toThrow();
+    const reopened = (await openIdbStore())!;
+    expect(await reopened.count()).toBe(0);
+
+    const memory = new MemoryStore();
+    await memory.add({ item: 'gone', type: 'click', ts: 1, session: 1 });
+    await memory.setMeta({ optedOut: true });
+    await memory.destroy();
+    expect(await memory.count()).toBe(0);
+    expect((await memory.getMeta()).optedOut).toBe(false);
   });
 
   it('reports IndexedDB as unavailable instead of throwing', async () => {

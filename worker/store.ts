@@ -4,7 +4,7 @@
  * modes, blocked storage), the engine falls back to an in-memory store and keeps recommending: a
  * storage failure must degrade Hearth, never break the host page.
  */
-import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { deleteDB, openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { INTERACTION_TYPES, type StoredInteraction } from '../protocol/api.js';
 
 /** Name and schema version of the IndexedDB database. Bump the version with a migration. */
@@ -19,9 +19,11 @@ export interface StoreMeta {
   uploadsSent: number;
   /** Last round this device took part in (at most one update per round). */
   lastRound: number;
+  /** The visitor opted out of sharing updates (`hearth('optOut')`); kept until opt-in or forget. */
+  optedOut: boolean;
 }
 
-const META_DEFAULTS: StoreMeta = { sinceUpload: 0, uploadsSent: 0, lastRound: 0 };
+const META_DEFAULTS: StoreMeta = { sinceUpload: 0, uploadsSent: 0, lastRound: 0, optedOut: false };
 
 /** A new interaction before the store assigns its id. */
 export type NewInteraction = Omit<StoredInteraction, 'id'>;
@@ -37,6 +39,8 @@ export interface InteractionStore {
   count(): Promise<number>;
   getMeta(): Promise<StoreMeta>;
   setMeta(patch: Partial<StoreMeta>): Promise<void>;
+  /** Erases everything stored (for IndexedDB: deletes the database). The store is unusable after. */
+  destroy(): Promise<void>;
 }
 
 interface HearthDb extends DBSchema {
@@ -58,12 +62,17 @@ export function isStoredInteraction(row: unknown): row is StoredInteraction {
 }
 
 function readMeta(values: Partial<Record<keyof StoreMeta, unknown>>): StoreMeta {
-  const out = { ...META_DEFAULTS };
+  const out: Record<string, unknown> = { ...META_DEFAULTS };
   for (const key of Object.keys(META_DEFAULTS) as (keyof StoreMeta)[]) {
     const v = values[key];
-    if (Number.isSafeInteger(v) && (v as number) >= 0) out[key] = v as number;
+    // Anything of the wrong type (an older version, a hand-edited database) reads as the default.
+    const ok =
+      typeof META_DEFAULTS[key] === 'boolean'
+        ? typeof v === 'boolean'
+        : Number.isSafeInteger(v) && (v as number) >= 0;
+    if (ok) out[key] = v;
   }
-  return out;
+  return out as unknown as StoreMeta;
 }
 
 class IdbStore implements InteractionStore {
@@ -108,6 +117,21 @@ class IdbStore implements InteractionStore {
     await Promise.all(Object.entries(patch).map(([key, value]) => tx.store.put(value, key)));
     await tx.done;
   }
+
+  async destroy(): Promise<void> {
+    this.db.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Deleting waits for every other connection (another tab) to close; ours close themselves when
+    // asked (`blocking` in openIdbStore), but an older SDK's may not, so do not wait forever.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('another tab keeps the database open')), 10_000);
+    });
+    try {
+      await Promise.race([deleteDB(DB_NAME), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 /** The fallback when IndexedDB cannot be used; lives as long as the worker. */
@@ -136,6 +160,10 @@ export class MemoryStore implements InteractionStore {
   async setMeta(patch: Partial<StoreMeta>): Promise<void> {
     this.meta = { ...this.meta, ...patch };
   }
+  async destroy(): Promise<void> {
+    this.rows.length = 0;
+    this.meta = { ...META_DEFAULTS };
+  }
 }
 
 /**
@@ -155,6 +183,11 @@ export async function openIdbStore(timeoutMs = 5000): Promise<InteractionStore |
           interactions.createIndex('session', 'session');
           db.createObjectStore('meta');
         }
+      },
+      // Another tab (or this one after `forget`) wants to delete or upgrade the database: close so
+      // it is not blocked. Later writes here fail and degrade to "not remembered".
+      blocking(_current, _next, event) {
+        (event.target as IDBDatabase).close();
       },
     });
     const timeout = new Promise<never>((_, reject) =>

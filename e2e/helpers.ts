@@ -1,0 +1,45 @@
+/**
+ * Small helpers shared by the e2e specs: where the stack's origins are, and a recorder for the
+ * events the SDK dispatches on window (installed before any page script runs, so none is missed).
+ */
+import type { Page } from '@playwright/test';
+
+/** The demo, served by Vite on its own origin, loading the SDK from that same origin. */
+export const demoUrl = (): string => process.env.HEARTH_DEMO_URL!;
+/** The aggregation server. */
+export const serverUrl = (): string => process.env.HEARTH_SERVER_URL!;
+/** The "CDN" origin serving dist/sdk/ (trailing slash). */
+export const cdnUrl = (): string => process.env.HEARTH_CDN_URL!;
+/** The host site on a third origin: the demo and e2e/pages/ with the SDK from the CDN. */
+export const hostUrl = (): string => process.env.HEARTH_HOST_URL!;
+
+/** One event the SDK dispatched on window. */
+export interface SeenEvent {
+  readonly type: string;
+  readonly detail: { code?: string; message?: string } & Record<string, unknown>;
+}
+
+/** Records `hearth-*` events on every page load; read them back with `seenEvents`. */
+export async function recordHearthEvents(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const seen: unknown[] = [];
+    Object.defineProperty(window, '__hearthEvents', { value: seen });
+    for (const type of ['hearth-ready', 'hearth-error', 'hearth-track']) {
+      window.addEventListener(type, (event) =>
+        seen.push({ type, detail: (event as CustomEvent).detail }),
+      );
+    }
+  });
+}
+
+/** The events recorded so far on the current page. */
+export function seenEvents(page: Page): Promise<SeenEvent[]> {
+  return page.evaluate(() => (window as unknown as { __hearthEvents: SeenEvent[] }).__hearthEvents);
+}
+
+/** Collects uncaught errors and unhandled rejections of the page. */
+export function pageErrors(page: Page): Error[] {
+  const errors: Error[] = [];
+  page.on('pageerror', (error) => errors.push(error));
+  return errors;
+}
