@@ -101,7 +101,7 @@ describe('routes', () => {
       url: '/v1/model',
       headers: { origin: 'https://shop.example' },
     });
-    expect(get.headers['access-control-expose-headers']).toBe('ETag');
+    expect(get.headers['access-control-expose-headers']).toBe('ETag, Retry-After');
   });
 });
 

@@ -7,10 +7,16 @@
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
  *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
+ *   GET  /v1/openapi.json             the OpenAPI 3.1 description of all of the above
+ * The POST routes sit behind access.ts (rate limit; with sites configured, key and origin).
  */
 import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { accessGate, SITE_KEY_HEADER } from './access.js';
+import { OPENAPI_DOCUMENT } from './openapi.js';
+import { roundExpiry } from './round-expiry.js';
+import { SiteRegistry } from './sites.js';
 import type { JoinReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { fnv1a32 } from '../protocol/hash.js';
@@ -29,6 +35,24 @@ export interface AppOptions {
   readonly config: ServerConfig;
   /** Source of the central DP noise; node:crypto by default (tests inject one). */
   readonly rng?: GaussianRng;
+  /** Clock in epoch milliseconds, for the round deadline and the rate limit (tests inject one). */
+  readonly now?: () => number;
+}
+
+/** A route as fastify registered it. */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/**
+ * Every route registered on an app built by buildApp, including the HEAD twins fastify adds to GET
+ * routes and the CORS preflight catch-all: what the OpenAPI test holds the document against.
+ */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return ROUTES.get(app) ?? [];
 }
 
 /** Body limit of the small JSON routes; only /v1/updates takes a large body. */
@@ -44,9 +68,20 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 /** Builds the server's fastify instance; the store must already hold a model version. */
 export function buildApp(options: AppOptions): FastifyInstance {
   const { store, config } = options;
+  const now = options.now ?? Date.now;
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
+  });
+  const routes: RegisteredRoute[] = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  const gate = accessGate({
+    sites: new SiteRegistry(config.sites),
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    now,
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -58,13 +93,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
   });
 
-  // The SDK runs on third-party sites, so any origin may read the model and post updates; a later
-  // issue narrows this to per-site allow-lists through config.corsOrigins.
+  // The SDK runs on third-party sites, so without configured sites any origin may read the model and
+  // post updates; with sites, config.corsOrigins is exactly their origins (see resolveConfig).
   void app.register(cors, {
     origin: config.corsOrigins === true ? true : [...config.corsOrigins],
     methods: ['GET', 'HEAD', 'POST'],
-    allowedHeaders: ['Content-Type', 'If-None-Match'],
-    exposedHeaders: ['ETag'],
+    allowedHeaders: ['Content-Type', 'If-None-Match', SITE_KEY_HEADER],
+    exposedHeaders: ['ETag', 'Retry-After'],
     maxAge: 600,
   });
 
@@ -122,14 +157,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return privacyReportJson(report);
   });
 
-  app.post('/v1/rounds/join', async (_request, reply): Promise<JoinReply> => {
+  // The document is static; it is served as is (no-cache, so a deployed change is seen at once).
+  app.get('/v1/openapi.json', async (_request, reply) => {
+    void reply.header('cache-control', 'no-cache');
+    return OPENAPI_DOCUMENT;
+  });
+
+  app.post('/v1/rounds/join', { onRequest: gate }, async (_request, reply): Promise<JoinReply> => {
     // A token for a round that may never publish would only waste a device's work and upload. The
     // authoritative check runs again inside the aggregation transaction.
     if (config.epsilonBudget !== Infinity) {
       assertBudgetAllowsRound(await store.privacyLedger(), config);
     }
     const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
-    const ticket = await store.joinRound(token);
+    const ticket = await store.joinRound(token, roundExpiry(config, now()));
     void reply.header('cache-control', 'no-store');
     return { token, version: ticket.version, round: ticket.round };
   });
@@ -147,7 +188,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       { parseAs: 'buffer', bodyLimit },
       (_request, body, done) => done(null, body),
     );
-    scope.post('/v1/updates', { bodyLimit }, async (request, reply) => {
+    scope.post('/v1/updates', { bodyLimit, onRequest: gate }, async (request, reply) => {
       // Any other content type was parsed by another parser (JSON, text) or had no body at all.
       if (!Buffer.isBuffer(request.body)) {
         throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
@@ -157,6 +198,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         config,
         maxParams,
         ...(options.rng ? { rng: options.rng } : {}),
+        expiry: roundExpiry(config, now()),
       });
       return reply.code(202).header('cache-control', 'no-store').send(result);
     });

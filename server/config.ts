@@ -4,6 +4,7 @@
  */
 import { HearthError } from '../protocol/errors.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import { loadConfigFile, parseSites, type SiteConfig } from './sites.js';
 
 /** Log levels the server accepts (fastify's pino levels, plus 'silent', the default). */
 export const SERVER_LOG_LEVELS = [
@@ -87,10 +88,22 @@ export interface ServerConfig {
    */
   readonly bodyLimitBytes?: number;
   /**
-   * CORS origins: `true` reflects any origin (the SDK runs on third-party sites). The seam for the
-   * per-site origin allow-list a later issue adds.
+   * CORS origins: `true` reflects any origin (the SDK runs on third-party sites). With sites
+   * configured it is always the union of their origins (resolveConfig derives it).
    */
   readonly corsOrigins: true | readonly string[];
+  /**
+   * Sites allowed to join and post, each with its key and origins (`--config <file>`). Empty: the POST
+   * routes stay open to anyone, as the demo and a single-site install expect.
+   */
+  readonly sites: readonly SiteConfig[];
+  /** Requests per minute per client on the POST routes (token bucket); 0 turns the limit off. */
+  readonly rateLimitPerMinute: number;
+  /**
+   * Seconds a round may collect before it is abandoned (never published, its updates kept for audit)
+   * when it still has fewer than m updates, so a quiet site does not keep one round open forever.
+   */
+  readonly roundDeadlineSeconds: number;
   /** fastify logger level; 'silent' turns the logger off. */
   readonly logLevel: ServerLogLevel;
 }
@@ -112,6 +125,10 @@ export const DEFAULT_CONFIG = {
   delta: 1e-6,
   epsilonBudget: Infinity,
   corsOrigins: true,
+  sites: [],
+  // Generous: a device makes two POSTs per round; this only stops floods from one address.
+  rateLimitPerMinute: 600,
+  roundDeadlineSeconds: 86_400,
   logLevel: 'silent',
 } as const satisfies Partial<ServerConfig>;
 
@@ -132,12 +149,21 @@ function checkPositive(what: string, value: number): void {
 /** Fills defaults into a partial config and validates every field. */
 export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig {
   const given = stripUndefined(partial);
-  const config: ServerConfig = {
+  const merged: ServerConfig = {
     ...DEFAULT_CONFIG,
     ...(given.serverOptimizer === 'fedadam'
       ? { serverLearningRate: DEFAULT_FEDADAM_LEARNING_RATE }
       : {}),
     ...given,
+  };
+  // Re-validated even when parsed from a file: a programmatic config gets the same checks.
+  const sites = parseSites(merged.sites);
+  const config: ServerConfig = {
+    ...merged,
+    sites,
+    // With sites, CORS answers exactly their origins; anything else would let another page's script
+    // read the replies of a site's key.
+    ...(sites.length > 0 ? { corsOrigins: [...new Set(sites.flatMap((s) => s.origins))] } : {}),
   };
   checkInt('port', config.port, 0, 65535);
   if (config.host === '') bad('host', 'must not be empty');
@@ -153,6 +179,13 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     bad('trimFraction (--trim-fraction)', `must be in [0, 0.5), got ${config.trimFraction}`);
   }
   checkPrivacy(config);
+  checkInt('rateLimitPerMinute (--rate-limit)', config.rateLimitPerMinute, 0, 1_000_000_000);
+  checkInt(
+    'roundDeadlineSeconds (--round-deadline)',
+    config.roundDeadlineSeconds,
+    1,
+    3_153_600_000,
+  );
   if (config.bodyLimitBytes !== undefined) {
     checkInt('bodyLimitBytes', config.bodyLimitBytes, UPDATE_HEADER_BYTES, MAX_BODY_LIMIT_BYTES);
   }
@@ -227,6 +260,10 @@ export const USAGE = `Usage: npm run server -- [options]
   --sample-rate <q>          device participation probability the accountant assumes (default ${DEFAULT_CONFIG.sampleRate})
   --delta <d>                delta of the reported (epsilon, delta) (default ${DEFAULT_CONFIG.delta})
   --epsilon-budget <e>       stop running rounds before epsilon would exceed e (default: no budget)
+  --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with
+                             sites, join and updates need a site's x-hearth-key (default: open)
+  --rate-limit <n>           POST requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
+  --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
 type FlagParser = (value: string, flag: string, out: Record<string, unknown>) => void;
@@ -289,6 +326,12 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--sample-rate': numberFlag('sampleRate'),
   '--delta': numberFlag('delta'),
   '--epsilon-budget': positiveFlag('epsilonBudget'),
+  '--config': (value, flag, out) => {
+    if (value === '') bad(flag, 'must not be empty');
+    out.sites = loadConfigFile(value).sites;
+  },
+  '--rate-limit': intFlag('rateLimitPerMinute', 0, 1_000_000_000),
+  '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

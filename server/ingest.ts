@@ -12,7 +12,7 @@ import type { ServerConfig } from './config.js';
 import { fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
-import type { RoundPolicy, Store } from './store.js';
+import type { RoundExpiry, RoundPolicy, Store } from './store.js';
 import { manifestParamCount } from './versions.js';
 
 /**
@@ -92,6 +92,8 @@ export async function ingestUpdate(
     readonly maxParams: number;
     /** Noise source for tests; node:crypto by default. */
     readonly rng?: GaussianRng;
+    /** The round deadline to apply before storing; left out, rounds never expire. */
+    readonly expiry?: RoundExpiry;
   },
 ): Promise<UpdateReply> {
   const { store, config } = options;
@@ -129,6 +131,7 @@ export async function ingestUpdate(
       delta: update.delta,
     },
     roundPolicy(config, options.rng),
+    options.expiry,
   );
   return {
     accepted: true,

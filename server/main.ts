@@ -4,7 +4,17 @@
  */
 import { HearthError } from '../protocol/errors.js';
 import { parseArgs, USAGE } from './config.js';
-import { startServer } from './start.js';
+import { startServer, type StartOptions } from './start.js';
+
+/**
+ * Test-only fault injection, read from the environment so the real binary can be crashed on purpose
+ * (crash.test.ts): HEARTH_TEST_CRASH_IN_AGGREGATION=1 SIGKILLs the process inside the aggregation
+ * transaction, after every write and before the commit.
+ */
+function testHooks(): StartOptions {
+  if (process.env.HEARTH_TEST_CRASH_IN_AGGREGATION !== '1') return {};
+  return { beforePublishCommit: () => process.kill(process.pid, 'SIGKILL') };
+}
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -12,7 +22,7 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = parseArgs(argv);
-  const server = await startServer(config);
+  const server = await startServer(config, testHooks());
   console.log(
     `Hearth server listening on ${server.url} (model version ${server.version}, db ${config.dbPath})`,
   );

@@ -3,6 +3,8 @@
  * beside the writer; `synchronous = FULL` makes every commit reach the disk before it returns, because
  * a 2xx for an update promises the update is durable. Each Store method is one IMMEDIATE transaction,
  * so a round aggregates exactly once even if the process dies mid-way (the commit is all or nothing).
+ * (Join and submit run the round-deadline check as a transaction of its own just before theirs: an
+ * abandonment must stick even when the request that noticed it is then refused.)
  */
 import Database from 'better-sqlite3';
 import { HearthError } from '../protocol/errors.js';
@@ -10,8 +12,10 @@ import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import { migrate } from './sqlite-schema.js';
 import type {
   RoundContext,
+  RoundExpiry,
   RoundPolicy,
   RoundOutput,
   RoundPrivacy,
@@ -24,61 +28,8 @@ import type {
 } from './store.js';
 import { versionManifest } from './versions.js';
 
-/**
- * Bumped with every schema change; a newer database than the code knows is refused.
- * 2: rounds record the DP parameters they were published under; optimiser state table.
- */
-export const SCHEMA_VERSION = 2;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS versions (
-  version INTEGER PRIMARY KEY,
-  created_at TEXT NOT NULL,
-  manifest TEXT NOT NULL,
-  weights BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rounds (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  base_version INTEGER NOT NULL REFERENCES versions(version),
-  status TEXT NOT NULL CHECK (status IN ('collecting', 'published')),
-  published_version INTEGER REFERENCES versions(version),
-  -- The privacy ledger: the (z, q) each round was published under (NULL before schema 2: no noise).
-  noise_multiplier REAL,
-  sample_rate REAL
-);
--- At most one round collects at a time.
-CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
-CREATE TABLE IF NOT EXISTS tokens (
-  token TEXT PRIMARY KEY,
-  round INTEGER NOT NULL REFERENCES rounds(id),
-  issued_at TEXT NOT NULL,
-  used_at TEXT
-);
-CREATE TABLE IF NOT EXISTS updates (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  round INTEGER NOT NULL REFERENCES rounds(id),
-  token TEXT NOT NULL UNIQUE REFERENCES tokens(token),
-  examples INTEGER NOT NULL,
-  norm REAL NOT NULL,
-  delta BLOB NOT NULL,
-  received_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
--- Server optimiser state (FedAdam's m and v as float64 blobs); one row, replaced by every round.
-CREATE TABLE IF NOT EXISTS optimizer_state (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  step INTEGER NOT NULL,
-  m BLOB NOT NULL,
-  v BLOB NOT NULL,
-  version INTEGER NOT NULL REFERENCES versions(version)
-);
-`;
-
-/** Columns added to tables of an older schema (CREATE TABLE IF NOT EXISTS leaves those alone). */
-const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] = [
-  { table: 'rounds', column: 'noise_multiplier', type: 'REAL' },
-  { table: 'rounds', column: 'sample_rate', type: 'REAL' },
-];
+/** The schema version this store writes (see sqlite-schema.ts). */
+export { SCHEMA_VERSION } from './sqlite-schema.js';
 
 function float64ToBytes(values: Float64Array): Buffer {
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
@@ -99,13 +50,24 @@ interface TokenRow {
   base_version: number;
 }
 
+/** Options of SqliteStore. */
+export interface SqliteStoreOptions {
+  /**
+   * Test-only: called inside the aggregation transaction after everything is written and before the
+   * commit, so a crash test can kill the process at the worst moment (see crash.test.ts).
+   */
+  readonly beforePublishCommit?: () => void;
+}
+
 /** Store on a SQLite file (or ':memory:'). */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  private readonly beforePublishCommit: (() => void) | undefined;
 
   /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
-  constructor(path: string) {
+  constructor(path: string, options: SqliteStoreOptions = {}) {
     assertLittleEndian();
+    this.beforePublishCommit = options.beforePublishCommit;
     this.db = new Database(path);
     try {
       this.db.pragma('journal_mode = WAL');
@@ -113,28 +75,11 @@ export class SqliteStore implements Store {
       this.db.pragma('foreign_keys = ON');
       // Another process (a second instance, a backup) may hold the lock briefly.
       this.db.pragma('busy_timeout = 5000');
-      this.migrate();
+      migrate(this.db);
     } catch (error) {
       this.db.close();
       throw error;
     }
-  }
-
-  private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > SCHEMA_VERSION) {
-      throw new Error(`database schema ${current} is newer than this server (${SCHEMA_VERSION})`);
-    }
-    this.db.transaction(() => {
-      this.db.exec(SCHEMA);
-      for (const { table, column, type } of ADDED_COLUMNS) {
-        const columns = this.db.pragma(`table_info(${table})`) as { name: string }[];
-        if (!columns.some((c) => c.name === column)) {
-          this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
-        }
-      }
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
   }
 
   private latest(): number | undefined {
@@ -226,8 +171,42 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
+  /**
+   * Abandons the collecting round when it opened before `expiry.openedBefore` with fewer than m
+   * updates. Its own transaction, committed even when the request that noticed is then refused.
+   */
+  private expire(expiry: RoundExpiry | undefined): number | undefined {
+    if (!expiry) return undefined;
+    return this.db
+      .transaction((): number | undefined => {
+        const round = this.db
+          .prepare("SELECT id, opened_at FROM rounds WHERE status = 'collecting'")
+          .get() as { id: number; opened_at: string | null } | undefined;
+        // ISO-8601 UTC strings of one format order like the instants they name.
+        if (!round || round.opened_at === null) return undefined;
+        if (!(round.opened_at < expiry.openedBefore.toISOString())) return undefined;
+        const { n } = this.db
+          .prepare('SELECT COUNT(*) AS n FROM updates WHERE round = ?')
+          .get(round.id) as { n: number };
+        if (n >= expiry.minCohort) return undefined;
+        this.db
+          .prepare("UPDATE rounds SET status = 'abandoned', abandoned_at = ? WHERE id = ?")
+          .run(expiry.now.toISOString(), round.id);
+        return round.id;
+      })
+      .immediate();
+  }
+
   /** @inheritdoc */
-  async joinRound(token: string): Promise<RoundTicket> {
+  async abandonExpiredRound(expiry: RoundExpiry): Promise<number | undefined> {
+    return this.expire(expiry);
+  }
+
+  /** @inheritdoc */
+  async joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket> {
+    // No await between the two transactions: nothing else in this process runs in between.
+    this.expire(expiry);
+    const now = (expiry?.now ?? new Date()).toISOString();
     return this.db
       .transaction((): RoundTicket => {
         const current = this.latest();
@@ -244,26 +223,38 @@ export class SqliteStore implements Store {
         }
         if (!round) {
           const info = this.db
-            .prepare("INSERT INTO rounds (base_version, status) VALUES (?, 'collecting')")
-            .run(current);
+            .prepare(
+              "INSERT INTO rounds (base_version, status, opened_at) VALUES (?, 'collecting', ?)",
+            )
+            .run(current, now);
           round = { id: Number(info.lastInsertRowid), base_version: current };
         }
         this.db
           .prepare('INSERT INTO tokens (token, round, issued_at) VALUES (?, ?, ?)')
-          .run(token, round.id, new Date().toISOString());
+          .run(token, round.id, now);
         return { round: round.id, version: current };
       })
       .immediate();
   }
 
   /** @inheritdoc */
-  async submitUpdate(update: UpdateSubmission, policy: RoundPolicy): Promise<SubmitOutcome> {
+  async submitUpdate(
+    update: UpdateSubmission,
+    policy: RoundPolicy,
+    expiry?: RoundExpiry,
+  ): Promise<SubmitOutcome> {
+    this.expire(expiry);
+    const now = (expiry?.now ?? new Date()).toISOString();
     return this.db
-      .transaction((): SubmitOutcome => this.submitInTransaction(update, policy))
+      .transaction((): SubmitOutcome => this.submitInTransaction(update, policy, now))
       .immediate();
   }
 
-  private submitInTransaction(update: UpdateSubmission, policy: RoundPolicy): SubmitOutcome {
+  private submitInTransaction(
+    update: UpdateSubmission,
+    policy: RoundPolicy,
+    now: string,
+  ): SubmitOutcome {
     const current = this.latest();
     // Re-checked here: another request may have closed the round since the caller looked.
     if (current === undefined || update.baseVersion !== current) {
@@ -277,10 +268,12 @@ export class SqliteStore implements Store {
       .get(update.token) as TokenRow | undefined;
     if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
     if (token.used_at !== null) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
+    if (token.status === 'abandoned') {
+      throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
+    }
     if (token.status !== 'collecting' || token.base_version !== current) {
       throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
     }
-    const now = new Date().toISOString();
     this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
     this.db
       .prepare(
@@ -356,6 +349,7 @@ export class SqliteStore implements Store {
         )
         .run(step, float64ToBytes(m), float64ToBytes(v), next);
     }
+    this.beforePublishCommit?.();
   }
 
   /** @inheritdoc */
@@ -367,6 +361,7 @@ export class SqliteStore implements Store {
       tokens: count('SELECT COUNT(*) AS n FROM tokens'),
       usedTokens: count('SELECT COUNT(*) AS n FROM tokens WHERE used_at IS NOT NULL'),
       updates: count('SELECT COUNT(*) AS n FROM updates'),
+      abandonedRounds: count("SELECT COUNT(*) AS n FROM rounds WHERE status = 'abandoned'"),
     };
   }
 

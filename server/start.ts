@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
+import { expireRoundsAtStart } from './round-expiry.js';
 import { seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
@@ -25,14 +26,33 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Opens the SQLite store at `config.dbPath`, seeds it if needed, and listens on host:port. */
-export async function startServer(config: ServerConfig): Promise<RunningServer> {
+/** Seams for tests; production passes none. */
+export interface StartOptions {
+  /** Clock in epoch milliseconds (round deadline, rate limit). */
+  readonly now?: () => number;
+  /** Runs inside the aggregation transaction just before its commit (crash tests kill here). */
+  readonly beforePublishCommit?: () => void;
+}
+
+/**
+ * Opens the SQLite store at `config.dbPath`, seeds it if needed, abandons a round whose deadline
+ * passed while the server was down, and listens on host:port.
+ */
+export async function startServer(
+  config: ServerConfig,
+  options: StartOptions = {},
+): Promise<RunningServer> {
   if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true });
-  const store = new SqliteStore(config.dbPath);
+  const store = new SqliteStore(
+    config.dbPath,
+    options.beforePublishCommit ? { beforePublishCommit: options.beforePublishCommit } : {},
+  );
+  const now = options.now ?? Date.now;
   let app: FastifyInstance | undefined;
   try {
     const version = await seedIfEmpty(store, config);
-    app = buildApp({ store, config });
+    await expireRoundsAtStart(store, config, now());
+    app = buildApp({ store, config, now });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -20,6 +20,19 @@ export interface RoundTicket {
   readonly version: number;
 }
 
+/**
+ * The clock of lazily expiring rounds, passed into the store's transactions so the deadline check and
+ * the work it guards commit together. Without it nothing expires and timestamps are the wall clock.
+ */
+export interface RoundExpiry {
+  /** The current time: recorded on rounds, tokens and updates. */
+  readonly now: Date;
+  /** A collecting round opened before this instant and still short of `minCohort` is abandoned. */
+  readonly openedBefore: Date;
+  /** The minimum cohort m: a round that has m updates is never abandoned (it publishes instead). */
+  readonly minCohort: number;
+}
+
 /** A validated update, ready to store. */
 export interface UpdateSubmission {
   /** The round token, hex. */
@@ -94,6 +107,8 @@ export interface StoreCounts {
   readonly tokens: number;
   readonly usedTokens: number;
   readonly updates: number;
+  /** Rounds abandoned at their deadline (their updates are counted in `updates`). */
+  readonly abandonedRounds: number;
 }
 
 /** The storage the server runs on. */
@@ -106,15 +121,26 @@ export interface Store {
   getWeightBytes(version: number): Promise<Uint8Array | undefined>;
   /** Stores the seed as version 1 if the store is empty; returns false (no change) otherwise. */
   seed(version: StoredVersion): Promise<boolean>;
-  /** Issues `token` (hex) for the collecting round of the current version, opening it if needed. */
-  joinRound(token: string): Promise<RoundTicket>;
+  /**
+   * Issues `token` (hex) for the collecting round of the current version, opening it if needed. With
+   * `expiry`, an expired collecting round is abandoned first, so the token opens a new one.
+   */
+  joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket>;
   /**
    * Atomically: checks the base version is still current (else HEARTH_E_UPDATE_STALE) and the token
    * is known, unused and of the collecting round (else HEARTH_E_ROUND_TOKEN); marks the token used;
    * stores the update; and when the round reaches `policy.minCohort`, aggregates it into version + 1
    * and marks it published. Either all of that is durable when it resolves, or none of it happened.
+   * With `expiry`, an expired collecting round is abandoned first (and stays abandoned even though the
+   * update is then refused with HEARTH_E_ROUND_TOKEN).
    */
-  submitUpdate(update: UpdateSubmission, policy: RoundPolicy): Promise<SubmitOutcome>;
+  submitUpdate(
+    update: UpdateSubmission,
+    policy: RoundPolicy,
+    expiry?: RoundExpiry,
+  ): Promise<SubmitOutcome>;
+  /** Abandons the collecting round if it has expired; returns its id, or undefined if none was. */
+  abandonExpiredRound(expiry: RoundExpiry): Promise<number | undefined>;
   /** The privacy ledger: every published round with its (z, q), oldest first. */
   privacyLedger(): Promise<RoundPrivacy[]>;
   /** The persisted server optimiser state, if any round has produced one. */

@@ -79,7 +79,7 @@ export async function writeSeedDir(
 /** An app on a fresh store (in memory unless `dbPath` is given) seeded with the test model. */
 export async function makeApp(
   overrides: Partial<ServerConfig> = {},
-  options: { readonly rng?: GaussianRng } = {},
+  options: { readonly rng?: GaussianRng; readonly now?: () => number } = {},
 ): Promise<{
   app: FastifyInstance;
   store: Store;

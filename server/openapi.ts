@@ -1,0 +1,395 @@
+/**
+ * The OpenAPI 3.1 description of the server's HTTP surface, served at `GET /v1/openapi.json`. Written
+ * by hand (the routes take binary bodies and hand-validate them, so there are no route schemas to
+ * generate it from); openapi.test.ts holds it against the routes fastify actually registered, so the
+ * two cannot drift apart. Error replies are built from the catalogue, so codes and statuses here are
+ * the ones the server sends.
+ */
+import { ERRORS, type ErrorCode } from '../protocol/errors.js';
+import {
+  UPDATE_CONTENT_TYPE,
+  UPDATE_FORMAT_VERSION,
+  UPDATE_HEADER_BYTES,
+} from '../protocol/update-format.js';
+import { SITE_KEY_HEADER } from './access.js';
+
+type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+type JsonObject = { readonly [key: string]: Json };
+
+const ref = (name: string): JsonObject => ({ $ref: `#/components/schemas/${name}` });
+
+/** Codes the server can send: catalogue entries with an HTTP status, retired ones excluded. */
+export const SERVER_ERROR_CODES: readonly ErrorCode[] = (Object.keys(ERRORS) as ErrorCode[]).filter(
+  (code) => {
+    const spec: { status: number; retired?: true } = ERRORS[code];
+    return spec.status >= 400 && !spec.retired;
+  },
+);
+
+/** Error responses of an operation, grouped by status, each code with its catalogue message. */
+function errors(...codes: ErrorCode[]): Record<string, JsonObject> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of [...codes, 'HEARTH_E_INTERNAL' as const]) {
+    const status = ERRORS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const out: Record<string, JsonObject> = {};
+  for (const [status, group] of byStatus) {
+    out[String(status)] = {
+      description: group.map((code) => `${code}: ${ERRORS[code].message}`).join('; '),
+      ...(status === 429
+        ? { headers: { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } } }
+        : {}),
+      content: {
+        'application/json': {
+          schema: ref('ErrorReply'),
+          examples: Object.fromEntries(
+            group.map((code) => [
+              code,
+              { value: { error: { code, message: ERRORS[code].message } } },
+            ]),
+          ),
+        },
+      },
+    };
+  }
+  return out;
+}
+
+const json = (schema: JsonObject, description: string): JsonObject => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+const ETAG_HEADER = { ETag: { schema: { type: 'string' } } };
+
+/** Codes every gated POST route can answer before its own checks (see access.ts). */
+const GATE_CODES: readonly ErrorCode[] = [
+  'HEARTH_E_API_KEY',
+  'HEARTH_E_ORIGIN',
+  'HEARTH_E_RATE_LIMIT',
+];
+
+/** Security of the gated routes: a site key when sites are configured, nothing otherwise. */
+const SITE_KEY_SECURITY: Json = [{ siteKey: [] }, {}];
+
+const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary update format, version ${UPDATE_FORMAT_VERSION}. All integers little-endian.
+
+| offset | size | field | meaning |
+|---|---|---|---|
+| 0 | 4 | magic | ASCII "HRTU" |
+| 4 | 1 | format | format version, currently ${UPDATE_FORMAT_VERSION} |
+| 5 | 1 | dtype | 1 = float32, 2 = float16 (IEEE 754 binary16) |
+| 6 | 2 | reserved | must be 0 |
+| 8 | 4 | baseVersion | u32, the global model version the delta is relative to (must be the current one) |
+| 12 | 4 | layoutHash | u32, the manifest's layoutHash |
+| 16 | 4 | paramCount | u32, number of payload values (the model's parameter count) |
+| 20 | 4 | examples | u32, local training examples (the server clamps it to maxExamples) |
+| 24 | 4 | clipNorm | f32, the bound S the device clipped to (positive, finite) |
+| 28 | 16 | roundToken | the single-use token from POST /v1/rounds/join, as 16 bytes |
+| ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype, in manifest tensor order |
+
+The body must be exactly ${UPDATE_HEADER_BYTES} + paramCount * bytesPerValue bytes. Checks, in order: framing (magic, format, dtype, reserved bits, length), base version known, base version current, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. The body limit is the header plus a float32 payload of the current model.`;
+
+const PATHS: Record<string, Record<string, JsonObject>> = {
+  '/healthz': {
+    get: {
+      operationId: 'health',
+      summary: 'Liveness and the current model version',
+      responses: {
+        '200': json(
+          {
+            type: 'object',
+            required: ['ok', 'version'],
+            properties: { ok: { const: true }, version: { type: 'integer', minimum: 1 } },
+          },
+          'The server is up',
+        ),
+        ...errors(),
+      },
+    },
+  },
+  '/v1/model': {
+    get: {
+      operationId: 'getModel',
+      summary: 'The current model manifest',
+      description:
+        'Revalidated on every start (Cache-Control: no-cache). The ETag covers the version and the federation settings.',
+      parameters: [{ $ref: '#/components/parameters/IfNoneMatch' }],
+      responses: {
+        '200': { ...json(ref('ModelManifest'), 'The manifest'), headers: ETAG_HEADER },
+        '304': { description: 'The cached manifest is current', headers: ETAG_HEADER },
+        ...errors('HEARTH_E_MODEL_NOT_FOUND'),
+      },
+    },
+  },
+  '/v1/model/{version}/weights': {
+    get: {
+      operationId: 'getWeights',
+      summary: "A version's weights",
+      description:
+        'float32 little-endian, the tensors of the manifest in order, each flattened row-major. Immutable.',
+      parameters: [
+        {
+          name: 'version',
+          in: 'path',
+          required: true,
+          schema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+        },
+        { $ref: '#/components/parameters/IfNoneMatch' },
+      ],
+      responses: {
+        '200': {
+          description: 'The weights',
+          headers: ETAG_HEADER,
+          content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        '304': { description: 'The cached weights are current', headers: ETAG_HEADER },
+        ...errors('HEARTH_E_MODEL_NOT_FOUND'),
+      },
+    },
+  },
+  '/v1/privacy': {
+    get: {
+      operationId: 'getPrivacy',
+      summary: 'The privacy accountant',
+      responses: { '200': json(ref('PrivacyReport'), 'Cumulative (epsilon, delta)'), ...errors() },
+    },
+  },
+  '/v1/openapi.json': {
+    get: {
+      operationId: 'getOpenApi',
+      summary: 'This document',
+      responses: { '200': json({ type: 'object' }, 'The OpenAPI 3.1 document'), ...errors() },
+    },
+  },
+  '/v1/rounds/join': {
+    post: {
+      operationId: 'joinRound',
+      summary: 'Join the collecting round and get a single-use round token',
+      security: SITE_KEY_SECURITY,
+      requestBody: {
+        required: false,
+        description: 'No body, an empty body, or any JSON value (ignored).',
+        content: { 'application/json': { schema: {} } },
+      },
+      responses: {
+        '200': json(ref('JoinReply'), 'A token for the collecting round'),
+        ...errors(
+          ...GATE_CODES,
+          'HEARTH_E_BAD_REQUEST',
+          'HEARTH_E_CONTENT_TYPE',
+          'HEARTH_E_UPDATE_TOO_LARGE',
+          'HEARTH_E_PRIVACY_BUDGET',
+        ),
+      },
+    },
+  },
+  '/v1/updates': {
+    post: {
+      operationId: 'postUpdate',
+      summary: 'Submit a clipped model delta',
+      description:
+        'Stored durably before the 202; the update that completes the round (minimum cohort m) also aggregates it into the next version. A round older than the round deadline with fewer than m updates is abandoned and its tokens refused.',
+      security: SITE_KEY_SECURITY,
+      requestBody: {
+        required: true,
+        description: UPDATE_FORMAT_DESCRIPTION,
+        content: { [UPDATE_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+      },
+      responses: {
+        '202': json(ref('UpdateReply'), 'Accepted and stored'),
+        ...errors(
+          ...GATE_CODES,
+          'HEARTH_E_UPDATE_TRUNCATED',
+          'HEARTH_E_UPDATE_TOO_LARGE',
+          'HEARTH_E_UPDATE_MAGIC',
+          'HEARTH_E_UPDATE_FORMAT_VERSION',
+          'HEARTH_E_UPDATE_DTYPE',
+          'HEARTH_E_UPDATE_HEADER',
+          'HEARTH_E_UPDATE_SHAPE',
+          'HEARTH_E_UPDATE_NONFINITE',
+          'HEARTH_E_UPDATE_NORM',
+          'HEARTH_E_UPDATE_VERSION_UNKNOWN',
+          'HEARTH_E_UPDATE_STALE',
+          'HEARTH_E_ROUND_TOKEN',
+          'HEARTH_E_CONTENT_TYPE',
+          'HEARTH_E_BAD_REQUEST',
+          'HEARTH_E_PRIVACY_BUDGET',
+        ),
+      },
+    },
+  },
+};
+
+/** HEAD twins of the GET operations: fastify answers HEAD on every GET route. */
+function withHeadOperations(
+  paths: Record<string, Record<string, JsonObject>>,
+): Record<string, Record<string, JsonObject>> {
+  return Object.fromEntries(
+    Object.entries(paths).map(([path, item]) => {
+      const get = item.get;
+      if (!get) return [path, item];
+      const responses = Object.fromEntries(
+        Object.entries(get.responses as Record<string, JsonObject>).map(([status, r]) => [
+          status,
+          { description: r.description as string },
+        ]),
+      );
+      const head: JsonObject = {
+        operationId: `${get.operationId as string}Head`,
+        summary: `Headers of GET ${path}`,
+        ...(get.parameters ? { parameters: get.parameters } : {}),
+        responses,
+      };
+      return [path, { ...item, head }];
+    }),
+  );
+}
+
+/** The document served at `GET /v1/openapi.json`. */
+export const OPENAPI_DOCUMENT: JsonObject = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Hearth aggregation server',
+    version: '1',
+    description:
+      'Federated aggregation for Hearth: devices download the global model, join a round, and post clipped deltas. Every error reply is `{ error: { code, message } }` with a stable code from the catalogue; clients branch on `code`. CORS preflights (OPTIONS on any path) are answered for allowed origins.',
+  },
+  paths: withHeadOperations(PATHS),
+  components: {
+    securitySchemes: {
+      siteKey: {
+        type: 'apiKey',
+        in: 'header',
+        name: SITE_KEY_HEADER,
+        description:
+          "Required on the POST routes only when the server has sites configured (--config); an Origin header must then be one of that site's origins.",
+      },
+    },
+    parameters: {
+      IfNoneMatch: {
+        name: 'If-None-Match',
+        in: 'header',
+        required: false,
+        schema: { type: 'string' },
+      },
+    },
+    headers: {
+      RetryAfter: {
+        description: 'Seconds until the client may try again',
+        schema: { type: 'integer', minimum: 1 },
+      },
+    },
+    schemas: {
+      ErrorReply: {
+        type: 'object',
+        required: ['error'],
+        properties: {
+          error: {
+            type: 'object',
+            required: ['code', 'message'],
+            properties: {
+              code: { type: 'string', enum: [...SERVER_ERROR_CODES] },
+              message: { type: 'string' },
+            },
+          },
+        },
+      },
+      JoinReply: {
+        type: 'object',
+        required: ['token', 'version', 'round'],
+        properties: {
+          token: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+          version: { type: 'integer', minimum: 1 },
+          round: { type: 'integer', minimum: 1 },
+        },
+      },
+      UpdateReply: {
+        type: 'object',
+        required: ['accepted', 'round', 'received', 'version'],
+        properties: {
+          accepted: { const: true },
+          round: { type: 'integer', minimum: 1 },
+          received: { type: 'integer', minimum: 1, description: 'Updates in the round so far' },
+          version: { type: 'integer', minimum: 1, description: 'Current version afterwards' },
+        },
+      },
+      ModelManifest: {
+        type: 'object',
+        required: [
+          'format',
+          'version',
+          'createdAt',
+          'dims',
+          'tensors',
+          'layoutHash',
+          'weights',
+          'itemIds',
+          'popular',
+          'federation',
+        ],
+        properties: {
+          format: { const: 'hearth-model/1' },
+          version: { type: 'integer', minimum: 1 },
+          createdAt: { type: 'string', format: 'date-time' },
+          dims: {
+            type: 'object',
+            properties: {
+              items: { type: 'integer' },
+              embedding: { type: 'integer' },
+              hidden: { type: 'integer' },
+              maxSessionLength: { type: 'integer' },
+            },
+          },
+          tensors: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                name: { type: 'string' },
+                shape: { type: 'array', items: { type: 'integer' } },
+              },
+            },
+          },
+          layoutHash: { type: 'integer', description: 'u32; updates must carry it' },
+          weights: {
+            type: 'object',
+            properties: {
+              url: { type: 'string' },
+              dtype: { enum: ['float32', 'float16'] },
+              byteLength: { type: 'integer' },
+            },
+          },
+          itemIds: { type: 'array', items: { type: 'string' } },
+          popular: { type: 'array', items: { type: 'integer' } },
+          federation: {
+            type: 'object',
+            properties: {
+              clipNorm: { type: 'number', description: 'L2 bound S' },
+              minCohort: { type: 'integer', description: 'updates per round, m' },
+              maxExamples: { type: 'integer' },
+            },
+          },
+          training: { type: 'object' },
+        },
+      },
+      PrivacyReport: {
+        type: 'object',
+        properties: {
+          noise: { enum: ['on', 'off'] },
+          noiseMultiplier: { type: 'number' },
+          sampleRate: { type: 'number' },
+          delta: { type: 'number' },
+          clipNorm: { type: 'number' },
+          minCohort: { type: 'integer' },
+          rounds: { type: 'integer' },
+          epsilon: { type: ['number', 'null'], description: 'null when infinite (noise off)' },
+          bestOrder: { type: ['number', 'null'] },
+          epsilonBudget: { type: ['number', 'null'], description: 'null when no budget' },
+          exhausted: { type: 'boolean' },
+        },
+      },
+    },
+  },
+};

@@ -1,0 +1,229 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ErrorReply, UpdateReply } from '../protocol/api.js';
+import { resolveConfig } from './config.js';
+import { roundPolicy } from './ingest.js';
+import { roundExpiry } from './round-expiry.js';
+import { loadSeedModel } from './seed.js';
+import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.js';
+import { startServer } from './start.js';
+import {
+  joinRound,
+  makeApp,
+  makeDelta,
+  postUpdate,
+  updateBody,
+  writeSeedDir,
+} from './test-helpers.js';
+
+const T0 = Date.parse('2030-01-01T00:00:00.000Z');
+let now = T0;
+const clock = (): number => now;
+
+let dir: string;
+beforeEach(async () => {
+  now = T0;
+  dir = await mkdtemp(join(tmpdir(), 'hearth-deadline-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function raw(path: string): Database.Database {
+  return new Database(path, { readonly: true });
+}
+
+describe('round deadline', () => {
+  it('abandons a late round short of m, refuses its tokens, keeps its updates, and starts anew', async () => {
+    const t = await makeApp({ minCohort: 3, roundDeadlineSeconds: 60 }, { now: clock });
+    try {
+      const a = await joinRound(t.app);
+      const late = await joinRound(t.app);
+      expect((await postUpdate(t.app, updateBody({ token: a.token }))).statusCode).toBe(202);
+      // Exactly at the deadline the round still collects.
+      now = T0 + 60_000;
+      const onTime = await joinRound(t.app);
+      expect(onTime.round).toBe(1);
+      now += 1;
+      const refused = await postUpdate(t.app, updateBody({ token: late.token }));
+      expect(refused.statusCode).toBe(403);
+      expect(refused.json<ErrorReply>().error).toMatchObject({
+        code: 'HEARTH_E_ROUND_TOKEN',
+        message: expect.stringMatching(/abandoned/),
+      });
+      // The abandonment itself was committed even though that request was refused.
+      expect(await t.store.counts()).toMatchObject({
+        rounds: 1,
+        abandonedRounds: 1,
+        updates: 1,
+        versions: 1,
+        usedTokens: 1,
+      });
+      const tokenOfAbandoned = await postUpdate(t.app, updateBody({ token: onTime.token }));
+      expect(tokenOfAbandoned.statusCode).toBe(403);
+
+      const next = await joinRound(t.app);
+      expect([next.round, next.version]).toEqual([2, 1]);
+      let reply: UpdateReply | undefined;
+      for (let k = 0; k < 3; k++) {
+        const { token } = k === 0 ? next : await joinRound(t.app);
+        const res = await postUpdate(t.app, updateBody({ token, delta: makeDelta(0.3, k) }));
+        reply = res.json<UpdateReply>();
+      }
+      expect(reply).toMatchObject({ round: 2, received: 3, version: 2 });
+      expect(await t.store.privacyLedger()).toEqual([
+        expect.objectContaining({ round: 2, version: 2 }),
+      ]);
+      expect(await t.store.counts()).toMatchObject({ rounds: 2, abandonedRounds: 1, updates: 4 });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('abandons on join too, and never a round that already has m updates', async () => {
+    const path = join(dir, 'h.db');
+    const store = new SqliteStore(path);
+    const config = resolveConfig({ minCohort: 2, roundDeadlineSeconds: 10 });
+    try {
+      const seed = await writeSeedDir();
+      await store.seed(await loadSeedModel(seed.dir, config));
+      await seed.cleanup();
+      expect(await store.joinRound('a'.repeat(32), roundExpiry(config, now))).toEqual({
+        round: 1,
+        version: 1,
+      });
+      now += 11_000;
+      expect((await store.joinRound('b'.repeat(32), roundExpiry(config, now))).round).toBe(2);
+      const update = { baseVersion: 1, examples: 1, norm: 0.5, delta: makeDelta(0.5) };
+      // m = 3 while collecting, so round 2 stays open with two updates...
+      const m3 = roundPolicy(resolveConfig({ minCohort: 3 }));
+      await store.joinRound('c'.repeat(32), roundExpiry(config, now));
+      await store.submitUpdate({ ...update, token: 'b'.repeat(32) }, m3, roundExpiry(config, now));
+      await store.submitUpdate({ ...update, token: 'c'.repeat(32) }, m3, roundExpiry(config, now));
+      now += 60_000;
+      // ...and once m is 2 it has a full cohort: it waits to publish, it is not abandoned.
+      expect(await store.abandonExpiredRound(roundExpiry(config, now))).toBeUndefined();
+      expect(await store.abandonExpiredRound(roundExpiry({ ...config, minCohort: 3 }, now))).toBe(
+        2,
+      );
+      const db = raw(path);
+      try {
+        const rows = db.prepare('SELECT id, status, opened_at, abandoned_at FROM rounds').all();
+        expect(rows).toEqual([
+          {
+            id: 1,
+            status: 'abandoned',
+            opened_at: new Date(T0).toISOString(),
+            abandoned_at: new Date(T0 + 11_000).toISOString(),
+          },
+          {
+            id: 2,
+            status: 'abandoned',
+            opened_at: new Date(T0 + 11_000).toISOString(),
+            abandoned_at: new Date(now).toISOString(),
+          },
+        ]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('abandons at start-up a round whose deadline passed while the server was down', async () => {
+    const seed = await writeSeedDir();
+    try {
+      const config = resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'h.db'),
+        modelDir: seed.dir,
+        roundDeadlineSeconds: 3600,
+      });
+      const first = await startServer(config, { now: clock });
+      await joinRound(first.app);
+      await first.close();
+      now += 3_600_001;
+      const second = await startServer(config, { now: clock });
+      try {
+        expect(await second.store.counts()).toMatchObject({ rounds: 1, abandonedRounds: 1 });
+        expect((await joinRound(second.app)).round).toBe(2);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await seed.cleanup();
+    }
+  });
+
+  it('upgrades a schema-2 database: rounds may be abandoned, deadlines count from the first token', async () => {
+    const path = join(dir, 'old.db');
+    const old = new Database(path);
+    old.exec(SCHEMA_2);
+    old.pragma('user_version = 2');
+    old.prepare("INSERT INTO versions VALUES (1, 'x', '{}', x'00')").run();
+    old.prepare("INSERT INTO rounds (base_version, status) VALUES (1, 'collecting')").run();
+    old
+      .prepare("INSERT INTO tokens VALUES (?, 1, '2030-01-01T00:00:05.000Z', NULL)")
+      .run('a'.repeat(32));
+    old
+      .prepare("INSERT INTO tokens VALUES (?, 1, '2030-01-01T00:00:01.000Z', 'x')")
+      .run('b'.repeat(32));
+    old.prepare("INSERT INTO updates VALUES (1, 1, ?, 1, 0.5, x'00', 'x')").run('b'.repeat(32));
+    old.close();
+
+    const store = new SqliteStore(path);
+    try {
+      const config = resolveConfig({ minCohort: 3, roundDeadlineSeconds: 10 });
+      expect(await store.abandonExpiredRound(roundExpiry(config, T0 + 10_000))).toBeUndefined();
+      expect(await store.abandonExpiredRound(roundExpiry(config, T0 + 11_001))).toBe(1);
+      expect(await store.counts()).toMatchObject({ rounds: 1, abandonedRounds: 1, updates: 1 });
+      expect((await store.joinRound('c'.repeat(32))).round).toBe(2);
+    } finally {
+      await store.close();
+    }
+    const db = raw(path);
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.pragma('foreign_key_check')).toEqual([]);
+      const rounds = db.prepare('SELECT id, status, opened_at FROM rounds ORDER BY id').all();
+      expect(rounds[0]).toEqual({
+        id: 1,
+        status: 'abandoned',
+        opened_at: '2030-01-01T00:00:01.000Z',
+      });
+      // The one-collecting-round index survived the rebuild.
+      expect(
+        db.prepare("SELECT name FROM sqlite_master WHERE name = 'rounds_one_collecting'").get(),
+      ).toBeDefined();
+    } finally {
+      db.close();
+    }
+  });
+});
+
+/** The schema-2 DDL as it shipped, to test the upgrade. */
+const SCHEMA_2 = `
+CREATE TABLE versions (version INTEGER PRIMARY KEY, created_at TEXT NOT NULL, manifest TEXT NOT NULL,
+  weights BLOB NOT NULL);
+CREATE TABLE rounds (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  base_version INTEGER NOT NULL REFERENCES versions(version),
+  status TEXT NOT NULL CHECK (status IN ('collecting', 'published')),
+  published_version INTEGER REFERENCES versions(version),
+  noise_multiplier REAL,
+  sample_rate REAL
+);
+CREATE UNIQUE INDEX rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
+CREATE TABLE tokens (token TEXT PRIMARY KEY, round INTEGER NOT NULL REFERENCES rounds(id),
+  issued_at TEXT NOT NULL, used_at TEXT);
+CREATE TABLE updates (id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL REFERENCES rounds(id),
+  token TEXT NOT NULL UNIQUE REFERENCES tokens(token), examples INTEGER NOT NULL, norm REAL NOT NULL,
+  delta BLOB NOT NULL, received_at TEXT NOT NULL);
+CREATE INDEX updates_by_round ON updates(round);
+CREATE TABLE optimizer_state (id INTEGER PRIMARY KEY CHECK (id = 1), step INTEGER NOT NULL,
+  m BLOB NOT NULL, v BLOB NOT NULL, version INTEGER NOT NULL REFERENCES versions(version));
+`;

@@ -1,0 +1,125 @@
+/**
+ * The SQLite schema of SqliteStore and its migrations. Databases are upgraded in place when the server
+ * starts, so an operator never runs a separate step; a database newer than the code is refused.
+ */
+import type Database from 'better-sqlite3';
+
+/**
+ * Bumped with every schema change; a newer database than the code knows is refused.
+ * 2: rounds record the DP parameters they were published under; optimiser state table.
+ * 3: rounds may be 'abandoned' (deadline passed short of m updates); rounds record when they opened
+ *    and when they were abandoned.
+ */
+export const SCHEMA_VERSION = 3;
+
+/** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
+const ROUNDS_TABLE = (name: string): string => `
+CREATE TABLE IF NOT EXISTS ${name} (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  base_version INTEGER NOT NULL REFERENCES versions(version),
+  status TEXT NOT NULL CHECK (status IN ('collecting', 'published', 'abandoned')),
+  published_version INTEGER REFERENCES versions(version),
+  -- The privacy ledger: the (z, q) each round was published under (NULL before schema 2: no noise).
+  noise_multiplier REAL,
+  sample_rate REAL,
+  -- ISO times: when the round got its first token (its deadline counts from here), and when it was
+  -- abandoned. An abandoned round's tokens and updates stay, for audit, and are never aggregated.
+  opened_at TEXT,
+  abandoned_at TEXT
+);`;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS versions (
+  version INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  weights BLOB NOT NULL
+);
+${ROUNDS_TABLE('rounds')}
+-- At most one round collects at a time.
+CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
+CREATE TABLE IF NOT EXISTS tokens (
+  token TEXT PRIMARY KEY,
+  round INTEGER NOT NULL REFERENCES rounds(id),
+  issued_at TEXT NOT NULL,
+  used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS updates (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  round INTEGER NOT NULL REFERENCES rounds(id),
+  token TEXT NOT NULL UNIQUE REFERENCES tokens(token),
+  examples INTEGER NOT NULL,
+  norm REAL NOT NULL,
+  delta BLOB NOT NULL,
+  received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+-- Server optimiser state (FedAdam's m and v as float64 blobs); one row, replaced by every round.
+CREATE TABLE IF NOT EXISTS optimizer_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  step INTEGER NOT NULL,
+  m BLOB NOT NULL,
+  v BLOB NOT NULL,
+  version INTEGER NOT NULL REFERENCES versions(version)
+);
+`;
+
+/** Columns added to tables of an older schema (CREATE TABLE IF NOT EXISTS leaves those alone). */
+const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] = [
+  { table: 'rounds', column: 'noise_multiplier', type: 'REAL' },
+  { table: 'rounds', column: 'sample_rate', type: 'REAL' },
+  { table: 'rounds', column: 'opened_at', type: 'TEXT' },
+  { table: 'rounds', column: 'abandoned_at', type: 'TEXT' },
+];
+
+/** Creates or upgrades the schema of `db` (foreign keys must be on; they are on again after). */
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`database schema ${current} is newer than this server (${SCHEMA_VERSION})`);
+  }
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    for (const { table, column, type } of ADDED_COLUMNS) {
+      const columns = db.pragma(`table_info(${table})`) as { name: string }[];
+      if (!columns.some((c) => c.name === column)) {
+        db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      }
+    }
+  })();
+  const rounds = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'rounds'").get() as {
+    sql: string;
+  };
+  if (!rounds.sql.includes("'abandoned'")) rebuildRounds(db);
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+/**
+ * SQLite cannot change a CHECK constraint in place, so a pre-3 rounds table is copied into a new one
+ * (https://www.sqlite.org/lang_altertable.html#otheralter). Foreign keys are off meanwhile (dropping
+ * the old table would otherwise fail on the tokens and updates that point at it) and checked after.
+ * A collecting round's deadline starts at its first token, or at the upgrade when it has none.
+ */
+function rebuildRounds(db: Database.Database): void {
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      db.exec(ROUNDS_TABLE('rounds_v3'));
+      db.prepare(
+        `INSERT INTO rounds_v3 (id, base_version, status, published_version, noise_multiplier,
+           sample_rate, opened_at, abandoned_at)
+         SELECT id, base_version, status, published_version, noise_multiplier, sample_rate,
+           COALESCE(opened_at, (SELECT MIN(issued_at) FROM tokens WHERE tokens.round = rounds.id), ?),
+           abandoned_at
+         FROM rounds`,
+      ).run(new Date().toISOString());
+      db.exec('DROP TABLE rounds');
+      db.exec('ALTER TABLE rounds_v3 RENAME TO rounds');
+      db.exec(SCHEMA);
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length > 0) throw new Error(`rounds rebuild broke ${broken.length} references`);
+    })();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
+}
