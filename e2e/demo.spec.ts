@@ -49,8 +49,28 @@ test('recommendations change with each click and history survives a reload', asy
     seen.push(recs);
   }
 
+  // Every rung of the ladder is reported, exactly one chosen, and the chosen one passed its
+  // self-test on the served model; a reload reuses the decision instead of timing every rung.
+  const ladder = (): Promise<{ backend: string; outcome: string; detail?: string }[]> =>
+    page.evaluate(() =>
+      (
+        window as unknown as {
+          hearth: { status(): Promise<{ backends: { backend: string; outcome: string }[] }> };
+        }
+      ).hearth
+        .status()
+        .then((s) => s.backends),
+    );
+  const first = await ladder();
+  expect(first.map((a) => a.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
+  expect(first.filter((a) => a.outcome === 'chosen')).toHaveLength(1);
+
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
+  const again = await ladder();
+  const chosen = again.find((a) => a.outcome === 'chosen');
+  expect(chosen?.backend).toBe(first.find((a) => a.outcome === 'chosen')?.backend);
+  expect(chosen?.detail).toContain('cached choice');
   for (const id of clicked)
     await expect(page.locator(`#stored li[data-item="${id}"]`)).toHaveCount(1);
   await expect(status.locator('[data-field="interactions"]')).toHaveText(String(clicked.length));

@@ -51,12 +51,18 @@ export interface StoredInteraction {
 export const BACKEND_LADDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_LADDER)[number];
 
-/** What happened to one rung of the backend ladder. */
+/**
+ * What happened to one rung of the backend ladder: `passed` means correct but not chosen (another
+ * correct rung was measurably faster, or the first correct rung was not beaten by enough).
+ */
 export interface BackendAttempt {
   readonly backend: BackendName;
-  readonly outcome: 'chosen' | 'skipped' | 'init-failed' | 'self-test-failed' | 'not-tried';
-  /** Error message, or the self-test's max absolute error. */
+  readonly outcome:
+    'chosen' | 'passed' | 'skipped' | 'init-failed' | 'self-test-failed' | 'not-tried';
+  /** Error message, the self-test's relative error, or why the rung was not tried. */
   readonly detail?: string;
+  /** Median time of one next-item scoring on this rung, in ms, when it passed. */
+  readonly ms?: number;
 }
 
 /** Configuration handed from the SDK to the engine (already validated on the main thread). */

@@ -17,6 +17,7 @@ import {
 import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
 import { chooseBackend, type LadderResult } from './backend-ladder.js';
+import { backendFingerprint, readBackendChoice } from './backend-cache.js';
 import { clippedDelta, joinRound, shareUpdate, skipped } from './federated-client.js';
 import { fetchGlobalModel, type GlobalModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
@@ -70,13 +71,28 @@ export class Engine implements EngineApi {
       openIdbStore(),
     ]);
     this.lastModelAttempt = Date.now();
+    this.store = store ?? this.store;
+    if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
     const probe = global ? { dims: global.manifest.dims, weights: global.weights } : undefined;
-    this.ladder = await chooseBackend(config.backends, config.wasmPath, probe);
+    const fingerprint = backendFingerprint(config, global);
+    const cached = readBackendChoice(
+      await this.store.getBackendChoice().catch(() => null),
+      fingerprint,
+    );
+    this.ladder = await chooseBackend(config.backends, {
+      wasmPath: config.wasmPath,
+      probe,
+      cached,
+    });
     if (!this.ladder.chosen) {
       throw new HearthError('HEARTH_E_NO_BACKEND', JSON.stringify(this.ladder.attempts));
     }
-    this.store = store ?? this.store;
-    if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
+    if (probe && this.ladder.chosen !== cached) {
+      // Only a decision made on the real model is worth remembering.
+      await this.store
+        .setBackendChoice({ fingerprint, backend: this.ladder.chosen })
+        .catch((error: unknown) => log.warn('could not cache the backend choice', error));
+    }
     this.optedOut = (await this.store.getMeta().catch(() => ({ optedOut: false }))).optedOut;
     await this.restoreSession();
     if (global) this.adopt(global);

@@ -53,3 +53,27 @@ export async function selfTest(probe?: SelfTestModel): Promise<number> {
     model.dispose();
   }
 }
+
+/**
+ * Median time (ms) of scoring one session with the probe model on the current backend, after a
+ * warm-up run (the first call compiles shaders or allocates). Used only to compare rungs.
+ */
+export async function timeScoring(probe?: SelfTestModel, runs = 3): Promise<number> {
+  const model = probe
+    ? SessionModel.fromFlat(probe.dims, probe.weights)
+    : SessionModel.random(FALLBACK_DIMS, 20261122);
+  try {
+    const session = probeSessions(model.dims.items)[0]!;
+    const times: number[] = [];
+    for (let i = 0; i <= runs; i++) {
+      const start = performance.now();
+      const scores = model.scoreNext([session]);
+      await scores.data();
+      scores.dispose();
+      if (i > 0) times.push(performance.now() - start);
+    }
+    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+  } finally {
+    model.dispose();
+  }
+}

@@ -41,7 +41,13 @@ export interface InteractionStore {
   setMeta(patch: Partial<StoreMeta>): Promise<void>;
   /** Erases everything stored (for IndexedDB: deletes the database). The store is unusable after. */
   destroy(): Promise<void>;
+  /** The cached backend decision (unvalidated: whatever an earlier version stored), if any. */
+  getBackendChoice(): Promise<unknown>;
+  setBackendChoice(choice: unknown): Promise<void>;
 }
+
+/** Meta-store key of the cached backend decision (kept apart from the numeric StoreMeta). */
+const BACKEND_CHOICE_KEY = 'backendChoice';
 
 interface HearthDb extends DBSchema {
   interactions: { key: number; value: StoredInteraction; indexes: { session: number } };
@@ -118,6 +124,14 @@ class IdbStore implements InteractionStore {
     await tx.done;
   }
 
+  getBackendChoice(): Promise<unknown> {
+    return this.db.get('meta', BACKEND_CHOICE_KEY);
+  }
+
+  async setBackendChoice(choice: unknown): Promise<void> {
+    await this.db.put('meta', choice, BACKEND_CHOICE_KEY);
+  }
+
   async destroy(): Promise<void> {
     this.db.close();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -139,6 +153,7 @@ export class MemoryStore implements InteractionStore {
   readonly kind = 'memory' as const;
   private readonly rows: StoredInteraction[] = [];
   private meta: StoreMeta = { ...META_DEFAULTS };
+  private backendChoice: unknown;
 
   async add(interaction: NewInteraction): Promise<number> {
     const id = this.rows.length + 1;
@@ -163,6 +178,13 @@ export class MemoryStore implements InteractionStore {
   async destroy(): Promise<void> {
     this.rows.length = 0;
     this.meta = { ...META_DEFAULTS };
+    this.backendChoice = undefined;
+  }
+  async getBackendChoice(): Promise<unknown> {
+    return this.backendChoice;
+  }
+  async setBackendChoice(choice: unknown): Promise<void> {
+    this.backendChoice = choice;
   }
 }
 

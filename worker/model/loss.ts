@@ -8,13 +8,16 @@ import { scoreAll, type ModelParams } from './forward.js';
 
 /**
  * Maps session representations `out` [M, d] and their targets [M] to per-example losses [M].
- * `paddingMask` is [N]: a large negative number at index 0 and 0 elsewhere.
+ * `paddingMask` is [N]: a large negative number at index 0 and 0 elsewhere. `batch.targets` holds the
+ * same targets as a JS array, for losses that build their candidate set on the CPU (sampled softmax)
+ * without reading the tensor back.
  */
 export type OutputLoss = (
   params: ModelParams,
   out: tf.Tensor2D,
   targets: tf.Tensor1D,
   paddingMask: tf.Tensor1D,
+  batch?: { readonly targets: Int32Array },
 ) => tf.Tensor1D;
 
 /**

@@ -33,3 +33,28 @@ export function shuffleInPlace<T>(items: T[], rng: () => number): T[] {
   }
   return items;
 }
+
+/** A mulberry32 generator whose 32-bit state can be read and restored (for training checkpoints). */
+export interface SeededRng {
+  /** The next uniform float in [0, 1). */
+  (): number;
+  /** The current state: `seededRng(rng.state())` continues exactly where `rng` is now. */
+  state(): number;
+}
+
+/**
+ * mulberry32 with an inspectable state. Same sequence as `mulberry32(seed)`: the state after n draws
+ * is seed + n * 0x6d2b79f5 (mod 2^32), so a checkpoint restores the stream bit-exactly.
+ */
+export function seededRng(seed: number): SeededRng {
+  let a = seed >>> 0;
+  const next = (() => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }) as SeededRng;
+  next.state = () => a;
+  return next;
+}

@@ -4,7 +4,12 @@ import { initNodeBackend } from '../../tools/tf-node.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows } from './batches.js';
 import { mulberry32 } from './prng.js';
 import { SessionModel } from './session-model.js';
-import { trainSessions, type TrainSession } from './train.js';
+import {
+  trainSessions,
+  type TrainCheckpoint,
+  type TrainOptions,
+  type TrainSession,
+} from './train.js';
 
 const dims = { items: 10, embedding: 8, hidden: 8, maxSessionLength: 6 };
 // A deterministic cycle 1 -> 2 -> ... -> 9 -> 1: easy to learn, so the loss must fall.
@@ -99,6 +104,62 @@ describe('trainSessions', () => {
     });
     expect(result.lastLoss).toBe(0);
     expect(Array.from(model.toFlat())).toEqual(Array.from(before));
+    model.dispose();
+  });
+});
+
+describe('checkpoints and early stopping', () => {
+  const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({
+    epochs: 3,
+    batchSize: 8,
+    learningRate: 0.02,
+    seed: 5,
+    loss: 'sampled',
+    sampled: { negatives: 4 },
+    ...extra,
+  });
+
+  it('resumes an interrupted run to bit-identical weights', async () => {
+    const straight = SessionModel.random(dims, 9);
+    const total = (await trainSessions(straight, cycle, options())).steps;
+    const want = Array.from(straight.toFlat());
+    straight.dispose();
+
+    // Interrupt mid-epoch (step 7; an epoch is 6 batches) and at an epoch boundary (step 12).
+    for (const stopAt of [7, 12]) {
+      let saved: TrainCheckpoint | null = null;
+      const first = SessionModel.random(dims, 9);
+      await trainSessions(first, cycle, {
+        ...options({ maxSteps: stopAt }),
+        onCheckpoint: (c) => void (saved = c),
+      });
+      first.dispose();
+      const checkpoint = saved! as TrainCheckpoint;
+      expect(checkpoint.step).toBe(stopAt);
+      const resumed = SessionModel.fromFlat(dims, checkpoint.weights);
+      const result = await trainSessions(resumed, cycle, options({ resume: checkpoint }));
+      expect(result.steps).toBe(total);
+      expect(Array.from(resumed.toFlat())).toEqual(want);
+      resumed.dispose();
+    }
+  });
+
+  it('stops after `patience` epochs without improvement and keeps the best weights', async () => {
+    const model = SessionModel.random(dims, 2);
+    const scores = [0.1, 0.5, 0.4, 0.3, 0.9, 0.9];
+    let best: number[] = [];
+    let calls = 0;
+    const result = await trainSessions(model, cycle, {
+      ...options({ epochs: 6, patience: 2 }),
+      validate: async (m) => {
+        if (calls === 1) best = Array.from(m.toFlat());
+        return scores[calls++]!;
+      },
+    });
+    expect(result.validation).toEqual([0.1, 0.5, 0.4, 0.3]);
+    expect(result.bestEpoch).toBe(1);
+    expect(result.stoppedEarly).toBe(true);
+    expect(Array.from(model.toFlat())).toEqual(best);
     model.dispose();
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Mini-batch training of a SessionModel: every prefix of every session predicts its next item in one
- * pass over the batch, full-catalogue softmax cross-entropy, Adam, seeded shuffling. Used by the Node
+ * pass over the batch, full-catalogue or sampled softmax cross-entropy, Adam, seeded shuffling,
+ * optional early stopping on a validation score, and exact checkpoint/resume. Used by the Node
  * trainer (global model) and by the worker (on-device fine-tuning with a proximal pull).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,8 +11,15 @@ import { packBatch, planBatches, toWindows, type Batch } from './batches.js';
 import { lstmStates, project } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import { ensureGradients } from './gradients.js';
+import { Adam, type AdamState } from './adam.js';
 import { fullSoftmaxLoss, PADDING_LOGIT, type OutputLoss } from './loss.js';
-import { mulberry32 } from './prng.js';
+import { seededRng } from './prng.js';
+import {
+  DEFAULT_SAMPLED_SOFTMAX,
+  NegativeSampler,
+  sampledSoftmaxLoss,
+  type SampledSoftmaxConfig,
+} from './sampled-softmax.js';
 import type { SessionModel } from './session-model.js';
 
 /** One training session: model indices 1..N-1 in click order, optionally a sample weight per item. */
@@ -21,18 +29,80 @@ export interface TrainSession {
   readonly weights?: readonly number[];
 }
 
+/** Which output loss trains the model; 'auto' picks sampled softmax above SAMPLED_SOFTMAX_MIN_ITEMS. */
+export type LossKind = 'auto' | 'full' | 'sampled';
+
+/**
+ * Catalogue size above which 'auto' switches to sampled softmax: below it the full [M, N] softmax is
+ * exact and still cheap (YOOCHOOSE 100k, N = 2,934); above it (Diginetica, N = 43,098) it dominates the
+ * step time.
+ */
+export const SAMPLED_SOFTMAX_MIN_ITEMS = 20_000;
+
 /** What trainSessions does and reports. */
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
   seed: number;
-  /** Stop after this many optimiser steps. */
+  /** Stop after this many optimiser steps (counted from the start of the run, resumed steps included). */
   maxSteps?: number;
   /** Adds (mu/2) * ||w - anchor||^2: keeps on-device fine-tuning near the global model. */
   proximal?: { anchor: Float32Array; mu: number };
   /** Called after every step; `loss` is that step's objective (proximal term included). */
   onStep?: (info: { step: number; epoch: number; loss: number; examples: number }) => void;
+  /** Output loss (default 'auto'); ignored when an explicit OutputLoss is passed to trainSessions. */
+  loss?: LossKind;
+  /** Sampled-softmax settings (defaults: DEFAULT_SAMPLED_SOFTMAX). */
+  sampled?: Partial<SampledSoftmaxConfig>;
+  /** Item counts [N] for negative sampling (default: counted from `sessions`). */
+  popularity?: ArrayLike<number>;
+  /**
+   * Early stopping: scores the model after every epoch (higher is better, e.g. HR@20 + MRR@20 on a
+   * validation split carved from the training data). Training stops after `patience` epochs without
+   * improvement, and the model ends holding the best-scoring weights.
+   */
+  validate?: (model: SessionModel) => Promise<number>;
+  /** Epochs without improvement before stopping (default 2). */
+  patience?: number;
+  /** Emits a checkpoint every this many steps, besides the one at the end of every epoch. */
+  checkpointEvery?: number;
+  /** Receives checkpoints (end of every epoch, every checkpointEvery steps, and when maxSteps stops). */
+  onCheckpoint?: (checkpoint: TrainCheckpoint) => void | Promise<void>;
+  /** Continues a run from one of its checkpoints; the model must already hold checkpoint.weights. */
+  resume?: TrainCheckpoint;
+  /** Called after every epoch with its mean loss and validation score. */
+  onEpoch?: (info: { epoch: number; meanLoss: number; validation?: number; best: boolean }) => void;
+}
+
+/**
+ * Everything needed to continue a run bit-exactly: weights, Adam moments, the position in the data
+ * (epoch, batch within it, the shuffle RNG state the epoch's batch plan was drawn from), the negative
+ * sampler's RNG state, the loss accumulators and the early-stopping record.
+ */
+export interface TrainCheckpoint {
+  /** Optimiser steps done. */
+  readonly step: number;
+  /** The epoch to continue (0-based) and how many of its batches are done. */
+  readonly epoch: number;
+  readonly batchInEpoch: number;
+  /** Shuffle RNG state before `epoch`'s batch plan was drawn. */
+  readonly epochRngState: number;
+  /** Negative sampler RNG state (0 when the loss samples nothing). */
+  readonly samplerRngState: number;
+  readonly weights: Float32Array;
+  readonly adam: AdamState;
+  readonly examples: number;
+  readonly weightedLoss: number;
+  readonly epochExamples: number;
+  readonly epochWeightedLoss: number;
+  readonly lastLoss: number;
+  /** Validation score after each finished epoch. */
+  readonly validation: readonly number[];
+  /** Best-scoring weights so far and their epoch (null without validation). */
+  readonly bestWeights: Float32Array | null;
+  readonly bestEpoch: number;
+  readonly badEpochs: number;
 }
 
 /** What a training run did. `meanLoss` averages step losses weighted by their example counts. */
@@ -41,62 +111,149 @@ export interface TrainResult {
   examples: number;
   lastLoss: number;
   meanLoss: number;
+  /** Epochs finished (an epoch cut by maxSteps does not count). */
+  epochsDone: number;
+  /** Validation score after each finished epoch (empty without `validate`). */
+  validation: number[];
+  /** 0-based epoch whose weights the model holds at the end (-1 without validation). */
+  bestEpoch: number;
+  /** True when early stopping ended the run. */
+  stoppedEarly: boolean;
 }
 
 /** How long the loop may hold the thread before it yields (ms): lets a worker answer messages. */
 const YIELD_EVERY_MS = 50;
 
+/** Picks the output loss an options object asks for. */
+export function chooseOutputLoss(
+  items: number,
+  sessions: readonly TrainSession[],
+  options: Pick<TrainOptions, 'loss' | 'sampled' | 'popularity' | 'seed'>,
+): { loss: OutputLoss; sampler: NegativeSampler | null } {
+  const kind = options.loss ?? 'auto';
+  const sampled = kind === 'sampled' || (kind === 'auto' && items > SAMPLED_SOFTMAX_MIN_ITEMS);
+  if (!sampled) return { loss: fullSoftmaxLoss, sampler: null };
+  const config = { ...DEFAULT_SAMPLED_SOFTMAX, ...options.sampled };
+  let counts = options.popularity;
+  if (!counts) {
+    const c = new Float64Array(items);
+    for (const s of sessions) for (const item of s.items) c[item]!++;
+    counts = c;
+  }
+  // A seed stream of its own, so switching the loss does not change the batch order.
+  const sampler = new NegativeSampler(counts, config.alpha, (options.seed ^ 0x5bd1e995) >>> 0);
+  return { loss: sampledSoftmaxLoss(sampler, config), sampler };
+}
+
 /**
  * Trains `model` in place. Sessions longer than maxSessionLength are split into windows; each batch is
  * right-padded only to its longest window and padded positions are never targets. The loss is
  * sum(weight * cross-entropy) / examples, so lightly weighted interactions (views) pull less.
+ * `outputLoss`, when given, overrides options.loss.
  */
 export async function trainSessions(
   model: SessionModel,
   sessions: readonly TrainSession[],
   options: TrainOptions,
-  outputLoss: OutputLoss = fullSoftmaxLoss,
+  outputLoss?: OutputLoss,
 ): Promise<TrainResult> {
-  const { epochs, batchSize, learningRate, seed, maxSteps, proximal, onStep } = options;
+  const { epochs, batchSize, learningRate, seed, maxSteps, proximal, onStep, resume } = options;
   if (!(batchSize >= 1) || !(learningRate > 0) || !(epochs >= 0)) {
     throw new RangeError('trainSessions: batchSize >= 1, learningRate > 0 and epochs >= 0 needed');
   }
   await ensureGradients();
   const windows = toWindows(sessions, model.dims.maxSessionLength);
-  const rng = mulberry32(seed);
+  const chosen = outputLoss
+    ? { loss: outputLoss, sampler: null }
+    : chooseOutputLoss(model.dims.items, sessions, options);
+  const rng = seededRng(resume ? resume.epochRngState : seed);
+  if (resume && chosen.sampler) chosen.sampler.state = resume.samplerRngState;
   const variables = model.variables;
-  const optimizer = tf.train.adam(learningRate);
+  const optimizer = new Adam(variables, learningRate);
+  if (resume) optimizer.setState(resume.adam);
   const mask = new Float32Array(model.dims.items);
   mask[0] = PADDING_LOGIT;
   const paddingMask = tf.tensor1d(mask);
   const anchors = proximal ? anchorTensors(model, proximal.anchor) : null;
+  const patience = options.patience ?? 2;
 
-  let steps = 0;
-  let examples = 0;
-  let lastLoss = NaN;
-  let weightedLoss = 0;
+  let steps = resume?.step ?? 0;
+  let examples = resume?.examples ?? 0;
+  let lastLoss = resume?.lastLoss ?? NaN;
+  let weightedLoss = resume?.weightedLoss ?? 0;
+  let epochExamples = resume?.epochExamples ?? 0;
+  let epochWeightedLoss = resume?.epochWeightedLoss ?? 0;
+  const validation = [...(resume?.validation ?? [])];
+  let bestWeights = resume?.bestWeights ?? null;
+  let bestEpoch = resume?.bestEpoch ?? -1;
+  let badEpochs = resume?.badEpochs ?? 0;
+  let stoppedEarly = false;
+  // True while the model's weights are the best-validated ones (after a best epoch, before any step).
+  let holdsBest = false;
   let lastYield = Date.now();
+  const checkpoint = async (epoch: number, batchInEpoch: number, epochRngState: number) => {
+    if (!options.onCheckpoint) return; // reading weights and moments back costs a sync per tensor
+    await options.onCheckpoint({
+      step: steps,
+      epoch,
+      batchInEpoch,
+      epochRngState,
+      samplerRngState: chosen.sampler?.state ?? 0,
+      weights: model.toFlat(),
+      adam: optimizer.getState(),
+      examples,
+      weightedLoss,
+      epochExamples,
+      epochWeightedLoss,
+      lastLoss,
+      validation: [...validation],
+      bestWeights: bestWeights ? bestWeights.slice() : null,
+      bestEpoch,
+      badEpochs,
+    });
+  };
+  const objective = (batch: Batch) => (): tf.Scalar => {
+    const data = batchLoss(model, batch, paddingMask, chosen.loss);
+    if (!anchors || !proximal) return data;
+    const terms = variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]!)));
+    return tf.add(data, tf.mul(proximal.mu / 2, tf.addN(terms))) as tf.Scalar;
+  };
+
+  let epoch = resume?.epoch ?? 0;
   try {
-    outer: for (let epoch = 0; epoch < epochs; epoch++) {
-      for (const windowsOfBatch of planBatches(windows, batchSize, rng)) {
-        if (maxSteps !== undefined && steps >= maxSteps) break outer;
-        const batch = packBatch(windowsOfBatch);
-        const cost = optimizer.minimize(
-          () => {
-            const data = batchLoss(model, batch, paddingMask, outputLoss);
-            if (!anchors || !proximal) return data;
-            const terms = variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]!)));
-            return tf.add(data, tf.mul(proximal.mu / 2, tf.addN(terms))) as tf.Scalar;
-          },
-          true,
-          variables,
-        );
-        lastLoss = (await cost!.data())[0]!;
-        cost!.dispose();
+    outer: for (; epoch < epochs; epoch++) {
+      if (options.validate && badEpochs >= patience) {
+        stoppedEarly = true;
+        break;
+      }
+      const epochRngState = rng.state();
+      const plan = planBatches(windows, batchSize, rng);
+      const first = resume && epoch === resume.epoch ? resume.batchInEpoch : 0;
+      for (let b = first; b < plan.length; b++) {
+        if (maxSteps !== undefined && steps >= maxSteps) {
+          if (steps > (resume?.step ?? 0)) await checkpoint(epoch, b, epochRngState);
+          break outer;
+        }
+        const batch = packBatch(plan[b]!);
+        const { value, grads } = tf.variableGrads(objective(batch), variables);
+        optimizer.apply(variables.map((v) => grads[v.name]));
+        Object.values(grads).forEach((g) => g.dispose());
+        lastLoss = (await value.data())[0]!;
+        value.dispose();
         steps++;
+        holdsBest = false;
         examples += batch.targets.length;
         weightedLoss += lastLoss * batch.targets.length;
+        epochExamples += batch.targets.length;
+        epochWeightedLoss += lastLoss * batch.targets.length;
         onStep?.({ step: steps, epoch, loss: lastLoss, examples: batch.targets.length });
+        if (
+          options.checkpointEvery &&
+          steps % options.checkpointEvery === 0 &&
+          b + 1 < plan.length
+        ) {
+          await checkpoint(epoch, b + 1, epochRngState);
+        }
         if (Date.now() - lastYield > YIELD_EVERY_MS) {
           // wasm and cpu kernels run synchronously: without a macrotask break a worker could not
           // answer recommendation requests, nor Node redraw its progress bar, until training ends.
@@ -104,13 +261,43 @@ export async function trainSessions(
           lastYield = Date.now();
         }
       }
+      let score: number | undefined;
+      let best = false;
+      if (options.validate) {
+        score = await options.validate(model);
+        validation.push(score);
+        best = bestEpoch < 0 || score > validation[bestEpoch]!;
+        if (best) {
+          bestEpoch = epoch;
+          bestWeights = model.toFlat();
+          holdsBest = true;
+          badEpochs = 0;
+        } else {
+          badEpochs++;
+        }
+      }
+      const meanLoss = epochExamples > 0 ? epochWeightedLoss / epochExamples : NaN;
+      options.onEpoch?.({ epoch, meanLoss, validation: score, best });
+      epochExamples = 0;
+      epochWeightedLoss = 0;
+      await checkpoint(epoch + 1, 0, rng.state());
     }
+    if (bestWeights && !holdsBest) model.setFromFlat(bestWeights);
   } finally {
     optimizer.dispose();
     paddingMask.dispose();
     anchors?.forEach((t) => t.dispose());
   }
-  return { steps, examples, lastLoss, meanLoss: examples > 0 ? weightedLoss / examples : NaN };
+  return {
+    steps,
+    examples,
+    lastLoss,
+    meanLoss: examples > 0 ? weightedLoss / examples : NaN,
+    epochsDone: validation.length > 0 ? validation.length : Math.min(epoch, epochs),
+    validation,
+    bestEpoch,
+    stoppedEarly,
+  };
 }
 
 /**
@@ -133,6 +320,7 @@ export function batchLoss(
     project(p, picked),
     tf.tensor1d(batch.targets, 'int32'),
     paddingMask,
+    batch,
   );
   const weighted = tf.sum(tf.mul(perExample, tf.tensor1d(batch.weights)));
   return tf.div(weighted, batch.targets.length);
