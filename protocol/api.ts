@@ -78,6 +78,8 @@ export interface EngineConfig {
   /** Absolute URL prefix of the tfjs wasm binaries (ends with '/'). */
   readonly wasmPath: string;
   readonly debug: boolean;
+  /** Sent as `x-hearth-key` on join and update requests when the server has per-site keys. */
+  readonly siteKey?: string;
 }
 
 /** Outcome of one learning + upload attempt. */

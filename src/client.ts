@@ -65,6 +65,7 @@ export function startHearth(options: ResolvedOptions): Hearth {
       // The worker may run from a blob: URL, so everything it loads is given as an absolute URL.
       wasmPath: new URL('./', options.workerUrl).href,
       debug: options.debug,
+      siteKey: options.siteKey,
     });
   });
   // A rejected `ready` must not surface as an unhandled rejection on the host page.

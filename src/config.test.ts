@@ -52,8 +52,19 @@ describe('SDK options', () => {
       { endpoint: 'https://x', uploads: 'maybe' },
       { endpoint: 'https://x', uploadEvery: '0' },
       { endpoint: 'https://x', uploadEvery: '1e3' },
+      { endpoint: 'https://x', siteKey: 'short' },
+      { endpoint: 'https://x', siteKey: 'has spaces in the middle of it' },
       { endpoint: 'https://x', workerUrl: 'ftp://x/w.js' },
     ];
     for (const raw of bad) expect(code(() => resolveOptions(raw, base))).toBe('HEARTH_E_CONFIG');
+  });
+});
+
+describe('site key', () => {
+  it('is passed through when it has the server’s key shape, and absent by default', () => {
+    const base = 'https://cdn.example/sdk/hearth.js';
+    const o = resolveOptions({ endpoint: 'https://x', siteKey: 'site-key-0123456789abcdef' }, base);
+    expect(o.siteKey).toBe('site-key-0123456789abcdef');
+    expect(resolveOptions({ endpoint: 'https://x' }, base)).not.toHaveProperty('siteKey');
   });
 });

@@ -22,6 +22,11 @@ export interface HearthOptions {
   readonly capture?: boolean;
   /** Verbose logging (`data-debug`). Default off. */
   readonly debug?: boolean;
+  /**
+   * The site's key on the aggregation server (`data-site-key`), when its operator configured sites.
+   * Public by nature (it is in the page's HTML): it names the site, it does not authenticate a user.
+   */
+  readonly siteKey?: string;
 }
 
 /** Options with every default filled in and every URL absolute. */
@@ -33,6 +38,7 @@ export interface ResolvedOptions {
   readonly uploadEvery: number;
   readonly capture: boolean;
   readonly debug: boolean;
+  readonly siteKey?: string;
 }
 
 const bad = (detail: string): never => {
@@ -40,15 +46,15 @@ const bad = (detail: string): never => {
 };
 
 function httpUrl(name: string, value: unknown, base: string): string {
-  if (typeof value !== 'string' || value === '') return bad(`${name} must be a URL`);
-  let url: URL;
   try {
-    url = new URL(value, base);
+    if (typeof value === 'string' && value) {
+      const url = new URL(value, base);
+      if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+    }
   } catch {
-    return bad(`${name} is not a valid URL: ${value}`);
+    // Reported below with the value, like every other bad URL.
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`${name} must be http(s)`);
-  return url.href;
+  return bad(`${name} must be an http(s) URL: ${String(value)}`);
 }
 
 function flag(name: string, value: unknown, fallback: boolean): boolean {
@@ -101,7 +107,16 @@ export function resolveOptions(
     uploadEvery: count('uploadEvery', raw.uploadEvery, 20),
     capture: flag('capture', raw.capture, true),
     debug: flag('debug', raw.debug, false),
+    ...(raw.siteKey === undefined ? {} : { siteKey: siteKey(raw.siteKey) }),
   };
+}
+
+function siteKey(value: unknown): string {
+  // The server's rule for keys (server/sites.ts): 16..256 printable ASCII characters.
+  if (typeof value !== 'string' || !/^[\x21-\x7e]{16,256}$/.test(value)) {
+    return bad('siteKey: 16..256 printable ASCII');
+  }
+  return value;
 }
 
 /** Reads the script tag's `data-*` options; values of `override` (window.hearth config) win. */
@@ -118,6 +133,7 @@ export function scriptOptions(
     uploadEvery: d.uploadEvery,
     capture: d.capture,
     debug: d.debug,
+    siteKey: d.siteKey,
   };
   return { ...fromTag, ...override };
 }

@@ -181,3 +181,38 @@ describe('engine', () => {
     expect(recs.map((r) => r.item)).not.toContain('item-7');
   });
 });
+
+describe('engine against a server with per-site keys', () => {
+  const key = 'site-key-0123456789abcdef';
+  let keyed: RunningServer;
+
+  beforeAll(async () => {
+    keyed = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'keyed.sqlite'),
+        modelDir: join(dir, 'model'),
+        minCohort: 1,
+        sites: [{ id: 'demo', key, origins: ['https://shop.example'] }],
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await keyed.close();
+  });
+
+  it('shares an update with the site key and is refused without it', async () => {
+    const without = new Engine();
+    await without.init({ ...config, endpoint: keyed.url });
+    await without.track({ type: 'click', item: 'item-2' });
+    await without.track({ type: 'click', item: 'item-3' });
+    const refused = await without.sync();
+    expect(refused.status).toBe('failed');
+    expect(refused.reason).toContain('HEARTH_E_API_KEY');
+
+    const withKey = new Engine();
+    await withKey.init({ ...config, endpoint: keyed.url, siteKey: key });
+    expect((await withKey.sync()).status).toBe('uploaded');
+  });
+});

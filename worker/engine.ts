@@ -275,7 +275,7 @@ export class Engine implements EngineApi {
     if (sessions.length === 0) return skipped('not enough local history yet', version);
     const meta = await this.store.getMeta();
     try {
-      const join = await joinRound(config.endpoint);
+      const join = await joinRound(config.endpoint, config.siteKey);
       if (join.version !== version) {
         this.adopt(await fetchGlobalModel(config.endpoint));
         return skipped('a newer global model was published; refetched it', join.version);
@@ -303,6 +303,7 @@ export class Engine implements EngineApi {
         delta,
         examples: trained.examples,
         join,
+        siteKey: config.siteKey,
       });
       await this.store.setMeta({
         sinceUpload: 0,

@@ -30,13 +30,15 @@ export function clippedDelta(
   return delta;
 }
 
-async function postJson<T>(url: string, body: BodyInit | null, contentType: string): Promise<T> {
-  const response = await fetch(url, {
-    method: 'POST',
-    body,
-    headers: { 'content-type': contentType },
-    credentials: 'omit',
-  });
+async function postJson<T>(
+  url: string,
+  body: BodyInit | null,
+  contentType: string,
+  siteKey: string | undefined,
+): Promise<T> {
+  const headers: Record<string, string> = { 'content-type': contentType };
+  if (siteKey) headers['x-hearth-key'] = siteKey;
+  const response = await fetch(url, { method: 'POST', body, headers, credentials: 'omit' });
   const json = (await response.json().catch(() => null)) as
     (T & { error?: { code?: string; message?: string } }) | null;
   if (!response.ok) {
@@ -50,8 +52,9 @@ async function postJson<T>(url: string, body: BodyInit | null, contentType: stri
 }
 
 /** Asks the server for a round token (the device has already decided to take part). */
-export function joinRound(endpoint: string): Promise<JoinReply> {
-  return postJson<JoinReply>(new URL('/v1/rounds/join', endpoint).href, '{}', 'application/json');
+export function joinRound(endpoint: string, siteKey?: string): Promise<JoinReply> {
+  const url = new URL('/v1/rounds/join', endpoint).href;
+  return postJson<JoinReply>(url, '{}', 'application/json', siteKey);
 }
 
 /** Everything needed to send one update. */
@@ -61,6 +64,7 @@ export interface ShareRequest {
   readonly delta: Float32Array;
   readonly examples: number;
   readonly join: JoinReply;
+  readonly siteKey?: string;
 }
 
 /** Encodes and posts one update; resolves with the server's reply. */
@@ -79,6 +83,7 @@ export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & 
     new URL('/v1/updates', request.endpoint).href,
     body,
     UPDATE_CONTENT_TYPE,
+    request.siteKey,
   );
   return { ...reply, bytes: body.length };
 }
