@@ -7,6 +7,8 @@
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
  *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
+ *   GET  /v1/stats                    rounds, participants, norms, epsilon, HR@20 (the dashboard's data)
+ *   GET  /dashboard (+ /dashboard/*)  the operator dashboard page and its assets
  *   GET  /v1/openapi.json             the OpenAPI 3.1 description of all of the above
  * The POST routes sit behind access.ts (rate limit; with sites configured, key and origin).
  */
@@ -14,6 +16,9 @@ import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { accessGate, SITE_KEY_HEADER } from './access.js';
+import { registerDashboard } from './dashboard.js';
+import { buildStats } from './stats.js';
+import { VersionEvaluator, type ValidationSessions } from './validation.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
@@ -37,6 +42,8 @@ export interface AppOptions {
   readonly rng?: GaussianRng;
   /** Clock in epoch milliseconds, for the round deadline and the rate limit (tests inject one). */
   readonly now?: () => number;
+  /** Validation sessions (`--validation`): each published version's HR@20 is reported. */
+  readonly validation?: ValidationSessions;
 }
 
 /** A route as fastify registered it. */
@@ -69,6 +76,7 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 export function buildApp(options: AppOptions): FastifyInstance {
   const { store, config } = options;
   const now = options.now ?? Date.now;
+  const evaluator = options.validation && new VersionEvaluator(store, options.validation);
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
@@ -157,6 +165,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return privacyReportJson(report);
   });
 
+  app.get('/v1/stats', async (_request, reply) => {
+    void reply.header('cache-control', 'no-store');
+    return buildStats(store, config, evaluator);
+  });
+
+  registerDashboard(app);
+
   // The document is static; it is served as is (no-cache, so a deployed change is seen at once).
   app.get('/v1/openapi.json', async (_request, reply) => {
     void reply.header('cache-control', 'no-cache');
@@ -200,6 +215,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
         ...(options.rng ? { rng: options.rng } : {}),
         expiry: roundExpiry(config, now()),
       });
+      // A new version: evaluate it in the background, so the dashboard has its HR@20 soon.
+      if (evaluator && result.received >= config.minCohort) void evaluator.refresh();
       return reply.code(202).header('cache-control', 'no-store').send(result);
     });
   });

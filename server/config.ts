@@ -50,7 +50,10 @@ export interface ServerConfig {
   readonly port: number;
   /** Interface to bind; loopback by default so nothing is exposed by accident. */
   readonly host: string;
-  /** SQLite database file (':memory:' for a throwaway store). */
+  /**
+   * SQLite database file (':memory:' for a throwaway store), or a `postgres://` / `postgresql://`
+   * URL: then the PostgreSQL store, which several instances can share (see isPostgresUrl).
+   */
   readonly dbPath: string;
   /** Seed model directory (manifest.json + weights); only needed while the database has no version. */
   readonly modelDir?: string;
@@ -106,6 +109,11 @@ export interface ServerConfig {
   readonly roundDeadlineSeconds: number;
   /** fastify logger level; 'silent' turns the logger off. */
   readonly logLevel: ServerLogLevel;
+  /**
+   * Validation sessions (`--validation <file>`: one session a line, item ids separated by spaces):
+   * each published version's HR@20 on them is shown on the dashboard. Left out, no evaluation.
+   */
+  readonly validationPath?: string;
 }
 
 /** Defaults for every optional field. */
@@ -169,6 +177,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   if (config.host === '') bad('host', 'must not be empty');
   if (config.dbPath === '') bad('db', 'must not be empty');
   if (config.modelDir === '') bad('model', 'must not be empty');
+  if (config.validationPath === '') bad('validation', 'must not be empty');
   checkInt('minCohort', config.minCohort, 1, 1_000_000);
   checkPositive('clipNorm', config.clipNorm);
   checkInt('maxExamples', config.maxExamples, 1, 1_000_000);
@@ -248,7 +257,8 @@ export function updateBodyLimit(paramCount: number, config: ServerConfig): numbe
 export const USAGE = `Usage: npm run server -- [options]
   --port <n>                 TCP port, 0 for any free port (default ${DEFAULT_CONFIG.port})
   --host <h>                 interface to bind (default ${DEFAULT_CONFIG.host})
-  --db <file>                SQLite database file (default ${DEFAULT_CONFIG.dbPath})
+  --db <file|url>            SQLite database file, or a postgres:// URL shared by several
+                             instances (default ${DEFAULT_CONFIG.dbPath})
   --model <dir>              seed model directory, needed while the database is empty
   --min-cohort <m>           updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
   --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
@@ -264,6 +274,7 @@ export const USAGE = `Usage: npm run server -- [options]
                              sites, join and updates need a site's x-hearth-key (default: open)
   --rate-limit <n>           POST requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
+  --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
 type FlagParser = (value: string, flag: string, out: Record<string, unknown>) => void;
@@ -332,6 +343,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   },
   '--rate-limit': intFlag('rateLimitPerMinute', 0, 1_000_000_000),
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
+  '--validation': stringFlag('validationPath'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

@@ -16,6 +16,11 @@ function testHooks(): StartOptions {
   return { beforePublishCommit: () => process.kill(process.pid, 'SIGKILL') };
 }
 
+/** The database as printed: a PostgreSQL URL's password must not end up in logs. */
+function redact(db: string): string {
+  return db.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+}
+
 async function main(argv: readonly string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(USAGE);
@@ -24,7 +29,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const config = parseArgs(argv);
   const server = await startServer(config, testHooks());
   console.log(
-    `Hearth server listening on ${server.url} (model version ${server.version}, db ${config.dbPath})`,
+    `Hearth server listening on ${server.url} (model version ${server.version}, db ${redact(config.dbPath)})`,
   );
   let closing = false;
   const shutdown = (signal: string): void => {

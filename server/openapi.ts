@@ -91,6 +91,40 @@ const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary upda
 
 The body must be exactly ${UPDATE_HEADER_BYTES} + paramCount * bytesPerValue bytes. Checks, in order: framing (magic, format, dtype, reserved bits, length), base version known, base version current, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. The body limit is the header plus a float32 payload of the current model.`;
 
+/** The operator dashboard: a page, its script, and uPlot (served from node_modules). */
+const DASHBOARD_PATHS: Record<string, Record<string, JsonObject>> = Object.fromEntries(
+  (
+    [
+      ['/dashboard', 'getDashboard', 'The dashboard page', 'text/html'],
+      [
+        '/dashboard/dashboard.js',
+        'getDashboardScript',
+        "The dashboard's script",
+        'text/javascript',
+      ],
+      [
+        '/dashboard/uplot.esm.js',
+        'getDashboardUplot',
+        'uPlot, the chart library',
+        'text/javascript',
+      ],
+      ['/dashboard/uplot.min.css', 'getDashboardUplotCss', "uPlot's stylesheet", 'text/css'],
+    ] as const
+  ).map(([path, operationId, summary, type]) => [
+    path,
+    {
+      get: {
+        operationId,
+        summary,
+        responses: {
+          '200': { description: summary, content: { [type]: { schema: { type: 'string' } } } },
+          ...errors(),
+        },
+      },
+    },
+  ]),
+);
+
 const PATHS: Record<string, Record<string, JsonObject>> = {
   '/healthz': {
     get: {
@@ -156,6 +190,19 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       responses: { '200': json(ref('PrivacyReport'), 'Cumulative (epsilon, delta)'), ...errors() },
     },
   },
+  '/v1/stats': {
+    get: {
+      operationId: 'getStats',
+      summary: "The dashboard's data",
+      description:
+        'The newest rounds with their participants and received update norms (before re-clipping), a norm histogram, cumulative epsilon after each published round, and HR@20 per version when the server has a validation set (--validation).',
+      responses: {
+        '200': json(ref('Stats'), 'Round, norm, privacy and quality series'),
+        ...errors(),
+      },
+    },
+  },
+  ...DASHBOARD_PATHS,
   '/v1/openapi.json': {
     get: {
       operationId: 'getOpenApi',
@@ -372,6 +419,72 @@ export const OPENAPI_DOCUMENT: JsonObject = {
             },
           },
           training: { type: 'object' },
+        },
+      },
+      Stats: {
+        type: 'object',
+        required: ['clipNorm', 'minCohort', 'noise', 'rounds', 'norms', 'epsilon', 'hitRate'],
+        properties: {
+          clipNorm: { type: 'number' },
+          minCohort: { type: 'integer' },
+          noise: { enum: ['on', 'off'] },
+          rounds: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                round: { type: 'integer' },
+                status: { enum: ['collecting', 'published', 'abandoned'] },
+                openedAt: { type: ['string', 'null'] },
+                publishedAt: { type: ['string', 'null'] },
+                publishedVersion: { type: ['integer', 'null'] },
+                participants: { type: 'integer' },
+                clippedFraction: {
+                  type: ['number', 'null'],
+                  description: 'share of updates received with a norm above S',
+                },
+                medianNorm: { type: ['number', 'null'] },
+              },
+            },
+          },
+          norms: {
+            type: 'object',
+            properties: {
+              count: { type: 'integer' },
+              clippedFraction: { type: ['number', 'null'] },
+              edges: { type: 'array', items: { type: 'number' } },
+              counts: { type: 'array', items: { type: 'integer' } },
+            },
+          },
+          epsilon: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                round: { type: 'integer' },
+                version: { type: 'integer' },
+                publishedAt: { type: ['string', 'null'] },
+                epsilon: { type: ['number', 'null'], description: 'null when infinite' },
+              },
+            },
+          },
+          hitRate: {
+            type: 'object',
+            properties: {
+              k: { type: 'integer' },
+              configured: { type: 'boolean' },
+              versions: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    version: { type: 'integer' },
+                    hr: { type: ['number', 'null'] },
+                  },
+                },
+              },
+            },
+          },
         },
       },
       PrivacyReport: {

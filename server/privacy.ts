@@ -132,3 +132,25 @@ export function privacyReportJson(
     epsilonBudget: finite(report.epsilonBudget),
   };
 }
+
+/**
+ * Cumulative epsilon at `delta` after each round of the ledger (the dashboard's curve), in one pass:
+ * RDP adds up per order, so each prefix costs one conversion rather than a re-sum of the whole ledger.
+ * Infinity from the first round without noise on.
+ */
+export function epsilonCurve(rounds: readonly RoundPrivacySettings[], delta: number): number[] {
+  const total = new Array<number>(DEFAULT_ORDERS.length).fill(0);
+  const curve: number[] = [];
+  let infinite = false;
+  for (const round of rounds) {
+    infinite ||= !(round.noiseMultiplier > 0);
+    if (infinite) {
+      curve.push(Infinity);
+      continue;
+    }
+    const rdp = rdpPerStep(round);
+    for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
+    curve.push(epsilonFromRdp(DEFAULT_ORDERS, total, delta).epsilon);
+  }
+  return curve;
+}

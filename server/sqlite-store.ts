@@ -16,6 +16,7 @@ import { migrate } from './sqlite-schema.js';
 import type {
   RoundContext,
   RoundExpiry,
+  RoundHistory,
   RoundPolicy,
   RoundOutput,
   RoundPrivacy,
@@ -48,6 +49,38 @@ interface TokenRow {
   used_at: string | null;
   status: string;
   base_version: number;
+}
+
+/** A rounds row joined with its published version's time (both stores read the same shape). */
+export interface HistoryRow {
+  id: number;
+  base_version: number;
+  status: RoundHistory['status'];
+  opened_at: string | null;
+  published_version: number | null;
+  published_at: string | null;
+}
+
+/** Assembles Store.history's answer from round rows (oldest first) and their updates' norms. */
+export function historyFromRows(
+  rounds: readonly HistoryRow[],
+  norms: readonly { round: number; norm: number }[],
+): RoundHistory[] {
+  const byRound = new Map<number, number[]>(rounds.map((r) => [r.id, []]));
+  for (const { round, norm } of norms) byRound.get(round)?.push(norm);
+  return rounds.map((r) => {
+    const list = byRound.get(r.id) ?? [];
+    return {
+      round: r.id,
+      baseVersion: r.base_version,
+      status: r.status,
+      openedAt: r.opened_at,
+      publishedVersion: r.published_version,
+      publishedAt: r.published_at,
+      updates: list.length,
+      norms: list,
+    };
+  });
 }
 
 /** Options of SqliteStore. */
@@ -363,6 +396,24 @@ export class SqliteStore implements Store {
       updates: count('SELECT COUNT(*) AS n FROM updates'),
       abandonedRounds: count("SELECT COUNT(*) AS n FROM rounds WHERE status = 'abandoned'"),
     };
+  }
+
+  /** @inheritdoc */
+  async history(limit: number): Promise<RoundHistory[]> {
+    const rounds = this.db
+      .prepare(
+        `SELECT r.id, r.base_version, r.status, r.opened_at, r.published_version,
+           v.created_at AS published_at
+         FROM rounds r LEFT JOIN versions v ON v.version = r.published_version
+         ORDER BY r.id DESC LIMIT ?`,
+      )
+      .all(limit) as HistoryRow[];
+    rounds.reverse();
+    const first = rounds[0]?.id ?? Infinity;
+    const norms = this.db
+      .prepare('SELECT round, norm FROM updates WHERE round >= ? ORDER BY id')
+      .all(first === Infinity ? 0 : first) as { round: number; norm: number }[];
+    return historyFromRows(rounds, norms);
   }
 
   /** @inheritdoc */

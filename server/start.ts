@@ -9,8 +9,10 @@ import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { expireRoundsAtStart } from './round-expiry.js';
 import { seedIfEmpty } from './seed.js';
+import { isPostgresUrl, PgStore } from './pg-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
+import { loadValidationSessions } from './validation.js';
 
 /** A listening server. */
 export interface RunningServer {
@@ -35,24 +37,40 @@ export interface StartOptions {
 }
 
 /**
- * Opens the SQLite store at `config.dbPath`, seeds it if needed, abandons a round whose deadline
+ * The store `config.dbPath` names: PostgreSQL for a `postgres://` URL (instances may share it),
+ * otherwise a SQLite file, its directory created if missing.
+ */
+export async function openStore(config: ServerConfig, options: StartOptions = {}): Promise<Store> {
+  if (isPostgresUrl(config.dbPath)) {
+    // The crash hook is SQLite's: PostgreSQL's own crash safety is not this project's to test.
+    if (options.beforePublishCommit) throw new Error('beforePublishCommit needs the SQLite store');
+    return PgStore.open(config.dbPath);
+  }
+  if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true });
+  return new SqliteStore(
+    config.dbPath,
+    options.beforePublishCommit ? { beforePublishCommit: options.beforePublishCommit } : {},
+  );
+}
+
+/**
+ * Opens the store of `config.dbPath` (SQLite file or PostgreSQL URL), seeds it if needed, abandons a round whose deadline
  * passed while the server was down, and listens on host:port.
  */
 export async function startServer(
   config: ServerConfig,
   options: StartOptions = {},
 ): Promise<RunningServer> {
-  if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true });
-  const store = new SqliteStore(
-    config.dbPath,
-    options.beforePublishCommit ? { beforePublishCommit: options.beforePublishCommit } : {},
-  );
+  // Read before the store opens: a bad file is a config error, and nothing is left to close.
+  const validation =
+    config.validationPath === undefined ? undefined : loadValidationSessions(config.validationPath);
+  const store = await openStore(config, options);
   const now = options.now ?? Date.now;
   let app: FastifyInstance | undefined;
   try {
     const version = await seedIfEmpty(store, config);
     await expireRoundsAtStart(store, config, now());
-    app = buildApp({ store, config, now });
+    app = buildApp({ store, config, now, ...(validation ? { validation } : {}) });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -111,6 +111,22 @@ export interface StoreCounts {
   readonly abandonedRounds: number;
 }
 
+/** One round as the dashboard sees it. */
+export interface RoundHistory {
+  readonly round: number;
+  readonly baseVersion: number;
+  readonly status: 'collecting' | 'published' | 'abandoned';
+  /** ISO time of the round's first token; null for rounds from before schema 3. */
+  readonly openedAt: string | null;
+  /** The version it published, and when (that version's creation time); null unless published. */
+  readonly publishedVersion: number | null;
+  readonly publishedAt: string | null;
+  /** Updates the round holds (its participants: each token is used at most once). */
+  readonly updates: number;
+  /** The L2 norm of each of its updates as received, before the aggregator re-clipped it. */
+  readonly norms: readonly number[];
+}
+
 /** The storage the server runs on. */
 export interface Store {
   /** Newest version number, or undefined while nothing is seeded. */
@@ -146,5 +162,10 @@ export interface Store {
   /** The persisted server optimiser state, if any round has produced one. */
   optimizerState(): Promise<FedAdamState | undefined>;
   counts(): Promise<StoreCounts>;
+  /**
+   * The newest `limit` rounds, oldest first, with their updates' received norms: what the dashboard
+   * draws. Read-only and outside any round transaction, so it may be a moment behind.
+   */
+  history(limit: number): Promise<RoundHistory[]>;
   close(): Promise<void>;
 }

@@ -1,0 +1,229 @@
+/**
+ * `npm run bench:load`: the aggregation server under concurrent devices.
+ *
+ *   npm run bench:load -- [--clients 64] [--seconds 20] [--min-cohort 16]
+ *
+ * Starts the real server binary (`server/main.ts`, its own process, so the load generator does not
+ * share its event loop) on loopback, a port of its choosing, a temp SQLite file and a small model
+ * (1,000 items, ~24k parameters). Each client loops until the deadline: GET /v1/model, POST join,
+ * POST a valid float16 update of norm 0.5. Prints throughput, p50/p99 latency per route, replies by
+ * status and the rounds published, as markdown. A 409/403 on an update is the protocol working (the
+ * round closed between a device's join and its post), counted apart from real errors.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { JoinReply } from '../protocol/api.js';
+import {
+  layoutHash,
+  parameterCount,
+  tensorLayout,
+  type ModelDims,
+  type ModelManifest,
+} from '../protocol/manifest.js';
+import {
+  DTYPE_FLOAT16,
+  encodeUpdate,
+  tokenFromHex,
+  UPDATE_CONTENT_TYPE,
+} from '../protocol/update-format.js';
+import { markdownTable, quantile } from './stats.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+const DIMS: ModelDims = { items: 1000, embedding: 16, hidden: 32, maxSessionLength: 10 };
+
+const { values: args } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '64' },
+    seconds: { type: 'string', default: '20' },
+    'min-cohort': { type: 'string', default: '16' },
+  },
+});
+const clients = Number(args.clients);
+const seconds = Number(args.seconds);
+const minCohort = Number(args['min-cohort']);
+if (![clients, seconds, minCohort].every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error('--clients, --seconds and --min-cohort must be positive integers');
+}
+
+/** Writes a seed model directory with deterministic small weights. */
+async function writeModel(dir: string): Promise<void> {
+  const layout = tensorLayout(DIMS);
+  const count = parameterCount(layout);
+  const weights = Float32Array.from({ length: count }, (_, i) => Math.sin(i) * 0.05);
+  const manifest: ModelManifest = {
+    format: 'hearth-model/1',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    dims: DIMS,
+    tensors: layout,
+    layoutHash: layoutHash(layout),
+    weights: { url: 'weights.bin', dtype: 'float32', byteLength: count * 4 },
+    itemIds: Array.from({ length: DIMS.items }, (_, i) => (i === 0 ? '' : `item${i}`)),
+    popular: [1, 2, 3],
+    federation: { clipNorm: 1, minCohort, maxExamples: 1000 },
+  };
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await writeFile(join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
+}
+
+/** Starts the CLI and resolves with its URL and a stop function. */
+function startServer(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'server/main.ts',
+      '--port',
+      '0',
+      '--db',
+      join(dir, 'load.db'),
+      '--model',
+      join(dir, 'model'),
+      '--min-cohort',
+      String(minCohort),
+      // Every client shares one loopback address; the per-client limit would throttle the bench.
+      '--rate-limit',
+      '0',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  return new Promise((done, fail) => {
+    let out = '';
+    child.once('exit', (code) => fail(new Error(`server exited (${code}): ${out}`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (match) {
+        done({
+          url: match[1]!,
+          stop: async () => {
+            child.kill('SIGTERM');
+            await exited;
+          },
+        });
+      }
+    });
+  });
+}
+
+type Route = 'GET /v1/model' | 'POST /v1/rounds/join' | 'POST /v1/updates';
+
+const latencies = new Map<Route, number[]>();
+const statuses = new Map<string, number>();
+let networkErrors = 0;
+
+/** A request that takes longer than this counts as a network error, so the run stays bounded. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+async function timed(
+  route: Route,
+  request: (signal: AbortSignal) => Promise<Response>,
+): Promise<Response | null> {
+  const start = performance.now();
+  try {
+    const res = await request(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+    // Read the body inside the timing: a reply is served when it has fully arrived.
+    const body = new Uint8Array(await res.arrayBuffer());
+    const list = latencies.get(route) ?? [];
+    list.push(performance.now() - start);
+    latencies.set(route, list);
+    const key = `${route} ${res.status}`;
+    statuses.set(key, (statuses.get(key) ?? 0) + 1);
+    return new Response(body, { status: res.status });
+  } catch {
+    networkErrors++;
+    return null;
+  }
+}
+
+async function client(url: string, id: number, deadline: number): Promise<void> {
+  const count = parameterCount(tensorLayout(DIMS));
+  const raw = Float32Array.from({ length: count }, (_, i) => Math.cos(i * 0.37 + id));
+  const norm = Math.sqrt(raw.reduce((s, v) => s + v * v, 0));
+  const delta = raw.map((v) => (v / norm) * 0.5);
+  const hash = layoutHash(tensorLayout(DIMS));
+  while (performance.now() < deadline) {
+    await timed('GET /v1/model', (signal) => fetch(`${url}/v1/model`, { signal }));
+    const joined = await timed('POST /v1/rounds/join', (signal) =>
+      fetch(`${url}/v1/rounds/join`, { method: 'POST', signal }),
+    );
+    if (!joined || joined.status !== 200 || performance.now() >= deadline) continue;
+    const ticket = (await joined.json()) as JoinReply;
+    const body = encodeUpdate({
+      dtype: DTYPE_FLOAT16,
+      baseVersion: ticket.version,
+      layoutHash: hash,
+      examples: 20,
+      clipNorm: 1,
+      roundToken: tokenFromHex(ticket.token),
+      delta,
+    });
+    await timed('POST /v1/updates', (signal) =>
+      fetch(`${url}/v1/updates`, {
+        method: 'POST',
+        signal,
+        headers: { 'content-type': UPDATE_CONTENT_TYPE },
+        body,
+      }),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'hearth-load-'));
+  try {
+    await mkdir(join(dir, 'model'));
+    await writeModel(join(dir, 'model'));
+    const server = await startServer(dir);
+    try {
+      const version = async (): Promise<number> =>
+        ((await (await fetch(`${server.url}/healthz`)).json()) as { version: number }).version;
+      const before = await version();
+      const start = performance.now();
+      const deadline = start + seconds * 1000;
+      await Promise.all(Array.from({ length: clients }, (_, i) => client(server.url, i, deadline)));
+      const elapsed = (performance.now() - start) / 1000;
+      const published = (await version()) - before;
+      const total = [...latencies.values()].reduce((n, list) => n + list.length, 0);
+      console.log(
+        `\n${clients} clients, ${elapsed.toFixed(1)} s, m = ${minCohort}, ` +
+          `${parameterCount(tensorLayout(DIMS))} parameters (float16 updates)\n`,
+      );
+      const rows = [...latencies].map(([route, list]) => {
+        const sorted = [...list].sort((a, b) => a - b);
+        return [
+          route,
+          String(list.length),
+          (list.length / elapsed).toFixed(0),
+          quantile(sorted, 0.5).toFixed(1),
+          quantile(sorted, 0.99).toFixed(1),
+        ];
+      });
+      rows.push(['all', String(total), (total / elapsed).toFixed(0), '', '']);
+      console.log(markdownTable(['route', 'requests', 'req/s', 'p50 ms', 'p99 ms'], rows));
+      const expected = (key: string): boolean =>
+        key.endsWith(' 200') || key.endsWith(' 202') || /updates (409|403)$/.test(key);
+      const errors =
+        networkErrors +
+        [...statuses].filter(([key]) => !expected(key)).reduce((n, [, c]) => n + c, 0);
+      console.log(
+        `\n${markdownTable(
+          ['route and status', 'replies'],
+          [...statuses].sort().map(([key, n]) => [key, String(n)]),
+        )}\n\nerrors (network or unexpected status): ${errors}\nrounds published: ${published}`,
+      );
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

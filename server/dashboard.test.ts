@@ -1,0 +1,144 @@
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from './app.js';
+import { resolveConfig, type ServerConfig } from './config.js';
+import { bytesToFloat32 } from './float32-bytes.js';
+import { seedIfEmpty } from './seed.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { StatsReply } from './stats.js';
+import { joinRound, makeDelta, postUpdate, updateBody, writeSeedDir } from './test-helpers.js';
+import { hitRate, parseValidationSessions, validationPairs } from './validation.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function app(
+  overrides: Partial<ServerConfig>,
+  validation?: string,
+): Promise<{ app: FastifyInstance; store: SqliteStore }> {
+  const seed = await writeSeedDir();
+  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
+  const store = new SqliteStore(':memory:');
+  await seedIfEmpty(store, config);
+  const built = buildApp({
+    store,
+    config,
+    ...(validation === undefined ? {} : { validation: parseValidationSessions(validation) }),
+  });
+  cleanups.push(async () => {
+    await built.close();
+    await store.close();
+    await seed.cleanup();
+  });
+  return { app: built, store };
+}
+
+async function stats(server: FastifyInstance): Promise<StatsReply> {
+  const res = await server.inject({ method: 'GET', url: '/v1/stats' });
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['cache-control']).toBe('no-store');
+  return res.json<StatsReply>();
+}
+
+/** Posts one update of `norm` through join + update. */
+async function contribute(server: FastifyInstance, norm: number, salt: number, base = 1) {
+  const ticket = await joinRound(server);
+  const res = await postUpdate(
+    server,
+    updateBody({ token: ticket.token, baseVersion: base, delta: makeDelta(norm, salt) }),
+  );
+  expect(res.statusCode).toBe(202);
+}
+
+describe('GET /v1/stats', () => {
+  it('reports rounds, participants, received norms and the clipped fraction', async () => {
+    const { app: server } = await app({ minCohort: 2 });
+    const empty = await stats(server);
+    expect(empty).toMatchObject({ rounds: [], norms: { count: 0, clippedFraction: null } });
+    expect(empty.hitRate).toEqual({ k: 20, configured: false, versions: [] });
+
+    // 1.0005 is within the float16 slack: accepted, then re-clipped, so it counts as clipped.
+    await contribute(server, 0.5, 1);
+    await contribute(server, 1.0005, 2);
+    await contribute(server, 0.25, 3, 2);
+    const reply = await stats(server);
+    expect(reply.rounds.map((r) => [r.round, r.status, r.participants])).toEqual([
+      [1, 'published', 2],
+      [2, 'collecting', 1],
+    ]);
+    expect(reply.rounds[0]).toMatchObject({ publishedVersion: 2, clippedFraction: 0.5 });
+    expect(reply.rounds[0]!.medianNorm).toBeCloseTo((0.5 + 1.0005) / 2, 5);
+    expect(reply.rounds[0]!.publishedAt).toMatch(/^\d{4}-/);
+    expect(reply.norms.count).toBe(3);
+    expect(reply.norms.clippedFraction).toBeCloseTo(1 / 3, 12);
+    expect(reply.norms.counts.reduce((a, b) => a + b, 0)).toBe(3);
+    expect(reply.norms.edges).toHaveLength(reply.norms.counts.length + 1);
+    expect(reply.norms.edges.at(-1)).toBeCloseTo(1.0005, 5);
+    // Noise off: the round is in the ledger, with no finite epsilon.
+    expect(reply.epsilon).toEqual([
+      { round: 1, version: 2, publishedAt: reply.rounds[0]!.publishedAt, epsilon: null },
+    ]);
+  });
+
+  it('reports epsilon growing round by round with noise on', async () => {
+    const { app: server } = await app({ minCohort: 1, noiseMultiplier: 1, sampleRate: 0.1 });
+    for (let v = 1; v <= 3; v++) await contribute(server, 0.5, v, v);
+    const curve = (await stats(server)).epsilon.map((e) => e.epsilon!);
+    expect(curve).toHaveLength(3);
+    expect(curve[0]).toBeGreaterThan(0);
+    expect(curve[1]).toBeGreaterThan(curve[0]!);
+    expect(curve[2]).toBeGreaterThan(curve[1]!);
+    const privacy = await server.inject({ method: 'GET', url: '/v1/privacy' });
+    expect(curve[2]).toBeCloseTo(privacy.json<{ epsilon: number }>().epsilon, 12);
+  });
+
+  it('evaluates HR@20 of every version on the validation sessions', async () => {
+    const sessions = 'a b c d\nb c\nx a e\n\nc\n';
+    const { app: server, store } = await app({ minCohort: 1 }, sessions);
+    await contribute(server, 0.9, 1);
+    let reply = await stats(server);
+    for (let i = 0; i < 200 && reply.hitRate.versions.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      reply = await stats(server);
+    }
+    expect(reply.hitRate.configured).toBe(true);
+    expect(reply.hitRate.versions.map((v) => v.version)).toEqual([1, 2]);
+    for (const { version, hr } of reply.hitRate.versions) {
+      const manifest = (await store.getManifest(version))!;
+      const pairs = validationPairs(parseValidationSessions(sessions), manifest.itemIds);
+      // 'x' is not in the catalogue: a b c d -> 3 pairs, b c -> 1, a e -> 1.
+      expect(pairs).toHaveLength(5);
+      const weights = bytesToFloat32((await store.getWeightBytes(version))!);
+      expect(hr).toBe(await hitRate(manifest, weights, pairs));
+    }
+  });
+});
+
+describe('GET /dashboard', () => {
+  it('serves the page, its chart script and uPlot from this server', async () => {
+    const { app: server } = await app({});
+    const page = await server.inject({ method: 'GET', url: '/dashboard' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('<script type="module" src="dashboard/dashboard.js"></script>');
+    expect(page.body).toContain('href="dashboard/uplot.min.css"');
+    expect(page.body).toMatch(/<h1>[^<]+<\/h1>/);
+    expect(page.body).not.toMatch(/https?:\/\/(?!127)/);
+
+    const script = await server.inject({ method: 'GET', url: '/dashboard/dashboard.js' });
+    expect(script.statusCode).toBe(200);
+    expect(script.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(script.body).toContain("from './uplot.esm.js'");
+    expect(script.body).toContain("'../v1/stats'");
+    expect(script.body).toContain("createElement('table')");
+
+    const uplot = await server.inject({ method: 'GET', url: '/dashboard/uplot.esm.js' });
+    expect(uplot.statusCode).toBe(200);
+    expect(uplot.body).toContain('export { uPlot as default }');
+    const css = await server.inject({ method: 'GET', url: '/dashboard/uplot.min.css' });
+    expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toMatch(/^text\/css/);
+  });
+});

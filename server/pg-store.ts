@@ -1,0 +1,414 @@
+/**
+ * The Store on PostgreSQL, for several server instances sharing rounds (DESIGN.md, "Scale"). Each
+ * method is one READ COMMITTED transaction that takes row locks before it decides anything:
+ *   - submit locks the token's row and its round's row (`FOR UPDATE`), so every update of a round is
+ *     counted and the round published by exactly one transaction, whichever instance runs it; a
+ *     waiting transaction re-reads the rows once the lock holder commits, and then sees the round
+ *     published (its update is stale) or the token used;
+ *   - join locks the collecting round's row, so no token is issued to a round while it publishes;
+ *     opening a new round takes an advisory lock, so two instances never open one on a stale version;
+ *   - expiry locks the collecting round's row, as publishing does.
+ * `synchronous_commit = on` is forced per connection: a 2xx promises the update is on disk, whatever
+ * the database's default says.
+ */
+import pg from 'pg';
+import type { PoolClient } from 'pg';
+import { HearthError } from '../protocol/errors.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { FedAdamState } from './fedadam.js';
+import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
+import { historyFromRows, type HistoryRow } from './sqlite-store.js';
+import type {
+  RoundExpiry,
+  RoundHistory,
+  RoundPolicy,
+  RoundPrivacy,
+  RoundTicket,
+  Store,
+  StoreCounts,
+  StoredVersion,
+  SubmitOutcome,
+  UpdateSubmission,
+} from './store.js';
+import { versionManifest } from './versions.js';
+
+/** Key of the advisory lock held while a new collecting round is opened. */
+const OPEN_ROUND_LOCK = PG_SCHEMA_LOCK + 1;
+
+/** True when `db` names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
+}
+
+type Sql = Pick<PoolClient, 'query'>;
+
+function float64ToBytes(values: Float64Array): Buffer {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+}
+
+function bytesToFloat64(bytes: Uint8Array): Float64Array {
+  // A copy: pg's Buffers come from a pool and may be unaligned for a Float64Array view.
+  return new Float64Array(Uint8Array.from(bytes).buffer);
+}
+
+async function one<T extends object>(
+  sql: Sql,
+  text: string,
+  values: unknown[] = [],
+): Promise<T | undefined> {
+  const result = await sql.query<T>(text, values);
+  return result.rows[0];
+}
+
+async function latest(sql: Sql): Promise<number | undefined> {
+  const row = await one<{ v: number | null }>(sql, 'SELECT MAX(version) AS v FROM versions');
+  return row?.v ?? undefined;
+}
+
+async function ledger(sql: Sql): Promise<RoundPrivacy[]> {
+  const { rows } = await sql.query<{
+    id: number;
+    published_version: number;
+    noise_multiplier: number | null;
+    sample_rate: number | null;
+  }>(
+    `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
+     WHERE status = 'published' ORDER BY id`,
+  );
+  return rows.map((r) => ({
+    round: r.id,
+    version: r.published_version,
+    noiseMultiplier: r.noise_multiplier ?? 0,
+    sampleRate: r.sample_rate ?? 1,
+  }));
+}
+
+async function readOptimizerState(sql: Sql): Promise<FedAdamState | undefined> {
+  const row = await one<{ step: number; m: Buffer; v: Buffer }>(
+    sql,
+    'SELECT step, m, v FROM optimizer_state WHERE id = 1',
+  );
+  return row ? { step: row.step, m: bytesToFloat64(row.m), v: bytesToFloat64(row.v) } : undefined;
+}
+
+/** Options of PgStore.open. */
+export interface PgStoreOptions {
+  /** Most connections this instance holds (default 10). */
+  readonly maxConnections?: number;
+}
+
+/** Store on a PostgreSQL database shared by any number of server instances. */
+export class PgStore implements Store {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects to `url`, creating or checking the schema; throws if the database is unreachable. */
+  static async open(url: string, options: PgStoreOptions = {}): Promise<PgStore> {
+    assertLittleEndian();
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.maxConnections ?? 10,
+      options: '-c synchronous_commit=on',
+    });
+    // An idle connection the server drops (restart, failover) must not crash the process; the pool
+    // replaces it, and a request that was using it fails with the query's own error.
+    pool.on('error', () => undefined);
+    try {
+      const client = await pool.connect();
+      try {
+        await migratePg(client);
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      await pool.end();
+      throw error;
+    }
+    return new PgStore(pool);
+  }
+
+  /** Runs `fn` in one transaction on one connection; rolls back on any error. */
+  private async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
+      throw error;
+    } finally {
+      // A connection whose rollback failed is in an unknown state: destroy it rather than reuse it.
+      client.release(broken);
+    }
+  }
+
+  /** @inheritdoc */
+  async latestVersion(): Promise<number | undefined> {
+    return latest(this.pool);
+  }
+
+  /** @inheritdoc */
+  async getManifest(version: number): Promise<ModelManifest | undefined> {
+    const row = await one<{ manifest: string }>(
+      this.pool,
+      'SELECT manifest FROM versions WHERE version = $1',
+      [version],
+    );
+    return row ? (JSON.parse(row.manifest) as ModelManifest) : undefined;
+  }
+
+  /** @inheritdoc */
+  async getWeightBytes(version: number): Promise<Uint8Array | undefined> {
+    const row = await one<{ weights: Buffer }>(
+      this.pool,
+      'SELECT weights FROM versions WHERE version = $1',
+      [version],
+    );
+    return row?.weights;
+  }
+
+  /** @inheritdoc */
+  async seed(version: StoredVersion): Promise<boolean> {
+    return this.tx(async (sql) => {
+      // Instances starting together would otherwise both see an empty table and both insert.
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [PG_SCHEMA_LOCK]);
+      if ((await latest(sql)) !== undefined) return false;
+      await insertVersion(sql, version.manifest, version.weights);
+      return true;
+    });
+  }
+
+  /** Abandons the collecting round if it expired (own transaction, kept even if the caller fails). */
+  private async expire(expiry: RoundExpiry | undefined): Promise<number | undefined> {
+    if (!expiry) return undefined;
+    return this.tx(async (sql) => {
+      const round = await one<{ id: number; opened_at: string | null }>(
+        sql,
+        "SELECT id, opened_at FROM rounds WHERE status = 'collecting' FOR UPDATE",
+      );
+      if (!round || round.opened_at === null) return undefined;
+      if (!(round.opened_at < expiry.openedBefore.toISOString())) return undefined;
+      const { n } = (await one<{ n: number }>(
+        sql,
+        'SELECT COUNT(*)::int AS n FROM updates WHERE round = $1',
+        [round.id],
+      ))!;
+      if (n >= expiry.minCohort) return undefined;
+      await sql.query("UPDATE rounds SET status = 'abandoned', abandoned_at = $1 WHERE id = $2", [
+        expiry.now.toISOString(),
+        round.id,
+      ]);
+      return round.id;
+    });
+  }
+
+  /** @inheritdoc */
+  async abandonExpiredRound(expiry: RoundExpiry): Promise<number | undefined> {
+    return this.expire(expiry);
+  }
+
+  /** @inheritdoc */
+  async joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket> {
+    await this.expire(expiry);
+    const now = (expiry?.now ?? new Date()).toISOString();
+    return this.tx(async (sql) => {
+      const collecting = (): Promise<{ id: number; base_version: number } | undefined> =>
+        one(sql, "SELECT id, base_version FROM rounds WHERE status = 'collecting' FOR UPDATE");
+      let round = await collecting();
+      if (!round) {
+        // Serialises opening: whoever gets the lock second finds the first one's round (read
+        // committed: a statement after the lock sees every commit before it).
+        await sql.query('SELECT pg_advisory_xact_lock($1)', [OPEN_ROUND_LOCK]);
+        round = await collecting();
+      }
+      const current = await latest(sql);
+      if (current === undefined) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
+      if (round && round.base_version !== current) {
+        throw new HearthError(
+          'HEARTH_E_INTERNAL',
+          `collecting round ${round.id} is not on v${current}`,
+        );
+      }
+      if (!round) {
+        const inserted = await one<{ id: number }>(
+          sql,
+          `INSERT INTO rounds (base_version, status, opened_at) VALUES ($1, 'collecting', $2)
+           RETURNING id`,
+          [current, now],
+        );
+        round = { id: inserted!.id, base_version: current };
+      }
+      await sql.query('INSERT INTO tokens (token, round, issued_at) VALUES ($1, $2, $3)', [
+        token,
+        round.id,
+        now,
+      ]);
+      return { round: round.id, version: current };
+    });
+  }
+
+  /** @inheritdoc */
+  async submitUpdate(
+    update: UpdateSubmission,
+    policy: RoundPolicy,
+    expiry?: RoundExpiry,
+  ): Promise<SubmitOutcome> {
+    await this.expire(expiry);
+    const now = (expiry?.now ?? new Date()).toISOString();
+    return this.tx(async (sql) => {
+      // Both rows locked: the round's so that this instance alone counts and publishes it, the
+      // token's so that a concurrent post of the same token waits and then sees it used.
+      const token = await one<{
+        round: number;
+        used_at: string | null;
+        status: string;
+        base_version: number;
+      }>(
+        sql,
+        `SELECT t.round, t.used_at, r.status, r.base_version
+         FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = $1 FOR UPDATE OF t, r`,
+        [update.token],
+      );
+      const current = await latest(sql);
+      if (current === undefined || update.baseVersion !== current) {
+        throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
+      }
+      if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
+      if (token.used_at !== null) {
+        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
+      }
+      if (token.status === 'abandoned') {
+        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
+      }
+      if (token.status !== 'collecting' || token.base_version !== current) {
+        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
+      }
+      await sql.query('UPDATE tokens SET used_at = $1 WHERE token = $2', [now, update.token]);
+      await sql.query(
+        `INSERT INTO updates (round, token, examples, norm, delta, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6)`,
+        [
+          token.round,
+          update.token,
+          update.examples,
+          update.norm,
+          float32ToBytes(update.delta),
+          now,
+        ],
+      );
+      const { n: received } = (await one<{ n: number }>(
+        sql,
+        'SELECT COUNT(*)::int AS n FROM updates WHERE round = $1',
+        [token.round],
+      ))!;
+      if (received < policy.minCohort) {
+        return { round: token.round, received, version: current, published: false };
+      }
+      const next = current + 1;
+      await publish(sql, token.round, current, next, now, policy);
+      return { round: token.round, received, version: next, published: true };
+    });
+  }
+
+  /** @inheritdoc */
+  async privacyLedger(): Promise<RoundPrivacy[]> {
+    return ledger(this.pool);
+  }
+
+  /** @inheritdoc */
+  async optimizerState(): Promise<FedAdamState | undefined> {
+    return readOptimizerState(this.pool);
+  }
+
+  /** @inheritdoc */
+  async counts(): Promise<StoreCounts> {
+    const row = await one<StoreCounts>(
+      this.pool,
+      `SELECT (SELECT COUNT(*)::int FROM versions) AS versions,
+         (SELECT COUNT(*)::int FROM rounds) AS rounds,
+         (SELECT COUNT(*)::int FROM tokens) AS tokens,
+         (SELECT COUNT(*)::int FROM tokens WHERE used_at IS NOT NULL) AS "usedTokens",
+         (SELECT COUNT(*)::int FROM updates) AS updates,
+         (SELECT COUNT(*)::int FROM rounds WHERE status = 'abandoned') AS "abandonedRounds"`,
+    );
+    return row!;
+  }
+
+  /** @inheritdoc */
+  async history(limit: number): Promise<RoundHistory[]> {
+    const { rows } = await this.pool.query<HistoryRow>(
+      `SELECT r.id, r.base_version, r.status, r.opened_at, r.published_version,
+         v.created_at AS published_at
+       FROM rounds r LEFT JOIN versions v ON v.version = r.published_version
+       ORDER BY r.id DESC LIMIT $1`,
+      [limit],
+    );
+    rows.reverse();
+    const norms = await this.pool.query<{ round: number; norm: number }>(
+      'SELECT round, norm FROM updates WHERE round >= $1 ORDER BY id',
+      [rows[0]?.id ?? 0],
+    );
+    return historyFromRows(rows, norms.rows);
+  }
+
+  /** @inheritdoc */
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32Array) {
+  await sql.query(
+    'INSERT INTO versions (version, created_at, manifest, weights) VALUES ($1, $2, $3, $4)',
+    [manifest.version, manifest.createdAt, JSON.stringify(manifest), float32ToBytes(weights)],
+  );
+}
+
+/**
+ * Aggregates `round` into version `next` inside the caller's transaction. The round's deltas are read
+ * in full first: RoundPolicy.aggregate is synchronous (SQLite streams them from a cursor), and a pg
+ * query is not. A round holds m updates, so this is m deltas in memory for the length of one round.
+ */
+async function publish(
+  sql: Sql,
+  round: number,
+  current: number,
+  next: number,
+  now: string,
+  policy: RoundPolicy,
+): Promise<void> {
+  const base = await one<{ manifest: string; weights: Buffer }>(
+    sql,
+    'SELECT manifest, weights FROM versions WHERE version = $1',
+    [current],
+  );
+  if (!base) throw new HearthError('HEARTH_E_INTERNAL', `version ${current} is missing`);
+  const { rows } = await sql.query<{ examples: number; delta: Buffer }>(
+    'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
+    [round],
+  );
+  const updates = rows.map((r) => ({ examples: r.examples, delta: bytesToFloat32(r.delta) }));
+  const output = policy.aggregate(bytesToFloat32(base.weights), updates, {
+    optimizerState: await readOptimizerState(sql),
+    ledger: await ledger(sql),
+  });
+  const manifest = versionManifest(JSON.parse(base.manifest) as ModelManifest, next, now);
+  await insertVersion(sql, manifest, output.weights);
+  await sql.query(
+    `UPDATE rounds SET status = 'published', published_version = $1, noise_multiplier = $2,
+     sample_rate = $3 WHERE id = $4`,
+    [next, output.privacy.noiseMultiplier, output.privacy.sampleRate, round],
+  );
+  if (output.optimizerState) {
+    const { step, m, v } = output.optimizerState;
+    await sql.query(
+      `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, $1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
+       version = excluded.version`,
+      [step, float64ToBytes(m), float64ToBytes(v), next],
+    );
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * `GET /v1/stats`: the numbers behind the dashboard, computed from the store on each request (the
+ * store may be shared with other instances, so nothing is cached here). Norms are the ones each
+ * update arrived with, before the aggregator re-clipped it; an update counts as clipped when its norm
+ * exceeds the current bound S (devices clip themselves, so a high clipped fraction means devices run
+ * with another S or a float16 rounding pushed them just over it).
+ */
+import type { ServerConfig } from './config.js';
+import { epsilonCurve } from './privacy.js';
+import type { Store } from './store.js';
+import type { VersionEvaluator } from './validation.js';
+import { HIT_RATE_K } from './validation.js';
+
+/** Rounds the dashboard shows (the newest ones). */
+export const STATS_ROUNDS = 200;
+
+/** Bins of the norm histogram. */
+export const NORM_BINS = 20;
+
+/** One round in the stats reply. */
+export interface RoundStats {
+  readonly round: number;
+  readonly status: 'collecting' | 'published' | 'abandoned';
+  readonly openedAt: string | null;
+  readonly publishedAt: string | null;
+  readonly publishedVersion: number | null;
+  readonly participants: number;
+  /** Share of its updates whose received norm exceeded S; null without updates. */
+  readonly clippedFraction: number | null;
+  readonly medianNorm: number | null;
+}
+
+/** The reply of `GET /v1/stats` (JSON: non-finite numbers are sent as null). */
+export interface StatsReply {
+  readonly clipNorm: number;
+  readonly minCohort: number;
+  readonly noise: 'on' | 'off';
+  readonly rounds: readonly RoundStats[];
+  readonly norms: {
+    readonly count: number;
+    readonly clippedFraction: number | null;
+    /** NORM_BINS + 1 bin edges from 0 to the larger of S and the largest norm. */
+    readonly edges: readonly number[];
+    readonly counts: readonly number[];
+  };
+  readonly epsilon: readonly {
+    readonly round: number;
+    readonly version: number;
+    readonly publishedAt: string | null;
+    readonly epsilon: number | null;
+  }[];
+  readonly hitRate: {
+    readonly k: number;
+    /** False without `--validation`; then `versions` is empty. */
+    readonly configured: boolean;
+    readonly versions: readonly { readonly version: number; readonly hr: number | null }[];
+  };
+}
+
+const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
+
+function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Builds the stats reply; with an evaluator, asks it to catch up on new versions in the background. */
+export async function buildStats(
+  store: Store,
+  config: ServerConfig,
+  evaluator?: VersionEvaluator,
+): Promise<StatsReply> {
+  void evaluator?.refresh();
+  const [history, ledger] = await Promise.all([store.history(STATS_ROUNDS), store.privacyLedger()]);
+  const S = config.clipNorm;
+  const allNorms = history.flatMap((r) => r.norms);
+  // A loop, not Math.max(...norms): a spread of many thousand arguments overflows the stack.
+  const top = allNorms.reduce((max, n) => (n > max ? n : max), S);
+  const edges = Array.from({ length: NORM_BINS + 1 }, (_, i) => (top * i) / NORM_BINS);
+  const counts = new Array<number>(NORM_BINS).fill(0);
+  for (const norm of allNorms) {
+    const bin = Math.min(NORM_BINS - 1, Math.floor((norm / top) * NORM_BINS));
+    counts[bin] = counts[bin]! + 1;
+  }
+  const clipped = (norms: readonly number[]): number | null =>
+    norms.length === 0 ? null : norms.filter((n) => n > S).length / norms.length;
+  const publishedAt = new Map(history.map((r) => [r.round, r.publishedAt]));
+  const curve = epsilonCurve(ledger, config.delta);
+  return {
+    clipNorm: S,
+    minCohort: config.minCohort,
+    noise: config.noiseMultiplier > 0 ? 'on' : 'off',
+    rounds: history.map((r) => ({
+      round: r.round,
+      status: r.status,
+      openedAt: r.openedAt,
+      publishedAt: r.publishedAt,
+      publishedVersion: r.publishedVersion,
+      participants: r.updates,
+      clippedFraction: clipped(r.norms),
+      medianNorm: median(r.norms),
+    })),
+    norms: { count: allNorms.length, clippedFraction: clipped(allNorms), edges, counts },
+    epsilon: ledger.slice(-STATS_ROUNDS).map((entry, i) => ({
+      round: entry.round,
+      version: entry.version,
+      publishedAt: publishedAt.get(entry.round) ?? null,
+      epsilon: finite(curve[ledger.length - Math.min(ledger.length, STATS_ROUNDS) + i]!),
+    })),
+    hitRate: {
+      k: HIT_RATE_K,
+      configured: evaluator !== undefined,
+      versions: [...(evaluator?.hitRates() ?? new Map<number, number>())]
+        .sort(([a], [b]) => a - b)
+        .map(([version, hr]) => ({ version, hr: finite(hr) })),
+    },
+  };
+}
