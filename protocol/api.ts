@@ -24,10 +24,26 @@ export interface TrackEvent {
   readonly item: string;
 }
 
+/**
+ * Why an item was recommended: `viewed` names the item of the current session nearest to it in the
+ * model's embedding space ("because you viewed X"). Computed on the device; never sent anywhere.
+ */
+export interface RecommendationReason {
+  readonly item: string;
+  readonly kind: 'viewed';
+}
+
 /** One recommended item. */
 export interface Recommendation {
   readonly item: string;
   readonly score: number;
+  /** Present when `explain: true` was asked and the session has an item to point to. */
+  readonly reason?: RecommendationReason;
+  /**
+   * True on the one exploration slot (EngineConfig `explore`): an item the model ranks just below
+   * the list, shown so that the visitor's reaction teaches the model about it.
+   */
+  readonly explore?: true;
 }
 
 /** Options of `hearth.recommend()`. */
@@ -36,6 +52,13 @@ export interface RecommendOptions {
   readonly k?: number;
   /** Item ids never to return (the session's own items are excluded anyway). */
   readonly exclude?: readonly string[];
+  /**
+   * Only these item ids may be returned (e.g. what is in stock, or one category page's items).
+   * Ids the model does not know are ignored. Left out: the whole catalogue.
+   */
+  readonly allow?: readonly string[];
+  /** Attach a `reason` to each result (default false). */
+  readonly explain?: boolean;
 }
 
 /** An interaction as stored on the device (and shown in the privacy panel; it never leaves). */
@@ -80,6 +103,11 @@ export interface EngineConfig {
   readonly debug: boolean;
   /** Sent as `x-hearth-key` on join and update requests when the server has per-site keys. */
   readonly siteKey?: string;
+  /**
+   * Fill the last position of each list (when k >= 2) with an exploration item (`explore: true`).
+   * Default off; the SDK does not set it yet.
+   */
+  readonly explore?: boolean;
 }
 
 /** Outcome of one learning + upload attempt. */

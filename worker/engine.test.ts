@@ -9,14 +9,14 @@ import '@tensorflow/tfjs-backend-cpu';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
 import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { exportModel } from '../tools/model-io.js';
 import { Engine } from './engine.js';
-import { DB_NAME, MemoryStore } from './store.js';
+import { DB_NAME, MemoryStore, type InteractionStore } from './store.js';
 import { SessionModel } from './model/session-model.js';
 
 const ITEMS = 40;
@@ -179,6 +179,124 @@ describe('engine', () => {
     const recs = await engine.recommend({ k: 4 });
     expect(recs).toHaveLength(4);
     expect(recs.map((r) => r.item)).not.toContain('item-7');
+  });
+});
+
+describe('engine storage and tabs', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllGlobals();
+  });
+
+  const urlOf = (input: string | URL | Request): URL =>
+    new URL(input instanceof Request ? input.url : String(input));
+
+  it('loads cached weights on a reload: only the manifest is fetched', async () => {
+    const first = new Engine();
+    await first.init(config);
+    const fetchSpy = vi.spyOn(globalThis, 'fetch');
+    const reloaded = new Engine();
+    const status = await reloaded.init(config);
+    expect(status.modelVersion).toBe((await first.status()).modelVersion);
+    expect(fetchSpy.mock.calls.map(([input]) => urlOf(input).pathname)).toEqual(['/v1/model']);
+    // And it recommends from those weights.
+    await reloaded.track({ type: 'click', item: 'item-3' });
+    expect(await reloaded.recommend({ k: 3 })).toHaveLength(3);
+  });
+
+  it('keeps an update it could not send and sends it on the next sync; drops a stale one', async () => {
+    const engine = new Engine();
+    await engine.init(config);
+    for (const item of ['item-20', 'item-21', 'item-22'])
+      await engine.track({ type: 'click', item });
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) =>
+      urlOf(input).pathname === '/v1/updates'
+        ? Promise.reject(new TypeError('Failed to fetch'))
+        : realFetch(input, init),
+    );
+    const offline = await engine.sync();
+    expect(offline.status).toBe('failed');
+    expect(offline.reason).toMatch(/kept/);
+    const store = (engine as unknown as { store: InteractionStore }).store;
+    expect((await store.getOutbox())?.baseVersion).toBe(offline.modelVersion);
+    vi.restoreAllMocks();
+
+    const retried = await engine.sync();
+    expect(retried).toMatchObject({
+      status: 'uploaded',
+      reason: 'sent the update kept while offline',
+    });
+    expect(await store.getOutbox()).toBeUndefined();
+
+    await store.setOutbox({
+      baseVersion: 1,
+      layoutHash: 0,
+      delta: new Float32Array(4),
+      examples: 1,
+      createdAt: 0,
+    });
+    const fresh = await engine.sync();
+    expect(fresh.status).toBe('uploaded');
+    expect(fresh.reason).toBeUndefined();
+    expect(await store.getOutbox()).toBeUndefined();
+  });
+
+  it('announces a new model to the other tabs, which load it', async () => {
+    const a = new Engine();
+    await a.init(config);
+    const b = new Engine();
+    await b.init(config);
+    const before = (await b.status()).modelVersion;
+    for (const item of ['item-8', 'item-9', 'item-10']) await a.track({ type: 'click', item });
+    const result = await a.sync();
+    // minCohort 1: this upload closes the round and tab A adopts the new version.
+    expect(result).toMatchObject({ status: 'uploaded', modelVersion: before + 1 });
+    await vi.waitFor(async () => expect((await b.status()).modelVersion).toBe(before + 1), {
+      timeout: 10_000,
+    });
+  });
+
+  it('explains, restricts to allowed items, and explores in the last slot when configured', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploads: false, explore: true });
+    for (const item of ['item-14', 'item-15']) await engine.track({ type: 'click', item });
+    // Earlier tests' clicks may still be in the same (30-minute) session on this shared database.
+    const stored = await engine.stored(200);
+    const session = stored.filter((s) => s.session === stored[0]!.session).map((s) => s.item);
+    const recs = await engine.recommend({ k: 4, explain: true });
+    expect(recs).toHaveLength(4);
+    for (const r of recs) expect(session).toContain(r.reason?.item);
+    expect(recs.map((r) => r.explore === true)).toEqual([false, false, false, true]);
+    // The explored item is not one of the model's top 3 but is within the next EXPLORE_POOL.
+    const plain = new Engine();
+    await plain.init({ ...config, uploads: false });
+    const top = await plain.recommend({ k: 3 + 50, exclude: session });
+    expect(top.slice(0, 3).map((r) => r.item)).toEqual(recs.slice(0, 3).map((r) => r.item));
+    expect(top.slice(3).map((r) => r.item)).toContain(recs[3]!.item);
+
+    const allow = ['item-30', 'item-2', 'item-14', 'unknown'];
+    const allowed = await engine.recommend({ k: 6, allow });
+    expect(allowed.map((r) => r.item).sort()).toEqual(['item-2', 'item-30']);
+    expect(allowed.some((r) => r.reason)).toBe(false);
+  });
+
+  it('skips a sync while another tab holds the trainer lock', async () => {
+    const engine = new Engine();
+    await engine.init(config);
+    const requested: string[] = [];
+    vi.stubGlobal('navigator', {
+      locks: {
+        // A lock held elsewhere: `ifAvailable` requests get null.
+        request: (name: string, _options: unknown, callback: (lock: unknown) => unknown) => {
+          requested.push(name);
+          return Promise.resolve(callback(null));
+        },
+      },
+    });
+    const result = await engine.sync();
+    expect(result).toMatchObject({ status: 'skipped', reason: 'another tab is training' });
+    expect(requested).toEqual(['hearth-trainer']);
   });
 });
 

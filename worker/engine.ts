@@ -19,11 +19,20 @@ import { createLogger, setLogLevel } from '../protocol/logger.js';
 import { chooseBackend, type LadderResult } from './backend-ladder.js';
 import { backendFingerprint, readBackendChoice } from './backend-cache.js';
 import { clippedDelta, joinRound, shareUpdate, skipped } from './federated-client.js';
-import { fetchGlobalModel, type GlobalModel } from './model-source.js';
+import { loadGlobalModel, type LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
 import { trainSessions } from './model/train.js';
+import {
+  EXPLORE_POOL,
+  nearestSessionItems,
+  pickPositions,
+  rankPopular,
+  rankScores,
+} from './ranking.js';
+import { SessionState } from './session-state.js';
 import { sessionFor, toTrainingSessions } from './sessions.js';
-import { MemoryStore, openIdbStore, type InteractionStore } from './store.js';
+import { MemoryStore, openIdbStore, type InteractionStore, type OutboxEntry } from './store.js';
+import { TabChannel, withTrainerLock, type ModelAnnouncement } from './tabs.js';
 import { validateRecommendOptions, validateTrackEvent } from './validate.js';
 
 const log = createLogger('engine');
@@ -40,10 +49,12 @@ export class Engine implements EngineApi {
   private config: EngineConfig | null = null;
   private ladder: LadderResult = { chosen: null, attempts: [] };
   private store: InteractionStore = new MemoryStore();
-  private global: GlobalModel | null = null;
+  private global: LoadedModel | null = null;
   private indexOf = new Map<string, number>();
   /** The model recommendations come from: the global one, or its locally fine-tuned copy. */
   private serving: SessionModel | null = null;
+  /** The LSTM state of the current session under `serving` (one step per new item). */
+  private readonly state = new SessionState();
   private lastModelAttempt = 0;
   private lastInteraction: StoredInteraction | undefined;
   /** The current session, as model indices (unknown items are kept out). */
@@ -54,6 +65,8 @@ export class Engine implements EngineApi {
   private optedOut = false;
   /** Learning, model swaps and erasure run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Hears other tabs adopting new weights (created on init). */
+  private tabs: TabChannel | null = null;
 
   async handshake(): Promise<number> {
     return ENGINE_API_VERSION;
@@ -62,17 +75,16 @@ export class Engine implements EngineApi {
   async init(config: EngineConfig): Promise<EngineStatus> {
     this.config = config;
     setLogLevel(config.debug ? 'debug' : 'silent');
-    // The model comes first so the backend self-test can run on the weights that will be served.
-    const [global, store] = await Promise.all([
-      fetchGlobalModel(config.endpoint).catch((error: unknown) => {
-        log.warn('global model unavailable; will retry', error);
-        return null;
-      }),
-      openIdbStore(),
-    ]);
-    this.lastModelAttempt = Date.now();
-    this.store = store ?? this.store;
+    // The store first: it may hold this version's weights. Then the model, so the backend
+    // self-test can run on the weights that will be served.
+    this.store = (await openIdbStore()) ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
+    const global = await loadGlobalModel(config.endpoint, this.store).catch((error: unknown) => {
+      log.warn('global model unavailable; will retry', error);
+      return null;
+    });
+    this.lastModelAttempt = Date.now();
+    this.tabs ??= new TabChannel((announcement) => this.onAnnouncement(announcement));
     const probe = global ? { dims: global.manifest.dims, weights: global.weights } : undefined;
     const fingerprint = backendFingerprint(config, global);
     const cached = readBackendChoice(
@@ -107,6 +119,7 @@ export class Engine implements EngineApi {
     if (session !== this.lastInteraction?.session) {
       this.sessionItems = [];
       this.sessionIds = [];
+      this.state.resetState();
     }
     const row = { item, type, ts, session };
     this.lastInteraction = { ...row, id: 0 };
@@ -133,23 +146,40 @@ export class Engine implements EngineApi {
   }
 
   async recommend(options: RecommendOptions = {}): Promise<Recommendation[]> {
-    const { k, exclude } = validateRecommendOptions(options);
+    const { k, exclude, allow, explain } = validateRecommendOptions(options);
     await this.ensureModel();
     const global = this.global;
     if (!global) return [];
-    const excluded = new Set<number>(this.sessionItems);
-    for (const id of exclude) {
-      const index = this.indexOf.get(id);
-      if (index !== undefined) excluded.add(index);
-    }
+    const toIndices = (list: readonly string[]): number[] =>
+      list.map((id) => this.indexOf.get(id)).filter((i): i is number => i !== undefined);
+    const excluded = new Set<number>([...this.sessionItems, ...toIndices(exclude)]);
+    const allowed = allow && toIndices(allow);
+    const explore = this.config?.explore === true;
+    // Exploring needs the pool below the k - 1 shown items to sample from.
+    const wanted = explore ? k - 1 + EXPLORE_POOL : k;
+    const serving = this.serving;
+    const warm = this.sessionItems.length > 0 && serving !== null;
+    const ranked = warm
+      ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
+      : rankPopular(global.manifest.popular, wanted, excluded, allowed);
+    const picks = pickPositions(ranked.items.length, k, explore, Math.random);
+    const items = picks.map((p) => ranked.items[p.at]!);
+    const reasons =
+      explain && warm
+        ? await nearestSessionItems(serving.params.itemEmbedding, items, this.sessionItems)
+        : [];
     const ids = global.manifest.itemIds;
-    if (this.sessionItems.length === 0 || !this.serving) {
-      // Cold start: the manifest's popularity order, scored by rank so callers can still sort.
-      const popular = global.manifest.popular.filter((i) => !excluded.has(i)).slice(0, k);
-      return popular.map((i, rank) => ({ item: ids[i]!, score: 1 / (rank + 1) }));
-    }
-    const { items, scores } = await this.serving.topK(this.sessionItems, k, excluded);
-    return items.map((i, n) => ({ item: ids[i]!, score: scores[n]! }));
+    return picks.map((p, n) => {
+      const reason = reasons[n];
+      return {
+        item: ids[items[n]!]!,
+        score: ranked.scores[p.at]!,
+        ...(reason !== undefined
+          ? { reason: { item: ids[reason]!, kind: 'viewed' as const } }
+          : {}),
+        ...(p.explore ? { explore: true as const } : {}),
+      };
+    });
   }
 
   async status(): Promise<EngineStatus> {
@@ -177,10 +207,15 @@ export class Engine implements EngineApi {
   }
 
   sync(): Promise<SyncResult> {
-    return this.serialise(() => this.learnAndShare()).then((result) => {
-      this.lastSync = result;
-      return result;
-    });
+    const busy = (): SyncResult =>
+      skipped('another tab is training', this.global?.manifest.version ?? 0);
+    // The lock is taken inside the queue, so this tab holds it only while it really trains.
+    return this.serialise(() => withTrainerLock(() => this.learnAndShare(), busy)).then(
+      (result) => {
+        this.lastSync = result;
+        return result;
+      },
+    );
   }
 
   async optOut(): Promise<void> {
@@ -203,9 +238,13 @@ export class Engine implements EngineApi {
       this.lastInteraction = undefined;
       this.sessionIds = [];
       this.sessionItems = [];
+      this.state.resetState();
       this.lastSync = undefined;
       // Drop the personalised copy: serve the global model again (adopt rebuilds the session).
-      if (this.global) this.adopt(this.global);
+      if (this.global) {
+        const { manifest, weights, origin } = this.global;
+        this.adopt({ manifest, weights, origin });
+      }
       log.info('local data erased');
     });
   }
@@ -244,24 +283,43 @@ export class Engine implements EngineApi {
     if (this.global || Date.now() - this.lastModelAttempt < MODEL_RETRY_MS) return;
     this.lastModelAttempt = Date.now();
     try {
-      this.adopt(await fetchGlobalModel(this.requireConfig().endpoint));
+      this.adopt(await loadGlobalModel(this.requireConfig().endpoint, this.store));
     } catch (error) {
       log.warn('global model unavailable; will retry', error);
     }
   }
 
-  /** Makes a freshly fetched global model the one to serve from. */
-  private adopt(global: GlobalModel): void {
+  /**
+   * Another tab adopted new weights: load them from the shared cache (only the manifest is
+   * fetched). Older versions are ignored: a tab that has not caught up yet must not pull us back.
+   */
+  private onAnnouncement({ version, local }: ModelAnnouncement): void {
+    if (!this.config) return;
+    const current = this.global?.manifest.version ?? 0;
+    if (version < current || (version === current && !local)) return;
+    void this.serialise(async () => {
+      const loaded = await loadGlobalModel(this.requireConfig().endpoint, this.store);
+      if (loaded.manifest.version >= version) this.adopt(loaded);
+    }).catch((error: unknown) => log.warn('could not load the weights another tab adopted', error));
+  }
+
+  /**
+   * Makes a global model the one to serve from: the device's fine-tuned copy of it when the cache
+   * kept one, else the global weights. `announce` tells the other tabs (not done when the change
+   * came from them).
+   */
+  private adopt(global: LoadedModel, announce = false): void {
     const { manifest, weights } = global;
     this.serving?.dispose();
-    this.serving = SessionModel.fromFlat(manifest.dims, weights);
+    this.serving = SessionModel.fromFlat(manifest.dims, global.local ?? weights);
     this.global = global;
     this.indexOf = new Map(manifest.itemIds.map((id, index) => [id, index]));
     this.indexOf.delete('');
     this.sessionItems = this.sessionIds
       .map((id) => this.indexOf.get(id))
       .filter((i): i is number => i !== undefined);
-    log.info(`model version ${manifest.version} (${manifest.dims.items} items)`);
+    if (announce) this.tabs?.announce(manifest.version, global.local !== undefined);
+    log.info(`model version ${manifest.version} (${manifest.dims.items} items, ${global.origin})`);
   }
 
   private async learnAndShare(): Promise<SyncResult> {
@@ -271,54 +329,116 @@ export class Engine implements EngineApi {
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
     const version = global.manifest.version;
     if (!this.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
+    const pending = await this.currentOutbox(global);
     const sessions = toTrainingSessions(await this.store.all(), this.indexOf);
-    if (sessions.length === 0) return skipped('not enough local history yet', version);
+    if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
     const meta = await this.store.getMeta();
+    let update: Omit<OutboxEntry, 'createdAt'> | undefined;
     try {
       const join = await joinRound(config.endpoint, config.siteKey);
       if (join.version !== version) {
-        this.adopt(await fetchGlobalModel(config.endpoint));
+        this.adopt(await loadGlobalModel(config.endpoint, this.store), true);
+        if (pending) await this.store.setOutbox(null);
         return skipped('a newer global model was published; refetched it', join.version);
       }
       if (join.round === meta.lastRound) return skipped('already took part in this round', version);
-      const local = SessionModel.fromFlat(global.manifest.dims, global.weights);
-      const trained = await trainSessions(local, sessions, {
-        ...LOCAL_TRAINING,
-        seed: Date.now() >>> 0,
-        proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
-      });
-      // Training takes a while: the visitor may have opted out meanwhile.
-      if (!this.uploadsAllowed()) {
-        local.dispose();
-        return skipped('uploads are off (consent or opt-out)', version);
+      let local: SessionModel | null = null;
+      if (pending) {
+        // Trained while offline on this very version: send it rather than train again.
+        update = pending;
+      } else {
+        local = SessionModel.fromFlat(global.manifest.dims, global.weights);
+        const trained = await trainSessions(local, sessions, {
+          ...LOCAL_TRAINING,
+          seed: Date.now() >>> 0,
+          proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
+        });
+        // Training takes a while: the visitor may have opted out meanwhile.
+        if (!this.uploadsAllowed()) {
+          local.dispose();
+          return skipped('uploads are off (consent or opt-out)', version);
+        }
+        const localWeights = local.toFlat();
+        update = {
+          baseVersion: version,
+          layoutHash: global.manifest.layoutHash,
+          delta: clippedDelta(localWeights, global.weights, global.manifest.federation.clipNorm),
+          examples: trained.examples,
+        };
+        // Serve (and keep, for reloads and the other tabs) the personalised copy until a new
+        // global model replaces it; even if the upload below fails.
+        this.serving?.dispose();
+        this.serving = local;
+        this.global = { ...global, local: localWeights };
+        await this.store
+          .putModel({
+            version,
+            manifest: global.manifest,
+            weights: global.weights,
+            local: localWeights,
+            savedAt: Date.now(),
+          })
+          .catch((error: unknown) => log.warn('could not keep the personalised model', error));
+        this.tabs?.announce(version, true);
       }
-      const delta = clippedDelta(
-        local.toFlat(),
-        global.weights,
-        global.manifest.federation.clipNorm,
-      );
       const reply = await shareUpdate({
         endpoint: config.endpoint,
         manifest: global.manifest,
-        delta,
-        examples: trained.examples,
+        delta: update.delta,
+        examples: update.examples,
         join,
         siteKey: config.siteKey,
       });
+      if (pending) await this.store.setOutbox(null);
       await this.store.setMeta({
         sinceUpload: 0,
         uploadsSent: meta.uploadsSent + 1,
         lastRound: join.round,
       });
-      // Serve the personalised copy until a new global model replaces it.
-      this.serving?.dispose();
-      this.serving = local;
-      if (reply.version > version) this.adopt(await fetchGlobalModel(config.endpoint));
-      return { status: 'uploaded', modelVersion: reply.version, bytes: reply.bytes };
+      if (reply.version > version) {
+        this.adopt(await loadGlobalModel(config.endpoint, this.store), true);
+      }
+      return {
+        status: 'uploaded',
+        modelVersion: reply.version,
+        bytes: reply.bytes,
+        ...(pending ? { reason: 'sent the update kept while offline' } : {}),
+      };
     } catch (error) {
       log.warn('sync failed', error);
       const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
-      return { status: 'failed', reason: `${code}: ${String(error)}`, modelVersion: version };
+      let reason = `${code}: ${String(error)}`;
+      if (update && !pending && isRetryable(error)) {
+        await this.store
+          .setOutbox({ ...update, createdAt: Date.now() })
+          .catch((e: unknown) => log.warn('could not keep the update for later', e));
+        reason += ' (kept; retried on the next sync while this model version is current)';
+      }
+      return { status: 'failed', reason, modelVersion: version };
     }
   }
+
+  /** The pending update if it still applies to `global`; a stale one is dropped. */
+  private async currentOutbox(global: LoadedModel): Promise<OutboxEntry | undefined> {
+    const pending = await this.store.getOutbox().catch(() => undefined);
+    if (!pending) return undefined;
+    const { version, layoutHash } = global.manifest;
+    const fits =
+      pending.baseVersion === version &&
+      pending.layoutHash === layoutHash &&
+      pending.delta.length === global.weights.length;
+    if (fits) return pending;
+    log.info(`dropping the pending update for v${pending.baseVersion} (now v${version})`);
+    await this.store.setOutbox(null).catch(() => undefined);
+    return undefined;
+  }
+}
+
+/**
+ * Whether a failed upload may succeed later unchanged: the network was down (fetch rejected) or
+ * the server failed (5xx). A 4xx means the update itself was refused; resending it is pointless.
+ */
+function isRetryable(error: unknown): boolean {
+  if (!(error instanceof HearthError)) return true;
+  return error.code === 'HEARTH_E_UPLOAD' && /HTTP 5\d\d/.test(error.message);
 }

@@ -1,12 +1,16 @@
 /**
  * Fetching the global model from the aggregation server: `GET /v1/model` for the manifest, then its
  * weights. Everything fetched is validated before use (a bad server must not corrupt the device).
- * These GETs carry no body and no interaction data; the browser's HTTP cache with the server's ETags
- * keeps reloads cheap.
+ * These GETs carry no body and no interaction data. Weights are kept in the device store by version
+ * (`loadGlobalModel`), so a reload only asks for the manifest.
  */
 import { HearthError } from '../protocol/errors.js';
 import { decodeFloat16 } from '../protocol/float16.js';
+import { createLogger } from '../protocol/logger.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
+import type { CachedModel, InteractionStore } from './store.js';
+
+const log = createLogger('model');
 
 /** A manifest with its decoded float32 weights. */
 export interface GlobalModel {
@@ -73,4 +77,63 @@ export async function fetchWeights(
 export async function fetchGlobalModel(endpoint: string): Promise<GlobalModel> {
   const manifest = await fetchManifest(endpoint);
   return { manifest, weights: await fetchWeights(endpoint, manifest) };
+}
+
+/** Where a loaded model's weights came from (tests and the debug log). */
+export type ModelOrigin = 'network' | 'cache' | 'offline-cache';
+
+/** A global model with the device's fine-tuned copy of it, when one was kept. */
+export interface LoadedModel extends GlobalModel {
+  readonly origin: ModelOrigin;
+  readonly local?: Float32Array;
+}
+
+/** The cached model as a usable GlobalModel, or null when the row does not fit its manifest. */
+function fromCache(row: CachedModel, expected?: ModelManifest): LoadedModel | null {
+  let manifest: ModelManifest;
+  try {
+    manifest = parseManifest(row.manifest);
+  } catch {
+    return null;
+  }
+  const same =
+    !expected ||
+    (expected.version === manifest.version && expected.layoutHash === manifest.layoutHash);
+  if (!same || row.weights.length !== parameterCount(manifest.tensors)) return null;
+  return {
+    // The fresh manifest wins (item ids or federation parameters may be served anew).
+    manifest: expected ?? manifest,
+    weights: row.weights,
+    origin: expected ? 'cache' : 'offline-cache',
+    ...(row.local ? { local: row.local } : {}),
+  };
+}
+
+/**
+ * The current global model, with its weights from the device's cache when that version is kept
+ * there: a reload costs one manifest request (revalidated with its ETag by the HTTP cache) instead
+ * of megabytes of weights. Fresh weights are cached for the next start. When the server cannot be
+ * reached, the newest cached version is served (recommendations work offline).
+ */
+export async function loadGlobalModel(
+  endpoint: string,
+  store: InteractionStore,
+): Promise<LoadedModel> {
+  let manifest: ModelManifest;
+  try {
+    manifest = await fetchManifest(endpoint);
+  } catch (error) {
+    const newest = await store.newestModel().catch(() => undefined);
+    const offline = newest ? fromCache(newest) : null;
+    if (offline) return offline;
+    throw error;
+  }
+  const row = await store.getModel(manifest.version).catch(() => undefined);
+  const cached = row ? fromCache(row, manifest) : null;
+  if (cached) return cached;
+  const weights = await fetchWeights(endpoint, manifest);
+  await store
+    .putModel({ version: manifest.version, manifest, weights, savedAt: Date.now() })
+    .catch((error: unknown) => log.warn('could not cache the model', error));
+  return { manifest, weights, origin: 'network' };
 }

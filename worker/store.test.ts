@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto';
-import { openDB } from 'idb';
-import { describe, expect, it } from 'vitest';
-import { DB_NAME, MemoryStore, openIdbStore, type InteractionStore } from './store.js';
+import { deleteDB, openDB } from 'idb';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DB_NAME, DB_VERSION, MemoryStore, openIdbStore, type InteractionStore } from './store.js';
 
 async function exercise(store: InteractionStore): Promise<void> {
   const a = await store.add({ item: 'a', type: 'click', ts: 1000, session: 1000 });
@@ -76,5 +76,161 @@ describe('interaction store', () => {
     } finally {
       globalThis.indexedDB = saved;
     }
+  });
+});
+
+describe('schema version 2', () => {
+  beforeEach(async () => {
+    await deleteDB(DB_NAME);
+  });
+
+  it('migrates a version-1 database, keeping its interactions and deriving sessions', async () => {
+    const v1 = await openDB(DB_NAME, 1, {
+      upgrade(db) {
+        db.createObjectStore('interactions', { keyPath: 'id', autoIncrement: true }).createIndex(
+          'session',
+          'session',
+        );
+        db.createObjectStore('meta');
+      },
+    });
+    await v1.add('interactions', { item: 'a', type: 'click', ts: 1000, session: 1000 });
+    await v1.add('interactions', { item: 'b', type: 'view', ts: 2000, session: 1000 });
+    await v1.add('interactions', { item: 'c', type: 'cart', ts: 9_000_000, session: 9_000_000 });
+    await v1.put('meta', 4, 'uploadsSent');
+    v1.close();
+
+    const store = (await openIdbStore())!;
+    expect(store.kind).toBe('indexeddb');
+    expect((await store.all()).map((r) => r.item)).toEqual(['a', 'b', 'c']);
+    expect((await store.getMeta()).uploadsSent).toBe(4);
+    expect(await store.sessions(10)).toEqual([
+      { id: 9_000_000, start: 9_000_000, last: 9_000_000, count: 1 },
+      { id: 1000, start: 1000, last: 2000, count: 2 },
+    ]);
+    const raw = await openDB(DB_NAME);
+    expect(raw.version).toBe(DB_VERSION);
+    expect([...raw.objectStoreNames].sort()).toEqual(
+      ['interactions', 'meta', 'models', 'outbox', 'sessions'].sort(),
+    );
+    raw.close();
+  });
+
+  it('keeps at most maxInteractions, evicting the oldest and their session counts', async () => {
+    const store = (await openIdbStore({ maxInteractions: 5 }))!;
+    for (let i = 0; i < 8; i++) {
+      const session = i < 4 ? 1 : 2;
+      await store.add({ item: `i${i}`, type: 'view', ts: 10 + i, session });
+    }
+    expect(await store.count()).toBe(5);
+    expect((await store.all()).map((r) => r.item)).toEqual(['i3', 'i4', 'i5', 'i6', 'i7']);
+    expect((await store.sessions(5)).map((s) => [s.id, s.count])).toEqual([
+      [2, 4],
+      [1, 1],
+    ]);
+    const memory = new MemoryStore(5);
+    for (let i = 0; i < 8; i++)
+      await memory.add({ item: `i${i}`, type: 'view', ts: i, session: 1 });
+    expect((await memory.all()).map((r) => r.item)).toEqual(['i3', 'i4', 'i5', 'i6', 'i7']);
+  });
+
+  it('caches models by version and keeps only the newest two', async () => {
+    const store = (await openIdbStore())!;
+    for (const version of [3, 1, 2]) {
+      await store.putModel({
+        version,
+        manifest: { version },
+        weights: new Float32Array([version, 0.5]),
+        savedAt: 0,
+      });
+    }
+    expect(await store.getModel(1)).toBeUndefined();
+    expect(Array.from((await store.getModel(2))!.weights)).toEqual([2, 0.5]);
+    expect((await store.newestModel())?.version).toBe(3);
+    const entry = {
+      baseVersion: 3,
+      layoutHash: 7,
+      delta: new Float32Array([0.25]),
+      examples: 2,
+      createdAt: 1,
+    };
+    await store.setOutbox(entry);
+    expect(await store.getOutbox()).toEqual(entry);
+    await store.setOutbox(null);
+    expect(await store.getOutbox()).toBeUndefined();
+  });
+
+  describe('when the disk is full', () => {
+    const proto = IDBObjectStore.prototype;
+    const realAdd = proto.add;
+    afterEach(() => {
+      proto.add = realAdd;
+    });
+    /** Makes the next `failures` object-store adds throw QuotaExceededError, as a full disk does. */
+    function fillDisk(failures: number): void {
+      let left = failures;
+      proto.add = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['add']>) {
+        if (left-- > 0) throw new DOMException('quota', 'QuotaExceededError');
+        return realAdd.apply(this, args);
+      };
+    }
+
+    it('evicts the oldest interactions and retries once', async () => {
+      const store = (await openIdbStore())!;
+      for (let i = 0; i < 120; i++)
+        await store.add({ item: `o${i}`, type: 'view', ts: i, session: 0 });
+      fillDisk(1);
+      await store.add({ item: 'new', type: 'click', ts: 500, session: 500 });
+      // At least QUOTA_EVICT_MIN (100) of the oldest went; the new row is on disk.
+      const items = (await store.all()).map((r) => r.item);
+      expect(items).toHaveLength(21);
+      expect(items[0]).toBe('o100');
+      expect(items.at(-1)).toBe('new');
+      const raw = await openDB(DB_NAME);
+      expect(await raw.count('interactions')).toBe(21);
+      raw.close();
+    });
+
+    it('keeps the write in memory when the retry fails too, and never throws', async () => {
+      const store = (await openIdbStore())!;
+      await store.add({ item: 'disk', type: 'view', ts: 1, session: 1 });
+      fillDisk(2);
+      const id = await store.add({ item: 'memory', type: 'click', ts: 2, session: 1 });
+      expect(id).toBeGreaterThan(2 ** 50);
+      expect((await store.recent(5)).map((r) => r.item)).toEqual(['memory']);
+      expect(await store.count()).toBe(1);
+      const raw = await openDB(DB_NAME);
+      expect(await raw.count('interactions')).toBe(0);
+      raw.close();
+    });
+  });
+
+  it('deletes and rebuilds a database that cannot be opened or has the wrong shape', async () => {
+    // A newer SDK's database (VersionError on open).
+    (await openDB(DB_NAME, 99)).close();
+    const fromNewer = (await openIdbStore())!;
+    expect(fromNewer.kind).toBe('indexeddb');
+    expect(await fromNewer.count()).toBe(0);
+    await fromNewer.destroy();
+
+    // Our version number, but not our stores (some other code wrote it).
+    const foreign = await openDB(DB_NAME, DB_VERSION, {
+      upgrade(db) {
+        db.createObjectStore('interactions', { keyPath: 'id', autoIncrement: true });
+      },
+    });
+    await foreign.add('interactions', { id: 1, what: 'else' } as never);
+    foreign.close();
+    const rebuilt = (await openIdbStore())!;
+    expect(rebuilt.kind).toBe('indexeddb');
+    await rebuilt.add({ item: 'ok', type: 'view', ts: 1, session: 1 });
+    expect((await rebuilt.all()).map((r) => r.item)).toEqual(['ok']);
+
+    // Right stores, rows of the wrong shape.
+    const raw = await openDB(DB_NAME);
+    await raw.put('interactions', { id: 50, item: 7, type: 'click', ts: 1, session: 1 });
+    raw.close();
+    const again = (await openIdbStore())!;
+    expect(await again.count()).toBe(0);
   });
 });

@@ -29,9 +29,31 @@ describe('engine input validation', () => {
   });
 
   it('fills recommend defaults and rejects bad options with HEARTH_E_ARGUMENT', () => {
-    expect(validateRecommendOptions(undefined)).toEqual({ k: 6, exclude: [] });
-    expect(validateRecommendOptions({ k: 3, exclude: ['a'] })).toEqual({ k: 3, exclude: ['a'] });
-    for (const bad of [{ k: 0 }, { k: 101 }, { k: 2.5 }, { exclude: 'a' }, { exclude: [1] }, 'k']) {
+    const defaults = { exclude: [], allow: null, explain: false };
+    expect(validateRecommendOptions(undefined)).toEqual({ k: 6, ...defaults });
+    expect(validateRecommendOptions({ k: 3, exclude: ['a'] })).toEqual({
+      ...defaults,
+      k: 3,
+      exclude: ['a'],
+    });
+    expect(validateRecommendOptions({ allow: ['b'], explain: true })).toEqual({
+      ...defaults,
+      k: 6,
+      allow: ['b'],
+      explain: true,
+    });
+    for (const bad of [
+      { k: 0 },
+      { k: 101 },
+      { k: 2.5 },
+      { exclude: 'a' },
+      { exclude: [1] },
+      'k',
+      { allow: 'a' },
+      { allow: [2] },
+      { allow: Array.from({ length: 10_001 }, (_, i) => String(i)) },
+      { explain: 'yes' },
+    ]) {
       expect(code(() => validateRecommendOptions(bad))).toBe('HEARTH_E_ARGUMENT');
     }
   });

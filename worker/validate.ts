@@ -29,8 +29,23 @@ export function validateTrackEvent(event: unknown): TrackEvent {
   return { type: type as TrackEvent['type'], item: id };
 }
 
+/** Most ids an `allow` list may hold (a page of candidates, not the catalogue). */
+export const MAX_ALLOW = 10_000;
+
+/** Recommend options after validation, defaults filled. */
+export interface CleanRecommendOptions {
+  readonly k: number;
+  readonly exclude: string[];
+  /** null: the whole catalogue. */
+  readonly allow: string[] | null;
+  readonly explain: boolean;
+}
+
+const isIdList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((id) => typeof id === 'string');
+
 /** Returns clean recommend options (defaults filled) or throws HEARTH_E_ARGUMENT. */
-export function validateRecommendOptions(options: unknown): { k: number; exclude: string[] } {
+export function validateRecommendOptions(options: unknown): CleanRecommendOptions {
   const o = (options ?? {}) as RecommendOptions;
   if (typeof o !== 'object')
     throw new HearthError('HEARTH_E_ARGUMENT', 'options must be an object');
@@ -39,8 +54,19 @@ export function validateRecommendOptions(options: unknown): { k: number; exclude
     throw new HearthError('HEARTH_E_ARGUMENT', `k must be an integer in 1..${MAX_K}`);
   }
   const exclude = o.exclude ?? [];
-  if (!Array.isArray(exclude) || !exclude.every((id) => typeof id === 'string')) {
+  if (!isIdList(exclude)) {
     throw new HearthError('HEARTH_E_ARGUMENT', 'exclude must be an array of item ids');
   }
-  return { k, exclude: [...exclude] };
+  const allow = o.allow ?? null;
+  if (allow !== null && (!isIdList(allow) || allow.length > MAX_ALLOW)) {
+    throw new HearthError(
+      'HEARTH_E_ARGUMENT',
+      `allow must be an array of at most ${MAX_ALLOW} item ids`,
+    );
+  }
+  const explain = o.explain ?? false;
+  if (typeof explain !== 'boolean') {
+    throw new HearthError('HEARTH_E_ARGUMENT', 'explain must be a boolean');
+  }
+  return { k, exclude: [...exclude], allow: allow && [...allow], explain };
 }

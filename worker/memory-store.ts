@@ -1,0 +1,105 @@
+/**
+ * The in-memory store: the fallback when IndexedDB cannot be used at all, and the spill-over of the
+ * IndexedDB store for a write the disk refused even after eviction. It lives as long as the worker.
+ */
+import type { StoredInteraction } from '../protocol/api.js';
+import {
+  MAX_INTERACTIONS,
+  META_DEFAULTS,
+  MODELS_KEPT,
+  type CachedModel,
+  type InteractionStore,
+  type NewInteraction,
+  type OutboxEntry,
+  type SessionSummary,
+  type StoreMeta,
+} from './store-schema.js';
+
+/** Summaries of the sessions in `rows` (any order), newest first. */
+export function summariseSessions(rows: readonly StoredInteraction[]): SessionSummary[] {
+  const byId = new Map<number, SessionSummary>();
+  for (const row of rows) {
+    const s = byId.get(row.session);
+    byId.set(row.session, {
+      id: row.session,
+      start: Math.min(s?.start ?? row.ts, row.ts),
+      last: Math.max(s?.last ?? row.ts, row.ts),
+      count: (s?.count ?? 0) + 1,
+    });
+  }
+  return [...byId.values()].sort((a, b) => b.id - a.id);
+}
+
+/** A store in plain arrays and maps, with the same bounds as the IndexedDB one. */
+export class MemoryStore implements InteractionStore {
+  readonly kind = 'memory' as const;
+  private rows: StoredInteraction[] = [];
+  private nextId: number;
+  private meta: StoreMeta = { ...META_DEFAULTS };
+  private backendChoice: unknown;
+  private readonly models = new Map<number, CachedModel>();
+  private outbox: OutboxEntry | undefined;
+
+  /** `firstId` lets the IndexedDB store's spill-over use ids that cannot collide with its own. */
+  constructor(
+    private readonly maxInteractions = MAX_INTERACTIONS,
+    firstId = 1,
+  ) {
+    this.nextId = firstId;
+  }
+
+  async add(interaction: NewInteraction): Promise<number> {
+    const id = this.nextId++;
+    this.rows.push({ ...interaction, id });
+    if (this.rows.length > this.maxInteractions) this.rows = this.rows.slice(-this.maxInteractions);
+    return id;
+  }
+  async recent(limit: number): Promise<StoredInteraction[]> {
+    return this.rows.slice(-limit).reverse();
+  }
+  async all(): Promise<StoredInteraction[]> {
+    return [...this.rows];
+  }
+  async count(): Promise<number> {
+    return this.rows.length;
+  }
+  async sessions(limit: number): Promise<SessionSummary[]> {
+    return summariseSessions(this.rows).slice(0, limit);
+  }
+  async getMeta(): Promise<StoreMeta> {
+    return { ...this.meta };
+  }
+  async setMeta(patch: Partial<StoreMeta>): Promise<void> {
+    this.meta = { ...this.meta, ...patch };
+  }
+  async getModel(version: number): Promise<CachedModel | undefined> {
+    return this.models.get(version);
+  }
+  async newestModel(): Promise<CachedModel | undefined> {
+    return this.models.get(Math.max(...this.models.keys()));
+  }
+  async putModel(model: CachedModel): Promise<void> {
+    this.models.set(model.version, model);
+    const stale = [...this.models.keys()].sort((a, b) => b - a).slice(MODELS_KEPT);
+    for (const version of stale) this.models.delete(version);
+  }
+  async getOutbox(): Promise<OutboxEntry | undefined> {
+    return this.outbox;
+  }
+  async setOutbox(entry: OutboxEntry | null): Promise<void> {
+    this.outbox = entry ?? undefined;
+  }
+  async destroy(): Promise<void> {
+    this.rows = [];
+    this.meta = { ...META_DEFAULTS };
+    this.backendChoice = undefined;
+    this.models.clear();
+    this.outbox = undefined;
+  }
+  async getBackendChoice(): Promise<unknown> {
+    return this.backendChoice;
+  }
+  async setBackendChoice(choice: unknown): Promise<void> {
+    this.backendChoice = choice;
+  }
+}

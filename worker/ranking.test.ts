@@ -1,0 +1,71 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  EXPLORE_POOL,
+  nearestSessionItems,
+  pickPositions,
+  rankPopular,
+  rankScores,
+} from './ranking.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('ranking', () => {
+  const values = new Float32Array([-Infinity, 0.1, 0.9, 0.5, 0.9, 0.3]);
+
+  it('ranks the whole catalogue or only the allowed items', () => {
+    expect(rankScores(values, 3, new Set([4]), null).items).toEqual([2, 3, 5]);
+    expect(rankScores(values, 3, new Set(), [5, 1, 4, 2, 0, 4])).toEqual({
+      items: [2, 4, 5],
+      scores: [values[2], values[4], values[5]],
+    });
+    expect(rankScores(values, 5, new Set([2]), [1, 2]).items).toEqual([1]);
+  });
+
+  it('starts cold from popularity, then the allowed items popularity does not list', () => {
+    expect(rankPopular([3, 1, 2], 2, new Set([1]), null)).toEqual({
+      items: [3, 2],
+      scores: [1, 0.5],
+    });
+    expect(rankPopular([3, 1, 2], 4, new Set(), [5, 2, 4]).items).toEqual([2, 5, 4]);
+  });
+
+  it('fills the last slot with a sample from the next EXPLORE_POOL candidates', () => {
+    const plain = pickPositions(100, 4, false, () => 0.5);
+    expect(plain).toEqual([0, 1, 2, 3].map((at) => ({ at, explore: false })));
+    expect(pickPositions(100, 4, true, () => 0).at(-1)).toEqual({ at: 3, explore: true });
+    expect(pickPositions(100, 4, true, () => 0.9999).at(-1)).toEqual({
+      at: 3 + EXPLORE_POOL - 1,
+      explore: true,
+    });
+    // Too few candidates to explore, or a list of one: the plain top k.
+    expect(pickPositions(4, 4, true, () => 0).some((p) => p.explore)).toBe(false);
+    expect(pickPositions(100, 1, true, () => 0)).toEqual([{ at: 0, explore: false }]);
+    // Exactly one exploration slot, always below the k - 1 shown.
+    for (let i = 0; i < 50; i++) {
+      const picks = pickPositions(60, 6, true, Math.random);
+      expect(picks.filter((p) => p.explore)).toHaveLength(1);
+      expect(picks.at(-1)!.at).toBeGreaterThanOrEqual(5);
+      expect(picks.at(-1)!.at).toBeLessThan(60);
+    }
+  });
+
+  it('explains each item by the session item nearest in embedding space', async () => {
+    const table = tf.tensor2d([
+      [0, 0],
+      [1, 0],
+      [0, 2],
+      [3, 0.2],
+      [0.1, 0.9],
+      [-1, 0],
+    ]);
+    expect(await nearestSessionItems(table, [3, 4, 5], [1, 2])).toEqual([1, 2, 2]);
+    // Ties (the same item twice, or equal directions) go to the most recent click.
+    expect(await nearestSessionItems(table, [3], [1, 1])).toEqual([1]);
+    expect(await nearestSessionItems(table, [], [1])).toEqual([]);
+    table.dispose();
+  });
+});

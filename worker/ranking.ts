@@ -1,0 +1,113 @@
+/**
+ * Turning scores into the list a page shows: restricting to the items a page allows, the
+ * exploration slot, and the "because you viewed X" reason. Pure functions over model indices, so
+ * they are tested without a server; the engine maps indices to the site's ids.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { selectTop } from './model/session-model.js';
+
+/**
+ * Candidates the exploration slot samples from: the items ranked just below the list. Close enough
+ * to the top to be plausible, far enough that the model would otherwise never show them and so
+ * never learn whether it was wrong about them.
+ */
+export const EXPLORE_POOL = 50;
+
+/** Items ranked best first with their scores. */
+export interface Ranked {
+  readonly items: number[];
+  readonly scores: number[];
+}
+
+/**
+ * The `n` best indices of `values` (index 0 and `excluded` never), restricted to `allowed` when
+ * given. Ties go to the lower index, as in `selectTop`.
+ */
+export function rankScores(
+  values: Float32Array,
+  n: number,
+  excluded: ReadonlySet<number>,
+  allowed: readonly number[] | null,
+): Ranked {
+  if (!allowed) return selectTop(values, n, excluded);
+  // A small allow list: sorting it beats a pass over the whole catalogue.
+  const candidates = [...new Set(allowed)].filter((i) => {
+    const v = values[i];
+    return i > 0 && !excluded.has(i) && v !== undefined && !Number.isNaN(v) && v !== -Infinity;
+  });
+  candidates.sort((a, b) => values[b]! - values[a]! || a - b);
+  const items = candidates.slice(0, n);
+  return { items, scores: items.map((i) => values[i]!) };
+}
+
+/**
+ * Cold start (no session yet): the manifest's popularity order, then allowed items it does not
+ * list, scored 1 / (rank + 1) so callers can still sort.
+ */
+export function rankPopular(
+  popular: readonly number[],
+  n: number,
+  excluded: ReadonlySet<number>,
+  allowed: readonly number[] | null,
+): Ranked {
+  let order: number[];
+  if (allowed) {
+    const allowSet = new Set(allowed);
+    const listed = popular.filter((i) => allowSet.has(i));
+    const listedSet = new Set(listed);
+    order = [...listed, ...[...allowSet].filter((i) => !listedSet.has(i))];
+  } else {
+    order = [...popular];
+  }
+  const items = order.filter((i) => i > 0 && !excluded.has(i)).slice(0, n);
+  return { items, scores: items.map((_, rank) => 1 / (rank + 1)) };
+}
+
+/** Which position of a ranked list is shown, and whether it is the exploration slot. */
+export interface Pick {
+  readonly at: number;
+  readonly explore: boolean;
+}
+
+/**
+ * The positions of `ranked` to show for a list of `k`: the top k, or, with `explore`, the top k - 1
+ * and one sampled uniformly from the next EXPLORE_POOL (uniform: the model's own scores are what is
+ * in doubt there). Needs `ranked` to hold k - 1 + EXPLORE_POOL items when exploring; with fewer
+ * candidates than k + 1 there is nothing to explore and the plain top k is shown.
+ */
+export function pickPositions(length: number, k: number, explore: boolean, random: () => number) {
+  const plain = Array.from({ length: Math.min(k, length) }, (_, at): Pick => ({
+    at,
+    explore: false,
+  }));
+  if (!explore || k < 2 || length <= k) return plain;
+  const pool = Math.min(EXPLORE_POOL, length - (k - 1));
+  const at = k - 1 + Math.min(pool - 1, Math.floor(random() * pool));
+  return [...plain.slice(0, k - 1), { at, explore: true }];
+}
+
+/**
+ * For each recommended item, the session item nearest to it by cosine similarity of their rows in
+ * the item table (the table the model both reads sessions with and scores items against, so
+ * "near" is what the model itself considers alike). Ties go to the most recent session item.
+ */
+export async function nearestSessionItems(
+  table: tf.Tensor2D,
+  recommended: readonly number[],
+  session: readonly number[],
+): Promise<number[]> {
+  if (recommended.length === 0 || session.length === 0) return [];
+  // Most recent first, so argMax's first-maximum rule prefers the latest click.
+  const unique = [...new Set([...session].reverse())];
+  const best = tf.tidy(() => {
+    const unit = (rows: number[]): tf.Tensor2D => {
+      const x = tf.gather(table, tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+      // The epsilon keeps an all-zero row (an untrained item) from dividing by zero.
+      return tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-12));
+    };
+    return tf.argMax(tf.matMul(unit([...recommended]), tf.transpose(unit(unique))), 1);
+  });
+  const at = Array.from(await best.data());
+  best.dispose();
+  return at.map((i) => unique[i]!);
+}

@@ -1,0 +1,76 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SessionModel } from './model/session-model.js';
+import { SessionState } from './session-state.js';
+
+const dims = { items: 30, embedding: 6, hidden: 5, maxSessionLength: 4 };
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+async function fullRun(model: SessionModel, session: number[]): Promise<Float32Array> {
+  const scores = model.scoreNext([session]);
+  const values = (await scores.data()) as Float32Array;
+  scores.dispose();
+  return values;
+}
+
+function expectClose(actual: Float32Array, expected: Float32Array): void {
+  expect(actual.length).toBe(expected.length);
+  expect(actual[0]).toBe(-Infinity);
+  let worst = 0;
+  for (let i = 1; i < actual.length; i++)
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  expect(worst).toBeLessThan(1e-5);
+}
+
+describe('incremental session state', () => {
+  it('matches a full re-run after every step, one recurrent step per new item', async () => {
+    const model = SessionModel.random(dims, 11);
+    const state = new SessionState();
+    const session: number[] = [];
+    for (const item of [3, 17, 3, 29]) {
+      session.push(item);
+      const before = state.steps;
+      expectClose(await state.scores(model, session), await fullRun(model, session));
+      expect(state.steps - before).toBe(1);
+    }
+    // Asking again for the same session costs no step at all.
+    await state.scores(model, session);
+    expect(state.steps).toBe(4);
+    state.dispose();
+    model.dispose();
+  });
+
+  it('replays the window once the session outgrows maxSessionLength, as scoreNext cuts it', async () => {
+    const model = SessionModel.random(dims, 12);
+    const state = new SessionState();
+    const session = [1, 2, 3, 4];
+    await state.scores(model, session);
+    session.push(5);
+    expectClose(await state.scores(model, session), await fullRun(model, session));
+    state.dispose();
+    model.dispose();
+  });
+
+  it('resets on a new session and rebuilds after a model swap', async () => {
+    const first = SessionModel.random(dims, 13);
+    const second = SessionModel.random(dims, 14);
+    const state = new SessionState();
+    await state.scores(first, [4, 5, 6]);
+    // A new session that happens to share no prefix: replayed from zero state.
+    expectClose(await state.scores(first, [9]), await fullRun(first, [9]));
+    await state.scores(first, [9, 10]);
+    const steps = state.steps;
+    expectClose(await state.scores(second, [9, 10]), await fullRun(second, [9, 10]));
+    expect(state.steps - steps).toBe(2);
+    state.resetState();
+    expectClose(await state.scores(second, [9, 10]), await fullRun(second, [9, 10]));
+    await expect(state.scores(second, [0])).rejects.toThrow(RangeError);
+    state.dispose();
+    first.dispose();
+    second.dispose();
+  });
+});
