@@ -18,10 +18,10 @@ import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
 import { chooseBackend, type LadderResult } from './backend-ladder.js';
 import { backendFingerprint, readBackendChoice } from './backend-cache.js';
-import { clippedDelta, joinRound, shareUpdate, skipped } from './federated-client.js';
+import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
+import { currentOutbox, learnLocally } from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
-import { trainSessions } from './model/train.js';
 import {
   EXPLORE_POOL,
   nearestSessionItems,
@@ -37,8 +37,6 @@ import { validateRecommendOptions, validateTrackEvent } from './validate.js';
 
 const log = createLogger('engine');
 
-/** Local fine-tuning per shared update: few steps, pulled toward the global weights. */
-const LOCAL_TRAINING = { epochs: 2, batchSize: 16, learningRate: 0.005, maxSteps: 8, mu: 0.1 };
 /** Session items kept in memory (the model reads the last maxSessionLength; the rest excludes). */
 const MAX_SESSION_MEMORY = 200;
 /** After a failed model fetch, wait this long before trying again on the next call. */
@@ -329,7 +327,7 @@ export class Engine implements EngineApi {
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
     const version = global.manifest.version;
     if (!this.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
-    const pending = await this.currentOutbox(global);
+    const pending = await currentOutbox(this.store, global);
     const sessions = toTrainingSessions(await this.store.all(), this.indexOf);
     if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
     const meta = await this.store.getMeta();
@@ -347,24 +345,15 @@ export class Engine implements EngineApi {
         // Trained while offline on this very version: send it rather than train again.
         update = pending;
       } else {
-        local = SessionModel.fromFlat(global.manifest.dims, global.weights);
-        const trained = await trainSessions(local, sessions, {
-          ...LOCAL_TRAINING,
-          seed: Date.now() >>> 0,
-          proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
-        });
+        const learned = await learnLocally(global, sessions);
+        local = learned.model;
         // Training takes a while: the visitor may have opted out meanwhile.
         if (!this.uploadsAllowed()) {
           local.dispose();
           return skipped('uploads are off (consent or opt-out)', version);
         }
-        const localWeights = local.toFlat();
-        update = {
-          baseVersion: version,
-          layoutHash: global.manifest.layoutHash,
-          delta: clippedDelta(localWeights, global.weights, global.manifest.federation.clipNorm),
-          examples: trained.examples,
-        };
+        const localWeights = learned.weights;
+        update = learned.update;
         // Serve (and keep, for reloads and the other tabs) the personalised copy until a new
         // global model replaces it; even if the upload below fails.
         this.serving?.dispose();
@@ -417,28 +406,4 @@ export class Engine implements EngineApi {
       return { status: 'failed', reason, modelVersion: version };
     }
   }
-
-  /** The pending update if it still applies to `global`; a stale one is dropped. */
-  private async currentOutbox(global: LoadedModel): Promise<OutboxEntry | undefined> {
-    const pending = await this.store.getOutbox().catch(() => undefined);
-    if (!pending) return undefined;
-    const { version, layoutHash } = global.manifest;
-    const fits =
-      pending.baseVersion === version &&
-      pending.layoutHash === layoutHash &&
-      pending.delta.length === global.weights.length;
-    if (fits) return pending;
-    log.info(`dropping the pending update for v${pending.baseVersion} (now v${version})`);
-    await this.store.setOutbox(null).catch(() => undefined);
-    return undefined;
-  }
-}
-
-/**
- * Whether a failed upload may succeed later unchanged: the network was down (fetch rejected) or
- * the server failed (5xx). A 4xx means the update itself was refused; resending it is pointless.
- */
-function isRetryable(error: unknown): boolean {
-  if (!(error instanceof HearthError)) return true;
-  return error.code === 'HEARTH_E_UPLOAD' && /HTTP 5\d\d/.test(error.message);
 }

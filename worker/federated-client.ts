@@ -92,3 +92,12 @@ export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & 
 export function skipped(reason: string, modelVersion: number): SyncResult {
   return { status: 'skipped', reason, modelVersion };
 }
+
+/**
+ * Whether a failed upload may succeed later unchanged: the network was down (fetch rejected) or
+ * the server failed (5xx). A 4xx means the update itself was refused; resending it is pointless.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (!(error instanceof HearthError)) return true;
+  return error.code === 'HEARTH_E_UPLOAD' && /HTTP 5\d\d/.test(error.message);
+}
