@@ -29,6 +29,7 @@ import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/
 import { updateBodyLimit, type ServerConfig } from './config.js';
 import type { GaussianRng } from './gaussian.js';
 import { toErrorReply } from './http-errors.js';
+import { RequestCounters, renderMetrics } from './metrics.js';
 import { ingestUpdate, maxParamsFor } from './ingest.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import type { Store } from './store.js';
@@ -92,8 +93,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     now,
   });
 
+  const counters = new RequestCounters();
+  app.addHook('onResponse', async (request, reply) => {
+    counters.response(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toErrorReply(error);
+    counters.error(body.error.code);
     if (internal) request.log.error({ err: error }, 'request failed');
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
@@ -163,6 +169,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const report = privacyReport(await store.privacyLedger(), config);
     void reply.header('cache-control', 'no-store');
     return privacyReportJson(report);
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    void reply
+      .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+      .header('cache-control', 'no-store');
+    return renderMetrics(store, config, counters);
   });
 
   app.get('/v1/stats', async (_request, reply) => {

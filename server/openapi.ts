@@ -190,6 +190,21 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       responses: { '200': json(ref('PrivacyReport'), 'Cumulative (epsilon, delta)'), ...errors() },
     },
   },
+  '/metrics': {
+    get: {
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics',
+      description:
+        "Prometheus text exposition 0.0.4: model version, rounds published and abandoned, updates and round tokens, min cohort, clip norm, epsilon spent (+Inf with noise off), budget exhaustion, and this process's requests by route and status and error replies by code.",
+      responses: {
+        '200': {
+          description: 'Exposition text',
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+        ...errors(),
+      },
+    },
+  },
   '/v1/stats': {
     get: {
       operationId: 'getStats',
