@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { CHROMIUM_ARGS, chromiumPath } from './tools/ensure-chromium-path.js';
 
 /**
  * End-to-end tests on real Chromium (Debian's, see tools/ensure-chromium.ts) against the built
@@ -16,19 +17,8 @@ export default defineConfig({
     browserName: 'chromium',
     headless: true,
     launchOptions: {
-      executablePath: process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium',
-      // Flags measured to work here (ENV.md): background networking off, or Chromium floods the
-      // closed network; swiftshader gives WebGL and WebGPU without a GPU.
-      args: [
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-        '--enable-unsafe-webgpu',
-        '--enable-unsafe-swiftshader',
-      ],
+      executablePath: chromiumPath(),
+      args: [...CHROMIUM_ARGS],
     },
   },
 });

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
-import { chromiumPath } from '../tools/ensure-chromium-path.js';
+import { CHROMIUM_ARGS, chromiumPath } from '../tools/ensure-chromium-path.js';
 import { buildAll } from '../tools/build.js';
 import { exportModel } from '../tools/model-io.js';
 import { startSystem } from '../tools/system.js';
@@ -57,16 +57,7 @@ const system = await startSystem(
 );
 const browser = await chromium.launch({
   executablePath: chromiumPath(),
-  args: [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-    '--enable-unsafe-webgpu',
-    '--enable-unsafe-swiftshader',
-  ],
+  args: [...CHROMIUM_ARGS],
 });
 
 const rows: string[][] = [];

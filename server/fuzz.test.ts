@@ -19,6 +19,8 @@ import {
 } from '../protocol/update-format.js';
 import type { SiteConfig } from './sites.js';
 import { LAYOUT_HASH, makeApp, makeDelta, PARAMS, updateBody } from './test-helpers.js';
+// mulberry32: small, fast and seedable, so a failing case can be replayed.
+import { mulberry32 as prng } from '../worker/model/prng.js';
 
 const SEED = Number(process.env.HEARTH_FUZZ_SEED ?? 0x4ea7);
 const REQUESTS = 10_400;
@@ -29,18 +31,6 @@ const SITE: SiteConfig = {
   origins: ['https://shop.example'],
 };
 const GOOD_HEADERS = { 'x-hearth-key': SITE.key, origin: SITE.origins[0]! };
-
-/** mulberry32: small, fast, and seedable, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let t: Awaited<ReturnType<typeof makeApp>>;
 /** Tokens of the collecting round, joined and never used: every fuzz body may carry one. */
