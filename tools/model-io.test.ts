@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../protocol/manifest.js';
 import { SessionModel } from '../worker/model/session-model.js';
-import { exportModel, loadModel } from './model-io.js';
+import { trainSessions, type TrainCheckpoint, type TrainOptions } from '../worker/model/train.js';
+import { exportModel, loadCheckpoint, loadModel, saveCheckpoint } from './model-io.js';
 import { initNodeBackend } from './tf-node.js';
 
 const dims = { items: 6, embedding: 3, hidden: 2, maxSessionLength: 5 };
@@ -59,5 +60,49 @@ describe('model directory', () => {
       code: 'HEARTH_E_MODEL_INVALID',
     });
     model.dispose();
+  });
+});
+
+describe('training checkpoints', () => {
+  const sessions = Array.from({ length: 24 }, (_, s) => ({
+    items: Array.from({ length: 2 + (s % 4) }, (_, t) => ((s + t) % 5) + 1),
+  }));
+  const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({
+    epochs: 3,
+    batchSize: 4,
+    learningRate: 0.02,
+    seed: 3,
+    loss: 'sampled',
+    sampled: { negatives: 3 },
+    ...extra,
+  });
+
+  it('round-trips through files and resumes bit-identically on the cpu backend', async () => {
+    const straight = SessionModel.random(dims, 4);
+    await trainSessions(straight, sessions, options());
+    const want = Array.from(straight.toFlat());
+    straight.dispose();
+
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-ckpt-'));
+    expect(await loadCheckpoint(dir)).toBeNull();
+    const first = SessionModel.random(dims, 4);
+    let last: TrainCheckpoint | null = null;
+    await trainSessions(first, sessions, {
+      ...options({ maxSteps: 9 }),
+      onCheckpoint: async (c) => {
+        last = c;
+        await saveCheckpoint(dir, dims, c, { note: 'unit' });
+      },
+    });
+    first.dispose();
+    const loaded = (await loadCheckpoint(dir))!;
+    expect(loaded.dims).toEqual(dims);
+    expect(loaded.extra).toEqual({ note: 'unit' });
+    expect(loaded.checkpoint).toEqual(last);
+
+    const resumed = SessionModel.fromFlat(loaded.dims, loaded.checkpoint.weights);
+    await trainSessions(resumed, sessions, options({ resume: loaded.checkpoint }));
+    expect(Array.from(resumed.toFlat())).toEqual(want);
+    resumed.dispose();
   });
 });

@@ -1,9 +1,10 @@
 /**
  * Writes and reads a model directory the way the server publishes it: `manifest.json` (a ModelManifest),
  * `weights.bin` (float32, little-endian, manifest tensor order) and `weights.f16.bin` (the same values
- * as IEEE binary16, half the bytes, for clients that accept the precision loss).
+ * as IEEE binary16, half the bytes, for clients that accept the precision loss). Also reads and writes
+ * training checkpoints (weights + Adam state + data position) for `npm run train -- --resume`.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HearthError } from '../protocol/errors.js';
 import { encodeFloat16, decodeFloat16 } from '../protocol/float16.js';
@@ -12,9 +13,11 @@ import {
   parseManifest,
   tensorLayout,
   type FederationParams,
+  type ModelDims,
   type ModelManifest,
 } from '../protocol/manifest.js';
 import { SessionModel } from '../worker/model/session-model.js';
+import type { TrainCheckpoint } from '../worker/model/train.js';
 
 /** Federation parameters a freshly trained base model ships with. */
 export const DEFAULT_FEDERATION: FederationParams = {
@@ -114,4 +117,123 @@ export async function loadModel(
     throw new HearthError('HEARTH_E_MODEL_INVALID', 'weights contain NaN or Infinity');
   }
   return { manifest, model: SessionModel.fromFlat(manifest.dims, flat) };
+}
+
+/** checkpoint.json: everything but the float arrays, which live in checkpoint.bin at `arrays`. */
+interface CheckpointMeta {
+  format: 'hearth-checkpoint/1';
+  dims: ModelDims;
+  scalars: Omit<TrainCheckpoint, 'weights' | 'adam' | 'bestWeights' | 'lastLoss' | 'validation'>;
+  lastLoss: number | null;
+  validation: number[];
+  adamT: number;
+  arrays: Record<string, [number, number]>;
+  extra: Record<string, unknown>;
+}
+
+/** File names of a training checkpoint inside its directory. */
+export const CHECKPOINT_FILES = { meta: 'checkpoint.json', data: 'checkpoint.bin' } as const;
+
+/**
+ * Writes a training checkpoint: `checkpoint.bin` holds the float32 arrays (weights, Adam m and v, best
+ * weights) back to back, little-endian; `checkpoint.json` the positions, RNG states, counters, the
+ * model dims and `extra` (the trainer's hyper-parameters). Both are written to temporary names and
+ * renamed, the JSON last, so a crash mid-write leaves the previous checkpoint readable.
+ */
+export async function saveCheckpoint(
+  dir: string,
+  dims: ModelDims,
+  checkpoint: TrainCheckpoint,
+  extra: Readonly<Record<string, unknown>> = {},
+): Promise<void> {
+  const arrays: [string, Float32Array][] = [
+    ['weights', checkpoint.weights],
+    ['adamM', checkpoint.adam.m],
+    ['adamV', checkpoint.adam.v],
+  ];
+  if (checkpoint.bestWeights) arrays.push(['bestWeights', checkpoint.bestWeights]);
+  const total = arrays.reduce((n, [, a]) => n + a.length, 0);
+  const bytes = new Uint8Array(total * 4);
+  const view = new DataView(bytes.buffer);
+  const offsets: Record<string, [number, number]> = {};
+  let at = 0;
+  for (const [name, array] of arrays) {
+    offsets[name] = [at, array.length];
+    for (let i = 0; i < array.length; i++) view.setFloat32((at + i) * 4, array[i]!, true);
+    at += array.length;
+  }
+  const c = checkpoint;
+  const meta: CheckpointMeta = {
+    format: 'hearth-checkpoint/1',
+    dims,
+    scalars: {
+      step: c.step,
+      epoch: c.epoch,
+      batchInEpoch: c.batchInEpoch,
+      epochRngState: c.epochRngState,
+      samplerRngState: c.samplerRngState,
+      examples: c.examples,
+      weightedLoss: c.weightedLoss,
+      epochExamples: c.epochExamples,
+      epochWeightedLoss: c.epochWeightedLoss,
+      bestEpoch: c.bestEpoch,
+      badEpochs: c.badEpochs,
+    },
+    // JSON has no NaN: lastLoss is NaN before the first step.
+    lastLoss: Number.isFinite(c.lastLoss) ? c.lastLoss : null,
+    validation: [...c.validation],
+    adamT: c.adam.t,
+    arrays: offsets,
+    extra: { ...extra },
+  };
+  await mkdir(dir, { recursive: true });
+  const dataPath = join(dir, CHECKPOINT_FILES.data);
+  const metaPath = join(dir, CHECKPOINT_FILES.meta);
+  await writeFile(`${dataPath}.tmp`, bytes);
+  await writeFile(`${metaPath}.tmp`, `${JSON.stringify(meta)}\n`);
+  await rename(`${dataPath}.tmp`, dataPath);
+  await rename(`${metaPath}.tmp`, metaPath);
+}
+
+/** A checkpoint read back by loadCheckpoint. */
+export interface LoadedCheckpoint {
+  readonly dims: ModelDims;
+  readonly checkpoint: TrainCheckpoint;
+  readonly extra: Record<string, unknown>;
+}
+
+/** Reads a checkpoint directory written by saveCheckpoint; null when it holds none. */
+export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | null> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHECKPOINT_FILES.meta), 'utf8');
+  } catch {
+    return null;
+  }
+  const meta = JSON.parse(text) as CheckpointMeta;
+  if (meta.format !== 'hearth-checkpoint/1') {
+    throw new HearthError('HEARTH_E_MODEL_INVALID', `${dir}: not a hearth-checkpoint/1`);
+  }
+  const bytes = await readFile(join(dir, CHECKPOINT_FILES.data));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const array = (name: string): Float32Array | null => {
+    const spec = meta.arrays[name];
+    if (!spec) return null;
+    const [offset, length] = spec;
+    if ((offset + length) * 4 > bytes.length) {
+      throw new HearthError('HEARTH_E_MODEL_INVALID', `${dir}: checkpoint data is truncated`);
+    }
+    const out = new Float32Array(length);
+    for (let i = 0; i < length; i++) out[i] = view.getFloat32((offset + i) * 4, true);
+    return out;
+  };
+  const checkpoint: TrainCheckpoint = {
+    ...meta.scalars,
+    lastLoss: meta.lastLoss ?? NaN,
+    validation: meta.validation,
+    weights: array('weights')!,
+    adam: { t: meta.adamT, m: array('adamM')!, v: array('adamV')! },
+    bestWeights: array('bestWeights'),
+  };
+  return { dims: meta.dims, checkpoint, extra: meta.extra };
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluatePopularity, prefixPairs } from '../worker/model/metrics.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadModel } from './model-io.js';
-import { trainAndExport } from './train.js';
+import { splitValidation, trainAndExport } from './train.js';
 
 describe('trainAndExport on the synthetic log', () => {
   it('learns the planted order far better than popularity, and exports a loadable model', async () => {
@@ -29,5 +29,16 @@ describe('syntheticDataset', () => {
     expect(a.itemIds).toHaveLength(121);
     const pop = evaluatePopularity(a.popularity, prefixPairs(a.test), [5]);
     expect(pop.hr[5]).toBeLessThan(0.3);
+  });
+});
+
+describe('splitValidation', () => {
+  it('holds out the latest sessions (file order = time order), never reordering', () => {
+    const train = Array.from({ length: 20 }, (_, i) => [i + 1, i + 2]);
+    const { fit, validation } = splitValidation(train, 0.1);
+    expect(fit).toEqual(train.slice(0, 18));
+    expect(validation).toEqual(train.slice(18));
+    expect(splitValidation(train, 0).validation).toEqual([]);
+    expect(splitValidation(train, 0).fit).toEqual(train);
   });
 });

@@ -36,12 +36,12 @@ export class Adam {
   /**
    * One update with `grads[i]` the gradient of variables[i]. A missing gradient (a variable the loss did
    * not touch, e.g. the recurrent matrix in a batch of one-step windows) leaves that variable and its
-   * moments alone, as tf.train.adam does.
+   * moments alone, as tf.train.adam does. `lrFactor` scales the learning rate (schedules).
    */
-  apply(grads: readonly (tf.Tensor | undefined | null)[]): void {
+  apply(grads: readonly (tf.Tensor | undefined | null)[], lrFactor = 1): void {
     this.t++;
     const { beta1: b1, beta2: b2, t } = this;
-    const stepSize = (this.learningRate * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+    const stepSize = (lrFactor * this.learningRate * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
     tf.tidy(() => {
       this.variables.forEach((x, i) => {
         const g = grads[i];

@@ -29,15 +29,19 @@ export interface ModelParams {
  * The input half of the gate pre-activation, x_t . W + b, does not depend on the recurrence, so it is
  * computed for all steps in one large matmul (as cuDNN does); each step then does one fused recurrent
  * matmul h_{t-1} . U for all four gates and slices it, instead of four small ones.
+ *
+ * `inputMask` [T*B, d] (training only) multiplies the embedded inputs: dropout. Inference passes none.
  */
 export function lstmStates(
   p: ModelParams,
   inputs: tf.Tensor1D,
   steps: number,
   batch: number,
+  inputMask?: tf.Tensor2D,
 ): tf.Tensor2D {
   const hidden = p.lstmRecurrent.shape[0];
-  const x = gatherRows(p.itemEmbedding, inputs) as tf.Tensor2D; // [T*B, d]
+  const embedded = gatherRows(p.itemEmbedding, inputs) as tf.Tensor2D; // [T*B, d]
+  const x: tf.Tensor2D = inputMask ? tf.mul(embedded, inputMask) : embedded;
   const xz = tf.add(matMul2d(x, p.lstmKernel), p.lstmBias); // [T*B, 4h]
   // unstack's gradient is one stack; per-step slices of a 2-D tensor would each pad back to full size.
   // A one-step unstack has a single output, and tfjs 4.22 then hands its Unpack gradient a bare tensor

@@ -116,6 +116,8 @@ describe('checkpoints and early stopping', () => {
     seed: 5,
     loss: 'sampled',
     sampled: { negatives: 4 },
+    dropout: 0.2,
+    schedule: 'linear',
     ...extra,
   });
 

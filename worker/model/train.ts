@@ -7,13 +7,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HearthError } from '../../protocol/errors.js';
 import { splitFlat, tensorLayout, TENSOR_NAMES } from '../../protocol/manifest.js';
-import { packBatch, planBatches, toWindows, type Batch } from './batches.js';
+import { batchesPerEpoch, packBatch, planBatches, toWindows, type Batch } from './batches.js';
 import { lstmStates, project } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import { ensureGradients } from './gradients.js';
 import { Adam, type AdamState } from './adam.js';
 import { fullSoftmaxLoss, PADDING_LOGIT, type OutputLoss } from './loss.js';
-import { seededRng } from './prng.js';
+import { mulberry32, seededRng } from './prng.js';
 import {
   DEFAULT_SAMPLED_SOFTMAX,
   NegativeSampler,
@@ -71,6 +71,13 @@ export interface TrainOptions {
   onCheckpoint?: (checkpoint: TrainCheckpoint) => void | Promise<void>;
   /** Continues a run from one of its checkpoints; the model must already hold checkpoint.weights. */
   resume?: TrainCheckpoint;
+  /**
+   * Dropout rate on the input embeddings and the final LSTM states during training (default 0).
+   * Training only: inference is unchanged.
+   */
+  dropout?: number;
+  /** Learning-rate schedule over the planned steps (default 'constant'). */
+  schedule?: 'constant' | 'linear';
   /** Called after every epoch with its mean loss and validation score. */
   onEpoch?: (info: { epoch: number; meanLoss: number; validation?: number; best: boolean }) => void;
 }
@@ -213,12 +220,19 @@ export async function trainSessions(
     });
   };
   const objective = (batch: Batch) => (): tf.Scalar => {
-    const data = batchLoss(model, batch, paddingMask, chosen.loss);
+    // The dropout stream is a pure function of (seed, step), so a resumed run draws the same masks.
+    const dropout = options.dropout
+      ? { rate: options.dropout, seed: (Math.imul(seed ^ 0x27d4eb2f, 0x9e3779b1) + steps) >>> 0 }
+      : undefined;
+    const data = batchLoss(model, batch, paddingMask, chosen.loss, dropout);
     if (!anchors || !proximal) return data;
     const terms = variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]!)));
     return tf.add(data, tf.mul(proximal.mu / 2, tf.addN(terms))) as tf.Scalar;
   };
 
+  // The schedule spans the planned epochs, not maxSteps: an interrupted run (maxSteps) and its resumed
+  // continuation must see the same learning rate at every step.
+  const totalSteps = batchesPerEpoch(windows.length, batchSize) * epochs;
   let epoch = resume?.epoch ?? 0;
   try {
     outer: for (; epoch < epochs; epoch++) {
@@ -236,7 +250,10 @@ export async function trainSessions(
         }
         const batch = packBatch(plan[b]!);
         const { value, grads } = tf.variableGrads(objective(batch), variables);
-        optimizer.apply(variables.map((v) => grads[v.name]));
+        optimizer.apply(
+          variables.map((v) => grads[v.name]),
+          learningRateFactor(options.schedule ?? 'constant', steps, totalSteps),
+        );
         Object.values(grads).forEach((g) => g.dispose());
         lastLoss = (await value.data())[0]!;
         value.dispose();
@@ -309,12 +326,21 @@ export function batchLoss(
   batch: Batch,
   paddingMask: tf.Tensor1D,
   outputLoss: OutputLoss = fullSoftmaxLoss,
+  dropout?: { rate: number; seed: number },
 ): tf.Scalar {
   const p = model.params;
   const inputs = tf.tensor1d(batch.inputs, 'int32');
-  const states = lstmStates(p, inputs, batch.steps, batch.size);
+  const rate = dropout?.rate ?? 0;
+  const rng = rate > 0 ? mulberry32(dropout!.seed) : null;
+  const inputMask = rng
+    ? dropoutMask(batch.inputs.length, p.itemEmbedding.shape[1], rate, rng)
+    : undefined;
+  const states = lstmStates(p, inputs, batch.steps, batch.size, inputMask);
   // Only rows with a real target go through the output layer: padding costs no softmax.
-  const picked = gatherRows(states, tf.tensor1d(batch.positions, 'int32')) as tf.Tensor2D;
+  let picked = gatherRows(states, tf.tensor1d(batch.positions, 'int32')) as tf.Tensor2D;
+  if (rng) {
+    picked = tf.mul(picked, dropoutMask(batch.positions.length, picked.shape[1], rate, rng));
+  }
   const perExample = outputLoss(
     p,
     project(p, picked),
@@ -324,6 +350,29 @@ export function batchLoss(
   );
   const weighted = tf.sum(tf.mul(perExample, tf.tensor1d(batch.weights)));
   return tf.div(weighted, batch.targets.length);
+}
+
+/**
+ * Inverted-dropout mask [rows, cols] (Srivastava et al. 2014): entries 0 with probability `rate`, else
+ * 1 / (1 - rate), so inference needs no rescaling and the forward maths stay those of
+ * reference-forward.ts. Drawn in JS from a seeded stream (not tf.dropout, whose randomness differs per
+ * backend and cannot be checkpointed).
+ */
+function dropoutMask(rows: number, cols: number, rate: number, rng: () => number): tf.Tensor2D {
+  const keep = 1 / (1 - rate);
+  const values = new Float32Array(rows * cols);
+  for (let i = 0; i < values.length; i++) values[i] = rng() < rate ? 0 : keep;
+  return tf.tensor2d(values, [rows, cols]);
+}
+
+/**
+ * Learning-rate multiplier at `step` of `total`: constant, or linear decay to 10% (a decaying step size
+ * is the usual cure for late-epoch overfitting on small session logs; Smith 2017 / Loshchilov & Hutter
+ * 2017 show decayed schedules beating constant ones for Adam-trained nets).
+ */
+export function learningRateFactor(schedule: 'constant' | 'linear', step: number, total: number) {
+  if (schedule === 'constant' || total <= 0) return 1;
+  return Math.max(0.1, 1 - (0.9 * step) / total);
 }
 
 function anchorTensors(model: SessionModel, anchor: Float32Array): tf.Tensor[] {
