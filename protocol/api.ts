@@ -108,6 +108,11 @@ export interface EngineConfig {
    * Default off; the SDK does not set it yet.
    */
   readonly explore?: boolean;
+  /**
+   * Fine-tune a local copy of the model on the device after interactions and on new global versions
+   * (default true). Local learning sends nothing; `uploads` alone decides what is shared.
+   */
+  readonly learn?: boolean;
 }
 
 /** Outcome of one learning + upload attempt. */

@@ -21,6 +21,7 @@ import { backendFingerprint, readBackendChoice } from './backend-cache.js';
 import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
 import { currentOutbox, learnLocally } from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
+import { Debouncer, learnOnline } from './online-learning.js';
 import { SessionModel } from './model/session-model.js';
 import {
   EXPLORE_POOL,
@@ -29,6 +30,7 @@ import {
   rankPopular,
   rankScores,
 } from './ranking.js';
+import { ServingSlot } from './serving-slot.js';
 import { SessionState } from './session-state.js';
 import { sessionFor, toTrainingSessions } from './sessions.js';
 import { MemoryStore, openIdbStore, type InteractionStore, type OutboxEntry } from './store.js';
@@ -50,7 +52,7 @@ export class Engine implements EngineApi {
   private global: LoadedModel | null = null;
   private indexOf = new Map<string, number>();
   /** The model recommendations come from: the global one, or its locally fine-tuned copy. */
-  private serving: SessionModel | null = null;
+  private readonly serving = new ServingSlot();
   /** The LSTM state of the current session under `serving` (one step per new item). */
   private readonly state = new SessionState();
   private lastModelAttempt = 0;
@@ -65,6 +67,8 @@ export class Engine implements EngineApi {
   private queue: Promise<unknown> = Promise.resolve();
   /** Hears other tabs adopting new weights (created on init). */
   private tabs: TabChannel | null = null;
+  /** Online learning: a few steps shortly after the last interaction (or a new global version). */
+  private readonly learner = new Debouncer(() => this.learnNow());
 
   async handshake(): Promise<number> {
     return ENGINE_API_VERSION;
@@ -73,8 +77,7 @@ export class Engine implements EngineApi {
   async init(config: EngineConfig): Promise<EngineStatus> {
     this.config = config;
     setLogLevel(config.debug ? 'debug' : 'silent');
-    // The store first: it may hold this version's weights. Then the model, so the backend
-    // self-test can run on the weights that will be served.
+    // The store first (it may hold the weights), then the model (the backend self-test uses it).
     this.store = (await openIdbStore()) ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
     const global = await loadGlobalModel(config.endpoint, this.store).catch((error: unknown) => {
@@ -126,8 +129,7 @@ export class Engine implements EngineApi {
     if (index !== undefined) {
       this.sessionItems = [...this.sessionItems, index].slice(-MAX_SESSION_MEMORY);
     }
-    // Storage failures (quota, a closed database) degrade to "not remembered", never to an error
-    // on the host page: recommendations for this session keep working from memory.
+    // Storage failures degrade to "not remembered", never to an error on the host page.
     let due = false;
     try {
       await this.store.add(row);
@@ -137,6 +139,7 @@ export class Engine implements EngineApi {
     } catch (error) {
       log.warn('could not store interaction', error);
     }
+    if (index !== undefined && config.learn !== false) this.learner.schedule();
     if (this.uploadsAllowed() && due) {
       // Not awaited: the page's track() should not wait for training.
       void this.sync().catch((error: unknown) => log.warn('automatic sync failed', error));
@@ -155,17 +158,19 @@ export class Engine implements EngineApi {
     const explore = this.config?.explore === true;
     // Exploring needs the pool below the k - 1 shown items to sample from.
     const wanted = explore ? k - 1 + EXPLORE_POOL : k;
-    const serving = this.serving;
-    const warm = this.sessionItems.length > 0 && serving !== null;
-    const ranked = warm
-      ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
-      : rankPopular(global.manifest.popular, wanted, excluded, allowed);
-    const picks = pickPositions(ranked.items.length, k, explore, Math.random);
-    const items = picks.map((p) => ranked.items[p.at]!);
-    const reasons =
-      explain && warm
-        ? await nearestSessionItems(serving.params.itemEmbedding, items, this.sessionItems)
-        : [];
+    const { ranked, picks, items, reasons } = await this.serving.use(async (serving) => {
+      const warm = this.sessionItems.length > 0 && serving !== null;
+      const ranked = warm
+        ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
+        : rankPopular(global.manifest.popular, wanted, excluded, allowed);
+      const picks = pickPositions(ranked.items.length, k, explore, Math.random);
+      const items = picks.map((p) => ranked.items[p.at]!);
+      const reasons =
+        explain && warm
+          ? await nearestSessionItems(serving.params.itemEmbedding, items, this.sessionItems)
+          : [];
+      return { ranked, picks, items, reasons };
+    });
     const ids = global.manifest.itemIds;
     return picks.map((p, n) => {
       const reason = reasons[n];
@@ -287,10 +292,7 @@ export class Engine implements EngineApi {
     }
   }
 
-  /**
-   * Another tab adopted new weights: load them from the shared cache (only the manifest is
-   * fetched). Older versions are ignored: a tab that has not caught up yet must not pull us back.
-   */
+  /** Another tab adopted weights: load them from the shared cache (never an older version). */
   private onAnnouncement({ version, local }: ModelAnnouncement): void {
     if (!this.config) return;
     const current = this.global?.manifest.version ?? 0;
@@ -301,15 +303,10 @@ export class Engine implements EngineApi {
     }).catch((error: unknown) => log.warn('could not load the weights another tab adopted', error));
   }
 
-  /**
-   * Makes a global model the one to serve from: the device's fine-tuned copy of it when the cache
-   * kept one, else the global weights. `announce` tells the other tabs (not done when the change
-   * came from them).
-   */
+  /** Serves `global` (its cached local copy when kept); `announce` tells the other tabs. */
   private adopt(global: LoadedModel, announce = false): void {
     const { manifest, weights } = global;
-    this.serving?.dispose();
-    this.serving = SessionModel.fromFlat(manifest.dims, global.local ?? weights);
+    this.serving.swap(SessionModel.fromFlat(manifest.dims, global.local ?? weights));
     this.global = global;
     this.indexOf = new Map(manifest.itemIds.map((id, index) => [id, index]));
     this.indexOf.delete('');
@@ -317,7 +314,32 @@ export class Engine implements EngineApi {
       .map((id) => this.indexOf.get(id))
       .filter((i): i is number => i !== undefined);
     if (announce) this.tabs?.announce(manifest.version, global.local !== undefined);
+    // No local copy of this version yet: re-derive one from the stored history, soon.
+    if (!global.local && this.config?.learn !== false) this.learner.schedule();
     log.info(`model version ${manifest.version} (${manifest.dims.items} items, ${global.origin})`);
+  }
+
+  /** Serves and keeps (reloads, other tabs) a local copy; SessionState rebuilds on the swap. */
+  private async serveLocal(global: LoadedModel, model: SessionModel, local: Float32Array) {
+    const { manifest, weights } = global;
+    this.serving.swap(model);
+    this.global = { ...global, local };
+    await this.store
+      .putModel({ version: manifest.version, manifest, weights, local, savedAt: Date.now() })
+      .catch((error: unknown) => log.warn('could not keep the personalised model', error));
+    this.tabs?.announce(manifest.version, true);
+  }
+
+  /** One online-learning update (queued, under the trainer lock; another tab training: skipped). */
+  private learnNow(): Promise<void> {
+    const task = async (): Promise<void> => {
+      const global = this.global;
+      const learned = global && (await learnOnline(global, await this.store.all(), this.indexOf));
+      // Nothing to learn; or a model swap or erasure meanwhile made the result stale.
+      if (!learned || this.global !== global) return learned?.model.dispose();
+      await this.serveLocal(global, learned.model, learned.weights);
+    };
+    return this.serialise(() => withTrainerLock(task, () => undefined));
   }
 
   private async learnAndShare(): Promise<SyncResult> {
@@ -345,30 +367,17 @@ export class Engine implements EngineApi {
         // Trained while offline on this very version: send it rather than train again.
         update = pending;
       } else {
-        const learned = await learnLocally(global, sessions);
+        // Online learning's copy of this version, when there is one, is topped up, not redone.
+        const learned = await learnLocally(global, sessions, global.local);
         local = learned.model;
         // Training takes a while: the visitor may have opted out meanwhile.
         if (!this.uploadsAllowed()) {
           local.dispose();
           return skipped('uploads are off (consent or opt-out)', version);
         }
-        const localWeights = learned.weights;
         update = learned.update;
-        // Serve (and keep, for reloads and the other tabs) the personalised copy until a new
-        // global model replaces it; even if the upload below fails.
-        this.serving?.dispose();
-        this.serving = local;
-        this.global = { ...global, local: localWeights };
-        await this.store
-          .putModel({
-            version,
-            manifest: global.manifest,
-            weights: global.weights,
-            local: localWeights,
-            savedAt: Date.now(),
-          })
-          .catch((error: unknown) => log.warn('could not keep the personalised model', error));
-        this.tabs?.announce(version, true);
+        // Served until a new global model replaces it; even if the upload below fails.
+        await this.serveLocal(global, local, learned.weights);
       }
       const reply = await shareUpdate({
         endpoint: config.endpoint,

@@ -30,14 +30,24 @@ export interface LocalResult {
   readonly update: Omit<OutboxEntry, 'createdAt'>;
 }
 
-/** Fine-tunes a copy of `global` on `sessions` and computes the clipped delta. */
+/** Steps on top of a local copy that online learning already fine-tuned for this version. */
+export const TOP_UP_STEPS = 2;
+
+/**
+ * Fine-tunes a copy of `global` on `sessions` and computes the clipped delta. With `local` (the
+ * device's fine-tuned copy of this very version, from online learning) it starts from there and
+ * only tops it up with a couple of steps; the delta is always against the global weights.
+ */
 export async function learnLocally(
   global: GlobalModel,
   sessions: readonly TrainSession[],
+  local?: Float32Array,
 ): Promise<LocalResult> {
-  const model = SessionModel.fromFlat(global.manifest.dims, global.weights);
+  const reuse = local !== undefined && local.length === global.weights.length;
+  const model = SessionModel.fromFlat(global.manifest.dims, reuse ? local : global.weights);
   const trained = await trainSessions(model, sessions, {
     ...LOCAL_TRAINING,
+    ...(reuse ? { maxSteps: TOP_UP_STEPS } : {}),
     seed: Date.now() >>> 0,
     proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
   });

@@ -1,0 +1,178 @@
+/**
+ * Online learning in the engine, in Node against the real server (as engine.test.ts): a few steps
+ * after interactions, nothing with `learn: false`, uploads built on the local copy, and a local copy
+ * re-derived from a newly published global version.
+ */
+import 'fake-indexeddb/auto';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EngineConfig } from '../protocol/api.js';
+import { resolveConfig } from '../server/config.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { exportModel } from '../tools/model-io.js';
+import { Engine } from './engine.js';
+import type { LoadedModel } from './model-source.js';
+import type { ServingSlot } from './serving-slot.js';
+import { SessionModel } from './model/session-model.js';
+import { ONLINE_LEARNING, pickSessions } from './online-learning.js';
+
+const ITEMS = 40;
+let dir: string;
+let server: RunningServer;
+let config: EngineConfig;
+const debounce = ONLINE_LEARNING.debounceMs;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  ONLINE_LEARNING.debounceMs = 20;
+  dir = mkdtempSync(join(tmpdir(), 'hearth-online-'));
+  const model = SessionModel.random(
+    { items: ITEMS, embedding: 8, hidden: 8, maxSessionLength: 10 },
+    5,
+  );
+  await exportModel(join(dir, 'model'), model, {
+    itemIds: ['', ...Array.from({ length: ITEMS - 1 }, (_, i) => `item-${i + 1}`)],
+    popular: [5, 4, 3, 2, 1, 6, 7, 8],
+    version: 1,
+  });
+  model.dispose();
+  server = await startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, 'hearth.sqlite'),
+      modelDir: join(dir, 'model'),
+      minCohort: 1,
+    }),
+  );
+  config = {
+    endpoint: server.url,
+    backends: ['cpu'],
+    uploads: false,
+    uploadEvery: 1000,
+    wasmPath: 'http://127.0.0.1/unused/',
+    debug: false,
+  };
+});
+
+afterAll(async () => {
+  ONLINE_LEARNING.debounceMs = debounce;
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Internals {
+  serving: ServingSlot;
+  global: LoadedModel;
+  queue: Promise<unknown>;
+  sessionItems: number[];
+}
+const internals = (engine: Engine): Internals => engine as unknown as Internals;
+
+/** Largest absolute difference between the served weights and the global ones. */
+function drift(engine: Engine): number {
+  const { serving, global } = internals(engine);
+  const served = serving.current!.toFlat();
+  let max = 0;
+  for (let i = 0; i < served.length; i++)
+    max = Math.max(max, Math.abs(served[i]! - global.weights[i]!));
+  return max;
+}
+
+/** Waits past the debounce, then for every queued task (learning included) to finish. */
+async function settle(engine: Engine): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ONLINE_LEARNING.debounceMs * 5));
+  await internals(engine).queue;
+}
+
+const clicks = ['item-3', 'item-17', 'item-25', 'item-3', 'item-17', 'item-25', 'item-9'];
+
+describe('online learning', () => {
+  it('picks the newest sessions plus a replay sample, or the newest history to re-derive', () => {
+    const sessions = Array.from({ length: 10 }, (_, i) => ({
+      items: [i + 1, i + 2],
+      weights: [1, 1],
+    }));
+    const picked = pickSessions(sessions, false, () => 0);
+    expect(picked).toHaveLength(ONLINE_LEARNING.recentSessions + ONLINE_LEARNING.replaySessions);
+    expect(picked.slice(-2)).toEqual(sessions.slice(-2));
+    expect(pickSessions(sessions, true)).toEqual(sessions);
+    expect(pickSessions([], false)).toEqual([]);
+  });
+
+  it('does not learn with learn: false', async () => {
+    const off = new Engine();
+    await off.init({ ...config, learn: false });
+    for (const item of clicks) await off.track({ type: 'click', item });
+    await settle(off);
+    expect(drift(off)).toBe(0);
+    expect(internals(off).global.local).toBeUndefined();
+  });
+
+  it('serves fine-tuned weights after interactions, and the session ranks differently', async () => {
+    const learning = new Engine();
+    await learning.init(config);
+    for (const item of clicks) await learning.track({ type: 'click', item });
+    await vi.waitFor(() => expect(drift(learning)).toBeGreaterThan(0), { timeout: 10_000 });
+    await settle(learning);
+    const { global, sessionItems } = internals(learning);
+    expect(global.local).toBeDefined();
+    const tuned = await learning.recommend({ k: 10 });
+    expect(tuned).toHaveLength(10);
+    for (const id of clicks) expect(tuned.map((r) => r.item)).not.toContain(id);
+    // The same session under the plain global weights scores differently.
+    const plain = SessionModel.fromFlat(global.manifest.dims, global.weights);
+    const scores = (await plain.scoreNext([sessionItems]).data()) as Float32Array;
+    plain.dispose();
+    const ids = global.manifest.itemIds;
+    const plainScores = tuned.map((r) => scores[ids.indexOf(r.item)]!);
+    const diff = Math.max(...tuned.map((r, n) => Math.abs(r.score - plainScores[n]!)));
+    expect(diff).toBeGreaterThan(1e-6);
+    expect((await learning.status()).modelVersion).toBe(global.manifest.version);
+  });
+
+  it('uploads the local copy after online learning', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploads: true });
+    for (const item of ['item-30', 'item-31', 'item-32'])
+      await engine.track({ type: 'click', item });
+    await vi.waitFor(() => expect(internals(engine).global.local).toBeDefined(), {
+      timeout: 10_000,
+    });
+    await settle(engine);
+    const version = (await engine.status()).modelVersion;
+    const result = await engine.sync();
+    expect(result.status).toBe('uploaded');
+    // minCohort 1: the round closed and a new version was published and adopted.
+    expect(result.modelVersion).toBe(version + 1);
+  });
+
+  it('re-derives a local copy from a newly published global version', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploads: true });
+    for (const item of ['item-11', 'item-12', 'item-13'])
+      await engine.track({ type: 'click', item });
+    await settle(engine);
+    const version = (await engine.status()).modelVersion;
+    // Another device closes a round (minCohort 1): a new global version is published.
+    const other = new Engine();
+    await other.init({ ...config, uploads: true, learn: false });
+    await other.track({ type: 'click', item: 'item-1' });
+    expect((await other.sync()).status).toBe('uploaded');
+    // This device notices on its next sync (the join reports the new version) and adopts it.
+    expect((await engine.sync()).modelVersion).toBe(version + 2);
+    await vi.waitFor(
+      () => {
+        const { global } = internals(engine);
+        expect(global.manifest.version).toBe(version + 2);
+        expect(global.local).toBeDefined();
+        expect(drift(engine)).toBeGreaterThan(0);
+      },
+      { timeout: 10_000 },
+    );
+    expect((await engine.status()).modelVersion).toBe(version + 2);
+  });
+});

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import type { SessionModel } from './model/session-model.js';
+import { ServingSlot } from './serving-slot.js';
+
+/** A stand-in model that records whether it was disposed. */
+function fake(): SessionModel & { gone: boolean } {
+  const model = { gone: false, dispose: () => void (model.gone = true) };
+  return model as unknown as SessionModel & { gone: boolean };
+}
+
+describe('serving slot', () => {
+  it('disposes a replaced model at once when nobody uses it', () => {
+    const slot = new ServingSlot();
+    const a = fake();
+    const b = fake();
+    slot.swap(a);
+    slot.swap(b);
+    expect(a.gone).toBe(true);
+    expect(slot.current).toBe(b);
+    slot.swap(b); // same model again: nothing to dispose
+    expect(b.gone).toBe(false);
+  });
+
+  it('keeps a model alive until the call using it finishes', async () => {
+    const slot = new ServingSlot();
+    const a = fake();
+    const b = fake();
+    slot.swap(a);
+    let release!: () => void;
+    const running = slot.use(async (model) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return model;
+    });
+    slot.swap(b); // e.g. online learning finished while a recommend awaited
+    expect(a.gone).toBe(false);
+    release();
+    expect(await running).toBe(a);
+    expect(a.gone).toBe(true);
+    expect(b.gone).toBe(false);
+  });
+});
