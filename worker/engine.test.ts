@@ -4,60 +4,28 @@
  * store; the browser run is in e2e/).
  */
 import 'fake-indexeddb/auto';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
 import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
-import { exportModel } from '../tools/model-io.js';
 import { Engine } from './engine.js';
+import { startEngineFixture, type EngineFixture } from './test-fixture.js';
 import { DB_NAME, MemoryStore, type InteractionStore } from './store.js';
-import { SessionModel } from './model/session-model.js';
 
-const ITEMS = 40;
 let dir: string;
 let server: RunningServer;
 let config: EngineConfig;
+let fixture: EngineFixture;
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
-  dir = mkdtempSync(join(tmpdir(), 'hearth-engine-'));
-  const model = SessionModel.random(
-    { items: ITEMS, embedding: 8, hidden: 8, maxSessionLength: 10 },
-    3,
-  );
-  await exportModel(join(dir, 'model'), model, {
-    itemIds: ['', ...Array.from({ length: ITEMS - 1 }, (_, i) => `item-${i + 1}`)],
-    popular: [5, 4, 3, 2, 1, 6, 7, 8],
-    version: 1,
-  });
-  model.dispose();
-  server = await startServer(
-    resolveConfig({
-      port: 0,
-      dbPath: join(dir, 'hearth.sqlite'),
-      modelDir: join(dir, 'model'),
-      minCohort: 1,
-    }),
-  );
-  config = {
-    endpoint: server.url,
-    backends: ['webgpu', 'webgl', 'cpu'],
-    uploads: true,
-    uploadEvery: 1000,
-    wasmPath: 'http://127.0.0.1/unused/',
-    debug: false,
-  };
+  fixture = await startEngineFixture(3, { backends: ['webgpu', 'webgl', 'cpu'] });
+  ({ dir, server, config } = fixture);
 });
 
 afterAll(async () => {
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fixture.close();
 });
 
 describe('engine', () => {

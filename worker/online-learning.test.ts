@@ -4,64 +4,28 @@
  * re-derived from a newly published global version.
  */
 import 'fake-indexeddb/auto';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EngineConfig } from '../protocol/api.js';
-import { resolveConfig } from '../server/config.js';
-import { startServer, type RunningServer } from '../server/start.js';
-import { exportModel } from '../tools/model-io.js';
 import { Engine } from './engine.js';
+import { startEngineFixture, type EngineFixture } from './test-fixture.js';
 import type { LoadedModel } from './model-source.js';
 import type { ServingSlot } from './serving-slot.js';
 import { SessionModel } from './model/session-model.js';
 import { ONLINE_LEARNING, pickSessions } from './online-learning.js';
 
-const ITEMS = 40;
-let dir: string;
-let server: RunningServer;
 let config: EngineConfig;
+let fixture: EngineFixture;
 const debounce = ONLINE_LEARNING.debounceMs;
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
   ONLINE_LEARNING.debounceMs = 20;
-  dir = mkdtempSync(join(tmpdir(), 'hearth-online-'));
-  const model = SessionModel.random(
-    { items: ITEMS, embedding: 8, hidden: 8, maxSessionLength: 10 },
-    5,
-  );
-  await exportModel(join(dir, 'model'), model, {
-    itemIds: ['', ...Array.from({ length: ITEMS - 1 }, (_, i) => `item-${i + 1}`)],
-    popular: [5, 4, 3, 2, 1, 6, 7, 8],
-    version: 1,
-  });
-  model.dispose();
-  server = await startServer(
-    resolveConfig({
-      port: 0,
-      dbPath: join(dir, 'hearth.sqlite'),
-      modelDir: join(dir, 'model'),
-      minCohort: 1,
-    }),
-  );
-  config = {
-    endpoint: server.url,
-    backends: ['cpu'],
-    uploads: false,
-    uploadEvery: 1000,
-    wasmPath: 'http://127.0.0.1/unused/',
-    debug: false,
-  };
+  fixture = await startEngineFixture(5, { uploads: false });
+  ({ config } = fixture);
 });
 
 afterAll(async () => {
   ONLINE_LEARNING.debounceMs = debounce;
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
+  await fixture.close();
 });
 
 interface Internals {
