@@ -10,11 +10,9 @@
  * status and the rounds published, as markdown. A 409/403 on an update is the protocol working (the
  * round closed between a device's join and its post), counted apart from real errors.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JoinReply } from '../protocol/api.js';
 import {
@@ -31,8 +29,8 @@ import {
   UPDATE_CONTENT_TYPE,
 } from '../protocol/update-format.js';
 import { markdownTable, quantile } from './stats.js';
+import { exited, spawnServerCli } from '../server/cli-process.js';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const DIMS: ModelDims = { items: 1000, embedding: 16, hidden: 32, maxSessionLength: 10 };
 
 const { values: args } = parseArgs({
@@ -71,45 +69,27 @@ async function writeModel(dir: string): Promise<void> {
 }
 
 /** Starts the CLI and resolves with its URL and a stop function. */
-function startServer(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'server/main.ts',
-      '--port',
-      '0',
-      '--db',
-      join(dir, 'load.db'),
-      '--model',
-      join(dir, 'model'),
-      '--min-cohort',
-      String(minCohort),
-      // Every client shares one loopback address; the per-client limit would throttle the bench.
-      '--rate-limit',
-      '0',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  return new Promise((done, fail) => {
-    let out = '';
-    child.once('exit', (code) => fail(new Error(`server exited (${code}): ${out}`)));
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(out);
-      if (match) {
-        done({
-          url: match[1]!,
-          stop: async () => {
-            child.kill('SIGTERM');
-            await exited;
-          },
-        });
-      }
-    });
-  });
+async function startServer(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { url, child } = await spawnServerCli([
+    '--port',
+    '0',
+    '--db',
+    join(dir, 'load.db'),
+    '--model',
+    join(dir, 'model'),
+    '--min-cohort',
+    String(minCohort),
+    // Every client shares one loopback address; the per-client limit would throttle the bench.
+    '--rate-limit',
+    '0',
+  ]);
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited(child);
+    },
+  };
 }
 
 type Route = 'GET /v1/model' | 'POST /v1/rounds/join' | 'POST /v1/updates';

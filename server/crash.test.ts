@@ -5,15 +5,15 @@
  * update may be missing, a round publishes exactly once, and the published model must equal, bit for
  * bit, what an uninterrupted in-process server computes from the same updates in the same order.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorReply, JoinReply, UpdateReply } from '../protocol/api.js';
 import { UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
+import { exited, spawnServerCli, type CliServer } from './cli-process.js';
 import {
   joinRound,
   makeApp,
@@ -22,9 +22,6 @@ import {
   updateBody,
   writeSeedDir,
 } from './test-helpers.js';
-
-const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
-const START_TIMEOUT_MS = 15_000;
 
 let dir: string;
 let dbPath: string;
@@ -43,74 +40,41 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Server {
-  readonly url: string;
-  readonly child: ChildProcess;
-}
-
 /** Starts the CLI on the test database and resolves with the URL it prints. */
-function spawnServer(minCohort: number, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'server/main.ts',
-      '--port',
-      '0',
-      '--db',
-      dbPath,
-      '--model',
-      seed.dir,
-      '--min-cohort',
-      String(minCohort),
-    ],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return new Promise((resolvePromise, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server did not start in ${START_TIMEOUT_MS} ms: ${out}${err}`));
-    }, START_TIMEOUT_MS);
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /Hearth server listening on (http:\/\/\S+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolvePromise({ url: match[1]!, child });
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code ?? signal}) before listening: ${out}${err}`));
-    });
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
+async function spawnServer(
+  minCohort: number,
+  env: Record<string, string> = {},
+): Promise<CliServer> {
+  const args = [
+    '--port',
+    '0',
+    '--db',
+    dbPath,
+    '--model',
+    seed.dir,
+    '--min-cohort',
+    String(minCohort),
+  ];
+  const server = await spawnServerCli(args, { env });
+  children.add(server.child);
+  server.child.on('exit', () => children.delete(server.child));
+  return server;
 }
 
 /** SIGKILL: no shutdown handler, no flush, no close; only what was committed survives. */
-async function kill(server: Server): Promise<void> {
+async function kill(server: CliServer): Promise<void> {
   server.child.kill('SIGKILL');
   await exited(server.child);
   expect(server.child.signalCode).toBe('SIGKILL');
 }
 
-async function join_(server: Server): Promise<JoinReply> {
+async function join_(server: CliServer): Promise<JoinReply> {
   const res = await fetch(`${server.url}/v1/rounds/join`, { method: 'POST' });
   expect(res.status).toBe(200);
   return (await res.json()) as JoinReply;
 }
 
-function post(server: Server, token: string, salt: number, baseVersion = 1): Promise<Response> {
+function post(server: CliServer, token: string, salt: number, baseVersion = 1): Promise<Response> {
   return fetch(`${server.url}/v1/updates`, {
     method: 'POST',
     headers: { 'content-type': UPDATE_CONTENT_TYPE },
@@ -118,7 +82,7 @@ function post(server: Server, token: string, salt: number, baseVersion = 1): Pro
   });
 }
 
-async function weights(server: Server, version: number): Promise<Buffer> {
+async function weights(server: CliServer, version: number): Promise<Buffer> {
   const res = await fetch(`${server.url}/v1/model/${version}/weights`);
   expect(res.status).toBe(200);
   return Buffer.from(await res.arrayBuffer());

@@ -5,6 +5,7 @@
 import { HearthError } from '../protocol/errors.js';
 import { parseArgs, USAGE } from './config.js';
 import { startServer, type StartOptions } from './start.js';
+import { LISTENING_PREFIX } from './cli-process.js';
 
 /**
  * Test-only fault injection, read from the environment so the real binary can be crashed on purpose
@@ -29,7 +30,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const config = parseArgs(argv);
   const server = await startServer(config, testHooks());
   console.log(
-    `Hearth server listening on ${server.url} (model version ${server.version}, db ${redact(config.dbPath)})`,
+    `${LISTENING_PREFIX} ${server.url} (model version ${server.version}, db ${redact(config.dbPath)})`,
   );
   let closing = false;
   const shutdown = (signal: string): void => {
