@@ -6,18 +6,22 @@
 import { readFile } from 'node:fs/promises';
 import { HearthError } from '../../protocol/errors.js';
 
+/** A dataset file's text; a missing or unreadable file throws HEARTH_E_DATASET naming it. */
+export async function readDatasetFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new HearthError('HEARTH_E_DATASET', `${file}: cannot read (${(cause as Error).message})`);
+  }
+}
+
 /**
  * Every line of `file` as its id tokens. `fields` fixes the token count per line (else any count
  * >= 1). A final newline is allowed; empty lines elsewhere, other separators and ids that are not
  * positive integers are not.
  */
 export async function readIdLines(file: string, fields?: number): Promise<string[][]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new HearthError('HEARTH_E_DATASET', `${file}: cannot read (${(cause as Error).message})`);
-  }
+  const text = await readDatasetFile(file);
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop(); // the final newline
   const out: string[][] = [];

@@ -3,7 +3,7 @@
  * (see ../shared/data/README.md) and maps it to model indices. Also holds the dataset shape and the
  * id -> index mapping every session dataset shares.
  */
-import { readFile } from 'node:fs/promises';
+import { readDatasetFile } from './item-lines.js';
 import { join } from 'node:path';
 import { HearthError } from '../../protocol/errors.js';
 
@@ -38,12 +38,7 @@ export async function loadYoochoose(dataDir: string): Promise<SessionDataset> {
  * HEARTH_E_DATASET naming `file:line`.
  */
 export async function readClickFile(file: string): Promise<string[][]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new HearthError('HEARTH_E_DATASET', `${file}: cannot read (${(cause as Error).message})`);
-  }
+  const text = await readDatasetFile(file);
   const lines = text.split('\n');
   const bad = (line: number, why: string): never => {
     throw new HearthError('HEARTH_E_DATASET', `${file}:${line} ${why}`);
