@@ -6,8 +6,7 @@ import { expect, test, type BrowserContext, type Page, type Request } from '@pla
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
 import { parameterCount, type ModelManifest } from '../protocol/manifest.js';
 
-const demoUrl = (): string => process.env.HEARTH_DEMO_URL!;
-const serverUrl = (): string => process.env.HEARTH_SERVER_URL!;
+import { clicksOnly, demoUrl, serverUrl } from './helpers.js';
 
 async function manifest(): Promise<ModelManifest> {
   return (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
@@ -31,6 +30,8 @@ async function clickCatalogItem(page: Page, index: number): Promise<string> {
 }
 
 test('recommendations change with each click and history survives a reload', async ({ page }) => {
+  await clicksOnly(page);
+  await clicksOnly(page);
   await openDemo(page);
   const status = page.locator('#engine-status');
   await expect(status.locator('[data-field="backend"]')).not.toHaveText('none');

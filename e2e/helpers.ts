@@ -43,3 +43,13 @@ export function pageErrors(page: Page): Error[] {
   page.on('pageerror', (error) => errors.push(error));
   return errors;
 }
+
+/**
+ * Stops the page's clock (timers, Date, requestAnimationFrame) before it loads. Hearth then captures
+ * clicks alone: views and dwell wait on timers that never fire. For tests that count interactions
+ * exactly; the engine in the worker keeps real time.
+ */
+export async function clicksOnly(page: Page): Promise<void> {
+  await page.clock.install({ time: new Date('2026-11-22T12:00:00Z') });
+  await page.clock.pauseAt(new Date('2026-11-22T12:00:01Z'));
+}

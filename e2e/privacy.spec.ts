@@ -5,7 +5,7 @@
  */
 import { expect, test, type Page, type Request } from '@playwright/test';
 import type { ModelManifest } from '../protocol/manifest.js';
-import { demoUrl, hostUrl, serverUrl } from './helpers.js';
+import { clicksOnly, demoUrl, hostUrl, serverUrl } from './helpers.js';
 
 type Command = (name: string, ...args: unknown[]) => Promise<unknown>;
 
@@ -76,6 +76,7 @@ test("hearth('optOut') stops uploads and survives a reload", async ({ page }) =>
 });
 
 test("hearth('forget') erases every local store and the page keeps working", async ({ page }) => {
+  await clicksOnly(page);
   await openDemo(page);
   const cold = await page.locator('#recs').getAttribute('data-items');
   const clicked = await clickCatalog(page, [3, 6]);
@@ -110,4 +111,47 @@ test('with Global Privacy Control on, nothing is ever uploaded', async ({ page }
   expect(requests.length).toBeGreaterThan(0);
   expect(uploads(requests)).toEqual([]);
   expect(requests.filter((r) => r.method() === 'POST')).toEqual([]);
+});
+
+test('GPC with data-privacy-signal="learning" stops on-device learning too', async ({
+  browser,
+}) => {
+  const manifest = (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
+  const items = manifest.popular.slice(0, 4).map((i) => manifest.itemIds[i]!);
+  type Learning = { enabled: boolean; personalised: boolean };
+  /**
+   * A fresh visitor with GPC on clicks four items on `path`; what did the device learn within
+   * `patience` ms? Returns the learning status, the POSTs made and how long learning took.
+   */
+  const visit = async (path: string, patience: number) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.addInitScript(() =>
+      Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }),
+    );
+    const posts: string[] = [];
+    context.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(r.url());
+    });
+    await page.goto(`${hostUrl()}${path}`);
+    for (const item of items) await command(page, 'track', { type: 'click', item });
+    const start = Date.now();
+    // Online learning runs 1.5 s after the last interaction.
+    await expect
+      .poll(async () => (await command<{ learning: Learning }>(page, 'status')).learning, {
+        timeout: patience,
+      })
+      .toHaveProperty('personalised', true)
+      .catch(() => undefined);
+    const took = Date.now() - start;
+    const { learning } = await command<{ learning: Learning }>(page, 'status');
+    await context.close();
+    return { learning, posts, took };
+  };
+  // The default under GPC: nothing is shared, but the model still learns on the device.
+  const byDefault = await visit('pages/minimal.html', 60_000);
+  expect(byDefault).toMatchObject({ learning: { enabled: true, personalised: true }, posts: [] });
+  // A site that asks for it: no learning either, given twice the time learning took above.
+  const stopped = await visit('pages/gpc.html', Math.max(3000, 2 * byDefault.took));
+  expect(stopped).toMatchObject({ learning: { enabled: false, personalised: false }, posts: [] });
 });

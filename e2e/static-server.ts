@@ -96,7 +96,11 @@ export function startHost(
       if (file && csp) res.setHeader('content-security-policy', fill(csp));
       return file && extname(path) === '.html' ? fill(file.toString('utf8')) : file;
     }
-    if (path.startsWith('/self/')) return fileUnder(join(distDir, 'sdk'), path.slice(6));
+    if (path.startsWith('/self/')) {
+      // The site's copy of the SDK, plus the e2e worker entries of e2e/pages/self/ beside it.
+      const name = path.slice('/self/'.length);
+      return fileUnder(join(pagesDir, 'self'), name) ?? fileUnder(join(distDir, 'sdk'), name);
+    }
     if (path.startsWith('/sdk/')) return undefined; // on this origin the SDK only comes from the CDN
     return fileUnder(distDir, path);
   });

@@ -6,13 +6,15 @@
 import { expect, test, type Page, type Request } from '@playwright/test';
 import type { EngineStatus, SyncResult } from '../protocol/api.js';
 import type { ModelManifest } from '../protocol/manifest.js';
-import { demoUrl, serverUrl } from './helpers.js';
+import { clicksOnly, demoUrl, serverUrl } from './helpers.js';
 
 async function serverVersion(): Promise<number> {
   return ((await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest).version;
 }
 
 async function openDemo(page: Page): Promise<void> {
+  // Clicks alone: views would add interactions and, at 20, an automatic upload this test must not see.
+  await clicksOnly(page);
   await page.goto(demoUrl());
   await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
 }

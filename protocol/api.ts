@@ -4,15 +4,17 @@
  */
 
 /** Kinds of interaction a page can report, weakest signal first. */
-export const INTERACTION_TYPES = ['view', 'click', 'cart', 'purchase'] as const;
+export const INTERACTION_TYPES = ['view', 'dwell', 'click', 'cart', 'purchase'] as const;
 export type InteractionType = (typeof INTERACTION_TYPES)[number];
 
 /**
  * Sample weight of each interaction type in local learning: a purchase says more about intent than a
- * glance (DESIGN.md: view < click < add-to-cart < purchase).
+ * glance (DESIGN.md: view < click < add-to-cart < purchase). A dwell (an item on screen for a long
+ * time on one page: reading it) says more than a view and less than a click.
  */
 export const INTERACTION_WEIGHTS: Readonly<Record<InteractionType, number>> = {
   view: 0.25,
+  dwell: 0.4,
   click: 0.5,
   cart: 0.75,
   purchase: 1,
@@ -136,6 +138,15 @@ export interface EngineStatus {
     readonly enabled: boolean;
     readonly sent: number;
     readonly last?: SyncResult;
+  };
+  /**
+   * On-device learning: `enabled` is off when the page asked for none (GPC / DNT with
+   * `data-privacy-signal="learning"`); `personalised` is true once recommendations come from this
+   * device's fine-tuned copy of the global model.
+   */
+  readonly learning: {
+    readonly enabled: boolean;
+    readonly personalised: boolean;
   };
 }
 

@@ -73,6 +73,10 @@ export const ERRORS = {
     status: 0,
     message: "the page's Content-Security-Policy blocks the Hearth worker",
   },
+  HEARTH_E_CAPTURE: {
+    status: 0,
+    message: 'hearth-capture.js could not be loaded; clicks and views are not captured',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

@@ -1,18 +1,220 @@
 /**
- * Automatic interaction capture: a click on any element marked `data-hearth-item="ID"` is tracked.
- * One delegated, passive listener in the capture phase, so the site's own handlers (and
- * stopPropagation) are untouched.
+ * Automatic interaction capture on the host page, built as the ES module `hearth-capture.js` (the
+ * loader imports it after it starts; the ESM entry bundles it). Elements marked
+ * `data-hearth-item="ID"` are watched:
+ * - click: a click on the element or anything inside it;
+ * - view: at least half of it (or half of the viewport, for an element taller than that) visible
+ *   for VIEW_MS without a break while the page is visible — once per item per page (a list the
+ *   site re-renders does not view its items again);
+ * - dwell: the same visibility adding up to DWELL_MS on one page (reading a product page, say) —
+ *   once per item per page.
+ * Single-page-app navigations (the Navigation API, or history.pushState / replaceState / popstate
+ * where it is missing) start a new page: an item still on screen can be viewed again. Elements added
+ * later are picked up by a MutationObserver.
+ *
+ * Nothing here blocks: one passive delegated click listener (the site's own handlers and
+ * stopPropagation are untouched), observers and timers. The page's DOM is never modified; the history
+ * methods, when wrapped, are restored by the returned stop function.
  */
 import type { TrackEvent } from '../protocol/api.js';
 
-/** Starts capturing; returns a function that stops it. */
-export function captureClicks(track: (event: TrackEvent) => void): () => void {
-  const onClick = (event: Event): void => {
-    const target = event.target as Element | null;
-    const marked = target?.closest?.('[data-hearth-item]');
-    const item = marked?.getAttribute('data-hearth-item');
-    if (item) track({ type: 'click', item });
+/** Continuous visibility that counts as a view. */
+export const VIEW_MS = 1000;
+/** Visibility on one page, added up, that counts as dwelling on an item. */
+export const DWELL_MS = 10_000;
+
+const SELECTOR = '[data-hearth-item]';
+
+/** What the visitor has done with one element on the current page. */
+interface Watch {
+  /** When it became visible (page visible too), or undefined while it is not. */
+  since?: number;
+  /** Visible time added up on this page, not counting the current stretch. */
+  total: number;
+  timers: ReturnType<typeof setTimeout>[];
+}
+
+/** Starts capturing; returns a function that stops it and undoes every hook. */
+export function capture(track: (event: TrackEvent) => void, doc: Document = document): () => void {
+  const win = doc.defaultView ?? window;
+  const watches = new Map<Element, Watch>();
+  /** Items viewed and dwelled on, on the current page. */
+  const viewed = new Set<string>();
+  const dwelled = new Set<string>();
+  const report = (el: Element, type: TrackEvent['type'], once?: Set<string>): void => {
+    const item = el.getAttribute('data-hearth-item');
+    if (!item || !el.isConnected || once?.has(item)) return;
+    once?.add(item);
+    track({ type, item });
   };
-  document.addEventListener('click', onClick, { capture: true, passive: true });
-  return () => document.removeEventListener('click', onClick, { capture: true });
+
+  const onClick = (event: Event): void => {
+    const marked = (event.target as Element | null)?.closest?.(SELECTOR);
+    if (marked) report(marked, 'click');
+  };
+
+  /** Stops the clock on an element (it left the screen, or the page was hidden). */
+  const pause = (w: Watch): void => {
+    if (w.since !== undefined) w.total += performance.now() - w.since;
+    w.since = undefined;
+    w.timers.forEach(clearTimeout);
+    w.timers = [];
+  };
+  /** Starts the clock on a visible element, with a timer for each threshold still ahead. */
+  const resume = (el: Element, w: Watch): void => {
+    if (w.since !== undefined || doc.visibilityState === 'hidden') return;
+    w.since = performance.now();
+    w.timers.push(
+      setTimeout(() => report(el, 'view', viewed), VIEW_MS),
+      setTimeout(() => report(el, 'dwell', dwelled), Math.max(0, DWELL_MS - w.total)),
+    );
+  };
+
+  const io = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const w = watches.get(entry.target);
+        if (!w) continue;
+        const viewport = entry.rootBounds?.height ?? win.innerHeight;
+        const visible =
+          entry.isIntersecting &&
+          (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= viewport / 2);
+        if (visible) resume(entry.target, w);
+        else pause(w);
+      }
+    },
+    { threshold: [0, 0.25, 0.5, 0.75, 1] },
+  );
+  const watch = (el: Element): void => {
+    if (watches.has(el)) return;
+    watches.set(el, { total: 0, timers: [] });
+    io.observe(el);
+  };
+  const unwatch = (el: Element): void => {
+    const w = watches.get(el);
+    if (!w) return;
+    pause(w);
+    watches.delete(el);
+    hidden.delete(el);
+    io.unobserve(el);
+  };
+  const scan = (node: Node, add: boolean): void => {
+    if (!(node instanceof Element)) return;
+    const found = node.matches(SELECTOR) ? [node] : [];
+    found.push(...node.querySelectorAll(SELECTOR));
+    found.forEach(add ? watch : unwatch);
+  };
+  const mo = new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === 'attributes') {
+        // A re-labelled element is a new item: forget what was seen of the old one.
+        unwatch(record.target as Element);
+        scan(record.target, true);
+        continue;
+      }
+      record.removedNodes.forEach((node) => scan(node, false));
+      record.addedNodes.forEach((node) => scan(node, true));
+    }
+  });
+
+  /** A new page (SPA navigation): everything on screen can be viewed and dwelled on again. */
+  const newPage = (): void => {
+    viewed.clear();
+    dwelled.clear();
+    for (const [el, w] of watches) {
+      const visible = w.since !== undefined;
+      pause(w);
+      w.total = 0;
+      if (visible) resume(el, w);
+    }
+  };
+  /** Elements on screen when the page was hidden: their clocks restart when it is shown again. */
+  const hidden = new Set<Element>();
+  const onVisibility = (): void => {
+    if (doc.visibilityState === 'hidden') {
+      for (const [el, w] of watches) {
+        if (w.since === undefined) continue;
+        pause(w);
+        hidden.add(el);
+      }
+    } else {
+      for (const el of hidden) {
+        const w = watches.get(el);
+        if (w) resume(el, w);
+      }
+      hidden.clear();
+    }
+  };
+
+  doc.addEventListener('click', onClick, { capture: true, passive: true });
+  doc.addEventListener('visibilitychange', onVisibility);
+  mo.observe(doc.documentElement, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ['data-hearth-item'],
+  });
+  scan(doc.documentElement, true);
+  const stopNavigation = onNavigation(win, newPage);
+
+  return () => {
+    doc.removeEventListener('click', onClick, { capture: true });
+    doc.removeEventListener('visibilitychange', onVisibility);
+    mo.disconnect();
+    io.disconnect();
+    watches.forEach(pause);
+    watches.clear();
+    stopNavigation();
+  };
+}
+
+/** Minimal shape of the Navigation API (not in TypeScript's DOM library everywhere yet). */
+interface NavigationLike {
+  addEventListener(type: 'currententrychange', listener: () => void): void;
+  removeEventListener(type: 'currententrychange', listener: () => void): void;
+}
+
+/**
+ * Calls `onPage` after each same-document navigation that changes the URL's path or query. Uses the
+ * Navigation API where the browser has it; otherwise wraps history.pushState / replaceState and
+ * listens to popstate. Returns a function that undoes it.
+ */
+export function onNavigation(win: Window, onPage: () => void): () => void {
+  let last = pageKey(win.location.href);
+  const check = (): void => {
+    const key = pageKey(win.location.href);
+    if (key !== last) {
+      last = key;
+      onPage();
+    }
+  };
+  const navigation = (win as Window & { navigation?: NavigationLike }).navigation;
+  if (navigation) {
+    navigation.addEventListener('currententrychange', check);
+    return () => navigation.removeEventListener('currententrychange', check);
+  }
+  const { history } = win;
+  const { pushState, replaceState } = history;
+  const wrappedPush: History['pushState'] = function (this: History, ...args) {
+    pushState.apply(this, args);
+    check();
+  };
+  const wrappedReplace: History['replaceState'] = function (this: History, ...args) {
+    replaceState.apply(this, args);
+    check();
+  };
+  history.pushState = wrappedPush;
+  history.replaceState = wrappedReplace;
+  win.addEventListener('popstate', check);
+  return () => {
+    // Only undo our own wrappers: a script that wrapped them again since keeps its own.
+    if (history.pushState === wrappedPush) history.pushState = pushState;
+    if (history.replaceState === wrappedReplace) history.replaceState = replaceState;
+    win.removeEventListener('popstate', check);
+  };
+}
+
+/** A page is its path and query: a hash change is a jump within the same page. */
+function pageKey(href: string): string {
+  return href.split('#')[0]!;
 }

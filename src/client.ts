@@ -12,7 +12,7 @@ import type {
   SyncResult,
   TrackEvent,
 } from '../protocol/api.js';
-import { resolveOptions, type HearthOptions, type ResolvedOptions } from './config.js';
+import type { ResolvedOptions } from './config.js';
 import { privacySignal } from './consent.js';
 import { startWorker, type StartedWorker } from './worker-start.js';
 
@@ -55,12 +55,14 @@ const FORWARDED = [
 /** Starts Hearth with already-resolved options (the loader's path). */
 export function startHearth(options: ResolvedOptions): Hearth {
   let started: StartedWorker | undefined;
+  const signal = privacySignal();
   const ready = startWorker(options.workerUrl).then((s) => {
     started = s;
     return s.engine.init({
       endpoint: options.endpoint,
       backends: options.backends,
-      uploads: options.uploads && !privacySignal(),
+      uploads: options.uploads && !signal,
+      learn: !(signal && options.privacySignal === 'learning'),
       uploadEvery: options.uploadEvery,
       // The worker may run from a blob: URL, so everything it loads is given as an absolute URL.
       wasmPath: new URL('./', options.workerUrl).href,
@@ -79,10 +81,4 @@ export function startHearth(options: ResolvedOptions): Hearth {
     }) as never;
   }
   return hearth;
-}
-
-/** Starts Hearth from options (the ESM entry's path). Throws HEARTH_E_CONFIG on bad options. */
-export function createHearth(options: HearthOptions): Hearth {
-  const base = typeof location === 'object' ? location.href : 'http://localhost/';
-  return startHearth(resolveOptions({ ...options }, base));
 }

@@ -13,6 +13,7 @@ describe('SDK options', () => {
       uploads: true,
       uploadEvery: 20,
       capture: true,
+      privacySignal: 'uploads',
       debug: false,
     });
   });
@@ -25,9 +26,11 @@ describe('SDK options', () => {
         uploads: 'off',
         uploadEvery: '5',
         debug: '',
+        privacySignal: 'learning',
       },
       base,
     );
+    expect(o.privacySignal).toBe('learning');
     expect(o.backends).toEqual(['wasm', 'cpu']);
     expect(o.uploads).toBe(false);
     expect(o.uploadEvery).toBe(5);
@@ -55,6 +58,7 @@ describe('SDK options', () => {
       { endpoint: 'https://x', siteKey: 'short' },
       { endpoint: 'https://x', siteKey: 'has spaces in the middle of it' },
       { endpoint: 'https://x', workerUrl: 'ftp://x/w.js' },
+      { endpoint: 'https://x', privacySignal: 'everything' },
     ];
     for (const raw of bad) expect(code(() => resolveOptions(raw, base))).toBe('HEARTH_E_CONFIG');
   });

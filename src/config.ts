@@ -18,8 +18,17 @@ export interface HearthOptions {
   readonly uploads?: boolean;
   /** Interactions between automatic updates (`data-upload-every`, 1..10000). Default 20. */
   readonly uploadEvery?: number;
-  /** Track clicks on `[data-hearth-item]` elements (`data-capture="off"`). Default on. */
+  /**
+   * Capture clicks, views and dwell on `[data-hearth-item]` elements (`data-capture="off"`).
+   * Default on.
+   */
   readonly capture?: boolean;
+  /**
+   * What Global Privacy Control or Do Not Track stops (`data-privacy-signal`): `uploads` (default:
+   * nothing is shared, the model still learns on the device) or `learning` (no uploads and no
+   * on-device learning either; recommendations come from the global model alone).
+   */
+  readonly privacySignal?: 'uploads' | 'learning';
   /** Verbose logging (`data-debug`). Default off. */
   readonly debug?: boolean;
   /**
@@ -37,6 +46,7 @@ export interface ResolvedOptions {
   readonly uploads: boolean;
   readonly uploadEvery: number;
   readonly capture: boolean;
+  readonly privacySignal: 'uploads' | 'learning';
   readonly debug: boolean;
   readonly siteKey?: string;
 }
@@ -77,6 +87,11 @@ function backends(value: unknown): readonly BackendName[] {
   return list as BackendName[];
 }
 
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (value === undefined || value === null) return allowed[0]!;
+  return allowed.includes(value as T) ? (value as T) : bad(`${name} must be one of ${allowed}`);
+}
+
 function count(name: string, value: unknown, fallback: number): number {
   if (value === undefined || value === null) return fallback;
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
@@ -106,6 +121,7 @@ export function resolveOptions(
     uploads: flag('uploads', raw.uploads, true),
     uploadEvery: count('uploadEvery', raw.uploadEvery, 20),
     capture: flag('capture', raw.capture, true),
+    privacySignal: oneOf('privacySignal', raw.privacySignal, ['uploads', 'learning']),
     debug: flag('debug', raw.debug, false),
     ...(raw.siteKey === undefined ? {} : { siteKey: siteKey(raw.siteKey) }),
   };
@@ -119,21 +135,14 @@ function siteKey(value: unknown): string {
   return value;
 }
 
-/** Reads the script tag's `data-*` options; values of `override` (window.hearth config) win. */
+/**
+ * Reads the script tag's `data-*` options (the dataset's camelCase names are the option names:
+ * `data-upload-every` is `uploadEvery`); values of `override` (window.hearth config) win. Attributes
+ * that are not options are ignored.
+ */
 export function scriptOptions(
   script: HTMLScriptElement,
   override: Record<string, unknown> | undefined,
 ): Record<string, unknown> {
-  const d = script.dataset;
-  const fromTag: Record<string, unknown> = {
-    endpoint: d.endpoint,
-    workerUrl: d.workerUrl,
-    backends: d.backends,
-    uploads: d.uploads,
-    uploadEvery: d.uploadEvery,
-    capture: d.capture,
-    debug: d.debug,
-    siteKey: d.siteKey,
-  };
-  return { ...fromTag, ...override };
+  return { ...script.dataset, ...override };
 }

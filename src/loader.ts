@@ -5,12 +5,11 @@
  *
  * It reads its options, starts the engine worker, installs `window.hearth` (a function for queued
  * `hearth('track', …)` calls, with the client's methods on it), replays calls queued before it
- * loaded, captures clicks on `[data-hearth-item]`, and announces itself with `hearth-ready` /
- * `hearth-error` events on window. Every page pays for this file up front, so it stays under 2 KB
+ * loaded, imports `hearth-capture.js` (from next to the worker) to capture clicks, views and dwell
+ * on `[data-hearth-item]`, and announces itself with `hearth-ready` / `hearth-error` events on window. Every page pays for this file up front, so it stays under 2 KB
  * brotli (e2e/bundles.spec.ts): no comlink, no error catalogue, no tfjs. If anything fails it emits
  * one `hearth-error` and leaves the page's DOM as it was.
  */
-import { captureClicks } from './capture.js';
 import { startHearth, type Hearth } from './client.js';
 import { resolveOptions, scriptOptions } from './config.js';
 import { HearthError } from './errors.js';
@@ -42,7 +41,7 @@ function boot(): void {
   const override =
     typeof existing === 'object' && existing !== null ? (existing as Record<string, unknown>) : {};
   let hearth: Hearth;
-  let stopCapture: (() => void) | undefined;
+  let capturing: Promise<() => void> | undefined;
   try {
     if (!script) {
       throw new HearthError('HEARTH_E_CONFIG', 'hearth.js must be loaded by a <script> tag');
@@ -54,9 +53,15 @@ function boot(): void {
     );
     hearth = startHearth(options);
     if (options.capture) {
-      stopCapture = captureClicks((event) =>
-        hearth.track(event).then(() => emit('hearth-track', event), emitError),
+      // Capture code loads beside the worker: a site that self-hosts the worker self-hosts it too.
+      const url = new URL('hearth-capture.js', options.workerUrl).href;
+      capturing = (import(/* @vite-ignore */ url) as Promise<typeof import('./capture.js')>).then(
+        (m) =>
+          m.capture((event) =>
+            hearth.track(event).then(() => emit('hearth-track', event), emitError),
+          ),
       );
+      capturing.catch(() => emitError(new HearthError('HEARTH_E_CAPTURE', `${url} did not load`)));
     }
   } catch (error) {
     const e =
@@ -74,7 +79,7 @@ function boot(): void {
     (status) => emit('hearth-ready', status),
     (error: HearthError) => {
       // Nothing could be tracked anyway: stop listening so clicks do not each report the failure.
-      stopCapture?.();
+      capturing?.then((stop) => stop(), Boolean);
       emitError(error);
     },
   );

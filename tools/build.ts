@@ -2,6 +2,7 @@
  * `npm run build`: the SDK and the demo into dist/.
  *   dist/sdk/hearth.js         IIFE loader for <script> tags (main thread: no tfjs)
  *   dist/sdk/hearth.mjs        ESM entry, with types in dist/sdk/types/
+ *   dist/sdk/hearth-capture.js ES module the loader imports: clicks, views, dwell, SPA navigations
  *   dist/sdk/hearth-recs.js    ES module defining <hearth-recs> (uses the page's window.hearth)
  *   dist/sdk/hearth-worker.js  the engine worker (tfjs, backends, model), plus tfjs wasm binaries
  *   dist/index.html …          the demo site, which loads /sdk/hearth.js like any third-party site
@@ -56,6 +57,7 @@ export async function buildAll(): Promise<void> {
   mkdirSync(sdkOut, { recursive: true });
   await build(library('src/loader.ts', 'iife', 'hearth.js'));
   await build(library('src/index.ts', 'es', 'hearth.mjs'));
+  await build(library('src/capture.ts', 'es', 'hearth-capture.js'));
   await build(library('src/recs-element.ts', 'es', 'hearth-recs.js'));
   await build(library('worker/index.ts', 'es', 'hearth-worker.js'));
   copyWasm();

@@ -199,6 +199,10 @@ export class Engine implements EngineApi {
         sent: meta.uploadsSent,
         ...(this.lastSync ? { last: this.lastSync } : {}),
       },
+      learning: {
+        enabled: this.config?.learn !== false,
+        personalised: this.global?.local !== undefined,
+      },
     };
   }
 
