@@ -66,12 +66,33 @@ test('recommendations change with each click and history survives a reload', asy
   expect(first.map((a) => a.backend)).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
   expect(first.filter((a) => a.outcome === 'chosen')).toHaveLength(1);
 
+  // The clicks were learned from on the device (online learning, 1.5 s after the last one).
+  const learning = (): Promise<{ personalised: boolean }> =>
+    page.evaluate(() =>
+      (
+        window as unknown as {
+          hearth: { status(): Promise<{ learning: { personalised: boolean } }> };
+        }
+      ).hearth
+        .status()
+        .then((s) => s.learning),
+    );
+  await expect.poll(learning, { timeout: 60_000 }).toMatchObject({ personalised: true });
+
+  // A reload keeps the weights: the global model's weights come from IndexedDB, not the network,
+  // and the personalised copy is served again.
+  const weightsPath = new URL((await manifest()).weights.url, serverUrl()).pathname;
+  const fetched: string[] = [];
+  page.context().on('request', (r) => fetched.push(new URL(r.url()).pathname));
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
   const again = await ladder();
   const chosen = again.find((a) => a.outcome === 'chosen');
   expect(chosen?.backend).toBe(first.find((a) => a.outcome === 'chosen')?.backend);
   expect(chosen?.detail).toContain('cached choice');
+  expect(await learning()).toMatchObject({ personalised: true });
+  expect(fetched).toContain('/v1/model');
+  expect(fetched).not.toContain(weightsPath);
   for (const id of clicked)
     await expect(page.locator(`#stored li[data-item="${id}"]`)).toHaveCount(1);
   await expect(status.locator('[data-field="interactions"]')).toHaveText(String(clicked.length));
