@@ -84,6 +84,29 @@ test("hearth('forget') erases every local store and the page keeps working", asy
   await command(page, 'forget');
   // In this page: nothing stored, the session is gone, recommendations are cold-start again.
   expect(await command(page, 'stored')).toEqual([]);
+  // IndexedDB itself, read from the page (the worker shares its origin's storage): the database
+  // was deleted, or whatever the engine has written since holds no interaction.
+  const left = await page.evaluate(async () => {
+    const names = (await indexedDB.databases()).map((d) => d.name);
+    if (!names.includes('hearth')) return {};
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = indexedDB.open('hearth');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const counts: Record<string, number> = {};
+    for (const name of ['interactions', 'sessions', 'outbox'].filter((n) =>
+      db.objectStoreNames.contains(n),
+    )) {
+      counts[name] = await new Promise<number>((resolve) => {
+        const request = db.transaction(name).objectStore(name).count();
+        request.onsuccess = () => resolve(request.result);
+      });
+    }
+    db.close();
+    return counts;
+  });
+  for (const count of Object.values(left)) expect(count).toBe(0);
   const recs = await command<{ item: string }[]>(page, 'recommend', { k: 6 });
   expect(recs.map((r) => r.item).join(',')).toBe(cold);
   await page.reload();
