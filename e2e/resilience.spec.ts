@@ -2,7 +2,8 @@
  * The engine keeps the host page working when the device is hostile:
  * - a backend that initialises but computes wrongly (here WebGL whose read-backs are corrupted, as
  *   with a buggy driver) fails its self-test, is reported with its error size, and is not used;
- * - IndexedDB refused (as private windows refuse it) still yields recommendations, from memory;
+ * - IndexedDB refused (as private windows refuse it), or its upgrade blocked by another tab, still
+ *   yields recommendations, from memory;
  * - a sandboxed frame (an opaque origin) cannot start a worker at all: the SDK says so with a code
  *   and leaves the frame's page as it was;
  * - storage quota pressure (the origin's quota shrunk to almost nothing) does not break the page.
@@ -81,6 +82,37 @@ test('with IndexedDB refused, recommendations still work, from memory', async ({
   expect(
     await page.evaluate(async () => (await (window as unknown as Api).hearth.stored()).length),
   ).toBe(2);
+  expect(errors).toEqual([]);
+});
+
+test('with the database upgrade blocked by another tab, recommendations still work', async ({
+  page,
+  context,
+}) => {
+  const errors = pageErrors(page);
+  // Another tab of the site holds the database open at an old version and never lets go (as a
+  // tab running an old SDK might): the engine's upgrade is blocked.
+  const holder = await context.newPage();
+  await holder.goto(`${hostUrl()}pages/minimal.js`);
+  await holder.evaluate(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const request = indexedDB.open('hearth', 1);
+        request.onsuccess = () => {
+          (window as unknown as { held: IDBDatabase }).held = request.result;
+          resolve();
+        };
+        request.onerror = () => reject(request.error);
+      }),
+  );
+  await page.goto(`${hostUrl()}pages/minimal.html`);
+  const status = await ready(page);
+  expect(status.storage).toBe('memory');
+  const [a] = await popularItems(1);
+  await track(page, a!);
+  const recs = await recommend(page);
+  expect(recs).toHaveLength(6);
+  expect(recs).not.toContain(a);
   expect(errors).toEqual([]);
 });
 
