@@ -79,17 +79,13 @@ function backends(value: unknown): readonly BackendName[] {
   if (value === undefined || value === null) return BACKEND_LADDER;
   const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
   if (!Array.isArray(list) || list.length === 0) return bad('backends must be a non-empty list');
-  for (const name of list) {
-    if (!(BACKEND_LADDER as readonly unknown[]).includes(name)) {
-      bad(`unknown backend "${String(name)}" (expected ${BACKEND_LADDER.join(', ')})`);
-    }
-  }
-  return list as BackendName[];
+  return list.map((name) => oneOf('backends', name, BACKEND_LADDER));
 }
 
+/** One of `allowed`; left out, the first. */
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (value === undefined || value === null) return allowed[0]!;
-  return allowed.includes(value as T) ? (value as T) : bad(`${name} must be one of ${allowed}`);
+  return allowed.includes(value as T) ? (value as T) : bad(`${name}: ${value} is not in ${allowed}`);
 }
 
 function count(name: string, value: unknown, fallback: number): number {
