@@ -85,7 +85,9 @@ function backends(value: unknown): readonly BackendName[] {
 /** One of `allowed`; left out, the first. */
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (value === undefined || value === null) return allowed[0]!;
-  return allowed.includes(value as T) ? (value as T) : bad(`${name}: ${value} is not in ${allowed}`);
+  return allowed.includes(value as T)
+    ? (value as T)
+    : bad(`${name}: ${value} is not in ${allowed}`);
 }
 
 function count(name: string, value: unknown, fallback: number): number {
