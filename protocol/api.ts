@@ -107,7 +107,7 @@ export interface EngineConfig {
   readonly siteKey?: string;
   /**
    * Fill the last position of each list (when k >= 2) with an exploration item (`explore: true`).
-   * Default off; the SDK does not set it yet.
+   * Default off; the SDK's `data-explore` turns it on.
    */
   readonly explore?: boolean;
   /**

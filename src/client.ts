@@ -63,6 +63,7 @@ export function startHearth(options: ResolvedOptions): Hearth {
       backends: options.backends,
       uploads: options.uploads && !signal,
       learn: !(signal && options.privacySignal === 'learning'),
+      explore: options.explore,
       uploadEvery: options.uploadEvery,
       // The worker may run from a blob: URL, so everything it loads is given as an absolute URL.
       wasmPath: new URL('./', options.workerUrl).href,

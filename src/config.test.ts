@@ -14,6 +14,7 @@ describe('SDK options', () => {
       uploadEvery: 20,
       capture: true,
       privacySignal: 'uploads',
+      explore: false,
       debug: false,
     });
   });

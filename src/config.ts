@@ -29,6 +29,12 @@ export interface HearthOptions {
    * on-device learning either; recommendations come from the global model alone).
    */
   readonly privacySignal?: 'uploads' | 'learning';
+  /**
+   * Fill the last of k >= 2 recommended positions with an exploration item (`data-explore`): one the
+   * model ranks just below the list, marked `explore: true`, so the visitor's reaction teaches the
+   * model about it. Default off.
+   */
+  readonly explore?: boolean;
   /** Verbose logging (`data-debug`). Default off. */
   readonly debug?: boolean;
   /**
@@ -47,6 +53,7 @@ export interface ResolvedOptions {
   readonly uploadEvery: number;
   readonly capture: boolean;
   readonly privacySignal: 'uploads' | 'learning';
+  readonly explore: boolean;
   readonly debug: boolean;
   readonly siteKey?: string;
 }
@@ -120,6 +127,7 @@ export function resolveOptions(
     uploadEvery: count('uploadEvery', raw.uploadEvery, 20),
     capture: flag('capture', raw.capture, true),
     privacySignal: oneOf('privacySignal', raw.privacySignal, ['uploads', 'learning']),
+    explore: flag('explore', raw.explore, false),
     debug: flag('debug', raw.debug, false),
     ...(raw.siteKey === undefined ? {} : { siteKey: siteKey(raw.siteKey) }),
   };
