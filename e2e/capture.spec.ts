@@ -29,11 +29,21 @@ async function open(page: Page, search = ''): Promise<void> {
 }
 
 /**
- * Lets the browser render and deliver IntersectionObserver records. Real time: the page's clock
- * (timers, requestAnimationFrame) is paused, its rendering is not.
+ * Waits until the browser has rendered and delivered IntersectionObserver records. The page's clock
+ * (timers, requestAnimationFrame) is paused, its rendering is not: a new observer's first record
+ * comes in the same rendering update as those of the observers created before it, or a later one.
  */
 async function settle(page: Page): Promise<void> {
-  await page.waitForTimeout(300);
+  await page.evaluate(
+    () =>
+      new Promise<void>((resolve) => {
+        const probe = new IntersectionObserver(() => {
+          probe.disconnect();
+          resolve();
+        });
+        probe.observe(document.body);
+      }),
+  );
 }
 
 const sorted = (list: string[]): string[] => [...list].sort();
@@ -74,6 +84,24 @@ test('views need half an item on screen for a second, dwell adds up, clicks are 
   });
   expect(sorted(stored)).toEqual(sorted(await tracked(page)));
   expect(errors).toEqual([]);
+});
+
+test('an item many screens tall counts once it fills half the screen', async ({ page }) => {
+  await open(page);
+  const top = await page.locator('#long-read').evaluate((el) => el.getBoundingClientRect().top);
+  // Its top edge a third of the way up the screen: a third of the screen, not counted yet.
+  await page.evaluate((y) => window.scrollTo(0, y - 480), top);
+  await settle(page);
+  await page.clock.runFor(1100);
+  await page.waitForTimeout(200);
+  expect(await tracked(page)).not.toContain('view:long-read');
+  // Scrolled into it: it fills the screen (about 12% of it is visible).
+  await page.evaluate((y) => window.scrollTo(0, y + 1000), top);
+  await settle(page);
+  await page.clock.runFor(1100);
+  await expect.poll(() => tracked(page)).toContain('view:long-read');
+  await page.clock.runFor(9000);
+  await expect.poll(() => tracked(page)).toContain('dwell:long-read');
 });
 
 for (const mode of ['the Navigation API', 'history.pushState alone'] as const) {

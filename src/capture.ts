@@ -83,7 +83,9 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
         else pause(w);
       }
     },
-    { threshold: [0, 0.25, 0.5, 0.75, 1] },
+    // Fine steps at the low end: an element many screens tall only ever shows a small fraction of
+    // itself, and a callback comes only when a threshold is crossed.
+    { threshold: [0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1] },
   );
   const watch = (el: Element): void => {
     if (watches.has(el)) return;
