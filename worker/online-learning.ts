@@ -12,6 +12,8 @@ import { LOCAL_TRAINING } from './local-training.js';
 import type { LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
 import { trainSessions } from './model/train.js';
+import type { ServingSlot } from './serving-slot.js';
+import type { InteractionStore } from './store.js';
 
 const log = createLogger('online');
 
@@ -66,16 +68,17 @@ export async function learnOnline(
   global: LoadedModel,
   rows: readonly StoredInteraction[],
   indexOf: ReadonlyMap<string, number>,
+  random: () => number = Math.random,
 ): Promise<OnlineResult | null> {
   const rederive = !global.local;
-  const sessions = pickSessions(toTrainingSessions(rows, indexOf), rederive);
+  const sessions = pickSessions(toTrainingSessions(rows, indexOf), rederive, random);
   if (sessions.length === 0) return null;
   const model = SessionModel.fromFlat(global.manifest.dims, global.local ?? global.weights);
   try {
     await trainSessions(model, sessions, {
       ...LOCAL_TRAINING,
       maxSteps: rederive ? ONLINE_LEARNING.rederiveSteps : ONLINE_LEARNING.maxSteps,
-      seed: Date.now() >>> 0,
+      seed: Math.floor(random() * 2 ** 32),
       proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
     });
   } catch (error) {
@@ -101,8 +104,84 @@ export class Debouncer {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
+  /** Runs a scheduled task now instead of after the quiet time; resolves when it is done. */
+  flush(): Promise<void> {
+    if (!this.timer) return Promise.resolve();
+    this.cancel();
+    return this.task();
+  }
+
   cancel(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+}
+
+/** What online learning reads from the engine and hands back to it. */
+export interface LearningHost {
+  /** The model recommendations come from. */
+  readonly serving: ServingSlot;
+  /** The global model served now, with the device's local copy of it when there is one. */
+  global(): LoadedModel | null;
+  /** Records `global` (now carrying its new local copy) as the one served. */
+  setGlobal(global: LoadedModel): void;
+  store(): InteractionStore;
+  /** Site item id -> model index for the served model. */
+  indexOf(): ReadonlyMap<string, number>;
+  /** Tells the other tabs that a local copy of `version` is now served. */
+  announce(version: number): void;
+  /** Runs `task` after the engine's queued tasks, under the trainer lock (skipped when busy). */
+  exclusive(task: () => Promise<void>): Promise<void>;
+}
+
+/**
+ * The local copy's life on the device: debounced online updates after interactions (or a new global
+ * version), and serving plus keeping whatever local copy was learned (here or before an upload).
+ */
+export class OnlineLearner {
+  private readonly debouncer = new Debouncer(() => this.learnNow());
+
+  /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
+  constructor(
+    private readonly host: LearningHost,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Asks for an update once interactions pause (`ONLINE_LEARNING.debounceMs`). */
+  schedule(): void {
+    this.debouncer.schedule();
+  }
+
+  /** Runs an update that is waiting for its quiet time now; resolves when it is served. */
+  flush(): Promise<void> {
+    return this.debouncer.flush();
+  }
+
+  cancel(): void {
+    this.debouncer.cancel();
+  }
+
+  /** One online update (queued, under the trainer lock; another tab training: skipped). */
+  learnNow(): Promise<void> {
+    return this.host.exclusive(async () => {
+      const global = this.host.global();
+      const rows = global ? await this.host.store().all() : [];
+      const learned = global && (await learnOnline(global, rows, this.host.indexOf(), this.random));
+      // Nothing to learn; or a model swap or erasure meanwhile made the result stale.
+      if (!learned || this.host.global() !== global) return learned?.model.dispose();
+      await this.serveLocal(global, learned.model, learned.weights);
+    });
+  }
+
+  /** Serves and keeps (reloads, other tabs) a local copy; SessionState rebuilds on the swap. */
+  async serveLocal(global: LoadedModel, model: SessionModel, local: Float32Array): Promise<void> {
+    const { manifest, weights } = global;
+    this.host.serving.swap(model);
+    this.host.setGlobal({ ...global, local });
+    await this.host
+      .store()
+      .putModel({ version: manifest.version, manifest, weights, local, savedAt: Date.now() })
+      .catch((error: unknown) => log.warn('could not keep the personalised model', error));
+    this.host.announce(manifest.version);
   }
 }
