@@ -1,0 +1,142 @@
+/**
+ * Replaying visitors through the worker's own engine in Node: the Engine class the Web Worker runs,
+ * its in-memory store (Node has no IndexedDB), the wasm backend chosen by the same backend ladder,
+ * and the model fetched from the real aggregation server the way a device fetches it. For every
+ * visitor, each next item is ranked against the whole catalogue *before* the engine sees it; then
+ * it is tracked and, with online learning on, the pending update runs at once (a replay drives the
+ * debounce explicitly instead of sleeping through it) before the following item is ranked.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EngineConfig, InteractionType } from '../../protocol/api.js';
+import { resolveConfig } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { Engine } from '../../worker/engine.js';
+import { mulberry32 } from '../../worker/model/prng.js';
+import { wasmDistDir } from '../tf-node.js';
+
+/** One visitor: site item ids in the order they were met, and how they interacted. */
+export interface Visitor {
+  readonly items: readonly string[];
+  readonly type: InteractionType;
+}
+
+/** Ranks of one visitor's next items (Infinity: the engine could not score the step). */
+export interface VisitorRanks {
+  readonly ranks: number[];
+}
+
+/** The model served by a real server on a free port, with a throwaway SQLite file. */
+export interface ReplayServer {
+  readonly server: RunningServer;
+  close(): Promise<void>;
+}
+
+/** Starts the aggregation server on `modelDir` (no rounds close: nothing is uploaded anyway). */
+export async function serveModel(modelDir: string): Promise<ReplayServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-simulate-'));
+  const server = await startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, 'hearth.sqlite'),
+      modelDir,
+      minCohort: 1_000_000,
+    }),
+  );
+  return {
+    server,
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** 1-based rank of `target` in `scores`: 1 + items (padding aside) scoring strictly higher. */
+export function rankOf(scores: Float32Array, target: number): number {
+  const value = scores[target];
+  if (value === undefined || target < 1 || Number.isNaN(value)) return Infinity;
+  let higher = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i]! > value) higher++;
+  return 1 + higher;
+}
+
+/** Replays visitors one after another through one engine, each as a fresh device. */
+export class Replayer {
+  private random: () => number = mulberry32(0);
+  private clock = 0;
+  private readonly engine = new Engine({
+    now: () => this.clock,
+    random: () => this.random(),
+  });
+  private indexOf = new Map<string, number>();
+
+  private constructor(private readonly learn: boolean) {}
+
+  /** An engine on `endpoint` with online learning on or off, wasm only, uploads off. */
+  static async start(endpoint: string, learn: boolean): Promise<Replayer> {
+    const replayer = new Replayer(learn);
+    const config: EngineConfig = {
+      endpoint,
+      backends: ['wasm'],
+      wasmPath: wasmDistDir(),
+      uploads: false,
+      uploadEvery: 1_000_000,
+      learn,
+      debug: false,
+    };
+    const status = await replayer.engine.init(config);
+    if (status.backend !== 'wasm' || status.modelVersion < 1) {
+      throw new Error(`replay engine not ready: ${JSON.stringify(status)}`);
+    }
+    const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as {
+      itemIds: string[];
+    };
+    replayer.indexOf = new Map(manifest.itemIds.map((id, i) => [id, i]));
+    return replayer;
+  }
+
+  /**
+   * Ranks of `visitor.items[1..]`, each scored from the items before it. `seed` fixes the
+   * visitor's randomness; its clock starts at `start` ms and ticks a minute per interaction, so
+   * the whole visit is one session (sessions split after 30 idle minutes).
+   */
+  async replay(visitor: Visitor, seed: number, start: number): Promise<VisitorRanks> {
+    // A fresh device: nothing stored, the global weights served, no local copy.
+    await this.engine.forget();
+    this.random = mulberry32(seed);
+    this.clock = start;
+    const ranks: number[] = [];
+    for (let t = 0; t < visitor.items.length; t++) {
+      if (t > 0) {
+        const scores = await this.engine.sessionScores();
+        const target = this.indexOf.get(visitor.items[t]!);
+        ranks.push(scores && target !== undefined ? rankOf(scores, target) : Infinity);
+      }
+      if (t === visitor.items.length - 1) break;
+      await this.engine.track({ type: visitor.type, item: visitor.items[t]! });
+      if (this.learn) await this.engine.learnPending();
+      this.clock += 60_000;
+    }
+    return { ranks };
+  }
+
+  async close(): Promise<void> {
+    await this.engine.dispose();
+  }
+}
+
+/** HR@K and NDCG@K over 1-based ranks (one relevant item per case). */
+export function hitAndNdcg(ranks: readonly number[], k: number): { hr: number; ndcg: number } {
+  let hits = 0;
+  let gain = 0;
+  for (const r of ranks) {
+    if (r <= k) {
+      hits++;
+      gain += 1 / Math.log2(r + 1);
+    }
+  }
+  const n = Math.max(ranks.length, 1);
+  return { hr: hits / n, ndcg: gain / n };
+}
