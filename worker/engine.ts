@@ -189,7 +189,7 @@ export class Engine implements EngineApi {
       const warm = this.sessionItems.length > 0 && serving !== null;
       const ranked = warm
         ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
-        : rankPopular(global.manifest.popular, wanted, excluded, allowed);
+        : rankPopular(global.manifest.popular, wanted, excluded, allowed, global.manifest.recent);
       const picks = pickPositions(ranked.items.length, k, explore, this.random);
       const items = picks.map((p) => ranked.items[p.at]!);
       const reasons =
