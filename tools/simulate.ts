@@ -128,6 +128,9 @@ interface Row {
   cases: number;
   hr10: number;
   ndcg10: number;
+  /** The same with the session's own items ranked too (repeats can hit). */
+  allItemsHr10: number;
+  allItemsNdcg10: number;
   lastHr10: number;
   lastNdcg10: number;
   seconds: number;
@@ -157,31 +160,36 @@ for (const dataset of values.datasets.split(',')) {
         cliProgress.Presets.shades_classic,
       );
       const started = performance.now();
+      const shown: number[] = [];
       const all: number[] = [];
       const last: number[] = [];
       bar.start(workload.visitors.length, 0);
       try {
         for (const [n, visitor] of workload.visitors.entries()) {
           // The same seed and clock per visitor in both modes: only learning differs.
-          const { ranks } = await replayer.replay(visitor, (seed * 1_000_003 + n) >>> 0, n * 1e9);
-          all.push(...ranks);
-          if (ranks.length > 0) last.push(ranks[ranks.length - 1]!);
+          const ranks = await replayer.replay(visitor, (seed * 1_000_003 + n) >>> 0, n * 1e9);
+          shown.push(...ranks.shown);
+          all.push(...ranks.all);
+          if (ranks.shown.length > 0) last.push(ranks.shown[ranks.shown.length - 1]!);
           bar.increment();
         }
       } finally {
         bar.stop();
         await replayer.close();
       }
-      const every = hitAndNdcg(all, 10);
+      const every = hitAndNdcg(shown, 10);
+      const unmasked = hitAndNdcg(all, 10);
       const final = hitAndNdcg(last, 10);
       rows.push({
         dataset,
         subset,
         learning: mode,
         visitors: workload.visitors.length,
-        cases: all.length,
+        cases: shown.length,
         hr10: every.hr,
         ndcg10: every.ndcg,
+        allItemsHr10: unmasked.hr,
+        allItemsNdcg10: unmasked.ndcg,
         lastHr10: final.hr,
         lastNdcg10: final.ndcg,
         seconds: (performance.now() - started) / 1000,
@@ -207,6 +215,8 @@ const lines = rows.map((r) => {
     r.learning,
     fmt(r.hr10) + change(r.hr10, off?.hr10),
     fmt(r.ndcg10) + change(r.ndcg10, off?.ndcg10),
+    fmt(r.allItemsHr10) + change(r.allItemsHr10, off?.allItemsHr10),
+    fmt(r.allItemsNdcg10) + change(r.allItemsNdcg10, off?.allItemsNdcg10),
     fmt(r.lastHr10) + change(r.lastHr10, off?.lastHr10),
     fmt(r.lastNdcg10) + change(r.lastNdcg10, off?.lastNdcg10),
     r.seconds.toFixed(0),
@@ -225,6 +235,8 @@ console.log(
       'online learning',
       'HR@10',
       'NDCG@10',
+      'HR@10, all items',
+      'NDCG@10, all items',
       'last item HR@10',
       'last item NDCG@10',
       'seconds',

@@ -1,17 +1,15 @@
 /**
  * Online learning on the device: a few optimiser steps on the visitor's recent sessions plus a small
  * replay of older stored history, shortly after interactions (debounced), starting from the weights
- * being served and pulled toward the global weights (the same proximal term as local-training.ts).
+ * being served and pulled toward the global weights (sparse steps: online-step.ts).
  * When a new global version arrives the local copy is re-derived from it by replaying the history,
  * so personalisation survives model updates. Nothing here uploads anything.
  */
-import type { StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { toTrainingSessions, type IndexedSession } from './sessions.js';
-import { LOCAL_TRAINING } from './local-training.js';
 import type { LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
-import { trainSessions } from './model/train.js';
+import { SparseLearner } from './online-step.js';
 import type { ServingSlot } from './serving-slot.js';
 import type { InteractionStore } from './store.js';
 
@@ -22,7 +20,7 @@ export const ONLINE_LEARNING = {
   /** Quiet time after the last interaction before a learning step runs. */
   debounceMs: 1500,
   /** Optimiser steps per online update (the local copy already holds the earlier ones). */
-  maxSteps: 3,
+  maxSteps: 4,
   /** Optimiser steps when re-deriving the local copy from a new global version. */
   rederiveSteps: 8,
   /** Newest sessions always trained on. */
@@ -31,6 +29,17 @@ export const ONLINE_LEARNING = {
   replaySessions: 6,
   /** Sessions replayed when re-deriving (the newest ones). */
   rederiveSessions: 64,
+  /** Adam step size of the sparse steps (online-step.ts); Adam restarts with every update. */
+  learningRate: 0.01,
+  /** Proximal pull toward the global weights, on the parameters a step updates. */
+  mu: 0.1,
+  /** Negatives sampled per update (the whole catalogue below this size). */
+  negatives: 2048,
+  /**
+   * 1: train the LSTM too (backpropagation through time). Off by default: on a 43k-item model an
+   * update then costs about four times as long, for a gain only YOOCHOOSE's tuning set showed.
+   */
+  trainLstm: 0,
 };
 
 /**
@@ -51,41 +60,6 @@ export function pickSessions(
     replay.push(older.splice(Math.floor(rng() * older.length), 1)[0]!);
   }
   return [...replay, ...sessions.slice(cut)];
-}
-
-/** What one online update produced (the caller owns `model`). */
-export interface OnlineResult {
-  readonly model: SessionModel;
-  readonly weights: Float32Array;
-}
-
-/**
- * One online update of `global`'s local copy from the stored `rows`: a few steps from the served
- * local copy, or, with none yet (a new version), a re-derivation from the global weights over more
- * history; the proximal pull is anchored at the global weights. Null when there is nothing to learn.
- */
-export async function learnOnline(
-  global: LoadedModel,
-  rows: readonly StoredInteraction[],
-  indexOf: ReadonlyMap<string, number>,
-  random: () => number = Math.random,
-): Promise<OnlineResult | null> {
-  const rederive = !global.local;
-  const sessions = pickSessions(toTrainingSessions(rows, indexOf), rederive, random);
-  if (sessions.length === 0) return null;
-  const model = SessionModel.fromFlat(global.manifest.dims, global.local ?? global.weights);
-  try {
-    await trainSessions(model, sessions, {
-      ...LOCAL_TRAINING,
-      maxSteps: rederive ? ONLINE_LEARNING.rederiveSteps : ONLINE_LEARNING.maxSteps,
-      seed: Math.floor(random() * 2 ** 32),
-      proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
-    });
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return { model, weights: model.toFlat() };
 }
 
 /** Runs `task` once, `ONLINE_LEARNING.debounceMs` after the last `schedule()` call. */
@@ -140,6 +114,7 @@ export interface LearningHost {
  */
 export class OnlineLearner {
   private readonly debouncer = new Debouncer(() => this.learnNow());
+  private learner: SparseLearner | null = null;
 
   /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
   constructor(
@@ -161,16 +136,43 @@ export class OnlineLearner {
     this.debouncer.cancel();
   }
 
-  /** One online update (queued, under the trainer lock; another tab training: skipped). */
+  /**
+   * One online update (queued, under the trainer lock; another tab training: skipped): a few
+   * sparse steps from the served local copy on the newest sessions plus a replay sample, or, with
+   * no local copy of this version yet, a re-derivation from the global weights over more history.
+   */
   learnNow(): Promise<void> {
     return this.host.exclusive(async () => {
       const global = this.host.global();
-      const rows = global ? await this.host.store().all() : [];
-      const learned = global && (await learnOnline(global, rows, this.host.indexOf(), this.random));
-      // Nothing to learn; or a model swap or erasure meanwhile made the result stale.
-      if (!learned || this.host.global() !== global) return learned?.model.dispose();
-      await this.serveLocal(global, learned.model, learned.weights);
+      if (!global) return;
+      const rederive = !global.local;
+      const rows = await this.host.store().all();
+      const all = toTrainingSessions(rows, this.host.indexOf());
+      const sessions = pickSessions(all, rederive, this.random);
+      if (sessions.length === 0 || this.host.global() !== global) return;
+      const learner = this.learnerFor(global);
+      const { maxSteps, rederiveSteps, learningRate, mu, negatives, trainLstm } = ONLINE_LEARNING;
+      await learner.update(sessions, rederive ? rederiveSteps : maxSteps, {
+        ...{ learningRate, mu, negatives, lstm: trainLstm > 0 },
+        random: this.random,
+      });
+      // A model swap or erasure meanwhile made the result stale.
+      if (this.host.global() !== global) return;
+      const model = SessionModel.fromFlat(global.manifest.dims, learner.weights);
+      await this.serveLocal(global, model, learner.weights);
     });
+  }
+
+  /**
+   * The learner for `global`: the kept one while it still holds the served local copy (no copy of
+   * the weights per update), else a fresh one from the local copy or the global weights.
+   */
+  private learnerFor(global: LoadedModel): SparseLearner {
+    const kept = this.learner;
+    if (kept && kept.anchor === global.weights && kept.weights === global.local) return kept;
+    const { dims } = global.manifest;
+    this.learner = new SparseLearner(dims, global.weights, global.local ?? global.weights);
+    return this.learner;
   }
 
   /** Serves and keeps (reloads, other tabs) a local copy; SessionState rebuilds on the swap. */

@@ -22,9 +22,14 @@ export interface Visitor {
   readonly type: InteractionType;
 }
 
-/** Ranks of one visitor's next items (Infinity: the engine could not score the step). */
+/**
+ * Ranks of one visitor's next items (Infinity: not rankable). `shown` ranks among the items
+ * `recommend()` may return (the session's own items excluded, as the engine never re-recommends
+ * them; a repeated item is a miss); `all` ranks against every item.
+ */
 export interface VisitorRanks {
-  readonly ranks: number[];
+  readonly shown: number[];
+  readonly all: number[];
 }
 
 /** The model served by a real server on a free port, with a throwaway SQLite file. */
@@ -53,12 +58,21 @@ export async function serveModel(modelDir: string): Promise<ReplayServer> {
   };
 }
 
-/** 1-based rank of `target` in `scores`: 1 + items (padding aside) scoring strictly higher. */
-export function rankOf(scores: Float32Array, target: number): number {
+/**
+ * 1-based rank of `target` in `scores`: 1 + items (padding and `excluded` aside) scoring strictly
+ * higher. An excluded target cannot be shown: Infinity.
+ */
+export function rankOf(
+  scores: Float32Array,
+  target: number,
+  excluded: ReadonlySet<number> = new Set(),
+): number {
   const value = scores[target];
-  if (value === undefined || target < 1 || Number.isNaN(value)) return Infinity;
+  if (value === undefined || target < 1 || Number.isNaN(value) || excluded.has(target)) {
+    return Infinity;
+  }
   let higher = 0;
-  for (let i = 1; i < scores.length; i++) if (scores[i]! > value) higher++;
+  for (let i = 1; i < scores.length; i++) if (scores[i]! > value && !excluded.has(i)) higher++;
   return 1 + higher;
 }
 
@@ -107,19 +121,25 @@ export class Replayer {
     await this.engine.forget();
     this.random = mulberry32(seed);
     this.clock = start;
-    const ranks: number[] = [];
+    const shown: number[] = [];
+    const all: number[] = [];
+    const seen = new Set<number>();
     for (let t = 0; t < visitor.items.length; t++) {
       if (t > 0) {
         const scores = await this.engine.sessionScores();
         const target = this.indexOf.get(visitor.items[t]!);
-        ranks.push(scores && target !== undefined ? rankOf(scores, target) : Infinity);
+        const ok = scores !== null && target !== undefined;
+        shown.push(ok ? rankOf(scores, target, seen) : Infinity);
+        all.push(ok ? rankOf(scores, target) : Infinity);
       }
+      const index = this.indexOf.get(visitor.items[t]!);
+      if (index !== undefined) seen.add(index);
       if (t === visitor.items.length - 1) break;
       await this.engine.track({ type: visitor.type, item: visitor.items[t]! });
       if (this.learn) await this.engine.learnPending();
       this.clock += 60_000;
     }
-    return { ranks };
+    return { shown, all };
   }
 
   async close(): Promise<void> {
