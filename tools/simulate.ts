@@ -5,7 +5,7 @@
  *
  *   npm run simulate -- [--data <dir>] [--datasets amazon-beauty,yoochoose-rsc15-100k]
  *                       [--users 400] [--tune-users 150] [--subset report|tune] [--seed 1]
- *                       [--modes off,on] [--json <file>] [--beauty-model <dir>]
+ *                       [--modes off,on] [--visit 0] [--json <file>] [--beauty-model <dir>]
  *                       [--yoochoose-model <dir>] [--online key=value,...] [--local key=value,...]
  *
  * Amazon Beauty: users are split 80/20 (seeded); the global model trains on the 80% (trained here on
@@ -14,6 +14,8 @@
  * test day's sessions are replayed. In both, the replayed visitors are shuffled (seeded) and the first
  * `--tune-users` are a tuning set, kept apart from the `--users` reported ones: `--subset tune` runs
  * the tuning set. `--online` / `--local` override ONLINE_LEARNING / LOCAL_TRAINING for tuning.
+ * `--visit n` replays each history as visits of n items a day apart (a returning visitor, the LSTM
+ * state reset every visit) instead of one session; the first item of a visit is not ranked.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     subset: { type: 'string', default: 'report' },
     seed: { type: 'string', default: '1' },
     modes: { type: 'string', default: 'off,on' },
+    visit: { type: 'string', default: '0' },
     json: { type: 'string' },
     'beauty-model': { type: 'string' },
     'yoochoose-model': { type: 'string' },
@@ -51,6 +54,7 @@ const { values } = parseArgs({
   },
 });
 const seed = Number(values.seed);
+const visit = Number(values.visit);
 const users = Number(values.users);
 const tuneUsers = Number(values['tune-users']);
 const subset = values.subset;
@@ -167,7 +171,12 @@ for (const dataset of values.datasets.split(',')) {
       try {
         for (const [n, visitor] of workload.visitors.entries()) {
           // The same seed and clock per visitor in both modes: only learning differs.
-          const ranks = await replayer.replay(visitor, (seed * 1_000_003 + n) >>> 0, n * 1e9);
+          const ranks = await replayer.replay(
+            visitor,
+            (seed * 1_000_003 + n) >>> 0,
+            n * 1e11,
+            visit,
+          );
           shown.push(...ranks.shown);
           all.push(...ranks.all);
           if (ranks.shown.length > 0) last.push(ranks.shown[ranks.shown.length - 1]!);
@@ -223,7 +232,7 @@ const lines = rows.map((r) => {
   ];
 });
 console.log(
-  `\nseed ${seed}; online ${JSON.stringify(ONLINE_LEARNING)}; local ${JSON.stringify(LOCAL_TRAINING)}\n`,
+  `\nseed ${seed}; visit ${visit || 'whole history'}; online ${JSON.stringify(ONLINE_LEARNING)}; local ${JSON.stringify(LOCAL_TRAINING)}\n`,
 );
 console.log(
   markdownTable(
@@ -247,6 +256,6 @@ console.log(
 if (values.json) {
   await writeFile(
     values.json,
-    `${JSON.stringify({ seed, online: ONLINE_LEARNING, local: LOCAL_TRAINING, rows }, null, 2)}\n`,
+    `${JSON.stringify({ seed, visit, online: ONLINE_LEARNING, local: LOCAL_TRAINING, rows }, null, 2)}\n`,
   );
 }

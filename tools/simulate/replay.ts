@@ -114,18 +114,26 @@ export class Replayer {
   /**
    * Ranks of `visitor.items[1..]`, each scored from the items before it. `seed` fixes the
    * visitor's randomness; its clock starts at `start` ms and ticks a minute per interaction, so
-   * the whole visit is one session (sessions split after 30 idle minutes).
+   * the history is one session (sessions split after 30 idle minutes). With `visit` > 0 the
+   * history is cut into visits of that many items a day apart instead: a returning visitor, whose
+   * LSTM state starts afresh every visit, so only learning carries earlier visits forward. The
+   * first item of a visit is not ranked (cold start, the same popularity list in both modes).
    */
-  async replay(visitor: Visitor, seed: number, start: number): Promise<VisitorRanks> {
+  async replay(visitor: Visitor, seed: number, start: number, visit = 0): Promise<VisitorRanks> {
     // A fresh device: nothing stored, the global weights served, no local copy.
     await this.engine.forget();
     this.random = mulberry32(seed);
     this.clock = start;
     const shown: number[] = [];
     const all: number[] = [];
-    const seen = new Set<number>();
+    let seen = new Set<number>();
     for (let t = 0; t < visitor.items.length; t++) {
-      if (t > 0) {
+      const opens = visit > 0 && t > 0 && t % visit === 0;
+      if (opens) {
+        // The engine only excludes the current session's items: so does the ranking.
+        seen = new Set();
+        this.clock += 24 * 3600_000;
+      } else if (t > 0) {
         const scores = await this.engine.sessionScores();
         const target = this.indexOf.get(visitor.items[t]!);
         const ok = scores !== null && target !== undefined;
