@@ -115,6 +115,10 @@ export interface LearningHost {
 export class OnlineLearner {
   private readonly debouncer = new Debouncer(() => this.learnNow());
   private learner: SparseLearner | null = null;
+  /** The background write of the local copy (keep()), and the newest copy waiting for it. */
+  private keeping: Promise<void> | null = null;
+  private waiting: { global: LoadedModel; local: Float32Array; store: InteractionStore } | null =
+    null;
 
   /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
   constructor(
@@ -175,15 +179,38 @@ export class OnlineLearner {
     return this.learner;
   }
 
-  /** Serves and keeps (reloads, other tabs) a local copy; SessionState rebuilds on the swap. */
+  /** Serves a local copy at once (SessionState rebuilds on the swap) and keeps it (keep()). */
   async serveLocal(global: LoadedModel, model: SessionModel, local: Float32Array): Promise<void> {
-    const { manifest, weights } = global;
     this.host.serving.swap(model);
     this.host.setGlobal({ ...global, local });
-    await this.host
-      .store()
-      .putModel({ version: manifest.version, manifest, weights, local, savedAt: Date.now() })
-      .catch((error: unknown) => log.warn('could not keep the personalised model', error));
-    this.host.announce(manifest.version);
+    this.keep(global, local);
+  }
+
+  /** Resolves once the newest local copy served is stored (and announced). */
+  kept(): Promise<void> {
+    return this.keeping ?? Promise.resolve();
+  }
+
+  /**
+   * Stores the local copy for reloads and other tabs, then tells them. Not awaited by an update:
+   * IndexedDB clones and writes the global and local weights (2 x 11 MB on a 43k-item model) in a
+   * few hundred milliseconds, many times the update itself. Writes go one at a time and only the
+   * newest waiting copy is written; each goes to the store current when it was served, so a copy
+   * learned before `forget()` never lands in the store opened after it.
+   */
+  private keep(global: LoadedModel, local: Float32Array): void {
+    this.waiting = { global, local, store: this.host.store() };
+    this.keeping ??= (async () => {
+      for (let next = this.waiting; next; next = this.waiting) {
+        this.waiting = null;
+        const { manifest, weights } = next.global;
+        const row = { version: manifest.version, manifest, weights, savedAt: Date.now() };
+        await next.store
+          .putModel({ ...row, local: next.local })
+          .catch((error: unknown) => log.warn('could not keep the personalised model', error));
+        this.host.announce(manifest.version);
+      }
+      this.keeping = null;
+    })();
   }
 }
