@@ -1,16 +1,22 @@
 /**
  * `npm run bench:browser`: the SDK as a page uses it, in headless Chromium, per tfjs backend.
  *
- *   npm run bench:browser -- [--runs 30] [--items 10000] [--backends webgpu,webgl,wasm,cpu]
+ *   npm run bench:browser -- [--runs 30] [--items 10000 | --model <dir>]
+ *                            [--backends webgpu,webgl,wasm,cpu] [--learn-runs 20]
  *
- * Serves a random model of the given size through the real server and the built demo site, forces
- * one backend per fresh browser context (the documented `window.hearth = { backends }` override),
- * and times `hearth.recommend({ k: 20 })` round trips from the page (comlink hop included) and one
- * `hearth.sync()` (8 local optimiser steps, clipping, encoding, upload). Medians over `--runs`, with
- * each backend's ratio against wasm measured in the same run. GPU backends here run on SwiftShader
- * (software): they show plumbing and correctness, not what a visitor's GPU does.
+ * Serves a random model of the given size (`--items 43097` is Diginetica's catalogue), or a trained
+ * model directory, through the real server and the built demo site, forces one backend per fresh
+ * browser context (the documented `window.hearth = { backends }` override), and times
+ * `hearth.recommend({ k: 20 })` round trips from the page after a new click (comlink hop, one
+ * recurrent step and one scoring of the whole catalogue included) and one
+ * `hearth.sync()` (local optimiser steps, clipping, encoding, upload). Then, in another fresh
+ * context, it starts the built worker itself and times one online learning update after an
+ * interaction (`learnPending()`: what runs once the debounce fires, from the page, so the message
+ * hop is included) `--learn-runs` times. Medians and p90 over the runs, with each backend's ratio
+ * against wasm measured in the same run. GPU backends here run on SwiftShader (software): they
+ * show plumbing and correctness, not what a visitor's GPU does.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,30 +33,46 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '30' },
     items: { type: 'string', default: '10000' },
+    model: { type: 'string' },
     backends: { type: 'string', default: 'webgpu,webgl,wasm,cpu' },
+    'learn-runs': { type: 'string', default: '20' },
   },
 });
 const runs = Number(values.runs);
-const items = Number(values.items);
+const learnRuns = Number(values['learn-runs']);
 const backends = values.backends.split(',');
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
-await initNodeBackend('wasm');
-const dims = { items: items + 1, embedding: 64, hidden: 128, maxSessionLength: 20 };
-const model = SessionModel.random(dims, 1);
-await exportModel(join(dir, 'model'), model, {
-  itemIds: ['', ...Array.from({ length: items }, (_, i) => `i-${i + 1}`)],
-  popular: Array.from({ length: 100 }, (_, i) => i + 1),
-  version: 1,
-});
-model.dispose();
+let modelDir = join(dir, 'model');
+let ids: string[];
+if (values.model) {
+  modelDir = values.model;
+  ids = (JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8')) as { itemIds: string[] })
+    .itemIds;
+} else {
+  await initNodeBackend('wasm');
+  const items = Number(values.items);
+  const dims = { items: items + 1, embedding: 64, hidden: 128, maxSessionLength: 20 };
+  const model = SessionModel.random(dims, 1);
+  ids = ['', ...Array.from({ length: items }, (_, i) => `i-${i + 1}`)];
+  await exportModel(modelDir, model, {
+    itemIds: ids,
+    popular: Array.from({ length: Math.min(100, items) }, (_, i) => i + 1),
+    version: 1,
+  });
+  model.dispose();
+}
+const items = ids.length - 1;
+/** Item ids spread over the catalogue, for the clicks the benchmark makes. */
+const pickIds = (count: number, salt: number) =>
+  Array.from({ length: count }, (_, i) => ids[1 + ((i * 7919 + salt * 104_729) % items)]!);
 await buildAll();
 const system = await startSystem(
   // A cohort no benchmark reaches, so every sync measures the same model version.
   {
     port: 0,
     dbPath: join(dir, 'bench.sqlite'),
-    modelDir: join(dir, 'model'),
+    modelDir,
     minCohort: 1_000_000,
   },
   { port: 0, host: '127.0.0.1', strictPort: false },
@@ -62,6 +84,8 @@ const browser = await chromium.launch({
 
 const rows: string[][] = [];
 const medians: Record<string, number> = {};
+const learnRows: string[][] = [];
+const learnMedians: Record<string, number> = {};
 try {
   for (const backend of backends) {
     const context = await browser.newContext();
@@ -80,22 +104,27 @@ try {
       await context.close();
       continue;
     }
-    const timings = await page.evaluate(async (n: number) => {
-      const h = (
-        window as unknown as { hearth: Record<string, (...a: unknown[]) => Promise<unknown>> }
-      ).hearth;
-      for (const item of ['i-1', 'i-20', 'i-300', 'i-4000'])
-        await h.track!({ type: 'click', item });
-      const recommend: number[] = [];
-      for (let i = 0; i < n + 3; i++) {
+    const timings = await page.evaluate(
+      async ([n, clicks]: [number, string[]]) => {
+        const h = (
+          window as unknown as { hearth: Record<string, (...a: unknown[]) => Promise<unknown>> }
+        ).hearth;
+        for (const item of clicks.slice(0, 4)) await h.track!({ type: 'click', item });
+        const recommend: number[] = [];
+        // A click before every timed call: the engine caches the scores of an unchanged session,
+        // so each timed recommend pays one recurrent step and one scoring of the whole catalogue.
+        for (let i = 0; i < n + 3; i++) {
+          await h.track!({ type: 'click', item: clicks[4 + i]! });
+          const t = performance.now();
+          await h.recommend!({ k: 20 });
+          if (i >= 3) recommend.push(performance.now() - t);
+        }
         const t = performance.now();
-        await h.recommend!({ k: 20 });
-        if (i >= 3) recommend.push(performance.now() - t);
-      }
-      const t = performance.now();
-      const sync = (await h.sync!()) as { status: string };
-      return { recommend, sync: performance.now() - t, syncStatus: sync.status };
-    }, runs);
+        const sync = (await h.sync!()) as { status: string };
+        return { recommend, sync: performance.now() - t, syncStatus: sync.status };
+      },
+      [runs, pickIds(runs + 7, 1)] as [number, string[]],
+    );
     const sorted = timings.recommend.sort((a, b) => a - b);
     medians[backend] = quantile(sorted, 0.5);
     rows.push([
@@ -107,6 +136,14 @@ try {
       `${timings.sync.toFixed(0)} (${timings.syncStatus})`,
     ]);
     await context.close();
+    const learn = await timeLearning(backend);
+    learnMedians[backend] = learn[0] ? quantile(learn, 0.5) : NaN;
+    learnRows.push([
+      backend,
+      String(learn.length),
+      learn.length ? quantile(learn, 0.5).toFixed(1) : '-',
+      learn.length ? quantile(learn, 0.9).toFixed(1) : '-',
+    ]);
   }
 } finally {
   await browser.close();
@@ -118,10 +155,82 @@ for (const row of rows) {
   const median = medians[row[0]!];
   row.push(median && medians.wasm ? `${(medians.wasm / median).toFixed(2)}x` : '-');
 }
-console.log(`\n${items} items, d=64, h=128; ${runs} recommend calls per backend\n`);
+for (const row of learnRows) {
+  const median = learnMedians[row[0]!];
+  row.push(median && learnMedians.wasm ? `${(learnMedians.wasm / median).toFixed(2)}x` : '-');
+}
+console.log(
+  `\n${items} items${values.model ? ` (${values.model})` : ', random'}, d=64, h=128; ` +
+    `${runs} recommend calls per backend\n`,
+);
 console.log(
   markdownTable(
     ['forced', 'chosen', 'start ms', 'recommend p50 ms', 'p90 ms', 'sync ms', 'speed vs wasm'],
     rows,
   ),
 );
+console.log(`\nOne online learning update after a click (learnPending), ${learnRuns} runs\n`);
+console.log(
+  markdownTable(['backend', 'runs', 'learn p50 ms', 'p90 ms', 'speed vs wasm'], learnRows),
+);
+
+/**
+ * Times online learning updates in a fresh context: the built worker started directly on the
+ * demo origin and driven over comlink's wire format (the page SDK exposes no such call). A first
+ * update (re-deriving the local copy) and two more warm up; then each run is one click followed by
+ * `learnPending()`, the update the debounce would otherwise start 1.5 s later.
+ */
+async function timeLearning(backend: string): Promise<number[]> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(new URL('robots.txt', system.demoUrl).href);
+    const config = {
+      endpoint: system.server.url,
+      backends: [backend],
+      uploads: false,
+      uploadEvery: 1_000_000,
+      wasmPath: new URL('sdk/', system.demoUrl).href,
+      debug: false,
+      learn: true,
+    };
+    const args = JSON.stringify([
+      new URL('sdk/hearth-worker.js', system.demoUrl).href,
+      config,
+      pickIds(learnRuns + 6, 2),
+      learnRuns,
+    ]);
+    // A string, not a function: the page must not see the helpers tsx adds to compiled functions.
+    return await page.evaluate<number[]>(`(async ([workerUrl, config, clicks, n]) => {
+      const worker = new Worker(workerUrl, { type: 'module' });
+      let id = 0;
+      const call = (method, ...args) => new Promise((resolve, reject) => {
+        const me = ++id;
+        const listen = ({ data }) => {
+          if (!data || data.id !== me) return;
+          worker.removeEventListener('message', listen);
+          if (data.type === 'RAW') resolve(data.value);
+          else reject(new Error(JSON.stringify(data.value)));
+        };
+        worker.addEventListener('message', listen);
+        const argumentList = args.map((value) => ({ type: 'RAW', value }));
+        worker.postMessage({ id: me, type: 'APPLY', path: [method], argumentList });
+      });
+      await call('init', config);
+      const times = [];
+      for (const [i, item] of clicks.entries()) {
+        await call('track', { type: 'click', item });
+        const t = performance.now();
+        await call('learnPending');
+        if (i >= clicks.length - n) times.push(performance.now() - t);
+      }
+      worker.terminate();
+      return times.sort((a, b) => a - b);
+    })(${args})`);
+  } catch (error) {
+    console.warn(`learning on ${backend} failed: ${String(error)}`);
+    return [];
+  } finally {
+    await context.close();
+  }
+}

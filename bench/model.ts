@@ -3,15 +3,23 @@
  *
  *   npm run bench -- [--runs 30] [--backends cpu,wasm] [--sizes yoochoose,diginetica]
  *
- * Prints medians (and p90) over repeated runs and each backend's ratio against cpu measured in the
- * same process, because these machines are shared and absolute numbers drift. Browser numbers per
+ * Times top-20 scoring, a dense training step, and one online learning update through the engine
+ * (a click, then the update the debounce would start: `learnPending()`, against a real server on
+ * loopback serving the model). Prints medians (and p90) over repeated runs and each backend's ratio
+ * against cpu measured in the same process, because these machines are shared and absolute numbers drift. Browser numbers per
  * backend (WebGPU/WebGL need a browser) belong to a browser benchmark; this one is the Node floor.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelDims } from '../protocol/manifest.js';
 import { DTYPE_FLOAT16, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
-import { initNodeBackend, type NodeBackend } from '../tools/tf-node.js';
+import { exportModel } from '../tools/model-io.js';
+import { serveModel } from '../tools/simulate/replay.js';
+import { initNodeBackend, wasmDistDir, type NodeBackend } from '../tools/tf-node.js';
+import { Engine } from '../worker/engine.js';
 import { SessionModel } from '../worker/model/session-model.js';
 import { trainSessions } from '../worker/model/train.js';
 import { markdownTable, quantile, timeRuns } from './stats.js';
@@ -42,6 +50,37 @@ function sessions(items: number, count: number, seed: number): number[][] {
   );
 }
 
+/** Online learning updates on a `dims` model through the engine on `backend` (model served). */
+async function timeOnlineUpdates(dims: ModelDims, backend: NodeBackend, n: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
+  const ids = ['', ...Array.from({ length: dims.items - 1 }, (_, i) => `i-${i + 1}`)];
+  const model = SessionModel.random(dims, 1);
+  await exportModel(dir, model, { itemIds: ids, popular: [1, 2, 3], version: 1 });
+  model.dispose();
+  const served = await serveModel(dir);
+  const engine = new Engine();
+  try {
+    await engine.init({
+      endpoint: served.server.url,
+      ...{ backends: [backend], wasmPath: wasmDistDir(), uploads: false, uploadEvery: 1e6 },
+      ...{ learn: true, debug: false },
+    });
+    const times: number[] = [];
+    // The first updates re-derive the local copy and warm up; the rest are timed.
+    for (let i = 0; i < n + 4; i++) {
+      await engine.track({ type: 'click', item: ids[1 + ((i * 7919) % (dims.items - 1))]! });
+      const start = performance.now();
+      await engine.learnPending();
+      if (i >= 4) times.push(performance.now() - start);
+    }
+    return times.sort((a, b) => a - b);
+  } finally {
+    await engine.dispose();
+    await served.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const rows: string[][] = [];
 for (const size of sizes) {
   const dims = SIZES[size];
@@ -66,9 +105,11 @@ for (const size of sizes) {
       1,
     );
     model.dispose();
+    const online = await timeOnlineUpdates(dims, backend, Math.max(5, Math.floor(runs / 2)));
     for (const [what, times] of [
       ['recommend top-20', recommend],
       ['train step (batch 32)', step],
+      ['online update after a click', online],
     ] as const) {
       const median = quantile(times, 0.5);
       const key = `${what}`;

@@ -44,11 +44,16 @@ describe('manifest', () => {
       ['weights.byteLength', (m) => (m.weights = { url: 'w', dtype: 'float32', byteLength: 3 })],
       ['itemIds', (m) => (m.itemIds = ['a', 'b', 'c', 'd', 'e'])],
       ['popular', (m) => (m.popular = [0])],
+      ['recent', (m) => (m.recent = [0])],
+      ['recent', (m) => (m.recent = 'trending')],
       [
         'federation.clipNorm',
         (m) => (m.federation = { clipNorm: -1, minCohort: 1, maxExamples: 1 }),
       ],
     ];
+    // The optional cold-start recency order: absent or a list of item indices.
+    expect(parseManifest({ ...manifest(), recent: [1, 2] }).recent).toEqual([1, 2]);
+    expect(parseManifest(manifest()).recent).toBeUndefined();
     for (const [field, breakIt] of broken) {
       const m = JSON.parse(JSON.stringify(manifest())) as Record<string, unknown>;
       breakIt(m);

@@ -79,6 +79,11 @@ export interface ModelManifest {
   readonly itemIds: readonly string[];
   /** Model indices by descending popularity, for cold start (no session yet). */
   readonly popular: readonly number[];
+  /**
+   * Optional: model indices by descending popularity in the newest part of the training log (what
+   * is trending), blended with `popular` at cold start. Absent in older manifests: popularity alone.
+   */
+  readonly recent?: readonly number[];
   /** Federation parameters the device must follow. */
   readonly federation: FederationParams;
   /** Free-form provenance: which data and run trained the base model. */
@@ -137,6 +142,10 @@ export function parseManifest(value: unknown): ModelManifest {
   const popular = m.popular;
   if (!Array.isArray(popular)) return bad('popular');
   if (!popular.every((i) => Number.isInteger(i) && i > 0 && i < typedDims.items)) bad('popular');
+  const recent = m.recent;
+  const index = (i: unknown) =>
+    Number.isInteger(i) && (i as number) > 0 && (i as number) < typedDims.items;
+  if (recent !== undefined && !(Array.isArray(recent) && recent.every(index))) bad('recent');
   const f = m.federation as Record<string, unknown> | undefined;
   if (typeof f !== 'object' || f === null) return bad('federation');
   if (typeof f.clipNorm !== 'number' || !(f.clipNorm > 0) || !Number.isFinite(f.clipNorm)) {

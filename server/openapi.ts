@@ -425,6 +425,11 @@ export const OPENAPI_DOCUMENT: JsonObject = {
           },
           itemIds: { type: 'array', items: { type: 'string' } },
           popular: { type: 'array', items: { type: 'integer' } },
+          recent: {
+            type: 'array',
+            items: { type: 'integer' },
+            description: 'Optional: indices trending in the newest training data (cold start)',
+          },
           federation: {
             type: 'object',
             properties: {

@@ -40,6 +40,7 @@ export function versionManifest(
     },
     itemIds: template.itemIds,
     popular: template.popular,
+    ...(template.recent === undefined ? {} : { recent: template.recent }),
     federation: template.federation,
     ...(template.training === undefined ? {} : { training: template.training }),
   };

@@ -30,6 +30,8 @@ export const DEFAULT_FEDERATION: FederationParams = {
 export interface ExportInfo {
   readonly itemIds: readonly string[];
   readonly popular: readonly number[];
+  /** Optional cold-start recency order (manifest `recent`). */
+  readonly recent?: readonly number[];
   readonly version: number;
   readonly training?: Readonly<Record<string, string | number>>;
   readonly federation?: FederationParams;
@@ -62,6 +64,7 @@ export async function exportModel(
     weights: { url: 'weights.bin', dtype: 'float32', byteLength: flat.length * 4 },
     itemIds: [...info.itemIds],
     popular: [...info.popular],
+    ...(info.recent ? { recent: [...info.recent] } : {}),
     federation: info.federation ?? DEFAULT_FEDERATION,
     ...(info.training ? { training: info.training } : {}),
   });

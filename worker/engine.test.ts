@@ -73,6 +73,21 @@ describe('engine', () => {
     expect((await engine.status()).uploads.sent).toBe(1);
   });
 
+  it('starts cold from popularity blended with the recency order of the manifest', async () => {
+    // item-9 and item-4 are trending; item-5 is the most popular but not trending.
+    const trending = await startEngineFixture(3, { backends: ['cpu'] }, [9, 4, 30]);
+    try {
+      const engine = new Engine();
+      await engine.init(trending.config);
+      await engine.forget(); // the IndexedDB stand-in still holds earlier tests' sessions
+      const cold = await engine.recommend({ k: 4 });
+      expect(cold.map((r) => r.item)).toEqual(['item-4', 'item-5', 'item-9', 'item-3']);
+      await engine.dispose();
+    } finally {
+      await trending.close();
+    }
+  });
+
   it('shares nothing when uploads are off, and rejects bad input with stable codes', async () => {
     const engine = new Engine();
     await engine.init({ ...config, uploads: false });

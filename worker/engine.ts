@@ -18,10 +18,10 @@ import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
 import { chooseBackend, type LadderResult } from './backend-ladder.js';
 import { backendFingerprint, readBackendChoice } from './backend-cache.js';
-import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
-import { currentOutbox, learnLocally } from './local-training.js';
+import { skipped } from './federated-client.js';
+import { shareLocalUpdate } from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
-import { Debouncer, learnOnline } from './online-learning.js';
+import { OnlineLearner } from './online-learning.js';
 import { SessionModel } from './model/session-model.js';
 import {
   EXPLORE_POOL,
@@ -32,8 +32,8 @@ import {
 } from './ranking.js';
 import { ServingSlot } from './serving-slot.js';
 import { SessionState } from './session-state.js';
-import { sessionFor, toTrainingSessions } from './sessions.js';
-import { MemoryStore, openIdbStore, type InteractionStore, type OutboxEntry } from './store.js';
+import { sessionFor } from './sessions.js';
+import { MemoryStore, openIdbStore, type InteractionStore } from './store.js';
 import { TabChannel, withTrainerLock, type ModelAnnouncement } from './tabs.js';
 import { validateRecommendOptions, validateTrackEvent } from './validate.js';
 
@@ -43,6 +43,14 @@ const log = createLogger('engine');
 const MAX_SESSION_MEMORY = 200;
 /** After a failed model fetch, wait this long before trying again on the next call. */
 const MODEL_RETRY_MS = 15_000;
+
+/** What a replay or a test may inject; the worker uses the defaults. */
+export interface EngineOptions {
+  /** The clock interactions are stamped with (sessions split on its gaps). */
+  readonly now?: () => number;
+  /** Randomness of online learning (replay sample, seed) and of the exploration slot. */
+  readonly random?: () => number;
+}
 
 /** The worker-side implementation of `EngineApi`. */
 export class Engine implements EngineApi {
@@ -67,8 +75,27 @@ export class Engine implements EngineApi {
   private queue: Promise<unknown> = Promise.resolve();
   /** Hears other tabs adopting new weights (created on init). */
   private tabs: TabChannel | null = null;
+  private readonly now: () => number;
+  private readonly random: () => number;
   /** Online learning: a few steps shortly after the last interaction (or a new global version). */
-  private readonly learner = new Debouncer(() => this.learnNow());
+  private readonly learner: OnlineLearner;
+
+  constructor(options: EngineOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.learner = new OnlineLearner(
+      {
+        serving: this.serving,
+        global: () => this.global,
+        setGlobal: (global) => (this.global = global),
+        store: () => this.store,
+        indexOf: () => this.indexOf,
+        announce: (version) => this.tabs?.announce(version, true),
+        exclusive: (task) => this.serialise(() => withTrainerLock(task, () => undefined)),
+      },
+      this.random,
+    );
+  }
 
   async handshake(): Promise<number> {
     return ENGINE_API_VERSION;
@@ -115,7 +142,7 @@ export class Engine implements EngineApi {
   async track(event: TrackEvent): Promise<void> {
     const config = this.requireConfig();
     const { type, item } = validateTrackEvent(event);
-    const ts = Date.now();
+    const ts = this.now();
     const session = sessionFor(ts, this.lastInteraction);
     if (session !== this.lastInteraction?.session) {
       this.sessionItems = [];
@@ -162,8 +189,8 @@ export class Engine implements EngineApi {
       const warm = this.sessionItems.length > 0 && serving !== null;
       const ranked = warm
         ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
-        : rankPopular(global.manifest.popular, wanted, excluded, allowed);
-      const picks = pickPositions(ranked.items.length, k, explore, Math.random);
+        : rankPopular(global.manifest.popular, wanted, excluded, allowed, global.manifest.recent);
+      const picks = pickPositions(ranked.items.length, k, explore, this.random);
       const items = picks.map((p) => ranked.items[p.at]!);
       const reasons =
         explain && warm
@@ -256,6 +283,34 @@ export class Engine implements EngineApi {
     });
   }
 
+  /**
+   * The served model's next-item scores for the current session over the whole catalogue (index 0
+   * is -Infinity): what `recommend()` ranks before its exclusions. Null without a model or a known
+   * session item. Offline replays (tools/simulate.ts) rank the next item with it.
+   */
+  sessionScores(): Promise<Float32Array | null> {
+    return this.serving.use(async (serving) =>
+      serving && this.sessionItems.length > 0
+        ? (await this.state.scores(serving, this.sessionItems)).slice()
+        : null,
+    );
+  }
+
+  /** Runs an online update that waits for its quiet time now (replays, tests); resolves when served. */
+  learnPending(): Promise<void> {
+    return this.learner.flush();
+  }
+
+  /** Stops learning, waits for queued work and frees the models; the engine is unusable after. */
+  async dispose(): Promise<void> {
+    this.learner.cancel();
+    await this.queue;
+    this.tabs?.close();
+    this.tabs = null;
+    this.serving.swap(null);
+    this.state.dispose();
+  }
+
   /** Uploads need the page's consent (config: no GPC / DNT, not turned off) and no opt-out. */
   private uploadsAllowed(): boolean {
     return (this.config?.uploads ?? false) && !this.optedOut;
@@ -277,7 +332,7 @@ export class Engine implements EngineApi {
   private async restoreSession(): Promise<void> {
     const recent = await this.store.recent(200).catch(() => []);
     const newest = recent[0];
-    if (!newest || sessionFor(Date.now(), newest) !== newest.session) return;
+    if (!newest || sessionFor(this.now(), newest) !== newest.session) return;
     this.lastInteraction = newest;
     this.sessionIds = recent
       .filter((row) => row.session === newest.session)
@@ -323,100 +378,20 @@ export class Engine implements EngineApi {
     log.info(`model version ${manifest.version} (${manifest.dims.items} items, ${global.origin})`);
   }
 
-  /** Serves and keeps (reloads, other tabs) a local copy; SessionState rebuilds on the swap. */
-  private async serveLocal(global: LoadedModel, model: SessionModel, local: Float32Array) {
-    const { manifest, weights } = global;
-    this.serving.swap(model);
-    this.global = { ...global, local };
-    await this.store
-      .putModel({ version: manifest.version, manifest, weights, local, savedAt: Date.now() })
-      .catch((error: unknown) => log.warn('could not keep the personalised model', error));
-    this.tabs?.announce(manifest.version, true);
-  }
-
-  /** One online-learning update (queued, under the trainer lock; another tab training: skipped). */
-  private learnNow(): Promise<void> {
-    const task = async (): Promise<void> => {
-      const global = this.global;
-      const learned = global && (await learnOnline(global, await this.store.all(), this.indexOf));
-      // Nothing to learn; or a model swap or erasure meanwhile made the result stale.
-      if (!learned || this.global !== global) return learned?.model.dispose();
-      await this.serveLocal(global, learned.model, learned.weights);
-    };
-    return this.serialise(() => withTrainerLock(task, () => undefined));
-  }
-
+  /** One federated round from this device: local learning, then the clipped update (or a skip). */
   private async learnAndShare(): Promise<SyncResult> {
     const config = this.requireConfig();
     await this.ensureModel();
     const global = this.global;
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
-    const version = global.manifest.version;
-    if (!this.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
-    const pending = await currentOutbox(this.store, global);
-    const sessions = toTrainingSessions(await this.store.all(), this.indexOf);
-    if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
-    const meta = await this.store.getMeta();
-    let update: Omit<OutboxEntry, 'createdAt'> | undefined;
-    try {
-      const join = await joinRound(config.endpoint, config.siteKey);
-      if (join.version !== version) {
-        this.adopt(await loadGlobalModel(config.endpoint, this.store), true);
-        if (pending) await this.store.setOutbox(null);
-        return skipped('a newer global model was published; refetched it', join.version);
-      }
-      if (join.round === meta.lastRound) return skipped('already took part in this round', version);
-      let local: SessionModel | null = null;
-      if (pending) {
-        // Trained while offline on this very version: send it rather than train again.
-        update = pending;
-      } else {
-        // Online learning's copy of this version, when there is one, is topped up, not redone.
-        const learned = await learnLocally(global, sessions, global.local);
-        local = learned.model;
-        // Training takes a while: the visitor may have opted out meanwhile.
-        if (!this.uploadsAllowed()) {
-          local.dispose();
-          return skipped('uploads are off (consent or opt-out)', version);
-        }
-        update = learned.update;
-        // Served until a new global model replaces it; even if the upload below fails.
-        await this.serveLocal(global, local, learned.weights);
-      }
-      const reply = await shareUpdate({
-        endpoint: config.endpoint,
-        manifest: global.manifest,
-        delta: update.delta,
-        examples: update.examples,
-        join,
-        siteKey: config.siteKey,
-      });
-      if (pending) await this.store.setOutbox(null);
-      await this.store.setMeta({
-        sinceUpload: 0,
-        uploadsSent: meta.uploadsSent + 1,
-        lastRound: join.round,
-      });
-      if (reply.version > version) {
-        this.adopt(await loadGlobalModel(config.endpoint, this.store), true);
-      }
-      return {
-        status: 'uploaded',
-        modelVersion: reply.version,
-        bytes: reply.bytes,
-        ...(pending ? { reason: 'sent the update kept while offline' } : {}),
-      };
-    } catch (error) {
-      log.warn('sync failed', error);
-      const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
-      let reason = `${code}: ${String(error)}`;
-      if (update && !pending && isRetryable(error)) {
-        await this.store
-          .setOutbox({ ...update, createdAt: Date.now() })
-          .catch((e: unknown) => log.warn('could not keep the update for later', e));
-        reason += ' (kept; retried on the next sync while this model version is current)';
-      }
-      return { status: 'failed', reason, modelVersion: version };
-    }
+    return shareLocalUpdate({
+      config,
+      global,
+      store: this.store,
+      indexOf: this.indexOf,
+      uploadsAllowed: () => this.uploadsAllowed(),
+      refetch: async () => this.adopt(await loadGlobalModel(config.endpoint, this.store), true),
+      serveLocal: (model, local) => this.learner.serveLocal(global, model, local),
+    });
   }
 }

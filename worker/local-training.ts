@@ -3,11 +3,14 @@
  * from the global weights and pulled back toward them (a proximal term, as in FedProx) so the local
  * copy neither drifts nor forgets, then the clipped delta that is all the server will see.
  */
+import type { EngineConfig, SyncResult } from '../protocol/api.js';
+import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
-import { clippedDelta } from './federated-client.js';
-import type { GlobalModel } from './model-source.js';
+import { clippedDelta, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
+import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
 import { trainSessions, type TrainSession } from './model/train.js';
+import { toTrainingSessions } from './sessions.js';
 import type { InteractionStore, OutboxEntry } from './store.js';
 
 const log = createLogger('learn');
@@ -80,4 +83,95 @@ export async function currentOutbox(
   log.info(`dropping the pending update for v${pending.baseVersion} (now v${version})`);
   await store.setOutbox(null).catch(() => undefined);
   return undefined;
+}
+
+/** What one sync needs from the engine. */
+export interface ShareHost {
+  readonly config: EngineConfig;
+  /** The global model served when the sync started. */
+  readonly global: LoadedModel;
+  readonly store: InteractionStore;
+  readonly indexOf: ReadonlyMap<string, number>;
+  /** Asked again after training: the visitor may have opted out meanwhile. */
+  uploadsAllowed(): boolean;
+  /** Fetches and serves the newest global version (telling the other tabs). */
+  refetch(): Promise<void>;
+  /** Serves and keeps a local copy of `global`. */
+  serveLocal(model: SessionModel, local: Float32Array): Promise<void>;
+}
+
+/**
+ * One federated round from this device: join, learn locally (or send the update kept while
+ * offline), upload the clipped delta, and adopt a newly published version. A retryable failure
+ * keeps the update in the outbox for the next sync on the same version.
+ */
+export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
+  const { config, global } = host;
+  const version = global.manifest.version;
+  if (!host.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
+  const pending = await currentOutbox(host.store, global);
+  const sessions = toTrainingSessions(await host.store.all(), host.indexOf);
+  if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
+  const meta = await host.store.getMeta();
+  let update: Omit<OutboxEntry, 'createdAt'> | undefined;
+  try {
+    const join = await joinRound(config.endpoint, config.siteKey);
+    if (join.version !== version) {
+      await host.refetch();
+      if (pending) await host.store.setOutbox(null);
+      return skipped('a newer global model was published; refetched it', join.version);
+    }
+    if (join.round === meta.lastRound) return skipped('already took part in this round', version);
+    let local: SessionModel | null = null;
+    if (pending) {
+      // Trained while offline on this very version: send it rather than train again.
+      update = pending;
+    } else {
+      // Online learning's copy of this version, when there is one, is topped up, not redone.
+      const learned = await learnLocally(global, sessions, global.local);
+      local = learned.model;
+      // Training takes a while: the visitor may have opted out meanwhile.
+      if (!host.uploadsAllowed()) {
+        local.dispose();
+        return skipped('uploads are off (consent or opt-out)', version);
+      }
+      update = learned.update;
+      // Served until a new global model replaces it; even if the upload below fails.
+      await host.serveLocal(local, learned.weights);
+    }
+    const reply = await shareUpdate({
+      endpoint: config.endpoint,
+      manifest: global.manifest,
+      delta: update.delta,
+      examples: update.examples,
+      join,
+      siteKey: config.siteKey,
+    });
+    if (pending) await host.store.setOutbox(null);
+    await host.store.setMeta({
+      sinceUpload: 0,
+      uploadsSent: meta.uploadsSent + 1,
+      lastRound: join.round,
+    });
+    if (reply.version > version) {
+      await host.refetch();
+    }
+    return {
+      status: 'uploaded',
+      modelVersion: reply.version,
+      bytes: reply.bytes,
+      ...(pending ? { reason: 'sent the update kept while offline' } : {}),
+    };
+  } catch (error) {
+    log.warn('sync failed', error);
+    const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
+    let reason = `${code}: ${String(error)}`;
+    if (update && !pending && isRetryable(error)) {
+      await host.store
+        .setOutbox({ ...update, createdAt: Date.now() })
+        .catch((e: unknown) => log.warn('could not keep the update for later', e));
+      reason += ' (kept; retried on the next sync while this model version is current)';
+    }
+    return { status: 'failed', reason, modelVersion: version };
+  }
 }

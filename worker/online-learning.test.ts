@@ -11,7 +11,8 @@ import { startEngineFixture, type EngineFixture } from './test-fixture.js';
 import type { LoadedModel } from './model-source.js';
 import type { ServingSlot } from './serving-slot.js';
 import { SessionModel } from './model/session-model.js';
-import { ONLINE_LEARNING, pickSessions } from './online-learning.js';
+import { ONLINE_LEARNING, pickSessions, type OnlineLearner } from './online-learning.js';
+import type { InteractionStore } from './store.js';
 
 let config: EngineConfig;
 let fixture: EngineFixture;
@@ -30,6 +31,8 @@ afterAll(async () => {
 
 interface Internals {
   serving: ServingSlot;
+  store: InteractionStore;
+  learner: OnlineLearner;
   global: LoadedModel;
   queue: Promise<unknown>;
   sessionItems: number[];
@@ -96,6 +99,25 @@ describe('online learning', () => {
     const diff = Math.max(...tuned.map((r, n) => Math.abs(r.score - plainScores[n]!)));
     expect(diff).toBeGreaterThan(1e-6);
     expect((await learning.status()).modelVersion).toBe(global.manifest.version);
+  });
+
+  it('keeps the served local copy in the store, and none learned before forget() after it', async () => {
+    const engine = new Engine();
+    await engine.init(config);
+    for (const item of ['item-4', 'item-8', 'item-15']) await engine.track({ type: 'click', item });
+    await engine.learnPending();
+    const { global, learner } = internals(engine);
+    await learner.kept();
+    const kept = await internals(engine).store.getModel(global.manifest.version);
+    expect(kept?.local).toEqual(global.local);
+    // Learn once more, then erase before the write can finish: the new store holds no local copy.
+    await engine.track({ type: 'click', item: 'item-16' });
+    await engine.learnPending();
+    await engine.forget();
+    await learner.kept();
+    const after = await internals(engine).store.getModel(global.manifest.version);
+    expect(after?.local).toBeUndefined();
+    await engine.dispose();
   });
 
   it('uploads the local copy after online learning', async () => {

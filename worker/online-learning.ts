@@ -1,17 +1,17 @@
 /**
  * Online learning on the device: a few optimiser steps on the visitor's recent sessions plus a small
  * replay of older stored history, shortly after interactions (debounced), starting from the weights
- * being served and pulled toward the global weights (the same proximal term as local-training.ts).
+ * being served and pulled toward the global weights (sparse steps: online-step.ts).
  * When a new global version arrives the local copy is re-derived from it by replaying the history,
  * so personalisation survives model updates. Nothing here uploads anything.
  */
-import type { StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { toTrainingSessions, type IndexedSession } from './sessions.js';
-import { LOCAL_TRAINING } from './local-training.js';
 import type { LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
-import { trainSessions } from './model/train.js';
+import { SparseLearner } from './online-step.js';
+import type { ServingSlot } from './serving-slot.js';
+import type { InteractionStore } from './store.js';
 
 const log = createLogger('online');
 
@@ -20,7 +20,7 @@ export const ONLINE_LEARNING = {
   /** Quiet time after the last interaction before a learning step runs. */
   debounceMs: 1500,
   /** Optimiser steps per online update (the local copy already holds the earlier ones). */
-  maxSteps: 3,
+  maxSteps: 4,
   /** Optimiser steps when re-deriving the local copy from a new global version. */
   rederiveSteps: 8,
   /** Newest sessions always trained on. */
@@ -29,6 +29,17 @@ export const ONLINE_LEARNING = {
   replaySessions: 6,
   /** Sessions replayed when re-deriving (the newest ones). */
   rederiveSessions: 64,
+  /** Adam step size of the sparse steps (online-step.ts); Adam restarts with every update. */
+  learningRate: 0.01,
+  /** Proximal pull toward the global weights, on the parameters a step updates. */
+  mu: 0.1,
+  /** Negatives sampled per update (the whole catalogue below this size). */
+  negatives: 2048,
+  /**
+   * 1: train the LSTM too (backpropagation through time). Off by default: on a 43k-item model an
+   * update then costs about four times as long, for a gain only YOOCHOOSE's tuning set showed.
+   */
+  trainLstm: 0,
 };
 
 /**
@@ -51,40 +62,6 @@ export function pickSessions(
   return [...replay, ...sessions.slice(cut)];
 }
 
-/** What one online update produced (the caller owns `model`). */
-export interface OnlineResult {
-  readonly model: SessionModel;
-  readonly weights: Float32Array;
-}
-
-/**
- * One online update of `global`'s local copy from the stored `rows`: a few steps from the served
- * local copy, or, with none yet (a new version), a re-derivation from the global weights over more
- * history; the proximal pull is anchored at the global weights. Null when there is nothing to learn.
- */
-export async function learnOnline(
-  global: LoadedModel,
-  rows: readonly StoredInteraction[],
-  indexOf: ReadonlyMap<string, number>,
-): Promise<OnlineResult | null> {
-  const rederive = !global.local;
-  const sessions = pickSessions(toTrainingSessions(rows, indexOf), rederive);
-  if (sessions.length === 0) return null;
-  const model = SessionModel.fromFlat(global.manifest.dims, global.local ?? global.weights);
-  try {
-    await trainSessions(model, sessions, {
-      ...LOCAL_TRAINING,
-      maxSteps: rederive ? ONLINE_LEARNING.rederiveSteps : ONLINE_LEARNING.maxSteps,
-      seed: Date.now() >>> 0,
-      proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
-    });
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return { model, weights: model.toFlat() };
-}
-
 /** Runs `task` once, `ONLINE_LEARNING.debounceMs` after the last `schedule()` call. */
 export class Debouncer {
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -101,8 +78,139 @@ export class Debouncer {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
+  /** Runs a scheduled task now instead of after the quiet time; resolves when it is done. */
+  flush(): Promise<void> {
+    if (!this.timer) return Promise.resolve();
+    this.cancel();
+    return this.task();
+  }
+
   cancel(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+}
+
+/** What online learning reads from the engine and hands back to it. */
+export interface LearningHost {
+  /** The model recommendations come from. */
+  readonly serving: ServingSlot;
+  /** The global model served now, with the device's local copy of it when there is one. */
+  global(): LoadedModel | null;
+  /** Records `global` (now carrying its new local copy) as the one served. */
+  setGlobal(global: LoadedModel): void;
+  store(): InteractionStore;
+  /** Site item id -> model index for the served model. */
+  indexOf(): ReadonlyMap<string, number>;
+  /** Tells the other tabs that a local copy of `version` is now served. */
+  announce(version: number): void;
+  /** Runs `task` after the engine's queued tasks, under the trainer lock (skipped when busy). */
+  exclusive(task: () => Promise<void>): Promise<void>;
+}
+
+/**
+ * The local copy's life on the device: debounced online updates after interactions (or a new global
+ * version), and serving plus keeping whatever local copy was learned (here or before an upload).
+ */
+export class OnlineLearner {
+  private readonly debouncer = new Debouncer(() => this.learnNow());
+  private learner: SparseLearner | null = null;
+  /** The background write of the local copy (keep()), and the newest copy waiting for it. */
+  private keeping: Promise<void> | null = null;
+  private waiting: { global: LoadedModel; local: Float32Array; store: InteractionStore } | null =
+    null;
+
+  /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
+  constructor(
+    private readonly host: LearningHost,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Asks for an update once interactions pause (`ONLINE_LEARNING.debounceMs`). */
+  schedule(): void {
+    this.debouncer.schedule();
+  }
+
+  /** Runs an update that is waiting for its quiet time now; resolves when it is served. */
+  flush(): Promise<void> {
+    return this.debouncer.flush();
+  }
+
+  cancel(): void {
+    this.debouncer.cancel();
+  }
+
+  /**
+   * One online update (queued, under the trainer lock; another tab training: skipped): a few
+   * sparse steps from the served local copy on the newest sessions plus a replay sample, or, with
+   * no local copy of this version yet, a re-derivation from the global weights over more history.
+   */
+  learnNow(): Promise<void> {
+    return this.host.exclusive(async () => {
+      const global = this.host.global();
+      if (!global) return;
+      const rederive = !global.local;
+      const rows = await this.host.store().all();
+      const all = toTrainingSessions(rows, this.host.indexOf());
+      const sessions = pickSessions(all, rederive, this.random);
+      if (sessions.length === 0 || this.host.global() !== global) return;
+      const learner = this.learnerFor(global);
+      const { maxSteps, rederiveSteps, learningRate, mu, negatives, trainLstm } = ONLINE_LEARNING;
+      await learner.update(sessions, rederive ? rederiveSteps : maxSteps, {
+        ...{ learningRate, mu, negatives, lstm: trainLstm > 0 },
+        random: this.random,
+      });
+      // A model swap or erasure meanwhile made the result stale.
+      if (this.host.global() !== global) return;
+      const model = SessionModel.fromFlat(global.manifest.dims, learner.weights);
+      await this.serveLocal(global, model, learner.weights);
+    });
+  }
+
+  /**
+   * The learner for `global`: the kept one while it still holds the served local copy (no copy of
+   * the weights per update), else a fresh one from the local copy or the global weights.
+   */
+  private learnerFor(global: LoadedModel): SparseLearner {
+    const kept = this.learner;
+    if (kept && kept.anchor === global.weights && kept.weights === global.local) return kept;
+    const { dims } = global.manifest;
+    this.learner = new SparseLearner(dims, global.weights, global.local ?? global.weights);
+    return this.learner;
+  }
+
+  /** Serves a local copy at once (SessionState rebuilds on the swap) and keeps it (keep()). */
+  async serveLocal(global: LoadedModel, model: SessionModel, local: Float32Array): Promise<void> {
+    this.host.serving.swap(model);
+    this.host.setGlobal({ ...global, local });
+    this.keep(global, local);
+  }
+
+  /** Resolves once the newest local copy served is stored (and announced). */
+  kept(): Promise<void> {
+    return this.keeping ?? Promise.resolve();
+  }
+
+  /**
+   * Stores the local copy for reloads and other tabs, then tells them. Not awaited by an update:
+   * IndexedDB clones and writes the global and local weights (2 x 11 MB on a 43k-item model) in a
+   * few hundred milliseconds, many times the update itself. Writes go one at a time and only the
+   * newest waiting copy is written; each goes to the store current when it was served, so a copy
+   * learned before `forget()` never lands in the store opened after it.
+   */
+  private keep(global: LoadedModel, local: Float32Array): void {
+    this.waiting = { global, local, store: this.host.store() };
+    this.keeping ??= (async () => {
+      for (let next = this.waiting; next; next = this.waiting) {
+        this.waiting = null;
+        const { manifest, weights } = next.global;
+        const row = { version: manifest.version, manifest, weights, savedAt: Date.now() };
+        await next.store
+          .putModel({ ...row, local: next.local })
+          .catch((error: unknown) => log.warn('could not keep the personalised model', error));
+        this.host.announce(manifest.version);
+      }
+      this.keeping = null;
+    })();
   }
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  coldStartOrder,
   EXPLORE_POOL,
   nearestSessionItems,
   pickPositions,
@@ -31,6 +32,24 @@ describe('ranking', () => {
       scores: [1, 0.5],
     });
     expect(rankPopular([3, 1, 2], 4, new Set(), [5, 2, 4]).items).toEqual([2, 5, 4]);
+  });
+
+  it('blends popularity with recency at cold start; without recency, popularity alone', () => {
+    // Older manifests carry no recency list: the popularity order, unchanged.
+    expect(coldStartOrder([3, 1, 2])).toEqual([3, 1, 2]);
+    expect(coldStartOrder([3, 1, 2], [], 0.5)).toEqual([3, 1, 2]);
+    // First in both leads; trending 4 overtakes the popular 2 and 3; 9 (trending only) ties 2
+    // (popular only, same rank) and follows it: ties keep popularity order.
+    expect(coldStartOrder([1, 2, 3, 4], [1, 9, 4])).toEqual([1, 4, 2, 9, 3]);
+    // All weight on recency: the trending order, then the popular items it does not list.
+    expect(coldStartOrder([1, 2, 3, 4], [1, 9, 4], 1)).toEqual([1, 9, 4, 2, 3]);
+    expect(coldStartOrder([1, 2, 3, 4], [1, 9, 4], 0)).toEqual([1, 2, 3, 4]);
+    // rankPopular applies the blend, then exclusions and the allow list.
+    expect(rankPopular([1, 2, 3, 4], 3, new Set([1]), null, [1, 9, 4])).toEqual({
+      items: [4, 2, 9],
+      scores: [1, 0.5, 1 / 3],
+    });
+    expect(rankPopular([1, 2, 3, 4], 3, new Set(), [3, 9, 7], [1, 9, 4]).items).toEqual([9, 3, 7]);
   });
 
   it('fills the last slot with a sample from the next EXPLORE_POOL candidates', () => {

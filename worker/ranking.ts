@@ -40,24 +40,60 @@ export function rankScores(
   return { items, scores: items.map((i) => values[i]!) };
 }
 
+/** Share of the cold-start blend given to recency (the manifest's `recent`) over popularity. */
+export const RECENCY_WEIGHT = 0.5;
+
 /**
- * Cold start (no session yet): the manifest's popularity order, then allowed items it does not
- * list, scored 1 / (rank + 1) so callers can still sort.
+ * Rank fusion constant: a list's item at 0-based rank r adds weight / (RRF_K + r + 1). 60 is the
+ * value of Cormack, Clarke & Buettcher (SIGIR 2009); it keeps one list's top item from drowning
+ * out items that rank well in both.
+ */
+export const RRF_K = 60;
+
+/**
+ * The cold-start order: `popular` alone, or blended with `recent` (what is trending in the newest
+ * data) by weighted reciprocal rank fusion; ties keep popularity order. Items in neither list come
+ * last, in index order.
+ */
+export function coldStartOrder(
+  popular: readonly number[],
+  recent: readonly number[] = [],
+  recencyWeight = RECENCY_WEIGHT,
+): number[] {
+  if (recent.length === 0 || recencyWeight <= 0) return [...new Set(popular)];
+  const score = new Map<number, number>();
+  const add = (list: readonly number[], weight: number) =>
+    [...new Set(list)].forEach((item, rank) =>
+      score.set(item, (score.get(item) ?? 0) + weight / (RRF_K + rank + 1)),
+    );
+  add(popular, 1 - recencyWeight);
+  add(recent, recencyWeight);
+  // Map order is insertion order: popular first, then the recent items popularity does not list.
+  const order = [...score.keys()];
+  const at = new Map(order.map((item, i) => [item, i]));
+  return order.sort((a, b) => score.get(b)! - score.get(a)! || at.get(a)! - at.get(b)!);
+}
+
+/**
+ * Cold start (no session yet): popularity blended with recency (coldStartOrder), then allowed
+ * items neither lists, scored 1 / (rank + 1) so callers can still sort.
  */
 export function rankPopular(
   popular: readonly number[],
   n: number,
   excluded: ReadonlySet<number>,
   allowed: readonly number[] | null,
+  recent: readonly number[] = [],
 ): Ranked {
+  const blended = coldStartOrder(popular, recent);
   let order: number[];
   if (allowed) {
     const allowSet = new Set(allowed);
-    const listed = popular.filter((i) => allowSet.has(i));
+    const listed = blended.filter((i) => allowSet.has(i));
     const listedSet = new Set(listed);
     order = [...listed, ...[...allowSet].filter((i) => !listedSet.has(i))];
   } else {
-    order = [...popular];
+    order = blended;
   }
   const items = order.filter((i) => i > 0 && !excluded.has(i)).slice(0, n);
   return { items, scores: items.map((_, rank) => 1 / (rank + 1)) };

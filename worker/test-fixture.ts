@@ -25,10 +25,14 @@ export interface EngineFixture {
   close(): Promise<void>;
 }
 
-/** Exports a seeded model, starts a server (min cohort 1) on it, and returns an engine config. */
+/**
+ * Exports a seeded model, starts a server (min cohort 1) on it, and returns an engine config.
+ * `recent` goes into the manifest as its cold-start recency order.
+ */
 export async function startEngineFixture(
   seed: number,
   config: Partial<EngineConfig> = {},
+  recent?: readonly number[],
 ): Promise<EngineFixture> {
   await tf.setBackend('cpu');
   const dir = mkdtempSync(join(tmpdir(), 'hearth-engine-'));
@@ -39,6 +43,7 @@ export async function startEngineFixture(
   await exportModel(join(dir, 'model'), model, {
     itemIds: ['', ...Array.from({ length: FIXTURE_ITEMS - 1 }, (_, i) => `item-${i + 1}`)],
     popular: [5, 4, 3, 2, 1, 6, 7, 8],
+    ...(recent ? { recent } : {}),
     version: 1,
   });
   model.dispose();

@@ -1,0 +1,170 @@
+/**
+ * Replaying visitors through the worker's own engine in Node: the Engine class the Web Worker runs,
+ * its in-memory store (Node has no IndexedDB), the wasm backend chosen by the same backend ladder,
+ * and the model fetched from the real aggregation server the way a device fetches it. For every
+ * visitor, each next item is ranked against the whole catalogue *before* the engine sees it; then
+ * it is tracked and, with online learning on, the pending update runs at once (a replay drives the
+ * debounce explicitly instead of sleeping through it) before the following item is ranked.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EngineConfig, InteractionType } from '../../protocol/api.js';
+import { resolveConfig } from '../../server/config.js';
+import { startServer, type RunningServer } from '../../server/start.js';
+import { Engine } from '../../worker/engine.js';
+import { mulberry32 } from '../../worker/model/prng.js';
+import { wasmDistDir } from '../tf-node.js';
+
+/** One visitor: site item ids in the order they were met, and how they interacted. */
+export interface Visitor {
+  readonly items: readonly string[];
+  readonly type: InteractionType;
+}
+
+/**
+ * Ranks of one visitor's next items (Infinity: not rankable). `shown` ranks among the items
+ * `recommend()` may return (the session's own items excluded, as the engine never re-recommends
+ * them; a repeated item is a miss); `all` ranks against every item.
+ */
+export interface VisitorRanks {
+  readonly shown: number[];
+  readonly all: number[];
+}
+
+/** The model served by a real server on a free port, with a throwaway SQLite file. */
+export interface ReplayServer {
+  readonly server: RunningServer;
+  close(): Promise<void>;
+}
+
+/** Starts the aggregation server on `modelDir` (no rounds close: nothing is uploaded anyway). */
+export async function serveModel(modelDir: string): Promise<ReplayServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-simulate-'));
+  const server = await startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, 'hearth.sqlite'),
+      modelDir,
+      minCohort: 1_000_000,
+    }),
+  );
+  return {
+    server,
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * 1-based rank of `target` in `scores`: 1 + items (padding and `excluded` aside) scoring strictly
+ * higher. An excluded target cannot be shown: Infinity.
+ */
+export function rankOf(
+  scores: Float32Array,
+  target: number,
+  excluded: ReadonlySet<number> = new Set(),
+): number {
+  const value = scores[target];
+  if (value === undefined || target < 1 || Number.isNaN(value) || excluded.has(target)) {
+    return Infinity;
+  }
+  let higher = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i]! > value && !excluded.has(i)) higher++;
+  return 1 + higher;
+}
+
+/** Replays visitors one after another through one engine, each as a fresh device. */
+export class Replayer {
+  private random: () => number = mulberry32(0);
+  private clock = 0;
+  private readonly engine = new Engine({
+    now: () => this.clock,
+    random: () => this.random(),
+  });
+  private indexOf = new Map<string, number>();
+
+  private constructor(private readonly learn: boolean) {}
+
+  /** An engine on `endpoint` with online learning on or off, wasm only, uploads off. */
+  static async start(endpoint: string, learn: boolean): Promise<Replayer> {
+    const replayer = new Replayer(learn);
+    const config: EngineConfig = {
+      endpoint,
+      backends: ['wasm'],
+      wasmPath: wasmDistDir(),
+      uploads: false,
+      uploadEvery: 1_000_000,
+      learn,
+      debug: false,
+    };
+    const status = await replayer.engine.init(config);
+    if (status.backend !== 'wasm' || status.modelVersion < 1) {
+      throw new Error(`replay engine not ready: ${JSON.stringify(status)}`);
+    }
+    const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as {
+      itemIds: string[];
+    };
+    replayer.indexOf = new Map(manifest.itemIds.map((id, i) => [id, i]));
+    return replayer;
+  }
+
+  /**
+   * Ranks of `visitor.items[1..]`, each scored from the items before it. `seed` fixes the
+   * visitor's randomness; its clock starts at `start` ms and ticks a minute per interaction, so
+   * the history is one session (sessions split after 30 idle minutes). With `visit` > 0 the
+   * history is cut into visits of that many items a day apart instead: a returning visitor, whose
+   * LSTM state starts afresh every visit, so only learning carries earlier visits forward. The
+   * first item of a visit is not ranked (cold start, the same popularity list in both modes).
+   */
+  async replay(visitor: Visitor, seed: number, start: number, visit = 0): Promise<VisitorRanks> {
+    // A fresh device: nothing stored, the global weights served, no local copy.
+    await this.engine.forget();
+    this.random = mulberry32(seed);
+    this.clock = start;
+    const shown: number[] = [];
+    const all: number[] = [];
+    let seen = new Set<number>();
+    for (let t = 0; t < visitor.items.length; t++) {
+      const opens = visit > 0 && t > 0 && t % visit === 0;
+      if (opens) {
+        // The engine only excludes the current session's items: so does the ranking.
+        seen = new Set();
+        this.clock += 24 * 3600_000;
+      } else if (t > 0) {
+        const scores = await this.engine.sessionScores();
+        const target = this.indexOf.get(visitor.items[t]!);
+        const ok = scores !== null && target !== undefined;
+        shown.push(ok ? rankOf(scores, target, seen) : Infinity);
+        all.push(ok ? rankOf(scores, target) : Infinity);
+      }
+      const index = this.indexOf.get(visitor.items[t]!);
+      if (index !== undefined) seen.add(index);
+      if (t === visitor.items.length - 1) break;
+      await this.engine.track({ type: visitor.type, item: visitor.items[t]! });
+      if (this.learn) await this.engine.learnPending();
+      this.clock += 60_000;
+    }
+    return { shown, all };
+  }
+
+  async close(): Promise<void> {
+    await this.engine.dispose();
+  }
+}
+
+/** HR@K and NDCG@K over 1-based ranks (one relevant item per case). */
+export function hitAndNdcg(ranks: readonly number[], k: number): { hr: number; ndcg: number } {
+  let hits = 0;
+  let gain = 0;
+  for (const r of ranks) {
+    if (r <= k) {
+      hits++;
+      gain += 1 / Math.log2(r + 1);
+    }
+  }
+  const n = Math.max(ranks.length, 1);
+  return { hr: hits / n, ndcg: gain / n };
+}

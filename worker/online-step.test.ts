@@ -1,0 +1,82 @@
+/**
+ * The sparse online update: it learns what the sessions show, leaves every item they do not touch
+ * exactly as it was, and its proximal term holds the weights near the global ones.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { splitFlat, tensorLayout } from '../protocol/manifest.js';
+import { mulberry32 } from './model/prng.js';
+import { SessionModel } from './model/session-model.js';
+import { SparseLearner, type SparseStepOptions } from './online-step.js';
+
+const dims = { items: 30, embedding: 8, hidden: 8, maxSessionLength: 6 };
+let global: Float32Array;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  const model = SessionModel.random(dims, 7);
+  global = model.toFlat();
+  model.dispose();
+});
+
+const options = (lstm: boolean, mu = 0.1): SparseStepOptions => ({
+  learningRate: 0.05,
+  mu,
+  negatives: 10,
+  lstm,
+  random: mulberry32(3),
+});
+
+/** Largest absolute change of one named tensor between two flat vectors, per row for tables. */
+function changed(a: Float32Array, b: Float32Array, name: 'item_embedding' | 'lstm_kernel') {
+  const layout = tensorLayout(dims);
+  const x = splitFlat(a, layout).get(name)!;
+  const y = splitFlat(b, layout).get(name)!;
+  return x.map((v, i) => Math.abs(v - y[i]!));
+}
+
+describe('SparseLearner', () => {
+  for (const lstm of [false, true]) {
+    it(`lowers the loss and moves only the session's rows (${lstm ? 'LSTM trained' : 'LSTM held'})`, async () => {
+      const learner = new SparseLearner(dims, global, global);
+      const sessions = [{ items: [3, 7, 3, 7, 3, 7], weights: [1, 1, 1, 1, 1, 1] }];
+      const first = await learner.update(sessions, 1, options(lstm));
+      let last = first;
+      for (let i = 0; i < 5; i++) last = await learner.update(sessions, 3, options(lstm));
+      expect(last).toBeLessThan(first);
+      const rows = changed(learner.weights, global, 'item_embedding');
+      for (let item = 0; item < dims.items; item++) {
+        const moved = Math.max(...rows.subarray(item * 8, item * 8 + 8));
+        if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
+        else expect(moved).toBe(0);
+      }
+      const kernel = Math.max(...changed(learner.weights, global, 'lstm_kernel'));
+      if (lstm) expect(kernel).toBeGreaterThan(0);
+      else expect(kernel).toBe(0);
+      // The model the engine would serve ranks the repeated transition higher than before.
+      const before = SessionModel.fromFlat(dims, global);
+      const after = SessionModel.fromFlat(dims, learner.weights);
+      const score = async (m: SessionModel) => (await m.scoreNext([[3]]).data())[7]!;
+      expect(await score(after)).toBeGreaterThan(await score(before));
+      before.dispose();
+      after.dispose();
+    });
+  }
+
+  it('stays nearer the global weights with a stronger proximal pull', async () => {
+    const sessions = [{ items: [1, 2, 4, 8, 16] }];
+    const distance = async (mu: number) => {
+      const learner = new SparseLearner(dims, global, global);
+      for (let i = 0; i < 10; i++) await learner.update(sessions, 4, options(false, mu));
+      return learner.weights.reduce((sum, w, i) => sum + (w - global[i]!) ** 2, 0);
+    };
+    expect(await distance(50)).toBeLessThan(await distance(0));
+  });
+
+  it('learns nothing from sessions without a next item', async () => {
+    const learner = new SparseLearner(dims, global, global);
+    expect(await learner.update([{ items: [5] }], 3, options(false))).toBeNaN();
+    expect(learner.weights).toEqual(global);
+  });
+});
