@@ -213,6 +213,8 @@ export class Engine implements EngineApi {
   }
 
   async status(): Promise<EngineStatus> {
+    // What status reports is what a reload would find: a local copy being written lands first.
+    await this.learner.kept();
     const meta = await this.store.getMeta();
     return {
       backend: this.ladder.chosen,
