@@ -1,7 +1,8 @@
 /**
  * Trains the global base model and writes it as a model directory.
  *
- *   npm run train -- --data <dir> --dataset <yoochoose-rsc15-100k|diginetica|synthetic> --out <dir>
+ *   npm run train -- --data <dir> --dataset <yoochoose-rsc15-100k|diginetica|amazon-beauty|synthetic>
+ *                    --out <dir>
  *                    [--epochs n] [--batch b] [--lr x] [--dim d] [--hidden h] [--max-len L] [--seed s]
  *                    [--loss auto|full|sampled] [--negatives n] [--alpha a] [--logq true|false]
  *                    [--val-fraction f] [--patience p] [--dropout r] [--schedule constant|linear]
@@ -9,7 +10,10 @@
  *                    [--backend wasm|cpu]
  *
  * Every prefix of every training session predicts its next item; afterwards every prefix of every test
- * session is ranked against the full catalogue (HR@K, MRR@K) next to the POP baseline.
+ * session is ranked against the full catalogue (HR@K, MRR@K) next to the POP baseline. Amazon Beauty
+ * is a user-sequence dataset with the leave-one-out protocol (tools/data/amazon-beauty.ts): it trains
+ * on each user's sequence minus its last two items, validates on the second-to-last item (input
+ * S[:-2]) and tests on the last (input S[:-1]), ranking all items, as tools/eval.ts does.
  *
  * With --val-fraction f > 0 the last f of the training sessions (file order = time order for
  * YOOCHOOSE and Diginetica) are held out as a validation split (never the test split): after every
@@ -28,6 +32,7 @@ import {
   evaluateNext,
   evaluatePopularity,
   prefixPairs,
+  type NextItemPair,
   type RankingMetrics,
 } from '../worker/model/metrics.js';
 import { SessionModel } from '../worker/model/session-model.js';
@@ -37,6 +42,7 @@ import {
   type TrainCheckpoint,
   type TrainResult,
 } from '../worker/model/train.js';
+import { loadAmazonBeauty } from './data/amazon-beauty.js';
 import { loadDiginetica } from './data/diginetica.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadYoochoose, type SessionDataset } from './data/yoochoose.js';
@@ -44,7 +50,12 @@ import { exportModel, loadCheckpoint, saveCheckpoint } from './model-io.js';
 import { initNodeBackend, type NodeBackend } from './tf-node.js';
 
 /** Datasets the trainer knows. */
-export const DATASETS = ['yoochoose-rsc15-100k', 'diginetica', 'synthetic'] as const;
+export const DATASETS = [
+  'yoochoose-rsc15-100k',
+  'diginetica',
+  'amazon-beauty',
+  'synthetic',
+] as const;
 /** One of DATASETS. */
 export type DatasetName = (typeof DATASETS)[number];
 
@@ -123,6 +134,25 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     dropout: 0,
     schedule: 'constant',
   },
+  // Leave-one-out: the validation split is each user's second-to-last item, so valFraction is unused.
+  // 54,543 items: sampled softmax, like Diginetica.
+  'amazon-beauty': {
+    epochs: 8,
+    batch: 256,
+    lr: 0.005,
+    dim: 64,
+    hidden: 128,
+    maxLen: 20,
+    seed: 1,
+    loss: 'sampled',
+    negatives: 2048,
+    alpha: 0.75,
+    logQ: false,
+    valFraction: 0,
+    patience: 2,
+    dropout: 0.3,
+    schedule: 'linear',
+  },
   synthetic: {
     epochs: 3,
     batch: 32,
@@ -181,15 +211,35 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The default data directory: ../shared/data relative to the repository root. */
 export const DEFAULT_DATA_DIR = join(root, '..', 'shared', 'data');
 
+/** A dataset as the trainer sees it: catalogue and training sessions, test and validation cases. */
+export interface TrainData {
+  readonly data: SessionDataset;
+  /** Test cases: every prefix of every test session, or one leave-one-out case per user. */
+  readonly testPairs: NextItemPair[];
+  /**
+   * Validation cases fixed by the protocol (leave-one-out: S[:-2] -> S[-2]); when absent, a
+   * validation split is carved from the training sessions by time (--val-fraction).
+   */
+  readonly validationPairs?: NextItemPair[];
+}
+
 /** Loads a dataset by name. */
-export async function loadDataset(name: DatasetName, dataDir: string): Promise<SessionDataset> {
+export async function loadDataset(name: DatasetName, dataDir: string): Promise<TrainData> {
+  const sessions = (data: SessionDataset): TrainData => ({
+    data,
+    testPairs: prefixPairs(data.test),
+  });
   switch (name) {
     case 'synthetic':
-      return syntheticDataset();
+      return sessions(syntheticDataset());
     case 'diginetica':
-      return loadDiginetica(dataDir);
+      return sessions(await loadDiginetica(dataDir));
     case 'yoochoose-rsc15-100k':
-      return loadYoochoose(dataDir);
+      return sessions(await loadYoochoose(dataDir));
+    case 'amazon-beauty': {
+      const loo = await loadAmazonBeauty(dataDir);
+      return { data: loo.data, testPairs: loo.test, validationPairs: loo.validation };
+    }
   }
 }
 
@@ -234,17 +284,22 @@ export async function trainAndExport(
     if (options.epochs !== undefined) hyper.epochs = options.epochs;
   }
   await initNodeBackend(options.backend ?? 'wasm');
-  const data = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  const loaded = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  const { data } = loaded;
   const dims = {
     items: data.itemIds.length,
     embedding: hyper.dim,
     hidden: hyper.hidden,
     maxSessionLength: hyper.maxLen,
   };
-  const { fit, validation } = splitValidation(data.train, hyper.valFraction);
+  const { fit, validation } = loaded.validationPairs
+    ? { fit: data.train, validation: [] }
+    : splitValidation(data.train, hyper.valFraction);
+  const allValidationPairs = loaded.validationPairs ?? prefixPairs(validation);
   log(
-    `${data.name}: ${dims.items - 1} items, ${fit.length} train + ${validation.length} validation / ` +
-      `${data.test.length} test sessions; d=${dims.embedding} h=${dims.hidden} ` +
+    `${data.name}: ${dims.items - 1} items, ${fit.length} train sessions, ` +
+      `${allValidationPairs.length} validation / ${loaded.testPairs.length} test cases; ` +
+      `d=${dims.embedding} h=${dims.hidden} ` +
       `L=${dims.maxSessionLength}, ${hyper.epochs} epochs, batch ${hyper.batch}, lr ${hyper.lr}, ` +
       `loss ${hyper.loss} (${hyper.negatives} negatives, alpha ${hyper.alpha}, logQ ${hyper.logQ})` +
       (resumed ? `; resuming at step ${resumed.checkpoint.step}` : ''),
@@ -255,7 +310,7 @@ export async function trainAndExport(
     : SessionModel.random(dims, hyper.seed);
   try {
     const sessions = fit.map((items) => ({ items }));
-    const validationPairs = evenlySpaced(prefixPairs(validation), MAX_VALIDATION_PAIRS);
+    const validationPairs = evenlySpaced(allValidationPairs, MAX_VALIDATION_PAIRS);
     const perEpoch = batchesPerEpoch(
       toWindows(sessions, dims.maxSessionLength).length,
       hyper.batch,
@@ -349,7 +404,7 @@ export async function trainAndExport(
           : ''),
     );
 
-    const pairs = prefixPairs(data.test);
+    const pairs = loaded.testPairs;
     const modelMetrics = await evaluateNext(model, pairs, [5, 10, 20]);
     const pop = evaluatePopularity(data.popularity, pairs, [5, 10, 20]);
     log(formatTable(pairs.length, modelMetrics, pop));
@@ -377,6 +432,7 @@ export async function trainAndExport(
         dropout: hyper.dropout,
         schedule: hyper.schedule,
         validationSessions: validation.length,
+        validationPairs: allValidationPairs.length,
         examples: result.examples,
         seconds: Number(seconds.toFixed(1)),
         testPairs: pairs.length,
@@ -414,7 +470,7 @@ export function formatTable(pairs: number, model: RankingMetrics, pop: RankingMe
       ...[5, 10, 20].map((k) => m.mrr[k]!.toFixed(4).padStart(7)),
     ].join(' ');
   return [
-    `test: ${pairs} prefix -> next pairs, full-catalogue ranking`,
+    `test: ${pairs} next-item cases, full-catalogue ranking`,
     ['', ...cols].map((c, i) => (i === 0 ? ''.padEnd(8) : c.padStart(7))).join(' '),
     row('model', model),
     row('POP', pop),
