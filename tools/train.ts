@@ -6,6 +6,8 @@
  *                    [--epochs n] [--batch b] [--lr x] [--dim d] [--hidden h] [--max-len L] [--seed s]
  *                    [--loss auto|full|sampled] [--negatives n] [--alpha a] [--logq true|false]
  *                    [--val-fraction f] [--patience p] [--dropout r] [--schedule constant|linear]
+ *                    [--normalize true|false] [--scale s] [--last-item true|false]
+ *                    [--train-fraction f]
  *                    [--checkpoint-dir <dir>] [--checkpoint-every steps] [--resume]
  *                    [--backend wasm|cpu]
  *
@@ -46,6 +48,7 @@ import { loadAmazonBeauty } from './data/amazon-beauty.js';
 import { loadDiginetica } from './data/diginetica.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadYoochoose, type SessionDataset } from './data/yoochoose.js';
+import type { ModelDims } from '../protocol/manifest.js';
 import { exportModel, loadCheckpoint, saveCheckpoint } from './model-io.js';
 import { initNodeBackend, type NodeBackend } from './tf-node.js';
 
@@ -82,6 +85,20 @@ export interface Hyper {
   dropout: number;
   /** Learning-rate schedule: constant, or linear decay to 10% over the planned steps. */
   schedule: 'constant' | 'linear';
+  /** Cosine scoring (manifest dims.scoring): normalised session vector and item rows, times `scale`. */
+  normalize: boolean;
+  scale: number;
+  /** Adds the last item's embedding to the session vector (manifest dims.scoring.lastItem). */
+  lastItem: boolean;
+}
+
+/** Options that shape a run but are not model hyper-parameters. */
+export interface RunOptions {
+  /**
+   * Trains on only the oldest share of the training sessions (after the validation split), for quick
+   * hyper-parameter sweeps whose relative ranking is what matters; 1 = all.
+   */
+  trainFraction?: number;
 }
 
 /**
@@ -115,6 +132,9 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0.3,
     schedule: 'linear',
+    normalize: false,
+    scale: 1,
+    lastItem: false,
   },
   // d = 64 keeps the float16 model under 6 MB (43,098 x 64 x 2 bytes = 5.5 MB for the item table).
   diginetica: {
@@ -133,6 +153,9 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0,
     schedule: 'constant',
+    normalize: false,
+    scale: 1,
+    lastItem: false,
   },
   // Leave-one-out: the validation split is each user's second-to-last item, so valFraction is unused.
   // 54,543 items: sampled softmax, like Diginetica.
@@ -152,6 +175,9 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0.3,
     schedule: 'linear',
+    normalize: false,
+    scale: 1,
+    lastItem: false,
   },
   synthetic: {
     epochs: 3,
@@ -169,6 +195,9 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0,
     schedule: 'constant',
+    normalize: false,
+    scale: 1,
+    lastItem: false,
   },
 };
 
@@ -179,7 +208,7 @@ export const MAX_VALIDATION_PAIRS = 20_000;
 export const POPULAR_IN_MANIFEST = 100;
 
 /** Options of trainAndExport; unset hyper-parameters take DEFAULTS[dataset]. */
-export interface TrainAndExportOptions extends Partial<Hyper> {
+export interface TrainAndExportOptions extends Partial<Hyper>, RunOptions {
   dataset: DatasetName;
   /** Model directory to write. */
   out: string;
@@ -286,22 +315,37 @@ export async function trainAndExport(
   await initNodeBackend(options.backend ?? 'wasm');
   const loaded = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
   const { data } = loaded;
-  const dims = {
+  const dims: ModelDims = {
     items: data.itemIds.length,
     embedding: hyper.dim,
     hidden: hyper.hidden,
     maxSessionLength: hyper.maxLen,
+    // Absent unless asked for, so a dot-product model's manifest stays what it always was.
+    ...(hyper.normalize || hyper.lastItem
+      ? {
+          scoring: {
+            normalize: hyper.normalize,
+            scale: hyper.normalize ? hyper.scale : 1,
+            lastItem: hyper.lastItem,
+          },
+        }
+      : {}),
   };
-  const { fit, validation } = loaded.validationPairs
+  const split = loaded.validationPairs
     ? { fit: data.train, validation: [] }
     : splitValidation(data.train, hyper.valFraction);
+  const { validation } = split;
+  const fraction = Math.min(1, options.trainFraction ?? 1);
+  const fit = split.fit.slice(0, Math.max(1, Math.round(split.fit.length * fraction)));
   const allValidationPairs = loaded.validationPairs ?? prefixPairs(validation);
   log(
     `${data.name}: ${dims.items - 1} items, ${fit.length} train sessions, ` +
       `${allValidationPairs.length} validation / ${loaded.testPairs.length} test cases; ` +
       `d=${dims.embedding} h=${dims.hidden} ` +
       `L=${dims.maxSessionLength}, ${hyper.epochs} epochs, batch ${hyper.batch}, lr ${hyper.lr}, ` +
-      `loss ${hyper.loss} (${hyper.negatives} negatives, alpha ${hyper.alpha}, logQ ${hyper.logQ})` +
+      `loss ${hyper.loss} (${hyper.negatives} negatives, alpha ${hyper.alpha}, logQ ${hyper.logQ}), ` +
+      `dropout ${hyper.dropout}, ${hyper.schedule} lr, scoring ` +
+      (dims.scoring ? JSON.stringify(dims.scoring) : 'dot') +
       (resumed ? `; resuming at step ${resumed.checkpoint.step}` : ''),
   );
 
@@ -337,6 +381,9 @@ export async function trainAndExport(
     let trainSeconds = 0;
     let validationSeconds = 0;
     const epochLines: string[] = [];
+    // Without a terminal the bar draws nothing (logs, CI): epoch lines are printed as they come.
+    const liveLog = !process.stderr.isTTY;
+    const liveLines = { push: (line: string) => log(line) };
     const result: TrainResult = await trainSessions(model, sessions, {
       epochs: hyper.epochs,
       batchSize: hyper.batch,
@@ -360,7 +407,7 @@ export async function trainAndExport(
         : {}),
       onEpoch: ({ epoch, meanLoss, validation: score, best }) => {
         if (score !== undefined) bar?.update({ val: score.toFixed(4) });
-        epochLines.push(
+        (liveLog ? liveLines : epochLines).push(
           `epoch ${epoch + 1}: mean loss ${meanLoss.toFixed(4)}` +
             (score === undefined ? '' : `, validation HR@20+MRR@20 ${score.toFixed(4)}`) +
             (best ? ' (best)' : '') +
@@ -412,6 +459,7 @@ export async function trainAndExport(
     const hr20 = modelMetrics.hr[20]!;
     const mrr20 = modelMetrics.mrr[20]!;
     const exported = await exportModel(options.out, model, {
+      // model.dims carries dims.scoring into the manifest.
       itemIds: data.itemIds,
       popular: Array.from(
         { length: Math.min(POPULAR_IN_MANIFEST, dims.items - 1) },
@@ -431,6 +479,7 @@ export async function trainAndExport(
         logQ: String(hyper.logQ),
         dropout: hyper.dropout,
         schedule: hyper.schedule,
+        scoring: dims.scoring ? JSON.stringify(dims.scoring) : 'dot',
         validationSessions: validation.length,
         validationPairs: allValidationPairs.length,
         examples: result.examples,
@@ -502,6 +551,10 @@ async function main(): Promise<void> {
       patience: { type: 'string' },
       dropout: { type: 'string' },
       schedule: { type: 'string' },
+      normalize: { type: 'string' },
+      scale: { type: 'string' },
+      'last-item': { type: 'string' },
+      'train-fraction': { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       resume: { type: 'boolean', default: false },
@@ -512,9 +565,12 @@ async function main(): Promise<void> {
   if (loss !== undefined && loss !== 'auto' && loss !== 'full' && loss !== 'sampled') {
     throw new Error('--loss auto|full|sampled');
   }
-  if (values.logq !== undefined && values.logq !== 'true' && values.logq !== 'false') {
-    throw new Error('--logq true|false');
-  }
+  const flag = (name: string, text: string | undefined): boolean | undefined => {
+    if (text !== undefined && text !== 'true' && text !== 'false') {
+      throw new Error(`--${name} true|false`);
+    }
+    return text === undefined ? undefined : text === 'true';
+  };
   const schedule = values.schedule;
   if (schedule !== undefined && schedule !== 'constant' && schedule !== 'linear') {
     throw new Error('--schedule constant|linear');
@@ -554,11 +610,15 @@ async function main(): Promise<void> {
     negatives: int('negatives', values.negatives),
     // alpha 0 (uniform sampling) and val-fraction 0 (no early stopping) are meaningful: not num().
     alpha: values.alpha === undefined ? undefined : Number(values.alpha),
-    logQ: values.logq === undefined ? undefined : values.logq === 'true',
+    logQ: flag('logq', values.logq),
+    normalize: flag('normalize', values.normalize),
+    scale: num('scale', values.scale),
+    lastItem: flag('last-item', values['last-item']),
     valFraction: values['val-fraction'] === undefined ? undefined : Number(values['val-fraction']),
     patience: int('patience', values.patience),
     dropout: values.dropout === undefined ? undefined : Number(values.dropout),
     schedule,
+    trainFraction: num('train-fraction', values['train-fraction']),
     checkpointDir: values['checkpoint-dir'] ? resolve(values['checkpoint-dir']) : undefined,
     checkpointEvery: int('checkpoint-every', values['checkpoint-every']),
     resume: values.resume,
