@@ -4,6 +4,7 @@ import {
   layoutHash,
   parameterCount,
   parseManifest,
+  scoringOf,
   splitFlat,
   tensorLayout,
   type ModelManifest,
@@ -46,6 +47,19 @@ describe('manifest', () => {
       ['popular', (m) => (m.popular = [0])],
       ['recent', (m) => (m.recent = [0])],
       ['recent', (m) => (m.recent = 'trending')],
+      ['dims.scoring', (m) => (m.dims = { ...dims, scoring: 'cosine' })],
+      [
+        'dims.scoring.normalize',
+        (m) => (m.dims = { ...dims, scoring: { normalize: 1, scale: 12, lastItem: false } }),
+      ],
+      [
+        'dims.scoring.scale',
+        (m) => (m.dims = { ...dims, scoring: { normalize: true, scale: 0, lastItem: false } }),
+      ],
+      [
+        'dims.scoring.lastItem',
+        (m) => (m.dims = { ...dims, scoring: { normalize: true, scale: 12 } }),
+      ],
       [
         'federation.clipNorm',
         (m) => (m.federation = { clipNorm: -1, minCohort: 1, maxExamples: 1 }),
@@ -60,6 +74,18 @@ describe('manifest', () => {
       expect(() => parseManifest(m), field).toThrow(HearthError);
       expect(() => parseManifest(m), field).toThrow(field);
     }
+  });
+
+  it('reads a manifest without dims.scoring as the dot-product model, and keeps one with it', () => {
+    const old = parseManifest(JSON.parse(JSON.stringify(manifest())));
+    expect(old.dims.scoring).toBeUndefined();
+    expect(scoringOf(old.dims)).toEqual({ normalize: false, scale: 1, lastItem: false });
+    const scoring = { normalize: true, scale: 12, lastItem: true };
+    const m = { ...manifest(), dims: { ...dims, scoring } };
+    // The layout and its hash do not depend on the scoring: updates stay interchangeable.
+    const parsed = parseManifest(JSON.parse(JSON.stringify(m)));
+    expect(scoringOf(parsed.dims)).toEqual(scoring);
+    expect(parsed.layoutHash).toBe(old.layoutHash);
   });
 
   it('splits a flat vector into views in layout order', () => {

@@ -12,6 +12,40 @@ export interface ModelDims {
   readonly embedding: number;
   readonly hidden: number;
   readonly maxSessionLength: number;
+  /**
+   * How the session vector meets the item table. Not a shape (the tensor layout is the same either
+   * way), but it travels with the dims because every consumer of the weights (worker, online
+   * learning, the server's validation) builds its model from them. Absent = dot product + item bias.
+   */
+  readonly scoring?: ScoringSpec;
+}
+
+/**
+ * Scoring options. With `normalize`, scores are scale * cos(session, item) + item bias: the session
+ * vector and every item row are L2-normalised (NISER, Gupta et al. 2019, arXiv:1909.04276; SGNN-HN,
+ * Pan et al. 2020), which keeps popular items' large norms from crowding the ranking, and the scale
+ * (a softmax temperature, ~12-16 in those papers) lets a cosine in [-1, 1] still make a peaked
+ * softmax. With `lastItem`, the last item's embedding is added to the projected LSTM state (a
+ * residual skip: STAMP and NARM show the last click carries most of the signal).
+ */
+export interface ScoringSpec {
+  readonly normalize: boolean;
+  readonly scale: number;
+  readonly lastItem: boolean;
+}
+
+/**
+ * Added under the square root of every L2 norm of cosine scoring: the padding row is all zeros, and a
+ * zero vector must normalise to zero, not NaN. Tiny against any trained row's squared norm.
+ */
+export const NORM_EPSILON = 1e-12;
+
+/** The scoring a manifest without `dims.scoring` means (the original dot-product model). */
+export const DOT_SCORING: ScoringSpec = { normalize: false, scale: 1, lastItem: false };
+
+/** `dims.scoring` or DOT_SCORING. */
+export function scoringOf(dims: ModelDims): ScoringSpec {
+  return dims.scoring ?? DOT_SCORING;
 }
 
 /** Names of the model tensors, in weights-file order. Gates in the LSTM tensors are ordered i, f, g, o. */
@@ -125,6 +159,14 @@ export function parseManifest(value: unknown): ModelManifest {
   if (!positiveInt(dims.embedding, 4096)) bad('dims.embedding');
   if (!positiveInt(dims.hidden, 4096)) bad('dims.hidden');
   if (!positiveInt(dims.maxSessionLength, 1000)) bad('dims.maxSessionLength');
+  if (dims.scoring !== undefined) {
+    const sc = dims.scoring as Record<string, unknown> | null;
+    if (typeof sc !== 'object' || sc === null) return bad('dims.scoring');
+    if (typeof sc.normalize !== 'boolean') bad('dims.scoring.normalize');
+    if (typeof sc.lastItem !== 'boolean') bad('dims.scoring.lastItem');
+    const scale = sc.scale;
+    if (typeof scale !== 'number' || !(scale > 0) || !(scale <= 1000)) bad('dims.scoring.scale');
+  }
   const typedDims = dims as unknown as ModelDims;
   const layout = tensorLayout(typedDims);
   if (!Array.isArray(m.tensors) || JSON.stringify(m.tensors) !== JSON.stringify(layout)) {

@@ -2,13 +2,14 @@ import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest } from '../protocol/manifest.js';
+import { parseManifest, type ModelDims } from '../protocol/manifest.js';
 import { SessionModel } from '../worker/model/session-model.js';
 import { trainSessions, type TrainCheckpoint, type TrainOptions } from '../worker/model/train.js';
 import { exportModel, loadCheckpoint, loadModel, saveCheckpoint } from './model-io.js';
 import { initNodeBackend } from './tf-node.js';
 
-const dims = { items: 6, embedding: 3, hidden: 2, maxSessionLength: 5 };
+const dims: ModelDims = { items: 6, embedding: 3, hidden: 2, maxSessionLength: 5 };
+const cosine: ModelDims = { ...dims, scoring: { normalize: true, scale: 5, lastItem: true } };
 const itemIds = ['', 'a', 'b', 'c', 'd', 'e'];
 
 beforeAll(async () => {
@@ -40,6 +41,22 @@ describe('model directory', () => {
     expect(Array.from(loaded.model.toFlat())).toEqual(Array.from(model.toFlat()));
     model.dispose();
     loaded.model.dispose();
+  });
+
+  it('carries cosine scoring through the manifest: the loaded model scores the same', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-model-'));
+    const model = SessionModel.random(cosine, 6);
+    await exportModel(dir, model, { itemIds, popular: [1], version: 1 });
+    const loaded = await loadModel(dir);
+    expect(loaded.manifest.dims.scoring).toEqual(cosine.scoring);
+    const want = Array.from(model.scoreNext([[1, 3]]).dataSync());
+    expect(Array.from(loaded.model.scoreNext([[1, 3]]).dataSync())).toEqual(want);
+    // The same weights under dot-product scoring rank differently: the option is not ignored.
+    const dot = SessionModel.fromFlat(dims, model.toFlat());
+    expect(Array.from(dot.scoreNext([[1, 3]]).dataSync())).not.toEqual(want);
+    model.dispose();
+    loaded.model.dispose();
+    dot.dispose();
   });
 
   it('rejects weights whose size does not match the manifest', async () => {
@@ -77,32 +94,38 @@ describe('training checkpoints', () => {
     ...extra,
   });
 
-  it('round-trips through files and resumes bit-identically on the cpu backend', async () => {
-    const straight = SessionModel.random(dims, 4);
-    await trainSessions(straight, sessions, options());
-    const want = Array.from(straight.toFlat());
-    straight.dispose();
+  it.each([
+    ['dot-product', dims],
+    ['cosine + last-item', cosine],
+  ])(
+    'round-trips through files and resumes bit-identically on the cpu backend (%s)',
+    async (_, d) => {
+      const straight = SessionModel.random(d, 4);
+      await trainSessions(straight, sessions, options());
+      const want = Array.from(straight.toFlat());
+      straight.dispose();
 
-    const dir = await mkdtemp(join(tmpdir(), 'hearth-ckpt-'));
-    expect(await loadCheckpoint(dir)).toBeNull();
-    const first = SessionModel.random(dims, 4);
-    let last: TrainCheckpoint | null = null;
-    await trainSessions(first, sessions, {
-      ...options({ maxSteps: 9 }),
-      onCheckpoint: async (c) => {
-        last = c;
-        await saveCheckpoint(dir, dims, c, { note: 'unit' });
-      },
-    });
-    first.dispose();
-    const loaded = (await loadCheckpoint(dir))!;
-    expect(loaded.dims).toEqual(dims);
-    expect(loaded.extra).toEqual({ note: 'unit' });
-    expect(loaded.checkpoint).toEqual(last);
+      const dir = await mkdtemp(join(tmpdir(), 'hearth-ckpt-'));
+      expect(await loadCheckpoint(dir)).toBeNull();
+      const first = SessionModel.random(d, 4);
+      let last: TrainCheckpoint | null = null;
+      await trainSessions(first, sessions, {
+        ...options({ maxSteps: 9 }),
+        onCheckpoint: async (c) => {
+          last = c;
+          await saveCheckpoint(dir, d, c, { note: 'unit' });
+        },
+      });
+      first.dispose();
+      const loaded = (await loadCheckpoint(dir))!;
+      expect(loaded.dims).toEqual(d);
+      expect(loaded.extra).toEqual({ note: 'unit' });
+      expect(loaded.checkpoint).toEqual(last);
 
-    const resumed = SessionModel.fromFlat(loaded.dims, loaded.checkpoint.weights);
-    await trainSessions(resumed, sessions, options({ resume: loaded.checkpoint }));
-    expect(Array.from(resumed.toFlat())).toEqual(want);
-    resumed.dispose();
-  });
+      const resumed = SessionModel.fromFlat(loaded.dims, loaded.checkpoint.weights);
+      await trainSessions(resumed, sessions, options({ resume: loaded.checkpoint }));
+      expect(Array.from(resumed.toFlat())).toEqual(want);
+      resumed.dispose();
+    },
+  );
 });

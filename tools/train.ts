@@ -1,15 +1,21 @@
 /**
  * Trains the global base model and writes it as a model directory.
  *
- *   npm run train -- --data <dir> --dataset <yoochoose-rsc15-100k|diginetica|synthetic> --out <dir>
+ *   npm run train -- --data <dir> --dataset <yoochoose-rsc15-100k|diginetica|amazon-beauty|synthetic>
+ *                    --out <dir>
  *                    [--epochs n] [--batch b] [--lr x] [--dim d] [--hidden h] [--max-len L] [--seed s]
  *                    [--loss auto|full|sampled] [--negatives n] [--alpha a] [--logq true|false]
  *                    [--val-fraction f] [--patience p] [--dropout r] [--schedule constant|linear]
+ *                    [--normalize true|false] [--scale s] [--last-item true|false]
+ *                    [--train-fraction f]
  *                    [--checkpoint-dir <dir>] [--checkpoint-every steps] [--resume]
  *                    [--backend wasm|cpu]
  *
  * Every prefix of every training session predicts its next item; afterwards every prefix of every test
- * session is ranked against the full catalogue (HR@K, MRR@K) next to the POP baseline.
+ * session is ranked against the full catalogue (HR@K, MRR@K) next to the POP baseline. Amazon Beauty
+ * is a user-sequence dataset with the leave-one-out protocol (tools/data/amazon-beauty.ts): it trains
+ * on each user's sequence minus its last two items, validates on the second-to-last item (input
+ * S[:-2]) and tests on the last (input S[:-1]), ranking all items, as tools/eval.ts does.
  *
  * With --val-fraction f > 0 the last f of the training sessions (file order = time order for
  * YOOCHOOSE and Diginetica) are held out as a validation split (never the test split): after every
@@ -28,6 +34,7 @@ import {
   evaluateNext,
   evaluatePopularity,
   prefixPairs,
+  type NextItemPair,
   type RankingMetrics,
 } from '../worker/model/metrics.js';
 import { SessionModel } from '../worker/model/session-model.js';
@@ -37,14 +44,22 @@ import {
   type TrainCheckpoint,
   type TrainResult,
 } from '../worker/model/train.js';
+import { loadAmazonBeauty } from './data/amazon-beauty.js';
 import { loadDiginetica } from './data/diginetica.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadYoochoose, type SessionDataset } from './data/yoochoose.js';
+import type { ModelDims } from '../protocol/manifest.js';
 import { exportModel, loadCheckpoint, saveCheckpoint } from './model-io.js';
+import { trendingItems } from './recency.js';
 import { initNodeBackend, type NodeBackend } from './tf-node.js';
 
 /** Datasets the trainer knows. */
-export const DATASETS = ['yoochoose-rsc15-100k', 'diginetica', 'synthetic'] as const;
+export const DATASETS = [
+  'yoochoose-rsc15-100k',
+  'diginetica',
+  'amazon-beauty',
+  'synthetic',
+] as const;
 /** One of DATASETS. */
 export type DatasetName = (typeof DATASETS)[number];
 
@@ -71,21 +86,36 @@ export interface Hyper {
   dropout: number;
   /** Learning-rate schedule: constant, or linear decay to 10% over the planned steps. */
   schedule: 'constant' | 'linear';
+  /** Cosine scoring (manifest dims.scoring): normalised session vector and item rows, times `scale`. */
+  normalize: boolean;
+  scale: number;
+  /** Adds the last item's embedding to the session vector (manifest dims.scoring.lastItem). */
+  lastItem: boolean;
+}
+
+/** Options that shape a run but are not model hyper-parameters. */
+export interface RunOptions {
+  /**
+   * Trains on only the oldest share of the training sessions (after the validation split), for quick
+   * hyper-parameter sweeps whose relative ranking is what matters; 1 = all.
+   */
+  trainFraction?: number;
 }
 
 /**
- * Defaults per dataset, measured with the wasm backend in Node, one thread.
- * YOOCHOOSE 100k (N = 2,934, full softmax): 6 epochs of batch 64 at lr 0.01 decaying linearly, with
- * dropout 0.3 on inputs and final states, reach HR@20 0.681 / MRR@20 0.364 (seeds 1, 2: 0.6811 / 0.3637
- * and 0.6808 / 0.3632), level with V-SKNN's 0.682 / 0.361; the earlier constant-lr, no-dropout setting
- * (5 epochs, batch 128, lr 0.005) gave 0.657 / 0.341 and got worse with more epochs (overfitting:
- * 8 epochs 0.655 / 0.335). Diginetica (N = 43,098): sampled softmax (2048 negatives, alpha 0.75),
- * batch 256, lr 0.005, early stopping on the last 10% of training sessions. Measured on a shared
- * 2-core machine: ~2,800 examples/s alone, ~1,250 under load; a run cut after 3 of 6 epochs (26 min)
- * had validation HR@20+MRR@20 0.375 / 0.440 / 0.463 (still rising) and test HR@20 0.357 /
- * MRR@20 0.097, short of V-SKNN's 0.510 / 0.180: it needs more epochs (resume the checkpoint with a
- * larger --epochs) and the YOOCHOOSE regularisers, untested there yet. Synthetic (120 items, d=16,
- * h=32): ~3 s.
+ * Defaults per dataset, measured with the wasm backend in Node, one thread, on a 2-core machine
+ * shared with other jobs (timings are noisy). All three use cosine scoring (dims.scoring): on
+ * Diginetica, one epoch on half the training sessions gave validation HR@20+MRR@20 0.300 for the
+ * dot-product model, 0.354 with the last-item skip, 0.396 cosine (scale 16), 0.449 cosine (scale 12)
+ * + skip at lr 0.01, and logQ correction helped cosine further (0.377 -> 0.438 at scale 16).
+ * YOOCHOOSE 100k (N = 2,934, full softmax): 6 epochs of batch 64 at lr 0.01 decaying linearly,
+ * dropout 0.3 on inputs and final states, cosine scale 12 + last-item skip: HR@20 0.6898 /
+ * MRR@20 0.3771 (V-SKNN 0.6820 / 0.3608; the same set-up with dot-product scoring 0.6811 / 0.3637).
+ * Diginetica (N = 43,098): sampled softmax (2048 negatives, alpha 0.75, logQ), batch 256, lr 0.01
+ * decaying linearly over 4 epochs, cosine scale 12 + last-item skip, early stopping on the last 10%
+ * of training sessions (see README for the test figures). Amazon Beauty (N = 54,543, leave-one-out):
+ * cosine scale 10 without the skip (a user rarely buys the item just bought), lr 0.01, logQ,
+ * dropout 0.3. Synthetic (120 items, d=16, h=32): ~3 s.
  */
 export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
   'yoochoose-rsc15-100k': {
@@ -104,12 +134,15 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0.3,
     schedule: 'linear',
+    normalize: true,
+    scale: 12,
+    lastItem: true,
   },
   // d = 64 keeps the float16 model under 6 MB (43,098 x 64 x 2 bytes = 5.5 MB for the item table).
   diginetica: {
-    epochs: 6,
+    epochs: 4,
     batch: 256,
-    lr: 0.005,
+    lr: 0.01,
     dim: 64,
     hidden: 128,
     maxLen: 20,
@@ -117,11 +150,36 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     loss: 'sampled',
     negatives: 2048,
     alpha: 0.75,
-    logQ: false,
+    logQ: true,
     valFraction: 0.1,
     patience: 2,
     dropout: 0,
-    schedule: 'constant',
+    schedule: 'linear',
+    normalize: true,
+    scale: 12,
+    lastItem: true,
+  },
+  // Leave-one-out: the validation split is each user's second-to-last item, so valFraction is unused.
+  // 54,543 items: sampled softmax, like Diginetica.
+  'amazon-beauty': {
+    epochs: 2,
+    batch: 256,
+    lr: 0.01,
+    dim: 64,
+    hidden: 128,
+    maxLen: 20,
+    seed: 1,
+    loss: 'sampled',
+    negatives: 2048,
+    alpha: 0.75,
+    logQ: true,
+    valFraction: 0,
+    patience: 2,
+    dropout: 0.3,
+    schedule: 'linear',
+    normalize: true,
+    scale: 10,
+    lastItem: false,
   },
   synthetic: {
     epochs: 3,
@@ -139,6 +197,9 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     patience: 2,
     dropout: 0,
     schedule: 'constant',
+    normalize: false,
+    scale: 1,
+    lastItem: false,
   },
 };
 
@@ -149,7 +210,7 @@ export const MAX_VALIDATION_PAIRS = 20_000;
 export const POPULAR_IN_MANIFEST = 100;
 
 /** Options of trainAndExport; unset hyper-parameters take DEFAULTS[dataset]. */
-export interface TrainAndExportOptions extends Partial<Hyper> {
+export interface TrainAndExportOptions extends Partial<Hyper>, RunOptions {
   dataset: DatasetName;
   /** Model directory to write. */
   out: string;
@@ -181,15 +242,35 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The default data directory: ../shared/data relative to the repository root. */
 export const DEFAULT_DATA_DIR = join(root, '..', 'shared', 'data');
 
+/** A dataset as the trainer sees it: catalogue and training sessions, test and validation cases. */
+export interface TrainData {
+  readonly data: SessionDataset;
+  /** Test cases: every prefix of every test session, or one leave-one-out case per user. */
+  readonly testPairs: NextItemPair[];
+  /**
+   * Validation cases fixed by the protocol (leave-one-out: S[:-2] -> S[-2]); when absent, a
+   * validation split is carved from the training sessions by time (--val-fraction).
+   */
+  readonly validationPairs?: NextItemPair[];
+}
+
 /** Loads a dataset by name. */
-export async function loadDataset(name: DatasetName, dataDir: string): Promise<SessionDataset> {
+export async function loadDataset(name: DatasetName, dataDir: string): Promise<TrainData> {
+  const sessions = (data: SessionDataset): TrainData => ({
+    data,
+    testPairs: prefixPairs(data.test),
+  });
   switch (name) {
     case 'synthetic':
-      return syntheticDataset();
+      return sessions(syntheticDataset());
     case 'diginetica':
-      return loadDiginetica(dataDir);
+      return sessions(await loadDiginetica(dataDir));
     case 'yoochoose-rsc15-100k':
-      return loadYoochoose(dataDir);
+      return sessions(await loadYoochoose(dataDir));
+    case 'amazon-beauty': {
+      const loo = await loadAmazonBeauty(dataDir);
+      return { data: loo.data, testPairs: loo.test, validationPairs: loo.validation };
+    }
   }
 }
 
@@ -234,19 +315,39 @@ export async function trainAndExport(
     if (options.epochs !== undefined) hyper.epochs = options.epochs;
   }
   await initNodeBackend(options.backend ?? 'wasm');
-  const data = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
-  const dims = {
+  const loaded = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  const { data } = loaded;
+  const dims: ModelDims = {
     items: data.itemIds.length,
     embedding: hyper.dim,
     hidden: hyper.hidden,
     maxSessionLength: hyper.maxLen,
+    // Absent unless asked for, so a dot-product model's manifest stays what it always was.
+    ...(hyper.normalize || hyper.lastItem
+      ? {
+          scoring: {
+            normalize: hyper.normalize,
+            scale: hyper.normalize ? hyper.scale : 1,
+            lastItem: hyper.lastItem,
+          },
+        }
+      : {}),
   };
-  const { fit, validation } = splitValidation(data.train, hyper.valFraction);
+  const split = loaded.validationPairs
+    ? { fit: data.train, validation: [] }
+    : splitValidation(data.train, hyper.valFraction);
+  const { validation } = split;
+  const fraction = Math.min(1, options.trainFraction ?? 1);
+  const fit = split.fit.slice(0, Math.max(1, Math.round(split.fit.length * fraction)));
+  const allValidationPairs = loaded.validationPairs ?? prefixPairs(validation);
   log(
-    `${data.name}: ${dims.items - 1} items, ${fit.length} train + ${validation.length} validation / ` +
-      `${data.test.length} test sessions; d=${dims.embedding} h=${dims.hidden} ` +
+    `${data.name}: ${dims.items - 1} items, ${fit.length} train sessions, ` +
+      `${allValidationPairs.length} validation / ${loaded.testPairs.length} test cases; ` +
+      `d=${dims.embedding} h=${dims.hidden} ` +
       `L=${dims.maxSessionLength}, ${hyper.epochs} epochs, batch ${hyper.batch}, lr ${hyper.lr}, ` +
-      `loss ${hyper.loss} (${hyper.negatives} negatives, alpha ${hyper.alpha}, logQ ${hyper.logQ})` +
+      `loss ${hyper.loss} (${hyper.negatives} negatives, alpha ${hyper.alpha}, logQ ${hyper.logQ}), ` +
+      `dropout ${hyper.dropout}, ${hyper.schedule} lr, scoring ` +
+      (dims.scoring ? JSON.stringify(dims.scoring) : 'dot') +
       (resumed ? `; resuming at step ${resumed.checkpoint.step}` : ''),
   );
 
@@ -255,7 +356,7 @@ export async function trainAndExport(
     : SessionModel.random(dims, hyper.seed);
   try {
     const sessions = fit.map((items) => ({ items }));
-    const validationPairs = evenlySpaced(prefixPairs(validation), MAX_VALIDATION_PAIRS);
+    const validationPairs = evenlySpaced(allValidationPairs, MAX_VALIDATION_PAIRS);
     const perEpoch = batchesPerEpoch(
       toWindows(sessions, dims.maxSessionLength).length,
       hyper.batch,
@@ -282,6 +383,9 @@ export async function trainAndExport(
     let trainSeconds = 0;
     let validationSeconds = 0;
     const epochLines: string[] = [];
+    // Without a terminal the bar draws nothing (logs, CI): epoch lines are printed as they come.
+    const liveLog = !process.stderr.isTTY;
+    const liveLines = { push: (line: string) => log(line) };
     const result: TrainResult = await trainSessions(model, sessions, {
       epochs: hyper.epochs,
       batchSize: hyper.batch,
@@ -305,7 +409,7 @@ export async function trainAndExport(
         : {}),
       onEpoch: ({ epoch, meanLoss, validation: score, best }) => {
         if (score !== undefined) bar?.update({ val: score.toFixed(4) });
-        epochLines.push(
+        (liveLog ? liveLines : epochLines).push(
           `epoch ${epoch + 1}: mean loss ${meanLoss.toFixed(4)}` +
             (score === undefined ? '' : `, validation HR@20+MRR@20 ${score.toFixed(4)}`) +
             (best ? ' (best)' : '') +
@@ -349,7 +453,7 @@ export async function trainAndExport(
           : ''),
     );
 
-    const pairs = prefixPairs(data.test);
+    const pairs = loaded.testPairs;
     const modelMetrics = await evaluateNext(model, pairs, [5, 10, 20]);
     const pop = evaluatePopularity(data.popularity, pairs, [5, 10, 20]);
     log(formatTable(pairs.length, modelMetrics, pop));
@@ -357,11 +461,15 @@ export async function trainAndExport(
     const hr20 = modelMetrics.hr[20]!;
     const mrr20 = modelMetrics.mrr[20]!;
     const exported = await exportModel(options.out, model, {
+      // model.dims carries dims.scoring into the manifest.
       itemIds: data.itemIds,
       popular: Array.from(
         { length: Math.min(POPULAR_IN_MANIFEST, dims.items - 1) },
         (_, i) => i + 1,
       ),
+      // Cold start's recency list: what trended in the newest training sessions. Session datasets
+      // are in time order; leave-one-out user sequences have no global order, so none there.
+      ...(loaded.validationPairs ? {} : { recent: trendingItems(data.train) }),
       version: 1,
       training: {
         dataset: data.name,
@@ -376,7 +484,9 @@ export async function trainAndExport(
         logQ: String(hyper.logQ),
         dropout: hyper.dropout,
         schedule: hyper.schedule,
+        scoring: dims.scoring ? JSON.stringify(dims.scoring) : 'dot',
         validationSessions: validation.length,
+        validationPairs: allValidationPairs.length,
         examples: result.examples,
         seconds: Number(seconds.toFixed(1)),
         testPairs: pairs.length,
@@ -414,7 +524,7 @@ export function formatTable(pairs: number, model: RankingMetrics, pop: RankingMe
       ...[5, 10, 20].map((k) => m.mrr[k]!.toFixed(4).padStart(7)),
     ].join(' ');
   return [
-    `test: ${pairs} prefix -> next pairs, full-catalogue ranking`,
+    `test: ${pairs} next-item cases, full-catalogue ranking`,
     ['', ...cols].map((c, i) => (i === 0 ? ''.padEnd(8) : c.padStart(7))).join(' '),
     row('model', model),
     row('POP', pop),
@@ -446,6 +556,10 @@ async function main(): Promise<void> {
       patience: { type: 'string' },
       dropout: { type: 'string' },
       schedule: { type: 'string' },
+      normalize: { type: 'string' },
+      scale: { type: 'string' },
+      'last-item': { type: 'string' },
+      'train-fraction': { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       resume: { type: 'boolean', default: false },
@@ -456,9 +570,12 @@ async function main(): Promise<void> {
   if (loss !== undefined && loss !== 'auto' && loss !== 'full' && loss !== 'sampled') {
     throw new Error('--loss auto|full|sampled');
   }
-  if (values.logq !== undefined && values.logq !== 'true' && values.logq !== 'false') {
-    throw new Error('--logq true|false');
-  }
+  const flag = (name: string, text: string | undefined): boolean | undefined => {
+    if (text !== undefined && text !== 'true' && text !== 'false') {
+      throw new Error(`--${name} true|false`);
+    }
+    return text === undefined ? undefined : text === 'true';
+  };
   const schedule = values.schedule;
   if (schedule !== undefined && schedule !== 'constant' && schedule !== 'linear') {
     throw new Error('--schedule constant|linear');
@@ -498,11 +615,15 @@ async function main(): Promise<void> {
     negatives: int('negatives', values.negatives),
     // alpha 0 (uniform sampling) and val-fraction 0 (no early stopping) are meaningful: not num().
     alpha: values.alpha === undefined ? undefined : Number(values.alpha),
-    logQ: values.logq === undefined ? undefined : values.logq === 'true',
+    logQ: flag('logq', values.logq),
+    normalize: flag('normalize', values.normalize),
+    scale: num('scale', values.scale),
+    lastItem: flag('last-item', values['last-item']),
     valFraction: values['val-fraction'] === undefined ? undefined : Number(values['val-fraction']),
     patience: int('patience', values.patience),
     dropout: values.dropout === undefined ? undefined : Number(values.dropout),
     schedule,
+    trainFraction: num('train-fraction', values['train-fraction']),
     checkpointDir: values['checkpoint-dir'] ? resolve(values['checkpoint-dir']) : undefined,
     checkpointEvery: int('checkpoint-every', values['checkpoint-every']),
     resume: values.resume,

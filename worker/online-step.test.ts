@@ -12,12 +12,16 @@ import { SparseLearner, type SparseStepOptions } from './online-step.js';
 
 const dims = { items: 30, embedding: 8, hidden: 8, maxSessionLength: 6 };
 let global: Float32Array;
+let cosineGlobal: Float32Array;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
   const model = SessionModel.random(dims, 7);
   global = model.toFlat();
   model.dispose();
+  const cosine = SessionModel.random(SCORINGS[1][1], 7);
+  cosineGlobal = cosine.toFlat();
+  cosine.dispose();
 });
 
 const options = (lstm: boolean, mu = 0.1): SparseStepOptions => ({
@@ -36,32 +40,41 @@ function changed(a: Float32Array, b: Float32Array, name: 'item_embedding' | 'lst
   return x.map((v, i) => Math.abs(v - y[i]!));
 }
 
+/** The manifest's two ways of scoring: a dot product, and cosine with a scale and the last-item skip. */
+const SCORINGS = [
+  ['dot product', dims],
+  ['cosine + last item', { ...dims, scoring: { normalize: true, scale: 12, lastItem: true } }],
+] as const;
+
 describe('SparseLearner', () => {
-  for (const lstm of [false, true]) {
-    it(`lowers the loss and moves only the session's rows (${lstm ? 'LSTM trained' : 'LSTM held'})`, async () => {
-      const learner = new SparseLearner(dims, global, global);
-      const sessions = [{ items: [3, 7, 3, 7, 3, 7], weights: [1, 1, 1, 1, 1, 1] }];
-      const first = await learner.update(sessions, 1, options(lstm));
-      let last = first;
-      for (let i = 0; i < 5; i++) last = await learner.update(sessions, 3, options(lstm));
-      expect(last).toBeLessThan(first);
-      const rows = changed(learner.weights, global, 'item_embedding');
-      for (let item = 0; item < dims.items; item++) {
-        const moved = Math.max(...rows.subarray(item * 8, item * 8 + 8));
-        if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
-        else expect(moved).toBe(0);
-      }
-      const kernel = Math.max(...changed(learner.weights, global, 'lstm_kernel'));
-      if (lstm) expect(kernel).toBeGreaterThan(0);
-      else expect(kernel).toBe(0);
-      // The model the engine would serve ranks the repeated transition higher than before.
-      const before = SessionModel.fromFlat(dims, global);
-      const after = SessionModel.fromFlat(dims, learner.weights);
-      const score = async (m: SessionModel) => (await m.scoreNext([[3]]).data())[7]!;
-      expect(await score(after)).toBeGreaterThan(await score(before));
-      before.dispose();
-      after.dispose();
-    });
+  for (const [scoring, modelDims] of SCORINGS) {
+    for (const lstm of [false, true]) {
+      it(`lowers the loss and moves only the session's rows (${scoring}, ${lstm ? 'LSTM trained' : 'LSTM held'})`, async () => {
+        const start = scoring === 'dot product' ? global : cosineGlobal;
+        const learner = new SparseLearner(modelDims, start, start);
+        const sessions = [{ items: [3, 7, 3, 7, 3, 7], weights: [1, 1, 1, 1, 1, 1] }];
+        const first = await learner.update(sessions, 1, options(lstm));
+        let last = first;
+        for (let i = 0; i < 5; i++) last = await learner.update(sessions, 3, options(lstm));
+        expect(last).toBeLessThan(first);
+        const rows = changed(learner.weights, start, 'item_embedding');
+        for (let item = 0; item < dims.items; item++) {
+          const moved = Math.max(...rows.subarray(item * 8, item * 8 + 8));
+          if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
+          else expect(moved).toBe(0);
+        }
+        const kernel = Math.max(...changed(learner.weights, start, 'lstm_kernel'));
+        if (lstm) expect(kernel).toBeGreaterThan(0);
+        else expect(kernel).toBe(0);
+        // The model the engine would serve ranks the repeated transition higher than before.
+        const before = SessionModel.fromFlat(modelDims, start);
+        const after = SessionModel.fromFlat(modelDims, learner.weights);
+        const score = async (m: SessionModel) => (await m.scoreNext([[3]]).data())[7]!;
+        expect(await score(after)).toBeGreaterThan(await score(before));
+        before.dispose();
+        after.dispose();
+      });
+    }
   }
 
   it('stays nearer the global weights with a stronger proximal pull', async () => {

@@ -12,7 +12,7 @@
  * keep their weights exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorLayout, type ModelDims, type TensorName } from '../protocol/manifest.js';
+import { scoringOf, tensorLayout, type ModelDims, type TensorName } from '../protocol/manifest.js';
 import { packBatch, toWindows } from './model/batches.js';
 import { lstmStates, project, type ModelParams } from './model/forward.js';
 import { gatherRows } from './model/gather-rows.js';
@@ -99,10 +99,16 @@ export class SparseLearner {
       paddingMask: tf.tensor1d(mask),
       inputs: tf.tensor1d(toLocal(batch.inputs), 'int32'),
       positions: tf.tensor1d(batch.positions, 'int32'),
+      // The item each scored state consumed last (the model's last-item skip, when it has one).
+      lastItems: tf.tensor1d(
+        toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
+        'int32',
+      ),
       targets: tf.tensor1d(toLocal(batch.targets), 'int32'),
       weights: tf.tensor1d(batch.weights),
     };
     const { fixedRows, fixedBiases, positions, inputs } = constants;
+    const scoring = scoringOf(this.dims);
     // Padding row first, then the trainable rows, then the negatives: the local index order.
     const params = (table: tf.Tensor2D, bias: tf.Tensor1D, rest: tf.Tensor[]): ModelParams => ({
       itemEmbedding: tf.concat([
@@ -116,6 +122,7 @@ export class SparseLearner {
       lstmBias: rest[2] as tf.Tensor1D,
       projectionKernel: rest[3] as tf.Tensor2D,
       projectionBias: rest[4] as tf.Tensor1D,
+      scoring,
     });
     const statesOf = (p: ModelParams) =>
       gatherRows(lstmStates(p, inputs, batch.steps, batch.size), positions) as tf.Tensor2D;
@@ -145,20 +152,25 @@ export class SparseLearner {
   /** One step: gradients of the small tensors, then Adam (or SGD) on the flat weights. */
   private async step(
     trained: readonly number[],
-    constants: { paddingMask: tf.Tensor1D; targets: tf.Tensor1D; weights: tf.Tensor1D },
+    constants: {
+      paddingMask: tf.Tensor1D;
+      targets: tf.Tensor1D;
+      weights: tf.Tensor1D;
+      lastItems: tf.Tensor1D;
+    },
     params: (table: tf.Tensor2D, bias: tf.Tensor1D, rest: tf.Tensor[]) => ModelParams,
     states: tf.Tensor2D | ((p: ModelParams) => tf.Tensor2D),
     options: SparseStepOptions,
   ): Promise<number> {
     const d = this.dims.embedding;
-    const { paddingMask, targets, weights } = constants;
+    const { paddingMask, targets, weights, lastItems } = constants;
     const dense = DENSE.map((name) => this.tensor(name));
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
     const trainedDense = options.lstm ? DENSE : DENSE.slice(3);
     const loss = (table: tf.Tensor2D, bias: tf.Tensor1D, ...rest: tf.Tensor[]): tf.Scalar => {
       const p = params(table, bias, options.lstm ? rest : [...dense.slice(0, 3), ...rest]);
-      const out = project(p, typeof states === 'function' ? states(p) : states);
+      const out = project(p, typeof states === 'function' ? states(p) : states, lastItems);
       const perExample = fullSoftmaxLoss(p, out, targets, paddingMask);
       const data = tf.div(tf.sum(tf.mul(perExample, weights)), targets.shape[0]);
       // One-step windows never use the recurrent matrix; a zero term keeps its gradient defined.

@@ -27,6 +27,19 @@ function expectClose(actual: Float32Array, expected: Float32Array): void {
 }
 
 describe('incremental session state', () => {
+  it('matches a full re-run with cosine scoring and the last-item skip', async () => {
+    const cosine = { ...dims, scoring: { normalize: true, scale: 7, lastItem: true } };
+    const model = SessionModel.random(cosine, 15);
+    const state = new SessionState();
+    const session: number[] = [];
+    for (const item of [3, 17, 3, 29, 8, 2]) {
+      session.push(item);
+      expectClose(await state.scores(model, session), await fullRun(model, session));
+    }
+    state.dispose();
+    model.dispose();
+  });
+
   it('matches a full re-run after every step, one recurrent step per new item', async () => {
     const model = SessionModel.random(dims, 11);
     const state = new SessionState();

@@ -5,16 +5,21 @@
  * dozen small kernels per step: on wasm the per-kernel overhead, not arithmetic, dominated).
  *
  * The step repeats forward.ts's maths (gates i, f, g, o; step 0 starts from h = c = 0) with plain
- * tfjs-core ops on the model's own variables, so it needs nothing from worker/model/ beyond its
- * public `params`, and it matches `scoreNext` to float rounding.
+ * tfjs-core ops on the model's own variables; the session vector and the catalogue scores use
+ * forward.ts's `project` and `outputRows`, so the manifest's scoring options (cosine, last-item skip)
+ * apply here exactly as in `scoreNext`, which this matches to float rounding.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { outputRows, project } from './model/forward.js';
 import type { SessionModel } from './model/session-model.js';
 
 /** One session's recurrent state for one model. Reset on a new session, rebuilt on a model swap. */
 export class SessionState {
   private model: SessionModel | null = null;
-  /** The item table transposed [d, N], kept per model: transposing 10k rows on every call costs. */
+  /**
+   * The item table as scored (row-normalised with cosine scoring), transposed [d, N], kept per model:
+   * transposing (and normalising) 10k rows on every call costs.
+   */
   private tableT: tf.Tensor2D | null = null;
   private h: tf.Tensor2D | null = null;
   private c: tf.Tensor2D | null = null;
@@ -71,7 +76,10 @@ export class SessionState {
   private attach(model: SessionModel): void {
     this.dispose();
     this.model = model;
-    this.tableT = tf.tidy(() => tf.transpose(model.params.itemEmbedding));
+    this.tableT = tf.tidy(() => {
+      const p = model.params;
+      return tf.transpose(outputRows(p, p.itemEmbedding));
+    });
   }
 
   private step(item: number): void {
@@ -97,8 +105,9 @@ export class SessionState {
 
   private async score(): Promise<Float32Array> {
     const p = this.model!.params;
+    const last = this.consumed[this.consumed.length - 1]!;
     const scores = tf.tidy(() => {
-      const out = tf.add(tf.matMul(this.h!, p.projectionKernel), p.projectionBias);
+      const out = project(p, this.h!, tf.tensor1d([last], 'int32'));
       return tf.add(tf.matMul(out, this.tableT!), p.itemBias);
     });
     const values = (await scores.data()) as Float32Array;

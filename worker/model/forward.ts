@@ -4,6 +4,7 @@
  * `tf.tidy` (inference) or an optimiser's `minimize` (training).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { NORM_EPSILON, type ScoringSpec } from '../../protocol/manifest.js';
 import { gatherRows } from './gather-rows.js';
 import { matMul2d } from './mat-mul.js';
 
@@ -16,6 +17,13 @@ export interface ModelParams {
   readonly lstmBias: tf.Tensor1D; // [4h]
   readonly projectionKernel: tf.Tensor2D; // [h, d]
   readonly projectionBias: tf.Tensor1D; // [d]
+  /** How session vectors are scored (manifest dims.scoring, defaulted). */
+  readonly scoring: ScoringSpec;
+}
+
+/** Rows of `x` divided by their L2 norms (sqrt(sum x^2 + NORM_EPSILON)). */
+export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), 1, true), NORM_EPSILON)));
 }
 
 /**
@@ -72,16 +80,33 @@ export function lstmStates(
   return tf.reshape(tf.stack(states), [steps * batch, hidden]);
 }
 
-/** Session representation in item space: out = h . P + b_P, shape [M, d]. */
-export function project(p: ModelParams, states: tf.Tensor2D): tf.Tensor2D {
-  return tf.add(matMul2d(states, p.projectionKernel), p.projectionBias);
+/**
+ * Session vector in item space, shape [M, d]: out = h . P + b_P, plus the last item's embedding with
+ * scoring.lastItem, then L2-normalised and multiplied by scoring.scale with scoring.normalize (so
+ * scoring against normalised item rows is a plain matmul). `lastItems` [M] are the items each state
+ * consumed last; needed only with scoring.lastItem.
+ */
+export function project(p: ModelParams, states: tf.Tensor2D, lastItems?: tf.Tensor1D): tf.Tensor2D {
+  let out: tf.Tensor2D = tf.add(matMul2d(states, p.projectionKernel), p.projectionBias);
+  if (p.scoring.lastItem) {
+    if (!lastItems) throw new Error('project: scoring.lastItem needs the last items');
+    out = tf.add(out, gatherRows(p.itemEmbedding, lastItems));
+  }
+  if (p.scoring.normalize) out = tf.mul(l2NormalizeRows(out), p.scoring.scale);
+  return out;
+}
+
+/** Item rows as scored: the table itself, or its L2-normalised rows with scoring.normalize. */
+export function outputRows(p: ModelParams, rows: tf.Tensor2D): tf.Tensor2D {
+  return p.scoring.normalize ? l2NormalizeRows(rows) : rows;
 }
 
 /**
- * Full-catalogue scores out . E^T + item_bias, shape [M, N]. The output layer reuses the input table
- * (tied embeddings): the table dominates the model size, so it is stored and shipped once.
+ * Full-catalogue scores out . E^T + item_bias, shape [M, N] (E row-normalised with
+ * scoring.normalize). The output layer reuses the input table (tied embeddings): the table dominates
+ * the model size, so it is stored and shipped once.
  */
 export function scoreAll(p: ModelParams, out: tf.Tensor2D): tf.Tensor2D {
   // An explicit transpose, not matMul(..., transposeB): see mat-mul.ts.
-  return tf.add(matMul2d(out, tf.transpose(p.itemEmbedding)), p.itemBias);
+  return tf.add(matMul2d(out, tf.transpose(outputRows(p, p.itemEmbedding))), p.itemBias);
 }

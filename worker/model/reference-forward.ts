@@ -3,7 +3,13 @@
  * Slow and obvious on purpose: it is the known answer every tfjs backend is checked against before
  * Hearth trusts it, and the oracle for the model's unit tests.
  */
-import { splitFlat, tensorLayout, type ModelDims } from '../../protocol/manifest.js';
+import {
+  NORM_EPSILON,
+  scoringOf,
+  splitFlat,
+  tensorLayout,
+  type ModelDims,
+} from '../../protocol/manifest.js';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
@@ -22,9 +28,11 @@ export function referenceScores(
   const proj = w.get('projection_kernel')!;
   const projBias = w.get('projection_bias')!;
   const itemBias = w.get('item_bias')!;
+  const scoring = scoringOf(dims);
+  const window = session.slice(-dims.maxSessionLength);
   let hState = new Float64Array(h);
   let cState = new Float64Array(h);
-  for (const item of session.slice(-dims.maxSessionLength)) {
+  for (const item of window) {
     const z = new Float64Array(4 * h);
     for (let j = 0; j < 4 * h; j++) {
       let sum = bias[j]!;
@@ -46,16 +54,26 @@ export function referenceScores(
     cState = nextC;
   }
   const out = new Float64Array(d);
+  const last = window[window.length - 1]!;
   for (let j = 0; j < d; j++) {
     let sum = projBias[j]!;
     for (let r = 0; r < h; r++) sum += hState[r]! * proj[r * d + j]!;
+    if (scoring.lastItem) sum += emb[last * d + j]!;
     out[j] = sum;
   }
+  // Cosine scoring: out / |out| * scale against rows / |row|, norms as sqrt(sum x^2 + epsilon).
+  const norm = (row: ArrayLike<number>, at: number): number => {
+    let sq = 0;
+    for (let j = 0; j < d; j++) sq += row[at + j]! ** 2;
+    return Math.sqrt(sq + NORM_EPSILON);
+  };
+  const outScale = scoring.normalize ? scoring.scale / norm(out, 0) : 1;
   const scores = new Float64Array(n);
   for (let item = 0; item < n; item++) {
-    let sum = itemBias[item]!;
+    let sum = 0;
     for (let j = 0; j < d; j++) sum += emb[item * d + j]! * out[j]!;
-    scores[item] = sum;
+    const rowScale = scoring.normalize ? 1 / norm(emb, item * d) : 1;
+    scores[item] = itemBias[item]! + sum * outScale * rowScale;
   }
   return scores;
 }

@@ -12,6 +12,7 @@
  * negatives and the model learns to under-score them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { outputRows } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import type { OutputLoss } from './loss.js';
 import { matMul2d } from './mat-mul.js';
@@ -218,7 +219,8 @@ export function sampledSoftmaxLoss(
       config.logQ,
     );
     const ids = tf.tensor1d(candidates, 'int32');
-    const weights = gatherRows(params.itemEmbedding, ids) as tf.Tensor2D; // [C, d]
+    // [C, d], row-normalised with cosine scoring (out is then normalised and scaled already).
+    const weights = outputRows(params, gatherRows(params.itemEmbedding, ids) as tf.Tensor2D);
     const bias = gatherRows(params.itemBias, ids) as tf.Tensor1D; // [C]
     // An explicit transpose, not matMul(..., transposeB): see mat-mul.ts.
     const scores = matMul2d(out, tf.transpose(weights));

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { HearthError } from '../../protocol/errors.js';
 import {
   parameterCount,
+  scoringOf,
   splitFlat,
   tensorLayout,
   TENSOR_NAMES,
@@ -70,6 +71,7 @@ export class SessionModel {
       lstmBias: v('lstm_bias') as tf.Tensor as tf.Tensor1D,
       projectionKernel: v('projection_kernel') as tf.Tensor as tf.Tensor2D,
       projectionBias: v('projection_bias') as tf.Tensor as tf.Tensor1D,
+      scoring: scoringOf(this.dims),
     };
   }
 
@@ -116,15 +118,18 @@ export class SessionModel {
     const steps = Math.max(...cut.map((s) => s.length));
     const inputs = new Int32Array(steps * batch); // time-major, right-padded with 0
     const last = new Int32Array(batch);
+    const lastItems = new Int32Array(batch);
     cut.forEach((s, b) => {
       s.forEach((item, t) => (inputs[t * batch + b] = item));
       last[b] = (s.length - 1) * batch + b;
+      lastItems[b] = s[s.length - 1]!;
     });
     return tf.tidy(() => {
       const p = this.params;
       const states = lstmStates(p, tf.tensor1d(inputs, 'int32'), steps, batch);
       const finalStates = tf.gather(states, tf.tensor1d(last, 'int32'));
-      return tf.add(scoreAll(p, project(p, finalStates)), this.paddingMask);
+      const out = project(p, finalStates, tf.tensor1d(lastItems, 'int32'));
+      return tf.add(scoreAll(p, out), this.paddingMask);
     });
   }
 

@@ -341,9 +341,15 @@ export function batchLoss(
   if (rng) {
     picked = tf.mul(picked, dropoutMask(batch.positions.length, picked.shape[1], rate, rng));
   }
+  const lastItems = p.scoring.lastItem
+    ? tf.tensor1d(
+        batch.positions.map((at) => batch.inputs[at]!),
+        'int32',
+      )
+    : undefined;
   const perExample = outputLoss(
     p,
-    project(p, picked),
+    project(p, picked, lastItems),
     tf.tensor1d(batch.targets, 'int32'),
     paddingMask,
     batch,
