@@ -27,7 +27,9 @@ const SELECTOR = '[data-hearth-item]';
 
 /** What the visitor has done with one element on the current page. */
 interface Watch {
-  /** When it became visible (page visible too), or undefined while it is not. */
+  /** Whether the observer last saw it visible enough (the page itself may be hidden). */
+  onScreen: boolean;
+  /** When its clock started (on screen, page visible), or undefined while it is stopped. */
   since?: number;
   /** Visible time added up on this page, not counting the current stretch. */
   total: number;
@@ -62,12 +64,18 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
   };
   /** Starts the clock on a visible element, with a timer for each threshold still ahead. */
   const resume = (el: Element, w: Watch): void => {
-    if (w.since !== undefined || doc.visibilityState === 'hidden') return;
+    if (w.since !== undefined) return;
     w.since = performance.now();
     w.timers.push(
       setTimeout(() => report(el, 'view', viewed), VIEW_MS),
       setTimeout(() => report(el, 'dwell', dwelled), Math.max(0, DWELL_MS - w.total)),
     );
+  };
+
+  /** The clock runs while the element is on screen and the page is visible. */
+  const update = (el: Element, w: Watch): void => {
+    if (w.onScreen && doc.visibilityState !== 'hidden') resume(el, w);
+    else pause(w);
   };
 
   const io = new IntersectionObserver(
@@ -76,11 +84,10 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
         const w = watches.get(entry.target);
         if (!w) continue;
         const viewport = entry.rootBounds?.height ?? win.innerHeight;
-        const visible =
+        w.onScreen =
           entry.isIntersecting &&
           (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= viewport / 2);
-        if (visible) resume(entry.target, w);
-        else pause(w);
+        update(entry.target, w);
       }
     },
     // Fine steps at the low end: an element many screens tall only ever shows a small fraction of
@@ -89,7 +96,7 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
   );
   const watch = (el: Element): void => {
     if (watches.has(el)) return;
-    watches.set(el, { total: 0, timers: [] });
+    watches.set(el, { onScreen: false, total: 0, timers: [] });
     io.observe(el);
   };
   const unwatch = (el: Element): void => {
@@ -97,7 +104,6 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
     if (!w) return;
     pause(w);
     watches.delete(el);
-    hidden.delete(el);
     io.unobserve(el);
   };
   const scan = (node: Node, add: boolean): void => {
@@ -124,29 +130,12 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
     viewed.clear();
     dwelled.clear();
     for (const [el, w] of watches) {
-      const visible = w.since !== undefined;
       pause(w);
       w.total = 0;
-      if (visible) resume(el, w);
+      update(el, w);
     }
   };
-  /** Elements on screen when the page was hidden: their clocks restart when it is shown again. */
-  const hidden = new Set<Element>();
-  const onVisibility = (): void => {
-    if (doc.visibilityState === 'hidden') {
-      for (const [el, w] of watches) {
-        if (w.since === undefined) continue;
-        pause(w);
-        hidden.add(el);
-      }
-    } else {
-      for (const el of hidden) {
-        const w = watches.get(el);
-        if (w) resume(el, w);
-      }
-      hidden.clear();
-    }
-  };
+  const onVisibility = (): void => watches.forEach((w, el) => update(el, w));
 
   doc.addEventListener('click', onClick, { capture: true, passive: true });
   doc.addEventListener('visibilitychange', onVisibility);

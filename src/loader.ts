@@ -6,9 +6,10 @@
  * It reads its options, starts the engine worker, installs `window.hearth` (a function for queued
  * `hearth('track', …)` calls, with the client's methods on it), replays calls queued before it
  * loaded, imports `hearth-capture.js` (from next to the worker) to capture clicks, views and dwell
- * on `[data-hearth-item]`, and announces itself with `hearth-ready` / `hearth-error` events on window. Every page pays for this file up front, so it stays under 2 KB
- * brotli (e2e/bundles.spec.ts): no comlink, no error catalogue, no tfjs. If anything fails it emits
- * one `hearth-error` and leaves the page's DOM as it was.
+ * on `[data-hearth-item]`, and announces itself with `hearth-ready` / `hearth-error` events on
+ * window. Every page pays for this file up front, so it stays under 2 KB brotli
+ * (e2e/bundles.spec.ts): no comlink, no error catalogue, no tfjs. If anything fails it emits one
+ * `hearth-error` and leaves the page's DOM as it was.
  */
 import { startHearth, type Hearth } from './client.js';
 import { resolveOptions, scriptOptions } from './config.js';
