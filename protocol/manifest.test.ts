@@ -61,6 +61,22 @@ describe('manifest', () => {
         (m) => (m.dims = { ...dims, scoring: { normalize: true, scale: 12 } }),
       ],
       [
+        'dims.scoring.itemMean',
+        (m) =>
+          (m.dims = {
+            ...dims,
+            scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 1.5 },
+          }),
+      ],
+      [
+        'dims.scoring.itemMean',
+        (m) =>
+          (m.dims = {
+            ...dims,
+            scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 'all' },
+          }),
+      ],
+      [
         'federation.clipNorm',
         (m) => (m.federation = { clipNorm: -1, minCohort: 1, maxExamples: 1 }),
       ],
@@ -80,12 +96,16 @@ describe('manifest', () => {
     const old = parseManifest(JSON.parse(JSON.stringify(manifest())));
     expect(old.dims.scoring).toBeUndefined();
     expect(scoringOf(old.dims)).toEqual({ normalize: false, scale: 1, lastItem: false });
-    const scoring = { normalize: true, scale: 12, lastItem: true };
-    const m = { ...manifest(), dims: { ...dims, scoring } };
-    // The layout and its hash do not depend on the scoring: updates stay interchangeable.
-    const parsed = parseManifest(JSON.parse(JSON.stringify(m)));
-    expect(scoringOf(parsed.dims)).toEqual(scoring);
-    expect(parsed.layoutHash).toBe(old.layoutHash);
+    for (const scoring of [
+      { normalize: true, scale: 12, lastItem: true },
+      { normalize: true, scale: 8, lastItem: false, itemMean: 0.5 },
+    ]) {
+      const m = { ...manifest(), dims: { ...dims, scoring } };
+      // The layout and its hash do not depend on the scoring: updates stay interchangeable.
+      const parsed = parseManifest(JSON.parse(JSON.stringify(m)));
+      expect(scoringOf(parsed.dims)).toEqual(scoring);
+      expect(parsed.layoutHash).toBe(old.layoutHash);
+    }
   });
 
   it('splits a flat vector into views in layout order', () => {

@@ -32,6 +32,11 @@ export interface ScoringSpec {
   readonly normalize: boolean;
   readonly scale: number;
   readonly lastItem: boolean;
+  /**
+   * Optional: adds the decay-weighted mean of the session's item embeddings (weight decay^age, age 0
+   * for the last item) to the session vector. Absent = no such term.
+   */
+  readonly itemMean?: number;
 }
 
 /**
@@ -166,6 +171,10 @@ export function parseManifest(value: unknown): ModelManifest {
     if (typeof sc.lastItem !== 'boolean') bad('dims.scoring.lastItem');
     const scale = sc.scale;
     if (typeof scale !== 'number' || !(scale > 0) || !(scale <= 1000)) bad('dims.scoring.scale');
+    const mean = sc.itemMean;
+    if (mean !== undefined && (typeof mean !== 'number' || !(mean >= 0) || !(mean <= 1))) {
+      bad('dims.scoring.itemMean');
+    }
   }
   const typedDims = dims as unknown as ModelDims;
   const layout = tensorLayout(typedDims);

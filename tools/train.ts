@@ -91,6 +91,8 @@ export interface Hyper {
   scale: number;
   /** Adds the last item's embedding to the session vector (manifest dims.scoring.lastItem). */
   lastItem: boolean;
+  /** Adds the decay-weighted mean of the session's item embeddings (dims.scoring.itemMean); <0 = off. */
+  itemMean: number;
 }
 
 /** Options that shape a run but are not model hyper-parameters. */
@@ -137,6 +139,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     normalize: true,
     scale: 12,
     lastItem: true,
+    itemMean: -1,
   },
   // d = 64 keeps the float16 model under 6 MB (43,098 x 64 x 2 bytes = 5.5 MB for the item table).
   diginetica: {
@@ -158,6 +161,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     normalize: true,
     scale: 12,
     lastItem: true,
+    itemMean: -1,
   },
   // Leave-one-out: the validation split is each user's second-to-last item, so valFraction is unused.
   // 54,543 items: sampled softmax, like Diginetica.
@@ -180,6 +184,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     normalize: true,
     scale: 10,
     lastItem: false,
+    itemMean: -1,
   },
   synthetic: {
     epochs: 3,
@@ -200,6 +205,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     normalize: false,
     scale: 1,
     lastItem: false,
+    itemMean: -1,
   },
 };
 
@@ -329,6 +335,7 @@ export async function trainAndExport(
             normalize: hyper.normalize,
             scale: hyper.normalize ? hyper.scale : 1,
             lastItem: hyper.lastItem,
+            ...(hyper.itemMean >= 0 ? { itemMean: hyper.itemMean } : {}),
           },
         }
       : {}),
@@ -559,6 +566,7 @@ async function main(): Promise<void> {
       normalize: { type: 'string' },
       scale: { type: 'string' },
       'last-item': { type: 'string' },
+      'item-mean': { type: 'string' },
       'train-fraction': { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
@@ -619,6 +627,7 @@ async function main(): Promise<void> {
     normalize: flag('normalize', values.normalize),
     scale: num('scale', values.scale),
     lastItem: flag('last-item', values['last-item']),
+    itemMean: values['item-mean'] === undefined ? undefined : Number(values['item-mean']),
     valFraction: values['val-fraction'] === undefined ? undefined : Number(values['val-fraction']),
     patience: int('patience', values.patience),
     dropout: values.dropout === undefined ? undefined : Number(values.dropout),

@@ -12,12 +12,14 @@
  * keep their weights exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { scoringOf, tensorLayout, type ModelDims, type TensorName } from '../protocol/manifest.js';
-import { packBatch, toWindows } from './model/batches.js';
-import { lstmStates, project, type ModelParams } from './model/forward.js';
+import { scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
+import { packBatch, toWindows, type Batch } from './model/batches.js';
+import { FlatAdam } from './model/flat-adam.js';
+import { itemMeansAt, lstmStates, project, type ModelParams } from './model/forward.js';
 import { gatherRows } from './model/gather-rows.js';
 import { ensureGradients } from './model/gradients.js';
 import { fullSoftmaxLoss, PADDING_LOGIT } from './model/loss.js';
+import { flatOffsets, flatTensor, type FlatOffsets } from './model/flat-weights.js';
 import type { TrainSession } from './model/train.js';
 
 /** Settings of one sparse step. */
@@ -33,9 +35,6 @@ export interface SparseStepOptions {
   readonly lstm: boolean;
 }
 
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-const EPSILON = 1e-7;
 /** The dense tensors every step updates in full (a few hundred kilobytes together). */
 const DENSE: readonly TensorName[] = [
   'lstm_kernel',
@@ -49,10 +48,8 @@ const DENSE: readonly TensorName[] = [
 export class SparseLearner {
   /** The fine-tuned flat weights (updated in place by every step). */
   readonly weights: Float32Array;
-  private readonly m: Float32Array;
-  private readonly v: Float32Array;
-  private t = 0;
-  private readonly offset = new Map<TensorName, { at: number; shape: number[] }>();
+  private readonly adam: FlatAdam;
+  private readonly offset: FlatOffsets;
 
   /** Starts from `start` (the local copy, or the global weights), pulled toward `anchor`. */
   constructor(
@@ -61,13 +58,8 @@ export class SparseLearner {
     start: Float32Array,
   ) {
     this.weights = start.slice();
-    this.m = new Float32Array(start.length);
-    this.v = new Float32Array(start.length);
-    let at = 0;
-    for (const spec of tensorLayout(dims)) {
-      this.offset.set(spec.name, { at, shape: [...spec.shape] });
-      at += spec.shape.reduce((a, b) => a * b, 1);
-    }
+    this.adam = new FlatAdam(start.length);
+    this.offset = flatOffsets(dims);
   }
 
   /**
@@ -140,7 +132,7 @@ export class SparseLearner {
     let loss = NaN;
     try {
       for (let step = 0; step < steps; step++) {
-        loss = await this.step(trained, constants, params, frozen ?? statesOf, options);
+        loss = await this.step(trained, batch, constants, params, frozen ?? statesOf, options);
       }
     } finally {
       frozen?.dispose();
@@ -152,8 +144,11 @@ export class SparseLearner {
   /** One step: gradients of the small tensors, then Adam (or SGD) on the flat weights. */
   private async step(
     trained: readonly number[],
+    batch: Batch,
     constants: {
       paddingMask: tf.Tensor1D;
+      inputs: tf.Tensor1D;
+      positions: tf.Tensor1D;
       targets: tf.Tensor1D;
       weights: tf.Tensor1D;
       lastItems: tf.Tensor1D;
@@ -163,14 +158,20 @@ export class SparseLearner {
     options: SparseStepOptions,
   ): Promise<number> {
     const d = this.dims.embedding;
-    const { paddingMask, targets, weights, lastItems } = constants;
+    const { paddingMask, inputs, positions, targets, weights, lastItems } = constants;
     const dense = DENSE.map((name) => this.tensor(name));
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
     const trainedDense = options.lstm ? DENSE : DENSE.slice(3);
     const loss = (table: tf.Tensor2D, bias: tf.Tensor1D, ...rest: tf.Tensor[]): tf.Scalar => {
       const p = params(table, bias, options.lstm ? rest : [...dense.slice(0, 3), ...rest]);
-      const out = project(p, typeof states === 'function' ? states(p) : states, lastItems);
+      const itemMeans = itemMeansAt(p, inputs, batch.steps, batch.size, positions);
+      const out = project(
+        p,
+        typeof states === 'function' ? states(p) : states,
+        lastItems,
+        itemMeans,
+      );
       const perExample = fullSoftmaxLoss(p, out, targets, paddingMask);
       const data = tf.div(tf.sum(tf.mul(perExample, weights)), targets.shape[0]);
       // One-step windows never use the recurrent matrix; a zero term keeps its gradient defined.
@@ -189,20 +190,14 @@ export class SparseLearner {
       ]);
       value.dispose();
       grads.forEach((g) => g.dispose());
-      this.t++;
-      const step = this.stepSize(options.learningRate);
+      const step = this.adam.next(options.learningRate);
       const [gRows, gBias, ...gDense] = gradValues as Float32Array[];
-      const embedding = this.offset.get('item_embedding')!.at;
-      const bias = this.offset.get('item_bias')!.at;
-      trained.forEach((item, r) => {
-        for (let j = 0; j < d; j++)
-          this.adam(embedding + item * d + j, gRows![r * d + j]!, step, options.mu);
-        this.adam(bias + item, gBias![r]!, step, options.mu);
-      });
+      const proximal = { anchor: this.anchor, mu: options.mu };
+      const { weights: w, offset } = this;
+      this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, gRows!, step, proximal);
+      this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, gBias!, step, proximal);
       trainedDense.forEach((name, n) => {
-        const at = this.offset.get(name)!.at;
-        const g = gDense[n]!;
-        for (let i = 0; i < g.length; i++) this.adam(at + i, g[i]!, step, options.mu);
+        this.adam.range(w, offset.get(name)!.at, gDense[n]!, step, proximal);
       });
       return lossValue![0]!;
     } finally {
@@ -216,34 +211,16 @@ export class SparseLearner {
    * updates, several clicks old, made later steps smaller and the updates measurably weaker.
    */
   private restart(rows: readonly number[], dense: readonly TensorName[]): void {
-    this.t = 0;
     const d = this.dims.embedding;
     const embedding = this.offset.get('item_embedding')!.at;
     const bias = this.offset.get('item_bias')!.at;
-    for (const item of rows) {
-      this.m.fill(0, embedding + item * d, embedding + (item + 1) * d);
-      this.v.fill(0, embedding + item * d, embedding + (item + 1) * d);
-      this.m[bias + item] = this.v[bias + item] = 0;
-    }
-    for (const name of dense) {
-      const { at, shape } = this.offset.get(name)!;
-      const size = shape.reduce((a, b) => a * b, 1);
-      this.m.fill(0, at, at + size);
-      this.v.fill(0, at, at + size);
-    }
-  }
-
-  /** Adam's step size at the current step (bias corrections folded in, as model/adam.ts). */
-  private stepSize(learningRate: number): number {
-    return (learningRate * Math.sqrt(1 - BETA2 ** this.t)) / (1 - BETA1 ** this.t);
-  }
-
-  /** One Adam update of weight `i` with data gradient `g` plus the proximal gradient. */
-  private adam(i: number, g: number, step: number, mu: number): void {
-    const grad = g + mu * (this.weights[i]! - this.anchor[i]!);
-    const m = (this.m[i] = BETA1 * this.m[i]! + (1 - BETA1) * grad);
-    const v = (this.v[i] = BETA2 * this.v[i]! + (1 - BETA2) * grad * grad);
-    this.weights[i] = this.weights[i]! - (step * m) / (Math.sqrt(v) + EPSILON);
+    this.adam.restart([
+      ...rows.flatMap((item) => [[embedding + item * d, d] as const, [bias + item, 1] as const]),
+      ...dense.map((name) => {
+        const { at, shape } = this.offset.get(name)!;
+        return [at, shape.reduce((a, b) => a * b, 1)] as const;
+      }),
+    ]);
   }
 
   /** Up to `negatives` distinct items outside `taken`, uniformly; every other item if few. */
@@ -265,9 +242,7 @@ export class SparseLearner {
   }
 
   private tensor(name: TensorName): tf.Tensor {
-    const { at, shape } = this.offset.get(name)!;
-    const size = shape.reduce((a, b) => a * b, 1);
-    return tf.tensor(this.weights.slice(at, at + size), shape);
+    return flatTensor(this.weights, this.offset, name);
   }
 
   private rows(items: readonly number[], d: number): Float32Array {

@@ -27,9 +27,11 @@ function expectClose(actual: Float32Array, expected: Float32Array): void {
 }
 
 describe('incremental session state', () => {
-  it('matches a full re-run with cosine scoring and the last-item skip', async () => {
-    const cosine = { ...dims, scoring: { normalize: true, scale: 7, lastItem: true } };
-    const model = SessionModel.random(cosine, 15);
+  it.each([
+    ['cosine scoring and the last-item skip', { normalize: true, scale: 7, lastItem: true }],
+    ['the decayed item mean', { normalize: true, scale: 7, lastItem: false, itemMean: 0.6 }],
+  ])('matches a full re-run with %s', async (_, scoring) => {
+    const model = SessionModel.random({ ...dims, scoring }, 15);
     const state = new SessionState();
     const session: number[] = [];
     for (const item of [3, 17, 3, 29, 8, 2]) {

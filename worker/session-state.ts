@@ -10,7 +10,7 @@
  * apply here exactly as in `scoreNext`, which this matches to float rounding.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { outputRows, project } from './model/forward.js';
+import { itemMeansAt, outputRows, project } from './model/forward.js';
 import type { SessionModel } from './model/session-model.js';
 
 /** One session's recurrent state for one model. Reset on a new session, rebuilt on a model swap. */
@@ -107,7 +107,15 @@ export class SessionState {
     const p = this.model!.params;
     const last = this.consumed[this.consumed.length - 1]!;
     const scores = tf.tidy(() => {
-      const out = project(p, this.h!, tf.tensor1d([last], 'int32'));
+      const steps = this.consumed.length;
+      const itemMeans = itemMeansAt(
+        p,
+        tf.tensor1d(this.consumed, 'int32'),
+        steps,
+        1,
+        tf.tensor1d([steps - 1], 'int32'),
+      );
+      const out = project(p, this.h!, tf.tensor1d([last], 'int32'), itemMeans);
       return tf.add(tf.matMul(out, this.tableT!), p.itemBias);
     });
     const values = (await scores.data()) as Float32Array;

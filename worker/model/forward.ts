@@ -86,11 +86,20 @@ export function lstmStates(
  * scoring against normalised item rows is a plain matmul). `lastItems` [M] are the items each state
  * consumed last; needed only with scoring.lastItem.
  */
-export function project(p: ModelParams, states: tf.Tensor2D, lastItems?: tf.Tensor1D): tf.Tensor2D {
+export function project(
+  p: ModelParams,
+  states: tf.Tensor2D,
+  lastItems?: tf.Tensor1D,
+  itemMeans?: tf.Tensor2D,
+): tf.Tensor2D {
   let out: tf.Tensor2D = tf.add(matMul2d(states, p.projectionKernel), p.projectionBias);
   if (p.scoring.lastItem) {
     if (!lastItems) throw new Error('project: scoring.lastItem needs the last items');
     out = tf.add(out, gatherRows(p.itemEmbedding, lastItems));
+  }
+  if (p.scoring.itemMean !== undefined) {
+    if (!itemMeans) throw new Error('project: scoring.itemMean needs the item means');
+    out = tf.add(out, itemMeans);
   }
   if (p.scoring.normalize) out = tf.mul(l2NormalizeRows(out), p.scoring.scale);
   return out;
@@ -109,4 +118,48 @@ export function outputRows(p: ModelParams, rows: tf.Tensor2D): tf.Tensor2D {
 export function scoreAll(p: ModelParams, out: tf.Tensor2D): tf.Tensor2D {
   // An explicit transpose, not matMul(..., transposeB): see mat-mul.ts.
   return tf.add(matMul2d(out, tf.transpose(outputRows(p, p.itemEmbedding))), p.itemBias);
+}
+
+/**
+ * Decay-weighted mean of every prefix's item embeddings, [T*B, d] in the time-major row order of
+ * lstmStates: row t*B + b = sum_{s<=t} decay^(t-s) e(x_{s,b}) / sum_{s<=t} decay^(t-s). One [T, T]
+ * lower-triangular matrix times the embedded inputs viewed as [T, B*d].
+ */
+export function prefixItemMeans(
+  table: tf.Tensor2D,
+  inputs: tf.Tensor1D,
+  steps: number,
+  batch: number,
+  decay: number,
+): tf.Tensor2D {
+  const d = table.shape[1];
+  const embedded = gatherRows(table, inputs) as tf.Tensor2D;
+  const weights = new Float32Array(steps * steps);
+  for (let t = 0; t < steps; t++) {
+    let total = 0;
+    for (let s = 0; s <= t; s++) total += decay ** (t - s);
+    for (let s = 0; s <= t; s++) weights[t * steps + s] = decay ** (t - s) / total;
+  }
+  const mixed = matMul2d(
+    tf.tensor2d(weights, [steps, steps]),
+    tf.reshape(embedded, [steps, batch * d]),
+  );
+  return tf.reshape(mixed, [steps * batch, d]);
+}
+
+/**
+ * project()'s item-mean term for chosen rows of a time-major batch (`rows` index the T*B rows of
+ * lstmStates), or undefined when the model's scoring has none.
+ */
+export function itemMeansAt(
+  p: ModelParams,
+  inputs: tf.Tensor1D,
+  steps: number,
+  batch: number,
+  rows: tf.Tensor1D,
+): tf.Tensor2D | undefined {
+  const decay = p.scoring.itemMean;
+  if (decay === undefined) return undefined;
+  const means = prefixItemMeans(p.itemEmbedding, inputs, steps, batch, decay);
+  return gatherRows(means, rows) as tf.Tensor2D;
 }

@@ -61,6 +61,14 @@ export function referenceScores(
     if (scoring.lastItem) sum += emb[last * d + j]!;
     out[j] = sum;
   }
+  if (scoring.itemMean !== undefined) {
+    // Weight decay^age (age 0 = the last item), normalised to sum to 1.
+    const weights = window.map((_, s) => scoring.itemMean! ** (window.length - 1 - s));
+    const total = weights.reduce((a, b) => a + b, 0);
+    window.forEach((item, s) => {
+      for (let j = 0; j < d; j++) out[j]! += (weights[s]! / total) * emb[item * d + j]!;
+    });
+  }
   // Cosine scoring: out / |out| * scale against rows / |row|, norms as sqrt(sum x^2 + epsilon).
   const norm = (row: ArrayLike<number>, at: number): number => {
     let sq = 0;

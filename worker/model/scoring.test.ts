@@ -12,6 +12,11 @@ import { batchLoss } from './train.js';
 
 const base = { items: 9, embedding: 4, hidden: 5, maxSessionLength: 5 };
 const cosine: ModelDims = { ...base, scoring: { normalize: true, scale: 6, lastItem: true } };
+/** Cosine scoring with the decayed mean of the session's items instead of the last-item skip. */
+const itemMean: ModelDims = {
+  ...base,
+  scoring: { normalize: true, scale: 6, lastItem: false, itemMean: 0.7 },
+};
 const sessions = [{ items: [1, 4, 2, 7] }, { items: [3, 3, 8] }, { items: [5, 6] }];
 
 beforeAll(async () => {
@@ -33,6 +38,8 @@ describe('cosine scoring with a last-item skip', () => {
     for (const dims of [
       cosine,
       { ...base, scoring: { normalize: true, scale: 3, lastItem: false } },
+      itemMean,
+      { ...base, scoring: { normalize: false, scale: 1, lastItem: true, itemMean: 1 } },
     ]) {
       const flat = weights(dims, 3);
       const model = SessionModel.fromFlat(dims, flat);
@@ -51,6 +58,9 @@ describe('cosine scoring with a last-item skip', () => {
     const dot = referenceScores(base, flat, [1, 2]);
     const cos = referenceScores(cosine, flat, [1, 2]);
     expect(Math.abs(dot[3]! - cos[3]!)).toBeGreaterThan(1e-3);
+    const noSkip = { ...base, scoring: { normalize: true, scale: 6, lastItem: false } };
+    const mean = referenceScores(itemMean, flat, [1, 2]);
+    expect(Math.abs(mean[3]! - referenceScores(noSkip, flat, [1, 2])[3]!)).toBeGreaterThan(1e-3);
     const bias = flat.subarray(
       cosine.items * cosine.embedding,
       cosine.items * (cosine.embedding + 1),
@@ -60,58 +70,64 @@ describe('cosine scoring with a last-item skip', () => {
     }
   });
 
-  it('has the gradient of a central finite difference, full and sampled softmax', () => {
-    const flat = weights(cosine, 5);
-    const model = SessionModel.fromFlat(cosine, flat);
-    const batch = packBatch(toWindows(sessions, cosine.maxSessionLength));
-    const mask = new Float32Array(cosine.items);
-    mask[0] = PADDING_LOGIT;
-    const paddingMask = tf.tensor1d(mask);
-    const losses = [
-      fullSoftmaxLoss,
-      // A fixed sampler seed per evaluation, so the finite difference sees the same negatives.
-      () =>
-        sampledSoftmaxLoss(new NegativeSampler(new Array(9).fill(1), 0.5, 7), {
-          negatives: 6,
-          alpha: 0.5,
-          logQ: true,
-        }),
-    ];
-    for (const [k, make] of losses.entries()) {
-      const lossAt = (values: Float32Array): number => {
-        model.setFromFlat(values);
+  it.each([
+    ['last-item skip', cosine],
+    ['decayed item mean', itemMean],
+  ])(
+    'has the gradient of a central finite difference, full and sampled softmax (%s)',
+    (_, dims) => {
+      const flat = weights(dims, 5);
+      const model = SessionModel.fromFlat(dims, flat);
+      const batch = packBatch(toWindows(sessions, cosine.maxSessionLength));
+      const mask = new Float32Array(cosine.items);
+      mask[0] = PADDING_LOGIT;
+      const paddingMask = tf.tensor1d(mask);
+      const losses = [
+        fullSoftmaxLoss,
+        // A fixed sampler seed per evaluation, so the finite difference sees the same negatives.
+        () =>
+          sampledSoftmaxLoss(new NegativeSampler(new Array(9).fill(1), 0.5, 7), {
+            negatives: 6,
+            alpha: 0.5,
+            logQ: true,
+          }),
+      ];
+      for (const [k, make] of losses.entries()) {
+        const lossAt = (values: Float32Array): number => {
+          model.setFromFlat(values);
+          const loss = k === 0 ? fullSoftmaxLoss : (make as () => typeof fullSoftmaxLoss)();
+          return tf.tidy(() => batchLoss(model, batch, paddingMask, loss).dataSync()[0]!);
+        };
+        model.setFromFlat(flat);
         const loss = k === 0 ? fullSoftmaxLoss : (make as () => typeof fullSoftmaxLoss)();
-        return tf.tidy(() => batchLoss(model, batch, paddingMask, loss).dataSync()[0]!);
-      };
-      model.setFromFlat(flat);
-      const loss = k === 0 ? fullSoftmaxLoss : (make as () => typeof fullSoftmaxLoss)();
-      const { grads } = tf.variableGrads(
-        () => batchLoss(model, batch, paddingMask, loss),
-        model.variables,
-      );
-      const analytic = new Float32Array(flat.length);
-      let offset = 0;
-      for (const v of model.variables) {
-        const g = grads[v.name]!.dataSync();
-        analytic.set(g, offset);
-        offset += g.length;
+        const { grads } = tf.variableGrads(
+          () => batchLoss(model, batch, paddingMask, loss),
+          model.variables,
+        );
+        const analytic = new Float32Array(flat.length);
+        let offset = 0;
+        for (const v of model.variables) {
+          const g = grads[v.name]!.dataSync();
+          analytic.set(g, offset);
+          offset += g.length;
+        }
+        Object.values(grads).forEach((g) => g.dispose());
+        // Every 7th parameter (all tensors are hit), central differences in float32.
+        const eps = 3e-3;
+        let checked = 0;
+        for (let i = dims.embedding; i < flat.length; i += 7) {
+          const plus = flat.slice();
+          plus[i]! += eps;
+          const minus = flat.slice();
+          minus[i]! -= eps;
+          const numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps);
+          expect(Math.abs(analytic[i]! - numeric)).toBeLessThan(2e-3 + 2e-2 * Math.abs(numeric));
+          checked++;
+        }
+        expect(checked).toBeGreaterThan(20);
       }
-      Object.values(grads).forEach((g) => g.dispose());
-      // Every 7th parameter (all tensors are hit), central differences in float32.
-      const eps = 3e-3;
-      let checked = 0;
-      for (let i = cosine.embedding; i < flat.length; i += 7) {
-        const plus = flat.slice();
-        plus[i]! += eps;
-        const minus = flat.slice();
-        minus[i]! -= eps;
-        const numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps);
-        expect(Math.abs(analytic[i]! - numeric)).toBeLessThan(2e-3 + 2e-2 * Math.abs(numeric));
-        checked++;
-      }
-      expect(checked).toBeGreaterThan(20);
-    }
-    paddingMask.dispose();
-    model.dispose();
-  });
+      paddingMask.dispose();
+      model.dispose();
+    },
+  );
 });

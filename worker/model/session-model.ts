@@ -10,11 +10,10 @@ import {
   scoringOf,
   splitFlat,
   tensorLayout,
-  TENSOR_NAMES,
   type ModelDims,
   type TensorName,
 } from '../../protocol/manifest.js';
-import { lstmStates, project, scoreAll, type ModelParams } from './forward.js';
+import { itemMeansAt, lstmStates, project, scoreAll, type ModelParams } from './forward.js';
 import { initialWeights } from './init.js';
 
 /** A next-item recommender over item indices 1..N-1 (0 is padding and is never recommended). */
@@ -57,7 +56,7 @@ export class SessionModel {
 
   /** The tensors as tfjs variables, in manifest order (for optimisers). */
   get variables(): tf.Variable[] {
-    return TENSOR_NAMES.map((name) => this.vars.get(name)!);
+    return tensorLayout(this.dims).map((spec) => this.vars.get(spec.name)!);
   }
 
   /** Named views of the variables for forward.ts. */
@@ -126,9 +125,12 @@ export class SessionModel {
     });
     return tf.tidy(() => {
       const p = this.params;
-      const states = lstmStates(p, tf.tensor1d(inputs, 'int32'), steps, batch);
-      const finalStates = tf.gather(states, tf.tensor1d(last, 'int32'));
-      const out = project(p, finalStates, tf.tensor1d(lastItems, 'int32'));
+      const inputTensor = tf.tensor1d(inputs, 'int32');
+      const states = lstmStates(p, inputTensor, steps, batch);
+      const lastRows = tf.tensor1d(last, 'int32');
+      const finalStates = tf.gather(states, lastRows);
+      const itemMeans = itemMeansAt(p, inputTensor, steps, batch, lastRows);
+      const out = project(p, finalStates, tf.tensor1d(lastItems, 'int32'), itemMeans);
       return tf.add(scoreAll(p, out), this.paddingMask);
     });
   }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { HearthError } from '../../protocol/errors.js';
 import { splitFlat, tensorLayout, TENSOR_NAMES } from '../../protocol/manifest.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows, type Batch } from './batches.js';
-import { lstmStates, project } from './forward.js';
+import { itemMeansAt, lstmStates, project } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import { ensureGradients } from './gradients.js';
 import { Adam, type AdamState } from './adam.js';
@@ -337,7 +337,8 @@ export function batchLoss(
     : undefined;
   const states = lstmStates(p, inputs, batch.steps, batch.size, inputMask);
   // Only rows with a real target go through the output layer: padding costs no softmax.
-  let picked = gatherRows(states, tf.tensor1d(batch.positions, 'int32')) as tf.Tensor2D;
+  const positions = tf.tensor1d(batch.positions, 'int32');
+  let picked = gatherRows(states, positions) as tf.Tensor2D;
   if (rng) {
     picked = tf.mul(picked, dropoutMask(batch.positions.length, picked.shape[1], rate, rng));
   }
@@ -349,7 +350,7 @@ export function batchLoss(
     : undefined;
   const perExample = outputLoss(
     p,
-    project(p, picked, lastItems),
+    project(p, picked, lastItems, itemMeansAt(p, inputs, batch.steps, batch.size, positions)),
     tf.tensor1d(batch.targets, 'int32'),
     paddingMask,
     batch,
