@@ -136,13 +136,24 @@ try {
       `${timings.sync.toFixed(0)} (${timings.syncStatus})`,
     ]);
     await context.close();
-    const learn = await timeLearning(backend);
+    const { times: learn, phases } = await timeLearning(backend);
     learnMedians[backend] = learn[0] ? quantile(learn, 0.5) : NaN;
+    // The worker's own account of each update, phase by phase (status().learning.lastUpdate).
+    const phase = (key: keyof LearnTimes['phases'][number]) =>
+      phases.length
+        ? quantile(
+            phases.map((p) => p[key]).sort((a, b) => a - b),
+            0.5,
+          ).toFixed(1)
+        : '-';
     learnRows.push([
       backend,
       String(learn.length),
       learn.length ? quantile(learn, 0.5).toFixed(1) : '-',
       learn.length ? quantile(learn, 0.9).toFixed(1) : '-',
+      phase('readMs'),
+      phase('learnMs'),
+      phase('serveMs'),
     ]);
   }
 } finally {
@@ -171,8 +182,26 @@ console.log(
 );
 console.log(`\nOne online learning update after a click (learnPending), ${learnRuns} runs\n`);
 console.log(
-  markdownTable(['backend', 'runs', 'learn p50 ms', 'p90 ms', 'speed vs wasm'], learnRows),
+  markdownTable(
+    [
+      'backend',
+      'runs',
+      'learn p50 ms',
+      'p90 ms',
+      'read p50',
+      'steps p50',
+      'serve p50',
+      'speed vs wasm',
+    ],
+    learnRows,
+  ),
 );
+
+/** Round trips of the timed updates (sorted) and each update's own phases (status()). */
+interface LearnTimes {
+  times: number[];
+  phases: { readMs: number; learnMs: number; serveMs: number; totalMs: number }[];
+}
 
 /**
  * Times online learning updates in a fresh context: the built worker started directly on the
@@ -180,7 +209,7 @@ console.log(
  * update (re-deriving the local copy) and two more warm up; then each run is one click followed by
  * `learnPending()`, the update the debounce would otherwise start 1.5 s later.
  */
-async function timeLearning(backend: string): Promise<number[]> {
+async function timeLearning(backend: string): Promise<LearnTimes> {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -201,7 +230,7 @@ async function timeLearning(backend: string): Promise<number[]> {
       learnRuns,
     ]);
     // A string, not a function: the page must not see the helpers tsx adds to compiled functions.
-    return await page.evaluate<number[]>(`(async ([workerUrl, config, clicks, n]) => {
+    return await page.evaluate<LearnTimes>(`(async ([workerUrl, config, clicks, n]) => {
       const worker = new Worker(workerUrl, { type: 'module' });
       let id = 0;
       const call = (method, ...args) => new Promise((resolve, reject) => {
@@ -218,18 +247,21 @@ async function timeLearning(backend: string): Promise<number[]> {
       });
       await call('init', config);
       const times = [];
+      const phases = [];
       for (const [i, item] of clicks.entries()) {
         await call('track', { type: 'click', item });
         const t = performance.now();
         await call('learnPending');
-        if (i >= clicks.length - n) times.push(performance.now() - t);
+        if (i < clicks.length - n) continue;
+        times.push(performance.now() - t);
+        phases.push((await call('status')).learning.lastUpdate);
       }
       worker.terminate();
-      return times.sort((a, b) => a - b);
+      return { times: times.sort((a, b) => a - b), phases };
     })(${args})`);
   } catch (error) {
     console.warn(`learning on ${backend} failed: ${String(error)}`);
-    return [];
+    return { times: [], phases: [] };
   } finally {
     await context.close();
   }

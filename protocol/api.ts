@@ -142,12 +142,25 @@ export interface EngineStatus {
   /**
    * On-device learning: `enabled` is off when the page asked for none (GPC / DNT with
    * `data-privacy-signal="learning"`); `personalised` is true once recommendations come from this
-   * device's fine-tuned copy of the global model.
+   * device's fine-tuned copy of the global model. `lastUpdate` says how long the newest online
+   * update took on this device, by phase (absent before the first).
    */
   readonly learning: {
     readonly enabled: boolean;
     readonly personalised: boolean;
+    readonly lastUpdate?: UpdateTiming;
   };
+}
+
+/**
+ * Milliseconds one online update spent reading the stored history, in the optimiser steps, and
+ * building and serving the new model, and in all.
+ */
+export interface UpdateTiming {
+  readonly readMs: number;
+  readonly learnMs: number;
+  readonly serveMs: number;
+  readonly totalMs: number;
 }
 
 /**

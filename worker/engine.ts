@@ -231,6 +231,7 @@ export class Engine implements EngineApi {
       learning: {
         enabled: this.config?.learn !== false,
         personalised: this.global?.local !== undefined,
+        ...(this.learner.lastUpdate ? { lastUpdate: this.learner.lastUpdate } : {}),
       },
     };
   }

@@ -10,6 +10,7 @@ import { Engine } from './engine.js';
 import { startEngineFixture, type EngineFixture } from './test-fixture.js';
 import type { LoadedModel } from './model-source.js';
 import type { ServingSlot } from './serving-slot.js';
+import { ensureGradients } from './model/gradients.js';
 import { SessionModel } from './model/session-model.js';
 import { ONLINE_LEARNING, pickSessions, type OnlineLearner } from './online-learning.js';
 import type { InteractionStore } from './store.js';
@@ -20,6 +21,9 @@ const debounce = ONLINE_LEARNING.debounceMs;
 
 beforeAll(async () => {
   ONLINE_LEARNING.debounceMs = 20;
+  // Loading tfjs' gradients is a one-off import of the umbrella bundle (seconds under load): done
+  // here, so the waits below time learning, not that import.
+  await ensureGradients();
   fixture = await startEngineFixture(5, { uploads: false });
   ({ config } = fixture);
 });

@@ -5,6 +5,7 @@
  * When a new global version arrives the local copy is re-derived from it by replaying the history,
  * so personalisation survives model updates. Nothing here uploads anything.
  */
+import type { UpdateTiming } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { toTrainingSessions, type IndexedSession } from './sessions.js';
 import type { LoadedModel } from './model-source.js';
@@ -119,6 +120,8 @@ export class OnlineLearner {
   private keeping: Promise<void> | null = null;
   private waiting: { global: LoadedModel; local: Float32Array; store: InteractionStore } | null =
     null;
+  /** How long the newest update took, by phase (status().learning.lastUpdate). */
+  lastUpdate: UpdateTiming | undefined;
 
   /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
   constructor(
@@ -149,11 +152,13 @@ export class OnlineLearner {
     return this.host.exclusive(async () => {
       const global = this.host.global();
       if (!global) return;
+      const started = performance.now();
       const rederive = !global.local;
       const rows = await this.host.store().all();
       const all = toTrainingSessions(rows, this.host.indexOf());
       const sessions = pickSessions(all, rederive, this.random);
       if (sessions.length === 0 || this.host.global() !== global) return;
+      const read = performance.now();
       const learner = this.learnerFor(global);
       const { maxSteps, rederiveSteps, learningRate, mu, negatives, trainLstm } = ONLINE_LEARNING;
       await learner.update(sessions, rederive ? rederiveSteps : maxSteps, {
@@ -162,8 +167,17 @@ export class OnlineLearner {
       });
       // A model swap or erasure meanwhile made the result stale.
       if (this.host.global() !== global) return;
+      const learned = performance.now();
       const model = SessionModel.fromFlat(global.manifest.dims, learner.weights);
       await this.serveLocal(global, model, learner.weights);
+      const served = performance.now();
+      this.lastUpdate = {
+        readMs: read - started,
+        learnMs: learned - read,
+        serveMs: served - learned,
+        totalMs: served - started,
+      };
+      log.debug('online update', this.lastUpdate);
     });
   }
 

@@ -15,11 +15,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import { scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
 import { packBatch, toWindows, type Batch } from './model/batches.js';
 import { FlatAdam } from './model/flat-adam.js';
-import { itemMeansAt, lstmStates, project, type ModelParams } from './model/forward.js';
+import { flatOffsets, flatTensor, type FlatOffsets } from './model/flat-weights.js';
+import {
+  itemMeansAt,
+  l2NormalizeRows,
+  lstmStates,
+  outputRows,
+  project,
+  type ModelParams,
+} from './model/forward.js';
 import { gatherRows } from './model/gather-rows.js';
 import { ensureGradients } from './model/gradients.js';
-import { fullSoftmaxLoss, PADDING_LOGIT } from './model/loss.js';
-import { flatOffsets, flatTensor, type FlatOffsets } from './model/flat-weights.js';
+import { matMul2d, matMulConstant } from './model/mat-mul.js';
+import { maskedCrossEntropy } from './model/sampled-softmax.js';
 import type { TrainSession } from './model/train.js';
 
 /** Settings of one sparse step. */
@@ -35,14 +43,29 @@ export interface SparseStepOptions {
   readonly lstm: boolean;
 }
 
-/** The dense tensors every step updates in full (a few hundred kilobytes together). */
-const DENSE: readonly TensorName[] = [
-  'lstm_kernel',
-  'lstm_recurrent',
-  'lstm_bias',
-  'projection_kernel',
-  'projection_bias',
-];
+/** The LSTM's tensors: trained with `lstm`, else constants of an update. */
+const LSTM: readonly TensorName[] = ['lstm_kernel', 'lstm_recurrent', 'lstm_bias'];
+/** The output projection, which every step trains. */
+const PROJECTION: readonly TensorName[] = ['projection_kernel', 'projection_bias'];
+
+/** What every step of one update shares: the batch and the tensors that do not change. */
+interface UpdateConstants {
+  readonly batch: Batch;
+  /** Score column of each target: its trained row (local index - 1). */
+  readonly columns: Int32Array;
+  /** The negatives' rows as scored [F, d], transposed [d, F], and their biases [F]. */
+  readonly fixedRows: tf.Tensor2D;
+  readonly fixedT: tf.Tensor2D;
+  readonly fixedBias: tf.Tensor1D;
+  readonly inputs: tf.Tensor1D;
+  readonly positions: tf.Tensor1D;
+  readonly lastItems: tf.Tensor1D;
+  readonly weights: tf.Tensor1D;
+  /** The LSTM tensors as the update starts (used as they are when the LSTM is held). */
+  readonly lstm: tf.Tensor[];
+  /** The LSTM states at the scored positions when the LSTM is held (computed once). */
+  frozen: tf.Tensor2D | null;
+}
 
 /** A local copy under sparse fine-tuning, anchored at the global weights it started from. */
 export class SparseLearner {
@@ -75,115 +98,134 @@ export class SparseLearner {
     if (windows.length === 0 || steps < 1) return NaN;
     await ensureGradients();
     const batch = packBatch(windows);
-    const d = this.dims.embedding;
-    // Local vocabulary: 0 = padding, then the trainable session items, then the fixed negatives.
+    // Local table: 0 = padding, then the trainable session items. The negatives are scored apart.
     const trained = [...new Set([...batch.inputs, ...batch.targets])].filter((i) => i > 0);
     const local = new Map(trained.map((item, i) => [item, i + 1]));
     const fixed = this.sampleNegatives(local, options);
-    fixed.forEach((item, j) => local.set(item, trained.length + 1 + j));
     const toLocal = (items: Int32Array) =>
       Int32Array.from(items, (i) => (i === 0 ? 0 : local.get(i)!));
-    const mask = new Float32Array(1 + trained.length + fixed.length);
-    mask[0] = PADDING_LOGIT;
-    const constants = {
-      fixedRows: tf.tensor2d(this.rows([0, ...fixed], d), [1 + fixed.length, d]),
-      fixedBiases: tf.tensor1d(this.biases([0, ...fixed])),
-      paddingMask: tf.tensor1d(mask),
-      inputs: tf.tensor1d(toLocal(batch.inputs), 'int32'),
-      positions: tf.tensor1d(batch.positions, 'int32'),
-      // The item each scored state consumed last (the model's last-item skip, when it has one).
-      lastItems: tf.tensor1d(
-        toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
-        'int32',
-      ),
-      targets: tf.tensor1d(toLocal(batch.targets), 'int32'),
-      weights: tf.tensor1d(batch.weights),
-    };
-    const { fixedRows, fixedBiases, positions, inputs } = constants;
+    const d = this.dims.embedding;
     const scoring = scoringOf(this.dims);
-    // Padding row first, then the trainable rows, then the negatives: the local index order.
-    const params = (table: tf.Tensor2D, bias: tf.Tensor1D, rest: tf.Tensor[]): ModelParams => ({
-      itemEmbedding: tf.concat([
-        tf.slice(fixedRows, [0, 0], [1, d]),
-        table,
-        tf.slice(fixedRows, [1, 0]),
-      ]),
-      itemBias: tf.concat([tf.slice(fixedBiases, 0, 1), bias, tf.slice(fixedBiases, 1)]),
-      lstmKernel: rest[0] as tf.Tensor2D,
-      lstmRecurrent: rest[1] as tf.Tensor2D,
-      lstmBias: rest[2] as tf.Tensor1D,
-      projectionKernel: rest[3] as tf.Tensor2D,
-      projectionBias: rest[4] as tf.Tensor1D,
-      scoring,
-    });
-    const statesOf = (p: ModelParams) =>
-      gatherRows(lstmStates(p, inputs, batch.steps, batch.size), positions) as tf.Tensor2D;
-    // A frozen LSTM: its states are constants of the update (computed once, from the weights it
-    // starts with), so nothing backpropagates through time and a step is a few small products.
-    let frozen: tf.Tensor2D | null = null;
+    const update: UpdateConstants = {
+      batch,
+      // Score columns: the trained rows (local index - 1), then the negatives.
+      columns: Int32Array.from(toLocal(batch.targets), (i) => i - 1),
+      ...tf.tidy(() => {
+        const raw = tf.tensor2d(this.rows(fixed, d), [fixed.length, d]);
+        // The negatives never change within an update: normalised and transposed once.
+        const fixedRows = scoring.normalize ? l2NormalizeRows(raw) : raw;
+        return {
+          fixedRows,
+          fixedT: tf.transpose(fixedRows),
+          fixedBias: tf.tensor1d(this.biases(fixed)),
+          inputs: tf.tensor1d(toLocal(batch.inputs), 'int32'),
+          positions: tf.tensor1d(batch.positions, 'int32'),
+          // The item each scored state consumed last (the model's last-item skip, when it has one).
+          lastItems: tf.tensor1d(
+            toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
+            'int32',
+          ),
+          weights: tf.tensor1d(batch.weights),
+          lstm: LSTM.map((name) => this.tensor(name)),
+        };
+      }),
+      frozen: null,
+    };
     if (!options.lstm) {
-      const dense = DENSE.map((name) => this.tensor(name));
+      // A frozen LSTM: its states are constants of the update (computed once, from the weights it
+      // starts with), so nothing backpropagates through time and a step is a few small products.
+      const projection = PROJECTION.map((name) => this.tensor(name));
       const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
       const biases = tf.tensor1d(this.biases(trained));
-      frozen = tf.tidy(() => statesOf(params(rows, biases, dense)));
-      [...dense, rows, biases].forEach((x) => x.dispose());
+      update.frozen = tf.tidy(() =>
+        this.statesOf(this.params(rows, biases, update.lstm, projection), update),
+      );
+      [...projection, rows, biases].forEach((x) => x.dispose());
     }
-    this.restart(trained, options.lstm ? DENSE : DENSE.slice(3));
+    this.restart(trained, options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION);
     let loss = NaN;
     try {
-      for (let step = 0; step < steps; step++) {
-        loss = await this.step(trained, batch, constants, params, frozen ?? statesOf, options);
-      }
+      for (let step = 0; step < steps; step++) loss = await this.step(trained, update, options);
     } finally {
-      frozen?.dispose();
-      Object.values(constants).forEach((x) => x.dispose());
+      update.frozen?.dispose();
+      const { fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights, lstm } = update;
+      [fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights, ...lstm].forEach((x) =>
+        x.dispose(),
+      );
     }
     return loss;
   }
 
-  /** One step: gradients of the small tensors, then Adam (or SGD) on the flat weights. */
+  /** The model as one step sees it: the local table with the padding row first. */
+  private params(
+    table: tf.Tensor2D,
+    bias: tf.Tensor1D,
+    lstm: readonly tf.Tensor[],
+    projection: readonly tf.Tensor[],
+  ): ModelParams {
+    const d = this.dims.embedding;
+    return {
+      itemEmbedding: tf.concat([tf.zeros([1, d]), table]),
+      itemBias: tf.concat([tf.zeros([1]), bias]),
+      lstmKernel: lstm[0] as tf.Tensor2D,
+      lstmRecurrent: lstm[1] as tf.Tensor2D,
+      lstmBias: lstm[2] as tf.Tensor1D,
+      projectionKernel: projection[0] as tf.Tensor2D,
+      projectionBias: projection[1] as tf.Tensor1D,
+      scoring: scoringOf(this.dims),
+    };
+  }
+
+  /** The LSTM state at every scored position of the update's batch. */
+  private statesOf(p: ModelParams, { batch, inputs, positions }: UpdateConstants): tf.Tensor2D {
+    return gatherRows(lstmStates(p, inputs, batch.steps, batch.size), positions) as tf.Tensor2D;
+  }
+
+  /**
+   * One step: gradients of the small tensors, then Adam on the flat weights. The softmax runs over
+   * the trained rows and the fixed negatives, in JS (maskedCrossEntropy): wasm's exp and
+   * log-softmax are scalar code, and they were a fifth of an update's kernel time.
+   */
   private async step(
     trained: readonly number[],
-    batch: Batch,
-    constants: {
-      paddingMask: tf.Tensor1D;
-      inputs: tf.Tensor1D;
-      positions: tf.Tensor1D;
-      targets: tf.Tensor1D;
-      weights: tf.Tensor1D;
-      lastItems: tf.Tensor1D;
-    },
-    params: (table: tf.Tensor2D, bias: tf.Tensor1D, rest: tf.Tensor[]) => ModelParams,
-    states: tf.Tensor2D | ((p: ModelParams) => tf.Tensor2D),
+    update: UpdateConstants,
     options: SparseStepOptions,
   ): Promise<number> {
     const d = this.dims.embedding;
-    const { paddingMask, inputs, positions, targets, weights, lastItems } = constants;
-    const dense = DENSE.map((name) => this.tensor(name));
+    const { batch, inputs, positions, lastItems, weights, fixedBias, columns } = update;
+    const trainedNames = options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION;
+    const dense = trainedNames.map((name) => this.tensor(name));
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
-    const trainedDense = options.lstm ? DENSE : DENSE.slice(3);
+    const noHits = Array.from({ length: columns.length }, () => []);
+    const noCorrection = new Float32Array(trained.length + update.fixedT.shape[1]);
     const loss = (table: tf.Tensor2D, bias: tf.Tensor1D, ...rest: tf.Tensor[]): tf.Scalar => {
-      const p = params(table, bias, options.lstm ? rest : [...dense.slice(0, 3), ...rest]);
-      const itemMeans = itemMeansAt(p, inputs, batch.steps, batch.size, positions);
-      const out = project(
-        p,
-        typeof states === 'function' ? states(p) : states,
-        lastItems,
-        itemMeans,
+      const lstm = options.lstm ? rest.slice(0, 3) : update.lstm;
+      const p = this.params(table, bias, lstm, rest.slice(options.lstm ? 3 : 0));
+      const states = update.frozen ?? this.statesOf(p, update);
+      const means = itemMeansAt(p, inputs, batch.steps, batch.size, positions);
+      const out = project(p, states, lastItems, means);
+      const scores = tf.concat(
+        [
+          matMul2d(out, tf.transpose(outputRows(p, table))),
+          matMulConstant(out, update.fixedT, update.fixedRows),
+        ],
+        1,
       );
-      const perExample = fullSoftmaxLoss(p, out, targets, paddingMask);
-      const data = tf.div(tf.sum(tf.mul(perExample, weights)), targets.shape[0]);
+      const all = tf.concat([bias, fixedBias]) as tf.Tensor1D;
+      const perExample = maskedCrossEntropy(scores, all, noCorrection, noHits, columns);
+      const data = tf.div(tf.sum(tf.mul(perExample, weights)), columns.length);
       // One-step windows never use the recurrent matrix; a zero term keeps its gradient defined.
       return options.lstm
         ? (tf.add(data, tf.mul(tf.sum(p.lstmRecurrent), 0)) as tf.Scalar)
         : (data as tf.Scalar);
     };
-    const inputsForGrad = [rows, biases, ...(options.lstm ? dense : dense.slice(3))];
     try {
-      const { value, grads } = tf.valueAndGrads(loss as (...x: tf.Tensor[]) => tf.Scalar)(
-        inputsForGrad,
-      );
+      const { value, grads } = tf.valueAndGrads(loss as (...x: tf.Tensor[]) => tf.Scalar)([
+        rows,
+        biases,
+        ...dense,
+      ]);
       const [lossValue, ...gradValues] = await Promise.all([
         value.data(),
         ...grads.map((g) => g.data()),
@@ -196,7 +238,7 @@ export class SparseLearner {
       const { weights: w, offset } = this;
       this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, gRows!, step, proximal);
       this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, gBias!, step, proximal);
-      trainedDense.forEach((name, n) => {
+      trainedNames.forEach((name, n) => {
         this.adam.range(w, offset.get(name)!.at, gDense[n]!, step, proximal);
       });
       return lossValue![0]!;

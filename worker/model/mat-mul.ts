@@ -23,3 +23,18 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   });
   return op(a, b) as tf.Tensor2D;
 }
+
+/**
+ * `a . b` where `b` is a constant of the computation (its transpose `bT` given too): the gradient
+ * flows to `a` only, dA = dY . bT, and the product for dB that matMul2d would compute is skipped.
+ */
+export function matMulConstant(a: tf.Tensor2D, b: tf.Tensor2D, bT: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad<tf.Tensor>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor2D;
+    return {
+      value: tf.matMul(x, b),
+      gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, bT),
+    };
+  });
+  return op(a) as tf.Tensor2D;
+}

@@ -138,7 +138,7 @@ export function candidateColumns(
 
 /**
  * Per-row softmax cross-entropy of `scores` [M, C] + `bias` [C] + `correction` [C] + the sparse
- * accidental-hit mask, with row i's positive in column i. Computed in plain JS on the read-back
+ * accidental-hit mask, with row i's positive in column i (or in column positives[i]). Computed in plain JS on the read-back
  * scores: the wasm backend's exp, broadcast add and log-softmax gradient are scalar code (measured
  * here, M = 1000, C = 3048: ~600 ms per step for the tensor version, dominated by exp and
  * log-softmax's backward pass), while a JS loop over the same 3M values takes tens of ms. The
@@ -149,8 +149,10 @@ export function maskedCrossEntropy(
   bias: tf.Tensor1D,
   correction: Float32Array,
   hits: readonly (readonly number[])[],
+  positives?: Int32Array,
 ): tf.Tensor1D {
   const [m, c] = scores.shape;
+  const column = (i: number) => (positives ? positives[i]! : i);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const s = args[0] as tf.Tensor2D;
     const b = args[1] as tf.Tensor1D;
@@ -168,7 +170,7 @@ export function maskedCrossEntropy(
       for (const j of masked) probs[row + j] = -Infinity;
       let max = -Infinity;
       for (let j = 0; j < c; j++) if (probs[row + j]! > max) max = probs[row + j]!;
-      const positive = probs[row + i]!;
+      const positive = probs[row + column(i)]!;
       let sum = 0;
       for (let j = 0; j < c; j++) {
         const e = Math.exp(probs[row + j]! - max);
@@ -177,7 +179,7 @@ export function maskedCrossEntropy(
       }
       const inv = 1 / sum;
       for (let j = 0; j < c; j++) probs[row + j]! *= inv;
-      probs[row + i]! -= 1;
+      probs[row + column(i)]! -= 1;
       loss[i] = max + Math.log(sum) - positive;
     }
     const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
