@@ -108,6 +108,18 @@ describe('manifest', () => {
     }
   });
 
+  it('adds the repeat bonus tensor, one value per age, only for scoring.repeat', () => {
+    const scoring = { normalize: true, scale: 8, lastItem: false, repeat: true };
+    const withBonus = tensorLayout({ ...dims, scoring });
+    expect(withBonus.slice(0, -1)).toEqual(layout);
+    expect(withBonus.at(-1)).toEqual({ name: 'repeat_bonus', shape: [dims.maxSessionLength] });
+    expect(layoutHash(withBonus)).not.toBe(layoutHash(layout));
+    expect(tensorLayout({ ...dims, scoring: { ...scoring, repeat: false } })).toEqual(layout);
+    const m = JSON.parse(JSON.stringify(manifest())) as Record<string, unknown>;
+    m.dims = { ...dims, scoring: { ...scoring, repeat: 'yes' } };
+    expect(() => parseManifest(m)).toThrow('dims.scoring.repeat');
+  });
+
   it('splits a flat vector into views in layout order', () => {
     const flat = Float32Array.from({ length: parameterCount(layout) }, (_, i) => i);
     const parts = splitFlat(flat, layout);

@@ -13,9 +13,10 @@ export interface ModelDims {
   readonly hidden: number;
   readonly maxSessionLength: number;
   /**
-   * How the session vector meets the item table. Not a shape (the tensor layout is the same either
-   * way), but it travels with the dims because every consumer of the weights (worker, online
-   * learning, the server's validation) builds its model from them. Absent = dot product + item bias.
+   * How the session vector meets the item table. It travels with the dims because every consumer
+   * of the weights (worker, online learning, the server's validation) builds its model from them.
+   * Only `repeat` adds a tensor to the layout; the other options change no shape. Absent = dot
+   * product + item bias.
    */
   readonly scoring?: ScoringSpec;
 }
@@ -37,6 +38,13 @@ export interface ScoringSpec {
    * for the last item) to the session vector. Absent = no such term.
    */
   readonly itemMean?: number;
+  /**
+   * Optional: items of the session get a learned bonus by recency, scores[x_s] += repeat_bonus[age]
+   * (age 0 = the last item; an item seen twice gets both), from the extra tensor `repeat_bonus`
+   * [maxSessionLength]. Re-finding an item is a large share of next clicks in session logs (a
+   * repeat mechanism, as RepeatNet's); the bonus leaves the order of all other items unchanged.
+   */
+  readonly repeat?: boolean;
 }
 
 /**
@@ -62,6 +70,7 @@ export const TENSOR_NAMES = [
   'lstm_bias',
   'projection_kernel',
   'projection_bias',
+  'repeat_bonus',
 ] as const;
 
 export type TensorName = (typeof TENSOR_NAMES)[number];
@@ -83,6 +92,9 @@ export function tensorLayout(dims: ModelDims): TensorSpec[] {
     { name: 'lstm_bias', shape: [4 * h] },
     { name: 'projection_kernel', shape: [h, d] },
     { name: 'projection_bias', shape: [d] },
+    ...(dims.scoring?.repeat
+      ? [{ name: 'repeat_bonus' as const, shape: [dims.maxSessionLength] }]
+      : []),
   ];
 }
 
@@ -171,6 +183,7 @@ export function parseManifest(value: unknown): ModelManifest {
     if (typeof sc.lastItem !== 'boolean') bad('dims.scoring.lastItem');
     const scale = sc.scale;
     if (typeof scale !== 'number' || !(scale > 0) || !(scale <= 1000)) bad('dims.scoring.scale');
+    if (sc.repeat !== undefined && typeof sc.repeat !== 'boolean') bad('dims.scoring.repeat');
     const mean = sc.itemMean;
     if (mean !== undefined && (typeof mean !== 'number' || !(mean >= 0) || !(mean <= 1))) {
       bad('dims.scoring.itemMean');

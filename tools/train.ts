@@ -93,6 +93,8 @@ export interface Hyper {
   lastItem: boolean;
   /** Adds the decay-weighted mean of the session's item embeddings (dims.scoring.itemMean); <0 = off. */
   itemMean: number;
+  /** A learned bonus for the session's own items by recency (dims.scoring.repeat). */
+  repeat: boolean;
 }
 
 /** Options that shape a run but are not model hyper-parameters. */
@@ -140,6 +142,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     scale: 12,
     lastItem: true,
     itemMean: -1,
+    repeat: false,
   },
   // d = 64 keeps the float16 model under 6 MB (43,098 x 64 x 2 bytes = 5.5 MB for the item table).
   diginetica: {
@@ -162,6 +165,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     scale: 12,
     lastItem: true,
     itemMean: -1,
+    repeat: false,
   },
   // Leave-one-out: the validation split is each user's second-to-last item, so valFraction is unused.
   // 54,543 items: sampled softmax, like Diginetica.
@@ -185,6 +189,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     scale: 10,
     lastItem: false,
     itemMean: -1,
+    repeat: false,
   },
   synthetic: {
     epochs: 3,
@@ -206,6 +211,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
     scale: 1,
     lastItem: false,
     itemMean: -1,
+    repeat: false,
   },
 };
 
@@ -336,6 +342,7 @@ export async function trainAndExport(
             scale: hyper.normalize ? hyper.scale : 1,
             lastItem: hyper.lastItem,
             ...(hyper.itemMean >= 0 ? { itemMean: hyper.itemMean } : {}),
+            ...(hyper.repeat ? { repeat: true } : {}),
           },
         }
       : {}),
@@ -567,6 +574,7 @@ async function main(): Promise<void> {
       scale: { type: 'string' },
       'last-item': { type: 'string' },
       'item-mean': { type: 'string' },
+      repeat: { type: 'string' },
       'train-fraction': { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
@@ -627,6 +635,7 @@ async function main(): Promise<void> {
     normalize: flag('normalize', values.normalize),
     scale: num('scale', values.scale),
     lastItem: flag('last-item', values['last-item']),
+    repeat: flag('repeat', values.repeat),
     itemMean: values['item-mean'] === undefined ? undefined : Number(values['item-mean']),
     valFraction: values['val-fraction'] === undefined ? undefined : Number(values['val-fraction']),
     patience: int('patience', values.patience),

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { splitFlat, tensorLayout } from '../protocol/manifest.js';
+import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import { mulberry32 } from './model/prng.js';
 import { SessionModel } from './model/session-model.js';
 import { SparseLearner, type SparseStepOptions } from './online-step.js';
@@ -29,8 +29,13 @@ const options = (lstm: boolean, mu = 0.1): SparseStepOptions => ({
 });
 
 /** Largest absolute change of one named tensor between two flat vectors, per row for tables. */
-function changed(a: Float32Array, b: Float32Array, name: 'item_embedding' | 'lstm_kernel') {
-  const layout = tensorLayout(dims);
+function changed(
+  a: Float32Array,
+  b: Float32Array,
+  name: 'item_embedding' | 'lstm_kernel' | 'repeat_bonus',
+  modelDims: ModelDims = dims,
+) {
+  const layout = tensorLayout(modelDims);
   const x = splitFlat(a, layout).get(name)!;
   const y = splitFlat(b, layout).get(name)!;
   return x.map((v, i) => Math.abs(v - y[i]!));
@@ -47,27 +52,37 @@ const SCORINGS = [
     'cosine + item mean',
     { ...dims, scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 1 } },
   ],
+  [
+    'cosine + repeat bonus',
+    { ...dims, scoring: { normalize: true, scale: 8, lastItem: false, repeat: true } },
+  ],
 ] as const;
 
 describe('SparseLearner', () => {
   for (const [scoring, modelDims] of SCORINGS) {
     for (const lstm of [false, true]) {
       it(`lowers the loss and moves only the session's rows (${scoring}, ${lstm ? 'LSTM trained' : 'LSTM held'})`, async () => {
-        // Scoring options change no tensor: every variant starts from the same weights.
-        const start = global;
+        // Scoring options change no tensor but the repeat bonus (appended, last in the layout).
+        const repeat = (modelDims as ModelDims).scoring?.repeat === true;
+        const start = repeat
+          ? Float32Array.from([...global, ...new Array<number>(dims.maxSessionLength).fill(0.5)])
+          : global;
         const learner = new SparseLearner(modelDims, start, start);
         const sessions = [{ items: [3, 7, 3, 7, 3, 7], weights: [1, 1, 1, 1, 1, 1] }];
         const first = await learner.update(sessions, 1, options(lstm));
         let last = first;
         for (let i = 0; i < 5; i++) last = await learner.update(sessions, 3, options(lstm));
         expect(last).toBeLessThan(first);
-        const rows = changed(learner.weights, start, 'item_embedding');
+        const rows = changed(learner.weights, start, 'item_embedding', modelDims);
+        // The repeat bonus is the global model's: held by on-device learning.
+        if (repeat)
+          expect(Math.max(...changed(learner.weights, start, 'repeat_bonus', modelDims))).toBe(0);
         for (let item = 0; item < dims.items; item++) {
           const moved = Math.max(...rows.subarray(item * 8, item * 8 + 8));
           if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
           else expect(moved).toBe(0);
         }
-        const kernel = Math.max(...changed(learner.weights, start, 'lstm_kernel'));
+        const kernel = Math.max(...changed(learner.weights, start, 'lstm_kernel', modelDims));
         if (lstm) expect(kernel).toBeGreaterThan(0);
         else expect(kernel).toBe(0);
         // The model the engine would serve ranks the repeated transition higher than before.

@@ -27,6 +27,7 @@ import {
 import { gatherRows } from './model/gather-rows.js';
 import { ensureGradients } from './model/gradients.js';
 import { matMul2d, matMulConstant } from './model/mat-mul.js';
+import { occurrences } from './model/repeat.js';
 import { maskedCrossEntropy } from './model/sampled-softmax.js';
 import type { TrainSession } from './model/train.js';
 
@@ -53,6 +54,11 @@ interface UpdateConstants {
   readonly batch: Batch;
   /** Score column of each target: its trained row (local index - 1). */
   readonly columns: Int32Array;
+  /**
+   * The repeat bonus (held, as the global model has it) on the trained columns, [M, U], for a
+   * model with dims.scoring.repeat; null without.
+   */
+  readonly repeat: Float32Array | null;
   /** The negatives' rows as scored [F, d], transposed [d, F], and their biases [F]. */
   readonly fixedRows: tf.Tensor2D;
   readonly fixedT: tf.Tensor2D;
@@ -110,6 +116,7 @@ export class SparseLearner {
       batch,
       // Score columns: the trained rows (local index - 1), then the negatives.
       columns: Int32Array.from(toLocal(batch.targets), (i) => i - 1),
+      repeat: this.repeatAddend(batch, local),
       ...tf.tidy(() => {
         const raw = tf.tensor2d(this.rows(fixed, d), [fixed.length, d]);
         // The negatives never change within an update: normalised and transposed once.
@@ -154,6 +161,19 @@ export class SparseLearner {
       );
     }
     return loss;
+  }
+
+  /** UpdateConstants.repeat for `batch` (`local`: item -> local index, trained rows from 1). */
+  private repeatAddend(batch: Batch, local: ReadonlyMap<number, number>): Float32Array | null {
+    if (!scoringOf(this.dims).repeat) return null;
+    const at = this.offset.get('repeat_bonus')!.at;
+    const occ = occurrences(batch.inputs, batch.positions, batch.size);
+    const columns = local.size;
+    const addend = new Float32Array(batch.targets.length * columns);
+    occ.rows.forEach((m, e) => {
+      addend[m * columns + local.get(occ.items[e]!)! - 1]! += this.weights[at + occ.ages[e]!]!;
+    });
+    return addend;
   }
 
   /** The model as one step sees it: the local table with the padding row first. */
@@ -205,13 +225,9 @@ export class SparseLearner {
       const states = update.frozen ?? this.statesOf(p, update);
       const means = itemMeansAt(p, inputs, batch.steps, batch.size, positions);
       const out = project(p, states, lastItems, means);
-      const scores = tf.concat(
-        [
-          matMul2d(out, tf.transpose(outputRows(p, table))),
-          matMulConstant(out, update.fixedT, update.fixedRows),
-        ],
-        1,
-      );
+      let own: tf.Tensor2D = matMul2d(out, tf.transpose(outputRows(p, table)));
+      if (update.repeat) own = tf.add(own, tf.tensor2d(update.repeat, own.shape));
+      const scores = tf.concat([own, matMulConstant(out, update.fixedT, update.fixedRows)], 1);
       const all = tf.concat([bias, fixedBias]) as tf.Tensor1D;
       const perExample = maskedCrossEntropy(scores, all, noCorrection, noHits, columns);
       const data = tf.div(tf.sum(tf.mul(perExample, weights)), columns.length);

@@ -30,8 +30,15 @@ describe('incremental session state', () => {
   it.each([
     ['cosine scoring and the last-item skip', { normalize: true, scale: 7, lastItem: true }],
     ['the decayed item mean', { normalize: true, scale: 7, lastItem: false, itemMean: 0.6 }],
+    ['the repeat bonus', { normalize: true, scale: 7, lastItem: false, repeat: true }],
   ])('matches a full re-run with %s', async (_, scoring) => {
     const model = SessionModel.random({ ...dims, scoring }, 15);
+    if ('repeat' in scoring) {
+      // The bonus starts at zero: give every age its own value, as a trained model has.
+      const flat = model.toFlat();
+      flat.set([3, 1.5, 0.5, 0.25], flat.length - dims.maxSessionLength);
+      model.setFromFlat(flat);
+    }
     const state = new SessionState();
     const session: number[] = [];
     for (const item of [3, 17, 3, 29, 8, 2]) {

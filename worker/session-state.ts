@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { itemMeansAt, outputRows, project } from './model/forward.js';
+import { addSessionBonus } from './model/reference-forward.js';
 import type { SessionModel } from './model/session-model.js';
 
 /** One session's recurrent state for one model. Reset on a new session, rebuilt on a model swap. */
@@ -21,6 +22,8 @@ export class SessionState {
    * transposing (and normalising) 10k rows on every call costs.
    */
   private tableT: tf.Tensor2D | null = null;
+  /** The model's repeat bonus by age (dims.scoring.repeat), read once per model. */
+  private bonus: Float32Array | null = null;
   private h: tf.Tensor2D | null = null;
   private c: tf.Tensor2D | null = null;
   /** The items (h, c) has consumed, oldest first. */
@@ -70,6 +73,7 @@ export class SessionState {
     this.resetState();
     this.tableT?.dispose();
     this.tableT = null;
+    this.bonus = null;
     this.model = null;
   }
 
@@ -80,6 +84,7 @@ export class SessionState {
       const p = model.params;
       return tf.transpose(outputRows(p, p.itemEmbedding));
     });
+    this.bonus = (model.params.repeatBonus?.dataSync() as Float32Array | undefined) ?? null;
   }
 
   private step(item: number): void {
@@ -120,6 +125,7 @@ export class SessionState {
     });
     const values = (await scores.data()) as Float32Array;
     scores.dispose();
+    if (this.bonus) addSessionBonus(this.consumed, this.bonus, values);
     values[0] = -Infinity; // padding is never recommended (as scoreNext's mask)
     return values;
   }

@@ -17,6 +17,8 @@ export interface ModelParams {
   readonly lstmBias: tf.Tensor1D; // [4h]
   readonly projectionKernel: tf.Tensor2D; // [h, d]
   readonly projectionBias: tf.Tensor1D; // [d]
+  /** [maxSessionLength], only with scoring.repeat (repeat.ts). */
+  readonly repeatBonus?: tf.Tensor1D;
   /** How session vectors are scored (manifest dims.scoring, defaulted). */
   readonly scoring: ScoringSpec;
 }

@@ -83,5 +83,17 @@ export function referenceScores(
     const rowScale = scoring.normalize ? 1 / norm(emb, item * d) : 1;
     scores[item] = itemBias[item]! + sum * outScale * rowScale;
   }
+  if (scoring.repeat) addSessionBonus(window, w.get('repeat_bonus')!, scores);
   return scores;
+}
+
+/** Adds the repeat bonus of a session of `window` items (bonus values in JS) to its scores [N]. */
+export function addSessionBonus(
+  window: readonly number[],
+  bonus: ArrayLike<number>,
+  scores: Float32Array | Float64Array,
+): void {
+  window.forEach((item, s) => {
+    scores[item] = scores[item]! + bonus[window.length - 1 - s]!;
+  });
 }

@@ -12,11 +12,19 @@
  * negatives and the model learns to under-score them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { outputRows } from './forward.js';
+import { outputRows, type ModelParams } from './forward.js';
 import { gatherRows } from './gather-rows.js';
-import type { OutputLoss } from './loss.js';
+import type { LossBatch, OutputLoss } from './loss.js';
 import { matMul2d } from './mat-mul.js';
 import { seededRng, type SeededRng } from './prng.js';
+import { occurrences, repeatColumns, repeatLogits } from './repeat.js';
+
+/** One batch's candidate columns (see candidateColumns). */
+interface Candidates {
+  readonly candidates: Int32Array;
+  readonly hits: number[][];
+  readonly correction: Float32Array;
+}
 
 /** How the sampled softmax draws its shared negatives. */
 export interface SampledSoftmaxConfig {
@@ -226,6 +234,52 @@ export function sampledSoftmaxLoss(
     const bias = gatherRows(params.itemBias, ids) as tf.Tensor1D; // [C]
     // An explicit transpose, not matMul(..., transposeB): see mat-mul.ts.
     const scores = matMul2d(out, tf.transpose(weights));
-    return maskedCrossEntropy(scores, bias, correction, hits);
+    if (!params.repeatBonus) return maskedCrossEntropy(scores, bias, correction, hits);
+    if (!batch) throw new Error('sampledSoftmaxLoss: the repeat bonus needs the batch');
+    return withRepeatColumns(params, out, batch, { candidates, hits, correction, scores, bias });
   };
+}
+
+/**
+ * The sampled softmax with the repeat bonus: each row also scores the distinct items of its own
+ * session (K extra columns with their bonus, repeat.ts), and shared columns holding one of those
+ * items are masked for that row, so every item counts once. A target the session already holds is
+ * the positive in its extra column. These columns are not sampled (each row sees its own items
+ * with certainty), so they take no logQ correction.
+ */
+function withRepeatColumns(
+  params: ModelParams,
+  out: tf.Tensor2D,
+  batch: LossBatch,
+  shared: Candidates & { scores: tf.Tensor2D; bias: tf.Tensor1D },
+): tf.Tensor1D {
+  const m = batch.targets.length;
+  const c = shared.candidates.length;
+  const window = params.repeatBonus!.shape[0];
+  const cols = repeatColumns(occurrences(batch.inputs, batch.positions, batch.size), m, window);
+  const byItem = new Map<number, number[]>();
+  shared.candidates.forEach((item, j) => {
+    const list = byItem.get(item);
+    if (list) list.push(j);
+    else byItem.set(item, [j]);
+  });
+  const positives = new Int32Array(m);
+  const hits = shared.hits.map((row, i) => {
+    const slots = cols.slots[i]!;
+    const masked = [...row];
+    for (const item of slots.keys()) masked.push(...(byItem.get(item) ?? []));
+    for (let k = slots.size; k < cols.k; k++) masked.push(c + k);
+    const own = slots.get(batch.targets[i]!);
+    positives[i] = own === undefined ? i : c + own;
+    return masked;
+  });
+  const correction = new Float32Array(c + cols.k);
+  correction.set(shared.correction);
+  return maskedCrossEntropy(
+    tf.concat([shared.scores, repeatLogits(params, out, cols)], 1),
+    tf.concat([shared.bias, tf.zeros([cols.k])]) as tf.Tensor1D,
+    correction,
+    hits,
+    positives,
+  );
 }

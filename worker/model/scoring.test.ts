@@ -12,6 +12,11 @@ import { batchLoss } from './train.js';
 
 const base = { items: 9, embedding: 4, hidden: 5, maxSessionLength: 5 };
 const cosine: ModelDims = { ...base, scoring: { normalize: true, scale: 6, lastItem: true } };
+/** Cosine scoring with the repeat bonus for the session's own items (an extra tensor). */
+const repeat: ModelDims = {
+  ...base,
+  scoring: { normalize: true, scale: 6, lastItem: false, itemMean: 1, repeat: true },
+};
 /** Cosine scoring with the decayed mean of the session's items instead of the last-item skip. */
 const itemMean: ModelDims = {
   ...base,
@@ -40,10 +45,11 @@ describe('cosine scoring with a last-item skip', () => {
       { ...base, scoring: { normalize: true, scale: 3, lastItem: false } },
       itemMean,
       { ...base, scoring: { normalize: false, scale: 1, lastItem: true, itemMean: 1 } },
+      repeat,
     ]) {
       const flat = weights(dims, 3);
       const model = SessionModel.fromFlat(dims, flat);
-      const list = [[2], [1, 2, 3, 4, 5, 6, 7]];
+      const list = [[2], [1, 2, 3, 4, 5, 6, 7], [4, 2, 4, 4]];
       const rows = (await model.scoreNext(list).array()) as number[][];
       list.forEach((session, b) => {
         const expected = referenceScores(dims, flat, session);
@@ -73,6 +79,7 @@ describe('cosine scoring with a last-item skip', () => {
   it.each([
     ['last-item skip', cosine],
     ['decayed item mean', itemMean],
+    ['repeat bonus', repeat],
   ])(
     'has the gradient of a central finite difference, full and sampled softmax (%s)',
     (_, dims) => {
@@ -112,10 +119,14 @@ describe('cosine scoring with a last-item skip', () => {
           offset += g.length;
         }
         Object.values(grads).forEach((g) => g.dispose());
-        // Every 7th parameter (all tensors are hit), central differences in float32.
+        // Every 7th parameter (all tensors are hit) and the last few (the repeat bonus, when the
+        // model has one), central differences in float32.
         const eps = 3e-3;
         let checked = 0;
-        for (let i = dims.embedding; i < flat.length; i += 7) {
+        const probed = Array.from({ length: flat.length }, (_, i) => i).filter(
+          (i) => i >= dims.embedding && (i % 7 === 0 || i >= flat.length - dims.maxSessionLength),
+        );
+        for (const i of probed) {
           const plus = flat.slice();
           plus[i]! += eps;
           const minus = flat.slice();

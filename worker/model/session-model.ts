@@ -15,6 +15,7 @@ import {
 } from '../../protocol/manifest.js';
 import { itemMeansAt, lstmStates, project, scoreAll, type ModelParams } from './forward.js';
 import { initialWeights } from './init.js';
+import { addRepeatBonus, occurrences } from './repeat.js';
 
 /** A next-item recommender over item indices 1..N-1 (0 is padding and is never recommended). */
 export class SessionModel {
@@ -71,6 +72,9 @@ export class SessionModel {
       projectionKernel: v('projection_kernel') as tf.Tensor as tf.Tensor2D,
       projectionBias: v('projection_bias') as tf.Tensor as tf.Tensor1D,
       scoring: scoringOf(this.dims),
+      ...(this.vars.has('repeat_bonus')
+        ? { repeatBonus: v('repeat_bonus') as tf.Tensor as tf.Tensor1D }
+        : {}),
     };
   }
 
@@ -131,7 +135,10 @@ export class SessionModel {
       const finalStates = tf.gather(states, lastRows);
       const itemMeans = itemMeansAt(p, inputTensor, steps, batch, lastRows);
       const out = project(p, finalStates, tf.tensor1d(lastItems, 'int32'), itemMeans);
-      return tf.add(scoreAll(p, out), this.paddingMask);
+      const scores = tf.add(scoreAll(p, out), this.paddingMask) as tf.Tensor2D;
+      return p.repeatBonus
+        ? addRepeatBonus(scores, p.repeatBonus, occurrences(inputs, last, batch))
+        : scores;
     });
   }
 

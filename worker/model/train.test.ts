@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DOT_SCORING } from '../../protocol/manifest.js';
 import { initNodeBackend } from '../../tools/tf-node.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows } from './batches.js';
 import { mulberry32 } from './prng.js';
@@ -72,8 +73,11 @@ describe('trainSessions', () => {
     model.dispose();
   });
 
-  it('stays at the anchor under a strong proximal pull', async () => {
-    const model = SessionModel.random(dims, 3);
+  it.each([
+    ['the plain model', dims],
+    ['a model with the repeat bonus', { ...dims, scoring: { ...DOT_SCORING, repeat: true } }],
+  ])('stays at the anchor under a strong proximal pull (%s)', async (_, modelDims) => {
+    const model = SessionModel.random(modelDims, 3);
     const anchor = model.toFlat();
     const drift = async (mu: number) => {
       model.setFromFlat(anchor);

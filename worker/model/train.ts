@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { HearthError } from '../../protocol/errors.js';
-import { splitFlat, tensorLayout, TENSOR_NAMES } from '../../protocol/manifest.js';
+import { splitFlat, tensorLayout } from '../../protocol/manifest.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows, type Batch } from './batches.js';
 import { itemMeansAt, lstmStates, project } from './forward.js';
 import { gatherRows } from './gather-rows.js';
@@ -393,7 +393,7 @@ function anchorTensors(model: SessionModel, anchor: Float32Array): tf.Tensor[] {
     );
   }
   // slice(): the cpu backend would otherwise keep a view of the caller's array.
-  return TENSOR_NAMES.map((name, i) =>
-    tf.tensor(parts.get(name)!.slice(), model.variables[i]!.shape),
+  return tensorLayout(model.dims).map((spec) =>
+    tf.tensor(parts.get(spec.name)!.slice(), [...spec.shape]),
   );
 }
