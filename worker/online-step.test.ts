@@ -106,6 +106,17 @@ describe('SparseLearner', () => {
     expect(await distance(50)).toBeLessThan(await distance(0));
   });
 
+  it('learns when the sessions cover the whole catalogue (no negatives left)', async () => {
+    const tiny = { items: 4, embedding: 4, hidden: 4, maxSessionLength: 6 };
+    const model = SessionModel.random(tiny, 2);
+    const start = model.toFlat();
+    model.dispose();
+    const learner = new SparseLearner(tiny, start, start);
+    const loss = await learner.update([{ items: [1, 2, 3, 1, 2, 3] }], 2, options(false));
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(learner.weights).not.toEqual(start);
+  });
+
   it('learns nothing from sessions without a next item', async () => {
     const learner = new SparseLearner(dims, global, global);
     expect(await learner.update([{ items: [5] }], 3, options(false))).toBeNaN();

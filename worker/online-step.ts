@@ -227,8 +227,12 @@ export class SparseLearner {
       const out = project(p, states, lastItems, means);
       let own: tf.Tensor2D = matMul2d(out, tf.transpose(outputRows(p, table)));
       if (update.repeat) own = tf.add(own, tf.tensor2d(update.repeat, own.shape));
-      const scores = tf.concat([own, matMulConstant(out, update.fixedT, update.fixedRows)], 1);
-      const all = tf.concat([bias, fixedBias]) as tf.Tensor1D;
+      // A catalogue the sessions cover entirely leaves no negatives to score.
+      const noNegatives = update.fixedT.shape[1] === 0;
+      const scores = noNegatives
+        ? own
+        : tf.concat([own, matMulConstant(out, update.fixedT, update.fixedRows)], 1);
+      const all = noNegatives ? bias : (tf.concat([bias, fixedBias]) as tf.Tensor1D);
       const perExample = maskedCrossEntropy(scores, all, noCorrection, noHits, columns);
       const data = tf.div(tf.sum(tf.mul(perExample, weights)), columns.length);
       // One-step windows never use the recurrent matrix; a zero term keeps its gradient defined.

@@ -68,6 +68,11 @@ export const BEAUTY_TRAINING = {
   lr: 0.005,
   dropout: 0.3,
   negatives: 2048,
+  /**
+   * Cosine scoring with the mean of the history's items, as the trainer's Amazon Beauty default
+   * (tools/train.ts); no repeat bonus (a purchase is rarely bought again).
+   */
+  scoring: { normalize: true, scale: 10, lastItem: false, itemMean: 1 },
 };
 
 /**
@@ -88,6 +93,7 @@ export async function beautyModel(
     embedding: h.dim,
     hidden: h.hidden,
     maxSessionLength: h.maxLen,
+    scoring: h.scoring,
   };
   const sessions = split.train.map((items) => ({ items }));
   const popularity = new Float64Array(dims.items);
@@ -130,6 +136,7 @@ export async function beautyModel(
         trainUsers: split.train.length,
         heldOutUsers: split.heldOut.length,
         ...h,
+        scoring: JSON.stringify(h.scoring),
       },
     });
   } finally {
