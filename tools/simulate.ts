@@ -30,7 +30,7 @@ import { mulberry32, shuffleInPlace } from '../worker/model/prng.js';
 import { ONLINE_LEARNING } from '../worker/online-learning.js';
 import { loadYoochoose } from './data/yoochoose.js';
 import { beautyModel, splitBeauty } from './simulate/beauty.js';
-import { hitAndNdcg, Replayer, serveModel, type Visitor } from './simulate/replay.js';
+import { hitAndNdcg, pairedChange, Replayer, serveModel, type Visitor } from './simulate/replay.js';
 import { initNodeBackend } from './tf-node.js';
 import { DEFAULT_DATA_DIR, trainAndExport } from './train.js';
 
@@ -143,6 +143,8 @@ interface Row {
 setLogLevel('silent');
 await initNodeBackend('wasm');
 const rows: Row[] = [];
+/** Ranks of the shown list per dataset and mode, case by case, for the paired comparison. */
+const shownRanks = new Map<string, number[]>();
 for (const dataset of values.datasets.split(',')) {
   const workload =
     dataset === 'amazon-beauty'
@@ -186,6 +188,7 @@ for (const dataset of values.datasets.split(',')) {
         bar.stop();
         await replayer.close();
       }
+      shownRanks.set(`${dataset} ${mode}`, shown);
       const every = hitAndNdcg(shown, 10);
       const unmasked = hitAndNdcg(all, 10);
       const final = hitAndNdcg(last, 10);
@@ -253,9 +256,30 @@ console.log(
     lines,
   ),
 );
+// The same next items ranked with learning off and on: what changed, case by case.
+const paired = [...new Set(rows.map((r) => r.dataset))].flatMap((dataset) => {
+  const off = shownRanks.get(`${dataset} off`);
+  const on = shownRanks.get(`${dataset} on`);
+  return off && on ? [{ dataset, ...pairedChange(off, on, 10) }] : [];
+});
+if (paired.length > 0) {
+  console.log('\nLearning on against off, the same cases (shown list, k = 10):\n');
+  console.log(
+    markdownTable(
+      ['dataset', 'hits only with learning', 'hits only without', 'sign test p', 'NDCG@10 change'],
+      paired.map((c) => [
+        c.dataset,
+        String(c.onlyOn),
+        String(c.onlyOff),
+        c.p.toPrecision(2),
+        `${c.ndcgDelta >= 0 ? '+' : ''}${c.ndcgDelta.toFixed(4)} ± ${c.ndcgSe.toFixed(4)}`,
+      ]),
+    ),
+  );
+}
 if (values.json) {
   await writeFile(
     values.json,
-    `${JSON.stringify({ seed, visit, online: ONLINE_LEARNING, local: LOCAL_TRAINING, rows }, null, 2)}\n`,
+    `${JSON.stringify({ seed, visit, online: ONLINE_LEARNING, local: LOCAL_TRAINING, rows, paired }, null, 2)}\n`,
   );
 }
