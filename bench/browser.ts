@@ -4,17 +4,17 @@
  *   npm run bench:browser -- [--runs 30] [--items 10000 | --model <dir>]
  *                            [--backends webgpu,webgl,wasm,cpu] [--learn-runs 20]
  *
- * Serves a random model of the given size (`--items 43097` is Diginetica's catalogue), or a trained
- * model directory, through the real server and the built demo site, forces one backend per fresh
- * browser context (the documented `window.hearth = { backends }` override), and times
- * `hearth.recommend({ k: 20 })` round trips from the page after a new click (comlink hop, one
- * recurrent step and one scoring of the whole catalogue included) and one
- * `hearth.sync()` (local optimiser steps, clipping, encoding, upload). Then, in another fresh
- * context, it starts the built worker itself and times one online learning update after an
- * interaction (`learnPending()`: what runs once the debounce fires, from the page, so the message
- * hop is included) `--learn-runs` times. Medians and p90 over the runs, with each backend's ratio
- * against wasm measured in the same run. GPU backends here run on SwiftShader (software): they
- * show plumbing and correctness, not what a visitor's GPU does.
+ * Serves a random model of the given size (`--items 43097` is Diginetica's catalogue), scored as
+ * the trained Diginetica model is (tools/train.ts DEFAULTS), or a trained model directory, through
+ * the real server and the built demo site, forces one backend per fresh browser context (the
+ * documented `window.hearth = { backends }` override), and times `hearth.recommend({ k: 20 })`
+ * round trips from the page after a new click (comlink hop, one recurrent step and one scoring of
+ * the whole catalogue included) and one `hearth.sync()` (local optimiser steps, clipping, encoding,
+ * upload). Then, in another fresh context, it starts the built worker itself and times one online
+ * learning update after an interaction (`learnPending()`: what runs once the debounce fires, from
+ * the page, so the message hop is included) `--learn-runs` times. Medians and p90 over the runs,
+ * with each backend's ratio against wasm measured in the same run. GPU backends here run on
+ * SwiftShader (software): they show plumbing and correctness, not what a visitor's GPU does.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,7 @@ import { CHROMIUM_ARGS, chromiumPath } from '../tools/ensure-chromium-path.js';
 import { buildAll } from '../tools/build.js';
 import { exportModel } from '../tools/model-io.js';
 import { startSystem } from '../tools/system.js';
+import { DEFAULTS, scoringDims } from '../tools/train.js';
 import { initNodeBackend } from '../tools/tf-node.js';
 import { SessionModel } from '../worker/model/session-model.js';
 import { markdownTable, quantile } from './stats.js';
@@ -52,7 +53,14 @@ if (values.model) {
 } else {
   await initNodeBackend('wasm');
   const items = Number(values.items);
-  const dims = { items: items + 1, embedding: 64, hidden: 128, maxSessionLength: 20 };
+  // Scored as the trained Diginetica model is (cosine, item mean, repeat bonus): what ships.
+  const dims = {
+    items: items + 1,
+    embedding: 64,
+    hidden: 128,
+    maxSessionLength: 20,
+    ...scoringDims(DEFAULTS.diginetica),
+  };
   const model = SessionModel.random(dims, 1);
   ids = ['', ...Array.from({ length: items }, (_, i) => `i-${i + 1}`)];
   await exportModel(modelDir, model, {

@@ -18,16 +18,18 @@ import type { ModelDims } from '../protocol/manifest.js';
 import { DTYPE_FLOAT16, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
 import { exportModel } from '../tools/model-io.js';
 import { serveModel } from '../tools/simulate/replay.js';
+import { DEFAULTS, scoringDims } from '../tools/train.js';
 import { initNodeBackend, wasmDistDir, type NodeBackend } from '../tools/tf-node.js';
 import { Engine } from '../worker/engine.js';
 import { SessionModel } from '../worker/model/session-model.js';
 import { trainSessions } from '../worker/model/train.js';
 import { markdownTable, quantile, timeRuns } from './stats.js';
 
+const DIMS = { embedding: 64, hidden: 128, maxSessionLength: 20 };
 const SIZES: Record<string, ModelDims> = {
-  // Item counts of the YOOCHOOSE 100k sample and of Diginetica, with the default model dims.
-  yoochoose: { items: 2934, embedding: 64, hidden: 128, maxSessionLength: 20 },
-  diginetica: { items: 43098, embedding: 64, hidden: 128, maxSessionLength: 20 },
+  // Item counts of the YOOCHOOSE 100k sample and of Diginetica, each with its trainer defaults.
+  yoochoose: { ...DIMS, items: 2934, ...scoringDims(DEFAULTS['yoochoose-rsc15-100k']) },
+  diginetica: { ...DIMS, items: 43098, ...scoringDims(DEFAULTS.diginetica) },
 };
 
 const { values } = parseArgs({

@@ -3,6 +3,7 @@
  * IndexedDB store for a write the disk refused even after eviction. It lives as long as the worker.
  */
 import type { StoredInteraction } from '../protocol/api.js';
+import { withLocal, type LocalCopy } from './local-copy.js';
 import {
   MAX_INTERACTIONS,
   META_DEFAULTS,
@@ -38,6 +39,7 @@ export class MemoryStore implements InteractionStore {
   private meta: StoreMeta = { ...META_DEFAULTS };
   private backendChoice: unknown;
   private readonly models = new Map<number, CachedModel>();
+  private localCopy: LocalCopy | undefined;
   private outbox: OutboxEntry | undefined;
 
   /** `firstId` lets the IndexedDB store's spill-over use ids that cannot collide with its own. */
@@ -73,10 +75,15 @@ export class MemoryStore implements InteractionStore {
     this.meta = { ...this.meta, ...patch };
   }
   async getModel(version: number): Promise<CachedModel | undefined> {
-    return this.models.get(version);
+    const row = this.models.get(version);
+    return row && withLocal(row, this.localCopy);
   }
   async newestModel(): Promise<CachedModel | undefined> {
-    return this.models.get(Math.max(...this.models.keys()));
+    const row = this.models.get(Math.max(...this.models.keys()));
+    return row && withLocal(row, this.localCopy);
+  }
+  async putLocal(copy: LocalCopy): Promise<void> {
+    this.localCopy = copy;
   }
   async putModel(model: CachedModel): Promise<void> {
     this.models.set(model.version, model);
@@ -94,6 +101,7 @@ export class MemoryStore implements InteractionStore {
     this.meta = { ...META_DEFAULTS };
     this.backendChoice = undefined;
     this.models.clear();
+    this.localCopy = undefined;
     this.outbox = undefined;
   }
   async getBackendChoice(): Promise<unknown> {

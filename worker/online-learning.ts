@@ -8,6 +8,7 @@
 import type { UpdateTiming } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { toTrainingSessions, type IndexedSession } from './sessions.js';
+import { diffLocal, type LocalCopy } from './local-copy.js';
 import type { LoadedModel } from './model-source.js';
 import { SessionModel } from './model/session-model.js';
 import { SparseLearner } from './online-step.js';
@@ -118,8 +119,7 @@ export class OnlineLearner {
   private learner: SparseLearner | null = null;
   /** The background write of the local copy (keep()), and the newest copy waiting for it. */
   private keeping: Promise<void> | null = null;
-  private waiting: { global: LoadedModel; local: Float32Array; store: InteractionStore } | null =
-    null;
+  private waiting: { version: number; copy: LocalCopy; store: InteractionStore } | null = null;
   /** How long the newest update took, by phase (status().learning.lastUpdate). */
   lastUpdate: UpdateTiming | undefined;
 
@@ -206,23 +206,28 @@ export class OnlineLearner {
   }
 
   /**
-   * Stores the local copy for reloads and other tabs, then tells them. Not awaited by an update:
-   * IndexedDB clones and writes the global and local weights (2 x 11 MB on a 43k-item model) in a
-   * few hundred milliseconds, many times the update itself. Writes go one at a time and only the
-   * newest waiting copy is written; each goes to the store current when it was served, so a copy
-   * learned before `forget()` never lands in the store opened after it.
+   * Stores the local copy for reloads and other tabs, then tells them. Only the blocks where it
+   * differs from the global weights are stored (local-copy.ts), taken now, as served; the write is
+   * not awaited by an update. Writes go one at a time and only the newest waiting copy is written;
+   * each goes to the store current when it was served, so a copy learned before `forget()` never
+   * lands in the store opened after it.
    */
   private keep(global: LoadedModel, local: Float32Array): void {
-    this.waiting = { global, local, store: this.host.store() };
+    const { version } = global.manifest;
+    // The learner knows which blocks its steps wrote; a copy from elsewhere is compared whole.
+    const learner = this.learner;
+    const copy =
+      learner?.weights === local && learner.anchor === global.weights
+        ? learner.localCopy(version)
+        : diffLocal(version, global.weights, local);
+    this.waiting = { version, copy, store: this.host.store() };
     this.keeping ??= (async () => {
       for (let next = this.waiting; next; next = this.waiting) {
         this.waiting = null;
-        const { manifest, weights } = next.global;
-        const row = { version: manifest.version, manifest, weights, savedAt: Date.now() };
         await next.store
-          .putModel({ ...row, local: next.local })
+          .putLocal(next.copy)
           .catch((error: unknown) => log.warn('could not keep the personalised model', error));
-        this.host.announce(manifest.version);
+        this.host.announce(next.version);
       }
       this.keeping = null;
     })();

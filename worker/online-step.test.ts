@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
+import { applyLocal, diffLocal } from './local-copy.js';
 import { mulberry32 } from './model/prng.js';
 import { SessionModel } from './model/session-model.js';
 import { SparseLearner, type SparseStepOptions } from './online-step.js';
@@ -82,6 +83,9 @@ describe('SparseLearner', () => {
           if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
           else expect(moved).toBe(0);
         }
+        // The copy the device stores holds exactly what the steps wrote, nothing it missed.
+        expect(applyLocal(start, learner.localCopy(1))).toEqual(learner.weights);
+        expect(learner.localCopy(1).blocks).toEqual(diffLocal(1, start, learner.weights).blocks);
         const kernel = Math.max(...changed(learner.weights, start, 'lstm_kernel', modelDims));
         if (lstm) expect(kernel).toBeGreaterThan(0);
         else expect(kernel).toBe(0);
@@ -95,6 +99,16 @@ describe('SparseLearner', () => {
       });
     }
   }
+
+  it('stores the whole difference when it starts from an earlier local copy', async () => {
+    const earlier = global.slice();
+    earlier[5] += 1; // a weight an earlier learner moved
+    const learner = new SparseLearner(dims, global, earlier);
+    await learner.update([{ items: [2, 9, 4] }], 2, options(false));
+    const copy = learner.localCopy(3);
+    expect(applyLocal(global, copy)).toEqual(learner.weights);
+    expect(copy.blocks).toEqual(diffLocal(3, global, learner.weights).blocks);
+  });
 
   it('stays nearer the global weights with a stronger proximal pull', async () => {
     const sessions = [{ items: [1, 2, 4, 8, 16] }];

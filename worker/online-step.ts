@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
+import { blocksOf, diffLocal, type LocalCopy } from './local-copy.js';
 import { packBatch, toWindows, type Batch } from './model/batches.js';
 import { FlatAdam } from './model/flat-adam.js';
 import { flatOffsets, flatTensor, type FlatOffsets } from './model/flat-weights.js';
@@ -79,6 +80,8 @@ export class SparseLearner {
   readonly weights: Float32Array;
   private readonly adam: FlatAdam;
   private readonly offset: FlatOffsets;
+  /** Blocks (local-copy.ts) where `weights` may differ from `anchor`: what the steps wrote. */
+  private readonly touched: Set<number>;
 
   /** Starts from `start` (the local copy, or the global weights), pulled toward `anchor`. */
   constructor(
@@ -89,6 +92,12 @@ export class SparseLearner {
     this.weights = start.slice();
     this.adam = new FlatAdam(start.length);
     this.offset = flatOffsets(dims);
+    this.touched = start === anchor ? new Set() : new Set(diffLocal(0, anchor, start).blocks);
+  }
+
+  /** The weights as a LocalCopy of global `version` (comparing only the blocks steps wrote). */
+  localCopy(version: number): LocalCopy {
+    return diffLocal(version, this.anchor, this.weights, this.touched);
   }
 
   /**
@@ -149,7 +158,9 @@ export class SparseLearner {
       );
       [...projection, rows, biases].forEach((x) => x.dispose());
     }
-    this.restart(trained, options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION);
+    const names = options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION;
+    this.restart(trained, names);
+    this.markTouched(trained, names);
     let loss = NaN;
     try {
       for (let step = 0; step < steps; step++) loss = await this.step(trained, update, options);
@@ -161,6 +172,25 @@ export class SparseLearner {
       );
     }
     return loss;
+  }
+
+  /** Records the blocks an update's steps write: the rows of `rows` and the `dense` tensors. */
+  private markTouched(rows: readonly number[], dense: readonly TensorName[]): void {
+    const d = this.dims.embedding;
+    const embedding = this.offset.get('item_embedding')!.at;
+    const bias = this.offset.get('item_bias')!.at;
+    for (const item of rows) {
+      blocksOf(embedding + item * d, d, this.touched);
+      blocksOf(bias + item, 1, this.touched);
+    }
+    for (const name of dense) {
+      const { at, shape } = this.offset.get(name)!;
+      blocksOf(
+        at,
+        shape.reduce((a, b) => a * b, 1),
+        this.touched,
+      );
+    }
   }
 
   /** UpdateConstants.repeat for `batch` (`local`: item -> local index, trained rows from 1). */

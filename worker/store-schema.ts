@@ -6,6 +6,7 @@
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb';
 import { INTERACTION_TYPES, type StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
+import type { LocalCopy } from './local-copy.js';
 
 const log = createLogger('store');
 
@@ -68,6 +69,12 @@ export interface InteractionStore {
   newestModel(): Promise<CachedModel | undefined>;
   /** Stores (or replaces) a model version and drops all but the newest MODELS_KEPT. */
   putModel(model: CachedModel): Promise<void>;
+  /**
+   * Stores the device's fine-tuned copy of a model version, as the blocks where it differs from
+   * that version's weights (local-copy.ts); getModel and newestModel then return the row with it
+   * as `local`. One copy is kept: a newer one replaces it, whatever its version.
+   */
+  putLocal(copy: LocalCopy): Promise<void>;
   /** The pending update, if one could not be sent. */
   getOutbox(): Promise<OutboxEntry | undefined>;
   /** Replaces the pending update; null clears it. */
@@ -93,6 +100,8 @@ export interface SessionSummary {
  * A global model version kept on the device so a reload does not download its weights again. The
  * manifest is kept as the server sent it and re-validated on use; `local` is this device's
  * fine-tuned copy derived from this version (it never leaves the device; only clipped deltas do).
+ * Stores keep `local` apart (putLocal) and join it on reading; older versions of Hearth wrote it
+ * into the row itself, which is still read when no newer copy is kept.
  */
 export interface CachedModel {
   readonly version: number;

@@ -1,6 +1,7 @@
 import 'fake-indexeddb/auto';
 import { deleteDB, openDB } from 'idb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { diffLocal } from './local-copy.js';
 import { DB_NAME, DB_VERSION, MemoryStore, openIdbStore, type InteractionStore } from './store.js';
 
 async function exercise(store: InteractionStore): Promise<void> {
@@ -158,6 +159,34 @@ describe('schema version 2', () => {
     expect(await store.getOutbox()).toEqual(entry);
     await store.setOutbox(null);
     expect(await store.getOutbox()).toBeUndefined();
+  });
+
+  it('keeps the local copy apart from the model row and joins it on reading', async () => {
+    const store = (await openIdbStore())!;
+    const weights = Float32Array.from({ length: 40 }, (_, i) => i);
+    const row = { version: 5, manifest: { version: 5 }, weights, savedAt: 0 };
+    await store.putModel(row);
+    expect((await store.getModel(5))?.local).toBeUndefined();
+    const local = weights.slice();
+    local[33] = -1;
+    await store.putLocal(diffLocal(5, weights, local));
+    const again = (await openIdbStore())!;
+    expect((await again.getModel(5))?.local).toEqual(local);
+    expect((await again.newestModel())?.local).toEqual(local);
+    // Only the changed block went to disk; the row holds the global weights alone.
+    const raw = await openDB(DB_NAME);
+    const kept = (await raw.get('meta', 'localCopy')) as { values: Float32Array };
+    expect(kept.values.length).toBeLessThan(weights.length);
+    expect(((await raw.get('models', 5)) as { local?: unknown }).local).toBeUndefined();
+    // A row an older Hearth wrote with its copy inside is read as it was until a newer copy lands
+    // for that version; a copy that cannot be applied is ignored, the row still served.
+    const older = weights.map((x) => x + 1);
+    await raw.put('models', { ...row, version: 6, local: older });
+    expect((await again.getModel(6))?.local).toEqual(older);
+    await raw.put('meta', { version: 6, length: 40, blockSize: 16 }, 'localCopy');
+    expect((await again.getModel(6))?.local).toEqual(older);
+    expect((await again.getModel(5))?.weights).toEqual(weights);
+    raw.close();
   });
 
   describe('when the disk is full', () => {

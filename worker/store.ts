@@ -8,6 +8,7 @@
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import type { StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
+import { withLocal, type LocalCopy } from './local-copy.js';
 import { MemoryStore } from './memory-store.js';
 import {
   DB_NAME,
@@ -49,6 +50,8 @@ const log = createLogger('store');
 
 /** Meta-store key of the cached backend decision (kept apart from the numeric StoreMeta). */
 const BACKEND_CHOICE_KEY = 'backendChoice';
+/** The meta key of the device's local copy of the served model (local-copy.ts). */
+const LOCAL_COPY_KEY = 'localCopy';
 /** The outbox holds at most one update: a newer one supersedes it. */
 const OUTBOX_KEY = 'pending';
 /** Ids of interactions spilled to memory start here, far above any IndexedDB key. */
@@ -84,6 +87,8 @@ class IdbStore implements InteractionStore {
   /** Writes the disk refused even after eviction; merged into every read (see `write`). */
   private readonly spill: MemoryStore;
   private spilledMeta: Partial<StoreMeta> = {};
+  /** The local copy when the disk was too full for it (wins over the one on disk). */
+  private spilledLocal: LocalCopy | null = null;
 
   constructor(
     private readonly db: IDBPDatabase<HearthDb>,
@@ -161,7 +166,7 @@ class IdbStore implements InteractionStore {
 
   async getModel(version: number): Promise<CachedModel | undefined> {
     const row: unknown = await this.db.get('models', version);
-    if (isCachedModel(row)) return row;
+    if (isCachedModel(row)) return this.joinLocal(row);
     return this.spill.getModel(version);
   }
 
@@ -170,7 +175,25 @@ class IdbStore implements InteractionStore {
     const row: unknown = cursor?.value;
     const spilled = await this.spill.newestModel();
     if (!isCachedModel(row)) return spilled;
-    return spilled && spilled.version > row.version ? spilled : row;
+    return spilled && spilled.version > row.version ? spilled : this.joinLocal(row);
+  }
+
+  /** A model row with the kept local copy of its version, when there is one (local-copy.ts). */
+  private async joinLocal(row: CachedModel): Promise<CachedModel> {
+    return withLocal(row, this.spilledLocal ?? (await this.db.get('meta', LOCAL_COPY_KEY)));
+  }
+
+  putLocal(copy: LocalCopy): Promise<void> {
+    return this.write(
+      'the personalised model',
+      async () => {
+        await this.db.put('meta', copy, LOCAL_COPY_KEY);
+        this.spilledLocal = null;
+      },
+      async () => {
+        this.spilledLocal = copy;
+      },
+    );
   }
 
   putModel(model: CachedModel): Promise<void> {
