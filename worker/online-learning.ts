@@ -42,6 +42,10 @@ export const ONLINE_LEARNING = {
    * update then costs about four times as long, for a gain only YOOCHOOSE's tuning set showed.
    */
   trainLstm: 0,
+  /** 1: train the output projection, which every session's vector goes through; 0: hold it. */
+  trainProjection: 1,
+  /** 1: learn only from clicks on items new to their session (returns are never shown). */
+  newTargetsOnly: 0,
 };
 
 /**
@@ -160,9 +164,11 @@ export class OnlineLearner {
       if (sessions.length === 0 || this.host.global() !== global) return;
       const read = performance.now();
       const learner = this.learnerFor(global);
-      const { maxSteps, rederiveSteps, learningRate, mu, negatives, trainLstm } = ONLINE_LEARNING;
+      const { maxSteps, rederiveSteps, learningRate, mu, negatives } = ONLINE_LEARNING;
+      const { trainLstm, trainProjection, newTargetsOnly } = ONLINE_LEARNING;
       await learner.update(sessions, rederive ? rederiveSteps : maxSteps, {
-        ...{ learningRate, mu, negatives, lstm: trainLstm > 0 },
+        ...{ learningRate, mu, negatives, lstm: trainLstm > 0, projection: trainProjection > 0 },
+        newTargetsOnly: newTargetsOnly > 0,
         random: this.random,
       });
       // A model swap or erasure meanwhile made the result stale.

@@ -102,12 +102,40 @@ describe('SparseLearner', () => {
 
   it('stores the whole difference when it starts from an earlier local copy', async () => {
     const earlier = global.slice();
-    earlier[5] += 1; // a weight an earlier learner moved
+    earlier[5] = global[5]! + 1; // a weight an earlier learner moved
     const learner = new SparseLearner(dims, global, earlier);
     await learner.update([{ items: [2, 9, 4] }], 2, options(false));
     const copy = learner.localCopy(3);
     expect(applyLocal(global, copy)).toEqual(learner.weights);
     expect(copy.blocks).toEqual(diffLocal(3, global, learner.weights).blocks);
+  });
+
+  it('holds the projection when asked, and still learns through the rows', async () => {
+    const learner = new SparseLearner(dims, global, global);
+    const sessions = [{ items: [3, 7, 3, 7, 3, 7] }];
+    const first = await learner.update(sessions, 1, { ...options(false), projection: false });
+    let last = first;
+    for (let i = 0; i < 4; i++) {
+      last = await learner.update(sessions, 3, { ...options(false), projection: false });
+    }
+    expect(last).toBeLessThan(first);
+    const layout = tensorLayout(dims);
+    const before = splitFlat(global, layout);
+    const after = splitFlat(learner.weights, layout);
+    expect(after.get('projection_kernel')).toEqual(before.get('projection_kernel'));
+    expect(after.get('projection_bias')).toEqual(before.get('projection_bias'));
+    expect(Math.max(...changed(learner.weights, global, 'item_embedding'))).toBeGreaterThan(0);
+  });
+
+  it('learns nothing from returns to a session item when asked for new targets only', async () => {
+    const only = { ...options(false), newTargetsOnly: true };
+    const learner = new SparseLearner(dims, global, global);
+    expect(await learner.update([{ items: [3, 7, 3, 7] }], 1, only)).not.toBeNaN();
+    const returns = new SparseLearner(dims, global, global);
+    expect(await returns.update([{ items: [5, 5, 5] }], 2, only)).toBeNaN();
+    expect(returns.weights).toEqual(global);
+    // Without the option the same clicks are learned from.
+    expect(await returns.update([{ items: [5, 5, 5] }], 1, options(false))).not.toBeNaN();
   });
 
   it('stays nearer the global weights with a stronger proximal pull', async () => {

@@ -43,11 +43,21 @@ export interface SparseStepOptions {
   readonly random: () => number;
   /** Trains the LSTM too (backpropagation through time); else only the projection and item rows. */
   readonly lstm: boolean;
+  /**
+   * Trains the output projection (shared by every session, default true); false holds it as the
+   * starting weights have it, so only the session items' rows (and the LSTM with `lstm`) move.
+   */
+  readonly projection?: boolean;
+  /**
+   * Learns only from clicks on items new to their session (default false): the engine never shows
+   * a session's own items, so a return to one teaches nothing the visitor will see.
+   */
+  readonly newTargetsOnly?: boolean;
 }
 
 /** The LSTM's tensors: trained with `lstm`, else constants of an update. */
 const LSTM: readonly TensorName[] = ['lstm_kernel', 'lstm_recurrent', 'lstm_bias'];
-/** The output projection, which every step trains. */
+/** The output projection, trained unless a step's options hold it. */
 const PROJECTION: readonly TensorName[] = ['projection_kernel', 'projection_bias'];
 
 /** What every step of one update shares: the batch and the tensors that do not change. */
@@ -70,8 +80,25 @@ interface UpdateConstants {
   readonly weights: tf.Tensor1D;
   /** The LSTM tensors as the update starts (used as they are when the LSTM is held). */
   readonly lstm: tf.Tensor[];
+  /** The projection's tensors as the update starts (used as they are when it is held). */
+  readonly projection: tf.Tensor[];
   /** The LSTM states at the scored positions when the LSTM is held (computed once). */
   frozen: tf.Tensor2D | null;
+}
+
+/** `batch` with a weight of 0 on every target its row's session already held. */
+function withoutReturns(batch: Batch): Batch {
+  const weights = batch.weights.slice();
+  const occ = occurrences(batch.inputs, batch.positions, batch.size);
+  occ.rows.forEach((m, e) => {
+    if (occ.items[e] === batch.targets[m]) weights[m] = 0;
+  });
+  return { ...batch, weights };
+}
+
+/** The dense tensors a step with `options` trains (besides the session items' rows). */
+function trainedTensors(options: SparseStepOptions): TensorName[] {
+  return [...(options.lstm ? LSTM : []), ...(options.projection === false ? [] : PROJECTION)];
 }
 
 /** A local copy under sparse fine-tuning, anchored at the global weights it started from. */
@@ -112,7 +139,9 @@ export class SparseLearner {
     const windows = toWindows(sessions, this.dims.maxSessionLength);
     if (windows.length === 0 || steps < 1) return NaN;
     await ensureGradients();
-    const batch = packBatch(windows);
+    const packed = packBatch(windows);
+    const batch = options.newTargetsOnly ? withoutReturns(packed) : packed;
+    if (!batch.weights.some((w) => w > 0)) return NaN;
     // Local table: 0 = padding, then the trainable session items. The negatives are scored apart.
     const trained = [...new Set([...batch.inputs, ...batch.targets])].filter((i) => i > 0);
     const local = new Map(trained.map((item, i) => [item, i + 1]));
@@ -143,6 +172,7 @@ export class SparseLearner {
           ),
           weights: tf.tensor1d(batch.weights),
           lstm: LSTM.map((name) => this.tensor(name)),
+          projection: PROJECTION.map((name) => this.tensor(name)),
         };
       }),
       frozen: null,
@@ -150,15 +180,14 @@ export class SparseLearner {
     if (!options.lstm) {
       // A frozen LSTM: its states are constants of the update (computed once, from the weights it
       // starts with), so nothing backpropagates through time and a step is a few small products.
-      const projection = PROJECTION.map((name) => this.tensor(name));
       const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
       const biases = tf.tensor1d(this.biases(trained));
       update.frozen = tf.tidy(() =>
-        this.statesOf(this.params(rows, biases, update.lstm, projection), update),
+        this.statesOf(this.params(rows, biases, update.lstm, update.projection), update),
       );
-      [...projection, rows, biases].forEach((x) => x.dispose());
+      [rows, biases].forEach((x) => x.dispose());
     }
-    const names = options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION;
+    const names = trainedTensors(options);
     this.restart(trained, names);
     this.markTouched(trained, names);
     let loss = NaN;
@@ -166,10 +195,11 @@ export class SparseLearner {
       for (let step = 0; step < steps; step++) loss = await this.step(trained, update, options);
     } finally {
       update.frozen?.dispose();
-      const { fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights, lstm } = update;
-      [fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights, ...lstm].forEach((x) =>
+      const { fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights } = update;
+      [fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights].forEach((x) =>
         x.dispose(),
       );
+      [...update.lstm, ...update.projection].forEach((x) => x.dispose());
     }
     return loss;
   }
@@ -243,7 +273,7 @@ export class SparseLearner {
   ): Promise<number> {
     const d = this.dims.embedding;
     const { batch, inputs, positions, lastItems, weights, fixedBias, columns } = update;
-    const trainedNames = options.lstm ? [...LSTM, ...PROJECTION] : PROJECTION;
+    const trainedNames = trainedTensors(options);
     const dense = trainedNames.map((name) => this.tensor(name));
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
@@ -251,7 +281,13 @@ export class SparseLearner {
     const noCorrection = new Float32Array(trained.length + update.fixedT.shape[1]);
     const loss = (table: tf.Tensor2D, bias: tf.Tensor1D, ...rest: tf.Tensor[]): tf.Scalar => {
       const lstm = options.lstm ? rest.slice(0, 3) : update.lstm;
-      const p = this.params(table, bias, lstm, rest.slice(options.lstm ? 3 : 0));
+      const held = options.projection === false;
+      const p = this.params(
+        table,
+        bias,
+        lstm,
+        held ? update.projection : rest.slice(options.lstm ? 3 : 0),
+      );
       const states = update.frozen ?? this.statesOf(p, update);
       const means = itemMeansAt(p, inputs, batch.steps, batch.size, positions);
       const out = project(p, states, lastItems, means);
