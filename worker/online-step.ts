@@ -187,9 +187,10 @@ export class SparseLearner {
       );
       [rows, biases].forEach((x) => x.dispose());
     }
-    const names = trainedTensors(options);
-    this.restart(trained, names);
-    this.markTouched(trained, names);
+    // What this update writes: Adam starts afresh there, and the stored copy compares it.
+    const written = this.ranges(trained, trainedTensors(options));
+    this.adam.restart(written);
+    for (const [at, length] of written) blocksOf(at, length, this.touched);
     let loss = NaN;
     try {
       for (let step = 0; step < steps; step++) loss = await this.step(trained, update, options);
@@ -202,25 +203,6 @@ export class SparseLearner {
       [...update.lstm, ...update.projection].forEach((x) => x.dispose());
     }
     return loss;
-  }
-
-  /** Records the blocks an update's steps write: the rows of `rows` and the `dense` tensors. */
-  private markTouched(rows: readonly number[], dense: readonly TensorName[]): void {
-    const d = this.dims.embedding;
-    const embedding = this.offset.get('item_embedding')!.at;
-    const bias = this.offset.get('item_bias')!.at;
-    for (const item of rows) {
-      blocksOf(embedding + item * d, d, this.touched);
-      blocksOf(bias + item, 1, this.touched);
-    }
-    for (const name of dense) {
-      const { at, shape } = this.offset.get(name)!;
-      blocksOf(
-        at,
-        shape.reduce((a, b) => a * b, 1),
-        this.touched,
-      );
-    }
   }
 
   /** UpdateConstants.repeat for `batch` (`local`: item -> local index, trained rows from 1). */
@@ -334,21 +316,25 @@ export class SparseLearner {
   }
 
   /**
-   * Starts Adam afresh for an update that trains `rows` and the `dense` tensors (the only
-   * moments it will read). Each update is a short run of its own: kept moments from earlier
-   * updates, several clicks old, made later steps smaller and the updates measurably weaker.
+   * The [start, length] ranges of the flat weights an update that trains `rows` and the `dense`
+   * tensors writes. Adam restarts on them (the only moments the update reads): each update is a
+   * short run of its own, as kept moments from earlier updates, several clicks old, made later
+   * steps smaller and the updates measurably weaker.
    */
-  private restart(rows: readonly number[], dense: readonly TensorName[]): void {
+  private ranges(rows: readonly number[], dense: readonly TensorName[]): [number, number][] {
     const d = this.dims.embedding;
     const embedding = this.offset.get('item_embedding')!.at;
     const bias = this.offset.get('item_bias')!.at;
-    this.adam.restart([
-      ...rows.flatMap((item) => [[embedding + item * d, d] as const, [bias + item, 1] as const]),
-      ...dense.map((name) => {
+    return [
+      ...rows.flatMap((item): [number, number][] => [
+        [embedding + item * d, d],
+        [bias + item, 1],
+      ]),
+      ...dense.map((name): [number, number] => {
         const { at, shape } = this.offset.get(name)!;
-        return [at, shape.reduce((a, b) => a * b, 1)] as const;
+        return [at, shape.reduce((a, b) => a * b, 1)];
       }),
-    ]);
+    ];
   }
 
   /** Up to `negatives` distinct items outside `taken`, uniformly; every other item if few. */

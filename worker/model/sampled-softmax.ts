@@ -24,6 +24,8 @@ interface Candidates {
   readonly candidates: Int32Array;
   readonly hits: number[][];
   readonly correction: Float32Array;
+  /** Item -> the columns holding it. */
+  readonly columns: ReadonlyMap<number, readonly number[]>;
 }
 
 /** How the sampled softmax draws its shared negatives. */
@@ -118,7 +120,7 @@ export function candidateColumns(
   negatives: Int32Array,
   sampler: NegativeSampler,
   logQ: boolean,
-): { candidates: Int32Array; hits: number[][]; correction: Float32Array } {
+): Candidates {
   const m = targets.length;
   const c = m + negatives.length;
   const candidates = new Int32Array(c);
@@ -141,7 +143,7 @@ export function candidateColumns(
       correction[j] = -Math.log(expected);
     }
   }
-  return { candidates, hits, correction };
+  return { candidates, hits, correction, columns };
 }
 
 /**
@@ -222,12 +224,8 @@ export function sampledSoftmaxLoss(
   return (params, out, targetTensor, _paddingMask, batch) => {
     const targets = batch?.targets ?? (targetTensor.dataSync() as Int32Array);
     const negatives = sampler.sample(config.negatives);
-    const { candidates, hits, correction } = candidateColumns(
-      targets,
-      negatives,
-      sampler,
-      config.logQ,
-    );
+    const shared = candidateColumns(targets, negatives, sampler, config.logQ);
+    const { candidates, hits, correction } = shared;
     const ids = tf.tensor1d(candidates, 'int32');
     // [C, d], row-normalised with cosine scoring (out is then normalised and scaled already).
     const weights = outputRows(params, gatherRows(params.itemEmbedding, ids) as tf.Tensor2D);
@@ -236,7 +234,7 @@ export function sampledSoftmaxLoss(
     const scores = matMul2d(out, tf.transpose(weights));
     if (!params.repeatBonus) return maskedCrossEntropy(scores, bias, correction, hits);
     if (!batch) throw new Error('sampledSoftmaxLoss: the repeat bonus needs the batch');
-    return withRepeatColumns(params, out, batch, { candidates, hits, correction, scores, bias });
+    return withRepeatColumns(params, out, batch, { ...shared, scores, bias });
   };
 }
 
@@ -257,17 +255,11 @@ function withRepeatColumns(
   const c = shared.candidates.length;
   const window = params.repeatBonus!.shape[0];
   const cols = repeatColumns(occurrences(batch.inputs, batch.positions, batch.size), m, window);
-  const byItem = new Map<number, number[]>();
-  shared.candidates.forEach((item, j) => {
-    const list = byItem.get(item);
-    if (list) list.push(j);
-    else byItem.set(item, [j]);
-  });
   const positives = new Int32Array(m);
   const hits = shared.hits.map((row, i) => {
     const slots = cols.slots[i]!;
     const masked = [...row];
-    for (const item of slots.keys()) masked.push(...(byItem.get(item) ?? []));
+    for (const item of slots.keys()) masked.push(...(shared.columns.get(item) ?? []));
     for (let k = slots.size; k < cols.k; k++) masked.push(c + k);
     const own = slots.get(batch.targets[i]!);
     positives[i] = own === undefined ? i : c + own;
