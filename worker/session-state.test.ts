@@ -96,3 +96,56 @@ describe('incremental session state', () => {
     second.dispose();
   });
 });
+
+describe('sessions longer than the window', () => {
+  it('costs one batched step per click past maxSessionLength and matches a full re-run', async () => {
+    const model = SessionModel.random(
+      {
+        ...dims,
+        scoring: { normalize: true, scale: 7, lastItem: false, itemMean: 0.6, repeat: true },
+      },
+      16,
+    );
+    const flat = model.toFlat();
+    flat.set([3, 1.5, 0.5, 0.25], flat.length - dims.maxSessionLength);
+    model.setFromFlat(flat);
+    const state = new SessionState();
+    const session: number[] = [];
+    for (const item of [5, 9, 5, 21, 7, 7, 13, 2, 9, 28, 4]) {
+      session.push(item);
+      const before = state.steps;
+      expectClose(await state.scores(model, session), await fullRun(model, session));
+      expect(state.steps - before).toBe(1);
+    }
+    state.dispose();
+    model.dispose();
+  });
+
+  it('follows a caller that keeps only the newest items of its session list', async () => {
+    const model = SessionModel.random(dims, 17);
+    const state = new SessionState();
+    const kept: number[] = [];
+    for (const item of [3, 4, 5, 6, 7, 8, 9]) {
+      kept.push(item);
+      if (kept.length > 5) kept.shift();
+      const before = state.steps;
+      expectClose(await state.scores(model, kept), await fullRun(model, kept));
+      expect(state.steps - before).toBe(1);
+    }
+    state.dispose();
+    model.dispose();
+  });
+
+  it('serves a new session that begins with the last item from the states it has', async () => {
+    const model = SessionModel.random(dims, 18);
+    const state = new SessionState();
+    await state.scores(model, [3, 4, 5, 6, 7, 8]);
+    const steps = state.steps;
+    // [7, 8] is a suffix of what was consumed: its state is one of the rows, no step needed.
+    expectClose(await state.scores(model, [7, 8]), await fullRun(model, [7, 8]));
+    expect(state.steps).toBe(steps);
+    expectClose(await state.scores(model, [11, 12]), await fullRun(model, [11, 12]));
+    state.dispose();
+    model.dispose();
+  });
+});

@@ -1,131 +1,239 @@
 /**
  * The LSTM state of the visitor's current session, carried from click to click. `scoreNext` runs
  * the recurrence over the whole session on every call; this keeps (h, c) after the last item, so a
- * new interaction costs one recurrent step and one catalogue scoring instead of a re-run (about a
- * dozen small kernels per step: on wasm the per-kernel overhead, not arithmetic, dominated).
+ * new interaction costs one recurrent step and one catalogue scoring instead of a re-run.
  *
- * The step repeats forward.ts's maths (gates i, f, g, o; step 0 starts from h = c = 0) with plain
- * tfjs-core ops on the model's own variables; the session vector and the catalogue scores use
- * forward.ts's `project` and `outputRows`, so the manifest's scoring options (cosine, last-item skip)
- * apply here exactly as in `scoreNext`, which this matches to float rounding.
+ * The step and the session vector repeat forward.ts's maths (gates i, f, g, o; step 0 starts from
+ * h = c = 0; the manifest's scoring options: cosine, last-item skip, item mean, repeat bonus) and
+ * match `scoreNext` to float rounding. The small vector work runs in JavaScript on weights read once
+ * per model: a tfjs kernel costs tens of microseconds of overhead on wasm whatever its size, and a
+ * step through tfjs ops was some twenty of them. What stays in tfjs is the two products worth a
+ * kernel: the recurrent part of the gates for every kept state at once, and the catalogue scoring.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { itemMeansAt, outputRows, project } from './model/forward.js';
+import { NORM_EPSILON } from '../protocol/manifest.js';
+import { outputRows } from './model/forward.js';
 import { addSessionBonus } from './model/reference-forward.js';
 import type { SessionModel } from './model/session-model.js';
 
+/** What SessionState reads from a model once, when it attaches to it. */
+interface Attached {
+  readonly model: SessionModel;
+  /** The item table as scored (row-normalised with cosine scoring), transposed [d, N]. */
+  readonly tableT: tf.Tensor2D;
+  /** lstm_recurrent [h, 4h]: one product gives h . U for every kept state. */
+  readonly recurrent: tf.Tensor2D;
+  /** lstm_kernel [d, 4h] and lstm_bias [4h]: x . W + b is one row, shared by every state. */
+  readonly kernel: Float32Array;
+  readonly gateBias: Float32Array;
+  readonly projection: Float32Array;
+  readonly projectionBias: Float32Array;
+  readonly itemBias: Float32Array;
+  /** The model's repeat bonus by age (dims.scoring.repeat). */
+  readonly bonus: Float32Array | null;
+}
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
 /** One session's recurrent state for one model. Reset on a new session, rebuilt on a model swap. */
 export class SessionState {
-  private model: SessionModel | null = null;
+  private attached: Attached | null = null;
   /**
-   * The item table as scored (row-normalised with cosine scoring), transposed [d, N], kept per model:
-   * transposing (and normalising) 10k rows on every call costs.
+   * (h, c) after every suffix of `tail`, [R, hidden] row-major: row R - m holds the state after the
+   * last m items, started from zero. `scoreNext` scores a session over its last maxSessionLength
+   * items from zero state, so once a session outgrows that window its state cannot be carried: it
+   * restarts one item later on every click. Advancing all the suffixes together (one product of at
+   * most maxSessionLength rows per click) keeps the window's exact state ready without a replay.
    */
-  private tableT: tf.Tensor2D | null = null;
-  /** The model's repeat bonus by age (dims.scoring.repeat), read once per model. */
-  private bonus: Float32Array | null = null;
-  private h: tf.Tensor2D | null = null;
-  private c: tf.Tensor2D | null = null;
-  /** The items (h, c) has consumed, oldest first. */
-  private consumed: number[] = [];
-  /** Scores for the current state, computed at most once per state. */
-  private cached: Float32Array | null = null;
-  /** Recurrent steps run so far (tests check that a click costs one). */
+  private h = new Float32Array(0);
+  private c = new Float32Array(0);
+  /** The items consumed, oldest first: the last maxSessionLength of them (one per row). */
+  private tail: number[] = [];
+  /** Embedding rows of the items in `tail` (read one item at a time from the model's table). */
+  private rows = new Map<number, Float32Array>();
+  /** Scores for the current state and window length, computed at most once per state. */
+  private cached: { length: number; scores: Float32Array } | null = null;
+  /** Recurrent steps run so far, one per item consumed (tests check that a click costs one). */
   steps = 0;
 
   /**
    * Next-item scores [N] after `session` (model indices 1..N-1, non-empty), equal to
-   * `model.scoreNext([session])` row 0 (index 0 is -Infinity). Steps only over items not consumed
-   * yet; a session that is not a continuation of the last one (a new session, a model swap, or
-   * a session longer than the model's window, whose oldest item must drop out) is replayed from
-   * zero state over its last `maxSessionLength` items, exactly what `scoreNext` sees.
+   * `model.scoreNext([session])` row 0 (index 0 is -Infinity): the last `maxSessionLength` items
+   * from zero state. Steps only over the items new since the last call, found by aligning the
+   * session's window with the items already consumed (the caller may keep its session list bounded,
+   * so the list may have lost items at the front); a window that does not continue them (a new
+   * session, a model swap) is replayed from zero state.
    */
   async scores(model: SessionModel, session: readonly number[]): Promise<Float32Array> {
     if (session.length === 0) throw new RangeError('SessionState.scores needs a non-empty session');
-    if (model !== this.model) this.attach(model);
+    if (model !== this.attached?.model) this.attach(model);
     const window = session.slice(-model.dims.maxSessionLength);
-    const continues =
-      window.length >= this.consumed.length && this.consumed.every((item, t) => window[t] === item);
-    if (!continues) this.resetState();
-    const fresh = window.slice(this.consumed.length);
-    for (const item of fresh) {
+    for (const item of window) {
       if (!Number.isInteger(item) || item < 1 || item >= model.dims.items) {
         // Out-of-range gathers are not checked by every backend (wasm reads garbage).
         throw new RangeError(`item index ${item} is outside 1..${model.dims.items - 1}`);
       }
     }
-    for (const item of fresh) this.step(item);
-    if (!this.cached) this.cached = await this.score();
-    return this.cached;
+    const fresh = this.newItems(window);
+    if (fresh === null) this.resetState();
+    for (const item of fresh ?? window) await this.step(item);
+    if (this.cached?.length !== window.length) {
+      this.cached = { length: window.length, scores: await this.score(window) };
+    }
+    return this.cached.scores;
   }
 
   /** Forgets the session (the next call starts from zero state); the model stays attached. */
   resetState(): void {
-    this.h?.dispose();
-    this.c?.dispose();
-    this.h = this.c = null;
-    this.consumed = [];
+    this.h = new Float32Array(0);
+    this.c = new Float32Array(0);
+    this.tail = [];
+    this.rows.clear();
     this.cached = null;
   }
 
   /** Frees every tensor held. */
   dispose(): void {
     this.resetState();
-    this.tableT?.dispose();
-    this.tableT = null;
-    this.bonus = null;
-    this.model = null;
+    this.attached?.tableT.dispose();
+    this.attached?.recurrent.dispose();
+    this.attached = null;
+  }
+
+  /**
+   * The fewest items k such that `tail` followed by the window's last k items ends with the whole
+   * window (then the suffix states cover it); null when no k does.
+   */
+  private newItems(window: readonly number[]): number[] | null {
+    const n = window.length;
+    for (let k = 0; k < n; k++) {
+      const old = n - k;
+      if (old > this.tail.length) continue;
+      let match = true;
+      for (let t = 0; t < old && match; t++) {
+        match = this.tail[this.tail.length - old + t] === window[t];
+      }
+      if (match) return window.slice(old);
+    }
+    return this.tail.length === 0 ? [...window] : null;
   }
 
   private attach(model: SessionModel): void {
     this.dispose();
-    this.model = model;
-    this.tableT = tf.tidy(() => {
-      const p = model.params;
-      return tf.transpose(outputRows(p, p.itemEmbedding));
-    });
-    this.bonus = (model.params.repeatBonus?.dataSync() as Float32Array | undefined) ?? null;
+    const p = model.params;
+    const read = (t: tf.Tensor) => t.dataSync() as Float32Array;
+    this.attached = {
+      model,
+      tableT: tf.tidy(() => tf.transpose(outputRows(p, p.itemEmbedding))),
+      recurrent: tf.clone(p.lstmRecurrent),
+      kernel: read(p.lstmKernel),
+      gateBias: read(p.lstmBias),
+      projection: read(p.projectionKernel),
+      projectionBias: read(p.projectionBias),
+      itemBias: read(p.itemBias),
+      bonus: p.repeatBonus ? read(p.repeatBonus) : null,
+    };
   }
 
-  private step(item: number): void {
-    const p = this.model!.params;
-    const [h, c] = tf.tidy(() => {
-      const x = tf.gather(p.itemEmbedding, tf.tensor1d([item], 'int32')) as tf.Tensor2D;
-      const xz = tf.add(tf.matMul(x, p.lstmKernel), p.lstmBias);
-      const z = this.h ? tf.add(xz, tf.matMul(this.h, p.lstmRecurrent)) : xz;
-      const [zi, zf, zg, zo] = tf.split(z, 4, 1) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      const ig = tf.mul(tf.sigmoid(zi), tf.tanh(zg));
-      const cNext = this.c ? tf.add(tf.mul(tf.sigmoid(zf), this.c), ig) : ig;
-      const hNext = tf.mul(tf.sigmoid(zo), tf.tanh(cNext));
-      return [hNext as tf.Tensor2D, cNext as tf.Tensor2D];
-    });
-    this.h?.dispose();
-    this.c?.dispose();
+  /** The embedding row of `item`. */
+  private embedding(item: number): Float32Array {
+    let row = this.rows.get(item);
+    if (!row) {
+      const { itemEmbedding } = this.attached!.model.params;
+      // A gather, not a slice: wasm's slice of a big table costs ~1 ms here, the gather ~0.1 ms.
+      const gathered = tf.tidy(() => tf.gather(itemEmbedding, tf.tensor1d([item], 'int32')));
+      row = gathered.dataSync() as Float32Array;
+      gathered.dispose();
+      this.rows.set(item, row);
+    }
+    return row;
+  }
+
+  /** Consumes `item` in every suffix state and starts a new one at it. */
+  private async step(item: number): Promise<void> {
+    const { model, recurrent, kernel, gateBias } = this.attached!;
+    const { embedding: d, hidden, maxSessionLength: limit } = model.dims;
+    const gates = 4 * hidden;
+    // x . W + b, the same for every state.
+    const x = this.embedding(item);
+    const input = new Float64Array(gates);
+    for (let j = 0; j < gates; j++) input[j] = gateBias[j]!;
+    for (let r = 0; r < d; r++) {
+      const value = x[r]!;
+      for (let j = 0; j < gates; j++) input[j]! += value * kernel[r * gates + j]!;
+    }
+    // The oldest suffix is dropped once it would be longer than any window scored from now on;
+    // the new suffix (the last row) starts from zero state, so h . U is zero for it.
+    const kept = Math.min(this.tail.length, limit - 1);
+    const from = this.tail.length - kept;
+    const rows = kept + 1;
+    let hU: Float32Array = new Float32Array(0);
+    if (kept > 0) {
+      const states = this.h.subarray(from * hidden, (from + kept) * hidden);
+      const product = tf.tidy(() => tf.matMul(tf.tensor2d(states, [kept, hidden]), recurrent));
+      hU = (await product.data()) as Float32Array;
+      product.dispose();
+    }
+    const h = new Float32Array(rows * hidden);
+    const c = new Float32Array(rows * hidden);
+    for (let r = 0; r < rows; r++) {
+      const at = r * gates;
+      const z = (j: number) => input[j]! + (r < kept ? hU[at + j]! : 0);
+      for (let j = 0; j < hidden; j++) {
+        const i = sigmoid(z(j));
+        const f = sigmoid(z(hidden + j));
+        const g = Math.tanh(z(2 * hidden + j));
+        const o = sigmoid(z(3 * hidden + j));
+        const previous = r < kept ? this.c[(from + r) * hidden + j]! : 0;
+        const cell = f * previous + i * g;
+        c[r * hidden + j] = cell;
+        h[r * hidden + j] = o * Math.tanh(cell);
+      }
+    }
     this.h = h;
     this.c = c;
-    this.consumed.push(item);
+    this.tail = [...this.tail.slice(from), item];
+    for (const known of this.rows.keys()) if (!this.tail.includes(known)) this.rows.delete(known);
     this.cached = null;
     this.steps++;
   }
 
-  private async score(): Promise<Float32Array> {
-    const p = this.model!.params;
-    const last = this.consumed[this.consumed.length - 1]!;
-    const scores = tf.tidy(() => {
-      const steps = this.consumed.length;
-      const itemMeans = itemMeansAt(
-        p,
-        tf.tensor1d(this.consumed, 'int32'),
-        steps,
-        1,
-        tf.tensor1d([steps - 1], 'int32'),
-      );
-      const out = project(p, this.h!, tf.tensor1d([last], 'int32'), itemMeans);
-      return tf.add(tf.matMul(out, this.tableT!), p.itemBias);
-    });
-    const values = (await scores.data()) as Float32Array;
-    scores.dispose();
-    if (this.bonus) addSessionBonus(this.consumed, this.bonus, values);
+  /** Scores the window (the last `window.length` items consumed) over the whole catalogue. */
+  private async score(window: readonly number[]): Promise<Float32Array> {
+    const { model, tableT, projection, projectionBias, itemBias, bonus } = this.attached!;
+    const { embedding: d, hidden } = model.dims;
+    const scoring = model.params.scoring;
+    const state = (this.tail.length - window.length) * hidden;
+    const out = new Float64Array(d);
+    for (let j = 0; j < d; j++) out[j] = projectionBias[j]!;
+    for (let r = 0; r < hidden; r++) {
+      const value = this.h[state + r]!;
+      for (let j = 0; j < d; j++) out[j]! += value * projection[r * d + j]!;
+    }
+    if (scoring.lastItem) {
+      const last = this.embedding(window[window.length - 1]!);
+      for (let j = 0; j < d; j++) out[j]! += last[j]!;
+    }
+    if (scoring.itemMean !== undefined) {
+      // Weight decay^age (age 0 = the last item), normalised to sum to 1, as prefixItemMeans.
+      const weights = window.map((_, s) => scoring.itemMean! ** (window.length - 1 - s));
+      const total = weights.reduce((a, b) => a + b, 0);
+      window.forEach((item, s) => {
+        const row = this.embedding(item);
+        for (let j = 0; j < d; j++) out[j]! += (weights[s]! / total) * row[j]!;
+      });
+    }
+    if (scoring.normalize) {
+      let sq = 0;
+      for (let j = 0; j < d; j++) sq += out[j]! ** 2;
+      const scale = scoring.scale / Math.sqrt(sq + NORM_EPSILON);
+      for (let j = 0; j < d; j++) out[j]! *= scale;
+    }
+    const product = tf.tidy(() => tf.matMul(tf.tensor2d(Float32Array.from(out), [1, d]), tableT));
+    const values = (await product.data()) as Float32Array;
+    product.dispose();
+    for (let i = 0; i < values.length; i++) values[i]! += itemBias[i]!;
+    if (bonus) addSessionBonus(window, bonus, values);
     values[0] = -Infinity; // padding is never recommended (as scoreNext's mask)
     return values;
   }

@@ -201,10 +201,12 @@ export function selectTop(
 ): { items: number[]; scores: number[] } {
   const items: number[] = [];
   const scores: number[] = [];
+  // The k-th best so far: most of a catalogue falls below it, so that test comes first (it also
+  // rejects NaN and -Infinity) and the exclusion set is consulted only for the few that pass.
+  let threshold = -Infinity;
   for (let i = 1; i < values.length; i++) {
     const v = values[i]!;
-    if (Number.isNaN(v) || v === -Infinity || exclude?.has(i)) continue;
-    if (items.length === k && v <= scores[k - 1]!) continue;
+    if (!(v > threshold) || exclude?.has(i)) continue;
     let at = items.length === k ? k - 1 : items.length;
     while (at > 0 && scores[at - 1]! < v) at--;
     items.splice(at, 0, i);
@@ -213,6 +215,7 @@ export function selectTop(
       items.pop();
       scores.pop();
     }
+    if (items.length === k) threshold = scores[k - 1]!;
   }
   return { items, scores };
 }
