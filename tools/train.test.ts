@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluatePopularity, prefixPairs } from '../worker/model/metrics.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadModel } from './model-io.js';
-import { loadDataset, splitValidation, trainAndExport } from './train.js';
+import { loadDataset, newestShare, splitValidation, trainAndExport } from './train.js';
 
 describe('trainAndExport on the synthetic log', () => {
   it('learns the planted order far better than popularity, and exports a loadable model', async () => {
@@ -23,6 +23,40 @@ describe('trainAndExport on the synthetic log', () => {
     expect(new Set(recent).size).toBe(recent.length);
     for (const i of recent) expect(i >= 1 && i < manifest.dims.items).toBe(true);
     model.dispose();
+  });
+});
+
+describe('the recency stage', () => {
+  it('trains further on the newest sessions, validation split included, and records it', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'hearth-train-'));
+    const common = { dataset: 'synthetic', quiet: true, epochs: 1, valFraction: 0.1 } as const;
+    await trainAndExport({ ...common, out: join(base, 'plain') });
+    await trainAndExport({
+      ...common,
+      out: join(base, 'recent'),
+      recentFraction: 0.25,
+      recentEpochs: 1,
+      recentLr: 0.01,
+    });
+    const plain = await loadModel(join(base, 'plain'));
+    const recent = await loadModel(join(base, 'recent'));
+    const sessions = syntheticDataset().train.length;
+    expect(plain.manifest.training?.recentSessions).toBe(0);
+    expect(recent.manifest.training?.recentSessions).toBe(Math.round(sessions * 0.25));
+    expect(recent.manifest.training?.recentEpochs).toBe(1);
+    // Same seed, same main epoch: only the stage makes the weights differ.
+    const a = plain.model.toFlat();
+    const b = recent.model.toFlat();
+    expect(b.some((v, i) => v !== a[i])).toBe(true);
+    plain.model.dispose();
+    recent.model.dispose();
+  });
+
+  it('takes the newest share of the sessions in file order', () => {
+    const sessions = Array.from({ length: 20 }, (_, i) => [i + 1]);
+    expect(newestShare(sessions, 0.1)).toEqual([[19], [20]]);
+    expect(newestShare(sessions, 0)).toEqual([]);
+    expect(newestShare(sessions, 1)).toEqual(sessions);
   });
 });
 
