@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { NORM_EPSILON } from '../protocol/manifest.js';
 import { outputRows } from './model/forward.js';
+import { lstmCells } from './model/lstm-cells.js';
 import { addSessionBonus } from './model/reference-forward.js';
 import type { SessionModel } from './model/session-model.js';
 
@@ -33,8 +34,6 @@ interface Attached {
   readonly bonus: Float32Array | null;
 }
 
-const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
-
 /** One session's recurrent state for one model. Reset on a new session, rebuilt on a model swap. */
 export class SessionState {
   private attached: Attached | null = null;
@@ -45,8 +44,8 @@ export class SessionState {
    * restarts one item later on every click. Advancing all the suffixes together (one product of at
    * most maxSessionLength rows per click) keeps the window's exact state ready without a replay.
    */
-  private h = new Float32Array(0);
-  private c = new Float32Array(0);
+  private h: Float32Array = new Float32Array(0);
+  private c: Float32Array = new Float32Array(0);
   /** The items consumed, oldest first: the last maxSessionLength of them (one per row). */
   private tail: number[] = [];
   /** Embedding rows of the items in `tail` (read one item at a time from the model's table). */
@@ -174,22 +173,16 @@ export class SessionState {
       hU = (await product.data()) as Float32Array;
       product.dispose();
     }
-    const h = new Float32Array(rows * hidden);
-    const c = new Float32Array(rows * hidden);
+    // z [rows, 4h] = x . W + b (+ h . U for the kept states); their cells, the new one's zero.
+    const z = new Float32Array(rows * gates);
+    const cells = new Float32Array(rows * hidden);
     for (let r = 0; r < rows; r++) {
-      const at = r * gates;
-      const z = (j: number) => input[j]! + (r < kept ? hU[at + j]! : 0);
-      for (let j = 0; j < hidden; j++) {
-        const i = sigmoid(z(j));
-        const f = sigmoid(z(hidden + j));
-        const g = Math.tanh(z(2 * hidden + j));
-        const o = sigmoid(z(3 * hidden + j));
-        const previous = r < kept ? this.c[(from + r) * hidden + j]! : 0;
-        const cell = f * previous + i * g;
-        c[r * hidden + j] = cell;
-        h[r * hidden + j] = o * Math.tanh(cell);
+      for (let j = 0; j < gates; j++) {
+        z[r * gates + j] = input[j]! + (r < kept ? hU[r * gates + j]! : 0);
       }
     }
+    cells.set(this.c.subarray(from * hidden, (from + kept) * hidden));
+    const { h, c } = lstmCells(z, cells, rows, hidden);
     this.h = h;
     this.c = c;
     this.tail = [...this.tail.slice(from), item];
