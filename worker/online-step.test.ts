@@ -165,3 +165,52 @@ describe('SparseLearner', () => {
     expect(learner.weights).toEqual(global);
   });
 });
+
+describe('the held-LSTM step by hand', () => {
+  const ALL = [
+    ...SCORINGS,
+    [
+      'cosine + item mean + repeat bonus, decay 0.7',
+      {
+        ...dims,
+        scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 0.7, repeat: true },
+      },
+    ],
+  ] as const;
+  for (const [scoring, modelDims] of ALL) {
+    it(`gives autodiff's loss and gradients (${scoring})`, async () => {
+      const model = SessionModel.random(modelDims, 9);
+      const flat = model.toFlat();
+      model.dispose();
+      if ('scoring' in modelDims && 'repeat' in modelDims.scoring) {
+        // The bonus starts at zero: give every age its own value, as a trained model has.
+        flat.set([2, 1, 0.5, 0.25, 0.1, 0], flat.length - dims.maxSessionLength);
+      }
+      const learner = new SparseLearner(modelDims, flat, flat);
+      // Unequal sample weights, a repeated item, sessions of different lengths (padding).
+      const sessions = [
+        { items: [3, 7, 3, 12, 5], weights: [1, 0.5, 1, 0.2, 1] },
+        { items: [9, 4] },
+        { items: [21, 22, 23, 9] },
+      ];
+      const both = await learner.heldGradientsBothWays(sessions, options(false));
+      expect(both).not.toBeNull();
+      const [auto, hand] = both!;
+      expect(hand!.loss).toBeCloseTo(auto!.loss, 5);
+      const pairs: [string, Float32Array, Float32Array][] = [
+        ['rows', auto!.gradients.rows, hand!.gradients.rows],
+        ['bias', auto!.gradients.bias, hand!.gradients.bias],
+        ['projection kernel', auto!.gradients.dense[0]!, hand!.gradients.dense[0]!],
+        ['projection bias', auto!.gradients.dense[1]!, hand!.gradients.dense[1]!],
+      ];
+      for (const [name, a, b] of pairs) {
+        expect(b.length, name).toBe(a.length);
+        const scale = Math.max(...Array.from(a, Math.abs));
+        expect(scale, name).toBeGreaterThan(0);
+        let worst = 0;
+        a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[i]!))));
+        expect(worst / scale, name).toBeLessThan(1e-4);
+      }
+    });
+  }
+});

@@ -12,7 +12,7 @@
  * keep their weights exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
+import { NORM_EPSILON, scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
 import { blocksOf, diffLocal, type LocalCopy } from './local-copy.js';
 import { packBatch, toWindows, type Batch } from './model/batches.js';
 import { FlatAdam } from './model/flat-adam.js';
@@ -85,6 +85,50 @@ interface UpdateConstants {
   readonly projection: tf.Tensor[];
   /** The LSTM states at the scored positions when the LSTM is held (computed once). */
   frozen: tf.Tensor2D | null;
+  /** With the LSTM held: what the JS step reads (frozenStep). */
+  held: HeldConstants | null;
+}
+
+/**
+ * What a step with the LSTM held needs besides UpdateConstants, in JS: everything before the
+ * projection is then a constant of the update.
+ */
+interface HeldConstants {
+  /** The LSTM states at the scored positions [M, h]. */
+  readonly states: Float32Array;
+  /** The negatives' biases [F]. */
+  readonly fixedBias: Float32Array;
+  /** Local row (0 = padding) of the item each scored state consumed last [M]. */
+  readonly lastRows: Int32Array;
+  /**
+   * The decayed item mean of each scored prefix as (local row, weight) pairs: row m's pairs are
+   * meanRows/meanWeights[meanStart[m], meanStart[m + 1]). Empty without dims.scoring.itemMean.
+   */
+  readonly meanStart: Int32Array;
+  readonly meanRows: Int32Array;
+  readonly meanWeights: Float64Array;
+}
+
+/** One step's gradients: the trained rows [T, d] and biases [T], then trainedTensors' in order. */
+export interface StepGradients {
+  readonly rows: Float32Array;
+  readonly bias: Float32Array;
+  readonly dense: Float32Array[];
+}
+
+/** A tensor's values, the tensor freed. */
+async function download(tensor: tf.Tensor): Promise<Float32Array> {
+  const values = (await tensor.data()) as Float32Array;
+  tensor.dispose();
+  return values;
+}
+
+/** Frees an update's tensors. */
+function release(update: UpdateConstants): void {
+  update.frozen?.dispose();
+  const { fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights } = update;
+  [fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights].forEach((x) => x.dispose());
+  [...update.lstm, ...update.projection].forEach((x) => x.dispose());
 }
 
 /** `batch` with a weight of 0 on every target its row's session already held. */
@@ -137,12 +181,61 @@ export class SparseLearner {
     steps: number,
     options: SparseStepOptions,
   ): Promise<number> {
+    if (steps < 1) return NaN;
+    const prepared = await this.prepare(sessions, options);
+    if (!prepared) return NaN;
+    const { trained, update } = prepared;
+    // What this update writes: Adam starts afresh there, and the stored copy compares it.
+    const written = this.ranges(trained, trainedTensors(options));
+    this.adam.restart(written);
+    for (const [at, length] of written) blocksOf(at, length, this.touched);
+    let loss = NaN;
+    try {
+      for (let step = 0; step < steps; step++) {
+        const { loss: value, gradients } = update.held
+          ? await this.heldGradients(trained, update, update.held)
+          : await this.gradients(trained, update, options);
+        this.apply(trained, gradients, options);
+        loss = value;
+      }
+    } finally {
+      release(update);
+    }
+    return loss;
+  }
+
+  /**
+   * The first step's loss and gradients of an update over `sessions` (the LSTM held), both through
+   * tfjs' autodiff and by hand as steps compute them; changes nothing. For tests.
+   */
+  async heldGradientsBothWays(
+    sessions: readonly TrainSession[],
+    options: SparseStepOptions,
+  ): Promise<{ loss: number; gradients: StepGradients }[] | null> {
+    const prepared = await this.prepare(sessions, { ...options, lstm: false });
+    if (!prepared) return null;
+    const { trained, update } = prepared;
+    try {
+      return [
+        await this.gradients(trained, update, { ...options, lstm: false }),
+        await this.heldGradients(trained, update, update.held!),
+      ];
+    } finally {
+      release(update);
+    }
+  }
+
+  /** An update's trained items and constants; null when the sessions have nothing to learn. */
+  private async prepare(
+    sessions: readonly TrainSession[],
+    options: SparseStepOptions,
+  ): Promise<{ trained: number[]; update: UpdateConstants } | null> {
     const windows = toWindows(sessions, this.dims.maxSessionLength);
-    if (windows.length === 0 || steps < 1) return NaN;
+    if (windows.length === 0) return null;
     await ensureGradients();
     const packed = packBatch(windows);
     const batch = options.newTargetsOnly ? withoutReturns(packed) : packed;
-    if (!batch.weights.some((w) => w > 0)) return NaN;
+    if (!batch.weights.some((w) => w > 0)) return null;
     // Local table: 0 = padding, then the trainable session items. The negatives are scored apart.
     const trained = [...new Set([...batch.inputs, ...batch.targets])].filter((i) => i > 0);
     const local = new Map(trained.map((item, i) => [item, i + 1]));
@@ -177,6 +270,7 @@ export class SparseLearner {
         };
       }),
       frozen: null,
+      held: null,
     };
     if (!options.lstm) {
       // A frozen LSTM: its states are constants of the update (computed once, from the weights it
@@ -199,23 +293,14 @@ export class SparseLearner {
         batch.positions,
       );
       update.frozen = tf.tensor2d(states, [batch.positions.length, recurrent.shape[0]]);
+      update.held = {
+        states,
+        fixedBias: this.biases(fixed),
+        lastRows: toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
+        ...this.meanPairs(batch, toLocal(batch.inputs)),
+      };
     }
-    // What this update writes: Adam starts afresh there, and the stored copy compares it.
-    const written = this.ranges(trained, trainedTensors(options));
-    this.adam.restart(written);
-    for (const [at, length] of written) blocksOf(at, length, this.touched);
-    let loss = NaN;
-    try {
-      for (let step = 0; step < steps; step++) loss = await this.step(trained, update, options);
-    } finally {
-      update.frozen?.dispose();
-      const { fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights } = update;
-      [fixedRows, fixedT, fixedBias, inputs, positions, lastItems, weights].forEach((x) =>
-        x.dispose(),
-      );
-      [...update.lstm, ...update.projection].forEach((x) => x.dispose());
-    }
-    return loss;
+    return { trained, update };
   }
 
   /** UpdateConstants.repeat for `batch` (`local`: item -> local index, trained rows from 1). */
@@ -257,19 +342,19 @@ export class SparseLearner {
   }
 
   /**
-   * One step: gradients of the small tensors, then Adam on the flat weights. The softmax runs over
-   * the trained rows and the fixed negatives, in JS (maskedCrossEntropy): wasm's exp and
-   * log-softmax are scalar code, and they were a fifth of an update's kernel time.
+   * One step's loss and gradients through tfjs' autodiff (the LSTM trained: backpropagation through
+   * time). The softmax runs over the trained rows and the fixed negatives, in JS
+   * (maskedCrossEntropy): wasm's exp and log-softmax are scalar code, and they were a fifth of an
+   * update's kernel time.
    */
-  private async step(
+  private async gradients(
     trained: readonly number[],
     update: UpdateConstants,
     options: SparseStepOptions,
-  ): Promise<number> {
+  ): Promise<{ loss: number; gradients: StepGradients }> {
     const d = this.dims.embedding;
     const { batch, inputs, positions, lastItems, weights, fixedBias, columns } = update;
-    const trainedNames = trainedTensors(options);
-    const dense = trainedNames.map((name) => this.tensor(name));
+    const dense = trainedTensors(options).map((name) => this.tensor(name));
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
     const noHits = Array.from({ length: columns.length }, () => []);
@@ -313,19 +398,238 @@ export class SparseLearner {
       ]);
       value.dispose();
       grads.forEach((g) => g.dispose());
-      const step = this.adam.next(options.learningRate);
       const [gRows, gBias, ...gDense] = gradValues as Float32Array[];
-      const proximal = { anchor: this.anchor, mu: options.mu };
-      const { weights: w, offset } = this;
-      this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, gRows!, step, proximal);
-      this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, gBias!, step, proximal);
-      trainedNames.forEach((name, n) => {
-        this.adam.range(w, offset.get(name)!.at, gDense[n]!, step, proximal);
-      });
-      return lossValue![0]!;
+      return { loss: lossValue![0]!, gradients: { rows: gRows!, bias: gBias!, dense: gDense } };
     } finally {
       [...dense, rows, biases].forEach((x) => x.dispose());
     }
+  }
+
+  /**
+   * The same loss and gradients as `gradients` with the LSTM held, by hand: the states are
+   * constants, so what remains is the projection, the session's item mean or last item, cosine
+   * normalisation, the scores of the trained rows and of the negatives, and the softmax. Small
+   * dense algebra in JS, plus tfjs for the two products with the negatives ([M, d] x [d, F] and its
+   * transpose): through autodiff the same step was some sixty kernels of fixed cost each.
+   */
+  private async heldGradients(
+    trained: readonly number[],
+    update: UpdateConstants,
+    held: HeldConstants,
+  ): Promise<{ loss: number; gradients: StepGradients }> {
+    const { embedding: d, hidden } = this.dims;
+    const scoring = scoringOf(this.dims);
+    const { batch, columns, frozen } = update;
+    const m = columns.length;
+    const t = trained.length;
+    const f = update.fixedT.shape[1];
+    const width = t + f;
+    const table = this.rows(trained, d);
+    const bias = this.biases(trained);
+    const kernel = this.slice('projection_kernel');
+    const kernelBias = this.slice('projection_bias');
+    const row = (local: number) => table.subarray((local - 1) * d, local * d);
+
+    // u = s . P + b_P (+ the last item's row) (+ the decayed mean of the prefix's rows).
+    const u = Float64Array.from(
+      await download(
+        tf.tidy(() =>
+          tf.add(tf.matMul(frozen!, tf.tensor2d(kernel, [hidden, d])), tf.tensor1d(kernelBias)),
+        ),
+      ),
+    );
+    for (let i = 0; i < m; i++) {
+      const at = i * d;
+      if (scoring.lastItem) {
+        const e = row(held.lastRows[i]!);
+        for (let j = 0; j < d; j++) u[at + j]! += e[j]!;
+      }
+      for (let k = held.meanStart[i]!; k < held.meanStart[i + 1]!; k++) {
+        const e = row(held.meanRows[k]!);
+        const w = held.meanWeights[k]!;
+        for (let j = 0; j < d; j++) u[at + j]! += w * e[j]!;
+      }
+    }
+    // Cosine scoring: out = scale * u / |u| against rows / |row|.
+    const norm = (x: ArrayLike<number>, at: number) => {
+      let sq = 0;
+      for (let j = 0; j < d; j++) sq += x[at + j]! ** 2;
+      return Math.sqrt(sq + NORM_EPSILON);
+    };
+    const uNorm = new Float64Array(m).fill(1);
+    const rNorm = new Float64Array(t).fill(1);
+    const out = new Float32Array(m * d);
+    const scored = new Float32Array(t * d);
+    const scoredT = new Float32Array(d * t);
+    for (let i = 0; i < m; i++) {
+      if (scoring.normalize) uNorm[i] = norm(u, i * d) / scoring.scale;
+      for (let j = 0; j < d; j++) out[i * d + j] = u[i * d + j]! / uNorm[i]!;
+    }
+    for (let r = 0; r < t; r++) {
+      if (scoring.normalize) rNorm[r] = norm(table, r * d);
+      for (let j = 0; j < d; j++) {
+        const value = table[r * d + j]! / rNorm[r]!;
+        scored[r * d + j] = value;
+        scoredT[j * t + r] = value;
+      }
+    }
+
+    // Logits [M, T + F]: the trained rows (with biases and the repeat bonus), then the negatives.
+    const logits = Float64Array.from(
+      await download(
+        tf.tidy(() => {
+          const own = tf.tensor2d(scoredT, [d, t]);
+          return tf.matMul(
+            tf.tensor2d(out, [m, d]),
+            f > 0 ? tf.concat([own, update.fixedT], 1) : own,
+          );
+        }),
+      ),
+    );
+    for (let i = 0; i < m; i++) {
+      for (let c = 0; c < width; c++) {
+        logits[i * width + c]! +=
+          c < t
+            ? bias[c]! + (update.repeat ? update.repeat[i * t + c]! : 0)
+            : held.fixedBias[c - t]!;
+      }
+    }
+
+    // Weighted mean cross-entropy; its gradient (softmax - onehot) * w / M.
+    let loss = 0;
+    const g = new Float32Array(m * width);
+    for (let i = 0; i < m; i++) {
+      const at = i * width;
+      let max = -Infinity;
+      for (let c = 0; c < width; c++) if (logits[at + c]! > max) max = logits[at + c]!;
+      const target = columns[i]!;
+      let sum = 0;
+      for (let c = 0; c < width; c++) sum += Math.exp(logits[at + c]! - max);
+      const weight = batch.weights[i]! / m;
+      loss += weight * (max + Math.log(sum) - logits[at + target]!);
+      const scale = weight / sum;
+      for (let c = 0; c < width; c++) g[at + c] = Math.exp(logits[at + c]! - max) * scale;
+      g[at + target]! -= weight;
+    }
+
+    // d out = g . [rows; negatives]; d rows (as scored) = g_T^T . out; d bias = sum of g_T.
+    const dOut = Float64Array.from(
+      await download(
+        tf.tidy(() => {
+          const own = tf.tensor2d(scored, [t, d]);
+          return tf.matMul(
+            tf.tensor2d(g, [m, width]),
+            f > 0 ? tf.concat([own, update.fixedRows]) : own,
+          );
+        }),
+      ),
+    );
+    const dScored = new Float64Array(t * d);
+    const gBias = new Float32Array(t);
+    for (let i = 0; i < m; i++) {
+      for (let r = 0; r < t; r++) {
+        const gr = g[i * width + r]!;
+        gBias[r]! += gr;
+        const at = r * d;
+        const from = i * d;
+        for (let j = 0; j < d; j++) dScored[at + j]! += gr * out[from + j]!;
+      }
+    }
+
+    // Through the normalisations: d x = (d x_hat - x_hat (x_hat . d x_hat)) / |x|.
+    const unNormalise = (dx: Float64Array, x: ArrayLike<number>, at: number, n: number) => {
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += dx[at + j]! * (x[at + j]! / n);
+      for (let j = 0; j < d; j++) dx[at + j] = (dx[at + j]! - (x[at + j]! / n) * dot) / n;
+    };
+    const gRows = new Float32Array(t * d);
+    for (let r = 0; r < t; r++) {
+      if (scoring.normalize) unNormalise(dScored, table, r * d, rNorm[r]!);
+      for (let j = 0; j < d; j++) gRows[r * d + j] = dScored[r * d + j]!;
+    }
+    const dU = new Float32Array(m * d);
+    const gKernelBias = new Float32Array(d);
+    for (let i = 0; i < m; i++) {
+      const at = i * d;
+      if (scoring.normalize) {
+        // out = scale * u / |u|: d u = scale * (d out - u_hat (u_hat . d out)) / |u|.
+        unNormalise(dOut, u, at, uNorm[i]! * scoring.scale);
+        for (let j = 0; j < d; j++) dOut[at + j]! *= scoring.scale;
+      }
+      for (let j = 0; j < d; j++) {
+        dU[at + j] = dOut[at + j]!;
+        gKernelBias[j]! += dOut[at + j]!;
+      }
+      const into = (local: number, w: number) => {
+        for (let j = 0; j < d; j++) gRows[(local - 1) * d + j]! += w * dOut[at + j]!;
+      };
+      if (scoring.lastItem) into(held.lastRows[i]!, 1);
+      for (let k = held.meanStart[i]!; k < held.meanStart[i + 1]!; k++) {
+        into(held.meanRows[k]!, held.meanWeights[k]!);
+      }
+    }
+    // d P = s^T . d u.
+    const gKernel = await download(
+      tf.tidy(() => tf.matMul(tf.transpose(frozen!), tf.tensor2d(dU, [m, d]))),
+    );
+    return { loss, gradients: { rows: gRows, bias: gBias, dense: [gKernel, gKernelBias] } };
+  }
+
+  /** Adam (restarted per update) plus the proximal pull, on the flat weights. */
+  private apply(
+    trained: readonly number[],
+    gradients: StepGradients,
+    options: SparseStepOptions,
+  ): void {
+    const d = this.dims.embedding;
+    const step = this.adam.next(options.learningRate);
+    const proximal = { anchor: this.anchor, mu: options.mu };
+    const { weights: w, offset } = this;
+    this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, gradients.rows, step, proximal);
+    this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, gradients.bias, step, proximal);
+    trainedTensors(options).forEach((name, n) => {
+      this.adam.range(w, offset.get(name)!.at, gradients.dense[n]!, step, proximal);
+    });
+  }
+
+  /**
+   * HeldConstants' item-mean pairs: for each scored row t*B + b, the local rows of session b's items
+   * up to step t with weights decay^age / sum (prefixItemMeans' weights).
+   */
+  private meanPairs(
+    batch: Batch,
+    localInputs: Int32Array,
+  ): Pick<HeldConstants, 'meanStart' | 'meanRows' | 'meanWeights'> {
+    const decay = scoringOf(this.dims).itemMean;
+    const count = batch.positions.length;
+    const meanStart = new Int32Array(count + 1);
+    const rows: number[] = [];
+    const weights: number[] = [];
+    if (decay !== undefined) {
+      for (let i = 0; i < count; i++) {
+        const position = batch.positions[i]!;
+        const step = Math.floor(position / batch.size);
+        const session = position % batch.size;
+        let total = 0;
+        for (let s = 0; s <= step; s++) total += decay ** (step - s);
+        for (let s = 0; s <= step; s++) {
+          rows.push(localInputs[s * batch.size + session]!);
+          weights.push(decay ** (step - s) / total);
+        }
+        meanStart[i + 1] = rows.length;
+      }
+    }
+    return {
+      meanStart,
+      meanRows: Int32Array.from(rows),
+      meanWeights: Float64Array.from(weights),
+    };
+  }
+
+  /** One tensor of the flat weights, as a view. */
+  private slice(name: TensorName): Float32Array {
+    const { at, shape } = this.offset.get(name)!;
+    return this.weights.subarray(at, at + shape.reduce((a, b) => a * b, 1));
   }
 
   /**
