@@ -41,7 +41,8 @@ test('recommendations change with each click and history survives a reload', asy
 
   const seen: (string | null)[] = [coldStart];
   const clicked: string[] = [];
-  for (const index of [3, 11, 17]) {
+  // Six clicks: online learning starts once the device holds six interactions.
+  for (const index of [3, 11, 17, 5, 8, 14]) {
     clicked.push(await clickCatalogItem(page, index));
     await expect.poll(() => recsOf(page)).not.toBe(seen[seen.length - 1]);
     const recs = await recsOf(page);

@@ -140,10 +140,11 @@ test('GPC with data-privacy-signal="learning" stops on-device learning too', asy
   browser,
 }) => {
   const manifest = (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
-  const items = manifest.popular.slice(0, 4).map((i) => manifest.itemIds[i]!);
+  // Six: online learning starts once the device holds six interactions.
+  const items = manifest.popular.slice(0, 6).map((i) => manifest.itemIds[i]!);
   type Learning = { enabled: boolean; personalised: boolean };
   /**
-   * A fresh visitor with GPC on clicks four items on `path`; what did the device learn within
+   * A fresh visitor with GPC on clicks six items on `path`; what did the device learn within
    * `patience` ms? Returns the learning status, the POSTs made and how long learning took.
    */
   const visit = async (path: string, patience: number) => {

@@ -83,6 +83,26 @@ describe('online learning', () => {
     expect(internals(off).global.local).toBeUndefined();
   });
 
+  it('starts learning only once the device holds minInteractions interactions', async () => {
+    const minimum = ONLINE_LEARNING.minInteractions;
+    ONLINE_LEARNING.minInteractions = 5;
+    try {
+      const engine = new Engine();
+      await engine.init(config);
+      // The store is shared with the other tests' engines: start from an empty one.
+      await engine.forget();
+      for (const item of clicks.slice(0, 4)) await engine.track({ type: 'click', item });
+      await settle(engine);
+      expect(drift(engine)).toBe(0);
+      expect(internals(engine).global.local).toBeUndefined();
+      await engine.track({ type: 'click', item: clicks[4]! });
+      await vi.waitFor(() => expect(drift(engine)).toBeGreaterThan(0), { timeout: 10_000 });
+      await settle(engine);
+    } finally {
+      ONLINE_LEARNING.minInteractions = minimum;
+    }
+  });
+
   it('serves fine-tuned weights after interactions, and the session ranks differently', async () => {
     const learning = new Engine();
     await learning.init(config);
@@ -127,7 +147,8 @@ describe('online learning', () => {
   it('uploads the local copy after online learning', async () => {
     const engine = new Engine();
     await engine.init({ ...config, uploads: true });
-    for (const item of ['item-30', 'item-31', 'item-32'])
+    // At least ONLINE_LEARNING.minInteractions of them: then the device starts learning.
+    for (const item of ['item-30', 'item-31', 'item-32', 'item-33', 'item-34', 'item-35'])
       await engine.track({ type: 'click', item });
     await vi.waitFor(() => expect(internals(engine).global.local).toBeDefined(), {
       timeout: 10_000,

@@ -9,7 +9,7 @@ import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js
 import { applyLocal, diffLocal } from './local-copy.js';
 import { mulberry32 } from './model/prng.js';
 import { SessionModel } from './model/session-model.js';
-import { SparseLearner, type SparseStepOptions } from './online-step.js';
+import { SparseLearner, type SparseStepOptions, type StepGradients } from './online-step.js';
 
 const dims = { items: 30, embedding: 8, hidden: 8, maxSessionLength: 6 };
 let global: Float32Array;
@@ -193,24 +193,38 @@ describe('the held-LSTM step by hand', () => {
         { items: [9, 4] },
         { items: [21, 22, 23, 9] },
       ];
-      const both = await learner.heldGradientsBothWays(sessions, options(false));
-      expect(both).not.toBeNull();
-      const [auto, hand] = both!;
-      expect(hand!.loss).toBeCloseTo(auto!.loss, 5);
-      const pairs: [string, Float32Array, Float32Array][] = [
-        ['rows', auto!.gradients.rows, hand!.gradients.rows],
-        ['bias', auto!.gradients.bias, hand!.gradients.bias],
-        ['projection kernel', auto!.gradients.dense[0]!, hand!.gradients.dense[0]!],
-        ['projection bias', auto!.gradients.dense[1]!, hand!.gradients.dense[1]!],
-      ];
-      for (const [name, a, b] of pairs) {
-        expect(b.length, name).toBe(a.length);
-        const scale = Math.max(...Array.from(a, Math.abs));
-        expect(scale, name).toBeGreaterThan(0);
-        let worst = 0;
-        a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[i]!))));
-        expect(worst / scale, name).toBeLessThan(1e-4);
+      const losses: number[] = [];
+      for (const correctNegatives of [false, true]) {
+        const both = await learner.heldGradientsBothWays(sessions, {
+          ...options(false),
+          correctNegatives,
+        });
+        expect(both).not.toBeNull();
+        expectSame(both!);
+        losses.push(both![0]!.loss);
       }
+      // The correction raises every negative's score (the sample stands for more items than it
+      // holds), so the loss grows.
+      expect(losses[1]).toBeGreaterThan(losses[0]! + 1e-3);
     });
   }
 });
+
+/** The same loss and gradients from autodiff and by hand, to float rounding. */
+function expectSame([auto, hand]: { loss: number; gradients: StepGradients }[]): void {
+  expect(hand!.loss).toBeCloseTo(auto!.loss, 5);
+  const pairs: [string, Float32Array, Float32Array][] = [
+    ['rows', auto!.gradients.rows, hand!.gradients.rows],
+    ['bias', auto!.gradients.bias, hand!.gradients.bias],
+    ['projection kernel', auto!.gradients.dense[0]!, hand!.gradients.dense[0]!],
+    ['projection bias', auto!.gradients.dense[1]!, hand!.gradients.dense[1]!],
+  ];
+  for (const [name, a, b] of pairs) {
+    expect(b.length, name).toBe(a.length);
+    const scale = Math.max(...Array.from(a, Math.abs));
+    expect(scale, name).toBeGreaterThan(0);
+    let worst = 0;
+    a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[i]!))));
+    expect(worst / scale, name).toBeLessThan(1e-4);
+  }
+}

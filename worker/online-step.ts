@@ -54,6 +54,12 @@ export interface SparseStepOptions {
    * a session's own items, so a return to one teaches nothing the visitor will see.
    */
   readonly newTargetsOnly?: boolean;
+  /**
+   * Adds log(pool / F) to the F sampled negatives' scores (pool: the items they were drawn from), so
+   * the softmax over the sample estimates the one over the whole catalogue (default false: the
+   * sample stands for itself, and the session's own items weigh as much as the rest together).
+   */
+  readonly correctNegatives?: boolean;
 }
 
 /** The LSTM's tensors: trained with `lstm`, else constants of an update. */
@@ -71,6 +77,8 @@ interface UpdateConstants {
    * model with dims.scoring.repeat; null without.
    */
   readonly repeat: Float32Array | null;
+  /** What the sampled negatives' scores get added (correctNegatives), else 0. */
+  readonly negativeShift: number;
   /** The negatives' rows as scored [F, d], transposed [d, F], and their biases [F]. */
   readonly fixedRows: tf.Tensor2D;
   readonly fixedT: tf.Tensor2D;
@@ -249,6 +257,10 @@ export class SparseLearner {
       // Score columns: the trained rows (local index - 1), then the negatives.
       columns: Int32Array.from(toLocal(batch.targets), (i) => i - 1),
       repeat: this.repeatAddend(batch, local),
+      negativeShift:
+        options.correctNegatives && fixed.length > 0
+          ? Math.log((this.dims.items - 1 - trained.length) / fixed.length)
+          : 0,
       ...tf.tidy(() => {
         const raw = tf.tensor2d(this.rows(fixed, d), [fixed.length, d]);
         // The negatives never change within an update: normalised and transposed once.
@@ -358,7 +370,8 @@ export class SparseLearner {
     const rows = tf.tensor2d(this.rows(trained, d), [trained.length, d]);
     const biases = tf.tensor1d(this.biases(trained));
     const noHits = Array.from({ length: columns.length }, () => []);
-    const noCorrection = new Float32Array(trained.length + update.fixedT.shape[1]);
+    const correction = new Float32Array(trained.length + update.fixedT.shape[1]);
+    correction.fill(update.negativeShift, trained.length);
     const loss = (table: tf.Tensor2D, bias: tf.Tensor1D, ...rest: tf.Tensor[]): tf.Scalar => {
       const lstm = options.lstm ? rest.slice(0, 3) : update.lstm;
       const held = options.projection === false;
@@ -379,7 +392,7 @@ export class SparseLearner {
         ? own
         : tf.concat([own, matMulConstant(out, update.fixedT, update.fixedRows)], 1);
       const all = noNegatives ? bias : (tf.concat([bias, fixedBias]) as tf.Tensor1D);
-      const perExample = maskedCrossEntropy(scores, all, noCorrection, noHits, columns);
+      const perExample = maskedCrossEntropy(scores, all, correction, noHits, columns);
       const data = tf.div(tf.sum(tf.mul(perExample, weights)), columns.length);
       // One-step windows never use the recurrent matrix; a zero term keeps its gradient defined.
       return options.lstm
@@ -491,7 +504,7 @@ export class SparseLearner {
         logits[i * width + c]! +=
           c < t
             ? bias[c]! + (update.repeat ? update.repeat[i * t + c]! : 0)
-            : held.fixedBias[c - t]!;
+            : held.fixedBias[c - t]! + update.negativeShift;
       }
     }
 
