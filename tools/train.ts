@@ -131,8 +131,9 @@ export interface RunOptions {
  * dropout 0.3 on inputs and final states, cosine scale 12 + last-item skip: HR@20 0.6898 /
  * MRR@20 0.3771 (V-SKNN 0.6820 / 0.3608; the same set-up with dot-product scoring 0.6811 / 0.3637).
  * Diginetica (N = 43,098): sampled softmax (2048 negatives, alpha 0.75, logQ), batch 256, lr 0.01
- * decaying linearly over 6 epochs, cosine scale 8 with the session's item mean instead of the
- * last-item skip, the learned repeat bonus, early stopping on the last 5% of training sessions
+ * decaying linearly over 5 epochs, cosine scale 8 with the session's item mean instead of the
+ * last-item skip, the learned repeat bonus, early stopping on the last 5% of training sessions,
+ * then the recency stage (2 epochs at lr 0.001 over the newest 10% of the training sessions)
  * (one epoch on half the sessions: 0.434 for scale 12 + skip, 0.477 scale 8 + item mean, 0.516 with
  * the repeat bonus too; README has the test figures). Amazon Beauty (N = 54,543, leave-one-out):
  * cosine scale 10 with the item mean, no skip and no repeat bonus (a user rarely buys the item just
@@ -167,7 +168,7 @@ export const DEFAULTS: Readonly<Record<DatasetName, Hyper>> = {
   },
   // d = 64 keeps the float16 model under 6 MB (43,098 x 64 x 2 bytes = 5.5 MB for the item table).
   diginetica: {
-    epochs: 6,
+    epochs: 5,
     batch: 256,
     lr: 0.01,
     dim: 64,
