@@ -102,8 +102,6 @@ interface UpdateConstants {
  * projection is then a constant of the update.
  */
 interface HeldConstants {
-  /** The LSTM states at the scored positions [M, h]. */
-  readonly states: Float32Array;
   /** The negatives' biases [F]. */
   readonly fixedBias: Float32Array;
   /** Local row (0 = padding) of the item each scored state consumed last [M]. */
@@ -252,6 +250,10 @@ export class SparseLearner {
       Int32Array.from(items, (i) => (i === 0 ? 0 : local.get(i)!));
     const d = this.dims.embedding;
     const scoring = scoringOf(this.dims);
+    const localInputs = toLocal(batch.inputs);
+    // The item each scored state consumed last (the model's last-item skip, when it has one).
+    const lastRows = toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!));
+    const fixedBias = this.biases(fixed);
     const update: UpdateConstants = {
       batch,
       // Score columns: the trained rows (local index - 1), then the negatives.
@@ -268,14 +270,10 @@ export class SparseLearner {
         return {
           fixedRows,
           fixedT: tf.transpose(fixedRows),
-          fixedBias: tf.tensor1d(this.biases(fixed)),
-          inputs: tf.tensor1d(toLocal(batch.inputs), 'int32'),
+          fixedBias: tf.tensor1d(fixedBias),
+          inputs: tf.tensor1d(localInputs, 'int32'),
           positions: tf.tensor1d(batch.positions, 'int32'),
-          // The item each scored state consumed last (the model's last-item skip, when it has one).
-          lastItems: tf.tensor1d(
-            toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
-            'int32',
-          ),
+          lastItems: tf.tensor1d(lastRows, 'int32'),
           weights: tf.tensor1d(batch.weights),
           lstm: LSTM.map((name) => this.tensor(name)),
           projection: PROJECTION.map((name) => this.tensor(name)),
@@ -291,7 +289,7 @@ export class SparseLearner {
       // in JS (lstm-cells.ts): through tfjs ops it was about a third of a 4-step update at 10k items.
       const table = this.rows(trained, d);
       const embedded = new Float32Array(batch.inputs.length * d);
-      toLocal(batch.inputs).forEach((row, k) => {
+      localInputs.forEach((row, k) => {
         // Local row 0 is the padding, whose embedding is zero.
         if (row > 0) embedded.set(table.subarray((row - 1) * d, row * d), k * d);
       });
@@ -305,12 +303,7 @@ export class SparseLearner {
         batch.positions,
       );
       update.frozen = tf.tensor2d(states, [batch.positions.length, recurrent.shape[0]]);
-      update.held = {
-        states,
-        fixedBias: this.biases(fixed),
-        lastRows: toLocal(Int32Array.from(batch.positions, (at) => batch.inputs[at]!)),
-        ...this.meanPairs(batch, toLocal(batch.inputs)),
-      };
+      update.held = { fixedBias, lastRows, ...this.meanPairs(batch, localInputs) };
     }
     return { trained, update };
   }
@@ -442,6 +435,9 @@ export class SparseLearner {
     const kernel = this.slice('projection_kernel');
     const kernelBias = this.slice('projection_bias');
     const row = (local: number) => table.subarray((local - 1) * d, local * d);
+    /** The trained rows' side of a product with the negatives' side appended along `axis`. */
+    const withNegatives = (own: tf.Tensor2D, negatives: tf.Tensor2D, axis: 0 | 1) =>
+      f > 0 ? tf.concat([own, negatives], axis) : own;
 
     // u = s . P + b_P (+ the last item's row) (+ the decayed mean of the prefix's rows).
     const u = Float64Array.from(
@@ -491,10 +487,9 @@ export class SparseLearner {
     const logits = Float64Array.from(
       await download(
         tf.tidy(() => {
-          const own = tf.tensor2d(scoredT, [d, t]);
           return tf.matMul(
             tf.tensor2d(out, [m, d]),
-            f > 0 ? tf.concat([own, update.fixedT], 1) : own,
+            withNegatives(tf.tensor2d(scoredT, [d, t]), update.fixedT, 1),
           );
         }),
       ),
@@ -529,10 +524,9 @@ export class SparseLearner {
     const dOut = Float64Array.from(
       await download(
         tf.tidy(() => {
-          const own = tf.tensor2d(scored, [t, d]);
           return tf.matMul(
             tf.tensor2d(g, [m, width]),
-            f > 0 ? tf.concat([own, update.fixedRows]) : own,
+            withNegatives(tf.tensor2d(scored, [t, d]), update.fixedRows, 0),
           );
         }),
       ),
