@@ -4,7 +4,7 @@
  * NDCG@10 of every next item (full-catalogue ranking, the item ranked before the engine sees it).
  *
  *   npm run simulate -- [--data <dir>] [--datasets amazon-beauty,yoochoose-rsc15-100k]
- *                       [--users 400] [--tune-users 150] [--subset report|tune] [--seed 1]
+ *                       [--users 1000] [--tune-users 1000] [--subset report|tune] [--seed 1]
  *                       [--modes off,on] [--visit 0] [--json <file>] [--beauty-model <dir>]
  *                       [--yoochoose-model <dir>] [--online key=value,...] [--local key=value,...]
  *
@@ -40,8 +40,8 @@ const { values } = parseArgs({
   options: {
     data: { type: 'string', default: DEFAULT_DATA_DIR },
     datasets: { type: 'string', default: 'amazon-beauty,yoochoose-rsc15-100k' },
-    users: { type: 'string', default: '400' },
-    'tune-users': { type: 'string', default: '150' },
+    users: { type: 'string', default: '1000' },
+    'tune-users': { type: 'string', default: '1000' },
     subset: { type: 'string', default: 'report' },
     seed: { type: 'string', default: '1' },
     modes: { type: 'string', default: 'off,on' },

@@ -19,12 +19,23 @@ export interface GlobalModel {
 }
 
 async function get(url: string): Promise<Response> {
+  // `omit`: Hearth never sends cookies to the aggregation server; nothing should identify the device.
+  const request = () => fetch(url, { credentials: 'omit' });
   let response: Response;
   try {
-    // `omit`: Hearth never sends cookies to the aggregation server; nothing should identify the device.
-    response = await fetch(url, { credentials: 'omit' });
-  } catch (error) {
-    throw new HearthError('HEARTH_E_MODEL_FETCH', `${url}: ${String(error)}`);
+    response = await request();
+  } catch {
+    // Failed before any response (a kept-alive connection the server had just closed, a blip): a
+    // GET is safe to repeat, and browsers repeat it themselves in the first case; Node does not.
+    try {
+      response = await request();
+    } catch (error) {
+      const cause = (error as { cause?: unknown }).cause;
+      throw new HearthError(
+        'HEARTH_E_MODEL_FETCH',
+        `${url}: ${String(error)}${cause ? ` (${String(cause)})` : ''}`,
+      );
+    }
   }
   if (!response.ok)
     throw new HearthError('HEARTH_E_MODEL_FETCH', `${url}: HTTP ${response.status}`);

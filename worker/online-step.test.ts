@@ -127,6 +127,36 @@ describe('SparseLearner', () => {
     expect(Math.max(...changed(learner.weights, global, 'item_embedding'))).toBeGreaterThan(0);
   });
 
+  it('holds every item row when asked, and learns through the projection alone', async () => {
+    const cosine = {
+      ...dims,
+      scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 1 },
+    };
+    const held = { ...options(false), items: false };
+    const learner = new SparseLearner(cosine, global, global);
+    const sessions = [{ items: [3, 7, 3, 7, 3, 7] }];
+    const first = await learner.update(sessions, 1, held);
+    let last = first;
+    for (let i = 0; i < 4; i++) last = await learner.update(sessions, 3, held);
+    expect(last).toBeLessThan(first);
+    const layout = tensorLayout(cosine);
+    const before = splitFlat(global, layout);
+    const after = splitFlat(learner.weights, layout);
+    expect(after.get('item_embedding')).toEqual(before.get('item_embedding'));
+    expect(after.get('item_bias')).toEqual(before.get('item_bias'));
+    expect(after.get('projection_kernel')).not.toEqual(before.get('projection_kernel'));
+    // The stored copy is the projection's blocks only, and exactly what the steps wrote.
+    expect(applyLocal(global, learner.localCopy(1))).toEqual(learner.weights);
+    expect(learner.localCopy(1).blocks).toEqual(diffLocal(1, global, learner.weights).blocks);
+    // What was learned reaches the clicked item through the shared projection.
+    const score = async (flat: Float32Array) => {
+      const model = SessionModel.fromFlat(cosine, flat);
+      const scores = await model.scoreNext([[3]]).data();
+      model.dispose();
+      return scores[7]! - Math.max(...Array.from(scores).filter((_, i) => i !== 7 && i !== 3));
+    };
+    expect(await score(learner.weights)).toBeGreaterThan(await score(global));
+  });
   it('learns nothing from returns to a session item when asked for new targets only', async () => {
     const only = { ...options(false), newTargetsOnly: true };
     const learner = new SparseLearner(dims, global, global);

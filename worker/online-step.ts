@@ -9,7 +9,8 @@
  * projection only (by default the LSTM is held fixed, its states computed once per update, so
  * nothing backpropagates through time), and applies Adam, restarted per update, plus the proximal
  * pull toward the global weights in plain JS on the flat weights. Items the visitor did not touch
- * keep their weights exactly.
+ * keep their weights exactly; with `items: false` (the engine's default) every item does, and only
+ * the projection learns.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { NORM_EPSILON, scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
@@ -60,6 +61,11 @@ export interface SparseStepOptions {
    * sample stands for itself, and the session's own items weigh as much as the rest together).
    */
   readonly correctNegatives?: boolean;
+  /**
+   * Trains the session items' own rows (default true); false holds every item row, so what an
+   * update learns moves the shared tensors only and reaches similar items as much as the visitor's.
+   */
+  readonly items?: boolean;
 }
 
 /** The LSTM's tensors: trained with `lstm`, else constants of an update. */
@@ -192,7 +198,7 @@ export class SparseLearner {
     if (!prepared) return NaN;
     const { trained, update } = prepared;
     // What this update writes: Adam starts afresh there, and the stored copy compares it.
-    const written = this.ranges(trained, trainedTensors(options));
+    const written = this.ranges(options.items === false ? [] : trained, trainedTensors(options));
     this.adam.restart(written);
     for (const [at, length] of written) blocksOf(at, length, this.touched);
     let loss = NaN;
@@ -592,8 +598,11 @@ export class SparseLearner {
     const step = this.adam.next(options.learningRate);
     const proximal = { anchor: this.anchor, mu: options.mu };
     const { weights: w, offset } = this;
-    this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, gradients.rows, step, proximal);
-    this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, gradients.bias, step, proximal);
+    if (options.items !== false) {
+      const { rows, bias } = gradients;
+      this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, rows, step, proximal);
+      this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, bias, step, proximal);
+    }
     trainedTensors(options).forEach((name, n) => {
       this.adam.range(w, offset.get(name)!.at, gradients.dense[n]!, step, proximal);
     });
