@@ -43,6 +43,26 @@ function changed(
 }
 
 /**
+ * Five updates from the global weights on one repeated transition (3 -> 7): the first and last
+ * losses, and the weights by tensor before and after.
+ */
+async function learnRepeated(modelDims: ModelDims, stepOptions: SparseStepOptions) {
+  const learner = new SparseLearner(modelDims, global, global);
+  const sessions = [{ items: [3, 7, 3, 7, 3, 7] }];
+  const first = await learner.update(sessions, 1, stepOptions);
+  let last = first;
+  for (let i = 0; i < 4; i++) last = await learner.update(sessions, 3, stepOptions);
+  const layout = tensorLayout(modelDims);
+  return {
+    learner,
+    first,
+    last,
+    before: splitFlat(global, layout),
+    after: splitFlat(learner.weights, layout),
+  };
+}
+
+/**
  * The manifest's ways of scoring: a dot product, cosine with a scale and the last-item skip, and
  * cosine with the decayed mean of the session's items.
  */
@@ -111,17 +131,11 @@ describe('SparseLearner', () => {
   });
 
   it('holds the projection when asked, and still learns through the rows', async () => {
-    const learner = new SparseLearner(dims, global, global);
-    const sessions = [{ items: [3, 7, 3, 7, 3, 7] }];
-    const first = await learner.update(sessions, 1, { ...options(false), projection: false });
-    let last = first;
-    for (let i = 0; i < 4; i++) {
-      last = await learner.update(sessions, 3, { ...options(false), projection: false });
-    }
+    const { first, last, before, after, learner } = await learnRepeated(dims, {
+      ...options(false),
+      projection: false,
+    });
     expect(last).toBeLessThan(first);
-    const layout = tensorLayout(dims);
-    const before = splitFlat(global, layout);
-    const after = splitFlat(learner.weights, layout);
     expect(after.get('projection_kernel')).toEqual(before.get('projection_kernel'));
     expect(after.get('projection_bias')).toEqual(before.get('projection_bias'));
     expect(Math.max(...changed(learner.weights, global, 'item_embedding'))).toBeGreaterThan(0);
@@ -132,16 +146,11 @@ describe('SparseLearner', () => {
       ...dims,
       scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 1 },
     };
-    const held = { ...options(false), items: false };
-    const learner = new SparseLearner(cosine, global, global);
-    const sessions = [{ items: [3, 7, 3, 7, 3, 7] }];
-    const first = await learner.update(sessions, 1, held);
-    let last = first;
-    for (let i = 0; i < 4; i++) last = await learner.update(sessions, 3, held);
+    const { first, last, before, after, learner } = await learnRepeated(cosine, {
+      ...options(false),
+      items: false,
+    });
     expect(last).toBeLessThan(first);
-    const layout = tensorLayout(cosine);
-    const before = splitFlat(global, layout);
-    const after = splitFlat(learner.weights, layout);
     expect(after.get('item_embedding')).toEqual(before.get('item_embedding'));
     expect(after.get('item_bias')).toEqual(before.get('item_bias'));
     expect(after.get('projection_kernel')).not.toEqual(before.get('projection_kernel'));
