@@ -212,9 +212,6 @@ async function timeRecommend(backend: string, url: string): Promise<RecommendTim
   try {
     await context.addInitScript(`window.hearth = { backends: ['${backend}'] };`);
     const page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.text().startsWith('PROF')) console.log(m.text());
-    });
     if (url === bareUrl) {
       await page.route(bareUrl, (route) =>
         route.fulfill({ contentType: 'text/html', body: bareHtml }),

@@ -197,8 +197,10 @@ export class SparseLearner {
     const prepared = await this.prepare(sessions, options);
     if (!prepared) return NaN;
     const { trained, update } = prepared;
+    // The item rows the steps write: the sessions' items, or none when the rows are held.
+    const rows = options.items === false ? [] : trained;
     // What this update writes: Adam starts afresh there, and the stored copy compares it.
-    const written = this.ranges(options.items === false ? [] : trained, trainedTensors(options));
+    const written = this.ranges(rows, trainedTensors(options));
     this.adam.restart(written);
     for (const [at, length] of written) blocksOf(at, length, this.touched);
     let loss = NaN;
@@ -207,7 +209,7 @@ export class SparseLearner {
         const { loss: value, gradients } = update.held
           ? await this.heldGradients(trained, update, update.held)
           : await this.gradients(trained, update, options);
-        this.apply(trained, gradients, options);
+        this.apply(rows, gradients, options);
         loss = value;
       }
     } finally {
@@ -588,9 +590,13 @@ export class SparseLearner {
     return { loss, gradients: { rows: gRows, bias: gBias, dense: [gKernel, gKernelBias] } };
   }
 
-  /** Adam (restarted per update) plus the proximal pull, on the flat weights. */
+  /**
+   * Adam (restarted per update) plus the proximal pull, on the flat weights: the dense tensors
+   * trained, and the item rows in `rows` (the update's trained items in their order, gradient row r
+   * to rows[r]; none when the rows are held).
+   */
   private apply(
-    trained: readonly number[],
+    rows: readonly number[],
     gradients: StepGradients,
     options: SparseStepOptions,
   ): void {
@@ -598,11 +604,8 @@ export class SparseLearner {
     const step = this.adam.next(options.learningRate);
     const proximal = { anchor: this.anchor, mu: options.mu };
     const { weights: w, offset } = this;
-    if (options.items !== false) {
-      const { rows, bias } = gradients;
-      this.adam.rows(w, offset.get('item_embedding')!.at, d, trained, rows, step, proximal);
-      this.adam.rows(w, offset.get('item_bias')!.at, 1, trained, bias, step, proximal);
-    }
+    this.adam.rows(w, offset.get('item_embedding')!.at, d, rows, gradients.rows, step, proximal);
+    this.adam.rows(w, offset.get('item_bias')!.at, 1, rows, gradients.bias, step, proximal);
     trainedTensors(options).forEach((name, n) => {
       this.adam.range(w, offset.get(name)!.at, gradients.dense[n]!, step, proximal);
     });
