@@ -28,7 +28,7 @@ import { exportModel } from '../tools/model-io.js';
 import { startSystem } from '../tools/system.js';
 import { DEFAULTS, scoringDims } from '../tools/train.js';
 import { initNodeBackend } from '../tools/tf-node.js';
-import { SessionModel } from '../worker/model/session-model.js';
+import { SessionModel } from '../model/session-model.js';
 import { markdownTable, quantile } from './stats.js';
 
 const { values } = parseArgs({

@@ -21,8 +21,8 @@ import { serveModel } from '../tools/simulate/replay.js';
 import { DEFAULTS, scoringDims } from '../tools/train.js';
 import { initNodeBackend, wasmDistDir, type NodeBackend } from '../tools/tf-node.js';
 import { Engine } from '../worker/engine.js';
-import { SessionModel } from '../worker/model/session-model.js';
-import { trainSessions } from '../worker/model/train.js';
+import { SessionModel } from '../model/session-model.js';
+import { trainSessions } from '../model/train.js';
 import { markdownTable, quantile, timeRuns } from './stats.js';
 
 const DIMS = { embedding: 64, hidden: 128, maxSessionLength: 20 };

@@ -1,6 +1,6 @@
 /**
  * HR@20 of each published version on an operator's validation sessions (`--validation <file>`), for
- * the dashboard. The forward pass is worker/model/reference-forward.ts: plain float64 JavaScript, so
+ * the dashboard. The forward pass is model/reference-forward.ts: plain float64 JavaScript, so
  * the server needs no tfjs backend, and it is the same oracle the devices' backends are checked
  * against. Evaluation runs in the background, a few pairs at a time between event-loop turns, so a
  * large model never stalls requests; results live in memory and are recomputed after a restart
@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
-import { rankDense } from '../worker/model/ranking.js';
-import { referenceScores } from '../worker/model/reference-forward.js';
+import { rankDense } from '../model/ranking.js';
+import { referenceScores } from '../model/reference-forward.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
 

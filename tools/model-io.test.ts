@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, type ModelDims } from '../protocol/manifest.js';
-import { SessionModel } from '../worker/model/session-model.js';
-import { trainSessions, type TrainCheckpoint, type TrainOptions } from '../worker/model/train.js';
+import { SessionModel } from '../model/session-model.js';
+import { trainSessions, type TrainCheckpoint, type TrainOptions } from '../model/train.js';
 import { exportModel, loadCheckpoint, loadModel, saveCheckpoint } from './model-io.js';
 import { initNodeBackend } from './tf-node.js';
 

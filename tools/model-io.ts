@@ -16,8 +16,8 @@ import {
   type ModelDims,
   type ModelManifest,
 } from '../protocol/manifest.js';
-import { SessionModel } from '../worker/model/session-model.js';
-import type { TrainCheckpoint } from '../worker/model/train.js';
+import { SessionModel } from '../model/session-model.js';
+import type { TrainCheckpoint } from '../model/train.js';
 
 /** Federation parameters a freshly trained base model ships with. */
 export const DEFAULT_FEDERATION: FederationParams = {

@@ -26,7 +26,7 @@ import cliProgress from 'cli-progress';
 import { setLogLevel } from '../protocol/logger.js';
 import { markdownTable } from '../bench/stats.js';
 import { LOCAL_TRAINING } from '../worker/local-training.js';
-import { mulberry32, shuffleInPlace } from '../worker/model/prng.js';
+import { mulberry32, shuffleInPlace } from '../model/prng.js';
 import { ONLINE_LEARNING } from '../worker/online-learning.js';
 import { loadYoochoose } from './data/yoochoose.js';
 import { beautyModel, splitBeauty } from './simulate/beauty.js';

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // Side effect only: the umbrella package's Node bundle registers every tfjs gradient with tfjs-core's
 // global registry. tfjs-core alone registers none, and its ESM registration file does not load in Node
-// (see worker/model/gradients.ts).
+// (see model/gradients.ts).
 import '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { evaluatePopularity, prefixPairs } from '../worker/model/metrics.js';
+import { evaluatePopularity, prefixPairs } from '../model/metrics.js';
 import { syntheticDataset } from './data/synthetic.js';
 import { loadModel } from './model-io.js';
 import { loadDataset, newestShare, splitValidation, trainAndExport } from './train.js';

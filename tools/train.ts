@@ -36,21 +36,21 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { batchesPerEpoch, toWindows } from '../worker/model/batches.js';
+import { batchesPerEpoch, toWindows } from '../model/batches.js';
 import {
   evaluateNext,
   evaluatePopularity,
   prefixPairs,
   type NextItemPair,
   type RankingMetrics,
-} from '../worker/model/metrics.js';
-import { SessionModel } from '../worker/model/session-model.js';
+} from '../model/metrics.js';
+import { SessionModel } from '../model/session-model.js';
 import {
   trainSessions,
   type LossKind,
   type TrainCheckpoint,
   type TrainResult,
-} from '../worker/model/train.js';
+} from '../model/train.js';
 import { loadAmazonBeauty } from './data/amazon-beauty.js';
 import { loadDiginetica } from './data/diginetica.js';
 import { syntheticDataset } from './data/synthetic.js';

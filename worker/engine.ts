@@ -22,7 +22,7 @@ import { skipped } from './federated-client.js';
 import { shareLocalUpdate } from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
 import { OnlineLearner } from './online-learning.js';
-import { SessionModel } from './model/session-model.js';
+import { SessionModel } from '../model/session-model.js';
 import {
   EXPLORE_POOL,
   nearestSessionItems,

@@ -8,8 +8,8 @@ import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clippedDelta, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
 import type { GlobalModel, LoadedModel } from './model-source.js';
-import { SessionModel } from './model/session-model.js';
-import { trainSessions, type TrainSession } from './model/train.js';
+import { SessionModel } from '../model/session-model.js';
+import { trainSessions, type TrainSession } from '../model/train.js';
 import { toTrainingSessions } from './sessions.js';
 import type { InteractionStore, OutboxEntry } from './store.js';
 

@@ -10,8 +10,8 @@ import { Engine } from './engine.js';
 import { startEngineFixture, type EngineFixture } from './test-fixture.js';
 import type { LoadedModel } from './model-source.js';
 import type { ServingSlot } from './serving-slot.js';
-import { ensureGradients } from './model/gradients.js';
-import { SessionModel } from './model/session-model.js';
+import { ensureGradients } from '../model/gradients.js';
+import { SessionModel } from '../model/session-model.js';
 import { ONLINE_LEARNING, pickSessions, type OnlineLearner } from './online-learning.js';
 import type { InteractionStore } from './store.js';
 

@@ -10,7 +10,7 @@ import { createLogger } from '../protocol/logger.js';
 import { toTrainingSessions, type IndexedSession } from './sessions.js';
 import { diffLocal, type LocalCopy } from './local-copy.js';
 import type { LoadedModel } from './model-source.js';
-import { SessionModel } from './model/session-model.js';
+import { SessionModel } from '../model/session-model.js';
 import { SparseLearner } from './online-step.js';
 import type { ServingSlot } from './serving-slot.js';
 import type { InteractionStore } from './store.js';

@@ -7,8 +7,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import { applyLocal, diffLocal } from './local-copy.js';
-import { mulberry32 } from './model/prng.js';
-import { SessionModel } from './model/session-model.js';
+import { mulberry32 } from '../model/prng.js';
+import { SessionModel } from '../model/session-model.js';
 import { SparseLearner, type SparseStepOptions, type StepGradients } from './online-step.js';
 
 const dims = { items: 30, embedding: 8, hidden: 8, maxSessionLength: 6 };

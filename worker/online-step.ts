@@ -15,9 +15,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { NORM_EPSILON, scoringOf, type ModelDims, type TensorName } from '../protocol/manifest.js';
 import { blocksOf, diffLocal, type LocalCopy } from './local-copy.js';
-import { packBatch, toWindows, type Batch } from './model/batches.js';
-import { FlatAdam } from './model/flat-adam.js';
-import { flatOffsets, flatTensor, type FlatOffsets } from './model/flat-weights.js';
+import { packBatch, toWindows, type Batch } from '../model/batches.js';
+import { FlatAdam } from '../model/flat-adam.js';
+import { flatOffsets, flatTensor, type FlatOffsets } from '../model/flat-weights.js';
 import {
   itemMeansAt,
   l2NormalizeRows,
@@ -25,14 +25,14 @@ import {
   outputRows,
   project,
   type ModelParams,
-} from './model/forward.js';
-import { gatherRows } from './model/gather-rows.js';
-import { lstmStatesAt } from './model/lstm-cells.js';
-import { ensureGradients } from './model/gradients.js';
-import { matMul2d, matMulConstant } from './model/mat-mul.js';
-import { occurrences } from './model/repeat.js';
-import { maskedCrossEntropy } from './model/sampled-softmax.js';
-import type { TrainSession } from './model/train.js';
+} from '../model/forward.js';
+import { gatherRows } from '../model/gather-rows.js';
+import { lstmStatesAt } from '../model/lstm-cells.js';
+import { ensureGradients } from '../model/gradients.js';
+import { matMul2d, matMulConstant } from '../model/mat-mul.js';
+import { occurrences } from '../model/repeat.js';
+import { maskedCrossEntropy } from '../model/sampled-softmax.js';
+import type { TrainSession } from '../model/train.js';
 
 /** Settings of one sparse step. */
 export interface SparseStepOptions {

@@ -4,7 +4,7 @@
  * they are tested without a server; the engine maps indices to the site's ids.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { selectTop } from './model/session-model.js';
+import { selectTop } from '../model/session-model.js';
 
 /**
  * Candidates the exploration slot samples from: the items ranked just below the list. Close enough

@@ -5,8 +5,8 @@
  * 10,000-item LSTM wrong, ENV.md), and the reference costs only O(items x dims) per session.
  */
 import type { ModelDims } from '../protocol/manifest.js';
-import { referenceScores } from './model/reference-forward.js';
-import { SessionModel } from './model/session-model.js';
+import { referenceScores } from '../model/reference-forward.js';
+import { SessionModel } from '../model/session-model.js';
 
 /** Weights to test with; without them a fixed small random model is used. */
 export interface SelfTestModel {

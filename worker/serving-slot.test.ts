@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SessionModel } from './model/session-model.js';
+import type { SessionModel } from '../model/session-model.js';
 import { ServingSlot } from './serving-slot.js';
 
 /** A stand-in model that records whether it was disposed. */

@@ -4,7 +4,7 @@
  * it, and online learning swaps models seconds after a click; disposing a model under a running call
  * would fail it with a disposed-tensor error. A replaced model is disposed once no call uses it.
  */
-import type { SessionModel } from './model/session-model.js';
+import type { SessionModel } from '../model/session-model.js';
 
 /** Holds the serving model; see the module comment. */
 export class ServingSlot {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SessionModel } from './model/session-model.js';
+import { SessionModel } from '../model/session-model.js';
 import { SessionState } from './session-state.js';
 
 const dims = { items: 30, embedding: 6, hidden: 5, maxSessionLength: 4 };

@@ -12,10 +12,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { NORM_EPSILON } from '../protocol/manifest.js';
-import { outputRows } from './model/forward.js';
-import { lstmCells } from './model/lstm-cells.js';
-import { addSessionBonus } from './model/reference-forward.js';
-import type { SessionModel } from './model/session-model.js';
+import { outputRows } from '../model/forward.js';
+import { lstmCells } from '../model/lstm-cells.js';
+import { addSessionBonus } from '../model/reference-forward.js';
+import type { SessionModel } from '../model/session-model.js';
 
 /** What SessionState reads from a model once, when it attaches to it. */
 interface Attached {

@@ -12,7 +12,7 @@ import type { EngineConfig } from '../protocol/api.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { exportModel } from '../tools/model-io.js';
-import { SessionModel } from './model/session-model.js';
+import { SessionModel } from '../model/session-model.js';
 
 /** Items of the fixture model, padding included; ids are `item-1` … `item-39`. */
 export const FIXTURE_ITEMS = 40;

@@ -3,7 +3,7 @@ import {
   rankCandidates,
   topKCandidates,
   type CandidateScores,
-} from '../../worker/model/ranking.js';
+} from '../../model/ranking.js';
 import {
   allBaselines,
   ItemKnn,

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { HearthError } from '../../protocol/errors.js';
-import type { NextItemPair } from '../../worker/model/metrics.js';
+import type { NextItemPair } from '../../model/metrics.js';
 import { readIdLines } from './item-lines.js';
 import type { SessionDataset } from './yoochoose.js';
 

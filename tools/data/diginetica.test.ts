@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prefixPairs } from '../../worker/model/metrics.js';
+import { prefixPairs } from '../../model/metrics.js';
 import { DIGINETICA_DIR, loadDiginetica } from './diginetica.js';
 
 async function dataDir(train: string, test: string): Promise<string> {

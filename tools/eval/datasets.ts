@@ -2,7 +2,7 @@
  * The datasets the evaluator knows, each as a catalogue + training sessions + explicit test pairs,
  * so session data (every prefix -> next pair) and user-sequence data (leave-one-out) share one path.
  */
-import { prefixPairs, type NextItemPair } from '../../worker/model/metrics.js';
+import { prefixPairs, type NextItemPair } from '../../model/metrics.js';
 import { loadAmazonBeauty } from '../data/amazon-beauty.js';
 import { loadDiginetica } from '../data/diginetica.js';
 import { syntheticDataset } from '../data/synthetic.js';

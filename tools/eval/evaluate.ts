@@ -3,7 +3,7 @@
  * the sparse baselines (exact ranks from CandidateScores) and trained SessionModels (dense scores
  * from tfjs, mapped into the dataset's indices through the manifest's itemIds).
  */
-import type { NextItemPair } from '../../worker/model/metrics.js';
+import type { NextItemPair } from '../../model/metrics.js';
 import {
   popularityPercentiles,
   rankCandidates,
@@ -12,8 +12,8 @@ import {
   topKCandidates,
   topKDense,
   type FullRankingMetrics,
-} from '../../worker/model/ranking.js';
-import type { SessionModel } from '../../worker/model/session-model.js';
+} from '../../model/ranking.js';
+import type { SessionModel } from '../../model/session-model.js';
 import type { Recommender } from '../baselines/session-index.js';
 import type { SessionDataset } from '../data/yoochoose.js';
 

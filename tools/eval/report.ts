@@ -2,7 +2,7 @@
  * Output formats of the evaluator: a markdown table for people and flat JSON rows
  * `{ model, dataset, metric, k, value }` for scripts and dashboards.
  */
-import type { FullRankingMetrics } from '../../worker/model/ranking.js';
+import type { FullRankingMetrics } from '../../model/ranking.js';
 import { CUTOFFS } from './evaluate.js';
 
 /** One measured number. */

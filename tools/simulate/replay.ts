@@ -13,7 +13,7 @@ import type { EngineConfig, InteractionType } from '../../protocol/api.js';
 import { resolveConfig } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { Engine } from '../../worker/engine.js';
-import { mulberry32 } from '../../worker/model/prng.js';
+import { mulberry32 } from '../../model/prng.js';
 import { wasmDistDir } from '../tf-node.js';
 
 /** One visitor: site item ids in the order they were met, and how they interacted. */

@@ -7,7 +7,7 @@ import {
   splitFlat,
   tensorLayout,
   type ModelDims,
-} from '../../protocol/manifest.js';
+} from '../protocol/manifest.js';
 import { mulberry32, normal } from './prng.js';
 
 /** Standard deviation of the initial item embeddings: small, so early scores are near-uniform. */

@@ -3,7 +3,7 @@
  * and a tensor copied out of it. Used by code that keeps the weights in JS between steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorLayout, type ModelDims, type TensorName } from '../../protocol/manifest.js';
+import { tensorLayout, type ModelDims, type TensorName } from '../protocol/manifest.js';
 
 /** Where each tensor of the layout starts in the flat weights, and its shape. */
 export type FlatOffsets = ReadonlyMap<

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DOT_SCORING } from '../../protocol/manifest.js';
-import { initNodeBackend } from '../../tools/tf-node.js';
+import { DOT_SCORING } from '../protocol/manifest.js';
+import { initNodeBackend } from '../tools/tf-node.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows } from './batches.js';
 import { mulberry32 } from './prng.js';
 import { SessionModel } from './session-model.js';

@@ -9,7 +9,7 @@ import {
   splitFlat,
   tensorLayout,
   type ModelDims,
-} from '../../protocol/manifest.js';
+} from '../protocol/manifest.js';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../../tools/tf-node.js';
+import { initNodeBackend } from '../tools/tf-node.js';
 import { evaluateNext, evaluatePopularity, metricsFromRanks, prefixPairs } from './metrics.js';
 import { SessionModel } from './session-model.js';
 

@@ -4,7 +4,7 @@
  * train.ts; the maths of the forward pass in forward.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { HearthError } from '../../protocol/errors.js';
+import { HearthError } from '../protocol/errors.js';
 import {
   parameterCount,
   scoringOf,
@@ -12,7 +12,7 @@ import {
   tensorLayout,
   type ModelDims,
   type TensorName,
-} from '../../protocol/manifest.js';
+} from '../protocol/manifest.js';
 import { itemMeansAt, lstmStates, project, scoreAll, type ModelParams } from './forward.js';
 import { initialWeights } from './init.js';
 import { addRepeatBonus, occurrences } from './repeat.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../../tools/tf-node.js';
+import { initNodeBackend } from '../tools/tf-node.js';
 import { packBatch, toWindows } from './batches.js';
 import { gatherRows } from './gather-rows.js';
 import { PADDING_LOGIT } from './loss.js';

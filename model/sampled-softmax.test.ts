@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../../tools/tf-node.js';
+import { initNodeBackend } from '../tools/tf-node.js';
 import { packBatch, toWindows } from './batches.js';
 import { ensureGradients } from './gradients.js';
 import { fullSoftmaxLoss, PADDING_LOGIT } from './loss.js';

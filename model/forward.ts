@@ -4,7 +4,7 @@
  * `tf.tidy` (inference) or an optimiser's `minimize` (training).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { NORM_EPSILON, type ScoringSpec } from '../../protocol/manifest.js';
+import { NORM_EPSILON, type ScoringSpec } from '../protocol/manifest.js';
 import { gatherRows } from './gather-rows.js';
 import { matMul2d } from './mat-mul.js';
 

@@ -5,8 +5,8 @@
  * trainer (global model) and by the worker (on-device fine-tuning with a proximal pull).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { HearthError } from '../../protocol/errors.js';
-import { splitFlat, tensorLayout } from '../../protocol/manifest.js';
+import { HearthError } from '../protocol/errors.js';
+import { splitFlat, tensorLayout } from '../protocol/manifest.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows, type Batch } from './batches.js';
 import { itemMeansAt, lstmStates, project } from './forward.js';
 import { gatherRows } from './gather-rows.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parameterCount, splitFlat, tensorLayout } from '../../protocol/manifest.js';
-import { initNodeBackend } from '../../tools/tf-node.js';
+import { parameterCount, splitFlat, tensorLayout } from '../protocol/manifest.js';
+import { initNodeBackend } from '../tools/tf-node.js';
 import { referenceScores } from './reference-forward.js';
 import { selectTop, SessionModel } from './session-model.js';
 
