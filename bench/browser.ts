@@ -5,7 +5,7 @@
  *                            [--backends webgpu,webgl,wasm,cpu] [--learn-runs 20]
  *
  * Serves a random model of the given size (`--items 43097` is Diginetica's catalogue), scored as
- * the trained Diginetica model is (tools/train.ts DEFAULTS), or a trained model directory, through
+ * the trained Diginetica model is (tools/train/defaults.ts), or a trained model directory, through
  * the real server and the built demo site, forces one backend per fresh browser context (the
  * documented `window.hearth = { backends }` override), and times `hearth.recommend({ k: 20 })`
  * round trips after a new click (comlink hop, one recurrent step and one scoring of the whole
@@ -26,10 +26,11 @@ import { CHROMIUM_ARGS, chromiumPath } from '../tools/ensure-chromium-path.js';
 import { buildAll } from '../tools/build.js';
 import { exportModel } from '../tools/model-io.js';
 import { startSystem } from '../tools/system.js';
-import { DEFAULTS, scoringDims } from '../tools/train.js';
+import { DEFAULTS, scoringDims } from '../tools/train/index.js';
 import { initNodeBackend } from '../tools/tf-node.js';
 import { SessionModel } from '../model/session-model.js';
-import { markdownTable, quantile } from './stats.js';
+import { quantile } from '../tools/lib/stats.js';
+import { markdownTable } from '../tools/lib/table.js';
 
 const { values } = parseArgs({
   options: {

@@ -28,7 +28,10 @@ import {
   tokenFromHex,
   UPDATE_CONTENT_TYPE,
 } from '../protocol/update-format.js';
-import { markdownTable, quantile } from './stats.js';
+import { positiveInteger } from '../tools/lib/args.js';
+import { quantile } from '../tools/lib/stats.js';
+import { markdownTable } from '../tools/lib/table.js';
+import { secondsSince } from '../tools/lib/timing.js';
 import { exited, spawnServerCli } from '../server/cli-process.js';
 
 const DIMS: ModelDims = { items: 1000, embedding: 16, hidden: 32, maxSessionLength: 10 };
@@ -40,12 +43,9 @@ const { values: args } = parseArgs({
     'min-cohort': { type: 'string', default: '16' },
   },
 });
-const clients = Number(args.clients);
-const seconds = Number(args.seconds);
-const minCohort = Number(args['min-cohort']);
-if (![clients, seconds, minCohort].every((n) => Number.isInteger(n) && n > 0)) {
-  throw new Error('--clients, --seconds and --min-cohort must be positive integers');
-}
+const clients = positiveInteger('clients', args.clients);
+const seconds = positiveInteger('seconds', args.seconds);
+const minCohort = positiveInteger('min-cohort', args['min-cohort']);
 
 /** Writes a seed model directory with deterministic small weights. */
 async function writeModel(dir: string): Promise<void> {
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
       const start = performance.now();
       const deadline = start + seconds * 1000;
       await Promise.all(Array.from({ length: clients }, (_, i) => client(server.url, i, deadline)));
-      const elapsed = (performance.now() - start) / 1000;
+      const elapsed = secondsSince(start);
       const published = (await version()) - before;
       const total = [...latencies.values()].reduce((n, list) => n + list.length, 0);
       console.log(

@@ -18,12 +18,14 @@ import type { ModelDims } from '../protocol/manifest.js';
 import { DTYPE_FLOAT16, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
 import { exportModel } from '../tools/model-io.js';
 import { serveModel } from '../tools/simulate/replay.js';
-import { DEFAULTS, scoringDims } from '../tools/train.js';
+import { DEFAULTS, scoringDims } from '../tools/train/index.js';
 import { initNodeBackend, wasmDistDir, type NodeBackend } from '../tools/tf-node.js';
 import { Engine } from '../worker/engine.js';
 import { SessionModel } from '../model/session-model.js';
 import { trainSessions } from '../model/train.js';
-import { markdownTable, quantile, timeRuns } from './stats.js';
+import { quantile } from '../tools/lib/stats.js';
+import { markdownTable } from '../tools/lib/table.js';
+import { timeRuns } from '../tools/lib/timing.js';
 
 const DIMS = { embedding: 64, hidden: 128, maxSessionLength: 20 };
 const SIZES: Record<string, ModelDims> = {

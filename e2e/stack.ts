@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeOnSignals, startSystem } from '../tools/system.js';
-import { trainAndExport } from '../tools/train.js';
+import { trainAndExport } from '../tools/train/index.js';
 import { startCdn, startHost } from './static-server.js';
 
 const root = join(import.meta.dirname, '..');

@@ -7,6 +7,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/**
+ * Adam's constants wherever Hearth trains with Adam, offline (this class) and on the device
+ * (flat-adam.ts): Kingma & Ba's betas, and tfjs' default epsilon for float32 backends, so results
+ * stay close to tf.train.adam's. (The server's FedAdam has constants of its own: server/fedadam.ts.)
+ */
+export const ADAM = Object.freeze({ beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
+
 /** Adam's state: the step count and the moment estimates, flat in variable order. */
 export interface AdamState {
   readonly t: number;
@@ -23,10 +30,9 @@ export class Adam {
   constructor(
     private readonly variables: readonly tf.Variable[],
     private readonly learningRate: number,
-    private readonly beta1 = 0.9,
-    private readonly beta2 = 0.999,
-    // tfjs' default epsilon for float32 backends, so results stay close to tf.train.adam's.
-    private readonly epsilon = 1e-7,
+    private readonly beta1 = ADAM.beta1,
+    private readonly beta2 = ADAM.beta2,
+    private readonly epsilon = ADAM.epsilon,
   ) {
     // tidy frees the zero tensors; variables survive it.
     this.m = variables.map((x) => tf.tidy(() => tf.variable(tf.zerosLike(x), false)));

@@ -2,7 +2,7 @@
  * Turns training sessions into padded, time-major batches in which every prefix predicts its next item.
  * Pure JS (typed arrays only), so it is cheap to test and costs no tensors.
  */
-import { shuffleInPlace } from './prng.js';
+import { shuffleInPlace } from '../protocol/prng.js';
 
 /** A training sequence of at most maxSessionLength items with a sample weight per item. */
 export interface Window {

@@ -4,6 +4,7 @@
  * with an optional proximal pull. On-device learning (online-step.ts) uses it: an update there
  * trains a visitor's few item rows and must leave every other row exactly as it is.
  */
+import { ADAM } from './adam.js';
 
 /** A pull toward anchor weights: adds mu * (w - anchor) to every gradient it sees (FedProx). */
 export interface Proximal {
@@ -11,10 +12,7 @@ export interface Proximal {
   readonly mu: number;
 }
 
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-// tfjs' default epsilon for float32 backends.
-const EPSILON = 1e-7;
+const { beta1: BETA1, beta2: BETA2, epsilon: EPSILON } = ADAM;
 
 /** Adam moments for a flat weight vector of a fixed size. */
 export class FlatAdam {

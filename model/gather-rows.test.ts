@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../tools/tf-node.js';
 import { packBatch, toWindows } from './batches.js';
 import { gatherRows } from './gather-rows.js';
 import { PADDING_LOGIT } from './loss.js';
@@ -11,7 +10,7 @@ const dims = { items: 7, embedding: 3, hidden: 4, maxSessionLength: 5 };
 
 describe.each(['cpu', 'wasm'] as const)('gatherRows gradient on %s', (backend) => {
   it('scatters rows and sums duplicate indices', async () => {
-    await initNodeBackend(backend);
+    expect(await tf.setBackend(backend)).toBe(true);
     const table = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);
     const idx = tf.tensor1d([2, 0, 2, 3], 'int32');
     const weights = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);
@@ -23,7 +22,7 @@ describe.each(['cpu', 'wasm'] as const)('gatherRows gradient on %s', (backend) =
   });
 
   it('matches central differences through the whole model loss', async () => {
-    await initNodeBackend(backend);
+    expect(await tf.setBackend(backend)).toBe(true);
     const model = SessionModel.random(dims, 3);
     const batch = packBatch(
       toWindows([{ items: [1, 2, 3, 2] }, { items: [4, 4, 6] }, { items: [5, 1] }], 5),

@@ -2,13 +2,8 @@
  * Seeded initial weights, as one flat vector in manifest order, so every backend (and every device
  * rebuilding a model from a seed) starts from bit-identical values.
  */
-import {
-  parameterCount,
-  splitFlat,
-  tensorLayout,
-  type ModelDims,
-} from '../protocol/manifest.js';
-import { mulberry32, normal } from './prng.js';
+import { parameterCount, splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
+import { mulberry32, normal } from '../protocol/prng.js';
 
 /** Standard deviation of the initial item embeddings: small, so early scores are near-uniform. */
 export const EMBEDDING_INIT_STD = 0.05;

@@ -1,10 +1,10 @@
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../tools/tf-node.js';
 import { evaluateNext, evaluatePopularity, metricsFromRanks, prefixPairs } from './metrics.js';
 import { SessionModel } from './session-model.js';
 
 beforeAll(async () => {
-  await initNodeBackend('wasm');
+  expect(await tf.setBackend('wasm')).toBe(true);
 });
 
 describe('metrics', () => {

@@ -2,7 +2,7 @@
  * Next-item ranking metrics over the full catalogue, as in the session-based recommendation literature
  * (SR-GNN, NARM, GRU4Rec): HR@K (= Recall@K with one target) and MRR@K.
  */
-import { rankDense } from './ranking.js';
+import { rankDense } from './full-ranking.js';
 import type { SessionModel } from './session-model.js';
 
 /** One evaluation case: a non-empty session prefix and the item that followed it. */

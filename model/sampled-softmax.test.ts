@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../tools/tf-node.js';
 import { packBatch, toWindows } from './batches.js';
 import { ensureGradients } from './gradients.js';
 import { fullSoftmaxLoss, PADDING_LOGIT } from './loss.js';
@@ -14,7 +13,7 @@ import { SessionModel } from './session-model.js';
 import { batchLoss, chooseOutputLoss, trainSessions, type TrainSession } from './train.js';
 
 beforeAll(async () => {
-  await initNodeBackend('wasm');
+  expect(await tf.setBackend('wasm')).toBe(true);
   await ensureGradients();
 });
 

@@ -16,7 +16,7 @@ import { outputRows, type ModelParams } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import type { LossBatch, OutputLoss } from './loss.js';
 import { matMul2d } from './mat-mul.js';
-import { seededRng, type SeededRng } from './prng.js';
+import { seededRng, type SeededRng } from '../protocol/prng.js';
 import { occurrences, repeatColumns, repeatLogits } from './repeat.js';
 
 /** One batch's candidate columns (see candidateColumns). */

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelDims } from '../protocol/manifest.js';
-import { initNodeBackend } from '../tools/tf-node.js';
 import { packBatch, toWindows } from './batches.js';
 import { ensureGradients } from './gradients.js';
 import { fullSoftmaxLoss, PADDING_LOGIT } from './loss.js';
@@ -25,7 +24,7 @@ const itemMean: ModelDims = {
 const sessions = [{ items: [1, 4, 2, 7] }, { items: [3, 3, 8] }, { items: [5, 6] }];
 
 beforeAll(async () => {
-  await initNodeBackend('cpu');
+  expect(await tf.setBackend('cpu')).toBe(true);
   await ensureGradients();
 });
 

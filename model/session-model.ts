@@ -16,6 +16,7 @@ import {
 import { itemMeansAt, lstmStates, project, scoreAll, type ModelParams } from './forward.js';
 import { initialWeights } from './init.js';
 import { addRepeatBonus, occurrences } from './repeat.js';
+import { topK } from './top-k.js';
 
 /** A next-item recommender over item indices 1..N-1 (0 is padding and is never recommended). */
 export class SessionModel {
@@ -157,7 +158,7 @@ export class SessionModel {
     // (lower index first) the same way on every backend.
     const values = (await scores.data()) as Float32Array;
     scores.dispose();
-    return selectTop(values, k, exclude);
+    return topK(values, k, exclude);
   }
 
   /** Frees every tensor; the model is unusable afterwards. */
@@ -188,34 +189,4 @@ function checkLength(dims: ModelDims, flat: Float32Array): void {
       `expected ${expected} weights, got ${flat.length}`,
     );
   }
-}
-
-/**
- * Indices of the k largest finite scores, best first (ties: lower index first), skipping index 0 and
- * `exclude`. A k-sized sorted buffer: O(N k) worst case, O(N) in practice for k ~ 20.
- */
-export function selectTop(
-  values: Float32Array,
-  k: number,
-  exclude?: ReadonlySet<number>,
-): { items: number[]; scores: number[] } {
-  const items: number[] = [];
-  const scores: number[] = [];
-  // The k-th best so far: most of a catalogue falls below it, so that test comes first (it also
-  // rejects NaN and -Infinity) and the exclusion set is consulted only for the few that pass.
-  let threshold = -Infinity;
-  for (let i = 1; i < values.length; i++) {
-    const v = values[i]!;
-    if (!(v > threshold) || exclude?.has(i)) continue;
-    let at = items.length === k ? k - 1 : items.length;
-    while (at > 0 && scores[at - 1]! < v) at--;
-    items.splice(at, 0, i);
-    scores.splice(at, 0, v);
-    if (items.length > k) {
-      items.pop();
-      scores.pop();
-    }
-    if (items.length === k) threshold = scores[k - 1]!;
-  }
-  return { items, scores };
 }

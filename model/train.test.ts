@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DOT_SCORING } from '../protocol/manifest.js';
-import { initNodeBackend } from '../tools/tf-node.js';
 import { batchesPerEpoch, packBatch, planBatches, toWindows } from './batches.js';
-import { mulberry32 } from './prng.js';
+import { mulberry32 } from '../protocol/prng.js';
 import { SessionModel } from './session-model.js';
 import {
   trainSessions,
@@ -19,7 +18,7 @@ const cycle: TrainSession[] = Array.from({ length: 40 }, (_, s) => ({
 }));
 
 beforeAll(async () => {
-  await initNodeBackend('wasm');
+  expect(await tf.setBackend('wasm')).toBe(true);
 });
 
 describe('trainSessions', () => {

@@ -13,7 +13,7 @@ import { gatherRows } from './gather-rows.js';
 import { ensureGradients } from './gradients.js';
 import { Adam, type AdamState } from './adam.js';
 import { fullSoftmaxLoss, PADDING_LOGIT, type OutputLoss } from './loss.js';
-import { mulberry32, seededRng } from './prng.js';
+import { mulberry32, seededRng } from '../protocol/prng.js';
 import {
   DEFAULT_SAMPLED_SOFTMAX,
   NegativeSampler,

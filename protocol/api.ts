@@ -126,6 +126,31 @@ export interface SyncResult {
   readonly bytes?: number;
 }
 
+/**
+ * What the worker's browser offers, detected once when the engine first asks (worker/capabilities.ts)
+ * and frozen. `privacySignal` is Global Privacy Control or Do Not Track as the worker's own navigator
+ * shows them; the page reads its navigator too (workers do not see Do Not Track) and turns uploads
+ * or learning off through `EngineConfig`, which `EngineStatus.uploads` / `learning` report.
+ */
+export interface Capabilities {
+  /** `navigator.gpu` is there (the WebGPU rung may be tried). */
+  readonly webgpu: boolean;
+  /** `OffscreenCanvas` is there: a worker can hold a WebGL context (the WebGL rung may be tried). */
+  readonly offscreenCanvas: boolean;
+  /** `OffscreenCanvas` and `WebGL2RenderingContext` are there. */
+  readonly webgl2: boolean;
+  /** `WebAssembly` is there (the wasm rung may be tried). */
+  readonly wasm: boolean;
+  /** `indexedDB` is there (history and model cache persist; otherwise they live in memory). */
+  readonly indexedDB: boolean;
+  /** `navigator.locks` can be requested (one tab at a time trains and uploads). */
+  readonly webLocks: boolean;
+  /** `BroadcastChannel` is there (tabs tell each other about adopted weights). */
+  readonly broadcastChannel: boolean;
+  /** GPC (`navigator.globalPrivacyControl`) or DNT (`navigator.doNotTrack === '1'`) is on. */
+  readonly privacySignal: boolean;
+}
+
 /** Snapshot of the engine for the demo's panel and for tests. */
 export interface EngineStatus {
   readonly backend: BackendName | null;
@@ -150,6 +175,8 @@ export interface EngineStatus {
     readonly personalised: boolean;
     readonly lastUpdate?: UpdateTiming;
   };
+  /** What the worker's browser offers (detected once per worker). */
+  readonly capabilities: Capabilities;
 }
 
 /**
@@ -194,6 +221,23 @@ export interface EngineApi {
    */
   forget(): Promise<void>;
 }
+
+/**
+ * Every method of `EngineApi`, in the order documented above: the exact keys of the object the
+ * worker exposes (worker/index.ts). Nothing else of the engine is reachable from the page.
+ */
+export const ENGINE_API_METHODS = [
+  'handshake',
+  'init',
+  'track',
+  'recommend',
+  'status',
+  'stored',
+  'sync',
+  'optOut',
+  'optIn',
+  'forget',
+] as const satisfies readonly (keyof EngineApi)[];
 
 /**
  * comlink's wire format, for the page side's tiny client (src/rpc.ts) that speaks it without

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 as rng } from '../model/prng.js';
+import { mulberry32 as rng } from './prng.js';
 import { allFinite, clipL2InPlace, l2Norm } from './clip.js';
 
 describe('L2 clipping', () => {

@@ -44,7 +44,7 @@ export function errorFromWire(wire: WireError): Error {
 /** The slice of comlink's TransferHandler this module needs (protocol/ has no runtime deps). */
 interface ThrowHandler {
   canHandle(value: unknown): boolean;
-  serialize(value: unknown): [unknown, Transferable[]];
+  serialize(value: unknown): [unknown, unknown[]];
   deserialize(value: unknown): unknown;
 }
 

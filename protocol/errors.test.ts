@@ -2,7 +2,60 @@ import { describe, expect, it } from 'vitest';
 import { errorFromWire, errorToWire } from './error-wire.js';
 import { ERRORS, HearthError, isErrorCode } from './errors.js';
 
+/**
+ * Every code the catalogue has ever handed out, with its HTTP status (0: device side). Clients
+ * branch on codes, so this list only grows: a code removed, renamed or given another status fails
+ * here; one no longer raised stays in the catalogue marked `retired` (and in RETIRED below).
+ */
+const CODES: Record<string, number> = {
+  HEARTH_E_UPDATE_TRUNCATED: 400,
+  HEARTH_E_UPDATE_TOO_LARGE: 413,
+  HEARTH_E_UPDATE_MAGIC: 400,
+  HEARTH_E_UPDATE_FORMAT_VERSION: 400,
+  HEARTH_E_UPDATE_DTYPE: 400,
+  HEARTH_E_UPDATE_HEADER: 400,
+  HEARTH_E_UPDATE_SHAPE: 422,
+  HEARTH_E_UPDATE_NONFINITE: 422,
+  HEARTH_E_UPDATE_NORM: 422,
+  HEARTH_E_UPDATE_VERSION_UNKNOWN: 422,
+  HEARTH_E_UPDATE_STALE: 409,
+  HEARTH_E_ROUND_TOKEN: 403,
+  HEARTH_E_CONTENT_TYPE: 415,
+  HEARTH_E_BAD_REQUEST: 400,
+  HEARTH_E_NOT_FOUND: 404,
+  HEARTH_E_MODEL_NOT_FOUND: 404,
+  HEARTH_E_INTERNAL: 500,
+  HEARTH_E_CONFIG: 0,
+  HEARTH_E_EVENT_INVALID: 0,
+  HEARTH_E_ARGUMENT: 0,
+  HEARTH_E_NO_BACKEND: 0,
+  HEARTH_E_MODEL_FETCH: 0,
+  HEARTH_E_MODEL_INVALID: 0,
+  HEARTH_E_STORAGE: 0,
+  HEARTH_E_WORKER_START: 0,
+  HEARTH_E_NOT_READY: 0,
+  HEARTH_E_UPLOAD: 0,
+  HEARTH_E_DATASET: 0,
+  HEARTH_E_PRIVACY_PARAMS: 0,
+  HEARTH_E_PRIVACY_BUDGET: 403,
+  HEARTH_E_API_KEY: 401,
+  HEARTH_E_ORIGIN: 403,
+  HEARTH_E_RATE_LIMIT: 429,
+  HEARTH_E_CSP: 0,
+  HEARTH_E_CAPTURE: 0,
+};
+
+/** Codes no longer raised; they stay in the catalogue so nobody hands them out again. */
+const RETIRED: readonly string[] = [];
+
 describe('error catalogue', () => {
+  it('holds exactly the pinned codes, with their statuses', () => {
+    const statuses = Object.fromEntries(Object.entries(ERRORS).map(([c, s]) => [c, s.status]));
+    expect(statuses).toEqual(CODES);
+    const specs: Record<string, { readonly status: number; readonly retired?: true }> = ERRORS;
+    expect(Object.keys(ERRORS).filter((code) => specs[code]!.retired)).toEqual(RETIRED);
+  });
+
   it('has well-formed, unique codes with messages and plausible statuses', () => {
     const codes = Object.keys(ERRORS);
     expect(new Set(codes).size).toBe(codes.length);

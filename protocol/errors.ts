@@ -3,6 +3,7 @@
  * owners' monitoring, devices deciding whether to refetch) branch on them. A removed code stays here
  * marked `retired` so nobody hands it out again.
  */
+import { useErrorCatalogue } from './hearth-error.js';
 
 /** One catalogue entry: a human message and, where the error crosses HTTP, its status. */
 export interface ErrorSpec {
@@ -82,19 +83,10 @@ export const ERRORS = {
 /** A code from the catalogue. */
 export type ErrorCode = keyof typeof ERRORS;
 
-/** The one error class Hearth throws across every boundary; `code` is what callers branch on. */
-export class HearthError extends Error {
-  override readonly name = 'HearthError';
-  readonly code: ErrorCode;
-  readonly status: number;
+// The class lives in its own file so the page can have it without this catalogue (its size budget).
+useErrorCatalogue(ERRORS);
 
-  constructor(code: ErrorCode, detail?: string) {
-    const spec: ErrorSpec = ERRORS[code];
-    super(detail ? `${spec.message}: ${detail}` : spec.message);
-    this.code = code;
-    this.status = spec.status;
-  }
-}
+export { HearthError } from './hearth-error.js';
 
 /** True when `value` is a code in the catalogue (used to revive errors that crossed a boundary). */
 export function isErrorCode(value: unknown): value is ErrorCode {

@@ -10,11 +10,9 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../protocol/errors.js';
+import { SITE_KEY_HEADER } from '../protocol/routes.js';
 import { RateLimiter } from './rate-limit.js';
 import type { SiteConfig, SiteRegistry } from './sites.js';
-
-/** Header devices send the site key in. */
-export const SITE_KEY_HEADER = 'x-hearth-key';
 
 /** What the gate needs. */
 export interface AccessOptions {

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { accessGate, SITE_KEY_HEADER } from './access.js';
+import { accessGate } from './access.js';
 import { registerDashboard } from './dashboard.js';
 import { buildStats } from './stats.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
@@ -25,6 +25,7 @@ import { SiteRegistry } from './sites.js';
 import type { JoinReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { fnv1a32 } from '../protocol/hash.js';
+import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
 import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { updateBodyLimit, type ServerConfig } from './config.js';
 import type { GaussianRng } from './gaussian.js';
@@ -125,9 +126,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     else json(request, body.toString(), done);
   });
 
-  app.get('/healthz', async () => ({ ok: true, version: await store.latestVersion() }));
+  app.get(PATHS.health, async () => ({ ok: true, version: await store.latestVersion() }));
 
-  app.get('/v1/model', async (request, reply) => {
+  app.get(PATHS.model, async (request, reply) => {
     const version = await store.latestVersion();
     const manifest = version === undefined ? undefined : await store.getManifest(version);
     if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
@@ -144,7 +145,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // Versions never change, so the last weights served are worth keeping: every device of a round
   // downloads the same ones.
   let cached: { readonly version: number; readonly bytes: Uint8Array } | undefined;
-  app.get<{ Params: { version: string } }>('/v1/model/:version/weights', async (request, reply) => {
+  app.get<{ Params: { version: string } }>(PATHS.weights, async (request, reply) => {
     const param = request.params.version;
     const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
     const known = Number.isSafeInteger(version) && (await store.getManifest(version)) !== undefined;
@@ -165,20 +166,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     );
   });
 
-  app.get('/v1/privacy', async (_request, reply) => {
+  app.get(PATHS.privacy, async (_request, reply) => {
     const report = privacyReport(await store.privacyLedger(), config);
     void reply.header('cache-control', 'no-store');
     return privacyReportJson(report);
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get(PATHS.metrics, async (_request, reply) => {
     void reply
       .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
       .header('cache-control', 'no-store');
     return renderMetrics(store, config, counters);
   });
 
-  app.get('/v1/stats', async (_request, reply) => {
+  app.get(PATHS.stats, async (_request, reply) => {
     void reply.header('cache-control', 'no-store');
     return buildStats(store, config, evaluator);
   });
@@ -186,12 +187,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerDashboard(app);
 
   // The document is static; it is served as is (no-cache, so a deployed change is seen at once).
-  app.get('/v1/openapi.json', async (_request, reply) => {
+  app.get(PATHS.openapi, async (_request, reply) => {
     void reply.header('cache-control', 'no-cache');
     return OPENAPI_DOCUMENT;
   });
 
-  app.post('/v1/rounds/join', { onRequest: gate }, async (_request, reply): Promise<JoinReply> => {
+  app.post(PATHS.join, { onRequest: gate }, async (_request, reply): Promise<JoinReply> => {
     // A token for a round that may never publish would only waste a device's work and upload. The
     // authoritative check runs again inside the aggregation transaction.
     if (config.epsilonBudget !== Infinity) {
@@ -216,7 +217,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       { parseAs: 'buffer', bodyLimit },
       (_request, body, done) => done(null, body),
     );
-    scope.post('/v1/updates', { bodyLimit, onRequest: gate }, async (request, reply) => {
+    scope.post(PATHS.updates, { bodyLimit, onRequest: gate }, async (request, reply) => {
       // Any other content type was parsed by another parser (JSON, text) or had no body at all.
       if (!Buffer.isBuffer(request.body)) {
         throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);

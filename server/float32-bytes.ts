@@ -1,5 +1,5 @@
 /**
- * Float32 weights <-> raw bytes, as stored in SQLite BLOBs and served at `/v1/model/:version/weights`.
+ * Float32 weights <-> raw bytes, as stored in the database and served at `/v1/model/:version/weights`.
  * The wire and the database are little-endian; typed arrays use the host's byte order, so the server
  * refuses to run on a big-endian host rather than silently serve byte-swapped weights.
  */

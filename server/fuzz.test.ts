@@ -20,7 +20,7 @@ import {
 import type { SiteConfig } from './sites.js';
 import { LAYOUT_HASH, makeApp, makeDelta, PARAMS, updateBody } from './test-helpers.js';
 // mulberry32: small, fast and seedable, so a failing case can be replayed.
-import { mulberry32 as prng } from '../model/prng.js';
+import { mulberry32 as prng } from '../protocol/prng.js';
 
 const SEED = Number(process.env.HEARTH_FUZZ_SEED ?? 0x4ea7);
 const REQUESTS = 10_400;

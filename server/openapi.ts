@@ -11,7 +11,7 @@ import {
   UPDATE_FORMAT_VERSION,
   UPDATE_HEADER_BYTES,
 } from '../protocol/update-format.js';
-import { SITE_KEY_HEADER } from './access.js';
+import { SITE_KEY_HEADER } from '../protocol/routes.js';
 
 type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 type JsonObject = { readonly [key: string]: Json };

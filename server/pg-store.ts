@@ -9,16 +9,42 @@
  *     opening a new round takes an advisory lock, so two instances never open one on a stale version;
  *   - expiry locks the collecting round's row, as publishing does.
  * `synchronous_commit = on` is forced per connection: a 2xx promises the update is on disk, whatever
- * the database's default says.
+ * the database's default says. What the rows mean and what a store decides from them is shared with
+ * SqliteStore: store-codecs.ts and store-rules.ts.
  */
 import pg from 'pg';
 import type { PoolClient } from 'pg';
-import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { FedAdamState } from './fedadam.js';
-import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
-import { historyFromRows, type HistoryRow } from './sqlite-store.js';
+import {
+  decodeLedgerRow,
+  decodeManifest,
+  decodeOptimizerState,
+  decodeUpdate,
+  historyFromRows,
+  historyNormsFrom,
+  optimizerStateValues,
+  publishedRoundValues,
+  updateValues,
+  versionValues,
+  type HistoryRow,
+  type LedgerRow,
+  type OptimizerStateRow,
+  type TokenRow,
+  type UpdateRow,
+} from './store-codecs.js';
+import {
+  checkCollectingRound,
+  checkSubmission,
+  eventTime,
+  pastDeadline,
+  publishRound,
+  requireCurrentVersion,
+  requireStoredVersion,
+  roundIsFull,
+} from './store-rules.js';
 import type {
   RoundExpiry,
   RoundHistory,
@@ -31,7 +57,6 @@ import type {
   SubmitOutcome,
   UpdateSubmission,
 } from './store.js';
-import { versionManifest } from './versions.js';
 
 /** Key of the advisory lock held while a new collecting round is opened. */
 const OPEN_ROUND_LOCK = PG_SCHEMA_LOCK + 1;
@@ -42,15 +67,6 @@ export function isPostgresUrl(db: string): boolean {
 }
 
 type Sql = Pick<PoolClient, 'query'>;
-
-function float64ToBytes(values: Float64Array): Buffer {
-  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-}
-
-function bytesToFloat64(bytes: Uint8Array): Float64Array {
-  // A copy: pg's Buffers come from a pool and may be unaligned for a Float64Array view.
-  return new Float64Array(Uint8Array.from(bytes).buffer);
-}
 
 async function one<T extends object>(
   sql: Sql,
@@ -67,29 +83,27 @@ async function latest(sql: Sql): Promise<number | undefined> {
 }
 
 async function ledger(sql: Sql): Promise<RoundPrivacy[]> {
-  const { rows } = await sql.query<{
-    id: number;
-    published_version: number;
-    noise_multiplier: number | null;
-    sample_rate: number | null;
-  }>(
+  const { rows } = await sql.query<LedgerRow>(
     `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
      WHERE status = 'published' ORDER BY id`,
   );
-  return rows.map((r) => ({
-    round: r.id,
-    version: r.published_version,
-    noiseMultiplier: r.noise_multiplier ?? 0,
-    sampleRate: r.sample_rate ?? 1,
-  }));
+  return rows.map(decodeLedgerRow);
 }
 
 async function readOptimizerState(sql: Sql): Promise<FedAdamState | undefined> {
-  const row = await one<{ step: number; m: Buffer; v: Buffer }>(
-    sql,
-    'SELECT step, m, v FROM optimizer_state WHERE id = 1',
+  return decodeOptimizerState(
+    await one<OptimizerStateRow>(sql, 'SELECT step, m, v FROM optimizer_state WHERE id = 1'),
   );
-  return row ? { step: row.step, m: bytesToFloat64(row.m), v: bytesToFloat64(row.v) } : undefined;
+}
+
+/** Updates stored in `round` so far. */
+async function received(sql: Sql, round: number): Promise<number> {
+  const row = await one<{ n: number }>(
+    sql,
+    'SELECT COUNT(*)::int AS n FROM updates WHERE round = $1',
+    [round],
+  );
+  return row!.n;
 }
 
 /** Options of PgStore.open. */
@@ -157,7 +171,7 @@ export class PgStore implements Store {
       'SELECT manifest FROM versions WHERE version = $1',
       [version],
     );
-    return row ? (JSON.parse(row.manifest) as ModelManifest) : undefined;
+    return row ? decodeManifest(row.manifest) : undefined;
   }
 
   /** @inheritdoc */
@@ -189,16 +203,10 @@ export class PgStore implements Store {
         sql,
         "SELECT id, opened_at FROM rounds WHERE status = 'collecting' FOR UPDATE",
       );
-      if (!round || round.opened_at === null) return undefined;
-      if (!(round.opened_at < expiry.openedBefore.toISOString())) return undefined;
-      const { n } = (await one<{ n: number }>(
-        sql,
-        'SELECT COUNT(*)::int AS n FROM updates WHERE round = $1',
-        [round.id],
-      ))!;
-      if (n >= expiry.minCohort) return undefined;
+      if (!round || !pastDeadline(round.opened_at, expiry)) return undefined;
+      if (roundIsFull(await received(sql, round.id), expiry.minCohort)) return undefined;
       await sql.query("UPDATE rounds SET status = 'abandoned', abandoned_at = $1 WHERE id = $2", [
-        expiry.now.toISOString(),
+        eventTime(expiry),
         round.id,
       ]);
       return round.id;
@@ -213,7 +221,7 @@ export class PgStore implements Store {
   /** @inheritdoc */
   async joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket> {
     await this.expire(expiry);
-    const now = (expiry?.now ?? new Date()).toISOString();
+    const now = eventTime(expiry);
     return this.tx(async (sql) => {
       const collecting = (): Promise<{ id: number; base_version: number } | undefined> =>
         one(sql, "SELECT id, base_version FROM rounds WHERE status = 'collecting' FOR UPDATE");
@@ -224,14 +232,8 @@ export class PgStore implements Store {
         await sql.query('SELECT pg_advisory_xact_lock($1)', [OPEN_ROUND_LOCK]);
         round = await collecting();
       }
-      const current = await latest(sql);
-      if (current === undefined) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
-      if (round && round.base_version !== current) {
-        throw new HearthError(
-          'HEARTH_E_INTERNAL',
-          `collecting round ${round.id} is not on v${current}`,
-        );
-      }
+      const current = requireCurrentVersion(await latest(sql));
+      checkCollectingRound(round, current);
       if (!round) {
         const inserted = await one<{ id: number }>(
           sql,
@@ -257,59 +259,34 @@ export class PgStore implements Store {
     expiry?: RoundExpiry,
   ): Promise<SubmitOutcome> {
     await this.expire(expiry);
-    const now = (expiry?.now ?? new Date()).toISOString();
+    const now = eventTime(expiry);
     return this.tx(async (sql) => {
       // Both rows locked: the round's so that this instance alone counts and publishes it, the
       // token's so that a concurrent post of the same token waits and then sees it used.
-      const token = await one<{
-        round: number;
-        used_at: string | null;
-        status: string;
-        base_version: number;
-      }>(
+      const row = await one<TokenRow>(
         sql,
         `SELECT t.round, t.used_at, r.status, r.base_version
          FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = $1 FOR UPDATE OF t, r`,
         [update.token],
       );
-      const current = await latest(sql);
-      if (current === undefined || update.baseVersion !== current) {
-        throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
-      }
-      if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
-      if (token.used_at !== null) {
-        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
-      }
-      if (token.status === 'abandoned') {
-        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
-      }
-      if (token.status !== 'collecting' || token.base_version !== current) {
-        throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
-      }
+      const token = checkSubmission(update, await latest(sql), row);
       await sql.query('UPDATE tokens SET used_at = $1 WHERE token = $2', [now, update.token]);
       await sql.query(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
          VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          token.round,
-          update.token,
-          update.examples,
-          update.norm,
-          float32ToBytes(update.delta),
-          now,
-        ],
+        updateValues(token.round, update, now),
       );
-      const { n: received } = (await one<{ n: number }>(
-        sql,
-        'SELECT COUNT(*)::int AS n FROM updates WHERE round = $1',
-        [token.round],
-      ))!;
-      if (received < policy.minCohort) {
-        return { round: token.round, received, version: current, published: false };
+      const count = await received(sql, token.round);
+      if (!roundIsFull(count, policy.minCohort)) {
+        return {
+          round: token.round,
+          received: count,
+          version: token.base_version,
+          published: false,
+        };
       }
-      const next = current + 1;
-      await publish(sql, token.round, current, next, now, policy);
-      return { round: token.round, received, version: next, published: true };
+      const version = await publish(sql, token.round, token.base_version, now, policy);
+      return { round: token.round, received: count, version, published: true };
     });
   }
 
@@ -346,10 +323,9 @@ export class PgStore implements Store {
        ORDER BY r.id DESC LIMIT $1`,
       [limit],
     );
-    rows.reverse();
     const norms = await this.pool.query<{ round: number; norm: number }>(
       'SELECT round, norm FROM updates WHERE round >= $1 ORDER BY id',
-      [rows[0]?.id ?? 0],
+      [historyNormsFrom(rows)],
     );
     return historyFromRows(rows, norms.rows);
   }
@@ -363,52 +339,61 @@ export class PgStore implements Store {
 async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32Array) {
   await sql.query(
     'INSERT INTO versions (version, created_at, manifest, weights) VALUES ($1, $2, $3, $4)',
-    [manifest.version, manifest.createdAt, JSON.stringify(manifest), float32ToBytes(weights)],
+    versionValues(manifest, weights),
   );
 }
 
 /**
- * Aggregates `round` into version `next` inside the caller's transaction. The round's deltas are read
- * in full first: RoundPolicy.aggregate is synchronous (SQLite streams them from a cursor), and a pg
- * query is not. A round holds m updates, so this is m deltas in memory for the length of one round.
+ * Publishes the full `round` on version `current` inside the caller's transaction; returns the
+ * version it published. The round's deltas are read in full first: RoundPolicy.aggregate is
+ * synchronous (SQLite streams them from a cursor), and a pg query is not. A round holds m updates, so
+ * this is m deltas in memory for the length of one round.
  */
 async function publish(
   sql: Sql,
   round: number,
   current: number,
-  next: number,
   now: string,
   policy: RoundPolicy,
-): Promise<void> {
-  const base = await one<{ manifest: string; weights: Buffer }>(
-    sql,
-    'SELECT manifest, weights FROM versions WHERE version = $1',
-    [current],
+): Promise<number> {
+  const stored = requireStoredVersion(
+    await one<{ manifest: string; weights: Buffer }>(
+      sql,
+      'SELECT manifest, weights FROM versions WHERE version = $1',
+      [current],
+    ),
+    current,
   );
-  if (!base) throw new HearthError('HEARTH_E_INTERNAL', `version ${current} is missing`);
-  const { rows } = await sql.query<{ examples: number; delta: Buffer }>(
+  const base = {
+    manifest: decodeManifest(stored.manifest),
+    weights: bytesToFloat32(stored.weights),
+  };
+  const { rows } = await sql.query<UpdateRow>(
     'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
     [round],
   );
-  const updates = rows.map((r) => ({ examples: r.examples, delta: bytesToFloat32(r.delta) }));
-  const output = policy.aggregate(bytesToFloat32(base.weights), updates, {
-    optimizerState: await readOptimizerState(sql),
-    ledger: await ledger(sql),
-  });
-  const manifest = versionManifest(JSON.parse(base.manifest) as ModelManifest, next, now);
+  const context = { optimizerState: await readOptimizerState(sql), ledger: await ledger(sql) };
+  const { version, manifest, output } = publishRound(
+    policy,
+    current,
+    base,
+    rows.map(decodeUpdate),
+    context,
+    now,
+  );
   await insertVersion(sql, manifest, output.weights);
   await sql.query(
     `UPDATE rounds SET status = 'published', published_version = $1, noise_multiplier = $2,
      sample_rate = $3 WHERE id = $4`,
-    [next, output.privacy.noiseMultiplier, output.privacy.sampleRate, round],
+    publishedRoundValues(round, version, output.privacy),
   );
   if (output.optimizerState) {
-    const { step, m, v } = output.optimizerState;
     await sql.query(
       `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, $1, $2, $3, $4)
        ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
        version = excluded.version`,
-      [step, float64ToBytes(m), float64ToBytes(v), next],
+      optimizerStateValues(output.optimizerState, version),
     );
   }
+  return version;
 }

@@ -3,21 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ErrorReply, UpdateReply } from '../protocol/api.js';
 import { resolveConfig } from './config.js';
-import { roundPolicy } from './ingest.js';
 import { roundExpiry } from './round-expiry.js';
-import { loadSeedModel } from './seed.js';
 import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.js';
 import { startServer } from './start.js';
-import {
-  joinRound,
-  makeApp,
-  makeDelta,
-  postUpdate,
-  updateBody,
-  writeSeedDir,
-} from './test-helpers.js';
+import { joinRound, writeSeedDir } from './test-helpers.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00.000Z');
 let now = T0;
@@ -37,103 +27,6 @@ function raw(path: string): Database.Database {
 }
 
 describe('round deadline', () => {
-  it('abandons a late round short of m, refuses its tokens, keeps its updates, and starts anew', async () => {
-    const t = await makeApp({ minCohort: 3, roundDeadlineSeconds: 60 }, { now: clock });
-    try {
-      const a = await joinRound(t.app);
-      const late = await joinRound(t.app);
-      expect((await postUpdate(t.app, updateBody({ token: a.token }))).statusCode).toBe(202);
-      // Exactly at the deadline the round still collects.
-      now = T0 + 60_000;
-      const onTime = await joinRound(t.app);
-      expect(onTime.round).toBe(1);
-      now += 1;
-      const refused = await postUpdate(t.app, updateBody({ token: late.token }));
-      expect(refused.statusCode).toBe(403);
-      expect(refused.json<ErrorReply>().error).toMatchObject({
-        code: 'HEARTH_E_ROUND_TOKEN',
-        message: expect.stringMatching(/abandoned/),
-      });
-      // The abandonment itself was committed even though that request was refused.
-      expect(await t.store.counts()).toMatchObject({
-        rounds: 1,
-        abandonedRounds: 1,
-        updates: 1,
-        versions: 1,
-        usedTokens: 1,
-      });
-      const tokenOfAbandoned = await postUpdate(t.app, updateBody({ token: onTime.token }));
-      expect(tokenOfAbandoned.statusCode).toBe(403);
-
-      const next = await joinRound(t.app);
-      expect([next.round, next.version]).toEqual([2, 1]);
-      let reply: UpdateReply | undefined;
-      for (let k = 0; k < 3; k++) {
-        const { token } = k === 0 ? next : await joinRound(t.app);
-        const res = await postUpdate(t.app, updateBody({ token, delta: makeDelta(0.3, k) }));
-        reply = res.json<UpdateReply>();
-      }
-      expect(reply).toMatchObject({ round: 2, received: 3, version: 2 });
-      expect(await t.store.privacyLedger()).toEqual([
-        expect.objectContaining({ round: 2, version: 2 }),
-      ]);
-      expect(await t.store.counts()).toMatchObject({ rounds: 2, abandonedRounds: 1, updates: 4 });
-    } finally {
-      await t.close();
-    }
-  });
-
-  it('abandons on join too, and never a round that already has m updates', async () => {
-    const path = join(dir, 'h.db');
-    const store = new SqliteStore(path);
-    const config = resolveConfig({ minCohort: 2, roundDeadlineSeconds: 10 });
-    try {
-      const seed = await writeSeedDir();
-      await store.seed(await loadSeedModel(seed.dir, config));
-      await seed.cleanup();
-      expect(await store.joinRound('a'.repeat(32), roundExpiry(config, now))).toEqual({
-        round: 1,
-        version: 1,
-      });
-      now += 11_000;
-      expect((await store.joinRound('b'.repeat(32), roundExpiry(config, now))).round).toBe(2);
-      const update = { baseVersion: 1, examples: 1, norm: 0.5, delta: makeDelta(0.5) };
-      // m = 3 while collecting, so round 2 stays open with two updates...
-      const m3 = roundPolicy(resolveConfig({ minCohort: 3 }));
-      await store.joinRound('c'.repeat(32), roundExpiry(config, now));
-      await store.submitUpdate({ ...update, token: 'b'.repeat(32) }, m3, roundExpiry(config, now));
-      await store.submitUpdate({ ...update, token: 'c'.repeat(32) }, m3, roundExpiry(config, now));
-      now += 60_000;
-      // ...and once m is 2 it has a full cohort: it waits to publish, it is not abandoned.
-      expect(await store.abandonExpiredRound(roundExpiry(config, now))).toBeUndefined();
-      expect(await store.abandonExpiredRound(roundExpiry({ ...config, minCohort: 3 }, now))).toBe(
-        2,
-      );
-      const db = raw(path);
-      try {
-        const rows = db.prepare('SELECT id, status, opened_at, abandoned_at FROM rounds').all();
-        expect(rows).toEqual([
-          {
-            id: 1,
-            status: 'abandoned',
-            opened_at: new Date(T0).toISOString(),
-            abandoned_at: new Date(T0 + 11_000).toISOString(),
-          },
-          {
-            id: 2,
-            status: 'abandoned',
-            opened_at: new Date(T0 + 11_000).toISOString(),
-            abandoned_at: new Date(now).toISOString(),
-          },
-        ]);
-      } finally {
-        db.close();
-      }
-    } finally {
-      await store.close();
-    }
-  });
-
   it('abandons at start-up a round whose deadline passed while the server was down', async () => {
     const seed = await writeSeedDir();
     try {

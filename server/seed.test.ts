@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
 import { resolveConfig } from './config.js';
-import { loadSeedModel, seedIfEmpty } from './seed.js';
-import { SqliteStore } from './sqlite-store.js';
+import { loadSeedModel } from './seed.js';
 import { PARAMS, seedWeights, writeSeedDir } from './test-helpers.js';
 
 const config = resolveConfig({ dbPath: ':memory:', clipNorm: 2, minCohort: 4 });
@@ -64,20 +63,6 @@ describe('seeding', () => {
       await expect(loadSeedModel(seed.dir, config)).rejects.toThrow(/bad field format/);
       await expect(loadSeedModel(join(seed.dir, 'missing'), config)).rejects.toThrow(/cannot read/);
     } finally {
-      await seed.cleanup();
-    }
-  });
-
-  it('seeds only an empty store', async () => {
-    const seed = await writeSeedDir();
-    const store = new SqliteStore(':memory:');
-    try {
-      await expect(seedIfEmpty(store, config)).rejects.toThrow(/HEARTH|--model/);
-      expect(await seedIfEmpty(store, { ...config, modelDir: seed.dir })).toBe(1);
-      expect(await store.seed(await loadSeedModel(seed.dir, config))).toBe(false);
-      expect((await store.counts()).versions).toBe(1);
-    } finally {
-      await store.close();
       await seed.cleanup();
     }
   });

@@ -1,9 +1,13 @@
+/**
+ * What only the SQLite store has: its file (WAL, the schema version in user_version) and the
+ * migration of files written by older servers. What every Store promises is tested on each store in
+ * store-conformance.test.ts.
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from './config.js';
 import { roundPolicy } from './ingest.js';
 import { loadSeedModel } from './seed.js';
@@ -43,41 +47,6 @@ describe('SqliteStore', () => {
     } finally {
       other.close();
     }
-  });
-
-  it('rolls the whole update back when aggregation fails, so the round can still close once', async () => {
-    await store.joinRound('a'.repeat(32));
-    await store.joinRound('b'.repeat(32));
-    await store.submitUpdate(submission('a'.repeat(32), 1), roundPolicy(config));
-    const before = await store.counts();
-    const failing = {
-      minCohort: 2,
-      aggregate: (_global: Float32Array, updates: Iterable<unknown>) => {
-        // Read one row and stop without closing the iterator: the store must close its cursor.
-        updates[Symbol.iterator]().next();
-        throw new Error('crash in the middle of aggregation');
-      },
-    };
-    await expect(store.submitUpdate(submission('b'.repeat(32), 2), failing)).rejects.toThrow(
-      /crash/,
-    );
-    expect(await store.counts()).toEqual(before);
-    const outcome = await store.submitUpdate(submission('b'.repeat(32), 2), roundPolicy(config));
-    expect(outcome).toEqual({ round: 1, received: 2, version: 2, published: true });
-    expect(await store.counts()).toMatchObject({ versions: 2, updates: 2, usedTokens: 2 });
-  });
-
-  it('refuses a token twice and a stale base version inside the transaction', async () => {
-    await store.joinRound('c'.repeat(32));
-    await store.submitUpdate(submission('c'.repeat(32), 1), roundPolicy(config));
-    const reuse = store.submitUpdate(submission('c'.repeat(32), 2), roundPolicy(config));
-    await expect(reuse).rejects.toMatchObject({ code: 'HEARTH_E_ROUND_TOKEN' });
-    const stale = store.submitUpdate(
-      { ...submission('c'.repeat(32), 2), baseVersion: 0 },
-      roundPolicy(config),
-    );
-    await expect(stale).rejects.toBeInstanceOf(HearthError);
-    await expect(stale).rejects.toMatchObject({ code: 'HEARTH_E_UPDATE_STALE' });
   });
 
   it('migrates a schema-1 database: old rounds enter the ledger as published without noise', async () => {

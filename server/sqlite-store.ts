@@ -5,20 +5,47 @@
  * so a round aggregates exactly once even if the process dies mid-way (the commit is all or nothing).
  * (Join and submit run the round-deadline check as a transaction of its own just before theirs: an
  * abandonment must stick even when the request that noticed it is then refused.)
+ * What the rows mean and what a store decides from them is shared with PgStore: store-codecs.ts and
+ * store-rules.ts.
  */
 import Database from 'better-sqlite3';
-import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
-import { assertLittleEndian, bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migrate } from './sqlite-schema.js';
+import {
+  decodeLedgerRow,
+  decodeManifest,
+  decodeOptimizerState,
+  decodeUpdate,
+  historyFromRows,
+  historyNormsFrom,
+  optimizerStateValues,
+  publishedRoundValues,
+  updateValues,
+  versionValues,
+  type HistoryRow,
+  type LedgerRow,
+  type OptimizerStateRow,
+  type TokenRow,
+  type UpdateRow,
+} from './store-codecs.js';
+import {
+  checkCollectingRound,
+  checkSubmission,
+  eventTime,
+  pastDeadline,
+  publishRound,
+  requireCurrentVersion,
+  requireStoredVersion,
+  roundIsFull,
+  type Publication,
+} from './store-rules.js';
 import type {
-  RoundContext,
   RoundExpiry,
   RoundHistory,
   RoundPolicy,
-  RoundOutput,
   RoundPrivacy,
   RoundTicket,
   Store,
@@ -27,61 +54,9 @@ import type {
   SubmitOutcome,
   UpdateSubmission,
 } from './store.js';
-import { versionManifest } from './versions.js';
 
 /** The schema version this store writes (see sqlite-schema.ts). */
 export { SCHEMA_VERSION } from './sqlite-schema.js';
-
-function float64ToBytes(values: Float64Array): Buffer {
-  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-}
-
-function bytesToFloat64(bytes: Uint8Array): Float64Array {
-  if (bytes.byteLength % 8 !== 0) {
-    throw new RangeError(`float64 data must be a multiple of 8 bytes, got ${bytes.byteLength}`);
-  }
-  // Always a copy: the state is updated into fresh arrays, and Buffers may be unaligned.
-  return new Float64Array(Uint8Array.from(bytes).buffer);
-}
-
-interface TokenRow {
-  round: number;
-  used_at: string | null;
-  status: string;
-  base_version: number;
-}
-
-/** A rounds row joined with its published version's time (both stores read the same shape). */
-export interface HistoryRow {
-  id: number;
-  base_version: number;
-  status: RoundHistory['status'];
-  opened_at: string | null;
-  published_version: number | null;
-  published_at: string | null;
-}
-
-/** Assembles Store.history's answer from round rows (oldest first) and their updates' norms. */
-export function historyFromRows(
-  rounds: readonly HistoryRow[],
-  norms: readonly { round: number; norm: number }[],
-): RoundHistory[] {
-  const byRound = new Map<number, number[]>(rounds.map((r) => [r.id, []]));
-  for (const { round, norm } of norms) byRound.get(round)?.push(norm);
-  return rounds.map((r) => {
-    const list = byRound.get(r.id) ?? [];
-    return {
-      round: r.id,
-      baseVersion: r.base_version,
-      status: r.status,
-      openedAt: r.opened_at,
-      publishedVersion: r.published_version,
-      publishedAt: r.published_at,
-      updates: list.length,
-      norms: list,
-    };
-  });
-}
 
 /** Options of SqliteStore. */
 export interface SqliteStoreOptions {
@@ -125,7 +100,7 @@ export class SqliteStore implements Store {
   private manifestOf(version: number): ModelManifest | undefined {
     const row = this.db.prepare('SELECT manifest FROM versions WHERE version = ?').get(version) as
       { manifest: string } | undefined;
-    return row ? (JSON.parse(row.manifest) as ModelManifest) : undefined;
+    return row ? decodeManifest(row.manifest) : undefined;
   }
 
   private weightsOf(version: number): Uint8Array | undefined {
@@ -137,7 +112,7 @@ export class SqliteStore implements Store {
   private insertVersion(manifest: ModelManifest, weights: Float32Array): void {
     this.db
       .prepare('INSERT INTO versions (version, created_at, manifest, weights) VALUES (?, ?, ?, ?)')
-      .run(manifest.version, manifest.createdAt, JSON.stringify(manifest), float32ToBytes(weights));
+      .run(...versionValues(manifest, weights));
   }
 
   private ledger(): RoundPrivacy[] {
@@ -146,26 +121,14 @@ export class SqliteStore implements Store {
         `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
          WHERE status = 'published' ORDER BY id`,
       )
-      .all() as {
-      id: number;
-      published_version: number;
-      noise_multiplier: number | null;
-      sample_rate: number | null;
-    }[];
-    // Rounds from before the ledger existed were published without noise; q is then irrelevant.
-    return rows.map((r) => ({
-      round: r.id,
-      version: r.published_version,
-      noiseMultiplier: r.noise_multiplier ?? 0,
-      sampleRate: r.sample_rate ?? 1,
-    }));
+      .all() as LedgerRow[];
+    return rows.map(decodeLedgerRow);
   }
 
   private readOptimizerState(): FedAdamState | undefined {
     const row = this.db.prepare('SELECT step, m, v FROM optimizer_state WHERE id = 1').get() as
-      { step: number; m: Buffer; v: Buffer } | undefined;
-    if (!row) return undefined;
-    return { step: row.step, m: bytesToFloat64(row.m), v: bytesToFloat64(row.v) };
+      OptimizerStateRow | undefined;
+    return decodeOptimizerState(row);
   }
 
   /** @inheritdoc */
@@ -215,19 +178,22 @@ export class SqliteStore implements Store {
         const round = this.db
           .prepare("SELECT id, opened_at FROM rounds WHERE status = 'collecting'")
           .get() as { id: number; opened_at: string | null } | undefined;
-        // ISO-8601 UTC strings of one format order like the instants they name.
-        if (!round || round.opened_at === null) return undefined;
-        if (!(round.opened_at < expiry.openedBefore.toISOString())) return undefined;
-        const { n } = this.db
-          .prepare('SELECT COUNT(*) AS n FROM updates WHERE round = ?')
-          .get(round.id) as { n: number };
-        if (n >= expiry.minCohort) return undefined;
+        if (!round || !pastDeadline(round.opened_at, expiry)) return undefined;
+        if (roundIsFull(this.received(round.id), expiry.minCohort)) return undefined;
         this.db
           .prepare("UPDATE rounds SET status = 'abandoned', abandoned_at = ? WHERE id = ?")
-          .run(expiry.now.toISOString(), round.id);
+          .run(eventTime(expiry), round.id);
         return round.id;
       })
       .immediate();
+  }
+
+  /** Updates stored in `round` so far. */
+  private received(round: number): number {
+    const row = this.db.prepare('SELECT COUNT(*) AS n FROM updates WHERE round = ?').get(round) as {
+      n: number;
+    };
+    return row.n;
   }
 
   /** @inheritdoc */
@@ -239,21 +205,14 @@ export class SqliteStore implements Store {
   async joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket> {
     // No await between the two transactions: nothing else in this process runs in between.
     this.expire(expiry);
-    const now = (expiry?.now ?? new Date()).toISOString();
+    const now = eventTime(expiry);
     return this.db
       .transaction((): RoundTicket => {
-        const current = this.latest();
-        if (current === undefined) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
+        const current = requireCurrentVersion(this.latest());
         let round = this.db
           .prepare("SELECT id, base_version FROM rounds WHERE status = 'collecting'")
           .get() as { id: number; base_version: number } | undefined;
-        if (round && round.base_version !== current) {
-          // Versions only appear by publishing the collecting round, so this means a corrupt database.
-          throw new HearthError(
-            'HEARTH_E_INTERNAL',
-            `collecting round ${round.id} is not on v${current}`,
-          );
-        }
+        checkCollectingRound(round, current);
         if (!round) {
           const info = this.db
             .prepare(
@@ -277,7 +236,7 @@ export class SqliteStore implements Store {
     expiry?: RoundExpiry,
   ): Promise<SubmitOutcome> {
     this.expire(expiry);
-    const now = (expiry?.now ?? new Date()).toISOString();
+    const now = eventTime(expiry);
     return this.db
       .transaction((): SubmitOutcome => this.submitInTransaction(update, policy, now))
       .immediate();
@@ -288,101 +247,75 @@ export class SqliteStore implements Store {
     policy: RoundPolicy,
     now: string,
   ): SubmitOutcome {
-    const current = this.latest();
     // Re-checked here: another request may have closed the round since the caller looked.
-    if (current === undefined || update.baseVersion !== current) {
-      throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
-    }
-    const token = this.db
+    const current = this.latest();
+    const row = this.db
       .prepare(
         `SELECT t.round, t.used_at, r.status, r.base_version
          FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = ?`,
       )
       .get(update.token) as TokenRow | undefined;
-    if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
-    if (token.used_at !== null) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
-    if (token.status === 'abandoned') {
-      throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
-    }
-    if (token.status !== 'collecting' || token.base_version !== current) {
-      throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
-    }
+    const token = checkSubmission(update, current, row);
     this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
     this.db
       .prepare(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        token.round,
-        update.token,
-        update.examples,
-        update.norm,
-        float32ToBytes(update.delta),
-        now,
-      );
-    const { n: received } = this.db
-      .prepare('SELECT COUNT(*) AS n FROM updates WHERE round = ?')
-      .get(token.round) as { n: number };
-    if (received < policy.minCohort) {
-      return { round: token.round, received, version: current, published: false };
+      .run(...updateValues(token.round, update, now));
+    const received = this.received(token.round);
+    if (!roundIsFull(received, policy.minCohort)) {
+      return { round: token.round, received, version: token.base_version, published: false };
     }
-    const next = current + 1;
-    this.publish(token.round, current, next, now, policy);
-    return { round: token.round, received, version: next, published: true };
+    const version = this.publish(token.round, token.base_version, now, policy);
+    return { round: token.round, received, version, published: true };
   }
 
-  private publish(
-    round: number,
-    current: number,
-    next: number,
-    now: string,
-    policy: RoundPolicy,
-  ): void {
-    const base = this.manifestOf(current)!;
-    const global = bytesToFloat32(this.weightsOf(current)!);
+  /** Publishes the full `round` on version `current`; returns the version it published. */
+  private publish(round: number, current: number, now: string, policy: RoundPolicy): number {
+    const base = {
+      manifest: requireStoredVersion(this.manifestOf(current), current),
+      weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
+    };
     // Streamed from a cursor: the round's deltas are never all in memory at once. The cursor is opened
     // only when the aggregator starts reading, and always closed after it: an open cursor keeps the
     // connection busy, and then not even the rollback of a failed aggregation could run.
     const statement = this.db.prepare(
       'SELECT examples, delta FROM updates WHERE round = ? ORDER BY id',
     );
-    let cursor: IterableIterator<{ examples: number; delta: Buffer }> | undefined;
+    let cursor: IterableIterator<UpdateRow> | undefined;
     const updates: Iterable<AggregateUpdate> = {
       *[Symbol.iterator]() {
-        cursor = statement.iterate(round) as IterableIterator<{ examples: number; delta: Buffer }>;
-        for (const row of cursor)
-          yield { examples: row.examples, delta: bytesToFloat32(row.delta) };
+        cursor = statement.iterate(round) as IterableIterator<UpdateRow>;
+        for (const row of cursor) yield decodeUpdate(row);
       },
     };
-    const context: RoundContext = {
-      optimizerState: this.readOptimizerState(),
-      ledger: this.ledger(),
-    };
-    let output: RoundOutput;
+    const context = { optimizerState: this.readOptimizerState(), ledger: this.ledger() };
+    let publication: Publication;
     try {
-      output = policy.aggregate(global, updates, context);
+      publication = publishRound(policy, current, base, updates, context, now);
     } finally {
       cursor?.return?.();
     }
-    this.insertVersion(versionManifest(base, next, now), output.weights);
+    const { version, manifest, output } = publication;
+    this.insertVersion(manifest, output.weights);
     this.db
       .prepare(
         `UPDATE rounds SET status = 'published', published_version = ?, noise_multiplier = ?,
          sample_rate = ? WHERE id = ?`,
       )
-      .run(next, output.privacy.noiseMultiplier, output.privacy.sampleRate, round);
+      .run(...publishedRoundValues(round, version, output.privacy));
     if (output.optimizerState) {
-      const { step, m, v } = output.optimizerState;
       this.db
         .prepare(
           `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
            version = excluded.version`,
         )
-        .run(step, float64ToBytes(m), float64ToBytes(v), next);
+        .run(...optimizerStateValues(output.optimizerState, version));
     }
     this.beforePublishCommit?.();
+    return version;
   }
 
   /** @inheritdoc */
@@ -408,11 +341,9 @@ export class SqliteStore implements Store {
          ORDER BY r.id DESC LIMIT ?`,
       )
       .all(limit) as HistoryRow[];
-    rounds.reverse();
-    const first = rounds[0]?.id ?? Infinity;
     const norms = this.db
       .prepare('SELECT round, norm FROM updates WHERE round >= ? ORDER BY id')
-      .all(first === Infinity ? 0 : first) as { round: number; norm: number }[];
+      .all(historyNormsFrom(rounds)) as { round: number; norm: number }[];
     return historyFromRows(rounds, norms);
   }
 

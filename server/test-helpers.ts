@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { JoinReply } from '../protocol/api.js';
 import { encodeFloat16 } from '../protocol/float16.js';
+import { PATHS, weightsPath } from '../protocol/routes.js';
 import {
   layoutHash,
   parameterCount,
@@ -24,6 +25,7 @@ import {
 } from '../protocol/update-format.js';
 import { buildApp } from './app.js';
 import { resolveConfig, type ServerConfig } from './config.js';
+import { bytesToFloat32 } from './float32-bytes.js';
 import type { GaussianRng } from './gaussian.js';
 import { seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -47,10 +49,20 @@ export function makeDelta(norm: number, salt = 0): Float32Array {
   return Float32Array.from(raw, (v) => (v / n) * norm);
 }
 
+/** The shape of a seed model: its dims and item ids (index 0 is padding, id ''). */
+export interface SeedModel {
+  readonly dims: ModelDims;
+  readonly itemIds: readonly string[];
+}
+
+/** The test model's shape: 6 items, 64 parameters. */
+export const TEST_MODEL: SeedModel = { dims: DIMS, itemIds: ['', 'a', 'b', 'c', 'd', 'e'] };
+
 /** Writes a seed model dir (manifest.json + weights) and returns it with a cleanup. */
 export async function writeSeedDir(
   dtype: 'float32' | 'float16' = 'float32',
   weights: Float32Array = seedWeights(),
+  model: SeedModel = TEST_MODEL,
 ): Promise<{ dir: string; manifest: ModelManifest; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-seed-'));
   const bytes =
@@ -61,11 +73,11 @@ export async function writeSeedDir(
     format: 'hearth-model/1',
     version: 7,
     createdAt: '2024-01-01T00:00:00.000Z',
-    dims: DIMS,
-    tensors: LAYOUT,
-    layoutHash: LAYOUT_HASH,
+    dims: model.dims,
+    tensors: tensorLayout(model.dims),
+    layoutHash: layoutHash(tensorLayout(model.dims)),
     weights: { url: 'weights.bin', dtype, byteLength: bytes.byteLength },
-    itemIds: ['', 'a', 'b', 'c', 'd', 'e'],
+    itemIds: model.itemIds,
     popular: [3, 1, 2],
     // Deliberately different from the server config: the server's values must win.
     federation: { clipNorm: 99, minCohort: 99, maxExamples: 99 },
@@ -76,37 +88,71 @@ export async function writeSeedDir(
   return { dir, manifest, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** An app on a fresh store (in memory unless `dbPath` is given) seeded with the test model. */
+/** What the test apps take besides the config: the injected noise source and clock. */
+export interface TestAppOptions {
+  readonly rng?: GaussianRng;
+  readonly now?: () => number;
+}
+
+/** A test app and its config; `close` closes the app and deletes the seed, not the store. */
+export interface ServedStore {
+  app: FastifyInstance;
+  config: ServerConfig;
+  close: () => Promise<void>;
+}
+
+/** An app on `store` (seeded with the test model if it is empty), whichever kind of store it is. */
+export async function serveStore(
+  store: Store,
+  overrides: Partial<ServerConfig> = {},
+  options: TestAppOptions = {},
+): Promise<ServedStore> {
+  const seed = await writeSeedDir();
+  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
+  await seedIfEmpty(store, config);
+  const app = buildApp({ store, config, ...options });
+  await app.ready();
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    await app.close();
+    await seed.cleanup();
+  };
+  // Idempotent: a test may close early (a restart) and its cleanup close again.
+  return { app, config, close: () => (closing ??= close()) };
+}
+
+/** An app on a fresh SQLite store (in memory unless `dbPath` is given) seeded with the test model. */
 export async function makeApp(
   overrides: Partial<ServerConfig> = {},
-  options: { readonly rng?: GaussianRng; readonly now?: () => number } = {},
+  options: TestAppOptions = {},
 ): Promise<{
   app: FastifyInstance;
   store: Store;
   config: ServerConfig;
   close: () => Promise<void>;
 }> {
-  const seed = await writeSeedDir();
-  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
-  const store = new SqliteStore(config.dbPath);
-  await seedIfEmpty(store, config);
-  const app = buildApp({ store, config, ...options });
-  await app.ready();
+  const store = new SqliteStore(overrides.dbPath ?? ':memory:');
+  let served: ServedStore;
+  try {
+    served = await serveStore(store, overrides, options);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   return {
-    app,
+    app: served.app,
     store,
-    config,
+    config: served.config,
     close: async () => {
-      await app.close();
+      await served.close();
       await store.close();
-      await seed.cleanup();
     },
   };
 }
 
 /** Joins a round through the API. */
 export async function joinRound(app: FastifyInstance): Promise<JoinReply> {
-  const res = await app.inject({ method: 'POST', url: '/v1/rounds/join' });
+  const res = await app.inject({ method: 'POST', url: PATHS.join });
   if (res.statusCode !== 200) throw new Error(`join failed: ${res.statusCode} ${res.body}`);
   return res.json<JoinReply>();
 }
@@ -143,8 +189,43 @@ export function postUpdate(
 ): Promise<LightMyRequestResponse> {
   return app.inject({
     method: 'POST',
-    url: '/v1/updates',
+    url: PATHS.updates,
     headers: contentType === undefined ? {} : { 'content-type': contentType },
     payload: body,
   });
+}
+
+/** Central DP settings of the privacy tests: m = 3, S = 1, z = 1.2, q = 0.05, delta = 1e-6. */
+export const PRIVATE = {
+  minCohort: 3,
+  clipNorm: 1,
+  noiseMultiplier: 1.2,
+  sampleRate: 0.05,
+  delta: 1e-6,
+};
+
+/**
+ * Runs one full round of `cohort` updates on the current version; returns the new weights. Throws
+ * unless every update is accepted (202) and the new version is served (200).
+ */
+export async function runRound(
+  server: FastifyInstance,
+  cohort: number,
+  version: number,
+  salt = 0,
+): Promise<Float32Array> {
+  for (let k = 0; k < cohort; k++) {
+    const { token } = await joinRound(server);
+    const body = updateBody({
+      token,
+      baseVersion: version,
+      delta: makeDelta(0.6, salt + k),
+      examples: 10 * (k + 1),
+    });
+    const res = await postUpdate(server, body);
+    if (res.statusCode !== 202) throw new Error(`update refused: ${res.statusCode} ${res.body}`);
+  }
+  const res = await server.inject({ method: 'GET', url: weightsPath(version + 1) });
+  if (res.statusCode !== 200) throw new Error(`v${version + 1} not served: ${res.statusCode}`);
+  return bytesToFloat32(res.rawPayload);
 }

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
-import { rankDense } from '../model/ranking.js';
+import { rankDense } from '../model/full-ranking.js';
 import { referenceScores } from '../model/reference-forward.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';

@@ -4,12 +4,8 @@
  * the running config when served, so an operator can change S or m without rewriting old versions.
  */
 import { parameterCount, type FederationParams, type ModelManifest } from '../protocol/manifest.js';
+import { weightsPath } from '../protocol/routes.js';
 import type { ServerConfig } from './config.js';
-
-/** Path of a version's weights on this server (absolute path, so it resolves against any base). */
-export function weightsPath(version: number): string {
-  return `/v1/model/${version}/weights`;
-}
 
 /** Number of scalars in a manifest's tensors. */
 export function manifestParamCount(manifest: ModelManifest): number {

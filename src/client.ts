@@ -12,8 +12,8 @@ import type {
   SyncResult,
   TrackEvent,
 } from '../protocol/api.js';
+import { privacySignal } from '../protocol/privacy-signal.js';
 import type { ResolvedOptions } from './config.js';
-import { privacySignal } from './consent.js';
 import { startWorker, type StartedWorker } from './worker-start.js';
 
 /** The API a page uses (also what `window.hearth` exposes). */
@@ -55,7 +55,8 @@ const FORWARDED = [
 /** Starts Hearth with already-resolved options (the loader's path). */
 export function startHearth(options: ResolvedOptions): Hearth {
   let started: StartedWorker | undefined;
-  const signal = privacySignal();
+  // Consent first: under GPC / DNT nothing is shared, whatever the options say.
+  const signal = privacySignal(navigator);
   const ready = startWorker(options.workerUrl).then((s) => {
     started = s;
     return s.engine.init({

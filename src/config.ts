@@ -4,7 +4,7 @@
  * typo gives the site owner a clear HEARTH_E_CONFIG error instead of a half-working install.
  */
 import { BACKEND_LADDER, type BackendName } from '../protocol/api.js';
-import { HearthError } from './errors.js';
+import { HearthError } from '../protocol/hearth-error.js';
 
 /** Options of `createHearth()` (ESM) and, as `data-*` attributes, of the script tag. */
 export interface HearthOptions {

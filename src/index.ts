@@ -31,7 +31,7 @@ export function createHearth(options: HearthOptions): Hearth {
 
 export type { Hearth } from './client.js';
 export type { HearthOptions } from './config.js';
-export { HearthError } from './errors.js';
+export { HearthError } from '../protocol/hearth-error.js';
 export type { ErrorCode } from '../protocol/errors.js';
 export type {
   EngineStatus,

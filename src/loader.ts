@@ -13,7 +13,7 @@
  */
 import { startHearth, type Hearth } from './client.js';
 import { resolveOptions, scriptOptions } from './config.js';
-import { HearthError } from './errors.js';
+import { HearthError } from '../protocol/hearth-error.js';
 
 type Queued = IArguments | unknown[];
 type Stub = ((...args: unknown[]) => void) & { q?: Queued[] };

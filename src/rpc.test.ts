@@ -5,8 +5,7 @@
 import { expose, transferHandlers } from 'comlink';
 import { afterEach, describe, expect, it } from 'vitest';
 import { installErrorTransfer } from '../protocol/error-wire.js';
-import { HearthError as EngineError } from '../protocol/errors.js';
-import { HearthError } from './errors.js';
+import { HearthError } from '../protocol/errors.js';
 import { connect } from './rpc.js';
 
 interface Echo {
@@ -28,7 +27,7 @@ function pair(): ReturnType<typeof connect<Echo>> {
     {
       add: async (a: number, b: number) => a + b,
       fail: async () => {
-        throw new EngineError('HEARTH_E_ARGUMENT', 'k must be positive');
+        throw new HearthError('HEARTH_E_ARGUMENT', 'k must be positive');
       },
       crash: async () => {
         throw new TypeError('boom');

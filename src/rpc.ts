@@ -5,7 +5,7 @@
  */
 import type { RpcCall, RpcReply } from '../protocol/api.js';
 import type { ThrownOnWire } from '../protocol/error-wire.js';
-import { HearthError } from './errors.js';
+import { HearthError } from '../protocol/hearth-error.js';
 
 /** `T`'s methods as seen across the worker boundary: every one returns a promise. */
 export type Remote<T> = {
@@ -25,12 +25,14 @@ export function connect<T>(worker: Worker): Remote<T> {
     if (!settle) return;
     pending.delete(data.id);
     if (data.type === 'RAW') return settle[0](data.value);
-    // The worker's 'throw' handler (protocol/error-wire.ts) sends {name, code, message}.
+    // The worker's 'throw' handler (protocol/error-wire.ts) sends {name, code, message}: the error
+    // takes exactly those (the engine's message is complete; nothing is composed again here).
     const { wire } = data.value as ThrownOnWire;
     settle[1](
-      wire.code
-        ? new HearthError(wire.code as HearthError['code'], wire.message)
-        : Object.assign(new Error(wire.message), { name: wire.name }),
+      Object.assign(
+        wire.code ? new HearthError(wire.code as HearthError['code']) : new Error(),
+        wire,
+      ),
     );
   });
   return new Proxy({} as Remote<T>, {

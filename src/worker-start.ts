@@ -9,7 +9,7 @@
  * (CSP, CORS, a 404, a hung load) rejects with a HearthError and leaves nothing behind.
  */
 import { ENGINE_API_VERSION, type EngineApi } from '../protocol/api.js';
-import { HearthError } from './errors.js';
+import { HearthError } from '../protocol/hearth-error.js';
 import { connect, type Remote } from './rpc.js';
 
 /**

@@ -9,29 +9,29 @@
  * (HR, MRR, NDCG @5/10/20, coverage@20, mean popularity percentile@20) and optionally writes JSON rows
  * `{ model, dataset, metric, k, value }`. --limit n evaluates only the first n test pairs.
  */
-import { realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
 import { allBaselines } from './baselines/index.js';
 import type { Recommender } from './baselines/session-index.js';
 import {
-  EVAL_DATASETS,
-  isEvalDatasetName,
-  loadEvalData,
-  type EvalDatasetName,
-} from './eval/datasets.js';
+  DEFAULT_DATA_DIR,
+  loadDataset,
+  parseDatasetName,
+  type DatasetName,
+} from './data/datasets.js';
 import { evaluateModel, evaluateRecommender, type Progress } from './eval/evaluate.js';
 import { formatMarkdown, toRows, type MetricRow, type NamedMetrics } from './eval/report.js';
+import { oneOf, positiveInteger } from './lib/args.js';
+import { isEntryPoint, runMain } from './lib/entry.js';
+import { progressBar } from './lib/progress.js';
+import { secondsSince } from './lib/timing.js';
 import { loadModel } from './model-io.js';
 import { initNodeBackend, type NodeBackend } from './tf-node.js';
-import { DEFAULT_DATA_DIR } from './train.js';
 
 /** Options of runEval (the CLI flags). */
 export interface EvalOptions {
-  dataset: EvalDatasetName;
+  dataset: DatasetName;
   /** Data directory (default DEFAULT_DATA_DIR). */
   data?: string;
   /** Model directory to evaluate (a tools/train.ts output). */
@@ -73,26 +73,23 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
   const loaded = performance.now();
   const {
     data,
-    pairs: allPairs,
+    testPairs: allPairs,
     protocol,
-  } = await loadEvalData(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  } = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
   const pairs = options.limit === undefined ? allPairs : allPairs.slice(0, options.limit);
   log(
     `${data.name}: ${data.itemIds.length - 1} items, ${data.train.length} training sequences, ` +
       `${pairs.length}${pairs.length < allPairs.length ? ` of ${allPairs.length}` : ''} test pairs ` +
-      `(${protocol}), loaded in ${seconds(loaded).toFixed(1)} s; full-catalogue ranking`,
+      `(${protocol}), loaded in ${secondsSince(loaded).toFixed(1)} s; full-catalogue ranking`,
   );
 
   const withBar = async <T>(label: string, run: (progress: Progress) => Promise<T> | T) => {
     const bar = options.quiet
       ? null
-      : new cliProgress.SingleBar(
-          {
-            format: `${label.padEnd(9)} |{bar}| {percentage}% | {value}/{total} pairs | ETA {eta_formatted}`,
-            hideCursor: true,
-          },
-          cliProgress.Presets.shades_classic,
-        );
+      : progressBar({
+          format: `${label.padEnd(9)} |{bar}| {percentage}% | {value}/{total} pairs | ETA {eta_formatted}`,
+          hideCursor: true,
+        });
     bar?.start(pairs.length, 0);
     try {
       return await run((done) => bar?.update(done));
@@ -106,13 +103,13 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
     await initNodeBackend(options.backend ?? 'wasm');
     const started = performance.now();
     const { manifest, model } = await loadModel(options.model);
-    const fitSeconds = seconds(started);
+    const fitSeconds = secondsSince(started);
     try {
       const evalStart = performance.now();
       const metrics = await withBar('model', (progress) =>
         evaluateModel(model, manifest.itemIds, data, pairs, progress),
       );
-      results.push({ model: 'model', metrics, fitSeconds, evalSeconds: seconds(evalStart) });
+      results.push({ model: 'model', metrics, fitSeconds, evalSeconds: secondsSince(evalStart) });
     } finally {
       model.dispose();
     }
@@ -121,7 +118,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
     for (const recommender of options.recommenders ?? allBaselines()) {
       const started = performance.now();
       recommender.fit(data.train, data.itemIds.length);
-      const fitSeconds = seconds(started);
+      const fitSeconds = secondsSince(started);
       const evalStart = performance.now();
       const metrics = await withBar(recommender.name, (progress) =>
         evaluateRecommender(recommender, data, pairs, progress),
@@ -130,7 +127,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
         model: recommender.name,
         metrics,
         fitSeconds,
-        evalSeconds: seconds(evalStart),
+        evalSeconds: secondsSince(evalStart),
       });
     }
   }
@@ -157,10 +154,6 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
   };
 }
 
-function seconds(since: number): number {
-  return (performance.now() - since) / 1000;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -173,32 +166,17 @@ async function main(): Promise<void> {
       backend: { type: 'string', default: 'wasm' },
     },
   });
-  const dataset = values.dataset!;
-  if (!isEvalDatasetName(dataset)) {
-    throw new Error(`--dataset must be one of ${EVAL_DATASETS.join(', ')}`);
-  }
-  if (values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error('--backend wasm|cpu');
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit <= 0)
-      throw new Error('--limit must be a positive integer');
-  }
+  const dataset = parseDatasetName(values.dataset);
+  const backend = oneOf('backend', values.backend, ['wasm', 'cpu']);
   await runEval({
     dataset,
-    data: resolve(values.data!),
+    data: resolve(values.data),
     model: values.model === undefined ? undefined : resolve(values.model),
     baselines: values.baselines,
     json: values.json === undefined ? undefined : resolve(values.json),
-    limit,
-    backend: values.backend,
+    limit: positiveInteger('limit', values.limit),
+    backend,
   });
 }
 
-const entry = process.argv[1];
-if (entry && realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url))) {
-  main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exitCode = 1;
-  });
-}
+if (isEntryPoint(import.meta.url)) runMain(main);

@@ -7,15 +7,13 @@
  * takes part in a round, t the number of published rounds. Prints epsilon and the RDP order that
  * gave it. Bad or missing flags exit with code 2 and a message naming the flag.
  */
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HearthError } from '../protocol/errors.js';
 import {
   computeEpsilon,
   type EpsilonResult,
   type PrivacyParams,
 } from '../protocol/privacy/index.js';
+import { isEntryPoint } from './lib/entry.js';
 
 /** Usage text of the command. */
 export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
@@ -124,8 +122,7 @@ export function runPrivacyCli(
   }
 }
 
-const entry = process.argv[1];
-if (entry && realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url))) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = runPrivacyCli(
     process.argv.slice(2),
     (line) => console.log(line),

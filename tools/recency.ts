@@ -2,7 +2,7 @@
  * The cold-start recency signal written into a manifest at export (`recent`): the items most
  * clicked in the newest part of the training log. Session logs here are in time order (YOOCHOOSE,
  * Diginetica), so "newest" is the tail of the session list; the worker blends this order with
- * overall popularity before a visitor's first interaction (worker/ranking.ts).
+ * overall popularity before a visitor's first interaction (worker/served-list.ts).
  */
 
 /** Share of the newest training sessions that counts as recent (YOOCHOOSE 100k: about its last day). */

@@ -13,7 +13,8 @@
  * model is trained on the training days (`--yoochoose-model`, default the `npm start` model), and the
  * test day's sessions are replayed. In both, the replayed visitors are shuffled (seeded) and the first
  * `--tune-users` are a tuning set, kept apart from the `--users` reported ones: `--subset tune` runs
- * the tuning set. `--online` / `--local` override ONLINE_LEARNING / LOCAL_TRAINING for tuning.
+ * the tuning set. `--online` / `--local` give the replay engines settings over ONLINE_LEARNING /
+ * LOCAL_TRAINING for tuning (numbers; the train* and other switches take true / false or 1 / 0).
  * `--visit n` replays each history as visits of n items a day apart (a returning visitor, the LSTM
  * state reset every visit) instead of one session; the first item of a visit is not ranked.
  */
@@ -24,15 +25,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { setLogLevel } from '../protocol/logger.js';
-import { markdownTable } from '../bench/stats.js';
-import { LOCAL_TRAINING } from '../worker/local-training.js';
-import { mulberry32, shuffleInPlace } from '../model/prng.js';
-import { ONLINE_LEARNING } from '../worker/online-learning.js';
+import { markdownTable } from './lib/table.js';
+import { LOCAL_TRAINING, localTrainingSettings } from '../worker/local-training.js';
+import { mulberry32, shuffleInPlace } from '../protocol/prng.js';
+import { ONLINE_LEARNING, onlineLearningSettings } from '../worker/online-learning.js';
 import { loadYoochoose } from './data/yoochoose.js';
 import { beautyModel, splitBeauty } from './simulate/beauty.js';
 import { hitAndNdcg, pairedChange, Replayer, serveModel, type Visitor } from './simulate/replay.js';
 import { initNodeBackend } from './tf-node.js';
-import { DEFAULT_DATA_DIR, trainAndExport } from './train.js';
+import { DEFAULT_DATA_DIR } from './data/datasets.js';
+import { trainAndExport } from './train/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -64,18 +66,40 @@ const modes = values.modes.split(',').map((m) => {
   return m;
 });
 
-/** Applies `key=value,...` to a settings object, numbers only, known keys only. */
-function override(target: Record<string, number>, spec: string, flag: string): void {
-  for (const pair of spec.split(',').filter(Boolean)) {
-    const [key, value] = pair.split('=');
-    if (!key || !(key in target) || !Number.isFinite(Number(value))) {
-      throw new Error(`${flag} ${pair}: expected one of ${Object.keys(target).join(', ')}=<n>`);
-    }
-    target[key] = Number(value);
+/** `text` as a setting of the type of `like` (a number, or a switch); undefined if it is none. */
+function parseSetting(like: unknown, text: string): number | boolean | undefined {
+  if (typeof like === 'boolean') {
+    if (text === 'true' || text === '1') return true;
+    if (text === 'false' || text === '0') return false;
+    return undefined;
   }
+  const value = Number(text);
+  return text !== '' && Number.isFinite(value) ? value : undefined;
 }
-override(ONLINE_LEARNING as unknown as Record<string, number>, values.online, '--online');
-override(LOCAL_TRAINING as unknown as Record<string, number>, values.local, '--local');
+
+/** `key=value,...` as settings over `defaults`: known keys only, each of its default's type. */
+function overrides<T extends object>(defaults: T, spec: string, flag: string): Partial<T> {
+  const known = new Map<string, unknown>(Object.entries(defaults));
+  const given: Record<string, number | boolean> = {};
+  for (const pair of spec.split(',').filter(Boolean)) {
+    const [key = '', text = ''] = pair.split('=');
+    const value = known.has(key) ? parseSetting(known.get(key), text) : undefined;
+    if (value === undefined) {
+      throw new Error(`${flag} ${pair}: expected one of ${[...known.keys()].join(', ')}=<value>`);
+    }
+    given[key] = value;
+  }
+  return given as Partial<T>;
+}
+
+/** What the replay engines learn with: these over the engine's defaults. */
+const settings = {
+  learning: overrides(ONLINE_LEARNING, values.online, '--online'),
+  localTraining: overrides(LOCAL_TRAINING, values.local, '--local'),
+};
+/** The same settings in full, as reported. */
+const online = onlineLearningSettings(settings.learning);
+const local = localTrainingSettings(settings.localTraining);
 
 /** The replayed visitors of one dataset and the model directory that never saw them. */
 interface Workload {
@@ -156,7 +180,7 @@ for (const dataset of values.datasets.split(',')) {
   const served = await serveModel(workload.modelDir);
   try {
     for (const mode of modes) {
-      const replayer = await Replayer.start(served.server.url, mode === 'on');
+      const replayer = await Replayer.start(served.server.url, mode === 'on', settings);
       const bar = new cliProgress.SingleBar(
         {
           format: `${dataset} learning ${mode} |{bar}| {value}/{total} visitors | ETA {eta_formatted}`,
@@ -235,7 +259,7 @@ const lines = rows.map((r) => {
   ];
 });
 console.log(
-  `\nseed ${seed}; visit ${visit || 'whole history'}; online ${JSON.stringify(ONLINE_LEARNING)}; local ${JSON.stringify(LOCAL_TRAINING)}\n`,
+  `\nseed ${seed}; visit ${visit || 'whole history'}; online ${JSON.stringify(online)}; local ${JSON.stringify(local)}\n`,
 );
 console.log(
   markdownTable(
@@ -280,6 +304,6 @@ if (paired.length > 0) {
 if (values.json) {
   await writeFile(
     values.json,
-    `${JSON.stringify({ seed, visit, online: ONLINE_LEARNING, local: LOCAL_TRAINING, rows, paired }, null, 2)}\n`,
+    `${JSON.stringify({ seed, visit, online, local, rows, paired }, null, 2)}\n`,
   );
 }

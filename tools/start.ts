@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildAll } from './build.js';
 import { closeOnSignals, startSystem } from './system.js';
-import { trainAndExport } from './train.js';
+import { trainAndExport } from './train/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({

@@ -13,6 +13,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendAttempt, BackendName } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
+import { capabilities } from './capabilities.js';
 import { selfTest, timeScoring, type SelfTestModel } from './self-test.js';
 
 const log = createLogger('backend');
@@ -34,10 +35,11 @@ export interface LadderResult {
 
 /** Capability check before even trying a rung, so absent APIs are 'skipped', not 'failed'. */
 function available(name: BackendName): boolean {
-  const g = globalThis as { navigator?: { gpu?: unknown }; OffscreenCanvas?: unknown };
-  if (name === 'webgpu') return !!g.navigator?.gpu;
-  if (name === 'webgl') return typeof g.OffscreenCanvas === 'function';
-  if (name === 'wasm') return typeof WebAssembly === 'object';
+  const can = capabilities();
+  if (name === 'webgpu') return can.webgpu;
+  // tfjs' WebGL backend in a worker needs an OffscreenCanvas; it falls back to WebGL 1 without 2.
+  if (name === 'webgl') return can.offscreenCanvas;
+  if (name === 'wasm') return can.wasm;
   return true;
 }
 

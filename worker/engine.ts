@@ -18,10 +18,19 @@ import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
 import { chooseBackend, type LadderResult } from './backend-ladder.js';
 import { backendFingerprint, readBackendChoice } from './backend-cache.js';
+import { capabilities } from './capabilities.js';
 import { skipped } from './federated-client.js';
-import { shareLocalUpdate } from './local-training.js';
+import {
+  localTrainingSettings,
+  shareLocalUpdate,
+  type LocalTrainingSettings,
+} from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
-import { OnlineLearner } from './online-learning.js';
+import {
+  OnlineLearner,
+  onlineLearningSettings,
+  type OnlineLearningSettings,
+} from './online-learning.js';
 import { SessionModel } from '../model/session-model.js';
 import {
   EXPLORE_POOL,
@@ -29,7 +38,7 @@ import {
   pickPositions,
   rankPopular,
   rankScores,
-} from './ranking.js';
+} from './served-list.js';
 import { ServingSlot } from './serving-slot.js';
 import { SessionState } from './session-state.js';
 import { sessionFor } from './sessions.js';
@@ -48,8 +57,29 @@ const MODEL_RETRY_MS = 15_000;
 export interface EngineOptions {
   /** The clock interactions are stamped with (sessions split on its gaps). */
   readonly now?: () => number;
-  /** Randomness of online learning (replay sample, seed) and of the exploration slot. */
+  /** Randomness of online learning (replay sample, negatives) and of the exploration slot. */
   readonly random?: () => number;
+  /** Online-learning settings over ONLINE_LEARNING's (online-learning.ts), for this engine. */
+  readonly learning?: Partial<OnlineLearningSettings>;
+  /** Local-training settings over LOCAL_TRAINING's (local-training.ts), for this engine. */
+  readonly localTraining?: Partial<LocalTrainingSettings>;
+  /** Opens the device's store (default: IndexedDB; null falls back to memory). */
+  readonly openStore?: () => Promise<InteractionStore | null>;
+}
+
+/**
+ * What an engine holds, read by Node programs that run it directly (replays, integration tests).
+ * The page never sees it: worker/index.ts exposes only `EngineApi`.
+ */
+export interface EngineSnapshot {
+  /** The global model with its local copy, if any (null before one loads). */
+  readonly global: LoadedModel | null;
+  /** The weights recommendations come from now, flat (null before a model loads). */
+  readonly served: Float32Array | null;
+  /** The current session, as model indices. */
+  readonly sessionItems: readonly number[];
+  /** The device's store. */
+  readonly store: InteractionStore;
 }
 
 /** The worker-side implementation of `EngineApi`. */
@@ -79,10 +109,16 @@ export class Engine implements EngineApi {
   private readonly random: () => number;
   /** Online learning: a few steps shortly after the last interaction (or a new global version). */
   private readonly learner: OnlineLearner;
+  /** How a sync's local learning trains (the options' settings over the defaults). */
+  private readonly localTraining: LocalTrainingSettings;
+
+  private readonly openStore: () => Promise<InteractionStore | null>;
 
   constructor(options: EngineOptions = {}) {
+    this.openStore = options.openStore ?? openIdbStore;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.localTraining = localTrainingSettings(options.localTraining);
     this.learner = new OnlineLearner(
       {
         serving: this.serving,
@@ -93,6 +129,7 @@ export class Engine implements EngineApi {
         announce: (version) => this.tabs?.announce(version, true),
         exclusive: (task) => this.serialise(() => withTrainerLock(task, () => undefined)),
       },
+      onlineLearningSettings(options.learning),
       this.random,
     );
   }
@@ -105,7 +142,7 @@ export class Engine implements EngineApi {
     this.config = config;
     setLogLevel(config.debug ? 'debug' : 'silent');
     // The store first (it may hold the weights), then the model (the backend self-test uses it).
-    this.store = (await openIdbStore()) ?? this.store;
+    this.store = (await this.openStore()) ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
     const global = await loadGlobalModel(config.endpoint, this.store).catch((error: unknown) => {
       log.warn('global model unavailable; will retry', error);
@@ -233,6 +270,7 @@ export class Engine implements EngineApi {
         personalised: this.global?.local !== undefined,
         ...(this.learner.lastUpdate ? { lastUpdate: this.learner.lastUpdate } : {}),
       },
+      capabilities: capabilities(),
     };
   }
 
@@ -270,7 +308,7 @@ export class Engine implements EngineApi {
     // Queued behind a running sync, so no update trained on the erased history is sent after.
     return this.serialise(async () => {
       await this.store.destroy();
-      this.store = (await openIdbStore()) ?? new MemoryStore();
+      this.store = (await this.openStore()) ?? new MemoryStore();
       this.optedOut = false;
       this.lastInteraction = undefined;
       this.sessionIds = [];
@@ -302,6 +340,22 @@ export class Engine implements EngineApi {
   /** Runs an online update that waits for its quiet time now (replays, tests); resolves when served. */
   learnPending(): Promise<void> {
     return this.learner.flush();
+  }
+
+  /** See `EngineSnapshot`: for Node programs that run the engine directly, never for the page. */
+  snapshot(): EngineSnapshot {
+    return {
+      global: this.global,
+      served: this.serving.current?.toFlat() ?? null,
+      sessionItems: [...this.sessionItems],
+      store: this.store,
+    };
+  }
+
+  /** Resolves once the work queued now (tracking, learning, syncs) and the local copy's write end. */
+  async idle(): Promise<void> {
+    await this.queue;
+    await this.learner.kept();
   }
 
   /** Stops learning, waits for queued work and frees the models; the engine is unusable after. */
@@ -389,6 +443,7 @@ export class Engine implements EngineApi {
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
     return shareLocalUpdate({
       config,
+      settings: this.localTraining,
       global,
       store: this.store,
       indexOf: this.indexOf,

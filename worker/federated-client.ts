@@ -4,10 +4,11 @@
  * `local - global` clipped to L2 norm S, quantised to float16, the base version, the layout hash, a
  * clamped example count and a single-use round token. No item id, no timestamp, no session.
  */
-import type { JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
+import type { ErrorReply, JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
 import { clipL2InPlace } from '../protocol/clip.js';
 import { HearthError, isErrorCode } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
+import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
 import {
   DTYPE_FLOAT16,
   UPDATE_CONTENT_TYPE,
@@ -37,10 +38,11 @@ async function postJson<T>(
   siteKey: string | undefined,
 ): Promise<T> {
   const headers: Record<string, string> = { 'content-type': contentType };
-  if (siteKey) headers['x-hearth-key'] = siteKey;
+  if (siteKey) headers[SITE_KEY_HEADER] = siteKey;
   const response = await fetch(url, { method: 'POST', body, headers, credentials: 'omit' });
+  // A failed reply should be an ErrorReply, but whatever came back is read defensively.
   const json = (await response.json().catch(() => null)) as
-    (T & { error?: { code?: string; message?: string } }) | null;
+    (T & { error?: Partial<ErrorReply['error']> }) | null;
   if (!response.ok) {
     const code = json?.error?.code;
     throw new HearthError(
@@ -53,7 +55,7 @@ async function postJson<T>(
 
 /** Asks the server for a round token (the device has already decided to take part). */
 export function joinRound(endpoint: string, siteKey?: string): Promise<JoinReply> {
-  const url = new URL('/v1/rounds/join', endpoint).href;
+  const url = new URL(PATHS.join, endpoint).href;
   return postJson<JoinReply>(url, '{}', 'application/json', siteKey);
 }
 
@@ -80,7 +82,7 @@ export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & 
     delta: request.delta,
   });
   const reply = await postJson<UpdateReply>(
-    new URL('/v1/updates', request.endpoint).href,
+    new URL(PATHS.updates, request.endpoint).href,
     body,
     UPDATE_CONTENT_TYPE,
     request.siteKey,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyLocal, blocksOf, diffLocal, isLocalCopy, withLocal } from './local-copy.js';
-import { mulberry32 } from '../model/prng.js';
+import { mulberry32 } from '../protocol/prng.js';
 
 describe('local copy as blocks', () => {
   const global = Float32Array.from({ length: 70 }, (_, i) => i / 7);

@@ -15,14 +15,36 @@ import type { InteractionStore, OutboxEntry } from './store.js';
 
 const log = createLogger('learn');
 
-/** Local fine-tuning per shared update: few steps, pulled toward the global weights. */
-export const LOCAL_TRAINING = {
+/**
+ * Local fine-tuning per shared update (model/train.ts' options of the same names). The engine
+ * merges what its options pass over LOCAL_TRAINING once (localTrainingSettings) and hands it down.
+ */
+export interface LocalTrainingSettings {
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  /** Optimiser steps of a round that starts from the global weights. */
+  readonly maxSteps: number;
+  /** Proximal pull toward the global weights. */
+  readonly mu: number;
+}
+
+/** The engine's local-training settings unless its options say otherwise: few steps (frozen). */
+export const LOCAL_TRAINING: LocalTrainingSettings = Object.freeze({
   epochs: 2,
   batchSize: 16,
   learningRate: 0.005,
   maxSteps: 8,
   mu: 0.1,
-};
+});
+
+/** `overrides` over LOCAL_TRAINING (an undefined value keeps the default), frozen. */
+export function localTrainingSettings(
+  overrides: Partial<LocalTrainingSettings> = {},
+): LocalTrainingSettings {
+  const given = Object.entries(overrides).filter(([, value]) => value !== undefined);
+  return Object.freeze({ ...LOCAL_TRAINING, ...Object.fromEntries(given) });
+}
 
 /** What one round of local learning produced. */
 export interface LocalResult {
@@ -37,22 +59,27 @@ export interface LocalResult {
 export const TOP_UP_STEPS = 2;
 
 /**
- * Fine-tunes a copy of `global` on `sessions` and computes the clipped delta. With `local` (the
- * device's fine-tuned copy of this very version, from online learning) it starts from there and
- * only tops it up with a couple of steps; the delta is always against the global weights.
+ * Fine-tunes a copy of `global` on `sessions` under `settings` and computes the clipped delta.
+ * With `local` (the device's fine-tuned copy of this very version, from online learning) it starts
+ * from there and only tops it up with a couple of steps; the delta is always against the global
+ * weights.
  */
 export async function learnLocally(
   global: GlobalModel,
   sessions: readonly TrainSession[],
   local?: Float32Array,
+  settings: LocalTrainingSettings = LOCAL_TRAINING,
 ): Promise<LocalResult> {
   const reuse = local !== undefined && local.length === global.weights.length;
   const model = SessionModel.fromFlat(global.manifest.dims, reuse ? local : global.weights);
+  const { epochs, batchSize, learningRate, maxSteps, mu } = settings;
   const trained = await trainSessions(model, sessions, {
-    ...LOCAL_TRAINING,
-    ...(reuse ? { maxSteps: TOP_UP_STEPS } : {}),
+    epochs,
+    batchSize,
+    learningRate,
+    maxSteps: reuse ? TOP_UP_STEPS : maxSteps,
     seed: Date.now() >>> 0,
-    proximal: { anchor: global.weights, mu: LOCAL_TRAINING.mu },
+    proximal: { anchor: global.weights, mu },
   });
   const weights = model.toFlat();
   return {
@@ -88,6 +115,8 @@ export async function currentOutbox(
 /** What one sync needs from the engine. */
 export interface ShareHost {
   readonly config: EngineConfig;
+  /** How local learning trains (the engine's settings). */
+  readonly settings: LocalTrainingSettings;
   /** The global model served when the sync started. */
   readonly global: LoadedModel;
   readonly store: InteractionStore;
@@ -128,7 +157,7 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       update = pending;
     } else {
       // Online learning's copy of this version, when there is one, is topped up, not redone.
-      const learned = await learnLocally(global, sessions, global.local);
+      const learned = await learnLocally(global, sessions, global.local, host.settings);
       local = learned.model;
       // Training takes a while: the visitor may have opted out meanwhile.
       if (!host.uploadsAllowed()) {

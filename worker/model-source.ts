@@ -8,6 +8,7 @@ import { HearthError } from '../protocol/errors.js';
 import { decodeFloat16 } from '../protocol/float16.js';
 import { createLogger } from '../protocol/logger.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
+import { PATHS } from '../protocol/routes.js';
 import type { CachedModel, InteractionStore } from './store.js';
 
 const log = createLogger('model');
@@ -44,7 +45,7 @@ async function get(url: string): Promise<Response> {
 
 /** Fetches and validates the manifest only (cheap: used to notice a new version). */
 export async function fetchManifest(endpoint: string): Promise<ModelManifest> {
-  const response = await get(new URL('/v1/model', endpoint).href);
+  const response = await get(new URL(PATHS.model, endpoint).href);
   let json: unknown;
   try {
     json = await response.json();
@@ -59,7 +60,7 @@ export async function fetchWeights(
   endpoint: string,
   manifest: ModelManifest,
 ): Promise<Float32Array> {
-  const url = new URL(manifest.weights.url, new URL('/v1/model', endpoint)).href;
+  const url = new URL(manifest.weights.url, new URL(PATHS.model, endpoint)).href;
   const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
   if (bytes.length !== manifest.weights.byteLength) {
     throw new HearthError(

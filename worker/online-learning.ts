@@ -11,77 +11,103 @@ import { toTrainingSessions, type IndexedSession } from './sessions.js';
 import { diffLocal, type LocalCopy } from './local-copy.js';
 import type { LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
-import { SparseLearner } from './online-step.js';
+import { SparseLearner, type SparseStepOptions } from './online-step.js';
 import type { ServingSlot } from './serving-slot.js';
 import type { InteractionStore } from './store.js';
 
 const log = createLogger('online');
 
-/** Online-learning settings (tests shorten `debounceMs`). */
-export const ONLINE_LEARNING = {
+/**
+ * Online-learning settings. The engine merges what its options pass over ONLINE_LEARNING once
+ * (onlineLearningSettings) and hands the result down; nothing writes settings afterwards.
+ */
+export interface OnlineLearningSettings {
   /** Quiet time after the last interaction before a learning step runs. */
-  debounceMs: 1500,
-  /** Optimiser steps per online update (the local copy already holds the earlier ones). */
-  maxSteps: 4,
+  readonly debounceMs: number;
+  /** Optimiser steps per online update (the local copy already has the earlier ones). */
+  readonly maxSteps: number;
   /** Optimiser steps when re-deriving the local copy from a new global version. */
-  rederiveSteps: 8,
+  readonly rederiveSteps: number;
   /** Newest sessions always trained on. */
-  recentSessions: 2,
+  readonly recentSessions: number;
   /** Older sessions replayed with them (a random sample) against forgetting. */
-  replaySessions: 6,
+  readonly replaySessions: number;
   /** Sessions replayed when re-deriving (the newest ones). */
-  rederiveSessions: 64,
+  readonly rederiveSessions: number;
+  /** Adam step size of the sparse steps (online-step.ts); Adam restarts with every update. */
+  readonly learningRate: number;
+  /** Proximal pull toward the global weights, on the parameters a step trains. */
+  readonly mu: number;
+  /** Negatives sampled per update (the whole catalogue below this size). */
+  readonly negatives: number;
+  /** Trains the LSTM too (backpropagation through time); else the LSTM is held. */
+  readonly trainLstm: boolean;
+  /** Trains the output projection, which every session's vector goes through; else holds it. */
+  readonly trainProjection: boolean;
+  /** Trains the rows of the visitor's items and their biases too; else every item row is held. */
+  readonly trainItems: boolean;
+  /** Learns only from clicks on items new to their session (returns are never shown). */
+  readonly newTargetsOnly: boolean;
   /**
-   * Adam step size of the sparse steps (online-step.ts); Adam restarts with every update. 0.01 with
-   * the item rows held: 0.01 / 0.02 / 0.05 on Beauty's tuning set gave +7.2% / +7.8% / +1.6% HR@10,
-   * 0.01 cost YOOCHOOSE's least (README, "Simulating visitors").
-   */
-  learningRate: 0.01,
-  /** Proximal pull toward the global weights, on the parameters a step updates. */
-  mu: 0.1,
-  /**
-   * Negatives sampled per update (the whole catalogue below this size). 1,024 scored as 2,048 did on
-   * both tuning sets and halves the steps' largest cost (the products and softmax over them).
-   */
-  negatives: 1024,
-  /**
-   * 1: train the LSTM too (backpropagation through time). Off by default: on a 43k-item model an
-   * update then costs about four times as long, for a gain only YOOCHOOSE's tuning set showed.
-   */
-  trainLstm: 0,
-  /** 1: train the output projection, which every session's vector goes through; 0: hold it. */
-  trainProjection: 1,
-  /** 1: learn only from clicks on items new to their session (returns are never shown). */
-  newTargetsOnly: 0,
-  /**
-   * 1: correct the sampled negatives' scores to stand for the whole catalogue (online-step.ts).
+   * Corrects the sampled negatives' scores to stand for the whole catalogue (online-step.ts).
    * Without it the session's own items weigh as much in the softmax as the rest of the catalogue
    * together, and an update mostly reorders them, which the shown list never includes.
    */
-  correctNegatives: 1,
-  /**
-   * Interactions stored on the device before online updates start: a few clicks are already in
-   * the session's LSTM state, and fine-tuning on them cost YOOCHOOSE's short sessions 5%.
-   */
+  readonly correctNegatives: boolean;
+  /** Interactions stored on the device before online updates start. */
+  readonly minInteractions: number;
+}
+
+/** The engine's online-learning settings unless its options say otherwise (frozen). */
+export const ONLINE_LEARNING: OnlineLearningSettings = Object.freeze({
+  debounceMs: 1500,
+  maxSteps: 4,
+  rederiveSteps: 8,
+  recentSessions: 2,
+  replaySessions: 6,
+  rederiveSessions: 64,
+  // 0.01 with the item rows held: 0.01 / 0.02 / 0.05 on Beauty's tuning set gave +7.2% / +7.8% /
+  // +1.6% HR@10, 0.01 cost YOOCHOOSE's least (README, "Simulating visitors").
+  learningRate: 0.01,
+  mu: 0.1,
+  // 1,024 scored as 2,048 did on both tuning sets and halves the steps' largest cost (the products
+  // and softmax over them).
+  negatives: 1024,
+  // Held by default: on a 43k-item model an update that trains the LSTM costs about four times as
+  // long, for a gain only YOOCHOOSE's tuning set showed.
+  trainLstm: false,
+  trainProjection: true,
+  // Held by default: trained, the visitor's item rows rose above the rest of the catalogue for the
+  // visitor, and the shown list never includes the session's own items; held, the projection alone
+  // learns, and what it learns reaches every item like the visitor's.
+  trainItems: false,
+  newTargetsOnly: false,
+  correctNegatives: true,
+  // A few clicks are already in the session's LSTM state, and fine-tuning on them cost YOOCHOOSE's
+  // short sessions 5%.
   minInteractions: 6,
-  /**
-   * 1: train the rows of the visitor's items too. Off by default: trained, they rose above the rest
-   * of the catalogue for the visitor, and the shown list never includes the session's own items; held,
-   * the projection alone learns, and what it learns reaches every item like the visitor's.
-   */
-  trainItems: 0,
-};
+});
+
+/** `overrides` over ONLINE_LEARNING (an undefined value keeps the default), frozen. */
+export function onlineLearningSettings(
+  overrides: Partial<OnlineLearningSettings> = {},
+): OnlineLearningSettings {
+  const given = Object.entries(overrides).filter(([, value]) => value !== undefined);
+  return Object.freeze({ ...ONLINE_LEARNING, ...Object.fromEntries(given) });
+}
 
 /**
- * The sessions one update trains on, oldest first: the newest `recent` plus up to `replay` older
- * ones drawn at random (`rng` in [0, 1)); re-deriving takes the newest `rederiveSessions` instead.
+ * The sessions one update trains on, oldest first: the newest `recentSessions` plus up to
+ * `replaySessions` older ones drawn at random (`rng` in [0, 1)); re-deriving takes the newest
+ * `rederiveSessions` instead.
  */
 export function pickSessions(
   sessions: readonly IndexedSession[],
   rederive: boolean,
+  settings: Pick<OnlineLearningSettings, 'recentSessions' | 'replaySessions' | 'rederiveSessions'>,
   rng: () => number = Math.random,
 ): IndexedSession[] {
-  const { recentSessions, replaySessions, rederiveSessions } = ONLINE_LEARNING;
+  const { recentSessions, replaySessions, rederiveSessions } = settings;
   if (rederive) return sessions.slice(-rederiveSessions);
   const cut = Math.max(0, sessions.length - recentSessions);
   const older = sessions.slice(0, cut);
@@ -92,18 +118,21 @@ export function pickSessions(
   return [...replay, ...sessions.slice(cut)];
 }
 
-/** Runs `task` once, `ONLINE_LEARNING.debounceMs` after the last `schedule()` call. */
+/** Runs `task` once, `delayMs` after the last `schedule()` call. */
 export class Debouncer {
   private timer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private readonly task: () => Promise<void>) {}
+  constructor(
+    private readonly task: () => Promise<void>,
+    private readonly delayMs: number,
+  ) {}
 
   schedule(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       this.task().catch((error: unknown) => log.warn('online learning failed', error));
-    }, ONLINE_LEARNING.debounceMs);
+    }, this.delayMs);
     // Node would otherwise stay alive for a pending step; a worker lives as long as its page.
     (this.timer as { unref?: () => void }).unref?.();
   }
@@ -119,6 +148,23 @@ export class Debouncer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+/** The sparse steps' options under `settings`, negatives drawn from `random`. */
+function stepOptions(settings: OnlineLearningSettings, random: () => number): SparseStepOptions {
+  const { learningRate, mu, negatives, trainLstm, trainProjection, trainItems } = settings;
+  const { newTargetsOnly, correctNegatives } = settings;
+  return {
+    learningRate,
+    mu,
+    negatives,
+    trainLstm,
+    trainProjection,
+    trainItems,
+    newTargetsOnly,
+    correctNegatives,
+    random,
+  };
 }
 
 /** What online learning reads from the engine and hands back to it. */
@@ -143,7 +189,7 @@ export interface LearningHost {
  * version), and serving plus keeping whatever local copy was learned (here or before an upload).
  */
 export class OnlineLearner {
-  private readonly debouncer = new Debouncer(() => this.learnNow());
+  private readonly debouncer: Debouncer;
   private learner: SparseLearner | null = null;
   /** The background write of the local copy (keep()), and the newest copy waiting for it. */
   private keeping: Promise<void> | null = null;
@@ -151,13 +197,19 @@ export class OnlineLearner {
   /** How long the newest update took, by phase (status().learning.lastUpdate). */
   lastUpdate: UpdateTiming | undefined;
 
-  /** `random` drives the replay sample and the training seed (a replay passes a seeded one). */
+  /**
+   * Learns under `settings` (the engine's, merged once); `random` drives the replay sample and the
+   * negatives (a replay passes a seeded one).
+   */
   constructor(
     private readonly host: LearningHost,
+    private readonly settings: OnlineLearningSettings,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.debouncer = new Debouncer(() => this.learnNow(), settings.debounceMs);
+  }
 
-  /** Asks for an update once interactions pause (`ONLINE_LEARNING.debounceMs`). */
+  /** Asks for an update once interactions pause (`settings.debounceMs`). */
   schedule(): void {
     this.debouncer.schedule();
   }
@@ -183,21 +235,15 @@ export class OnlineLearner {
       const started = performance.now();
       const rederive = !global.local;
       const rows = await this.host.store().all();
-      if (rows.length < ONLINE_LEARNING.minInteractions) return;
+      const { settings } = this;
+      if (rows.length < settings.minInteractions) return;
       const all = toTrainingSessions(rows, this.host.indexOf());
-      const sessions = pickSessions(all, rederive, this.random);
+      const sessions = pickSessions(all, rederive, settings, this.random);
       if (sessions.length === 0 || this.host.global() !== global) return;
       const read = performance.now();
       const learner = this.learnerFor(global);
-      const { maxSteps, rederiveSteps, learningRate, mu, negatives } = ONLINE_LEARNING;
-      const { trainLstm, trainProjection, newTargetsOnly } = ONLINE_LEARNING;
-      await learner.update(sessions, rederive ? rederiveSteps : maxSteps, {
-        ...{ learningRate, mu, negatives, lstm: trainLstm > 0, projection: trainProjection > 0 },
-        newTargetsOnly: newTargetsOnly > 0,
-        correctNegatives: ONLINE_LEARNING.correctNegatives > 0,
-        items: ONLINE_LEARNING.trainItems > 0,
-        random: this.random,
-      });
+      const steps = rederive ? settings.rederiveSteps : settings.maxSteps;
+      await learner.update(sessions, steps, stepOptions(settings, this.random));
       // A model swap or erasure meanwhile made the result stale.
       if (this.host.global() !== global) return;
       const learned = performance.now();
@@ -215,8 +261,8 @@ export class OnlineLearner {
   }
 
   /**
-   * The learner for `global`: the kept one while it still holds the served local copy (no copy of
-   * the weights per update), else a fresh one from the local copy or the global weights.
+   * The learner for `global`: the kept one while its weights are still the served local copy (no
+   * copy of the weights per update), else a fresh one from the local copy or the global weights.
    */
   private learnerFor(global: LoadedModel): SparseLearner {
     const kept = this.learner;

@@ -1,15 +1,15 @@
 /**
  * The sparse online update: it learns what the sessions show, leaves every item they do not touch
- * exactly as it was, and its proximal term holds the weights near the global ones.
+ * exactly as it was, and its proximal term keeps the weights near the global ones.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import { applyLocal, diffLocal } from './local-copy.js';
-import { mulberry32 } from '../model/prng.js';
+import { mulberry32 } from '../protocol/prng.js';
 import { SessionModel } from '../model/session-model.js';
-import { SparseLearner, type SparseStepOptions, type StepGradients } from './online-step.js';
+import { SparseLearner, type SparseStepOptions, type StepResult } from './online-step.js';
 
 const dims = { items: 30, embedding: 8, hidden: 8, maxSessionLength: 6 };
 let global: Float32Array;
@@ -21,11 +21,11 @@ beforeAll(async () => {
   model.dispose();
 });
 
-const options = (lstm: boolean, mu = 0.1): SparseStepOptions => ({
+const options = (trainLstm: boolean, mu = 0.1): SparseStepOptions => ({
   learningRate: 0.05,
   mu,
   negatives: 10,
-  lstm,
+  trainLstm,
   random: mulberry32(3),
 });
 
@@ -103,7 +103,7 @@ describe('SparseLearner', () => {
           if (item === 3 || item === 7) expect(moved).toBeGreaterThan(0);
           else expect(moved).toBe(0);
         }
-        // The copy the device stores holds exactly what the steps wrote, nothing it missed.
+        // The copy the device stores has exactly what the steps wrote, nothing it missed.
         expect(applyLocal(start, learner.localCopy(1))).toEqual(learner.weights);
         expect(learner.localCopy(1).blocks).toEqual(diffLocal(1, start, learner.weights).blocks);
         const kernel = Math.max(...changed(learner.weights, start, 'lstm_kernel', modelDims));
@@ -133,7 +133,7 @@ describe('SparseLearner', () => {
   it('holds the projection when asked, and still learns through the rows', async () => {
     const { first, last, before, after, learner } = await learnRepeated(dims, {
       ...options(false),
-      projection: false,
+      trainProjection: false,
     });
     expect(last).toBeLessThan(first);
     expect(after.get('projection_kernel')).toEqual(before.get('projection_kernel'));
@@ -148,7 +148,7 @@ describe('SparseLearner', () => {
     };
     const { first, last, before, after, learner } = await learnRepeated(cosine, {
       ...options(false),
-      items: false,
+      trainItems: false,
     });
     expect(last).toBeLessThan(first);
     expect(after.get('item_embedding')).toEqual(before.get('item_embedding'));
@@ -234,7 +234,7 @@ describe('the held-LSTM step by hand', () => {
       ];
       const losses: number[] = [];
       for (const correctNegatives of [false, true]) {
-        const both = await learner.heldGradientsBothWays(sessions, {
+        const both = await learner.gradientsBothWays(sessions, {
           ...options(false),
           correctNegatives,
         });
@@ -243,14 +243,14 @@ describe('the held-LSTM step by hand', () => {
         losses.push(both![0]!.loss);
       }
       // The correction raises every negative's score (the sample stands for more items than it
-      // holds), so the loss grows.
+      // contains), so the loss grows.
       expect(losses[1]).toBeGreaterThan(losses[0]! + 1e-3);
     });
   }
 });
 
 /** The same loss and gradients from autodiff and by hand, to float rounding. */
-function expectSame([auto, hand]: { loss: number; gradients: StepGradients }[]): void {
+function expectSame([auto, hand]: StepResult[]): void {
   expect(hand!.loss).toBeCloseTo(auto!.loss, 5);
   const pairs: [string, Float32Array, Float32Array][] = [
     ['rows', auto!.gradients.rows, hand!.gradients.rows],

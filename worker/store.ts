@@ -8,6 +8,7 @@
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import type { StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
+import { capabilities } from './capabilities.js';
 import { withLocal, type LocalCopy } from './local-copy.js';
 import { MemoryStore } from './memory-store.js';
 import {
@@ -390,7 +391,7 @@ export interface OpenOptions {
  * visitor's local history is better than a Hearth that never stores anything again.
  */
 export async function openIdbStore(options: OpenOptions = {}): Promise<InteractionStore | null> {
-  if (!(globalThis as { indexedDB?: IDBFactory }).indexedDB) return null;
+  if (!capabilities().indexedDB) return null;
   const { timeoutMs = 5000, maxInteractions = MAX_INTERACTIONS } = options;
   for (let attempt = 0; attempt < 2; attempt++) {
     let problem: unknown;

@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  rankCandidates,
-  topKCandidates,
-  type CandidateScores,
-} from '../../model/ranking.js';
+import { rankCandidates, topKCandidates, type CandidateScores } from '../../model/full-ranking.js';
 import {
   allBaselines,
   ItemKnn,

@@ -9,7 +9,7 @@
  * co-occurrences are mostly chance. session-rec keeps only the 100 most similar items per item; we
  * keep all co-occurring items, which changes no rank within the top 100.
  */
-import type { CandidateScores } from '../../model/ranking.js';
+import type { CandidateScores } from '../../model/full-ranking.js';
 import { ScoreBuffer, SessionIndex, notFitted, type Recommender } from './session-index.js';
 
 /** Options of ItemKnn. */

@@ -3,7 +3,7 @@
  * (last) item in training. This is the "MC" / transition-count baseline of the session-based
  * literature (e.g. Ludewig & Jannach 2018; FPMC's Markov part without factorisation, Rendle et al. 2010).
  */
-import type { CandidateScores } from '../../model/ranking.js';
+import type { CandidateScores } from '../../model/full-ranking.js';
 import { ScoreBuffer, notFitted, type Recommender } from './session-index.js';
 
 /** Transition counts last item -> next item, stored per source item (CSR). */

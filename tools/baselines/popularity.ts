@@ -4,7 +4,7 @@
  * S-POP ranks the items of the current session by how often they occur in it, then everything else
  * by training clicks.
  */
-import type { CandidateScores } from '../../model/ranking.js';
+import type { CandidateScores } from '../../model/full-ranking.js';
 import { ScoreBuffer, notFitted, type Recommender } from './session-index.js';
 
 const EMPTY: CandidateScores = { items: new Int32Array(0), scores: new Float64Array(0), count: 0 };

@@ -4,7 +4,7 @@
  * accumulator. Typed arrays and reuse keep a Diginetica run (43k items, 187k sessions, 61k test
  * prefixes) allocation-free per query on a 2-core machine.
  */
-import type { CandidateScores } from '../../model/ranking.js';
+import type { CandidateScores } from '../../model/full-ranking.js';
 
 /**
  * A next-item recommender over model indices 1..N-1. `score` returns sparse scores whose order is

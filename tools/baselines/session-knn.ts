@@ -18,7 +18,7 @@
  * "cosine" is written `li / sqrt(la) * sqrt(lb)`; for a fixed current session that is a constant
  * multiple of the true cosine, so neighbour choice and item ranking are the same as here.
  */
-import type { CandidateScores } from '../../model/ranking.js';
+import type { CandidateScores } from '../../model/full-ranking.js';
 import { ScoreBuffer, SessionIndex, notFitted, type Recommender } from './session-index.js';
 
 /** Options shared by SKNN and V-SKNN. */

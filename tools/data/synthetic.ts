@@ -3,7 +3,7 @@
  * Items belong to topics; a session stays in one topic and mostly walks that topic's items in a fixed
  * order, with some noise. A sequence model must learn "after p-017 comes p-018"; popularity cannot.
  */
-import { mulberry32 } from '../../model/prng.js';
+import { mulberry32 } from '../../protocol/prng.js';
 import { datasetFromSessions, type SessionDataset } from './yoochoose.js';
 
 /** Knobs of the generator (all optional). */

@@ -10,10 +10,10 @@ import {
   rankDense,
   RankingAccumulator,
   topKCandidates,
-  topKDense,
   type FullRankingMetrics,
-} from '../../model/ranking.js';
+} from '../../model/full-ranking.js';
 import type { SessionModel } from '../../model/session-model.js';
+import { topK } from '../../model/top-k.js';
 import type { Recommender } from '../baselines/session-index.js';
 import type { SessionDataset } from '../data/yoochoose.js';
 
@@ -113,7 +113,9 @@ export async function evaluateModel(
         const d = fromModel[m]!;
         if (d > 0) row[d] = values[offset + m]!;
       }
-      const filled = topKDense(row, LIST_K, top);
+      const best = topK(row, LIST_K).items;
+      top.set(best);
+      const filled = best.length;
       acc.add(rankDense(row, pair.target), top, filled);
     });
     progress?.(Math.min(start + batchSize, pairs.length));

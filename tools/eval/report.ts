@@ -2,7 +2,8 @@
  * Output formats of the evaluator: a markdown table for people and flat JSON rows
  * `{ model, dataset, metric, k, value }` for scripts and dashboards.
  */
-import type { FullRankingMetrics } from '../../model/ranking.js';
+import type { FullRankingMetrics } from '../../model/full-ranking.js';
+import { markdownRow } from '../lib/table.js';
 import { CUTOFFS } from './evaluate.js';
 
 /** One measured number. */
@@ -41,10 +42,8 @@ export function formatMarkdown(results: readonly NamedMetrics[]): string {
     'Cov@20',
     'Pop@20',
   ];
-  const lines = [
-    `| ${head.join(' | ')} |`,
-    `|${head.map((h, i) => (i ? '---:' : '---')).join('|')}|`,
-  ];
+  // Numbers right-aligned: the rule is written here, not by markdownTable, which aligns left.
+  const lines = [markdownRow(head), `|${head.map((h, i) => (i ? '---:' : '---')).join('|')}|`];
   for (const { model, metrics: m } of results) {
     const cells = [
       model,
@@ -54,7 +53,7 @@ export function formatMarkdown(results: readonly NamedMetrics[]): string {
       m.coverage.toFixed(4),
       m.popularity.toFixed(4),
     ];
-    lines.push(`| ${cells.join(' | ')} |`);
+    lines.push(markdownRow(cells));
   }
   return lines.join('\n');
 }

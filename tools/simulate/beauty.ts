@@ -14,7 +14,7 @@ import cliProgress from 'cli-progress';
 import { HearthError } from '../../protocol/errors.js';
 import { batchesPerEpoch, toWindows } from '../../model/batches.js';
 import { evaluateNext, type RankingMetrics } from '../../model/metrics.js';
-import { mulberry32, shuffleInPlace } from '../../model/prng.js';
+import { mulberry32, shuffleInPlace } from '../../protocol/prng.js';
 import { SessionModel } from '../../model/session-model.js';
 import { trainSessions } from '../../model/train.js';
 import { BEAUTY_DIR } from '../data/amazon-beauty.js';

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import type { EngineConfig, InteractionType } from '../../protocol/api.js';
 import { resolveConfig } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
-import { Engine } from '../../worker/engine.js';
-import { mulberry32 } from '../../model/prng.js';
+import { Engine, type EngineOptions } from '../../worker/engine.js';
+import { mulberry32 } from '../../protocol/prng.js';
 import { wasmDistDir } from '../tf-node.js';
 
 /** One visitor: site item ids in the order they were met, and how they interacted. */
@@ -76,21 +76,37 @@ export function rankOf(
   return 1 + higher;
 }
 
+/** The learning settings a replay's engine runs with (over the engine's defaults). */
+export type ReplaySettings = Pick<EngineOptions, 'learning' | 'localTraining'>;
+
 /** Replays visitors one after another through one engine, each as a fresh device. */
 export class Replayer {
   private random: () => number = mulberry32(0);
   private clock = 0;
-  private readonly engine = new Engine({
-    now: () => this.clock,
-    random: () => this.random(),
-  });
+  private readonly engine: Engine;
   private indexOf = new Map<string, number>();
 
-  private constructor(private readonly learn: boolean) {}
+  private constructor(
+    private readonly learn: boolean,
+    settings: ReplaySettings,
+  ) {
+    this.engine = new Engine({
+      ...settings,
+      now: () => this.clock,
+      random: () => this.random(),
+    });
+  }
 
-  /** An engine on `endpoint` with online learning on or off, wasm only, uploads off. */
-  static async start(endpoint: string, learn: boolean): Promise<Replayer> {
-    const replayer = new Replayer(learn);
+  /**
+   * An engine on `endpoint` with online learning on or off, wasm only, uploads off, learning under
+   * `settings`.
+   */
+  static async start(
+    endpoint: string,
+    learn: boolean,
+    settings: ReplaySettings = {},
+  ): Promise<Replayer> {
+    const replayer = new Replayer(learn, settings);
     const config: EngineConfig = {
       endpoint,
       backends: ['wasm'],

@@ -10,9 +10,9 @@ import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
 import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
-import { Engine } from './engine.js';
-import { startEngineFixture, type EngineFixture } from './test-fixture.js';
-import { DB_NAME, MemoryStore, type InteractionStore } from './store.js';
+import { Engine } from '../worker/engine.js';
+import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
+import { DB_NAME, MemoryStore } from '../worker/store.js';
 
 let dir: string;
 let server: RunningServer;
@@ -149,15 +149,14 @@ describe('engine', () => {
     );
     expect(notReady).toBe('HEARTH_E_NOT_READY');
 
-    const engine = new Engine();
-    await engine.init({ ...config, uploads: false });
+    // A store that opens, then refuses every write: IndexedDB over its quota.
     const failing = new MemoryStore();
     const quota = (): Promise<never> =>
       Promise.reject(new DOMException('full', 'QuotaExceededError'));
     failing.add = quota;
     failing.setMeta = quota;
-    // The store is private; a test swapping it is the simplest way to make IndexedDB fail mid-run.
-    (engine as unknown as { store: MemoryStore }).store = failing;
+    const engine = new Engine({ openStore: async () => failing });
+    await engine.init({ ...config, uploads: false });
     await engine.track({ type: 'click', item: 'item-7' });
     const recs = await engine.recommend({ k: 4 });
     expect(recs).toHaveLength(4);
@@ -201,7 +200,7 @@ describe('engine storage and tabs', () => {
     const offline = await engine.sync();
     expect(offline.status).toBe('failed');
     expect(offline.reason).toMatch(/kept/);
-    const store = (engine as unknown as { store: InteractionStore }).store;
+    const { store } = engine.snapshot();
     expect((await store.getOutbox())?.baseVersion).toBe(offline.modelVersion);
     vi.restoreAllMocks();
 

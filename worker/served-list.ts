@@ -4,7 +4,7 @@
  * they are tested without a server; the engine maps indices to the site's ids.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { selectTop } from '../model/session-model.js';
+import { topK, type TopK } from '../model/top-k.js';
 
 /**
  * Candidates the exploration slot samples from: the items ranked just below the list. Close enough
@@ -14,14 +14,11 @@ import { selectTop } from '../model/session-model.js';
 export const EXPLORE_POOL = 50;
 
 /** Items ranked best first with their scores. */
-export interface Ranked {
-  readonly items: number[];
-  readonly scores: number[];
-}
+export type Ranked = TopK;
 
 /**
  * The `n` best indices of `values` (index 0 and `excluded` never), restricted to `allowed` when
- * given. Ties go to the lower index, as in `selectTop`.
+ * given: the one top-k of model/top-k.ts.
  */
 export function rankScores(
   values: Float32Array,
@@ -29,15 +26,7 @@ export function rankScores(
   excluded: ReadonlySet<number>,
   allowed: readonly number[] | null,
 ): Ranked {
-  if (!allowed) return selectTop(values, n, excluded);
-  // A small allow list: sorting it beats a pass over the whole catalogue.
-  const candidates = [...new Set(allowed)].filter((i) => {
-    const v = values[i];
-    return i > 0 && !excluded.has(i) && v !== undefined && !Number.isNaN(v) && v !== -Infinity;
-  });
-  candidates.sort((a, b) => values[b]! - values[a]! || a - b);
-  const items = candidates.slice(0, n);
-  return { items, scores: items.map((i) => values[i]!) };
+  return topK(values, n, excluded, allowed);
 }
 
 /** Share of the cold-start blend given to recency (the manifest's `recent`) over popularity. */

@@ -36,29 +36,6 @@ export function rankDense(scores: ArrayLike<number>, target: number): number {
   return above + 1;
 }
 
-/**
- * The k best indices of dense scores (index 0 and NaN never; ties: lower index first), best first,
- * written into `out`; returns how many were written (fewer than k only for tiny catalogues).
- */
-export function topKDense(scores: ArrayLike<number>, k: number, out: Int32Array): number {
-  const best = new Float64Array(k);
-  let count = 0;
-  for (let i = 1; i < scores.length; i++) {
-    const s = scores[i]!;
-    // Increasing i means an equal score never displaces an earlier (lower) index.
-    if (Number.isNaN(s) || (count === k && !(s > best[k - 1]!))) continue;
-    let j = count < k ? count++ : k - 1;
-    while (j > 0 && best[j - 1]! < s) {
-      best[j] = best[j - 1]!;
-      out[j] = out[j - 1]!;
-      j--;
-    }
-    best[j] = s;
-    out[j] = i;
-  }
-  return count;
-}
-
 /** True when candidate a (score sa, index ia) ranks before candidate b under the CandidateScores order. */
 function before(sa: number, ia: number, sb: number, ib: number): boolean {
   return sa > sb || (sa === sb && ia < ib);

@@ -8,7 +8,7 @@ import {
   pickPositions,
   rankPopular,
   rankScores,
-} from './ranking.js';
+} from './served-list.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,0 +1,183 @@
+/**
+ * How the Store's values become column values and back, the same for SQLite and PostgreSQL: both
+ * schemas have the same tables and columns (pg-schema.ts mirrors sqlite-schema.ts), so a version, an
+ * update, a ledger entry or the optimiser state is encoded once, here, and every store writes the
+ * same bytes and text. That is what lets a PostgreSQL deployment publish bit for bit what SQLite
+ * publishes. Values lists follow the column order of the statements that use them (named in each doc).
+ */
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
+import type { FedAdamState } from './fedadam.js';
+import { bytesToFloat32, float32ToBytes } from './float32-bytes.js';
+import type {
+  RoundHistory,
+  RoundPrivacy,
+  RoundPrivacySettings,
+  UpdateSubmission,
+} from './store.js';
+
+/** Float64 values as raw little-endian bytes (a view, no copy). */
+export function float64ToBytes(values: Float64Array): Buffer {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** Raw little-endian bytes as a fresh Float64Array. */
+export function bytesToFloat64(bytes: Uint8Array): Float64Array {
+  if (bytes.byteLength % 8 !== 0) {
+    throw new RangeError(`float64 data must be a multiple of 8 bytes, got ${bytes.byteLength}`);
+  }
+  // Always a copy: the state is updated into fresh arrays, and a driver's Buffers may come from a
+  // pool at an offset no Float64Array view may start at.
+  return new Float64Array(Uint8Array.from(bytes).buffer);
+}
+
+/** A manifest as stored in `versions.manifest` (JSON text). */
+export function encodeManifest(manifest: ModelManifest): string {
+  return JSON.stringify(manifest);
+}
+
+/** A stored `versions.manifest` back as a manifest (it was validated before it was stored). */
+export function decodeManifest(text: string): ModelManifest {
+  return JSON.parse(text) as ModelManifest;
+}
+
+/** The values of a version, for `INSERT INTO versions (version, created_at, manifest, weights)`. */
+export function versionValues(
+  manifest: ModelManifest,
+  weights: Float32Array,
+): [number, string, string, Buffer] {
+  return [manifest.version, manifest.createdAt, encodeManifest(manifest), float32ToBytes(weights)];
+}
+
+/**
+ * The values of an accepted update, for
+ * `INSERT INTO updates (round, token, examples, norm, delta, received_at)`.
+ */
+export function updateValues(
+  round: number,
+  update: UpdateSubmission,
+  receivedAt: string,
+): [number, string, number, number, Buffer, string] {
+  return [
+    round,
+    update.token,
+    update.examples,
+    update.norm,
+    float32ToBytes(update.delta),
+    receivedAt,
+  ];
+}
+
+/** An `updates` row as the aggregator reads it. */
+export interface UpdateRow {
+  readonly examples: number;
+  readonly delta: Uint8Array;
+}
+
+/** A stored update as the aggregator takes it. */
+export function decodeUpdate(row: UpdateRow): AggregateUpdate {
+  return { examples: row.examples, delta: bytesToFloat32(row.delta) };
+}
+
+/** A token joined with its round: what deciding whether an update may use the token needs. */
+export interface TokenRow {
+  readonly round: number;
+  readonly used_at: string | null;
+  readonly status: string;
+  readonly base_version: number;
+}
+
+/** A published round as `SELECT id, published_version, noise_multiplier, sample_rate` reads it. */
+export interface LedgerRow {
+  readonly id: number;
+  readonly published_version: number;
+  readonly noise_multiplier: number | null;
+  readonly sample_rate: number | null;
+}
+
+/** A published round's ledger entry. */
+export function decodeLedgerRow(row: LedgerRow): RoundPrivacy {
+  // Rounds from before the ledger existed were published without noise; q is then irrelevant.
+  return {
+    round: row.id,
+    version: row.published_version,
+    noiseMultiplier: row.noise_multiplier ?? 0,
+    sampleRate: row.sample_rate ?? 1,
+  };
+}
+
+/**
+ * The values that publish `round` as `version` under `privacy`, for
+ * `UPDATE rounds SET status = 'published', published_version, noise_multiplier, sample_rate WHERE id`.
+ */
+export function publishedRoundValues(
+  round: number,
+  version: number,
+  privacy: RoundPrivacySettings,
+): [number, number, number, number] {
+  return [version, privacy.noiseMultiplier, privacy.sampleRate, round];
+}
+
+/** The single `optimizer_state` row. */
+export interface OptimizerStateRow {
+  readonly step: number;
+  readonly m: Uint8Array;
+  readonly v: Uint8Array;
+}
+
+/** The stored optimiser state, or undefined before the first FedAdam round stored one. */
+export function decodeOptimizerState(row: OptimizerStateRow | undefined): FedAdamState | undefined {
+  return row ? { step: row.step, m: bytesToFloat64(row.m), v: bytesToFloat64(row.v) } : undefined;
+}
+
+/**
+ * The values of the optimiser state published with version `version`, for
+ * `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, ...)`.
+ */
+export function optimizerStateValues(
+  state: FedAdamState,
+  version: number,
+): [number, Buffer, Buffer, number] {
+  return [state.step, float64ToBytes(state.m), float64ToBytes(state.v), version];
+}
+
+/** A rounds row joined with its published version's creation time. */
+export interface HistoryRow {
+  readonly id: number;
+  readonly base_version: number;
+  readonly status: RoundHistory['status'];
+  readonly opened_at: string | null;
+  readonly published_version: number | null;
+  readonly published_at: string | null;
+}
+
+/** The first round id whose norms a history needs, from its rounds newest first (0 for none). */
+export function historyNormsFrom(newestFirst: readonly HistoryRow[]): number {
+  return newestFirst.at(-1)?.id ?? 0;
+}
+
+/**
+ * Store.history's answer from round rows newest first (as `ORDER BY id DESC LIMIT n` reads them) and
+ * the norms of updates from `historyNormsFrom` on, in arrival order. Rounds come back oldest first.
+ */
+export function historyFromRows(
+  newestFirst: readonly HistoryRow[],
+  norms: readonly { round: number; norm: number }[],
+): RoundHistory[] {
+  const rounds = [...newestFirst].reverse();
+  const byRound = new Map<number, number[]>(rounds.map((r) => [r.id, []]));
+  for (const { round, norm } of norms) byRound.get(round)?.push(norm);
+  return rounds.map((r) => {
+    const list = byRound.get(r.id) ?? [];
+    return {
+      round: r.id,
+      baseVersion: r.base_version,
+      status: r.status,
+      openedAt: r.opened_at,
+      publishedVersion: r.published_version,
+      publishedAt: r.published_at,
+      updates: list.length,
+      norms: list,
+    };
+  });
+}

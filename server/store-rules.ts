@@ -1,0 +1,115 @@
+/**
+ * The round and token rules every Store applies, whichever database holds the rows. A store reads the
+ * rows under its own locks (one IMMEDIATE transaction in SQLite, row locks in PostgreSQL) and asks
+ * these functions what to do; so both stores refuse the same updates with the same codes and
+ * messages, close and abandon rounds at the same count, and publish the same version from the same
+ * updates.
+ */
+import { HearthError } from '../protocol/errors.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
+import type { TokenRow } from './store-codecs.js';
+import type {
+  RoundContext,
+  RoundExpiry,
+  RoundOutput,
+  RoundPolicy,
+  UpdateSubmission,
+} from './store.js';
+import { versionManifest } from './versions.js';
+
+/** The time recorded on rounds, tokens and updates: the expiry's clock, else the wall clock. */
+export function eventTime(expiry: RoundExpiry | undefined): string {
+  return (expiry?.now ?? new Date()).toISOString();
+}
+
+/** The current version, which a round is joined on; there is none before the store is seeded. */
+export function requireCurrentVersion(current: number | undefined): number {
+  if (current === undefined) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
+  return current;
+}
+
+/** A stored version the store relies on (a round's base); missing means a corrupt database. */
+export function requireStoredVersion<T>(row: T | undefined, version: number): T {
+  if (row === undefined) {
+    throw new HearthError('HEARTH_E_INTERNAL', `version ${version} is missing`);
+  }
+  return row;
+}
+
+/** The collecting round, if any, must be on the current version. */
+export function checkCollectingRound(
+  round: { readonly id: number; readonly base_version: number } | undefined,
+  current: number,
+): void {
+  // Versions only appear by publishing the collecting round, so this means a corrupt database.
+  if (round && round.base_version !== current) {
+    throw new HearthError(
+      'HEARTH_E_INTERNAL',
+      `collecting round ${round.id} is not on v${current}`,
+    );
+  }
+}
+
+/**
+ * Whether `update` may be stored, given the current version and its token's row (undefined: no such
+ * token). Staleness is decided first, so a device that missed a publication is told to rebase rather
+ * than that its token is spent. Returns the token's row when the update may be stored; its
+ * `base_version` is then the current version.
+ */
+export function checkSubmission(
+  update: UpdateSubmission,
+  current: number | undefined,
+  token: TokenRow | undefined,
+): TokenRow {
+  if (current === undefined || update.baseVersion !== current) {
+    throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
+  }
+  if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
+  // A token is single use: the update it carried is already counted in its round.
+  if (token.used_at !== null) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
+  if (token.status === 'abandoned') {
+    throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
+  }
+  if (token.status !== 'collecting' || token.base_version !== current) {
+    throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
+  }
+  return token;
+}
+
+/** A round with m updates is full: it publishes, and it is never abandoned. */
+export function roundIsFull(received: number, minCohort: number): boolean {
+  return received >= minCohort;
+}
+
+/** Whether a collecting round opened at `openedAt` is past `expiry`'s deadline. */
+export function pastDeadline(openedAt: string | null, expiry: RoundExpiry): boolean {
+  // A round without an opening time (from before schema 3) never expires. ISO-8601 UTC strings of
+  // one format order like the instants they name, in SQLite's TEXT and PostgreSQL's alike.
+  return openedAt !== null && openedAt < expiry.openedBefore.toISOString();
+}
+
+/** A round's aggregation: the version it publishes, that version's manifest, and the policy's output. */
+export interface Publication {
+  readonly version: number;
+  readonly manifest: ModelManifest;
+  readonly output: RoundOutput;
+}
+
+/**
+ * Aggregates a full round on version `current` into version current + 1. `updates` are the round's
+ * updates in arrival order (the aggregate depends on the order only through float rounding, and both
+ * stores read them by id). Throws whatever the policy throws; the store then rolls everything back.
+ */
+export function publishRound(
+  policy: RoundPolicy,
+  current: number,
+  base: { readonly manifest: ModelManifest; readonly weights: Float32Array },
+  updates: Iterable<AggregateUpdate>,
+  context: RoundContext,
+  now: string,
+): Publication {
+  const version = current + 1;
+  const output = policy.aggregate(base.weights, updates, context);
+  return { version, manifest: versionManifest(base.manifest, version, now), output };
+}

@@ -1,0 +1,56 @@
+/**
+ * Local learning before an upload trains under the settings it is given, and only those.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { layoutHash, tensorLayout, type ModelManifest } from '../protocol/manifest.js';
+import { SessionModel } from '../model/session-model.js';
+import { learnLocally, localTrainingSettings } from './local-training.js';
+import type { GlobalModel } from './model-source.js';
+
+const dims = { items: 20, embedding: 4, hidden: 4, maxSessionLength: 5 };
+let global: GlobalModel;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  const model = SessionModel.random(dims, 3);
+  const weights = model.toFlat();
+  model.dispose();
+  const tensors = tensorLayout(dims);
+  const manifest: ModelManifest = {
+    format: 'hearth-model/1',
+    version: 1,
+    createdAt: new Date(0).toISOString(),
+    dims,
+    tensors,
+    layoutHash: layoutHash(tensors),
+    weights: { url: 'weights.bin', dtype: 'float32', byteLength: weights.byteLength },
+    itemIds: Array.from({ length: dims.items }, (_, i) => (i === 0 ? '' : `item-${i}`)),
+    popular: [1, 2, 3],
+    federation: { clipNorm: 1, minCohort: 1, maxExamples: 1000 },
+  };
+  global = { manifest, weights };
+});
+
+const sessions = [{ items: [1, 2, 3, 4] }, { items: [5, 6, 5, 7] }];
+
+describe('learnLocally', () => {
+  it('trains under the settings it is passed', async () => {
+    const trained = await learnLocally(global, sessions, undefined, localTrainingSettings());
+    expect(trained.update.examples).toBeGreaterThan(0);
+    expect(trained.weights).not.toEqual(global.weights);
+    trained.model.dispose();
+    // No epoch: nothing is learned, and the delta is zero.
+    const none = await learnLocally(
+      global,
+      sessions,
+      undefined,
+      localTrainingSettings({ epochs: 0 }),
+    );
+    expect(none.update.examples).toBe(0);
+    expect(none.weights).toEqual(global.weights);
+    expect(Math.max(...none.update.delta.map(Math.abs))).toBe(0);
+    none.model.dispose();
+  });
+});
