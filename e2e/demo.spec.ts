@@ -3,13 +3,21 @@
  * worker with real IndexedDB, the real server on a real port.
  */
 import { expect, test, type BrowserContext, type Page, type Request } from '@playwright/test';
+import { PATHS } from '../protocol/routes.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import type { StatsReply } from '../server/stats.js';
 import { parameterCount, type ModelManifest } from '../protocol/manifest.js';
 
 import { clicksOnly, demoUrl, serverUrl } from './helpers.js';
 
 async function manifest(): Promise<ModelManifest> {
   return (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
+}
+
+/** Updates the server holds in its collecting round: other specs' devices may have left some. */
+async function pendingUpdates(): Promise<number> {
+  const stats = (await (await fetch(`${serverUrl()}${PATHS.stats}`)).json()) as StatsReply;
+  return stats.rounds.find((r) => r.status === 'collecting')?.participants ?? 0;
 }
 
 async function openDemo(page: Page): Promise<void> {
@@ -126,6 +134,7 @@ test('uploads carry only clipped updates, no item ids, and advance the global mo
   browser,
 }) => {
   const before = await manifest();
+  const pending = await pendingUpdates();
   const cohort = Number(process.env.HEARTH_MIN_COHORT);
   const expectedBytes = UPDATE_HEADER_BYTES + 2 * parameterCount(before.tensors);
   const devices: { requests: Request[]; clicked: string[] }[] = [];
@@ -144,8 +153,12 @@ test('uploads carry only clipped updates, no item ids, and advance the global mo
     await context.close();
   }
 
+  // A round publishes at `cohort` updates: this spec's uploads close exactly one, whatever an
+  // earlier spec left in the collecting round (fewer than `cohort`, or it would have closed).
+  expect(pending).toBeLessThan(cohort);
   const after = await manifest();
   expect(after.version).toBe(before.version + 1);
+  expect(await pendingUpdates()).toBe(pending);
 
   const updates = devices.flatMap((d) => d.requests.filter((r) => r.url().endsWith('/v1/updates')));
   expect(updates).toHaveLength(cohort);

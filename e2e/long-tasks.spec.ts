@@ -3,7 +3,8 @@
  * and the page side only posts messages. A long-task observer (installed before any page script)
  * watches a minimal host site through load, recommendations, clicks and a training + upload round.
  * The site's own code is a few lines (e2e/pages/minimal.js), so any long task would be Hearth's.
- * Runs after demo.spec.ts (file order): its upload must not join that spec's counted round.
+ * Its upload may stay in the server's collecting round: specs that count rounds (demo.spec.ts)
+ * read what is pending first, so the order the files run in does not matter.
  */
 import { expect, test } from '@playwright/test';
 import { hostUrl } from './helpers.js';

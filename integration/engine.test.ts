@@ -13,6 +13,7 @@ import { startServer, type RunningServer } from '../server/start.js';
 import { Engine } from '../worker/engine.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 import { DB_NAME, MemoryStore } from '../worker/store.js';
+import type { LockManagerLike } from '../worker/tabs.js';
 
 let dir: string;
 let server: RunningServer;
@@ -264,18 +265,16 @@ describe('engine storage and tabs', () => {
   });
 
   it('skips a sync while another tab holds the trainer lock', async () => {
-    const engine = new Engine();
-    await engine.init(config);
     const requested: string[] = [];
-    vi.stubGlobal('navigator', {
-      locks: {
-        // A lock held elsewhere: `ifAvailable` requests get null.
-        request: (name: string, _options: unknown, callback: (lock: unknown) => unknown) => {
-          requested.push(name);
-          return Promise.resolve(callback(null));
-        },
+    const heldElsewhere: LockManagerLike = {
+      // A lock held elsewhere: `ifAvailable` requests get null.
+      request: (name, _options, callback) => {
+        requested.push(name);
+        return Promise.resolve(callback(null));
       },
-    });
+    };
+    const engine = new Engine({ locks: heldElsewhere });
+    await engine.init(config);
     const result = await engine.sync();
     expect(result).toMatchObject({ status: 'skipped', reason: 'another tab is training' });
     expect(requested).toEqual(['hearth-trainer']);

@@ -43,7 +43,13 @@ import { ServingSlot } from './serving-slot.js';
 import { SessionState } from './session-state.js';
 import { sessionFor } from './sessions.js';
 import { MemoryStore, openIdbStore, type InteractionStore } from './store.js';
-import { TabChannel, withTrainerLock, type ModelAnnouncement } from './tabs.js';
+import {
+  TabChannel,
+  withTrainerLock,
+  workerLocks,
+  type LockManagerLike,
+  type ModelAnnouncement,
+} from './tabs.js';
 import { validateRecommendOptions, validateTrackEvent } from './validate.js';
 
 const log = createLogger('engine');
@@ -65,6 +71,8 @@ export interface EngineOptions {
   readonly localTraining?: Partial<LocalTrainingSettings>;
   /** Opens the device's store (default: IndexedDB; null falls back to memory). */
   readonly openStore?: () => Promise<InteractionStore | null>;
+  /** The Web Locks the trainer lock is taken from (default: this worker's; null: none). */
+  readonly locks?: LockManagerLike | null;
 }
 
 /**
@@ -113,9 +121,13 @@ export class Engine implements EngineApi {
   private readonly localTraining: LocalTrainingSettings;
 
   private readonly openStore: () => Promise<InteractionStore | null>;
+  /** Read when first needed: capabilities are detected once, after a Node host set up its globals. */
+  private readonly locks: () => LockManagerLike | null;
 
   constructor(options: EngineOptions = {}) {
     this.openStore = options.openStore ?? openIdbStore;
+    const { locks } = options;
+    this.locks = locks === undefined ? workerLocks : () => locks;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.localTraining = localTrainingSettings(options.localTraining);
@@ -127,7 +139,8 @@ export class Engine implements EngineApi {
         store: () => this.store,
         indexOf: () => this.indexOf,
         announce: (version) => this.tabs?.announce(version, true),
-        exclusive: (task) => this.serialise(() => withTrainerLock(task, () => undefined)),
+        exclusive: (task) =>
+          this.serialise(() => withTrainerLock(task, () => undefined, this.locks())),
       },
       onlineLearningSettings(options.learning),
       this.random,
@@ -285,12 +298,12 @@ export class Engine implements EngineApi {
     const busy = (): SyncResult =>
       skipped('another tab is training', this.global?.manifest.version ?? 0);
     // The lock is taken inside the queue, so this tab holds it only while it really trains.
-    return this.serialise(() => withTrainerLock(() => this.learnAndShare(), busy)).then(
-      (result) => {
-        this.lastSync = result;
-        return result;
-      },
-    );
+    return this.serialise(() =>
+      withTrainerLock(() => this.learnAndShare(), busy, this.locks()),
+    ).then((result) => {
+      this.lastSync = result;
+      return result;
+    });
   }
 
   async optOut(): Promise<void> {

@@ -6,6 +6,7 @@
  * shared cache, not the network).
  */
 import { createLogger } from '../protocol/logger.js';
+import { capabilities } from './capabilities.js';
 
 const log = createLogger('tabs');
 
@@ -23,7 +24,8 @@ export interface ModelAnnouncement {
   readonly local: boolean;
 }
 
-interface LockManagerLike {
+/** The slice of the Web Locks API the trainer lock uses. */
+export interface LockManagerLike {
   request<T>(
     name: string,
     options: { ifAvailable: boolean },
@@ -31,15 +33,24 @@ interface LockManagerLike {
   ): Promise<T>;
 }
 
+/** This worker's Web Locks, when it has them (capabilities.ts), else null. */
+export function workerLocks(): LockManagerLike | null {
+  if (!capabilities().webLocks) return null;
+  return (globalThis as unknown as { navigator: { locks: LockManagerLike } }).navigator.locks;
+}
+
 /**
- * Runs `task` while holding the trainer lock. When another tab holds it, `busy` answers at once
- * instead of queueing: a second training on the same history would add nothing. Without Web Locks
- * (older browsers, Node) the task simply runs; the per-round meta check still stops double uploads
- * most of the time.
+ * Runs `task` while holding the trainer lock of `locks`. When another tab holds it, `busy` answers
+ * at once instead of queueing: a second training on the same history would add nothing. Without Web
+ * Locks (older browsers, Node) the task simply runs; the per-round meta check still stops double
+ * uploads most of the time.
  */
-export async function withTrainerLock<T>(task: () => Promise<T>, busy: () => T): Promise<T> {
-  const locks = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
-  if (typeof locks?.request !== 'function') return task();
+export async function withTrainerLock<T>(
+  task: () => Promise<T>,
+  busy: () => T,
+  locks: LockManagerLike | null,
+): Promise<T> {
+  if (!locks) return task();
   return locks.request(TRAINER_LOCK, { ifAvailable: true }, (lock) => (lock ? task() : busy()));
 }
 
@@ -53,7 +64,7 @@ export class TabChannel {
   private readonly channel: BroadcastChannel | null;
 
   constructor(onAnnouncement: (announcement: ModelAnnouncement) => void) {
-    if (typeof BroadcastChannel !== 'function') {
+    if (!capabilities().broadcastChannel) {
       this.channel = null;
       return;
     }
