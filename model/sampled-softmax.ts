@@ -38,7 +38,7 @@ export interface SampledSoftmaxConfig {
   readonly logQ: boolean;
 }
 
-/** Defaults measured on Diginetica (see tools/train.ts). */
+/** Defaults measured on Diginetica (see tools/train/defaults.ts). */
 export const DEFAULT_SAMPLED_SOFTMAX: SampledSoftmaxConfig = {
   negatives: 2048,
   alpha: 0.75,

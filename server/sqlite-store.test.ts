@@ -12,7 +12,7 @@ import { resolveConfig } from './config.js';
 import { roundPolicy } from './ingest.js';
 import { loadSeedModel } from './seed.js';
 import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.js';
-import { makeDelta, writeSeedDir } from './test-helpers.js';
+import { submission, writeSeedDir } from './test-helpers.js';
 
 let dir: string;
 let store: SqliteStore;
@@ -28,14 +28,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await store.close();
   await rm(dir, { recursive: true, force: true });
-});
-
-const submission = (token: string, salt: number) => ({
-  token,
-  baseVersion: 1,
-  examples: 3,
-  norm: 0.5,
-  delta: makeDelta(0.5, salt),
 });
 
 describe('SqliteStore', () => {

@@ -25,18 +25,19 @@ import { loadSeedModel, seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
 import {
-  PARAMS,
-  PRIVATE,
   joinRound,
   makeDelta,
   postUpdate,
+  PARAMS,
+  PRIVATE,
   runRound,
   seedWeights,
+  type ServedStore,
   serveStore,
+  submission,
+  type TestAppOptions,
   updateBody,
   writeSeedDir,
-  type ServedStore,
-  type TestAppOptions,
 } from './test-helpers.js';
 
 const SKIP_PG = process.env.HEARTH_SKIP_PG === '1';
@@ -142,14 +143,6 @@ function expectedWeights(updates: { delta: Float32Array; examples: number }[]): 
   // out = global + sum / total, applied as (out - global) / total
   return Float64Array.from(out, (v, i) => global[i]! + (v - global[i]!) / total);
 }
-
-const submission = (token: string, salt: number) => ({
-  token,
-  baseVersion: 1,
-  examples: 3,
-  norm: 0.5,
-  delta: makeDelta(0.5, salt),
-});
 
 describe.each([sqlite, postgres()])('$name', (backend) => {
   describe.skipIf(backend.skip)('store conformance', () => {

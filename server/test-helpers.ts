@@ -49,6 +49,15 @@ export function makeDelta(norm: number, salt = 0): Float32Array {
   return Float32Array.from(raw, (v) => (v / n) * norm);
 }
 
+/** A well-formed submission on version 1 for store tests: token, norm 0.5, a delta salted by `salt`. */
+export const submission = (token: string, salt: number) => ({
+  token,
+  baseVersion: 1,
+  examples: 3,
+  norm: 0.5,
+  delta: makeDelta(0.5, salt),
+});
+
 /** The shape of a seed model: its dims and item ids (index 0 is padding, id ''). */
 export interface SeedModel {
   readonly dims: ModelDims;

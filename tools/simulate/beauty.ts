@@ -70,7 +70,7 @@ export const BEAUTY_TRAINING = {
   negatives: 2048,
   /**
    * Cosine scoring with the mean of the history's items, as the trainer's Amazon Beauty default
-   * (tools/train.ts); no repeat bonus (a purchase is rarely bought again).
+   * (tools/train/defaults.ts); no repeat bonus (a purchase is rarely bought again).
    */
   scoring: { normalize: true, scale: 10, lastItem: false, itemMean: 1 },
 };
