@@ -2,6 +2,7 @@
  * The demo site's own code. It talks to Hearth only through what the script tag installed
  * (`window.hearth` and its events), the way any third-party site would.
  */
+import { isVisitorAction, type Recommendation, type TrackEvent } from '../protocol/api.js';
 import type { Hearth } from '../src/index.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import { catalogItem } from './catalog.js';
@@ -29,12 +30,15 @@ function card(id: string, detail: string): HTMLLIElement {
   return li;
 }
 
+/** Why a card is in the list, in the visitor's words. */
+function because(r: Recommendation): string {
+  return r.reason ? `Because you viewed ${catalogItem(r.reason.item).title}` : 'Popular right now';
+}
+
 async function renderRecs(): Promise<void> {
   if (!hearth) return;
-  const recs = await hearth.recommend({ k: 6 });
-  $('recs').replaceChildren(
-    ...recs.map((r) => card(r.item, `#${r.item} · score ${r.score.toFixed(2)}`)),
-  );
+  const recs = await hearth.recommend({ k: 6, explain: true });
+  $('recs').replaceChildren(...recs.map((r) => card(r.item, because(r))));
   $('recs').dataset.items = recs.map((r) => r.item).join(',');
 }
 
@@ -89,7 +93,11 @@ async function main(): Promise<void> {
       .hearthItem;
     if (id) showViewing(id);
   });
-  window.addEventListener('hearth-track', () => void renderRecs().then(renderPanel));
+  // The list changes when the visitor acts; what the page merely shows (views) only updates the panel.
+  window.addEventListener('hearth-track', (event) => {
+    const acted = isVisitorAction((event as CustomEvent<TrackEvent>).detail);
+    void (acted ? renderRecs() : Promise.resolve()).then(renderPanel);
+  });
   $('share').addEventListener('click', async () => {
     $('share-result').textContent = 'Learning on this device…';
     const result = await hearth.sync();

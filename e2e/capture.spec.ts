@@ -1,7 +1,8 @@
 /**
  * Automatic capture on a host site (SDK from the CDN origin): clicks, views (half an item on screen
  * for a second), dwell (ten seconds on screen on one page) and single-page-app navigations, which
- * start a new page so an item still on screen can be viewed again. The page's clock is Playwright's
+ * start a new page so an item still on screen can be viewed again. An item in a recommendation slot
+ * (`data-hearth-slot`, always on screen here) is never viewed nor dwelled on, only clicked. The page's clock is Playwright's
  * fake one, advanced explicitly, so the thresholds are checked exactly without real waits.
  */
 import { expect, test, type Page } from '@playwright/test';
@@ -76,6 +77,10 @@ test('views need half an item on screen for a second, dwell adds up, clicks are 
 
   await page.locator('[data-hearth-item="a-3"]').click();
   await expect.poll(() => tracked(page)).toContain('click:a-3');
+  // On screen from the start, in the slot: no view, no dwell; a click on it is a click.
+  expect((await tracked(page)).filter((t) => t.endsWith(':shown'))).toEqual([]);
+  await page.locator('[data-hearth-item="shown"]').click();
+  await expect.poll(() => tracked(page)).toContain('click:shown');
   const stored = await page.evaluate(async () => {
     const h = (
       window as unknown as { hearth: { stored(): Promise<{ type: string; item: string }[]> } }

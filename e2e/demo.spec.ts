@@ -39,7 +39,6 @@ async function clickCatalogItem(page: Page, index: number): Promise<string> {
 
 test('recommendations change with each click and history survives a reload', async ({ page }) => {
   await clicksOnly(page);
-  await clicksOnly(page);
   await openDemo(page);
   const status = page.locator('#engine-status');
   await expect(status.locator('[data-field="backend"]')).not.toHaveText('none');
@@ -121,6 +120,40 @@ test('recommendations change with each click and history survives a reload', asy
   await expect(status.locator('[data-field="interactions"]')).toHaveText(String(clicked.length));
   // The session and the personalised weights continue across the reload: the same list.
   expect(await recommendNow()).toBe(beforeReload);
+});
+
+test('an idle page keeps its list and sends nothing for a minute; a click changes the list', async ({
+  page,
+}) => {
+  // The page's clock is moved by hand: a minute of capture timers (views, dwell) in moments.
+  await page.clock.install({ time: new Date('2026-11-22T12:00:00Z') });
+  await page.clock.pauseAt(new Date('2026-11-22T12:00:01Z'));
+  const requests = recordRequests(page.context());
+  await openDemo(page);
+  await expect(page.locator('#recs .card')).toHaveCount(6);
+  const before = await recsOf(page);
+  const sent = requests.length;
+  const stored = (): Promise<number> =>
+    page.evaluate(
+      async () =>
+        (
+          await (
+            window as unknown as { hearth: { stored(n: number): Promise<unknown[]> } }
+          ).hearth.stored(1000)
+        ).length,
+    );
+  for (let second = 0; second < 60; second++) await page.clock.runFor(1000);
+  // What the visitor had on screen was viewed (the catalogue), and the worker has stored it...
+  await expect.poll(stored).toBeGreaterThan(0);
+  const views = await stored();
+  await page.waitForTimeout(1000);
+  expect(await stored()).toBe(views);
+  // ...yet Hearth's own list was not: the list is the one first shown, and nothing left the page.
+  expect(await recsOf(page)).toBe(before);
+  expect(requests.slice(sent).map((r) => r.url())).toEqual([]);
+
+  await clickCatalogItem(page, 3);
+  await expect.poll(() => recsOf(page)).not.toBe(before);
 });
 
 /** Records every request a context makes (page and worker), with its body. */

@@ -93,6 +93,13 @@ test('<hearth-recs> renders, is keyboard reachable, reports clicks and updates',
   await page.keyboard.press('Tab');
   await expect(page.locator('#after')).toBeFocused();
 
+  // A view elsewhere on the page is not the visitor acting: the list stays as it is.
+  await page.evaluate((item) => {
+    window.dispatchEvent(new CustomEvent('hearth-track', { detail: { type: 'view', item } }));
+  }, first[0]);
+  await page.waitForTimeout(500);
+  await expect(main.locator('[role="status"]')).toHaveText('6 recommendations loaded');
+
   // A click: hearth-click with its rank, the click tracked, and the list re-rendered without it.
   const clicked = first[2]!;
   await links.nth(2).click();

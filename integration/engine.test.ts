@@ -43,6 +43,13 @@ describe('engine', () => {
 
     const cold = await engine.recommend({ k: 3 });
     expect(cold.map((r) => r.item)).toEqual(['item-5', 'item-4', 'item-3']);
+    // The manifest names 8 popular items; a longer list goes on through the catalogue, never short.
+    const long = (await engine.recommend({ k: 12, exclude: ['item-5'] })).map((r) => r.item);
+    expect(long).toEqual(
+      ['4', '3', '2', '1', '6', '7', '8', '9', '10', '11', '12', '13'].map((i) => `item-${i}`),
+    );
+    const allowed = await engine.recommend({ k: 6, allow: ['item-20', 'item-2', 'unknown'] });
+    expect(allowed.map((r) => r.item)).toEqual(['item-2', 'item-20']);
 
     for (const item of ['item-9', 'item-12', 'item-30'])
       await engine.track({ type: 'click', item });

@@ -20,6 +20,21 @@ export const INTERACTION_WEIGHTS: Readonly<Record<InteractionType, number>> = {
   purchase: 1,
 };
 
+/**
+ * Interactions the page records without the visitor doing anything (an item on screen). A list
+ * redraws after the visitor acts, never after these: a redraw puts new items on screen, which would
+ * be "viewed" in turn and redraw the list again, a loop with no visitor in it.
+ */
+export const PASSIVE_INTERACTIONS: readonly InteractionType[] = ['view', 'dwell'];
+
+/** True for what the visitor did (click, cart, purchase), false for what the page saw. */
+export function isVisitorAction(event: { readonly type?: unknown } | null | undefined): boolean {
+  return (
+    INTERACTION_TYPES.includes(event?.type as InteractionType) &&
+    !PASSIVE_INTERACTIONS.includes(event!.type as InteractionType)
+  );
+}
+
 /** What `hearth.track()` accepts. `item` is the site's own item id. */
 export interface TrackEvent {
   readonly type: InteractionType;

@@ -8,6 +8,10 @@
  *   site re-renders does not view its items again);
  * - dwell: the same visibility adding up to DWELL_MS on one page (reading a product page, say) —
  *   once per item per page.
+ * Items inside a recommendation slot (`data-hearth-slot` on any ancestor, or `<hearth-recs>`) are
+ * what Hearth itself put on screen: being shown there is an impression, not an interaction, so only
+ * a click on them is reported. (Counting them as views fed the session its own recommendations:
+ * each redraw was viewed, changed the session and redrew the list again.)
  * Single-page-app navigations (the Navigation API, or history.pushState / replaceState / popstate
  * where it is missing) start a new page: an item still on screen can be viewed again. Elements added
  * later are picked up by a MutationObserver.
@@ -24,6 +28,8 @@ export const VIEW_MS = 1000;
 export const DWELL_MS = 10_000;
 
 const SELECTOR = '[data-hearth-item]';
+/** Where the page shows Hearth's recommendations (README, "What is captured"). */
+export const SLOT_SELECTOR = '[data-hearth-slot], hearth-recs';
 
 /** What the visitor has done with one element on the current page. */
 interface Watch {
@@ -46,6 +52,7 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
   const report = (el: Element, type: TrackEvent['type'], once?: Set<string>): void => {
     const item = el.getAttribute('data-hearth-item');
     if (!item || !el.isConnected || once?.has(item)) return;
+    if (type !== 'click' && el.closest(SLOT_SELECTOR)) return;
     once?.add(item);
     track({ type, item });
   };

@@ -13,7 +13,7 @@
  * `hearth-track` on window as the loader does, which every list on the page (this one included)
  * re-renders on.
  */
-import type { Recommendation, TrackEvent } from '../protocol/api.js';
+import { isVisitorAction, type Recommendation, type TrackEvent } from '../protocol/api.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { Hearth } from './client.js';
 import { normalizeCatalog, parseK, rowsFor, safeUrl, type Catalog } from './recs-util.js';
@@ -205,7 +205,7 @@ export class HearthRecsElement extends HTMLElement {
     }
   }
 
-  /** Asks Hearth again and re-renders (what a `hearth-track` event triggers). */
+  /** Asks Hearth again and re-renders (what a visitor's `hearth-track` click triggers). */
   async refresh(): Promise<void> {
     if (!this.#connected || !this.#visible) return;
     const token = ++this.#token;
@@ -231,7 +231,10 @@ export class HearthRecsElement extends HTMLElement {
     }
   }
 
-  #onTrack = (): void => void this.refresh();
+  /** Redraws after what the visitor did; a view or dwell elsewhere on the page leaves it alone. */
+  #onTrack = (event: Event): void => {
+    if (isVisitorAction((event as CustomEvent<TrackEvent>).detail)) void this.refresh();
+  };
 
   #onCatalog = (event: Event): void => {
     this.catalog = (event as CustomEvent<Catalog>).detail;

@@ -26,18 +26,16 @@ import {
   type LocalTrainingSettings,
 } from './local-training.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
-import {
-  OnlineLearner,
-  onlineLearningSettings,
-  type OnlineLearningSettings,
-} from './online-learning.js';
+import { OnlineLearner, onlineLearningSettings } from './online-learning.js';
 import { SessionModel } from '../model/session-model.js';
 import {
   EXPLORE_POOL,
+  fallbackOrder,
   nearestSessionItems,
   pickPositions,
   rankPopular,
   rankScores,
+  topUp,
 } from './served-list.js';
 import { ServingSlot } from './serving-slot.js';
 import { SessionState } from './session-state.js';
@@ -50,6 +48,7 @@ import {
   type LockManagerLike,
   type ModelAnnouncement,
 } from './tabs.js';
+import type { EngineOptions, EngineSnapshot } from './engine-options.js';
 import { validateRecommendOptions, validateTrackEvent } from './validate.js';
 
 const log = createLogger('engine');
@@ -58,37 +57,6 @@ const log = createLogger('engine');
 const MAX_SESSION_MEMORY = 200;
 /** After a failed model fetch, wait this long before trying again on the next call. */
 const MODEL_RETRY_MS = 15_000;
-
-/** What a replay or a test may inject; the worker uses the defaults. */
-export interface EngineOptions {
-  /** The clock interactions are stamped with (sessions split on its gaps). */
-  readonly now?: () => number;
-  /** Randomness of online learning (replay sample, negatives) and of the exploration slot. */
-  readonly random?: () => number;
-  /** Online-learning settings over ONLINE_LEARNING's (online-learning.ts), for this engine. */
-  readonly learning?: Partial<OnlineLearningSettings>;
-  /** Local-training settings over LOCAL_TRAINING's (local-training.ts), for this engine. */
-  readonly localTraining?: Partial<LocalTrainingSettings>;
-  /** Opens the device's store (default: IndexedDB; null falls back to memory). */
-  readonly openStore?: () => Promise<InteractionStore | null>;
-  /** The Web Locks the trainer lock is taken from (default: this worker's; null: none). */
-  readonly locks?: LockManagerLike | null;
-}
-
-/**
- * What an engine holds, read by Node programs that run it directly (replays, integration tests).
- * The page never sees it: worker/index.ts exposes only `EngineApi`.
- */
-export interface EngineSnapshot {
-  /** The global model with its local copy, if any (null before one loads). */
-  readonly global: LoadedModel | null;
-  /** The weights recommendations come from now, flat (null before a model loads). */
-  readonly served: Float32Array | null;
-  /** The current session, as model indices. */
-  readonly sessionItems: readonly number[];
-  /** The device's store. */
-  readonly store: InteractionStore;
-}
 
 /** The worker-side implementation of `EngineApi`. */
 export class Engine implements EngineApi {
@@ -237,9 +205,20 @@ export class Engine implements EngineApi {
     const wanted = explore ? k - 1 + EXPLORE_POOL : k;
     const { ranked, picks, items, reasons } = await this.serving.use(async (serving) => {
       const warm = this.sessionItems.length > 0 && serving !== null;
-      const ranked = warm
-        ? rankScores(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
-        : rankPopular(global.manifest.popular, wanted, excluded, allowed, global.manifest.recent);
+      const { popular, recent = [], dims } = global.manifest;
+      const ranked = topUp(
+        warm
+          ? rankScores(
+              await this.state.scores(serving, this.sessionItems),
+              wanted,
+              excluded,
+              allowed,
+            )
+          : rankPopular(popular, wanted, excluded, allowed, recent),
+        wanted,
+        fallbackOrder(dims.items, popular, recent, allowed),
+        excluded,
+      );
       const picks = pickPositions(ranked.items.length, k, explore, this.random);
       const items = picks.map((p) => ranked.items[p.at]!);
       const reasons =

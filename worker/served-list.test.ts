@@ -4,10 +4,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   coldStartOrder,
   EXPLORE_POOL,
+  fallbackOrder,
   nearestSessionItems,
   pickPositions,
   rankPopular,
   rankScores,
+  topUp,
 } from './served-list.js';
 
 beforeAll(async () => {
@@ -86,5 +88,29 @@ describe('ranking', () => {
     expect(await nearestSessionItems(table, [3], [1, 1])).toEqual([1]);
     expect(await nearestSessionItems(table, [], [1])).toEqual([]);
     table.dispose();
+  });
+});
+
+describe('topping a list up', () => {
+  it('falls back on the cold-start order, then the catalogue by index, each item once', () => {
+    expect([...fallbackOrder(8, [3, 1], [5], null)]).toEqual([3, 5, 1, 2, 4, 6, 7]);
+    // Only allowed items, and nothing outside the catalogue or the padding.
+    expect([...fallbackOrder(8, [3, 1, 0, 9], [], [7, 1, 0, 12])]).toEqual([1, 7]);
+  });
+
+  it('fills a short list to n below its last score, skipping excluded and listed items', () => {
+    const ranked = { items: [4], scores: [2.5] };
+    expect(topUp(ranked, 3, fallbackOrder(8, [4, 2, 1], [], null), new Set([2]))).toEqual({
+      items: [4, 1, 3],
+      scores: [2.5, 1.5, 0.5],
+    });
+    // Already long enough: unchanged. Not enough items left: as many as there are.
+    expect(topUp(ranked, 1, [1, 2], new Set())).toBe(ranked);
+    expect(
+      topUp({ items: [], scores: [] }, 5, fallbackOrder(3, [], [], null), new Set([1])),
+    ).toEqual({
+      items: [2],
+      scores: [0],
+    });
   });
 });

@@ -88,6 +88,58 @@ export function rankPopular(
   return { items, scores: items.map((_, rank) => 1 / (rank + 1)) };
 }
 
+/**
+ * Every item a list may fall back on, best first: the cold-start order (popularity blended with
+ * recency), then the rest of the catalogue by index (the trainer numbers items by popularity), each
+ * once; only `allowed` items when given. Lazy: a list is usually topped up by a few items.
+ */
+export function* fallbackOrder(
+  items: number,
+  popular: readonly number[],
+  recent: readonly number[],
+  allowed: readonly number[] | null,
+): Generator<number> {
+  const allowSet = allowed && new Set(allowed);
+  const seen = new Set<number>();
+  const order = function* (): Generator<number> {
+    yield* coldStartOrder(popular, recent);
+    for (let i = 1; i < items; i++) yield i;
+  };
+  for (const item of order()) {
+    if (!Number.isInteger(item) || item < 1 || item >= items || seen.has(item)) continue;
+    if (allowSet && !allowSet.has(item)) continue;
+    seen.add(item);
+    yield item;
+  }
+}
+
+/**
+ * `ranked` topped up to `n` items from `fallback` (skipping `excluded` and what is listed), so a
+ * list is short only when the catalogue has fewer than `n` items left to offer: the model's scores
+ * may leave items unrankable (NaN, -Infinity), and the cold-start lists name only the head of the
+ * catalogue. Topped-up items score one below each other, under every ranked item.
+ */
+export function topUp(
+  ranked: Ranked,
+  n: number,
+  fallback: Iterable<number>,
+  excluded: ReadonlySet<number>,
+): Ranked {
+  if (ranked.items.length >= n) return ranked;
+  const items = [...ranked.items];
+  const scores = [...ranked.scores];
+  const listed = new Set(items);
+  let score = scores.at(-1) ?? 1;
+  for (const item of fallback) {
+    if (items.length >= n) break;
+    if (excluded.has(item) || listed.has(item)) continue;
+    listed.add(item);
+    items.push(item);
+    scores.push(--score);
+  }
+  return { items, scores };
+}
+
 /** Which position of a ranked list is shown, and whether it is the exploration slot. */
 export interface Pick {
   readonly at: number;

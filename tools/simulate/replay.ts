@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { EngineConfig, InteractionType } from '../../protocol/api.js';
 import { resolveConfig } from '../../server/config.js';
 import { startServer, type RunningServer } from '../../server/start.js';
-import { Engine, type EngineOptions } from '../../worker/engine.js';
+import type { EngineOptions } from '../../worker/engine-options.js';
+import { Engine } from '../../worker/engine.js';
 import { mulberry32 } from '../../protocol/prng.js';
 import { wasmDistDir } from '../tf-node.js';
 
