@@ -26,6 +26,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env.HEARTH_MIN_COHORT = String(info.minCohort);
   process.env.HEARTH_CDN_URL = String(info.cdn);
   process.env.HEARTH_HOST_URL = String(info.host);
+  process.env.HEARTH_E2E_DIR = String(info.dir);
   return async () => {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

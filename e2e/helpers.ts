@@ -12,6 +12,8 @@ export const serverUrl = (): string => process.env.HEARTH_SERVER_URL!;
 export const cdnUrl = (): string => process.env.HEARTH_CDN_URL!;
 /** The host site on a third origin: the demo and e2e/pages/ with the SDK from the CDN. */
 export const hostUrl = (): string => process.env.HEARTH_HOST_URL!;
+/** The stack's temporary folder: the served model is in its `model/`. */
+export const stackDir = (): string => process.env.HEARTH_E2E_DIR!;
 
 /** One event the SDK dispatched on window. */
 export interface SeenEvent {

@@ -24,6 +24,8 @@ const system = await startSystem(
     dbPath: join(dir, 'hearth.sqlite'),
     modelDir: model.dir,
     minCohort,
+    // Every device takes part: the specs count uploads (e2e/sampling.spec.ts runs its own q = 0).
+    sampleRate: 1,
   },
   { port: 0, host: '127.0.0.1', strictPort: false },
 );

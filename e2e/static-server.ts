@@ -3,7 +3,8 @@
  * - a "CDN" serving dist/sdk/ with the CORS header a CDN sends (`Access-Control-Allow-Origin: *`);
  * - a "host" site on another origin: the built demo with its SDK tag pointed at the CDN, the test
  *   pages of e2e/pages/ (`%CDN%` and `%ENDPOINT%` filled in; `?csp=<policy>` sends that policy as
- *   the page's Content-Security-Policy header), and `/self/` for a site self-hosting the worker.
+ *   the page's Content-Security-Policy header; `?endpoint=<url>` another aggregation server), and
+ *   `/self/` for a site self-hosting the worker.
  * Plain node:http: a static server is a few lines, and nothing here should be clever.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -78,8 +79,8 @@ export function startHost(
   host: string,
 ): Promise<StaticOrigin> {
   const { distDir, pagesDir, cdnUrl, endpoint } = options;
-  const fill = (text: string): string =>
-    text.replaceAll('%CDN%', cdnUrl).replaceAll('%ENDPOINT%', endpoint);
+  const fill = (text: string, server = endpoint): string =>
+    text.replaceAll('%CDN%', cdnUrl).replaceAll('%ENDPOINT%', server);
   return listen(host, (url, res) => {
     const path = url.pathname;
     if (path === '/' || path === '/index.html') {
@@ -94,7 +95,9 @@ export function startHost(
       const file = fileUnder(pagesDir, path.slice('/pages/'.length));
       const csp = url.searchParams.get('csp');
       if (file && csp) res.setHeader('content-security-policy', fill(csp));
-      return file && extname(path) === '.html' ? fill(file.toString('utf8')) : file;
+      // `?endpoint=<url>`: the page talks to another aggregation server a spec started itself.
+      const server = url.searchParams.get('endpoint') ?? endpoint;
+      return file && extname(path) === '.html' ? fill(file.toString('utf8'), server) : file;
     }
     if (path.startsWith('/self/')) {
       // The site's copy of the SDK, plus the e2e worker entries of e2e/pages/self/ beside it.

@@ -53,6 +53,8 @@ export async function startEngineFixture(
       dbPath: join(dir, 'hearth.sqlite'),
       modelDir: join(dir, 'model'),
       minCohort: 1,
+      // Every device takes part: these tests are about what a round does, not who joins it.
+      sampleRate: 1,
     }),
   );
   return {

@@ -299,6 +299,7 @@ describe('engine against a server with per-site keys', () => {
         dbPath: join(dir, 'keyed.sqlite'),
         modelDir: join(dir, 'model'),
         minCohort: 1,
+        sampleRate: 1,
         sites: [{ id: 'demo', key, origins: ['https://shop.example'] }],
       }),
     );
@@ -320,5 +321,78 @@ describe('engine against a server with per-site keys', () => {
     const withKey = new Engine();
     await withKey.init({ ...config, endpoint: keyed.url, siteKey: key });
     expect((await withKey.sync()).status).toBe('uploaded');
+  });
+});
+
+describe('engine against servers that sample devices (honest sampling)', () => {
+  const servers: RunningServer[] = [];
+  const serve = async (name: string, sampleRate: number): Promise<string> => {
+    const started = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, `${name}.sqlite`),
+        modelDir: join(dir, 'model'),
+        minCohort: 1,
+        sampleRate,
+      }),
+    );
+    servers.push(started);
+    return started.url;
+  };
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  /** Pathnames of the POSTs made while `task` runs. */
+  const postsDuring = async (task: () => Promise<unknown>): Promise<string[]> => {
+    const spy = vi.spyOn(globalThis, 'fetch');
+    try {
+      await task();
+      return spy.mock.calls
+        .filter(([, init]) => init?.method === 'POST')
+        .map(([input]) => new URL(input instanceof Request ? input.url : String(input)).pathname);
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  it('with q = 0 never joins: no request, however often it syncs', async () => {
+    const endpoint = await serve('q0', 0);
+    const engine = new Engine({ coin: () => 0 });
+    await engine.init({ ...config, endpoint });
+    // A new device: the store (one per origin) is shared with the engines above.
+    await engine.forget();
+    for (const item of ['item-4', 'item-5', 'item-6']) await engine.track({ type: 'click', item });
+    const posts = await postsDuring(async () => {
+      for (let i = 0; i < 3; i++) {
+        expect(await engine.sync()).toMatchObject({
+          status: 'skipped',
+          reason: expect.stringContaining('not sampled'),
+        });
+      }
+    });
+    expect(posts).toEqual([]);
+  });
+
+  it('flips its coin once per version, before any request, and keeps the outcome', async () => {
+    const endpoint = await serve('q-half', 0.5);
+    let flips = 0;
+    const tails = new Engine({ coin: () => (flips++, 0.7) });
+    await tails.init({ ...config, endpoint });
+    await tails.forget();
+    await tails.track({ type: 'click', item: 'item-7' });
+    expect(await postsDuring(() => tails.sync())).toEqual([]);
+    expect(await postsDuring(() => tails.sync())).toEqual([]);
+    expect(flips).toBe(1);
+
+    const heads = new Engine({ coin: () => 0.3 });
+    await heads.init({ ...config, endpoint });
+    await heads.forget();
+    for (const item of ['item-8', 'item-9']) await heads.track({ type: 'click', item });
+    let result: unknown;
+    const posts = await postsDuring(async () => (result = await heads.sync()));
+    expect(result).toMatchObject({ status: 'uploaded' });
+    expect(posts).toEqual(['/v1/rounds/join', '/v1/updates']);
   });
 });

@@ -149,6 +149,17 @@ export interface FederationParams {
   readonly minCohort: number;
   /** Largest example count an update may claim (weights are clamped to it). */
   readonly maxExamples: number;
+  /**
+   * q: the probability with which a device takes part in a round, decided by its own coin once per
+   * model version (worker/participation.ts); the server's accountant uses the same q. Absent in
+   * manifests from before it was published: such a device takes part whenever it syncs (q = 1).
+   */
+  readonly sampleRate?: number;
+}
+
+/** The q a device flips its coin with: the manifest's, or 1 where an older manifest has none. */
+export function sampleRateOf(federation: FederationParams): number {
+  return federation.sampleRate ?? 1;
 }
 
 const MAX_ITEMS = 5_000_000;
@@ -217,6 +228,8 @@ export function parseManifest(value: unknown): ModelManifest {
   }
   if (!positiveInt(f.minCohort, 1_000_000)) bad('federation.minCohort');
   if (!positiveInt(f.maxExamples, 1_000_000)) bad('federation.maxExamples');
+  const q = f.sampleRate;
+  if (q !== undefined && !(typeof q === 'number' && q >= 0 && q <= 1)) bad('federation.sampleRate');
   return value as ModelManifest;
 }
 

@@ -46,7 +46,12 @@ describe('routes', () => {
       dtype: 'float32',
       byteLength: PARAMS * 4,
     });
-    expect(manifest.federation).toEqual({ clipNorm: 1, minCohort: 3, maxExamples: 1000 });
+    expect(manifest.federation).toEqual({
+      clipNorm: 1,
+      minCohort: 3,
+      maxExamples: 1000,
+      sampleRate: config.sampleRate,
+    });
     expect(manifest.layoutHash).toBe(LAYOUT_HASH);
     expect(res.headers['cache-control']).toBe('no-cache');
   });

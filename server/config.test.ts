@@ -52,7 +52,7 @@ describe('parseArgs', () => {
       /noiseMultiplier \(--noise-multiplier\) must be a finite number >= 0/,
     ],
     [['--noise-multiplier', 'abc'], /--noise-multiplier must be a number/],
-    [['--sample-rate', '0'], /sampleRate \(--sample-rate\) must be in \(0, 1\]/],
+    [['--sample-rate', '-0.1'], /sampleRate \(--sample-rate\) must be in \[0, 1\]/],
     [['--sample-rate', '1.5'], /--sample-rate/],
     [['--delta', '1'], /delta \(--delta\) must be in \(0, 1\)/],
     [['--epsilon-budget', '0'], /--epsilon-budget must be a positive number/],

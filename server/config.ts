@@ -219,8 +219,8 @@ function checkPrivacy(config: ServerConfig): void {
   if (!(Number.isFinite(z) && z >= 0)) {
     bad('noiseMultiplier (--noise-multiplier)', `must be a finite number >= 0, got ${z}`);
   }
-  if (!(config.sampleRate > 0 && config.sampleRate <= 1)) {
-    bad('sampleRate (--sample-rate)', `must be in (0, 1], got ${config.sampleRate}`);
+  if (!(config.sampleRate >= 0 && config.sampleRate <= 1)) {
+    bad('sampleRate (--sample-rate)', `must be in [0, 1], got ${config.sampleRate}`);
   }
   if (!(config.delta > 0 && config.delta < 1)) {
     bad('delta (--delta)', `must be in (0, 1), got ${config.delta}`);
@@ -267,7 +267,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}; robust ones need noise off)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
   --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
-  --sample-rate <q>          device participation probability the accountant assumes (default ${DEFAULT_CONFIG.sampleRate})
+  --sample-rate <q>          q: each device's chance of taking part in a round, published in the manifest and used by the accountant (default ${DEFAULT_CONFIG.sampleRate})
   --delta <d>                delta of the reported (epsilon, delta) (default ${DEFAULT_CONFIG.delta})
   --epsilon-budget <e>       stop running rounds before epsilon would exceed e (default: no budget)
   --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with

@@ -436,6 +436,11 @@ export const OPENAPI_DOCUMENT: JsonObject = {
               clipNorm: { type: 'number', description: 'L2 bound S' },
               minCohort: { type: 'integer', description: 'updates per round, m' },
               maxExamples: { type: 'integer' },
+              sampleRate: {
+                type: 'number',
+                description:
+                  'q: each device takes part in a round with this probability (its own coin)',
+              },
             },
           },
           training: { type: 'object' },

@@ -14,7 +14,13 @@ describe('seeding', () => {
     try {
       const { manifest, weights } = await loadSeedModel(seed.dir, config);
       expect(manifest.version).toBe(1);
-      expect(manifest.federation).toEqual({ clipNorm: 2, minCohort: 4, maxExamples: 1000 });
+      // q published is the q the accountant uses: the server's config.
+      expect(manifest.federation).toEqual({
+        clipNorm: 2,
+        minCohort: 4,
+        maxExamples: 1000,
+        sampleRate: config.sampleRate,
+      });
       expect(manifest.weights).toEqual({
         url: '/v1/model/1/weights',
         dtype: 'float32',

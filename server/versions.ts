@@ -48,6 +48,7 @@ export function federationParams(config: ServerConfig): FederationParams {
     clipNorm: config.clipNorm,
     minCohort: config.minCohort,
     maxExamples: config.maxExamples,
+    sampleRate: config.sampleRate,
   };
 }
 

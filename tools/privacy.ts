@@ -18,7 +18,7 @@ import { isEntryPoint } from './lib/entry.js';
 /** Usage text of the command. */
 export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
   --noise <z>         noise multiplier, > 0
-  --sample-rate <q>   probability that a device joins a round, in (0, 1]
+  --sample-rate <q>   probability that a device joins a round, in [0, 1]
   --steps <t>         number of noised rounds, a non-negative integer
   --delta <d>         target delta, in (0, 1)`;
 
@@ -71,7 +71,7 @@ export function parsePrivacyArgs(argv: readonly string[]): PrivacyParams {
   const params = out as Required<typeof out>;
   const checks: [Flag, boolean, string][] = [
     ['--noise', Number.isFinite(params.noise) && params.noise > 0, 'a finite number > 0'],
-    ['--sample-rate', params.sampleRate > 0 && params.sampleRate <= 1, 'in (0, 1]'],
+    ['--sample-rate', params.sampleRate >= 0 && params.sampleRate <= 1, 'in [0, 1]'],
     ['--steps', Number.isSafeInteger(params.steps) && params.steps >= 0, 'an integer >= 0'],
     ['--delta', params.delta > 0 && params.delta < 1, 'in (0, 1)'],
   ];

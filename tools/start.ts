@@ -50,7 +50,9 @@ if (!values['no-build']) {
 }
 
 const system = await startSystem(
-  { port: Number(values.port), host: values.host, dbPath, modelDir, minCohort: 3 },
+  // One visitor on a laptop: every device takes part (q = 1), or "Share" would rarely do anything.
+  // The demo's ledger and the server's accountant both say so; a real site runs a small q.
+  { port: Number(values.port), host: values.host, dbPath, modelDir, minCohort: 3, sampleRate: 1 },
   { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
 console.log(`\nHearth is running.

@@ -15,6 +15,8 @@ export interface EngineOptions {
   readonly now?: () => number;
   /** Randomness of online learning (replay sample, negatives) and of the exploration slot. */
   readonly random?: () => number;
+  /** The participation coin, uniform in [0, 1) (default: crypto.getRandomValues; participation.ts). */
+  readonly coin?: () => number;
   /** Online-learning settings over ONLINE_LEARNING's (online-learning.ts), for this engine. */
   readonly learning?: Partial<OnlineLearningSettings>;
   /** Local-training settings over LOCAL_TRAINING's (local-training.ts), for this engine. */

@@ -38,6 +38,7 @@ import {
   topUp,
 } from './served-list.js';
 import { ServingSlot } from './serving-slot.js';
+import { cryptoCoin } from './participation.js';
 import { SessionState } from './session-state.js';
 import { sessionFor } from './sessions.js';
 import { MemoryStore, openIdbStore, type InteractionStore } from './store.js';
@@ -83,6 +84,7 @@ export class Engine implements EngineApi {
   private tabs: TabChannel | null = null;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly coin: () => number;
   /** Online learning: a few steps shortly after the last interaction (or a new global version). */
   private readonly learner: OnlineLearner;
   /** How a sync's local learning trains (the options' settings over the defaults). */
@@ -98,6 +100,7 @@ export class Engine implements EngineApi {
     this.locks = locks === undefined ? workerLocks : () => locks;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.coin = options.coin ?? cryptoCoin;
     this.localTraining = localTrainingSettings(options.localTraining);
     this.learner = new OnlineLearner(
       {
@@ -439,6 +442,7 @@ export class Engine implements EngineApi {
       global,
       store: this.store,
       indexOf: this.indexOf,
+      coin: this.coin,
       uploadsAllowed: () => this.uploadsAllowed(),
       refetch: async () => this.adopt(await loadGlobalModel(config.endpoint, this.store), true),
       serveLocal: (model, local) => this.learner.serveLocal(global, model, local),

@@ -4,12 +4,14 @@
  * copy neither drifts nor forgets, then the clipped delta that is all the server will see.
  */
 import type { EngineConfig, SyncResult } from '../protocol/api.js';
+import { sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clippedDelta, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
 import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
 import { trainSessions, type TrainSession } from '../model/train.js';
+import { drawForVersion } from './participation.js';
 import { toTrainingSessions } from './sessions.js';
 import type { InteractionStore, OutboxEntry } from './store.js';
 
@@ -121,6 +123,8 @@ export interface ShareHost {
   readonly global: LoadedModel;
   readonly store: InteractionStore;
   readonly indexOf: ReadonlyMap<string, number>;
+  /** The participation coin (participation.ts): uniform in [0, 1). */
+  coin(): number;
   /** Asked again after training: the visitor may have opted out meanwhile. */
   uploadsAllowed(): boolean;
   /** Fetches and serves the newest global version (telling the other tabs). */
@@ -138,10 +142,22 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
   const { config, global } = host;
   const version = global.manifest.version;
   if (!host.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
+  const meta = await host.store.getMeta();
+  // The coin comes first: a device not sampled for this version sends nothing and trains nothing.
+  const q = sampleRateOf(global.manifest.federation);
+  const draw = drawForVersion(meta, version, q, () => host.coin());
+  // A coin that cannot be kept could be flipped again at the next sync: then do not take part.
+  const kept =
+    !draw.patch ||
+    (await host.store.setMeta(draw.patch).then(
+      () => true,
+      () => false,
+    ));
+  if (!kept) return skipped('could not keep the participation coin; not taking part', version);
+  if (!draw.joins) return skipped(`not sampled for the round of v${version} (q = ${q})`, version);
   const pending = await currentOutbox(host.store, global);
   const sessions = toTrainingSessions(await host.store.all(), host.indexOf);
   if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
-  const meta = await host.store.getMeta();
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   try {
     const join = await joinRound(config.endpoint, config.siteKey);

@@ -36,6 +36,10 @@ export interface StoreMeta {
   lastRound: number;
   /** The visitor opted out of sharing updates (`hearth('optOut')`); kept until opt-in or forget. */
   optedOut: boolean;
+  /** The model version this device last flipped its participation coin for (0: none yet). */
+  coinVersion: number;
+  /** Whether that coin said to take part in the version's round (participation.ts). */
+  coinJoins: boolean;
 }
 
 /** What a fresh device's meta reads as. */
@@ -44,6 +48,8 @@ export const META_DEFAULTS: StoreMeta = {
   uploadsSent: 0,
   lastRound: 0,
   optedOut: false,
+  coinVersion: 0,
+  coinJoins: false,
 };
 
 /** A new interaction before the store assigns its id. */

@@ -14,7 +14,14 @@ async function exercise(store: InteractionStore): Promise<void> {
     [a, 'a'],
     [b, 'b'],
   ]);
-  const fresh = { sinceUpload: 0, uploadsSent: 0, lastRound: 0, optedOut: false };
+  const fresh = {
+    sinceUpload: 0,
+    uploadsSent: 0,
+    lastRound: 0,
+    optedOut: false,
+    coinVersion: 0,
+    coinJoins: false,
+  };
   expect(await store.getMeta()).toEqual(fresh);
   await store.setMeta({ sinceUpload: 3 });
   await store.setMeta({ lastRound: 9, optedOut: true });

@@ -8,7 +8,10 @@ const list = document.getElementById('recs');
 const render = () => renderRecs(list, window.hearth, 6);
 
 window.addEventListener('hearth-ready', render);
-window.addEventListener('hearth-track', render);
+// Redrawn after what the visitor did, not after what the page merely showed (README).
+window.addEventListener('hearth-track', (event) => {
+  if (['click', 'cart', 'purchase'].includes(event.detail?.type)) void render();
+});
 document.getElementById('sync').addEventListener('click', async () => {
   const result = await window.hearth.sync();
   document.getElementById('sync-result').textContent = result.status;

@@ -53,6 +53,11 @@ describe('RDP accountant: published reference values', () => {
 });
 
 describe('RDP accountant: properties', () => {
+  it('costs nothing at q = 0: no device ever takes part', () => {
+    expect(computeRdp(0, 1, 1000, [2, 8, 64])).toEqual([0, 0, 0]);
+    expect(computeRdp(1e-9, 1, 1000, [2])[0]).toBeGreaterThan(0);
+  });
+
   it('gives the plain Gaussian RDP alpha / (2 sigma^2) per step at q = 1', () => {
     const orders = [1.5, 2, 7.25, 64];
     const rdp = computeRdp(1, 2, 3, orders);
@@ -117,7 +122,7 @@ describe('RDP accountant: properties', () => {
 describe('RDP accountant: parameter validation', () => {
   const good: PrivacyParams = { noise: 1, sampleRate: 0.01, steps: 10, delta: 1e-5 };
   it.each<[string, Partial<PrivacyParams>]>([
-    ['q = 0', { sampleRate: 0 }],
+    ['q < 0', { sampleRate: -0.1 }],
     ['q > 1', { sampleRate: 1.5 }],
     ['q NaN', { sampleRate: NaN }],
     ['noise 0', { noise: 0 }],

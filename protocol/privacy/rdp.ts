@@ -69,10 +69,10 @@ function invalid(detail: string): never {
   throw new HearthError('HEARTH_E_PRIVACY_PARAMS', detail);
 }
 
-/** Throws HEARTH_E_PRIVACY_PARAMS unless q is in (0, 1]. */
+/** Throws HEARTH_E_PRIVACY_PARAMS unless q is in [0, 1] (0: no device ever takes part). */
 export function checkSampleRate(q: number): void {
-  if (!(typeof q === 'number' && q > 0 && q <= 1))
-    invalid(`sample rate must be in (0, 1], got ${q}`);
+  if (!(typeof q === 'number' && q >= 0 && q <= 1))
+    invalid(`sample rate must be in [0, 1], got ${q}`);
 }
 
 /** Throws HEARTH_E_PRIVACY_PARAMS unless z is a finite positive number. */
@@ -166,6 +166,8 @@ function logAFrac(q: number, sigma: number, alpha: number): number {
 
 /** RDP of one step of the sampled Gaussian mechanism at one order (no validation). */
 function rdpOneStep(q: number, sigma: number, alpha: number): number {
+  // q = 0: no device takes part, so a round reveals nothing about any of them.
+  if (q === 0) return 0;
   // q = 1 is the plain Gaussian mechanism with sensitivity 1: alpha / (2 sigma^2) exactly.
   if (q === 1) return alpha / (2 * sigma * sigma);
   const logA = Number.isInteger(alpha) ? logAInt(q, sigma, alpha) : logAFrac(q, sigma, alpha);

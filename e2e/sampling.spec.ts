@@ -1,0 +1,67 @@
+/**
+ * Honest sampling in the browser: a device takes part in a round only when its own coin, flipped
+ * with the manifest's q, says so, and a device that is not sampled sends nothing at all. Here the
+ * page talks to a second aggregation server, started by this spec on the stack's model, whose q is 0.
+ */
+import { expect, test } from '@playwright/test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../server/config.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { hostUrl, stackDir } from './helpers.js';
+
+let dir: string;
+let unsampled: RunningServer;
+
+test.beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-q0-'));
+  unsampled = await startServer(
+    resolveConfig({
+      port: 0,
+      host: '127.0.0.1',
+      dbPath: join(dir, 'q0.sqlite'),
+      modelDir: join(stackDir(), 'model'),
+      minCohort: 1,
+      sampleRate: 0,
+    }),
+  );
+});
+
+test.afterAll(async () => {
+  await unsampled.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('with q = 0 a page never joins a round: no request however often it syncs', async ({
+  page,
+}) => {
+  const posts: string[] = [];
+  page.context().on('request', (request) => {
+    if (request.method() === 'POST') posts.push(request.url());
+  });
+  await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(unsampled.url)}`);
+  const recs = page.locator('#recs');
+  await expect(recs).toHaveAttribute('data-items', /,/);
+  for (const n of [0, 2, 4]) {
+    const before = await recs.getAttribute('data-items');
+    await recs.locator('button').nth(n).click();
+    await expect.poll(() => recs.getAttribute('data-items')).not.toBe(before);
+  }
+  const result = page.locator('#sync-result');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await result.evaluate((el) => (el.textContent = ''));
+    await page.locator('#sync').click();
+    await expect(result).toHaveText('skipped');
+  }
+  const reason = await page.evaluate(
+    async () =>
+      (
+        await (
+          window as unknown as { hearth: { sync(): Promise<{ reason?: string }> } }
+        ).hearth.sync()
+      ).reason,
+  );
+  expect(reason).toContain('not sampled');
+  expect(posts).toEqual([]);
+});
