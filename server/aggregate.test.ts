@@ -10,7 +10,31 @@ function distance(a: Float32Array, b: Float32Array): number {
 }
 
 describe('aggregate', () => {
-  it('is the example-weighted mean of the deltas added to the global weights', () => {
+  it('weighs every update the same by default, whatever example count it claims', () => {
+    const global = seedWeights();
+    const a = makeDelta(0.5, 1);
+    const b = makeDelta(0.25, 2);
+    const claims = [
+      [1, 1],
+      [1000, 1],
+      [5, 100_000],
+    ];
+    for (const [ea, eb] of claims) {
+      const next = aggregate(
+        global,
+        [
+          { delta: a, examples: ea! },
+          { delta: b, examples: eb! },
+        ],
+        options,
+      );
+      for (let i = 0; i < global.length; i++) {
+        expect(next[i]).toBeCloseTo(global[i]! + (a[i]! + b[i]!) / 2, 6);
+      }
+    }
+  });
+
+  it("is the example-weighted mean with 'weighted-mean'", () => {
     const global = seedWeights();
     const a = makeDelta(0.5, 1);
     const b = makeDelta(0.25, 2);
@@ -20,7 +44,7 @@ describe('aggregate', () => {
         { delta: a, examples: 30 },
         { delta: b, examples: 10 },
       ],
-      options,
+      { ...options, aggregator: 'weighted-mean' },
     );
     for (let i = 0; i < global.length; i++) {
       expect(next[i]).toBeCloseTo(global[i]! + (30 * a[i]! + 10 * b[i]!) / 40, 6);
@@ -46,8 +70,10 @@ describe('aggregate', () => {
         examples: (trial * 37 + k * 101) % 3000,
       }));
       const lr = 0.5 + (trial % 3) * 0.5;
-      const next = aggregate(global, updates, { ...options, serverLearningRate: lr });
-      expect(distance(next, global)).toBeLessThanOrEqual(lr * options.clipNorm * (1 + 1e-5));
+      for (const aggregator of ['mean', 'weighted-mean'] as const) {
+        const next = aggregate(global, updates, { ...options, serverLearningRate: lr, aggregator });
+        expect(distance(next, global)).toBeLessThanOrEqual(lr * options.clipNorm * (1 + 1e-5));
+      }
     }
   });
 

@@ -1,8 +1,12 @@
 /**
  * One round's aggregation as a pure function, so it can be tested alone and run inside the store's
- * transaction. The default is weighted FedAvg (McMahan et al. 2017, https://arxiv.org/abs/1602.05629):
+ * transaction. The default ('mean') weighs every update the same:
  *
- *   new = global + lr * sum_i(w_i * clip_S(delta_i)) / sum_i(w_i),  w_i = clamp(examples_i, 1, maxExamples)
+ *   new = global + lr * sum_i clip_S(delta_i) / n
+ *
+ * An update's example count is the device's own claim, so by default it never scales influence.
+ * 'weighted-mean' is FedAvg's weighting (McMahan et al. 2017, https://arxiv.org/abs/1602.05629) for
+ * operators who trust their clients: w_i = clamp(examples_i, 1, maxExamples) over sum_i w_i.
  *
  * Every delta is re-clipped to S here, whatever the device claimed: the server's validation allows a
  * little float16 slack, and the DP guarantee rests on each user's contribution being bounded by S.
@@ -33,7 +37,7 @@ export interface AggregateOptions {
   readonly maxExamples: number;
   /** Server step size applied to the averaged delta (1 = plain FedAvg). */
   readonly serverLearningRate: number;
-  /** Coordinate-wise statistic of the clipped deltas; 'mean' (the default) is the weighted mean. */
+  /** Coordinate-wise statistic of the clipped deltas; 'mean' (the default) weighs all alike. */
   readonly aggregator?: Aggregator;
   /** Share of values the trimmed mean cuts from each end of every coordinate (default 0.1). */
   readonly trimFraction?: number;
@@ -70,7 +74,7 @@ function checkedClip(update: AggregateUpdate, length: number, clipNorm: number):
   return clipped;
 }
 
-/** The (weighted or fixed-denominator) mean of the clipped deltas, streamed: one delta at a time. */
+/** The (equal, example-weighted or fixed-denominator) mean of the clipped deltas, one at a time. */
 function streamedMean(
   length: number,
   updates: Iterable<AggregateUpdate>,
@@ -83,7 +87,10 @@ function streamedMean(
   let cohort = 0;
   for (const update of updates) {
     const clipped = checkedClip(update, length, options.clipNorm);
-    const w = fixed === undefined ? updateWeight(update.examples, options.maxExamples) : 1;
+    const w =
+      options.aggregator === 'weighted-mean' && fixed === undefined
+        ? updateWeight(update.examples, options.maxExamples)
+        : 1;
     for (let i = 0; i < length; i++) sum[i] = sum[i]! + w * clipped[i]!;
     totalWeight += w;
     cohort++;
@@ -107,7 +114,7 @@ export function aggregate(
   const kind = options.aggregator ?? 'mean';
   let mean: Float64Array;
   let cohort: number;
-  if (kind === 'mean') {
+  if (kind === 'mean' || kind === 'weighted-mean') {
     ({ mean, cohort } = streamedMean(global.length, updates, options));
   } else {
     const clipped: Float32Array[] = [];

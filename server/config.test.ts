@@ -58,7 +58,10 @@ describe('parseArgs', () => {
     [['--epsilon-budget', '0'], /--epsilon-budget must be a positive number/],
     [['--epsilon-budget', '-3'], /--epsilon-budget/],
     [['--trim-fraction', '0.5'], /trimFraction \(--trim-fraction\) must be in \[0, 0.5\)/],
-    [['--aggregator', 'mode'], /--aggregator must be one of mean, trimmed-mean, median/],
+    [
+      ['--aggregator', 'mode'],
+      /--aggregator must be one of mean, weighted-mean, trimmed-mean, median/,
+    ],
     [['--server-optimizer', 'sgd'], /--server-optimizer must be one of fedavg, fedadam/],
     [
       ['--noise-multiplier', '1', '--aggregator', 'median'],

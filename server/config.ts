@@ -32,8 +32,12 @@ export const SERVER_OPTIMIZERS = ['fedavg', 'fedadam'] as const;
 /** One of SERVER_OPTIMIZERS. */
 export type ServerOptimizer = (typeof SERVER_OPTIMIZERS)[number];
 
-/** Coordinate-wise aggregators of a round's clipped deltas. */
-export const AGGREGATORS = ['mean', 'trimmed-mean', 'median'] as const;
+/**
+ * Coordinate-wise aggregators of a round's clipped deltas. 'mean' weighs every update the same: an
+ * example count is the device's own claim, so it never scales influence unless the operator asks
+ * for 'weighted-mean' (FedAvg's weights, clamped to maxExamples).
+ */
+export const AGGREGATORS = ['mean', 'weighted-mean', 'trimmed-mean', 'median'] as const;
 
 /** One of AGGREGATORS. */
 export type Aggregator = (typeof AGGREGATORS)[number];
@@ -70,7 +74,7 @@ export interface ServerConfig {
   readonly serverLearningRate: number;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
-  /** Coordinate-wise aggregator: weighted mean, trimmed mean, or median. */
+  /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
   readonly aggregator: Aggregator;
   /** Fraction of values cut from each end per coordinate by the trimmed mean, in [0, 0.5). */
   readonly trimFraction: number;
@@ -264,7 +268,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
-  --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}; robust ones need noise off)
+  --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
   --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
   --sample-rate <q>          q: each device's chance of taking part in a round, published in the manifest and used by the accountant (default ${DEFAULT_CONFIG.sampleRate})

@@ -128,7 +128,7 @@ function postgres(): Backend {
 
 const T0 = Date.parse('2030-01-01T00:00:00.000Z');
 
-/** Expected FedAvg computed here in float64, independently of aggregate(). */
+/** Expected example-weighted FedAvg computed here in float64, independently of aggregate(). */
 function expectedWeights(updates: { delta: Float32Array; examples: number }[]): Float64Array {
   const global = seedWeights();
   const out = Float64Array.from(global);
@@ -252,7 +252,8 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
     describe('rounds', () => {
       it('aggregates after minCohort updates into version 2, exactly once', async () => {
-        const { app } = await serve({ minCohort: 3, clipNorm: 1 });
+        // FedAvg's weights, which clamp the claimed counts (the default weighs all alike).
+        const { app } = await serve({ minCohort: 3, clipNorm: 1, aggregator: 'weighted-mean' });
         const updates = [
           { delta: makeDelta(0.5, 1), examples: 10 },
           { delta: makeDelta(0.9, 2), examples: 5000 }, // clamped to maxExamples
@@ -507,11 +508,11 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         const w3 = await runRound(second.app, 2, 2, 5);
         const state2 = await store.optimizerState();
         expect(state2?.step).toBe(2);
-        // Recompute round 2 by hand from the persisted round-1 state: the weighted FedAvg mean of
-        // the two deltas (examples 10 and 20) is the pseudo-gradient.
+        // Recompute round 2 by hand from the persisted round-1 state: the mean of the two deltas
+        // (equal weights, the default, whatever examples they claim) is the pseudo-gradient.
         const [a, b] = [makeDelta(0.6, 5), makeDelta(0.6, 6)];
         for (let i = 0; i < PARAMS; i++) {
-          const d = (10 * a[i]! + 20 * b[i]!) / 30;
+          const d = (a[i]! + b[i]!) / 2;
           const m = 0.9 * state1!.m[i]! + 0.1 * d;
           const v = 0.99 * state1!.v[i]! + 0.01 * d * d;
           expect(state2!.m[i]).toBeCloseTo(m, 12);
