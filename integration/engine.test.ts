@@ -14,6 +14,8 @@ import { Engine } from '../worker/engine.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 import { DB_NAME, MemoryStore } from '../worker/store.js';
 import type { LockManagerLike } from '../worker/tabs.js';
+import { int8Rows } from '../protocol/weights-codec.js';
+import { loadModel } from '../tools/model-io.js';
 
 let dir: string;
 let server: RunningServer;
@@ -394,5 +396,50 @@ describe('engine against servers that sample devices (honest sampling)', () => {
     const posts = await postsDuring(async () => (result = await heads.sync()));
     expect(result).toMatchObject({ status: 'uploaded' });
     expect(posts).toEqual(['/v1/rounds/join', '/v1/updates']);
+  });
+});
+
+describe('engine against a server that serves int8 weights', () => {
+  let int8: RunningServer;
+
+  beforeAll(async () => {
+    int8 = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'int8.sqlite'),
+        modelDir: join(dir, 'model'),
+        weightsDtype: 'int8',
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await int8.close();
+  });
+
+  it('downloads under half the bytes (a tiny model: a scale per 8 values) within half a step of each row', async () => {
+    // The seed both servers started from (the fixture's server has published newer versions since).
+    const seed = await loadModel(join(dir, 'model'));
+    const exact = { weights: seed.model.toFlat() };
+    seed.model.dispose();
+    // A new device (its own empty store: this file's engines share one IndexedDB with cached
+    // versions). It checks the download's length against the manifest before decoding it.
+    const small = new Engine({ openStore: async () => new MemoryStore() });
+    await small.init({ ...config, endpoint: int8.url });
+    const got = small.snapshot().global!;
+    expect(got.manifest.weights.dtype).toBe('int8');
+    expect(got.origin).toBe('network');
+    expect(got.manifest.weights.byteLength).toBeLessThan(exact.weights.length * 4 * 0.5);
+    let at = 0;
+    for (const width of int8Rows(got.manifest.tensors)) {
+      const row = exact.weights.subarray(at, at + width);
+      const step = Math.max(...row.map(Math.abs)) / 127;
+      for (let i = at; i < at + width; i++) {
+        expect(Math.abs(got.weights[i]! - exact.weights[i]!)).toBeLessThanOrEqual(step / 2 + 1e-9);
+      }
+      at += width;
+    }
+    await small.track({ type: 'click', item: 'item-3' });
+    expect(await small.recommend({ k: 5 })).toHaveLength(5);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { HearthError } from './errors.js';
 import { fnv1a32 } from './hash.js';
+import { weightsByteLength } from './weights-codec.js';
 
 /** Model hyper-parameters that fix the tensor shapes. `items` counts index 0, the padding item. */
 export interface ModelDims {
@@ -108,8 +109,9 @@ export function layoutHash(layout: readonly TensorSpec[]): number {
   return fnv1a32(layout.map((t) => `${t.name}:${t.shape.join('x')}`).join(';'));
 }
 
-/** Weight dtypes a manifest may name. */
-export type WeightsDtype = 'float32' | 'float16';
+/** Weight dtypes a manifest may name (their bytes: protocol/weights-codec.ts). */
+export const WEIGHTS_DTYPES = ['float32', 'float16', 'int8'] as const;
+export type WeightsDtype = (typeof WEIGHTS_DTYPES)[number];
 
 /** What `GET /v1/model` returns. */
 export interface ModelManifest {
@@ -208,8 +210,8 @@ export function parseManifest(value: unknown): ModelManifest {
   if (m.layoutHash !== layoutHash(layout)) bad('layoutHash');
   const w = m.weights as Record<string, unknown> | undefined;
   if (typeof w !== 'object' || w === null || typeof w.url !== 'string') return bad('weights');
-  if (w.dtype !== 'float32' && w.dtype !== 'float16') bad('weights.dtype');
-  const bytes = parameterCount(layout) * (w.dtype === 'float16' ? 2 : 4);
+  if (!WEIGHTS_DTYPES.includes(w.dtype as WeightsDtype)) bad('weights.dtype');
+  const bytes = weightsByteLength(layout, w.dtype as WeightsDtype);
   if (w.byteLength !== bytes) bad('weights.byteLength');
   const ids = m.itemIds;
   if (!Array.isArray(ids) || ids.length !== typedDims.items || ids[0] !== '') bad('itemIds');

@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorReply, UpdateReply } from '../protocol/api.js';
+import { parseManifest } from '../protocol/manifest.js';
 import { DTYPE_FLOAT16 } from '../protocol/update-format.js';
+import { decodeWeights, int8Rows, weightsByteLength } from '../protocol/weights-codec.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './store.js';
 import {
@@ -11,6 +13,7 @@ import {
   makeApp,
   makeDelta,
   postUpdate,
+  seedWeights,
   updateBody,
 } from './test-helpers.js';
 
@@ -146,17 +149,50 @@ describe('ETag and 304', () => {
     }
   });
 
+  it('serves the weights in the configured dtype: int8 within half a step of each row', async () => {
+    const before = String((await app.inject({ method: 'GET', url: '/v1/model' })).headers.etag);
+    const int8 = await makeApp({ weightsDtype: 'int8' });
+    try {
+      const res = await int8.app.inject({
+        method: 'GET',
+        url: '/v1/model',
+        headers: { 'if-none-match': before },
+      });
+      expect(res.statusCode).toBe(200);
+      const manifest = parseManifest(res.json());
+      expect(manifest.weights.dtype).toBe('int8');
+      expect(manifest.weights.byteLength).toBe(weightsByteLength(manifest.tensors, 'int8'));
+      const weights = await int8.app.inject({ method: 'GET', url: manifest.weights.url });
+      expect(manifest.weights.url).toBe('/v1/model/1/weights?dtype=int8');
+      expect(weights.headers.etag).toBe('"w1-int8"');
+      expect(weights.rawPayload.length).toBe(manifest.weights.byteLength);
+      const decoded = decodeWeights(weights.rawPayload, manifest.tensors, 'int8');
+      const stored = seedWeights();
+      let at = 0;
+      for (const width of int8Rows(manifest.tensors)) {
+        const row = stored.subarray(at, at + width);
+        const step = Math.max(...row.map(Math.abs)) / 127;
+        for (let i = at; i < at + width; i++) {
+          expect(Math.abs(decoded[i]! - stored[i]!)).toBeLessThanOrEqual(step / 2 + 1e-9);
+        }
+        at += width;
+      }
+    } finally {
+      await int8.close();
+    }
+  });
+
   it('serves immutable weights with an ETag', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/model/1/weights' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/octet-stream');
-    expect(res.headers.etag).toBe('"w1"');
+    expect(res.headers.etag).toBe('"w1-float32"');
     expect(res.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     expect(res.rawPayload.byteLength).toBe(PARAMS * 4);
     const again = await app.inject({
       method: 'GET',
       url: '/v1/model/1/weights',
-      headers: { 'if-none-match': 'W/"w1"' },
+      headers: { 'if-none-match': 'W/"w1-float32"' },
     });
     expect(again.statusCode).toBe(304);
     expect(again.rawPayload.byteLength).toBe(0);

@@ -3,7 +3,7 @@
  * start.ts puts it on a socket). Routes:
  *   GET  /healthz                     liveness and current version
  *   GET  /v1/model                    current manifest (ETag "m<v>-<settings>", revalidated)
- *   GET  /v1/model/:version/weights   float32 weights of a version (ETag "w<v>", immutable)
+ *   GET  /v1/model/:version/weights   a version's weights in --weights-dtype (ETag "w<v>-<dtype>", immutable)
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
  *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
@@ -24,8 +24,10 @@ import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
 import type { JoinReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
+import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
+import { encodeWeights } from '../protocol/weights-codec.js';
 import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { updateBodyLimit, type ServerConfig } from './config.js';
 import type { GaussianRng } from './gaussian.js';
@@ -33,6 +35,7 @@ import { toErrorReply } from './http-errors.js';
 import { RequestCounters, renderMetrics } from './metrics.js';
 import { ingestUpdate, maxParamsFor } from './ingest.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
+import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
 import { manifestParamCount, servedManifest } from './versions.js';
 
@@ -133,9 +136,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const manifest = version === undefined ? undefined : await store.getManifest(version);
     if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
     const served = servedManifest(manifest, config);
-    // The federation settings come from the config, not the stored version, so they are part of the
-    // tag: an operator who changes the clip bound must not leave devices on a cached old value.
-    const etag = `"m${served.version}-${fnv1a32(JSON.stringify(served.federation)).toString(36)}"`;
+    // The federation settings and the weights' dtype come from the config, not the stored version,
+    // so they are part of the tag: an operator who changes the clip bound or the dtype must not
+    // leave devices on a cached old value.
+    const settings = JSON.stringify([served.federation, served.weights.dtype]);
+    const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
     // no-cache: devices revalidate on every start and learn about a new version within one request.
     void reply.header('etag', etag).header('cache-control', 'no-cache');
     if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
@@ -144,27 +149,41 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   // Versions never change, so the last weights served are worth keeping: every device of a round
   // downloads the same ones.
-  let cached: { readonly version: number; readonly bytes: Uint8Array } | undefined;
-  app.get<{ Params: { version: string } }>(PATHS.weights, async (request, reply) => {
-    const param = request.params.version;
-    const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
-    const known = Number.isSafeInteger(version) && (await store.getManifest(version)) !== undefined;
-    if (!known) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
-    const etag = `"w${version}"`;
-    void reply
-      .header('etag', etag)
-      .header('cache-control', 'public, max-age=31536000, immutable')
-      .type('application/octet-stream');
-    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    if (cached?.version !== version) {
-      const bytes = await store.getWeightBytes(version);
-      if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
-      cached = { version, bytes };
-    }
-    return reply.send(
-      Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
-    );
-  });
+  let cached: { readonly key: string; readonly bytes: Uint8Array } | undefined;
+  app.get<{ Params: { version: string }; Querystring: { dtype?: string } }>(
+    PATHS.weights,
+    async (request, reply) => {
+      const param = request.params.version;
+      const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
+      const known =
+        Number.isSafeInteger(version) && (await store.getManifest(version)) !== undefined;
+      if (!known) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+      // `?dtype=` names the encoding (the served manifest's URL carries the configured one).
+      const dtype = (request.query.dtype ?? 'float32') as WeightsDtype;
+      if (!WEIGHTS_DTYPES.includes(dtype)) {
+        throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `no weights in dtype ${dtype}`);
+      }
+      const etag = `"w${version}-${dtype}"`;
+      void reply
+        .header('etag', etag)
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .type('application/octet-stream');
+      if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      if (cached?.key !== etag) {
+        const manifest = (await store.getManifest(version))!;
+        const bytes = await store.getWeightBytes(version);
+        if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+        const encoded =
+          dtype === 'float32'
+            ? bytes
+            : encodeWeights(bytesToFloat32(bytes), manifest.tensors, dtype);
+        cached = { key: etag, bytes: encoded };
+      }
+      return reply.send(
+        Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
+      );
+    },
+  );
 
   app.get(PATHS.privacy, async (_request, reply) => {
     const report = privacyReport(await store.privacyLedger(), config);

@@ -3,6 +3,7 @@
  * Every bad value is reported as HEARTH_E_CONFIG naming the flag, so an operator sees which one to fix.
  */
 import { HearthError } from '../protocol/errors.js';
+import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
 import { loadConfigFile, parseSites, type SiteConfig } from './sites.js';
 
@@ -76,6 +77,8 @@ export interface ServerConfig {
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
   readonly aggregator: Aggregator;
+  /** The dtype devices download weights in (protocol/weights-codec.ts); versions are kept in float32. */
+  readonly weightsDtype: WeightsDtype;
   /** Fraction of values cut from each end per coordinate by the trimmed mean, in [0, 0.5). */
   readonly trimFraction: number;
   /**
@@ -131,6 +134,7 @@ export const DEFAULT_CONFIG = {
   serverLearningRate: 1.0,
   serverOptimizer: 'fedavg',
   aggregator: 'mean',
+  weightsDtype: 'float32',
   trimFraction: 0.1,
   noiseMultiplier: 0,
   sampleRate: 0.01,
@@ -188,6 +192,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkPositive('serverLearningRate', config.serverLearningRate);
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
+  checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
   if (!(config.trimFraction >= 0 && config.trimFraction < 0.5)) {
     bad('trimFraction (--trim-fraction)', `must be in [0, 0.5), got ${config.trimFraction}`);
   }
@@ -269,6 +274,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
+  --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
   --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
   --sample-rate <q>          q: each device's chance of taking part in a round, published in the manifest and used by the accountant (default ${DEFAULT_CONFIG.sampleRate})
@@ -336,6 +342,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--server-optimizer': oneOfFlag('serverOptimizer', SERVER_OPTIMIZERS),
   '--server-learning-rate': positiveFlag('serverLearningRate'),
   '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
+  '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
   '--trim-fraction': numberFlag('trimFraction'),
   '--noise-multiplier': numberFlag('noiseMultiplier'),
   '--sample-rate': numberFlag('sampleRate'),

@@ -162,13 +162,19 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       operationId: 'getWeights',
       summary: "A version's weights",
       description:
-        'float32 little-endian, the tensors of the manifest in order, each flattened row-major. Immutable.',
+        'The tensors of the manifest in order, each flattened row-major, little-endian, in `dtype` (float32 without it; int8: a float32 scale per row, then one int8 per value, protocol/weights-codec.ts). The served manifest names the URL with the configured dtype. Immutable.',
       parameters: [
         {
           name: 'version',
           in: 'path',
           required: true,
           schema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+        },
+        {
+          name: 'dtype',
+          in: 'query',
+          required: false,
+          schema: { enum: ['float32', 'float16', 'int8'] },
         },
         { $ref: '#/components/parameters/IfNoneMatch' },
       ],
@@ -419,7 +425,7 @@ export const OPENAPI_DOCUMENT: JsonObject = {
             type: 'object',
             properties: {
               url: { type: 'string' },
-              dtype: { enum: ['float32', 'float16'] },
+              dtype: { enum: ['float32', 'float16', 'int8'] },
               byteLength: { type: 'integer' },
             },
           },

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { allFinite } from '../protocol/clip.js';
 import { HearthError } from '../protocol/errors.js';
-import { decodeFloat16 } from '../protocol/float16.js';
+import { decodeWeights } from '../protocol/weights-codec.js';
 import { parseManifest } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
 import type { Store, StoredVersion } from './store.js';
@@ -53,16 +53,7 @@ export async function loadSeedModel(dir: string, config: ServerConfig): Promise<
       `${weightsPath} has ${bytes.byteLength} bytes, manifest says ${seed.weights.byteLength}`,
     );
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let weights: Float32Array;
-  if (seed.weights.dtype === 'float16') {
-    const half = new Uint16Array(bytes.byteLength / 2);
-    for (let i = 0; i < half.length; i++) half[i] = view.getUint16(2 * i, true);
-    weights = decodeFloat16(half);
-  } else {
-    weights = new Float32Array(bytes.byteLength / 4);
-    for (let i = 0; i < weights.length; i++) weights[i] = view.getFloat32(4 * i, true);
-  }
+  const weights = decodeWeights(bytes, seed.tensors, seed.weights.dtype);
   if (!allFinite(weights)) invalid(`${weightsPath} contains NaN or Infinity`);
   return { manifest: versionManifest(seed, 1, new Date().toISOString()), weights };
 }

@@ -5,6 +5,7 @@
  */
 import { parameterCount, type FederationParams, type ModelManifest } from '../protocol/manifest.js';
 import { weightsPath } from '../protocol/routes.js';
+import { weightsByteLength } from '../protocol/weights-codec.js';
 import type { ServerConfig } from './config.js';
 
 /** Number of scalars in a manifest's tensors. */
@@ -52,7 +53,20 @@ export function federationParams(config: ServerConfig): FederationParams {
   };
 }
 
-/** The manifest as served at `GET /v1/model`. */
+/**
+ * The manifest as served at `GET /v1/model`: the running config's federation parameters, and the
+ * weights in the configured dtype (stored versions are float32; the route encodes them).
+ */
 export function servedManifest(stored: ModelManifest, config: ServerConfig): ModelManifest {
-  return { ...stored, federation: federationParams(config) };
+  const dtype = config.weightsDtype;
+  return {
+    ...stored,
+    weights: {
+      // Each dtype at its own URL: the bytes are cached as immutable, so a URL never changes meaning.
+      url: dtype === 'float32' ? stored.weights.url : `${stored.weights.url}?dtype=${dtype}`,
+      dtype,
+      byteLength: weightsByteLength(stored.tensors, dtype),
+    },
+    federation: federationParams(config),
+  };
 }

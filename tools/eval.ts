@@ -3,15 +3,20 @@
  *
  *   npm run eval -- --data <dir> --dataset <name> [--model <model-dir>] [--baselines]
  *                   [--json <file>] [--limit <n>] [--backend wasm|cpu]
+ *                   [--weights-dtype float32,float16,int8]
  *
  * <dir> defaults to ../shared/data; <name> is a folder there (diginetica, yoochoose-rsc15-100k,
  * amazon-beauty) or `synthetic`. Without --model, --baselines is implied. Prints a markdown table
  * (HR, MRR, NDCG @5/10/20, coverage@20, mean popularity percentile@20) and optionally writes JSON rows
  * `{ model, dataset, metric, k, value }`. --limit n evaluates only the first n test pairs.
+ * --weights-dtype evaluates the model as devices download it in each listed dtype, in one run.
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
+import { decodeWeights, encodeWeights } from '../protocol/weights-codec.js';
+import { SessionModel } from '../model/session-model.js';
 import { allBaselines } from './baselines/index.js';
 import type { Recommender } from './baselines/session-index.js';
 import {
@@ -36,6 +41,11 @@ export interface EvalOptions {
   data?: string;
   /** Model directory to evaluate (a tools/train.ts output). */
   model?: string;
+  /**
+   * The model as devices download it in each of these dtypes (weights encoded and decoded by
+   * protocol/weights-codec.ts before scoring); default float32 alone. Rows `model`, `model-int8`, …
+   */
+  weightsDtypes?: readonly WeightsDtype[];
   /** Evaluate the classic baselines too (implied when no model is given). */
   baselines?: boolean;
   /** Only the first `limit` test pairs. */
@@ -104,14 +114,25 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
     const started = performance.now();
     const { manifest, model } = await loadModel(options.model);
     const fitSeconds = secondsSince(started);
-    try {
-      const evalStart = performance.now();
-      const metrics = await withBar('model', (progress) =>
-        evaluateModel(model, manifest.itemIds, data, pairs, progress),
+    const flat = model.toFlat();
+    model.dispose();
+    for (const dtype of options.weightsDtypes ?? ['float32']) {
+      const name = dtype === 'float32' ? 'model' : `model-${dtype}`;
+      const bytes = encodeWeights(flat, manifest.tensors, dtype);
+      const served = SessionModel.fromFlat(
+        manifest.dims,
+        decodeWeights(bytes, manifest.tensors, dtype),
       );
-      results.push({ model: 'model', metrics, fitSeconds, evalSeconds: secondsSince(evalStart) });
-    } finally {
-      model.dispose();
+      try {
+        const evalStart = performance.now();
+        const metrics = await withBar(name, (progress) =>
+          evaluateModel(served, manifest.itemIds, data, pairs, progress),
+        );
+        results.push({ model: name, metrics, fitSeconds, evalSeconds: secondsSince(evalStart) });
+        if (!options.quiet) console.log(`${name}: ${bytes.length} bytes of weights to download`);
+      } finally {
+        served.dispose();
+      }
     }
   }
   if (options.baselines || !options.model) {
@@ -164,8 +185,12 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       limit: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
+      'weights-dtype': { type: 'string', default: 'float32' },
     },
   });
+  const weightsDtypes = values['weights-dtype']
+    .split(',')
+    .map((d) => oneOf('weights-dtype', d, WEIGHTS_DTYPES));
   const dataset = parseDatasetName(values.dataset);
   const backend = oneOf('backend', values.backend, ['wasm', 'cpu']);
   await runEval({
@@ -176,6 +201,7 @@ async function main(): Promise<void> {
     json: values.json === undefined ? undefined : resolve(values.json),
     limit: positiveInteger('limit', values.limit),
     backend,
+    weightsDtypes,
   });
 }
 

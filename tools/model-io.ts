@@ -7,7 +7,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HearthError } from '../protocol/errors.js';
-import { encodeFloat16, decodeFloat16 } from '../protocol/float16.js';
+import { decodeWeights, encodeWeights } from '../protocol/weights-codec.js';
 import {
   layoutHash,
   parseManifest,
@@ -68,13 +68,8 @@ export async function exportModel(
     federation: info.federation ?? DEFAULT_FEDERATION,
     ...(info.training ? { training: info.training } : {}),
   });
-  const f32 = new Uint8Array(flat.length * 4);
-  const view = new DataView(f32.buffer);
-  for (let i = 0; i < flat.length; i++) view.setFloat32(i * 4, flat[i]!, true);
-  const half = encodeFloat16(flat);
-  const f16 = new Uint8Array(half.length * 2);
-  const halfView = new DataView(f16.buffer);
-  for (let i = 0; i < half.length; i++) halfView.setUint16(i * 2, half[i]!, true);
+  const f32 = encodeWeights(flat, layout, 'float32');
+  const f16 = encodeWeights(flat, layout, 'float16');
 
   await mkdir(dir, { recursive: true });
   const manifestPath = join(dir, 'manifest.json');
@@ -106,16 +101,7 @@ export async function loadModel(
       `weights are ${bytes.length} bytes, manifest says ${manifest.weights.byteLength}`,
     );
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let flat: Float32Array;
-  if (manifest.weights.dtype === 'float32') {
-    flat = new Float32Array(bytes.length / 4);
-    for (let i = 0; i < flat.length; i++) flat[i] = view.getFloat32(i * 4, true);
-  } else {
-    const half = new Uint16Array(bytes.length / 2);
-    for (let i = 0; i < half.length; i++) half[i] = view.getUint16(i * 2, true);
-    flat = decodeFloat16(half);
-  }
+  const flat = decodeWeights(bytes, manifest.tensors, manifest.weights.dtype);
   if (!flat.every(Number.isFinite)) {
     throw new HearthError('HEARTH_E_MODEL_INVALID', 'weights contain NaN or Infinity');
   }

@@ -5,7 +5,7 @@
  * (`loadGlobalModel`), so a reload only asks for the manifest.
  */
 import { HearthError } from '../protocol/errors.js';
-import { decodeFloat16 } from '../protocol/float16.js';
+import { decodeWeights } from '../protocol/weights-codec.js';
 import { createLogger } from '../protocol/logger.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
 import { PATHS } from '../protocol/routes.js';
@@ -68,17 +68,7 @@ export async function fetchWeights(
       `weights are ${bytes.length} bytes, manifest says ${manifest.weights.byteLength}`,
     );
   }
-  const count = parameterCount(manifest.tensors);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let weights: Float32Array;
-  if (manifest.weights.dtype === 'float16') {
-    const half = new Uint16Array(count);
-    for (let i = 0; i < count; i++) half[i] = view.getUint16(2 * i, true);
-    weights = decodeFloat16(half);
-  } else {
-    weights = new Float32Array(count);
-    for (let i = 0; i < count; i++) weights[i] = view.getFloat32(4 * i, true);
-  }
+  const weights = decodeWeights(bytes, manifest.tensors, manifest.weights.dtype);
   if (!weights.every(Number.isFinite)) {
     throw new HearthError('HEARTH_E_MODEL_INVALID', 'weights contain NaN or Infinity');
   }
