@@ -2,7 +2,7 @@
  * Small helpers shared by the e2e specs: where the stack's origins are, and a recorder for the
  * events the SDK dispatches on window (installed before any page script runs, so none is missed).
  */
-import type { Page } from '@playwright/test';
+import { expect, type Page } from '@playwright/test';
 
 /** The demo, served by Vite on its own origin, loading the SDK from that same origin. */
 export const demoUrl = (): string => process.env.HEARTH_DEMO_URL!;
@@ -54,4 +54,21 @@ export function pageErrors(page: Page): Error[] {
 export async function clicksOnly(page: Page): Promise<void> {
   await page.clock.install({ time: new Date('2026-11-22T12:00:00Z') });
   await page.clock.pauseAt(new Date('2026-11-22T12:00:01Z'));
+}
+
+/**
+ * On a test host page (e2e/pages/minimal.html): waits for its list, then clicks the recommendation
+ * at each of `positions` in turn, waiting each time for the list to be redrawn after the click.
+ */
+export async function clickRecommendations(
+  page: Page,
+  positions: readonly number[],
+): Promise<void> {
+  const recs = page.locator('#recs');
+  await expect(recs).toHaveAttribute('data-items', /,/);
+  for (const n of positions) {
+    const before = await recs.getAttribute('data-items');
+    await recs.locator('button').nth(n).click();
+    await expect.poll(() => recs.getAttribute('data-items')).not.toBe(before);
+  }
 }

@@ -7,7 +7,7 @@
  * read what is pending first, so the order the files run in does not matter.
  */
 import { expect, test } from '@playwright/test';
-import { hostUrl } from './helpers.js';
+import { clickRecommendations, hostUrl } from './helpers.js';
 
 /** Anything longer than this blocks input: the Long Tasks API's own threshold. */
 const LONG_TASK_MS = 50;
@@ -28,13 +28,7 @@ test('no long tasks on the host page while Hearth loads, recommends and trains',
   // Every step below starts from an ordinary task (navigation, input events, worker messages):
   // a long-task observer does not see work started from page.evaluate itself (ENV.md).
   await page.goto(`${hostUrl()}pages/minimal.html`);
-  const recs = page.locator('#recs');
-  await expect(recs).toHaveAttribute('data-items', /,/);
-  for (const n of [0, 2, 4]) {
-    const before = await recs.getAttribute('data-items');
-    await recs.locator('button').nth(n).click();
-    await expect.poll(() => recs.getAttribute('data-items')).not.toBe(before);
-  }
+  await clickRecommendations(page, [0, 2, 4]);
   await page.locator('#sync').click();
   await expect(page.locator('#sync-result')).toHaveText(/uploaded|skipped|failed/);
   expect(await page.locator('#sync-result').textContent()).toBe('uploaded');

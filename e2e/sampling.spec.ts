@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
-import { hostUrl, stackDir } from './helpers.js';
+import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
 
 let dir: string;
 let unsampled: RunningServer;
@@ -41,13 +41,7 @@ test('with q = 0 a page never joins a round: no request however often it syncs',
     if (request.method() === 'POST') posts.push(request.url());
   });
   await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(unsampled.url)}`);
-  const recs = page.locator('#recs');
-  await expect(recs).toHaveAttribute('data-items', /,/);
-  for (const n of [0, 2, 4]) {
-    const before = await recs.getAttribute('data-items');
-    await recs.locator('button').nth(n).click();
-    await expect.poll(() => recs.getAttribute('data-items')).not.toBe(before);
-  }
+  await clickRecommendations(page, [0, 2, 4]);
   const result = page.locator('#sync-result');
   for (let attempt = 0; attempt < 3; attempt++) {
     await result.evaluate((el) => (el.textContent = ''));

@@ -14,7 +14,7 @@ import { Engine } from '../worker/engine.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 import { DB_NAME, MemoryStore } from '../worker/store.js';
 import type { LockManagerLike } from '../worker/tabs.js';
-import { int8Rows } from '../protocol/weights-codec.js';
+import { int8StepError } from '../protocol/testing.js';
 import { loadModel } from '../tools/model-io.js';
 
 let dir: string;
@@ -430,15 +430,9 @@ describe('engine against a server that serves int8 weights', () => {
     expect(got.manifest.weights.dtype).toBe('int8');
     expect(got.origin).toBe('network');
     expect(got.manifest.weights.byteLength).toBeLessThan(exact.weights.length * 4 * 0.5);
-    let at = 0;
-    for (const width of int8Rows(got.manifest.tensors)) {
-      const row = exact.weights.subarray(at, at + width);
-      const step = Math.max(...row.map(Math.abs)) / 127;
-      for (let i = at; i < at + width; i++) {
-        expect(Math.abs(got.weights[i]! - exact.weights[i]!)).toBeLessThanOrEqual(step / 2 + 1e-9);
-      }
-      at += width;
-    }
+    expect(int8StepError(got.weights, exact.weights, got.manifest.tensors)).toBeLessThanOrEqual(
+      0.5 + 1e-6,
+    );
     await small.track({ type: 'click', item: 'item-3' });
     expect(await small.recommend({ k: 5 })).toHaveLength(5);
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tensorLayout, type TensorSpec } from './manifest.js';
 import { mulberry32 } from './prng.js';
+import { int8StepError } from './testing.js';
 import {
   decodeWeights,
   encodeWeights,
@@ -58,6 +59,14 @@ describe('weights codec', () => {
         }
         at += width;
       }
+      expect(int8StepError(back, flat, spec)).toBeLessThanOrEqual(0.5 + 1e-9);
+      expect(
+        int8StepError(
+          flat.map((v) => v * 1.1),
+          flat,
+          spec,
+        ),
+      ).toBeGreaterThan(0.5);
       // An all-zero row stays zero.
       expect([...back.subarray(0, 3)]).toEqual([0, 0, 0]);
     }
