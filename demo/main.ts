@@ -122,9 +122,10 @@ async function main(): Promise<void> {
     $('share-result').textContent = `Hearth could not start: ${String(error)}`;
     return;
   }
-  document.body.dataset.hearth = 'ready';
   await renderRecs();
   await renderPanel();
+  // After the first render: what the page says is ready is on screen.
+  document.body.dataset.hearth = 'ready';
 }
 
 void main();

@@ -7,6 +7,7 @@ import 'fake-indexeddb/auto';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
+import { parameterCount, parseManifest } from '../protocol/manifest.js';
 import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
@@ -71,11 +72,8 @@ describe('engine', () => {
     const result = await engine.sync();
     expect(result.status).toBe('uploaded');
     // 44-byte header + float16 payload of every model parameter.
-    const manifest = (await (await fetch(`${server.url}/v1/model`)).json()) as {
-      version: number;
-      weights: { byteLength: number };
-    };
-    expect(result.bytes).toBe(44 + manifest.weights.byteLength / 2);
+    const manifest = parseManifest(await (await fetch(`${server.url}/v1/model`)).json());
+    expect(result.bytes).toBe(44 + 2 * parameterCount(manifest.tensors));
     // minCohort 1: the update closed the round, and the device picked up the new version.
     expect(manifest.version).toBe(2);
     expect(result.modelVersion).toBe(2);

@@ -134,7 +134,7 @@ export const DEFAULT_CONFIG = {
   serverLearningRate: 1.0,
   serverOptimizer: 'fedavg',
   aggregator: 'mean',
-  weightsDtype: 'float32',
+  weightsDtype: 'int8',
   trimFraction: 0.1,
   noiseMultiplier: 0,
   sampleRate: 0.01,

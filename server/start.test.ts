@@ -17,7 +17,13 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hearth-db-'));
   const seed = await writeSeedDir();
   cleanupSeed = seed.cleanup;
-  config = resolveConfig({ port: 0, dbPath: join(dir, 'nested', 'hearth.db'), modelDir: seed.dir });
+  // float32 weights: the test reads the seed back and compares it exactly.
+  config = resolveConfig({
+    port: 0,
+    dbPath: join(dir, 'nested', 'hearth.db'),
+    modelDir: seed.dir,
+    weightsDtype: 'float32',
+  });
 });
 afterEach(async () => {
   await cleanupSeed();

@@ -117,7 +117,13 @@ export async function serveStore(
   options: TestAppOptions = {},
 ): Promise<ServedStore> {
   const seed = await writeSeedDir();
-  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
+  // float32 weights: tests read published versions back and compare them exactly.
+  const config = resolveConfig({
+    dbPath: ':memory:',
+    modelDir: seed.dir,
+    weightsDtype: 'float32',
+    ...overrides,
+  });
   await seedIfEmpty(store, config);
   const app = buildApp({ store, config, ...options });
   await app.ready();
