@@ -324,6 +324,34 @@ describe('engine against a server with per-site keys', () => {
   });
 });
 
+describe('automatic updates', () => {
+  it('count visitor actions only: views alone never make a request', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploadEvery: 3 });
+    await engine.forget();
+    const spy = vi.spyOn(globalThis, 'fetch');
+    try {
+      const posts = (): string[] =>
+        spy.mock.calls
+          .filter(([, init]) => init?.method === 'POST')
+          .map(([input]) => new URL(String(input)).pathname);
+      for (const item of ['item-11', 'item-12', 'item-13', 'item-14', 'item-15']) {
+        await engine.track({ type: 'view', item });
+      }
+      await engine.track({ type: 'dwell', item: 'item-11' });
+      await engine.idle();
+      expect(posts()).toEqual([]);
+      for (const item of ['item-16', 'item-17', 'item-18']) {
+        await engine.track({ type: 'click', item });
+      }
+      await vi.waitFor(() => expect(posts()).toContain('/v1/rounds/join'), { timeout: 10_000 });
+      await engine.idle();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe('engine against servers that sample devices (honest sampling)', () => {
   const servers: RunningServer[] = [];
   const serve = async (name: string, sampleRate: number): Promise<string> => {

@@ -113,7 +113,7 @@ export interface EngineConfig {
   readonly backends: readonly BackendName[];
   /** Whether clipped model updates may be uploaded (off under GPC / DNT / opt-out). */
   readonly uploads: boolean;
-  /** New interactions after which the engine fine-tunes and uploads. */
+  /** Visitor actions (clicks, carts, purchases; not views) after which the engine syncs. */
   readonly uploadEvery: number;
   /** Absolute URL prefix of the tfjs wasm binaries (ends with '/'). */
   readonly wasmPath: string;

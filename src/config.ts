@@ -16,7 +16,7 @@ export interface HearthOptions {
   readonly backends?: readonly BackendName[];
   /** Allow sharing clipped model updates (`data-uploads="off"` turns it off). Default on. */
   readonly uploads?: boolean;
-  /** Interactions between automatic updates (`data-upload-every`, 1..10000). Default 20. */
+  /** Visitor actions (not views) between automatic updates (`data-upload-every`, 1..10000). Default 20. */
   readonly uploadEvery?: number;
   /**
    * Capture clicks, views and dwell on `[data-hearth-item]` elements (`data-capture="off"`).

@@ -5,6 +5,7 @@
  */
 import {
   ENGINE_API_VERSION,
+  isVisitorAction,
   type EngineApi,
   type EngineConfig,
   type EngineStatus,
@@ -181,9 +182,13 @@ export class Engine implements EngineApi {
     let due = false;
     try {
       await this.store.add(row);
-      const meta = await this.store.getMeta();
-      await this.store.setMeta({ sinceUpload: meta.sinceUpload + 1 });
-      due = meta.sinceUpload + 1 >= config.uploadEvery;
+      // Only what the visitor did counts towards the next automatic update: a page that merely
+      // shows items (views, dwell) never makes a request by itself.
+      if (isVisitorAction(row)) {
+        const meta = await this.store.getMeta();
+        await this.store.setMeta({ sinceUpload: meta.sinceUpload + 1 });
+        due = meta.sinceUpload + 1 >= config.uploadEvery;
+      }
     } catch (error) {
       log.warn('could not store interaction', error);
     }

@@ -28,7 +28,7 @@ export const MODELS_KEPT = 2;
 
 /** Bookkeeping values kept next to the interactions. */
 export interface StoreMeta {
-  /** Interactions tracked since the last update was shared. */
+  /** Visitor actions (not views) tracked since the last update was shared. */
   sinceUpload: number;
   /** Updates this device has sent. */
   uploadsSent: number;
