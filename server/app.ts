@@ -85,6 +85,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
+    // Every request ends: a silent socket (a body announced and never sent) is closed after the
+    // timeout, and so is a request still incomplete after it.
+    connectionTimeout: config.requestTimeoutSeconds * 1000,
+    requestTimeout: config.requestTimeoutSeconds * 1000,
   });
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);

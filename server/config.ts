@@ -114,6 +114,12 @@ export interface ServerConfig {
    * when it still has fewer than m updates, so a quiet site does not keep one round open forever.
    */
   readonly roundDeadlineSeconds: number;
+  /**
+   * Seconds a connection may stay silent, and a request may take to arrive whole (headers and body),
+   * before the server closes it: a client that opens sockets and never finishes its requests cannot
+   * hold them (Node checks the whole-request limit every 30 s; silence is caught at once).
+   */
+  readonly requestTimeoutSeconds: number;
   /** fastify logger level; 'silent' turns the logger off. */
   readonly logLevel: ServerLogLevel;
   /**
@@ -145,6 +151,7 @@ export const DEFAULT_CONFIG = {
   // Generous: a device makes two POSTs per round; this only stops floods from one address.
   rateLimitPerMinute: 600,
   roundDeadlineSeconds: 86_400,
+  requestTimeoutSeconds: 10,
   logLevel: 'silent',
 } as const satisfies Partial<ServerConfig>;
 
@@ -204,6 +211,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     1,
     3_153_600_000,
   );
+  checkInt('requestTimeoutSeconds (--request-timeout)', config.requestTimeoutSeconds, 1, 3600);
   if (config.bodyLimitBytes !== undefined) {
     checkInt('bodyLimitBytes', config.bodyLimitBytes, UPDATE_HEADER_BYTES, MAX_BODY_LIMIT_BYTES);
   }
@@ -283,6 +291,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with
                              sites, join and updates need a site's x-hearth-key (default: open)
   --rate-limit <n>           POST requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
+  --request-timeout <s>      close a connection silent for s seconds, or a request not whole after s (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
@@ -354,6 +363,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   },
   '--rate-limit': intFlag('rateLimitPerMinute', 0, 1_000_000_000),
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
+  '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {

@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JoinReply, UpdateReply } from '../protocol/api.js';
@@ -91,4 +92,47 @@ describe('startServer on a real socket and SQLite file', () => {
   it('refuses to start on an empty database without a model directory', async () => {
     await expect(startServer({ ...config, modelDir: undefined })).rejects.toThrow(/--model/);
   });
+});
+
+describe('every request ends', () => {
+  /** Opens a socket that announces a 100-byte body and never sends it; resolves when it closes. */
+  const silentBody = (port: number, path: string): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`,
+        ),
+      );
+      let reply = '';
+      socket.on('data', (chunk) => (reply += String(chunk)));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(reply));
+    });
+
+  it('closes sockets whose announced body never comes, on known and unknown paths', async () => {
+    const server = await startServer({ ...config, requestTimeoutSeconds: 1 });
+    try {
+      // Without the timeout these stay open for good (Node's own limit is minutes).
+      const sockets = Array.from({ length: 100 }, (_, i) =>
+        silentBody(server.port, i % 2 ? '/v1/rounds/join' : '/no/such/path'),
+      );
+      const closed = await Promise.race([
+        Promise.all(sockets).then(() => 'all closed'),
+        new Promise((resolve) => setTimeout(() => resolve('still open'), 20_000)),
+      ]);
+      expect(closed).toBe('all closed');
+      // The server still answers, and an unknown path gets a catalogue code.
+      const res = await fetch(`${server.url}/no/such/path`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        'HEARTH_E_NOT_FOUND',
+      );
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });
