@@ -14,7 +14,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { accessGate } from './access.js';
 import { registerDashboard } from './dashboard.js';
 import { buildStats } from './stats.js';
@@ -85,11 +86,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
-    // Every request ends: a silent socket (a body announced and never sent) is closed after the
-    // timeout, and so is a request still incomplete after it.
-    connectionTimeout: config.requestTimeoutSeconds * 1000,
-    requestTimeout: config.requestTimeoutSeconds * 1000,
   });
+  bodyDeadline(app, config.requestTimeoutSeconds * 1000);
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -259,4 +257,28 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/**
+ * Every request ends: from its headers to its parsed body a request has `ms`, then its socket is
+ * closed (a client announcing a body it never sends could otherwise hold the socket for good: Node's
+ * own request timeout is minutes, checked every 30 s). The clock stops once the body is in, so a
+ * request the server is still working on (a round's aggregation) is never cut; it covers unknown
+ * paths too, whose bodies fastify also waits for.
+ */
+function bodyDeadline(app: FastifyInstance, ms: number): void {
+  // fastify's inject() hands requests a socket stand-in without timers: nothing to bound there.
+  const socketOf = (request: FastifyRequest): Socket | undefined => {
+    const socket = request.raw.socket as Socket | undefined;
+    return typeof socket?.setTimeout === 'function' ? socket : undefined;
+  };
+  app.addHook('onRequest', async (request) => {
+    const socket = socketOf(request);
+    socket?.setTimeout(ms, () => socket.destroy());
+  });
+  const stop = async (request: FastifyRequest): Promise<void> => {
+    socketOf(request)?.setTimeout(0);
+  };
+  app.addHook('preHandler', stop);
+  app.addHook('onResponse', stop);
 }

@@ -115,9 +115,9 @@ export interface ServerConfig {
    */
   readonly roundDeadlineSeconds: number;
   /**
-   * Seconds a connection may stay silent, and a request may take to arrive whole (headers and body),
-   * before the server closes it: a client that opens sockets and never finishes its requests cannot
-   * hold them (Node checks the whole-request limit every 30 s; silence is caught at once).
+   * Seconds a request may take from its headers to its whole body before the server closes its
+   * socket: a client that announces a body and never sends it cannot hold sockets (app.ts
+   * `bodyDeadline`). The clock stops once the body is in: processing time is not limited.
    */
   readonly requestTimeoutSeconds: number;
   /** fastify logger level; 'silent' turns the logger off. */
@@ -291,7 +291,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with
                              sites, join and updates need a site's x-hearth-key (default: open)
   --rate-limit <n>           POST requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
-  --request-timeout <s>      close a connection silent for s seconds, or a request not whole after s (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
+  --request-timeout <s>      close a request whose body is not in s seconds after its headers (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
