@@ -3,11 +3,12 @@
  * migration of files written by older servers. What every Store promises is tested on each store in
  * store-conformance.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HearthError } from '../protocol/errors.js';
 import { resolveConfig } from './config.js';
 import { roundPolicy } from './ingest.js';
 import { loadSeedModel } from './seed.js';
@@ -68,5 +69,24 @@ describe('SqliteStore', () => {
     raw.close();
     expect(() => new SqliteStore(join(dir, 'h.db'))).toThrow(/newer than this server/);
     store = new SqliteStore(':memory:');
+  });
+
+  it('names the file and the reason when the database cannot be used at start', async () => {
+    const notADatabase = join(dir, 'notes.txt');
+    await writeFile(notADatabase, 'these are not the pages of a SQLite database '.repeat(200));
+    for (const [path, reason] of [
+      [dir, /SQLITE_CANTOPEN/],
+      [notADatabase, /SQLITE_NOTADB/],
+    ] as const) {
+      let caught: unknown;
+      try {
+        new SqliteStore(path).close();
+      } catch (error) {
+        caught = error;
+      }
+      expect((caught as HearthError).code).toBe('HEARTH_E_CONFIG');
+      expect((caught as Error).message).toContain(`the database ${path} cannot be used`);
+      expect((caught as Error).message).toMatch(reason);
+    }
   });
 });

@@ -9,6 +9,7 @@
  * store-rules.ts.
  */
 import Database from 'better-sqlite3';
+import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
@@ -67,6 +68,27 @@ export interface SqliteStoreOptions {
   readonly beforePublishCommit?: () => void;
 }
 
+/** Opens the SQLite file at `path`, or says which file could not be opened and why. */
+function openDatabase(path: string): Database.Database {
+  try {
+    return new Database(path);
+  } catch (error) {
+    throw unusable(path, error);
+  }
+}
+
+/**
+ * A start-up failure of the database as a HEARTH_E_CONFIG naming the file and SQLite's reason (not a
+ * bare SqliteError stack): a directory, a file that is not a database, a read-only file or disk.
+ * Errors that are already Hearth's (a database from a newer server) pass through.
+ */
+function unusable(path: string, error: unknown): unknown {
+  if (error instanceof HearthError) return error;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  const reason = typeof code === 'string' ? `${code}: ${String(message)}` : String(error);
+  return new HearthError('HEARTH_E_CONFIG', `the database ${path} cannot be used (${reason})`);
+}
+
 /** Store on a SQLite file (or ':memory:'). */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -76,7 +98,7 @@ export class SqliteStore implements Store {
   constructor(path: string, options: SqliteStoreOptions = {}) {
     assertLittleEndian();
     this.beforePublishCommit = options.beforePublishCommit;
-    this.db = new Database(path);
+    this.db = openDatabase(path);
     try {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
@@ -86,7 +108,7 @@ export class SqliteStore implements Store {
       migrate(this.db);
     } catch (error) {
       this.db.close();
-      throw error;
+      throw unusable(path, error);
     }
   }
 
