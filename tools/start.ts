@@ -3,12 +3,18 @@
  * (on YOOCHOOSE 100k when ../shared/data has it, else on the synthetic click log), builds the SDK and
  * demo, starts the aggregation server with a SQLite file and the demo site, and prints both URLs.
  *
- *   npm start -- [--port 8787] [--demo-port 5173] [--data ../shared/data] [--fresh] [--no-build]
+ *   npm start -- [--port 8787] [--demo-port 5173] [--data ../shared/data] [--config <file>]
+ *                [--fresh] [--no-build]
+ *
+ * `--config` is the server's site file (per-site keys and origins, server/sites.ts).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { HearthError } from '../protocol/errors.js';
+import type { ServerConfig } from '../server/config.js';
+import { loadConfigFile } from '../server/sites.js';
 import { buildAll } from './build.js';
 import { closeOnSignals, startSystem } from './system.js';
 import { trainAndExport } from './train/index.js';
@@ -22,8 +28,21 @@ const { values } = parseArgs({
     data: { type: 'string', default: join(root, '..', 'shared', 'data') },
     fresh: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    config: { type: 'string' },
   },
 });
+// Read first: a bad site file stops the start, with its reason, before any training or build.
+const sites = values.config === undefined ? undefined : readSites(resolve(values.config));
+
+function readSites(path: string): ServerConfig['sites'] {
+  try {
+    return loadConfigFile(path).sites;
+  } catch (error) {
+    if (!(error instanceof HearthError)) throw error;
+    console.error(`npm start: ${error.message}`);
+    process.exit(2);
+  }
+}
 
 const state = join(root, '.hearth');
 const modelDir = join(state, 'models', 'default');
@@ -51,12 +70,22 @@ if (!values['no-build']) {
 
 const system = await startSystem(
   // One visitor on a laptop: every device takes part (q = 1), or "Share" would rarely do anything.
-  // The demo's ledger and the server's accountant both say so; a real site runs a small q.
-  { port: Number(values.port), host: values.host, dbPath, modelDir, minCohort: 3, sampleRate: 1 },
+  // The manifest and the server's accountant both say so; a real site runs a small q.
+  {
+    port: Number(values.port),
+    host: values.host,
+    dbPath,
+    modelDir,
+    minCohort: 3,
+    sampleRate: 1,
+    ...(sites ? { sites } : {}),
+  },
   { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
 console.log(`\nHearth is running.
   Demo site:          ${system.demoUrl}
   Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
+  On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>
+                      <script type="module" src="${system.demoUrl}sdk/hearth-recs.js"></script>
 Press Ctrl+C to stop.`);
 closeOnSignals(system);
