@@ -197,6 +197,30 @@ describe('rate limit', () => {
     }
   });
 
+  it('charges requests to unknown paths to the same budget, whatever their method', async () => {
+    const t = await makeApp({ rateLimitPerMinute: 3 }, { now: () => 0 });
+    try {
+      const unknown = (method: 'GET' | 'POST') =>
+        t.app.inject({
+          method,
+          url: '/no/such/path',
+          headers: { 'content-type': 'application/json' },
+          ...(method === 'POST' ? { payload: '{}' } : {}),
+        });
+      for (const method of ['POST', 'GET', 'POST'] as const) {
+        const res = await unknown(method);
+        expect([res.statusCode, code(res)]).toEqual([404, 'HEARTH_E_NOT_FOUND']);
+      }
+      const limited = await unknown('POST');
+      expect([limited.statusCode, code(limited)]).toEqual([429, 'HEARTH_E_RATE_LIMIT']);
+      // One bucket per address: the real routes are spent too.
+      const join = await t.app.inject({ method: 'POST', url: '/v1/rounds/join' });
+      expect(join.statusCode).toBe(429);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('charges wrong keys to the IP, and valid keys to (site, IP)', async () => {
     const t = await makeApp({ rateLimitPerMinute: 2, sites: [SHOP, BLOG] }, { now: () => 0 });
     try {

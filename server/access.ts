@@ -23,10 +23,19 @@ export interface AccessOptions {
   readonly now: () => number;
 }
 
-/** Builds the onRequest hook of the POST routes. */
-export function accessGate(
-  options: AccessOptions,
-): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+/** Access control: the POST routes' gate, and the charge every unmatched request pays. */
+export interface Access {
+  /** The onRequest hook of the POST routes: key, origin and rate limit. */
+  gate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /**
+   * Charges a request to a path the server does not have against its address's budget, so probing
+   * or flooding unknown paths is limited like any POST (throws HEARTH_E_RATE_LIMIT when spent).
+   */
+  chargeUnmatched(request: FastifyRequest, reply: FastifyReply): void;
+}
+
+/** Builds the access control of the app (one rate-limit bucket per client, shared by both). */
+export function accessControl(options: AccessOptions): Access {
   const { sites } = options;
   const limiter =
     options.rateLimitPerMinute > 0
@@ -42,7 +51,7 @@ export function accessGate(
     }
   };
 
-  return async (request, reply) => {
+  const gate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!sites.enabled) {
       charge(`ip:${request.ip}`, reply);
       return;
@@ -66,4 +75,5 @@ export function accessGate(
       throw new HearthError('HEARTH_E_ORIGIN', `${origin} is not an origin of site ${site.id}`);
     }
   };
+  return { gate, chargeUnmatched: (request, reply) => charge(`ip:${request.ip}`, reply) };
 }

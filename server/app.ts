@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import cors from '@fastify/cors';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { accessGate } from './access.js';
+import { accessControl } from './access.js';
 import { registerDashboard } from './dashboard.js';
 import { buildStats } from './stats.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
@@ -93,7 +93,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
-  const gate = accessGate({
+  const { gate, chargeUnmatched } = accessControl({
     sites: new SiteRegistry(config.sites),
     rateLimitPerMinute: config.rateLimitPerMinute,
     now,
@@ -109,7 +109,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (internal) request.log.error({ err: error }, 'request failed');
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
-  app.setNotFoundHandler((request, _reply) => {
+  app.setNotFoundHandler((request, reply) => {
+    chargeUnmatched(request, reply);
     throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
   });
 

@@ -107,7 +107,7 @@ export interface ServerConfig {
    * routes stay open to anyone, as the demo and a single-site install expect.
    */
   readonly sites: readonly SiteConfig[];
-  /** Requests per minute per client on the POST routes (token bucket); 0 turns the limit off. */
+  /** Requests per minute per client on the POST routes and any unknown path (token bucket); 0: off. */
   readonly rateLimitPerMinute: number;
   /**
    * Seconds a round may collect before it is abandoned (never published, its updates kept for audit)
