@@ -290,7 +290,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --epsilon-budget <e>       stop running rounds before epsilon would exceed e (default: no budget)
   --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with
                              sites, join and updates need a site's x-hearth-key (default: open)
-  --rate-limit <n>           POST requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
+  --rate-limit <n>           POST and unknown-path requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
   --request-timeout <s>      close a request whose body is not in s seconds after its headers (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
