@@ -1,0 +1,204 @@
+/**
+ * The engine in Node against servers configured otherwise than the fixture's: per-site keys,
+ * participation sampling (q), int8 weights, and when automatic updates are due. Same set-up as
+ * engine.test.ts: the real server on a real port and SQLite file, fake-indexeddb for the store.
+ */
+import 'fake-indexeddb/auto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EngineConfig } from '../protocol/api.js';
+import { int8StepError } from '../protocol/testing.js';
+import { resolveConfig } from '../server/config.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { loadModel } from '../tools/model-io.js';
+import { Engine } from '../worker/engine.js';
+import { MemoryStore } from '../worker/store.js';
+import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
+
+let dir: string;
+let config: EngineConfig;
+let fixture: EngineFixture;
+
+beforeAll(async () => {
+  fixture = await startEngineFixture(3, { backends: ['webgpu', 'webgl', 'cpu'] });
+  ({ dir, config } = fixture);
+});
+
+afterAll(async () => {
+  await fixture.close();
+});
+describe('engine against a server with per-site keys', () => {
+  const key = 'site-key-0123456789abcdef';
+  let keyed: RunningServer;
+
+  beforeAll(async () => {
+    keyed = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'keyed.sqlite'),
+        modelDir: join(dir, 'model'),
+        minCohort: 1,
+        sampleRate: 1,
+        sites: [{ id: 'demo', key, origins: ['https://shop.example'] }],
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await keyed.close();
+  });
+
+  it('shares an update with the site key and is refused without it', async () => {
+    const without = new Engine();
+    await without.init({ ...config, endpoint: keyed.url });
+    await without.track({ type: 'click', item: 'item-2' });
+    await without.track({ type: 'click', item: 'item-3' });
+    const refused = await without.sync();
+    expect(refused.status).toBe('failed');
+    expect(refused.reason).toContain('HEARTH_E_API_KEY');
+
+    const withKey = new Engine();
+    await withKey.init({ ...config, endpoint: keyed.url, siteKey: key });
+    expect((await withKey.sync()).status).toBe('uploaded');
+  });
+});
+
+describe('automatic updates', () => {
+  it('count visitor actions only: views alone never make a request', async () => {
+    const engine = new Engine();
+    await engine.init({ ...config, uploadEvery: 3 });
+    await engine.forget();
+    const spy = vi.spyOn(globalThis, 'fetch');
+    try {
+      const posts = (): string[] =>
+        spy.mock.calls
+          .filter(([, init]) => init?.method === 'POST')
+          .map(([input]) => new URL(String(input)).pathname);
+      for (const item of ['item-11', 'item-12', 'item-13', 'item-14', 'item-15']) {
+        await engine.track({ type: 'view', item });
+      }
+      await engine.track({ type: 'dwell', item: 'item-11' });
+      await engine.idle();
+      expect(posts()).toEqual([]);
+      for (const item of ['item-16', 'item-17', 'item-18']) {
+        await engine.track({ type: 'click', item });
+      }
+      await vi.waitFor(() => expect(posts()).toContain('/v1/rounds/join'), { timeout: 10_000 });
+      await engine.idle();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('engine against servers that sample devices (honest sampling)', () => {
+  const servers: RunningServer[] = [];
+  const serve = async (name: string, sampleRate: number): Promise<string> => {
+    const started = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, `${name}.sqlite`),
+        modelDir: join(dir, 'model'),
+        minCohort: 1,
+        sampleRate,
+      }),
+    );
+    servers.push(started);
+    return started.url;
+  };
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  /** Pathnames of the POSTs made while `task` runs. */
+  const postsDuring = async (task: () => Promise<unknown>): Promise<string[]> => {
+    const spy = vi.spyOn(globalThis, 'fetch');
+    try {
+      await task();
+      return spy.mock.calls
+        .filter(([, init]) => init?.method === 'POST')
+        .map(([input]) => new URL(input instanceof Request ? input.url : String(input)).pathname);
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  it('with q = 0 never joins: no request, however often it syncs', async () => {
+    const endpoint = await serve('q0', 0);
+    const engine = new Engine({ coin: () => 0 });
+    await engine.init({ ...config, endpoint });
+    // A new device: the store (one per origin) is shared with the engines above.
+    await engine.forget();
+    for (const item of ['item-4', 'item-5', 'item-6']) await engine.track({ type: 'click', item });
+    const posts = await postsDuring(async () => {
+      for (let i = 0; i < 3; i++) {
+        expect(await engine.sync()).toMatchObject({
+          status: 'skipped',
+          reason: expect.stringContaining('not sampled'),
+        });
+      }
+    });
+    expect(posts).toEqual([]);
+  });
+
+  it('flips its coin once per version, before any request, and keeps the outcome', async () => {
+    const endpoint = await serve('q-half', 0.5);
+    let flips = 0;
+    const tails = new Engine({ coin: () => (flips++, 0.7) });
+    await tails.init({ ...config, endpoint });
+    await tails.forget();
+    await tails.track({ type: 'click', item: 'item-7' });
+    expect(await postsDuring(() => tails.sync())).toEqual([]);
+    expect(await postsDuring(() => tails.sync())).toEqual([]);
+    expect(flips).toBe(1);
+
+    const heads = new Engine({ coin: () => 0.3 });
+    await heads.init({ ...config, endpoint });
+    await heads.forget();
+    for (const item of ['item-8', 'item-9']) await heads.track({ type: 'click', item });
+    let result: unknown;
+    const posts = await postsDuring(async () => (result = await heads.sync()));
+    expect(result).toMatchObject({ status: 'uploaded' });
+    expect(posts).toEqual(['/v1/rounds/join', '/v1/updates']);
+  });
+});
+
+describe('engine against a server that serves int8 weights', () => {
+  let int8: RunningServer;
+
+  beforeAll(async () => {
+    int8 = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'int8.sqlite'),
+        modelDir: join(dir, 'model'),
+        weightsDtype: 'int8',
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await int8.close();
+  });
+
+  it('downloads under half the bytes (a tiny model: a scale per 8 values) within half a step of each row', async () => {
+    // The seed both servers started from (the fixture's server has published newer versions since).
+    const seed = await loadModel(join(dir, 'model'));
+    const exact = { weights: seed.model.toFlat() };
+    seed.model.dispose();
+    // A new device (its own empty store: this file's engines share one IndexedDB with cached
+    // versions). It checks the download's length against the manifest before decoding it.
+    const small = new Engine({ openStore: async () => new MemoryStore() });
+    await small.init({ ...config, endpoint: int8.url });
+    const got = small.snapshot().global!;
+    expect(got.manifest.weights.dtype).toBe('int8');
+    expect(got.origin).toBe('network');
+    expect(got.manifest.weights.byteLength).toBeLessThan(exact.weights.length * 4 * 0.5);
+    expect(int8StepError(got.weights, exact.weights, got.manifest.tensors)).toBeLessThanOrEqual(
+      0.5 + 1e-6,
+    );
+    await small.track({ type: 'click', item: 'item-3' });
+    expect(await small.recommend({ k: 5 })).toHaveLength(5);
+  });
+});
