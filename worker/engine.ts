@@ -17,8 +17,8 @@ import {
 } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
-import { chooseBackend, type LadderResult } from './backend-ladder.js';
-import { backendFingerprint, readBackendChoice } from './backend-cache.js';
+import type { LadderResult } from './backend-ladder.js';
+import { chooseCachedBackend } from './backend-cache.js';
 import { capabilities } from './capabilities.js';
 import { skipped } from './federated-client.js';
 import {
@@ -36,6 +36,7 @@ import {
   pickPositions,
   rankPopular,
   rankScores,
+  toRecommendations,
   topUp,
 } from './served-list.js';
 import { ServingSlot } from './serving-slot.js';
@@ -135,26 +136,7 @@ export class Engine implements EngineApi {
     });
     this.lastModelAttempt = Date.now();
     this.tabs ??= new TabChannel((announcement) => this.onAnnouncement(announcement));
-    const probe = global ? { dims: global.manifest.dims, weights: global.weights } : undefined;
-    const fingerprint = backendFingerprint(config, global);
-    const cached = readBackendChoice(
-      await this.store.getBackendChoice().catch(() => null),
-      fingerprint,
-    );
-    this.ladder = await chooseBackend(config.backends, {
-      wasmPath: config.wasmPath,
-      probe,
-      cached,
-    });
-    if (!this.ladder.chosen) {
-      throw new HearthError('HEARTH_E_NO_BACKEND', JSON.stringify(this.ladder.attempts));
-    }
-    if (probe && this.ladder.chosen !== cached) {
-      // Only a decision made on the real model is worth remembering.
-      await this.store
-        .setBackendChoice({ fingerprint, backend: this.ladder.chosen })
-        .catch((error: unknown) => log.warn('could not cache the backend choice', error));
-    }
+    this.ladder = await chooseCachedBackend(config, global, this.store);
     this.optedOut = (await this.store.getMeta().catch(() => ({ optedOut: false }))).optedOut;
     await this.restoreSession();
     if (global) this.adopt(global);
@@ -211,7 +193,7 @@ export class Engine implements EngineApi {
     const explore = this.config?.explore === true;
     // Exploring needs the pool below the k - 1 shown items to sample from.
     const wanted = explore ? k - 1 + EXPLORE_POOL : k;
-    const { ranked, picks, items, reasons } = await this.serving.use(async (serving) => {
+    const { ranked, picks, reasons } = await this.serving.use(async (serving) => {
       const warm = this.sessionItems.length > 0 && serving !== null;
       const { popular, recent = [], dims } = global.manifest;
       const ranked = topUp(
@@ -233,20 +215,9 @@ export class Engine implements EngineApi {
         explain && warm
           ? await nearestSessionItems(serving.params.itemEmbedding, items, this.sessionItems)
           : [];
-      return { ranked, picks, items, reasons };
+      return { ranked, picks, reasons };
     });
-    const ids = global.manifest.itemIds;
-    return picks.map((p, n) => {
-      const reason = reasons[n];
-      return {
-        item: ids[items[n]!]!,
-        score: ranked.scores[p.at]!,
-        ...(reason !== undefined
-          ? { reason: { item: ids[reason]!, kind: 'viewed' as const } }
-          : {}),
-        ...(p.explore ? { explore: true as const } : {}),
-      };
-    });
+    return toRecommendations(ranked, picks, reasons, global.manifest.itemIds);
   }
 
   async status(): Promise<EngineStatus> {

@@ -4,6 +4,7 @@
  * they are tested without a server; the engine maps indices to the site's ids.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { Recommendation } from '../protocol/api.js';
 import { topK, type TopK } from '../model/top-k.js';
 
 /**
@@ -161,6 +162,27 @@ export function pickPositions(length: number, k: number, explore: boolean, rando
   const pool = Math.min(EXPLORE_POOL, length - (k - 1));
   const at = k - 1 + Math.min(pool - 1, Math.floor(random() * pool));
   return [...plain.slice(0, k - 1), { at, explore: true }];
+}
+
+/**
+ * The page's list: each picked position of `ranked` as the site's item id with its score, its
+ * reason (the session item `reasons` names, when explained) and the exploration mark.
+ */
+export function toRecommendations(
+  ranked: Ranked,
+  picks: readonly Pick[],
+  reasons: readonly (number | undefined)[],
+  ids: readonly string[],
+): Recommendation[] {
+  return picks.map((p, n) => {
+    const reason = reasons[n];
+    return {
+      item: ids[ranked.items[p.at]!]!,
+      score: ranked.scores[p.at]!,
+      ...(reason !== undefined ? { reason: { item: ids[reason]!, kind: 'viewed' as const } } : {}),
+      ...(p.explore ? { explore: true as const } : {}),
+    };
+  });
 }
 
 /**
