@@ -27,6 +27,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await fixture.close();
 });
+
+/** Pathnames of the POSTs made while `task` runs. */
+async function postsDuring(task: () => Promise<unknown>): Promise<string[]> {
+  const spy = vi.spyOn(globalThis, 'fetch');
+  try {
+    await task();
+    return spy.mock.calls
+      .filter(([, init]) => init?.method === 'POST')
+      .map(([input]) => new URL(input instanceof Request ? input.url : String(input)).pathname);
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 describe('engine against a server with per-site keys', () => {
   const key = 'site-key-0123456789abcdef';
   let keyed: RunningServer;
@@ -68,26 +82,22 @@ describe('automatic updates', () => {
     const engine = new Engine();
     await engine.init({ ...config, uploadEvery: 3 });
     await engine.forget();
-    const spy = vi.spyOn(globalThis, 'fetch');
-    try {
-      const posts = (): string[] =>
-        spy.mock.calls
-          .filter(([, init]) => init?.method === 'POST')
-          .map(([input]) => new URL(String(input)).pathname);
+    const viewed = await postsDuring(async () => {
       for (const item of ['item-11', 'item-12', 'item-13', 'item-14', 'item-15']) {
         await engine.track({ type: 'view', item });
       }
       await engine.track({ type: 'dwell', item: 'item-11' });
       await engine.idle();
-      expect(posts()).toEqual([]);
+    });
+    expect(viewed).toEqual([]);
+    // The third click queues a sync (track() does not wait for it); idle() waits it out.
+    const clicked = await postsDuring(async () => {
       for (const item of ['item-16', 'item-17', 'item-18']) {
         await engine.track({ type: 'click', item });
       }
-      await vi.waitFor(() => expect(posts()).toContain('/v1/rounds/join'), { timeout: 10_000 });
       await engine.idle();
-    } finally {
-      spy.mockRestore();
-    }
+    });
+    expect(clicked).toContain('/v1/rounds/join');
   });
 });
 
@@ -110,19 +120,6 @@ describe('engine against servers that sample devices (honest sampling)', () => {
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.close()));
   });
-
-  /** Pathnames of the POSTs made while `task` runs. */
-  const postsDuring = async (task: () => Promise<unknown>): Promise<string[]> => {
-    const spy = vi.spyOn(globalThis, 'fetch');
-    try {
-      await task();
-      return spy.mock.calls
-        .filter(([, init]) => init?.method === 'POST')
-        .map(([input]) => new URL(input instanceof Request ? input.url : String(input)).pathname);
-    } finally {
-      spy.mockRestore();
-    }
-  };
 
   it('with q = 0 never joins: no request, however often it syncs', async () => {
     const endpoint = await serve('q0', 0);

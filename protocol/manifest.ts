@@ -5,7 +5,6 @@
  */
 import { HearthError } from './errors.js';
 import { fnv1a32 } from './hash.js';
-import { weightsByteLength } from './weights-codec.js';
 
 /** Model hyper-parameters that fix the tensor shapes. `items` counts index 0, the padding item. */
 export interface ModelDims {
@@ -102,6 +101,27 @@ export function tensorLayout(dims: ModelDims): TensorSpec[] {
 /** Number of scalars in a layout. */
 export function parameterCount(layout: readonly TensorSpec[]): number {
   return layout.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Values per row of a 1-D tensor in the int8 format (biases: one scale per 64 items). */
+export const INT8_BLOCK = 64;
+
+/** Length of every int8 row, in tensor order (the format: protocol/weights-codec.ts). */
+export function int8Rows(layout: readonly TensorSpec[]): number[] {
+  const rows: number[] = [];
+  for (const { shape } of layout) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const width = shape.length > 1 ? shape[shape.length - 1]! : INT8_BLOCK;
+    for (let at = 0; at < size; at += width) rows.push(Math.min(width, size - at));
+  }
+  return rows;
+}
+
+/** Byte length of weights over `layout` in `dtype`. */
+export function weightsByteLength(layout: readonly TensorSpec[], dtype: WeightsDtype): number {
+  const count = parameterCount(layout);
+  if (dtype === 'int8') return 4 * int8Rows(layout).length + count;
+  return count * (dtype === 'float16' ? 2 : 4);
 }
 
 /** Fingerprint of a layout, carried in every update so a shape mismatch is caught before any maths. */

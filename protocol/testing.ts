@@ -1,6 +1,6 @@
 /** Helpers for Hearth's unit tests (imported only by `*.test.ts` files; never shipped). */
 import type { TensorSpec } from './manifest.js';
-import { int8Rows } from './weights-codec.js';
+import { int8Rows } from './manifest.js';
 
 /** Runs `fn` and returns the `code` of what it threw, or undefined when it did not throw. */
 export function thrownCode(fn: () => unknown): string | undefined {

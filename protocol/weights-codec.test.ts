@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { tensorLayout, type TensorSpec } from './manifest.js';
-import { mulberry32 } from './prng.js';
-import { int8StepError } from './testing.js';
 import {
-  decodeWeights,
-  encodeWeights,
   INT8_BLOCK,
   int8Rows,
+  tensorLayout,
   weightsByteLength,
-} from './weights-codec.js';
+  type TensorSpec,
+} from './manifest.js';
+import { mulberry32 } from './prng.js';
+import { int8StepError } from './testing.js';
+import { decodeWeights, encodeWeights } from './weights-codec.js';
 
 const layout: TensorSpec[] = [
   { name: 'item_embedding', shape: [5, 3] },

@@ -4,34 +4,14 @@
  *
  * - `float32`, `float16`: every value in tensor order, little-endian.
  * - `int8`: symmetric per-row quantisation. A row is a tensor's last axis (an item's embedding, a
- *   kernel row); a 1-D tensor is cut into rows of INT8_BLOCK values. First a float32 scale per row,
+ *   kernel row); a 1-D tensor is cut into rows of INT8_BLOCK values (manifest.ts `int8Rows`, with
+ *   the byte lengths). First a float32 scale per row,
  *   all rows in tensor order, then one int8 per value in tensor order: value = q * scale, with
  *   scale = max |row| / 127 and q = round(value / scale). So each value is off by at most scale / 2,
  *   half a step of its own row, and a 43k-item model downloads in about a quarter of its float32 size.
  */
 import { decodeFloat16, encodeFloat16 } from './float16.js';
-import type { TensorSpec, WeightsDtype } from './manifest.js';
-
-/** Values per row of a 1-D tensor in the int8 format (biases: one scale per 64 items). */
-export const INT8_BLOCK = 64;
-
-/** Length of every int8 row, in tensor order. */
-export function int8Rows(layout: readonly TensorSpec[]): number[] {
-  const rows: number[] = [];
-  for (const { shape } of layout) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const width = shape.length > 1 ? shape[shape.length - 1]! : INT8_BLOCK;
-    for (let at = 0; at < size; at += width) rows.push(Math.min(width, size - at));
-  }
-  return rows;
-}
-
-/** Byte length of weights over `layout` in `dtype`. */
-export function weightsByteLength(layout: readonly TensorSpec[], dtype: WeightsDtype): number {
-  const count = layout.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  if (dtype === 'int8') return 4 * int8Rows(layout).length + count;
-  return count * (dtype === 'float16' ? 2 : 4);
-}
+import { int8Rows, weightsByteLength, type TensorSpec, type WeightsDtype } from './manifest.js';
 
 /** Encodes flat float32 weights (tensor order) in `dtype`. */
 export function encodeWeights(

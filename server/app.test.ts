@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorReply, UpdateReply } from '../protocol/api.js';
-import { parseManifest } from '../protocol/manifest.js';
+import { parseManifest, weightsByteLength } from '../protocol/manifest.js';
 import { DTYPE_FLOAT16 } from '../protocol/update-format.js';
 import { int8StepError } from '../protocol/testing.js';
-import { decodeWeights, weightsByteLength } from '../protocol/weights-codec.js';
+import { decodeWeights } from '../protocol/weights-codec.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './store.js';
 import {

@@ -158,9 +158,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     async (request, reply) => {
       const param = request.params.version;
       const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
-      const known =
-        Number.isSafeInteger(version) && (await store.getManifest(version)) !== undefined;
-      if (!known) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+      const manifest = Number.isSafeInteger(version) ? await store.getManifest(version) : undefined;
+      if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
       // `?dtype=` names the encoding (the served manifest's URL carries the configured one).
       const dtype = (request.query.dtype ?? 'float32') as WeightsDtype;
       if (!WEIGHTS_DTYPES.includes(dtype)) {
@@ -173,7 +172,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
         .type('application/octet-stream');
       if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
       if (cached?.key !== etag) {
-        const manifest = (await store.getManifest(version))!;
         const bytes = await store.getWeightBytes(version);
         if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
         const encoded =

@@ -5,7 +5,7 @@
  */
 import { parameterCount, type FederationParams, type ModelManifest } from '../protocol/manifest.js';
 import { weightsPath } from '../protocol/routes.js';
-import { weightsByteLength } from '../protocol/weights-codec.js';
+import { weightsByteLength } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
 
 /** Number of scalars in a manifest's tensors. */

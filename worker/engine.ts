@@ -29,13 +29,13 @@ import {
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
 import { OnlineLearner, onlineLearningSettings } from './online-learning.js';
 import { SessionModel } from '../model/session-model.js';
+import { topK } from '../model/top-k.js';
 import {
   EXPLORE_POOL,
   fallbackOrder,
   nearestSessionItems,
   pickPositions,
   rankPopular,
-  rankScores,
   toRecommendations,
   topUp,
 } from './served-list.js';
@@ -198,12 +198,7 @@ export class Engine implements EngineApi {
       const { popular, recent = [], dims } = global.manifest;
       const ranked = topUp(
         warm
-          ? rankScores(
-              await this.state.scores(serving, this.sessionItems),
-              wanted,
-              excluded,
-              allowed,
-            )
+          ? topK(await this.state.scores(serving, this.sessionItems), wanted, excluded, allowed)
           : rankPopular(popular, wanted, excluded, allowed, recent),
         wanted,
         fallbackOrder(dims.items, popular, recent, allowed),

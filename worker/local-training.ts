@@ -12,6 +12,7 @@ import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
 import { trainSessions, type TrainSession } from '../model/train.js';
 import { drawForVersion } from './participation.js';
+import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
 import type { InteractionStore, OutboxEntry } from './store.js';
 
@@ -44,8 +45,7 @@ export const LOCAL_TRAINING: LocalTrainingSettings = Object.freeze({
 export function localTrainingSettings(
   overrides: Partial<LocalTrainingSettings> = {},
 ): LocalTrainingSettings {
-  const given = Object.entries(overrides).filter(([, value]) => value !== undefined);
-  return Object.freeze({ ...LOCAL_TRAINING, ...Object.fromEntries(given) });
+  return settingsOver(LOCAL_TRAINING, overrides);
 }
 
 /** What one round of local learning produced. */

@@ -14,6 +14,7 @@ import { SessionModel } from '../model/session-model.js';
 import { SparseLearner, type SparseStepOptions } from './online-step.js';
 import type { ServingSlot } from './serving-slot.js';
 import type { InteractionStore } from './store.js';
+import { settingsOver } from './settings.js';
 
 const log = createLogger('online');
 
@@ -92,8 +93,7 @@ export const ONLINE_LEARNING: OnlineLearningSettings = Object.freeze({
 export function onlineLearningSettings(
   overrides: Partial<OnlineLearningSettings> = {},
 ): OnlineLearningSettings {
-  const given = Object.entries(overrides).filter(([, value]) => value !== undefined);
-  return Object.freeze({ ...ONLINE_LEARNING, ...Object.fromEntries(given) });
+  return settingsOver(ONLINE_LEARNING, overrides);
 }
 
 /**

@@ -8,7 +8,6 @@ import {
   nearestSessionItems,
   pickPositions,
   rankPopular,
-  rankScores,
   topUp,
 } from './served-list.js';
 
@@ -17,17 +16,6 @@ beforeAll(async () => {
 });
 
 describe('ranking', () => {
-  const values = new Float32Array([-Infinity, 0.1, 0.9, 0.5, 0.9, 0.3]);
-
-  it('ranks the whole catalogue or only the allowed items', () => {
-    expect(rankScores(values, 3, new Set([4]), null).items).toEqual([2, 3, 5]);
-    expect(rankScores(values, 3, new Set(), [5, 1, 4, 2, 0, 4])).toEqual({
-      items: [2, 4, 5],
-      scores: [values[2], values[4], values[5]],
-    });
-    expect(rankScores(values, 5, new Set([2]), [1, 2]).items).toEqual([1]);
-  });
-
   it('starts cold from popularity, then the allowed items popularity does not list', () => {
     expect(rankPopular([3, 1, 2], 2, new Set([1]), null)).toEqual({
       items: [3, 2],

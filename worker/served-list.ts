@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Recommendation } from '../protocol/api.js';
-import { topK, type TopK } from '../model/top-k.js';
+import type { TopK } from '../model/top-k.js';
 
 /**
  * Candidates the exploration slot samples from: the items ranked just below the list. Close enough
@@ -14,21 +14,8 @@ import { topK, type TopK } from '../model/top-k.js';
  */
 export const EXPLORE_POOL = 50;
 
-/** Items ranked best first with their scores. */
+/** Items ranked best first with their scores (a warm list is model/top-k.ts' topK). */
 export type Ranked = TopK;
-
-/**
- * The `n` best indices of `values` (index 0 and `excluded` never), restricted to `allowed` when
- * given: the one top-k of model/top-k.ts.
- */
-export function rankScores(
-  values: Float32Array,
-  n: number,
-  excluded: ReadonlySet<number>,
-  allowed: readonly number[] | null,
-): Ranked {
-  return topK(values, n, excluded, allowed);
-}
 
 /** Share of the cold-start blend given to recency (the manifest's `recent`) over popularity. */
 export const RECENCY_WEIGHT = 0.5;
