@@ -1,20 +1,23 @@
 /**
  * `npm run bench:load`: the aggregation server under concurrent devices.
  *
- *   npm run bench:load -- [--clients 64] [--seconds 20] [--min-cohort 16]
+ *   npm run bench:load -- [--clients 64] [--seconds 20] [--min-cohort 16] [--max-staleness <s>]
  *
  * Starts the real server binary (`server/main.ts`, its own process, so the load generator does not
  * share its event loop) on loopback, a port of its choosing, a temp SQLite file and a small model
  * (1,000 items, ~24k parameters). Each client loops until the deadline: GET /v1/model, POST join,
  * POST a valid float16 update of norm 0.5. Prints throughput, p50/p99 latency per route, replies by
  * status and the rounds published, as markdown. A 409/403 on an update is the protocol working (the
- * round closed between a device's join and its post), counted apart from real errors.
+ * round closed, more than s versions ago, between a device's join and its post), counted apart from
+ * real errors; every client is honest, so the share of updates refused as stale
+ * (HEARTH_E_UPDATE_STALE) is work wasted by the staleness bound s, printed on its own line.
+ * `--max-staleness` is passed to the server; left out, the server's default applies.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { JoinReply } from '../protocol/api.js';
+import type { ErrorReply, JoinReply } from '../protocol/api.js';
 import {
   layoutHash,
   parameterCount,
@@ -41,11 +44,14 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '64' },
     seconds: { type: 'string', default: '20' },
     'min-cohort': { type: 'string', default: '16' },
+    'max-staleness': { type: 'string' },
   },
 });
 const clients = positiveInteger('clients', args.clients);
 const seconds = positiveInteger('seconds', args.seconds);
 const minCohort = positiveInteger('min-cohort', args['min-cohort']);
+// Checked by the server's own flag parser (an integer >= 0); passed on as given.
+const maxStaleness = args['max-staleness'];
 
 /** Writes a seed model directory with deterministic small weights. */
 async function writeModel(dir: string): Promise<void> {
@@ -82,6 +88,7 @@ async function startServer(dir: string): Promise<{ url: string; stop: () => Prom
     // Every client shares one loopback address; the per-client limit would throttle the bench.
     '--rate-limit',
     '0',
+    ...(maxStaleness === undefined ? [] : ['--max-staleness', maxStaleness]),
   ]);
   return {
     url,
@@ -96,6 +103,8 @@ type Route = 'GET /v1/model' | 'POST /v1/rounds/join' | 'POST /v1/updates';
 
 const latencies = new Map<Route, number[]>();
 const statuses = new Map<string, number>();
+/** Refused updates by error code (HEARTH_E_UPDATE_STALE, HEARTH_E_ROUND_TOKEN, ...). */
+const refusals = new Map<string, number>();
 let networkErrors = 0;
 
 /** A request that takes longer than this counts as a network error, so the run stays bounded. */
@@ -144,7 +153,7 @@ async function client(url: string, id: number, deadline: number): Promise<void> 
       roundToken: tokenFromHex(ticket.token),
       delta,
     });
-    await timed('POST /v1/updates', (signal) =>
+    const posted = await timed('POST /v1/updates', (signal) =>
       fetch(`${url}/v1/updates`, {
         method: 'POST',
         signal,
@@ -152,6 +161,11 @@ async function client(url: string, id: number, deadline: number): Promise<void> 
         body,
       }),
     );
+    if (posted && !posted.ok) {
+      const reply = (await posted.json().catch(() => null)) as Partial<ErrorReply> | null;
+      const code = reply?.error?.code ?? `HTTP ${posted.status}`;
+      refusals.set(code, (refusals.get(code) ?? 0) + 1);
+    }
   }
 }
 
@@ -192,11 +206,17 @@ async function main(): Promise<void> {
       const errors =
         networkErrors +
         [...statuses].filter(([key]) => !expected(key)).reduce((n, [, c]) => n + c, 0);
+      const uploads = latencies.get('POST /v1/updates')?.length ?? 0;
+      const stale = refusals.get('HEARTH_E_UPDATE_STALE') ?? 0;
+      const refused = [...refusals].sort().map(([code, n]) => `${code} ${n}`);
       console.log(
         `\n${markdownTable(
           ['route and status', 'replies'],
           [...statuses].sort().map(([key, n]) => [key, String(n)]),
-        )}\n\nerrors (network or unexpected status): ${errors}\nrounds published: ${published}`,
+        )}\n\nerrors (network or unexpected status): ${errors}\nrounds published: ${published}` +
+          `\nupdates refused: ${refused.length > 0 ? refused.join(', ') : 'none'}` +
+          `\nstale (max staleness ${maxStaleness ?? 'server default'}): ${stale} of ${uploads} ` +
+          `honest uploads (${((100 * stale) / Math.max(1, uploads)).toFixed(1)}%)`,
       );
     } finally {
       await server.stop();

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HearthError } from './errors.js';
 import {
   layoutHash,
+  maxStalenessOf,
   parameterCount,
   parseManifest,
   scoringOf,
@@ -89,6 +90,17 @@ describe('manifest', () => {
       breakIt(m);
       expect(() => parseManifest(m), field).toThrow(HearthError);
       expect(() => parseManifest(m), field).toThrow(field);
+    }
+  });
+
+  it('reads federation.maxStaleness: optional, 0 when absent, a non-negative integer when given', () => {
+    const federation = manifest().federation;
+    expect(maxStalenessOf(parseManifest(manifest()).federation)).toBe(0);
+    const withBound = { ...manifest(), federation: { ...federation, maxStaleness: 3 } };
+    expect(maxStalenessOf(parseManifest(withBound).federation)).toBe(3);
+    for (const bad of [-1, 1.5, '2', null, 2 ** 32]) {
+      const m = { ...manifest(), federation: { ...federation, maxStaleness: bad } };
+      expect(() => parseManifest(m), String(bad)).toThrow('federation.maxStaleness');
     }
   });
 

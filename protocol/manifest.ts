@@ -177,11 +177,22 @@ export interface FederationParams {
    * manifests from before it was published: such a device takes part whenever it syncs (q = 1).
    */
   readonly sampleRate?: number;
+  /**
+   * s: the server still counts an update computed on a version at most s behind the current one (in
+   * the current round). A device may send an update it kept while offline as long as its version is
+   * within s. Absent in manifests from before it was published: 0, the current version only.
+   */
+  readonly maxStaleness?: number;
 }
 
 /** The q a device flips its coin with: the manifest's, or 1 where an older manifest has none. */
 export function sampleRateOf(federation: FederationParams): number {
   return federation.sampleRate ?? 1;
+}
+
+/** The staleness bound s a device keeps to: the manifest's, or 0 where an older manifest has none. */
+export function maxStalenessOf(federation: FederationParams): number {
+  return federation.maxStaleness ?? 0;
 }
 
 const MAX_ITEMS = 5_000_000;
@@ -252,6 +263,11 @@ export function parseManifest(value: unknown): ModelManifest {
   if (!positiveInt(f.maxExamples, 1_000_000)) bad('federation.maxExamples');
   const q = f.sampleRate;
   if (q !== undefined && !(typeof q === 'number' && q >= 0 && q <= 1)) bad('federation.sampleRate');
+  const s = f.maxStaleness;
+  // Versions are u32 on the wire, so no bound can usefully be larger.
+  if (s !== undefined && !(Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 32)) {
+    bad('federation.maxStaleness');
+  }
   return value as ModelManifest;
 }
 

@@ -55,6 +55,7 @@ describe('routes', () => {
       minCohort: 3,
       maxExamples: 1000,
       sampleRate: config.sampleRate,
+      maxStaleness: config.maxStaleness,
     });
     expect(manifest.layoutHash).toBe(LAYOUT_HASH);
     expect(res.headers['cache-control']).toBe('no-cache');

@@ -57,6 +57,8 @@ describe('parseArgs', () => {
     [['--delta', '1'], /delta \(--delta\) must be in \(0, 1\)/],
     [['--epsilon-budget', '0'], /--epsilon-budget must be a positive number/],
     [['--epsilon-budget', '-3'], /--epsilon-budget/],
+    [['--max-staleness', '-1'], /--max-staleness must be an integer from 0 to 1000/],
+    [['--max-staleness', '1.5'], /--max-staleness must be an integer/],
     [['--trim-fraction', '0.5'], /trimFraction \(--trim-fraction\) must be in \[0, 0.5\)/],
     [
       ['--aggregator', 'mode'],
@@ -87,6 +89,7 @@ describe('privacy and optimiser flags', () => {
       sampleRate: 0.01,
       delta: 1e-6,
       epsilonBudget: Infinity,
+      maxStaleness: 2,
       serverOptimizer: 'fedavg',
       aggregator: 'mean',
       trimFraction: 0.1,
@@ -104,8 +107,11 @@ describe('privacy and optimiser flags', () => {
         'fedadam',
         '--server-learning-rate',
         '0.05',
+        '--max-staleness',
+        '0',
       ]),
     ).toMatchObject({
+      maxStaleness: 0,
       noiseMultiplier: 1.1,
       sampleRate: 0.02,
       delta: 1e-7,

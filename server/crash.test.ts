@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ErrorReply, JoinReply, UpdateReply } from '../protocol/api.js';
+import type { JoinReply, UpdateReply } from '../protocol/api.js';
 import { UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { exited, spawnServerCli, type CliServer } from './cli-process.js';
 import {
@@ -178,10 +178,25 @@ describe('SIGKILL durability of the server binary', () => {
       const health = (await (await fetch(`${third.url}/healthz`)).json()) as { version: number };
       expect(health.version).toBe(2);
       expect((await weights(third, 2)).equals(await uninterrupted(4, [1, 2, 3, 4]))).toBe(true);
-      // The last token's round is closed: it cannot add a fifth update to a published round.
+      // The last token's round is published: under the staleness bound its update is counted in a
+      // new round on version 2, never added to the published one.
       const late = await post(third, tokens[4]!, 5, 2);
-      expect(late.status).toBe(403);
-      expect(((await late.json()) as ErrorReply).error.code).toBe('HEARTH_E_ROUND_TOKEN');
+      expect(late.status).toBe(202);
+      expect((await late.json()) as UpdateReply).toEqual({
+        accepted: true,
+        round: 2,
+        received: 1,
+        version: 2,
+      });
+      expect(audit()).toMatchObject({
+        updates: tokens.slice(0, 5),
+        rounds: [
+          { id: 1, status: 'published', published_version: 2 },
+          { id: 2, status: 'collecting', published_version: null },
+        ],
+        versions: 2,
+        used: 5,
+      });
       await kill(third);
     },
   );

@@ -58,7 +58,9 @@ async function accept(token: string, baseVersion: number, salt: number): Promise
 }
 
 beforeAll(async () => {
-  t = await makeApp({ minCohort: 2, sites: [SITE], rateLimitPerMinute: 0 });
+  // s = 0: the stale and closed-round cases below are refused only without a staleness bound (what
+  // a bound lets through is the store conformance suite's).
+  t = await makeApp({ minCohort: 2, sites: [SITE], rateLimitPerMinute: 0, maxStaleness: 0 });
   bodyLimit = UPDATE_HEADER_BYTES + 4 * PARAMS;
   // Round 1 publishes version 2; round 2 then collects with one update, one short of m.
   const r1 = [await join(), await join(), await join()];

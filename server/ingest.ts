@@ -1,18 +1,29 @@
 /**
  * Validation and storage of one `POST /v1/updates` body. The checks run cheapest and most basic first,
  * and all of them before anything is stored, so a rejected update changes nothing:
- * framing -> base version known -> base version current -> layout -> finite -> norm -> token.
+ * framing -> base version known -> base version within the staleness bound -> layout -> finite ->
+ * norm -> token. An update on an older version (at most `--max-staleness` behind) is folded into the
+ * current round as it is, a delta applied to the current model, as FedBuff does (Nguyen et al. 2022,
+ * https://arxiv.org/abs/2106.06639). It is not down-weighted for its staleness: with noise on, the
+ * fixed-denominator mean needs every update to weigh the same for its sensitivity to stay S / m.
  */
 import type { UpdateReply } from '../protocol/api.js';
 import { allFinite, l2Norm } from '../protocol/clip.js';
 import { HearthError } from '../protocol/errors.js';
-import { decodeUpdate, tokenToHex, UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import {
+  decodeUpdate,
+  tokenToHex,
+  UPDATE_HEADER_BYTES,
+  type ModelUpdate,
+} from '../protocol/update-format.js';
 import { aggregate, updateWeight, type AggregateOptions } from './aggregate.js';
 import type { ServerConfig } from './config.js';
 import { fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
 import type { RoundExpiry, RoundPolicy, Store } from './store.js';
+import { withinStaleness } from './store-rules.js';
 import { manifestParamCount } from './versions.js';
 
 /**
@@ -42,6 +53,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolic
   const noiseOn = config.noiseMultiplier > 0;
   return {
     minCohort: config.minCohort,
+    maxStaleness: config.maxStaleness,
     aggregate: (global, updates, context) => {
       assertBudgetAllowsRound(context.ledger, config);
       let optimizerState: FedAdamState | undefined;
@@ -83,6 +95,18 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolic
   };
 }
 
+/** Throws HEARTH_E_UPDATE_SHAPE unless `update` has `model`'s layout hash and parameter count. */
+function checkLayout(update: ModelUpdate, model: ModelManifest): void {
+  const paramCount = manifestParamCount(model);
+  if (update.layoutHash !== model.layoutHash || update.delta.length !== paramCount) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_SHAPE',
+      `layout ${update.layoutHash} with ${update.delta.length} values, v${model.version} has ` +
+        `${model.layoutHash} with ${paramCount}`,
+    );
+  }
+}
+
 /** Validates an update body and stores it (aggregating when it completes the round). */
 export async function ingestUpdate(
   body: Uint8Array,
@@ -103,19 +127,20 @@ export async function ingestUpdate(
     throw new HearthError('HEARTH_E_UPDATE_VERSION_UNKNOWN', `version ${update.baseVersion}`);
   }
   const current = await store.latestVersion();
-  if (update.baseVersion !== current) {
+  if (current === undefined || !withinStaleness(update.baseVersion, current, config.maxStaleness)) {
     throw new HearthError(
       'HEARTH_E_UPDATE_STALE',
-      `based on ${update.baseVersion}, now ${current}`,
+      `based on ${update.baseVersion}, now ${current}, at most ${config.maxStaleness} behind`,
     );
   }
-  const paramCount = manifestParamCount(manifest);
-  if (update.layoutHash !== manifest.layoutHash || update.delta.length !== paramCount) {
-    throw new HearthError(
-      'HEARTH_E_UPDATE_SHAPE',
-      `layout ${update.layoutHash} with ${update.delta.length} values, model has ` +
-        `${manifest.layoutHash} with ${paramCount}`,
-    );
+  checkLayout(update, manifest);
+  if (update.baseVersion !== current) {
+    // A stale delta is added to the current model, so it must fit that one too: an update across a
+    // layout change is refused, never reshaped. (Publishing keeps the layout, so a version that
+    // moves on between here and the store's transaction has the same one.)
+    const target = await store.getManifest(current);
+    if (!target) throw new HearthError('HEARTH_E_INTERNAL', `version ${current} is missing`);
+    checkLayout(update, target);
   }
   if (!allFinite(update.delta)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE');
   const norm = l2Norm(update.delta);

@@ -447,6 +447,12 @@ export const OPENAPI_DOCUMENT: JsonObject = {
                 description:
                   'q: each device takes part in a round with this probability (its own coin)',
               },
+              maxStaleness: {
+                type: 'integer',
+                minimum: 0,
+                description:
+                  's: updates computed on a version at most s behind the current one are accepted',
+              },
             },
           },
           training: { type: 'object' },
@@ -523,7 +529,12 @@ export const OPENAPI_DOCUMENT: JsonObject = {
         properties: {
           noise: { enum: ['on', 'off'] },
           noiseMultiplier: { type: 'number' },
-          sampleRate: { type: 'number' },
+          sampleRate: { type: 'number', description: 'q, as in the manifest' },
+          maxStaleness: { type: 'integer', description: 's (--max-staleness)' },
+          effectiveSampleRate: {
+            type: 'number',
+            description: 'q_eff = min(1, (s + 1) q): the rate each round is charged at',
+          },
           delta: { type: 'number' },
           clipNorm: { type: 'number' },
           minCohort: { type: 'integer' },

@@ -4,7 +4,8 @@
  *   - submit locks the token's row and its round's row (`FOR UPDATE`), so every update of a round is
  *     counted and the round published by exactly one transaction, whichever instance runs it; a
  *     waiting transaction re-reads the rows once the lock holder commits, and then sees the round
- *     published (its update is stale) or the token used;
+ *     published (its update is stale) or the token used; an update whose token's round is already
+ *     published (within the staleness bound) then also locks the collecting round it is counted in;
  *   - join locks the collecting round's row, so no token is issued to a round while it publishes;
  *     opening a new round takes an advisory lock, so two instances never open one on a stale version;
  *   - expiry locks the collecting round's row, as publishing does.
@@ -38,6 +39,7 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  countsInOwnRound,
   eventTime,
   pastDeadline,
   publishRound,
@@ -223,32 +225,13 @@ export class PgStore implements Store {
     await this.expire(expiry);
     const now = eventTime(expiry);
     return this.tx(async (sql) => {
-      const collecting = (): Promise<{ id: number; base_version: number } | undefined> =>
-        one(sql, "SELECT id, base_version FROM rounds WHERE status = 'collecting' FOR UPDATE");
-      let round = await collecting();
-      if (!round) {
-        // Serialises opening: whoever gets the lock second finds the first one's round (read
-        // committed: a statement after the lock sees every commit before it).
-        await sql.query('SELECT pg_advisory_xact_lock($1)', [OPEN_ROUND_LOCK]);
-        round = await collecting();
-      }
-      const current = requireCurrentVersion(await latest(sql));
-      checkCollectingRound(round, current);
-      if (!round) {
-        const inserted = await one<{ id: number }>(
-          sql,
-          `INSERT INTO rounds (base_version, status, opened_at) VALUES ($1, 'collecting', $2)
-           RETURNING id`,
-          [current, now],
-        );
-        round = { id: inserted!.id, base_version: current };
-      }
+      const ticket = await collectingRound(sql, now);
       await sql.query('INSERT INTO tokens (token, round, issued_at) VALUES ($1, $2, $3)', [
         token,
-        round.id,
+        ticket.round,
         now,
       ]);
-      return { round: round.id, version: current };
+      return ticket;
     });
   }
 
@@ -269,24 +252,26 @@ export class PgStore implements Store {
          FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = $1 FOR UPDATE OF t, r`,
         [update.token],
       );
-      const token = checkSubmission(update, await latest(sql), row);
+      const token = checkSubmission(update, await latest(sql), row, policy.maxStaleness);
+      let target: RoundTicket = { round: token.round, version: token.base_version };
+      if (!countsInOwnRound(token)) {
+        // A published round's token counts in the collecting round, locked after the token's rows
+        // (no lock cycle); the bound is checked again against the version read under that lock.
+        target = await collectingRound(sql, now);
+        checkSubmission(update, target.version, row, policy.maxStaleness);
+      }
       await sql.query('UPDATE tokens SET used_at = $1 WHERE token = $2', [now, update.token]);
       await sql.query(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
          VALUES ($1, $2, $3, $4, $5, $6)`,
-        updateValues(token.round, update, now),
+        updateValues(target.round, update, now),
       );
-      const count = await received(sql, token.round);
+      const count = await received(sql, target.round);
       if (!roundIsFull(count, policy.minCohort)) {
-        return {
-          round: token.round,
-          received: count,
-          version: token.base_version,
-          published: false,
-        };
+        return { ...target, received: count, published: false };
       }
-      const version = await publish(sql, token.round, token.base_version, now, policy);
-      return { round: token.round, received: count, version, published: true };
+      const version = await publish(sql, target.round, target.version, now, policy);
+      return { round: target.round, received: count, version, published: true };
     });
   }
 
@@ -334,6 +319,29 @@ export class PgStore implements Store {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** The collecting round (row locked, opened at `now` if none) and the version read under its lock. */
+async function collectingRound(sql: Sql, now: string): Promise<RoundTicket> {
+  const collecting = (): Promise<{ id: number; base_version: number } | undefined> =>
+    one(sql, "SELECT id, base_version FROM rounds WHERE status = 'collecting' FOR UPDATE");
+  let round = await collecting();
+  if (!round) {
+    // Serialises opening: whoever gets the lock second finds the first one's round (read
+    // committed: a statement after the lock sees every commit before it).
+    await sql.query('SELECT pg_advisory_xact_lock($1)', [OPEN_ROUND_LOCK]);
+    round = await collecting();
+  }
+  const current = requireCurrentVersion(await latest(sql));
+  checkCollectingRound(round, current);
+  if (round) return { round: round.id, version: current };
+  const inserted = await one<{ id: number }>(
+    sql,
+    `INSERT INTO rounds (base_version, status, opened_at) VALUES ($1, 'collecting', $2)
+     RETURNING id`,
+    [current, now],
+  );
+  return { round: inserted!.id, version: current };
 }
 
 async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32Array) {

@@ -4,7 +4,7 @@ import { l2Norm } from '../protocol/clip.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { noiseStd, roundPolicy } from './ingest.js';
-import { ledgerEpsilon } from './privacy.js';
+import { effectiveSampleRate, ledgerEpsilon } from './privacy.js';
 import type { RoundContext } from './store.js';
 import { PARAMS, PRIVATE, makeApp, makeDelta, runRound, seedWeights } from './test-helpers.js';
 
@@ -74,6 +74,8 @@ describe('GET /v1/privacy', () => {
       noise: 'on',
       noiseMultiplier: 1.2,
       sampleRate: 0.05,
+      maxStaleness: 0,
+      effectiveSampleRate: 0.05,
       delta: 1e-6,
       clipNorm: 1,
       minCohort: 3,
@@ -84,6 +86,40 @@ describe('GET /v1/privacy', () => {
       exhausted: false,
     });
     expect(expected.epsilon).toBeGreaterThan(0);
+  });
+
+  it('charges each round at q_eff = (s + 1) q under a staleness bound s, and reports q, s and q_eff', async () => {
+    const { app: server, store } = await app({ ...PRIVATE, maxStaleness: 2 }, () => 0);
+    await runRound(server, 3, 1);
+    const qEff = 0.15;
+    const charged = computeEpsilon({ noise: 1.2, sampleRate: qEff, steps: 1, delta: 1e-6 });
+    const ignoringS = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 1, delta: 1e-6 });
+    const report = (await server.inject({ method: 'GET', url: '/v1/privacy' })).json();
+    expect(report).toMatchObject({
+      sampleRate: 0.05,
+      maxStaleness: 2,
+      effectiveSampleRate: expect.closeTo(qEff, 15),
+      rounds: 1,
+    });
+    expect(report.epsilon).toBeCloseTo(charged.epsilon, 10);
+    expect(charged.epsilon).toBeGreaterThan(ignoringS.epsilon * 1.5);
+    // The ledger keeps the rate the round was charged at, so a later --max-staleness 0 cannot
+    // lower what was already spent.
+    expect((await store.privacyLedger()).map((r) => r.sampleRate)).toEqual([
+      expect.closeTo(qEff, 15),
+    ]);
+    const later = resolveConfig({ ...PRIVATE, maxStaleness: 0 });
+    expect(ledgerEpsilon(await store.privacyLedger(), later.delta).epsilon).toBeCloseTo(
+      charged.epsilon,
+      10,
+    );
+  });
+
+  it('caps q_eff at 1', () => {
+    expect(effectiveSampleRate(0.05, 0)).toBe(0.05);
+    expect(effectiveSampleRate(0.25, 3)).toBe(1);
+    expect(effectiveSampleRate(0.3, 9)).toBe(1);
+    expect(effectiveSampleRate(0, 5)).toBe(0);
   });
 
   it('reports no epsilon with noise off, and a finite budget then refuses every round', async () => {

@@ -7,7 +7,8 @@
  * each contributes one update clipped to S, and the fixed-denominator mean gets N(0, (z S / m)^2)
  * noise (see aggregate.ts). RDP composes additively, so rounds published under different (z, q) (an
  * operator changed the flags) are summed per order before the conversion. A round published without
- * noise has no finite epsilon, and nor does anything after it.
+ * noise has no finite epsilon, and nor does anything after it. Under a staleness bound s a round is
+ * charged at the effective rate q_eff = min(1, (s + 1) q), not q (effectiveSampleRate).
  */
 import { HearthError } from '../protocol/errors.js';
 import { computeRdp, DEFAULT_ORDERS, epsilonFromRdp } from '../protocol/privacy/index.js';
@@ -19,7 +20,12 @@ import type { RoundPrivacySettings } from './store.js';
 export interface PrivacyReport {
   readonly noise: 'on' | 'off';
   readonly noiseMultiplier: number;
+  /** q: the configured chance of a device taking part, which its coin uses (the manifest's). */
   readonly sampleRate: number;
+  /** s: how many versions behind an update may be and still be counted (`--max-staleness`). */
+  readonly maxStaleness: number;
+  /** q_eff = min(1, (s + 1) q): the sampling rate the accountant charges each next round at. */
+  readonly effectiveSampleRate: number;
   readonly delta: number;
   readonly clipNorm: number;
   readonly minCohort: number;
@@ -65,9 +71,29 @@ export function ledgerEpsilon(
   return epsilonFromRdp(DEFAULT_ORDERS, total, delta);
 }
 
-/** The (z, q) the next round will be published under. */
+/**
+ * The sampling rate one published round is charged at under the staleness bound s: q_eff =
+ * min(1, (s + 1) q). Why: each device flips one coin per model version, heads with probability q
+ * (worker/participation.ts), and an update computed on version v is counted in whichever round is
+ * collecting when it arrives, any of the rounds on v..v+s. So the round on version w may hold this
+ * device's update through the coin of any of the versions w-s..w: its taking part in that round is
+ * the union of up to s + 1 independent events of probability q each, and Pr <= (s + 1) q (union
+ * bound; the exact 1 - (1 - q)^(s+1) is smaller, so charging (s + 1) q over-counts, never under). It
+ * still contributes at most one update to the round, because a round token is single use and a device
+ * takes part in a round at most once; so one device still moves the fixed-denominator mean by at most
+ * S / m, and each round stays one step of the sampled Gaussian mechanism, now at rate q_eff.
+ * With s = 0 this is q: a device takes part only in the round of the version it flipped for.
+ */
+export function effectiveSampleRate(sampleRate: number, maxStaleness: number): number {
+  return Math.min(1, (maxStaleness + 1) * sampleRate);
+}
+
+/** The (z, q_eff) the next round will be published under, as the ledger records it. */
 export function currentSettings(config: ServerConfig): RoundPrivacySettings {
-  return { noiseMultiplier: config.noiseMultiplier, sampleRate: config.sampleRate };
+  return {
+    noiseMultiplier: config.noiseMultiplier,
+    sampleRate: effectiveSampleRate(config.sampleRate, config.maxStaleness),
+  };
 }
 
 /** True when publishing one more round under the config's settings would exceed the budget. */
@@ -109,6 +135,8 @@ export function privacyReport(
     noise: noiseOn ? 'on' : 'off',
     noiseMultiplier: config.noiseMultiplier,
     sampleRate: config.sampleRate,
+    maxStaleness: config.maxStaleness,
+    effectiveSampleRate: currentSettings(config).sampleRate,
     delta: config.delta,
     clipNorm: config.clipNorm,
     minCohort: config.minCohort,

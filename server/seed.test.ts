@@ -20,6 +20,7 @@ describe('seeding', () => {
         minCohort: 4,
         maxExamples: 1000,
         sampleRate: config.sampleRate,
+        maxStaleness: config.maxStaleness,
       });
       expect(manifest.weights).toEqual({
         url: '/v1/model/1/weights',

@@ -35,6 +35,7 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  countsInOwnRound,
   eventTime,
   pastDeadline,
   publishRound,
@@ -231,24 +232,26 @@ export class SqliteStore implements Store {
     return this.db
       .transaction((): RoundTicket => {
         const current = requireCurrentVersion(this.latest());
-        let round = this.db
-          .prepare("SELECT id, base_version FROM rounds WHERE status = 'collecting'")
-          .get() as { id: number; base_version: number } | undefined;
-        checkCollectingRound(round, current);
-        if (!round) {
-          const info = this.db
-            .prepare(
-              "INSERT INTO rounds (base_version, status, opened_at) VALUES (?, 'collecting', ?)",
-            )
-            .run(current, now);
-          round = { id: Number(info.lastInsertRowid), base_version: current };
-        }
+        const round = this.collectingRound(current, now);
         this.db
           .prepare('INSERT INTO tokens (token, round, issued_at) VALUES (?, ?, ?)')
-          .run(token, round.id, now);
-        return { round: round.id, version: current };
+          .run(token, round, now);
+        return { round, version: current };
       })
       .immediate();
+  }
+
+  /** The id of the collecting round on `current`, opened at `now` if there is none. */
+  private collectingRound(current: number, now: string): number {
+    const round = this.db
+      .prepare("SELECT id, base_version FROM rounds WHERE status = 'collecting'")
+      .get() as { id: number; base_version: number } | undefined;
+    checkCollectingRound(round, current);
+    if (round) return round.id;
+    const info = this.db
+      .prepare("INSERT INTO rounds (base_version, status, opened_at) VALUES (?, 'collecting', ?)")
+      .run(current, now);
+    return Number(info.lastInsertRowid);
   }
 
   /** @inheritdoc */
@@ -277,20 +280,23 @@ export class SqliteStore implements Store {
          FROM tokens t JOIN rounds r ON r.id = t.round WHERE t.token = ?`,
       )
       .get(update.token) as TokenRow | undefined;
-    const token = checkSubmission(update, current, row);
+    const token = checkSubmission(update, current, row, policy.maxStaleness);
+    // checkSubmission passed, so there is a current version, and a collecting token is on it.
+    const base = requireCurrentVersion(current);
+    const round = countsInOwnRound(token) ? token.round : this.collectingRound(base, now);
     this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
     this.db
       .prepare(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       )
-      .run(...updateValues(token.round, update, now));
-    const received = this.received(token.round);
+      .run(...updateValues(round, update, now));
+    const received = this.received(round);
     if (!roundIsFull(received, policy.minCohort)) {
-      return { round: token.round, received, version: token.base_version, published: false };
+      return { round, received, version: base, published: false };
     }
-    const version = this.publish(token.round, token.base_version, now, policy);
-    return { round: token.round, received, version, published: true };
+    const version = this.publish(round, base, now, policy);
+    return { round, received, version, published: true };
   }
 
   /** Publishes the full `round` on version `current`; returns the version it published. */

@@ -207,7 +207,8 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
     });
 
     describe('submitting', () => {
-      const config = resolveConfig({ minCohort: 2 });
+      // No staleness bound: version 0 below is one behind, and so stale.
+      const config = resolveConfig({ minCohort: 2, maxStaleness: 0 });
 
       it('rolls the whole update back when aggregation fails, so the round can still close once', async () => {
         await seedStore(config);
@@ -217,6 +218,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         const before = await store.counts();
         const failing = {
           minCohort: 2,
+          maxStaleness: config.maxStaleness,
           aggregate: (_global: Float32Array, updates: Iterable<unknown>) => {
             // Read one row and stop without closing the iterator: the store must close its cursor.
             updates[Symbol.iterator]().next();
@@ -297,8 +299,8 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect([next.round, next.version]).toEqual([2, 2]);
       });
 
-      it('rejects stale updates and tokens of a closed round after an aggregation', async () => {
-        const { app } = await serve({ minCohort: 3, clipNorm: 1 });
+      it('rejects stale updates and tokens of a closed round after an aggregation, with s = 0', async () => {
+        const { app } = await serve({ minCohort: 3, clipNorm: 1, maxStaleness: 0 });
         const late = await joinRound(app);
         for (let k = 0; k < 3; k++) {
           const { token } = await joinRound(app);
@@ -365,6 +367,104 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           usedTokens: 3,
           updates: 3,
           abandonedRounds: 0,
+        });
+      });
+    });
+
+    describe('staleness bound', () => {
+      const tokens = ['a', 'b', 'c', 'd'].map((c) => c.repeat(32));
+      const [a, b, c, d] = tokens as [string, string, string, string];
+
+      it('counts updates up to s versions behind in the current round, and refuses older ones', async () => {
+        const config = resolveConfig({ minCohort: 1, maxStaleness: 2 });
+        await seedStore(config);
+        // Four devices join round 1 on version 1; each update then publishes a version.
+        for (const token of tokens) await store.joinRound(token);
+        const submit = (token: string, salt: number, baseVersion = 1) =>
+          store.submitUpdate({ ...submission(token, salt), baseVersion }, roundPolicy(config));
+        expect(await submit(a, 1)).toEqual({ round: 1, received: 1, version: 2, published: true });
+        // One and two versions behind, with tokens of the published round 1: each is counted in a
+        // round of its own on the current version, opened for it.
+        expect(await submit(b, 2)).toEqual({ round: 2, received: 1, version: 3, published: true });
+        expect(await submit(c, 3)).toEqual({ round: 3, received: 1, version: 4, published: true });
+        // Three behind: stale, whichever version it claims, because its token is that old too.
+        await expect(submit(d, 4)).rejects.toMatchObject({ code: 'HEARTH_E_UPDATE_STALE' });
+        await expect(submit(d, 4, 4)).rejects.toMatchObject({
+          code: 'HEARTH_E_ROUND_TOKEN',
+          message: expect.stringMatching(/closed round/),
+        });
+        expect((await store.history(10)).map((r) => [r.round, r.baseVersion, r.updates])).toEqual([
+          [1, 1, 1],
+          [2, 2, 1],
+          [3, 3, 1],
+        ]);
+        expect(await store.counts()).toMatchObject({ versions: 4, tokens: 4, usedTokens: 3 });
+      });
+
+      it('counts a stale token once, in the collecting round, and adds its delta to the current model', async () => {
+        const config = resolveConfig({ minCohort: 2, maxStaleness: 1 });
+        await seedStore(config);
+        for (const token of [a, b, c]) await store.joinRound(token);
+        const submit = (token: string, salt: number, baseVersion: number) =>
+          store.submitUpdate({ ...submission(token, salt), baseVersion }, roundPolicy(config));
+        await submit(a, 1, 1);
+        expect(await submit(b, 2, 1)).toMatchObject({ round: 1, version: 2, published: true });
+        expect(await store.joinRound(d)).toEqual({ round: 2, version: 2 });
+        // c joined round 1 and trained on version 1; round 1 is published, so c counts in round 2.
+        expect(await submit(c, 3, 1)).toEqual({
+          round: 2,
+          received: 1,
+          version: 2,
+          published: false,
+        });
+        // A token is single use: the device behind it cannot add a second update anywhere.
+        await expect(submit(c, 4, 2)).rejects.toMatchObject({
+          code: 'HEARTH_E_ROUND_TOKEN',
+          message: expect.stringMatching(/already used/),
+        });
+        expect(await submit(d, 5, 2)).toEqual({
+          round: 2,
+          received: 2,
+          version: 3,
+          published: true,
+        });
+        // FedBuff: the stale delta is applied to version 2 as it is, averaged with equal weight.
+        const v2 = bytesToFloat32((await store.getWeightBytes(2))!);
+        const v3 = bytesToFloat32((await store.getWeightBytes(3))!);
+        const [dc, dd] = [makeDelta(0.5, 3), makeDelta(0.5, 5)];
+        for (let i = 0; i < PARAMS; i++) {
+          expect(v3[i]).toBeCloseTo(v2[i]! + (dc[i]! + dd[i]!) / 2, 6);
+        }
+        expect(await store.counts()).toMatchObject({ rounds: 2, updates: 4, usedTokens: 4 });
+      });
+
+      it('refuses a stale update over HTTP beyond s, and one in another layout', async () => {
+        const { app } = await serve({ minCohort: 2, maxStaleness: 1 });
+        const late = [await joinRound(app), await joinRound(app)];
+        await runRound(app, 2, 1);
+        await runRound(app, 2, 2);
+        const before = await store.counts();
+        // Two behind with s = 1.
+        const stale = await postUpdate(app, updateBody({ token: late[0]!.token, baseVersion: 1 }));
+        expect(stale.statusCode).toBe(409);
+        expect(stale.json<ErrorReply>().error.code).toBe('HEARTH_E_UPDATE_STALE');
+        // One behind, within s, but not in the model's layout.
+        const token = (await joinRound(app)).token;
+        const shape = await postUpdate(app, updateBody({ token, baseVersion: 2, layoutHash: 7 }));
+        expect(shape.statusCode).toBe(422);
+        expect(shape.json<ErrorReply>().error.code).toBe('HEARTH_E_UPDATE_SHAPE');
+        // Nothing stored but the token (and the round 3 its join opened).
+        expect(await store.counts()).toEqual({
+          ...before,
+          rounds: before.rounds + 1,
+          tokens: before.tokens + 1,
+        });
+        const fine = await postUpdate(app, updateBody({ token, baseVersion: 2 }));
+        expect(fine.json<UpdateReply>()).toEqual({
+          accepted: true,
+          round: 3,
+          received: 1,
+          version: 3,
         });
       });
     });

@@ -52,29 +52,55 @@ export function checkCollectingRound(
 }
 
 /**
- * Whether `update` may be stored, given the current version and its token's row (undefined: no such
- * token). Staleness is decided first, so a device that missed a publication is told to rebase rather
- * than that its token is spent. Returns the token's row when the update may be stored; its
- * `base_version` is then the current version.
+ * Whether an update or a token on version `version` is within the staleness bound `maxStaleness`
+ * of `current`: the server folds such updates into the collecting round (FedBuff, Nguyen et al. 2022,
+ * https://arxiv.org/abs/2106.06639). 0 admits the current version only.
+ */
+export function withinStaleness(version: number, current: number, maxStaleness: number): boolean {
+  return version <= current && current - version <= maxStaleness;
+}
+
+/**
+ * Whether `update` may be stored, given the current version, its token's row (undefined: no such
+ * token) and the staleness bound s. Staleness is decided first, so a device that missed too many
+ * publications is told to rebase rather than that its token is spent. The token must be unused and of
+ * the collecting round, or of a round published on a version within s of the current one: a device
+ * sampled for version t may land in any of the rounds of t..t+s (privacy.ts charges for that), and
+ * each token is counted once, in one round. Returns the token's row when the update may be stored.
  */
 export function checkSubmission(
   update: UpdateSubmission,
   current: number | undefined,
   token: TokenRow | undefined,
+  maxStaleness: number,
 ): TokenRow {
-  if (current === undefined || update.baseVersion !== current) {
-    throw new HearthError('HEARTH_E_UPDATE_STALE', `current version is ${current}`);
+  if (current === undefined || !withinStaleness(update.baseVersion, current, maxStaleness)) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_STALE',
+      `current version is ${current}, at most ${maxStaleness} behind is accepted`,
+    );
   }
   if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
-  // A token is single use: the update it carried is already counted in its round.
+  // A token is single use: the update it carried is already counted in a round.
   if (token.used_at !== null) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token already used');
   if (token.status === 'abandoned') {
     throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to an abandoned round');
   }
-  if (token.status !== 'collecting' || token.base_version !== current) {
+  const collecting = token.status === 'collecting' && token.base_version === current;
+  const recent =
+    token.status === 'published' && withinStaleness(token.base_version, current, maxStaleness);
+  if (!collecting && !recent) {
     throw new HearthError('HEARTH_E_ROUND_TOKEN', 'token belongs to a closed round');
   }
   return token;
+}
+
+/**
+ * Whether an accepted update is counted in its token's own round (still collecting) rather than in
+ * the collecting round of the current version, which the store opens if there is none.
+ */
+export function countsInOwnRound(token: TokenRow): boolean {
+  return token.status === 'collecting';
 }
 
 /** A round with m updates is full: it publishes, and it is never abandoned. */

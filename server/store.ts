@@ -48,6 +48,10 @@ export interface UpdateSubmission {
 /** The DP parameters a round was published under (z = 0: no noise). */
 export interface RoundPrivacySettings {
   readonly noiseMultiplier: number;
+  /**
+   * The sampling rate the accountant charges the round at: the effective q_eff = min(1, (s + 1) q)
+   * of privacy.ts (just q under a staleness bound of 0, and in rounds from before the bound).
+   */
   readonly sampleRate: number;
 }
 
@@ -79,6 +83,11 @@ export interface RoundOutput {
 export interface RoundPolicy {
   readonly minCohort: number;
   /**
+   * Staleness bound s: an update on version v, carrying a token of a round on version t, is accepted
+   * while current - v <= s and current - t <= s (store-rules.ts, checkSubmission).
+   */
+  readonly maxStaleness: number;
+  /**
    * New global weights (and optimiser state) from the current ones and the round's updates (iterated
    * once). May throw to refuse publishing (e.g. HEARTH_E_PRIVACY_BUDGET); the store then rolls the
    * whole submission back.
@@ -92,6 +101,7 @@ export interface RoundPolicy {
 
 /** What storing an update did. */
 export interface SubmitOutcome {
+  /** The round the update was counted in: its token's, or the collecting one for a stale token. */
   readonly round: number;
   /** Updates in the round, this one included. */
   readonly received: number;
@@ -143,10 +153,11 @@ export interface Store {
    */
   joinRound(token: string, expiry?: RoundExpiry): Promise<RoundTicket>;
   /**
-   * Atomically: checks the base version is still current (else HEARTH_E_UPDATE_STALE) and the token
-   * is known, unused and of the collecting round (else HEARTH_E_ROUND_TOKEN); marks the token used;
-   * stores the update; and when the round reaches `policy.minCohort`, aggregates it into version + 1
-   * and marks it published. Either all of that is durable when it resolves, or none of it happened.
+   * Atomically: checks the base version is within `policy.maxStaleness` of the current one (else
+   * HEARTH_E_UPDATE_STALE) and the token is known, unused and of the collecting round or of a round
+   * published within the bound (else HEARTH_E_ROUND_TOKEN); marks the token used; stores the update
+   * in the collecting round (opening one if a token of a published round finds none); and when that
+   * round reaches `policy.minCohort`, aggregates it into version + 1 and marks it published. Either all of that is durable when it resolves, or none of it happened.
    * With `expiry`, an expired collecting round is abandoned first (and stays abandoned even though the
    * update is then refused with HEARTH_E_ROUND_TOKEN).
    */

@@ -210,12 +210,16 @@ export function postUpdate(
   });
 }
 
-/** Central DP settings of the privacy tests: m = 3, S = 1, z = 1.2, q = 0.05, delta = 1e-6. */
+/**
+ * Central DP settings of the privacy tests: m = 3, S = 1, z = 1.2, q = 0.05, delta = 1e-6, and no
+ * staleness (s = 0), so the accountant's rate is q itself.
+ */
 export const PRIVATE = {
   minCohort: 3,
   clipNorm: 1,
   noiseMultiplier: 1.2,
   sampleRate: 0.05,
+  maxStaleness: 0,
   delta: 1e-6,
 };
 

@@ -50,6 +50,7 @@ export function federationParams(config: ServerConfig): FederationParams {
     minCohort: config.minCohort,
     maxExamples: config.maxExamples,
     sampleRate: config.sampleRate,
+    maxStaleness: config.maxStaleness,
   };
 }
 

@@ -25,8 +25,13 @@ export function clippedDelta(
   if (local.length !== global.length) throw new RangeError('weight vectors differ in length');
   const delta = new Float32Array(local.length);
   for (let i = 0; i < delta.length; i++) delta[i] = local[i]! - global[i]!;
-  // Clip with a little headroom: float16 rounding on the wire can grow the norm by ~5e-4 relative,
-  // and the server rejects updates over S (after a 1e-3 slack).
+  return clipForUpload(delta, clipNorm);
+}
+
+/** Clips `delta` in place to what the server accepts for bound S; returns it. */
+export function clipForUpload(delta: Float32Array, clipNorm: number): Float32Array {
+  // A little headroom: float16 rounding on the wire can grow the norm by ~5e-4 relative, and the
+  // server rejects updates over S (after a 1e-3 slack).
   clipL2InPlace(delta, clipNorm * (1 - 1e-3));
   return delta;
 }
@@ -65,22 +70,41 @@ export interface ShareRequest {
   readonly manifest: ModelManifest;
   readonly delta: Float32Array;
   readonly examples: number;
+  /** The version the delta was computed on (an update kept offline may be behind the manifest). */
+  readonly baseVersion?: number;
   readonly join: JoinReply;
   readonly siteKey?: string;
+}
+
+/** The bytes a device sends for a clipped delta: float16, against `manifest`'s version. */
+export function encodeDeviceUpdate(
+  manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'>,
+  delta: Float32Array,
+  examples: number,
+  roundToken: Uint8Array,
+  baseVersion: number = manifest.version,
+): Uint8Array<ArrayBuffer> {
+  return encodeUpdate({
+    dtype: DTYPE_FLOAT16,
+    baseVersion,
+    layoutHash: manifest.layoutHash,
+    examples: Math.min(examples, manifest.federation.maxExamples),
+    clipNorm: manifest.federation.clipNorm,
+    roundToken,
+    delta,
+  });
 }
 
 /** Encodes and posts one update; resolves with the server's reply. */
 export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & { bytes: number }> {
   const { manifest } = request;
-  const body = encodeUpdate({
-    dtype: DTYPE_FLOAT16,
-    baseVersion: manifest.version,
-    layoutHash: manifest.layoutHash,
-    examples: Math.min(request.examples, manifest.federation.maxExamples),
-    clipNorm: manifest.federation.clipNorm,
-    roundToken: tokenFromHex(request.join.token),
-    delta: request.delta,
-  });
+  const body = encodeDeviceUpdate(
+    manifest,
+    request.delta,
+    request.examples,
+    tokenFromHex(request.join.token),
+    request.baseVersion,
+  );
   const reply = await postJson<UpdateReply>(
     new URL(PATHS.updates, request.endpoint).href,
     body,

@@ -4,7 +4,7 @@
  * copy neither drifts nor forgets, then the clipped delta that is all the server will see.
  */
 import type { EngineConfig, SyncResult } from '../protocol/api.js';
-import { sampleRateOf } from '../protocol/manifest.js';
+import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clippedDelta, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
@@ -96,16 +96,22 @@ export async function learnLocally(
   };
 }
 
-/** The pending (offline) update if it still applies to `global`; a stale one is dropped. */
+/**
+ * The pending (offline) update if the server still takes it on top of `global`: computed on a
+ * version at most the manifest's `federation.maxStaleness` behind (0 for older manifests: this very
+ * version), with the same layout. Anything else is dropped.
+ */
 export async function currentOutbox(
   store: InteractionStore,
   global: GlobalModel,
 ): Promise<OutboxEntry | undefined> {
   const pending = await store.getOutbox().catch(() => undefined);
   if (!pending) return undefined;
-  const { version, layoutHash } = global.manifest;
+  const { version, layoutHash, federation } = global.manifest;
+  const behind = version - pending.baseVersion;
   const fits =
-    pending.baseVersion === version &&
+    behind >= 0 &&
+    behind <= maxStalenessOf(federation) &&
     pending.layoutHash === layoutHash &&
     pending.delta.length === global.weights.length;
   if (fits) return pending;
@@ -189,6 +195,7 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       manifest: global.manifest,
       delta: update.delta,
       examples: update.examples,
+      baseVersion: update.baseVersion,
       join,
       siteKey: config.siteKey,
     });
@@ -196,7 +203,9 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
     await host.store.setMeta({
       sinceUpload: 0,
       uploadsSent: meta.uploadsSent + 1,
-      lastRound: join.round,
+      // The round the server counted the update in: a stale one lands in a later round than the one
+      // joined, and the device must not take part in that round again.
+      lastRound: reply.round,
     });
     if (reply.version > version) {
       await host.refetch();

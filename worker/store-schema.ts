@@ -119,7 +119,7 @@ export interface CachedModel {
 
 /** An update that was trained but could not be sent (offline, server down): retried on next sync. */
 export interface OutboxEntry {
-  /** The global version the delta is relative to; the entry is dropped once that is not current. */
+  /** The global version the delta is relative to; dropped once the server would refuse it as stale. */
   readonly baseVersion: number;
   readonly layoutHash: number;
   /** Already clipped to the manifest's S. */

@@ -1,0 +1,377 @@
+/**
+ * Local training on the device, for one device or many at once. Every device starts from the same
+ * global weights and takes `steps` Adam steps on its own examples (all of them each step), pulled
+ * back toward the global weights by a proximal term (FedProx, Li et al. 2020); its update is its
+ * weights minus the global ones, in the round's layout (protocol/update-layout.ts).
+ *
+ * Batched, each device keeps its own copy of every trained tensor along a leading device axis, and
+ * the objective is the sum of the devices' losses, so the gradient of that sum with respect to
+ * device b's copy is the gradient of device b's loss alone, and Adam is elementwise: B devices in
+ * one call follow exactly the paths they would follow one by one (local-update.test.ts checks it).
+ * That is what lets a simulation run a population through the code the worker runs.
+ *
+ * The output layer scores each device's own items and the round's K shared uniform negatives
+ * (device-batch.ts), not the whole catalogue: a full softmax over 43k items would cost each
+ * device ~20x more, and uniform negatives need no logQ correction (it is a constant).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { NORM_EPSILON, splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
+import { denseLength, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
+import { ADAM } from './adam.js';
+import { deviceLstm } from './device-lstm.js';
+import { packDevices, roundNegatives, type DeviceBatch } from './device-batch.js';
+import { gatherRows } from './gather-rows.js';
+import { PADDING_LOGIT } from './loss.js';
+import type { TrainSession } from './train.js';
+
+/** How a device trains before it sends an update. */
+export interface LocalUpdateSettings {
+  /** Optimiser steps, each over all of the device's examples. */
+  readonly steps: number;
+  /**
+   * 'adam' (model/adam.ts constants, fresh moments every round) or plain gradient descent 'sgd',
+   * which with one step is FedSGD's device step: the update is -lr times the gradient.
+   */
+  readonly optimizer?: 'adam' | 'sgd';
+  readonly learningRate: number;
+  /** Proximal pull (mu/2)||w - global||^2 on the trained tensors. */
+  readonly mu: number;
+  /** Uniform negatives the round's devices share. */
+  readonly negatives: number;
+  /** The round's public seed (draws the negatives). */
+  readonly seed: number;
+}
+
+/** Per-device updates of one call, in the layout's coordinates, not yet clipped. */
+export interface LocalUpdates {
+  readonly deltas: Float32Array[];
+  /** Examples each device trained on (0: its delta is all zeros). */
+  readonly examples: number[];
+}
+
+/** The trained tensors, each with a leading device axis (the item rows: one row per slot). */
+interface Trained {
+  table: tf.Tensor2D; // [B*M, d]
+  bias: tf.Tensor1D; // [B*M]
+  kernel: tf.Tensor3D; // [B, d, 4h]
+  recurrent: tf.Tensor3D; // [B, h, 4h]
+  lstmBias: tf.Tensor2D; // [B, 4h]
+  projection: tf.Tensor3D; // [B, h, d]
+  projectionBias: tf.Tensor2D; // [B, d]
+  repeat: tf.Tensor2D; // [B, maxLen] (zeros, untrained, without scoring.repeat)
+}
+type Name = keyof Trained;
+const NAMES: readonly Name[] = [
+  'table',
+  'bias',
+  'kernel',
+  'recurrent',
+  'lstmBias',
+  'projection',
+  'projectionBias',
+  'repeat',
+];
+
+/** [B, m, k] x [B, k, n] with a gradient of explicit transposes (wasm: see mat-mul.ts). */
+function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, y, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([x, y]);
+    return {
+      value: tf.matMul(x, y),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sy] = saved as [tf.Tensor3D, tf.Tensor3D];
+        return [
+          tf.matMul(dy as tf.Tensor3D, tf.transpose(sy, [0, 2, 1])),
+          tf.matMul(tf.transpose(sx, [0, 2, 1]), dy as tf.Tensor3D),
+        ];
+      },
+    };
+  });
+  return op(a, b) as tf.Tensor3D;
+}
+
+/** Rows of `x` (last axis) over their L2 norms. */
+function normalizeLast<T extends tf.Tensor>(x: T): T {
+  return tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), NORM_EPSILON))) as T;
+}
+
+/** `flat` plus values scattered at `at` (duplicates add), differentiable in both. */
+function addAt(flat: tf.Tensor1D, values: tf.Tensor1D, at: tf.Tensor2D): tf.Tensor1D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, v, save] = args as [tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    save([at]);
+    return {
+      value: tf.add(x, tf.scatterND(at, v, x.shape)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [dy, tf.gatherND(dy, saved[0]!)],
+    };
+  });
+  return op(flat, values) as tf.Tensor1D;
+}
+
+/** Lower-triangular [T, T] weights of the decay-weighted prefix mean (forward.ts prefixItemMeans). */
+function prefixWeights(steps: number, decay: number): tf.Tensor2D {
+  const w = new Float32Array(steps * steps);
+  for (let t = 0; t < steps; t++) {
+    let total = 0;
+    for (let s = 0; s <= t; s++) total += decay ** (t - s);
+    for (let s = 0; s <= t; s++) w[t * steps + s] = decay ** (t - s) / total;
+  }
+  return tf.tensor2d(w, [steps, steps]);
+}
+
+/** The constant tensors of one batch. */
+interface BatchTensors {
+  readonly inputs: tf.Tensor1D;
+  readonly targets: tf.Tensor2D; // one-hot [B*S*T, M]
+  readonly weights: tf.Tensor2D; // [B, S*T], each device's row over its total weight
+  readonly slotMask: tf.Tensor3D; // [B, 1, M] 0 or PADDING_LOGIT
+  readonly repeatAt: tf.Tensor2D;
+  readonly repeatBonus: tf.Tensor1D;
+  readonly prefix: tf.Tensor2D | null;
+}
+
+function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
+  const { devices: B, windows: S, steps: T, slots: M } = p;
+  const scaled = new Float32Array(B * S * T);
+  for (let i = 0; i < scaled.length; i++) {
+    const total = p.deviceWeight[Math.floor(i / (S * T))]!;
+    scaled[i] = total > 0 ? p.weights[i]! / total : 0;
+  }
+  const decay = dims.scoring?.itemMean;
+  return {
+    inputs: tf.tensor1d(p.inputs, 'int32'),
+    targets: tf.tidy(() => tf.oneHot(tf.tensor1d(p.targets, 'int32'), M)) as tf.Tensor2D,
+    weights: tf.tensor2d(scaled, [B, S * T]),
+    slotMask: tf.tensor3d(
+      p.valid.map((v) => (v > 0 ? 0 : PADDING_LOGIT)),
+      [B, 1, M],
+    ),
+    repeatAt: tf.tensor2d(p.repeatAt, [p.repeatAt.length, 1], 'int32'),
+    repeatBonus: tf.tensor1d(p.repeatBonus, 'int32'),
+    prefix: decay === undefined ? null : prefixWeights(T, decay),
+  };
+}
+
+/** Every device's loss [B]: the weighted mean cross-entropy of its examples. */
+function deviceLoss(dims: ModelDims, p: DeviceBatch, c: BatchTensors, w: Trained): tf.Tensor1D {
+  const { devices: B, windows: S, steps: T, slots: M } = p;
+  const d = dims.embedding;
+  const h = dims.hidden;
+  const scoring = dims.scoring;
+  const x = tf.reshape(gatherRows(w.table, c.inputs), [B, S * T, d]) as tf.Tensor3D;
+  const xz = tf.add(batchMatMul(x, w.kernel), tf.expandDims(w.lstmBias, 1));
+  const states = deviceLstm(tf.reshape(xz, [B, S, T, 4 * h]) as tf.Tensor4D, w.recurrent);
+  const hs = tf.reshape(states, [B, S * T, h]) as tf.Tensor3D;
+  let out: tf.Tensor3D = tf.add(batchMatMul(hs, w.projection), tf.expandDims(w.projectionBias, 1));
+  if (scoring?.lastItem) out = tf.add(out, x);
+  if (c.prefix) {
+    // Time-major [T, B*S*d] so one matmul mixes every window's prefix (forward.ts prefixItemMeans).
+    const timeMajor = tf.reshape(tf.transpose(tf.reshape(x, [B * S, T, d]), [1, 0, 2]), [T, -1]);
+    const mixed = tf.reshape(tf.matMul(c.prefix, timeMajor as tf.Tensor2D), [T, B * S, d]);
+    out = tf.add(out, tf.reshape(tf.transpose(mixed, [1, 0, 2]), [B, S * T, d]));
+  }
+  if (scoring?.normalize) out = tf.mul(normalizeLast(out), scoring.scale);
+  const table = tf.reshape(w.table, [B, M, d]) as tf.Tensor3D;
+  const rows = scoring?.normalize ? normalizeLast(table) : table;
+  let logits: tf.Tensor = batchMatMul(out, tf.transpose(rows, [0, 2, 1]));
+  logits = tf.add(tf.add(logits, tf.reshape(w.bias, [B, 1, M])), c.slotMask);
+  if (scoring?.repeat && p.repeatAt.length > 0) {
+    const bonus = gatherRows(tf.reshape(w.repeat, [-1]), c.repeatBonus) as tf.Tensor1D;
+    logits = addAt(tf.reshape(logits, [-1]), bonus, c.repeatAt);
+  }
+  const logp = tf.logSoftmax(tf.reshape(logits, [B * S * T, M]));
+  const picked = tf.reshape(tf.sum(tf.mul(logp, c.targets), 1), [B, S * T]);
+  return tf.neg(tf.sum(tf.mul(picked, c.weights), 1)) as tf.Tensor1D;
+}
+
+/** The devices' starting copies of every trained tensor (all equal to the global weights). */
+function startingCopies(dims: ModelDims, global: Float32Array, p: DeviceBatch): Trained {
+  const parts = splitFlat(global, tensorLayout(dims));
+  const B = p.devices;
+  const tile = (name: Parameters<typeof parts.get>[0], shape: number[]) => {
+    const one = parts.get(name)!;
+    const out = new Float32Array(B * one.length);
+    for (let b = 0; b < B; b++) out.set(one, b * one.length);
+    return tf.tensor(out, [B, ...shape]);
+  };
+  const { embedding: d, hidden: h, maxSessionLength: maxLen } = dims;
+  const table = parts.get('item_embedding')!;
+  const bias = parts.get('item_bias')!;
+  const rows = new Float32Array(p.rows.length * d);
+  p.rows.forEach((r, i) => rows.set(table.subarray(r * d, r * d + d), i * d));
+  return {
+    table: tf.tensor2d(rows, [p.rows.length, d]),
+    bias: tf.tensor1d(Float32Array.from(p.rows, (r) => bias[r]!)),
+    kernel: tile('lstm_kernel', [d, 4 * h]) as tf.Tensor3D,
+    recurrent: tile('lstm_recurrent', [h, 4 * h]) as tf.Tensor3D,
+    lstmBias: tile('lstm_bias', [4 * h]) as tf.Tensor2D,
+    projection: tile('projection_kernel', [h, d]) as tf.Tensor3D,
+    projectionBias: tile('projection_bias', [d]) as tf.Tensor2D,
+    repeat: dims.scoring?.repeat
+      ? (tile('repeat_bonus', [maxLen]) as tf.Tensor2D)
+      : tf.zeros([B, maxLen]),
+  };
+}
+
+/**
+ * Runs local training for every device of `devices` from `global` and returns each device's
+ * update in `layout`'s coordinates (unclipped: the caller clips, as the device does before it
+ * sends). Devices without a next-item example get an all-zero update.
+ */
+export function localUpdates(
+  dims: ModelDims,
+  global: Float32Array,
+  devices: readonly (readonly TrainSession[])[],
+  layout: UpdateLayout,
+  settings: LocalUpdateSettings,
+): LocalUpdates {
+  const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
+  const p = packDevices(dims, devices, negatives, layout);
+  const c = batchTensors(dims, p);
+  const start = startingCopies(dims, global, p);
+  const w: Trained = { ...start };
+  // Adam's moments; plain descent keeps none (scalars stand in, never read).
+  const zeros = () =>
+    Object.fromEntries(
+      NAMES.map((k) => [k, settings.optimizer === 'sgd' ? tf.scalar(0) : tf.zerosLike(start[k])]),
+    ) as unknown as Trained;
+  const m = zeros();
+  const v = zeros();
+  const rowMask = tf.tensor2d(p.trainable, [p.trainable.length, 1]);
+  const biasMask = tf.tensor1d(p.trainable);
+  // The repeat bonus exists (and has a gradient) only with scoring.repeat.
+  const names = NAMES.filter((k) => k !== 'repeat' || dims.scoring?.repeat === true);
+  const { beta1, beta2, epsilon } = ADAM;
+  for (let t = 1; t <= settings.steps; t++) {
+    const stepSize = (settings.learningRate * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
+    const next = tf.tidy(() => {
+      const objective = (...xs: tf.Tensor[]) => {
+        const cur = {
+          ...w,
+          ...Object.fromEntries(names.map((k, i) => [k, xs[i]!])),
+        } as unknown as Trained;
+        let loss: tf.Tensor = tf.sum(deviceLoss(dims, p, c, cur));
+        if (settings.mu > 0) {
+          const prox = names.map((k) => tf.sum(tf.squaredDifference(cur[k], start[k])));
+          loss = tf.add(loss, tf.mul(settings.mu / 2, tf.addN(prox)));
+        }
+        return loss as tf.Scalar;
+      };
+      const grads = tf.grads(objective)(names.map((k) => w[k]));
+      const out: Record<string, tf.Tensor> = {};
+      names.forEach((k, i) => {
+        let g = grads[i]!;
+        if (k === 'table') g = tf.mul(g, rowMask);
+        if (k === 'bias') g = tf.mul(g, biasMask);
+        if (settings.optimizer === 'sgd') {
+          out[`w.${k}`] = tf.sub(w[k], tf.mul(g, settings.learningRate));
+          return;
+        }
+        const mk = tf.add(tf.mul(m[k], beta1), tf.mul(g, 1 - beta1));
+        const vk = tf.add(tf.mul(v[k], beta2), tf.mul(tf.square(g), 1 - beta2));
+        out[`m.${k}`] = mk;
+        out[`v.${k}`] = vk;
+        out[`w.${k}`] = tf.sub(w[k], tf.div(tf.mul(mk, stepSize), tf.add(tf.sqrt(vk), epsilon)));
+      });
+      return out;
+    });
+    for (const k of names) {
+      if (t > 1) w[k].dispose();
+      (w as unknown as Record<string, tf.Tensor>)[k] = next[`w.${k}`]!;
+      if (!next[`m.${k}`]) continue; // sgd keeps no moments
+      m[k].dispose();
+      v[k].dispose();
+      (m as unknown as Record<string, tf.Tensor>)[k] = next[`m.${k}`]!;
+      (v as unknown as Record<string, tf.Tensor>)[k] = next[`v.${k}`]!;
+    }
+  }
+  const deltas = readDeltas(dims, p, layout, start, w);
+  for (const k of NAMES) {
+    if (w[k] !== start[k]) w[k].dispose();
+    start[k].dispose();
+    m[k].dispose();
+    v[k].dispose();
+  }
+  rowMask.dispose();
+  biasMask.dispose();
+  for (const t of Object.values(c)) (t as tf.Tensor | null)?.dispose();
+  return { deltas, examples: Array.from(p.examples) };
+}
+
+/**
+ * Each device's local loss at `weights` (what localUpdates minimises, before the proximal term). With
+ * `negatives` >= items - 1 every catalogue item is a candidate once: the full softmax.
+ */
+export function localLosses(
+  dims: ModelDims,
+  weights: Float32Array,
+  devices: readonly (readonly TrainSession[])[],
+  settings: Pick<LocalUpdateSettings, 'negatives' | 'seed'>,
+): number[] {
+  const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
+  const p = packDevices(dims, devices, negatives, { kind: 'full' });
+  const c = batchTensors(dims, p);
+  const w = startingCopies(dims, weights, p);
+  const result = tf.tidy(() => deviceLoss(dims, p, c, w));
+  const losses = result.dataSync();
+  result.dispose();
+  for (const t of [...Object.values(c), ...Object.values(w)]) (t as tf.Tensor | null)?.dispose();
+  return Array.from(losses);
+}
+
+/** Each device's trained-minus-start values, written into the layout's coordinates. */
+function readDeltas(
+  dims: ModelDims,
+  p: DeviceBatch,
+  layout: UpdateLayout,
+  start: Trained,
+  end: Trained,
+): Float32Array[] {
+  const diff = (k: Name) => {
+    const t = tf.sub(end[k], start[k]);
+    const values = t.dataSync() as Float32Array;
+    t.dispose();
+    return values;
+  };
+  const B = p.devices;
+  const d = dims.embedding;
+  const length = updateLength(dims, layout);
+  const dense = denseLength(dims);
+  const denseAt = layout.kind === 'full' ? dims.items * (d + 1) : 0;
+  const deltas = Array.from({ length: B }, () => new Float32Array(length));
+  // Dense tensors in manifest order: kernel, recurrent, lstm bias, projection, its bias, repeat.
+  let offset = denseAt;
+  for (const k of ['kernel', 'recurrent', 'lstmBias', 'projection', 'projectionBias'] as const) {
+    const values = diff(k);
+    const per = values.length / B;
+    for (let b = 0; b < B; b++) deltas[b]!.set(values.subarray(b * per, (b + 1) * per), offset);
+    offset += per;
+  }
+  if (dims.scoring?.repeat) {
+    const values = diff('repeat');
+    const per = values.length / B;
+    for (let b = 0; b < B; b++) deltas[b]!.set(values.subarray(b * per, (b + 1) * per), offset);
+    offset += per;
+  }
+  if (offset !== denseAt + dense) throw new Error('local update: dense layout mismatch');
+  const table = diff('table');
+  const bias = diff('bias');
+  const positionOf =
+    layout.kind === 'rows' ? new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)])) : null;
+  for (let i = 0; i < p.rows.length; i++) {
+    if (!p.trainable[i]) continue;
+    const b = Math.floor(i / p.slots);
+    const row = p.rows[i]!;
+    const values = table.subarray(i * d, i * d + d);
+    if (positionOf) {
+      const at = positionOf.get(row)!;
+      deltas[b]!.set(values, at);
+      deltas[b]![at + d] = bias[i]!;
+    } else {
+      deltas[b]!.set(values, row * d);
+      deltas[b]![dims.items * d + row] = bias[i]!;
+    }
+  }
+  return deltas;
+}

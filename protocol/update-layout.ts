@@ -1,0 +1,131 @@
+/**
+ * What a device's update holds, as a fixed-length vector whose layout never depends on what the
+ * visitor did: a list of touched rows would itself name the visitor's items.
+ *
+ *   full    every tensor, manifest order (the whole model: ~2.8M values on Diginetica)
+ *   rows    the dense tensors (LSTM, projection, repeat bonus; manifest order), then for each item
+ *           row the round names, its embedding (d values) and its bias: the same rows for every
+ *           device of the round, whichever items it saw. An empty list sends the dense part only.
+ *
+ * The server folds updates in these coordinates (gather the current weights into the layout,
+ * aggregate, scatter back), so nothing outside the layout changes in a round.
+ */
+import { tensorLayout, type ModelDims } from './manifest.js';
+
+/** A round's update layout. */
+export type UpdateLayout =
+  { readonly kind: 'full' } | { readonly kind: 'rows'; readonly rows: readonly number[] };
+
+/** Values of the dense tensors (everything but the item embedding and bias). */
+export function denseLength(dims: ModelDims): number {
+  return tensorLayout(dims)
+    .filter((t) => t.name !== 'item_embedding' && t.name !== 'item_bias')
+    .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Offset of the dense tensors in the full (manifest-order) vector: after the table and biases. */
+function denseOffset(dims: ModelDims): number {
+  return dims.items * dims.embedding + dims.items;
+}
+
+/** Values in an update of this layout. */
+export function updateLength(dims: ModelDims, layout: UpdateLayout): number {
+  if (layout.kind === 'full') return denseOffset(dims) + denseLength(dims);
+  return denseLength(dims) + layout.rows.length * (dims.embedding + 1);
+}
+
+/** Checks a row list: ascending, unique, 1..items-1 (row 0 is padding and never trained). */
+export function checkRows(dims: ModelDims, rows: readonly number[]): void {
+  let previous = 0;
+  for (const row of rows) {
+    if (!Number.isInteger(row) || row <= previous || row >= dims.items) {
+      throw new RangeError(`update rows must be ascending integers in 1..${dims.items - 1}`);
+    }
+    previous = row;
+  }
+}
+
+/**
+ * The layout's coordinates of a full vector (weights or a delta), in a new array of `out`'s type.
+ * For 'full' a copy.
+ */
+export function gatherLayout<T extends Float32Array | Float64Array>(
+  full: T,
+  dims: ModelDims,
+  layout: UpdateLayout,
+  out: T,
+): T {
+  if (layout.kind === 'full') {
+    out.set(full);
+    return out;
+  }
+  const d = dims.embedding;
+  const dense = denseLength(dims);
+  out.set(full.subarray(denseOffset(dims), denseOffset(dims) + dense), 0);
+  let at = dense;
+  for (const row of layout.rows) {
+    out.set(full.subarray(row * d, row * d + d), at);
+    out[at + d] = full[dims.items * d + row]!;
+    at += d + 1;
+  }
+  return out;
+}
+
+/** Writes the layout's coordinates back into a full vector (the inverse of gatherLayout). */
+export function scatterLayout(
+  compact: Float32Array | Float64Array,
+  dims: ModelDims,
+  layout: UpdateLayout,
+  full: Float32Array | Float64Array,
+): void {
+  if (layout.kind === 'full') {
+    full.set(compact);
+    return;
+  }
+  const d = dims.embedding;
+  const dense = denseLength(dims);
+  full.set(compact.subarray(0, dense), denseOffset(dims));
+  let at = dense;
+  for (const row of layout.rows) {
+    full.set(compact.subarray(at, at + d), row * d);
+    full[dims.items * d + row] = compact[at + d]!;
+    at += d + 1;
+  }
+}
+
+/**
+ * The item rows a round names: a window of `count` rows that moves by `count` every version
+ * through a fixed public permutation of 1..items-1 (seeded), so every row is named once every
+ * ceil((items-1)/count) versions whatever the visitors do. Ascending.
+ */
+export function roundRows(items: number, count: number, version: number, seed: number): number[] {
+  const pool = items - 1;
+  if (count >= pool) return Array.from({ length: pool }, (_, i) => i + 1);
+  const order = rowOrder(pool, seed);
+  const start = (((version * count) % pool) + pool) % pool;
+  const rows: number[] = [];
+  for (let i = 0; i < count; i++) rows.push(order[(start + i) % pool]!);
+  return rows.sort((a, b) => a - b);
+}
+
+const orders = new Map<string, Int32Array>();
+
+/** A seeded permutation of 1..pool (Fisher-Yates over a xorshift stream), memoised. */
+function rowOrder(pool: number, seed: number): Int32Array {
+  const key = `${pool}/${seed}`;
+  let order = orders.get(key);
+  if (order) return order;
+  order = Int32Array.from({ length: pool }, (_, i) => i + 1);
+  let state = seed >>> 0 || 0x9e3779b9;
+  for (let i = pool - 1; i > 0; i--) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    const j = (state >>> 0) % (i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  orders.set(key, order);
+  return order;
+}

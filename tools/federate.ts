@@ -1,0 +1,208 @@
+/**
+ * `npm run federate`: does the federated loop learn, and what does privacy cost? Simulates a
+ * population of devices made from a dataset (tools/federate/population.ts) through the devices' and
+ * the server's own code (tools/federate/rounds.ts), and prints HR@20 / MRR@20 (full ranking, the
+ * eval code), epsilon at delta, and bytes per participating device every few rounds.
+ *
+ *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
+ *     [--data <dir>] [--sample-rate <q>] [--noise <z>] [--clip <S>] [--delta 1e-6] [--seed 1]
+ *     [--rows <per round> | --rows full] [--local-steps 1] [--local-optimizer sgd|adam]
+ *     [--local-lr 0.01] [--mu 0]
+ *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>]
+ *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
+ *     [--central-model <dir>]
+ *
+ * 'seed' first trains centrally on the oldest 10% of the training sessions (the dataset's trainer
+ * defaults; cached under .hearth/federate/), then federates over the rest; 'new' starts from
+ * random weights with every training session a device; 'central' trains on all of them (or loads
+ * --central-model) and measures once. `--eval validation` holds out the newest 5% of training
+ * sessions and measures on them: settings are chosen there, never on the test split.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { SessionModel } from '../model/session-model.js';
+import type { ModelDims } from '../protocol/manifest.js';
+import { setLogLevel } from '../protocol/logger.js';
+import {
+  DEFAULT_DATA_DIR,
+  loadDataset,
+  parseDatasetName,
+  type DatasetName,
+  type LoadedDataset,
+} from './data/datasets.js';
+import { oneOf, positiveInteger, positiveNumber } from './lib/args.js';
+import { isEntryPoint, runMain } from './lib/entry.js';
+import { progressBar } from './lib/progress.js';
+import { loadModel } from './model-io.js';
+import { populationOf, SCENARIOS, type Population } from './federate/population.js';
+import { markdownReport, type FederateRow } from './federate/report.js';
+import { runFederation, runLabel, type RunSettings } from './federate/run.js';
+import { initNodeBackend } from './tf-node.js';
+import { DEFAULTS, scoringDims } from './train/defaults.js';
+import { mainEpochs } from './train/epochs.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const OPTIONS = {
+  data: { type: 'string', default: DEFAULT_DATA_DIR },
+  dataset: { type: 'string', default: 'yoochoose-rsc15-100k' },
+  scenario: { type: 'string', default: 'seed' },
+  rounds: { type: 'string', default: '100' },
+  'sample-rate': { type: 'string', default: '0.01' },
+  noise: { type: 'string', default: '0' },
+  clip: { type: 'string', default: '1' },
+  delta: { type: 'string', default: '1e-6' },
+  seed: { type: 'string', default: '1' },
+  rows: { type: 'string', default: '512' },
+  'local-steps': { type: 'string', default: '1' },
+  'local-optimizer': { type: 'string', default: 'sgd' },
+  'local-lr': { type: 'string', default: '0.01' },
+  mu: { type: 'string', default: '0' },
+  negatives: { type: 'string', default: '512' },
+  'server-optimizer': { type: 'string', default: 'fedadam' },
+  'server-lr': { type: 'string', default: '0.01' },
+  'eval-every': { type: 'string', default: '25' },
+  'eval-cases': { type: 'string', default: '5000' },
+  eval: { type: 'string', default: 'test' },
+  checkpoint: { type: 'string' },
+  'central-model': { type: 'string' },
+  json: { type: 'string' },
+} as const;
+
+/** Parses the flags into run settings (throws a clear message on a bad one). */
+export function settingsFrom(values: Record<string, string | undefined>): RunSettings {
+  const nonNegative = (flag: string) => {
+    const x = Number(values[flag]);
+    if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--${flag} must be a number >= 0`);
+    return x;
+  };
+  const q = Number(values['sample-rate']);
+  if (!(q > 0 && q <= 1)) throw new Error('--sample-rate must be in (0, 1]');
+  return {
+    scenario: oneOf('scenario', values.scenario!, SCENARIOS),
+    rounds: values.scenario === 'central' ? 0 : positiveInteger('rounds', values.rounds!),
+    sampleRate: q,
+    noise: nonNegative('noise'),
+    clip: positiveNumber('clip', values.clip!),
+    delta: positiveNumber('delta', values.delta!),
+    seed: nonNegative('seed'),
+    rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
+    local: {
+      steps: positiveInteger('local-steps', values['local-steps']!),
+      learningRate: positiveNumber('local-lr', values['local-lr']!),
+      mu: nonNegative('mu'),
+      negatives: positiveInteger('negatives', values.negatives!),
+      optimizer: oneOf('local-optimizer', values['local-optimizer']!, ['sgd', 'adam'] as const),
+    },
+    serverOptimizer: oneOf('server-optimizer', values['server-optimizer']!, [
+      'fedadam',
+      'fedavg',
+    ] as const),
+    serverLearningRate: positiveNumber('server-lr', values['server-lr']!),
+    evalEvery: positiveInteger('eval-every', values['eval-every']!),
+    evalCases: positiveInteger('eval-cases', values['eval-cases']!),
+  };
+}
+
+/** The model shape the dataset's trainer defaults give. */
+function dimsFor(dataset: DatasetName, loaded: LoadedDataset): ModelDims {
+  const hyper = DEFAULTS[dataset];
+  return {
+    items: loaded.data.itemIds.length,
+    embedding: hyper.dim,
+    hidden: hyper.hidden,
+    maxSessionLength: hyper.maxLen,
+    ...scoringDims(hyper),
+  };
+}
+
+/**
+ * Weights trained centrally on `population.central` with the dataset's trainer defaults (no
+ * validation split, no recency stage: nothing outside those sessions), cached by what decides them.
+ */
+async function centralWeights(
+  dataset: DatasetName,
+  dims: ModelDims,
+  population: Population,
+  key: string,
+): Promise<Float32Array> {
+  const file = join(root, '.hearth', 'federate', `${dataset}-${key}.f32`);
+  try {
+    const bytes = await readFile(file);
+    const weights = new Float32Array(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    );
+    console.log(`central weights from ${file}`);
+    return weights;
+  } catch {
+    // not cached yet
+  }
+  const hyper = { ...DEFAULTS[dataset], valFraction: 0, recentFraction: 0 };
+  const model = SessionModel.random(dims, hyper.seed);
+  await mainEpochs(model, population.central as number[][], hyper, {
+    validationPairs: [],
+    checkpoints: {},
+    quiet: false,
+    log: (line) => console.log(line),
+  });
+  const weights = model.toFlat();
+  model.dispose();
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, new Uint8Array(weights.buffer));
+  return weights;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: OPTIONS, strict: true });
+  const settings = settingsFrom(values as Record<string, string | undefined>);
+  const dataset = parseDatasetName(values.dataset!);
+  const evalOn = oneOf('eval', values.eval!, ['test', 'validation'] as const);
+  setLogLevel('silent');
+  await initNodeBackend('wasm');
+  const loaded = await loadDataset(dataset, values.data!);
+  const dims = dimsFor(dataset, loaded);
+  const population = populationOf(loaded, settings.scenario, evalOn);
+  console.log(
+    `${runLabel(settings)}: ${population.devices.length} devices, ` +
+      `${population.central.length} central sessions, ${population.pairs.length} cases (${evalOn})`,
+  );
+  let start: Float32Array | null = null;
+  if (settings.scenario === 'central' && values['central-model']) {
+    const { model } = await loadModel(values['central-model']);
+    start = model.toFlat();
+    model.dispose();
+  } else if (population.central.length > 0) {
+    const key = `${settings.scenario}-${evalOn}-${population.central.length}`;
+    start = await centralWeights(dataset, dims, population, key);
+  }
+  const bar = progressBar({
+    format:
+      'rounds |{bar}| {value}/{total} | uploads {uploads} | HR@20 {hr} | ε {eps} | ETA {eta_formatted}',
+    hideCursor: true,
+  });
+  bar.start(settings.rounds, 0, { uploads: '-', hr: '-', eps: '-' });
+  const rows: FederateRow[] = await runFederation(
+    loaded,
+    population,
+    dims,
+    start,
+    settings,
+    values.checkpoint ?? null,
+    {
+      onRound: (round, uploads) => bar.update(round, { uploads }),
+      onMeasure: ({ hr, epsilon }) =>
+        bar.update({ hr: hr.toFixed(4), eps: Number.isFinite(epsilon) ? epsilon.toFixed(2) : '∞' }),
+    },
+  );
+  bar.stop();
+  console.log(markdownReport(rows));
+  if (values.json) {
+    await mkdir(dirname(resolve(values.json)), { recursive: true });
+    await writeFile(values.json, JSON.stringify(rows, null, 1) + '\n');
+    console.log(`rows written to ${values.json}`);
+  }
+}
+
+if (isEntryPoint(import.meta.url)) runMain(main);

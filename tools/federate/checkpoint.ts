@@ -1,0 +1,109 @@
+/**
+ * Checkpoints of a federated run, so that a long run can stop and resume: the global weights,
+ * FedAdam's moments, the rounds done, the rows so far and the wall time. A checkpoint of a run with
+ * other settings or another model shape is refused, not silently continued.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HearthError } from '../../protocol/errors.js';
+import type { ModelDims } from '../../protocol/manifest.js';
+import type { FederateRow } from './report.js';
+import type { GlobalState } from './rounds.js';
+import type { RunSettings } from './run.js';
+
+/** What a checkpoint restores. */
+export interface RunState {
+  readonly state: GlobalState;
+  readonly round: number;
+  readonly rows: FederateRow[];
+  /** Seconds of the run before this checkpoint. */
+  readonly wall: number;
+}
+
+interface Meta {
+  readonly format: 'hearth-federate/1';
+  readonly settings: RunSettings;
+  readonly dims: ModelDims;
+  readonly round: number;
+  readonly rows: FederateRow[];
+  readonly wall: number;
+  readonly fedAdamStep: number | null;
+}
+
+const META = 'state.json';
+
+function bytesOf(array: Float32Array | Float64Array): Uint8Array {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/** Writes a checkpoint (each file written aside and renamed, so a crash leaves the previous one). */
+export async function saveRunState(
+  dir: string,
+  settings: RunSettings,
+  dims: ModelDims,
+  run: RunState,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const put = async (name: string, data: Uint8Array | string) => {
+    await writeFile(join(dir, `${name}.tmp`), data);
+    await rename(join(dir, `${name}.tmp`), join(dir, name));
+  };
+  await put('weights.f32', bytesOf(run.state.weights));
+  if (run.state.optimizer) {
+    await put('adam-m.f64', bytesOf(run.state.optimizer.m));
+    await put('adam-v.f64', bytesOf(run.state.optimizer.v));
+  }
+  const meta: Meta = {
+    format: 'hearth-federate/1',
+    settings,
+    dims,
+    round: run.round,
+    rows: run.rows,
+    wall: run.wall,
+    fedAdamStep: run.state.optimizer?.step ?? null,
+  };
+  // The metadata goes last: it names the round the arrays belong to.
+  await put(META, JSON.stringify(meta));
+}
+
+/** The checkpoint in `dir` for these settings, or null when there is none. */
+export async function loadRunState(
+  dir: string,
+  settings: RunSettings,
+  dims: ModelDims,
+): Promise<RunState | null> {
+  let meta: Meta;
+  try {
+    meta = JSON.parse(await readFile(join(dir, META), 'utf8')) as Meta;
+  } catch {
+    return null;
+  }
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  // More rounds, or measuring more often, continue the same run; anything else is another run.
+  const decisive = (s: RunSettings) => ({ ...s, rounds: 0, evalEvery: 0 });
+  if (
+    meta.format !== 'hearth-federate/1' ||
+    !same(decisive(settings), decisive(meta.settings)) ||
+    !same(dims, meta.dims)
+  ) {
+    throw new HearthError(
+      'HEARTH_E_DATASET',
+      `${dir} holds a checkpoint of another run (settings or model shape differ); ` +
+        'remove it or choose another --checkpoint directory',
+    );
+  }
+  const floats = async (name: string, Type: typeof Float32Array | typeof Float64Array) => {
+    const bytes = await readFile(join(dir, name));
+    return new Type(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  };
+  const weights = (await floats('weights.f32', Float32Array)) as Float32Array;
+  const optimizer =
+    meta.fedAdamStep === null
+      ? undefined
+      : {
+          step: meta.fedAdamStep,
+          m: (await floats('adam-m.f64', Float64Array)) as Float64Array,
+          v: (await floats('adam-v.f64', Float64Array)) as Float64Array,
+        };
+  return { state: { weights, optimizer }, round: meta.round, rows: meta.rows, wall: meta.wall };
+}

@@ -1,0 +1,172 @@
+/**
+ * A federated run from start to finish: the starting model of the scenario, the rounds (rounds.ts)
+ * with each device's own participation coin, a measurement every few rounds, checkpoints to resume
+ * from, and the JSON rows of the report (`{ run, scenario, round, metric, k, value }`).
+ */
+import { initialWeights } from '../../model/init.js';
+import type { LocalUpdateSettings } from '../../model/local-update.js';
+import { SessionModel } from '../../model/session-model.js';
+import { weightsByteLength, tensorLayout, type ModelDims } from '../../protocol/manifest.js';
+import { mulberry32, normal } from '../../protocol/prng.js';
+import { roundRows, type UpdateLayout } from '../../protocol/update-layout.js';
+import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
+import { initialFedAdamState } from '../../server/fedadam.js';
+import { ledgerEpsilon } from '../../server/privacy.js';
+import type { LoadedDataset } from '../data/datasets.js';
+import { evaluateModel } from '../eval/evaluate.js';
+import { evenlySpaced } from '../train/splits.js';
+import { loadRunState, saveRunState } from './checkpoint.js';
+import { participants, type Population, type Scenario } from './population.js';
+import type { FederateRow } from './report.js';
+import { runRound, type GlobalState } from './rounds.js';
+
+/** Everything that decides a run's numbers. */
+export interface RunSettings {
+  readonly scenario: Scenario;
+  readonly rounds: number;
+  /** Participation probability q of every device in every round. */
+  readonly sampleRate: number;
+  /** Noise multiplier z (0: no noise, epsilon infinite). */
+  readonly noise: number;
+  /** Clip bound S. */
+  readonly clip: number;
+  readonly delta: number;
+  readonly seed: number;
+  /** Item rows named per round (the rest of the update is the dense tensors); null: whole model. */
+  readonly rowsPerRound: number | null;
+  readonly local: Omit<LocalUpdateSettings, 'seed'>;
+  readonly serverOptimizer: ServerConfig['serverOptimizer'];
+  readonly serverLearningRate: number;
+  /** Measure every this many rounds (and after the last). */
+  readonly evalEvery: number;
+  /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
+  readonly evalCases: number;
+}
+
+/** Progress callbacks (a progress bar). */
+export interface RunHooks {
+  readonly onRound?: (round: number, uploads: number) => void;
+  readonly onMeasure?: (row: { round: number; hr: number; mrr: number; epsilon: number }) => void;
+}
+
+/** The label of a run in reports. */
+export function runLabel(s: RunSettings): string {
+  const what = s.rowsPerRound === null ? 'full' : `rows ${s.rowsPerRound}`;
+  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}`;
+}
+
+/** The server configuration a run's rounds use (what `npm run server` would be started with). */
+export function serverConfig(s: RunSettings, devices: number): ServerConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    clipNorm: s.clip,
+    noiseMultiplier: s.noise,
+    sampleRate: s.sampleRate,
+    delta: s.delta,
+    // The fixed denominator of DP-FedAvg is the expected cohort q * n (McMahan et al. 2018).
+    minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
+    serverOptimizer: s.serverOptimizer,
+    serverLearningRate: s.serverLearningRate,
+  };
+}
+
+/** The update layout of a round. */
+export function layoutFor(s: RunSettings, dims: ModelDims, round: number): UpdateLayout {
+  if (s.rowsPerRound === null) return { kind: 'full' };
+  return { kind: 'rows', rows: roundRows(dims.items, s.rowsPerRound, round, s.seed) };
+}
+
+/**
+ * Runs (or resumes from `checkpointDir`) the rounds of `settings` from `start` weights over
+ * `population`, and returns the rows. Round 0 is the starting model.
+ */
+export async function runFederation(
+  loaded: LoadedDataset,
+  population: Population,
+  dims: ModelDims,
+  start: Float32Array | null,
+  settings: RunSettings,
+  checkpointDir: string | null,
+  hooks: RunHooks = {},
+): Promise<FederateRow[]> {
+  const run = runLabel(settings);
+  const config = serverConfig(settings, population.devices.length);
+  const fresh = (): { state: GlobalState; round: number; rows: FederateRow[]; wall: number } => ({
+    state: {
+      weights: start ? start.slice() : initialWeights(dims, settings.seed),
+      optimizer:
+        settings.serverOptimizer === 'fedadam'
+          ? initialFedAdamState(parameterTotal(dims))
+          : undefined,
+    },
+    round: 0,
+    rows: [],
+    wall: 0,
+  });
+  const resumed = checkpointDir ? await loadRunState(checkpointDir, settings, dims) : null;
+  const { state, rows } = resumed ?? fresh();
+  let round = resumed?.round ?? 0;
+  const began = performance.now() - (resumed?.wall ?? 0) * 1000;
+  const downloadBytes = weightsByteLength(tensorLayout(dims), 'int8');
+  let uploadBytes = 0;
+  const subset = evenlySpaced(population.pairs, settings.evalCases);
+
+  const measure = async (final: boolean) => {
+    const model = SessionModel.fromFlat(dims, state.weights);
+    const pairs = final ? population.pairs : subset;
+    const metrics = await evaluateModel(model, loaded.data.itemIds, loaded.data, pairs);
+    model.dispose();
+    const privacy = { noiseMultiplier: settings.noise, sampleRate: settings.sampleRate };
+    const epsilon = ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
+    const base = { run, scenario: settings.scenario, round } as const;
+    const hr = metrics.hr[20]!;
+    const mrr = metrics.mrr[20]!;
+    rows.push(
+      { ...base, metric: 'hr', k: 20, value: hr },
+      { ...base, metric: 'mrr', k: 20, value: mrr },
+      { ...base, metric: 'epsilon', k: null, value: Number.isFinite(epsilon) ? epsilon : null },
+      { ...base, metric: 'upload_bytes', k: null, value: uploadBytes },
+      { ...base, metric: 'download_bytes', k: null, value: round > 0 ? downloadBytes : 0 },
+      { ...base, metric: 'wall_s', k: null, value: (performance.now() - began) / 1000 },
+    );
+    hooks.onMeasure?.({ round, hr, mrr, epsilon });
+  };
+
+  if (!resumed) await measure(settings.rounds === 0);
+  while (round < settings.rounds) {
+    const who = participants(settings.seed, round, population.devices.length, settings.sampleRate);
+    const devices = Array.from(who, (i) => population.devices[i]!);
+    // One Gaussian stream per round, seeded: a resumed run draws what the uninterrupted one drew.
+    const uniform = mulberry32((settings.seed * 1_000_003 + round) >>> 0);
+    const result = runRound(
+      state,
+      dims,
+      devices,
+      layoutFor(settings, dims, round),
+      round + 1,
+      { ...settings.local, seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0 },
+      config,
+      () => normal(uniform),
+    );
+    if (result.uploads > 0) uploadBytes = result.uploadBytes;
+    round++;
+    hooks.onRound?.(round, result.uploads);
+    const last = round === settings.rounds;
+    if (round % settings.evalEvery === 0 || last) {
+      await measure(last);
+      if (checkpointDir) {
+        await saveRunState(checkpointDir, settings, dims, {
+          state,
+          round,
+          rows,
+          wall: (performance.now() - began) / 1000,
+        });
+      }
+    }
+  }
+  return rows;
+}
+
+function parameterTotal(dims: ModelDims): number {
+  return tensorLayout(dims).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+}
