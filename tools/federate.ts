@@ -5,12 +5,13 @@
  * eval code), epsilon at delta, and bytes per participating device every few rounds.
  *
  *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
- *     [--data <dir>] [--sample-rate <q>] [--noise <z>] [--clip <S>] [--delta 1e-6] [--seed 1]
+ *     [--data <dir>] [--sample-rate <q>] [--noise <z> | --epsilon <target>] [--clip <S>]
+ *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 0.01] [--mu 0]
  *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
- *     [--central-model <dir>]
+ *     [--central-model <dir>] [--threads <n, default: one per core>]
  *
  * 'seed' first trains centrally on the oldest 10% of the training sessions (the dataset's trainer
  * defaults; cached under .hearth/federate/), then federates over the rest; 'new' starts from
@@ -21,6 +22,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SessionModel } from '../model/session-model.js';
 import type { ModelDims } from '../protocol/manifest.js';
@@ -36,6 +38,8 @@ import { oneOf, positiveInteger, positiveNumber } from './lib/args.js';
 import { isEntryPoint, runMain } from './lib/entry.js';
 import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
+import { noiseForEpsilon } from './federate/calibrate.js';
+import { devicePool } from './federate/device-pool.js';
 import { populationOf, SCENARIOS, type Population } from './federate/population.js';
 import { markdownReport, type FederateRow } from './federate/report.js';
 import { runFederation, runLabel, type RunSettings } from './federate/run.js';
@@ -52,6 +56,7 @@ const OPTIONS = {
   rounds: { type: 'string', default: '100' },
   'sample-rate': { type: 'string', default: '0.01' },
   noise: { type: 'string', default: '0' },
+  epsilon: { type: 'string' },
   clip: { type: 'string', default: '1' },
   delta: { type: 'string', default: '1e-6' },
   seed: { type: 'string', default: '1' },
@@ -67,6 +72,7 @@ const OPTIONS = {
   'eval-cases': { type: 'string', default: '5000' },
   eval: { type: 'string', default: 'test' },
   checkpoint: { type: 'string' },
+  threads: { type: 'string' },
   'central-model': { type: 'string' },
   json: { type: 'string' },
 } as const;
@@ -80,13 +86,21 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   };
   const q = Number(values['sample-rate']);
   if (!(q > 0 && q <= 1)) throw new Error('--sample-rate must be in (0, 1]');
+  const rounds = values.scenario === 'central' ? 0 : positiveInteger('rounds', values.rounds!);
+  const delta = positiveNumber('delta', values.delta!);
+  // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant.
+  const noise =
+    values.epsilon === undefined
+      ? nonNegative('noise')
+      : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta);
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),
-    rounds: values.scenario === 'central' ? 0 : positiveInteger('rounds', values.rounds!),
+    rounds,
     sampleRate: q,
-    noise: nonNegative('noise'),
+    // Rounded up, so the run never spends more than the target.
+    noise: Math.ceil(noise * 1e4) / 1e4,
     clip: positiveNumber('clip', values.clip!),
-    delta: positiveNumber('delta', values.delta!),
+    delta,
     seed: nonNegative('seed'),
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
     local: {
@@ -183,6 +197,10 @@ async function main(): Promise<void> {
     hideCursor: true,
   });
   bar.start(settings.rounds, 0, { uploads: '-', hr: '-', eps: '-' });
+  const threads = values.threads
+    ? positiveInteger('threads', values.threads)
+    : availableParallelism();
+  const pool = threads > 1 ? devicePool(threads) : null;
   const rows: FederateRow[] = await runFederation(
     loaded,
     population,
@@ -191,12 +209,22 @@ async function main(): Promise<void> {
     settings,
     values.checkpoint ?? null,
     {
-      onRound: (round, uploads) => bar.update(round, { uploads }),
+      ...(pool ? { runner: (job, devices) => pool.run(job, devices) } : {}),
+      onRound: (round, result) => {
+        bar.update(round, { uploads: result.uploads });
+        if (!process.stdout.isTTY && round % settings.evalEvery === 0) {
+          console.log(
+            `round ${round}: ${result.uploads} uploads of ${result.uploadBytes} bytes, median ` +
+              `norm ${result.medianNorm.toPrecision(3)}, ${(100 * result.clipped).toFixed(0)}% clipped`,
+          );
+        }
+      },
       onMeasure: ({ hr, epsilon }) =>
         bar.update({ hr: hr.toFixed(4), eps: Number.isFinite(epsilon) ? epsilon.toFixed(2) : '∞' }),
     },
   );
   bar.stop();
+  await pool?.close();
   console.log(markdownReport(rows));
   if (values.json) {
     await mkdir(dirname(resolve(values.json)), { recursive: true });

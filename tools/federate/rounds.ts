@@ -6,6 +6,7 @@
  * (protocol/update-layout.ts: the server folds the layout's coordinates and leaves the rest).
  */
 import type { ModelDims } from '../../protocol/manifest.js';
+import { l2Norm } from '../../protocol/clip.js';
 import { decodeUpdate } from '../../protocol/update-format.js';
 import {
   gatherLayout,
@@ -19,7 +20,7 @@ import type { ServerConfig } from '../../server/config.js';
 import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
-import { deviceUploads } from '../../worker/device-update.js';
+import { runDeviceJob, type DeviceJob } from './device-worker.js';
 
 /** The global state a run carries from round to round. */
 export interface GlobalState {
@@ -38,19 +39,37 @@ export interface RoundResult {
   readonly uploads: number;
   /** Bytes of one device's upload (every upload of a round has the layout's length). */
   readonly uploadBytes: number;
+  /** Median L2 norm of the uploads as the server decoded them (after the devices' clipping). */
+  readonly medianNorm: number;
+  /** Share of uploads clipped to S (norm within 1% of S): guides the choice of S. */
+  readonly clipped: number;
 }
-
-/** A device's round token: the simulation has no server to hand them out; the bytes are unused. */
-const TOKEN = new Uint8Array(16);
 
 /** Devices trained per call of the device code (the batched path; see local-update.test.ts). */
 export const DEVICE_BATCH = 128;
+
+/** Runs devices through the device code and returns their bodies in order (device-pool.ts). */
+export type DeviceRunner = (
+  job: Omit<DeviceJob, 'id' | 'devices'>,
+  devices: readonly (readonly number[])[],
+) => Promise<(Uint8Array | null)[]>;
+
+/** The runner on this thread: devices of similar length batched together. */
+export const inThisThread: DeviceRunner = async (job, devices) => {
+  const order = devices
+    .map((items, i) => ({ items, i }))
+    .sort((a, b) => a.items.length - b.items.length);
+  const { bodies } = runDeviceJob({ ...job, id: 0, devices: order.map((d) => d.items) });
+  const out = new Array<Uint8Array | null>(devices.length).fill(null);
+  order.forEach((d, k) => (out[d.i] = bodies[k]!));
+  return out;
+};
 
 /**
  * Runs one round: each device in `devices` trains and uploads; the server folds the uploads into
  * `state` (in place). A round in which nobody uploads publishes nothing.
  */
-export function runRound(
+export async function runRound(
   state: GlobalState,
   dims: ModelDims,
   devices: readonly (readonly number[])[],
@@ -59,38 +78,39 @@ export function runRound(
   local: LocalUpdateSettings,
   config: ServerConfig,
   rng: GaussianRng,
-): RoundResult {
-  const manifest = {
-    version,
-    layoutHash: 0,
-    dims,
-    federation: { clipNorm: config.clipNorm, maxExamples: config.maxExamples },
-  } as Parameters<typeof deviceUploads>[0];
+  runner: DeviceRunner = inThisThread,
+): Promise<RoundResult> {
   const length = updateLength(dims, layout);
-  // Similar lengths batched together: every device of a call is padded to the longest history.
-  const order = devices
-    .map((items, i) => ({ items, i }))
-    .sort((a, b) => a.items.length - b.items.length);
-  const updates: AggregateUpdate[] = [];
-  let uploadBytes = 0;
-  for (let start = 0; start < order.length; start += DEVICE_BATCH) {
-    const chunk = order.slice(start, start + DEVICE_BATCH);
-    const { bodies } = deviceUploads(
-      manifest,
-      state.weights,
-      chunk.map((d) => [{ items: d.items }]),
+  // Shared memory, so worker threads read the weights without a copy each.
+  const weights = new Float32Array(new SharedArrayBuffer(state.weights.byteLength));
+  weights.set(state.weights);
+  const bodies = await runner(
+    {
+      dims,
+      version,
+      clipNorm: config.clipNorm,
+      maxExamples: config.maxExamples,
+      weights,
       layout,
       local,
-      chunk.map(() => TOKEN),
-    );
-    for (const body of bodies) {
-      if (!body) continue;
-      uploadBytes = body.length;
-      const update = decodeUpdate(body, length);
-      updates.push({ delta: update.delta, examples: update.examples });
-    }
+      batch: DEVICE_BATCH,
+    },
+    devices,
+  );
+  const updates: AggregateUpdate[] = [];
+  const norms: number[] = [];
+  let uploadBytes = 0;
+  for (const body of bodies) {
+    if (!body) continue;
+    uploadBytes = body.length;
+    const update = decodeUpdate(body, length);
+    updates.push({ delta: update.delta, examples: update.examples });
+    norms.push(l2Norm(update.delta));
   }
-  if (updates.length === 0) return { uploads: 0, uploadBytes: 0 };
+  if (updates.length === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
+  norms.sort((a, b) => a - b);
+  const medianNorm = norms[norms.length >> 1]!;
+  const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
   const compact = gatherLayout(state.weights, dims, layout, new Float32Array(length));
   const optimizerState = state.optimizer && {
     step: state.optimizer.step,
@@ -108,5 +128,5 @@ export function runRound(
     scatterLayout(out.optimizerState.v, dims, layout, state.optimizer.v);
     state.optimizer = { ...state.optimizer, step: out.optimizerState.step };
   }
-  return { uploads: updates.length, uploadBytes };
+  return { uploads: updates.length, uploadBytes, medianNorm, clipped };
 }

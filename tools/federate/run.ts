@@ -18,7 +18,7 @@ import { evenlySpaced } from '../train/splits.js';
 import { loadRunState, saveRunState } from './checkpoint.js';
 import { participants, type Population, type Scenario } from './population.js';
 import type { FederateRow } from './report.js';
-import { runRound, type GlobalState } from './rounds.js';
+import { runRound, type DeviceRunner, type GlobalState, type RoundResult } from './rounds.js';
 
 /** Everything that decides a run's numbers. */
 export interface RunSettings {
@@ -45,7 +45,9 @@ export interface RunSettings {
 
 /** Progress callbacks (a progress bar). */
 export interface RunHooks {
-  readonly onRound?: (round: number, uploads: number) => void;
+  /** Where the devices' code runs (default: this thread; device-pool.ts for worker threads). */
+  readonly runner?: DeviceRunner;
+  readonly onRound?: (round: number, result: RoundResult) => void;
   readonly onMeasure?: (row: { round: number; hr: number; mrr: number; epsilon: number }) => void;
 }
 
@@ -67,6 +69,8 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
     serverOptimizer: s.serverOptimizer,
     serverLearningRate: s.serverLearningRate,
+    // Every simulated device trains on the current version: nothing is stale, and q is the rate.
+    maxStaleness: 0,
   };
 }
 
@@ -138,7 +142,7 @@ export async function runFederation(
     const devices = Array.from(who, (i) => population.devices[i]!);
     // One Gaussian stream per round, seeded: a resumed run draws what the uninterrupted one drew.
     const uniform = mulberry32((settings.seed * 1_000_003 + round) >>> 0);
-    const result = runRound(
+    const result = await runRound(
       state,
       dims,
       devices,
@@ -147,10 +151,11 @@ export async function runFederation(
       { ...settings.local, seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0 },
       config,
       () => normal(uniform),
+      hooks.runner,
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;
-    hooks.onRound?.(round, result.uploads);
+    hooks.onRound?.(round, result);
     const last = round === settings.rounds;
     if (round % settings.evalEvery === 0 || last) {
       await measure(last);

@@ -1,0 +1,72 @@
+/**
+ * Runs a round's devices on worker threads (device-worker.ts), one tfjs each: local training is
+ * single-threaded wasm, and the devices of a round are independent, so a machine with n cores
+ * trains n shares at once. The bodies come back in the devices' order; what each device computes
+ * does not depend on which thread ran it or on the other devices of its batch.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { DEVICE_WORKER_MARK, type DeviceJob, type DeviceJobResult } from './device-worker.js';
+
+/** Runs device jobs; `close` ends the threads. */
+export interface DevicePool {
+  run(
+    job: Omit<DeviceJob, 'id' | 'devices'>,
+    devices: readonly (readonly number[])[],
+  ): Promise<(Uint8Array | null)[]>;
+  close(): Promise<void>;
+}
+
+/** A pool of `threads` workers (default: one per core). */
+export function devicePool(threads = availableParallelism()): DevicePool {
+  const workers = Array.from(
+    { length: Math.max(1, threads) },
+    () =>
+      // The worker is TypeScript: its boot file registers tsx's loader, then imports it.
+      new Worker(new URL('./device-worker-boot.mjs', import.meta.url), {
+        workerData: DEVICE_WORKER_MARK,
+      }),
+  );
+  let next = 0;
+  const pending = new Map<number, (result: DeviceJobResult) => void>();
+  const failures: ((error: Error) => void)[] = [];
+  for (const worker of workers) {
+    worker.on('message', (result: DeviceJobResult) => {
+      pending.get(result.id)?.(result);
+      pending.delete(result.id);
+    });
+    worker.on('error', (error) => failures.splice(0).forEach((fail) => fail(error)));
+  }
+  return {
+    async run(base, devices) {
+      // Shares of similar lengths: device i goes to thread i mod n of the length-sorted order.
+      const order = devices
+        .map((items, i) => ({ items, i }))
+        .sort((a, b) => a.items.length - b.items.length);
+      const shares = workers.map((_, w) => order.filter((_, k) => k % workers.length === w));
+      const results = await Promise.all(
+        shares.map(
+          (share, w) =>
+            new Promise<DeviceJobResult>((resolve, reject) => {
+              const id = next++;
+              pending.set(id, resolve);
+              failures.push(reject);
+              const job: DeviceJob = { ...base, id, devices: share.map((d) => d.items) };
+              workers[w]!.postMessage(job);
+            }),
+        ),
+      );
+      const bodies = new Array<Uint8Array | null>(devices.length).fill(null);
+      results.forEach((result, w) =>
+        result.bodies.forEach((body, k) => {
+          bodies[shares[w]![k]!.i] = body;
+        }),
+      );
+      failures.length = 0;
+      return bodies;
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
