@@ -114,6 +114,29 @@ describe('localUpdates', () => {
     expect(largest).toBeGreaterThan(1e-3);
   });
 
+  it('starts a device from its own copy, and measures its update from the global weights', () => {
+    const global = initialWeights(scored, 2);
+    const own = initialWeights(scored, 8);
+    const layout = { kind: 'full' } as const;
+    // No step: the update is the device's copy minus the global weights, on the rows it holds.
+    const still = localUpdates(scored, global, [devices[0]!], layout, { ...settings, steps: 0 }, [
+      own,
+    ]);
+    const d = scored.embedding;
+    for (const i of [1 * d, 3 * d + 2, global.length - 5]) {
+      expect(still.deltas[0]![i]).toBeCloseTo(own[i]! - global[i]!, 6);
+    }
+    // Trained from its copy, batched with a device that starts from the global weights.
+    const alone = localUpdates(scored, global, [devices[1]!], layout, settings, [own]);
+    const both = localUpdates(scored, global, [devices[0]!, devices[1]!], layout, settings, [
+      global,
+      own,
+    ]);
+    const fromGlobal = localUpdates(scored, global, [devices[0]!], layout, settings);
+    expect(maxAbsDiff(both.deltas[1]!, alone.deltas[0]!)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(both.deltas[0]!, fromGlobal.deltas[0]!)).toBeLessThan(1e-5);
+  });
+
   it("lowers each device's own loss", () => {
     const global = initialWeights(scored, 11);
     const before = localLosses(scored, global, devices, settings);

@@ -186,23 +186,37 @@ function deviceLoss(dims: ModelDims, p: DeviceBatch, c: BatchTensors, w: Trained
 }
 
 /** The devices' starting copies of every trained tensor (all equal to the global weights). */
-function startingCopies(dims: ModelDims, global: Float32Array, p: DeviceBatch): Trained {
-  const parts = splitFlat(global, tensorLayout(dims));
+/**
+ * Every device's copy of the trained tensors: from `sources[b]` for device b (one source: the same
+ * weights for all).
+ */
+function startingCopies(
+  dims: ModelDims,
+  sources: readonly Float32Array[],
+  p: DeviceBatch,
+): Trained {
+  const layout = tensorLayout(dims);
+  const parts = sources.map((w) => splitFlat(w, layout));
   const B = p.devices;
-  const tile = (name: Parameters<typeof parts.get>[0], shape: number[]) => {
-    const one = parts.get(name)!;
-    const out = new Float32Array(B * one.length);
-    for (let b = 0; b < B; b++) out.set(one, b * one.length);
+  const M = p.slots;
+  const of = (b: number) => parts[sources.length === 1 ? 0 : b]!;
+  const tile = (name: Parameters<(typeof parts)[0]['get']>[0], shape: number[]) => {
+    const size = parts[0]!.get(name)!.length;
+    const out = new Float32Array(B * size);
+    for (let b = 0; b < B; b++) out.set(of(b).get(name)!, b * size);
     return tf.tensor(out, [B, ...shape]);
   };
   const { embedding: d, hidden: h, maxSessionLength: maxLen } = dims;
-  const table = parts.get('item_embedding')!;
-  const bias = parts.get('item_bias')!;
   const rows = new Float32Array(p.rows.length * d);
-  p.rows.forEach((r, i) => rows.set(table.subarray(r * d, r * d + d), i * d));
+  const bias = new Float32Array(p.rows.length);
+  p.rows.forEach((r, i) => {
+    const source = of(Math.floor(i / M));
+    rows.set(source.get('item_embedding')!.subarray(r * d, r * d + d), i * d);
+    bias[i] = source.get('item_bias')![r]!;
+  });
   return {
     table: tf.tensor2d(rows, [p.rows.length, d]),
-    bias: tf.tensor1d(Float32Array.from(p.rows, (r) => bias[r]!)),
+    bias: tf.tensor1d(bias),
     kernel: tile('lstm_kernel', [d, 4 * h]) as tf.Tensor3D,
     recurrent: tile('lstm_recurrent', [h, 4 * h]) as tf.Tensor3D,
     lstmBias: tile('lstm_bias', [4 * h]) as tf.Tensor2D,
@@ -217,7 +231,9 @@ function startingCopies(dims: ModelDims, global: Float32Array, p: DeviceBatch): 
 /**
  * Runs local training for every device of `devices` from `global` and returns each device's
  * update in `layout`'s coordinates (unclipped: the caller clips, as the device does before it
- * sends). Devices without a next-item example get an all-zero update.
+ * sends). Devices without a next-item example get an all-zero update. `starts[b]`, when given, is
+ * where device b's training starts instead (its fine-tuned copy of this very version): the
+ * proximal term and the update stay relative to `global`.
  */
 export function localUpdates(
   dims: ModelDims,
@@ -225,12 +241,14 @@ export function localUpdates(
   devices: readonly (readonly TrainSession[])[],
   layout: UpdateLayout,
   settings: LocalUpdateSettings,
+  starts?: readonly Float32Array[],
 ): LocalUpdates {
   const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
   const p = packDevices(dims, devices, negatives, layout);
   const c = batchTensors(dims, p);
-  const start = startingCopies(dims, global, p);
-  const w: Trained = { ...start };
+  const start = startingCopies(dims, [global], p);
+  const begin = starts ? startingCopies(dims, starts, p) : start;
+  const w: Trained = { ...begin };
   // Adam's moments; plain descent keeps none (scalars stand in, never read).
   const zeros = () =>
     Object.fromEntries(
@@ -288,7 +306,8 @@ export function localUpdates(
   }
   const deltas = readDeltas(dims, p, layout, start, w);
   for (const k of NAMES) {
-    if (w[k] !== start[k]) w[k].dispose();
+    if (w[k] !== begin[k]) w[k].dispose();
+    if (begin[k] !== start[k]) begin[k].dispose();
     start[k].dispose();
     m[k].dispose();
     v[k].dispose();
@@ -312,7 +331,7 @@ export function localLosses(
   const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
   const p = packDevices(dims, devices, negatives, { kind: 'full' });
   const c = batchTensors(dims, p);
-  const w = startingCopies(dims, weights, p);
+  const w = startingCopies(dims, [weights], p);
   const result = tf.tidy(() => deviceLoss(dims, p, c, w));
   const losses = result.dataSync();
   result.dispose();

@@ -10,6 +10,33 @@ import { localUpdates, type LocalUpdateSettings } from '../model/local-update.js
 import type { TrainSession } from '../model/train.js';
 import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
 
+/** The clipped update of each device (what it would send), and its raw one. */
+export interface DeviceDeltas {
+  /** Clipped to the manifest's S (with the wire's headroom). */
+  readonly clipped: Float32Array[];
+  /** Trained minus global, unclipped: what the device itself adopts. */
+  readonly raw: Float32Array[];
+  readonly examples: number[];
+}
+
+/**
+ * Local training of each device from `global` in `layout`, and the clipped update it would send.
+ * `starts[b]` is device b's fine-tuned copy of this version, when it has one.
+ */
+export function deviceDeltas(
+  dims: ModelDims,
+  clipNorm: number,
+  global: Float32Array,
+  devices: readonly (readonly TrainSession[])[],
+  layout: UpdateLayout,
+  settings: LocalUpdateSettings,
+  starts?: readonly Float32Array[],
+): DeviceDeltas {
+  const { deltas, examples } = localUpdates(dims, global, devices, layout, settings, starts);
+  const clipped = deltas.map((delta) => clipForUpload(Float32Array.from(delta), clipNorm));
+  return { clipped, raw: deltas, examples };
+}
+
 /** What the devices of one call send (a device without examples sends nothing: null). */
 export interface DeviceUploads {
   readonly bodies: (Uint8Array<ArrayBuffer> | null)[];
@@ -28,15 +55,11 @@ export function deviceUploads(
   settings: LocalUpdateSettings,
   tokens: readonly Uint8Array[],
 ): DeviceUploads {
+  const clipNorm = manifest.federation.clipNorm;
   const { deltas, examples } = localUpdates(manifest.dims, global, devices, layout, settings);
   const bodies = deltas.map((delta, i) =>
     examples[i]! > 0
-      ? encodeDeviceUpdate(
-          manifest,
-          clipForUpload(delta, manifest.federation.clipNorm),
-          examples[i]!,
-          tokens[i]!,
-        )
+      ? encodeDeviceUpdate(manifest, clipForUpload(delta, clipNorm), examples[i]!, tokens[i]!)
       : null,
   );
   return { bodies, examples };

@@ -16,18 +16,6 @@ import {
   tokenFromHex,
 } from '../protocol/update-format.js';
 
-/** The clipped difference between local and global weights (a new array; inputs untouched). */
-export function clippedDelta(
-  local: Float32Array,
-  global: Float32Array,
-  clipNorm: number,
-): Float32Array {
-  if (local.length !== global.length) throw new RangeError('weight vectors differ in length');
-  const delta = new Float32Array(local.length);
-  for (let i = 0; i < delta.length; i++) delta[i] = local[i]! - global[i]!;
-  return clipForUpload(delta, clipNorm);
-}
-
 /** Clips `delta` in place to what the server accepts for bound S; returns it. */
 export function clipForUpload(delta: Float32Array, clipNorm: number): Float32Array {
   // A little headroom: float16 rounding on the wire can grow the norm by ~5e-4 relative, and the

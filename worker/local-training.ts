@@ -7,10 +7,12 @@ import type { EngineConfig, SyncResult } from '../protocol/api.js';
 import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
-import { clippedDelta, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
+import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
 import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
-import { trainSessions, type TrainSession } from '../model/train.js';
+import { toWindows } from '../model/batches.js';
+import type { TrainSession } from '../model/train.js';
+import { deviceDeltas } from './device-update.js';
 import { drawForVersion } from './participation.js';
 import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
@@ -60,11 +62,16 @@ export interface LocalResult {
 /** Steps on top of a local copy that online learning already fine-tuned for this version. */
 export const TOP_UP_STEPS = 2;
 
+/** Uniform negatives a device scores in local training (model/local-update.ts). */
+export const LOCAL_NEGATIVES = 512;
+
 /**
- * Fine-tunes a copy of `global` on `sessions` under `settings` and computes the clipped delta.
- * With `local` (the device's fine-tuned copy of this very version, from online learning) it starts
- * from there and only tops it up with a couple of steps; the delta is always against the global
- * weights.
+ * Fine-tunes a copy of `global` on `sessions` under `settings` and computes the clipped delta,
+ * with the device code `npm run federate` runs for a population (worker/device-update.ts). Each
+ * step trains on all the device's examples; `epochs` passes of `batchSize` windows set the step
+ * count, capped at `maxSteps`. With `local` (the device's fine-tuned copy of this very version,
+ * from online learning) it starts from there and only tops it up with a couple of steps; the delta
+ * is always against the global weights.
  */
 export async function learnLocally(
   global: GlobalModel,
@@ -72,26 +79,33 @@ export async function learnLocally(
   local?: Float32Array,
   settings: LocalTrainingSettings = LOCAL_TRAINING,
 ): Promise<LocalResult> {
+  const { dims, version, layoutHash, federation } = global.manifest;
   const reuse = local !== undefined && local.length === global.weights.length;
-  const model = SessionModel.fromFlat(global.manifest.dims, reuse ? local : global.weights);
   const { epochs, batchSize, learningRate, maxSteps, mu } = settings;
-  const trained = await trainSessions(model, sessions, {
-    epochs,
-    batchSize,
-    learningRate,
-    maxSteps: reuse ? TOP_UP_STEPS : maxSteps,
-    seed: Date.now() >>> 0,
-    proximal: { anchor: global.weights, mu },
-  });
-  const weights = model.toFlat();
+  const windows = toWindows(sessions, dims.maxSessionLength).length;
+  const planned = epochs * Math.ceil(windows / Math.max(1, batchSize));
+  const steps = Math.min(reuse ? TOP_UP_STEPS : maxSteps, planned);
+  const { clipped, raw, examples } = deviceDeltas(
+    dims,
+    federation.clipNorm,
+    global.weights,
+    [sessions],
+    { kind: 'full' },
+    // The negatives' seed is public (the version): it says nothing about the visitor.
+    { steps, learningRate, mu, optimizer: 'adam', negatives: LOCAL_NEGATIVES, seed: version },
+    reuse ? [local] : undefined,
+  );
+  const weights = Float32Array.from(global.weights, (w, i) => w + raw[0]![i]!);
+  // Yield once: the training above ran synchronously on the worker's thread.
+  await new Promise((resolve) => setTimeout(resolve, 0));
   return {
-    model,
+    model: SessionModel.fromFlat(dims, weights),
     weights,
     update: {
-      baseVersion: global.manifest.version,
-      layoutHash: global.manifest.layoutHash,
-      delta: clippedDelta(weights, global.weights, global.manifest.federation.clipNorm),
-      examples: trained.examples,
+      baseVersion: version,
+      layoutHash,
+      delta: clipped[0]!,
+      examples: steps > 0 ? examples[0]! : 0,
     },
   };
 }
