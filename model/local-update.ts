@@ -231,7 +231,8 @@ function startingCopies(
 /**
  * Runs local training for every device of `devices` from `global` and returns each device's
  * update in `layout`'s coordinates (unclipped: the caller clips, as the device does before it
- * sends). Devices without a next-item example get an all-zero update. `starts[b]`, when given, is
+ * sends). Devices without a next-item example get an all-zero update. Needs tfjs' gradients
+ * registered (gradients.ts ensureGradients; Node tools register them at start). `starts[b]`, when given, is
  * where device b's training starts instead (its fine-tuned copy of this very version): the
  * proximal term and the update stay relative to `global`.
  */

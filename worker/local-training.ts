@@ -11,6 +11,7 @@ import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client
 import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
 import { toWindows } from '../model/batches.js';
+import { ensureGradients } from '../model/gradients.js';
 import type { TrainSession } from '../model/train.js';
 import { deviceDeltas } from './device-update.js';
 import { drawForVersion } from './participation.js';
@@ -85,6 +86,7 @@ export async function learnLocally(
   const windows = toWindows(sessions, dims.maxSessionLength).length;
   const planned = epochs * Math.ceil(windows / Math.max(1, batchSize));
   const steps = Math.min(reuse ? TOP_UP_STEPS : maxSteps, planned);
+  await ensureGradients();
   const { clipped, raw, examples } = deviceDeltas(
     dims,
     federation.clipNorm,
