@@ -56,6 +56,23 @@ describe('update format', () => {
     expect(Array.from(decodeUpdate(padded.subarray(3), 10).delta)).toEqual([1, 2, 3]);
   });
 
+  it('decodes a body at any byte offset, and never aliases it', () => {
+    const delta = Float32Array.from({ length: 300 }, (_, i) => Math.cos(i) * 0.02);
+    for (const dtype of [DTYPE_FLOAT32, DTYPE_FLOAT16] as const) {
+      const bytes = encodeUpdate(update(dtype, delta));
+      const aligned = decodeUpdate(bytes, 1000).delta;
+      for (const offset of [1, 2, 3]) {
+        const host = new Uint8Array(bytes.length + offset);
+        host.set(bytes, offset);
+        const body = host.subarray(offset);
+        const back = decodeUpdate(body, 1000).delta;
+        expect(Array.from(back)).toEqual(Array.from(aligned));
+        body.fill(0, UPDATE_HEADER_BYTES);
+        expect(Array.from(back)).toEqual(Array.from(aligned));
+      }
+    }
+  });
+
   it('rejects every framing error with its own code', () => {
     const good = encodeUpdate(update(DTYPE_FLOAT32, Float32Array.of(0.1, 0.2, 0.3, 0.4)));
     const mutate = (at: number, value: number): Uint8Array => {

@@ -1,19 +1,24 @@
 /**
  * Runs a round's devices on worker threads (device-worker.ts), one tfjs each: local training is
  * single-threaded wasm, and the devices of a round are independent, so a machine with n cores
- * trains n shares at once. The bodies come back in the devices' order; what each device computes
+ * trains n shares at once. The decoded updates come back in the devices' order; what each device computes
  * does not depend on which thread ran it or on the other devices of its batch.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { DEVICE_WORKER_MARK, type DeviceJob, type DeviceJobResult } from './device-worker.js';
+import {
+  DEVICE_WORKER_MARK,
+  type DeviceJob,
+  type DeviceJobResult,
+  type Received,
+} from './device-worker.js';
 
 /** Runs device jobs; `close` ends the threads. */
 export interface DevicePool {
   run(
     job: Omit<DeviceJob, 'id' | 'devices'>,
     devices: readonly (readonly number[])[],
-  ): Promise<(Uint8Array | null)[]>;
+  ): Promise<(Received | null)[]>;
   close(): Promise<void>;
 }
 
@@ -56,14 +61,14 @@ export function devicePool(threads = availableParallelism()): DevicePool {
             }),
         ),
       );
-      const bodies = new Array<Uint8Array | null>(devices.length).fill(null);
+      const received = new Array<Received | null>(devices.length).fill(null);
       results.forEach((result, w) =>
-        result.bodies.forEach((body, k) => {
-          bodies[shares[w]![k]!.i] = body;
+        result.received.forEach((update, k) => {
+          received[shares[w]![k]!.i] = update;
         }),
       );
       failures.length = 0;
-      return bodies;
+      return received;
     },
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));

@@ -1,11 +1,14 @@
 /**
  * A worker thread of the device pool (device-pool.ts): its own tfjs (wasm) runs the devices' code
- * for the share of a round's devices it is handed, and posts back the bodies they would send.
+ * for the share of a round's devices it is handed, and the server's decoder reads the bodies they
+ * would send; the decoded updates go back to the thread that aggregates.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { ModelDims } from '../../protocol/manifest.js';
-import type { UpdateLayout } from '../../protocol/update-layout.js';
+import { l2Norm } from '../../protocol/clip.js';
+import { decodeUpdate } from '../../protocol/update-format.js';
+import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { deviceUploads } from '../../worker/device-update.js';
 import { initNodeBackend } from '../tf-node.js';
 
@@ -24,10 +27,20 @@ export interface DeviceJob {
   readonly batch: number;
 }
 
-/** Its answer: each device's body, or null for a device without an example. */
+/** What the server decoded from one device's body (protocol/update-format.ts decodeUpdate). */
+export interface Received {
+  readonly delta: Float32Array;
+  readonly examples: number;
+  /** Bytes of the body on the wire. */
+  readonly bytes: number;
+  /** L2 norm of the decoded delta (for the run's clipping statistics). */
+  readonly norm: number;
+}
+
+/** Its answer: each device's decoded update, or null for a device without an example. */
 export interface DeviceJobResult {
   readonly id: number;
-  readonly bodies: (Uint8Array | null)[];
+  readonly received: (Received | null)[];
 }
 
 const TOKEN = new Uint8Array(16);
@@ -40,7 +53,8 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
     dims: job.dims,
     federation: { clipNorm: job.clipNorm, maxExamples: job.maxExamples },
   } as Parameters<typeof deviceUploads>[0];
-  const bodies: (Uint8Array | null)[] = [];
+  const received: (Received | null)[] = [];
+  const length = updateLength(job.dims, job.layout);
   for (let start = 0; start < job.devices.length; start += job.batch) {
     const chunk = job.devices.slice(start, start + job.batch);
     const out = deviceUploads(
@@ -51,9 +65,16 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       job.local,
       chunk.map(() => TOKEN),
     );
-    bodies.push(...out.bodies);
+    for (const body of out.bodies) {
+      if (!body) {
+        received.push(null);
+        continue;
+      }
+      const { delta, examples } = decodeUpdate(body, length);
+      received.push({ delta, examples, bytes: body.length, norm: l2Norm(delta) });
+    }
   }
-  return { id: job.id, bodies };
+  return { id: job.id, received };
 }
 
 /** What device-pool.ts passes as workerData, so importing this file elsewhere starts nothing. */
@@ -65,7 +86,7 @@ if (parentPort && workerData === DEVICE_WORKER_MARK) {
   port.on('message', (job: DeviceJob) => {
     void ready.then(() => {
       const result = runDeviceJob(job);
-      const buffers = result.bodies.flatMap((b) => (b ? [b.buffer as ArrayBuffer] : []));
+      const buffers = result.received.flatMap((r) => (r ? [r.delta.buffer as ArrayBuffer] : []));
       port.postMessage(result, buffers);
     });
   });

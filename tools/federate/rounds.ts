@@ -6,8 +6,6 @@
  * (protocol/update-layout.ts: the server folds the layout's coordinates and leaves the rest).
  */
 import type { ModelDims } from '../../protocol/manifest.js';
-import { l2Norm } from '../../protocol/clip.js';
-import { decodeUpdate } from '../../protocol/update-format.js';
 import {
   gatherLayout,
   scatterLayout,
@@ -20,7 +18,7 @@ import type { ServerConfig } from '../../server/config.js';
 import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
-import { runDeviceJob, type DeviceJob } from './device-worker.js';
+import { runDeviceJob, type DeviceJob, type Received } from './device-worker.js';
 
 /** The global state a run carries from round to round. */
 export interface GlobalState {
@@ -48,20 +46,23 @@ export interface RoundResult {
 /** Devices trained per call of the device code (the batched path; see local-update.test.ts). */
 export const DEVICE_BATCH = 128;
 
-/** Runs devices through the device code and returns their bodies in order (device-pool.ts). */
+/**
+ * Runs devices through the device code and returns what the server decodes from their bodies, in
+ * order (device-pool.ts runs it on worker threads).
+ */
 export type DeviceRunner = (
   job: Omit<DeviceJob, 'id' | 'devices'>,
   devices: readonly (readonly number[])[],
-) => Promise<(Uint8Array | null)[]>;
+) => Promise<(Received | null)[]>;
 
 /** The runner on this thread: devices of similar length batched together. */
 export const inThisThread: DeviceRunner = async (job, devices) => {
   const order = devices
     .map((items, i) => ({ items, i }))
     .sort((a, b) => a.items.length - b.items.length);
-  const { bodies } = runDeviceJob({ ...job, id: 0, devices: order.map((d) => d.items) });
-  const out = new Array<Uint8Array | null>(devices.length).fill(null);
-  order.forEach((d, k) => (out[d.i] = bodies[k]!));
+  const { received } = runDeviceJob({ ...job, id: 0, devices: order.map((d) => d.items) });
+  const out = new Array<Received | null>(devices.length).fill(null);
+  order.forEach((d, k) => (out[d.i] = received[k]!));
   return out;
 };
 
@@ -84,7 +85,7 @@ export async function runRound(
   // Shared memory, so worker threads read the weights without a copy each.
   const weights = new Float32Array(new SharedArrayBuffer(state.weights.byteLength));
   weights.set(state.weights);
-  const bodies = await runner(
+  const received = await runner(
     {
       dims,
       version,
@@ -100,12 +101,11 @@ export async function runRound(
   const updates: AggregateUpdate[] = [];
   const norms: number[] = [];
   let uploadBytes = 0;
-  for (const body of bodies) {
-    if (!body) continue;
-    uploadBytes = body.length;
-    const update = decodeUpdate(body, length);
+  for (const update of received) {
+    if (!update) continue;
+    uploadBytes = update.bytes;
     updates.push({ delta: update.delta, examples: update.examples });
-    norms.push(l2Norm(update.delta));
+    norms.push(update.norm);
   }
   if (updates.length === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
   norms.sort((a, b) => a - b);
