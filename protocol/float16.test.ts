@@ -28,6 +28,35 @@ describe('float16', () => {
 });
 
 describe('float16 arrays', () => {
+  it('encode like the scalar encoder, for every float32 exponent and at the edges', () => {
+    const bits: number[] = [];
+    let state = 12345;
+    for (let i = 0; i < 200_000; i++) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      bits.push(state);
+    }
+    // Every exponent with mantissas at the rounding boundaries, signed.
+    for (let e = 0; e < 256; e++) {
+      for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x7fe000, 0x7ff000, 0x7fffff]) {
+        bits.push((e << 23) | m, (0x80000000 | (e << 23) | m) >>> 0);
+      }
+    }
+    const host = new Uint32Array(bits.length + 1);
+    host.set(bits, 1);
+    // A view at an offset, as a delta inside a larger buffer would be.
+    const values = new Float32Array(host.buffer, 4, bits.length);
+    const fast = encodeFloat16(values);
+    for (let i = 0; i < values.length; i++) {
+      if (fast[i] !== toFloat16Bits(values[i]!)) {
+        expect([i, bits[i]!.toString(16), fast[i]]).toEqual([
+          i,
+          bits[i]!.toString(16),
+          toFloat16Bits(values[i]!),
+        ]);
+      }
+    }
+  });
+
   it('decode every bit pattern like the scalar decoder (NaN stays NaN)', () => {
     const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
     const decoded = decodeFloat16(all);
