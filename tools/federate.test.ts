@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { computeEpsilon } from '../protocol/privacy/index.js';
+import { settingsFrom } from './federate.js';
+
+const base = {
+  scenario: 'seed',
+  rounds: '200',
+  'sample-rate': '0.01',
+  noise: '0',
+  clip: '5',
+  delta: '1e-6',
+  seed: '1',
+  rows: '512',
+  'local-steps': '1',
+  'local-optimizer': 'sgd',
+  'local-lr': '10',
+  mu: '0',
+  negatives: '512',
+  'server-optimizer': 'fedadam',
+  'server-lr': '0.01',
+  'eval-every': '25',
+  'eval-cases': '5000',
+};
+
+describe('npm run federate flags', () => {
+  it('turns --epsilon into the noise that spends at most that over the run', () => {
+    const s = settingsFrom({ ...base, epsilon: '2' });
+    const spent = computeEpsilon({ noise: s.noise, sampleRate: 0.01, steps: 200, delta: 1e-6 });
+    expect(spent.epsilon).toBeLessThanOrEqual(2);
+    expect(spent.epsilon).toBeGreaterThan(1.9);
+    expect(settingsFrom(base).noise).toBe(0);
+    expect(settingsFrom({ ...base, rows: 'full' }).rowsPerRound).toBeNull();
+  });
+
+  it('refuses bad values with the flag named', () => {
+    expect(() => settingsFrom({ ...base, 'sample-rate': '0' })).toThrow(/--sample-rate/);
+    expect(() => settingsFrom({ ...base, scenario: 'old' })).toThrow(/scenario/);
+    expect(() => settingsFrom({ ...base, 'local-optimizer': 'rmsprop' })).toThrow(
+      /local-optimizer/,
+    );
+    expect(() => settingsFrom({ ...base, noise: '-1' })).toThrow(/--noise/);
+  });
+});
