@@ -23,9 +23,9 @@ export interface ModelParams {
   readonly scoring: ScoringSpec;
 }
 
-/** Rows of `x` divided by their L2 norms (sqrt(sum x^2 + NORM_EPSILON)). */
-export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), 1, true), NORM_EPSILON)));
+/** Rows (the last axis) of `x` divided by their L2 norms (sqrt(sum x^2 + NORM_EPSILON)). */
+export function l2NormalizeRows<T extends tf.Tensor>(x: T): T {
+  return tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), NORM_EPSILON)));
 }
 
 /**
@@ -136,17 +136,22 @@ export function prefixItemMeans(
 ): tf.Tensor2D {
   const d = table.shape[1];
   const embedded = gatherRows(table, inputs) as tf.Tensor2D;
+  const mixed = matMul2d(prefixMeanWeights(steps, decay), tf.reshape(embedded, [steps, batch * d]));
+  return tf.reshape(mixed, [steps * batch, d]);
+}
+
+/**
+ * The lower-triangular [T, T] weights of the decay-weighted prefix mean: row t holds
+ * decay^(t-s) / sum_{s'<=t} decay^(t-s') at column s <= t.
+ */
+export function prefixMeanWeights(steps: number, decay: number): tf.Tensor2D {
   const weights = new Float32Array(steps * steps);
   for (let t = 0; t < steps; t++) {
     let total = 0;
     for (let s = 0; s <= t; s++) total += decay ** (t - s);
     for (let s = 0; s <= t; s++) weights[t * steps + s] = decay ** (t - s) / total;
   }
-  const mixed = matMul2d(
-    tf.tensor2d(weights, [steps, steps]),
-    tf.reshape(embedded, [steps, batch * d]),
-  );
-  return tf.reshape(mixed, [steps * batch, d]);
+  return tf.tensor2d(weights, [steps, steps]);
 }
 
 /**

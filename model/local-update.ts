@@ -15,12 +15,15 @@
  * device ~20x more, and uniform negatives need no logQ correction (it is a constant).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { NORM_EPSILON, splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
+import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import { denseLength, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
 import { ADAM } from './adam.js';
 import { deviceLstm } from './device-lstm.js';
 import { packDevices, roundNegatives, type DeviceBatch } from './device-batch.js';
+import { l2NormalizeRows, prefixMeanWeights } from './forward.js';
 import { gatherRows } from './gather-rows.js';
+import { batchMatMul } from './mat-mul.js';
+import { scatterAdd } from './repeat.js';
 import { PADDING_LOGIT } from './loss.js';
 import type { TrainSession } from './train.js';
 
@@ -72,54 +75,6 @@ const NAMES: readonly Name[] = [
   'repeat',
 ];
 
-/** [B, m, k] x [B, k, n] with a gradient of explicit transposes (wasm: see mat-mul.ts). */
-function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, y, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
-    save([x, y]);
-    return {
-      value: tf.matMul(x, y),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sy] = saved as [tf.Tensor3D, tf.Tensor3D];
-        return [
-          tf.matMul(dy as tf.Tensor3D, tf.transpose(sy, [0, 2, 1])),
-          tf.matMul(tf.transpose(sx, [0, 2, 1]), dy as tf.Tensor3D),
-        ];
-      },
-    };
-  });
-  return op(a, b) as tf.Tensor3D;
-}
-
-/** Rows of `x` (last axis) over their L2 norms. */
-function normalizeLast<T extends tf.Tensor>(x: T): T {
-  return tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), NORM_EPSILON))) as T;
-}
-
-/** `flat` plus values scattered at `at` (duplicates add), differentiable in both. */
-function addAt(flat: tf.Tensor1D, values: tf.Tensor1D, at: tf.Tensor2D): tf.Tensor1D {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, v, save] = args as [tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    save([at]);
-    return {
-      value: tf.add(x, tf.scatterND(at, v, x.shape)),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [dy, tf.gatherND(dy, saved[0]!)],
-    };
-  });
-  return op(flat, values) as tf.Tensor1D;
-}
-
-/** Lower-triangular [T, T] weights of the decay-weighted prefix mean (forward.ts prefixItemMeans). */
-function prefixWeights(steps: number, decay: number): tf.Tensor2D {
-  const w = new Float32Array(steps * steps);
-  for (let t = 0; t < steps; t++) {
-    let total = 0;
-    for (let s = 0; s <= t; s++) total += decay ** (t - s);
-    for (let s = 0; s <= t; s++) w[t * steps + s] = decay ** (t - s) / total;
-  }
-  return tf.tensor2d(w, [steps, steps]);
-}
-
 /** The constant tensors of one batch. */
 interface BatchTensors {
   readonly inputs: tf.Tensor1D;
@@ -149,7 +104,7 @@ function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
     ),
     repeatAt: tf.tensor2d(p.repeatAt, [p.repeatAt.length, 1], 'int32'),
     repeatBonus: tf.tensor1d(p.repeatBonus, 'int32'),
-    prefix: decay === undefined ? null : prefixWeights(T, decay),
+    prefix: decay === undefined ? null : prefixMeanWeights(T, decay),
   };
 }
 
@@ -171,14 +126,14 @@ function deviceLoss(dims: ModelDims, p: DeviceBatch, c: BatchTensors, w: Trained
     const mixed = tf.reshape(tf.matMul(c.prefix, timeMajor as tf.Tensor2D), [T, B * S, d]);
     out = tf.add(out, tf.reshape(tf.transpose(mixed, [1, 0, 2]), [B, S * T, d]));
   }
-  if (scoring?.normalize) out = tf.mul(normalizeLast(out), scoring.scale);
+  if (scoring?.normalize) out = tf.mul(l2NormalizeRows(out), scoring.scale);
   const table = tf.reshape(w.table, [B, M, d]) as tf.Tensor3D;
-  const rows = scoring?.normalize ? normalizeLast(table) : table;
+  const rows = scoring?.normalize ? l2NormalizeRows(table) : table;
   let logits: tf.Tensor = batchMatMul(out, tf.transpose(rows, [0, 2, 1]));
   logits = tf.add(tf.add(logits, tf.reshape(w.bias, [B, 1, M])), c.slotMask);
   if (scoring?.repeat && p.repeatAt.length > 0) {
     const bonus = gatherRows(tf.reshape(w.repeat, [-1]), c.repeatBonus) as tf.Tensor1D;
-    logits = addAt(tf.reshape(logits, [-1]), bonus, c.repeatAt);
+    logits = scatterAdd(tf.reshape(logits, [-1]), bonus, c.repeatAt);
   }
   const logp = tf.logSoftmax(tf.reshape(logits, [B * S * T, M]));
   const picked = tf.reshape(tf.sum(tf.mul(logp, c.targets), 1), [B, S * T]);

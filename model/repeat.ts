@@ -64,10 +64,22 @@ export function addRepeatBonus(
     'int32',
   );
   const values = gatherRows(bonus, tf.tensor1d(occ.ages, 'int32')) as tf.Tensor1D;
+  return scatterAdd(scores, values, indices);
+}
+
+/**
+ * `x` plus `values` added at `indices` (rows of coordinates into x, as tf.scatterND takes them),
+ * differentiable in both: x's gradient passes through, the values' gathers it at the indices.
+ * Duplicate indices add up (scatterND sums them): an item seen twice gets both bonuses.
+ */
+export function scatterAdd<T extends tf.Tensor>(
+  x: T,
+  values: tf.Tensor1D,
+  indices: tf.Tensor2D,
+): T {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [s, v, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+    const [s, v, save] = args as [T, tf.Tensor1D, tf.GradSaveFunc];
     save([indices]);
-    // scatterND sums duplicate indices: an item seen twice gets both bonuses.
     const value = tf.add(s, tf.scatterND(indices, v, s.shape));
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => [
       dy,
@@ -75,7 +87,7 @@ export function addRepeatBonus(
     ];
     return { value, gradFunc };
   });
-  return op(scores, values) as tf.Tensor2D;
+  return op(x, values) as T;
 }
 
 /**
