@@ -19,7 +19,7 @@
  * the realised sum of weights instead, and one device claiming maxExamples could then move it by
  * nearly S: example counts are the device's own claim and cannot be trusted for privacy.
  */
-import { allFinite, clipL2InPlace, l2Norm } from '../protocol/clip.js';
+import { l2Norm } from '../protocol/clip.js';
 import type { Aggregator } from './config.js';
 import { coordinateMedian, trimmedMean } from './robust.js';
 
@@ -63,26 +63,25 @@ export function updateWeight(examples: number, maxExamples: number): number {
   return Math.max(1, Math.min(examples, maxExamples));
 }
 
+/** A copy of `update`'s delta clipped to S (for the aggregators that hold every delta). */
 function checkedClip(update: AggregateUpdate, length: number, clipNorm: number): Float32Array {
-  if (update.delta.length !== length) {
-    throw new RangeError(`delta has ${update.delta.length} values, model has ${length}`);
-  }
-  // Validation rejects these before storage; checked again because one NaN would poison the model.
-  if (!allFinite(update.delta)) throw new RangeError('delta contains NaN or Infinity');
-  const clipped = Float32Array.from(update.delta);
-  clipL2InPlace(clipped, clipNorm);
-  return clipped;
+  const scale = clipScale(update, length, clipNorm);
+  return Float32Array.from(update.delta, (x) => x * scale);
 }
 
-/** The factor min(1, S / ||delta||) that clips `update` to S, after the same checks as checkedClip. */
+/**
+ * The factor that clips `update` to S: min(1, S / ||delta||), with clipL2InPlace's headroom so a
+ * delta is clipped identically wherever it is clipped. Checks the length, and refuses NaN or
+ * Infinity: validation rejects them before storage, but one would poison the model.
+ */
 function clipScale(update: AggregateUpdate, length: number, clipNorm: number): number {
+  if (!(clipNorm > 0)) throw new RangeError(`clip bound must be positive, got ${clipNorm}`);
   if (update.delta.length !== length) {
     throw new RangeError(`delta has ${update.delta.length} values, model has ${length}`);
   }
+  // A NaN or Infinity anywhere makes the norm non-finite (float32 squares cannot overflow float64).
   const norm = l2Norm(update.delta);
-  // A NaN or Infinity anywhere makes the norm non-finite: one NaN would poison the model.
   if (!Number.isFinite(norm)) throw new RangeError('delta contains NaN or Infinity');
-  // The same factor as clipL2InPlace, so a delta is clipped identically wherever it is clipped.
   return norm > clipNorm ? (clipNorm / norm) * (1 - 1e-6) : 1;
 }
 

@@ -19,7 +19,7 @@
  * --central-model) and measures once. `--eval validation` holds out the newest 5% of training
  * sessions and measures on them: settings are chosen there, never on the test split.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
@@ -32,19 +32,19 @@ import {
   loadDataset,
   parseDatasetName,
   type DatasetName,
-  type LoadedDataset,
 } from './data/datasets.js';
 import { oneOf, positiveInteger, positiveNumber } from './lib/args.js';
 import { isEntryPoint, runMain } from './lib/entry.js';
 import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
 import { noiseForEpsilon } from './federate/calibrate.js';
+import { bytesOf, readFloats } from './federate/checkpoint.js';
 import { devicePool } from './federate/device-pool.js';
 import { populationOf, SCENARIOS, type Population } from './federate/population.js';
 import { markdownReport, type FederateRow } from './federate/report.js';
 import { runFederation, runLabel, type RunSettings } from './federate/run.js';
 import { initNodeBackend } from './tf-node.js';
-import { DEFAULTS, scoringDims } from './train/defaults.js';
+import { DEFAULTS, modelDims } from './train/defaults.js';
 import { mainEpochs } from './train/epochs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -122,18 +122,6 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   };
 }
 
-/** The model shape the dataset's trainer defaults give. */
-function dimsFor(dataset: DatasetName, loaded: LoadedDataset): ModelDims {
-  const hyper = DEFAULTS[dataset];
-  return {
-    items: loaded.data.itemIds.length,
-    embedding: hyper.dim,
-    hidden: hyper.hidden,
-    maxSessionLength: hyper.maxLen,
-    ...scoringDims(hyper),
-  };
-}
-
 /**
  * Weights trained centrally on `population.central` with the dataset's trainer defaults (no
  * validation split, no recency stage: nothing outside those sessions), cached by what decides them.
@@ -146,10 +134,7 @@ async function centralWeights(
 ): Promise<Float32Array> {
   const file = join(root, '.hearth', 'federate', `${dataset}-${key}.f32`);
   try {
-    const bytes = await readFile(file);
-    const weights = new Float32Array(
-      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
-    );
+    const weights = await readFloats(file, Float32Array);
     console.log(`central weights from ${file}`);
     return weights;
   } catch {
@@ -166,7 +151,7 @@ async function centralWeights(
   const weights = model.toFlat();
   model.dispose();
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, new Uint8Array(weights.buffer));
+  await writeFile(file, bytesOf(weights));
   return weights;
 }
 
@@ -178,7 +163,7 @@ async function main(): Promise<void> {
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data!);
-  const dims = dimsFor(dataset, loaded);
+  const dims = modelDims(loaded.data.itemIds.length, DEFAULTS[dataset]);
   const population = populationOf(loaded, settings.scenario, evalOn);
   console.log(
     `${runLabel(settings)}: ${population.devices.length} devices, ` +

@@ -7,13 +7,13 @@ import type { EngineConfig, SyncResult } from '../protocol/api.js';
 import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
-import { isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
+import { clipForUpload, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
 import type { GlobalModel, LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
 import { toWindows } from '../model/batches.js';
 import { ensureGradients } from '../model/gradients.js';
 import type { TrainSession } from '../model/train.js';
-import { deviceDeltas } from './device-update.js';
+import { localUpdates } from '../model/local-update.js';
 import { drawForVersion } from './participation.js';
 import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
@@ -68,9 +68,9 @@ export const LOCAL_NEGATIVES = 512;
 
 /**
  * Fine-tunes a copy of `global` on `sessions` under `settings` and computes the clipped delta,
- * with the device code `npm run federate` runs for a population (worker/device-update.ts). Each
- * step trains on all the device's examples; `epochs` passes of `batchSize` windows set the step
- * count, capped at `maxSteps`. With `local` (the device's fine-tuned copy of this very version,
+ * with the local training and clipping `npm run federate` runs for a population
+ * (worker/device-update.ts). Each step trains on all the device's examples; `epochs` passes of
+ * `batchSize` windows set the step count, capped at `maxSteps`. With `local` (the device's fine-tuned copy of this very version,
  * from online learning) it starts from there and only tops it up with a couple of steps; the delta
  * is always against the global weights.
  */
@@ -87,9 +87,8 @@ export async function learnLocally(
   const planned = epochs * Math.ceil(windows / Math.max(1, batchSize));
   const steps = Math.min(reuse ? TOP_UP_STEPS : maxSteps, planned);
   await ensureGradients();
-  const { clipped, raw, examples } = deviceDeltas(
+  const { deltas, examples } = localUpdates(
     dims,
-    federation.clipNorm,
     global.weights,
     [sessions],
     { kind: 'full' },
@@ -97,7 +96,9 @@ export async function learnLocally(
     { steps, learningRate, mu, optimizer: 'adam', negatives: LOCAL_NEGATIVES, seed: version },
     reuse ? [local] : undefined,
   );
-  const weights = Float32Array.from(global.weights, (w, i) => w + raw[0]![i]!);
+  const raw = deltas[0]!;
+  // The device adopts its own training unclipped; what it sends is clipped to S.
+  const weights = Float32Array.from(global.weights, (w, i) => w + raw[i]!);
   // Yield once: the training above ran synchronously on the worker's thread.
   await new Promise((resolve) => setTimeout(resolve, 0));
   return {
@@ -106,7 +107,7 @@ export async function learnLocally(
     update: {
       baseVersion: version,
       layoutHash,
-      delta: clipped[0]!,
+      delta: clipForUpload(Float32Array.from(raw), federation.clipNorm),
       examples: steps > 0 ? examples[0]! : 0,
     },
   };

@@ -32,8 +32,18 @@ interface Meta {
 
 const META = 'state.json';
 
-function bytesOf(array: Float32Array | Float64Array): Uint8Array {
+/** The bytes of a float array, as written to a file (no copy). */
+export function bytesOf(array: Float32Array | Float64Array): Uint8Array {
   return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/** A file written by bytesOf, read back as floats (an aligned copy of its bytes). */
+export async function readFloats<T extends Float32Array | Float64Array>(
+  file: string,
+  Type: { new (buffer: ArrayBuffer): T },
+): Promise<T> {
+  const bytes = await readFile(file);
+  return new Type(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
 /** Writes a checkpoint (each file written aside and renamed, so a crash leaves the previous one). */
@@ -92,18 +102,14 @@ export async function loadRunState(
         'remove it or choose another --checkpoint directory',
     );
   }
-  const floats = async (name: string, Type: typeof Float32Array | typeof Float64Array) => {
-    const bytes = await readFile(join(dir, name));
-    return new Type(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  };
-  const weights = (await floats('weights.f32', Float32Array)) as Float32Array;
+  const weights = await readFloats(join(dir, 'weights.f32'), Float32Array);
   const optimizer =
     meta.fedAdamStep === null
       ? undefined
       : {
           step: meta.fedAdamStep,
-          m: (await floats('adam-m.f64', Float64Array)) as Float64Array,
-          v: (await floats('adam-v.f64', Float64Array)) as Float64Array,
+          m: await readFloats(join(dir, 'adam-m.f64'), Float64Array),
+          v: await readFloats(join(dir, 'adam-v.f64'), Float64Array),
         };
   return { state: { weights, optimizer }, round: meta.round, rows: meta.rows, wall: meta.wall };
 }

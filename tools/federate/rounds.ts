@@ -22,7 +22,7 @@ import { runDeviceJob, type DeviceJob, type Received } from './device-worker.js'
 
 /** The global state a run carries from round to round. */
 export interface GlobalState {
-  /** Global weights, manifest order. */
+  /** Global weights, manifest order (run.ts keeps them in shared memory for the device threads). */
   weights: Float32Array;
   /**
    * FedAdam's moments over the whole model, from initialFedAdamState (only the layout's
@@ -82,16 +82,13 @@ export async function runRound(
   runner: DeviceRunner = inThisThread,
 ): Promise<RoundResult> {
   const length = updateLength(dims, layout);
-  // Shared memory, so worker threads read the weights without a copy each.
-  const weights = new Float32Array(new SharedArrayBuffer(state.weights.byteLength));
-  weights.set(state.weights);
   const received = await runner(
     {
       dims,
       version,
       clipNorm: config.clipNorm,
       maxExamples: config.maxExamples,
-      weights,
+      weights: state.weights,
       layout,
       local,
       batch: DEVICE_BATCH,

@@ -6,7 +6,12 @@
 import { initialWeights } from '../../model/init.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import { SessionModel } from '../../model/session-model.js';
-import { weightsByteLength, tensorLayout, type ModelDims } from '../../protocol/manifest.js';
+import {
+  parameterCount,
+  tensorLayout,
+  weightsByteLength,
+  type ModelDims,
+} from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { roundRows, type UpdateLayout } from '../../protocol/update-layout.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
@@ -100,7 +105,7 @@ export async function runFederation(
       weights: start ? start.slice() : initialWeights(dims, settings.seed),
       optimizer:
         settings.serverOptimizer === 'fedadam'
-          ? initialFedAdamState(parameterTotal(dims))
+          ? initialFedAdamState(parameterCount(tensorLayout(dims)))
           : undefined,
     },
     round: 0,
@@ -109,6 +114,9 @@ export async function runFederation(
   });
   const resumed = checkpointDir ? await loadRunState(checkpointDir, settings, dims) : null;
   const { state, rows } = resumed ?? fresh();
+  // The weights live in shared memory for the whole run: device threads read them in place, and
+  // each round writes its layout's coordinates back into the same array.
+  state.weights = sharedCopy(state.weights);
   let round = resumed?.round ?? 0;
   const began = performance.now() - (resumed?.wall ?? 0) * 1000;
   const downloadBytes = weightsByteLength(tensorLayout(dims), 'int8');
@@ -172,6 +180,9 @@ export async function runFederation(
   return rows;
 }
 
-function parameterTotal(dims: ModelDims): number {
-  return tensorLayout(dims).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+/** `values` copied into a SharedArrayBuffer. */
+function sharedCopy(values: Float32Array): Float32Array {
+  const shared = new Float32Array(new SharedArrayBuffer(values.byteLength));
+  shared.set(values);
+  return shared;
 }

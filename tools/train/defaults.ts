@@ -192,6 +192,17 @@ export function scoringDims(
   };
 }
 
+/** The model's shape for a catalogue of `items` indices, with the scoring block `hyper` asks for. */
+export function modelDims(items: number, hyper: Hyper): ModelDims {
+  return {
+    items,
+    embedding: hyper.dim,
+    hidden: hyper.hidden,
+    maxSessionLength: hyper.maxLen,
+    ...scoringDims(hyper),
+  };
+}
+
 /** DEFAULTS[dataset] with every hyper-parameter that `given` sets (undefined keeps the default). */
 export function hyperFor(dataset: DatasetName, given: Partial<Hyper>): Hyper {
   const hyper: Hyper = { ...DEFAULTS[dataset] };

@@ -2,7 +2,6 @@
  * One training run end to end: load a dataset, train (main epochs with early stopping and
  * checkpoints, then the recency stage), test against POP, write the model directory.
  */
-import type { ModelDims } from '../../protocol/manifest.js';
 import type { RankingMetrics } from '../../model/metrics.js';
 import { SessionModel } from '../../model/session-model.js';
 import type { TrainResult } from '../../model/train.js';
@@ -21,7 +20,7 @@ import {
   resumedHyper,
   type CheckpointOptions,
 } from './checkpoints.js';
-import { hyperFor, scoringDims, type Hyper } from './defaults.js';
+import { hyperFor, modelDims, type Hyper } from './defaults.js';
 import { mainEpochs } from './epochs.js';
 import { exportTrained } from './export.js';
 import { recencyStage } from './recency-stage.js';
@@ -69,7 +68,7 @@ export async function trainAndExport(
   const hyper = runHyper(options, resumed);
   await initNodeBackend(options.backend ?? 'wasm');
   const loaded = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
-  const dims = modelDims(loaded, hyper);
+  const dims = modelDims(loaded.data.itemIds.length, hyper);
   const splits = trainingSplits(loaded, hyper, options.trainFraction);
   const counts = {
     name: loaded.data.name,
@@ -104,17 +103,6 @@ export async function trainAndExport(
 function runHyper(options: TrainAndExportOptions, resumed: LoadedCheckpoint | null): Hyper {
   const hyper = hyperFor(options.dataset, options);
   return resumed ? resumedHyper(hyper, options, resumed.extra.hyper as Partial<Hyper>) : hyper;
-}
-
-/** The model's shape for `loaded`'s catalogue, with the scoring block the hyper-parameters ask for. */
-function modelDims(loaded: LoadedDataset, hyper: Hyper): ModelDims {
-  return {
-    items: loaded.data.itemIds.length,
-    embedding: hyper.dim,
-    hidden: hyper.hidden,
-    maxSessionLength: hyper.maxLen,
-    ...scoringDims(hyper),
-  };
 }
 
 /** The main epochs, then the recency stage; logs the summary. */
