@@ -34,6 +34,12 @@ export function updateLength(dims: ModelDims, layout: UpdateLayout): number {
   return denseLength(dims) + layout.rows.length * (dims.embedding + 1);
 }
 
+/** The coordinates [start, end) of an update in this layout that hold item rows and biases. */
+export function itemSpan(dims: ModelDims, layout: UpdateLayout): { start: number; end: number } {
+  if (layout.kind === 'full') return { start: 0, end: denseOffset(dims) };
+  return { start: denseLength(dims), end: updateLength(dims, layout) };
+}
+
 /** Checks a row list: ascending, unique, 1..items-1 (row 0 is padding and never trained). */
 export function checkRows(dims: ModelDims, rows: readonly number[]): void {
   let previous = 0;

@@ -22,6 +22,7 @@
 import { l2Norm } from '../protocol/clip.js';
 import type { Aggregator } from './config.js';
 import { coordinateMedian, trimmedMean } from './robust.js';
+import { stepSizeAt, type StepSizes } from './fedadam.js';
 
 /** One accepted update, as the aggregator sees it. */
 export interface AggregateUpdate {
@@ -37,6 +38,8 @@ export interface AggregateOptions {
   readonly maxExamples: number;
   /** Server step size applied to the averaged delta (1 = plain FedAvg). */
   readonly serverLearningRate: number;
+  /** Another step size on the item rows' coordinates (fedadam.ts StepSizes); none: the same. */
+  readonly itemStep?: StepSizes['items'];
   /** Coordinate-wise statistic of the clipped deltas; 'mean' (the default) weighs all alike. */
   readonly aggregator?: Aggregator;
   /** Share of values the trimmed mean cuts from each end of every coordinate (default 0.1). */
@@ -144,8 +147,12 @@ export function aggregate(
   options.adjustMeanDelta?.(mean, { cohort });
   if (options.applyDelta) return options.applyDelta(global, mean);
   const next = new Float32Array(global.length);
+  const sizes: StepSizes = {
+    rate: options.serverLearningRate,
+    ...(options.itemStep ? { items: options.itemStep } : {}),
+  };
   for (let i = 0; i < next.length; i++) {
-    next[i] = global[i]! + options.serverLearningRate * mean[i]!;
+    next[i] = global[i]! + stepSizeAt(sizes, i) * mean[i]!;
   }
   return next;
 }

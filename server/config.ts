@@ -76,6 +76,11 @@ export interface ServerConfig {
    * DEFAULT_FEDADAM_LEARNING_RATE.
    */
   readonly serverLearningRate: number;
+  /**
+   * Step size of the server optimiser on the item rows and biases; left out, serverLearningRate.
+   * A row moves only in the rounds whose layout names it, and only its few devices touch it.
+   */
+  readonly itemLearningRate?: number;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
@@ -210,6 +215,9 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkPositive('clipNorm', config.clipNorm);
   checkInt('maxExamples', config.maxExamples, 1, 1_000_000);
   checkPositive('serverLearningRate', config.serverLearningRate);
+  if (config.itemLearningRate !== undefined) {
+    checkPositive('itemLearningRate (--item-learning-rate)', config.itemLearningRate);
+  }
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
   checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
@@ -367,6 +375,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--clip-norm': positiveFlag('clipNorm'),
   '--server-optimizer': oneOfFlag('serverOptimizer', SERVER_OPTIMIZERS),
   '--server-learning-rate': positiveFlag('serverLearningRate'),
+  '--item-learning-rate': positiveFlag('itemLearningRate'),
   '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
   '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
   '--trim-fraction': numberFlag('trimFraction'),

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { resolveConfig } from './config.js';
 import { FEDADAM, fedAdamStep, initialFedAdamState } from './fedadam.js';
+import { roundPolicy } from './ingest.js';
 
 describe('FedAdam', () => {
   it('takes the step of Reddi et al. Algorithm 2 on a hand-computed example', () => {
@@ -40,5 +42,40 @@ describe('FedAdam', () => {
     expect(() =>
       fedAdamStep(new Float32Array(2), new Float64Array(2), initialFedAdamState(3), 0.1),
     ).toThrow(/another model layout/);
+  });
+
+  it('steps the item span at its own rate and everything else at the server rate', () => {
+    const global = new Float32Array(4);
+    const delta = Float64Array.of(0.1, 0.1, 0.1, 0.1);
+    const plain = fedAdamStep(global, delta, undefined, 0.01);
+    const split = fedAdamStep(global, delta, undefined, {
+      rate: 0.01,
+      items: { start: 1, end: 3, rate: 0.05 },
+    });
+    expect(split.weights[0]).toBe(plain.weights[0]);
+    expect(split.weights[3]).toBe(plain.weights[3]);
+    expect(split.weights[1]).toBeCloseTo(5 * plain.weights[1]!, 6);
+    expect(split.weights[2]).toBeCloseTo(5 * plain.weights[2]!, 6);
+    expect(Array.from(split.state.m)).toEqual(Array.from(plain.state.m));
+  });
+
+  it("the round policy applies --item-learning-rate on the context's item span only", () => {
+    const global = new Float32Array(4);
+    const updates = [{ delta: Float32Array.of(0.5, 0.5, 0.5, 0.5), examples: 1 }];
+    const run = (optimizer: 'fedavg' | 'fedadam', withSpan: boolean) =>
+      Array.from(
+        roundPolicy(
+          resolveConfig({ serverOptimizer: optimizer, itemLearningRate: 0.2, clipNorm: 10 }),
+        ).aggregate(global, updates, {
+          optimizerState: undefined,
+          ledger: [],
+          ...(withSpan ? { itemSpan: { start: 0, end: 2 } } : {}),
+        }).weights,
+      );
+    // FedAvg: the items move by 0.2 * 0.5, the rest by the server rate 1 * 0.5.
+    expect(run('fedavg', true)).toEqual([0.1, 0.1, 0.5, 0.5].map((x) => expect.closeTo(x, 6)));
+    expect(run('fedavg', false)).toEqual([0.5, 0.5, 0.5, 0.5]);
+    const adam = run('fedadam', true);
+    expect(adam[0]! / adam[2]!).toBeCloseTo(0.2 / 0.01, 4);
   });
 });

@@ -30,14 +30,32 @@ export function initialFedAdamState(length: number, tau: number = FEDADAM.tau): 
   return { step: 0, m: new Float64Array(length), v: new Float64Array(length).fill(tau * tau) };
 }
 
+/**
+ * The server's step size per coordinate: `rate` everywhere, or `items.rate` on the coordinates
+ * [items.start, items.end) that hold item rows and biases. An item row moves only in the rounds that
+ * name it, and only a few of its devices touch it, so it may need a larger step than the dense
+ * tensors every device moves every round.
+ */
+export interface StepSizes {
+  readonly rate: number;
+  readonly items?: { readonly start: number; readonly end: number; readonly rate: number };
+}
+
+/** The step size of coordinate `i`. */
+export function stepSizeAt(sizes: StepSizes, i: number): number {
+  const items = sizes.items;
+  return items && i >= items.start && i < items.end ? items.rate : sizes.rate;
+}
+
 /** One FedAdam step; returns the new weights and state, leaving the inputs untouched. */
 export function fedAdamStep(
   global: Float32Array,
   delta: Float64Array,
   state: FedAdamState | undefined,
-  learningRate: number,
+  learningRate: number | StepSizes,
   constants: { readonly beta1: number; readonly beta2: number; readonly tau: number } = FEDADAM,
 ): { weights: Float32Array; state: FedAdamState } {
+  const sizes = typeof learningRate === 'number' ? { rate: learningRate } : learningRate;
   const { beta1, beta2, tau } = constants;
   const previous = state ?? initialFedAdamState(global.length, tau);
   if (previous.m.length !== global.length || previous.v.length !== global.length) {
@@ -53,7 +71,7 @@ export function fedAdamStep(
     const d = delta[i]!;
     m[i] = beta1 * previous.m[i]! + (1 - beta1) * d;
     v[i] = beta2 * previous.v[i]! + (1 - beta2) * d * d;
-    weights[i] = global[i]! + (learningRate * m[i]!) / (Math.sqrt(v[i]!) + tau);
+    weights[i] = global[i]! + (stepSizeAt(sizes, i) * m[i]!) / (Math.sqrt(v[i]!) + tau);
   }
   return { weights, state: { step: previous.step + 1, m, v } };
 }

@@ -57,10 +57,15 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolic
     aggregate: (global, updates, context) => {
       assertBudgetAllowsRound(context.ledger, config);
       let optimizerState: FedAdamState | undefined;
+      const itemStep =
+        config.itemLearningRate !== undefined && context.itemSpan
+          ? { ...context.itemSpan, rate: config.itemLearningRate }
+          : undefined;
       const options: AggregateOptions = {
         clipNorm: config.clipNorm,
         maxExamples: config.maxExamples,
         serverLearningRate: config.serverLearningRate,
+        ...(itemStep ? { itemStep } : {}),
         aggregator: config.aggregator,
         trimFraction: config.trimFraction,
         ...(noiseOn
@@ -73,12 +78,10 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolic
         ...(config.serverOptimizer === 'fedadam'
           ? {
               applyDelta: (weights: Float32Array, delta: Float64Array) => {
-                const step = fedAdamStep(
-                  weights,
-                  delta,
-                  context.optimizerState,
-                  config.serverLearningRate,
-                );
+                const step = fedAdamStep(weights, delta, context.optimizerState, {
+                  rate: config.serverLearningRate,
+                  ...(itemStep ? { items: itemStep } : {}),
+                });
                 optimizerState = step.state;
                 return step.weights;
               },

@@ -136,6 +136,11 @@ export function publishRound(
   now: string,
 ): Publication {
   const version = current + 1;
-  const output = policy.aggregate(base.weights, updates, context);
+  // The full layout starts with the item table and the item biases (protocol/manifest.ts).
+  const { items, embedding } = base.manifest.dims;
+  const output = policy.aggregate(base.weights, updates, {
+    ...context,
+    itemSpan: { start: 0, end: items * (embedding + 1) },
+  });
   return { version, manifest: versionManifest(base.manifest, version, now), output };
 }

@@ -68,6 +68,8 @@ export interface RoundContext {
   readonly optimizerState: FedAdamState | undefined;
   /** Every published round so far, oldest first (what the privacy budget check needs). */
   readonly ledger: readonly RoundPrivacy[];
+  /** The coordinates [start, end) of the aggregated vector that hold item rows and biases. */
+  readonly itemSpan?: { readonly start: number; readonly end: number };
 }
 
 /** What one round's aggregation produced; the store commits all of it with the new version. */

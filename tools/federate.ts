@@ -9,7 +9,7 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
- *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>]
+ *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>]
  *
@@ -70,6 +70,7 @@ const OPTIONS = {
   negatives: { type: 'string', default: '512' },
   'server-optimizer': { type: 'string', default: 'fedadam' },
   'server-lr': { type: 'string', default: '0.01' },
+  'item-lr': { type: 'string' },
   'eval-every': { type: 'string', default: '25' },
   'eval-cases': { type: 'string', default: '5000' },
   eval: { type: 'string', default: 'test' },
@@ -117,6 +118,8 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       'fedavg',
     ] as const),
     serverLearningRate: positiveNumber('server-lr', values['server-lr']!),
+    itemLearningRate:
+      values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
   };

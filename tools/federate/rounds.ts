@@ -8,6 +8,7 @@
 import type { ModelDims } from '../../protocol/manifest.js';
 import {
   gatherLayout,
+  itemSpan,
   scatterLayout,
   updateLength,
   type UpdateLayout,
@@ -117,6 +118,7 @@ export async function runRound(
   const out = roundPolicy(config, rng).aggregate(compact, updates, {
     optimizerState,
     ledger: [],
+    itemSpan: itemSpan(dims, layout),
   });
   scatterLayout(out.weights, dims, layout, state.weights);
   if (out.optimizerState && state.optimizer) {

@@ -42,6 +42,7 @@ const settings: RunSettings = {
   local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
   serverOptimizer: 'fedadam',
   serverLearningRate: 0.03,
+  itemLearningRate: null,
   evalEvery: 30,
   evalCases: 10_000,
 };

@@ -42,6 +42,8 @@ export interface RunSettings {
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
+  /** The server's step size on item rows and biases (null: serverLearningRate). */
+  readonly itemLearningRate: number | null;
   /** Measure every this many rounds (and after the last). */
   readonly evalEvery: number;
   /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
@@ -74,6 +76,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
     serverOptimizer: s.serverOptimizer,
     serverLearningRate: s.serverLearningRate,
+    ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
     // Every simulated device trains on the current version: nothing is stale, and q is the rate.
     maxStaleness: 0,
   };
