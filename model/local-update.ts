@@ -52,18 +52,34 @@ export interface LocalUpdates {
   readonly examples: number[];
 }
 
-/** The trained tensors, each with a leading device axis (the item rows: one row per slot). */
-interface Trained {
+/**
+ * The trained tensors, each with a leading device axis (the item rows: one row per slot). The dense
+ * tensors' axis has length B (each device its own copy) or 1 (one copy all devices share: the
+ * summed path of cohort-sum.ts).
+ */
+export interface Trained {
   table: tf.Tensor2D; // [B*M, d]
   bias: tf.Tensor1D; // [B*M]
-  kernel: tf.Tensor3D; // [B, d, 4h]
-  recurrent: tf.Tensor3D; // [B, h, 4h]
-  lstmBias: tf.Tensor2D; // [B, 4h]
-  projection: tf.Tensor3D; // [B, h, d]
-  projectionBias: tf.Tensor2D; // [B, d]
+  kernel: tf.Tensor3D; // [B or 1, d, 4h]
+  recurrent: tf.Tensor3D; // [B or 1, h, 4h]
+  lstmBias: tf.Tensor2D; // [B or 1, 4h]
+  projection: tf.Tensor3D; // [B or 1, h, d]
+  projectionBias: tf.Tensor2D; // [B or 1, d]
   repeat: tf.Tensor2D; // [B, maxLen] (zeros, untrained, without scoring.repeat)
 }
 type Name = keyof Trained;
+
+/**
+ * Zero tensors added to the gates' input half (`xz`, [1, B*S*T, 4h]) and to the projection's output
+ * (`out`, [1, B*S*T, d]) with shared dense tensors: the loss's gradient with respect to them is
+ * each position's signal, from which cohort-sum.ts reads every device's gradient. `seen` gets the
+ * embedded inputs [B, S*T, d] and the hidden states [1, B*S, T, h].
+ */
+export interface Probes {
+  readonly xz: tf.Tensor3D;
+  readonly out: tf.Tensor3D;
+  readonly seen: (inputs: tf.Tensor3D, states: tf.Tensor4D) => void;
+}
 const NAMES: readonly Name[] = [
   'table',
   'bias',
@@ -76,7 +92,7 @@ const NAMES: readonly Name[] = [
 ];
 
 /** The constant tensors of one batch. */
-interface BatchTensors {
+export interface BatchTensors {
   readonly inputs: tf.Tensor1D;
   readonly targets: tf.Tensor2D; // one-hot [B*S*T, M]
   readonly weights: tf.Tensor2D; // [B, S*T], each device's row over its total weight
@@ -86,7 +102,7 @@ interface BatchTensors {
   readonly prefix: tf.Tensor2D | null;
 }
 
-function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
+export function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
   const { devices: B, windows: S, steps: T, slots: M } = p;
   const scaled = new Float32Array(B * S * T);
   for (let i = 0; i < scaled.length; i++) {
@@ -109,16 +125,32 @@ function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
 }
 
 /** Every device's loss [B]: the weighted mean cross-entropy of its examples. */
-function deviceLoss(dims: ModelDims, p: DeviceBatch, c: BatchTensors, w: Trained): tf.Tensor1D {
+export function deviceLoss(
+  dims: ModelDims,
+  p: DeviceBatch,
+  c: BatchTensors,
+  w: Trained,
+  probes?: Probes,
+): tf.Tensor1D {
   const { devices: B, windows: S, steps: T, slots: M } = p;
   const d = dims.embedding;
   const h = dims.hidden;
   const scoring = dims.scoring;
+  // G copies of the dense tensors: one per device, or one for all (then one product for all).
+  const G = w.kernel.shape[0];
   const x = tf.reshape(gatherRows(w.table, c.inputs), [B, S * T, d]) as tf.Tensor3D;
-  const xz = tf.add(batchMatMul(x, w.kernel), tf.expandDims(w.lstmBias, 1));
-  const states = deviceLstm(tf.reshape(xz, [B, S, T, 4 * h]) as tf.Tensor4D, w.recurrent);
-  const hs = tf.reshape(states, [B, S * T, h]) as tf.Tensor3D;
-  let out: tf.Tensor3D = tf.add(batchMatMul(hs, w.projection), tf.expandDims(w.projectionBias, 1));
+  const xg = tf.reshape(x, [G, (B * S * T) / G, d]) as tf.Tensor3D;
+  let xz: tf.Tensor3D = tf.add(batchMatMul(xg, w.kernel), tf.expandDims(w.lstmBias, 1));
+  if (probes) xz = tf.add(xz, probes.xz);
+  const states = deviceLstm(tf.reshape(xz, [G, (B * S) / G, T, 4 * h]) as tf.Tensor4D, w.recurrent);
+  probes?.seen(x, states);
+  const hs = tf.reshape(states, [G, (B * S * T) / G, h]) as tf.Tensor3D;
+  let projected: tf.Tensor3D = tf.add(
+    batchMatMul(hs, w.projection),
+    tf.expandDims(w.projectionBias, 1),
+  );
+  if (probes) projected = tf.add(projected, probes.out);
+  let out = tf.reshape(projected, [B, S * T, d]) as tf.Tensor3D;
   if (scoring?.lastItem) out = tf.add(out, x);
   if (c.prefix) {
     // Time-major [T, B*S*d] so one matmul mixes every window's prefix (forward.ts prefixItemMeans).
@@ -140,26 +172,30 @@ function deviceLoss(dims: ModelDims, p: DeviceBatch, c: BatchTensors, w: Trained
   return tf.neg(tf.sum(tf.mul(picked, c.weights), 1)) as tf.Tensor1D;
 }
 
-/** The devices' starting copies of every trained tensor (all equal to the global weights). */
 /**
  * Every device's copy of the trained tensors: from `sources[b]` for device b (one source: the same
- * weights for all).
+ * weights for all); `denseCopies` 1 gives one copy of the dense tensors for all devices.
  */
-function startingCopies(
+export function startingCopies(
   dims: ModelDims,
   sources: readonly Float32Array[],
   p: DeviceBatch,
+  denseCopies: number = p.devices,
 ): Trained {
   const layout = tensorLayout(dims);
   const parts = sources.map((w) => splitFlat(w, layout));
   const B = p.devices;
   const M = p.slots;
   const of = (b: number) => parts[sources.length === 1 ? 0 : b]!;
-  const tile = (name: Parameters<(typeof parts)[0]['get']>[0], shape: number[]) => {
+  const tile = (
+    name: Parameters<(typeof parts)[0]['get']>[0],
+    shape: number[],
+    copies: number = denseCopies,
+  ) => {
     const size = parts[0]!.get(name)!.length;
-    const out = new Float32Array(B * size);
-    for (let b = 0; b < B; b++) out.set(of(b).get(name)!, b * size);
-    return tf.tensor(out, [B, ...shape]);
+    const out = new Float32Array(copies * size);
+    for (let b = 0; b < copies; b++) out.set(of(b).get(name)!, b * size);
+    return tf.tensor(out, [copies, ...shape]);
   };
   const { embedding: d, hidden: h, maxSessionLength: maxLen } = dims;
   const rows = new Float32Array(p.rows.length * d);
@@ -178,7 +214,7 @@ function startingCopies(
     projection: tile('projection_kernel', [h, d]) as tf.Tensor3D,
     projectionBias: tile('projection_bias', [d]) as tf.Tensor2D,
     repeat: dims.scoring?.repeat
-      ? (tile('repeat_bonus', [maxLen]) as tf.Tensor2D)
+      ? (tile('repeat_bonus', [maxLen], B) as tf.Tensor2D)
       : tf.zeros([B, maxLen]),
   };
 }

@@ -144,6 +144,42 @@ export function aggregate(
         ? coordinateMedian(clipped, global.length)
         : trimmedMean(clipped, global.length, options.trimFraction ?? 0.1);
   }
+  return applyMean(global, mean, cohort, options);
+}
+
+/**
+ * Folds a round known only by the sum of its clipped updates (what secure aggregation reveals, and
+ * what a simulation of many devices computes without any device's update: model/cohort-sum.ts)
+ * into the global weights: equal weights only, the devices having clipped to S themselves. The
+ * server cannot re-clip a sum; a device that lies about its norm is bounded by the encoding range
+ * of the secure-aggregation protocol, not here.
+ */
+export function aggregateSum(
+  global: Float32Array,
+  total: { readonly sum: ArrayLike<number>; readonly count: number },
+  options: AggregateOptions,
+): Float32Array {
+  if ((options.aggregator ?? 'mean') !== 'mean') {
+    throw new RangeError(
+      `a sum can only be averaged with equal weights, not '${options.aggregator}'`,
+    );
+  }
+  if (total.sum.length !== global.length) {
+    throw new RangeError(`sum has ${total.sum.length} values, model has ${global.length}`);
+  }
+  if (!(total.count > 0)) throw new RangeError('cannot aggregate a round without updates');
+  const denominator = options.fixedDenominator ?? total.count;
+  const mean = Float64Array.from(total.sum, (x) => x / denominator);
+  return applyMean(global, mean, total.count, options);
+}
+
+/** The round's (noised) mean delta applied to the global weights: FedAdam, or a FedAvg step. */
+function applyMean(
+  global: Float32Array,
+  mean: Float64Array,
+  cohort: number,
+  options: AggregateOptions,
+): Float32Array {
   options.adjustMeanDelta?.(mean, { cohort });
   if (options.applyDelta) return options.applyDelta(global, mean);
   const next = new Float32Array(global.length);

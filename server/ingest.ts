@@ -17,12 +17,12 @@ import {
   UPDATE_HEADER_BYTES,
   type ModelUpdate,
 } from '../protocol/update-format.js';
-import { aggregate, updateWeight, type AggregateOptions } from './aggregate.js';
+import { aggregate, aggregateSum, updateWeight, type AggregateOptions } from './aggregate.js';
 import type { ServerConfig } from './config.js';
 import { fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
-import type { RoundExpiry, RoundPolicy, Store } from './store.js';
+import type { RoundContext, RoundExpiry, RoundOutput, RoundPolicy, Store } from './store.js';
 import { withinStaleness } from './store-rules.js';
 import { manifestParamCount } from './versions.js';
 
@@ -43,58 +43,78 @@ export function noiseStd(config: ServerConfig): number {
 }
 
 /**
+ * A round policy that can also fold a round known only by the sum of its clipped updates (secure
+ * aggregation's result; the simulation's summed devices): server/aggregate.ts aggregateSum.
+ */
+export interface SumRoundPolicy extends RoundPolicy {
+  readonly aggregateSum: (
+    global: Float32Array,
+    total: { readonly sum: ArrayLike<number>; readonly count: number },
+    context: RoundContext,
+  ) => RoundOutput;
+}
+
+/**
  * The round policy of a config: minimum cohort m; the budget check; re-clipping and the configured
  * aggregator; with noise on, the fixed-denominator mean plus one Gaussian draw per coordinate (std
  * z * S / m); then the FedAvg or FedAdam step. All of it runs inside the store's transaction, so noise
  * is drawn once per published round: a rolled-back attempt publishes nothing.
  * `rng` is for tests; by default the noise comes from node:crypto.
  */
-export function roundPolicy(config: ServerConfig, rng?: GaussianRng): RoundPolicy {
+export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPolicy {
   const noiseOn = config.noiseMultiplier > 0;
+  /** Runs `fold` with the round's options; returns what the store commits. */
+  const round = (
+    context: RoundContext,
+    fold: (options: AggregateOptions) => Float32Array,
+  ): RoundOutput => {
+    assertBudgetAllowsRound(context.ledger, config);
+    let optimizerState: FedAdamState | undefined;
+    const itemStep =
+      config.itemLearningRate !== undefined && context.itemSpan
+        ? { ...context.itemSpan, rate: config.itemLearningRate }
+        : undefined;
+    const options: AggregateOptions = {
+      clipNorm: config.clipNorm,
+      maxExamples: config.maxExamples,
+      serverLearningRate: config.serverLearningRate,
+      ...(itemStep ? { itemStep } : {}),
+      aggregator: config.aggregator,
+      trimFraction: config.trimFraction,
+      ...(noiseOn
+        ? {
+            fixedDenominator: config.minCohort,
+            adjustMeanDelta: (mean: Float64Array) =>
+              addGaussianNoise(mean, noiseStd(config), rng ?? cryptoGaussian()),
+          }
+        : {}),
+      ...(config.serverOptimizer === 'fedadam'
+        ? {
+            applyDelta: (weights: Float32Array, delta: Float64Array) => {
+              const step = fedAdamStep(weights, delta, context.optimizerState, {
+                rate: config.serverLearningRate,
+                ...(itemStep ? { items: itemStep } : {}),
+              });
+              optimizerState = step.state;
+              return step.weights;
+            },
+          }
+        : {}),
+    };
+    const weights = fold(options);
+    return {
+      weights,
+      privacy: currentSettings(config),
+      ...(optimizerState ? { optimizerState } : {}),
+    };
+  };
   return {
     minCohort: config.minCohort,
     maxStaleness: config.maxStaleness,
-    aggregate: (global, updates, context) => {
-      assertBudgetAllowsRound(context.ledger, config);
-      let optimizerState: FedAdamState | undefined;
-      const itemStep =
-        config.itemLearningRate !== undefined && context.itemSpan
-          ? { ...context.itemSpan, rate: config.itemLearningRate }
-          : undefined;
-      const options: AggregateOptions = {
-        clipNorm: config.clipNorm,
-        maxExamples: config.maxExamples,
-        serverLearningRate: config.serverLearningRate,
-        ...(itemStep ? { itemStep } : {}),
-        aggregator: config.aggregator,
-        trimFraction: config.trimFraction,
-        ...(noiseOn
-          ? {
-              fixedDenominator: config.minCohort,
-              adjustMeanDelta: (mean: Float64Array) =>
-                addGaussianNoise(mean, noiseStd(config), rng ?? cryptoGaussian()),
-            }
-          : {}),
-        ...(config.serverOptimizer === 'fedadam'
-          ? {
-              applyDelta: (weights: Float32Array, delta: Float64Array) => {
-                const step = fedAdamStep(weights, delta, context.optimizerState, {
-                  rate: config.serverLearningRate,
-                  ...(itemStep ? { items: itemStep } : {}),
-                });
-                optimizerState = step.state;
-                return step.weights;
-              },
-            }
-          : {}),
-      };
-      const weights = aggregate(global, updates, options);
-      return {
-        weights,
-        privacy: currentSettings(config),
-        ...(optimizerState ? { optimizerState } : {}),
-      };
-    },
+    aggregate: (global, updates, context) =>
+      round(context, (options) => aggregate(global, updates, options)),
+    aggregateSum: (global, total, context) =>
+      round(context, (options) => aggregateSum(global, total, options)),
   };
 }
 

@@ -11,7 +11,7 @@
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
- *     [--central-model <dir>] [--threads <n, default: one per core>]
+ *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
  *
  * 'seed' first trains centrally on the oldest 10% of the training sessions (the dataset's trainer
  * defaults; cached under .hearth/federate/), then federates over the rest; 'new' starts from
@@ -71,6 +71,7 @@ const OPTIONS = {
   'server-optimizer': { type: 'string', default: 'fedadam' },
   'server-lr': { type: 'string', default: '0.01' },
   'item-lr': { type: 'string' },
+  'per-device': { type: 'string', default: 'off' },
   'eval-every': { type: 'string', default: '25' },
   'eval-cases': { type: 'string', default: '5000' },
   eval: { type: 'string', default: 'test' },
@@ -120,6 +121,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     serverLearningRate: positiveNumber('server-lr', values['server-lr']!),
     itemLearningRate:
       values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
+    perDevice: oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on',
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
   };

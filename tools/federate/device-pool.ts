@@ -7,10 +7,12 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import {
+  addSummed,
   DEVICE_WORKER_MARK,
   type DeviceJob,
   type DeviceJobResult,
   type Received,
+  type SummedUpdates,
 } from './device-worker.js';
 
 /** Runs device jobs; `close` ends the threads. */
@@ -18,7 +20,7 @@ export interface DevicePool {
   run(
     job: Omit<DeviceJob, 'id' | 'devices'>,
     devices: readonly (readonly number[])[],
-  ): Promise<(Received | null)[]>;
+  ): Promise<Omit<DeviceJobResult, 'id'>>;
   close(): Promise<void>;
 }
 
@@ -61,14 +63,19 @@ export function devicePool(threads = availableParallelism()): DevicePool {
             }),
         ),
       );
+      failures.length = 0;
+      if (base.summed) {
+        let summed: SummedUpdates | null = null;
+        for (const result of results) summed = addSummed(summed, result.summed!);
+        return { received: [], summed };
+      }
       const received = new Array<Received | null>(devices.length).fill(null);
       results.forEach((result, w) =>
         result.received.forEach((update, k) => {
           received[shares[w]![k]!.i] = update;
         }),
       );
-      failures.length = 0;
-      return received;
+      return { received, summed: null };
     },
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));

@@ -9,7 +9,9 @@ import type { ModelDims } from '../../protocol/manifest.js';
 import { l2Norm } from '../../protocol/clip.js';
 import { decodeUpdate } from '../../protocol/update-format.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import { clippedUpdateSum } from '../../model/cohort-sum.js';
 import { deviceUploads } from '../../worker/device-update.js';
+import { encodeDeviceUpdate } from '../../worker/federated-client.js';
 import { initNodeBackend } from '../tf-node.js';
 
 /** One job: a share of a round's devices. */
@@ -25,6 +27,11 @@ export interface DeviceJob {
   readonly layout: UpdateLayout;
   readonly local: LocalUpdateSettings;
   readonly batch: number;
+  /**
+   * Only the sum of the devices' clipped updates comes back (model/cohort-sum.ts: one plain step,
+   * no device's own copy), not each device's body.
+   */
+  readonly summed: boolean;
 }
 
 /** What the server decoded from one device's body (protocol/update-format.ts decodeUpdate). */
@@ -37,10 +44,39 @@ export interface Received {
   readonly norm: number;
 }
 
-/** Its answer: each device's decoded update, or null for a device without an example. */
+/** The sum of a job's clipped updates (a summed job). */
+export interface SummedUpdates {
+  /** Sum of the uploads, in the layout's coordinates. */
+  readonly sum: Float64Array;
+  /** Devices that sent an update (those with at least one example). */
+  readonly uploads: number;
+  /** Norm of each upload as sent (clipped). */
+  readonly norms: number[];
+  /** Bytes one device's body would have on the wire. */
+  readonly bytes: number;
+}
+
+/**
+ * Its answer: each device's decoded update, or null for a device without an example; or, for a
+ * summed job, only their sum (`received` then empty).
+ */
 export interface DeviceJobResult {
   readonly id: number;
   readonly received: (Received | null)[];
+  readonly summed: SummedUpdates | null;
+}
+
+/** Adds `part` into `into` (the sums of two shares of a round's devices). */
+export function addSummed(into: SummedUpdates | null, part: SummedUpdates): SummedUpdates {
+  if (!into) return part;
+  const sum = into.sum;
+  for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + part.sum[i]!;
+  return {
+    sum,
+    uploads: into.uploads + part.uploads,
+    norms: [...into.norms, ...part.norms],
+    bytes: part.bytes,
+  };
 }
 
 const TOKEN = new Uint8Array(16);
@@ -55,6 +91,7 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
   } as Parameters<typeof deviceUploads>[0];
   const received: (Received | null)[] = [];
   const length = updateLength(job.dims, job.layout);
+  if (job.summed) return { id: job.id, received, summed: summedJob(job, manifest, length) };
   for (let start = 0; start < job.devices.length; start += job.batch) {
     const chunk = job.devices.slice(start, start + job.batch);
     const out = deviceUploads(
@@ -74,7 +111,38 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       received.push({ delta, examples, bytes: body.length, norm: l2Norm(delta) });
     }
   }
-  return { id: job.id, received };
+  return { id: job.id, received, summed: null };
+}
+
+/** A summed job: each batch's clipped sum (cohort-sum.ts), added up in float64. */
+function summedJob(
+  job: DeviceJob,
+  manifest: Parameters<typeof deviceUploads>[0],
+  length: number,
+): SummedUpdates {
+  const sum = new Float64Array(length);
+  const norms: number[] = [];
+  let uploads = 0;
+  for (let start = 0; start < job.devices.length; start += job.batch) {
+    const chunk = job.devices.slice(start, start + job.batch);
+    const out = clippedUpdateSum(
+      job.dims,
+      job.weights,
+      chunk.map((items) => [{ items }]),
+      job.layout,
+      job.local,
+      job.clipNorm,
+    );
+    for (let i = 0; i < length; i++) sum[i] = sum[i]! + out.sum[i]!;
+    out.examples.forEach((examples, b) => {
+      if (examples === 0) return;
+      uploads++;
+      norms.push(Math.min(out.norms[b]!, job.clipNorm));
+    });
+  }
+  // The body a device would post: the same header and float16 values whatever it learned.
+  const bytes = encodeDeviceUpdate(manifest, new Float32Array(length), 1, TOKEN).length;
+  return { sum, uploads, norms, bytes };
 }
 
 /** What device-pool.ts passes as workerData, so importing this file elsewhere starts nothing. */
@@ -87,6 +155,7 @@ if (parentPort && workerData === DEVICE_WORKER_MARK) {
     void ready.then(() => {
       const result = runDeviceJob(job);
       const buffers = result.received.flatMap((r) => (r ? [r.delta.buffer as ArrayBuffer] : []));
+      if (result.summed) buffers.push(result.summed.sum.buffer as ArrayBuffer);
       port.postMessage(result, buffers);
     });
   });

@@ -19,7 +19,12 @@ import type { ServerConfig } from '../../server/config.js';
 import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
-import { runDeviceJob, type DeviceJob, type Received } from './device-worker.js';
+import {
+  runDeviceJob,
+  type DeviceJob,
+  type DeviceJobResult,
+  type Received,
+} from './device-worker.js';
 
 /** The global state a run carries from round to round. */
 export interface GlobalState {
@@ -49,23 +54,36 @@ export const DEVICE_BATCH = 128;
 
 /**
  * Runs devices through the device code and returns what the server decodes from their bodies, in
- * order (device-pool.ts runs it on worker threads).
+ * order, or only their sum for a summed job (device-pool.ts runs it on worker threads).
  */
 export type DeviceRunner = (
   job: Omit<DeviceJob, 'id' | 'devices'>,
   devices: readonly (readonly number[])[],
-) => Promise<(Received | null)[]>;
+) => Promise<Omit<DeviceJobResult, 'id'>>;
 
 /** The runner on this thread: devices of similar length batched together. */
 export const inThisThread: DeviceRunner = async (job, devices) => {
   const order = devices
     .map((items, i) => ({ items, i }))
     .sort((a, b) => a.items.length - b.items.length);
-  const { received } = runDeviceJob({ ...job, id: 0, devices: order.map((d) => d.items) });
+  const { received, summed } = runDeviceJob({
+    ...job,
+    id: 0,
+    devices: order.map((d) => d.items),
+  });
+  if (summed) return { received: [], summed };
   const out = new Array<Received | null>(devices.length).fill(null);
   order.forEach((d, k) => (out[d.i] = received[k]!));
-  return out;
+  return { received: out, summed: null };
 };
+
+/**
+ * Whether a round's devices can be summed without their bodies (model/cohort-sum.ts): one plain
+ * local step, and a server that weighs every update alike.
+ */
+export function summable(local: LocalUpdateSettings, config: ServerConfig): boolean {
+  return local.steps === 1 && local.optimizer === 'sgd' && config.aggregator === 'mean';
+}
 
 /**
  * Runs one round: each device in `devices` trains and uploads; the server folds the uploads into
@@ -81,9 +99,10 @@ export async function runRound(
   config: ServerConfig,
   rng: GaussianRng,
   runner: DeviceRunner = inThisThread,
+  sum: boolean = summable(local, config),
 ): Promise<RoundResult> {
   const length = updateLength(dims, layout);
-  const received = await runner(
+  const { received, summed } = await runner(
     {
       dims,
       version,
@@ -93,19 +112,21 @@ export async function runRound(
       layout,
       local,
       batch: DEVICE_BATCH,
+      summed: sum,
     },
     devices,
   );
   const updates: AggregateUpdate[] = [];
-  const norms: number[] = [];
-  let uploadBytes = 0;
+  const norms: number[] = summed ? summed.norms : [];
+  let uploadBytes = summed?.bytes ?? 0;
   for (const update of received) {
     if (!update) continue;
     uploadBytes = update.bytes;
     updates.push({ delta: update.delta, examples: update.examples });
     norms.push(update.norm);
   }
-  if (updates.length === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
+  const uploads = summed ? summed.uploads : updates.length;
+  if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
@@ -115,11 +136,11 @@ export async function runRound(
     m: gatherLayout(state.optimizer.m, dims, layout, new Float64Array(length)),
     v: gatherLayout(state.optimizer.v, dims, layout, new Float64Array(length)),
   };
-  const out = roundPolicy(config, rng).aggregate(compact, updates, {
-    optimizerState,
-    ledger: [],
-    itemSpan: itemSpan(dims, layout),
-  });
+  const context = { optimizerState, ledger: [], itemSpan: itemSpan(dims, layout) };
+  const policy = roundPolicy(config, rng);
+  const out = summed
+    ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
+    : policy.aggregate(compact, updates, context);
   scatterLayout(out.weights, dims, layout, state.weights);
   if (out.optimizerState && state.optimizer) {
     // FedAdam's moments move where the round's coordinates are; the others keep theirs.
@@ -127,5 +148,5 @@ export async function runRound(
     scatterLayout(out.optimizerState.v, dims, layout, state.optimizer.v);
     state.optimizer = { ...state.optimizer, step: out.optimizerState.step };
   }
-  return { uploads: updates.length, uploadBytes, medianNorm, clipped };
+  return { uploads, uploadBytes, medianNorm, clipped };
 }

@@ -43,6 +43,7 @@ const settings: RunSettings = {
   serverOptimizer: 'fedadam',
   serverLearningRate: 0.03,
   itemLearningRate: null,
+  perDevice: false,
   evalEvery: 30,
   evalCases: 10_000,
 };
@@ -99,24 +100,60 @@ describe('runFederation', () => {
 });
 
 describe('the device pool', () => {
-  it('gives the rows the devices give on this thread', async () => {
+  for (const perDevice of [false, true]) {
+    it(`gives the rows the devices give on this thread (${perDevice ? 'each body' : 'summed'})`, async () => {
+      const population = populationOf(loaded, 'new', 'test');
+      const short = { ...settings, rounds: 2, evalEvery: 2, rowsPerRound: 7, perDevice };
+      const here = await runFederation(loaded, population, dims, null, short, null);
+      const pool = devicePool(2);
+      try {
+        const threads = await runFederation(loaded, population, dims, null, short, null, {
+          runner: (job, devices) => pool.run(job, devices),
+        });
+        const numbers = (rows: readonly FederateRow[]) =>
+          rows.filter((r) => r.metric !== 'wall_s').map((r) => [r.metric, r.round, r.value]);
+        expect(numbers(threads)).toEqual(numbers(here));
+        expect(numbers(here).find(([m, r]) => m === 'mrr' && r === 2)![2]).not.toBe(
+          numbers(here).find(([m, r]) => m === 'mrr' && r === 0)![2],
+        );
+      } finally {
+        await pool.close();
+      }
+    }, 60_000);
+  }
+});
+
+describe('summed rounds', () => {
+  it("publish the models that every device's decoded body publishes, to float16 rounding", async () => {
     const population = populationOf(loaded, 'new', 'test');
-    const short = { ...settings, rounds: 2, evalEvery: 2, rowsPerRound: 7 };
-    const here = await runFederation(loaded, population, dims, null, short, null);
-    const pool = devicePool(2);
-    try {
-      const threads = await runFederation(loaded, population, dims, null, short, null, {
-        runner: (job, devices) => pool.run(job, devices),
-      });
-      const numbers = (rows: readonly FederateRow[]) =>
-        rows.filter((r) => r.metric !== 'wall_s').map((r) => [r.metric, r.round, r.value]);
-      expect(numbers(threads)).toEqual(numbers(here));
-      expect(numbers(here).find(([m, r]) => m === 'mrr' && r === 2)![2]).not.toBe(
-        numbers(here).find(([m, r]) => m === 'mrr' && r === 0)![2],
+    // Clipping on (S near the median norm), noise on, FedAdam, a rows layout.
+    const noisy = { ...settings, rounds: 4, evalEvery: 4, rowsPerRound: 20, clip: 0.5, noise: 0.3 };
+    const eachBody = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...noisy, perDevice: true },
+      null,
+    );
+    const summed = await runFederation(loaded, population, dims, null, noisy, null);
+    for (const metric of ['hr', 'mrr'] as const) {
+      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
+        0.01,
       );
-    } finally {
-      await pool.close();
     }
+    // Not equal by construction: a run without clipping lands elsewhere.
+    const unclipped = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...noisy, clip: 1e9 },
+      null,
+    );
+    expect(Math.abs(metricAt(unclipped, 'mrr', 4) - metricAt(summed, 'mrr', 4))).toBeGreaterThan(
+      0.01,
+    );
   }, 60_000);
 });
 

@@ -23,7 +23,13 @@ import { evenlySpaced } from '../train/splits.js';
 import { loadRunState, saveRunState } from './checkpoint.js';
 import { participants, type Population, type Scenario } from './population.js';
 import type { FederateRow } from './report.js';
-import { runRound, type DeviceRunner, type GlobalState, type RoundResult } from './rounds.js';
+import {
+  runRound,
+  summable,
+  type DeviceRunner,
+  type GlobalState,
+  type RoundResult,
+} from './rounds.js';
 
 /** Everything that decides a run's numbers. */
 export interface RunSettings {
@@ -44,6 +50,11 @@ export interface RunSettings {
   readonly serverLearningRate: number;
   /** The server's step size on item rows and biases (null: serverLearningRate). */
   readonly itemLearningRate: number | null;
+  /**
+   * Every device's body encoded and decoded one by one, even where the round could be summed
+   * without them (one plain local step, equal weights: rounds.ts summable, model/cohort-sum.ts).
+   */
+  readonly perDevice: boolean;
   /** Measure every this many rounds (and after the last). */
   readonly evalEvery: number;
   /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
@@ -153,16 +164,21 @@ export async function runFederation(
     const devices = Array.from(who, (i) => population.devices[i]!);
     // One Gaussian stream per round, seeded: a resumed run draws what the uninterrupted one drew.
     const uniform = mulberry32((settings.seed * 1_000_003 + round) >>> 0);
+    const local = {
+      ...settings.local,
+      seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0,
+    };
     const result = await runRound(
       state,
       dims,
       devices,
       layoutFor(settings, dims, round),
       round + 1,
-      { ...settings.local, seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0 },
+      local,
       config,
       () => normal(uniform),
       hooks.runner,
+      !settings.perDevice && summable(local, config),
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;

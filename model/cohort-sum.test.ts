@@ -1,0 +1,105 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { clipL2InPlace, l2Norm } from '../protocol/clip.js';
+import type { ModelDims } from '../protocol/manifest.js';
+import type { UpdateLayout } from '../protocol/update-layout.js';
+import { clippedUpdateSum } from './cohort-sum.js';
+import { mulberry32 } from '../protocol/prng.js';
+import { initialWeights } from './init.js';
+import { localUpdates, type LocalUpdateSettings } from './local-update.js';
+import type { TrainSession } from './train.js';
+
+const scored: ModelDims = {
+  items: 30,
+  embedding: 8,
+  hidden: 6,
+  maxSessionLength: 5,
+  scoring: { normalize: true, scale: 6, lastItem: true, itemMean: 0.8, repeat: true },
+};
+const plain: ModelDims = { items: 30, embedding: 8, hidden: 6, maxSessionLength: 5 };
+
+// Several sessions, a session split into two windows, repeats, weights, a device with no example.
+const devices: TrainSession[][] = [
+  [{ items: [1, 2, 3, 2] }, { items: [4, 5] }],
+  [{ items: [7, 8, 9, 10, 11, 12, 7, 13] }],
+  [{ items: [3] }],
+  [{ items: [20, 21, 20, 22, 23], weights: [1, 1, 0.5, 1, 2] }],
+  [{ items: [2, 21, 8] }],
+];
+const settings: LocalUpdateSettings = {
+  steps: 1,
+  optimizer: 'sgd',
+  learningRate: 0.5,
+  mu: 0,
+  negatives: 10,
+  seed: 7,
+};
+
+beforeAll(async () => {
+  expect(await tf.setBackend('wasm')).toBe(true);
+});
+
+/**
+ * Start weights far from the initial ones (uniform noise of +-0.5 added), so that every tensor,
+ * the recurrent one included, carries a sizeable share of each device's gradient.
+ */
+function weightsOf(dims: ModelDims): Float32Array {
+  const rng = mulberry32(11);
+  return initialWeights(dims, 3).map((v) => v + (rng() - 0.5));
+}
+
+/** The sum the devices would send one by one: localUpdates, each clipped as the device clips. */
+function perDeviceSum(dims: ModelDims, layout: UpdateLayout, clip: number) {
+  const { deltas, examples } = localUpdates(dims, weightsOf(dims), devices, layout, settings);
+  const norms = deltas.map((delta) => l2Norm(delta));
+  const sum = new Float32Array(deltas[0]!.length);
+  for (const delta of deltas) {
+    clipL2InPlace(delta, clip);
+    delta.forEach((v, i) => (sum[i] = sum[i]! + v));
+  }
+  return { sum, norms, examples };
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(diff) / l2Norm(b);
+}
+
+describe('clippedUpdateSum', () => {
+  for (const [name, dims] of [
+    ['cosine + last item + item mean + repeat bonus', scored],
+    ['dot product', plain],
+  ] as const) {
+    for (const layout of [{ kind: 'full' }, { kind: 'rows', rows: [2, 8, 21, 29] }] as const) {
+      it(`equals the sum of the devices' clipped updates (${name}, ${layout.kind})`, () => {
+        const unclipped = perDeviceSum(dims, layout, 1e9);
+        // A bound between the smallest and the largest norm: some devices clipped, some not.
+        const nonzero = unclipped.norms.filter((x) => x > 0).sort((a, b) => a - b);
+        const clip = (nonzero[0]! + nonzero[nonzero.length - 1]!) / 2;
+        for (const bound of [1e9, clip]) {
+          const expected = perDeviceSum(dims, layout, bound);
+          const summed = clippedUpdateSum(dims, weightsOf(dims), devices, layout, settings, bound);
+          expect(summed.examples).toEqual(expected.examples);
+          summed.norms.forEach((norm, b) => {
+            const want = expected.norms[b]!;
+            expect(Math.abs(norm - want)).toBeLessThanOrEqual(1e-5 * want);
+          });
+          expect(relativeError(summed.sum, expected.sum)).toBeLessThan(1e-5);
+        }
+        // The clipped sum differs from the unclipped one: clipping was exercised.
+        const clipped = perDeviceSum(dims, layout, clip).sum;
+        expect(relativeError(clipped, unclipped.sum)).toBeGreaterThan(1e-2);
+      });
+    }
+  }
+
+  it('refuses anything but one plain step', () => {
+    const global = initialWeights(plain, 3);
+    for (const other of [{ steps: 2 }, { optimizer: 'adam' as const }]) {
+      expect(() =>
+        clippedUpdateSum(plain, global, devices, { kind: 'full' }, { ...settings, ...other }, 1),
+      ).toThrow(/one plain gradient step/);
+    }
+  });
+});
