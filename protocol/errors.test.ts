@@ -43,6 +43,13 @@ const CODES: Record<string, number> = {
   HEARTH_E_RATE_LIMIT: 429,
   HEARTH_E_CSP: 0,
   HEARTH_E_CAPTURE: 0,
+  HEARTH_E_SECAGG_PARAMS: 0,
+  HEARTH_E_SECAGG_THRESHOLD: 409,
+  HEARTH_E_SECAGG_STAGE: 409,
+  HEARTH_E_SECAGG_MESSAGE: 400,
+  HEARTH_E_SECAGG_SHARE: 0,
+  HEARTH_E_SECAGG_UNMASK_REQUEST: 0,
+  HEARTH_E_SECAGG_RECONSTRUCT: 0,
 };
 
 /** Codes no longer raised; they stay in the catalogue so nobody hands them out again. */

@@ -78,6 +78,32 @@ export const ERRORS = {
     status: 0,
     message: 'hearth-capture.js could not be loaded; clicks and views are not captured',
   },
+  // Secure aggregation (protocol/secagg/): SecAgg+, Bell et al. CCS 2020.
+  HEARTH_E_SECAGG_PARAMS: { status: 0, message: 'invalid secure aggregation round parameters' },
+  HEARTH_E_SECAGG_THRESHOLD: {
+    status: 409,
+    message: 'too few devices remain for secure aggregation; the round is abandoned',
+  },
+  HEARTH_E_SECAGG_STAGE: {
+    status: 409,
+    message: 'the secure aggregation round is not in the stage this step belongs to',
+  },
+  HEARTH_E_SECAGG_MESSAGE: {
+    status: 400,
+    message: 'malformed or inconsistent secure aggregation message',
+  },
+  HEARTH_E_SECAGG_SHARE: {
+    status: 0,
+    message: 'an encrypted key share failed authentication',
+  },
+  HEARTH_E_SECAGG_UNMASK_REQUEST: {
+    status: 0,
+    message: 'unmask request refused: it asks for both shares of one device or is inconsistent',
+  },
+  HEARTH_E_SECAGG_RECONSTRUCT: {
+    status: 0,
+    message: 'key shares did not reconstruct the secret the device committed to',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

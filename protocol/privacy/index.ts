@@ -1,4 +1,7 @@
-/** The privacy maths shared by the server and the device: the RDP accountant and its numerics. */
+/**
+ * The privacy maths shared by the server and the device: the RDP accountants (sampled Gaussian;
+ * distributed Skellam), their numerics, and the device's Skellam noise.
+ */
 export {
   checkDelta,
   checkNoise,
@@ -13,3 +16,17 @@ export {
   type EpsilonResult,
   type PrivacyParams,
 } from './rdp.js';
+export {
+  computeSkellamEpsilon,
+  computeSkellamRdp,
+  SKELLAM_ORDERS,
+  skellamRdp,
+  skellamSensitivity,
+  type QuantisationParams,
+  type SkellamPrivacyParams,
+  type SkellamSensitivity,
+} from './skellam.js';
+export { poissonSubsampledRdp } from './subsampled-rdp.js';
+export { addSkellamNoise, MAX_SKELLAM_VARIANCE, sampleSkellam } from './skellam-sampler.js';
+export { MAX_POISSON_MEAN, poissonSampler, samplePoisson } from './poisson.js';
+export { cryptoUniform, type UniformSource } from './uniform.js';
