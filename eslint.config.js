@@ -107,7 +107,8 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   ...FOLDERS.map(boundaries),
-  browserOnly('src', ['@tensorflow/*', 'idb']),
+  // The page's loader stays small: no model, no storage, and no secure-aggregation crypto (the worker's).
+  browserOnly('src', ['@tensorflow/*', 'idb', '@noble/*', 'shamir-secret-sharing', '**/secagg/*']),
   browserOnly('demo', ['@tensorflow/*', 'idb']),
   browserOnly('worker'),
   browserOnly('protocol', ['@tensorflow/*', 'idb', 'comlink']),
