@@ -6,26 +6,13 @@ import type { UpdateLayout } from '../protocol/update-layout.js';
 import { clippedUpdateSum } from './cohort-sum.js';
 import { mulberry32 } from '../protocol/prng.js';
 import { initialWeights } from './init.js';
+import { PLAIN_DIMS, SAMPLE_DEVICES, SCORED_DIMS } from './testing.js';
 import { localUpdates, type LocalUpdateSettings } from './local-update.js';
-import type { TrainSession } from './train.js';
 
-const scored: ModelDims = {
-  items: 30,
-  embedding: 8,
-  hidden: 6,
-  maxSessionLength: 5,
-  scoring: { normalize: true, scale: 6, lastItem: true, itemMean: 0.8, repeat: true },
-};
-const plain: ModelDims = { items: 30, embedding: 8, hidden: 6, maxSessionLength: 5 };
-
-// Several sessions, a session split into two windows, repeats, weights, a device with no example.
-const devices: TrainSession[][] = [
-  [{ items: [1, 2, 3, 2] }, { items: [4, 5] }],
-  [{ items: [7, 8, 9, 10, 11, 12, 7, 13] }],
-  [{ items: [3] }],
-  [{ items: [20, 21, 20, 22, 23], weights: [1, 1, 0.5, 1, 2] }],
-  [{ items: [2, 21, 8] }],
-];
+const scored = SCORED_DIMS;
+const plain = PLAIN_DIMS;
+// One more device, sharing items with others.
+const devices = [...SAMPLE_DEVICES, [{ items: [2, 21, 8] }]];
 const settings: LocalUpdateSettings = {
   steps: 1,
   optimizer: 'sgd',

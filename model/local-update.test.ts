@@ -1,29 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelDims } from '../protocol/manifest.js';
 import { gatherLayout, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
 import { initialWeights } from './init.js';
+import { PLAIN_DIMS, SAMPLE_DEVICES, SCORED_DIMS } from './testing.js';
 import { localLosses, localUpdates, type LocalUpdateSettings } from './local-update.js';
 import { SessionModel } from './session-model.js';
-import type { TrainSession } from './train.js';
 
-const scored: ModelDims = {
-  items: 30,
-  embedding: 8,
-  hidden: 6,
-  maxSessionLength: 5,
-  scoring: { normalize: true, scale: 6, lastItem: true, itemMean: 0.8, repeat: true },
-};
-const plain: ModelDims = { items: 30, embedding: 8, hidden: 6, maxSessionLength: 5 };
-
-// Devices of different shapes: several sessions, a session longer than maxSessionLength (two
-// windows), repeated items, one device with nothing to learn from.
-const devices: TrainSession[][] = [
-  [{ items: [1, 2, 3, 2] }, { items: [4, 5] }],
-  [{ items: [7, 8, 9, 10, 11, 12, 7, 13] }],
-  [{ items: [3] }],
-  [{ items: [20, 21, 20, 22, 23], weights: [1, 1, 0.5, 1, 2] }],
-];
+const scored = SCORED_DIMS;
+const plain = PLAIN_DIMS;
+const devices = SAMPLE_DEVICES;
 const settings: LocalUpdateSettings = {
   steps: 3,
   learningRate: 0.05,
