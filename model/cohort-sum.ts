@@ -28,6 +28,8 @@ import {
   type LocalUpdateSettings,
   type Probes,
 } from './local-update.js';
+import { NORM_EPSILON } from '../protocol/manifest.js';
+import { matMul2d } from './mat-mul.js';
 import type { TrainSession } from './train.js';
 
 /** What the devices of one call contribute to a round. */
@@ -63,6 +65,12 @@ function outer(a: tf.Tensor2D, s: tf.Tensor2D): tf.Tensor2D {
 /**
  * Trains every device of `devices` for one plain step from `global` and returns the sum of their
  * updates, each clipped to `clipNorm` as the device clips it, in `layout`'s coordinates.
+ *
+ * The round's K negatives are one table all devices share (local-update.ts Trained.negatives):
+ * device b's gradient of negative row j is J_j sum_t a_tj o_t, with a_tj the loss's gradient with
+ * respect to position t's logit of j, o_t the session vector that multiplies the row and J_j the
+ * Jacobian of the row's normalisation (identity without cosine scoring), so its norms and the
+ * clipped sum come from the same per-position signals as the dense tensors'.
  */
 export function clippedUpdateSum(
   dims: ModelDims,
@@ -77,23 +85,44 @@ export function clippedUpdateSum(
   }
   const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
   const p = packDevices(dims, devices, negatives, layout);
-  const c = batchTensors(dims, p);
-  const w = startingCopies(dims, [global], p, 1);
-  const { devices: B, windows: S, steps: T, slots: M } = p;
-  const { embedding: d, hidden: h } = dims;
+  const c = batchTensors(dims, p, true);
+  const w = startingCopies(dims, [global], p, 1, p.ownSlots);
+  const { devices: B, windows: S, steps: T, slots: M, ownSlots: L } = p;
+  const K = negatives.length;
+  const { embedding: d, hidden: h, items: N } = dims;
   const n = S * T;
   const repeat = dims.scoring?.repeat === true;
+  const normalize = dims.scoring?.normalize === true;
   const lr = settings.learningRate;
+  const layoutRows = layout.kind === 'rows' ? new Set(layout.rows) : null;
+  const negativeRows = new Float32Array(K * d);
+  const negativeBias = new Float32Array(K);
+  const negativeTrainable = new Float32Array(K);
+  negatives.forEach((r, k) => {
+    negativeRows.set(global.subarray(r * d, r * d + d), k * d);
+    negativeBias[k] = global[N * d + r]!;
+    negativeTrainable[k] = !layoutRows || layoutRows.has(r) ? 1 : 0;
+  });
+  w.negatives = { table: tf.tensor2d(negativeRows, [K, d]), bias: tf.tensor1d(negativeBias) };
+  const ownTrainable = new Float32Array(B * L);
+  for (let i = 0; i < B * L; i++) {
+    ownTrainable[i] = p.trainable[Math.floor(i / L) * M + (i % L)]!;
+  }
 
   const result = tf.tidy(() => {
     let inputs: tf.Tensor3D | null = null;
     let states: tf.Tensor4D | null = null;
-    const probes = (xz: tf.Tensor, out: tf.Tensor): Probes => ({
+    let scored: tf.Tensor3D | null = null;
+    const probes = (xz: tf.Tensor, out: tf.Tensor, negative: tf.Tensor): Probes => ({
       xz: xz as tf.Tensor3D,
       out: out as tf.Tensor3D,
+      negatives: negative as tf.Tensor2D,
       seen: (x, s) => {
         inputs = tf.keep(x);
         states = tf.keep(s);
+      },
+      scored: (o) => {
+        scored = tf.keep(o);
       },
     });
     const xs: tf.Tensor[] = [
@@ -101,6 +130,7 @@ export function clippedUpdateSum(
       w.bias,
       tf.zeros([1, B * n, 4 * h]),
       tf.zeros([1, B * n, d]),
+      tf.zeros([B * n, K]),
       ...(repeat ? [w.repeat] : []),
     ];
     const grads = tf.grads((...v: tf.Tensor[]) => {
@@ -108,16 +138,18 @@ export function clippedUpdateSum(
         ...w,
         table: v[0] as tf.Tensor2D,
         bias: v[1] as tf.Tensor1D,
-        ...(repeat ? { repeat: v[4] as tf.Tensor2D } : {}),
+        ...(repeat ? { repeat: v[5] as tf.Tensor2D } : {}),
       };
-      return tf.sum(deviceLoss(dims, p, c, cur, probes(v[2]!, v[3]!))) as tf.Scalar;
+      return tf.sum(deviceLoss(dims, p, c, cur, probes(v[2]!, v[3]!, v[4]!))) as tf.Scalar;
     })(xs);
-    const trainable = tf.tensor1d(p.trainable);
+    const trainable = tf.tensor1d(ownTrainable);
     const gTable = tf.mul(grads[0]!, tf.expandDims(trainable, 1)) as tf.Tensor2D;
     const gBias = tf.mul(grads[1]!, trainable) as tf.Tensor1D;
     const gates = tf.reshape(grads[2]!, [B, n, 4 * h]) as tf.Tensor3D;
     const outs = tf.reshape(grads[3]!, [B, n, d]) as tf.Tensor3D;
+    const logitSignal = tf.reshape(grads[4]!, [B, n, K]) as tf.Tensor3D;
     const x = inputs! as tf.Tensor3D;
+    const sessions = tf.reshape(scored!, [B, n, d]) as tf.Tensor3D;
     const hs = tf.reshape(states!, [B, S, T, h]) as tf.Tensor4D;
     // h_{t-1}: each window's states shifted one step (zero before its first step).
     const before = tf.concat(
@@ -127,39 +159,71 @@ export function clippedUpdateSum(
     const hsFlat = tf.reshape(hs, [B, n, h]) as tf.Tensor3D;
     const beforeFlat = tf.reshape(before, [B, n, h]) as tf.Tensor3D;
     const gatesGram = gram(gates);
+
+    // The shared negatives: row norms r_j (1 without cosine scoring), normalised rows, layout mask.
+    const rowsRaw = w.negatives!.table;
+    const norms = normalize
+      ? tf.sqrt(tf.add(tf.sum(tf.square(rowsRaw), 1), NORM_EPSILON))
+      : tf.onesLike(w.negatives!.bias);
+    const unit = tf.div(rowsRaw, tf.expandDims(norms, 1)) as tf.Tensor2D;
+    const mask = tf.tensor1d(negativeTrainable);
+    const perRow = tf.div(mask, tf.square(norms)); // mask_j / r_j^2
+    // sum_j |J_j v_bj|^2 = sum_j (|v_bj|^2 - (2 - |u_j|^2)(u_j . v_bj)^2) / r_j^2 (cosine), with
+    // v_bj = sum_t a_tj o_t; the first term is a Gram product, the second needs u_j . o_t.
+    let negativeNorm2: tf.Tensor1D = ghostNorm2(sessions, tf.mul(logitSignal, tf.sqrt(perRow)));
+    if (normalize) {
+      const along = tf.reshape(
+        matMul2d(tf.reshape(sessions, [B * n, d]) as tf.Tensor2D, tf.transpose(unit)),
+        [B, n, K],
+      );
+      const projected = tf.sum(tf.mul(logitSignal, along), 1); // [B, K]
+      const shrink = tf.mul(perRow, tf.sub(2, tf.sum(tf.square(unit), 1)));
+      negativeNorm2 = tf.sub(negativeNorm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
+    }
+    const negativeBias2 = tf.sum(tf.mul(tf.square(tf.sum(logitSignal, 1)), mask), 1);
+
     let norm2 = tf.addN([
       ghostNorm2(x, gates, gatesGram),
       ghostNorm2(beforeFlat, gates, gatesGram),
       tf.sum(tf.square(tf.sum(gates, 1)), 1),
       ghostNorm2(hsFlat, outs),
       tf.sum(tf.square(tf.sum(outs, 1)), 1),
-      tf.sum(tf.reshape(tf.square(gTable), [B, M * d]), 1),
-      tf.sum(tf.reshape(tf.square(gBias), [B, M]), 1),
+      tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
+      tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
+      negativeNorm2,
+      negativeBias2,
     ]);
-    if (repeat) norm2 = tf.add(norm2, tf.sum(tf.square(grads[4]!), 1));
-    const norms = tf.mul(tf.sqrt(norm2), lr);
-    const normValues = norms.dataSync();
+    if (repeat) norm2 = tf.add(norm2, tf.sum(tf.square(grads[5]!), 1));
+    const normValues = tf.mul(tf.sqrt(tf.relu(norm2)), lr).dataSync();
     // Each device's weight in the sum: -lr times its clip factor.
     const factors = tf.tensor1d(Array.from(normValues, (v) => -lr * clipFactor(v, clipNorm)));
     const perPosition = tf.reshape(factors, [B, 1, 1]);
     const gatesW = tf.reshape(tf.mul(gates, perPosition), [B * n, 4 * h]) as tf.Tensor2D;
     const outsW = tf.reshape(tf.mul(outs, perPosition), [B * n, d]) as tf.Tensor2D;
+    const signalW = tf.reshape(tf.mul(logitSignal, perPosition), [B * n, K]) as tf.Tensor2D;
     const dense = [
       outer(tf.reshape(x, [B * n, d]) as tf.Tensor2D, gatesW),
       outer(tf.reshape(beforeFlat, [B * n, h]) as tf.Tensor2D, gatesW),
       tf.sum(gatesW, 0),
       outer(tf.reshape(hsFlat, [B * n, h]) as tf.Tensor2D, outsW),
       tf.sum(outsW, 0),
-      ...(repeat ? [tf.sum(tf.mul(grads[4]!, tf.reshape(factors, [B, 1])), 0)] : []),
+      ...(repeat ? [tf.sum(tf.mul(grads[5]!, tf.reshape(factors, [B, 1])), 0)] : []),
     ];
-    const perSlot = tf.reshape(tf.tile(tf.reshape(factors, [B, 1]), [1, M]), [B * M]);
+    let negativeSum: tf.Tensor2D = outer(signalW, tf.reshape(sessions, [B * n, d]) as tf.Tensor2D);
+    if (normalize) {
+      const along = tf.sum(tf.mul(unit, negativeSum), 1, true);
+      negativeSum = tf.div(tf.sub(negativeSum, tf.mul(unit, along)), tf.expandDims(norms, 1));
+    }
+    const perSlot = tf.reshape(tf.tile(tf.reshape(factors, [B, 1]), [1, L]), [B * L]);
     // Tensors only: tidy walks what it returns, element by element for a typed array.
     return {
       dense,
       rows: tf.mul(gTable, tf.expandDims(perSlot, 1)),
       biases: tf.mul(gBias, perSlot),
+      negativeRows: tf.mul(negativeSum, tf.expandDims(mask, 1)),
+      negativeBias: tf.mul(tf.sum(signalW, 0), mask),
       norms: tf.tensor1d(normValues),
-      kept: [inputs!, states!] as tf.Tensor[],
+      kept: [inputs!, states!, scored!] as tf.Tensor[],
     };
   });
   const read = (t: tf.Tensor) => t.dataSync() as Float32Array;
@@ -167,39 +231,51 @@ export function clippedUpdateSum(
     dense: result.dense.map(read),
     rows: read(result.rows),
     biases: read(result.biases),
+    negativeRows: read(result.negativeRows),
+    negativeBias: read(result.negativeBias),
     norms: Array.from(read(result.norms)),
   };
   for (const t of [
     ...result.dense,
     result.rows,
     result.biases,
+    result.negativeRows,
+    result.negativeBias,
     result.norms,
     ...result.kept,
-    ...Object.values(w),
+    ...Object.values(w).filter((v): v is tf.Tensor => v instanceof tf.Tensor),
+    w.negatives.table,
+    w.negatives.bias,
     ...Object.values(c),
   ]) {
     (t as tf.Tensor | null)?.dispose();
   }
 
   const sum = new Float32Array(updateLength(dims, layout));
-  let offset = layout.kind === 'full' ? dims.items * (d + 1) : 0;
+  const denseAt = layout.kind === 'full' ? N * (d + 1) : 0;
+  let offset = denseAt;
   for (const part of out.dense) {
     sum.set(part, offset);
     offset += part.length;
   }
-  if (offset - (layout.kind === 'full' ? dims.items * (d + 1) : 0) !== denseLength(dims)) {
+  if (offset - denseAt !== denseLength(dims)) {
     throw new Error('summed update: dense layout mismatch');
   }
   const dense = denseLength(dims);
   const positionOf =
     layout.kind === 'rows' ? new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)])) : null;
-  for (let i = 0; i < p.rows.length; i++) {
-    if (!p.trainable[i]) continue;
-    const row = p.rows[i]!;
-    const at = positionOf ? positionOf.get(row)! : row * d;
-    const biasAt = positionOf ? at + d : dims.items * d + row;
-    for (let k = 0; k < d; k++) sum[at + k] = sum[at + k]! + out.rows[i * d + k]!;
-    sum[biasAt] = sum[biasAt]! + out.biases[i]!;
+  const addRow = (row: number, values: Float32Array, at: number, bias: number) => {
+    const rowAt = positionOf ? positionOf.get(row)! : row * d;
+    const biasAt = positionOf ? rowAt + d : N * d + row;
+    for (let k = 0; k < d; k++) sum[rowAt + k] = sum[rowAt + k]! + values[at + k]!;
+    sum[biasAt] = sum[biasAt]! + bias;
+  };
+  for (let i = 0; i < B * L; i++) {
+    if (ownTrainable[i])
+      addRow(p.rows[Math.floor(i / L) * M + (i % L)]!, out.rows, i * d, out.biases[i]!);
   }
+  negatives.forEach((row, k) => {
+    if (negativeTrainable[k]) addRow(row, out.negativeRows, k * d, out.negativeBias[k]!);
+  });
   return { sum, norms: out.norms, examples: Array.from(p.examples) };
 }

@@ -22,7 +22,7 @@ import { deviceLstm } from './device-lstm.js';
 import { packDevices, roundNegatives, type DeviceBatch } from './device-batch.js';
 import { l2NormalizeRows, prefixMeanWeights } from './forward.js';
 import { gatherRows } from './gather-rows.js';
-import { batchMatMul } from './mat-mul.js';
+import { batchMatMul, matMul2d } from './mat-mul.js';
 import { scatterAdd } from './repeat.js';
 import { PADDING_LOGIT } from './loss.js';
 import type { TrainSession } from './train.js';
@@ -66,19 +66,28 @@ export interface Trained {
   projection: tf.Tensor3D; // [B or 1, h, d]
   projectionBias: tf.Tensor2D; // [B or 1, d]
   repeat: tf.Tensor2D; // [B, maxLen] (zeros, untrained, without scoring.repeat)
+  /**
+   * The round's K negative rows and biases, one copy all devices share (the summed path); `table`
+   * and `bias` then hold each device's own slots only ([B*L, d], [B*L]).
+   */
+  negatives?: { table: tf.Tensor2D; bias: tf.Tensor1D };
 }
-type Name = keyof Trained;
+type Name = Exclude<keyof Trained, 'negatives'>;
 
 /**
  * Zero tensors added to the gates' input half (`xz`, [1, B*S*T, 4h]) and to the projection's output
  * (`out`, [1, B*S*T, d]) with shared dense tensors: the loss's gradient with respect to them is
- * each position's signal, from which cohort-sum.ts reads every device's gradient. `seen` gets the
- * embedded inputs [B, S*T, d] and the hidden states [1, B*S, T, h].
+ * each position's signal, from which cohort-sum.ts reads every device's gradient; with shared
+ * negatives, `negatives` ([B*S*T, K]) is added to their logits. `seen` gets the embedded inputs
+ * [B, S*T, d] and the hidden states [1, B*S, T, h]; `scored` the session vectors that multiply the
+ * (normalised) item rows [B, S*T, d].
  */
 export interface Probes {
   readonly xz: tf.Tensor3D;
   readonly out: tf.Tensor3D;
+  readonly negatives?: tf.Tensor2D;
   readonly seen: (inputs: tf.Tensor3D, states: tf.Tensor4D) => void;
+  readonly scored?: (out: tf.Tensor3D) => void;
 }
 const NAMES: readonly Name[] = [
   'table',
@@ -102,8 +111,16 @@ export interface BatchTensors {
   readonly prefix: tf.Tensor2D | null;
 }
 
-export function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
-  const { devices: B, windows: S, steps: T, slots: M } = p;
+/**
+ * The batch's constant tensors; `sharedNegatives`: the inputs index a table of each device's own
+ * slots only (b * L + slot), the negatives being one shared table (Trained.negatives).
+ */
+export function batchTensors(
+  dims: ModelDims,
+  p: DeviceBatch,
+  sharedNegatives = false,
+): BatchTensors {
+  const { devices: B, windows: S, steps: T, slots: M, ownSlots: L } = p;
   const scaled = new Float32Array(B * S * T);
   for (let i = 0; i < scaled.length; i++) {
     const total = p.deviceWeight[Math.floor(i / (S * T))]!;
@@ -111,7 +128,10 @@ export function batchTensors(dims: ModelDims, p: DeviceBatch): BatchTensors {
   }
   const decay = dims.scoring?.itemMean;
   return {
-    inputs: tf.tensor1d(p.inputs, 'int32'),
+    inputs: tf.tensor1d(
+      sharedNegatives ? p.inputs.map((at) => Math.floor(at / M) * L + (at % M)) : p.inputs,
+      'int32',
+    ),
     targets: tf.tidy(() => tf.oneHot(tf.tensor1d(p.targets, 'int32'), M)) as tf.Tensor2D,
     weights: tf.tensor2d(scaled, [B, S * T]),
     slotMask: tf.tensor3d(
@@ -159,10 +179,28 @@ export function deviceLoss(
     out = tf.add(out, tf.reshape(tf.transpose(mixed, [1, 0, 2]), [B, S * T, d]));
   }
   if (scoring?.normalize) out = tf.mul(l2NormalizeRows(out), scoring.scale);
-  const table = tf.reshape(w.table, [B, M, d]) as tf.Tensor3D;
+  probes?.scored?.(out);
+  const shared = w.negatives;
+  const own = shared ? p.ownSlots : M;
+  const table = tf.reshape(w.table, [B, own, d]) as tf.Tensor3D;
   const rows = scoring?.normalize ? l2NormalizeRows(table) : table;
-  let logits: tf.Tensor = batchMatMul(out, tf.transpose(rows, [0, 2, 1]));
-  logits = tf.add(tf.add(logits, tf.reshape(w.bias, [B, 1, M])), c.slotMask);
+  let logits: tf.Tensor = tf.add(
+    batchMatMul(out, tf.transpose(rows, [0, 2, 1])),
+    tf.reshape(w.bias, [B, 1, own]),
+  );
+  if (shared) {
+    // One product of every position with the K negatives all devices share.
+    const K = M - own;
+    const negatives = scoring?.normalize ? l2NormalizeRows(shared.table) : shared.table;
+    let scores: tf.Tensor2D = matMul2d(
+      tf.reshape(out, [B * S * T, d]) as tf.Tensor2D,
+      tf.transpose(negatives),
+    );
+    if (probes?.negatives) scores = tf.add(scores, probes.negatives);
+    const negativeLogits = tf.add(tf.reshape(scores, [B, S * T, K]), shared.bias);
+    logits = tf.concat([logits, negativeLogits], 2);
+  }
+  logits = tf.add(logits, c.slotMask);
   if (scoring?.repeat && p.repeatAt.length > 0) {
     const bonus = gatherRows(tf.reshape(w.repeat, [-1]), c.repeatBonus) as tf.Tensor1D;
     logits = scatterAdd(tf.reshape(logits, [-1]), bonus, c.repeatAt);
@@ -174,13 +212,15 @@ export function deviceLoss(
 
 /**
  * Every device's copy of the trained tensors: from `sources[b]` for device b (one source: the same
- * weights for all); `denseCopies` 1 gives one copy of the dense tensors for all devices.
+ * weights for all); `denseCopies` 1 gives one copy of the dense tensors for all devices, and
+ * `slotsPerDevice` the first slots of each device only in the table (p.ownSlots: its own items).
  */
 export function startingCopies(
   dims: ModelDims,
   sources: readonly Float32Array[],
   p: DeviceBatch,
   denseCopies: number = p.devices,
+  slotsPerDevice: number = p.slots,
 ): Trained {
   const layout = tensorLayout(dims);
   const parts = sources.map((w) => splitFlat(w, layout));
@@ -198,15 +238,18 @@ export function startingCopies(
     return tf.tensor(out, [copies, ...shape]);
   };
   const { embedding: d, hidden: h, maxSessionLength: maxLen } = dims;
-  const rows = new Float32Array(p.rows.length * d);
-  const bias = new Float32Array(p.rows.length);
-  p.rows.forEach((r, i) => {
-    const source = of(Math.floor(i / M));
+  const slots = B * slotsPerDevice;
+  const rows = new Float32Array(slots * d);
+  const bias = new Float32Array(slots);
+  for (let i = 0; i < slots; i++) {
+    const b = Math.floor(i / slotsPerDevice);
+    const r = p.rows[b * M + (i % slotsPerDevice)]!;
+    const source = of(b);
     rows.set(source.get('item_embedding')!.subarray(r * d, r * d + d), i * d);
     bias[i] = source.get('item_bias')![r]!;
-  });
+  }
   return {
-    table: tf.tensor2d(rows, [p.rows.length, d]),
+    table: tf.tensor2d(rows, [slots, d]),
     bias: tf.tensor1d(bias),
     kernel: tile('lstm_kernel', [d, 4 * h]) as tf.Tensor3D,
     recurrent: tile('lstm_recurrent', [h, 4 * h]) as tf.Tensor3D,
