@@ -18,8 +18,15 @@
  * per-device updates of localUpdates, clipped as the device clips them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { clipFactor } from '../protocol/clip.js';
 import type { ModelDims } from '../protocol/manifest.js';
-import { denseLength, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
+import {
+  denseLength,
+  denseStart,
+  rowOffsets,
+  updateLength,
+  type UpdateLayout,
+} from '../protocol/update-layout.js';
 import { packDevices, roundNegatives } from './device-batch.js';
 import {
   batchTensors,
@@ -40,11 +47,6 @@ export interface UpdateSum {
   readonly norms: number[];
   /** Examples each device trained on (0: it sends nothing). */
   readonly examples: number[];
-}
-
-/** The factor that clips a vector of norm `norm` to S (protocol/clip.ts clipL2InPlace's). */
-function clipFactor(norm: number, clipNorm: number): number {
-  return norm > clipNorm ? (clipNorm / norm) * (1 - 1e-6) : 1;
 }
 
 /** [B, n, k] -> [B, n, n] Gram matrices, with an explicit transpose (mat-mul.ts explains why). */
@@ -252,7 +254,7 @@ export function clippedUpdateSum(
   }
 
   const sum = new Float32Array(updateLength(dims, layout));
-  const denseAt = layout.kind === 'full' ? N * (d + 1) : 0;
+  const denseAt = denseStart(dims, layout);
   let offset = denseAt;
   for (const part of out.dense) {
     sum.set(part, offset);
@@ -261,14 +263,11 @@ export function clippedUpdateSum(
   if (offset - denseAt !== denseLength(dims)) {
     throw new Error('summed update: dense layout mismatch');
   }
-  const dense = denseLength(dims);
-  const positionOf =
-    layout.kind === 'rows' ? new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)])) : null;
-  const addRow = (row: number, values: Float32Array, at: number, bias: number) => {
-    const rowAt = positionOf ? positionOf.get(row)! : row * d;
-    const biasAt = positionOf ? rowAt + d : N * d + row;
-    for (let k = 0; k < d; k++) sum[rowAt + k] = sum[rowAt + k]! + values[at + k]!;
-    sum[biasAt] = sum[biasAt]! + bias;
+  const at = rowOffsets(dims, layout);
+  const addRow = (row: number, values: Float32Array, from: number, bias: number) => {
+    const rowAt = at.embedding(row);
+    for (let k = 0; k < d; k++) sum[rowAt + k] = sum[rowAt + k]! + values[from + k]!;
+    sum[at.bias(row)] = sum[at.bias(row)]! + bias;
   };
   for (let i = 0; i < B * L; i++) {
     if (ownTrainable[i])

@@ -16,7 +16,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
-import { denseLength, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
+import {
+  denseLength,
+  denseStart,
+  rowOffsets,
+  updateLength,
+  type UpdateLayout,
+} from '../protocol/update-layout.js';
 import { ADAM } from './adam.js';
 import { deviceLstm } from './device-lstm.js';
 import { packDevices, roundNegatives, type DeviceBatch } from './device-batch.js';
@@ -392,7 +398,7 @@ function readDeltas(
   const d = dims.embedding;
   const length = updateLength(dims, layout);
   const dense = denseLength(dims);
-  const denseAt = layout.kind === 'full' ? dims.items * (d + 1) : 0;
+  const denseAt = denseStart(dims, layout);
   const deltas = Array.from({ length: B }, () => new Float32Array(length));
   // Dense tensors in manifest order: kernel, recurrent, lstm bias, projection, its bias, repeat.
   let offset = denseAt;
@@ -411,21 +417,13 @@ function readDeltas(
   if (offset !== denseAt + dense) throw new Error('local update: dense layout mismatch');
   const table = diff('table');
   const bias = diff('bias');
-  const positionOf =
-    layout.kind === 'rows' ? new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)])) : null;
+  const at = rowOffsets(dims, layout);
   for (let i = 0; i < p.rows.length; i++) {
     if (!p.trainable[i]) continue;
     const b = Math.floor(i / p.slots);
     const row = p.rows[i]!;
-    const values = table.subarray(i * d, i * d + d);
-    if (positionOf) {
-      const at = positionOf.get(row)!;
-      deltas[b]!.set(values, at);
-      deltas[b]![at + d] = bias[i]!;
-    } else {
-      deltas[b]!.set(values, row * d);
-      deltas[b]![dims.items * d + row] = bias[i]!;
-    }
+    deltas[b]!.set(table.subarray(i * d, i * d + d), at.embedding(row));
+    deltas[b]![at.bias(row)] = bias[i]!;
   }
   return deltas;
 }

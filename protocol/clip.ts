@@ -15,17 +15,23 @@ export function l2Norm(values: ArrayLike<number>): number {
 }
 
 /**
- * Scales `values` in place so its L2 norm is at most `bound`; returns the norm before clipping.
- * The factor is shrunk by a relative 1e-6 so float32 rounding of the scaled values cannot push
- * the result back over the bound. Non-finite input is the caller's to reject first.
+ * The factor that clips a vector of L2 norm `norm` to `bound`: 1, or bound / norm shrunk by a
+ * relative 1e-6 so float32 rounding of the scaled values cannot push the result back over the
+ * bound. The one factor the device, the server and the simulation clip with.
+ */
+export function clipFactor(norm: number, bound: number): number {
+  if (!(bound > 0)) throw new RangeError(`clip bound must be positive, got ${bound}`);
+  return norm > bound ? (bound / norm) * (1 - 1e-6) : 1;
+}
+
+/**
+ * Scales `values` in place so its L2 norm is at most `bound` (clipFactor); returns the norm before
+ * clipping. Non-finite input is the caller's to reject first.
  */
 export function clipL2InPlace(values: Float32Array, bound: number): number {
-  if (!(bound > 0)) throw new RangeError(`clip bound must be positive, got ${bound}`);
   const norm = l2Norm(values);
-  if (norm > bound) {
-    const scale = (bound / norm) * (1 - 1e-6);
-    for (let i = 0; i < values.length; i++) values[i] = values[i]! * scale;
-  }
+  const scale = clipFactor(norm, bound);
+  if (scale < 1) for (let i = 0; i < values.length; i++) values[i] = values[i]! * scale;
   return norm;
 }
 

@@ -34,6 +34,31 @@ export function updateLength(dims: ModelDims, layout: UpdateLayout): number {
   return denseLength(dims) + layout.rows.length * (dims.embedding + 1);
 }
 
+/** Where the dense tensors start in an update of this layout (after the table and biases in 'full'). */
+export function denseStart(dims: ModelDims, layout: UpdateLayout): number {
+  return layout.kind === 'full' ? denseOffset(dims) : 0;
+}
+
+/** Where a catalogue row's embedding (d values) and bias sit in an update of this layout. */
+export interface RowOffsets {
+  readonly embedding: (row: number) => number;
+  readonly bias: (row: number) => number;
+}
+
+/** The offsets of the layout's rows; a row the layout does not hold is a RangeError. */
+export function rowOffsets(dims: ModelDims, layout: UpdateLayout): RowOffsets {
+  const d = dims.embedding;
+  if (layout.kind === 'full') return { embedding: (r) => r * d, bias: (r) => dims.items * d + r };
+  const dense = denseLength(dims);
+  const at = new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)]));
+  const of = (r: number) => {
+    const offset = at.get(r);
+    if (offset === undefined) throw new RangeError(`row ${r} is not in the update layout`);
+    return offset;
+  };
+  return { embedding: of, bias: (r) => of(r) + d };
+}
+
 /** The coordinates [start, end) of an update in this layout that hold item rows and biases. */
 export function itemSpan(dims: ModelDims, layout: UpdateLayout): { start: number; end: number } {
   if (layout.kind === 'full') return { start: 0, end: denseOffset(dims) };

@@ -19,7 +19,7 @@
  * the realised sum of weights instead, and one device claiming maxExamples could then move it by
  * nearly S: example counts are the device's own claim and cannot be trusted for privacy.
  */
-import { l2Norm } from '../protocol/clip.js';
+import { clipFactor, l2Norm } from '../protocol/clip.js';
 import type { Aggregator } from './config.js';
 import { coordinateMedian, trimmedMean } from './robust.js';
 import { stepSizeAt, type StepSizes } from './fedadam.js';
@@ -73,19 +73,18 @@ function checkedClip(update: AggregateUpdate, length: number, clipNorm: number):
 }
 
 /**
- * The factor that clips `update` to S: min(1, S / ||delta||), with clipL2InPlace's headroom so a
- * delta is clipped identically wherever it is clipped. Checks the length, and refuses NaN or
- * Infinity: validation rejects them before storage, but one would poison the model.
+ * The factor that clips `update` to S (protocol/clip.ts clipFactor, so a delta is clipped
+ * identically wherever it is clipped). Checks the length, and refuses NaN or Infinity: validation
+ * rejects them before storage, but one would poison the model.
  */
 function clipScale(update: AggregateUpdate, length: number, clipNorm: number): number {
-  if (!(clipNorm > 0)) throw new RangeError(`clip bound must be positive, got ${clipNorm}`);
   if (update.delta.length !== length) {
     throw new RangeError(`delta has ${update.delta.length} values, model has ${length}`);
   }
   // A NaN or Infinity anywhere makes the norm non-finite (float32 squares cannot overflow float64).
   const norm = l2Norm(update.delta);
   if (!Number.isFinite(norm)) throw new RangeError('delta contains NaN or Infinity');
-  return norm > clipNorm ? (clipNorm / norm) * (1 - 1e-6) : 1;
+  return clipFactor(norm, clipNorm);
 }
 
 /** The (equal, example-weighted or fixed-denominator) mean of the clipped deltas, one at a time. */

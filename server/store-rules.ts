@@ -5,6 +5,7 @@
  * messages, close and abandon rounds at the same count, and publish the same version from the same
  * updates.
  */
+import { itemSpan } from '../protocol/update-layout.js';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
@@ -136,11 +137,9 @@ export function publishRound(
   now: string,
 ): Publication {
   const version = current + 1;
-  // The full layout starts with the item table and the item biases (protocol/manifest.ts).
-  const { items, embedding } = base.manifest.dims;
   const output = policy.aggregate(base.weights, updates, {
     ...context,
-    itemSpan: { start: 0, end: items * (embedding + 1) },
+    itemSpan: itemSpan(base.manifest.dims, { kind: 'full' }),
   });
   return { version, manifest: versionManifest(base.manifest, version, now), output };
 }

@@ -99,7 +99,7 @@ export async function runRound(
   config: ServerConfig,
   rng: GaussianRng,
   runner: DeviceRunner = inThisThread,
-  sum: boolean = summable(local, config),
+  sum: boolean,
 ): Promise<RoundResult> {
   const length = updateLength(dims, layout);
   const { received, summed } = await runner(
