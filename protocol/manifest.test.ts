@@ -104,6 +104,17 @@ describe('manifest', () => {
     }
   });
 
+  it('reads federation.updateRows: optional; ascending distinct rows in 1..items-1 when given', () => {
+    const federation = manifest().federation;
+    expect(parseManifest(manifest()).federation.updateRows).toBeUndefined();
+    const named = { ...manifest(), federation: { ...federation, updateRows: [1, 3, 4] } };
+    expect(parseManifest(named).federation.updateRows).toEqual([1, 3, 4]);
+    for (const bad of [[0, 2], [3, 1], [2, 2], [1, 5], [1.5], 'all', null, [1, '2']]) {
+      const m = { ...manifest(), federation: { ...federation, updateRows: bad } };
+      expect(() => parseManifest(m), JSON.stringify(bad)).toThrow('federation.updateRows');
+    }
+  });
+
   it('reads a manifest without dims.scoring as the dot-product model, and keeps one with it', () => {
     const old = parseManifest(JSON.parse(JSON.stringify(manifest())));
     expect(old.dims.scoring).toBeUndefined();

@@ -183,6 +183,12 @@ export interface FederationParams {
    * within s. Absent in manifests from before it was published: 0, the current version only.
    */
   readonly maxStaleness?: number;
+  /**
+   * The item rows an update on this version carries after the dense tensors (ascending, 1..items-1;
+   * protocol/update-layout.ts): the same for every device, chosen by the server from public data
+   * only. Absent: the update is the whole model.
+   */
+  readonly updateRows?: readonly number[];
 }
 
 /** The q a device flips its coin with: the manifest's, or 1 where an older manifest has none. */
@@ -268,7 +274,20 @@ export function parseManifest(value: unknown): ModelManifest {
   if (s !== undefined && !(Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 32)) {
     bad('federation.maxStaleness');
   }
+  const rows = f.updateRows;
+  if (rows !== undefined && !ascendingRows(rows, typedDims.items)) bad('federation.updateRows');
   return value as ModelManifest;
+}
+
+/** Whether `rows` is an ascending list of distinct item rows in 1..items-1. */
+function ascendingRows(rows: unknown, items: number): boolean {
+  if (!Array.isArray(rows)) return false;
+  let previous = 0;
+  for (const row of rows) {
+    if (!Number.isInteger(row) || row <= previous || row >= items) return false;
+    previous = row as number;
+  }
+  return true;
 }
 
 /** Splits a flat parameter vector into named views (no copy), following the layout. */

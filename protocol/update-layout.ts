@@ -10,11 +10,58 @@
  * The server folds updates in these coordinates (gather the current weights into the layout,
  * aggregate, scatter back), so nothing outside the layout changes in a round.
  */
-import { tensorLayout, type ModelDims } from './manifest.js';
+import { tensorLayout, type FederationParams, type ModelDims } from './manifest.js';
 
 /** A round's update layout. */
 export type UpdateLayout =
   { readonly kind: 'full' } | { readonly kind: 'rows'; readonly rows: readonly number[] };
+
+/**
+ * The layout of updates on a version: the rows its manifest names (`federation.updateRows`), or
+ * the whole model where it names none (servers that send the full model, older manifests).
+ */
+export function manifestLayout(federation: Pick<FederationParams, 'updateRows'>): UpdateLayout {
+  const rows = federation.updateRows;
+  return rows === undefined ? { kind: 'full' } : { kind: 'rows', rows };
+}
+
+/**
+ * An update in layout `from` carried into layout `to` (a stale update folded into the current
+ * round): the dense tensors as they are, each row `to` names from `from` where `from` has it, zero
+ * where it does not; rows only `from` names are dropped. Only values are dropped, never added, so
+ * the L2 norm never grows and a clipped update stays within S.
+ */
+export function fitUpdate(
+  delta: Float32Array,
+  dims: ModelDims,
+  from: UpdateLayout,
+  to: UpdateLayout,
+): Float32Array {
+  if (sameLayout(from, to)) return delta;
+  const out = new Float32Array(updateLength(dims, to));
+  const d = dims.embedding;
+  const dense = denseLength(dims);
+  const fromAt = denseStart(dims, from);
+  out.set(delta.subarray(fromAt, fromAt + dense), denseStart(dims, to));
+  const source = rowOffsets(dims, from);
+  const target = rowOffsets(dims, to);
+  const held = from.kind === 'full' ? null : new Set(from.rows);
+  const rows =
+    to.kind === 'full' ? Array.from({ length: dims.items - 1 }, (_, i) => i + 1) : to.rows;
+  for (const row of rows) {
+    if (held && !held.has(row)) continue;
+    const at = source.embedding(row);
+    out.set(delta.subarray(at, at + d), target.embedding(row));
+    out[target.bias(row)] = delta[source.bias(row)]!;
+  }
+  return out;
+}
+
+/** Whether two layouts hold the same coordinates in the same order. */
+export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
+  if (a.kind === 'full' || b.kind === 'full') return a.kind === b.kind;
+  return a.rows.length === b.rows.length && a.rows.every((row, i) => row === b.rows[i]);
+}
 
 /** Values of the dense tensors (everything but the item embedding and bias). */
 export function denseLength(dims: ModelDims): number {
@@ -63,17 +110,6 @@ export function rowOffsets(dims: ModelDims, layout: UpdateLayout): RowOffsets {
 export function itemSpan(dims: ModelDims, layout: UpdateLayout): { start: number; end: number } {
   if (layout.kind === 'full') return { start: 0, end: denseOffset(dims) };
   return { start: denseLength(dims), end: updateLength(dims, layout) };
-}
-
-/** Checks a row list: ascending, unique, 1..items-1 (row 0 is padding and never trained). */
-export function checkRows(dims: ModelDims, rows: readonly number[]): void {
-  let previous = 0;
-  for (const row of rows) {
-    if (!Number.isInteger(row) || row <= previous || row >= dims.items) {
-      throw new RangeError(`update rows must be ascending integers in 1..${dims.items - 1}`);
-    }
-    previous = row;
-  }
 }
 
 /**
@@ -137,6 +173,35 @@ export function roundRows(items: number, count: number, version: number, seed: n
   const rows: number[] = [];
   for (let i = 0; i < count; i++) rows.push(order[(start + i) % pool]!);
   return rows.sort((a, b) => a - b);
+}
+
+/**
+ * The item rows a round names, half of them led by the published model itself: the `count / 2`
+ * rows with the largest item bias in `bias` (the global model's, public: the bias tracks how often
+ * an item is the next click), and the other half a window moving through the rest of the public
+ * permutation, as roundRows does, so every row is still named now and then. The choice depends on
+ * public weights only, never on what a visitor did. Ascending.
+ */
+export function biasLedRows(
+  bias: ArrayLike<number>,
+  count: number,
+  version: number,
+  seed: number,
+): number[] {
+  const pool = bias.length - 1;
+  if (count >= pool) return Array.from({ length: pool }, (_, i) => i + 1);
+  const lead = count >> 1;
+  const byBias = Array.from({ length: pool }, (_, i) => i + 1).sort(
+    (a, b) => bias[b]! - bias[a]! || a - b,
+  );
+  const chosen = new Set(byBias.slice(0, lead));
+  const order = rowOrder(pool, seed);
+  const rest = count - lead;
+  const start = (((version * rest) % pool) + pool) % pool;
+  for (let i = 0; chosen.size < count && i < pool; i++) {
+    chosen.add(order[(start + i) % pool]!);
+  }
+  return [...chosen].sort((a, b) => a - b);
 }
 
 const orders = new Map<string, Int32Array>();

@@ -43,6 +43,10 @@ export const AGGREGATORS = ['mean', 'weighted-mean', 'trimmed-mean', 'median'] a
 /** One of AGGREGATORS. */
 export type Aggregator = (typeof AGGREGATORS)[number];
 
+/** How a version's update rows are named (protocol/update-layout.ts biasLedRows, roundRows). */
+export const ROW_CHOICES = ['bias', 'window'] as const;
+export type RowChoice = (typeof ROW_CHOICES)[number];
+
 /**
  * Server step size FedAdam gets when none is given: Adam's steps are ~lr per coordinate whatever the
  * delta's scale, so FedAvg's 1.0 would be far too large (Reddi et al. tune it in 1e-3..1e-1).
@@ -81,6 +85,17 @@ export interface ServerConfig {
    * A row moves only in the rounds whose layout names it, and only its few devices touch it.
    */
   readonly itemLearningRate?: number;
+  /**
+   * Item rows an update carries after the dense tensors (protocol/update-layout.ts), named anew for
+   * each version in its manifest (`federation.updateRows`); 'full': updates are the whole model.
+   */
+  readonly updateRows: number | 'full';
+  /**
+   * How a version's rows are named, from public data only: 'bias' takes half of them by the
+   * version's own item bias and moves a window over the rest; 'window' moves a window through a
+   * public permutation of the catalogue.
+   */
+  readonly rowChoice: RowChoice;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
@@ -154,6 +169,8 @@ export const DEFAULT_CONFIG = {
   maxExamples: 1000,
   serverLearningRate: 1.0,
   serverOptimizer: 'fedavg',
+  updateRows: 4096,
+  rowChoice: 'window',
   aggregator: 'mean',
   weightsDtype: 'int8',
   trimFraction: 0.1,
@@ -220,6 +237,10 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   }
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
+  if (config.updateRows !== 'full') {
+    checkInt('updateRows (--update-rows)', config.updateRows, 0, 5_000_000);
+  }
+  checkOneOf('rowChoice (--row-choice)', config.rowChoice, ROW_CHOICES);
   checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
   if (!(config.trimFraction >= 0 && config.trimFraction < 0.5)) {
     bad('trimFraction (--trim-fraction)', `must be in [0, 0.5), got ${config.trimFraction}`);
@@ -303,6 +324,9 @@ export const USAGE = `Usage: npm run server -- [options]
   --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
+  --update-rows <n|full>     item rows an update carries after the dense tensors, named per version from
+                             public data (default ${DEFAULT_CONFIG.updateRows}); full: the whole model
+  --row-choice <c>           ${ROW_CHOICES.join(' | ')}: how the rows are named (default ${DEFAULT_CONFIG.rowChoice})
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
@@ -377,6 +401,11 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--server-learning-rate': positiveFlag('serverLearningRate'),
   '--item-learning-rate': positiveFlag('itemLearningRate'),
   '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
+  '--update-rows': (value, flag, out) => {
+    if (value === 'full') out.updateRows = 'full';
+    else intFlag('updateRows', 0, 5_000_000)(value, flag, out);
+  },
+  '--row-choice': oneOfFlag('rowChoice', ROW_CHOICES),
   '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
   '--trim-fraction': numberFlag('trimFraction'),
   '--noise-multiplier': numberFlag('noiseMultiplier'),

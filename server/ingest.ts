@@ -17,14 +17,15 @@ import {
   UPDATE_HEADER_BYTES,
   type ModelUpdate,
 } from '../protocol/update-format.js';
+import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { aggregate, aggregateSum, updateWeight, type AggregateOptions } from './aggregate.js';
 import type { ServerConfig } from './config.js';
 import { fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
 import type { RoundContext, RoundExpiry, RoundOutput, RoundPolicy, Store } from './store.js';
-import { withinStaleness } from './store-rules.js';
-import { manifestParamCount } from './versions.js';
+import { LayoutMoved, withinStaleness } from './store-rules.js';
+import { versionRows } from './versions.js';
 
 /**
  * Relative slack on the norm check. Devices clip in float32 and may then quantise to float16, whose
@@ -115,20 +116,28 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       round(context, (options) => aggregate(global, updates, options)),
     aggregateSum: (global, total, context) =>
       round(context, (options) => aggregateSum(global, total, options)),
+    layoutRows: (template, version, weights) =>
+      versionRows(config, template.dims, version, weights, template.layoutHash),
   };
 }
 
-/** Throws HEARTH_E_UPDATE_SHAPE unless `update` has `model`'s layout hash and parameter count. */
+/**
+ * Throws HEARTH_E_UPDATE_SHAPE unless `update` has `model`'s layout hash and the length of its update
+ * layout (the dense tensors and the rows its manifest names, or the whole model).
+ */
 function checkLayout(update: ModelUpdate, model: ModelManifest): void {
-  const paramCount = manifestParamCount(model);
-  if (update.layoutHash !== model.layoutHash || update.delta.length !== paramCount) {
+  const length = updateLength(model.dims, manifestLayout(model.federation));
+  if (update.layoutHash !== model.layoutHash || update.delta.length !== length) {
     throw new HearthError(
       'HEARTH_E_UPDATE_SHAPE',
       `layout ${update.layoutHash} with ${update.delta.length} values, v${model.version} has ` +
-        `${model.layoutHash} with ${paramCount}`,
+        `${model.layoutHash} with ${length}`,
     );
   }
 }
+
+/** Times ingest fits an update again after a round published while it was being stored. */
+const LAYOUT_RETRIES = 3;
 
 /** Validates an update body and stores it (aggregating when it completes the round). */
 export async function ingestUpdate(
@@ -157,34 +166,60 @@ export async function ingestUpdate(
     );
   }
   checkLayout(update, manifest);
-  if (update.baseVersion !== current) {
-    // A stale delta is added to the current model, so it must fit that one too: an update across a
-    // layout change is refused, never reshaped. (Publishing keeps the layout, so a version that
-    // moves on between here and the store's transaction has the same one.)
-    const target = await store.getManifest(current);
-    if (!target) throw new HearthError('HEARTH_E_INTERNAL', `version ${current} is missing`);
-    checkLayout(update, target);
-  }
   if (!allFinite(update.delta)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE');
   const norm = l2Norm(update.delta);
   if (norm > config.clipNorm * (1 + NORM_SLACK)) {
     throw new HearthError('HEARTH_E_UPDATE_NORM', `norm ${norm}, bound ${config.clipNorm}`);
   }
-  const outcome = await store.submitUpdate(
-    {
-      token: tokenToHex(update.roundToken),
-      baseVersion: update.baseVersion,
-      examples: updateWeight(update.examples, config.maxExamples),
-      norm,
-      delta: update.delta,
-    },
-    roundPolicy(config, options.rng),
-    options.expiry,
+  const policy = roundPolicy(config, options.rng);
+  let target = current;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const outcome = await store.submitUpdate(
+        {
+          token: tokenToHex(update.roundToken),
+          baseVersion: update.baseVersion,
+          examples: updateWeight(update.examples, config.maxExamples),
+          norm,
+          delta: await fitToVersion(update, manifest, target, store),
+          layoutVersion: target,
+        },
+        policy,
+        options.expiry,
+      );
+      return {
+        accepted: true,
+        round: outcome.round,
+        received: outcome.received,
+        version: outcome.version,
+      };
+    } catch (error) {
+      // A round published while this one was stored: fit the update to the new current version.
+      if (!(error instanceof LayoutMoved) || attempt + 1 >= LAYOUT_RETRIES) throw error;
+      target = error.current;
+    }
+  }
+}
+
+/**
+ * `update`'s delta in the layout of version `target`, into whose round it is counted: a stale
+ * update's rows that the current version does not name are dropped, so its norm stays within S.
+ * An update across a change of the model's shape is refused, never reshaped.
+ */
+async function fitToVersion(
+  update: ModelUpdate,
+  base: ModelManifest,
+  target: number,
+  store: Store,
+): Promise<Float32Array> {
+  if (target === update.baseVersion) return update.delta;
+  const manifest = await store.getManifest(target);
+  if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', `version ${target} is missing`);
+  if (manifest.layoutHash !== base.layoutHash) checkLayout(update, manifest);
+  return fitUpdate(
+    update.delta,
+    base.dims,
+    manifestLayout(base.federation),
+    manifestLayout(manifest.federation),
   );
-  return {
-    accepted: true,
-    round: outcome.round,
-    received: outcome.received,
-    version: outcome.version,
-  };
 }

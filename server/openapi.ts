@@ -83,13 +83,13 @@ const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary upda
 | 6 | 2 | reserved | must be 0 |
 | 8 | 4 | baseVersion | u32, the global model version the delta is relative to (must be the current one) |
 | 12 | 4 | layoutHash | u32, the manifest's layoutHash |
-| 16 | 4 | paramCount | u32, number of payload values (the model's parameter count) |
+| 16 | 4 | paramCount | u32, number of payload values (the length of the base version's update layout) |
 | 20 | 4 | examples | u32, local training examples (the server clamps it to maxExamples) |
 | 24 | 4 | clipNorm | f32, the bound S the device clipped to (positive, finite) |
 | 28 | 16 | roundToken | the single-use token from POST /v1/rounds/join, as 16 bytes |
-| ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype, in manifest tensor order |
+| ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype: with \`federation.updateRows\` in the base version's manifest, the dense tensors (manifest order, item table and bias left out) then, for each named row in order, its embedding and its bias; without it, every tensor in manifest order |
 
-The body must be exactly ${UPDATE_HEADER_BYTES} + paramCount * bytesPerValue bytes. Checks, in order: framing (magic, format, dtype, reserved bits, length), base version known, base version current, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. The body limit is the header plus a float32 payload of the current model.`;
+The body must be exactly ${UPDATE_HEADER_BYTES} + paramCount * bytesPerValue bytes. Checks, in order: framing (magic, format, dtype, reserved bits, length), base version known, base version within the staleness bound, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. An update on an older version is carried into the current version's layout: the rows both name keep their values, the rows the current one does not name are dropped. The body limit is the header plus a float32 payload of the current model.`;
 
 /** The operator dashboard: a page, its script, and uPlot (served from node_modules). */
 const DASHBOARD_PATHS: Record<string, Record<string, JsonObject>> = Object.fromEntries(
@@ -452,6 +452,12 @@ export const OPENAPI_DOCUMENT: JsonObject = {
                 minimum: 0,
                 description:
                   's: updates computed on a version at most s behind the current one are accepted',
+              },
+              updateRows: {
+                type: 'array',
+                items: { type: 'integer', minimum: 1 },
+                description:
+                  'Optional (--update-rows): the ascending item rows an update on this version carries after the dense tensors, chosen from public data only; absent: the whole model',
               },
             },
           },

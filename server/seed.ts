@@ -11,7 +11,7 @@ import { decodeWeights } from '../protocol/weights-codec.js';
 import { parseManifest } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
 import type { Store, StoredVersion } from './store.js';
-import { federationParams, versionManifest } from './versions.js';
+import { federationParams, versionManifest, versionRows } from './versions.js';
 
 /** Name of the manifest file in a model directory. */
 export const SEED_MANIFEST_FILE = 'manifest.json';
@@ -55,7 +55,8 @@ export async function loadSeedModel(dir: string, config: ServerConfig): Promise<
   }
   const weights = decodeWeights(bytes, seed.tensors, seed.weights.dtype);
   if (!allFinite(weights)) invalid(`${weightsPath} contains NaN or Infinity`);
-  return { manifest: versionManifest(seed, 1, new Date().toISOString()), weights };
+  const rows = versionRows(config, seed.dims, 1, weights, seed.layoutHash);
+  return { manifest: versionManifest(seed, 1, new Date().toISOString(), rows), weights };
 }
 
 /**

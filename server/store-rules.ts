@@ -5,7 +5,7 @@
  * messages, close and abandon rounds at the same count, and publish the same version from the same
  * updates.
  */
-import { itemSpan } from '../protocol/update-layout.js';
+import { manifestLayout } from '../protocol/update-layout.js';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
@@ -17,6 +17,7 @@ import type {
   RoundPolicy,
   UpdateSubmission,
 } from './store.js';
+import { foldInLayout } from './layout-round.js';
 import { versionManifest } from './versions.js';
 
 /** The time recorded on rounds, tokens and updates: the expiry's clock, else the wall clock. */
@@ -62,6 +63,17 @@ export function withinStaleness(version: number, current: number, maxStaleness: 
 }
 
 /**
+ * Thrown by checkSubmission when an update was fitted to the layout of a version that is no longer
+ * the current one (a round published in between): ingest.ts fits it to the new one and submits
+ * again. It never reaches a client.
+ */
+export class LayoutMoved extends Error {
+  constructor(readonly current: number) {
+    super(`the current version moved to ${current}`);
+  }
+}
+
+/**
  * Whether `update` may be stored, given the current version, its token's row (undefined: no such
  * token) and the staleness bound s. Staleness is decided first, so a device that missed too many
  * publications is told to rebase rather than that its token is spent. The token must be unused and of
@@ -80,6 +92,9 @@ export function checkSubmission(
       'HEARTH_E_UPDATE_STALE',
       `current version is ${current}, at most ${maxStaleness} behind is accepted`,
     );
+  }
+  if (update.layoutVersion !== undefined && update.layoutVersion !== current) {
+    throw new LayoutMoved(current);
   }
   if (!token) throw new HearthError('HEARTH_E_ROUND_TOKEN', 'unknown token');
   // A token is single use: the update it carried is already counted in a round.
@@ -137,9 +152,11 @@ export function publishRound(
   now: string,
 ): Publication {
   const version = current + 1;
-  const output = policy.aggregate(base.weights, updates, {
-    ...context,
-    itemSpan: itemSpan(base.manifest.dims, { kind: 'full' }),
-  });
-  return { version, manifest: versionManifest(base.manifest, version, now), output };
+  // The round's updates are in its version's layout (ingest.ts fits stale ones to it).
+  const { dims, federation } = base.manifest;
+  const output = foldInLayout(dims, manifestLayout(federation), base.weights, context, (c, ctx) =>
+    policy.aggregate(c, updates, ctx),
+  );
+  const rows = policy.layoutRows?.(base.manifest, version, output.weights);
+  return { version, manifest: versionManifest(base.manifest, version, now, rows), output };
 }

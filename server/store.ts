@@ -42,7 +42,14 @@ export interface UpdateSubmission {
   readonly examples: number;
   /** L2 norm of `delta` as received (before the aggregator re-clips it). */
   readonly norm: number;
+  /** In the layout of version `layoutVersion` (server/ingest.ts fits a stale update to it). */
   readonly delta: Float32Array;
+  /**
+   * The version whose update layout `delta` is in: the current one when ingest checked. The store
+   * refuses the submission (store-rules.ts LayoutMoved) if another version is current by then.
+   * Left out, the delta is taken as it is.
+   */
+  readonly layoutVersion?: number;
 }
 
 /** The DP parameters a round was published under (z = 0: no noise). */
@@ -99,6 +106,15 @@ export interface RoundPolicy {
     updates: Iterable<AggregateUpdate>,
     context: RoundContext,
   ) => RoundOutput;
+  /**
+   * The item rows updates on a new version carry, from that version's manifest template and
+   * weights (server/versions.ts versionRows); left out (or undefined), the whole model.
+   */
+  readonly layoutRows?: (
+    template: ModelManifest,
+    version: number,
+    weights: Float32Array,
+  ) => readonly number[] | undefined;
 }
 
 /** What storing an update did. */

@@ -3,7 +3,13 @@
  * manifest whose weights URL points back at this server; the federation parameters are filled in from
  * the running config when served, so an operator can change S or m without rewriting old versions.
  */
-import { parameterCount, type FederationParams, type ModelManifest } from '../protocol/manifest.js';
+import {
+  parameterCount,
+  type FederationParams,
+  type ModelDims,
+  type ModelManifest,
+} from '../protocol/manifest.js';
+import { biasLedRows, roundRows } from '../protocol/update-layout.js';
 import { weightsPath } from '../protocol/routes.js';
 import { weightsByteLength } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
@@ -21,6 +27,7 @@ export function versionManifest(
   template: ModelManifest,
   version: number,
   createdAt: string,
+  updateRows?: readonly number[],
 ): ModelManifest {
   // Field by field rather than a spread: unknown fields of a seed file are not passed on to devices.
   return {
@@ -38,9 +45,40 @@ export function versionManifest(
     itemIds: template.itemIds,
     popular: template.popular,
     ...(template.recent === undefined ? {} : { recent: template.recent }),
-    federation: template.federation,
+    federation: withRows(template.federation, updateRows),
     ...(template.training === undefined ? {} : { training: template.training }),
   };
+}
+
+/** `federation` naming `rows` as the update's rows (none: the whole model). */
+function withRows(
+  federation: FederationParams,
+  rows: readonly number[] | undefined,
+): FederationParams {
+  const out: { -readonly [K in keyof FederationParams]: FederationParams[K] } = { ...federation };
+  delete out.updateRows;
+  if (rows !== undefined) out.updateRows = rows;
+  return out;
+}
+
+/**
+ * The item rows updates on `version` carry (config.updateRows of them; undefined: the whole
+ * model, also when that many rows would be all of them), chosen from public data only: the version's own weights (its item bias) with 'bias',
+ * a window through a permutation seeded by `seed` with 'window'. The store records them in the
+ * version's manifest when it publishes, so a version's layout never changes after.
+ */
+export function versionRows(
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>,
+  dims: ModelDims,
+  version: number,
+  weights: Float32Array,
+  seed: number,
+): readonly number[] | undefined {
+  // A layout naming every row carries what the whole model does: send the whole model.
+  if (config.updateRows === 'full' || config.updateRows >= dims.items - 1) return undefined;
+  if (config.rowChoice === 'window') return roundRows(dims.items, config.updateRows, version, seed);
+  const at = dims.items * dims.embedding;
+  return biasLedRows(weights.subarray(at, at + dims.items), config.updateRows, version, seed);
 }
 
 /** The federation parameters devices must follow, from the running config. */
@@ -68,6 +106,7 @@ export function servedManifest(stored: ModelManifest, config: ServerConfig): Mod
       dtype,
       byteLength: weightsByteLength(stored.tensors, dtype),
     },
-    federation: federationParams(config),
+    // The rows are the version's own, fixed when it was published.
+    federation: withRows(federationParams(config), stored.federation.updateRows),
   };
 }

@@ -7,7 +7,7 @@
  *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
  *     [--data <dir>] [--sample-rate <q>] [--noise <z> | --epsilon <target>] [--clip <S>, default 1e9]
  *     [--delta 1e-6] [--seed 1]
- *     [--rows <per round> | --rows full] [--local-steps 1] [--local-optimizer sgd|adam]
+ *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
@@ -63,6 +63,7 @@ const OPTIONS = {
   delta: { type: 'string', default: '1e-6' },
   seed: { type: 'string', default: '1' },
   rows: { type: 'string', default: '512' },
+  'row-choice': { type: 'string', default: 'window' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -107,6 +108,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     delta,
     seed: nonNegative('seed'),
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
+    rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias'] as const),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),
       learningRate: positiveNumber('local-lr', values['local-lr']!),

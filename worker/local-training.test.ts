@@ -8,6 +8,7 @@ import { layoutHash, tensorLayout, type ModelManifest } from '../protocol/manife
 import { SessionModel } from '../model/session-model.js';
 import { learnLocally, localTrainingSettings } from './local-training.js';
 import type { GlobalModel } from './model-source.js';
+import { gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
 
 const dims = { items: 20, embedding: 4, hidden: 4, maxSessionLength: 5 };
 let global: GlobalModel;
@@ -52,5 +53,33 @@ describe('learnLocally', () => {
     expect(none.weights).toEqual(global.weights);
     expect(Math.max(...none.update.delta.map(Math.abs))).toBe(0);
     none.model.dispose();
+  });
+
+  it('sends the layout the manifest names, and adopts only its coordinates', async () => {
+    const rows = [2, 5, 11];
+    const layout = { kind: 'rows', rows } as const;
+    const named = {
+      ...global,
+      manifest: {
+        ...global.manifest,
+        federation: { ...global.manifest.federation, updateRows: rows, clipNorm: 1e9 },
+      },
+    };
+    const trained = await learnLocally(named, sessions, undefined, localTrainingSettings());
+    trained.model.dispose();
+    expect(trained.update.delta.length).toBe(updateLength(dims, layout));
+    // Items 1-7 were seen, but rows outside the layout (1, 3, 4, 6, 7...) never move.
+    const moved = trained.weights.map((w, i) => w - global.weights[i]!);
+    const inLayout = new Float32Array(trained.weights.length);
+    scatterLayout(new Float32Array(updateLength(dims, layout)).fill(1), dims, layout, inLayout);
+    let outside = 0;
+    moved.forEach((d, i) => {
+      if (inLayout[i] === 0 && d !== 0) outside++;
+    });
+    expect(outside).toBe(0);
+    const compact = gatherLayout(moved, dims, layout, new Float32Array(updateLength(dims, layout)));
+    // What it adopted is what it sends (unclipped here: S is out of reach).
+    compact.forEach((d, i) => expect(trained.update.delta[i]).toBeCloseTo(d, 5));
+    expect(Math.max(...compact.map(Math.abs))).toBeGreaterThan(0);
   });
 });

@@ -14,6 +14,13 @@ import { toWindows } from '../model/batches.js';
 import { ensureGradients } from '../model/gradients.js';
 import type { TrainSession } from '../model/train.js';
 import { localUpdates } from '../model/local-update.js';
+import {
+  denseLength,
+  gatherLayout,
+  manifestLayout,
+  scatterLayout,
+  updateLength,
+} from '../protocol/update-layout.js';
 import { drawForVersion } from './participation.js';
 import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
@@ -87,18 +94,24 @@ export async function learnLocally(
   const planned = epochs * Math.ceil(windows / Math.max(1, batchSize));
   const steps = Math.min(reuse ? TOP_UP_STEPS : maxSteps, planned);
   await ensureGradients();
+  // The round's layout (the dense tensors and the rows the server names), the same for every device.
+  const layout = manifestLayout(federation);
   const { deltas, examples } = localUpdates(
     dims,
     global.weights,
     [sessions],
-    { kind: 'full' },
+    layout,
     // The negatives' seed is public (the version): it says nothing about the visitor.
     { steps, learningRate, mu, optimizer: 'adam', negatives: LOCAL_NEGATIVES, seed: version },
     reuse ? [local] : undefined,
   );
   const raw = deltas[0]!;
-  // The device adopts its own training unclipped; what it sends is clipped to S.
-  const weights = Float32Array.from(global.weights, (w, i) => w + raw[i]!);
+  // The device adopts its own training unclipped (the layout's coordinates; the rest stay as the
+  // copy it started from); what it sends is clipped to S.
+  const weights = (reuse && local ? local : global.weights).slice();
+  const trained = gatherLayout(global.weights, dims, layout, new Float32Array(raw.length));
+  for (let i = 0; i < raw.length; i++) trained[i]! += raw[i]!;
+  scatterLayout(trained, dims, layout, weights);
   // Yield once: the training above ran synchronously on the worker's thread.
   await new Promise((resolve) => setTimeout(resolve, 0));
   return {
@@ -130,11 +143,27 @@ export async function currentOutbox(
     behind >= 0 &&
     behind <= maxStalenessOf(federation) &&
     pending.layoutHash === layoutHash &&
-    pending.delta.length === global.weights.length;
+    fitsLayout(pending.delta.length, global, behind);
   if (fits) return pending;
   log.info(`dropping the pending update for v${pending.baseVersion} (now v${version})`);
   await store.setOutbox(null).catch(() => undefined);
   return undefined;
+}
+
+/**
+ * Whether an update of `length` values may be in the layout of a version `behind` versions before
+ * `manifest`'s: this version's layout exactly; for an older one (whose manifest the device no longer
+ * has) the dense tensors and whole rows. The server checks it against that version's layout.
+ */
+function fitsLayout(length: number, global: GlobalModel, behind: number): boolean {
+  const { dims, federation } = global.manifest;
+  const layout = manifestLayout(federation);
+  if (behind === 0) {
+    return length === (layout.kind === 'full' ? global.weights.length : updateLength(dims, layout));
+  }
+  if (length === global.weights.length) return true;
+  const rows = length - denseLength(dims);
+  return rows >= 0 && rows % (dims.embedding + 1) === 0 && rows / (dims.embedding + 1) < dims.items;
 }
 
 /** What one sync needs from the engine. */

@@ -6,19 +6,14 @@
  * (protocol/update-layout.ts: the server folds the layout's coordinates and leaves the rest).
  */
 import type { ModelDims } from '../../protocol/manifest.js';
-import {
-  gatherLayout,
-  itemSpan,
-  scatterLayout,
-  updateLength,
-  type UpdateLayout,
-} from '../../protocol/update-layout.js';
+import type { UpdateLayout } from '../../protocol/update-layout.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { AggregateUpdate } from '../../server/aggregate.js';
 import type { ServerConfig } from '../../server/config.js';
 import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
+import { foldInLayout } from '../../server/layout-round.js';
 import {
   runDeviceJob,
   type DeviceJob,
@@ -101,7 +96,6 @@ export async function runRound(
   runner: DeviceRunner = inThisThread,
   sum: boolean,
 ): Promise<RoundResult> {
-  const length = updateLength(dims, layout);
   const { received, summed } = await runner(
     {
       dims,
@@ -130,23 +124,19 @@ export async function runRound(
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
-  const compact = gatherLayout(state.weights, dims, layout, new Float32Array(length));
-  const optimizerState = state.optimizer && {
-    step: state.optimizer.step,
-    m: gatherLayout(state.optimizer.m, dims, layout, new Float64Array(length)),
-    v: gatherLayout(state.optimizer.v, dims, layout, new Float64Array(length)),
-  };
-  const context = { optimizerState, ledger: [], itemSpan: itemSpan(dims, layout) };
   const policy = roundPolicy(config, rng);
-  const out = summed
-    ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
-    : policy.aggregate(compact, updates, context);
-  scatterLayout(out.weights, dims, layout, state.weights);
-  if (out.optimizerState && state.optimizer) {
-    // FedAdam's moments move where the round's coordinates are; the others keep theirs.
-    scatterLayout(out.optimizerState.m, dims, layout, state.optimizer.m);
-    scatterLayout(out.optimizerState.v, dims, layout, state.optimizer.v);
-    state.optimizer = { ...state.optimizer, step: out.optimizerState.step };
-  }
+  const out = foldInLayout(
+    dims,
+    layout,
+    state.weights,
+    { optimizerState: state.optimizer, ledger: [] },
+    (compact, context) =>
+      summed
+        ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
+        : policy.aggregate(compact, updates, context),
+  );
+  // In place: the weights live in shared memory that the device threads read.
+  state.weights.set(out.weights);
+  if (out.optimizerState) state.optimizer = out.optimizerState;
   return { uploads, uploadBytes, medianNorm, clipped };
 }

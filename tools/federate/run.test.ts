@@ -39,6 +39,7 @@ const settings: RunSettings = {
   delta: 1e-6,
   seed: 3,
   rowsPerRound: null,
+  rowChoice: 'window',
   local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
   serverOptimizer: 'fedadam',
   serverLearningRate: 0.03,

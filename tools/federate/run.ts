@@ -13,10 +13,11 @@ import {
   type ModelDims,
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
-import { roundRows, type UpdateLayout } from '../../protocol/update-layout.js';
+import { manifestLayout, type UpdateLayout } from '../../protocol/update-layout.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../server/privacy.js';
+import { versionRows } from '../../server/versions.js';
 import type { LoadedDataset } from '../data/datasets.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { evenlySpaced } from '../train/splits.js';
@@ -45,6 +46,12 @@ export interface RunSettings {
   readonly seed: number;
   /** Item rows named per round (the rest of the update is the dense tensors); null: whole model. */
   readonly rowsPerRound: number | null;
+  /**
+   * How a round's rows are named: 'window' moves through a public permutation (roundRows); 'bias'
+   * names half of them by the global model's item bias and moves the window over the rest
+   * (biasLedRows). Both depend on public data only.
+   */
+  readonly rowChoice: 'window' | 'bias';
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
@@ -71,7 +78,10 @@ export interface RunHooks {
 
 /** The label of a run in reports. */
 export function runLabel(s: RunSettings): string {
-  const what = s.rowsPerRound === null ? 'full' : `rows ${s.rowsPerRound}`;
+  const what =
+    s.rowsPerRound === null
+      ? 'full'
+      : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
   return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}`;
 }
 
@@ -86,6 +96,8 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     // The fixed denominator of DP-FedAvg is the expected cohort q * n (McMahan et al. 2018).
     minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
     serverOptimizer: s.serverOptimizer,
+    updateRows: s.rowsPerRound ?? 'full',
+    rowChoice: s.rowChoice,
     serverLearningRate: s.serverLearningRate,
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
     // Every simulated device trains on the current version: nothing is stale, and q is the rate.
@@ -93,10 +105,18 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
   };
 }
 
-/** The update layout of a round. */
-export function layoutFor(s: RunSettings, dims: ModelDims, round: number): UpdateLayout {
-  if (s.rowsPerRound === null) return { kind: 'full' };
-  return { kind: 'rows', rows: roundRows(dims.items, s.rowsPerRound, round, s.seed) };
+/**
+ * The update layout of a round: the rows the server names for the version the round is on
+ * (server/versions.ts versionRows, as the server's store records them in a version's manifest).
+ */
+export function layoutFor(
+  s: RunSettings,
+  dims: ModelDims,
+  round: number,
+  weights: Float32Array,
+): UpdateLayout {
+  const config = { updateRows: s.rowsPerRound ?? ('full' as const), rowChoice: s.rowChoice };
+  return manifestLayout({ updateRows: versionRows(config, dims, round, weights, s.seed) });
 }
 
 /**
@@ -172,7 +192,7 @@ export async function runFederation(
       state,
       dims,
       devices,
-      layoutFor(settings, dims, round),
+      layoutFor(settings, dims, round, state.weights),
       round + 1,
       local,
       config,

@@ -1,0 +1,52 @@
+/**
+ * A round folded in its update layout (protocol/update-layout.ts), by the server's store and by the
+ * simulation alike: the global weights (and FedAdam's moments) are gathered at the layout's
+ * coordinates, the round policy aggregates there, and the result is scattered back. Everything the
+ * layout does not name keeps its value, its moments included.
+ */
+import type { ModelDims } from '../protocol/manifest.js';
+import {
+  gatherLayout,
+  itemSpan,
+  scatterLayout,
+  updateLength,
+  type UpdateLayout,
+} from '../protocol/update-layout.js';
+import { initialFedAdamState } from './fedadam.js';
+import type { RoundContext, RoundOutput } from './store.js';
+
+/**
+ * Runs `fold` (a round policy's aggregate or aggregateSum) on the layout's coordinates of `global`
+ * and returns the full weights and optimiser state it leads to. `context.optimizerState`, when
+ * present, covers the whole model.
+ */
+export function foldInLayout(
+  dims: ModelDims,
+  layout: UpdateLayout,
+  global: Float32Array,
+  context: Omit<RoundContext, 'itemSpan'>,
+  fold: (compact: Float32Array, context: RoundContext) => RoundOutput,
+): RoundOutput {
+  const length = updateLength(dims, layout);
+  const state = context.optimizerState;
+  const compact = gatherLayout(global, dims, layout, new Float32Array(length));
+  const out = fold(compact, {
+    ...context,
+    optimizerState: state && {
+      step: state.step,
+      m: gatherLayout(state.m, dims, layout, new Float64Array(length)),
+      v: gatherLayout(state.v, dims, layout, new Float64Array(length)),
+    },
+    itemSpan: itemSpan(dims, layout),
+  });
+  const weights = global.slice();
+  scatterLayout(out.weights, dims, layout, weights);
+  if (!out.optimizerState) return { weights, privacy: out.privacy };
+  // The moments of coordinates outside the layout stay as they were (the initial ones if none).
+  const base = state ?? initialFedAdamState(global.length);
+  const m = base.m.slice();
+  const v = base.v.slice();
+  scatterLayout(out.optimizerState.m, dims, layout, m);
+  scatterLayout(out.optimizerState.v, dims, layout, v);
+  return { weights, privacy: out.privacy, optimizerState: { step: out.optimizerState.step, m, v } };
+}
