@@ -52,7 +52,7 @@ describe('routes', () => {
     });
     expect(manifest.federation).toEqual({
       clipNorm: 1,
-      minCohort: 3,
+      minCohort: config.minCohort,
       maxExamples: 1000,
       sampleRate: config.sampleRate,
       maxStaleness: config.maxStaleness,

@@ -30,7 +30,7 @@ describe('parseArgs', () => {
   });
 
   it('has safe defaults', () => {
-    expect(parseArgs([])).toMatchObject({ host: '127.0.0.1', minCohort: 3, clipNorm: 1 });
+    expect(parseArgs([])).toMatchObject({ host: '127.0.0.1', minCohort: 100, clipNorm: 1 });
     expect(parseArgs([]).modelDir).toBeUndefined();
   });
 
@@ -83,9 +83,10 @@ describe('parseArgs', () => {
 });
 
 describe('privacy and optimiser flags', () => {
-  it('reads them, with noise off and no budget by default', () => {
+  it('reads them, with noise on (z = 1.2, q = 0.01, m = 100) and no budget by default', () => {
     expect(parseArgs([])).toMatchObject({
-      noiseMultiplier: 0,
+      noiseMultiplier: 1.2,
+      minCohort: 100,
       sampleRate: 0.01,
       delta: 1e-6,
       epsilonBudget: Infinity,
@@ -119,10 +120,18 @@ describe('privacy and optimiser flags', () => {
       serverOptimizer: 'fedadam',
       serverLearningRate: 0.05,
     });
-    expect(parseArgs(['--aggregator', 'trimmed-mean', '--trim-fraction', '0.2'])).toMatchObject({
-      aggregator: 'trimmed-mean',
-      trimFraction: 0.2,
-    });
+    // The robust aggregators' sensitivity is not S / m: they need noise off, which is not the default.
+    expect(() => parseArgs(['--aggregator', 'trimmed-mean'])).toThrow(/must be 'mean' when/);
+    expect(
+      parseArgs([
+        '--aggregator',
+        'trimmed-mean',
+        '--trim-fraction',
+        '0.2',
+        '--noise-multiplier',
+        '0',
+      ]),
+    ).toMatchObject({ aggregator: 'trimmed-mean', trimFraction: 0.2 });
   });
 
   it('gives FedAdam its own default step size', () => {

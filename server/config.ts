@@ -164,7 +164,7 @@ export const DEFAULT_CONFIG = {
   port: 8787,
   host: '127.0.0.1',
   dbPath: '.hearth/server.db',
-  minCohort: 3,
+  minCohort: 100,
   clipNorm: 1.0,
   maxExamples: 1000,
   serverLearningRate: 1.0,
@@ -174,7 +174,7 @@ export const DEFAULT_CONFIG = {
   aggregator: 'mean',
   weightsDtype: 'int8',
   trimFraction: 0.1,
-  noiseMultiplier: 0,
+  noiseMultiplier: 1.2,
   sampleRate: 0.01,
   // Enough for 64 devices posting at once with m = 16 to lose <= 5% of their updates to staleness
   // (`npm run bench:load`: ~3%; 56% with 0); each step of s costs privacy: q_eff = (s + 1) q.

@@ -54,6 +54,8 @@ async function spawnServer(
     seed.dir,
     '--min-cohort',
     String(minCohort),
+    '--noise-multiplier',
+    '0',
   ];
   const server = await spawnServerCli(args, { env });
   children.add(server.child);

@@ -33,7 +33,12 @@ async function app(
   seedModel?: { weights: Float32Array; model: SeedModel },
 ): Promise<{ app: FastifyInstance; store: SqliteStore }> {
   const seed = await writeSeedDir('float32', seedModel?.weights, seedModel?.model);
-  const config = resolveConfig({ dbPath: ':memory:', modelDir: seed.dir, ...overrides });
+  const config = resolveConfig({
+    noiseMultiplier: 0,
+    dbPath: ':memory:',
+    modelDir: seed.dir,
+    ...overrides,
+  });
   const store = new SqliteStore(':memory:');
   await seedIfEmpty(store, config);
   const built = buildApp({

@@ -65,7 +65,12 @@ describe('FedAdam', () => {
     const run = (optimizer: 'fedavg' | 'fedadam', withSpan: boolean) =>
       Array.from(
         roundPolicy(
-          resolveConfig({ serverOptimizer: optimizer, itemLearningRate: 0.2, clipNorm: 10 }),
+          resolveConfig({
+            noiseMultiplier: 0,
+            serverOptimizer: optimizer,
+            itemLearningRate: 0.2,
+            clipNorm: 10,
+          }),
         ).aggregate(global, updates, {
           optimizerState: undefined,
           ledger: [],

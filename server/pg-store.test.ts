@@ -34,7 +34,13 @@ beforeAll(async () => {
   if (SKIP) return;
   cluster = await startPgCluster();
   seed = await writeSeedDir();
-  config = resolveConfig({ port: 0, dbPath: cluster.url, modelDir: seed.dir, minCohort: M });
+  config = resolveConfig({
+    noiseMultiplier: 0,
+    port: 0,
+    dbPath: cluster.url,
+    modelDir: seed.dir,
+    minCohort: M,
+  });
   // Started together: both race to create the schema and seed version 1.
   servers = await Promise.all([startServer(config), startServer(config)]);
 }, 180_000);

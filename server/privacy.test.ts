@@ -4,7 +4,7 @@ import { l2Norm } from '../protocol/clip.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { noiseStd, roundPolicy } from './ingest.js';
-import { effectiveSampleRate, ledgerEpsilon } from './privacy.js';
+import { effectiveSampleRate, ledgerEpsilon, trafficEpsilon } from './privacy.js';
 import type { RoundContext } from './store.js';
 import { PARAMS, PRIVATE, makeApp, makeDelta, runRound, seedWeights } from './test-helpers.js';
 
@@ -171,7 +171,7 @@ describe('privacy budget', () => {
 
 describe('poisoning', () => {
   it('bounds a delta scaled by 1000 to S / m of influence with the plain mean and noise off', () => {
-    const config = resolveConfig({ minCohort: 4, clipNorm: 1 });
+    const config = resolveConfig({ noiseMultiplier: 0, minCohort: 4, clipNorm: 1 });
     const global = seedWeights();
     const context: RoundContext = { optimizerState: undefined, ledger: [] };
     const honest = [1, 2, 3].map((k) => ({ delta: makeDelta(0.8, k), examples: 50 }));
@@ -185,5 +185,39 @@ describe('poisoning', () => {
     expect(influence).toBeGreaterThan(0.24);
     const moved = l2Norm(Float64Array.from(poisoned, (v, i) => v - global[i]!));
     expect(moved).toBeLessThanOrEqual(config.clipNorm * (1 + 1e-5));
+  });
+});
+
+describe('the private defaults at a steady traffic', () => {
+  const defaults = resolveConfig();
+
+  it('charge what the README states at 10k and 100k visitors a day, and nothing below a round a day', () => {
+    const days = [1, 30, 365];
+    const at = (visitors: number) => trafficEpsilon(defaults, visitors, days);
+    // q N / m rounds a day: 10,000 visitors at q = 0.01 fill one round of 100 a day.
+    expect(at(10_000).epsilon.map((e) => e.rounds)).toEqual([1, 30, 365]);
+    expect(at(100_000).epsilon.map((e) => e.rounds)).toEqual([10, 300, 3650]);
+    // The README's table (`npm run privacy -- --traffic 1000,10000,100000`), to two decimals.
+    expect(at(10_000).epsilon.map((e) => e.epsilon.toFixed(2))).toEqual(['1.12', '1.53', '3.30']);
+    expect(at(100_000).epsilon.map((e) => e.epsilon.toFixed(2))).toEqual(['1.30', '3.03', '10.80']);
+    // Each round is charged at q_eff = 3q (s = 2), as the ledger charges it.
+    expect(at(10_000).epsilon[1]!.epsilon).toBe(
+      computeEpsilon({ noise: 1.2, sampleRate: 0.03, steps: 30, delta: 1e-6 }).epsilon,
+    );
+    // 1,000 visitors make 10 updates a day: a round of 100 would take 10 days, past the 24 h
+    // deadline, so every round is abandoned unpublished.
+    const small = at(1_000);
+    expect(small.roundsFill).toBe(false);
+    expect(small.epsilon.map((e) => e.epsilon)).toEqual([0, 0, 0]);
+    expect(
+      trafficEpsilon({ ...defaults, roundDeadlineSeconds: 864_000 }, 1_000, [30]).epsilon,
+    ).toEqual([
+      {
+        days: 30,
+        rounds: 3,
+        epsilon: ledgerEpsilon(new Array(3).fill({ noiseMultiplier: 1.2, sampleRate: 0.03 }), 1e-6)
+          .epsilon,
+      },
+    ]);
   });
 });

@@ -89,7 +89,9 @@ export function effectiveSampleRate(sampleRate: number, maxStaleness: number): n
 }
 
 /** The (z, q_eff) the next round will be published under, as the ledger records it. */
-export function currentSettings(config: ServerConfig): RoundPrivacySettings {
+export function currentSettings(
+  config: Pick<ServerConfig, 'noiseMultiplier' | 'sampleRate' | 'maxStaleness'>,
+): RoundPrivacySettings {
   return {
     noiseMultiplier: config.noiseMultiplier,
     sampleRate: effectiveSampleRate(config.sampleRate, config.maxStaleness),
@@ -181,4 +183,57 @@ export function epsilonCurve(rounds: readonly RoundPrivacySettings[], delta: num
     curve.push(epsilonFromRdp(DEFAULT_ORDERS, total, delta).epsilon);
   }
   return curve;
+}
+
+/** What a steady traffic spends under a config (trafficEpsilon). */
+export interface TrafficPrivacy {
+  readonly visitorsPerDay: number;
+  /** Updates a day, N q, and the rounds they fill, N q / m. */
+  readonly updatesPerDay: number;
+  readonly roundsPerDay: number;
+  /** Whether a round fills before the round deadline abandons it (else nothing is published). */
+  readonly roundsFill: boolean;
+  /** Epsilon at the config's delta after each of `days`, the ledger's rounds by then. */
+  readonly epsilon: readonly {
+    readonly days: number;
+    readonly rounds: number;
+    readonly epsilon: number;
+  }[];
+}
+
+/**
+ * The (epsilon, delta) a site's visitors are charged at a steady traffic of `visitorsPerDay`: each
+ * visits once a day and joins with probability q, so N q updates a day fill N q / m rounds, each
+ * charged at q_eff as the server's ledger charges it (currentSettings). Every visitor is charged
+ * for every round, whether or not its coin came up (user-level DP). A round that needs longer than
+ * the round deadline to fill is abandoned unpublished: it spends nothing, and nothing is learned.
+ */
+export function trafficEpsilon(
+  config: Pick<
+    ServerConfig,
+    | 'noiseMultiplier'
+    | 'sampleRate'
+    | 'minCohort'
+    | 'maxStaleness'
+    | 'delta'
+    | 'roundDeadlineSeconds'
+  >,
+  visitorsPerDay: number,
+  days: readonly number[],
+): TrafficPrivacy {
+  const updatesPerDay = visitorsPerDay * config.sampleRate;
+  const roundsPerDay = updatesPerDay / config.minCohort;
+  const roundsFill = roundsPerDay > 0 && 86_400 / roundsPerDay <= config.roundDeadlineSeconds;
+  const settings = currentSettings(config);
+  return {
+    visitorsPerDay,
+    updatesPerDay,
+    roundsPerDay,
+    roundsFill,
+    epsilon: days.map((d) => {
+      const rounds = roundsFill ? Math.floor(roundsPerDay * d + 1e-9) : 0;
+      const { epsilon } = ledgerEpsilon(new Array(rounds).fill(settings), config.delta);
+      return { days: d, rounds, epsilon };
+    }),
+  };
 }

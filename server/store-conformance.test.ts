@@ -193,7 +193,12 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
     describe('seeding', () => {
       it('seeds only an empty store', async () => {
-        const config = resolveConfig({ dbPath: ':memory:', clipNorm: 2, minCohort: 4 });
+        const config = resolveConfig({
+          noiseMultiplier: 0,
+          dbPath: ':memory:',
+          clipNorm: 2,
+          minCohort: 4,
+        });
         const seed = await writeSeedDir();
         try {
           await expect(seedIfEmpty(store, config)).rejects.toThrow(/HEARTH|--model/);
@@ -208,7 +213,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
     describe('submitting', () => {
       // No staleness bound: version 0 below is one behind, and so stale.
-      const config = resolveConfig({ minCohort: 2, maxStaleness: 0 });
+      const config = resolveConfig({ noiseMultiplier: 0, minCohort: 2, maxStaleness: 0 });
 
       it('rolls the whole update back when aggregation fails, so the round can still close once', async () => {
         await seedStore(config);
@@ -320,7 +325,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       });
 
       it('reports each round with the norms of its updates, oldest first, the newest `limit` only', async () => {
-        const config = resolveConfig({ minCohort: 2 });
+        const config = resolveConfig({ noiseMultiplier: 0, minCohort: 2 });
         await seedStore(config);
         const expiry = { now: new Date(T0), openedBefore: new Date(0), minCohort: 2 };
         const at = new Date(T0).toISOString();
@@ -376,7 +381,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       const [a, b, c, d] = tokens as [string, string, string, string];
 
       it('counts updates up to s versions behind in the current round, and refuses older ones', async () => {
-        const config = resolveConfig({ minCohort: 1, maxStaleness: 2 });
+        const config = resolveConfig({ noiseMultiplier: 0, minCohort: 1, maxStaleness: 2 });
         await seedStore(config);
         // Four devices join round 1 on version 1; each update then publishes a version.
         for (const token of tokens) await store.joinRound(token);
@@ -402,7 +407,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       });
 
       it('counts a stale token once, in the collecting round, and adds its delta to the current model', async () => {
-        const config = resolveConfig({ minCohort: 2, maxStaleness: 1 });
+        const config = resolveConfig({ noiseMultiplier: 0, minCohort: 2, maxStaleness: 1 });
         await seedStore(config);
         for (const token of [a, b, c]) await store.joinRound(token);
         const submit = (token: string, salt: number, baseVersion: number) =>
@@ -513,7 +518,11 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       });
 
       it('abandons on join too, and never a round that already has m updates', async () => {
-        const config = resolveConfig({ minCohort: 2, roundDeadlineSeconds: 10 });
+        const config = resolveConfig({
+          noiseMultiplier: 0,
+          minCohort: 2,
+          roundDeadlineSeconds: 10,
+        });
         await seedStore(config);
         expect(await store.joinRound('a'.repeat(32), roundExpiry(config, now))).toEqual({
           round: 1,
@@ -523,7 +532,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect((await store.joinRound('b'.repeat(32), roundExpiry(config, now))).round).toBe(2);
         const update = { baseVersion: 1, examples: 1, norm: 0.5, delta: makeDelta(0.5) };
         // m = 3 while collecting, so round 2 stays open with two updates...
-        const m3 = roundPolicy(resolveConfig({ minCohort: 3 }));
+        const m3 = roundPolicy(resolveConfig({ noiseMultiplier: 0, minCohort: 3 }));
         await store.joinRound('c'.repeat(32), roundExpiry(config, now));
         await store.submitUpdate(
           { ...update, token: 'b'.repeat(32) },

@@ -117,11 +117,13 @@ export async function serveStore(
   options: TestAppOptions = {},
 ): Promise<ServedStore> {
   const seed = await writeSeedDir();
-  // float32 weights: tests read published versions back and compare them exactly.
+  // float32 weights and no noise unless a test asks for it: tests read published versions back and
+  // compare them exactly (the private defaults are tested in config.test.ts and privacy.test.ts).
   const config = resolveConfig({
     dbPath: ':memory:',
     modelDir: seed.dir,
     weightsDtype: 'float32',
+    noiseMultiplier: 0,
     ...overrides,
   });
   await seedIfEmpty(store, config);

@@ -162,7 +162,7 @@ describe('compact updates (--update-rows)', () => {
         return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
       },
     });
-    const config = resolveConfig({ ...ROWS, minCohort: 1, maxStaleness: 1 });
+    const config = resolveConfig({ noiseMultiplier: 0, ...ROWS, minCohort: 1, maxStaleness: 1 });
     const stale = delta(length, 0.5, 6);
     const reply = await ingestUpdate(updateBody({ token: mine.token, delta: stale }), {
       store: racing,

@@ -14,6 +14,26 @@ function run(argv: string[]): { code: number; out: string; err: string } {
 }
 
 describe('npm run privacy', () => {
+  it('--traffic: a table of epsilon a day, a month and a year under the server flags', () => {
+    const { code, out } = run(['--traffic', '10000,100000', '--noise-multiplier', '1.2']);
+    expect(code).toBe(0);
+    expect(out).toContain('z 1.2, q 0.01, m 100, s 2 (charged at q_eff 0.03), delta 1e-6');
+    expect(out).toContain(
+      '| 10,000 | 100 | 1 | 1.12 (1 rounds) | 1.53 (30 rounds) | 3.3 (365 rounds) |',
+    );
+    const small = run(['--traffic', '1000', '--sample-rate', '0.1']);
+    expect(small.out).toMatch(/\| 1,000 \| 100 \| 1 \| 2\.9 \(1 rounds\)/);
+    for (const argv of [
+      ['--traffic'],
+      ['--traffic', '0'],
+      ['--traffic', '100', '--min-cohort', '0'],
+    ]) {
+      const bad = run(argv);
+      expect(bad.code, argv.join(' ')).toBe(2);
+      expect(bad.err).toContain('Usage: npm run privacy');
+    }
+  });
+
   it('prints epsilon and the best order', () => {
     const argv = ['--noise', '1.3', '--sample-rate=0.0025', '--steps', '6000', '--delta', '1e-5'];
     const { code, out } = run(argv);

@@ -2,10 +2,14 @@
  * Epsilon of a federated training plan, from the same RDP accountant the server and device use.
  *
  *   npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+ *   npm run privacy -- --traffic <visitors a day,...> [server flags]
  *
  * z is the noise multiplier (noise std over the L2 sensitivity), q the probability that one device
  * takes part in a round, t the number of published rounds. Prints epsilon and the RDP order that
- * gave it. Bad or missing flags exit with code 2 and a message naming the flag.
+ * gave it. With --traffic, a table of what a site running the server with the given flags (its
+ * defaults otherwise: `npm run server`'s own parser) spends at each steady traffic after a day, a
+ * month and a year (server/privacy.ts trafficEpsilon). Bad or missing flags exit with code 2 and a
+ * message naming the flag.
  */
 import { HearthError } from '../protocol/errors.js';
 import {
@@ -13,10 +17,13 @@ import {
   type EpsilonResult,
   type PrivacyParams,
 } from '../protocol/privacy/index.js';
+import { parseArgs as parseServerArgs } from '../server/config.js';
+import { currentSettings, trafficEpsilon } from '../server/privacy.js';
 import { isEntryPoint } from './lib/entry.js';
 
 /** Usage text of the command. */
 export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+       npm run privacy -- --traffic <visitors a day, comma-separated> [npm run server flags]
   --noise <z>         noise multiplier, > 0
   --sample-rate <q>   probability that a device joins a round, in [0, 1]
   --steps <t>         number of noised rounds, a non-negative integer
@@ -91,6 +98,43 @@ export function formatPrivacy(params: PrivacyParams, result: EpsilonResult): str
   ].join('\n');
 }
 
+/** The days the traffic table reports epsilon after. */
+export const TRAFFIC_DAYS = [1, 30, 365] as const;
+
+/**
+ * The markdown table of `--traffic <list>` under the server flags `serverArgv` (the server's own
+ * parser and defaults): per steady traffic, updates and rounds a day and epsilon after each of
+ * TRAFFIC_DAYS.
+ */
+export function trafficTable(list: string | undefined, serverArgv: readonly string[]): string {
+  if (list === undefined || list.startsWith('--')) throw new UsageError('--traffic needs a value');
+  const visitors = list.split(',').map((v) => Number(v));
+  if (!visitors.every((v) => Number.isFinite(v) && v > 0)) {
+    throw new UsageError(`--traffic must be positive numbers separated by commas, got '${list}'`);
+  }
+  const config = parseServerArgs(serverArgv);
+  const f = (x: number, digits: number) =>
+    x.toLocaleString('en-US', { maximumFractionDigits: digits });
+  const lines = [
+    `z ${config.noiseMultiplier}, q ${config.sampleRate}, m ${config.minCohort}, s ${config.maxStaleness} ` +
+      `(charged at q_eff ${f(currentSettings(config).sampleRate, 4)}), delta ${config.delta.toExponential()}, round deadline ` +
+      `${config.roundDeadlineSeconds} s; each visitor visits once a day`,
+    '',
+    `| visitors a day | updates a day | rounds a day | ${TRAFFIC_DAYS.map((d) => `ε after ${d} day${d > 1 ? 's' : ''}`).join(' | ')} |`,
+    `| --- | --- | --- | ${TRAFFIC_DAYS.map(() => '---').join(' | ')} |`,
+  ];
+  for (const n of visitors) {
+    const t = trafficEpsilon(config, n, TRAFFIC_DAYS);
+    const eps = t.roundsFill
+      ? t.epsilon.map((e) => `${f(e.epsilon, 2)} (${f(e.rounds, 0)} rounds)`)
+      : TRAFFIC_DAYS.map(() => 'no round fills before the deadline');
+    lines.push(
+      `| ${f(n, 0)} | ${f(t.updatesPerDay, 1)} | ${f(t.roundsPerDay, 2)} | ${eps.join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 /**
  * Runs the command on `argv` and returns its exit code: 0 with the report on `out`, 2 with the
  * message and usage on `err` for a usage mistake.
@@ -105,6 +149,11 @@ export function runPrivacyCli(
     return 0;
   }
   try {
+    const traffic = argv.indexOf('--traffic');
+    if (traffic >= 0) {
+      out(trafficTable(argv[traffic + 1], [...argv.slice(0, traffic), ...argv.slice(traffic + 2)]));
+      return 0;
+    }
     const params = parsePrivacyArgs(argv);
     out(formatPrivacy(params, computeEpsilon(params)));
     return 0;
@@ -114,7 +163,10 @@ export function runPrivacyCli(
       return 2;
     }
     // The flags are checked above; the accountant's own validation is a second line of defence.
-    if (error instanceof HearthError && error.code === 'HEARTH_E_PRIVACY_PARAMS') {
+    if (
+      error instanceof HearthError &&
+      (error.code === 'HEARTH_E_PRIVACY_PARAMS' || error.code === 'HEARTH_E_CONFIG')
+    ) {
       err(`${error.message}\n\n${PRIVACY_USAGE}`);
       return 2;
     }

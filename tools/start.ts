@@ -69,8 +69,10 @@ if (!values['no-build']) {
 }
 
 const system = await startSystem(
-  // One visitor on a laptop: every device takes part (q = 1), or "Share" would rarely do anything.
-  // The manifest and the server's accountant both say so; a real site runs a small q.
+  // The demo preset, not private: one visitor on a laptop. Every device takes part (q = 1), or
+  // "Share" would rarely do anything; a round is 3 updates; and no noise, which at m = 3 would drown
+  // the model (std z S / 3). The manifest and the server's accountant both say so (ε is infinite).
+  // `npm run server` starts with the private defaults (server/config.ts).
   {
     port: Number(values.port),
     host: values.host,
@@ -78,11 +80,12 @@ const system = await startSystem(
     modelDir,
     minCohort: 3,
     sampleRate: 1,
+    noiseMultiplier: 0,
     ...(sites ? { sites } : {}),
   },
   { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
-console.log(`\nHearth is running.
+console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, no noise: not private).
   Demo site:          ${system.demoUrl}
   Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
   On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>
