@@ -36,8 +36,13 @@ function weightsOf(dims: ModelDims): Float32Array {
 }
 
 /** The sum the devices would send one by one: localUpdates, each clipped as the device clips. */
-function perDeviceSum(dims: ModelDims, layout: UpdateLayout, clip: number) {
-  const { deltas, examples } = localUpdates(dims, weightsOf(dims), devices, layout, settings);
+function perDeviceSum(
+  dims: ModelDims,
+  layout: UpdateLayout,
+  clip: number,
+  s: LocalUpdateSettings = settings,
+) {
+  const { deltas, examples } = localUpdates(dims, weightsOf(dims), devices, layout, s);
   const norms = deltas.map((delta) => l2Norm(delta));
   const sum = new Float32Array(deltas[0]!.length);
   for (const delta of deltas) {
@@ -54,19 +59,22 @@ function relativeError(a: Float32Array, b: Float32Array): number {
 }
 
 describe('clippedUpdateSum', () => {
-  for (const [name, dims] of [
-    ['cosine + last item + item mean + repeat bonus', scored],
-    ['dot product', plain],
+  for (const [name, dims, alpha] of [
+    ['cosine + last item + item mean + repeat bonus', scored, 0],
+    ['dot product', plain, 0],
+    // Negatives drawn by the global model's bias, with their logQ correction in the logits.
+    ['cosine and the rest, popular negatives', scored, 2],
   ] as const) {
+    const s = { ...settings, negativeAlpha: alpha };
     for (const layout of [{ kind: 'full' }, { kind: 'rows', rows: [2, 8, 21, 29] }] as const) {
       it(`equals the sum of the devices' clipped updates (${name}, ${layout.kind})`, () => {
-        const unclipped = perDeviceSum(dims, layout, 1e9);
+        const unclipped = perDeviceSum(dims, layout, 1e9, s);
         // A bound between the smallest and the largest norm: some devices clipped, some not.
         const nonzero = unclipped.norms.filter((x) => x > 0).sort((a, b) => a - b);
         const clip = (nonzero[0]! + nonzero[nonzero.length - 1]!) / 2;
         for (const bound of [1e9, clip]) {
-          const expected = perDeviceSum(dims, layout, bound);
-          const summed = clippedUpdateSum(dims, weightsOf(dims), devices, layout, settings, bound);
+          const expected = perDeviceSum(dims, layout, bound, s);
+          const summed = clippedUpdateSum(dims, weightsOf(dims), devices, layout, s, bound);
           expect(summed.examples).toEqual(expected.examples);
           summed.norms.forEach((norm, b) => {
             const want = expected.norms[b]!;
@@ -75,7 +83,7 @@ describe('clippedUpdateSum', () => {
           expect(relativeError(summed.sum, expected.sum)).toBeLessThan(1e-5);
         }
         // The clipped sum differs from the unclipped one: clipping was exercised.
-        const clipped = perDeviceSum(dims, layout, clip).sum;
+        const clipped = perDeviceSum(dims, layout, clip, s).sum;
         expect(relativeError(clipped, unclipped.sum)).toBeGreaterThan(1e-2);
       });
     }

@@ -27,10 +27,10 @@ import {
   updateLength,
   type UpdateLayout,
 } from '../protocol/update-layout.js';
-import { packDevices, roundNegatives } from './device-batch.js';
 import {
   batchTensors,
   deviceLoss,
+  packRound,
   startingCopies,
   type LocalUpdateSettings,
   type Probes,
@@ -85,8 +85,7 @@ export function clippedUpdateSum(
   if (settings.steps !== 1 || settings.optimizer !== 'sgd') {
     throw new RangeError('the summed path takes one plain gradient step (sgd, 1 step)');
   }
-  const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
-  const p = packDevices(dims, devices, negatives, layout);
+  const { p, negatives } = packRound(dims, global, devices, layout, settings);
   const c = batchTensors(dims, p, true);
   const w = startingCopies(dims, [global], p, 1, p.ownSlots);
   const { devices: B, windows: S, steps: T, slots: M, ownSlots: L } = p;

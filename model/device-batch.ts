@@ -25,6 +25,8 @@ export interface DeviceBatch {
   readonly rows: Int32Array;
   /** [B*M] 1 where a slot is a real candidate (a device's item or a negative it did not see). */
   readonly valid: Float32Array;
+  /** [B*M] added to each valid slot's logit: minus a negative's log inclusion; 0 for own items. */
+  readonly offset: Float32Array;
   /** [B*M] 1 where the slot's row is trained and reported (the layout's rows, or all for 'full'). */
   readonly trainable: Float32Array;
   /** [B*S*T] flat slot (b*M + slot) of every input position; padding points at the device's slot 0. */
@@ -55,12 +57,69 @@ export function roundNegatives(items: number, count: number, seed: number): Int3
   return Int32Array.from([...chosen].sort((a, b) => a - b));
 }
 
+/** A round's shared negatives, and what each one's logit is corrected by (none for uniform ones). */
+export interface RoundNegatives {
+  readonly rows: Int32Array;
+  /** [K] log of each row's inclusion probability, subtracted from its logit; null: uniform. */
+  readonly logInclusion: Float32Array | null;
+}
+
+/**
+ * The round's negatives, the same for every device: uniform (`alpha` 0, roundNegatives), or K draws
+ * with replacement from q_i ∝ exp(alpha b_i) over the global model's item biases b (public: the
+ * bias tracks how often an item is the next click), kept once each. A kept row's logit is then
+ * lowered by log pi_i, pi_i = 1 - (1 - q_i)^K its chance of being in the set, the logQ correction
+ * of sampled softmax (Bengio & Senecal 2008; Jean et al. 2015), so popular negatives, drawn more
+ * often, are not over-counted. Drawn from `seed` alone.
+ */
+export function sampleNegatives(
+  dims: ModelDims,
+  global: Float32Array,
+  count: number,
+  seed: number,
+  alpha: number,
+): RoundNegatives {
+  const pool = dims.items - 1;
+  if (!(alpha > 0) || count >= pool) {
+    return { rows: roundNegatives(dims.items, count, seed), logInclusion: null };
+  }
+  const at = dims.items * dims.embedding;
+  let top = -Infinity;
+  for (let r = 1; r <= pool; r++) top = Math.max(top, global[at + r]!);
+  const cumulative = new Float64Array(pool);
+  let total = 0;
+  for (let r = 1; r <= pool; r++) {
+    total += Math.exp(alpha * (global[at + r]! - top));
+    cumulative[r - 1] = total;
+  }
+  const rng = mulberry32(seed);
+  const chosen = new Set<number>();
+  for (let k = 0; k < count; k++) {
+    const u = rng() * total;
+    let lo = 0;
+    let hi = pool - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    chosen.add(lo + 1);
+  }
+  const rows = Int32Array.from([...chosen].sort((a, b) => a - b));
+  const logInclusion = Float32Array.from(rows, (r) => {
+    const q = Math.exp(alpha * (global[at + r]! - top)) / total;
+    return Math.log(-Math.expm1(count * Math.log1p(-q)));
+  });
+  return { rows, logInclusion };
+}
+
 /** Packs `devices` (each a list of sessions in model indices) against `negatives`. */
 export function packDevices(
   dims: ModelDims,
   devices: readonly (readonly TrainSession[])[],
   negatives: Int32Array,
   layout: UpdateLayout,
+  logInclusion: Float32Array | null = null,
 ): DeviceBatch {
   const maxLen = dims.maxSessionLength;
   const windows = devices.map((sessions) => toWindows(sessions, maxLen));
@@ -80,6 +139,7 @@ export function packDevices(
 
   const rows = new Int32Array(B * M);
   const valid = new Float32Array(B * M);
+  const offset = new Float32Array(B * M);
   const trainable = new Float32Array(B * M);
   const inputs = new Int32Array(B * S * T);
   const targets = new Int32Array(B * S * T);
@@ -102,6 +162,7 @@ export function packDevices(
       rows[at] = item;
       if (own.has(item)) return; // the device's own slot stands for this row
       valid[at] = 1;
+      if (logInclusion) offset[at] = -logInclusion[k]!;
       trainable[at] = trains(item) ? 1 : 0;
     });
     inputs.fill(b * M, b * S * T, (b + 1) * S * T);
@@ -132,6 +193,7 @@ export function packDevices(
     slots: M,
     rows,
     valid,
+    offset,
     trainable,
     inputs,
     targets,

@@ -10,9 +10,10 @@
  * one call follow exactly the paths they would follow one by one (local-update.test.ts checks it).
  * That is what lets a simulation run a population through the code the worker runs.
  *
- * The output layer scores each device's own items and the round's K shared uniform negatives
+ * The output layer scores each device's own items and the round's K shared negatives
  * (device-batch.ts), not the whole catalogue: a full softmax over 43k items would cost each
- * device ~20x more, and uniform negatives need no logQ correction (it is a constant).
+ * device ~20x more. Uniform negatives need no logQ correction (it is a constant); negatives drawn
+ * by item bias carry theirs in the slot mask.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
@@ -25,7 +26,7 @@ import {
 } from '../protocol/update-layout.js';
 import { ADAM } from './adam.js';
 import { deviceLstm } from './device-lstm.js';
-import { packDevices, roundNegatives, type DeviceBatch } from './device-batch.js';
+import { packDevices, sampleNegatives, type DeviceBatch } from './device-batch.js';
 import { l2NormalizeRows, prefixMeanWeights } from './forward.js';
 import { gatherRows } from './gather-rows.js';
 import { batchMatMul, matMul2d } from './mat-mul.js';
@@ -45,8 +46,13 @@ export interface LocalUpdateSettings {
   readonly learningRate: number;
   /** Proximal pull (mu/2)||w - global||^2 on the trained tensors. */
   readonly mu: number;
-  /** Uniform negatives the round's devices share. */
+  /** Negatives the round's devices share (device-batch.ts sampleNegatives). */
   readonly negatives: number;
+  /**
+   * How they are drawn: 0 (the default) uniformly; alpha > 0 in proportion to exp(alpha * item
+   * bias) of the global model, with the logQ correction.
+   */
+  readonly negativeAlpha?: number;
   /** The round's public seed (draws the negatives). */
   readonly seed: number;
 }
@@ -111,7 +117,7 @@ export interface BatchTensors {
   readonly inputs: tf.Tensor1D;
   readonly targets: tf.Tensor2D; // one-hot [B*S*T, M]
   readonly weights: tf.Tensor2D; // [B, S*T], each device's row over its total weight
-  readonly slotMask: tf.Tensor3D; // [B, 1, M] 0 or PADDING_LOGIT
+  readonly slotMask: tf.Tensor3D; // [B, 1, M] the slot's offset (0 or -log pi) or PADDING_LOGIT
   readonly repeatAt: tf.Tensor2D;
   readonly repeatBonus: tf.Tensor1D;
   readonly prefix: tf.Tensor2D | null;
@@ -140,8 +146,9 @@ export function batchTensors(
     ),
     targets: tf.tidy(() => tf.oneHot(tf.tensor1d(p.targets, 'int32'), M)) as tf.Tensor2D,
     weights: tf.tensor2d(scaled, [B, S * T]),
+    // Padding and switched-off slots never win; a sampled negative's logQ correction rides along.
     slotMask: tf.tensor3d(
-      p.valid.map((v) => (v > 0 ? 0 : PADDING_LOGIT)),
+      p.valid.map((v, i) => (v > 0 ? p.offset[i]! : PADDING_LOGIT)),
       [B, 1, M],
     ),
     repeatAt: tf.tensor2d(p.repeatAt, [p.repeatAt.length, 1], 'int32'),
@@ -269,6 +276,27 @@ export function startingCopies(
 }
 
 /**
+ * The round's negatives (drawn from its public seed and, with negativeAlpha, the global model's
+ * item bias) and `devices` packed against them.
+ */
+export function packRound(
+  dims: ModelDims,
+  global: Float32Array,
+  devices: readonly (readonly TrainSession[])[],
+  layout: UpdateLayout,
+  settings: Pick<LocalUpdateSettings, 'negatives' | 'seed' | 'negativeAlpha'>,
+): { p: DeviceBatch; negatives: Int32Array } {
+  const { rows, logInclusion } = sampleNegatives(
+    dims,
+    global,
+    settings.negatives,
+    settings.seed,
+    settings.negativeAlpha ?? 0,
+  );
+  return { p: packDevices(dims, devices, rows, layout, logInclusion), negatives: rows };
+}
+
+/**
  * Runs local training for every device of `devices` from `global` and returns each device's
  * update in `layout`'s coordinates (unclipped: the caller clips, as the device does before it
  * sends). Devices without a next-item example get an all-zero update. Needs tfjs' gradients
@@ -284,8 +312,7 @@ export function localUpdates(
   settings: LocalUpdateSettings,
   starts?: readonly Float32Array[],
 ): LocalUpdates {
-  const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
-  const p = packDevices(dims, devices, negatives, layout);
+  const { p } = packRound(dims, global, devices, layout, settings);
   const c = batchTensors(dims, p);
   const start = startingCopies(dims, [global], p);
   const begin = starts ? startingCopies(dims, starts, p) : start;
@@ -367,10 +394,9 @@ export function localLosses(
   dims: ModelDims,
   weights: Float32Array,
   devices: readonly (readonly TrainSession[])[],
-  settings: Pick<LocalUpdateSettings, 'negatives' | 'seed'>,
+  settings: Pick<LocalUpdateSettings, 'negatives' | 'seed' | 'negativeAlpha'>,
 ): number[] {
-  const negatives = roundNegatives(dims.items, settings.negatives, settings.seed);
-  const p = packDevices(dims, devices, negatives, { kind: 'full' });
+  const { p } = packRound(dims, weights, devices, { kind: 'full' }, settings);
   const c = batchTensors(dims, p);
   const w = startingCopies(dims, [weights], p);
   const result = tf.tidy(() => deviceLoss(dims, p, c, w));

@@ -11,11 +11,13 @@ const base = {
   delta: '1e-6',
   seed: '1',
   rows: '512',
+  'row-choice': 'window',
   'local-steps': '1',
   'local-optimizer': 'sgd',
   'local-lr': '10',
   mu: '0',
   negatives: '512',
+  'negative-alpha': '0',
   'server-optimizer': 'fedadam',
   'server-lr': '0.01',
   'eval-every': '25',
@@ -35,6 +37,8 @@ describe('npm run federate flags', () => {
   it('refuses bad values with the flag named', () => {
     expect(() => settingsFrom({ ...base, 'sample-rate': '0' })).toThrow(/--sample-rate/);
     expect(() => settingsFrom({ ...base, scenario: 'old' })).toThrow(/scenario/);
+    expect(() => settingsFrom({ ...base, 'negative-alpha': '-1' })).toThrow(/--negative-alpha/);
+    expect(() => settingsFrom({ ...base, 'row-choice': 'random' })).toThrow(/row-choice/);
     expect(() => settingsFrom({ ...base, 'local-optimizer': 'rmsprop' })).toThrow(
       /local-optimizer/,
     );

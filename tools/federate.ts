@@ -9,7 +9,7 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
- *     [--negatives 512] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
+ *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
  *
@@ -69,6 +69,7 @@ const OPTIONS = {
   'local-lr': { type: 'string', default: '10' },
   mu: { type: 'string', default: '0' },
   negatives: { type: 'string', default: '512' },
+  'negative-alpha': { type: 'string', default: '0' },
   'server-optimizer': { type: 'string', default: 'fedadam' },
   'server-lr': { type: 'string', default: '0.01' },
   'item-lr': { type: 'string' },
@@ -114,6 +115,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       learningRate: positiveNumber('local-lr', values['local-lr']!),
       mu: nonNegative('mu'),
       negatives: positiveInteger('negatives', values.negatives!),
+      negativeAlpha: nonNegative('negative-alpha'),
       optimizer: oneOf('local-optimizer', values['local-optimizer']!, ['sgd', 'adam'] as const),
     },
     serverOptimizer: oneOf('server-optimizer', values['server-optimizer']!, [

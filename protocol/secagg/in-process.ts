@@ -23,6 +23,11 @@ export interface InProcessRound {
   readonly inputs: ReadonlyMap<DeviceId, Uint32Array>;
   readonly drops?: ReadonlyMap<DeviceId, DropPoint>;
   readonly random?: RandomBytes;
+  /**
+   * Called as every step starts (a benchmark's clock): the stage and who runs it ('server' for the
+   * server's accepting and closing of the stage); the function it returns is called as it ends.
+   */
+  readonly onStep?: (stage: DropPoint, who: DeviceId | 'server') => () => void;
 }
 
 /** Everything the server received, in order of stage: what a curious server would keep. */
@@ -45,7 +50,20 @@ export interface InProcessResult {
 
 /** Runs the round; throws what the server throws (HEARTH_E_SECAGG_THRESHOLD when abandoned). */
 export async function runRoundInProcess(round: InProcessRound): Promise<InProcessResult> {
-  const { params, inputs, drops = new Map(), random = defaultRandomBytes } = round;
+  const { params, inputs, drops = new Map(), random = defaultRandomBytes, onStep } = round;
+  /** `step`'s result, its start and end told to onStep. */
+  const timed = async <T>(
+    stage: DropPoint,
+    who: DeviceId | 'server',
+    step: () => T | Promise<T>,
+  ) => {
+    const done = onStep?.(stage, who);
+    try {
+      return await step();
+    } finally {
+      done?.();
+    }
+  };
   const state = server.startRound(params);
   const devices = new Map<DeviceId, DeviceRound>();
   const refused = new Map<DeviceId, HearthError>();
@@ -56,9 +74,13 @@ export async function runRoundInProcess(round: InProcessRound): Promise<InProces
       const drop = drops.get(id);
       return !refused.has(id) && (!drop || STAGES.indexOf(drop) > STAGES.indexOf(point));
     });
-  const attempt = async <T>(id: DeviceId, step: () => T | Promise<T>): Promise<T | undefined> => {
+  const attempt = async <T>(
+    stage: DropPoint,
+    id: DeviceId,
+    step: () => T | Promise<T>,
+  ): Promise<T | undefined> => {
     try {
-      return await step();
+      return await timed(stage, id, step);
     } catch (error) {
       if (!(error instanceof HearthError)) throw error;
       refused.set(id, error);
@@ -68,36 +90,44 @@ export async function runRoundInProcess(round: InProcessRound): Promise<InProces
 
   for (const id of params.devices) {
     if (drops.get(id) === 'keys') continue;
-    const { round: device, message } = advertiseKeys(params, id, random);
+    const { round: device, message } = await timed('keys', id, () =>
+      advertiseKeys(params, id, random),
+    );
     devices.set(id, device);
     transcript.keys.push(message);
-    server.acceptKeys(state, message);
+    await timed('keys', 'server', () => server.acceptKeys(state, message));
   }
-  const rosters = server.closeKeys(state);
+  const rosters = await timed('keys', 'server', () => server.closeKeys(state));
 
   for (const id of live('shares').filter((id) => rosters.has(id))) {
-    const message = await attempt(id, () => shareKeys(devices.get(id)!, rosters.get(id)!, random));
+    const message = await attempt('shares', id, () =>
+      shareKeys(devices.get(id)!, rosters.get(id)!, random),
+    );
     if (!message) continue;
     transcript.shares.push(message);
-    server.acceptShares(state, message);
+    await timed('shares', 'server', () => server.acceptShares(state, message));
   }
-  const forwarded = server.closeShares(state);
+  const forwarded = await timed('shares', 'server', () => server.closeShares(state));
 
   for (const id of live('masked').filter((id) => forwarded.has(id))) {
     const input = inputs.get(id) ?? new Uint32Array(params.length);
-    const message = await attempt(id, () => maskInput(devices.get(id)!, forwarded.get(id)!, input));
+    const message = await attempt('masked', id, () =>
+      maskInput(devices.get(id)!, forwarded.get(id)!, input),
+    );
     if (!message) continue;
     transcript.masked.push(message);
-    server.acceptMaskedInput(state, message);
+    await timed('masked', 'server', () => server.acceptMaskedInput(state, message));
   }
-  const requests = server.closeMaskedInputs(state);
+  const requests = await timed('masked', 'server', () => server.closeMaskedInputs(state));
 
   for (const id of live('unmask').filter((id) => requests.has(id))) {
-    const response = await attempt(id, () => unmaskShares(devices.get(id)!, requests.get(id)!));
+    const response = await attempt('unmask', id, () =>
+      unmaskShares(devices.get(id)!, requests.get(id)!),
+    );
     if (!response) continue;
     transcript.unmask.push(response);
-    acceptUnmask(state, response);
+    await timed('unmask', 'server', () => acceptUnmask(state, response));
   }
-  const result = await finishRound(state);
+  const result = await timed('unmask', 'server', () => finishRound(state));
   return { result, devices, server: state, transcript, refused };
 }

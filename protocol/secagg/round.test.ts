@@ -32,6 +32,33 @@ async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
 }
 
 describe('a secure aggregation round, in process', () => {
+  it('tells onStep of every step as it starts and ends, devices and server apart', async () => {
+    const params = testParams(6, { neighbours: 5, length: 8 });
+    const random = seededRandomBytes(3);
+    const inputs = randomInputs(params.devices, params.length, random);
+    const started: string[] = [];
+    const ended: string[] = [];
+    const drops = new Map<DeviceId, DropPoint>([[params.devices[0]!, 'masked']]);
+    await runRoundInProcess({
+      params,
+      inputs,
+      drops,
+      random,
+      onStep: (stage, who) => {
+        started.push(`${stage} ${who}`);
+        return () => ended.push(`${stage} ${who}`);
+      },
+    });
+    expect(ended).toEqual(started);
+    const of = (who: string) =>
+      started.filter((s) => s.endsWith(` ${who}`)).map((s) => s.split(' ')[0]);
+    // A device that stays runs each of the four stages once; the dropped one stops before masking.
+    expect(of(String(params.devices[1]))).toEqual(['keys', 'shares', 'masked', 'unmask']);
+    expect(of(String(params.devices[0]))).toEqual(['keys', 'shares']);
+    // The server accepts each message and closes each stage.
+    expect(of('server').filter((s) => s === 'masked')).toHaveLength(params.devices.length - 1 + 1);
+  });
+
   it('outputs the exact sum mod 2^32 with no dropouts: pairwise masks cancel on their own', async () => {
     const params = testParams(10, { neighbours: 4, length: 1000 });
     const { result, inputs, server, transcript } = await run(params);

@@ -1,0 +1,229 @@
+/**
+ * `npm run bench:secagg`: what one secure aggregation round (protocol/secagg/, SecAgg+) costs a
+ * device and the server, by cohort size and dropout.
+ *
+ *   npm run bench:secagg -- [--devices 10,100,1000] [--dropout 0,0.1,0.3] [--length 16384] [--runs 3]
+ *
+ * Each round runs every device and the server in this process (runRoundInProcess, the messages
+ * the real parts exchange), with real X25519, HKDF, XChaCha20-Poly1305, ChaCha20 masks and Shamir
+ * shares. Inputs are clipped float updates (L2 norm S = 1, `--length` coordinates) in fixed point
+ * (protocol/secagg/fixed-point.ts, stochastic rounding, a range that n of them never wrap). The
+ * dropped devices (a share `--dropout` of the cohort, chosen at random) leave after sending their
+ * masked input's predecessor, the share stage: the costliest case for the server, which must then
+ * rebuild their mask keys and remove their pairwise masks. Neighbours k: the whole cohort up to 32
+ * devices, else the even number nearest 4 log2 n (SecAgg+'s logarithmic graph); t' a strict majority
+ * of a neighbourhood; t half the cohort.
+ *
+ * Prints, per (n, dropout), medians over the runs of: each device's compute time (its median and
+ * 90th percentile over the devices of the round), the server's, the bytes a device sends and
+ * receives, and the decoded sum's relative error against the float sum of the survivors' updates
+ * (the quantisation error). Masks cost each device time linear in k * length.
+ */
+import { parseArgs } from 'node:util';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  decodeFixedPointSum,
+  encodeFixedPoint,
+  runRoundInProcess,
+  type DeviceId,
+  type DropPoint,
+  type InProcessResult,
+  type SecAggParams,
+} from '../protocol/secagg/index.js';
+import { mulberry32, normal } from '../protocol/prng.js';
+import { positiveInteger } from '../tools/lib/args.js';
+import { quantile } from '../tools/lib/stats.js';
+import { markdownTable } from '../tools/lib/table.js';
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '10,100,1000' },
+    dropout: { type: 'string', default: '0,0.1,0.3' },
+    length: { type: 'string', default: '16384' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const cohorts = list('devices', args.devices).map((n) => {
+  if (!Number.isInteger(n) || n < 2) throw new Error('--devices must be integers >= 2');
+  return n;
+});
+const dropouts = list('dropout', args.dropout).map((p) => {
+  if (!(p >= 0 && p < 0.5)) throw new Error('--dropout must be fractions in [0, 0.5)');
+  return p;
+});
+const length = positiveInteger('length', args.length);
+const runs = positiveInteger('runs', args.runs);
+
+function list(flag: string, text: string): number[] {
+  const values = text.split(',').map(Number);
+  if (values.some((v) => !Number.isFinite(v))) throw new Error(`--${flag} must be numbers`);
+  return values;
+}
+
+/** The round's public parameters for n devices (see the header for k, t' and t). */
+function paramsFor(n: number, run: number): SecAggParams {
+  const k = n <= 33 ? n - 1 : 2 * Math.round(2 * Math.log2(n));
+  return {
+    roundId: `bench-${n}-${run}`,
+    devices: Array.from({ length: n }, (_, i) => i + 1),
+    threshold: Math.ceil(n / 2),
+    neighbours: k,
+    shareThreshold: Math.floor((Math.min(k, n - 1) + 1) / 2) + 1,
+    length,
+    graphSeed: sha256(new TextEncoder().encode(`graph ${n} ${run}`)),
+  };
+}
+
+/** A float update of L2 norm 1 (a clipped update at S = 1), from `seed`. */
+function update(seed: number): Float64Array {
+  const rng = mulberry32(seed);
+  const x = Float64Array.from({ length }, () => normal(rng));
+  let squares = 0;
+  for (const v of x) squares += v * v;
+  const norm = Math.sqrt(squares);
+  return x.map((v) => v / norm);
+}
+
+interface RunFigures {
+  readonly deviceMedian: number;
+  readonly deviceP90: number;
+  readonly server: number;
+  readonly sent: number;
+  readonly received: number;
+  readonly relativeError: number;
+  readonly survivors: number;
+}
+
+/** Bytes of every Uint8Array / Uint32Array in a message, and 4 per number (ids). */
+function bytesOf(value: unknown): number {
+  if (value instanceof Uint8Array || value instanceof Uint32Array) return value.byteLength;
+  if (typeof value === 'number') return 4;
+  if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + bytesOf(v), 0);
+  if (typeof value === 'object' && value !== null) {
+    return Object.values(value).reduce((sum: number, v) => sum + bytesOf(v), 0);
+  }
+  return 0;
+}
+
+/** What each device sent and received, from the transcript (what the server relays). */
+function traffic(out: InProcessResult, n: number): { sent: number[]; received: number[] } {
+  const sent = new Map<DeviceId, number>();
+  const received = new Map<DeviceId, number>();
+  const add = (into: Map<DeviceId, number>, id: DeviceId, bytes: number) =>
+    into.set(id, (into.get(id) ?? 0) + bytes);
+  const { keys, shares, masked, unmask } = out.transcript;
+  const keyBytes = new Map(keys.map((m) => [m.from, bytesOf(m)]));
+  for (const m of keys) add(sent, m.from, bytesOf(m));
+  for (const m of shares) {
+    add(sent, m.from, bytesOf(m));
+    // Every neighbour that shares gets the sender's keys (its roster) and its sealed share.
+    for (const share of m.shares) {
+      add(received, share.to, bytesOf(share) + (keyBytes.get(m.from) ?? 0));
+    }
+  }
+  for (const m of masked) add(sent, m.from, bytesOf(m));
+  for (const m of unmask) add(sent, m.from, bytesOf(m));
+  for (const [id, request] of out.server.requests) add(received, id, bytesOf(request));
+  const ids = Array.from({ length: n }, (_, i) => i + 1).filter((id) => sent.has(id));
+  return { sent: ids.map((id) => sent.get(id)!), received: ids.map((id) => received.get(id) ?? 0) };
+}
+
+async function runOnce(n: number, dropout: number, run: number): Promise<RunFigures> {
+  const params = paramsFor(n, run);
+  const floats = new Map(params.devices.map((id) => [id, update(run * 1_000_003 + id)]));
+  const inputs = new Map([...floats].map(([id, x]) => [id, encodeFixedPoint(x, 1, n)] as const));
+  const rng = mulberry32(run * 7919 + n);
+  const dropped = params.devices.filter(() => rng() < dropout);
+  const drops = new Map<DeviceId, DropPoint>(dropped.map((id) => [id, 'masked']));
+  const deviceMs = new Map<DeviceId, number>();
+  let serverMs = 0;
+  const out = await runRoundInProcess({
+    params,
+    inputs,
+    drops,
+    onStep: (_stage, who) => {
+      const began = performance.now();
+      return () => {
+        const ms = performance.now() - began;
+        if (who === 'server') serverMs += ms;
+        else deviceMs.set(who, (deviceMs.get(who) ?? 0) + ms);
+      };
+    },
+  });
+  const decoded = decodeFixedPointSum(out.result.sum, 1, n);
+  const expected = new Float64Array(length);
+  for (const id of out.result.survivors) floats.get(id)!.forEach((v, i) => (expected[i]! += v));
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < length; i++) {
+    diff += (decoded[i]! - expected[i]!) ** 2;
+    norm += expected[i]! ** 2;
+  }
+  const times = [...deviceMs.values()].sort((a, b) => a - b);
+  const { sent, received } = traffic(out, n);
+  const median = (xs: number[]) =>
+    quantile(
+      [...xs].sort((a, b) => a - b),
+      0.5,
+    );
+  return {
+    deviceMedian: quantile(times, 0.5),
+    deviceP90: quantile(times, 0.9),
+    server: serverMs,
+    sent: median(sent),
+    received: median(received),
+    relativeError: Math.sqrt(diff / norm),
+    survivors: out.result.survivors.length,
+  };
+}
+
+const median = (xs: readonly number[]) =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
+const ms = (x: number) =>
+  `${x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 1 : 0 })} ms`;
+const kb = (x: number) => `${(x / 1024).toLocaleString('en-US', { maximumFractionDigits: 1 })} KiB`;
+
+const rows: string[][] = [];
+for (const n of cohorts) {
+  for (const dropout of dropouts) {
+    const figures: RunFigures[] = [];
+    for (let run = 1; run <= runs; run++) figures.push(await runOnce(n, dropout, run));
+    const k = Math.min(paramsFor(n, 0).neighbours, n - 1);
+    rows.push([
+      String(n),
+      `${Math.round(dropout * 100)}%`,
+      String(k),
+      String(median(figures.map((f) => f.survivors))),
+      ms(median(figures.map((f) => f.deviceMedian))),
+      ms(median(figures.map((f) => f.deviceP90))),
+      ms(median(figures.map((f) => f.server))),
+      kb(median(figures.map((f) => f.sent))),
+      kb(median(figures.map((f) => f.received))),
+      median(figures.map((f) => f.relativeError)).toExponential(2),
+    ]);
+    console.error(`n ${n}, dropout ${dropout}: done`);
+  }
+}
+console.log(
+  `Secure aggregation, ${length.toLocaleString('en-US')} coordinates, medians of ${runs} run(s):\n`,
+);
+console.log(
+  markdownTable(
+    [
+      'devices n',
+      'dropout',
+      'neighbours k',
+      'summed',
+      'device (median)',
+      'device (p90)',
+      'server',
+      'sent per device',
+      'received per device',
+      'sum rel. error',
+    ],
+    rows,
+  ),
+);
