@@ -57,3 +57,21 @@ export {
   startRound,
   type ServerRound,
 } from './server.js';
+export {
+  decodeForwarded,
+  decodeKeys,
+  decodeMasked,
+  decodeRequest,
+  decodeRoster,
+  decodeShares,
+  decodeUnmask,
+  encodeForwarded,
+  encodeKeys,
+  encodeMasked,
+  encodeRequest,
+  encodeRoster,
+  encodeShares,
+  encodeUnmask,
+  MAX_SHARE_BYTES,
+  WIRE_TAGS,
+} from './wire.js';
