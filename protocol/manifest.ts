@@ -279,6 +279,36 @@ export function parseManifest(value: unknown): ModelManifest {
   return value as ModelManifest;
 }
 
+/**
+ * A manifest for `dims` with float32 weights at `weights.bin`: its tensors, layout hash and byte
+ * length follow from the dims, the rest from `fields` (version 1 and the epoch unless given).
+ */
+export function manifestFor(
+  dims: ModelDims,
+  fields: Pick<ModelManifest, 'itemIds' | 'federation'> &
+    Partial<Pick<ModelManifest, 'version' | 'createdAt' | 'popular' | 'recent' | 'training'>>,
+): ModelManifest {
+  const tensors = tensorLayout(dims);
+  return {
+    format: 'hearth-model/1',
+    version: fields.version ?? 1,
+    createdAt: fields.createdAt ?? new Date(0).toISOString(),
+    dims: { ...dims },
+    tensors,
+    layoutHash: layoutHash(tensors),
+    weights: {
+      url: 'weights.bin',
+      dtype: 'float32',
+      byteLength: weightsByteLength(tensors, 'float32'),
+    },
+    itemIds: fields.itemIds,
+    popular: fields.popular ?? [],
+    ...(fields.recent ? { recent: fields.recent } : {}),
+    federation: fields.federation,
+    ...(fields.training ? { training: fields.training } : {}),
+  };
+}
+
 /** Whether `rows` is an ascending list of distinct item rows in 1..items-1. */
 function ascendingRows(rows: unknown, items: number): boolean {
   if (!Array.isArray(rows)) return false;

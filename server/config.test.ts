@@ -41,6 +41,7 @@ describe('parseArgs', () => {
     [['--min-cohort', '0'], /--min-cohort must be an integer/],
     [['--clip-norm', '-1'], /--clip-norm must be a positive number/],
     [['--clip-norm', 'abc'], /--clip-norm must be a positive number/],
+    [['--fedadam-tau', '0'], /--fedadam-tau must be a positive number/],
     [['--clip-norm', 'Infinity'], /--clip-norm/],
     [['--db'], /--db needs a value/],
     [['--model', '--port', '1'], /--model needs a value/],

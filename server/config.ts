@@ -96,6 +96,12 @@ export interface ServerConfig {
    * public permutation of the catalogue.
    */
   readonly rowChoice: RowChoice;
+  /**
+   * FedAdam's tau, the floor of its per-coordinate scale sqrt(v) + tau (Reddi et al. 2021; 1e-3 by
+   * default). With noise on, a coordinate no device moves still sees noise of std z S / m, which
+   * FedAdam would otherwise scale up to a step of about the learning rate every round.
+   */
+  readonly fedAdamTau: number;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
@@ -169,6 +175,7 @@ export const DEFAULT_CONFIG = {
   maxExamples: 1000,
   serverLearningRate: 1.0,
   serverOptimizer: 'fedavg',
+  fedAdamTau: 1e-3,
   updateRows: 4096,
   rowChoice: 'window',
   aggregator: 'mean',
@@ -236,6 +243,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     checkPositive('itemLearningRate (--item-learning-rate)', config.itemLearningRate);
   }
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
+  checkPositive('fedAdamTau (--fedadam-tau)', config.fedAdamTau);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
   if (config.updateRows !== 'full') {
     checkInt('updateRows (--update-rows)', config.updateRows, 0, 5_000_000);
@@ -323,6 +331,8 @@ export const USAGE = `Usage: npm run server -- [options]
   --min-cohort <m>           updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
   --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
+  --fedadam-tau <t>          FedAdam's floor on each coordinate's scale (default ${DEFAULT_CONFIG.fedAdamTau}); with noise on,
+                             near the noise std z S / m keeps noise-only coordinates still
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
   --update-rows <n|full>     item rows an update carries after the dense tensors, named per version from
                              public data (default ${DEFAULT_CONFIG.updateRows}); full: the whole model
@@ -400,6 +410,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--server-optimizer': oneOfFlag('serverOptimizer', SERVER_OPTIMIZERS),
   '--server-learning-rate': positiveFlag('serverLearningRate'),
   '--item-learning-rate': positiveFlag('itemLearningRate'),
+  '--fedadam-tau': positiveFlag('fedAdamTau'),
   '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
   '--update-rows': (value, flag, out) => {
     if (value === 'full') out.updateRows = 'full';

@@ -83,4 +83,25 @@ describe('FedAdam', () => {
     const adam = run('fedadam', true);
     expect(adam[0]! / adam[2]!).toBeCloseTo(0.2 / 0.01, 4);
   });
+
+  it("the round policy takes FedAdam's tau from --fedadam-tau", () => {
+    const global = new Float32Array(3);
+    const updates = [{ delta: Float32Array.of(0.01, -0.01, 0), examples: 1 }];
+    const step = (fedAdamTau?: number) =>
+      roundPolicy(
+        resolveConfig({
+          noiseMultiplier: 0,
+          serverOptimizer: 'fedadam',
+          clipNorm: 10,
+          ...(fedAdamTau === undefined ? {} : { fedAdamTau }),
+        }),
+      ).aggregate(global, updates, { optimizerState: undefined, ledger: [] }).weights;
+    const mean = Float64Array.of(0.01, -0.01, 0);
+    const expected = (tau: number) =>
+      fedAdamStep(global, mean, undefined, 0.01, { ...FEDADAM, tau }).weights;
+    expect(Array.from(step())).toEqual(Array.from(expected(1e-3)));
+    expect(Array.from(step(0.5))).toEqual(Array.from(expected(0.5)));
+    // A larger floor moves a small coordinate far less.
+    expect(Math.abs(step(0.5)[0]!)).toBeLessThan(Math.abs(step()[0]!) / 10);
+  });
 });

@@ -20,7 +20,7 @@ import {
 import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { aggregate, aggregateSum, updateWeight, type AggregateOptions } from './aggregate.js';
 import type { ServerConfig } from './config.js';
-import { fedAdamStep, type FedAdamState } from './fedadam.js';
+import { FEDADAM, fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
 import type { RoundContext, RoundExpiry, RoundOutput, RoundPolicy, Store } from './store.js';
@@ -92,10 +92,13 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       ...(config.serverOptimizer === 'fedadam'
         ? {
             applyDelta: (weights: Float32Array, delta: Float64Array) => {
-              const step = fedAdamStep(weights, delta, context.optimizerState, {
-                rate: config.serverLearningRate,
-                ...(itemStep ? { items: itemStep } : {}),
-              });
+              const step = fedAdamStep(
+                weights,
+                delta,
+                context.optimizerState,
+                { rate: config.serverLearningRate, ...(itemStep ? { items: itemStep } : {}) },
+                { ...FEDADAM, tau: config.fedAdamTau },
+              );
               optimizerState = step.state;
               return step.weights;
             },

@@ -9,7 +9,7 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
- *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>]
+ *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>]
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
  *
@@ -73,6 +73,7 @@ const OPTIONS = {
   'server-optimizer': { type: 'string', default: 'fedadam' },
   'server-lr': { type: 'string', default: '0.01' },
   'item-lr': { type: 'string' },
+  'server-tau': { type: 'string' },
   'per-device': { type: 'string', default: 'off' },
   'eval-every': { type: 'string', default: '25' },
   'eval-cases': { type: 'string', default: '5000' },
@@ -123,6 +124,10 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       'fedavg',
     ] as const),
     serverLearningRate: positiveNumber('server-lr', values['server-lr']!),
+    serverTau:
+      values['server-tau'] === undefined
+        ? null
+        : positiveNumber('server-tau', values['server-tau']),
     itemLearningRate:
       values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
     perDevice: oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on',
@@ -135,7 +140,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
  * Weights trained centrally on `population.central` with the dataset's trainer defaults (no
  * validation split, no recency stage: nothing outside those sessions), cached by what decides them.
  */
-async function centralWeights(
+export async function centralWeights(
   dataset: DatasetName,
   dims: ModelDims,
   population: Population,

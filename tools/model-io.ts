@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { HearthError } from '../protocol/errors.js';
 import { decodeWeights, encodeWeights } from '../protocol/weights-codec.js';
 import {
-  layoutHash,
+  manifestFor,
   parseManifest,
   tensorLayout,
   type FederationParams,
@@ -54,20 +54,17 @@ export async function exportModel(
 ): Promise<ExportResult> {
   const flat = model.toFlat();
   const layout = tensorLayout(model.dims);
-  const manifest = parseManifest({
-    format: 'hearth-model/1',
-    version: info.version,
-    createdAt: info.createdAt ?? new Date().toISOString(),
-    dims: { ...model.dims },
-    tensors: layout,
-    layoutHash: layoutHash(layout),
-    weights: { url: 'weights.bin', dtype: 'float32', byteLength: flat.length * 4 },
-    itemIds: [...info.itemIds],
-    popular: [...info.popular],
-    ...(info.recent ? { recent: [...info.recent] } : {}),
-    federation: info.federation ?? DEFAULT_FEDERATION,
-    ...(info.training ? { training: info.training } : {}),
-  });
+  const manifest = parseManifest(
+    manifestFor(model.dims, {
+      version: info.version,
+      createdAt: info.createdAt ?? new Date().toISOString(),
+      itemIds: [...info.itemIds],
+      popular: [...info.popular],
+      ...(info.recent ? { recent: [...info.recent] } : {}),
+      federation: info.federation ?? DEFAULT_FEDERATION,
+      ...(info.training ? { training: info.training } : {}),
+    }),
+  );
   const f32 = encodeWeights(flat, layout, 'float32');
   const f16 = encodeWeights(flat, layout, 'float16');
 

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { layoutHash, tensorLayout, type ModelManifest } from '../protocol/manifest.js';
+import { manifestFor } from '../protocol/manifest.js';
 import { SessionModel } from '../model/session-model.js';
 import { learnLocally, localTrainingSettings } from './local-training.js';
 import type { GlobalModel } from './model-source.js';
@@ -18,19 +18,11 @@ beforeAll(async () => {
   const model = SessionModel.random(dims, 3);
   const weights = model.toFlat();
   model.dispose();
-  const tensors = tensorLayout(dims);
-  const manifest: ModelManifest = {
-    format: 'hearth-model/1',
-    version: 1,
-    createdAt: new Date(0).toISOString(),
-    dims,
-    tensors,
-    layoutHash: layoutHash(tensors),
-    weights: { url: 'weights.bin', dtype: 'float32', byteLength: weights.byteLength },
+  const manifest = manifestFor(dims, {
     itemIds: Array.from({ length: dims.items }, (_, i) => (i === 0 ? '' : `item-${i}`)),
     popular: [1, 2, 3],
     federation: { clipNorm: 1, minCohort: 1, maxExamples: 1000 },
-  };
+  });
   global = { manifest, weights };
 });
 

@@ -40,6 +40,7 @@ const settings: RunSettings = {
   seed: 3,
   rowsPerRound: null,
   rowChoice: 'window',
+  serverTau: null,
   local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
   serverOptimizer: 'fedadam',
   serverLearningRate: 0.03,

@@ -55,6 +55,8 @@ export interface RunSettings {
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
+  /** FedAdam's tau (null: the server's default). */
+  readonly serverTau: number | null;
   /** The server's step size on item rows and biases (null: serverLearningRate). */
   readonly itemLearningRate: number | null;
   /**
@@ -100,6 +102,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     rowChoice: s.rowChoice,
     serverLearningRate: s.serverLearningRate,
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
+    ...(s.serverTau === null ? {} : { fedAdamTau: s.serverTau }),
     // Every simulated device trains on the current version: nothing is stale, and q is the rate.
     maxStaleness: 0,
   };

@@ -1,0 +1,122 @@
+/**
+ * `npm run attack`: what the server can read off one upload today, measured on real visitors.
+ *
+ *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
+ *
+ * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
+ * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
+ * the other training sessions (evenly spaced, at least two distinct items). For each, the worker's
+ * own local learning (worker/local-training.ts learnLocally, the function the Web Worker calls
+ * before it uploads) computes the update in the version's layout (`--rows`: the dense tensors and
+ * that many rows, named by the server's versionRows; `full`: the whole model), the federated
+ * client encodes the body it posts, and the server's decoder reads it back: the attacks
+ * (tools/attack/attacks.ts) see exactly what the server receives. Each guesses the visitor's items
+ * as the |items| rows it ranks highest; printed against guessing the most popular items.
+ */
+import { parseArgs } from 'node:util';
+import { learnLocally } from '../worker/local-training.js';
+import { encodeDeviceUpdate } from '../worker/federated-client.js';
+import { manifestFor } from '../protocol/manifest.js';
+import { setLogLevel } from '../protocol/logger.js';
+import { decodeUpdate } from '../protocol/update-format.js';
+import { manifestLayout } from '../protocol/update-layout.js';
+import { DEFAULT_CONFIG } from '../server/config.js';
+import { maxParamsFor } from '../server/ingest.js';
+import { versionRows } from '../server/versions.js';
+import { projectionAttack, rowsAttack, scoreGuess, type Ranking } from './attack/attacks.js';
+import { loadDataset, parseDatasetName } from './data/datasets.js';
+import { centralWeights } from './federate.js';
+import { populationOf } from './federate/population.js';
+import { positiveInteger } from './lib/args.js';
+import { isEntryPoint, runMain } from './lib/entry.js';
+import { markdownTable } from './lib/table.js';
+import { initNodeBackend } from './tf-node.js';
+import { DEFAULTS, modelDims } from './train/defaults.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      dataset: { type: 'string', default: 'diginetica' },
+      data: { type: 'string', default: '../shared/data' },
+      visitors: { type: 'string', default: '200' },
+      rows: { type: 'string', default: String(DEFAULT_CONFIG.updateRows) },
+    },
+    strict: true,
+  });
+  const dataset = parseDatasetName(values.dataset);
+  const visitors = positiveInteger('visitors', values.visitors);
+  const updateRows =
+    values.rows === 'full' ? ('full' as const) : positiveInteger('rows', values.rows);
+  setLogLevel('silent');
+  await initNodeBackend('wasm');
+  const loaded = await loadDataset(dataset, values.data);
+  const dims = modelDims(loaded.data.itemIds.length, DEFAULTS[dataset]);
+  const population = populationOf(loaded, 'seed', 'test');
+  const key = `seed-test-${population.central.length}`;
+  const weights = await centralWeights(dataset, dims, population, key);
+  const rows = versionRows({ updateRows, rowChoice: 'window' }, dims, 1, weights, 1);
+  const manifest = manifestFor(dims, {
+    itemIds: loaded.data.itemIds,
+    federation: {
+      clipNorm: DEFAULT_CONFIG.clipNorm,
+      minCohort: DEFAULT_CONFIG.minCohort,
+      maxExamples: DEFAULT_CONFIG.maxExamples,
+      ...(rows ? { updateRows: rows } : {}),
+    },
+  });
+  const layout = manifestLayout(manifest.federation);
+  // Popularity among the central sessions: the guess that needs no upload.
+  const counts = new Float64Array(dims.items);
+  for (const session of population.central) for (const item of session) counts[item]! += 1;
+  const popular = Array.from({ length: dims.items - 1 }, (_, i) => i + 1).sort(
+    (a, b) => counts[b]! - counts[a]! || a - b,
+  );
+  const candidates = population.devices.filter((items) => new Set(items).size >= 2);
+  const step = Math.max(1, Math.floor(candidates.length / visitors));
+  const chosen = candidates.filter((_, i) => i % step === 0).slice(0, visitors);
+  const tally = { rows: [] as Score[], projection: [] as Score[], popular: [] as Score[] };
+  let inLayout = 0;
+  let items = 0;
+  let bytes = 0;
+  for (const session of chosen) {
+    const truth = new Set(session);
+    items += truth.size;
+    const { update, model } = await learnLocally({ manifest, weights }, [{ items: [...session] }]);
+    model.dispose();
+    const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
+    bytes = body.length;
+    const received = decodeUpdate(body, maxParamsFor(body.length)).delta;
+    const visible = new Set(
+      layout.kind === 'full' ? truth : layout.rows.filter((r) => truth.has(r)),
+    );
+    inLayout += visible.size;
+    tally.rows.push(scoreGuess(rowsAttack(received, dims, layout), truth));
+    tally.projection.push(scoreGuess(projectionAttack(received, dims, layout, weights), truth));
+    tally.popular.push(scoreGuess(popular as Ranking, truth));
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const line = (name: string, scores: Score[]) => [
+    name,
+    `${(100 * mean(scores.map((s) => (s.top1 ? 1 : 0)))).toFixed(1)}%`,
+    mean(scores.map((s) => s.recall)).toFixed(3),
+  ];
+  console.log(
+    `${chosen.length} ${dataset} visitors (${(items / chosen.length).toFixed(1)} distinct items each, ` +
+      `${((100 * inLayout) / items).toFixed(1)}% of them among the update's rows); ` +
+      `layout ${layout.kind === 'full' ? 'full' : `${layout.rows.length} rows`}, ${bytes} bytes an upload\n`,
+  );
+  console.log(
+    markdownTable(
+      ["guess of the visitor's n items", 'top row is one of them', 'recall of the top n'],
+      [
+        line('rows moved most (rows attack)', tally.rows),
+        line('projection change x item table', tally.projection),
+        line('most popular items (no upload)', tally.popular),
+      ],
+    ),
+  );
+}
+
+type Score = ReturnType<typeof scoreGuess>;
+
+if (isEntryPoint(import.meta.url)) runMain(main);
