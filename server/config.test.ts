@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { HearthError } from '../protocol/errors.js';
-import { MAX_BODY_LIMIT_BYTES, parseArgs, resolveConfig, updateBodyLimit } from './config.js';
+import {
+  MAX_BODY_LIMIT_BYTES,
+  fedAdamTauOf,
+  parseArgs,
+  resolveConfig,
+  updateBodyLimit,
+} from './config.js';
 
 describe('parseArgs', () => {
   it('reads every flag, in both spellings', () => {

@@ -97,11 +97,12 @@ export interface ServerConfig {
    */
   readonly rowChoice: RowChoice;
   /**
-   * FedAdam's tau, the floor of its per-coordinate scale sqrt(v) + tau (Reddi et al. 2021; 1e-3 by
-   * default). With noise on, a coordinate no device moves still sees noise of std z S / m, which
-   * FedAdam would otherwise scale up to a step of about the learning rate every round.
+   * FedAdam's tau, the floor of its per-coordinate scale sqrt(v) + tau (Reddi et al. 2021). Left
+   * out: 1e-3 with noise off, the noise std z S / m with it (fedAdamTauOf). With noise on, a
+   * coordinate no device moves still sees noise of that std, which a small tau would scale up to a
+   * step of about the learning rate every round.
    */
-  readonly fedAdamTau: number;
+  readonly fedAdamTau?: number;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
@@ -175,7 +176,6 @@ export const DEFAULT_CONFIG = {
   maxExamples: 1000,
   serverLearningRate: 1.0,
   serverOptimizer: 'fedavg',
-  fedAdamTau: 1e-3,
   updateRows: 4096,
   rowChoice: 'window',
   aggregator: 'mean',
@@ -243,7 +243,8 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     checkPositive('itemLearningRate (--item-learning-rate)', config.itemLearningRate);
   }
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
-  checkPositive('fedAdamTau (--fedadam-tau)', config.fedAdamTau);
+  if (config.fedAdamTau !== undefined)
+    checkPositive('fedAdamTau (--fedadam-tau)', config.fedAdamTau);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
   if (config.updateRows !== 'full') {
     checkInt('updateRows (--update-rows)', config.updateRows, 0, 5_000_000);
@@ -331,8 +332,8 @@ export const USAGE = `Usage: npm run server -- [options]
   --min-cohort <m>           updates per round before aggregation (default ${DEFAULT_CONFIG.minCohort})
   --clip-norm <S>            L2 clipping bound of updates (default ${DEFAULT_CONFIG.clipNorm})
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
-  --fedadam-tau <t>          FedAdam's floor on each coordinate's scale (default ${DEFAULT_CONFIG.fedAdamTau}); with noise on,
-                             near the noise std z S / m keeps noise-only coordinates still
+  --fedadam-tau <t>          FedAdam's floor on each coordinate's scale (default 0.001 with noise off, the
+                             noise std z S / m with noise on, so noise-only coordinates stay still)
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
   --update-rows <n|full>     item rows an update carries after the dense tensors, named per version from
                              public data (default ${DEFAULT_CONFIG.updateRows}); full: the whole model
@@ -463,4 +464,13 @@ export function parseArgs(argv: readonly string[]): ServerConfig {
     parse(value, flag, out);
   }
   return resolveConfig(out as Partial<ServerConfig>);
+}
+
+/** FedAdam's tau under `config`: the configured one, else 1e-3, or the noise std z S / m with noise on. */
+export function fedAdamTauOf(
+  config: Pick<ServerConfig, 'fedAdamTau' | 'noiseMultiplier' | 'clipNorm' | 'minCohort'>,
+): number {
+  if (config.fedAdamTau !== undefined) return config.fedAdamTau;
+  const std = (config.noiseMultiplier * config.clipNorm) / config.minCohort;
+  return Math.max(1e-3, std);
 }

@@ -19,7 +19,7 @@ import {
 } from '../protocol/update-format.js';
 import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { aggregate, aggregateSum, updateWeight, type AggregateOptions } from './aggregate.js';
-import type { ServerConfig } from './config.js';
+import { fedAdamTauOf, type ServerConfig } from './config.js';
 import { FEDADAM, fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
@@ -97,7 +97,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
                 delta,
                 context.optimizerState,
                 { rate: config.serverLearningRate, ...(itemStep ? { items: itemStep } : {}) },
-                { ...FEDADAM, tau: config.fedAdamTau },
+                { ...FEDADAM, tau: fedAdamTauOf(config) },
               );
               optimizerState = step.state;
               return step.weights;
