@@ -145,6 +145,13 @@ describe('privacy and optimiser flags', () => {
     expect(parseArgs(['--server-optimizer', 'fedadam']).serverLearningRate).toBe(0.01);
     expect(parseArgs(['--server-optimizer', 'fedavg']).serverLearningRate).toBe(1);
   });
+
+  it("gives FedAdam's tau the noise std with noise on, 1e-3 without, or the flag's", () => {
+    expect(fedAdamTauOf(parseArgs(['--noise-multiplier', '0']))).toBe(1e-3);
+    // With noise on, the noise std z S / m: 1.2 * 1 / 100 by default.
+    expect(fedAdamTauOf(parseArgs([]))).toBeCloseTo(0.012, 12);
+    expect(fedAdamTauOf(parseArgs(['--fedadam-tau', '0.05']))).toBe(0.05);
+  });
 });
 
 describe('config', () => {
