@@ -14,12 +14,14 @@
  * devices, else the even number nearest 4 log2 n (SecAgg+'s logarithmic graph); t' a strict majority
  * of a neighbourhood; t half the cohort.
  *
- * Prints, per (n, dropout), medians over the runs of: each device's compute time (its median and
+ * A round in which some device kept fewer than t' of its holders is abandoned by the protocol (it
+ * reveals nothing) and counted as such. Prints, per (n, dropout), medians over the completed runs of: each device's compute time (its median and
  * 90th percentile over the devices of the round), the server's, the bytes a device sends and
  * receives, and the decoded sum's relative error against the float sum of the survivors' updates
  * (the quantisation error). Masks cost each device time linear in k * length.
  */
 import { parseArgs } from 'node:util';
+import { HearthError } from '../protocol/errors.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   decodeFixedPointSum,
@@ -190,13 +192,34 @@ const rows: string[][] = [];
 for (const n of cohorts) {
   for (const dropout of dropouts) {
     const figures: RunFigures[] = [];
-    for (let run = 1; run <= runs; run++) figures.push(await runOnce(n, dropout, run));
+    let abandoned = 0;
+    for (let run = 1; run <= runs; run++) {
+      try {
+        figures.push(await runOnce(n, dropout, run));
+      } catch (error) {
+        // Too many of some device's holders dropped (fewer than t' of its shares): the protocol
+        // abandons the round, revealing nothing. Counted, not timed.
+        if (!(error instanceof HearthError && error.code === 'HEARTH_E_SECAGG_THRESHOLD'))
+          throw error;
+        abandoned++;
+      }
+    }
     const k = Math.min(paramsFor(n, 0).neighbours, n - 1);
+    if (figures.length === 0) {
+      rows.push([
+        String(n),
+        `${Math.round(dropout * 100)}%`,
+        String(k),
+        `abandoned ${abandoned}/${runs}`,
+        ...Array(6).fill(''),
+      ]);
+      continue;
+    }
     rows.push([
       String(n),
       `${Math.round(dropout * 100)}%`,
       String(k),
-      String(median(figures.map((f) => f.survivors))),
+      `${median(figures.map((f) => f.survivors))}${abandoned ? ` (${abandoned}/${runs} abandoned)` : ''}`,
       ms(median(figures.map((f) => f.deviceMedian))),
       ms(median(figures.map((f) => f.deviceP90))),
       ms(median(figures.map((f) => f.server))),
