@@ -35,7 +35,7 @@ import {
 import { mulberry32, normal } from '../protocol/prng.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { quantile } from '../tools/lib/stats.js';
-import { markdownTable } from '../tools/lib/table.js';
+import { markdownRow, markdownTable } from '../tools/lib/table.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -188,7 +188,25 @@ const ms = (x: number) =>
   `${x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 1 : 0 })} ms`;
 const kb = (x: number) => `${(x / 1024).toLocaleString('en-US', { maximumFractionDigits: 1 })} KiB`;
 
-const rows: string[][] = [];
+const HEADER = [
+  'devices n',
+  'dropout',
+  'neighbours k',
+  'summed',
+  'device (median)',
+  'device (p90)',
+  'server',
+  'sent per device',
+  'received per device',
+  'sum rel. error',
+];
+console.log(
+  `Secure aggregation, ${length.toLocaleString('en-US')} coordinates, medians of ${runs} run(s):\n`,
+);
+// Each row as soon as it is measured: a large cohort takes minutes a row.
+console.log(markdownTable(HEADER, []));
+const rows = { push: (row: string[]) => console.log(markdownRow(row)) };
+
 for (const n of cohorts) {
   for (const dropout of dropouts) {
     const figures: RunFigures[] = [];
@@ -227,26 +245,5 @@ for (const n of cohorts) {
       kb(median(figures.map((f) => f.received))),
       median(figures.map((f) => f.relativeError)).toExponential(2),
     ]);
-    console.error(`n ${n}, dropout ${dropout}: done`);
   }
 }
-console.log(
-  `Secure aggregation, ${length.toLocaleString('en-US')} coordinates, medians of ${runs} run(s):\n`,
-);
-console.log(
-  markdownTable(
-    [
-      'devices n',
-      'dropout',
-      'neighbours k',
-      'summed',
-      'device (median)',
-      'device (p90)',
-      'server',
-      'sent per device',
-      'received per device',
-      'sum rel. error',
-    ],
-    rows,
-  ),
-);
