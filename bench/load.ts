@@ -20,10 +20,10 @@ import { parseArgs } from 'node:util';
 import type { ErrorReply, JoinReply } from '../protocol/api.js';
 import {
   layoutHash,
+  manifestFor,
   parameterCount,
   tensorLayout,
   type ModelDims,
-  type ModelManifest,
 } from '../protocol/manifest.js';
 import {
   DTYPE_FLOAT16,
@@ -58,18 +58,12 @@ async function writeModel(dir: string): Promise<void> {
   const layout = tensorLayout(DIMS);
   const count = parameterCount(layout);
   const weights = Float32Array.from({ length: count }, (_, i) => Math.sin(i) * 0.05);
-  const manifest: ModelManifest = {
-    format: 'hearth-model/1',
-    version: 1,
+  const manifest = manifestFor(DIMS, {
     createdAt: new Date().toISOString(),
-    dims: DIMS,
-    tensors: layout,
-    layoutHash: layoutHash(layout),
-    weights: { url: 'weights.bin', dtype: 'float32', byteLength: count * 4 },
     itemIds: Array.from({ length: DIMS.items }, (_, i) => (i === 0 ? '' : `item${i}`)),
     popular: [1, 2, 3],
     federation: { clipNorm: 1, minCohort, maxExamples: 1000 },
-  };
+  });
   await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
   await writeFile(join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
 }

@@ -15,9 +15,9 @@
  * of a neighbourhood; t half the cohort.
  *
  * A round in which some device kept fewer than t' of its holders is abandoned by the protocol (it
- * reveals nothing) and counted as such. Prints, per (n, dropout), medians over the completed runs of: each device's compute time (its median and
- * 90th percentile over the devices of the round), the server's, the bytes a device sends and
- * receives, and the decoded sum's relative error against the float sum of the survivors' updates
+ * reveals nothing) and counted as such. Prints, per (n, dropout), medians over the completed runs
+ * of: each device's compute time (its median and 90th percentile over the devices of the round),
+ * the server's, the bytes a device sends and receives, and the decoded sum's relative error against the float sum of the survivors' updates
  * (the quantisation error). Masks cost each device time linear in k * length.
  */
 import { parseArgs } from 'node:util';
@@ -130,6 +130,13 @@ function traffic(out: InProcessResult, n: number): { sent: number[]; received: n
   return { sent: ids.map((id) => sent.get(id)!), received: ids.map((id) => received.get(id) ?? 0) };
 }
 
+/** The median of `xs`. */
+const median = (xs: readonly number[]) =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
+
 async function runOnce(n: number, dropout: number, run: number): Promise<RunFigures> {
   const params = paramsFor(n, run);
   const floats = new Map(params.devices.map((id) => [id, update(run * 1_000_003 + id)]));
@@ -163,11 +170,6 @@ async function runOnce(n: number, dropout: number, run: number): Promise<RunFigu
   }
   const times = [...deviceMs.values()].sort((a, b) => a - b);
   const { sent, received } = traffic(out, n);
-  const median = (xs: number[]) =>
-    quantile(
-      [...xs].sort((a, b) => a - b),
-      0.5,
-    );
   return {
     deviceMedian: quantile(times, 0.5),
     deviceP90: quantile(times, 0.9),
@@ -178,12 +180,6 @@ async function runOnce(n: number, dropout: number, run: number): Promise<RunFigu
     survivors: out.result.survivors.length,
   };
 }
-
-const median = (xs: readonly number[]) =>
-  quantile(
-    [...xs].sort((a, b) => a - b),
-    0.5,
-  );
 const ms = (x: number) =>
   `${x.toLocaleString('en-US', { maximumFractionDigits: x < 10 ? 1 : 0 })} ms`;
 const kb = (x: number) => `${(x / 1024).toLocaleString('en-US', { maximumFractionDigits: 1 })} KiB`;

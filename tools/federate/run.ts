@@ -113,13 +113,13 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
  * (server/versions.ts versionRows, as the server's store records them in a version's manifest).
  */
 export function layoutFor(
-  s: RunSettings,
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>,
   dims: ModelDims,
   round: number,
   weights: Float32Array,
+  seed: number,
 ): UpdateLayout {
-  const config = { updateRows: s.rowsPerRound ?? ('full' as const), rowChoice: s.rowChoice };
-  return manifestLayout({ updateRows: versionRows(config, dims, round, weights, s.seed) });
+  return manifestLayout({ updateRows: versionRows(config, dims, round, weights, seed) });
 }
 
 /**
@@ -195,7 +195,7 @@ export async function runFederation(
       state,
       dims,
       devices,
-      layoutFor(settings, dims, round, state.weights),
+      layoutFor(config, dims, round, state.weights, settings.seed),
       round + 1,
       local,
       config,
