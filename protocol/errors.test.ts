@@ -50,6 +50,9 @@ const CODES: Record<string, number> = {
   HEARTH_E_SECAGG_SHARE: 0,
   HEARTH_E_SECAGG_UNMASK_REQUEST: 0,
   HEARTH_E_SECAGG_RECONSTRUCT: 0,
+  HEARTH_E_SECAGG_ROUND: 404,
+  HEARTH_E_SECAGG_NORM: 422,
+  HEARTH_E_AGGREGATION_MODE: 409,
 };
 
 /** Codes no longer raised; they stay in the catalogue so nobody hands them out again. */

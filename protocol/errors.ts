@@ -104,6 +104,18 @@ export const ERRORS = {
     status: 0,
     message: 'key shares did not reconstruct the secret the device committed to',
   },
+  HEARTH_E_SECAGG_ROUND: {
+    status: 404,
+    message: 'no such secure aggregation round for this device (it ended, or the server restarted)',
+  },
+  HEARTH_E_SECAGG_NORM: {
+    status: 422,
+    message: 'the unmasked sum is larger than its devices could have sent; the round is abandoned',
+  },
+  HEARTH_E_AGGREGATION_MODE: {
+    status: 409,
+    message: 'this server runs the other aggregation mode (secure or plaintext) for this request',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code from the catalogue. */

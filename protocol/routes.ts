@@ -17,6 +17,10 @@ export const PATHS = {
   join: '/v1/rounds/join',
   /** POST: one clipped update in the binary update format (`UpdateReply`). */
   updates: '/v1/updates',
+  /** POST: join the forming secure aggregation round (`SecureJoinReply`, protocol/secagg/http.ts). */
+  secureJoin: '/v1/secure/join',
+  /** POST: one step of a secure aggregation round (fill with `secureStepPath`). */
+  secureStep: '/v1/secure/rounds/:round/:step',
   /** GET: the privacy accountant's report. */
   privacy: '/v1/privacy',
   /** GET: rounds, participants, norms, epsilon (the dashboard's data). */
@@ -38,3 +42,8 @@ export function weightsPath(version: number): string {
  * reports them lower-cased.
  */
 export const SITE_KEY_HEADER = 'x-hearth-key';
+
+/** The path of one step of secure round `round`. */
+export function secureStepPath(round: string, step: string): string {
+  return PATHS.secureStep.replace(':round', round).replace(':step', step);
+}

@@ -6,6 +6,8 @@
  *   GET  /v1/model/:version/weights   a version's weights in --weights-dtype (ETag "w<v>-<dtype>", immutable)
  *   POST /v1/rounds/join              one-time round token
  *   POST /v1/updates                  a clipped model delta in the binary update format
+ *   POST /v1/secure/join              join the forming secure aggregation round
+ *   POST /v1/secure/rounds/:r/:step   one step of a secure round (secure-rounds.ts)
  *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
  *   GET  /v1/stats                    rounds, participants, norms, epsilon, HR@20 (the dashboard's data)
  *   GET  /dashboard (+ /dashboard/*)  the operator dashboard page and its assets
@@ -28,13 +30,21 @@ import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
+import {
+  SECAGG_CONTENT_TYPE,
+  SECURE_DEVICE_HEADER,
+  SECURE_STEPS,
+  SEND_STEPS,
+  type SecureStep,
+} from '../protocol/secagg/http.js';
 import { encodeWeights } from '../protocol/weights-codec.js';
 import { ROUND_TOKEN_BYTES, tokenToHex, UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
-import { updateBodyLimit, type ServerConfig } from './config.js';
+import { MAX_BODY_LIMIT_BYTES, updateBodyLimit, type ServerConfig } from './config.js';
 import type { GaussianRng } from './gaussian.js';
 import { toErrorReply } from './http-errors.js';
 import { RequestCounters, renderMetrics } from './metrics.js';
-import { ingestUpdate, maxParamsFor } from './ingest.js';
+import { ingestUpdate, maxParamsFor, roundPolicy } from './ingest.js';
+import { SecureRounds } from './secure-rounds.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
@@ -67,6 +77,9 @@ const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
 export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
   return ROUTES.get(app) ?? [];
 }
+
+/** How long a secure round's fetch step waits for its stage to close before answering 204. */
+const SECURE_POLL_MS = 20_000;
 
 /** Body limit of the small JSON routes; only /v1/updates takes a large body. */
 const JSON_BODY_LIMIT = 64 * 1024;
@@ -119,7 +132,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   void app.register(cors, {
     origin: config.corsOrigins === true ? true : [...config.corsOrigins],
     methods: ['GET', 'HEAD', 'POST'],
-    allowedHeaders: ['Content-Type', 'If-None-Match', SITE_KEY_HEADER],
+    allowedHeaders: ['Content-Type', 'If-None-Match', SITE_KEY_HEADER, SECURE_DEVICE_HEADER],
     exposedHeaders: ['ETag', 'Retry-After'],
     maxAge: 600,
   });
@@ -212,7 +225,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return OPENAPI_DOCUMENT;
   });
 
+  /** Refuses a request of the mode this server does not run. */
+  const requireMode = (mode: ServerConfig['aggregation']) => {
+    if (config.aggregation !== mode) {
+      throw new HearthError('HEARTH_E_AGGREGATION_MODE', `this server runs ${config.aggregation}`);
+    }
+  };
+
   app.post(PATHS.join, { onRequest: gate }, async (_request, reply): Promise<JoinReply> => {
+    requireMode('plaintext');
     // A token for a round that may never publish would only waste a device's work and upload. The
     // authoritative check runs again inside the aggregation transaction.
     if (config.epsilonBudget !== Infinity) {
@@ -238,6 +259,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       (_request, body, done) => done(null, body),
     );
     scope.post(PATHS.updates, { bodyLimit, onRequest: gate }, async (request, reply) => {
+      requireMode('plaintext');
       // Any other content type was parsed by another parser (JSON, text) or had no body at all.
       if (!Buffer.isBuffer(request.body)) {
         throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
@@ -253,6 +275,59 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (evaluator && result.received >= config.minCohort) void evaluator.refresh();
       return reply.code(202).header('cache-control', 'no-store').send(result);
     });
+
+    // Secure aggregation: a masked input is 4 bytes a coordinate, at most the whole model's; the
+    // other messages carry at most 255 shares of about 100 bytes each.
+    const secure = new SecureRounds({
+      store,
+      config,
+      policy: roundPolicy(config, options.rng),
+      now,
+    });
+    app.addHook('onClose', async () => secure.close());
+    const secureLimit = Math.min(
+      Math.max(64 * 1024, 64 + 4 * manifestParamCount(manifest)),
+      MAX_BODY_LIMIT_BYTES,
+    );
+    scope.addContentTypeParser(
+      SECAGG_CONTENT_TYPE,
+      { parseAs: 'buffer', bodyLimit: secureLimit },
+      (_request, body, done) => done(null, body),
+    );
+    scope.post(PATHS.secureJoin, { onRequest: gate }, async (_request, reply) => {
+      requireMode('secure');
+      if (config.epsilonBudget !== Infinity) {
+        assertBudgetAllowsRound(await store.privacyLedger(), config);
+      }
+      return reply.header('cache-control', 'no-store').send(secure.join());
+    });
+    scope.post<{ Params: { round: string; step: string } }>(
+      PATHS.secureStep,
+      { bodyLimit: secureLimit, onRequest: gate },
+      async (request, reply) => {
+        requireMode('secure');
+        const { round, step } = request.params;
+        if (!/^[0-9a-f]{32}$/.test(round) || !(SECURE_STEPS as readonly string[]).includes(step)) {
+          throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
+        }
+        const header = request.headers[SECURE_DEVICE_HEADER];
+        const secret = typeof header === 'string' ? header : undefined;
+        void reply.header('cache-control', 'no-store');
+        if (SEND_STEPS.includes(step as SecureStep)) {
+          if (!Buffer.isBuffer(request.body)) {
+            throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${SECAGG_CONTENT_TYPE}`);
+          }
+          secure.accept(round, secret, step as SecureStep, request.body);
+          return reply.code(202).send({ accepted: true });
+        }
+        const answer = await secure.fetch(round, secret, step as SecureStep, SECURE_POLL_MS);
+        if (!answer) return reply.code(204).send();
+        if (answer.kind === 'json') return answer.body;
+        return reply
+          .type(SECAGG_CONTENT_TYPE)
+          .send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.length));
+      },
+    );
   });
 
   return app;

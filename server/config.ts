@@ -56,6 +56,13 @@ export const DEFAULT_FEDADAM_LEARNING_RATE = 0.01;
 /** Largest staleness bound the server takes: (s + 1) q reaches 1 long before this for any real q. */
 export const MAX_STALENESS = 1000;
 
+/** How the server learns a round's updates: SecAgg+ sums, or each update in the clear. */
+export const AGGREGATION_MODES = ['secure', 'plaintext'] as const;
+export type AggregationMode = (typeof AGGREGATION_MODES)[number];
+
+/** Most devices in one secure round (each holds the round's sum-sized vectors while it runs). */
+export const MAX_SECURE_COHORT = 10_000;
+
 /** Everything the server needs to run. */
 export interface ServerConfig {
   /** TCP port; 0 picks a free one. */
@@ -160,6 +167,19 @@ export interface ServerConfig {
   /** fastify logger level; 'silent' turns the logger off. */
   readonly logLevel: ServerLogLevel;
   /**
+   * 'secure': devices take part in secure aggregation rounds (server/secure-rounds.ts) and the
+   * server learns only the sum of at least m updates; 'plaintext': each update is posted and stored
+   * on its own (tests, and servers whose devices predate secure rounds). The other mode's routes
+   * answer HEARTH_E_AGGREGATION_MODE.
+   */
+  readonly aggregation: AggregationMode;
+  /** n: devices a secure round forms with (default m; at least m). */
+  readonly secureCohort?: number;
+  /** Seconds each stage of a secure round waits for its devices before they count as dropped. */
+  readonly secureStageSeconds: number;
+  /** Seconds a forming secure round waits for n devices before forming with the >= m it has. */
+  readonly secureJoinSeconds: number;
+  /**
    * Validation sessions (`--validation <file>`: one session a line, item ids separated by spaces):
    * each published version's HR@20 on them is shown on the dashboard. Left out, no evaluation.
    */
@@ -195,6 +215,9 @@ export const DEFAULT_CONFIG = {
   roundDeadlineSeconds: 86_400,
   requestTimeoutSeconds: 10,
   logLevel: 'silent',
+  aggregation: 'plaintext',
+  secureStageSeconds: 30,
+  secureJoinSeconds: 60,
 } as const satisfies Partial<ServerConfig>;
 
 function bad(what: string, detail: string): never {
@@ -269,7 +292,28 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   if (!(SERVER_LOG_LEVELS as readonly string[]).includes(config.logLevel)) {
     bad('logLevel', `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got ${config.logLevel}`);
   }
+  checkSecure(config);
   return config;
+}
+
+/** The secure aggregation settings (read only in secure mode, checked in both). */
+function checkSecure(config: ServerConfig): void {
+  checkOneOf('aggregation (--aggregation)', config.aggregation, AGGREGATION_MODES);
+  if (config.secureCohort !== undefined) {
+    checkInt('secureCohort (--secure-cohort)', config.secureCohort, 2, MAX_SECURE_COHORT);
+    if (config.secureCohort < config.minCohort) {
+      bad('secureCohort (--secure-cohort)', `must be at least m (${config.minCohort})`);
+    }
+  }
+  if (config.aggregation === 'secure' && Math.max(2, config.minCohort) > MAX_SECURE_COHORT) {
+    bad('minCohort (--min-cohort)', `must be at most ${MAX_SECURE_COHORT} with secure aggregation`);
+  }
+  for (const [what, value] of [
+    ['secureStageSeconds (--secure-stage-seconds)', config.secureStageSeconds],
+    ['secureJoinSeconds (--secure-join-seconds)', config.secureJoinSeconds],
+  ] as const) {
+    if (!(value >= 0.1 && value <= 86_400)) bad(what, `must be from 0.1 to 86400, got ${value}`);
+  }
 }
 
 function checkOneOf(what: string, value: string, allowed: readonly string[]): void {
@@ -353,6 +397,13 @@ export const USAGE = `Usage: npm run server -- [options]
   --rate-limit <n>           POST and unknown-path requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
   --request-timeout <s>      close a request whose body is not in s seconds after its headers (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
+  --aggregation <mode>       secure: devices send masked updates and the server learns only the sum of
+                             at least m (SecAgg+); plaintext: each update is stored (default ${DEFAULT_CONFIG.aggregation})
+  --secure-cohort <n>        devices a secure round forms with (default m)
+  --secure-stage-seconds <s> how long each secure stage waits before a silent device counts as dropped
+                             (default ${DEFAULT_CONFIG.secureStageSeconds})
+  --secure-join-seconds <s>  how long a forming secure round waits for n devices before forming with
+                             the m or more it has (default ${DEFAULT_CONFIG.secureJoinSeconds})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
@@ -433,6 +484,10 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
+  '--aggregation': oneOfFlag('aggregation', AGGREGATION_MODES),
+  '--secure-cohort': intFlag('secureCohort', 2, MAX_SECURE_COHORT),
+  '--secure-stage-seconds': numberFlag('secureStageSeconds'),
+  '--secure-join-seconds': numberFlag('secureJoinSeconds'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

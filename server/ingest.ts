@@ -23,7 +23,7 @@ import { fedAdamTauOf, type ServerConfig } from './config.js';
 import { FEDADAM, fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
-import type { RoundContext, RoundExpiry, RoundOutput, RoundPolicy, Store } from './store.js';
+import type { RoundContext, RoundExpiry, RoundOutput, Store, SumRoundPolicy } from './store.js';
 import { LayoutMoved, withinStaleness } from './store-rules.js';
 import { versionRows } from './versions.js';
 
@@ -43,17 +43,7 @@ export function noiseStd(config: ServerConfig): number {
   return (config.noiseMultiplier * config.clipNorm) / config.minCohort;
 }
 
-/**
- * A round policy that can also fold a round known only by the sum of its clipped updates (secure
- * aggregation's result; the simulation's summed devices): server/aggregate.ts aggregateSum.
- */
-export interface SumRoundPolicy extends RoundPolicy {
-  readonly aggregateSum: (
-    global: Float32Array,
-    total: { readonly sum: ArrayLike<number>; readonly count: number },
-    context: RoundContext,
-  ) => RoundOutput;
-}
+export type { SumRoundPolicy } from './store.js';
 
 /**
  * The round policy of a config: minimum cohort m; the budget check; re-clipping and the configured

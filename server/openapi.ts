@@ -12,6 +12,11 @@ import {
   UPDATE_HEADER_BYTES,
 } from '../protocol/update-format.js';
 import { SITE_KEY_HEADER } from '../protocol/routes.js';
+import {
+  SECAGG_CONTENT_TYPE,
+  SECURE_DEVICE_HEADER,
+  SECURE_STEPS,
+} from '../protocol/secagg/http.js';
 
 type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 type JsonObject = { readonly [key: string]: Json };
@@ -249,6 +254,75 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
           'HEARTH_E_CONTENT_TYPE',
           'HEARTH_E_UPDATE_TOO_LARGE',
           'HEARTH_E_PRIVACY_BUDGET',
+          'HEARTH_E_AGGREGATION_MODE',
+        ),
+      },
+    },
+  },
+  '/v1/secure/join': {
+    post: {
+      operationId: 'joinSecureRound',
+      summary: 'Join the forming secure aggregation round (--aggregation secure)',
+      description:
+        'The round forms at --secure-cohort devices, or at --secure-join-seconds with at least m. The secret authenticates the device on every step (header x-hearth-device).',
+      security: SITE_KEY_SECURITY,
+      responses: {
+        '200': json(ref('SecureJoinReply'), 'A place in the forming round'),
+        ...errors(...GATE_CODES, 'HEARTH_E_PRIVACY_BUDGET', 'HEARTH_E_AGGREGATION_MODE'),
+      },
+    },
+  },
+  '/v1/secure/rounds/{round}/{step}': {
+    post: {
+      operationId: 'secureRoundStep',
+      summary: 'One step of a secure aggregation round (SecAgg+)',
+      description:
+        'Send steps (keys, shares, masked, unmask) carry one message in the binary wire format of protocol/secagg/wire.ts and answer 202. Fetch steps (params, roster, forwarded, request, result) carry no body; they wait up to 20 s for the stage before them to close and answer 204 when it has not (ask again), else the JSON round parameters (params), the JSON result (result) or a wire-format body. Each stage closes when every device expected has sent, or at --secure-stage-seconds; a device that has not sent by then has dropped out.',
+      security: SITE_KEY_SECURITY,
+      parameters: [
+        {
+          name: 'round',
+          in: 'path',
+          required: true,
+          schema: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+        },
+        {
+          name: 'step',
+          in: 'path',
+          required: true,
+          schema: { type: 'string', enum: [...SECURE_STEPS] },
+        },
+        {
+          name: SECURE_DEVICE_HEADER,
+          in: 'header',
+          required: true,
+          schema: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+        },
+      ],
+      requestBody: {
+        required: false,
+        content: { [SECAGG_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+      },
+      responses: {
+        '200': {
+          description: 'The answer of a fetch step',
+          content: {
+            'application/json': { schema: {} },
+            [SECAGG_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } },
+          },
+        },
+        '202': json({ type: 'object' }, 'A send step accepted'),
+        '204': { description: 'Not yet: the stage before this step is still open' },
+        ...errors(
+          ...GATE_CODES,
+          'HEARTH_E_NOT_FOUND',
+          'HEARTH_E_SECAGG_ROUND',
+          'HEARTH_E_SECAGG_STAGE',
+          'HEARTH_E_SECAGG_MESSAGE',
+          'HEARTH_E_SECAGG_THRESHOLD',
+          'HEARTH_E_CONTENT_TYPE',
+          'HEARTH_E_UPDATE_TOO_LARGE',
+          'HEARTH_E_AGGREGATION_MODE',
         ),
       },
     },
@@ -284,6 +358,7 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
           'HEARTH_E_CONTENT_TYPE',
           'HEARTH_E_BAD_REQUEST',
           'HEARTH_E_PRIVACY_BUDGET',
+          'HEARTH_E_AGGREGATION_MODE',
         ),
       },
     },
@@ -362,6 +437,15 @@ export const OPENAPI_DOCUMENT: JsonObject = {
               message: { type: 'string' },
             },
           },
+        },
+      },
+      SecureJoinReply: {
+        type: 'object',
+        required: ['round', 'device', 'secret'],
+        properties: {
+          round: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+          device: { type: 'integer', minimum: 1 },
+          secret: { type: 'string', pattern: '^[0-9a-f]{32}$' },
         },
       },
       JoinReply: {

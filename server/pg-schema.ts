@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 3 (sqlite-schema.ts), so both
+ * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 4 (sqlite-schema.ts), so both
  * stores mean the same thing by every column. Created idempotently at start-up; several instances may
  * start at once, and two concurrent `CREATE TABLE IF NOT EXISTS` of one table can still fail (both
  * pass the existence check, then one hits the catalogue's unique index on type names), so creation
@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 
 /** Schema version of the PostgreSQL tables; a newer database than the code knows is refused. */
-export const PG_SCHEMA_VERSION = 3;
+export const PG_SCHEMA_VERSION = 4;
 
 /** Key of the advisory lock that serialises schema creation and seeding across instances. */
 export const PG_SCHEMA_LOCK = 0x4845_4152; // 'HEAR'
@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS rounds (
   noise_multiplier DOUBLE PRECISION,
   sample_rate DOUBLE PRECISION,
   opened_at TEXT,
-  abandoned_at TEXT
+  abandoned_at TEXT,
+  participants INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
 CREATE TABLE IF NOT EXISTS tokens (
@@ -70,6 +71,8 @@ export async function migratePg(client: PoolClient): Promise<void> {
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [PG_SCHEMA_LOCK]);
     await client.query(SCHEMA);
+    // Schema 4: a table from schema 3 gains the column (CREATE TABLE IF NOT EXISTS left it alone).
+    await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS participants INTEGER');
     const { rows } = await client.query<{ schema_version: number }>(
       'SELECT schema_version FROM hearth_meta WHERE id = 1',
     );

@@ -39,13 +39,16 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  checkSum,
   countsInOwnRound,
   eventTime,
   pastDeadline,
   publishRound,
+  publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
   roundIsFull,
+  type Publication,
 } from './store-rules.js';
 import type {
   RoundExpiry,
@@ -57,11 +60,17 @@ import type {
   StoreCounts,
   StoredVersion,
   SubmitOutcome,
+  SumOutcome,
+  SumRoundPolicy,
+  SumSubmission,
   UpdateSubmission,
 } from './store.js';
 
 /** Key of the advisory lock held while a new collecting round is opened. */
 const OPEN_ROUND_LOCK = PG_SCHEMA_LOCK + 1;
+
+/** Key of the advisory lock held while a secure aggregation sum is published. */
+const PUBLISH_SUM_LOCK = PG_SCHEMA_LOCK + 2;
 
 /** True when `db` names a PostgreSQL database rather than a SQLite file. */
 export function isPostgresUrl(db: string): boolean {
@@ -276,6 +285,34 @@ export class PgStore implements Store {
   }
 
   /** @inheritdoc */
+  async publishSum(
+    total: SumSubmission,
+    policy: SumRoundPolicy,
+    now: Date = new Date(),
+  ): Promise<SumOutcome> {
+    const at = now.toISOString();
+    return this.tx(async (sql) => {
+      // Summed rounds of several instances publish one at a time, each on the version before it.
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [PUBLISH_SUM_LOCK]);
+      const latestVersion = await latest(sql);
+      checkSum(total, latestVersion, policy);
+      const current = requireCurrentVersion(latestVersion);
+      const base = await storedVersion(sql, current);
+      const summed = (await storedVersion(sql, total.baseVersion)).manifest;
+      const context = { optimizerState: await readOptimizerState(sql), ledger: await ledger(sql) };
+      const publication = publishSumRound(policy, current, base, summed, total, context, at);
+      const inserted = await one<{ id: number }>(
+        sql,
+        `INSERT INTO rounds (base_version, status, opened_at, participants)
+         VALUES ($1, 'published', $2, $3) RETURNING id`,
+        [current, total.openedAt, total.count],
+      );
+      await commitPublication(sql, inserted!.id, publication);
+      return { round: inserted!.id, version: publication.version };
+    });
+  }
+
+  /** @inheritdoc */
   async privacyLedger(): Promise<RoundPrivacy[]> {
     return ledger(this.pool);
   }
@@ -303,7 +340,7 @@ export class PgStore implements Store {
   async history(limit: number): Promise<RoundHistory[]> {
     const { rows } = await this.pool.query<HistoryRow>(
       `SELECT r.id, r.base_version, r.status, r.opened_at, r.published_version,
-         v.created_at AS published_at
+         v.created_at AS published_at, r.participants
        FROM rounds r LEFT JOIN versions v ON v.version = r.published_version
        ORDER BY r.id DESC LIMIT $1`,
       [limit],
@@ -364,31 +401,20 @@ async function publish(
   now: string,
   policy: RoundPolicy,
 ): Promise<number> {
-  const stored = requireStoredVersion(
-    await one<{ manifest: string; weights: Buffer }>(
-      sql,
-      'SELECT manifest, weights FROM versions WHERE version = $1',
-      [current],
-    ),
-    current,
-  );
-  const base = {
-    manifest: decodeManifest(stored.manifest),
-    weights: bytesToFloat32(stored.weights),
-  };
+  const base = await storedVersion(sql, current);
   const { rows } = await sql.query<UpdateRow>(
     'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
     [round],
   );
   const context = { optimizerState: await readOptimizerState(sql), ledger: await ledger(sql) };
-  const { version, manifest, output } = publishRound(
-    policy,
-    current,
-    base,
-    rows.map(decodeUpdate),
-    context,
-    now,
-  );
+  const publication = publishRound(policy, current, base, rows.map(decodeUpdate), context, now);
+  await commitPublication(sql, round, publication);
+  return publication.version;
+}
+
+/** Writes a round's publication: the new version, the round's ledger entry, the optimiser state. */
+async function commitPublication(sql: Sql, round: number, publication: Publication): Promise<void> {
+  const { version, manifest, output } = publication;
   await insertVersion(sql, manifest, output.weights);
   await sql.query(
     `UPDATE rounds SET status = 'published', published_version = $1, noise_multiplier = $2,
@@ -403,5 +429,17 @@ async function publish(
       optimizerStateValues(output.optimizerState, version),
     );
   }
-  return version;
+}
+
+/** A stored version's manifest and float32 weights, inside the caller's transaction. */
+async function storedVersion(sql: Sql, version: number) {
+  const stored = requireStoredVersion(
+    await one<{ manifest: string; weights: Buffer }>(
+      sql,
+      'SELECT manifest, weights FROM versions WHERE version = $1',
+      [version],
+    ),
+    version,
+  );
+  return { manifest: decodeManifest(stored.manifest), weights: bytesToFloat32(stored.weights) };
 }

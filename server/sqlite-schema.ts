@@ -9,8 +9,10 @@ import type Database from 'better-sqlite3';
  * 2: rounds record the DP parameters they were published under; optimiser state table.
  * 3: rounds may be 'abandoned' (deadline passed short of m updates); rounds record when they opened
  *    and when they were abandoned.
+ * 4: rounds published from a secure aggregation sum record how many devices it held
+ *    (`participants`); they have no updates.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -25,7 +27,9 @@ CREATE TABLE IF NOT EXISTS ${name} (
   -- ISO times: when the round got its first token (its deadline counts from here), and when it was
   -- abandoned. An abandoned round's tokens and updates stay, for audit, and are never aggregated.
   opened_at TEXT,
-  abandoned_at TEXT
+  abandoned_at TEXT,
+  -- Devices in a secure aggregation round's sum (NULL: a round of stored updates).
+  participants INTEGER
 );`;
 
 const SCHEMA = `
@@ -70,6 +74,7 @@ const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] 
   { table: 'rounds', column: 'sample_rate', type: 'REAL' },
   { table: 'rounds', column: 'opened_at', type: 'TEXT' },
   { table: 'rounds', column: 'abandoned_at', type: 'TEXT' },
+  { table: 'rounds', column: 'participants', type: 'INTEGER' },
 ];
 
 /** Creates or upgrades the schema of `db` (foreign keys must be on; they are on again after). */
@@ -107,10 +112,10 @@ function rebuildRounds(db: Database.Database): void {
       db.exec(ROUNDS_TABLE('rounds_v3'));
       db.prepare(
         `INSERT INTO rounds_v3 (id, base_version, status, published_version, noise_multiplier,
-           sample_rate, opened_at, abandoned_at)
+           sample_rate, opened_at, abandoned_at, participants)
          SELECT id, base_version, status, published_version, noise_multiplier, sample_rate,
            COALESCE(opened_at, (SELECT MIN(issued_at) FROM tokens WHERE tokens.round = rounds.id), ?),
-           abandoned_at
+           abandoned_at, participants
          FROM rounds`,
       ).run(new Date().toISOString());
       db.exec('DROP TABLE rounds');

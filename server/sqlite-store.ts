@@ -35,10 +35,12 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  checkSum,
   countsInOwnRound,
   eventTime,
   pastDeadline,
   publishRound,
+  publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
   roundIsFull,
@@ -54,6 +56,9 @@ import type {
   StoreCounts,
   StoredVersion,
   SubmitOutcome,
+  SumOutcome,
+  SumRoundPolicy,
+  SumSubmission,
   UpdateSubmission,
 } from './store.js';
 
@@ -325,6 +330,13 @@ export class SqliteStore implements Store {
     } finally {
       cursor?.return?.();
     }
+    this.commitPublication(round, publication);
+    this.beforePublishCommit?.();
+    return publication.version;
+  }
+
+  /** Writes a round's publication: the new version, the round's ledger entry, the optimiser state. */
+  private commitPublication(round: number, publication: Publication): void {
     const { version, manifest, output } = publication;
     this.insertVersion(manifest, output.weights);
     this.db
@@ -342,8 +354,41 @@ export class SqliteStore implements Store {
         )
         .run(...optimizerStateValues(output.optimizerState, version));
     }
-    this.beforePublishCommit?.();
-    return version;
+  }
+
+  /** @inheritdoc */
+  async publishSum(
+    total: SumSubmission,
+    policy: SumRoundPolicy,
+    now: Date = new Date(),
+  ): Promise<SumOutcome> {
+    const at = now.toISOString();
+    return this.db
+      .transaction((): SumOutcome => {
+        const latest = this.latest();
+        checkSum(total, latest, policy);
+        const current = requireCurrentVersion(latest);
+        const base = {
+          manifest: requireStoredVersion(this.manifestOf(current), current),
+          weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
+        };
+        const summed = requireStoredVersion(this.manifestOf(total.baseVersion), total.baseVersion);
+        const context = { optimizerState: this.readOptimizerState(), ledger: this.ledger() };
+        const publication = publishSumRound(policy, current, base, summed, total, context, at);
+        // Inserted as published (never collecting: the plaintext round keeps that slot), then
+        // given its version and ledger entry with the others' code.
+        const info = this.db
+          .prepare(
+            `INSERT INTO rounds (base_version, status, opened_at, participants)
+             VALUES (?, 'published', ?, ?)`,
+          )
+          .run(current, total.openedAt, total.count);
+        const round = Number(info.lastInsertRowid);
+        this.commitPublication(round, publication);
+        this.beforePublishCommit?.();
+        return { round, version: publication.version };
+      })
+      .immediate();
   }
 
   /** @inheritdoc */
@@ -364,7 +409,7 @@ export class SqliteStore implements Store {
     const rounds = this.db
       .prepare(
         `SELECT r.id, r.base_version, r.status, r.opened_at, r.published_version,
-           v.created_at AS published_at
+           v.created_at AS published_at, r.participants
          FROM rounds r LEFT JOIN versions v ON v.version = r.published_version
          ORDER BY r.id DESC LIMIT ?`,
       )

@@ -149,6 +149,8 @@ export interface HistoryRow {
   readonly opened_at: string | null;
   readonly published_version: number | null;
   readonly published_at: string | null;
+  /** Devices summed by secure aggregation (schema 4); null for rounds of stored updates. */
+  readonly participants: number | null;
 }
 
 /** The first round id whose norms a history needs, from its rounds newest first (0 for none). */
@@ -176,7 +178,8 @@ export function historyFromRows(
       openedAt: r.opened_at,
       publishedVersion: r.published_version,
       publishedAt: r.published_at,
-      updates: list.length,
+      // A secure round stores no update, so no norm: its count is recorded on the round.
+      updates: r.participants ?? list.length,
       norms: list,
     };
   });

@@ -5,7 +5,7 @@
  * messages, close and abandon rounds at the same count, and publish the same version from the same
  * updates.
  */
-import { manifestLayout } from '../protocol/update-layout.js';
+import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
@@ -15,6 +15,8 @@ import type {
   RoundExpiry,
   RoundOutput,
   RoundPolicy,
+  SumRoundPolicy,
+  SumSubmission,
   UpdateSubmission,
 } from './store.js';
 import { foldInLayout } from './layout-round.js';
@@ -157,6 +159,63 @@ export function publishRound(
   const output = foldInLayout(dims, manifestLayout(federation), base.weights, context, (c, ctx) =>
     policy.aggregate(c, updates, ctx),
   );
+  const rows = policy.layoutRows?.(base.manifest, version, output.weights);
+  return { version, manifest: versionManifest(base.manifest, version, now, rows), output };
+}
+
+/**
+ * Whether a summed round (secure aggregation's result) may publish on version `current`: its base
+ * within the staleness bound, at least m devices in the sum.
+ */
+export function checkSum(total: SumSubmission, current: number | undefined, policy: RoundPolicy) {
+  if (current === undefined || !withinStaleness(total.baseVersion, current, policy.maxStaleness)) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_STALE',
+      `sum based on ${total.baseVersion}, now ${current}, at most ${policy.maxStaleness} behind`,
+    );
+  }
+  if (!(Number.isInteger(total.count) && roundIsFull(total.count, policy.minCohort))) {
+    throw new HearthError(
+      'HEARTH_E_SECAGG_THRESHOLD',
+      `a sum over ${total.count} devices, at least ${policy.minCohort} needed`,
+    );
+  }
+}
+
+/**
+ * Publishes a round known only by its sum on version `current`: the sum, in the layout of its base
+ * version, is fitted to the current version's layout (rows both name kept, as for a stale update;
+ * the map is linear, so fitting the sum is summing the fitted updates), then folded there.
+ */
+export function publishSumRound(
+  policy: SumRoundPolicy,
+  current: number,
+  base: { readonly manifest: ModelManifest; readonly weights: Float32Array },
+  sumManifest: ModelManifest,
+  total: SumSubmission,
+  context: RoundContext,
+  now: string,
+): Publication {
+  const { dims, federation } = base.manifest;
+  if (sumManifest.layoutHash !== base.manifest.layoutHash) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_SHAPE',
+      `a sum on layout ${sumManifest.layoutHash}, v${current} has ${base.manifest.layoutHash}`,
+    );
+  }
+  const from = manifestLayout(sumManifest.federation);
+  if (total.sum.length !== updateLength(dims, from)) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_SHAPE',
+      `a sum of ${total.sum.length} values, v${total.baseVersion}'s layout has ${updateLength(dims, from)}`,
+    );
+  }
+  const layout = manifestLayout(federation);
+  const sum = fitUpdate(total.sum, dims, from, layout);
+  const output = foldInLayout(dims, layout, base.weights, context, (c, ctx) =>
+    policy.aggregateSum(c, { sum, count: total.count }, ctx),
+  );
+  const version = current + 1;
   const rows = policy.layoutRows?.(base.manifest, version, output.weights);
   return { version, manifest: versionManifest(base.manifest, version, now, rows), output };
 }

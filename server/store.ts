@@ -52,6 +52,27 @@ export interface UpdateSubmission {
   readonly layoutVersion?: number;
 }
 
+/**
+ * A round known only by the sum of its devices' clipped updates: what secure aggregation reveals
+ * (server/secure-rounds.ts). No update of it is ever stored.
+ */
+export interface SumSubmission {
+  /** The version the devices trained on; `sum` is in its update layout. */
+  readonly baseVersion: number;
+  /** Sum of `count` clipped updates, in the layout of `baseVersion`. */
+  readonly sum: Float32Array;
+  /** How many devices' updates the sum holds (at least the policy's minimum cohort m). */
+  readonly count: number;
+  /** ISO time the round formed (its first device joined). */
+  readonly openedAt: string;
+}
+
+/** What publishing a summed round did. */
+export interface SumOutcome {
+  readonly round: number;
+  readonly version: number;
+}
+
 /** The DP parameters a round was published under (z = 0: no noise). */
 export interface RoundPrivacySettings {
   readonly noiseMultiplier: number;
@@ -86,6 +107,15 @@ export interface RoundOutput {
   readonly optimizerState?: FedAdamState;
   /** The DP parameters the round was published under, recorded in the ledger. */
   readonly privacy: RoundPrivacySettings;
+}
+
+/** A round policy that can also fold a round known only by the sum of its clipped updates. */
+export interface SumRoundPolicy extends RoundPolicy {
+  readonly aggregateSum: (
+    global: Float32Array,
+    total: { readonly sum: ArrayLike<number>; readonly count: number },
+    context: RoundContext,
+  ) => RoundOutput;
 }
 
 /** How a round closes: the cohort size it needs and the (pure) aggregation to run. */
@@ -184,6 +214,14 @@ export interface Store {
     policy: RoundPolicy,
     expiry?: RoundExpiry,
   ): Promise<SubmitOutcome>;
+  /**
+   * Atomically: checks `total.baseVersion` is within `policy.maxStaleness` of the current version
+   * (else HEARTH_E_UPDATE_STALE) and `total.count` reaches `policy.minCohort` (else
+   * HEARTH_E_SECAGG_THRESHOLD); fits the sum to the current version's layout; folds it with
+   * `policy.aggregateSum` into version current + 1; records a published round with its participant
+   * count and privacy settings. Either all of that is durable when it resolves, or none of it happened.
+   */
+  publishSum(total: SumSubmission, policy: SumRoundPolicy, now?: Date): Promise<SumOutcome>;
   /** Abandons the collecting round if it has expired; returns its id, or undefined if none was. */
   abandonExpiredRound(expiry: RoundExpiry): Promise<number | undefined>;
   /** The privacy ledger: every published round with its (z, q), oldest first. */

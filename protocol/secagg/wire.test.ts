@@ -76,6 +76,27 @@ describe('the secure aggregation wire format', () => {
     for (const m of unmask) expect(decodeUnmask(encodeUnmask(m))).toEqual(m);
   });
 
+  it('reads a body that sits inside a larger buffer, and keeps nothing of that buffer', async () => {
+    // An HTTP server hands bodies over as views into a shared pool (Node's Buffer), at any offset,
+    // and reuses the pool for the next request.
+    const { transcript } = await transcriptOfARound();
+    const inPool = (body: Uint8Array) => {
+      const pool = Buffer.alloc(body.length + 13, 0xee);
+      pool.set(body, 5);
+      return { pool, view: pool.subarray(5, 5 + body.length) };
+    };
+    const keys = transcript.keys[0]!;
+    const k = inPool(encodeKeys(keys));
+    const decodedKeys = decodeKeys(k.view);
+    const m = transcript.masked[0]!;
+    const b = inPool(encodeMasked(m));
+    const decodedMasked = decodeMasked(b.view, params.length);
+    k.pool.fill(0);
+    b.pool.fill(0);
+    expect(decodedKeys).toEqual(keys);
+    expect(decodedMasked).toEqual(m);
+  });
+
   it('refuses a body cut short, padded, of another kind, or with a count or length out of bounds', async () => {
     const { transcript, server } = await transcriptOfARound();
     const bodies: Record<string, Uint8Array> = {

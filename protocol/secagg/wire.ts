@@ -90,7 +90,10 @@ class Reader {
   }
   private take(length: number, what: string): Uint8Array {
     if (this.at + length > this.body.length) refuse(`body ends inside ${what}`);
-    const out = this.body.slice(this.at, this.at + length);
+    // Copied, never a view: a Node Buffer's slice() is a view into a pool that later requests
+    // reuse, and a view's buffer starts wherever the pool's does.
+    const out = new Uint8Array(length);
+    out.set(this.body.subarray(this.at, this.at + length));
     this.at += length;
     return out;
   }

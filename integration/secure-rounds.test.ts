@@ -1,0 +1,214 @@
+/**
+ * Secure aggregation over HTTP, on a real socket and a real SQLite file: devices (the client the
+ * worker runs, worker/secure-client.ts) join, take the four SecAgg+ stages, some leave mid-round,
+ * and the server publishes the survivors' sum without ever storing one device's update.
+ */
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HearthError } from '../protocol/errors.js';
+import { PATHS, secureStepPath, weightsPath } from '../protocol/routes.js';
+import {
+  paramsFromInfo,
+  SECURE_DEVICE_HEADER,
+  type SecureRoundInfo,
+} from '../protocol/secagg/http.js';
+import { takePartSecurely, type SecureRoundRequest } from '../worker/secure-client.js';
+import { resolveConfig, type ServerConfig } from '../server/config.js';
+import { bytesToFloat32 } from '../server/float32-bytes.js';
+import { neighboursFor, shareThresholdFor } from '../server/secure-rounds.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { makeDelta, seedWeights, writeSeedDir } from '../server/test-helpers.js';
+
+const S = 1;
+let dir: string;
+let cleanupSeed: () => Promise<void>;
+let server: RunningServer | undefined;
+
+async function start(overrides: Partial<ServerConfig>): Promise<RunningServer> {
+  const seed = await writeSeedDir();
+  cleanupSeed = seed.cleanup;
+  server = await startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, 'hearth.db'),
+      modelDir: seed.dir,
+      weightsDtype: 'float32',
+      noiseMultiplier: 0,
+      clipNorm: S,
+      aggregation: 'secure',
+      // Stages close as soon as every device expected has answered; the deadline only runs out
+      // for a stage someone left, so a generous one costs a leaver's stage, not every stage.
+      secureStageSeconds: 4,
+      secureJoinSeconds: 60,
+      ...overrides,
+    }),
+  );
+  return server;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hearth-secure-'));
+});
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await cleanupSeed?.();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A device of the test: its update (norm 0.9 S, salted) and where it leaves, if it does. */
+function device(url: string, salt: number, leaveAfter?: SecureRoundRequest['leaveAfter']) {
+  const delta = makeDelta(0.9 * S, salt);
+  const request: SecureRoundRequest = {
+    endpoint: url,
+    expected: { minimum: 4, clipNorm: S },
+    input: () => delta,
+    ...(leaveAfter ? { leaveAfter } : {}),
+  };
+  return { delta, run: () => takePartSecurely(request) };
+}
+
+async function weights(url: string, version: number): Promise<Float32Array> {
+  const res = await fetch(`${url}${weightsPath(version)}`);
+  expect(res.status).toBe(200);
+  return bytesToFloat32(new Uint8Array(await res.arrayBuffer()));
+}
+
+describe('secure aggregation rounds over HTTP', () => {
+  it('publishes the sum of the devices that stayed, and stores no update', async () => {
+    const { url } = await start({ minCohort: 4, secureCohort: 6 });
+    // Six devices; one closes its tab after sending its keys (it never shares them), one after
+    // sending its masked input (it never helps unmask): the first is out of the sum, the second in.
+    const devices = [1, 2, 3, 4, 5, 6].map((salt) =>
+      device(url, salt, salt === 2 ? 'keys' : salt === 5 ? 'masked' : undefined),
+    );
+    const outcomes = await Promise.all(devices.map((d) => d.run()));
+    expect(outcomes[1]).toMatchObject({ left: 'keys' });
+    expect(outcomes[4]).toMatchObject({ left: 'masked' });
+    for (const i of [0, 2, 3, 5]) {
+      expect(outcomes[i]).toMatchObject({ status: 'published', version: 2, survivors: 5 });
+    }
+
+    const survivors = devices.filter((_, i) => i !== 1);
+    const expected = seedWeights();
+    for (const { delta } of survivors) {
+      for (let j = 0; j < expected.length; j++) expected[j]! += delta[j]! / survivors.length;
+    }
+    const published = await weights(url, 2);
+    // FedAvg at server learning rate 1: the mean of the survivors' updates, to the fixed-point
+    // rounding (a step of S / floor((2^31 - 1) / 6) per device) and float32.
+    let worst = 0;
+    for (let j = 0; j < expected.length; j++) {
+      worst = Math.max(worst, Math.abs(published[j]! - expected[j]!));
+    }
+    expect(worst).toBeLessThan(1e-6);
+    expect(worst).toBeGreaterThan(0); // the sum did go through fixed point
+
+    // The database holds the round (5 participants) and no update: no device's bytes in the file.
+    await server!.close();
+    server = undefined;
+    const db = new Database(join(dir, 'hearth.db'), { readonly: true });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM updates').get()).toEqual({ n: 0 });
+    expect(db.prepare("SELECT participants FROM rounds WHERE status = 'published'").all()).toEqual([
+      { participants: 5 },
+    ]);
+    db.close();
+    const file = await readFile(join(dir, 'hearth.db'));
+    for (const { delta } of devices) {
+      expect(file.includes(Buffer.from(delta.buffer, 0, 32))).toBe(false);
+    }
+  }, 30_000);
+
+  it('abandons a round that falls below t, publishing nothing', async () => {
+    const { url } = await start({ minCohort: 4, secureCohort: 4 });
+    const devices = [1, 2, 3, 4].map((salt) =>
+      device(url, salt, salt === 3 ? 'params' : undefined),
+    );
+    const outcomes = await Promise.allSettled(devices.map((d) => d.run()));
+    expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { left: 'params' } });
+    for (const i of [0, 1, 3]) {
+      const outcome = outcomes[i]!;
+      expect(outcome.status).toBe('rejected');
+      const reason = (outcome as PromiseRejectedResult).reason as HearthError;
+      expect(reason).toBeInstanceOf(HearthError);
+      expect(reason.code).toBe('HEARTH_E_SECAGG_THRESHOLD');
+    }
+    const health = (await (await fetch(`${url}${PATHS.health}`)).json()) as { version: number };
+    expect(health.version).toBe(1);
+  }, 30_000);
+
+  it('refuses a stranger, a device posing as another, and the plaintext routes', async () => {
+    const { url } = await start({ minCohort: 2, secureCohort: 3 });
+    const join1 = await (await fetch(`${url}${PATHS.secureJoin}`, { method: 'POST' })).json();
+    const stranger = await fetch(`${url}${secureStepPath(join1.round, 'params')}`, {
+      method: 'POST',
+      headers: { [SECURE_DEVICE_HEADER]: 'ab'.repeat(16) },
+    });
+    expect(stranger.status).toBe(404);
+    expect((await stranger.json()).error.code).toBe('HEARTH_E_SECAGG_ROUND');
+    const unknownStep = await fetch(`${url}${secureStepPath(join1.round, 'sum')}`, {
+      method: 'POST',
+      headers: { [SECURE_DEVICE_HEADER]: join1.secret },
+    });
+    expect(unknownStep.status).toBe(404);
+    for (const path of [PATHS.join, PATHS.updates]) {
+      const res = await fetch(`${url}${path}`, { method: 'POST' });
+      expect(res.status).toBe(409);
+      expect((await res.json()).error.code).toBe('HEARTH_E_AGGREGATION_MODE');
+    }
+  });
+
+  it('is refused by a plaintext server', async () => {
+    const { url } = await start({ aggregation: 'plaintext', minCohort: 2 });
+    const res = await fetch(`${url}${PATHS.secureJoin}`, { method: 'POST' });
+    expect(res.status).toBe(409);
+    expect((await res.json()).error.code).toBe('HEARTH_E_AGGREGATION_MODE');
+  });
+});
+
+describe('a device checks the round before it sends anything', () => {
+  const info: SecureRoundInfo = {
+    roundId: 'r',
+    devices: [1, 2, 3, 4],
+    threshold: 4,
+    neighbours: 3,
+    shareThreshold: 3,
+    length: 10,
+    graphSeed: '00'.repeat(32),
+    version: 1,
+    layoutHash: 1,
+    clipNorm: 1,
+    summands: 4,
+    bits: 32,
+  };
+  const expected = { minimum: 4, clipNorm: 1 };
+
+  it('takes a round that keeps to its m and its clip bound', () => {
+    expect(paramsFromInfo(info, 2, expected).devices).toEqual([1, 2, 3, 4]);
+  });
+
+  it.each([
+    ['a threshold below m', { threshold: 3 }],
+    ['a round without this device', { devices: [1, 3, 4, 5] }],
+    ['another clip bound', { clipNorm: 2 }],
+    ['fewer summands than devices', { summands: 3 }],
+    ['a malformed graph seed', { graphSeed: 'zz' }],
+    ['a minority share threshold', { shareThreshold: 2 }],
+  ])('refuses %s', (_, change) => {
+    expect(() => paramsFromInfo({ ...info, ...change }, 2, expected)).toThrow(
+      expect.objectContaining({ code: 'HEARTH_E_SECAGG_PARAMS' }),
+    );
+  });
+
+  it('has neighbourhoods whose share threshold is a strict majority', () => {
+    for (const n of [2, 10, 30, 31, 100, 1000]) {
+      const k = neighboursFor(n);
+      expect(k).toBeLessThanOrEqual(n - 1);
+      expect(2 * shareThresholdFor(k)).toBeGreaterThan(k + 1);
+      if (k < n - 1) expect(k % 2).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Secure aggregation over HTTP, as both sides name it: the steps of a round a device takes part in,
+ * the JSON the server answers at joining, at setup and at the end, and the checks a device runs on
+ * the round's parameters before it sends anything (its privacy rests on them).
+ *
+ * A round, for one device: `POST /v1/secure/join` (a device index and a secret that authenticates
+ * its later requests), then `POST /v1/secure/rounds/<round>/<step>` for each step in order. The
+ * "fetch" steps (params, roster, forwarded, request, result) wait until the server closes the stage
+ * before them, answering 204 when a poll's wait runs out first; the "send" steps carry one message
+ * in the binary wire format (wire.ts).
+ */
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { HearthError } from '../errors.js';
+import { checkParams, type SecAggParams } from './params.js';
+
+/** The steps of a round, in the order a device takes them. */
+export const SECURE_STEPS = [
+  'params',
+  'keys',
+  'roster',
+  'shares',
+  'forwarded',
+  'masked',
+  'request',
+  'unmask',
+  'result',
+] as const;
+export type SecureStep = (typeof SECURE_STEPS)[number];
+
+/** Steps that carry a device's message; the others fetch what the server has for it. */
+export const SEND_STEPS: readonly SecureStep[] = ['keys', 'shares', 'masked', 'unmask'];
+
+/** The header carrying the device's round secret (hex) on every step. */
+export const SECURE_DEVICE_HEADER = 'x-hearth-device';
+
+/** Content type of the send steps' bodies and the binary fetch replies. */
+export const SECAGG_CONTENT_TYPE = 'application/vnd.hearth.secagg';
+
+/** The reply to `POST /v1/secure/join`. */
+export interface SecureJoinReply {
+  /** The round's id (hex): the path segment of its steps. */
+  readonly round: string;
+  /** The device's index in the round. */
+  readonly device: number;
+  /** 32 hex characters only this device knows: its requests carry it in SECURE_DEVICE_HEADER. */
+  readonly secret: string;
+}
+
+/** The reply to the `params` step: the round's public parameters and what its sum is of. */
+export interface SecureRoundInfo {
+  readonly roundId: string;
+  readonly devices: readonly number[];
+  readonly threshold: number;
+  readonly neighbours: number;
+  readonly shareThreshold: number;
+  readonly length: number;
+  /** 32 bytes, hex. */
+  readonly graphSeed: string;
+  /** The model version whose update layout the summed vector is in. */
+  readonly version: number;
+  /** The model's layout hash (protocol/manifest.ts): the shape the vector belongs to. */
+  readonly layoutHash: number;
+  /** Fixed-point encoding (fixed-point.ts): clip S, summands (the round's n) and bits. */
+  readonly clipNorm: number;
+  readonly summands: number;
+  readonly bits: number;
+}
+
+/** The reply to the `result` step. */
+export interface SecureResult {
+  readonly status: 'published' | 'abandoned';
+  /** The version the round published. */
+  readonly version?: number;
+  /** How many devices' inputs the published sum holds. */
+  readonly survivors?: number;
+  /** Why an abandoned round was abandoned (an error code). */
+  readonly reason?: string;
+}
+
+/** The JSON form of the protocol's parameters plus the encoding (what the server sends). */
+export function roundInfo(
+  params: SecAggParams,
+  model: { readonly version: number; readonly layoutHash: number; readonly clipNorm: number },
+  bits: number,
+): SecureRoundInfo {
+  return {
+    roundId: params.roundId,
+    devices: [...params.devices],
+    threshold: params.threshold,
+    neighbours: params.neighbours,
+    shareThreshold: params.shareThreshold,
+    length: params.length,
+    graphSeed: bytesToHex(params.graphSeed),
+    version: model.version,
+    layoutHash: model.layoutHash,
+    clipNorm: model.clipNorm,
+    summands: params.devices.length,
+    bits,
+  };
+}
+
+function refuse(detail: string): never {
+  throw new HearthError('HEARTH_E_SECAGG_PARAMS', detail);
+}
+
+/**
+ * The protocol's parameters from a server's `params` reply, checked as the device must: the round
+ * is well formed (checkParams), names this device, sums over at least `minimum` devices (the
+ * manifest's m: a server that lowered t could unmask a sum of few), and encodes with the clip the
+ * device clipped to, over the round's n summands.
+ */
+export function paramsFromInfo(
+  info: SecureRoundInfo,
+  self: number,
+  expected: { readonly minimum: number; readonly clipNorm: number },
+): SecAggParams {
+  if (typeof info !== 'object' || info === null) refuse('round parameters are not an object');
+  if (typeof info.graphSeed !== 'string' || !/^[0-9a-f]{64}$/.test(info.graphSeed)) {
+    refuse('graphSeed must be 64 hex characters');
+  }
+  const params: SecAggParams = {
+    roundId: info.roundId,
+    devices: info.devices,
+    threshold: info.threshold,
+    neighbours: info.neighbours,
+    shareThreshold: info.shareThreshold,
+    length: info.length,
+    graphSeed: hexToBytes(info.graphSeed),
+  };
+  checkParams(params);
+  if (!info.devices.includes(self)) refuse(`device ${self} is not in the round`);
+  if (info.threshold < Math.max(2, expected.minimum)) {
+    refuse(`threshold ${info.threshold} is below the ${expected.minimum} devices a sum must hold`);
+  }
+  if (info.clipNorm !== expected.clipNorm) {
+    refuse(
+      `the round encodes with clip ${info.clipNorm}, the device clipped to ${expected.clipNorm}`,
+    );
+  }
+  if (info.summands !== info.devices.length || info.bits !== 32) {
+    refuse("the encoding must be 32-bit over the round's n summands");
+  }
+  return params;
+}

@@ -1,0 +1,445 @@
+/**
+ * Secure aggregation rounds over HTTP (`--aggregation secure`): the server side of SecAgg+
+ * (protocol/secagg/) driven by devices' requests and by each stage's deadline, so that visitors who
+ * come and go neither block nor break a round.
+ *
+ * A round forms from the devices that join: at `secureCohort` of them, or at the join deadline when
+ * at least t = max(2, m) have joined (otherwise it keeps waiting; nothing is revealed by waiting).
+ * It then runs the protocol's four stages; each closes when every device expected in it has sent
+ * its message, or at `secureStageSeconds` after it opened, whichever comes first; a device that has
+ * not sent by then has dropped out. Any stage left with fewer than t devices abandons the round
+ * (protocol/secagg/server.ts) and nothing is published. The unmasked sum is decoded from fixed point,
+ * its norm checked against the survivors' clip bound, and published through the store
+ * (Store.publishSum) with the round policy's aggregateSum: the server never holds one device's
+ * update, only masked vectors and the running sum of them.
+ *
+ * Rounds live in this process's memory: a restart abandons the rounds in flight (devices see an
+ * unknown round and try again later). With several instances on PostgreSQL, one round's requests
+ * must reach the instance that formed it.
+ */
+import { randomBytes } from 'node:crypto';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { l2Norm } from '../protocol/clip.js';
+import { HearthError, isErrorCode } from '../protocol/errors.js';
+import { manifestLayout, updateLength } from '../protocol/update-layout.js';
+import {
+  acceptKeys,
+  acceptMaskedInput,
+  acceptShares,
+  acceptUnmask,
+  checkParams,
+  closeKeys,
+  closeMaskedInputs,
+  closeShares,
+  decodeFixedPointSum,
+  decodeKeys,
+  decodeMasked,
+  decodeShares,
+  decodeUnmask,
+  encodeForwarded,
+  encodeRequest,
+  encodeRoster,
+  finishRound,
+  fixedPointScale,
+  startRound,
+  type DeviceId,
+  type EncryptedShare,
+  type KeysMessage,
+  type SecAggParams,
+  type ServerRound,
+  type UnmaskRequest,
+} from '../protocol/secagg/index.js';
+import {
+  roundInfo,
+  type SecureJoinReply,
+  type SecureResult,
+  type SecureRoundInfo,
+  type SecureStep,
+} from '../protocol/secagg/http.js';
+import type { ServerConfig } from './config.js';
+import type { Store, SumRoundPolicy } from './store.js';
+
+/** Bits of the fixed-point words: the whole 32, with n summands of magnitude <= S never wrapping. */
+export const SECURE_BITS = 32;
+
+/** Relative slack on the norm check of the unmasked sum (float32 clipping, then rounding). */
+const NORM_SLACK = 1e-3;
+
+/**
+ * k, the neighbours of each device: every pair (the 2017 protocol) up to 30 devices, above that
+ * an even k of about 4 log2(n) (SecAgg+ keeps a device's work logarithmic in n; the constant is
+ * not yet derived from the paper's bounds for a chosen failure probability).
+ */
+export function neighboursFor(n: number): number {
+  if (n <= 30) return n - 1;
+  const k = Math.ceil(4 * Math.log2(n));
+  return Math.min(n - 1, k + (k % 2));
+}
+
+/** t': a strict majority of a device's k + 1 holders (params.ts explains why no fewer). */
+export function shareThresholdFor(k: number): number {
+  return Math.floor((k + 1) / 2) + 1;
+}
+
+/** A round's phases in order: joining, fixing parameters, the four stages, publishing, over. */
+const PHASES = [
+  'forming',
+  'setup',
+  'keys',
+  'shares',
+  'masked',
+  'unmask',
+  'publishing',
+  'done',
+] as const;
+type Phase = (typeof PHASES)[number];
+
+/** One round as the coordinator holds it. */
+interface LiveRound {
+  readonly id: string;
+  phase: Phase;
+  /** Device index by secret. */
+  readonly members: Map<string, DeviceId>;
+  readonly openedAt: Date;
+  info?: SecureRoundInfo;
+  state?: ServerRound;
+  rosters?: Map<DeviceId, KeysMessage[]>;
+  forwarded?: Map<DeviceId, EncryptedShare[]>;
+  requests?: Map<DeviceId, UnmaskRequest>;
+  result?: SecureResult;
+  timer?: NodeJS.Timeout;
+  /** Resolved (and replaced) whenever the round changes phase. */
+  changed: Promise<void>;
+  notify: () => void;
+}
+
+/** What a fetch step answers: bytes in the wire format, or JSON. */
+export type StepReply =
+  | { readonly kind: 'bytes'; readonly body: Uint8Array }
+  | { readonly kind: 'json'; readonly body: SecureRoundInfo | SecureResult };
+
+/** What the coordinator needs. */
+export interface SecureRoundsOptions {
+  readonly store: Store;
+  readonly config: ServerConfig;
+  readonly policy: SumRoundPolicy;
+  /** Clock in epoch milliseconds (recorded times); deadlines run on real timers. */
+  readonly now?: () => number;
+}
+
+function unknownRound(detail: string): never {
+  throw new HearthError('HEARTH_E_SECAGG_ROUND', detail);
+}
+
+/** The secure rounds of one server process. */
+export class SecureRounds {
+  private readonly rounds = new Map<string, LiveRound>();
+  private forming: LiveRound | undefined;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: SecureRoundsOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  private get config(): ServerConfig {
+    return this.options.config;
+  }
+
+  /** t: the fewest devices whose sum the server may learn. */
+  get threshold(): number {
+    return Math.max(2, this.config.minCohort);
+  }
+
+  /** n: devices a round forms with at most (it forms earlier at the join deadline with >= t). */
+  get cohort(): number {
+    return Math.max(this.threshold, this.config.secureCohort ?? this.threshold);
+  }
+
+  /** Adds a device to the forming round (opening one if needed). */
+  join(): SecureJoinReply {
+    if (this.closed) unknownRound('the server is shutting down');
+    let round = this.forming;
+    if (!round) {
+      round = this.open();
+      this.forming = round;
+      this.arm(round, this.config.secureJoinSeconds, () => this.joinDeadline(round!));
+    }
+    const secret = bytesToHex(randomBytes(16));
+    const device = round.members.size + 1;
+    round.members.set(secret, device);
+    if (round.members.size >= this.cohort) void this.form(round);
+    return { round: round.id, device, secret };
+  }
+
+  private open(): LiveRound {
+    let notify = () => {};
+    const changed = new Promise<void>((resolve) => (notify = resolve));
+    const round: LiveRound = {
+      id: bytesToHex(randomBytes(16)),
+      phase: 'forming',
+      members: new Map(),
+      openedAt: new Date(this.now()),
+      changed,
+      notify,
+    };
+    this.rounds.set(round.id, round);
+    return round;
+  }
+
+  /** Moves `round` to `phase` and wakes every request waiting on it. */
+  private enter(round: LiveRound, phase: Phase): void {
+    round.phase = phase;
+    const wake = round.notify;
+    round.changed = new Promise<void>((resolve) => (round.notify = resolve));
+    wake();
+  }
+
+  private arm(round: LiveRound, seconds: number, then: () => void): void {
+    clearTimeout(round.timer);
+    round.timer = setTimeout(then, seconds * 1000);
+    round.timer.unref();
+  }
+
+  private joinDeadline(round: LiveRound): void {
+    if (round.phase !== 'forming') return;
+    if (round.members.size >= this.threshold) void this.form(round);
+    else this.arm(round, this.config.secureJoinSeconds, () => this.joinDeadline(round));
+  }
+
+  /** Fixes the round's parameters on the current version and opens stage 1. */
+  private async form(round: LiveRound): Promise<void> {
+    if (round.phase !== 'forming' || this.forming !== round) return;
+    this.forming = undefined;
+    this.enter(round, 'setup');
+    try {
+      const version = await this.options.store.latestVersion();
+      const manifest =
+        version === undefined ? undefined : await this.options.store.getManifest(version);
+      if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
+      const devices = [...round.members.values()];
+      const k = neighboursFor(devices.length);
+      const params: SecAggParams = {
+        roundId: round.id,
+        devices,
+        threshold: this.threshold,
+        neighbours: k,
+        shareThreshold: shareThresholdFor(Math.min(k, devices.length - 1)),
+        length: updateLength(manifest.dims, manifestLayout(manifest.federation)),
+        graphSeed: randomBytes(32),
+      };
+      checkParams(params);
+      round.state = startRound(params);
+      round.info = roundInfo(
+        params,
+        {
+          version: manifest.version,
+          layoutHash: manifest.layoutHash,
+          clipNorm: this.config.clipNorm,
+        },
+        SECURE_BITS,
+      );
+      this.openStage(round, 'keys');
+    } catch (error) {
+      this.finish(round, error);
+    }
+  }
+
+  private openStage(round: LiveRound, phase: 'keys' | 'shares' | 'masked' | 'unmask'): void {
+    this.enter(round, phase);
+    this.arm(round, this.config.secureStageSeconds, () => void this.closeStage(round, phase));
+    // Nobody left to wait for (everyone expected has already answered, or no one is expected).
+    if (this.waitingOn(round, phase) === 0) void this.closeStage(round, phase);
+  }
+
+  /** Devices expected in `phase` that have not sent their message yet. */
+  private waitingOn(round: LiveRound, phase: Phase): number {
+    const state = round.state!;
+    switch (phase) {
+      case 'keys':
+        return state.params.devices.length - state.keys.size;
+      case 'shares':
+        return round.rosters!.size - state.commitments.size;
+      case 'masked':
+        return round.forwarded!.size - state.maskedFrom.size;
+      case 'unmask':
+        return round.requests!.size - state.responders.size;
+      default:
+        return -1;
+    }
+  }
+
+  /** Ends `phase` (at its deadline, or once everyone expected has sent) and opens the next. */
+  private async closeStage(round: LiveRound, phase: Phase): Promise<void> {
+    if (round.phase !== phase) return;
+    clearTimeout(round.timer);
+    const state = round.state!;
+    try {
+      switch (phase) {
+        case 'keys':
+          round.rosters = closeKeys(state);
+          return this.openStage(round, 'shares');
+        case 'shares':
+          round.forwarded = closeShares(state);
+          return this.openStage(round, 'masked');
+        case 'masked':
+          round.requests = closeMaskedInputs(state);
+          return this.openStage(round, 'unmask');
+        case 'unmask':
+          this.enter(round, 'publishing');
+          return this.finish(round, undefined, await this.publish(round));
+      }
+    } catch (error) {
+      this.finish(round, error);
+    }
+  }
+
+  /** Unmasks the sum, checks it, and publishes it; returns the result devices are told. */
+  private async publish(round: LiveRound): Promise<SecureResult> {
+    const { sum, survivors } = await finishRound(round.state!);
+    const info = round.info!;
+    const decoded = Float32Array.from(
+      decodeFixedPointSum(sum, info.clipNorm, info.summands, info.bits),
+    );
+    // Each device clipped to S before encoding, and rounding moves each coordinate by < 1 step.
+    const step = 1 / fixedPointScale(info.clipNorm, info.summands, info.bits);
+    const bound =
+      survivors.length * (info.clipNorm * (1 + NORM_SLACK) + Math.sqrt(info.length) * step);
+    const norm = l2Norm(decoded);
+    if (!(norm <= bound)) {
+      throw new HearthError('HEARTH_E_SECAGG_NORM', `sum of norm ${norm}, bound ${bound}`);
+    }
+    const outcome = await this.options.store.publishSum(
+      {
+        baseVersion: info.version,
+        sum: decoded,
+        count: survivors.length,
+        openedAt: round.openedAt.toISOString(),
+      },
+      this.options.policy,
+      new Date(this.now()),
+    );
+    return { status: 'published', version: outcome.version, survivors: survivors.length };
+  }
+
+  /** Ends the round with its result (or the error that abandoned it); forgets it a while later. */
+  private finish(round: LiveRound, error: unknown, result?: SecureResult): void {
+    if (this.forming === round) this.forming = undefined;
+    if (round.state && round.state.stage !== 'done') {
+      round.state.sum.fill(0);
+      round.state.stage = 'abandoned';
+    }
+    const code = error instanceof HearthError ? error.code : 'HEARTH_E_INTERNAL';
+    round.result = result ?? { status: 'abandoned', reason: isErrorCode(code) ? code : undefined };
+    round.rosters = round.forwarded = round.requests = undefined;
+    this.enter(round, 'done');
+    this.arm(round, 4 * this.config.secureStageSeconds, () => this.rounds.delete(round.id));
+  }
+
+  private member(roundId: string, secret: string | undefined): { round: LiveRound; id: DeviceId } {
+    const round = this.rounds.get(roundId);
+    const id = secret === undefined ? undefined : round?.members.get(secret);
+    if (!round || id === undefined) unknownRound(`no round ${roundId} with this device`);
+    return { round, id };
+  }
+
+  /** A send step: one device's message, in the wire format. */
+  accept(roundId: string, secret: string | undefined, step: SecureStep, body: Uint8Array): void {
+    const { round, id } = this.member(roundId, secret);
+    const state = round.state;
+    if (!state || round.phase !== step) {
+      throw new HearthError('HEARTH_E_SECAGG_STAGE', `the round is at ${round.phase}, not ${step}`);
+    }
+    const from = <T extends { readonly from: DeviceId }>(message: T): T => {
+      if (message.from !== id) {
+        throw new HearthError('HEARTH_E_SECAGG_MESSAGE', `device ${id} sent as ${message.from}`);
+      }
+      return message;
+    };
+    if (step === 'keys') acceptKeys(state, from(decodeKeys(body)));
+    else if (step === 'shares') acceptShares(state, from(decodeShares(body)));
+    else if (step === 'masked')
+      acceptMaskedInput(state, from(decodeMasked(body, state.params.length)));
+    else if (step === 'unmask') acceptUnmask(state, from(decodeUnmask(body)));
+    else throw new HearthError('HEARTH_E_SECAGG_STAGE', `${step} is not a send step`);
+    if (this.waitingOn(round, step) === 0) void this.closeStage(round, step);
+  }
+
+  /**
+   * A fetch step: what the server has for this device once the stage before it has closed, waiting
+   * up to `waitMs` for that; undefined when the wait ran out (the device asks again).
+   */
+  async fetch(
+    roundId: string,
+    secret: string | undefined,
+    step: SecureStep,
+    waitMs: number,
+  ): Promise<StepReply | undefined> {
+    const { round, id } = this.member(roundId, secret);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const reply = this.replyFor(round, id, step);
+      if (reply) return reply;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) return undefined;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        round.changed,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, left))),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** The reply to `step` if its stage has closed; throws when this device has no part in it. */
+  private replyFor(round: LiveRound, id: DeviceId, step: SecureStep): StepReply | undefined {
+    const after = (phase: Phase) => PHASES.indexOf(round.phase) > PHASES.indexOf(phase);
+    if (step === 'result') return round.result && { kind: 'json', body: round.result };
+    if (round.result?.status === 'abandoned') {
+      throw new HearthError('HEARTH_E_SECAGG_THRESHOLD', `round abandoned: ${round.result.reason}`);
+    }
+    const part = <T>(map: Map<DeviceId, T> | undefined): T => {
+      const value = map?.get(id);
+      if (value === undefined) {
+        throw new HearthError('HEARTH_E_SECAGG_STAGE', `device ${id} has dropped out of the round`);
+      }
+      return value;
+    };
+    switch (step) {
+      case 'params':
+        return round.info && { kind: 'json', body: round.info };
+      case 'roster':
+        return after('keys')
+          ? { kind: 'bytes', body: encodeRoster(part(round.rosters)) }
+          : undefined;
+      case 'forwarded':
+        return after('shares')
+          ? { kind: 'bytes', body: encodeForwarded(part(round.forwarded)) }
+          : undefined;
+      case 'request':
+        return after('masked')
+          ? { kind: 'bytes', body: encodeRequest(part(round.requests)) }
+          : undefined;
+      default:
+        throw new HearthError('HEARTH_E_SECAGG_STAGE', `${step} is not a fetch step`);
+    }
+  }
+
+  /** Rounds in memory, by phase (metrics and tests). */
+  phases(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const round of this.rounds.values()) out[round.phase] = (out[round.phase] ?? 0) + 1;
+    return out;
+  }
+
+  /** Stops every timer and abandons the rounds in flight. */
+  close(): void {
+    this.closed = true;
+    for (const round of this.rounds.values()) {
+      clearTimeout(round.timer);
+      if (round.phase !== 'done') this.finish(round, new HearthError('HEARTH_E_SECAGG_ROUND'));
+      clearTimeout(round.timer);
+    }
+    this.rounds.clear();
+  }
+}
