@@ -199,3 +199,49 @@ describe('engine against a server that serves int8 weights', () => {
     expect(await small.recommend({ k: 5 })).toHaveLength(5);
   });
 });
+
+describe('engines in a secure aggregation round', () => {
+  let secure: RunningServer;
+
+  beforeAll(async () => {
+    secure = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: join(dir, 'secure.sqlite'),
+        modelDir: join(dir, 'model'),
+        aggregation: 'secure',
+        noiseMultiplier: 0,
+        minCohort: 3,
+        secureCohort: 4,
+        sampleRate: 1,
+        secureStageSeconds: 20,
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await secure.close();
+  });
+
+  it('send their updates only masked, and the round publishes their sum', async () => {
+    const engines = [0, 1, 2, 3].map(
+      () => new Engine({ openStore: async () => new MemoryStore(), locks: null }),
+    );
+    for (const [i, engine] of engines.entries()) {
+      await engine.init({ ...config, endpoint: secure.url });
+      for (const item of [`item-${i + 2}`, `item-${i + 7}`, `item-${i + 3}`]) {
+        await engine.track({ type: 'click', item });
+      }
+    }
+    const posts = await postsDuring(async () => {
+      const results = await Promise.all(engines.map((engine) => engine.sync()));
+      for (const result of results) {
+        expect(result).toMatchObject({ status: 'uploaded', modelVersion: 2 });
+      }
+    });
+    expect(posts).not.toContain('/v1/updates');
+    expect(posts.filter((path) => path === '/v1/secure/join')).toHaveLength(4);
+    expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });
+    expect((await secure.store.history(1))[0]).toMatchObject({ updates: 4, norms: [] });
+  }, 60_000);
+});

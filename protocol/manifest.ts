@@ -189,6 +189,11 @@ export interface FederationParams {
    * only. Absent: the update is the whole model.
    */
   readonly updateRows?: readonly number[];
+  /**
+   * 'secure': the device takes part in secure aggregation rounds (protocol/secagg/http.ts), and its
+   * update leaves it only masked. Absent: it posts its update on its own (POST /v1/updates).
+   */
+  readonly aggregation?: 'secure';
 }
 
 /** The q a device flips its coin with: the manifest's, or 1 where an older manifest has none. */
@@ -276,6 +281,7 @@ export function parseManifest(value: unknown): ModelManifest {
   }
   const rows = f.updateRows;
   if (rows !== undefined && !ascendingRows(rows, typedDims.items)) bad('federation.updateRows');
+  if (f.aggregation !== undefined && f.aggregation !== 'secure') bad('federation.aggregation');
   return value as ModelManifest;
 }
 

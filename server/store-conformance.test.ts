@@ -257,6 +257,71 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       });
     });
 
+    describe('summed rounds (secure aggregation)', () => {
+      const config = resolveConfig({ noiseMultiplier: 0, minCohort: 3, maxStaleness: 1 });
+      const total = (count: number, baseVersion = 1, salt = 1) => {
+        const sum = makeDelta(0.5 * count, salt);
+        return { baseVersion, sum, count, openedAt: new Date(T0).toISOString() };
+      };
+
+      it('publishes the mean of the sum and records the round with its participants only', async () => {
+        await seedStore(config);
+        const summed = total(4);
+        const outcome = await store.publishSum(summed, roundPolicy(config), new Date(T0));
+        expect(outcome).toEqual({ round: 1, version: 2 });
+        const published = bytesToFloat32((await store.getWeightBytes(2))!);
+        const seed = seedWeights();
+        for (let i = 0; i < PARAMS; i++) {
+          // FedAvg at the default server learning rate 1: the mean, sum / count.
+          expect(published[i]).toBeCloseTo(seed[i]! + summed.sum[i]! / 4, 6);
+        }
+        expect(await store.counts()).toMatchObject({
+          versions: 2,
+          rounds: 1,
+          updates: 0,
+          tokens: 0,
+        });
+        const [round] = await store.history(5);
+        expect(round).toMatchObject({
+          status: 'published',
+          publishedVersion: 2,
+          updates: 4,
+          norms: [],
+        });
+        expect(await store.privacyLedger()).toEqual([
+          { round: 1, version: 2, noiseMultiplier: 0, sampleRate: config.sampleRate * 2 },
+        ]);
+        expect(await db.rows('SELECT participants FROM rounds')).toEqual([{ participants: 4 }]);
+      });
+
+      it('refuses a sum over fewer than m, outside the staleness bound or of another length, changing nothing', async () => {
+        await seedStore(config);
+        const policy = roundPolicy(config);
+        await expect(store.publishSum(total(2), policy)).rejects.toMatchObject({
+          code: 'HEARTH_E_SECAGG_THRESHOLD',
+        });
+        const short = { ...total(3), sum: makeDelta(1).subarray(1) };
+        await expect(store.publishSum(short, policy)).rejects.toMatchObject({
+          code: 'HEARTH_E_UPDATE_SHAPE',
+        });
+        const failing = {
+          ...policy,
+          aggregateSum: () => {
+            throw new Error('crash in the middle of aggregation');
+          },
+        };
+        await expect(store.publishSum(total(3), failing)).rejects.toThrow(/crash/);
+        expect(await store.counts()).toMatchObject({ versions: 1, rounds: 0 });
+        // On v1, v2 and then v3: a sum on v1 is one behind at v2 (taken) and two at v3 (refused).
+        expect(await store.publishSum(total(3), policy)).toMatchObject({ version: 2 });
+        expect(await store.publishSum(total(3, 1, 2), policy)).toMatchObject({ version: 3 });
+        await expect(store.publishSum(total(3, 1, 3), policy)).rejects.toMatchObject({
+          code: 'HEARTH_E_UPDATE_STALE',
+        });
+        expect(await store.counts()).toMatchObject({ versions: 3, rounds: 2 });
+      });
+    });
+
     describe('rounds', () => {
       it('aggregates after minCohort updates into version 2, exactly once', async () => {
         // FedAvg's weights, which clamp the claimed counts (the default weighs all alike).

@@ -89,6 +89,7 @@ export function federationParams(config: ServerConfig): FederationParams {
     maxExamples: config.maxExamples,
     sampleRate: config.sampleRate,
     maxStaleness: config.maxStaleness,
+    ...(config.aggregation === 'secure' ? { aggregation: 'secure' as const } : {}),
   };
 }
 

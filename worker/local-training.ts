@@ -22,6 +22,7 @@ import {
   updateLength,
 } from '../protocol/update-layout.js';
 import { drawForVersion } from './participation.js';
+import { takePartSecurely } from './secure-client.js';
 import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
 import type { InteractionStore, OutboxEntry } from './store.js';
@@ -210,6 +211,9 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
   const pending = await currentOutbox(host.store, global);
   const sessions = toTrainingSessions(await host.store.all(), host.indexOf);
   if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
+  if (global.manifest.federation.aggregation === 'secure') {
+    return shareInSecureRound(host, meta, pending, sessions);
+  }
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   try {
     const join = await joinRound(config.endpoint, config.siteKey);
@@ -271,6 +275,86 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
         .setOutbox({ ...update, createdAt: Date.now() })
         .catch((e: unknown) => log.warn('could not keep the update for later', e));
       reason += ' (kept; retried on the next sync while this model version is current)';
+    }
+    return { status: 'failed', reason, modelVersion: version };
+  }
+}
+
+/** How long a device waits for a secure round to form before it gives up until its next sync. */
+export const SECURE_FORM_WAIT_MS = 120_000;
+
+/**
+ * The same round through secure aggregation (the manifest's `federation.aggregation` is 'secure'):
+ * the device joins the forming round, learns locally once the round's parameters name the version
+ * it holds, and sends its clipped update only masked (worker/secure-client.ts). A round on another
+ * version means a newer model: the device refetches it and leaves before sending anything.
+ */
+async function shareInSecureRound(
+  host: ShareHost,
+  meta: { readonly uploadsSent: number },
+  pending: OutboxEntry | undefined,
+  sessions: ReturnType<typeof toTrainingSessions>,
+): Promise<SyncResult> {
+  const { config, global } = host;
+  const { version, layoutHash, federation } = global.manifest;
+  let update: Omit<OutboxEntry, 'createdAt'> | undefined;
+  let newer = false;
+  try {
+    const outcome = await takePartSecurely({
+      endpoint: config.endpoint,
+      ...(config.siteKey ? { siteKey: config.siteKey } : {}),
+      expected: { minimum: federation.minCohort, clipNorm: federation.clipNorm },
+      formWaitMs: SECURE_FORM_WAIT_MS,
+      input: async (info) => {
+        if (info.version !== version || info.layoutHash !== layoutHash) {
+          newer = true;
+          return undefined;
+        }
+        // Kept while offline on this very version: sent rather than trained again.
+        if (pending?.baseVersion === version) {
+          update = pending;
+          return pending.delta;
+        }
+        if (sessions.length === 0) return undefined;
+        const learned = await learnLocally(global, sessions, global.local, host.settings);
+        if (!host.uploadsAllowed()) {
+          learned.model.dispose();
+          return undefined;
+        }
+        update = learned.update;
+        await host.serveLocal(learned.model, learned.weights);
+        return learned.update.delta;
+      },
+    });
+    if ('left' in outcome) {
+      if (newer) {
+        await host.refetch();
+        return skipped('the secure round is on a newer model; refetched it', version);
+      }
+      return skipped(`left the secure round before sending anything (at ${outcome.left})`, version);
+    }
+    if (update === pending && pending) await host.store.setOutbox(null);
+    if (outcome.status !== 'published') {
+      return {
+        status: 'failed',
+        reason: `secure round abandoned (${outcome.reason})`,
+        modelVersion: version,
+      };
+    }
+    await host.store.setMeta({ sinceUpload: 0, uploadsSent: meta.uploadsSent + 1 });
+    const published = outcome.version ?? version;
+    if (published > version) await host.refetch();
+    return { status: 'uploaded', modelVersion: published, bytes: outcome.bytesSent };
+  } catch (error) {
+    log.warn('secure round failed', error);
+    const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
+    let reason = `${code}: ${String(error)}`;
+    const kept = update as Omit<OutboxEntry, 'createdAt'> | undefined;
+    if (kept && kept !== pending && isRetryable(error)) {
+      await host.store
+        .setOutbox({ ...kept, createdAt: Date.now() })
+        .catch((e: unknown) => log.warn('could not keep the update for later', e));
+      reason += ' (kept for the next round on this model version)';
     }
     return { status: 'failed', reason, modelVersion: version };
   }

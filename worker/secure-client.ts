@@ -52,6 +52,11 @@ export interface SecureRoundRequest {
     info: SecureRoundInfo,
   ) => Float32Array | undefined | Promise<Float32Array | undefined>;
   readonly random?: RandomBytes;
+  /**
+   * How long to wait for the round to form (milliseconds; default no limit). A device that gives
+   * up leaves before sending anything; if the round forms with it, it counts as dropped at stage 1.
+   */
+  readonly formWaitMs?: number;
   /** Test seam: a tab closed just after the device sent (or fetched) this step. */
   readonly leaveAfter?: SecureStep;
   /** Called after each step (tests, progress). */
@@ -116,8 +121,9 @@ export async function takePartSecurely(
     done(step);
   };
   /** Polls a fetch step until the server has its answer (204 means: not yet, ask again). */
-  const receive = async (step: SecureStep): Promise<Response> => {
+  const receive = async (step: SecureStep, until = Infinity): Promise<Response> => {
     for (;;) {
+      if (Date.now() > until) throw new Left(step);
       const response = await fetch(base(secureStepPath(join.round, step)), {
         method: 'POST',
         headers: headers(device),
@@ -135,7 +141,8 @@ export async function takePartSecurely(
   };
 
   try {
-    const info = (await (await receive('params')).json()) as SecureRoundInfo;
+    const formBy = Date.now() + (request.formWaitMs ?? Infinity);
+    const info = (await (await receive('params', formBy)).json()) as SecureRoundInfo;
     const params = paramsFromInfo(info, join.device, request.expected);
     done('params');
     const input = await request.input(info);
