@@ -346,12 +346,24 @@ function bodyDeadline(app: FastifyInstance, ms: number): void {
     const socket = request.raw.socket as Socket | undefined;
     return typeof socket?.setTimeout === 'function' ? socket : undefined;
   };
+  // One listener per request, removed when its clock stops: a keep-alive socket carries many
+  // requests (a secure round's device polls), and setTimeout(ms, cb) would add one each time.
+  const closers = new WeakMap<FastifyRequest, () => void>();
   app.addHook('onRequest', async (request) => {
     const socket = socketOf(request);
-    socket?.setTimeout(ms, () => socket.destroy());
+    if (!socket) return;
+    const close = () => socket.destroy();
+    closers.set(request, close);
+    socket.setTimeout(ms);
+    socket.once('timeout', close);
   });
   const stop = async (request: FastifyRequest): Promise<void> => {
-    socketOf(request)?.setTimeout(0);
+    const socket = socketOf(request);
+    const close = closers.get(request);
+    if (!socket || !close) return;
+    socket.setTimeout(0);
+    socket.removeListener('timeout', close);
+    closers.delete(request);
   };
   app.addHook('preHandler', stop);
   app.addHook('onResponse', stop);

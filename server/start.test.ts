@@ -135,4 +135,27 @@ describe('every request ends', () => {
       await server.close();
     }
   }, 60_000);
+
+  it('keeps one timeout listener on a keep-alive socket, however many requests it carries', async () => {
+    const server = await startServer({ ...config, requestTimeoutSeconds: 1 });
+    const listeners: number[] = [];
+    server.app.server.on('connection', (socket: import('node:net').Socket) => {
+      socket.on('data', () => listeners.push(socket.listenerCount('timeout')));
+    });
+    try {
+      const socket = connect(server.port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let replies = 0;
+      socket.on('data', (chunk) => (replies += String(chunk).split('HTTP/1.1 200').length - 1));
+      for (let i = 0; i < 20; i++) {
+        socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+        await expect.poll(() => replies).toBe(i + 1);
+      }
+      socket.destroy();
+      // Node keeps one listener of its own; each request's is removed once its body is in.
+      expect(Math.max(...listeners)).toBeLessThanOrEqual(2);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -1,0 +1,114 @@
+/**
+ * Secure aggregation in real Chromium: six pages, each its own browser context (its own IndexedDB),
+ * take part in one round of a second aggregation server started by this spec with
+ * `--aggregation secure`; two close mid-round, one after sending its keys and one after sending its
+ * masked update. The round publishes without them, the pages that stayed are told so, and no byte
+ * string any page sent appears in the server's SQLite file. (That the published model is the sum of
+ * the survivors' updates, to the fixed-point rounding, is checked in Node with the same client:
+ * integration/secure-rounds.test.ts.)
+ */
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { resolveConfig } from '../server/config.js';
+import { startServer, type RunningServer } from '../server/start.js';
+import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
+
+let dir: string;
+let secure: RunningServer;
+
+test.beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-secure-'));
+  secure = await startServer(
+    resolveConfig({
+      port: 0,
+      host: '127.0.0.1',
+      dbPath: join(dir, 'secure.sqlite'),
+      modelDir: join(stackDir(), 'model'),
+      aggregation: 'secure',
+      noiseMultiplier: 0,
+      sampleRate: 1,
+      minCohort: 4,
+      secureCohort: 6,
+      // A stage closes as soon as its devices have all answered; this only bounds the two stages
+      // a closed page leaves waiting.
+      secureStageSeconds: 20,
+    }),
+  );
+});
+
+test.afterAll(async () => {
+  await secure.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A page of its own context, with every POST body it sends recorded. */
+async function openDevice(context: BrowserContext, bodies: Buffer[]): Promise<Page> {
+  const page = await context.newPage();
+  page.on('request', (request) => {
+    const body = request.postDataBuffer();
+    if (request.method() === 'POST' && body && body.length > 0) bodies.push(body);
+  });
+  await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(secure.url)}`);
+  return page;
+}
+
+test('six pages, two closed mid-round: the round publishes, no body reaches the database', async ({
+  browser,
+}) => {
+  test.setTimeout(150_000);
+  const bodies: Buffer[] = [];
+  const contexts = await Promise.all(Array.from({ length: 6 }, () => browser.newContext()));
+  const pages = await Promise.all(contexts.map((context) => openDevice(context, bodies)));
+  for (const [i, page] of pages.entries()) await clickRecommendations(page, [i % 3, (i + 1) % 4]);
+
+  // Page 1 closes once its keys are out, page 4 once its masked update is out.
+  const closeAfter = (page: Page, step: string) =>
+    page
+      .waitForResponse((response) => response.url().endsWith(`/${step}`), { timeout: 120_000 })
+      .then(() => page.context().close());
+  const closing = [closeAfter(pages[1]!, 'keys'), closeAfter(pages[4]!, 'masked')];
+  const syncs = pages.map((page) =>
+    page
+      .evaluate(() =>
+        (
+          window as unknown as {
+            hearth: { sync(): Promise<{ status: string; modelVersion: number }> };
+          }
+        ).hearth.sync(),
+      )
+      .catch(() => 'closed' as const),
+  );
+  const results = await Promise.all(syncs);
+  await Promise.all(closing);
+  expect(results[1]).toBe('closed');
+  expect(results[4]).toBe('closed');
+  for (const i of [0, 2, 3, 5]) {
+    expect(results[i]).toMatchObject({ status: 'uploaded', modelVersion: 2 });
+  }
+  await Promise.all(contexts.map((context) => context.close().catch(() => undefined)));
+
+  // Five in the sum: page 1 never shared its keys; page 4's masked update was in before it left.
+  expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });
+  expect((await secure.store.history(1))[0]).toMatchObject({ updates: 5, norms: [] });
+  // Whatever the server wrote, the database file and its write-ahead log hold it.
+  const db = new Database(join(dir, 'secure.sqlite'), { readonly: true });
+  expect(db.prepare('SELECT participants FROM rounds').all()).toEqual([{ participants: 5 }]);
+  db.close();
+  const stored = Buffer.concat(
+    ['secure.sqlite', 'secure.sqlite-wal']
+      .map((name) => join(dir, name))
+      .flatMap((path) => {
+        try {
+          return [readFileSync(path)];
+        } catch {
+          return [];
+        }
+      }),
+  );
+  const sent = bodies.filter((body) => body.length >= 48);
+  expect(sent.length).toBeGreaterThan(6);
+  for (const body of sent) expect(stored.includes(body.subarray(16, 48))).toBe(false);
+});
