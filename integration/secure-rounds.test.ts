@@ -122,6 +122,33 @@ describe('secure aggregation rounds over HTTP', () => {
     }
   }, 30_000);
 
+  it("with noise on, the sum carries the devices' Skellam noise and the ledger prices it", async () => {
+    const z = 1;
+    const { url } = await start({ minCohort: 4, secureCohort: 4, noiseMultiplier: z });
+    const devices = [1, 2, 3, 4].map((salt) => device(url, salt));
+    const outcomes = await Promise.all(devices.map((d) => d.run()));
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ status: 'published' });
+    const published = await weights(url, 2);
+    const seed = seedWeights();
+    // The fixed-denominator mean (m = 4) plus the noise: of std z S on the sum, z S / m on the mean.
+    const residual = Array.from(seed, (w, j) => {
+      const mean = devices.reduce((sum, d) => sum + d.delta[j]!, 0) / 4;
+      return published[j]! - w - mean;
+    });
+    const std = Math.sqrt(residual.reduce((s, r) => s + r * r, 0) / residual.length);
+    // 64 coordinates: the sample std is within 30% (over 3 of its standard errors) of z S / m.
+    expect(std).toBeGreaterThan(0.7 * ((z * S) / 4));
+    expect(std).toBeLessThan(1.3 * ((z * S) / 4));
+    const privacy = await (await fetch(`${url}${PATHS.privacy}`)).json();
+    expect(privacy.rounds).toBe(1);
+    expect(privacy.epsilon).toBeGreaterThan(0);
+    expect(privacy.epsilon).toBeLessThan(Infinity);
+    const ledger = await server!.store.privacyLedger();
+    expect(ledger[0]!.skellam!.mu).toBeGreaterThan(0);
+    // z recorded for the round is the devices': sqrt(mu) / Delta2 is z up to the rounding slack.
+    expect(Math.sqrt(ledger[0]!.skellam!.mu) / ledger[0]!.skellam!.l2).toBeCloseTo(z, 3);
+  }, 30_000);
+
   it('abandons a round that falls below t, publishing nothing', async () => {
     const { url } = await start({ minCohort: 4, secureCohort: 4 });
     const devices = [1, 2, 3, 4].map((salt) =>
@@ -183,6 +210,7 @@ describe('a device checks the round before it sends anything', () => {
     clipNorm: 1,
     summands: 4,
     bits: 32,
+    noiseVariance: 0,
   };
   const expected = { minimum: 4, clipNorm: 1 };
 
@@ -195,6 +223,7 @@ describe('a device checks the round before it sends anything', () => {
     ['a round without this device', { devices: [1, 3, 4, 5] }],
     ['another clip bound', { clipNorm: 2 }],
     ['fewer summands than devices', { summands: 3 }],
+    ['a noise variance out of range', { noiseVariance: -1 }],
     ['a malformed graph seed', { graphSeed: 'zz' }],
     ['a minority share threshold', { shareThreshold: 2 }],
   ])('refuses %s', (_, change) => {

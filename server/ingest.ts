@@ -23,7 +23,14 @@ import { fedAdamTauOf, type ServerConfig } from './config.js';
 import { FEDADAM, fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
 import { assertBudgetAllowsRound, currentSettings } from './privacy.js';
-import type { RoundContext, RoundExpiry, RoundOutput, Store, SumRoundPolicy } from './store.js';
+import type {
+  RoundContext,
+  RoundExpiry,
+  RoundOutput,
+  SkellamRound,
+  Store,
+  SumRoundPolicy,
+} from './store.js';
 import { LayoutMoved, withinStaleness } from './store-rules.js';
 import { versionRows } from './versions.js';
 
@@ -58,6 +65,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
   const round = (
     context: RoundContext,
     fold: (options: AggregateOptions) => Float32Array,
+    skellam?: SkellamRound,
   ): RoundOutput => {
     assertBudgetAllowsRound(context.ledger, config);
     let optimizerState: FedAdamState | undefined;
@@ -72,9 +80,10 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       ...(itemStep ? { itemStep } : {}),
       aggregator: config.aggregator,
       trimFraction: config.trimFraction,
-      ...(noiseOn
+      // With the devices' Skellam noise already in the sum (secure rounds), none is added here.
+      ...(noiseOn ? { fixedDenominator: config.minCohort } : {}),
+      ...(noiseOn && !skellam
         ? {
-            fixedDenominator: config.minCohort,
             adjustMeanDelta: (mean: Float64Array) =>
               addGaussianNoise(mean, noiseStd(config), rng ?? cryptoGaussian()),
           }
@@ -98,7 +107,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     const weights = fold(options);
     return {
       weights,
-      privacy: currentSettings(config),
+      privacy: { ...currentSettings(config), ...(skellam ? { skellam } : {}) },
       ...(optimizerState ? { optimizerState } : {}),
     };
   };
@@ -108,7 +117,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     aggregate: (global, updates, context) =>
       round(context, (options) => aggregate(global, updates, options)),
     aggregateSum: (global, total, context) =>
-      round(context, (options) => aggregateSum(global, total, options)),
+      round(context, (options) => aggregateSum(global, total, options), total.skellam),
     layoutRows: (template, version, weights) =>
       versionRows(config, template.dims, version, weights, template.layoutHash),
   };

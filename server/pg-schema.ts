@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS rounds (
   sample_rate DOUBLE PRECISION,
   opened_at TEXT,
   abandoned_at TEXT,
-  participants INTEGER
+  participants INTEGER,
+  skellam TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
 CREATE TABLE IF NOT EXISTS tokens (
@@ -73,6 +74,7 @@ export async function migratePg(client: PoolClient): Promise<void> {
     await client.query(SCHEMA);
     // Schema 4: a table from schema 3 gains the column (CREATE TABLE IF NOT EXISTS left it alone).
     await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS participants INTEGER');
+    await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS skellam TEXT');
     const { rows } = await client.query<{ schema_version: number }>(
       'SELECT schema_version FROM hearth_meta WHERE id = 1',
     );

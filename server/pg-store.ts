@@ -95,7 +95,7 @@ async function latest(sql: Sql): Promise<number | undefined> {
 
 async function ledger(sql: Sql): Promise<RoundPrivacy[]> {
   const { rows } = await sql.query<LedgerRow>(
-    `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
+    `SELECT id, published_version, noise_multiplier, sample_rate, skellam FROM rounds
      WHERE status = 'published' ORDER BY id`,
   );
   return rows.map(decodeLedgerRow);
@@ -418,7 +418,7 @@ async function commitPublication(sql: Sql, round: number, publication: Publicati
   await insertVersion(sql, manifest, output.weights);
   await sql.query(
     `UPDATE rounds SET status = 'published', published_version = $1, noise_multiplier = $2,
-     sample_rate = $3 WHERE id = $4`,
+     sample_rate = $3, skellam = $4 WHERE id = $5`,
     publishedRoundValues(round, version, output.privacy),
   );
   if (output.optimizerState) {

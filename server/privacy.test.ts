@@ -221,3 +221,31 @@ describe('the private defaults at a steady traffic', () => {
     ]);
   });
 });
+
+describe('rounds noised by their devices (secure aggregation)', () => {
+  it('are priced by the Skellam accountant, a little above the Gaussian at the same z', () => {
+    const z = 1.2;
+    const l2 = 1e7 + Math.sqrt(1000); // scale S = 1e7 integer units, L = 1000, plain rounding
+    const skellam = { mu: (z * 1e7) ** 2, l1: l2 * Math.sqrt(1000), l2 };
+    const gaussian = ledgerEpsilon(
+      new Array(100).fill({ noiseMultiplier: z, sampleRate: 0.03 }),
+      1e-6,
+    );
+    const secure = ledgerEpsilon(
+      new Array(100).fill({ noiseMultiplier: z, sampleRate: 0.03, skellam }),
+      1e-6,
+    );
+    expect(secure.epsilon).toBeGreaterThan(gaussian.epsilon);
+    expect(secure.epsilon).toBeLessThan(1.4 * gaussian.epsilon);
+    // A secure round among Gaussian ones: every round at the Skellam orders, still finite.
+    const mixed = ledgerEpsilon(
+      [
+        { noiseMultiplier: z, sampleRate: 0.03 },
+        { noiseMultiplier: z, sampleRate: 0.03, skellam },
+      ],
+      1e-6,
+    );
+    expect(Number.isInteger(mixed.order)).toBe(true);
+    expect(mixed.epsilon).toBeLessThan(Infinity);
+  });
+});

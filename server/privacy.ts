@@ -11,7 +11,13 @@
  * charged at the effective rate q_eff = min(1, (s + 1) q), not q (effectiveSampleRate).
  */
 import { HearthError } from '../protocol/errors.js';
-import { computeRdp, DEFAULT_ORDERS, epsilonFromRdp } from '../protocol/privacy/index.js';
+import {
+  computeRdp,
+  computeSkellamRdp,
+  DEFAULT_ORDERS,
+  epsilonFromRdp,
+  SKELLAM_ORDERS,
+} from '../protocol/privacy/index.js';
 import type { EpsilonResult } from '../protocol/privacy/index.js';
 import type { ServerConfig } from './config.js';
 import type { RoundPrivacySettings } from './store.js';
@@ -41,34 +47,41 @@ export interface PrivacyReport {
   readonly exhausted: boolean;
 }
 
-/** Per-step RDP of (q, z), memoised: every join and every round would otherwise redo the series. */
+/** Per-step RDP of a round's settings at `orders`, memoised: every join would otherwise redo it. */
 const perStepRdp = new Map<string, readonly number[]>();
 
-function rdpPerStep(settings: RoundPrivacySettings): readonly number[] {
-  const key = `${settings.sampleRate}/${settings.noiseMultiplier}`;
+function rdpPerStep(settings: RoundPrivacySettings, orders: readonly number[]): readonly number[] {
+  const { sampleRate: q, noiseMultiplier: z, skellam } = settings;
+  const key = JSON.stringify([orders.length, q, z, skellam?.mu, skellam?.l1, skellam?.l2]);
   let rdp = perStepRdp.get(key);
   if (!rdp) {
-    rdp = computeRdp(settings.sampleRate, settings.noiseMultiplier, 1, DEFAULT_ORDERS);
+    // A secure round's noise is the devices' Skellam noise (general subsampling bound); any other
+    // round's is the server's Gaussian (exact sampled-Gaussian analysis).
+    rdp = skellam
+      ? computeSkellamRdp(skellam, skellam.mu, q, 1, orders)
+      : computeRdp(q, z, 1, orders);
     perStepRdp.set(key, rdp);
   }
   return rdp;
 }
 
 /**
- * Epsilon at `delta` after the given rounds (any mix of settings). No rounds: epsilon 0. Any round
- * without noise (z = 0): Infinity, order NaN.
+ * Epsilon at `delta` after the given rounds (any mix of settings and mechanisms). No rounds:
+ * epsilon 0. Any round without noise (z = 0): Infinity, order NaN. With any secure round among
+ * them, every round is taken at the integer orders the Skellam bound is stated for.
  */
 export function ledgerEpsilon(
   rounds: readonly RoundPrivacySettings[],
   delta: number,
 ): EpsilonResult {
-  const total = new Array<number>(DEFAULT_ORDERS.length).fill(0);
+  const orders = rounds.some((round) => round.skellam) ? SKELLAM_ORDERS : DEFAULT_ORDERS;
+  const total = new Array<number>(orders.length).fill(0);
   for (const round of rounds) {
     if (!(round.noiseMultiplier > 0)) return { epsilon: Infinity, order: NaN };
-    const rdp = rdpPerStep(round);
+    const rdp = rdpPerStep(round, orders);
     for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
   }
-  return epsilonFromRdp(DEFAULT_ORDERS, total, delta);
+  return epsilonFromRdp(orders, total, delta);
 }
 
 /**
@@ -169,7 +182,8 @@ export function privacyReportJson(
  * Infinity from the first round without noise on.
  */
 export function epsilonCurve(rounds: readonly RoundPrivacySettings[], delta: number): number[] {
-  const total = new Array<number>(DEFAULT_ORDERS.length).fill(0);
+  const orders = rounds.some((round) => round.skellam) ? SKELLAM_ORDERS : DEFAULT_ORDERS;
+  const total = new Array<number>(orders.length).fill(0);
   const curve: number[] = [];
   let infinite = false;
   for (const round of rounds) {
@@ -178,9 +192,9 @@ export function epsilonCurve(rounds: readonly RoundPrivacySettings[], delta: num
       curve.push(Infinity);
       continue;
     }
-    const rdp = rdpPerStep(round);
+    const rdp = rdpPerStep(round, orders);
     for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
-    curve.push(epsilonFromRdp(DEFAULT_ORDERS, total, delta).epsilon);
+    curve.push(epsilonFromRdp(orders, total, delta).epsilon);
   }
   return curve;
 }

@@ -57,7 +57,8 @@ import {
   type SecureStep,
 } from '../protocol/secagg/http.js';
 import type { ServerConfig } from './config.js';
-import type { Store, SumRoundPolicy } from './store.js';
+import { MAX_SKELLAM_VARIANCE, skellamSensitivity } from '../protocol/privacy/index.js';
+import type { SkellamRound, Store, SumRoundPolicy } from './store.js';
 
 /** Bits of the fixed-point words: the whole 32, with n summands of magnitude <= S never wrapping. */
 export const SECURE_BITS = 32;
@@ -74,6 +75,45 @@ export function neighboursFor(n: number): number {
   if (n <= 30) return n - 1;
   const k = Math.ceil(4 * Math.log2(n));
   return Math.min(n - 1, k + (k % 2));
+}
+
+/** How a round's devices encode their updates, and the noise they add. */
+export interface SecureEncoding {
+  /** fixed-point.ts's summands: the round's n plus headroom for the noise. */
+  readonly summands: number;
+  /** Integer units per update unit. */
+  readonly scale: number;
+  /** Skellam variance each device adds per coordinate (0: none). */
+  readonly noiseVariance: number;
+  /** The noise of the smallest sum the server can unmask (t devices'), for the ledger. */
+  readonly skellam?: SkellamRound;
+}
+
+/**
+ * The encoding of a round of n devices with threshold t and L coordinates, for noise multiplier z:
+ * each device adds Skellam noise of variance mu / t, so any sum the server can unmask (at least t
+ * devices) carries noise of variance at least mu = (z S scale)^2 per coordinate, the same z S the
+ * server's Gaussian would add to the sum (z S / m on the mean). The scale leaves room, within the
+ * 32-bit words, for n updates of norm S and 64 standard deviations of the noise, so nothing wraps.
+ */
+export function secureEncoding(
+  clip: number,
+  z: number,
+  n: number,
+  t: number,
+  length: number,
+): SecureEncoding {
+  const limit = 2 ** (SECURE_BITS - 1) - 1;
+  if (!(z > 0))
+    return { summands: n, scale: fixedPointScale(clip, n, SECURE_BITS), noiseVariance: 0 };
+  let summands = n + Math.ceil(64 * z * Math.sqrt(n / t));
+  // Each device's variance mu / t = (z Q)^2 / t must stay within what the sampler draws.
+  const largest = Math.floor(Math.sqrt(MAX_SKELLAM_VARIANCE * t) / z);
+  summands = Math.max(summands, Math.ceil(limit / largest));
+  const scale = fixedPointScale(clip, summands, SECURE_BITS);
+  const mu = (z * clip * scale) ** 2;
+  const skellam = { mu, ...skellamSensitivity({ clip, scale, dimension: length }) };
+  return { summands, scale, noiseVariance: mu / t, skellam };
 }
 
 /** t': a strict majority of a device's k + 1 holders (params.ts explains why no fewer). */
@@ -102,6 +142,7 @@ interface LiveRound {
   readonly members: Map<string, DeviceId>;
   readonly openedAt: Date;
   info?: SecureRoundInfo;
+  encoding?: SecureEncoding;
   state?: ServerRound;
   rosters?: Map<DeviceId, KeysMessage[]>;
   forwarded?: Map<DeviceId, EncryptedShare[]>;
@@ -229,7 +270,15 @@ export class SecureRounds {
         graphSeed: randomBytes(32),
       };
       checkParams(params);
+      round.encoding = secureEncoding(
+        this.config.clipNorm,
+        this.config.noiseMultiplier,
+        devices.length,
+        params.threshold,
+        params.length,
+      );
       round.state = startRound(params);
+      const { summands, noiseVariance } = round.encoding;
       round.info = roundInfo(
         params,
         {
@@ -237,7 +286,7 @@ export class SecureRounds {
           layoutHash: manifest.layoutHash,
           clipNorm: this.config.clipNorm,
         },
-        SECURE_BITS,
+        { summands, bits: SECURE_BITS, noiseVariance },
       );
       this.openStage(round, 'keys');
     } catch (error) {
@@ -301,10 +350,14 @@ export class SecureRounds {
     const decoded = Float32Array.from(
       decodeFixedPointSum(sum, info.clipNorm, info.summands, info.bits),
     );
-    // Each device clipped to S before encoding, and rounding moves each coordinate by < 1 step.
-    const step = 1 / fixedPointScale(info.clipNorm, info.summands, info.bits);
+    // Each device clipped to S before encoding, and rounding moves each coordinate by < 1 step;
+    // the noise of the survivors (variance v each) has norm about sqrt(L n v) / scale, and a chi
+    // variable is within 10 of its mean but with negligible probability.
+    const { scale, noiseVariance, skellam } = round.encoding!;
+    const noise = (Math.sqrt(info.length) + 10) * Math.sqrt(survivors.length * noiseVariance);
     const bound =
-      survivors.length * (info.clipNorm * (1 + NORM_SLACK) + Math.sqrt(info.length) * step);
+      survivors.length * (info.clipNorm * (1 + NORM_SLACK) + Math.sqrt(info.length) / scale) +
+      noise / scale;
     const norm = l2Norm(decoded);
     if (!(norm <= bound)) {
       throw new HearthError('HEARTH_E_SECAGG_NORM', `sum of norm ${norm}, bound ${bound}`);
@@ -315,6 +368,7 @@ export class SecureRounds {
         sum: decoded,
         count: survivors.length,
         openedAt: round.openedAt.toISOString(),
+        ...(skellam ? { skellam } : {}),
       },
       this.options.policy,
       new Date(this.now()),

@@ -10,7 +10,7 @@ import type Database from 'better-sqlite3';
  * 3: rounds may be 'abandoned' (deadline passed short of m updates); rounds record when they opened
  *    and when they were abandoned.
  * 4: rounds published from a secure aggregation sum record how many devices it held
- *    (`participants`); they have no updates.
+ *    (`participants`; they have no updates) and the devices' Skellam noise (`skellam`, JSON).
  */
 export const SCHEMA_VERSION = 4;
 
@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS ${name} (
   opened_at TEXT,
   abandoned_at TEXT,
   -- Devices in a secure aggregation round's sum (NULL: a round of stored updates).
-  participants INTEGER
+  participants INTEGER,
+  -- The devices' Skellam noise of a secure round, JSON {mu, l1, l2} (NULL: the server's noise).
+  skellam TEXT
 );`;
 
 const SCHEMA = `
@@ -75,6 +77,7 @@ const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] 
   { table: 'rounds', column: 'opened_at', type: 'TEXT' },
   { table: 'rounds', column: 'abandoned_at', type: 'TEXT' },
   { table: 'rounds', column: 'participants', type: 'INTEGER' },
+  { table: 'rounds', column: 'skellam', type: 'TEXT' },
 ];
 
 /** Creates or upgrades the schema of `db` (foreign keys must be on; they are on again after). */
@@ -112,10 +115,10 @@ function rebuildRounds(db: Database.Database): void {
       db.exec(ROUNDS_TABLE('rounds_v3'));
       db.prepare(
         `INSERT INTO rounds_v3 (id, base_version, status, published_version, noise_multiplier,
-           sample_rate, opened_at, abandoned_at, participants)
+           sample_rate, opened_at, abandoned_at, participants, skellam)
          SELECT id, base_version, status, published_version, noise_multiplier, sample_rate,
            COALESCE(opened_at, (SELECT MIN(issued_at) FROM tokens WHERE tokens.round = rounds.id), ?),
-           abandoned_at, participants
+           abandoned_at, participants, skellam
          FROM rounds`,
       ).run(new Date().toISOString());
       db.exec('DROP TABLE rounds');

@@ -146,7 +146,7 @@ export class SqliteStore implements Store {
   private ledger(): RoundPrivacy[] {
     const rows = this.db
       .prepare(
-        `SELECT id, published_version, noise_multiplier, sample_rate FROM rounds
+        `SELECT id, published_version, noise_multiplier, sample_rate, skellam FROM rounds
          WHERE status = 'published' ORDER BY id`,
       )
       .all() as LedgerRow[];
@@ -342,7 +342,7 @@ export class SqliteStore implements Store {
     this.db
       .prepare(
         `UPDATE rounds SET status = 'published', published_version = ?, noise_multiplier = ?,
-         sample_rate = ? WHERE id = ?`,
+         sample_rate = ?, skellam = ? WHERE id = ?`,
       )
       .run(...publishedRoundValues(round, version, output.privacy));
     if (output.optimizerState) {

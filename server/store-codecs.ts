@@ -13,6 +13,7 @@ import type {
   RoundHistory,
   RoundPrivacy,
   RoundPrivacySettings,
+  SkellamRound,
   UpdateSubmission,
 } from './store.js';
 
@@ -87,12 +88,14 @@ export interface TokenRow {
   readonly base_version: number;
 }
 
-/** A published round as `SELECT id, published_version, noise_multiplier, sample_rate` reads it. */
+/** A published round as `SELECT id, published_version, noise_multiplier, sample_rate, skellam` reads it. */
 export interface LedgerRow {
   readonly id: number;
   readonly published_version: number;
   readonly noise_multiplier: number | null;
   readonly sample_rate: number | null;
+  /** JSON of the round's SkellamRound (schema 4), null for server-noised rounds. */
+  readonly skellam: string | null;
 }
 
 /** A published round's ledger entry. */
@@ -103,19 +106,24 @@ export function decodeLedgerRow(row: LedgerRow): RoundPrivacy {
     version: row.published_version,
     noiseMultiplier: row.noise_multiplier ?? 0,
     sampleRate: row.sample_rate ?? 1,
+    ...(row.skellam ? { skellam: JSON.parse(row.skellam) as SkellamRound } : {}),
   };
 }
 
 /**
  * The values that publish `round` as `version` under `privacy`, for
- * `UPDATE rounds SET status = 'published', published_version, noise_multiplier, sample_rate WHERE id`.
+ * `UPDATE rounds SET status = 'published', published_version, noise_multiplier, sample_rate,
+ * skellam WHERE id`.
  */
 export function publishedRoundValues(
   round: number,
   version: number,
   privacy: RoundPrivacySettings,
-): [number, number, number, number] {
-  return [version, privacy.noiseMultiplier, privacy.sampleRate, round];
+): [number, number, number, string | null, number] {
+  const skellam = privacy.skellam
+    ? JSON.stringify({ mu: privacy.skellam.mu, l1: privacy.skellam.l1, l2: privacy.skellam.l2 })
+    : null;
+  return [version, privacy.noiseMultiplier, privacy.sampleRate, skellam, round];
 }
 
 /** The single `optimizer_state` row. */

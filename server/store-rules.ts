@@ -213,7 +213,11 @@ export function publishSumRound(
   const layout = manifestLayout(federation);
   const sum = fitUpdate(total.sum, dims, from, layout);
   const output = foldInLayout(dims, layout, base.weights, context, (c, ctx) =>
-    policy.aggregateSum(c, { sum, count: total.count }, ctx),
+    policy.aggregateSum(
+      c,
+      { sum, count: total.count, ...(total.skellam ? { skellam: total.skellam } : {}) },
+      ctx,
+    ),
   );
   const version = current + 1;
   const rows = policy.layoutRows?.(base.manifest, version, output.weights);

@@ -65,6 +65,11 @@ export interface SumSubmission {
   readonly count: number;
   /** ISO time the round formed (its first device joined). */
   readonly openedAt: string;
+  /**
+   * The noise the devices added (secure aggregation with distributed DP): the server then adds
+   * none, and the ledger records this. Absent: the round policy adds its own.
+   */
+  readonly skellam?: SkellamRound;
 }
 
 /** What publishing a summed round did. */
@@ -73,14 +78,31 @@ export interface SumOutcome {
   readonly version: number;
 }
 
+/**
+ * The distributed Skellam noise of a secure round (protocol/privacy/skellam.ts), in the integer
+ * units the devices sent: mu, the noise variance per coordinate of the smallest sum the server could
+ * unmask, and the L1 and L2 sensitivities of one device's rounded update.
+ */
+export interface SkellamRound {
+  readonly mu: number;
+  readonly l1: number;
+  readonly l2: number;
+}
+
 /** The DP parameters a round was published under (z = 0: no noise). */
 export interface RoundPrivacySettings {
+  /**
+   * z: with `skellam` absent, the round's mean got Gaussian noise of std z S / m from the server;
+   * with it, the devices' noise, of about the same size (z = sqrt(mu) / Delta2 there).
+   */
   readonly noiseMultiplier: number;
   /**
    * The sampling rate the accountant charges the round at: the effective q_eff = min(1, (s + 1) q)
    * of privacy.ts (just q under a staleness bound of 0, and in rounds from before the bound).
    */
   readonly sampleRate: number;
+  /** Present when the noise came from the devices of a secure round, not from the server. */
+  readonly skellam?: SkellamRound;
 }
 
 /** One published round in the privacy ledger. */
@@ -113,7 +135,12 @@ export interface RoundOutput {
 export interface SumRoundPolicy extends RoundPolicy {
   readonly aggregateSum: (
     global: Float32Array,
-    total: { readonly sum: ArrayLike<number>; readonly count: number },
+    total: {
+      readonly sum: ArrayLike<number>;
+      readonly count: number;
+      /** The devices' own noise is in the sum: the policy must add none, and records this. */
+      readonly skellam?: SkellamRound;
+    },
     context: RoundContext,
   ) => RoundOutput;
 }

@@ -8,6 +8,7 @@
  * out, which the round survives.
  */
 import type { ErrorReply } from '../protocol/api.js';
+import { addSkellamNoise } from '../protocol/privacy/skellam-sampler.js';
 import { HearthError, isErrorCode } from '../protocol/errors.js';
 import { PATHS, SITE_KEY_HEADER, secureStepPath } from '../protocol/routes.js';
 import {
@@ -154,6 +155,8 @@ export async function takePartSecurely(
       );
     }
     const encoded = encodeFixedPoint(input, info.clipNorm, info.summands, info.bits, { random });
+    // This device's share of the round's DP noise: the server never sees the update without it.
+    addSkellamNoise(encoded, info.noiseVariance);
     const { round, message } = advertiseKeys(params, join.device, random);
     await send('keys', encodeKeys(message) as Uint8Array<ArrayBuffer>);
     const roster = decodeRoster(await bytes('roster'));

@@ -11,6 +11,7 @@
  */
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { HearthError } from '../errors.js';
+import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
 import { checkParams, type SecAggParams } from './params.js';
 
 /** The steps of a round, in the order a device takes them. */
@@ -60,10 +61,18 @@ export interface SecureRoundInfo {
   readonly version: number;
   /** The model's layout hash (protocol/manifest.ts): the shape the vector belongs to. */
   readonly layoutHash: number;
-  /** Fixed-point encoding (fixed-point.ts): clip S, summands (the round's n) and bits. */
+  /**
+   * Fixed-point encoding (fixed-point.ts): clip S, summands and bits. `summands` is the round's n
+   * plus headroom for the noise, so that n updates and the noise never wrap.
+   */
   readonly clipNorm: number;
   readonly summands: number;
   readonly bits: number;
+  /**
+   * The variance of the Skellam noise each device adds to every coordinate of its encoded update
+   * (protocol/privacy/skellam-sampler.ts), in integer units; 0: no noise (a round without DP).
+   */
+  readonly noiseVariance: number;
 }
 
 /** The reply to the `result` step. */
@@ -81,7 +90,7 @@ export interface SecureResult {
 export function roundInfo(
   params: SecAggParams,
   model: { readonly version: number; readonly layoutHash: number; readonly clipNorm: number },
-  bits: number,
+  encoding: { readonly summands: number; readonly bits: number; readonly noiseVariance: number },
 ): SecureRoundInfo {
   return {
     roundId: params.roundId,
@@ -94,8 +103,7 @@ export function roundInfo(
     version: model.version,
     layoutHash: model.layoutHash,
     clipNorm: model.clipNorm,
-    summands: params.devices.length,
-    bits,
+    ...encoding,
   };
 }
 
@@ -137,8 +145,13 @@ export function paramsFromInfo(
       `the round encodes with clip ${info.clipNorm}, the device clipped to ${expected.clipNorm}`,
     );
   }
-  if (info.summands !== info.devices.length || info.bits !== 32) {
-    refuse("the encoding must be 32-bit over the round's n summands");
+  if (!(Number.isSafeInteger(info.summands) && info.summands >= info.devices.length)) {
+    refuse(`the encoding must leave room for the round's ${info.devices.length} updates`);
+  }
+  if (info.bits !== 32) refuse('the encoding must be 32-bit');
+  const variance = info.noiseVariance;
+  if (!(typeof variance === 'number' && variance >= 0 && variance <= MAX_SKELLAM_VARIANCE)) {
+    refuse(`noise variance ${variance} is not in [0, 2^50]`);
   }
   return params;
 }
