@@ -18,6 +18,7 @@ test.beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-q0-'));
   unsampled = await startServer(
     resolveConfig({
+      aggregation: 'plaintext',
       port: 0,
       host: '127.0.0.1',
       dbPath: join(dir, 'q0.sqlite'),

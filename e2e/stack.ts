@@ -26,8 +26,10 @@ const system = await startSystem(
     minCohort,
     // Every device takes part: the specs count uploads (e2e/sampling.spec.ts runs its own q = 0).
     sampleRate: 1,
-    // npm start's demo preset: no noise at rounds of 2 (the specs read the published models).
+    // npm start's demo preset: no noise at rounds of 2 (the specs read the published models),
+    // updates in plaintext (e2e/secure.spec.ts runs a secure server of its own).
     noiseMultiplier: 0,
+    aggregation: 'plaintext',
   },
   { port: 0, host: '127.0.0.1', strictPort: false },
 );

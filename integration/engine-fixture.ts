@@ -49,6 +49,7 @@ export async function startEngineFixture(
   model.dispose();
   const server = await startServer(
     resolveConfig({
+      aggregation: 'plaintext',
       port: 0,
       dbPath: join(dir, 'hearth.sqlite'),
       modelDir: join(dir, 'model'),

@@ -48,6 +48,7 @@ describe('engine against a server with per-site keys', () => {
   beforeAll(async () => {
     keyed = await startServer(
       resolveConfig({
+        aggregation: 'plaintext',
         port: 0,
         dbPath: join(dir, 'keyed.sqlite'),
         modelDir: join(dir, 'model'),
@@ -106,6 +107,7 @@ describe('engine against servers that sample devices (honest sampling)', () => {
   const serve = async (name: string, sampleRate: number): Promise<string> => {
     const started = await startServer(
       resolveConfig({
+        aggregation: 'plaintext',
         port: 0,
         dbPath: join(dir, `${name}.sqlite`),
         modelDir: join(dir, 'model'),
@@ -167,6 +169,7 @@ describe('engine against a server that serves int8 weights', () => {
   beforeAll(async () => {
     int8 = await startServer(
       resolveConfig({
+        aggregation: 'plaintext',
         port: 0,
         dbPath: join(dir, 'int8.sqlite'),
         modelDir: join(dir, 'model'),

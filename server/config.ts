@@ -215,7 +215,7 @@ export const DEFAULT_CONFIG = {
   roundDeadlineSeconds: 86_400,
   requestTimeoutSeconds: 10,
   logLevel: 'silent',
-  aggregation: 'plaintext',
+  aggregation: 'secure',
   secureStageSeconds: 30,
   secureJoinSeconds: 60,
 } as const satisfies Partial<ServerConfig>;

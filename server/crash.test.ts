@@ -56,6 +56,8 @@ async function spawnServer(
     String(minCohort),
     '--noise-multiplier',
     '0',
+    '--aggregation',
+    'plaintext',
   ];
   const server = await spawnServerCli(args, { env });
   children.add(server.child);

@@ -34,6 +34,7 @@ async function app(
 ): Promise<{ app: FastifyInstance; store: SqliteStore }> {
   const seed = await writeSeedDir('float32', seedModel?.weights, seedModel?.model);
   const config = resolveConfig({
+    aggregation: 'plaintext',
     noiseMultiplier: 0,
     dbPath: ':memory:',
     modelDir: seed.dir,

@@ -35,6 +35,7 @@ beforeAll(async () => {
   cluster = await startPgCluster();
   seed = await writeSeedDir();
   config = resolveConfig({
+    aggregation: 'plaintext',
     noiseMultiplier: 0,
     port: 0,
     dbPath: cluster.url,

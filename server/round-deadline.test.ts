@@ -31,6 +31,7 @@ describe('round deadline', () => {
     const seed = await writeSeedDir();
     try {
       const config = resolveConfig({
+        aggregation: 'plaintext',
         port: 0,
         dbPath: join(dir, 'h.db'),
         modelDir: seed.dir,
@@ -70,7 +71,11 @@ describe('round deadline', () => {
 
     const store = new SqliteStore(path);
     try {
-      const config = resolveConfig({ minCohort: 3, roundDeadlineSeconds: 10 });
+      const config = resolveConfig({
+        aggregation: 'plaintext',
+        minCohort: 3,
+        roundDeadlineSeconds: 10,
+      });
       expect(await store.abandonExpiredRound(roundExpiry(config, T0 + 10_000))).toBeUndefined();
       expect(await store.abandonExpiredRound(roundExpiry(config, T0 + 11_001))).toBe(1);
       expect(await store.counts()).toMatchObject({ rounds: 1, abandonedRounds: 1, updates: 1 });

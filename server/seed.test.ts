@@ -21,6 +21,8 @@ describe('seeding', () => {
         maxExamples: 1000,
         sampleRate: config.sampleRate,
         maxStaleness: config.maxStaleness,
+        // Secure aggregation is the default: devices take part in secure rounds.
+        aggregation: 'secure',
       });
       expect(manifest.weights).toEqual({
         url: '/v1/model/1/weights',

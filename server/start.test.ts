@@ -20,6 +20,7 @@ beforeEach(async () => {
   cleanupSeed = seed.cleanup;
   // float32 weights: the test reads the seed back and compares it exactly.
   config = resolveConfig({
+    aggregation: 'plaintext',
     port: 0,
     dbPath: join(dir, 'nested', 'hearth.db'),
     modelDir: seed.dir,

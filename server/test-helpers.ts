@@ -124,6 +124,8 @@ export async function serveStore(
     modelDir: seed.dir,
     weightsDtype: 'float32',
     noiseMultiplier: 0,
+    // Tests post updates one by one (secure rounds: integration/secure-rounds.test.ts).
+    aggregation: 'plaintext',
     ...overrides,
   });
   await seedIfEmpty(store, config);

@@ -81,11 +81,13 @@ const system = await startSystem(
     minCohort: 3,
     sampleRate: 1,
     noiseMultiplier: 0,
+    // One visitor can see learning happen: each update is posted in the clear (the server sees it).
+    aggregation: 'plaintext',
     ...(sites ? { sites } : {}),
   },
   { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
-console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, no noise: not private).
+console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, updates in plaintext, no noise: not private).
   Demo site:          ${system.demoUrl}
   Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
   On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>

@@ -44,6 +44,7 @@ export async function serveModel(modelDir: string): Promise<ReplayServer> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-simulate-'));
   const server = await startServer(
     resolveConfig({
+      aggregation: 'plaintext',
       port: 0,
       dbPath: join(dir, 'hearth.sqlite'),
       modelDir,
