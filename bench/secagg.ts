@@ -3,6 +3,7 @@
  * device and the server, by cohort size and dropout.
  *
  *   npm run bench:secagg -- [--devices 10,100,1000] [--dropout 0,0.1,0.3] [--length 16384] [--runs 3]
+ *     [--assumed-dropout 0.2]
  *
  * Each round runs every device and the server in this process (runRoundInProcess, the messages
  * the real parts exchange), with real X25519, HKDF, XChaCha20-Poly1305, ChaCha20 masks and Shamir
@@ -10,9 +11,9 @@
  * (protocol/secagg/fixed-point.ts, stochastic rounding, a range that n of them never wrap). The
  * dropped devices (a share `--dropout` of the cohort, chosen at random) leave after sending their
  * masked input's predecessor, the share stage: the costliest case for the server, which must then
- * rebuild their mask keys and remove their pairwise masks. Neighbours k: the whole cohort up to 32
- * devices, else the even number nearest 4 log2 n (SecAgg+'s logarithmic graph); t' a strict majority
- * of a neighbourhood; t half the cohort.
+ * rebuild their mask keys and remove their pairwise masks. Neighbours k and t' as the server chooses
+ * them (server/secure-rounds.ts neighboursFor, for `--assumed-dropout`, the server's
+ * --secure-dropout); t half the cohort.
  *
  * A round in which some device kept fewer than t' of its holders is abandoned by the protocol (it
  * reveals nothing) and counted as such. Prints, per (n, dropout), medians over the completed runs
@@ -33,6 +34,8 @@ import {
   type SecAggParams,
 } from '../protocol/secagg/index.js';
 import { mulberry32, normal } from '../protocol/prng.js';
+import { DEFAULT_CONFIG } from '../server/config.js';
+import { neighboursFor, shareThresholdFor } from '../server/secure-rounds.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { quantile } from '../tools/lib/stats.js';
 import { markdownRow, markdownTable } from '../tools/lib/table.js';
@@ -43,6 +46,7 @@ const { values: args } = parseArgs({
     dropout: { type: 'string', default: '0,0.1,0.3' },
     length: { type: 'string', default: '16384' },
     runs: { type: 'string', default: '3' },
+    'assumed-dropout': { type: 'string', default: String(DEFAULT_CONFIG.secureDropout) },
   },
 });
 const cohorts = list('devices', args.devices).map((n) => {
@@ -55,6 +59,8 @@ const dropouts = list('dropout', args.dropout).map((p) => {
 });
 const length = positiveInteger('length', args.length);
 const runs = positiveInteger('runs', args.runs);
+const assumed = Number(args['assumed-dropout']);
+if (!(assumed >= 0 && assumed <= 0.45)) throw new Error('--assumed-dropout must be in [0, 0.45]');
 
 function list(flag: string, text: string): number[] {
   const values = text.split(',').map(Number);
@@ -64,13 +70,13 @@ function list(flag: string, text: string): number[] {
 
 /** The round's public parameters for n devices (see the header for k, t' and t). */
 function paramsFor(n: number, run: number): SecAggParams {
-  const k = n <= 33 ? n - 1 : 2 * Math.round(2 * Math.log2(n));
+  const k = neighboursFor(n, assumed);
   return {
     roundId: `bench-${n}-${run}`,
     devices: Array.from({ length: n }, (_, i) => i + 1),
     threshold: Math.ceil(n / 2),
     neighbours: k,
-    shareThreshold: Math.floor((Math.min(k, n - 1) + 1) / 2) + 1,
+    shareThreshold: shareThresholdFor(Math.min(k, n - 1)),
     length,
     graphSeed: sha256(new TextEncoder().encode(`graph ${n} ${run}`)),
   };

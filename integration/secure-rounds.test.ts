@@ -232,9 +232,17 @@ describe('a device checks the round before it sends anything', () => {
     );
   });
 
+  it('gives each device enough neighbours to outlast the dropout, and no more', () => {
+    // Small rounds are complete graphs; large ones grow like log n (the values the README states).
+    expect(neighboursFor(10, 0.2)).toBe(9);
+    expect([100, 1000, 10000].map((n) => neighboursFor(n, 0.1))).toEqual([18, 22, 26]);
+    expect([100, 1000, 10000].map((n) => neighboursFor(n, 0.2))).toEqual([40, 50, 60]);
+    expect([1000, 10000].map((n) => neighboursFor(n, 0.3))).toEqual([130, 154]);
+  });
+
   it('has neighbourhoods whose share threshold is a strict majority', () => {
     for (const n of [2, 10, 30, 31, 100, 1000]) {
-      const k = neighboursFor(n);
+      const k = neighboursFor(n, 0.2);
       expect(k).toBeLessThanOrEqual(n - 1);
       expect(2 * shareThresholdFor(k)).toBeGreaterThan(k + 1);
       if (k < n - 1) expect(k % 2).toBe(0);

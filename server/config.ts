@@ -180,6 +180,11 @@ export interface ServerConfig {
   /** Seconds a forming secure round waits for n devices before forming with the >= m it has. */
   readonly secureJoinSeconds: number;
   /**
+   * The share of a secure round's devices expected to leave before it ends: sets each device's
+   * number of neighbours k (server/secure-rounds.ts neighboursFor), so a round survives it.
+   */
+  readonly secureDropout: number;
+  /**
    * Validation sessions (`--validation <file>`: one session a line, item ids separated by spaces):
    * each published version's HR@20 on them is shown on the dashboard. Left out, no evaluation.
    */
@@ -218,6 +223,7 @@ export const DEFAULT_CONFIG = {
   aggregation: 'secure',
   secureStageSeconds: 30,
   secureJoinSeconds: 60,
+  secureDropout: 0.2,
 } as const satisfies Partial<ServerConfig>;
 
 function bad(what: string, detail: string): never {
@@ -307,6 +313,9 @@ function checkSecure(config: ServerConfig): void {
   }
   if (config.aggregation === 'secure' && Math.max(2, config.minCohort) > MAX_SECURE_COHORT) {
     bad('minCohort (--min-cohort)', `must be at most ${MAX_SECURE_COHORT} with secure aggregation`);
+  }
+  if (!(config.secureDropout >= 0 && config.secureDropout <= 0.45)) {
+    bad('secureDropout (--secure-dropout)', `must be in [0, 0.45], got ${config.secureDropout}`);
   }
   for (const [what, value] of [
     ['secureStageSeconds (--secure-stage-seconds)', config.secureStageSeconds],
@@ -404,6 +413,8 @@ export const USAGE = `Usage: npm run server -- [options]
                              (default ${DEFAULT_CONFIG.secureStageSeconds})
   --secure-join-seconds <s>  how long a forming secure round waits for n devices before forming with
                              the m or more it has (default ${DEFAULT_CONFIG.secureJoinSeconds})
+  --secure-dropout <d>       share of a secure round's devices expected to leave; sets each device's
+                             neighbours k so the round survives it (default ${DEFAULT_CONFIG.secureDropout})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
@@ -488,6 +499,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--secure-cohort': intFlag('secureCohort', 2, MAX_SECURE_COHORT),
   '--secure-stage-seconds': numberFlag('secureStageSeconds'),
   '--secure-join-seconds': numberFlag('secureJoinSeconds'),
+  '--secure-dropout': numberFlag('secureDropout'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

@@ -2,6 +2,7 @@
  * `npm run attack`: what the server can read off one upload today, measured on real visitors.
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
+ *     [--cohorts 1,10,100,1000]
  *
  * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
  * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
@@ -12,6 +13,10 @@
  * client encodes the body it posts, and the server's decoder reads it back: the attacks
  * (tools/attack/attacks.ts) see exactly what the server receives. Each guesses the visitor's items
  * as the |items| rows it ranks highest; printed against guessing the most popular items.
+ *
+ * `--cohorts`: what secure aggregation reveals instead, the sum of m updates. For each m, the
+ * visitor's update plus the updates of m - 1 other visitors (training sessions that are not among
+ * the targets, the same ones for every target) is attacked the same way.
  */
 import { parseArgs } from 'node:util';
 import { learnLocally } from '../worker/local-training.js';
@@ -19,7 +24,7 @@ import { encodeDeviceUpdate } from '../worker/federated-client.js';
 import { manifestFor } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
 import { decodeUpdate } from '../protocol/update-format.js';
-import { manifestLayout } from '../protocol/update-layout.js';
+import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
 import { maxParamsFor } from '../server/ingest.js';
 import { versionRows } from '../server/versions.js';
@@ -40,10 +45,15 @@ async function main(): Promise<void> {
       data: { type: 'string', default: '../shared/data' },
       visitors: { type: 'string', default: '200' },
       rows: { type: 'string', default: String(DEFAULT_CONFIG.updateRows) },
+      cohorts: { type: 'string' },
     },
     strict: true,
   });
   const dataset = parseDatasetName(values.dataset);
+  const cohorts = (values.cohorts ?? '')
+    .split(',')
+    .filter((c) => c !== '')
+    .map((c) => positiveInteger('cohorts', c));
   const visitors = positiveInteger('visitors', values.visitors);
   const updateRows =
     values.rows === 'full' ? ('full' as const) : positiveInteger('rows', values.rows);
@@ -78,14 +88,43 @@ async function main(): Promise<void> {
   let inLayout = 0;
   let items = 0;
   let bytes = 0;
-  for (const session of chosen) {
-    const truth = new Set(session);
-    items += truth.size;
+  /** The body the device posts for `session`'s update, as the server decodes it. */
+  const upload = async (session: readonly number[]): Promise<Float32Array> => {
     const { update, model } = await learnLocally({ manifest, weights }, [{ items: [...session] }]);
     model.dispose();
     const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
     bytes = body.length;
-    const received = decodeUpdate(body, maxParamsFor(body.length)).delta;
+    return decodeUpdate(body, maxParamsFor(body.length)).delta;
+  };
+  // The other devices of a secure round: sums of the first m - 1 non-target visitors' updates.
+  const targets = new Set(chosen);
+  const others = candidates.filter((session) => !targets.has(session));
+  const backgrounds = new Map<number, Float32Array>();
+  if (cohorts.length > 0) {
+    const running = new Float32Array(updateLength(dims, layout));
+    const largest = Math.max(...cohorts);
+    if (largest - 1 > others.length) throw new Error(`only ${others.length} other visitors`);
+    for (let j = 0; j <= largest - 1; j++) {
+      if (cohorts.includes(j + 1)) backgrounds.set(j + 1, running.slice());
+      if (j === largest - 1) break;
+      const received = await upload(others[j]!);
+      for (let k = 0; k < running.length; k++) running[k]! += received[k]!;
+    }
+  }
+  const summed = new Map(
+    cohorts.map((m) => [m, { rows: [] as Score[], projection: [] as Score[] }]),
+  );
+  for (const session of chosen) {
+    const truth = new Set(session);
+    items += truth.size;
+    const received = await upload(session);
+    for (const [m, background] of backgrounds) {
+      const sum = received.map((x, k) => x + background[k]!);
+      summed.get(m)!.rows.push(scoreGuess(rowsAttack(sum, dims, layout), truth));
+      summed
+        .get(m)!
+        .projection.push(scoreGuess(projectionAttack(sum, dims, layout, weights), truth));
+    }
     const visible = new Set(
       layout.kind === 'full' ? truth : layout.rows.filter((r) => truth.has(r)),
     );
@@ -113,6 +152,22 @@ async function main(): Promise<void> {
         line('projection change x item table', tally.projection),
         line('most popular items (no upload)', tally.popular),
       ],
+    ),
+  );
+  if (cohorts.length === 0) return;
+  const recall = (scores: Score[]) => mean(scores.map((s) => s.recall)).toFixed(3);
+  console.log(
+    `\nFrom the sum of m updates (what secure aggregation reveals), recall of the top n:\n`,
+  );
+  console.log(
+    markdownTable(
+      ['m', 'rows attack', 'projection attack', 'most popular items'],
+      [...summed].map(([m, s]) => [
+        String(m),
+        recall(s.rows),
+        recall(s.projection),
+        recall(tally.popular),
+      ]),
     ),
   );
 }
