@@ -10,6 +10,8 @@
  *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>]
+ *     [--secure on|off] (on: the server learns each round's sum only, in fixed point with the devices'
+ *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
  *
@@ -74,6 +76,7 @@ const OPTIONS = {
   'server-lr': { type: 'string', default: '0.01' },
   'item-lr': { type: 'string' },
   'server-tau': { type: 'string' },
+  secure: { type: 'string', default: 'off' },
   'per-device': { type: 'string', default: 'off' },
   'eval-every': { type: 'string', default: '25' },
   'eval-cases': { type: 'string', default: '5000' },
@@ -131,6 +134,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     itemLearningRate:
       values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
     perDevice: oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on',
+    secure: oneOf('secure', values.secure!, ['on', 'off'] as const) === 'on',
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
   };

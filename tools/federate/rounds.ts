@@ -4,6 +4,7 @@
  * decoding and round policy (server/ingest.ts roundPolicy: re-clipping, equal weights, the fixed
  * denominator and Gaussian noise with DP on, FedAvg or FedAdam), in the round's update layout
  * (protocol/update-layout.ts: the server folds the layout's coordinates and leaves the rest).
+ * With `--secure` the server learns the round only as secure aggregation would reveal it.
  */
 import type { ModelDims } from '../../protocol/manifest.js';
 import type { UpdateLayout } from '../../protocol/update-layout.js';
@@ -14,6 +15,7 @@ import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
 import { foldInLayout } from '../../server/layout-round.js';
+import { standInSum } from '../../server/secure-sum.js';
 import {
   runDeviceJob,
   type DeviceJob,
@@ -130,13 +132,29 @@ export async function runRound(
     layout,
     state.weights,
     { optimizerState: state.optimizer, ledger: [] },
-    (compact, context) =>
-      summed
+    (compact, context) => {
+      if (config.aggregation === 'secure') {
+        // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
+        // their Skellam noise (server/secure-sum.ts); the server never re-clips one.
+        const total = summed ? summed.sum : sumOf(updates, compact.length);
+        const { sum, encoding } = standInSum(total, uploads, config);
+        const skellam = encoding.skellam ? { skellam: encoding.skellam } : {};
+        return policy.aggregateSum(compact, { sum, count: uploads, ...skellam }, context);
+      }
+      return summed
         ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
-        : policy.aggregate(compact, updates, context),
+        : policy.aggregate(compact, updates, context);
+    },
   );
   // In place: the weights live in shared memory that the device threads read.
   state.weights.set(out.weights);
   if (out.optimizerState) state.optimizer = out.optimizerState;
   return { uploads, uploadBytes, medianNorm, clipped };
+}
+
+/** The plain sum of the round's (device-clipped) updates. */
+function sumOf(updates: readonly AggregateUpdate[], length: number): Float64Array {
+  const total = new Float64Array(length);
+  for (const { delta } of updates) for (let i = 0; i < length; i++) total[i]! += delta[i]!;
+  return total;
 }

@@ -13,10 +13,11 @@ import {
   type ModelDims,
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
-import { manifestLayout, type UpdateLayout } from '../../protocol/update-layout.js';
+import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../server/privacy.js';
+import { secureEncoding } from '../../server/secure-rounds.js';
 import { versionRows } from '../../server/versions.js';
 import type { LoadedDataset } from '../data/datasets.js';
 import { evaluateModel } from '../eval/evaluate.js';
@@ -64,6 +65,12 @@ export interface RunSettings {
    * without them (one plain local step, equal weights: rounds.ts summable, model/cohort-sum.ts).
    */
   readonly perDevice: boolean;
+  /**
+   * The server learns each round through secure aggregation (server/secure-sum.ts stands in for
+   * it: the fixed-point sum with the devices' Skellam noise, priced by the Skellam accountant);
+   * off, the server sees each update and adds Gaussian noise to the mean.
+   */
+  readonly secure: boolean;
   /** Measure every this many rounds (and after the last). */
   readonly evalEvery: number;
   /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
@@ -105,6 +112,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     ...(s.serverTau === null ? {} : { fedAdamTau: s.serverTau }),
     // Every simulated device trains on the current version: nothing is stale, and q is the rate.
     maxStaleness: 0,
+    aggregation: s.secure ? 'secure' : 'plaintext',
   };
 }
 
@@ -160,12 +168,27 @@ export async function runFederation(
   let uploadBytes = 0;
   const subset = evenlySpaced(population.pairs, settings.evalCases);
 
+  // What one update holds: the dense tensors and the rows a version names (or the whole model).
+  const compactLength = updateLength(
+    dims,
+    config.updateRows === 'full'
+      ? { kind: 'full' }
+      : { kind: 'rows', rows: new Array(Math.min(config.updateRows, dims.items - 1)) },
+  );
+  const m = config.minCohort;
   const measure = async (final: boolean) => {
     const model = SessionModel.fromFlat(dims, state.weights);
     const pairs = final ? population.pairs : subset;
     const metrics = await evaluateModel(model, loaded.data.itemIds, loaded.data, pairs);
     model.dispose();
-    const privacy = { noiseMultiplier: settings.noise, sampleRate: settings.sampleRate };
+    const privacy = {
+      noiseMultiplier: settings.noise,
+      sampleRate: settings.sampleRate,
+      // A secure round of m devices on this layout (server/secure-rounds.ts): its Skellam noise.
+      ...(settings.secure && settings.noise > 0
+        ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, compactLength).skellam }
+        : {}),
+    };
     const epsilon = ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
     const base = { run, scenario: settings.scenario, round } as const;
     const hr = metrics.hr[20]!;

@@ -1,0 +1,84 @@
+/**
+ * The simulation's stand-in for a secure round against the real protocol on a small round: the
+ * same sum to the fixed-point rounding without noise, and noise of the same variance with it.
+ */
+import { describe, expect, it } from 'vitest';
+import { addSkellamNoise } from '../protocol/privacy/index.js';
+import { mulberry32, normal } from '../protocol/prng.js';
+import {
+  decodeFixedPointSum,
+  encodeFixedPoint,
+  runRoundInProcess,
+} from '../protocol/secagg/index.js';
+import { seededRandomBytes, testParams } from '../protocol/secagg/testing.js';
+import { secureEncoding } from './secure-rounds.js';
+import { standInSum } from './secure-sum.js';
+
+const n = 8;
+const L = 4000;
+const S = 1;
+
+/** n updates of norm S, and their float sum. */
+function updates(): { deltas: Float64Array[]; sum: Float64Array } {
+  const rng = mulberry32(9);
+  const deltas = Array.from({ length: n }, () => {
+    const raw = Float64Array.from({ length: L }, () => normal(rng));
+    const norm = Math.hypot(...raw);
+    return raw.map((x) => (x / norm) * S);
+  });
+  const sum = new Float64Array(L);
+  for (const d of deltas) for (let i = 0; i < L; i++) sum[i]! += d[i]!;
+  return { deltas, sum };
+}
+
+/** The decoded sum of a real in-process round whose devices encode as secure-rounds.ts says. */
+async function realRound(deltas: Float64Array[], z: number): Promise<Float64Array> {
+  const params = testParams(n, { length: L, threshold: n });
+  const encoding = secureEncoding(S, z, n, params.threshold, L);
+  const random = seededRandomBytes(2);
+  const uniform = mulberry32(5);
+  const inputs = new Map(
+    params.devices.map((id, i) => {
+      const words = encodeFixedPoint(deltas[i]!, S, encoding.summands, 32, { random });
+      addSkellamNoise(words, encoding.noiseVariance, uniform);
+      return [id, words];
+    }),
+  );
+  const { result } = await runRoundInProcess({ params, inputs, random });
+  return decodeFixedPointSum(result.sum, S, encoding.summands, 32);
+}
+
+const config = (z: number) => ({ clipNorm: S, noiseMultiplier: z, minCohort: n });
+
+describe('the stand-in for a secure round', () => {
+  it('gives the sum the real protocol unmasks, to the fixed-point rounding, without noise', async () => {
+    const { deltas, sum } = updates();
+    const real = await realRound(deltas, 0);
+    const { sum: stand, encoding } = standInSum(sum, n, config(0));
+    const step = 1 / encoding.scale;
+    for (let i = 0; i < L; i++) {
+      // Each device's rounding is off by less than a step, the stand-in's by half of one.
+      expect(Math.abs(real[i]! - sum[i]!)).toBeLessThan(n * step);
+      expect(Math.abs(stand[i]! - sum[i]!)).toBeLessThanOrEqual(
+        step / 2 + 1e-7 * Math.abs(sum[i]!),
+      );
+    }
+  });
+
+  it("carries noise of the variance the devices' shares add up to", async () => {
+    const z = 1;
+    const { deltas, sum } = updates();
+    const variance = (values: ArrayLike<number>) => {
+      let total = 0;
+      for (let i = 0; i < L; i++) total += (values[i]! - sum[i]!) ** 2;
+      return total / L;
+    };
+    const real = variance(await realRound(deltas, z));
+    const stand = variance(standInSum(sum, n, config(z), mulberry32(6)).sum);
+    // t = n devices each add (z S)^2 / t in update units: (z S)^2 on the sum.
+    for (const v of [real, stand]) {
+      expect(v).toBeGreaterThan(0.9 * (z * S) ** 2);
+      expect(v).toBeLessThan(1.1 * (z * S) ** 2);
+    }
+  });
+});

@@ -1,0 +1,41 @@
+/**
+ * What a secure round reveals, computed without running one: the simulation's stand-in for
+ * secure aggregation (tools/federate). A secure round of n devices unmasks the sum of their
+ * encoded updates, each stochastically rounded to the round's fixed-point grid, plus each device's
+ * Skellam noise of variance v (server/secure-rounds.ts secureEncoding); Skellam variables of one
+ * centre add up to a Skellam variable, so that is the float sum on the same grid plus Skellam noise
+ * of variance n v. The stand-in rounds the float sum once (to nearest) where the devices round
+ * each of their updates (an error below one step a device, about 1e-9 of S at n = 1,000), and
+ * draws the noise once. `server/secure-sum.test.ts` checks it against the real protocol.
+ */
+import { addSkellamNoise, type UniformSource } from '../protocol/privacy/index.js';
+import { cryptoUniform } from '../protocol/privacy/uniform.js';
+import { secureEncoding, type SecureEncoding } from './secure-rounds.js';
+import type { ServerConfig } from './config.js';
+
+/** The decoded sum a secure round of `count` devices would publish, and its encoding. */
+export interface StandInSum {
+  readonly sum: Float32Array;
+  readonly encoding: SecureEncoding;
+}
+
+/**
+ * The stand-in for the unmasked sum of `count` clipped updates whose float sum is `sum`, under
+ * `config`'s clip bound, noise multiplier and threshold t = max(2, m) (no device drops out). A
+ * simulated round of fewer than t devices (a real server would wait for more before forming it)
+ * gets the noise of t devices, the least the accountant charges for.
+ */
+export function standInSum(
+  sum: ArrayLike<number>,
+  count: number,
+  config: Pick<ServerConfig, 'clipNorm' | 'noiseMultiplier' | 'minCohort'>,
+  uniform: UniformSource = cryptoUniform(),
+): StandInSum {
+  const t = Math.max(2, config.minCohort);
+  const n = Math.max(count, t);
+  const encoding = secureEncoding(config.clipNorm, config.noiseMultiplier, n, t, sum.length);
+  const words = new Int32Array(sum.length);
+  for (let i = 0; i < sum.length; i++) words[i] = Math.round(sum[i]! * encoding.scale);
+  addSkellamNoise(words, n * encoding.noiseVariance, uniform);
+  return { sum: Float32Array.from(words, (w) => w / encoding.scale), encoding };
+}
