@@ -82,3 +82,24 @@ describe('the stand-in for a secure round', () => {
     }
   });
 });
+
+describe("a secure round's encoding", () => {
+  it('never wraps: n updates of norm S and 64 standard deviations of the noise fit in 31 bits', () => {
+    for (const n of [2, 10, 100, 1000, 10_000]) {
+      for (const z of [0, 0.5, 1.2, 5]) {
+        for (const t of [2, Math.ceil(n / 2), n].filter((t) => t <= n && t >= 2)) {
+          const { scale, noiseVariance, skellam } = secureEncoding(S, z, n, t, 100_000);
+          // Worst case: every device's every coordinate at +S, and all n devices' noise.
+          const signal = n * S * scale;
+          const noise = 64 * Math.sqrt(n * noiseVariance);
+          expect(signal + noise).toBeLessThanOrEqual(2 ** 31 - 1);
+          if (z > 0) {
+            // Any sum of at least t devices carries the variance the ledger records, (z S scale)^2.
+            expect(Math.abs((t * noiseVariance) / skellam!.mu - 1)).toBeLessThan(1e-12);
+            expect(Math.sqrt(skellam!.mu) / (S * scale)).toBeCloseTo(z, 9);
+          }
+        }
+      }
+    }
+  });
+});
