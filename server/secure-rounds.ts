@@ -187,6 +187,11 @@ export interface SecureRoundsOptions {
   readonly now?: () => number;
 }
 
+/** Gives `round` a fresh `changed` promise for the requests that wait on its next change. */
+function rearm(round: LiveRound): void {
+  round.changed = new Promise<void>((resolve) => (round.notify = resolve));
+}
+
 function unknownRound(detail: string): never {
   throw new HearthError('HEARTH_E_SECAGG_ROUND', detail);
 }
@@ -233,16 +238,15 @@ export class SecureRounds {
   }
 
   private open(): LiveRound {
-    let notify = () => {};
-    const changed = new Promise<void>((resolve) => (notify = resolve));
     const round: LiveRound = {
       id: bytesToHex(randomBytes(16)),
       phase: 'forming',
       members: new Map(),
       openedAt: new Date(this.now()),
-      changed,
-      notify,
+      changed: Promise.resolve(),
+      notify: () => {},
     };
+    rearm(round);
     this.rounds.set(round.id, round);
     return round;
   }
@@ -251,7 +255,7 @@ export class SecureRounds {
   private enter(round: LiveRound, phase: Phase): void {
     round.phase = phase;
     const wake = round.notify;
-    round.changed = new Promise<void>((resolve) => (round.notify = resolve));
+    rearm(round);
     wake();
   }
 
@@ -498,19 +502,12 @@ export class SecureRounds {
     }
   }
 
-  /** Rounds in memory, by phase (metrics and tests). */
-  phases(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const round of this.rounds.values()) out[round.phase] = (out[round.phase] ?? 0) + 1;
-    return out;
-  }
-
   /** Stops every timer and abandons the rounds in flight. */
   close(): void {
     this.closed = true;
     for (const round of this.rounds.values()) {
-      clearTimeout(round.timer);
       if (round.phase !== 'done') this.finish(round, new HearthError('HEARTH_E_SECAGG_ROUND'));
+      // Including the timer that forgets a finished round: the map is cleared below.
       clearTimeout(round.timer);
     }
     this.rounds.clear();

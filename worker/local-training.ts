@@ -267,17 +267,30 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       ...(pending ? { reason: 'sent the update kept while offline' } : {}),
     };
   } catch (error) {
-    log.warn('sync failed', error);
-    const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
-    let reason = `${code}: ${String(error)}`;
-    if (update && !pending && isRetryable(error)) {
-      await host.store
-        .setOutbox({ ...update, createdAt: Date.now() })
-        .catch((e: unknown) => log.warn('could not keep the update for later', e));
-      reason += ' (kept; retried on the next sync while this model version is current)';
-    }
-    return { status: 'failed', reason, modelVersion: version };
+    return failedSync(host, error, pending ? undefined : update, version);
   }
+}
+
+/**
+ * A sync that failed: its reason, and `fresh` (an update trained in this sync, not the one already
+ * kept) kept in the outbox when the failure may pass, for the next sync on the same version.
+ */
+async function failedSync(
+  host: ShareHost,
+  error: unknown,
+  fresh: Omit<OutboxEntry, 'createdAt'> | undefined,
+  version: number,
+): Promise<SyncResult> {
+  log.warn('sync failed', error);
+  const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
+  let reason = `${code}: ${String(error)}`;
+  if (fresh && isRetryable(error)) {
+    await host.store
+      .setOutbox({ ...fresh, createdAt: Date.now() })
+      .catch((e: unknown) => log.warn('could not keep the update for later', e));
+    reason += ' (kept; retried on the next sync while this model version is current)';
+  }
+  return { status: 'failed', reason, modelVersion: version };
 }
 
 /** How long a device waits for a secure round to form before it gives up until its next sync. */
@@ -346,16 +359,7 @@ async function shareInSecureRound(
     if (published > version) await host.refetch();
     return { status: 'uploaded', modelVersion: published, bytes: outcome.bytesSent };
   } catch (error) {
-    log.warn('secure round failed', error);
-    const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
-    let reason = `${code}: ${String(error)}`;
-    const kept = update as Omit<OutboxEntry, 'createdAt'> | undefined;
-    if (kept && kept !== pending && isRetryable(error)) {
-      await host.store
-        .setOutbox({ ...kept, createdAt: Date.now() })
-        .catch((e: unknown) => log.warn('could not keep the update for later', e));
-      reason += ' (kept for the next round on this model version)';
-    }
-    return { status: 'failed', reason, modelVersion: version };
+    const trained = update as Omit<OutboxEntry, 'createdAt'> | undefined;
+    return failedSync(host, error, trained === pending ? undefined : trained, version);
   }
 }

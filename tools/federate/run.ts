@@ -168,27 +168,22 @@ export async function runFederation(
   let uploadBytes = 0;
   const subset = evenlySpaced(population.pairs, settings.evalCases);
 
-  // What one update holds: the dense tensors and the rows a version names (or the whole model).
-  const compactLength = updateLength(
-    dims,
-    config.updateRows === 'full'
-      ? { kind: 'full' }
-      : { kind: 'rows', rows: new Array(Math.min(config.updateRows, dims.items - 1)) },
-  );
+  // Every round is charged alike: with --secure, as a secure round of m devices on a round's
+  // layout (every round's has the same length), with the devices' Skellam noise.
+  const length = updateLength(dims, layoutFor(config, dims, 0, state.weights, settings.seed));
   const m = config.minCohort;
+  const privacy = {
+    noiseMultiplier: settings.noise,
+    sampleRate: settings.sampleRate,
+    ...(settings.secure && settings.noise > 0
+      ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
+      : {}),
+  };
   const measure = async (final: boolean) => {
     const model = SessionModel.fromFlat(dims, state.weights);
     const pairs = final ? population.pairs : subset;
     const metrics = await evaluateModel(model, loaded.data.itemIds, loaded.data, pairs);
     model.dispose();
-    const privacy = {
-      noiseMultiplier: settings.noise,
-      sampleRate: settings.sampleRate,
-      // A secure round of m devices on this layout (server/secure-rounds.ts): its Skellam noise.
-      ...(settings.secure && settings.noise > 0
-        ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, compactLength).skellam }
-        : {}),
-    };
     const epsilon = ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
     const base = { run, scenario: settings.scenario, round } as const;
     const hr = metrics.hr[20]!;
