@@ -176,14 +176,18 @@ describe('engine storage and tabs', () => {
   const urlOf = (input: string | URL | Request): URL =>
     new URL(input instanceof Request ? input.url : String(input));
 
-  it('loads cached weights on a reload: only the manifest is fetched', async () => {
+  it('loads cached weights on a reload: only the manifest and the catalogue are fetched', async () => {
     const first = new Engine();
     await first.init(config);
     const fetchSpy = vi.spyOn(globalThis, 'fetch');
     const reloaded = new Engine();
     const status = await reloaded.init(config);
     expect(status.modelVersion).toBe((await first.status()).modelVersion);
-    expect(fetchSpy.mock.calls.map(([input]) => urlOf(input).pathname)).toEqual(['/v1/model']);
+    // Both small and revalidated with their ETags in a browser; no weights.
+    expect(fetchSpy.mock.calls.map(([input]) => urlOf(input).pathname).sort()).toEqual([
+      '/v1/catalog',
+      '/v1/model',
+    ]);
     // And it recommends from those weights.
     await reloaded.track({ type: 'click', item: 'item-3' });
     expect(await reloaded.recommend({ k: 3 })).toHaveLength(3);

@@ -5,6 +5,21 @@
 import { parameterCount, splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 
+/**
+ * The shape of a model a site starts from its catalogue alone (no logs to train on): the session
+ * defaults measured on Diginetica (tools/train/defaults.ts; its test holds the two equal), d = 64,
+ * h = 128, cosine scoring at scale 8 with the session's item mean and the repeat bonus.
+ */
+export function coldStartDims(items: number): ModelDims {
+  return {
+    items,
+    embedding: 64,
+    hidden: 128,
+    maxSessionLength: 20,
+    scoring: { normalize: true, scale: 8, lastItem: false, itemMean: 1, repeat: true },
+  };
+}
+
 /** Standard deviation of the initial item embeddings: small, so early scores are near-uniform. */
 export const EMBEDDING_INIT_STD = 0.05;
 

@@ -48,6 +48,14 @@ export interface TrackEvent {
 export interface RecommendationReason {
   readonly item: string;
   readonly kind: 'viewed';
+  /** The item's title, when the server has a catalogue. */
+  readonly title?: string;
+}
+
+/** What `track` reports once per page when the page's ids do not match the catalogue's. */
+export interface TrackWarning {
+  readonly code: 'HEARTH_E_UNKNOWN_ITEM';
+  readonly message: string;
 }
 
 /** One recommended item. */
@@ -61,6 +69,10 @@ export interface Recommendation {
    * the list, shown so that the visitor's reaction teaches the model about it.
    */
   readonly explore?: true;
+  /** What the server's catalogue (`GET /v1/catalog`) says of the item, when it has one. */
+  readonly title?: string;
+  readonly url?: string;
+  readonly image?: string;
 }
 
 /** Options of `hearth.recommend()`. */
@@ -217,7 +229,11 @@ export interface EngineApi {
   /** Answers at once, before `init`: proves the worker started, and says which API it speaks. */
   handshake(): Promise<number>;
   init(config: EngineConfig): Promise<EngineStatus>;
-  track(event: TrackEvent): Promise<void>;
+  /**
+   * Records the event; resolves with a warning the first time the page tracks an id the catalogue
+   * (or, without one, the model) does not know (the page's client reports it as `hearth-error`).
+   */
+  track(event: TrackEvent): Promise<TrackWarning | undefined>;
   /** Options may be left out (the page forwards calls as they come). */
   recommend(options?: RecommendOptions): Promise<Recommendation[]>;
   status(): Promise<EngineStatus>;

@@ -53,6 +53,11 @@ const CODES: Record<string, number> = {
   HEARTH_E_SECAGG_ROUND: 404,
   HEARTH_E_SECAGG_NORM: 422,
   HEARTH_E_AGGREGATION_MODE: 409,
+  HEARTH_E_CATALOG: 422,
+  HEARTH_E_CATALOG_TOO_LARGE: 413,
+  HEARTH_E_CATALOG_NOT_FOUND: 404,
+  HEARTH_E_OPERATOR_TOKEN: 401,
+  HEARTH_E_UNKNOWN_ITEM: 0,
 };
 
 /** Codes no longer raised; they stay in the catalogue so nobody hands them out again. */

@@ -112,6 +112,18 @@ export const ERRORS = {
     status: 422,
     message: 'the unmasked sum is larger than its devices could have sent; the round is abandoned',
   },
+  // The site's catalogue (protocol/catalog.ts, server/catalog-*.ts).
+  HEARTH_E_CATALOG: { status: 422, message: 'the catalogue is malformed' },
+  HEARTH_E_CATALOG_TOO_LARGE: { status: 413, message: 'the catalogue is larger than allowed' },
+  HEARTH_E_CATALOG_NOT_FOUND: { status: 404, message: 'this server has no catalogue' },
+  HEARTH_E_OPERATOR_TOKEN: {
+    status: 401,
+    message: 'missing or wrong operator token (Authorization: Bearer); site keys are not accepted',
+  },
+  HEARTH_E_UNKNOWN_ITEM: {
+    status: 0,
+    message: 'the page tracks item ids the catalogue does not know; they are ignored',
+  },
   HEARTH_E_AGGREGATION_MODE: {
     status: 409,
     message: 'this server runs the other aggregation mode (secure or plaintext) for this request',

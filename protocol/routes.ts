@@ -21,6 +21,8 @@ export const PATHS = {
   secureJoin: '/v1/secure/join',
   /** POST: one step of a secure aggregation round (fill with `secureStepPath`). */
   secureStep: '/v1/secure/rounds/:round/:step',
+  /** GET: the site's catalogue (`CatalogDocument`, ETag); PUT with the operator token replaces it. */
+  catalog: '/v1/catalog',
   /** GET: the privacy accountant's report. */
   privacy: '/v1/privacy',
   /** GET: rounds, participants, norms, epsilon (the dashboard's data). */

@@ -8,6 +8,8 @@
  *   POST /v1/updates                  a clipped model delta in the binary update format
  *   POST /v1/secure/join              join the forming secure aggregation round
  *   POST /v1/secure/rounds/:r/:step   one step of a secure round (secure-rounds.ts)
+ *   GET  /v1/catalog                  the site's catalogue (ETag "c<v>-<digest>", revalidated)
+ *   PUT  /v1/catalog                  replace it (operator token; catalog-routes.ts)
  *   GET  /v1/privacy                  the privacy accountant: cumulative epsilon, budget
  *   GET  /v1/stats                    rounds, participants, norms, epsilon, HR@20 (the dashboard's data)
  *   GET  /dashboard (+ /dashboard/*)  the operator dashboard page and its assets
@@ -19,6 +21,7 @@ import cors from '@fastify/cors';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { accessControl } from './access.js';
+import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerDashboard } from './dashboard.js';
 import { buildStats } from './stats.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
@@ -198,6 +201,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
       );
     },
   );
+
+  registerCatalogRoutes(app, {
+    store,
+    operatorToken: config.operatorToken,
+    charge: chargeUnmatched,
+    etagMatches,
+  });
 
   app.get(PATHS.privacy, async (_request, reply) => {
     const report = privacyReport(await store.privacyLedger(), config);

@@ -167,3 +167,30 @@ describe('config', () => {
     expect(updateBodyLimit(64, resolveConfig({ bodyLimitBytes: 1000 }))).toBe(1000);
   });
 });
+
+describe('catalogue and operator flags', () => {
+  it('reads --catalog and --catalog-refresh, and the operator token from the environment or a file', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const config = parseArgs(['--catalog', 'https://site.example/feed', '--catalog-refresh', '15']);
+    expect(config.catalogSource).toBe('https://site.example/feed');
+    expect(config.catalogRefreshMinutes).toBe(15);
+    expect(config.operatorToken).toBeUndefined();
+    expect(parseArgs([]).catalogRefreshMinutes).toBe(60);
+
+    const token = 'a-long-operator-token-123';
+    expect(parseArgs([], { HEARTH_OPERATOR_TOKEN: token }).operatorToken).toBe(token);
+    const file = join(mkdtempSync(join(tmpdir(), 'hearth-token-')), 'token');
+    writeFileSync(file, `${token}\n`);
+    expect(parseArgs(['--operator-token-file', file]).operatorToken).toBe(token);
+
+    expect(() => parseArgs([], { HEARTH_OPERATOR_TOKEN: 'short' })).toThrow(
+      /operatorToken .* 16 to 256 printable characters/,
+    );
+    expect(() => parseArgs(['--operator-token-file', join(file, 'missing')])).toThrow(
+      /--operator-token-file cannot read/,
+    );
+    expect(() => parseArgs(['--catalog-refresh', '-1'])).toThrow(/--catalog-refresh/);
+  });
+});

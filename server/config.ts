@@ -2,6 +2,7 @@
  * Server configuration: defaults, validation, and the command-line flags of `npm run server`.
  * Every bad value is reported as HEARTH_E_CONFIG naming the flag, so an operator sees which one to fix.
  */
+import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
@@ -189,6 +190,18 @@ export interface ServerConfig {
    * each published version's HR@20 on them is shown on the dashboard. Left out, no evaluation.
    */
   readonly validationPath?: string;
+  /**
+   * The site's catalogue (`--catalog <file|url>`: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or
+   * a sitemap; server/catalog-parse.ts), stored at start when it differs from the stored one.
+   */
+  readonly catalogSource?: string;
+  /** Minutes between re-reads of a catalogue URL (a feed grows); 0: read at start only. */
+  readonly catalogRefreshMinutes: number;
+  /**
+   * The operator's token for `PUT /v1/catalog` (`HEARTH_OPERATOR_TOKEN`, or `--operator-token-file`);
+   * never a site key, which sits in public script tags. Unset: catalogue updates are refused.
+   */
+  readonly operatorToken?: string;
 }
 
 /** Defaults for every optional field. */
@@ -224,6 +237,7 @@ export const DEFAULT_CONFIG = {
   secureStageSeconds: 30,
   secureJoinSeconds: 60,
   secureDropout: 0.2,
+  catalogRefreshMinutes: 60,
 } as const satisfies Partial<ServerConfig>;
 
 function bad(what: string, detail: string): never {
@@ -313,6 +327,14 @@ function checkSecure(config: ServerConfig): void {
   }
   if (config.aggregation === 'secure' && Math.max(2, config.minCohort) > MAX_SECURE_COHORT) {
     bad('minCohort (--min-cohort)', `must be at most ${MAX_SECURE_COHORT} with secure aggregation`);
+  }
+  if (config.catalogSource === '') bad('catalog', 'must not be empty');
+  checkInt('catalogRefreshMinutes (--catalog-refresh)', config.catalogRefreshMinutes, 0, 525_600);
+  if (config.operatorToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(config.operatorToken)) {
+    bad(
+      'operatorToken (HEARTH_OPERATOR_TOKEN or --operator-token-file)',
+      'must be 16 to 256 printable characters without spaces',
+    );
   }
   if (!(config.secureDropout >= 0 && config.secureDropout <= 0.45)) {
     bad('secureDropout (--secure-dropout)', `must be in [0, 0.45], got ${config.secureDropout}`);
@@ -416,6 +438,11 @@ export const USAGE = `Usage: npm run server -- [options]
   --secure-dropout <d>       share of a secure round's devices expected to leave; sets each device's
                              neighbours k so the round survives it (default ${DEFAULT_CONFIG.secureDropout})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
+  --catalog <file|url>       the site's items: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or a sitemap;
+                             stored at start when changed, served at GET /v1/catalog
+  --catalog-refresh <min>    re-read a catalogue URL every so many minutes, 0 = never (default ${DEFAULT_CONFIG.catalogRefreshMinutes})
+  --operator-token-file <f>  file holding the token PUT /v1/catalog needs (Authorization: Bearer);
+                             or set HEARTH_OPERATOR_TOKEN. Unset: catalogue updates are refused
   --log-level <l>            ${SERVER_LOG_LEVELS.join(' | ')} (default ${DEFAULT_CONFIG.logLevel})`;
 
 type FlagParser = (value: string, flag: string, out: Record<string, unknown>) => void;
@@ -495,6 +522,16 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
+  '--catalog': stringFlag('catalogSource'),
+  '--catalog-refresh': intFlag('catalogRefreshMinutes', 0, 525_600),
+  '--operator-token-file': (value, flag, out) => {
+    if (value === '') bad(flag, 'must not be empty');
+    try {
+      out.operatorToken = readFileSync(value, 'utf8').trim();
+    } catch (error) {
+      bad(flag, `cannot read ${value} (${(error as Error).message})`);
+    }
+  },
   '--aggregation': oneOfFlag('aggregation', AGGREGATION_MODES),
   '--secure-cohort': intFlag('secureCohort', 2, MAX_SECURE_COHORT),
   '--secure-stage-seconds': numberFlag('secureStageSeconds'),
@@ -510,10 +547,16 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
 
 /**
  * Parses CLI flags (`--flag value` or `--flag=value`; argv without the node and script entries) into
- * a validated config. Throws HEARTH_E_CONFIG naming the offending flag.
+ * a validated config; `env` may carry HEARTH_OPERATOR_TOKEN. Throws HEARTH_E_CONFIG naming the
+ * offending flag.
  */
-export function parseArgs(argv: readonly string[]): ServerConfig {
+export function parseArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): ServerConfig {
   const out: Record<string, unknown> = {};
+  // The operator token comes from the environment (or a file): a flag's value shows in `ps`.
+  if (env.HEARTH_OPERATOR_TOKEN) out.operatorToken = env.HEARTH_OPERATOR_TOKEN;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');

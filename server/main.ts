@@ -27,11 +27,15 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const config = parseArgs(argv);
+  const config = parseArgs(argv, process.env);
   const server = await startServer(config, testHooks());
   console.log(
     `${LISTENING_PREFIX} ${server.url} (model version ${server.version}, db ${redact(config.dbPath)})`,
   );
+  if (server.catalog) {
+    console.log(`Catalogue v${server.catalog.version}: ${server.catalog.items} items`);
+    if (server.catalog.warning) console.error(`Warning: ${server.catalog.warning}`);
+  }
   let closing = false;
   const shutdown = (signal: string): void => {
     if (closing) return;

@@ -5,6 +5,7 @@
  * two cannot drift apart. Error replies are built from the catalogue, so codes and statuses here are
  * the ones the server sends.
  */
+import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { ERRORS, type ErrorCode } from '../protocol/errors.js';
 import {
   UPDATE_CONTENT_TYPE,
@@ -191,6 +192,64 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
         },
         '304': { description: 'The cached weights are current', headers: ETAG_HEADER },
         ...errors('HEARTH_E_MODEL_NOT_FOUND'),
+      },
+    },
+  },
+  '/v1/catalog': {
+    get: {
+      operationId: 'getCatalog',
+      summary: "The site's catalogue",
+      description:
+        'The items devices may be shown, apart from the weights: a changed title never re-downloads the model. Revalidated (Cache-Control: no-cache); the ETag is "c<version>-<digest>".',
+      parameters: [{ $ref: '#/components/parameters/IfNoneMatch' }],
+      responses: {
+        '200': { ...json(ref('Catalog'), 'The catalogue'), headers: ETAG_HEADER },
+        '304': { description: 'The cached catalogue is current', headers: ETAG_HEADER },
+        ...errors('HEARTH_E_CATALOG_NOT_FOUND'),
+      },
+    },
+    put: {
+      operationId: 'putCatalog',
+      summary: 'Replace the catalogue (operator)',
+      description: `Needs the operator token (HEARTH_OPERATOR_TOKEN) as a bearer token; a site key never works. The body is a catalogue in any of the formats --catalog reads, named by its content type or recognised from its first characters: a JSON array of items, JSON Lines, CSV or TSV with a header (id, title, url, image, published, category, tags), RSS 2.0 or 1.0, Atom, JSON Feed, or a sitemap. At most ${CATALOG_LIMITS.bytes} bytes and ${CATALOG_LIMITS.items} items. A refused body leaves the stored catalogue as it was; the same items again store no new version.`,
+      security: [{ operatorToken: [] }],
+      requestBody: {
+        required: true,
+        content: Object.fromEntries(
+          [
+            'application/json',
+            'application/x-ndjson',
+            'text/csv',
+            'text/tab-separated-values',
+            'application/feed+json',
+            'application/rss+xml',
+            'application/atom+xml',
+            'application/xml',
+          ].map((type) => [type, { schema: { type: 'string' } }]),
+        ),
+      },
+      responses: {
+        '200': {
+          ...json(
+            {
+              type: 'object',
+              required: ['version', 'items', 'changed'],
+              properties: {
+                version: { type: 'integer', minimum: 1 },
+                items: { type: 'integer', minimum: 1 },
+                changed: { type: 'boolean' },
+              },
+            },
+            'The catalogue version now served, its item count, and whether this request changed it',
+          ),
+          headers: ETAG_HEADER,
+        },
+        ...errors(
+          'HEARTH_E_OPERATOR_TOKEN',
+          'HEARTH_E_RATE_LIMIT',
+          'HEARTH_E_CATALOG',
+          'HEARTH_E_CATALOG_TOO_LARGE',
+        ),
       },
     },
   },
@@ -402,6 +461,12 @@ export const OPENAPI_DOCUMENT: JsonObject = {
   paths: withHeadOperations(PATHS),
   components: {
     securitySchemes: {
+      operatorToken: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'The operator token (HEARTH_OPERATOR_TOKEN or --operator-token-file); only PUT /v1/catalog takes it.',
+      },
       siteKey: {
         type: 'apiKey',
         in: 'header',
@@ -425,6 +490,28 @@ export const OPENAPI_DOCUMENT: JsonObject = {
       },
     },
     schemas: {
+      CatalogItem: {
+        type: 'object',
+        required: ['id', 'title', 'url'],
+        properties: {
+          id: { type: 'string', maxLength: CATALOG_LIMITS.id },
+          title: { type: 'string', maxLength: CATALOG_LIMITS.title },
+          url: { type: 'string', description: 'absolute http(s) URL, or a path on the site' },
+          image: { type: 'string' },
+          published: { type: 'string', format: 'date-time' },
+          category: { type: 'string', maxLength: CATALOG_LIMITS.category },
+          tags: { type: 'array', items: { type: 'string' }, maxItems: CATALOG_LIMITS.tags },
+        },
+      },
+      Catalog: {
+        type: 'object',
+        required: ['version', 'updatedAt', 'items'],
+        properties: {
+          version: { type: 'integer', minimum: 1 },
+          updatedAt: { type: 'string', format: 'date-time' },
+          items: { type: 'array', items: ref('CatalogItem') },
+        },
+      },
       ErrorReply: {
         type: 'object',
         required: ['error'],

@@ -15,11 +15,14 @@
  */
 import pg from 'pg';
 import type { PoolClient } from 'pg';
+import type { CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
 import {
+  catalogBody,
+  decodeCatalogRow,
   decodeLedgerRow,
   decodeManifest,
   decodeOptimizerState,
@@ -30,6 +33,7 @@ import {
   publishedRoundValues,
   updateValues,
   versionValues,
+  type CatalogRow,
   type HistoryRow,
   type LedgerRow,
   type OptimizerStateRow,
@@ -50,20 +54,23 @@ import {
   roundIsFull,
   type Publication,
 } from './store-rules.js';
-import type {
-  RoundExpiry,
-  RoundHistory,
-  RoundPolicy,
-  RoundPrivacy,
-  RoundTicket,
-  Store,
-  StoreCounts,
-  StoredVersion,
-  SubmitOutcome,
-  SumOutcome,
-  SumRoundPolicy,
-  SumSubmission,
-  UpdateSubmission,
+import {
+  CATALOG_VERSIONS_KEPT,
+  type CatalogChange,
+  type RoundExpiry,
+  type RoundHistory,
+  type RoundPolicy,
+  type RoundPrivacy,
+  type RoundTicket,
+  type Store,
+  type StoreCounts,
+  type StoredCatalog,
+  type StoredVersion,
+  type SubmitOutcome,
+  type SumOutcome,
+  type SumRoundPolicy,
+  type SumSubmission,
+  type UpdateSubmission,
 } from './store.js';
 
 /** Key of the advisory lock held while a new collecting round is opened. */
@@ -71,6 +78,8 @@ const OPEN_ROUND_LOCK = PG_SCHEMA_LOCK + 1;
 
 /** Key of the advisory lock held while a secure aggregation sum is published. */
 const PUBLISH_SUM_LOCK = PG_SCHEMA_LOCK + 2;
+/** Serialises catalogue replacements (each takes the next version number). */
+const CATALOG_LOCK = PG_SCHEMA_LOCK + 3;
 
 /** True when `db` names a PostgreSQL database rather than a SQLite file. */
 export function isPostgresUrl(db: string): boolean {
@@ -353,9 +362,45 @@ export class PgStore implements Store {
   }
 
   /** @inheritdoc */
+  async catalog(): Promise<StoredCatalog | undefined> {
+    return currentCatalog(this.pool);
+  }
+
+  /** @inheritdoc */
+  async replaceCatalog(items: readonly CatalogItem[], now = new Date()): Promise<CatalogChange> {
+    const { json, digest } = catalogBody(items);
+    return this.tx(async (sql) => {
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [CATALOG_LOCK]);
+      const current = await currentCatalog(sql);
+      if (current?.digest === digest) return { catalog: current, changed: false };
+      const version = (current?.version ?? 0) + 1;
+      const createdAt = now.toISOString();
+      await sql.query(
+        'INSERT INTO catalogs (version, created_at, digest, items) VALUES ($1, $2, $3, $4)',
+        [version, createdAt, digest, json],
+      );
+      await sql.query('DELETE FROM catalogs WHERE version <= $1', [
+        version - CATALOG_VERSIONS_KEPT,
+      ]);
+      return {
+        catalog: { version, updatedAt: createdAt, digest, items: [...items] },
+        changed: true,
+      };
+    });
+  }
+
+  /** @inheritdoc */
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+async function currentCatalog(sql: Sql): Promise<StoredCatalog | undefined> {
+  const row = await one<CatalogRow>(
+    sql,
+    'SELECT version, created_at, digest, items FROM catalogs ORDER BY version DESC LIMIT 1',
+  );
+  return row && decodeCatalogRow(row);
 }
 
 /** The collecting round (row locked, opened at `now` if none) and the version read under its lock. */

@@ -9,6 +9,8 @@ import { allFinite } from '../protocol/clip.js';
 import { HearthError } from '../protocol/errors.js';
 import { decodeWeights } from '../protocol/weights-codec.js';
 import { parseManifest } from '../protocol/manifest.js';
+import type { CatalogItem } from '../protocol/catalog.js';
+import { coldStartVersion } from './cold-start.js';
 import type { ServerConfig } from './config.js';
 import type { Store, StoredVersion } from './store.js';
 import { federationParams, versionManifest, versionRows } from './versions.js';
@@ -60,18 +62,26 @@ export async function loadSeedModel(dir: string, config: ServerConfig): Promise<
 }
 
 /**
- * Makes sure the store has a model: seeds it from `config.modelDir` when empty. Returns the current
- * version. Throws HEARTH_E_CONFIG when the store is empty and no model directory was given.
+ * Makes sure the store has a model: seeds it from `config.modelDir` when empty, or, without one,
+ * starts cold over `catalog` (cold-start.ts). Returns the current version. Throws HEARTH_E_CONFIG
+ * when the store is empty and there is neither.
  */
-export async function seedIfEmpty(store: Store, config: ServerConfig): Promise<number> {
+export async function seedIfEmpty(
+  store: Store,
+  config: ServerConfig,
+  catalog?: readonly CatalogItem[],
+): Promise<number> {
   const existing = await store.latestVersion();
   if (existing !== undefined) return existing;
-  if (config.modelDir === undefined) {
+  if (config.modelDir !== undefined) {
+    await store.seed(await loadSeedModel(config.modelDir, config));
+  } else if (catalog !== undefined) {
+    await store.seed(coldStartVersion(catalog, config));
+  } else {
     throw new HearthError(
       'HEARTH_E_CONFIG',
-      `the database ${config.dbPath} has no model version yet; pass --model <dir> to seed it`,
+      `the database ${config.dbPath} has no model version yet; pass --model <dir> to seed it, or --catalog <file|url> to start cold from the site's items`,
     );
   }
-  await store.seed(await loadSeedModel(config.modelDir, config));
   return (await store.latestVersion())!;
 }

@@ -11,8 +11,9 @@ import type Database from 'better-sqlite3';
  *    and when they were abandoned.
  * 4: rounds published from a secure aggregation sum record how many devices it held
  *    (`participants`; they have no updates) and the devices' Skellam noise (`skellam`, JSON).
+ * 5: the site's catalogue, versioned (`catalogs`).
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -67,6 +68,14 @@ CREATE TABLE IF NOT EXISTS optimizer_state (
   m BLOB NOT NULL,
   v BLOB NOT NULL,
   version INTEGER NOT NULL REFERENCES versions(version)
+);
+-- The site's catalogue: each version's items as JSON, with their SHA-256 (the ETag). The newest
+-- few are kept.
+CREATE TABLE IF NOT EXISTS catalogs (
+  version INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  items TEXT NOT NULL
 );
 `;
 

@@ -15,7 +15,10 @@ import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migrate } from './sqlite-schema.js';
+import type { CatalogItem } from '../protocol/catalog.js';
 import {
+  catalogBody,
+  decodeCatalogRow,
   decodeLedgerRow,
   decodeManifest,
   decodeOptimizerState,
@@ -26,6 +29,7 @@ import {
   publishedRoundValues,
   updateValues,
   versionValues,
+  type CatalogRow,
   type HistoryRow,
   type LedgerRow,
   type OptimizerStateRow,
@@ -46,20 +50,23 @@ import {
   roundIsFull,
   type Publication,
 } from './store-rules.js';
-import type {
-  RoundExpiry,
-  RoundHistory,
-  RoundPolicy,
-  RoundPrivacy,
-  RoundTicket,
-  Store,
-  StoreCounts,
-  StoredVersion,
-  SubmitOutcome,
-  SumOutcome,
-  SumRoundPolicy,
-  SumSubmission,
-  UpdateSubmission,
+import {
+  CATALOG_VERSIONS_KEPT,
+  type CatalogChange,
+  type RoundExpiry,
+  type RoundHistory,
+  type RoundPolicy,
+  type RoundPrivacy,
+  type RoundTicket,
+  type Store,
+  type StoreCounts,
+  type StoredVersion,
+  type SubmitOutcome,
+  type SumOutcome,
+  type SumRoundPolicy,
+  type StoredCatalog,
+  type SumSubmission,
+  type UpdateSubmission,
 } from './store.js';
 
 /** The schema version this store writes (see sqlite-schema.ts). */
@@ -418,6 +425,44 @@ export class SqliteStore implements Store {
       .prepare('SELECT round, norm FROM updates WHERE round >= ? ORDER BY id')
       .all(historyNormsFrom(rounds)) as { round: number; norm: number }[];
     return historyFromRows(rounds, norms);
+  }
+
+  /** @inheritdoc */
+  private currentCatalog(): StoredCatalog | undefined {
+    const row = this.db
+      .prepare(
+        'SELECT version, created_at, digest, items FROM catalogs ORDER BY version DESC LIMIT 1',
+      )
+      .get() as CatalogRow | undefined;
+    return row && decodeCatalogRow(row);
+  }
+
+  /** @inheritdoc */
+  async catalog(): Promise<StoredCatalog | undefined> {
+    return this.currentCatalog();
+  }
+
+  /** @inheritdoc */
+  async replaceCatalog(items: readonly CatalogItem[], now = new Date()): Promise<CatalogChange> {
+    const { json, digest } = catalogBody(items);
+    return this.db
+      .transaction((): CatalogChange => {
+        const current = this.currentCatalog();
+        if (current?.digest === digest) return { catalog: current, changed: false };
+        const version = (current?.version ?? 0) + 1;
+        const createdAt = now.toISOString();
+        this.db
+          .prepare('INSERT INTO catalogs (version, created_at, digest, items) VALUES (?, ?, ?, ?)')
+          .run(version, createdAt, digest, json);
+        this.db
+          .prepare('DELETE FROM catalogs WHERE version <= ?')
+          .run(version - CATALOG_VERSIONS_KEPT);
+        return {
+          catalog: { version, updatedAt: createdAt, digest, items: [...items] },
+          changed: true,
+        };
+      })
+      .immediate();
   }
 
   /** @inheritdoc */

@@ -9,6 +9,8 @@ import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { expireRoundsAtStart } from './round-expiry.js';
 import { seedIfEmpty } from './seed.js';
+import { isCatalogUrl, readCatalog } from './catalog-source.js';
+import type { CatalogItem } from '../protocol/catalog.js';
 import { isPostgresUrl, PgStore } from './pg-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
@@ -22,6 +24,15 @@ export interface RunningServer {
   readonly port: number;
   /** Current model version at start. */
   readonly version: number;
+  /**
+   * The catalogue at start: the version served, and a warning when `--catalog` could not be read
+   * and the stored catalogue is served instead.
+   */
+  readonly catalog?: {
+    readonly version: number;
+    readonly items: number;
+    readonly warning?: string;
+  };
   readonly app: FastifyInstance;
   readonly store: Store;
   /** Stops listening, waits for in-flight requests, then closes the store. */
@@ -64,13 +75,20 @@ export async function startServer(
   // Read before the store opens: a bad file is a config error, and nothing is left to close.
   const validation =
     config.validationPath === undefined ? undefined : loadValidationSessions(config.validationPath);
+  const source = config.catalogSource;
+  const read = source === undefined ? undefined : await readCatalogSafely(source);
   const store = await openStore(config, options);
   const now = options.now ?? Date.now;
   let app: FastifyInstance | undefined;
   try {
-    const version = await seedIfEmpty(store, config);
+    const catalog = read && (await catalogAtStart(store, read));
+    const items = catalog ? (await store.catalog())?.items : undefined;
+    const version = await seedIfEmpty(store, config, items);
     await expireRoundsAtStart(store, config, now());
     app = buildApp({ store, config, now, ...(validation ? { validation } : {}) });
+    if (source !== undefined && isCatalogUrl(source) && config.catalogRefreshMinutes > 0) {
+      refreshCatalog(app, store, source, config.catalogRefreshMinutes * 60_000);
+    }
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
@@ -80,6 +98,7 @@ export async function startServer(
       url: `http://${host}:${port}`,
       port,
       version,
+      ...(catalog ? { catalog } : {}),
       app: started,
       store,
       async close() {
@@ -92,4 +111,54 @@ export async function startServer(
     await store.close();
     throw error;
   }
+}
+
+type CatalogRead = { readonly items: readonly CatalogItem[] } | { readonly error: unknown };
+
+async function readCatalogSafely(source: string): Promise<CatalogRead> {
+  try {
+    return { items: await readCatalog(source) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Stores the catalogue read at start (a new version only if it changed). One that could not be read
+ * stops the start while nothing is stored; with a stored catalogue (a feed down for a moment), that
+ * one is served and the start says so.
+ */
+async function catalogAtStart(
+  store: Store,
+  read: CatalogRead,
+): Promise<NonNullable<RunningServer['catalog']>> {
+  if ('items' in read) {
+    const { catalog } = await store.replaceCatalog(read.items);
+    return { version: catalog.version, items: catalog.items.length };
+  }
+  const stored = await store.catalog();
+  if (!stored) throw read.error;
+  return {
+    version: stored.version,
+    items: stored.items.length,
+    warning: `${(read.error as Error).message}; serving the stored catalogue v${stored.version}`,
+  };
+}
+
+/** Re-reads a catalogue URL every `ms`; a failed read is logged and the stored catalogue stays. */
+function refreshCatalog(app: FastifyInstance, store: Store, url: string, ms: number): void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    readCatalog(url)
+      .then((items) => store.replaceCatalog(items))
+      .then(({ catalog, changed }) => {
+        if (changed) app.log.info({ version: catalog.version }, 'catalogue refreshed');
+      })
+      .catch((error: unknown) => app.log.warn({ err: error }, 'catalogue refresh failed'))
+      .finally(() => (running = false));
+  }, ms);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
 }

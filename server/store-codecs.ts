@@ -5,6 +5,8 @@
  * same bytes and text. That is what lets a PostgreSQL deployment publish bit for bit what SQLite
  * publishes. Values lists follow the column order of the statements that use them (named in each doc).
  */
+import { createHash } from 'node:crypto';
+import type { CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
@@ -14,6 +16,7 @@ import type {
   RoundPrivacy,
   RoundPrivacySettings,
   SkellamRound,
+  StoredCatalog,
   UpdateSubmission,
 } from './store.js';
 
@@ -191,4 +194,28 @@ export function historyFromRows(
       norms: list,
     };
   });
+}
+
+/** A row of the catalogs table. */
+export interface CatalogRow {
+  readonly version: number;
+  readonly created_at: string;
+  readonly digest: string;
+  readonly items: string;
+}
+
+/** The JSON of a catalogue's items and its digest (SHA-256, hex). */
+export function catalogBody(items: readonly CatalogItem[]): { json: string; digest: string } {
+  const json = JSON.stringify(items);
+  return { json, digest: createHash('sha256').update(json).digest('hex') };
+}
+
+/** A catalogs row as the stored catalogue it holds. */
+export function decodeCatalogRow(row: CatalogRow): StoredCatalog {
+  return {
+    version: row.version,
+    updatedAt: row.created_at,
+    digest: row.digest,
+    items: JSON.parse(row.items) as CatalogItem[],
+  };
 }

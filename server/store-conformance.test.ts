@@ -23,7 +23,7 @@ import { PgStore } from './pg-store.js';
 import { roundExpiry } from './round-expiry.js';
 import { loadSeedModel, seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
-import type { Store } from './store.js';
+import { CATALOG_VERSIONS_KEPT, type Store } from './store.js';
 import {
   joinRound,
   makeDelta,
@@ -662,6 +662,47 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(await store.latestVersion()).toBe(2);
         expect(await store.privacyLedger()).toEqual([
           { round: 1, version: 2, noiseMultiplier: 1.2, sampleRate: 0.05 },
+        ]);
+      });
+    });
+
+    describe('catalogue', () => {
+      const item = (id: string, title = `Title ${id}`) => ({ id, title, url: `/items/${id}` });
+
+      it('stores versions, keeps the current one when nothing changed, and survives a restart', async () => {
+        expect(await store.catalog()).toBeUndefined();
+        const first = await store.replaceCatalog([item('a'), item('b')], new Date(T0));
+        expect(first.changed).toBe(true);
+        expect(first.catalog).toMatchObject({ version: 1, updatedAt: new Date(T0).toISOString() });
+        expect(first.catalog.digest).toMatch(/^[0-9a-f]{64}$/);
+        const same = await store.replaceCatalog([item('a'), item('b')], new Date(T0 + 1000));
+        expect(same).toEqual({ catalog: first.catalog, changed: false });
+        const renamed = await store.replaceCatalog([item('a', 'New title'), item('b')]);
+        expect(renamed.catalog.version).toBe(2);
+        expect(renamed.catalog.digest).not.toBe(first.catalog.digest);
+        await reopen();
+        expect(await store.catalog()).toEqual(renamed.catalog);
+      });
+
+      it('keeps the newest CATALOG_VERSIONS_KEPT versions', async () => {
+        for (let v = 1; v <= CATALOG_VERSIONS_KEPT + 3; v++) {
+          await store.replaceCatalog([item(`i${v}`)]);
+        }
+        const versions = (await db.rows('SELECT version FROM catalogs ORDER BY version')) as {
+          version: number;
+        }[];
+        expect(versions.map((r) => r.version)).toEqual(
+          Array.from({ length: CATALOG_VERSIONS_KEPT }, (_, i) => i + 4),
+        );
+        expect((await store.catalog())?.items).toEqual([item(`i${CATALOG_VERSIONS_KEPT + 3}`)]);
+      });
+
+      it('numbers concurrent replacements without a gap or a repeat', async () => {
+        const changes = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => store.replaceCatalog([item(`c${i}`)])),
+        );
+        expect(changes.map((c) => c.catalog.version).sort((a, b) => a - b)).toEqual([
+          1, 2, 3, 4, 5, 6,
         ]);
       });
     });

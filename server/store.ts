@@ -3,6 +3,7 @@
  * coarse on purpose: the SQLite store does each in one local transaction; a PostgreSQL store (several
  * server instances sharing rounds) can do the same with row locks, behind this same interface.
  */
+import type { CatalogDocument, CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
@@ -212,6 +213,22 @@ export interface RoundHistory {
   readonly norms: readonly number[];
 }
 
+/** A stored catalogue version: the served document and the digest of its items (its ETag). */
+export interface StoredCatalog extends CatalogDocument {
+  /** SHA-256 of the items' JSON, hex: equal items, equal digest. */
+  readonly digest: string;
+}
+
+/** What replacing the catalogue did. */
+export interface CatalogChange {
+  readonly catalog: StoredCatalog;
+  /** False when the items equalled the current ones: no new version was stored. */
+  readonly changed: boolean;
+}
+
+/** Catalogue versions a store keeps (the newest); older ones are deleted as new ones arrive. */
+export const CATALOG_VERSIONS_KEPT = 5;
+
 /** The storage the server runs on. */
 export interface Store {
   /** Newest version number, or undefined while nothing is seeded. */
@@ -261,5 +278,12 @@ export interface Store {
    * draws. Read-only and outside any round transaction, so it may be a moment behind.
    */
   history(limit: number): Promise<RoundHistory[]>;
+  /** The current catalogue, or undefined if none was ever stored. */
+  catalog(): Promise<StoredCatalog | undefined>;
+  /**
+   * Atomically stores `items` as the next catalogue version (current + 1, from 1), unless they
+   * equal the current version's items; keeps the newest CATALOG_VERSIONS_KEPT versions.
+   */
+  replaceCatalog(items: readonly CatalogItem[], now?: Date): Promise<CatalogChange>;
   close(): Promise<void>;
 }

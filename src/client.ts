@@ -11,6 +11,7 @@ import type {
   StoredInteraction,
   SyncResult,
   TrackEvent,
+  TrackWarning,
 } from '../protocol/api.js';
 import { privacySignal } from '../protocol/privacy-signal.js';
 import type { ResolvedOptions } from './config.js';
@@ -20,8 +21,11 @@ import { startWorker, type StartedWorker } from './worker-start.js';
 export interface Hearth {
   /** Resolves when the engine has picked a backend and loaded the model. */
   readonly ready: Promise<EngineStatus>;
-  /** Records an interaction on this device. */
-  track(event: TrackEvent): Promise<void>;
+  /**
+   * Records an interaction on this device; resolves with a warning the first time the page tracks
+   * an id the catalogue does not know (captured events also raise it as `hearth-error`).
+   */
+  track(event: TrackEvent): Promise<TrackWarning | undefined>;
   /** Top-k recommendations for the current session. */
   recommend(options?: RecommendOptions): Promise<Recommendation[]>;
   /** Engine state: backend, model version, storage, uploads. */

@@ -59,7 +59,11 @@ function boot(): void {
       capturing = (import(/* @vite-ignore */ url) as Promise<typeof import('./capture.js')>).then(
         (m) =>
           m.capture((event) =>
-            hearth.track(event).then(() => emit('hearth-track', event), emitError),
+            hearth.track(event).then((warning) => {
+              // The first id the catalogue does not know (TrackWarning), reported once.
+              if (warning) emit('hearth-error', warning);
+              emit('hearth-track', event);
+            }, emitError),
           ),
       );
       capturing.catch(() => emitError(new HearthError('HEARTH_E_CAPTURE', `${url} did not load`)));

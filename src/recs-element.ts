@@ -3,8 +3,11 @@
  *
  *   <script defer src="https://cdn.example/hearth/hearth.js" data-endpoint="…"></script>
  *   <script type="module" src="https://cdn.example/hearth/hearth-recs.js"></script>
- *   <hearth-recs k="6" loading="lazy" catalog="/catalog.json"></hearth-recs>
+ *   <hearth-recs k="6" loading="lazy"></hearth-recs>
  *
+ * Titles, links and images come with the recommendations from the server's catalogue
+ * (`GET /v1/catalog`); a `catalog="/catalog.json"` attribute (or the `catalog` property) overrides
+ * them per item, for pages whose server has no catalogue.
  * It uses the page's `window.hearth` (installed by the loader, which may arrive later: it waits for
  * `hearth-ready`), so it costs the loader nothing. Shadow DOM with `part`s and `--hearth-*` custom
  * properties; a reserved min-height so nothing shifts when results arrive; an `<ol>` and a polite
@@ -272,7 +275,8 @@ export class HearthRecsElement extends HTMLElement {
     this.dataset.state = this.#recs.length ? 'ready' : 'empty';
     const items = this.#list.children;
     this.#recs.forEach((rec, i) => {
-      const entry = this.#catalog[rec.item] ?? {};
+      // The page's own catalogue attribute first, else what the server's catalogue said.
+      const entry = this.#catalog[rec.item] ?? rec;
       const href = safeUrl(entry.url, document.baseURI);
       let li = items[i] as HTMLLIElement | undefined;
       let link = li?.firstElementChild as HTMLElement | null | undefined;
@@ -312,7 +316,8 @@ export class HearthRecsElement extends HTMLElement {
       if (rec.reason) {
         const reason = document.createElement('span');
         reason.setAttribute('part', 'reason');
-        const because = this.#catalog[rec.reason.item]?.title ?? rec.reason.item;
+        const because =
+          this.#catalog[rec.reason.item]?.title ?? rec.reason.title ?? rec.reason.item;
         reason.textContent = `Because you viewed ${because}`;
         text.append(reason);
       }

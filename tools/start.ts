@@ -4,9 +4,11 @@
  * demo, starts the aggregation server with a SQLite file and the demo site, and prints both URLs.
  *
  *   npm start -- [--port 8787] [--demo-port 5173] [--data ../shared/data] [--config <file>]
- *                [--fresh] [--no-build]
+ *                [--catalog <file|url>] [--fresh] [--no-build]
  *
- * `--config` is the server's site file (per-site keys and origins, server/sites.ts).
+ * `--config` is the server's site file (per-site keys and origins, server/sites.ts). `--catalog` runs
+ * the server on a site's own items (server/catalog-parse.ts formats) instead of the demo's model:
+ * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HearthError } from '../protocol/errors.js';
 import type { ServerConfig } from '../server/config.js';
+import { isCatalogUrl } from '../server/catalog-source.js';
 import { loadConfigFile } from '../server/sites.js';
 import { buildAll } from './build.js';
 import { closeOnSignals, startSystem } from './system.js';
@@ -29,8 +32,11 @@ const { values } = parseArgs({
     fresh: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     config: { type: 'string' },
+    catalog: { type: 'string' },
   },
 });
+const catalog =
+  values.catalog && (isCatalogUrl(values.catalog) ? values.catalog : resolve(values.catalog));
 // Read first: a bad site file stops the start, with its reason, before any training or build.
 const sites = values.config === undefined ? undefined : readSites(resolve(values.config));
 
@@ -46,10 +52,11 @@ function readSites(path: string): ServerConfig['sites'] {
 
 const state = join(root, '.hearth');
 const modelDir = join(state, 'models', 'default');
-const dbPath = join(state, 'hearth.sqlite');
+// A site's own catalogue gets its own database: the demo's model knows none of its items.
+const dbPath = join(state, catalog ? 'site.sqlite' : 'hearth.sqlite');
 if (values.fresh) rmSync(state, { recursive: true, force: true });
 
-if (!existsSync(join(modelDir, 'manifest.json'))) {
+if (!catalog && !existsSync(join(modelDir, 'manifest.json'))) {
   const real = existsSync(join(values.data, 'yoochoose-rsc15-100k'));
   console.log(
     real
@@ -77,7 +84,10 @@ const system = await startSystem(
     port: Number(values.port),
     host: values.host,
     dbPath,
-    modelDir,
+    ...(catalog ? { catalogSource: catalog } : { modelDir }),
+    ...(process.env.HEARTH_OPERATOR_TOKEN
+      ? { operatorToken: process.env.HEARTH_OPERATOR_TOKEN }
+      : {}),
     minCohort: 3,
     sampleRate: 1,
     noiseMultiplier: 0,
@@ -93,4 +103,10 @@ console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, u
   On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>
                       <script type="module" src="${system.demoUrl}sdk/hearth-recs.js"></script>
 Press Ctrl+C to stop.`);
+if (system.server.catalog) {
+  const { version, items, warning } = system.server.catalog;
+  console.log(
+    `Catalogue v${version} (${items} items) at ${system.server.url}/v1/catalog${warning ? `\nWarning: ${warning}` : ''}`,
+  );
+}
 closeOnSignals(system);

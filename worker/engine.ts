@@ -14,12 +14,14 @@ import {
   type StoredInteraction,
   type SyncResult,
   type TrackEvent,
+  type TrackWarning,
 } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger, setLogLevel } from '../protocol/logger.js';
 import type { LadderResult } from './backend-ladder.js';
 import { chooseCachedBackend } from './backend-cache.js';
 import { capabilities } from './capabilities.js';
+import { fetchCatalog, rowsOutside, withCatalogEntries, type DeviceCatalog } from './catalog.js';
 import { skipped } from './federated-client.js';
 import {
   localTrainingSettings,
@@ -58,6 +60,8 @@ const log = createLogger('engine');
 
 /** Session items kept in memory (the model reads the last maxSessionLength; the rest excludes). */
 const MAX_SESSION_MEMORY = 200;
+/** How old the catalogue may get before a recommend() refetches it (in the background). */
+const CATALOG_REFRESH_MS = 10 * 60_000;
 /** After a failed model fetch, wait this long before trying again on the next call. */
 const MODEL_RETRY_MS = 15_000;
 
@@ -68,6 +72,14 @@ export class Engine implements EngineApi {
   private store: InteractionStore = new MemoryStore();
   private global: LoadedModel | null = null;
   private indexOf = new Map<string, number>();
+  /** The server's catalogue (null: it has none, or it was not fetched yet). */
+  private catalog: DeviceCatalog | null = null;
+  private catalogFetchedAt = 0;
+  private catalogLoading: Promise<void> | null = null;
+  /** Model rows whose items left the catalogue: never recommended. */
+  private outsideRows: readonly number[] = [];
+  /** HEARTH_E_UNKNOWN_ITEM is reported once per page. */
+  private warnedUnknown = false;
   /** The model recommendations come from: the global one, or its locally fine-tuned copy. */
   private readonly serving = new ServingSlot();
   /** The LSTM state of the current session under `serving` (one step per new item). */
@@ -130,10 +142,12 @@ export class Engine implements EngineApi {
     // The store first (it may hold the weights), then the model (the backend self-test uses it).
     this.store = (await this.openStore()) ?? this.store;
     if (this.store.kind === 'memory') log.warn('IndexedDB unavailable; history lives in memory');
+    const catalog = this.refreshCatalog();
     const global = await loadGlobalModel(config.endpoint, this.store).catch((error: unknown) => {
       log.warn('global model unavailable; will retry', error);
       return null;
     });
+    await catalog;
     this.lastModelAttempt = Date.now();
     this.tabs ??= new TabChannel((announcement) => this.onAnnouncement(announcement));
     this.ladder = await chooseCachedBackend(config, global, this.store);
@@ -143,7 +157,7 @@ export class Engine implements EngineApi {
     return this.status();
   }
 
-  async track(event: TrackEvent): Promise<void> {
+  async track(event: TrackEvent): Promise<TrackWarning | undefined> {
     const config = this.requireConfig();
     const { type, item } = validateTrackEvent(event);
     const ts = this.now();
@@ -179,6 +193,40 @@ export class Engine implements EngineApi {
       // Not awaited: the page's track() should not wait for training.
       void this.sync().catch((error: unknown) => log.warn('automatic sync failed', error));
     }
+    return this.unknownItemWarning(item);
+  }
+
+  /** The once-per-page warning for an id neither the catalogue nor (without one) the model knows. */
+  private unknownItemWarning(item: string): TrackWarning | undefined {
+    const known = this.catalog
+      ? this.catalog.items.has(item)
+      : !this.global || this.indexOf.has(item);
+    if (known || this.warnedUnknown) return undefined;
+    this.warnedUnknown = true;
+    const where = this.catalog ? `catalogue v${this.catalog.version}` : 'model';
+    log.warn(`tracked item "${item}" is not in the ${where}`);
+    return {
+      code: 'HEARTH_E_UNKNOWN_ITEM',
+      message: `"${item}" is not in the ${where}: data-hearth-item must carry the catalogue's ids (reported once)`,
+    };
+  }
+
+  /**
+   * Fetches the catalogue (at start, then at most every CATALOG_REFRESH_MS, in the background); a
+   * failed fetch keeps the one the engine had.
+   */
+  private refreshCatalog(): Promise<void> {
+    if (this.catalogLoading) return this.catalogLoading;
+    const endpoint = this.requireConfig().endpoint;
+    this.catalogFetchedAt = Date.now();
+    this.catalogLoading = fetchCatalog(endpoint)
+      .then((catalog) => {
+        this.catalog = catalog;
+        this.outsideRows = rowsOutside(this.global?.manifest.itemIds ?? [], catalog);
+      })
+      .catch((error: unknown) => log.warn('catalogue unavailable; keeping the one held', error))
+      .finally(() => (this.catalogLoading = null));
+    return this.catalogLoading;
   }
 
   async recommend(options: RecommendOptions = {}): Promise<Recommendation[]> {
@@ -188,7 +236,12 @@ export class Engine implements EngineApi {
     if (!global) return [];
     const toIndices = (list: readonly string[]): number[] =>
       list.map((id) => this.indexOf.get(id)).filter((i): i is number => i !== undefined);
-    const excluded = new Set<number>([...this.sessionItems, ...toIndices(exclude)]);
+    if (Date.now() - this.catalogFetchedAt > CATALOG_REFRESH_MS) void this.refreshCatalog();
+    const excluded = new Set<number>([
+      ...this.sessionItems,
+      ...toIndices(exclude),
+      ...this.outsideRows,
+    ]);
     const allowed = allow && toIndices(allow);
     const explore = this.config?.explore === true;
     // Exploring needs the pool below the k - 1 shown items to sample from.
@@ -212,7 +265,10 @@ export class Engine implements EngineApi {
           : [];
       return { ranked, picks, reasons };
     });
-    return toRecommendations(ranked, picks, reasons, global.manifest.itemIds);
+    return withCatalogEntries(
+      toRecommendations(ranked, picks, reasons, global.manifest.itemIds),
+      this.catalog,
+    );
   }
 
   async status(): Promise<EngineStatus> {
@@ -392,6 +448,7 @@ export class Engine implements EngineApi {
     this.global = global;
     this.indexOf = new Map(manifest.itemIds.map((id, index) => [id, index]));
     this.indexOf.delete('');
+    this.outsideRows = rowsOutside(manifest.itemIds, this.catalog);
     this.sessionItems = this.sessionIds
       .map((id) => this.indexOf.get(id))
       .filter((i): i is number => i !== undefined);

@@ -1,0 +1,118 @@
+/**
+ * The catalogue's routes:
+ *   GET /v1/catalog   the items devices may be shown (ETag "c<version>-<digest>", revalidated)
+ *   PUT /v1/catalog   replaces it; needs the operator token (Authorization: Bearer), never a site key
+ * A PUT body is a catalogue file in any format catalog-parse.ts reads, named by its content type (or
+ * recognised from its first characters). A bad body is refused with the line or entry at fault and
+ * the stored catalogue stays as it was.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CATALOG_LIMITS } from '../protocol/catalog.js';
+import { HearthError } from '../protocol/errors.js';
+import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
+import { parseCatalog } from './catalog-parse.js';
+import type { Store, StoredCatalog } from './store.js';
+
+/** What the catalogue routes need from the app. */
+export interface CatalogRouteOptions {
+  readonly store: Store;
+  readonly operatorToken: string | undefined;
+  /** Charges a request against its address's rate limit (access.ts). */
+  readonly charge: (request: FastifyRequest, reply: FastifyReply) => void;
+  /** True when an If-None-Match header names the tag. */
+  readonly etagMatches: (header: string | undefined, etag: string) => boolean;
+}
+
+/** The catalogue's ETag: its version and the first 64 bits of its digest. */
+export function catalogEtag(catalog: Pick<StoredCatalog, 'version' | 'digest'>): string {
+  return `"c${catalog.version}-${catalog.digest.slice(0, 16)}"`;
+}
+
+/** SHA-256 of a token, so comparing two never leaks their lengths or a prefix through timing. */
+function digestOf(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRouteOptions): void {
+  const { store } = options;
+  const expected =
+    options.operatorToken === undefined ? undefined : digestOf(options.operatorToken);
+  // The served body of the current catalogue, kept while its digest stands (large catalogues).
+  let served: { readonly etag: string; readonly body: string } | undefined;
+
+  app.get(PATHS.catalog, async (request, reply) => {
+    const catalog = await store.catalog();
+    if (!catalog) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
+    const etag = catalogEtag(catalog);
+    void reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (options.etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    if (served?.etag !== etag) {
+      const { version, updatedAt, items } = catalog;
+      served = { etag, body: JSON.stringify({ version, updatedAt, items }) };
+    }
+    return reply.type('application/json; charset=utf-8').send(served.body);
+  });
+
+  const operator = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    options.charge(request, reply);
+    if (!expected) {
+      throw new HearthError(
+        'HEARTH_E_OPERATOR_TOKEN',
+        'catalogue updates are off: start the server with HEARTH_OPERATOR_TOKEN or --operator-token-file',
+      );
+    }
+    const header = request.headers.authorization;
+    const token =
+      typeof header === 'string' ? /^Bearer ([\x21-\x7e]+)$/.exec(header)?.[1] : undefined;
+    if (token === undefined) {
+      throw new HearthError(
+        'HEARTH_E_OPERATOR_TOKEN',
+        request.headers[SITE_KEY_HEADER] !== undefined
+          ? `a site key (${SITE_KEY_HEADER}) is public and never changes the catalogue`
+          : 'no Authorization: Bearer header',
+      );
+    }
+    if (!timingSafeEqual(digestOf(token), expected)) {
+      throw new HearthError('HEARTH_E_OPERATOR_TOKEN', 'wrong operator token');
+    }
+  };
+
+  // Its own scope: the body is read as text whatever its type (JSON too), up to the catalogue limit.
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    // fastify's own too-large error would say "update"; this body is a catalogue.
+    scope.setErrorHandler((error) => {
+      if ((error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        throw new HearthError(
+          'HEARTH_E_CATALOG_TOO_LARGE',
+          `request body: more than ${CATALOG_LIMITS.bytes} bytes`,
+        );
+      }
+      throw error;
+    });
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'string', bodyLimit: CATALOG_LIMITS.bytes },
+      (_request, body, done) => done(null, body),
+    );
+    scope.put(
+      PATHS.catalog,
+      { onRequest: operator, bodyLimit: CATALOG_LIMITS.bytes },
+      async (request, reply) => {
+        const text = typeof request.body === 'string' ? request.body : '';
+        const contentType = request.headers['content-type'];
+        const items = parseCatalog(text, {
+          name: 'request body',
+          ...(contentType ? { contentType } : {}),
+        });
+        const { catalog, changed } = await store.replaceCatalog(items);
+        request.log.info({ version: catalog.version, items: items.length, changed }, 'catalogue');
+        return reply
+          .header('etag', catalogEtag(catalog))
+          .header('cache-control', 'no-store')
+          .send({ version: catalog.version, items: catalog.items.length, changed });
+      },
+    );
+  });
+}
