@@ -4,11 +4,12 @@
  * demo, starts the aggregation server with a SQLite file and the demo site, and prints both URLs.
  *
  *   npm start -- [--port 8787] [--demo-port 5173] [--data ../shared/data] [--config <file>]
- *                [--catalog <file|url>] [--fresh] [--no-build]
+ *                [--catalog <file|url> [--sessions <log>]] [--fresh] [--no-build]
  *
  * `--config` is the server's site file (per-site keys and origins, server/sites.ts). `--catalog` runs
  * the server on a site's own items (server/catalog-parse.ts formats) instead of the demo's model:
- * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items.
+ * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items, or, with
+ * `--sessions`, one trained once on the site's own click log (`.hearth/models/site/`).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     config: { type: 'string' },
     catalog: { type: 'string' },
+    sessions: { type: 'string' },
   },
 });
 const catalog =
@@ -55,6 +57,23 @@ const modelDir = join(state, 'models', 'default');
 // A site's own catalogue gets its own database: the demo's model knows none of its items.
 const dbPath = join(state, catalog ? 'site.sqlite' : 'hearth.sqlite');
 if (values.fresh) rmSync(state, { recursive: true, force: true });
+
+if (values.sessions && !catalog) {
+  console.error('npm start: --sessions goes with --catalog (the items its ids name)');
+  process.exit(2);
+}
+const siteModelDir = join(state, 'models', 'site');
+if (catalog && values.sessions && !existsSync(join(siteModelDir, 'manifest.json'))) {
+  console.log(`Training the site's first model on ${values.sessions} (once; cached in .hearth/)…`);
+  const result = await trainAndExport({
+    dataset: 'diginetica',
+    loss: 'auto',
+    sessions: resolve(values.sessions),
+    catalog,
+    out: siteModelDir,
+  });
+  console.log(`Model ready: HR@20 ${result.hr20.toFixed(3)} on the log's newest sessions`);
+}
 
 if (!catalog && !existsSync(join(modelDir, 'manifest.json'))) {
   const real = existsSync(join(values.data, 'yoochoose-rsc15-100k'));
@@ -84,7 +103,9 @@ const system = await startSystem(
     port: Number(values.port),
     host: values.host,
     dbPath,
-    ...(catalog ? { catalogSource: catalog } : { modelDir }),
+    ...(catalog
+      ? { catalogSource: catalog, ...(values.sessions ? { modelDir: siteModelDir } : {}) }
+      : { modelDir }),
     ...(process.env.HEARTH_OPERATOR_TOKEN
       ? { operatorToken: process.env.HEARTH_OPERATOR_TOKEN }
       : {}),

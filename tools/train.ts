@@ -30,6 +30,7 @@ import { runMain } from './lib/entry.js';
 import { trainAndExport, type Hyper, type TrainAndExportOptions } from './train/index.js';
 
 const USAGE = `Usage: npm run train -- --out <dir> [--data <dir>] [--dataset <${DATASETS.join('|')}>]
+                 [--sessions <log.csv|.tsv|.jsonl> [--catalog <file|url>]]
                  [--epochs n] [--batch b] [--lr x] [--dim d] [--hidden h] [--max-len L] [--seed s]
                  [--loss auto|full|sampled] [--negatives n] [--alpha a] [--logq true|false]
                  [--val-fraction f] [--patience p] [--dropout r] [--schedule constant|linear]
@@ -38,13 +39,17 @@ const USAGE = `Usage: npm run train -- --out <dir> [--data <dir>] [--dataset <${
                  [--recent-epochs n] [--recent-lr x]
                  [--checkpoint-dir <dir>] [--checkpoint-every steps] [--resume]
                  [--backend wasm|cpu]
-Unset hyper-parameters take the dataset's defaults (tools/train/defaults.ts).`;
+Unset hyper-parameters take the dataset's defaults (tools/train/defaults.ts); a site's own log
+(--sessions: session or visitor, item, time, optional type) takes Diginetica's, with full softmax
+below 20,000 items, and with --catalog the catalogue's ids are the model's items.`;
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
   data: { type: 'string', default: DEFAULT_DATA_DIR },
   dataset: { type: 'string', default: 'yoochoose-rsc15-100k' },
   out: { type: 'string' },
+  sessions: { type: 'string' },
+  catalog: { type: 'string' },
   epochs: { type: 'string' },
   batch: { type: 'string' },
   lr: { type: 'string' },
@@ -87,10 +92,16 @@ function runFlags(values: Values): Omit<TrainAndExportOptions, keyof Hyper> {
   if (values.resume && !values['checkpoint-dir']) {
     throw new Error('--resume needs --checkpoint-dir');
   }
-  const dataset = parseDatasetName(values.dataset);
   if (!values.out) throw new Error('--out <model-dir> is required');
+  if (values.catalog && !values.sessions) throw new Error('--catalog goes with --sessions');
+  // A site's log is session data: Diginetica's defaults, full softmax while the catalogue is small.
+  const dataset = values.sessions ? 'diginetica' : parseDatasetName(values.dataset);
   return {
     dataset,
+    ...(values.sessions ? { sessions: resolve(values.sessions) } : {}),
+    ...(values.catalog
+      ? { catalog: /^https?:\/\//i.test(values.catalog) ? values.catalog : resolve(values.catalog) }
+      : {}),
     out: resolve(values.out),
     data: resolve(values.data),
     backend: oneOf('backend', values.backend, ['wasm', 'cpu']),
@@ -142,7 +153,10 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  await trainAndExport({ ...hyperFlags(values), ...runFlags(values) });
+  const hyper = hyperFlags(values);
+  // Diginetica's sampled softmax suits 43,000 items; a site's log picks by its catalogue's size.
+  if (values.sessions) hyper.loss ??= 'auto';
+  await trainAndExport({ ...hyper, ...runFlags(values) });
 }
 
 runMain(main);

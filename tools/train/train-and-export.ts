@@ -11,6 +11,8 @@ import {
   type DatasetName,
   type LoadedDataset,
 } from '../data/datasets.js';
+import { readSiteLog, siteDataset } from '../data/site-log.js';
+import { readCatalog } from '../../server/catalog-source.js';
 import type { LoadedCheckpoint } from '../model-io.js';
 import { secondsSince } from '../lib/timing.js';
 import { initNodeBackend, type NodeBackend } from '../tf-node.js';
@@ -46,6 +48,13 @@ export interface TrainAndExportOptions extends Partial<Hyper>, RunOptions, Check
   backend?: NodeBackend;
   /** No progress bar and no table (for programmatic callers). */
   quiet?: boolean;
+  /**
+   * A site's own click log (tools/data/site-log.ts) to train on instead of `dataset`, whose
+   * defaults it takes (with full softmax below 20,000 items, `loss: 'auto'`).
+   */
+  sessions?: string;
+  /** With `sessions`: the site's catalogue (file or URL); its ids are the model's items. */
+  catalog?: string;
 }
 
 /** What a run produced. */
@@ -67,7 +76,9 @@ export async function trainAndExport(
   const resumed = await checkpointToResume(options, log);
   const hyper = runHyper(options, resumed);
   await initNodeBackend(options.backend ?? 'wasm');
-  const loaded = await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
+  const loaded = options.sessions
+    ? await loadSiteLog(options.sessions, options.catalog, log)
+    : await loadDataset(options.dataset, options.data ?? DEFAULT_DATA_DIR);
   const dims = modelDims(loaded.data.itemIds.length, hyper);
   const splits = trainingSplits(loaded, hyper, options.trainFraction);
   const counts = {
@@ -135,4 +146,29 @@ async function train(
   };
   log(summaryLine(main.result, run));
   return { result: main.result, seconds: run.seconds, examplesPerSecond: run.examplesPerSecond };
+}
+
+/** A site's log as a dataset, mapped through its catalogue when given; logs what was left out. */
+async function loadSiteLog(
+  file: string,
+  catalogSource: string | undefined,
+  log: (line: string) => void,
+): Promise<LoadedDataset> {
+  const catalog = catalogSource === undefined ? undefined : await readCatalog(catalogSource);
+  const { loaded, report } = siteDataset(
+    await readSiteLog(file),
+    catalog?.map((item) => item.id),
+  );
+  log(
+    `${file}: ${report.events} events, ${report.sessions} sessions of two or more` +
+      (catalog
+        ? `, ${loaded.data.itemIds.length - 1} items (the catalogue's ${catalog.length})`
+        : ''),
+  );
+  if (report.unknownEvents > 0) {
+    log(
+      `left out ${report.unknownEvents} events of items the catalogue does not list (${report.unknownIds.join(', ')}${report.unknownIds.length === 5 ? ', …' : ''})`,
+    );
+  }
+  return loaded;
 }
