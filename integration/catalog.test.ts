@@ -95,4 +95,31 @@ describe('the engine with a catalogue', () => {
     await second.forget();
     await second.dispose();
   });
+
+  it('publishes a new item in the next round, new row and all, and shows it to cold visitors', async () => {
+    const fresh = {
+      ...entry('fresh-1', 'Published this morning'),
+      published: new Date().toISOString(),
+    };
+    await fixture.server.store.replaceCatalog([...catalogue([]), fresh]);
+    const device = new Engine();
+    await device.init(fixture.config);
+    expect((await device.status()).modelVersion).toBe(1);
+    for (const item of ['item-3', 'item-7', 'item-11']) await device.track({ type: 'click', item });
+    // The round (m = 1 here) publishes version 2 with a row for the new item.
+    expect(await device.sync()).toMatchObject({ status: 'uploaded' });
+    await device.forget();
+    await device.dispose();
+    const manifest = (await fixture.server.store.getManifest(2))!;
+    expect(manifest.itemIds.at(-1)).toBe('fresh-1');
+    expect(manifest.recent?.[0]).toBe(manifest.itemIds.length - 1);
+
+    const visitor = new Engine();
+    await visitor.init(fixture.config);
+    expect((await visitor.status()).modelVersion).toBe(2);
+    const cold = await visitor.recommend({ k: 3 });
+    expect(cold.map((r) => r.item)).toContain('fresh-1');
+    expect(cold.find((r) => r.item === 'fresh-1')?.title).toBe('Published this morning');
+    await visitor.dispose();
+  });
 });

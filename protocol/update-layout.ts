@@ -29,27 +29,29 @@ export function manifestLayout(federation: Pick<FederationParams, 'updateRows'>)
  * An update in layout `from` carried into layout `to` (a stale update folded into the current
  * round): the dense tensors as they are, each row `to` names from `from` where `from` has it, zero
  * where it does not; rows only `from` names are dropped. Only values are dropped, never added, so
- * the L2 norm never grows and a clipped update stays within S.
+ * the L2 norm never grows and a clipped update stays within S. `dims` is the model `from` belongs
+ * to; `toDims`, the one `to` belongs to, may have more item rows (grownFrom), which start at zero.
  */
 export function fitUpdate(
   delta: Float32Array,
   dims: ModelDims,
   from: UpdateLayout,
   to: UpdateLayout,
+  toDims: ModelDims = dims,
 ): Float32Array {
-  if (sameLayout(from, to)) return delta;
-  const out = new Float32Array(updateLength(dims, to));
+  if (sameLayout(from, to) && toDims.items === dims.items) return delta;
+  const out = new Float32Array(updateLength(toDims, to));
   const d = dims.embedding;
   const dense = denseLength(dims);
   const fromAt = denseStart(dims, from);
-  out.set(delta.subarray(fromAt, fromAt + dense), denseStart(dims, to));
+  out.set(delta.subarray(fromAt, fromAt + dense), denseStart(toDims, to));
   const source = rowOffsets(dims, from);
-  const target = rowOffsets(dims, to);
+  const target = rowOffsets(toDims, to);
   const held = from.kind === 'full' ? null : new Set(from.rows);
   const rows =
-    to.kind === 'full' ? Array.from({ length: dims.items - 1 }, (_, i) => i + 1) : to.rows;
+    to.kind === 'full' ? Array.from({ length: toDims.items - 1 }, (_, i) => i + 1) : to.rows;
   for (const row of rows) {
-    if (held && !held.has(row)) continue;
+    if (held ? !held.has(row) : row >= dims.items) continue;
     const at = source.embedding(row);
     out.set(delta.subarray(at, at + d), target.embedding(row));
     out[target.bias(row)] = delta[source.bias(row)]!;
@@ -224,4 +226,43 @@ function rowOrder(pool: number, seed: number): Int32Array {
   }
   orders.set(key, order);
   return order;
+}
+
+/**
+ * Whether `to` is `from` with more item rows and nothing else changed: the shape a new catalogue
+ * item gives the next version. Item rows keep their numbers and the dense tensors their values, so
+ * an update on `from` carries over (fitUpdate with `toDims`; the new rows are zero in it).
+ */
+export function grownFrom(from: ModelDims, to: ModelDims): boolean {
+  return (
+    to.items > from.items &&
+    to.embedding === from.embedding &&
+    to.hidden === from.hidden &&
+    to.maxSessionLength === from.maxSessionLength &&
+    JSON.stringify(to.scoring ?? null) === JSON.stringify(from.scoring ?? null)
+  );
+}
+
+/**
+ * A full vector of `dims` (weights, or FedAdam's moments) with `added` item rows appended: their
+ * embeddings from `rows` (added * d values) and biases from `bias`, zeros where left out. Every other
+ * value keeps its place in the tensor it belongs to.
+ */
+export function withAddedItems<T extends Float32Array | Float64Array>(
+  full: T,
+  dims: ModelDims,
+  added: number,
+  rows?: ArrayLike<number>,
+  bias?: ArrayLike<number>,
+): T {
+  const d = dims.embedding;
+  const n = dims.items;
+  const out = new (full.constructor as new (length: number) => T)(full.length + added * (d + 1));
+  out.set(full.subarray(0, n * d), 0);
+  if (rows) out.set(rows, n * d);
+  const biasAt = (n + added) * d;
+  out.set(full.subarray(n * d, n * d + n), biasAt);
+  if (bias) out.set(bias, biasAt + n);
+  out.set(full.subarray(n * d + n), biasAt + n + added);
+  return out;
 }

@@ -51,7 +51,7 @@ import { SecureRounds } from './secure-rounds.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
-import { manifestParamCount, servedManifest } from './versions.js';
+import { largestUpdateParams, servedManifest } from './versions.js';
 
 /** What buildApp needs. */
 export interface AppOptions {
@@ -261,7 +261,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const manifest = version === undefined ? undefined : await store.getManifest(version);
     if (!manifest)
       throw new Error('the store has no model version; seed it before building the app');
-    const bodyLimit = updateBodyLimit(manifestParamCount(manifest), config);
+    const bodyLimit = updateBodyLimit(largestUpdateParams(manifest, config), config);
     const maxParams = maxParamsFor(bodyLimit);
     scope.addContentTypeParser(
       UPDATE_CONTENT_TYPE,
@@ -296,7 +296,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
     app.addHook('onClose', async () => secure.close());
     const secureLimit = Math.min(
-      Math.max(64 * 1024, 64 + 4 * manifestParamCount(manifest)),
+      Math.max(64 * 1024, 64 + 4 * largestUpdateParams(manifest, config)),
       MAX_BODY_LIMIT_BYTES,
     );
     scope.addContentTypeParser(

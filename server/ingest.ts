@@ -31,7 +31,7 @@ import type {
   Store,
   SumRoundPolicy,
 } from './store.js';
-import { LayoutMoved, withinStaleness } from './store-rules.js';
+import { carriesOver, LayoutMoved, withinStaleness } from './store-rules.js';
 import { versionRows } from './versions.js';
 
 /**
@@ -206,7 +206,8 @@ export async function ingestUpdate(
 /**
  * `update`'s delta in the layout of version `target`, into whose round it is counted: a stale
  * update's rows that the current version does not name are dropped, so its norm stays within S.
- * An update across a change of the model's shape is refused, never reshaped.
+ * An update across a change of the model's shape is refused, never reshaped; one across new
+ * catalogue rows carries over (store-rules.ts carriesOver).
  */
 async function fitToVersion(
   update: ModelUpdate,
@@ -217,11 +218,12 @@ async function fitToVersion(
   if (target === update.baseVersion) return update.delta;
   const manifest = await store.getManifest(target);
   if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', `version ${target} is missing`);
-  if (manifest.layoutHash !== base.layoutHash) checkLayout(update, manifest);
+  if (!carriesOver(base, manifest)) checkLayout(update, manifest);
   return fitUpdate(
     update.delta,
     base.dims,
     manifestLayout(base.federation),
     manifestLayout(manifest.federation),
+    manifest.dims,
   );
 }

@@ -308,7 +308,7 @@ export class PgStore implements Store {
       const current = requireCurrentVersion(latestVersion);
       const base = await storedVersion(sql, current);
       const summed = (await storedVersion(sql, total.baseVersion)).manifest;
-      const context = { optimizerState: await readOptimizerState(sql), ledger: await ledger(sql) };
+      const context = await roundContext(sql);
       const publication = publishSumRound(policy, current, base, summed, total, context, at);
       const inserted = await one<{ id: number }>(
         sql,
@@ -395,6 +395,16 @@ export class PgStore implements Store {
   }
 }
 
+/** What a publication reads besides the round: optimiser state, ledger, catalogue. */
+async function roundContext(sql: Sql) {
+  const catalog = (await currentCatalog(sql))?.items;
+  return {
+    optimizerState: await readOptimizerState(sql),
+    ledger: await ledger(sql),
+    ...(catalog ? { catalog } : {}),
+  };
+}
+
 async function currentCatalog(sql: Sql): Promise<StoredCatalog | undefined> {
   const row = await one<CatalogRow>(
     sql,
@@ -451,7 +461,7 @@ async function publish(
     'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
     [round],
   );
-  const context = { optimizerState: await readOptimizerState(sql), ledger: await ledger(sql) };
+  const context = await roundContext(sql);
   const publication = publishRound(policy, current, base, rows.map(decodeUpdate), context, now);
   await commitPublication(sql, round, publication);
   return publication.version;

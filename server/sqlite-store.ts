@@ -330,7 +330,7 @@ export class SqliteStore implements Store {
         for (const row of cursor) yield decodeUpdate(row);
       },
     };
-    const context = { optimizerState: this.readOptimizerState(), ledger: this.ledger() };
+    const context = this.roundContext();
     let publication: Publication;
     try {
       publication = publishRound(policy, current, base, updates, context, now);
@@ -380,7 +380,7 @@ export class SqliteStore implements Store {
           weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
         };
         const summed = requireStoredVersion(this.manifestOf(total.baseVersion), total.baseVersion);
-        const context = { optimizerState: this.readOptimizerState(), ledger: this.ledger() };
+        const context = this.roundContext();
         const publication = publishSumRound(policy, current, base, summed, total, context, at);
         // Inserted as published (never collecting: the plaintext round keeps that slot), then
         // given its version and ledger entry with the others' code.
@@ -428,6 +428,16 @@ export class SqliteStore implements Store {
   }
 
   /** @inheritdoc */
+  /** What a publication reads besides the round: optimiser state, ledger, catalogue. */
+  private roundContext() {
+    const catalog = this.currentCatalog()?.items;
+    return {
+      optimizerState: this.readOptimizerState(),
+      ledger: this.ledger(),
+      ...(catalog ? { catalog } : {}),
+    };
+  }
+
   private currentCatalog(): StoredCatalog | undefined {
     const row = this.db
       .prepare(

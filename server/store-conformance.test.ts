@@ -684,6 +684,36 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(await store.catalog()).toEqual(renamed.catalog);
       });
 
+      it('gives new items rows in the next published version; updates on the one before still count', async () => {
+        const { app: server } = await serve({ minCohort: 2, maxStaleness: 1 });
+        await store.replaceCatalog(
+          ['a', 'b', 'c', 'd', 'e', 'new-1', 'new-2'].map((id) => item(id)),
+        );
+        // A device of version 1 joins before the round that grows the model publishes.
+        const early = await joinRound(server);
+        const w2 = await runRound(server, 2, 1);
+        const m1 = (await store.getManifest(1))!;
+        const m2 = (await store.getManifest(2))!;
+        expect(m2.itemIds).toEqual([...m1.itemIds, 'new-1', 'new-2']);
+        expect(m2.dims.items).toBe(m1.dims.items + 2);
+        expect(m2.recent?.slice(0, 2)).toEqual([6, 7]);
+        expect(w2.length).toBe(m2.weights.byteLength / 4);
+        const late = await postUpdate(
+          server,
+          updateBody({ token: early.token, baseVersion: 1, delta: makeDelta(0.5, 9) }),
+        );
+        expect(late.json<UpdateReply>()).toMatchObject({ accepted: true, received: 1, version: 2 });
+        // One update on version 2 closes that round; nothing new, so version 3 keeps the shape.
+        const { token } = await joinRound(server);
+        const delta = makeDelta(0.5, 4).slice(0, 1).fill(0.1);
+        const full = new Float32Array(m2.weights.byteLength / 4).fill(0.01);
+        full.set(delta);
+        const body = updateBody({ token, baseVersion: 2, layoutHash: m2.layoutHash, delta: full });
+        const closing = await postUpdate(server, body);
+        expect(closing.json<UpdateReply>(), closing.body).toMatchObject({ version: 3 });
+        expect((await store.getManifest(3))!.dims.items).toBe(m2.dims.items);
+      });
+
       it('keeps the newest CATALOG_VERSIONS_KEPT versions', async () => {
         for (let v = 1; v <= CATALOG_VERSIONS_KEPT + 3; v++) {
           await store.replaceCatalog([item(`i${v}`)]);

@@ -5,7 +5,7 @@
  * messages, close and abandon rounds at the same count, and publish the same version from the same
  * updates.
  */
-import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
+import { fitUpdate, grownFrom, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { HearthError } from '../protocol/errors.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
@@ -19,6 +19,7 @@ import type {
   SumSubmission,
   UpdateSubmission,
 } from './store.js';
+import { growForCatalog } from './catalog-growth.js';
 import { foldInLayout } from './layout-round.js';
 import { versionManifest } from './versions.js';
 
@@ -159,8 +160,36 @@ export function publishRound(
   const output = foldInLayout(dims, manifestLayout(federation), base.weights, context, (c, ctx) =>
     policy.aggregate(c, updates, ctx),
   );
-  const rows = policy.layoutRows?.(base.manifest, version, output.weights);
-  return { version, manifest: versionManifest(base.manifest, version, now, rows), output };
+  return publication(policy, version, base.manifest, output, context, now);
+}
+
+/**
+ * Version `version` from a round's output: grown by a row for each catalogue item the model lacks
+ * (catalog-growth.ts), its update rows named on the weights it publishes.
+ */
+function publication(
+  policy: RoundPolicy,
+  version: number,
+  template: ModelManifest,
+  output: RoundOutput,
+  context: RoundContext,
+  now: string,
+): Publication {
+  // A round that keeps the stored optimiser state as it is must still grow it with the model.
+  const state = output.optimizerState ?? context.optimizerState;
+  const grown = growForCatalog(template, output.weights, state, context.catalog);
+  const rows = policy.layoutRows?.(grown.manifest, version, grown.weights);
+  return {
+    version,
+    manifest: versionManifest(grown.manifest, version, now, rows),
+    output: {
+      ...output,
+      weights: grown.weights,
+      ...(grown.optimizerState && (output.optimizerState || grown.added > 0)
+        ? { optimizerState: grown.optimizerState }
+        : {}),
+    },
+  };
 }
 
 /**
@@ -197,21 +226,21 @@ export function publishSumRound(
   now: string,
 ): Publication {
   const { dims, federation } = base.manifest;
-  if (sumManifest.layoutHash !== base.manifest.layoutHash) {
+  if (!carriesOver(sumManifest, base.manifest)) {
     throw new HearthError(
       'HEARTH_E_UPDATE_SHAPE',
       `a sum on layout ${sumManifest.layoutHash}, v${current} has ${base.manifest.layoutHash}`,
     );
   }
   const from = manifestLayout(sumManifest.federation);
-  if (total.sum.length !== updateLength(dims, from)) {
+  if (total.sum.length !== updateLength(sumManifest.dims, from)) {
     throw new HearthError(
       'HEARTH_E_UPDATE_SHAPE',
-      `a sum of ${total.sum.length} values, v${total.baseVersion}'s layout has ${updateLength(dims, from)}`,
+      `a sum of ${total.sum.length} values, v${total.baseVersion}'s layout has ${updateLength(sumManifest.dims, from)}`,
     );
   }
   const layout = manifestLayout(federation);
-  const sum = fitUpdate(total.sum, dims, from, layout);
+  const sum = fitUpdate(total.sum, sumManifest.dims, from, layout, dims);
   const output = foldInLayout(dims, layout, base.weights, context, (c, ctx) =>
     policy.aggregateSum(
       c,
@@ -219,7 +248,13 @@ export function publishSumRound(
       ctx,
     ),
   );
-  const version = current + 1;
-  const rows = policy.layoutRows?.(base.manifest, version, output.weights);
-  return { version, manifest: versionManifest(base.manifest, version, now, rows), output };
+  return publication(policy, current + 1, base.manifest, output, context, now);
+}
+
+/**
+ * Whether an update or sum on version `from` carries over to version `to`: the same model shape, or
+ * `to` grown by catalogue rows from it (item rows keep their numbers; fitUpdate zero-fills the new).
+ */
+export function carriesOver(from: ModelManifest, to: ModelManifest): boolean {
+  return from.layoutHash === to.layoutHash || grownFrom(from.dims, to.dims);
 }

@@ -121,6 +121,11 @@ export interface RoundContext {
   readonly ledger: readonly RoundPrivacy[];
   /** The coordinates [start, end) of the aggregated vector that hold item rows and biases. */
   readonly itemSpan?: { readonly start: number; readonly end: number };
+  /**
+   * The current catalogue's items, read in the same transaction: the published version gains a row
+   * for each the model lacks (catalog-growth.ts). Absent: no catalogue, no growth.
+   */
+  readonly catalog?: readonly CatalogItem[];
 }
 
 /** What one round's aggregation produced; the store commits all of it with the new version. */

@@ -11,12 +11,28 @@ import {
 } from '../protocol/manifest.js';
 import { biasLedRows, roundRows } from '../protocol/update-layout.js';
 import { weightsPath } from '../protocol/routes.js';
-import { weightsByteLength } from '../protocol/manifest.js';
+import { tensorLayout, weightsByteLength } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
 
 /** Number of scalars in a manifest's tensors. */
 export function manifestParamCount(manifest: ModelManifest): number {
   return parameterCount(manifest.tensors);
+}
+
+/**
+ * The most values an update may hold while this server runs, as the model grows with its catalogue
+ * (catalog-growth.ts): a whole-model update while every row is sent (up to updateRows + 1 items),
+ * then dense tensors and updateRows rows. Sending the whole model always (`--update-rows full`)
+ * allows for the catalogue doubling.
+ */
+export function largestUpdateParams(
+  manifest: ModelManifest,
+  config: Pick<ServerConfig, 'updateRows'>,
+): number {
+  const { dims } = manifest;
+  const items =
+    config.updateRows === 'full' ? 2 * dims.items : Math.max(dims.items, config.updateRows + 1);
+  return parameterCount(tensorLayout({ ...dims, items }));
 }
 
 /**
