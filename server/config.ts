@@ -111,6 +111,12 @@ export interface ServerConfig {
    * step of about the learning rate every round.
    */
   readonly fedAdamTau?: number;
+  /**
+   * FedAdam's tau on the item rows and biases only (`--fedadam-item-tau`); left out, fedAdamTau's.
+   * A large tau holds still the rows no device moved under noise; the dense tensors, which every
+   * device moves, can then keep a small one.
+   */
+  readonly fedAdamItemTau?: number;
   /** How the (noised) mean delta becomes the next model: FedAvg step or FedAdam. */
   readonly serverOptimizer: ServerOptimizer;
   /** Coordinate-wise aggregator: equal-weight mean, example-weighted mean, trimmed mean, or median. */
@@ -288,6 +294,8 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkOneOf('serverOptimizer (--server-optimizer)', config.serverOptimizer, SERVER_OPTIMIZERS);
   if (config.fedAdamTau !== undefined)
     checkPositive('fedAdamTau (--fedadam-tau)', config.fedAdamTau);
+  if (config.fedAdamItemTau !== undefined)
+    checkPositive('fedAdamItemTau (--fedadam-item-tau)', config.fedAdamItemTau);
   checkOneOf('aggregator (--aggregator)', config.aggregator, AGGREGATORS);
   if (config.updateRows !== 'full') {
     checkInt('updateRows (--update-rows)', config.updateRows, 0, 5_000_000);
@@ -409,6 +417,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --server-optimizer <o>     ${SERVER_OPTIMIZERS.join(' | ')} (default ${DEFAULT_CONFIG.serverOptimizer})
   --fedadam-tau <t>          FedAdam's floor on each coordinate's scale (default 0.001 with noise off, the
                              noise std z S / m with noise on, so noise-only coordinates stay still)
+  --fedadam-item-tau <t>     FedAdam's tau on the item rows and biases only (default: --fedadam-tau's)
   --server-learning-rate <x> server step size (default 1 with fedavg, ${DEFAULT_FEDADAM_LEARNING_RATE} with fedadam)
   --update-rows <n|full>     item rows an update carries after the dense tensors, named per version from
                              public data (default ${DEFAULT_CONFIG.updateRows}); full: the whole model
@@ -501,6 +510,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--server-learning-rate': positiveFlag('serverLearningRate'),
   '--item-learning-rate': positiveFlag('itemLearningRate'),
   '--fedadam-tau': positiveFlag('fedAdamTau'),
+  '--fedadam-item-tau': positiveFlag('fedAdamItemTau'),
   '--aggregator': oneOfFlag('aggregator', AGGREGATORS),
   '--update-rows': (value, flag, out) => {
     if (value === 'full') out.updateRows = 'full';

@@ -104,4 +104,30 @@ describe('FedAdam', () => {
     // A larger floor moves a small coordinate far less.
     expect(Math.abs(step(0.5)[0]!)).toBeLessThan(Math.abs(step()[0]!) / 10);
   });
+
+  it("the round policy takes the item rows' tau from --fedadam-item-tau, the dense one's elsewhere", () => {
+    const global = new Float32Array(4);
+    const updates = [{ delta: Float32Array.of(0.01, 0.01, 0.01, 0.01), examples: 1 }];
+    const weights = roundPolicy(
+      resolveConfig({
+        noiseMultiplier: 0,
+        serverOptimizer: 'fedadam',
+        clipNorm: 10,
+        fedAdamItemTau: 0.5,
+      }),
+    ).aggregate(global, updates, {
+      optimizerState: undefined,
+      ledger: [],
+      itemSpan: { start: 2, end: 4 },
+    }).weights;
+    const mean = Float64Array.of(0.01, 0.01, 0.01, 0.01);
+    const small = fedAdamStep(global, mean, undefined, 0.01, { ...FEDADAM, tau: 1e-3 }).weights;
+    // Every coordinate's moments start alike (v = 1e-3 squared); only the floor differs.
+    const start = initialFedAdamState(4, 1e-3);
+    const large = fedAdamStep(global, mean, start, 0.01, { ...FEDADAM, tau: 0.5 }).weights;
+    const expected = [small[0]!, small[1]!, large[2]!, large[3]!];
+    expect(Array.from(weights)).toEqual(expected.map((x) => expect.closeTo(x, 9)));
+    // The item rows' larger floor moves them far less.
+    expect(weights[2]!).toBeLessThan(weights[0]! / 100);
+  });
 });

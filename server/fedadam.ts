@@ -38,7 +38,18 @@ export function initialFedAdamState(length: number, tau: number = FEDADAM.tau): 
  */
 export interface StepSizes {
   readonly rate: number;
-  readonly items?: { readonly start: number; readonly end: number; readonly rate: number };
+  /**
+   * The item coordinates' own step size and, optionally, their own tau (left out: the dense
+   * tensors' tau). With noise on, a row no device moved sees only noise, which a small tau would
+   * turn into a step of about the learning rate; the dense tensors, which every device moves, need
+   * no such floor.
+   */
+  readonly items?: {
+    readonly start: number;
+    readonly end: number;
+    readonly rate: number;
+    readonly tau?: number;
+  };
 }
 
 /** The step size of coordinate `i`. */
@@ -67,11 +78,14 @@ export function fedAdamStep(
   const m = new Float64Array(global.length);
   const v = new Float64Array(global.length);
   const weights = new Float32Array(global.length);
+  const items = sizes.items;
+  const itemTau = items?.tau ?? tau;
   for (let i = 0; i < global.length; i++) {
     const d = delta[i]!;
     m[i] = beta1 * previous.m[i]! + (1 - beta1) * d;
     v[i] = beta2 * previous.v[i]! + (1 - beta2) * d * d;
-    weights[i] = global[i]! + (stepSizeAt(sizes, i) * m[i]!) / (Math.sqrt(v[i]!) + tau);
+    const t = items && i >= items.start && i < items.end ? itemTau : tau;
+    weights[i] = global[i]! + (stepSizeAt(sizes, i) * m[i]!) / (Math.sqrt(v[i]!) + t);
   }
   return { weights, state: { step: previous.step + 1, m, v } };
 }

@@ -91,12 +91,19 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       ...(config.serverOptimizer === 'fedadam'
         ? {
             applyDelta: (weights: Float32Array, delta: Float64Array) => {
+              const tau = fedAdamTauOf(config);
+              const itemTau = config.fedAdamItemTau ?? tau;
+              const span = context.itemSpan;
+              const items =
+                span && (itemStep || itemTau !== tau)
+                  ? { ...span, rate: itemStep?.rate ?? config.serverLearningRate, tau: itemTau }
+                  : undefined;
               const step = fedAdamStep(
                 weights,
                 delta,
                 context.optimizerState,
-                { rate: config.serverLearningRate, ...(itemStep ? { items: itemStep } : {}) },
-                { ...FEDADAM, tau: fedAdamTauOf(config) },
+                { rate: config.serverLearningRate, ...(items ? { items } : {}) },
+                { ...FEDADAM, tau },
               );
               optimizerState = step.state;
               return step.weights;

@@ -9,7 +9,7 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
- *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>]
+ *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
  *     [--secure on|off] (on: the server learns each round's sum only, in fixed point with the devices'
  *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
@@ -76,6 +76,7 @@ const OPTIONS = {
   'server-lr': { type: 'string', default: '0.01' },
   'item-lr': { type: 'string' },
   'server-tau': { type: 'string' },
+  'server-item-tau': { type: 'string' },
   secure: { type: 'string', default: 'off' },
   'per-device': { type: 'string', default: 'off' },
   'eval-every': { type: 'string', default: '25' },
@@ -131,6 +132,10 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       values['server-tau'] === undefined
         ? null
         : positiveNumber('server-tau', values['server-tau']),
+    serverItemTau:
+      values['server-item-tau'] === undefined
+        ? null
+        : positiveNumber('server-item-tau', values['server-item-tau']),
     itemLearningRate:
       values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
     perDevice: oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on',

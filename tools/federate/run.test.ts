@@ -41,6 +41,7 @@ const settings: RunSettings = {
   rowsPerRound: null,
   rowChoice: 'window',
   serverTau: null,
+  serverItemTau: null,
   local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
   serverOptimizer: 'fedadam',
   serverLearningRate: 0.03,

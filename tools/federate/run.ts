@@ -58,6 +58,8 @@ export interface RunSettings {
   readonly serverLearningRate: number;
   /** FedAdam's tau (null: the server's default). */
   readonly serverTau: number | null;
+  /** FedAdam's tau on the item rows only (null: serverTau's, or the server's default). */
+  readonly serverItemTau: number | null;
   /** The server's step size on item rows and biases (null: serverLearningRate). */
   readonly itemLearningRate: number | null;
   /**
@@ -110,6 +112,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     serverLearningRate: s.serverLearningRate,
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
     ...(s.serverTau === null ? {} : { fedAdamTau: s.serverTau }),
+    ...(s.serverItemTau === null ? {} : { fedAdamItemTau: s.serverItemTau }),
     // Every simulated device trains on the current version: nothing is stale, and q is the rate.
     maxStaleness: 0,
     aggregation: s.secure ? 'secure' : 'plaintext',
