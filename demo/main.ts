@@ -3,9 +3,10 @@
  * (`window.hearth` and its events), the way any third-party site would.
  */
 import { isVisitorAction, type Recommendation, type TrackEvent } from '../protocol/api.js';
-import type { Hearth } from '../src/index.js';
+import type { CatalogDocument } from '../protocol/catalog.js';
+import { fnv1a32 } from '../protocol/hash.js';
 import type { ModelManifest } from '../protocol/manifest.js';
-import { catalogItem } from './catalog.js';
+import type { Hearth } from '../src/index.js';
 
 type HearthGlobal = Hearth & ((...args: unknown[]) => unknown);
 
@@ -14,15 +15,19 @@ const endpoint =
   document.querySelector<HTMLScriptElement>('script[data-endpoint]')?.dataset.endpoint;
 const $ = (id: string): HTMLElement => document.getElementById(id)!;
 
+/** Titles by item id, from the server's catalogue (GET /v1/catalog), as any site's page would. */
+const titles = new Map<string, string>();
+const titleOf = (id: string): string => titles.get(id) ?? id;
+
 function card(id: string, detail: string): HTMLLIElement {
-  const item = catalogItem(id);
   const li = document.createElement('li');
   const button = document.createElement('button');
   button.type = 'button';
   button.className = 'card';
   button.dataset.hearthItem = id; // Hearth captures clicks on this attribute.
-  button.style.setProperty('--hue', String(item.hue));
-  button.textContent = item.title;
+  // A colour per item, so the generated tiles tell apart.
+  button.style.setProperty('--hue', String((fnv1a32(id) >>> 13) % 360));
+  button.textContent = titleOf(id);
   const small = document.createElement('small');
   small.textContent = detail;
   button.append(small);
@@ -32,7 +37,8 @@ function card(id: string, detail: string): HTMLLIElement {
 
 /** Why a card is in the list, in the visitor's words. */
 function because(r: Recommendation): string {
-  return r.reason ? `Because you viewed ${catalogItem(r.reason.item).title}` : 'Popular right now';
+  if (!r.reason) return 'Popular right now';
+  return `Because you viewed ${r.reason.title ?? titleOf(r.reason.item)}`;
 }
 
 async function renderRecs(): Promise<void> {
@@ -67,7 +73,7 @@ async function renderPanel(): Promise<void> {
     ...stored.map((s) => {
       const li = document.createElement('li');
       li.dataset.item = s.item;
-      li.textContent = `${s.type} · ${catalogItem(s.item).title} (#${s.item}) · ${new Date(s.ts).toLocaleTimeString()}`;
+      li.textContent = `${s.type} · ${titleOf(s.item)} (#${s.item}) · ${new Date(s.ts).toLocaleTimeString()}`;
       return li;
     }),
   );
@@ -75,15 +81,23 @@ async function renderPanel(): Promise<void> {
 
 async function renderCatalog(): Promise<void> {
   if (!endpoint) return;
-  // The demo's catalogue is the model's item list; a real site has its own.
-  const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as ModelManifest;
-  const ids = manifest.popular.slice(0, 24).map((i) => manifest.itemIds[i]!);
+  // The server's catalogue (npm start loads the demo's generated one); without one, the model's ids.
+  const response = await fetch(new URL('/v1/catalog', endpoint));
+  let ids: string[];
+  if (response.ok) {
+    const catalog = (await response.json()) as CatalogDocument;
+    for (const item of catalog.items) titles.set(item.id, item.title);
+    ids = catalog.items.slice(0, 24).map((item) => item.id);
+  } else {
+    const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as ModelManifest;
+    ids = manifest.popular.slice(0, 24).map((i) => manifest.itemIds[i]!);
+  }
   $('catalog').replaceChildren(...ids.map((id) => card(id, `#${id}`)));
 }
 
 function showViewing(id: string): void {
   $('viewing').hidden = false;
-  $('viewing-item').textContent = `${catalogItem(id).title} (#${id})`;
+  $('viewing-item').textContent = `${titleOf(id)} (#${id})`;
 }
 
 async function main(): Promise<void> {

@@ -88,12 +88,14 @@ test('views need half an item on screen for a second, dwell adds up, clicks are 
     return (await h.stored()).map((s) => `${s.type}:${s.item}`);
   });
   expect(sorted(stored)).toEqual(sorted(await tracked(page)));
-  // The page's ids are not the model's (this server has no catalogue): said once, with its code.
+  // The page's ids are not in the demo catalogue the server holds: said once, with its code.
   const unknown = (await seenEvents(page)).filter(
     (e) => e.type === 'hearth-error' && e.detail.code === 'HEARTH_E_UNKNOWN_ITEM',
   );
   expect(unknown).toHaveLength(1);
-  expect(String(unknown[0]!.detail.message)).toMatch(/^"(a-1|a-2|featured)" is not in the model/);
+  expect(String(unknown[0]!.detail.message)).toMatch(
+    /^"(a-1|a-2|featured)" is not in the catalogue v1/,
+  );
   expect(errors).toEqual([]);
 });
 

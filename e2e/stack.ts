@@ -5,10 +5,12 @@
  * (e2e/static-server.ts): a CDN serving dist/sdk/ and a host site loading the SDK from it. Run as a
  * child by global-setup.ts; prints one JSON line when ready.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ModelManifest } from '../protocol/manifest.js';
 import { closeOnSignals, startSystem } from '../tools/system.js';
+import { writeDemoCatalog } from '../tools/demo-catalog.js';
 import { trainAndExport } from '../tools/train/index.js';
 import { startCdn, startHost } from './static-server.js';
 
@@ -17,12 +19,19 @@ const dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const model = await trainAndExport({ dataset: 'synthetic', out: join(dir, 'model'), quiet: true });
 const minCohort = Number(process.env.HEARTH_E2E_MIN_COHORT ?? 2);
+// The demo's catalogue, as npm start serves it.
+const catalogFile = join(dir, 'demo-catalog.json');
+await writeDemoCatalog(
+  JSON.parse(readFileSync(join(model.dir, 'manifest.json'), 'utf8')) as ModelManifest,
+  catalogFile,
+);
 const system = await startSystem(
   {
     port: 0,
     host: '127.0.0.1',
     dbPath: join(dir, 'hearth.sqlite'),
     modelDir: model.dir,
+    catalogSource: catalogFile,
     minCohort,
     // Every device takes part: the specs count uploads (e2e/sampling.spec.ts runs its own q = 0).
     sampleRate: 1,

@@ -11,7 +11,7 @@
  * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items, or, with
  * `--sessions`, one trained once on the site's own click log (`.hearth/models/site/`).
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,9 @@ import { HearthError } from '../protocol/errors.js';
 import type { ServerConfig } from '../server/config.js';
 import { isCatalogUrl } from '../server/catalog-source.js';
 import { loadConfigFile } from '../server/sites.js';
+import type { ModelManifest } from '../protocol/manifest.js';
 import { buildAll } from './build.js';
+import { writeDemoCatalog } from './demo-catalog.js';
 import { closeOnSignals, startSystem } from './system.js';
 import { trainAndExport } from './train/index.js';
 
@@ -89,6 +91,14 @@ if (!catalog && !existsSync(join(modelDir, 'manifest.json'))) {
   });
   console.log(`Model ready: HR@20 ${result.hr20.toFixed(3)}, MRR@20 ${result.mrr20.toFixed(3)}`);
 }
+// The demo's own catalogue (generated titles for the model's items), served like a site's.
+const demoCatalogFile = join(state, 'demo-catalog.json');
+if (!catalog) {
+  const manifest = JSON.parse(
+    readFileSync(join(modelDir, 'manifest.json'), 'utf8'),
+  ) as ModelManifest;
+  await writeDemoCatalog(manifest, demoCatalogFile);
+}
 if (!values['no-build']) {
   console.log('Building the SDK and the demo…');
   await buildAll();
@@ -105,7 +115,7 @@ const system = await startSystem(
     dbPath,
     ...(catalog
       ? { catalogSource: catalog, ...(values.sessions ? { modelDir: siteModelDir } : {}) }
-      : { modelDir }),
+      : { modelDir, catalogSource: demoCatalogFile }),
     ...(process.env.HEARTH_OPERATOR_TOKEN
       ? { operatorToken: process.env.HEARTH_OPERATOR_TOKEN }
       : {}),
