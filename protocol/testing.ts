@@ -1,4 +1,5 @@
 /** Helpers for Hearth's unit tests (imported only by `*.test.ts` files; never shipped). */
+import { HearthError } from './hearth-error.js';
 import type { TensorSpec } from './manifest.js';
 import { int8Rows } from './manifest.js';
 
@@ -10,6 +11,17 @@ export function thrownCode(fn: () => unknown): string | undefined {
     return (error as { code?: string }).code;
   }
   return undefined;
+}
+
+/** The HearthError `fn` throws; throws itself when `fn` throws nothing or something else. */
+export function refusal(fn: () => unknown): HearthError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof HearthError) return error;
+    throw new Error(`expected a HearthError, got ${String(error)}`, { cause: error });
+  }
+  throw new Error('expected a HearthError, nothing was thrown');
 }
 
 /**

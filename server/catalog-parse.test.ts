@@ -2,22 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CATALOG_LIMITS } from '../protocol/catalog.js';
-import { HearthError } from '../protocol/errors.js';
+import { refusal } from '../protocol/testing.js';
 import { catalogFormat, parseCatalog, titleFromUrl } from './catalog-parse.js';
 
 const fixture = (name: string): string =>
   readFileSync(join(import.meta.dirname, 'catalog-fixtures', name), 'utf8');
-
-/** The HearthError `fn` throws (fails the test if it throws none or another kind). */
-function refusal(fn: () => unknown): HearthError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(HearthError);
-    return error as HearthError;
-  }
-  throw new Error('expected a HearthError');
-}
 
 describe('parseCatalog on real-shaped feeds', () => {
   it('reads an RSS 2.0 feed as WordPress writes it (CDATA, entities, media, enclosures)', () => {

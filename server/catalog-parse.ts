@@ -22,6 +22,7 @@ import {
   type Where,
 } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
+import { jsonLines } from '../protocol/json-lines.js';
 
 /** The formats a catalogue may come in. */
 export const CATALOG_FORMATS = ['json', 'jsonl', 'csv', 'tsv', 'jsonfeed', 'xml'] as const;
@@ -101,20 +102,10 @@ const ENTRIES: Record<CatalogFormat, (text: string, source: CatalogSource) => En
     }
     return value.map((raw, i) => entry(raw, `item ${i + 1}`));
   },
-  jsonl: (text, source) => {
-    const out: Entry[] = [];
-    text.split('\n').forEach((line, i) => {
-      if (line.trim() === '') return;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch (error) {
-        bad(source, `line ${i + 1}: not JSON (${(error as Error).message})`);
-      }
-      out.push(entry(value, `line ${i + 1}`));
-    });
-    return out;
-  },
+  jsonl: (text, source) =>
+    jsonLines(text, (line, problem) => bad(source, `line ${line}: ${problem}`)).map(
+      ({ value, line }) => entry(value, `line ${line}`),
+    ),
   csv: (text, source) => delimited(text, source, ','),
   tsv: (text, source) => delimited(text, source, '\t'),
   jsonfeed: (text, source) => {
@@ -161,30 +152,47 @@ function parseJson(text: string, source: CatalogSource): unknown {
 const COLUMNS = ['id', 'title', 'url', 'image', 'published', 'category', 'tags'] as const;
 
 function delimited(text: string, source: CatalogSource, delimiter: string): Entry[] {
+  const fail = (problem: string): never => bad(source, problem);
+  const rows = csvRecords(text, delimiter, fail, (names) => {
+    for (const required of ['id', 'title', 'url']) {
+      if (!names.includes(required)) {
+        fail(`line 1: the header has no "${required}" column (${COLUMNS.join(', ')})`);
+      }
+    }
+  });
+  return rows.map(({ record, line }) => entry(record, `line ${line}`));
+}
+
+/**
+ * The rows of CSV or TSV text with a header, as records keyed by the lower-cased, trimmed column
+ * names, each with its line number. `header` may refuse the names (by throwing); csv-parse's own
+ * complaints (a row of the wrong length, a stray quote) go to `fail` with the line it names.
+ */
+export function csvRecords(
+  text: string,
+  delimiter: string,
+  fail: (problem: string) => never,
+  header: (names: readonly string[]) => void,
+): { readonly record: Record<string, string>; readonly line: number }[] {
   let rows: { record: Record<string, string>; info: { lines: number } }[];
   try {
     rows = parseCsv(text, {
       delimiter,
-      columns: (header: string[]) => {
-        const names = header.map((h) => h.trim().toLowerCase());
-        for (const required of ['id', 'title', 'url']) {
-          if (!names.includes(required)) {
-            bad(source, `line 1: the header has no "${required}" column (${COLUMNS.join(', ')})`);
-          }
-        }
-        return names.map((n) => ((COLUMNS as readonly string[]).includes(n) ? n : false));
+      columns: (names: string[]) => {
+        const lower = names.map((name) => name.trim().toLowerCase());
+        header(lower);
+        return lower;
       },
       info: true,
       skip_empty_lines: true,
       bom: true,
-      relax_column_count: false,
     }) as typeof rows;
   } catch (error) {
     if (error instanceof HearthError) throw error;
     // csv-parse says where: "Invalid Record Length: expect 3, got 2 on line 4".
-    return bad(source, (error as Error).message);
+    return fail((error as Error).message);
   }
-  return rows.map(({ record, info }) => entry(record, `line ${info.lines}`));
+  return rows.map(({ record, info }) => ({ record, line: info.lines }));
 }
 
 /** fast-xml-parser settings: attributes kept (prefix @_), values as strings, lists always lists. */

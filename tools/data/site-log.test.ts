@@ -2,21 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HearthError } from '../../protocol/errors.js';
+import { refusal } from '../../protocol/testing.js';
 import { trainAndExport } from '../train/index.js';
 import { logSessions, parseSiteLog, siteDataset } from './site-log.js';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'docs', 'examples');
-
-function refusal(fn: () => unknown): HearthError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(HearthError);
-    return error as HearthError;
-  }
-  throw new Error('expected a HearthError');
-}
 
 describe('parseSiteLog', () => {
   it('reads CSV, TSV and JSON Lines alike, times as ISO or epoch seconds or milliseconds', () => {

@@ -12,10 +12,11 @@
  * list are left out (and counted), and every catalogue item gets a model row, logged or not.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { parse as parseCsv } from 'csv-parse/sync';
 import { prefixPairs } from '../../model/metrics.js';
 import { INTERACTION_TYPES } from '../../protocol/api.js';
 import { HearthError } from '../../protocol/errors.js';
+import { jsonLines } from '../../protocol/json-lines.js';
+import { csvRecords } from '../../server/catalog-parse.js';
 import type { LoadedDataset } from './datasets.js';
 import { datasetFromSessions } from './yoochoose.js';
 
@@ -100,51 +101,35 @@ export function parseSiteLog(text: string, file: string): SiteLog {
   if (jsonl) {
     const events: LogEvent[] = [];
     let keyedBy: SiteLog['keyedBy'] | undefined;
-    text.split('\n').forEach((row, i) => {
-      if (row.trim() === '') return;
-      let raw: unknown;
-      try {
-        raw = JSON.parse(row);
-      } catch (error) {
-        bad(file, i + 1, `not JSON (${(error as Error).message})`);
+    for (const { value, line } of jsonLines(text, (n, problem) => bad(file, n, problem))) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        bad(file, line, 'not an object');
       }
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-        bad(file, i + 1, 'not an object');
-      const record = raw as Record<string, unknown>;
+      const record = value as Record<string, unknown>;
       keyedBy ??= 'session' in record ? 'session' : 'visitor';
-      events.push(event(record, keyedBy, file, i + 1));
-    });
+      events.push(event(record, keyedBy, file, line));
+    }
     if (events.length === 0) bad(file, 1, 'no events');
     return { events, keyedBy: keyedBy! };
   }
   const delimiter =
     /\.tsv$/i.test(file) || (text.split('\n', 1)[0] ?? '').includes('\t') ? '\t' : ',';
   let keyedBy: SiteLog['keyedBy'] = 'session';
-  let rows: { record: Record<string, string>; info: { lines: number } }[];
-  try {
-    rows = parseCsv(text, {
-      delimiter,
-      columns: (header: string[]) => {
-        const names = header.map((h) => h.trim().toLowerCase());
-        if (!names.includes('session') && !names.includes('visitor')) {
-          bad(file, 1, 'the header has neither a "session" nor a "visitor" column');
-        }
-        keyedBy = names.includes('session') ? 'session' : 'visitor';
-        for (const required of ['item', 'time']) {
-          if (!names.includes(required)) bad(file, 1, `the header has no "${required}" column`);
-        }
-        return names;
-      },
-      info: true,
-      skip_empty_lines: true,
-    }) as typeof rows;
-  } catch (error) {
-    if (error instanceof HearthError) throw error;
-    throw new HearthError('HEARTH_E_DATASET', `${file}: ${(error as Error).message}`);
-  }
+  const fail = (problem: string): never => {
+    throw new HearthError('HEARTH_E_DATASET', `${file}: ${problem}`);
+  };
+  const rows = csvRecords(text, delimiter, fail, (names) => {
+    if (!names.includes('session') && !names.includes('visitor')) {
+      bad(file, 1, 'the header has neither a "session" nor a "visitor" column');
+    }
+    keyedBy = names.includes('session') ? 'session' : 'visitor';
+    for (const required of ['item', 'time']) {
+      if (!names.includes(required)) bad(file, 1, `the header has no "${required}" column`);
+    }
+  });
   if (rows.length === 0) bad(file, 2, 'no events');
   return {
-    events: rows.map(({ record, info }) => event(record, keyedBy, file, info.lines)),
+    events: rows.map(({ record, line }) => event(record, keyedBy, file, line)),
     keyedBy,
   };
 }
