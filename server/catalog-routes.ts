@@ -42,14 +42,17 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
   let served: { readonly etag: string; readonly body: string } | undefined;
 
   app.get(PATHS.catalog, async (request, reply) => {
-    const catalog = await store.catalog();
-    if (!catalog) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
-    const etag = catalogEtag(catalog);
+    // The head first: a revalidation (most requests) never reads or parses the items.
+    const head = await store.catalogHead();
+    if (!head) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
+    const etag = catalogEtag(head);
     void reply.header('etag', etag).header('cache-control', 'no-cache');
     if (options.etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
     if (served?.etag !== etag) {
+      const catalog = await store.catalog();
+      if (!catalog) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
       const { version, updatedAt, items } = catalog;
-      served = { etag, body: JSON.stringify({ version, updatedAt, items }) };
+      served = { etag: catalogEtag(catalog), body: JSON.stringify({ version, updatedAt, items }) };
     }
     return reply.type('application/json; charset=utf-8').send(served.body);
   });

@@ -22,6 +22,7 @@ import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
 import {
   catalogBody,
+  decodeCatalogHead,
   decodeCatalogRow,
   decodeLedgerRow,
   decodeManifest,
@@ -364,6 +365,15 @@ export class PgStore implements Store {
   /** @inheritdoc */
   async catalog(): Promise<StoredCatalog | undefined> {
     return currentCatalog(this.pool);
+  }
+
+  /** @inheritdoc */
+  async catalogHead(): Promise<Omit<StoredCatalog, 'items'> | undefined> {
+    const row = await one<Omit<CatalogRow, 'items'>>(
+      this.pool,
+      'SELECT version, created_at, digest FROM catalogs ORDER BY version DESC LIMIT 1',
+    );
+    return row && decodeCatalogHead(row);
   }
 
   /** @inheritdoc */

@@ -18,6 +18,7 @@ import { migrate } from './sqlite-schema.js';
 import type { CatalogItem } from '../protocol/catalog.js';
 import {
   catalogBody,
+  decodeCatalogHead,
   decodeCatalogRow,
   decodeLedgerRow,
   decodeManifest,
@@ -450,6 +451,14 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async catalog(): Promise<StoredCatalog | undefined> {
     return this.currentCatalog();
+  }
+
+  /** @inheritdoc */
+  async catalogHead(): Promise<Omit<StoredCatalog, 'items'> | undefined> {
+    const row = this.db
+      .prepare('SELECT version, created_at, digest FROM catalogs ORDER BY version DESC LIMIT 1')
+      .get() as Omit<CatalogRow, 'items'> | undefined;
+    return row && decodeCatalogHead(row);
   }
 
   /** @inheritdoc */

@@ -210,12 +210,12 @@ export function catalogBody(items: readonly CatalogItem[]): { json: string; dige
   return { json, digest: createHash('sha256').update(json).digest('hex') };
 }
 
+/** A catalogs row read without its items. */
+export function decodeCatalogHead(row: Omit<CatalogRow, 'items'>): Omit<StoredCatalog, 'items'> {
+  return { version: row.version, updatedAt: row.created_at, digest: row.digest };
+}
+
 /** A catalogs row as the stored catalogue it holds. */
 export function decodeCatalogRow(row: CatalogRow): StoredCatalog {
-  return {
-    version: row.version,
-    updatedAt: row.created_at,
-    digest: row.digest,
-    items: JSON.parse(row.items) as CatalogItem[],
-  };
+  return { ...decodeCatalogHead(row), items: JSON.parse(row.items) as CatalogItem[] };
 }

@@ -671,6 +671,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
       it('stores versions, keeps the current one when nothing changed, and survives a restart', async () => {
         expect(await store.catalog()).toBeUndefined();
+        expect(await store.catalogHead()).toBeUndefined();
         const first = await store.replaceCatalog([item('a'), item('b')], new Date(T0));
         expect(first.changed).toBe(true);
         expect(first.catalog).toMatchObject({ version: 1, updatedAt: new Date(T0).toISOString() });
@@ -682,6 +683,8 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(renamed.catalog.digest).not.toBe(first.catalog.digest);
         await reopen();
         expect(await store.catalog()).toEqual(renamed.catalog);
+        const { items: _items, ...head } = renamed.catalog;
+        expect(await store.catalogHead()).toEqual(head);
       });
 
       it('gives new items rows in the next published version; updates on the one before still count', async () => {

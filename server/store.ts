@@ -285,6 +285,8 @@ export interface Store {
   history(limit: number): Promise<RoundHistory[]>;
   /** The current catalogue, or undefined if none was ever stored. */
   catalog(): Promise<StoredCatalog | undefined>;
+  /** The current catalogue's version, time and digest without its items (cheap: every GET asks). */
+  catalogHead(): Promise<Omit<StoredCatalog, 'items'> | undefined>;
   /**
    * Atomically stores `items` as the next catalogue version (current + 1, from 1), unless they
    * equal the current version's items; keeps the newest CATALOG_VERSIONS_KEPT versions.
