@@ -683,8 +683,8 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(renamed.catalog.digest).not.toBe(first.catalog.digest);
         await reopen();
         expect(await store.catalog()).toEqual(renamed.catalog);
-        const { items: _items, ...head } = renamed.catalog;
-        expect(await store.catalogHead()).toEqual(head);
+        const { version, updatedAt, digest } = renamed.catalog;
+        expect(await store.catalogHead()).toEqual({ version, updatedAt, digest });
       });
 
       it('gives new items rows in the next published version; updates on the one before still count', async () => {
