@@ -74,7 +74,11 @@ if (catalog && values.sessions && !existsSync(join(siteModelDir, 'manifest.json'
     catalog,
     out: siteModelDir,
   });
-  console.log(`Model ready: HR@20 ${result.hr20.toFixed(3)} on the log's newest sessions`);
+  console.log(
+    result.model.count > 0
+      ? `Model ready: HR@20 ${result.hr20.toFixed(3)} on ${result.model.count} cases of the log's newest sessions`
+      : 'Model ready (the log is too small to hold out test cases: no HR@20 to report)',
+  );
 }
 
 if (!catalog && !existsSync(join(modelDir, 'manifest.json'))) {
