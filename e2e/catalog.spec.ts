@@ -5,15 +5,14 @@
  * removed items are never recommended after the reload, and what is shown carries the new titles.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Recommendation } from '../protocol/api.js';
 import type { CatalogItem } from '../protocol/catalog.js';
-import type { ModelManifest } from '../protocol/manifest.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
-import { demoCatalog } from '../tools/demo-catalog.js';
+import { demoCatalogOf } from '../tools/demo-catalog.js';
 import { hostUrl, pageErrors, stackDir } from './helpers.js';
 
 let dir: string;
@@ -23,10 +22,7 @@ let items: CatalogItem[];
 test.beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-catalog-'));
   const modelDir = join(stackDir(), 'model');
-  const manifest = JSON.parse(
-    readFileSync(join(modelDir, 'manifest.json'), 'utf8'),
-  ) as ModelManifest;
-  items = demoCatalog(manifest);
+  items = demoCatalogOf(modelDir);
   server = await startServer(
     resolveConfig({
       port: 0,

@@ -5,10 +5,9 @@
  * (e2e/static-server.ts): a CDN serving dist/sdk/ and a host site loading the SDK from it. Run as a
  * child by global-setup.ts; prints one JSON line when ready.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ModelManifest } from '../protocol/manifest.js';
 import { closeOnSignals, startSystem } from '../tools/system.js';
 import { writeDemoCatalog } from '../tools/demo-catalog.js';
 import { trainAndExport } from '../tools/train/index.js';
@@ -21,10 +20,7 @@ const model = await trainAndExport({ dataset: 'synthetic', out: join(dir, 'model
 const minCohort = Number(process.env.HEARTH_E2E_MIN_COHORT ?? 2);
 // The demo's catalogue, as npm start serves it.
 const catalogFile = join(dir, 'demo-catalog.json');
-await writeDemoCatalog(
-  JSON.parse(readFileSync(join(model.dir, 'manifest.json'), 'utf8')) as ModelManifest,
-  catalogFile,
-);
+await writeDemoCatalog(model.dir, catalogFile);
 const system = await startSystem(
   {
     port: 0,

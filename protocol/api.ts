@@ -231,7 +231,8 @@ export interface EngineApi {
   init(config: EngineConfig): Promise<EngineStatus>;
   /**
    * Records the event; resolves with a warning the first time the page tracks an id the catalogue
-   * (or, without one, the model) does not know (the page's client reports it as `hearth-error`).
+   * (or, without one, the model) does not know (the loader raises it as `hearth-error` for the
+   * events it captures).
    */
   track(event: TrackEvent): Promise<TrackWarning | undefined>;
   /** Options may be left out (the page forwards calls as they come). */

@@ -23,6 +23,7 @@ import {
 } from '../protocol/manifest.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 import { withAddedItems } from '../protocol/update-layout.js';
+import { newestFirst } from './cold-start.js';
 import { FEDADAM, type FedAdamState } from './fedadam.js';
 
 /** A version's template, weights and optimiser state after growing, and how many rows it gained. */
@@ -128,14 +129,8 @@ export function growForCatalog(
   const { rows, bias } = initialRows(manifest, weights, catalog!, added);
   const dims = { ...manifest.dims, items: manifest.dims.items + added.length };
   const tensors = tensorLayout(dims);
-  const first = manifest.dims.items;
-  const newest = added
-    .map((item, i) => ({
-      row: first + i,
-      t: item.published ? Date.parse(item.published) : -Infinity,
-    }))
-    .sort((a, b) => b.t - a.t || a.row - b.row)
-    .map((entry) => entry.row);
+  // newestFirst numbers `added` from 1; their rows start after the model's last.
+  const newest = newestFirst(added).map((i) => manifest.dims.items + i - 1);
   const grown: ModelManifest = {
     ...manifest,
     dims,

@@ -21,6 +21,8 @@ import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
 import {
+  CATALOG_HEAD_SQL,
+  CATALOG_ROW_SQL,
   catalogBody,
   decodeCatalogHead,
   decodeCatalogRow,
@@ -31,6 +33,7 @@ import {
   historyFromRows,
   historyNormsFrom,
   optimizerStateValues,
+  ParsedCatalog,
   publishedRoundValues,
   updateValues,
   versionValues,
@@ -135,6 +138,8 @@ export interface PgStoreOptions {
 
 /** Store on a PostgreSQL database shared by any number of server instances. */
 export class PgStore implements Store {
+  private readonly parsed = new ParsedCatalog();
+
   private constructor(private readonly pool: pg.Pool) {}
 
   /** Connects to `url`, creating or checking the schema; throws if the database is unreachable. */
@@ -289,7 +294,7 @@ export class PgStore implements Store {
       if (!roundIsFull(count, policy.minCohort)) {
         return { ...target, received: count, published: false };
       }
-      const version = await publish(sql, target.round, target.version, now, policy);
+      const version = await publish(sql, target.round, target.version, now, policy, this.parsed);
       return { round: target.round, received: count, version, published: true };
     });
   }
@@ -309,7 +314,7 @@ export class PgStore implements Store {
       const current = requireCurrentVersion(latestVersion);
       const base = await storedVersion(sql, current);
       const summed = (await storedVersion(sql, total.baseVersion)).manifest;
-      const context = await roundContext(sql);
+      const context = await roundContext(sql, this.parsed);
       const publication = publishSumRound(policy, current, base, summed, total, context, at);
       const inserted = await one<{ id: number }>(
         sql,
@@ -364,16 +369,12 @@ export class PgStore implements Store {
 
   /** @inheritdoc */
   async catalog(): Promise<StoredCatalog | undefined> {
-    return currentCatalog(this.pool);
+    return currentCatalog(this.pool, this.parsed);
   }
 
   /** @inheritdoc */
   async catalogHead(): Promise<Omit<StoredCatalog, 'items'> | undefined> {
-    const row = await one<Omit<CatalogRow, 'items'>>(
-      this.pool,
-      'SELECT version, created_at, digest FROM catalogs ORDER BY version DESC LIMIT 1',
-    );
-    return row && decodeCatalogHead(row);
+    return catalogHead(this.pool);
   }
 
   /** @inheritdoc */
@@ -381,8 +382,11 @@ export class PgStore implements Store {
     const { json, digest } = catalogBody(items);
     return this.tx(async (sql) => {
       await sql.query('SELECT pg_advisory_xact_lock($1)', [CATALOG_LOCK]);
-      const current = await currentCatalog(sql);
-      if (current?.digest === digest) return { catalog: current, changed: false };
+      // Equal digests, equal items: only the head is read.
+      const current = await catalogHead(sql);
+      if (current?.digest === digest) {
+        return { catalog: { ...current, items: [...items] }, changed: false };
+      }
       const version = (current?.version ?? 0) + 1;
       const createdAt = now.toISOString();
       await sql.query(
@@ -406,8 +410,8 @@ export class PgStore implements Store {
 }
 
 /** What a publication reads besides the round: optimiser state, ledger, catalogue. */
-async function roundContext(sql: Sql) {
-  const catalog = (await currentCatalog(sql))?.items;
+async function roundContext(sql: Sql, parsed: ParsedCatalog) {
+  const catalog = (await currentCatalog(sql, parsed))?.items;
   return {
     optimizerState: await readOptimizerState(sql),
     ledger: await ledger(sql),
@@ -415,12 +419,19 @@ async function roundContext(sql: Sql) {
   };
 }
 
-async function currentCatalog(sql: Sql): Promise<StoredCatalog | undefined> {
-  const row = await one<CatalogRow>(
-    sql,
-    'SELECT version, created_at, digest, items FROM catalogs ORDER BY version DESC LIMIT 1',
-  );
-  return row && decodeCatalogRow(row);
+async function catalogHead(sql: Sql): Promise<Omit<StoredCatalog, 'items'> | undefined> {
+  const row = await one<Omit<CatalogRow, 'items'>>(sql, CATALOG_HEAD_SQL);
+  return row && decodeCatalogHead(row);
+}
+
+/** The newest catalogue: the one `parsed` holds while the head names it, else read and held. */
+async function currentCatalog(sql: Sql, parsed: ParsedCatalog): Promise<StoredCatalog | undefined> {
+  const head = await catalogHead(sql);
+  if (!head) return undefined;
+  const held = parsed.match(head);
+  if (held) return held;
+  const row = await one<CatalogRow>(sql, CATALOG_ROW_SQL);
+  return row && parsed.keep(decodeCatalogRow(row));
 }
 
 /** The collecting round (row locked, opened at `now` if none) and the version read under its lock. */
@@ -465,13 +476,14 @@ async function publish(
   current: number,
   now: string,
   policy: RoundPolicy,
+  parsed: ParsedCatalog,
 ): Promise<number> {
   const base = await storedVersion(sql, current);
   const { rows } = await sql.query<UpdateRow>(
     'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
     [round],
   );
-  const context = await roundContext(sql);
+  const context = await roundContext(sql, parsed);
   const publication = publishRound(policy, current, base, rows.map(decodeUpdate), context, now);
   await commitPublication(sql, round, publication);
   return publication.version;

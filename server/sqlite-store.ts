@@ -17,6 +17,8 @@ import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migrate } from './sqlite-schema.js';
 import type { CatalogItem } from '../protocol/catalog.js';
 import {
+  CATALOG_HEAD_SQL,
+  CATALOG_ROW_SQL,
   catalogBody,
   decodeCatalogHead,
   decodeCatalogRow,
@@ -27,6 +29,7 @@ import {
   historyFromRows,
   historyNormsFrom,
   optimizerStateValues,
+  ParsedCatalog,
   publishedRoundValues,
   updateValues,
   versionValues,
@@ -107,6 +110,7 @@ function unusable(path: string, error: unknown): unknown {
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly beforePublishCommit: (() => void) | undefined;
+  private readonly parsed = new ParsedCatalog();
 
   /** Opens (creating if needed) the database at `path` and brings its schema up to date. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -428,7 +432,6 @@ export class SqliteStore implements Store {
     return historyFromRows(rounds, norms);
   }
 
-  /** @inheritdoc */
   /** What a publication reads besides the round: optimiser state, ledger, catalogue. */
   private roundContext() {
     const catalog = this.currentCatalog()?.items;
@@ -439,13 +442,17 @@ export class SqliteStore implements Store {
     };
   }
 
+  private catalogHeadRow(): Omit<StoredCatalog, 'items'> | undefined {
+    const row = this.db.prepare(CATALOG_HEAD_SQL).get() as Omit<CatalogRow, 'items'> | undefined;
+    return row && decodeCatalogHead(row);
+  }
+
   private currentCatalog(): StoredCatalog | undefined {
-    const row = this.db
-      .prepare(
-        'SELECT version, created_at, digest, items FROM catalogs ORDER BY version DESC LIMIT 1',
-      )
-      .get() as CatalogRow | undefined;
-    return row && decodeCatalogRow(row);
+    const head = this.catalogHeadRow();
+    if (!head) return undefined;
+    const held = this.parsed.match(head);
+    if (held) return held;
+    return this.parsed.keep(decodeCatalogRow(this.db.prepare(CATALOG_ROW_SQL).get() as CatalogRow));
   }
 
   /** @inheritdoc */
@@ -455,10 +462,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async catalogHead(): Promise<Omit<StoredCatalog, 'items'> | undefined> {
-    const row = this.db
-      .prepare('SELECT version, created_at, digest FROM catalogs ORDER BY version DESC LIMIT 1')
-      .get() as Omit<CatalogRow, 'items'> | undefined;
-    return row && decodeCatalogHead(row);
+    return this.catalogHeadRow();
   }
 
   /** @inheritdoc */
@@ -466,8 +470,11 @@ export class SqliteStore implements Store {
     const { json, digest } = catalogBody(items);
     return this.db
       .transaction((): CatalogChange => {
-        const current = this.currentCatalog();
-        if (current?.digest === digest) return { catalog: current, changed: false };
+        // Equal digests, equal items: only the head is read.
+        const current = this.catalogHeadRow();
+        if (current?.digest === digest) {
+          return { catalog: { ...current, items: [...items] }, changed: false };
+        }
         const version = (current?.version ?? 0) + 1;
         const createdAt = now.toISOString();
         this.db

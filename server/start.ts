@@ -81,9 +81,9 @@ export async function startServer(
   const now = options.now ?? Date.now;
   let app: FastifyInstance | undefined;
   try {
-    const catalog = read && (await catalogAtStart(store, read));
-    const items = catalog ? (await store.catalog())?.items : undefined;
-    const version = await seedIfEmpty(store, config, items);
+    const atStart = read && (await catalogAtStart(store, read));
+    const catalog = atStart?.summary;
+    const version = await seedIfEmpty(store, config, atStart?.items);
     await expireRoundsAtStart(store, config, now());
     app = buildApp({ store, config, now, ...(validation ? { validation } : {}) });
     if (source !== undefined && isCatalogUrl(source) && config.catalogRefreshMinutes > 0) {
@@ -124,24 +124,31 @@ async function readCatalogSafely(source: string): Promise<CatalogRead> {
 }
 
 /**
- * Stores the catalogue read at start (a new version only if it changed). One that could not be read
- * stops the start while nothing is stored; with a stored catalogue (a feed down for a moment), that
- * one is served and the start says so.
+ * Stores the catalogue read at start (a new version only if it changed); returns what start reports
+ * and the items served (a cold start seeds its model over them). One that could not be read stops
+ * the start while nothing is stored; with a stored catalogue (a feed down for a moment), that one
+ * is served and the start says so.
  */
 async function catalogAtStart(
   store: Store,
   read: CatalogRead,
-): Promise<NonNullable<RunningServer['catalog']>> {
+): Promise<{
+  readonly summary: NonNullable<RunningServer['catalog']>;
+  readonly items: readonly CatalogItem[];
+}> {
   if ('items' in read) {
     const { catalog } = await store.replaceCatalog(read.items);
-    return { version: catalog.version, items: catalog.items.length };
+    return { summary: { version: catalog.version, items: read.items.length }, items: read.items };
   }
   const stored = await store.catalog();
   if (!stored) throw read.error;
   return {
-    version: stored.version,
-    items: stored.items.length,
-    warning: `${(read.error as Error).message}; serving the stored catalogue v${stored.version}`,
+    summary: {
+      version: stored.version,
+      items: stored.items.length,
+      warning: `${(read.error as Error).message}; serving the stored catalogue v${stored.version}`,
+    },
+    items: stored.items,
   };
 }
 

@@ -215,6 +215,32 @@ export function decodeCatalogHead(row: Omit<CatalogRow, 'items'>): Omit<StoredCa
   return { version: row.version, updatedAt: row.created_at, digest: row.digest };
 }
 
+/**
+ * The newest catalogue a store parsed, kept while the stored one has its digest: every publication
+ * reads the catalogue (catalog-growth.ts), and parsing a large one each round is wasted work.
+ * Digests name contents, so a held catalogue is never served for another.
+ */
+export class ParsedCatalog {
+  private held: StoredCatalog | undefined;
+
+  /** The held catalogue if it is the one `head` names. */
+  match(head: Omit<StoredCatalog, 'items'>): StoredCatalog | undefined {
+    return this.held?.digest === head.digest ? this.held : undefined;
+  }
+
+  /** Holds `catalog` and returns it. */
+  keep(catalog: StoredCatalog): StoredCatalog {
+    this.held = catalog;
+    return catalog;
+  }
+}
+
+/** The statements that read the newest catalogue's head, and all of it. */
+export const CATALOG_HEAD_SQL =
+  'SELECT version, created_at, digest FROM catalogs ORDER BY version DESC LIMIT 1';
+export const CATALOG_ROW_SQL =
+  'SELECT version, created_at, digest, items FROM catalogs ORDER BY version DESC LIMIT 1';
+
 /** A catalogs row as the stored catalogue it holds. */
 export function decodeCatalogRow(row: CatalogRow): StoredCatalog {
   return { ...decodeCatalogHead(row), items: JSON.parse(row.items) as CatalogItem[] };

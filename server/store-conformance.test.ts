@@ -685,6 +685,11 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(await store.catalog()).toEqual(renamed.catalog);
         const { version, updatedAt, digest } = renamed.catalog;
         expect(await store.catalogHead()).toEqual({ version, updatedAt, digest });
+        // Parsed once while it stands (every publication reads it); a new version is read anew.
+        const held = await store.catalog();
+        expect(await store.catalog()).toBe(held);
+        await store.replaceCatalog([item('z')]);
+        expect((await store.catalog())?.items).toEqual([item('z')]);
       });
 
       it('gives new items rows in the next published version; updates on the one before still count', async () => {

@@ -5,7 +5,9 @@
  * gets the same title and category. The demo page renders from the server's `GET /v1/catalog`, as a
  * site would.
  */
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { CatalogItem } from '../protocol/catalog.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import type { ModelManifest } from '../protocol/manifest.js';
@@ -83,7 +85,14 @@ export function demoCatalog(manifest: Pick<ModelManifest, 'itemIds' | 'popular'>
   return rows.map((row) => demoItem(manifest.itemIds[row]!));
 }
 
-/** Writes the demo catalogue of the model directory's manifest to `file` (JSON). */
-export async function writeDemoCatalog(manifest: ModelManifest, file: string): Promise<void> {
-  await writeFile(file, `${JSON.stringify(demoCatalog(manifest))}\n`);
+/** The demo catalogue of the model in `modelDir` (its manifest.json). */
+export function demoCatalogOf(modelDir: string): CatalogItem[] {
+  return demoCatalog(
+    JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8')) as ModelManifest,
+  );
+}
+
+/** Writes the demo catalogue of the model in `modelDir` to `file` (JSON). */
+export async function writeDemoCatalog(modelDir: string, file: string): Promise<void> {
+  await writeFile(file, `${JSON.stringify(demoCatalogOf(modelDir))}\n`);
 }

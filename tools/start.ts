@@ -11,7 +11,7 @@
  * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items, or, with
  * `--sessions`, one trained once on the site's own click log (`.hearth/models/site/`).
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,6 @@ import { HearthError } from '../protocol/errors.js';
 import type { ServerConfig } from '../server/config.js';
 import { isCatalogUrl } from '../server/catalog-source.js';
 import { loadConfigFile } from '../server/sites.js';
-import type { ModelManifest } from '../protocol/manifest.js';
 import { buildAll } from './build.js';
 import { writeDemoCatalog } from './demo-catalog.js';
 import { closeOnSignals, startSystem } from './system.js';
@@ -97,12 +96,7 @@ if (!catalog && !existsSync(join(modelDir, 'manifest.json'))) {
 }
 // The demo's own catalogue (generated titles for the model's items), served like a site's.
 const demoCatalogFile = join(state, 'demo-catalog.json');
-if (!catalog) {
-  const manifest = JSON.parse(
-    readFileSync(join(modelDir, 'manifest.json'), 'utf8'),
-  ) as ModelManifest;
-  await writeDemoCatalog(manifest, demoCatalogFile);
-}
+if (!catalog) await writeDemoCatalog(modelDir, demoCatalogFile);
 if (!values['no-build']) {
   console.log('Building the SDK and the demo…');
   await buildAll();

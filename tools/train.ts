@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, DATASETS, parseDatasetName } from './data/datasets.js';
 import { booleanFlag, oneOf, optionalNumber, positiveInteger, positiveNumber } from './lib/args.js';
 import { runMain } from './lib/entry.js';
+import { isCatalogUrl } from '../server/catalog-source.js';
 import { trainAndExport, type Hyper, type TrainAndExportOptions } from './train/index.js';
 
 const USAGE = `Usage: npm run train -- --out <dir> [--data <dir>] [--dataset <${DATASETS.join('|')}>]
@@ -100,7 +101,7 @@ function runFlags(values: Values): Omit<TrainAndExportOptions, keyof Hyper> {
     dataset,
     ...(values.sessions ? { sessions: resolve(values.sessions) } : {}),
     ...(values.catalog
-      ? { catalog: /^https?:\/\//i.test(values.catalog) ? values.catalog : resolve(values.catalog) }
+      ? { catalog: isCatalogUrl(values.catalog) ? values.catalog : resolve(values.catalog) }
       : {}),
     out: resolve(values.out),
     data: resolve(values.data),

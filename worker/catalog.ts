@@ -9,6 +9,7 @@ import type { Recommendation } from '../protocol/api.js';
 import { parseCatalogDocument, type CatalogItem } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
 import { PATHS } from '../protocol/routes.js';
+import { hearthGet } from './model-source.js';
 
 /** A checked catalogue, by id. */
 export interface DeviceCatalog {
@@ -19,13 +20,7 @@ export interface DeviceCatalog {
 /** The server's catalogue, or null when it has none (404); throws HEARTH_E_CATALOG otherwise. */
 export async function fetchCatalog(endpoint: string): Promise<DeviceCatalog | null> {
   const url = new URL(PATHS.catalog, endpoint).href;
-  let response: Response;
-  try {
-    // `omit`: like every request Hearth makes, it carries nothing that could identify the device.
-    response = await fetch(url, { credentials: 'omit' });
-  } catch (error) {
-    throw new HearthError('HEARTH_E_CATALOG', `${url}: ${String(error)}`);
-  }
+  const response = await hearthGet(url, 'HEARTH_E_CATALOG');
   if (response.status === 404) return null;
   if (!response.ok) throw new HearthError('HEARTH_E_CATALOG', `${url}: HTTP ${response.status}`);
   let json: unknown;

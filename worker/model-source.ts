@@ -4,7 +4,7 @@
  * These GETs carry no body and no interaction data. Weights are kept in the device store by version
  * (`loadGlobalModel`), so a reload only asks for the manifest.
  */
-import { HearthError } from '../protocol/errors.js';
+import { HearthError, type ErrorCode } from '../protocol/errors.js';
 import { decodeWeights } from '../protocol/weights-codec.js';
 import { createLogger } from '../protocol/logger.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
@@ -19,25 +19,30 @@ export interface GlobalModel {
   readonly weights: Float32Array;
 }
 
-async function get(url: string): Promise<Response> {
+/**
+ * `GET url` as every Hearth GET is made: without credentials, and repeated once when it fails before
+ * any response. A failure to get any response is a HearthError with `code`; the response is
+ * returned whatever its status.
+ */
+export async function hearthGet(url: string, code: ErrorCode): Promise<Response> {
   // `omit`: Hearth never sends cookies to the aggregation server; nothing should identify the device.
   const request = () => fetch(url, { credentials: 'omit' });
-  let response: Response;
   try {
-    response = await request();
+    return await request();
   } catch {
     // Failed before any response (a kept-alive connection the server had just closed, a blip): a
     // GET is safe to repeat, and browsers repeat it themselves in the first case; Node does not.
     try {
-      response = await request();
+      return await request();
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
-      throw new HearthError(
-        'HEARTH_E_MODEL_FETCH',
-        `${url}: ${String(error)}${cause ? ` (${String(cause)})` : ''}`,
-      );
+      throw new HearthError(code, `${url}: ${String(error)}${cause ? ` (${String(cause)})` : ''}`);
     }
   }
+}
+
+async function get(url: string): Promise<Response> {
+  const response = await hearthGet(url, 'HEARTH_E_MODEL_FETCH');
   if (!response.ok)
     throw new HearthError('HEARTH_E_MODEL_FETCH', `${url}: HTTP ${response.status}`);
   return response;
