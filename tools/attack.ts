@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const dims = modelDims(loaded.data.itemIds.length, DEFAULTS[dataset]);
   const population = populationOf(loaded, 'seed', 'test');
   const key = `seed-test-${population.central.length}`;
-  const weights = await centralWeights(dataset, dims, population, key);
+  const weights = await centralWeights(dataset, dims, population.central, key);
   const rows = versionRows({ updateRows, rowChoice: 'window' }, dims, 1, weights, 1);
   const manifest = manifestFor(dims, {
     itemIds: loaded.data.itemIds,

@@ -14,6 +14,8 @@
  *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
+ *     [--new-items <fraction> [--new-items-at <round>]] (the newest items, by first appearance, held
+ *     out of the starting model and added to the catalogue after that round: tools/federate/new-items.ts)
  *
  * 'seed' first trains centrally on the oldest 10% of the training sessions (the dataset's trainer
  * defaults; cached under .hearth/federate/), then federates over the rest; 'new' starts from
@@ -42,7 +44,8 @@ import { loadModel } from './model-io.js';
 import { noiseForEpsilon } from './federate/calibrate.js';
 import { bytesOf, readFloats } from './federate/checkpoint.js';
 import { devicePool } from './federate/device-pool.js';
-import { populationOf, SCENARIOS, type Population } from './federate/population.js';
+import { newItemsPlan } from './federate/new-items.js';
+import { populationOf, SCENARIOS } from './federate/population.js';
 import { markdownReport, type FederateRow } from './federate/report.js';
 import { runFederation, runLabel, type RunSettings } from './federate/run.js';
 import { initNodeBackend } from './tf-node.js';
@@ -85,6 +88,8 @@ const OPTIONS = {
   checkpoint: { type: 'string' },
   threads: { type: 'string' },
   'central-model': { type: 'string' },
+  'new-items': { type: 'string' },
+  'new-items-at': { type: 'string' },
   json: { type: 'string' },
 } as const;
 
@@ -142,7 +147,24 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     secure: oneOf('secure', values.secure!, ['on', 'off'] as const) === 'on',
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
+    ...(values['new-items'] === undefined ? {} : { newItems: newItemsFrom(values, rounds) }),
   };
+}
+
+/** --new-items <fraction in (0, 0.5]> and --new-items-at <round> (default: a quarter of the run). */
+function newItemsFrom(
+  values: Record<string, string | undefined>,
+  rounds: number,
+): NonNullable<RunSettings['newItems']> {
+  const fraction = Number(values['new-items']);
+  if (!(fraction > 0 && fraction <= 0.5)) throw new Error('--new-items must be in (0, 0.5]');
+  if (values.scenario === 'central') throw new Error('--new-items needs federated rounds');
+  const at =
+    values['new-items-at'] === undefined ? Math.floor(rounds / 4) : Number(values['new-items-at']);
+  if (!Number.isInteger(at) || at < 0 || at > rounds) {
+    throw new Error('--new-items-at must be a round from 0 to --rounds');
+  }
+  return { fraction, at };
 }
 
 /**
@@ -152,7 +174,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
 export async function centralWeights(
   dataset: DatasetName,
   dims: ModelDims,
-  population: Population,
+  sessions: readonly (readonly number[])[],
   key: string,
 ): Promise<Float32Array> {
   const file = join(root, '.hearth', 'federate', `${dataset}-${key}.f32`);
@@ -165,7 +187,7 @@ export async function centralWeights(
   }
   const hyper = { ...DEFAULTS[dataset], valFraction: 0, recentFraction: 0 };
   const model = SessionModel.random(dims, hyper.seed);
-  await mainEpochs(model, population.central as number[][], hyper, {
+  await mainEpochs(model, sessions as number[][], hyper, {
     validationPairs: [],
     checkpoints: {},
     quiet: false,
@@ -186,20 +208,32 @@ async function main(): Promise<void> {
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data!);
-  const dims = modelDims(loaded.data.itemIds.length, DEFAULTS[dataset]);
   const population = populationOf(loaded, settings.scenario, evalOn);
+  const plan = settings.newItems
+    ? newItemsPlan(loaded.data, population, settings.newItems.fraction)
+    : null;
+  // With new items, the model starts without them (new-items.ts).
+  const dims = modelDims(plan?.known ?? loaded.data.itemIds.length, DEFAULTS[dataset]);
   console.log(
     `${runLabel(settings)}: ${population.devices.length} devices, ` +
       `${population.central.length} central sessions, ${population.pairs.length} cases (${evalOn})`,
   );
+  if (plan) {
+    console.log(
+      `new items: ${loaded.data.itemIds.length - plan.known} held out of ` +
+        `${loaded.data.itemIds.length - 1}, added after round ${settings.newItems!.at}; ` +
+        `${plan.newPairs.length} cases have one as their target`,
+    );
+  }
   let start: Float32Array | null = null;
   if (settings.scenario === 'central' && values['central-model']) {
     const { model } = await loadModel(values['central-model']);
     start = model.toFlat();
     model.dispose();
   } else if (population.central.length > 0) {
-    const key = `${settings.scenario}-${evalOn}-${population.central.length}`;
-    start = await centralWeights(dataset, dims, population, key);
+    const held = plan ? `-without-newest-${settings.newItems!.fraction}` : '';
+    const key = `${settings.scenario}-${evalOn}-${population.central.length}${held}`;
+    start = await centralWeights(dataset, dims, plan?.central ?? population.central, key);
   }
   const bar = progressBar({
     format:
@@ -232,6 +266,7 @@ async function main(): Promise<void> {
       onMeasure: ({ hr, epsilon }) =>
         bar.update({ hr: hr.toFixed(4), eps: Number.isFinite(epsilon) ? epsilon.toFixed(2) : '∞' }),
     },
+    plan,
   );
   bar.stop();
   await pool?.close();

@@ -76,12 +76,15 @@ export async function saveRunState(
   await put(META, JSON.stringify(meta));
 }
 
-/** The checkpoint in `dir` for these settings, or null when there is none. */
+/**
+ * The checkpoint in `dir` for these settings, or null when there is none. `shapes` are the model
+ * shapes the run may be at (two when new items grow it mid-run); the state comes with its own.
+ */
 export async function loadRunState(
   dir: string,
   settings: RunSettings,
-  dims: ModelDims,
-): Promise<RunState | null> {
+  shapes: readonly ModelDims[],
+): Promise<(RunState & { readonly dims: ModelDims }) | null> {
   let meta: Meta;
   try {
     meta = JSON.parse(await readFile(join(dir, META), 'utf8')) as Meta;
@@ -94,7 +97,7 @@ export async function loadRunState(
   if (
     meta.format !== 'hearth-federate/1' ||
     !same(decisive(settings), decisive(meta.settings)) ||
-    !same(dims, meta.dims)
+    !shapes.some((dims) => same(dims, meta.dims))
   ) {
     throw new HearthError(
       'HEARTH_E_DATASET',
@@ -111,5 +114,11 @@ export async function loadRunState(
           m: await readFloats(join(dir, 'adam-m.f64'), Float64Array),
           v: await readFloats(join(dir, 'adam-v.f64'), Float64Array),
         };
-  return { state: { weights, optimizer }, round: meta.round, rows: meta.rows, wall: meta.wall };
+  return {
+    state: { weights, optimizer },
+    round: meta.round,
+    rows: meta.rows,
+    wall: meta.wall,
+    dims: meta.dims,
+  };
 }

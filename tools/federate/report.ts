@@ -15,7 +15,18 @@ export const FEDERATE_METRICS = [
   'upload_bytes',
   'download_bytes',
   'wall_s',
+  // With --new-items: the model on the cases whose target is a new item, and two baselines there.
+  'hr_new',
+  'mrr_new',
+  'hr_new_newest',
+  'mrr_new_newest',
+  'hr_new_popular',
+  'mrr_new_popular',
 ] as const;
+
+/** Whether a metric is a ranking one (HR or MRR at k). */
+const isRanked = (metric: unknown) =>
+  typeof metric === 'string' && (metric.startsWith('hr') || metric.startsWith('mrr'));
 
 /** The simulated scenarios: a new model, one seeded from a central model, and the central reference. */
 export const FEDERATE_SCENARIOS = ['new', 'seed', 'central'] as const;
@@ -31,7 +42,7 @@ export interface FederateRow {
   /** 0 = the starting model. */
   readonly round: number;
   readonly metric: (typeof FEDERATE_METRICS)[number];
-  /** 20 for hr and mrr, null otherwise. */
+  /** 20 for the HR and MRR metrics, null otherwise. */
   readonly k: number | null;
   /** Null for an infinite epsilon (JSON has no Infinity). */
   readonly value: number | null;
@@ -64,7 +75,7 @@ function rowProblem(row: unknown): string | undefined {
   if (!(FEDERATE_METRICS as readonly unknown[]).includes(r.metric)) {
     return `metric must be one of ${FEDERATE_METRICS.join('|')}`;
   }
-  const ranked = r.metric === 'hr' || r.metric === 'mrr';
+  const ranked = isRanked(r.metric);
   if (ranked ? !Number.isInteger(r.k) || (r.k as number) <= 0 : r.k !== null) {
     return ranked ? 'k must be a positive integer for hr and mrr' : 'k must be null';
   }
@@ -178,21 +189,31 @@ export function markdownReport(rows: readonly FederateRow[]): string {
     ['download_bytes', fixed(0)],
     ['wall_s', fixed(1)],
   ] as const;
+  const newColumns = [
+    ['hr_new', fixed(4)],
+    ['mrr_new', fixed(4)],
+  ] as const;
   for (const [run, own] of groupRuns(rows)) {
+    const withNew = own.some((r) => r.metric === 'hr_new');
+    const shown = withNew ? [...columns, ...newColumns] : columns;
     const rounds = [...new Set(own.map((r) => r.round))].sort((a, b) => a - b);
+    const value = (round: number, metric: FederateRow['metric']) =>
+      own.find((r) => r.round === round && isMetric(r, metric))?.value;
     const table = rounds.map((round) => [
       String(round),
-      ...columns.map(([metric, format]) =>
-        format(own.find((r) => r.round === round && isMetric(r, metric))?.value),
-      ),
+      ...shown.map(([metric, format]) => format(value(round, metric))),
     ]);
-    parts.push(
-      `### ${run} (${own[0]!.scenario})`,
-      markdownTable(
-        ['round', 'HR@20', 'MRR@20', 'ε', 'upload bytes', 'download bytes', 'wall s'],
-        table,
-      ),
-    );
+    const header = ['round', 'HR@20', 'MRR@20', 'ε', 'upload bytes', 'download bytes', 'wall s'];
+    if (withNew) header.push('HR@20 new items', 'MRR@20 new items');
+    parts.push(`### ${run} (${own[0]!.scenario})`, markdownTable(header, table));
+    if (withNew) {
+      const at = (metric: FederateRow['metric']) => fixed(4)(value(0, metric));
+      parts.push(
+        'On the cases whose target is a new item: newest first HR@20 / MRR@20 ' +
+          `${at('hr_new_newest')} / ${at('mrr_new_newest')}, popularity ` +
+          `${at('hr_new_popular')} / ${at('mrr_new_popular')}.`,
+      );
+    }
   }
 
   const summaries = summarise(rows);

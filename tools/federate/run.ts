@@ -4,9 +4,11 @@
  * from, and the JSON rows of the report (`{ run, scenario, round, metric, k, value }`).
  */
 import { initialWeights } from '../../model/init.js';
+import { growForCatalog } from '../../server/catalog-growth.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import { SessionModel } from '../../model/session-model.js';
 import {
+  manifestFor,
   parameterCount,
   tensorLayout,
   weightsByteLength,
@@ -18,11 +20,13 @@ import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../server/privacy.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
-import { versionRows } from '../../server/versions.js';
+import { federationParams, versionRows } from '../../server/versions.js';
+import { Pop } from '../baselines/popularity.js';
 import type { LoadedDataset } from '../data/datasets.js';
-import { evaluateModel } from '../eval/evaluate.js';
+import { evaluateModel, evaluateRecommender } from '../eval/evaluate.js';
 import { evenlySpaced } from '../train/splits.js';
 import { loadRunState, saveRunState } from './checkpoint.js';
+import { Newest, type NewItemsPlan } from './new-items.js';
 import { participants, type Population, type Scenario } from './population.js';
 import type { FederateRow } from './report.js';
 import {
@@ -77,6 +81,11 @@ export interface RunSettings {
   readonly evalEvery: number;
   /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
   readonly evalCases: number;
+  /**
+   * The newest `fraction` of items held out of the starting model and added to the catalogue after
+   * `at` rounds (new-items.ts); absent: every item is in the model from the start.
+   */
+  readonly newItems?: { readonly fraction: number; readonly at: number };
 }
 
 /** Progress callbacks (a progress bar). */
@@ -93,7 +102,8 @@ export function runLabel(s: RunSettings): string {
     s.rowsPerRound === null
       ? 'full'
       : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
-  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}`;
+  const added = s.newItems ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}` : '';
+  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${added}`;
 }
 
 /** The server configuration a run's rounds use (what `npm run server` would be started with). */
@@ -135,19 +145,24 @@ export function layoutFor(
 
 /**
  * Runs (or resumes from `checkpointDir`) the rounds of `settings` from `start` weights over
- * `population`, and returns the rows. Round 0 is the starting model.
+ * `population`, and returns the rows. Round 0 is the starting model. With `settings.newItems`,
+ * `plan` says which items arrive when: `dims` and `start` are then the model without them.
  */
 export async function runFederation(
   loaded: LoadedDataset,
   population: Population,
-  dims: ModelDims,
+  startDims: ModelDims,
   start: Float32Array | null,
   settings: RunSettings,
   checkpointDir: string | null,
   hooks: RunHooks = {},
+  plan: NewItemsPlan | null = null,
 ): Promise<FederateRow[]> {
+  if (settings.newItems && !plan) throw new Error('a run with new items needs their plan');
   const run = runLabel(settings);
   const config = serverConfig(settings, population.devices.length);
+  let dims = startDims;
+  const fullDims = plan ? { ...startDims, items: plan.modelIds.length } : startDims;
   const fresh = (): { state: GlobalState; round: number; rows: FederateRow[]; wall: number } => ({
     state: {
       weights: start ? start.slice() : initialWeights(dims, settings.seed),
@@ -160,14 +175,16 @@ export async function runFederation(
     rows: [],
     wall: 0,
   });
-  const resumed = checkpointDir ? await loadRunState(checkpointDir, settings, dims) : null;
+  const resumed = checkpointDir
+    ? await loadRunState(checkpointDir, settings, [startDims, fullDims])
+    : null;
   const { state, rows } = resumed ?? fresh();
+  if (resumed) dims = resumed.dims;
   // The weights live in shared memory for the whole run: device threads read them in place, and
   // each round writes its layout's coordinates back into the same array.
   state.weights = sharedCopy(state.weights);
   let round = resumed?.round ?? 0;
   const began = performance.now() - (resumed?.wall ?? 0) * 1000;
-  const downloadBytes = weightsByteLength(tensorLayout(dims), 'int8');
   let uploadBytes = 0;
   const subset = evenlySpaced(population.pairs, settings.evalCases);
 
@@ -182,10 +199,37 @@ export async function runFederation(
       ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
       : {}),
   };
+  // The model's item ids: the dataset's, or the plan's rows so far (evaluate.ts maps the cases).
+  const modelIds = () => (plan ? plan.modelIds.slice(0, dims.items) : loaded.data.itemIds);
+  const devicesNow = () =>
+    !plan
+      ? population.devices
+      : dims.items < fullDims.items
+        ? plan.devicesBefore
+        : plan.devicesAfter;
+  // The new items reach the catalogue: the next version grows as the server grows it.
+  const growIfDue = () => {
+    if (!plan || round !== settings.newItems!.at || dims.items === fullDims.items) return;
+    const manifest = manifestFor(dims, {
+      itemIds: modelIds(),
+      federation: federationParams(config),
+    });
+    const grown = growForCatalog(manifest, state.weights, state.optimizer, plan.catalog);
+    if (grown.manifest.itemIds.length !== fullDims.items) {
+      throw new Error('the catalogue grew the model other than the plan says');
+    }
+    dims = grown.manifest.dims;
+    state.weights = sharedCopy(grown.weights);
+    state.optimizer = grown.optimizerState;
+  };
+  const newSubset = plan ? evenlySpaced(plan.newPairs, settings.evalCases) : [];
   const measure = async (final: boolean) => {
     const model = SessionModel.fromFlat(dims, state.weights);
     const pairs = final ? population.pairs : subset;
-    const metrics = await evaluateModel(model, loaded.data.itemIds, loaded.data, pairs);
+    const metrics = await evaluateModel(model, modelIds(), loaded.data, pairs);
+    const onNew = plan
+      ? await evaluateModel(model, modelIds(), loaded.data, final ? plan.newPairs : newSubset)
+      : null;
     model.dispose();
     const epsilon = ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
     const base = { run, scenario: settings.scenario, round } as const;
@@ -196,16 +240,32 @@ export async function runFederation(
       { ...base, metric: 'mrr', k: 20, value: mrr },
       { ...base, metric: 'epsilon', k: null, value: Number.isFinite(epsilon) ? epsilon : null },
       { ...base, metric: 'upload_bytes', k: null, value: uploadBytes },
-      { ...base, metric: 'download_bytes', k: null, value: round > 0 ? downloadBytes : 0 },
+      {
+        ...base,
+        metric: 'download_bytes',
+        k: null,
+        value: round > 0 ? weightsByteLength(tensorLayout(dims), 'int8') : 0,
+      },
       { ...base, metric: 'wall_s', k: null, value: (performance.now() - began) / 1000 },
     );
+    if (onNew) {
+      rows.push(
+        { ...base, metric: 'hr_new', k: 20, value: onNew.hr[20]! },
+        { ...base, metric: 'mrr_new', k: 20, value: onNew.mrr[20]! },
+      );
+    }
     hooks.onMeasure?.({ round, hr, mrr, epsilon });
   };
 
-  if (!resumed) await measure(settings.rounds === 0);
+  if (!resumed) {
+    if (plan) rows.push(...newItemBaselines(loaded, plan, run, settings.scenario));
+    growIfDue();
+    await measure(settings.rounds === 0);
+  }
   while (round < settings.rounds) {
     const who = participants(settings.seed, round, population.devices.length, settings.sampleRate);
-    const devices = Array.from(who, (i) => population.devices[i]!);
+    const histories = devicesNow();
+    const devices = Array.from(who, (i) => histories[i]!);
     // One Gaussian stream per round, seeded: a resumed run draws what the uninterrupted one drew.
     const uniform = mulberry32((settings.seed * 1_000_003 + round) >>> 0);
     const local = {
@@ -226,6 +286,7 @@ export async function runFederation(
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;
+    growIfDue();
     hooks.onRound?.(round, result);
     const last = round === settings.rounds;
     if (round % settings.evalEvery === 0 || last) {
@@ -241,6 +302,31 @@ export async function runFederation(
     }
   }
   return rows;
+}
+
+/**
+ * HR@20 and MRR@20 of the recency (newest first) and popularity baselines on the cases whose target
+ * is a new item, as rows of round 0 (they do not change with rounds).
+ */
+export function newItemBaselines(
+  loaded: LoadedDataset,
+  plan: NewItemsPlan,
+  run: string,
+  scenario: Scenario,
+): FederateRow[] {
+  const base = { run, scenario, round: 0 } as const;
+  return (
+    [
+      ['newest', new Newest(plan.newestFirst)],
+      ['popular', new Pop()],
+    ] as const
+  ).flatMap(([name, recommender]) => {
+    const metrics = evaluateRecommender(recommender, loaded.data, plan.newPairs);
+    return [
+      { ...base, metric: `hr_new_${name}`, k: 20, value: metrics.hr[20]! },
+      { ...base, metric: `mrr_new_${name}`, k: 20, value: metrics.mrr[20]! },
+    ] as const;
+  });
 }
 
 /** `values` copied into a SharedArrayBuffer. */
