@@ -16,6 +16,9 @@ export default defineConfig({
   use: {
     browserName: 'chromium',
     headless: true,
+    // The demo registers a service worker (vite.config.ts demoPwa). Specs about the SDK see the
+    // network as a site without one does; e2e/pwa.spec.ts allows it.
+    serviceWorkers: 'block',
     launchOptions: {
       executablePath: chromiumPath(),
       args: [...CHROMIUM_ARGS],

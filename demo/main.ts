@@ -7,6 +7,7 @@ import type { CatalogDocument } from '../protocol/catalog.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { Hearth } from '../src/index.js';
+import { registerSW } from 'virtual:pwa-register';
 
 type HearthGlobal = Hearth & ((...args: unknown[]) => unknown);
 
@@ -100,7 +101,21 @@ function showViewing(id: string): void {
   $('viewing-item').textContent = `${titleOf(id)} (#${id})`;
 }
 
+/**
+ * The service worker (vite.config.ts demoPwa): the site works offline once it has been visited, and
+ * a new deployment waits for the visitor's yes instead of swapping files under an open page.
+ */
+function offerUpdates(): void {
+  const update = registerSW({
+    onNeedRefresh: () => ($('update').hidden = false),
+    onOfflineReady: () => (document.body.dataset.offlineReady = 'true'),
+  });
+  $('update-reload').addEventListener('click', () => void update(true));
+  $('update-later').addEventListener('click', () => ($('update').hidden = true));
+}
+
 async function main(): Promise<void> {
+  offerUpdates();
   if (!hearth) return;
   document.addEventListener('click', (event) => {
     const id = (event.target as Element).closest<HTMLElement>('[data-hearth-item]')?.dataset
@@ -129,7 +144,9 @@ async function main(): Promise<void> {
     await renderRecs();
     await renderPanel();
   });
-  await renderCatalog();
+  await renderCatalog().catch((error: unknown) => {
+    $('share-result').textContent = `The catalogue could not be loaded: ${String(error)}`;
+  });
   try {
     await hearth.ready;
   } catch (error) {
