@@ -51,7 +51,7 @@ import { SecureRounds } from './secure-rounds.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
-import { largestUpdateParams, servedManifest } from './versions.js';
+import { largestUpdateParams, layoutRowsOf, servedManifest } from './versions.js';
 
 /** What buildApp needs. */
 export interface AppOptions {
@@ -205,6 +205,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   registerCatalogRoutes(app, {
     store,
     operatorToken: config.operatorToken,
+    layoutRows: layoutRowsOf(config),
     charge: chargeUnmatched,
     etagMatches,
   });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorReply } from '../protocol/api.js';
+import type { ModelManifest } from '../protocol/manifest.js';
 import { CATALOG_LIMITS, type CatalogDocument } from '../protocol/catalog.js';
 import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
 import { resolveConfig } from './config.js';
@@ -123,7 +124,14 @@ describe('GET and PUT /v1/catalog', () => {
     const server = await app();
     const rss = await fixture('rss.xml');
     const stored = await put(server, rss, undefined, 'application/rss+xml; charset=utf-8');
-    expect(stored.json()).toEqual({ version: 1, items: 3, changed: true });
+    // The feed's items are new to the model: a version with their rows is published at once.
+    expect(stored.json()).toEqual({ version: 1, items: 3, changed: true, modelVersion: 2 });
+    const model = (await server.inject({ method: 'GET', url: PATHS.model })).json<ModelManifest>();
+    expect(model.version).toBe(2);
+    const feedIds = (await server.inject({ method: 'GET', url: PATHS.catalog }))
+      .json<CatalogDocument>()
+      .items.map((item) => item.id);
+    expect(model.itemIds.slice(-3).sort()).toEqual([...feedIds].sort());
     const etag = (await server.inject({ method: 'GET', url: PATHS.catalog })).headers.etag;
 
     const broken = await put(server, rss.replace('</guid>', ''), undefined, 'application/rss+xml');
@@ -216,11 +224,17 @@ describe('--catalog at start (real port, SQLite file)', () => {
     expect(first.catalog).toEqual({ version: 1, items: 3 });
     const doc = (await (await fetch(`${first.url}${PATHS.catalog}`)).json()) as CatalogDocument;
     expect(doc.items.map((i) => i.id)).toEqual(['a-1', 'a-2', 'a-3']);
+    // The seed model lacks those items: the start publishes version 2 with their rows.
+    expect(first.version).toBe(2);
+    const model = (await (await fetch(`${first.url}${PATHS.model}`)).json()) as ModelManifest;
+    expect(model.itemIds.slice(-3)).toEqual(['a-1', 'a-2', 'a-3']);
     await first.close();
 
     await writeFile(file, 'id,title,url\nz,,/z\n');
     const second = await start(file);
     expect(second.catalog?.version).toBe(1);
+    // Nothing new since: no further version.
+    expect(second.version).toBe(2);
     expect(second.catalog?.warning).toMatch(
       /line 2: "title" is missing; serving the stored catalogue v1/,
     );

@@ -1,7 +1,8 @@
 /**
  * The catalogue's routes:
  *   GET /v1/catalog   the items devices may be shown (ETag "c<version>-<digest>", revalidated)
- *   PUT /v1/catalog   replaces it; needs the operator token (Authorization: Bearer), never a site key
+ *   PUT /v1/catalog   replaces it; needs the operator token (Authorization: Bearer), never a site key;
+ *                     items the model lacks get rows in a version published at once (growToCatalog)
  * A PUT body is a catalogue file in any format catalog-parse.ts reads, named by its content type (or
  * recognised from its first characters). A bad body is refused with the line or entry at fault and
  * the stored catalogue stays as it was.
@@ -12,12 +13,14 @@ import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
 import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
 import { parseCatalog } from './catalog-parse.js';
-import type { Store, StoredCatalog } from './store.js';
+import type { RoundPolicy, Store, StoredCatalog } from './store.js';
 
 /** What the catalogue routes need from the app. */
 export interface CatalogRouteOptions {
   readonly store: Store;
   readonly operatorToken: string | undefined;
+  /** The update rows a version grown for new items names (versions.ts layoutRowsOf). */
+  readonly layoutRows: RoundPolicy['layoutRows'];
   /** Charges a request against its address's rate limit (access.ts). */
   readonly charge: (request: FastifyRequest, reply: FastifyReply) => void;
   /** True when an If-None-Match header names the tag. */
@@ -110,11 +113,21 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
           ...(contentType ? { contentType } : {}),
         });
         const { catalog, changed } = await store.replaceCatalog(items);
-        request.log.info({ version: catalog.version, items: items.length, changed }, 'catalogue');
+        // New items are in the model at once, not only after the next round publishes.
+        const modelVersion = changed ? await store.growToCatalog(options.layoutRows) : undefined;
+        request.log.info(
+          { version: catalog.version, items: items.length, changed, modelVersion },
+          'catalogue',
+        );
         return reply
           .header('etag', catalogEtag(catalog))
           .header('cache-control', 'no-store')
-          .send({ version: catalog.version, items: catalog.items.length, changed });
+          .send({
+            version: catalog.version,
+            items: catalog.items.length,
+            changed,
+            ...(modelVersion === undefined ? {} : { modelVersion }),
+          });
       },
     );
   });

@@ -32,7 +32,7 @@ import type {
   SumRoundPolicy,
 } from './store.js';
 import { carriesOver, LayoutMoved, withinStaleness } from './store-rules.js';
-import { versionRows } from './versions.js';
+import { layoutRowsOf } from './versions.js';
 
 /**
  * Relative slack on the norm check. Devices clip in float32 and may then quantise to float16, whose
@@ -125,8 +125,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       round(context, (options) => aggregate(global, updates, options)),
     aggregateSum: (global, total, context) =>
       round(context, (options) => aggregateSum(global, total, options), total.skellam),
-    layoutRows: (template, version, weights) =>
-      versionRows(config, template.dims, version, weights, template.layoutHash),
+    layoutRows: layoutRowsOf(config),
   };
 }
 

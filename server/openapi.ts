@@ -238,9 +238,15 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
                 version: { type: 'integer', minimum: 1 },
                 items: { type: 'integer', minimum: 1 },
                 changed: { type: 'boolean' },
+                modelVersion: {
+                  type: 'integer',
+                  minimum: 2,
+                  description:
+                    'The model version published at once with a row for each item the model lacked (absent when it lacked none)',
+                },
               },
             },
-            'The catalogue version now served, its item count, and whether this request changed it',
+            'The catalogue version now served, its item count, whether this request changed it, and the model version that gave new items their rows',
           ),
           headers: ETAG_HEADER,
         },

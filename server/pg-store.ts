@@ -52,6 +52,7 @@ import {
   eventTime,
   pastDeadline,
   publishRound,
+  publishGrowth,
   publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
@@ -404,6 +405,28 @@ export class PgStore implements Store {
   }
 
   /** @inheritdoc */
+  async growToCatalog(
+    layoutRows?: RoundPolicy['layoutRows'],
+    now: Date = new Date(),
+  ): Promise<number | undefined> {
+    return this.tx(async (sql) => {
+      // Publishes like a summed round: one at a time, on the version before it.
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [PUBLISH_SUM_LOCK]);
+      const current = await latest(sql);
+      if (current === undefined) return undefined;
+      const base = await storedVersion(sql, current);
+      const context = await roundContext(sql, this.parsed);
+      const growth = publishGrowth(layoutRows, current, base, context, now.toISOString());
+      if (!growth) return undefined;
+      await insertVersion(sql, growth.manifest, growth.weights);
+      if (growth.optimizerState) {
+        await writeOptimizerState(sql, growth.optimizerState, growth.version);
+      }
+      return growth.version;
+    });
+  }
+
+  /** @inheritdoc */
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -498,14 +521,16 @@ async function commitPublication(sql: Sql, round: number, publication: Publicati
      sample_rate = $3, skellam = $4 WHERE id = $5`,
     publishedRoundValues(round, version, output.privacy),
   );
-  if (output.optimizerState) {
-    await sql.query(
-      `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, $1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
-       version = excluded.version`,
-      optimizerStateValues(output.optimizerState, version),
-    );
-  }
+  if (output.optimizerState) await writeOptimizerState(sql, output.optimizerState, version);
+}
+
+async function writeOptimizerState(sql: Sql, state: FedAdamState, version: number): Promise<void> {
+  await sql.query(
+    `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, $1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
+     version = excluded.version`,
+    optimizerStateValues(state, version),
+  );
 }
 
 /** A stored version's manifest and float32 weights, inside the caller's transaction. */

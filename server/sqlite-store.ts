@@ -48,6 +48,7 @@ import {
   eventTime,
   pastDeadline,
   publishRound,
+  publishGrowth,
   publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
@@ -357,15 +358,17 @@ export class SqliteStore implements Store {
          sample_rate = ?, skellam = ? WHERE id = ?`,
       )
       .run(...publishedRoundValues(round, version, output.privacy));
-    if (output.optimizerState) {
-      this.db
-        .prepare(
-          `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, ?, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
-           version = excluded.version`,
-        )
-        .run(...optimizerStateValues(output.optimizerState, version));
-    }
+    if (output.optimizerState) this.writeOptimizerState(output.optimizerState, version);
+  }
+
+  private writeOptimizerState(state: FedAdamState, version: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO optimizer_state (id, step, m, v, version) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET step = excluded.step, m = excluded.m, v = excluded.v,
+         version = excluded.version`,
+      )
+      .run(...optimizerStateValues(state, version));
   }
 
   /** @inheritdoc */
@@ -487,6 +490,34 @@ export class SqliteStore implements Store {
           catalog: { version, updatedAt: createdAt, digest, items: [...items] },
           changed: true,
         };
+      })
+      .immediate();
+  }
+
+  /** @inheritdoc */
+  async growToCatalog(
+    layoutRows?: RoundPolicy['layoutRows'],
+    now: Date = new Date(),
+  ): Promise<number | undefined> {
+    return this.db
+      .transaction((): number | undefined => {
+        const current = this.latest();
+        if (current === undefined) return undefined;
+        const base = {
+          manifest: requireStoredVersion(this.manifestOf(current), current),
+          weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
+        };
+        const growth = publishGrowth(
+          layoutRows,
+          current,
+          base,
+          this.roundContext(),
+          now.toISOString(),
+        );
+        if (!growth) return undefined;
+        this.insertVersion(growth.manifest, growth.weights);
+        if (growth.optimizerState) this.writeOptimizerState(growth.optimizerState, growth.version);
+        return growth.version;
       })
       .immediate();
   }

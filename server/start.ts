@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
+import { layoutRowsOf } from './versions.js';
 import { expireRoundsAtStart } from './round-expiry.js';
 import { seedIfEmpty } from './seed.js';
 import { isCatalogUrl, readCatalog } from './catalog-source.js';
@@ -83,11 +84,13 @@ export async function startServer(
   try {
     const atStart = read && (await catalogAtStart(store, read));
     const catalog = atStart?.summary;
-    const version = await seedIfEmpty(store, config, atStart?.items);
+    let version = await seedIfEmpty(store, config, atStart?.items);
+    // A stored model meets a catalogue with new items: they get rows now, not at the next round.
+    if (atStart) version = (await store.growToCatalog(layoutRowsOf(config))) ?? version;
     await expireRoundsAtStart(store, config, now());
     app = buildApp({ store, config, now, ...(validation ? { validation } : {}) });
     if (source !== undefined && isCatalogUrl(source) && config.catalogRefreshMinutes > 0) {
-      refreshCatalog(app, store, source, config.catalogRefreshMinutes * 60_000);
+      refreshCatalog(app, store, config, source, config.catalogRefreshMinutes * 60_000);
     }
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -153,15 +156,23 @@ async function catalogAtStart(
 }
 
 /** Re-reads a catalogue URL every `ms`; a failed read is logged and the stored catalogue stays. */
-function refreshCatalog(app: FastifyInstance, store: Store, url: string, ms: number): void {
+function refreshCatalog(
+  app: FastifyInstance,
+  store: Store,
+  config: ServerConfig,
+  url: string,
+  ms: number,
+): void {
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
     running = true;
     readCatalog(url)
       .then((items) => store.replaceCatalog(items))
-      .then(({ catalog, changed }) => {
-        if (changed) app.log.info({ version: catalog.version }, 'catalogue refreshed');
+      .then(async ({ catalog, changed }) => {
+        if (!changed) return;
+        const modelVersion = await store.growToCatalog(layoutRowsOf(config));
+        app.log.info({ version: catalog.version, modelVersion }, 'catalogue refreshed');
       })
       .catch((error: unknown) => app.log.warn({ err: error }, 'catalogue refresh failed'))
       .finally(() => (running = false));

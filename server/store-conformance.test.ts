@@ -17,6 +17,8 @@ import { HearthError } from '../protocol/errors.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
+import { splitFlat } from '../protocol/manifest.js';
+import { layoutRowsOf } from './versions.js';
 import { roundPolicy } from './ingest.js';
 import { startPgCluster, type PgCluster } from './pg-cluster.js';
 import { PgStore } from './pg-store.js';
@@ -720,6 +722,47 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         const closing = await postUpdate(server, body);
         expect(closing.json<UpdateReply>(), closing.body).toMatchObject({ version: 3 });
         expect((await store.getManifest(3))!.dims.items).toBe(m2.dims.items);
+      });
+
+      it('publishes rows for new items at once, without a round, and nothing else moves', async () => {
+        const { app: server, config } = await serve({ minCohort: 2, serverOptimizer: 'fedadam' });
+        const rows = layoutRowsOf(config);
+        // No catalogue yet, then one the model already covers: nothing to publish.
+        expect(await store.growToCatalog(rows)).toBeUndefined();
+        await runRound(server, 2, 1);
+        const m2 = (await store.getManifest(2))!;
+        await store.replaceCatalog(m2.itemIds.slice(1).map((id) => item(id)));
+        expect(await store.growToCatalog(rows)).toBeUndefined();
+        const ledger = await store.privacyLedger();
+        const counts = await store.counts();
+        const before = (await store.optimizerState())!;
+        await store.replaceCatalog(
+          ['new-1', ...m2.itemIds.slice(1), 'new-2'].map((id) => item(id)),
+        );
+        expect(await store.growToCatalog(rows, new Date(T0))).toBe(3);
+        const m3 = (await store.getManifest(3))!;
+        expect(m3.itemIds).toEqual([...m2.itemIds, 'new-1', 'new-2']);
+        expect(m3.createdAt).toBe(new Date(T0).toISOString());
+        const w3 = bytesToFloat32((await store.getWeightBytes(3))!);
+        // The same update rows rule as a round's publication, on the grown weights.
+        expect(m3.federation.updateRows).toEqual(rows(m3, 3, w3));
+        const parts2 = splitFlat(bytesToFloat32((await store.getWeightBytes(2))!), m2.tensors);
+        const parts3 = splitFlat(w3, m3.tensors);
+        for (const [name, values] of parts2) {
+          // Item tensors keep every old row in place; the rest is unchanged.
+          expect(Array.from(parts3.get(name)!.subarray(0, values.length)), name).toEqual(
+            Array.from(values),
+          );
+        }
+        // No round: nothing in the ledger, no round counted, FedAdam's step as it was; its
+        // moments grew with the model.
+        expect(await store.privacyLedger()).toEqual(ledger);
+        expect((await store.counts()).rounds).toBe(counts.rounds);
+        const after = (await store.optimizerState())!;
+        expect(after.step).toBe(before.step);
+        expect(after.m.length).toBe(w3.length);
+        expect(await store.growToCatalog(rows)).toBeUndefined();
+        expect(await store.latestVersion()).toBe(3);
       });
 
       it('keeps the newest CATALOG_VERSIONS_KEPT versions', async () => {

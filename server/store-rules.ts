@@ -20,6 +20,7 @@ import type {
   UpdateSubmission,
 } from './store.js';
 import { growForCatalog } from './catalog-growth.js';
+import type { FedAdamState } from './fedadam.js';
 import { foldInLayout } from './layout-round.js';
 import { versionManifest } from './versions.js';
 
@@ -189,6 +190,42 @@ function publication(
         ? { optimizerState: grown.optimizerState }
         : {}),
     },
+  };
+}
+
+/** A version grown to the catalogue without a round (Store.growToCatalog). */
+export interface Growth {
+  readonly version: number;
+  readonly manifest: ModelManifest;
+  readonly weights: Float32Array;
+  readonly optimizerState?: FedAdamState;
+}
+
+/**
+ * Version current + 1: `base` grown by a row for each catalogue item it lacks, its update rows
+ * named on the grown weights; undefined when the catalogue adds nothing.
+ */
+export function publishGrowth(
+  layoutRows: RoundPolicy['layoutRows'],
+  current: number,
+  base: { readonly manifest: ModelManifest; readonly weights: Float32Array },
+  context: RoundContext,
+  now: string,
+): Growth | undefined {
+  const grown = growForCatalog(
+    base.manifest,
+    base.weights,
+    context.optimizerState,
+    context.catalog,
+  );
+  if (grown.added === 0) return undefined;
+  const version = current + 1;
+  const rows = layoutRows?.(grown.manifest, version, grown.weights);
+  return {
+    version,
+    manifest: versionManifest(grown.manifest, version, now, rows),
+    weights: grown.weights,
+    ...(grown.optimizerState ? { optimizerState: grown.optimizerState } : {}),
   };
 }
 

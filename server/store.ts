@@ -292,5 +292,13 @@ export interface Store {
    * equal the current version's items; keeps the newest CATALOG_VERSIONS_KEPT versions.
    */
   replaceCatalog(items: readonly CatalogItem[], now?: Date): Promise<CatalogChange>;
+  /**
+   * Publishes version current + 1 grown by a row for each item of the current catalogue that the
+   * model lacks (catalog-growth.ts), without a round: no update is read, no privacy is spent, no
+   * other row moves. Returns that version, or undefined when there is no model yet or it already has
+   * every catalogue item. So an item added to the catalogue is in the model at once, not only after
+   * the next round publishes.
+   */
+  growToCatalog(layoutRows?: RoundPolicy['layoutRows'], now?: Date): Promise<number | undefined>;
   close(): Promise<void>;
 }

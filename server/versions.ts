@@ -97,6 +97,12 @@ export function versionRows(
   return biasLedRows(weights.subarray(at, at + dims.items), config.updateRows, version, seed);
 }
 
+/** RoundPolicy.layoutRows for the running config: versionRows on each new version's weights. */
+export function layoutRowsOf(config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>) {
+  return (template: ModelManifest, version: number, weights: Float32Array) =>
+    versionRows(config, template.dims, version, weights, template.layoutHash);
+}
+
 /** The federation parameters devices must follow, from the running config. */
 export function federationParams(config: ServerConfig): FederationParams {
   return {
