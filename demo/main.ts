@@ -3,7 +3,7 @@
  * (`window.hearth` and its events), the way any third-party site would.
  */
 import { isVisitorAction, type Recommendation, type TrackEvent } from '../protocol/api.js';
-import type { CatalogDocument } from '../protocol/catalog.js';
+import type { CatalogDocument, CatalogItem } from '../protocol/catalog.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { Hearth } from '../src/index.js';
@@ -16,22 +16,47 @@ const endpoint =
   document.querySelector<HTMLScriptElement>('script[data-endpoint]')?.dataset.endpoint;
 const $ = (id: string): HTMLElement => document.getElementById(id)!;
 
-/** Titles by item id, from the server's catalogue (GET /v1/catalog), as any site's page would. */
-const titles = new Map<string, string>();
-const titleOf = (id: string): string => titles.get(id) ?? id;
+/** The server's catalogue by item id (GET /v1/catalog), as any site's page would read it. */
+const catalog = new Map<string, CatalogItem>();
+const titleOf = (id: string): string => catalog.get(id)?.title ?? id;
 
-function card(id: string, detail: string): HTMLLIElement {
+/** What a card shows of an item: the catalogue's entry, or what a recommendation carries. */
+type Shown = Pick<CatalogItem, 'id'> & Partial<Pick<CatalogItem, 'title' | 'image' | 'category'>>;
+
+function card(shown: Shown, detail: string): HTMLLIElement {
+  const item = { ...catalog.get(shown.id), ...shown };
   const li = document.createElement('li');
   const button = document.createElement('button');
   button.type = 'button';
   button.className = 'card';
-  button.dataset.hearthItem = id; // Hearth captures clicks on this attribute.
-  // A colour per item, so the generated tiles tell apart.
-  button.style.setProperty('--hue', String((fnv1a32(id) >>> 13) % 360));
-  button.textContent = titleOf(id);
-  const small = document.createElement('small');
-  small.textContent = detail;
-  button.append(small);
+  button.dataset.hearthItem = item.id; // Hearth captures clicks on this attribute.
+  // A colour per item, so cards without a cover still tell apart.
+  button.style.setProperty('--hue', String((fnv1a32(item.id) >>> 13) % 360));
+  if (item.image) {
+    const img = document.createElement('img');
+    img.src = item.image;
+    img.alt = ''; // decorative: the title says what the item is
+    img.loading = 'lazy';
+    button.append(img);
+  }
+  const text = document.createElement('span');
+  text.className = 'text';
+  if (item.category) {
+    const category = document.createElement('span');
+    category.className = 'category';
+    category.textContent = item.category;
+    text.append(category);
+  }
+  const title = document.createElement('span');
+  title.className = 'title';
+  title.textContent = item.title ?? item.id;
+  text.append(title);
+  if (detail) {
+    const small = document.createElement('small');
+    small.textContent = detail;
+    text.append(small);
+  }
+  button.append(text);
   li.append(button);
   return li;
 }
@@ -45,7 +70,18 @@ function because(r: Recommendation): string {
 async function renderRecs(): Promise<void> {
   if (!hearth) return;
   const recs = await hearth.recommend({ k: 6, explain: true });
-  $('recs').replaceChildren(...recs.map((r) => card(r.item, because(r))));
+  $('recs').replaceChildren(
+    ...recs.map((r) =>
+      card(
+        {
+          id: r.item,
+          ...(r.title ? { title: r.title } : {}),
+          ...(r.image ? { image: r.image } : {}),
+        },
+        because(r),
+      ),
+    ),
+  );
   $('recs').dataset.items = recs.map((r) => r.item).join(',');
 }
 
@@ -86,14 +122,14 @@ async function renderCatalog(): Promise<void> {
   const response = await fetch(new URL('/v1/catalog', endpoint));
   let ids: string[];
   if (response.ok) {
-    const catalog = (await response.json()) as CatalogDocument;
-    for (const item of catalog.items) titles.set(item.id, item.title);
-    ids = catalog.items.slice(0, 24).map((item) => item.id);
+    const served = (await response.json()) as CatalogDocument;
+    for (const item of served.items) catalog.set(item.id, item);
+    ids = served.items.slice(0, 24).map((item) => item.id);
   } else {
     const manifest = (await (await fetch(new URL('/v1/model', endpoint))).json()) as ModelManifest;
     ids = manifest.popular.slice(0, 24).map((i) => manifest.itemIds[i]!);
   }
-  $('catalog').replaceChildren(...ids.map((id) => card(id, `#${id}`)));
+  $('catalog').replaceChildren(...ids.map((id) => card({ id }, '')));
 }
 
 function showViewing(id: string): void {

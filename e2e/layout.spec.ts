@@ -60,6 +60,7 @@ for (const { name, width, height } of [
       expect(serious).toEqual([]);
       if (screenshots) {
         mkdirSync(screenshots, { recursive: true });
+        await page.evaluate(() => window.scrollTo(0, 0));
         await page.screenshot({
           path: join(screenshots, `demo-${name}-${scheme}.png`),
           fullPage: name === 'wide',

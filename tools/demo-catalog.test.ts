@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { catalogItem, checkCatalog } from '../protocol/catalog.js';
 import { demoCatalog, demoItem } from './demo-catalog.js';
@@ -15,5 +17,17 @@ describe('demoCatalog', () => {
     expect(demoItem('p-001')).toEqual(demoItem('p-001'));
     expect(demoItem('p-001').title).toMatch(/^\w+ \w+ [\w ]+$/);
     expect(demoItem('p-001').url).toBe('/#item-p-001');
+  });
+
+  it("gives every item its category's cover, a file the demo ships", () => {
+    const covers = new Set(
+      demoCatalog({
+        itemIds: ['', ...Array.from({ length: 200 }, (_, i) => `p-${i}`)],
+        popular: [],
+      }).map((item) => item.image!),
+    );
+    expect(covers.size).toBe(8);
+    for (const cover of covers)
+      expect(existsSync(join(import.meta.dirname, '..', 'public', cover))).toBe(true);
   });
 });

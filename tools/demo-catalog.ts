@@ -2,7 +2,7 @@
  * The demo site's catalogue, which `npm start` and the e2e stack load into the server (`--catalog`)
  * when no site catalogue is given: titles generated from item ids, so the demo never ships real
  * titles (MovieLens' licence forbids that, and YOOCHOOSE has none). Deterministic: the same id always
- * gets the same title and category. The demo page renders from the server's `GET /v1/catalog`, as a
+ * gets the same title, category and cover (the demo's own drawings, public/covers/). The demo page renders from the server's `GET /v1/catalog`, as a
  * site would.
  */
 import { readFileSync } from 'node:fs';
@@ -75,6 +75,8 @@ export function demoItem(id: string): CatalogItem {
     id,
     title: `${ADJECTIVES[h % 20]} ${NOUNS[(h >>> 5) % 20]} ${kind}`,
     url: `/#item-${encodeURIComponent(id)}`,
+    // One drawn cover per category (public/covers/), shipped with the demo.
+    image: `/covers/${kind.toLowerCase().replace(' ', '-')}.svg`,
     category: kind,
   };
 }
