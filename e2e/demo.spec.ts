@@ -8,7 +8,7 @@ import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
 import type { StatsReply } from '../server/stats.js';
 import { parameterCount, type ModelManifest } from '../protocol/manifest.js';
 
-import { clicksOnly, demoUrl, serverUrl } from './helpers.js';
+import { asOperator, clicksOnly, demoUrl, serverUrl } from './helpers.js';
 
 async function manifest(): Promise<ModelManifest> {
   return (await (await fetch(`${serverUrl()}/v1/model`)).json()) as ModelManifest;
@@ -16,7 +16,9 @@ async function manifest(): Promise<ModelManifest> {
 
 /** Updates the server holds in its collecting round: other specs' devices may have left some. */
 async function pendingUpdates(): Promise<number> {
-  const stats = (await (await fetch(`${serverUrl()}${PATHS.stats}`)).json()) as StatsReply;
+  const stats = (await (
+    await fetch(`${serverUrl()}${PATHS.stats}`, { headers: asOperator() })
+  ).json()) as StatsReply;
   return stats.rounds.find((r) => r.status === 'collecting')?.participants ?? 0;
 }
 

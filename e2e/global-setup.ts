@@ -27,6 +27,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env.HEARTH_CDN_URL = String(info.cdn);
   process.env.HEARTH_HOST_URL = String(info.host);
   process.env.HEARTH_E2E_DIR = String(info.dir);
+  process.env.HEARTH_E2E_OPERATOR_TOKEN = String(info.operatorToken);
   return async () => {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

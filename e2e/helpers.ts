@@ -15,6 +15,11 @@ export const hostUrl = (): string => process.env.HEARTH_HOST_URL!;
 /** The stack's temporary folder: the served model is in its `model/`. */
 export const stackDir = (): string => process.env.HEARTH_E2E_DIR!;
 
+/** Headers that make a request the operator's (the stack's token): full /v1/stats, /metrics. */
+export const asOperator = (): Record<string, string> => ({
+  authorization: `Bearer ${process.env.HEARTH_E2E_OPERATOR_TOKEN!}`,
+});
+
 /** One event the SDK dispatched on window. */
 export interface SeenEvent {
   readonly type: string;

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chromium, expect, test, type Page } from '@playwright/test';
 import { CHROMIUM_ARGS, chromiumPath } from '../tools/ensure-chromium-path.js';
-import { demoUrl, serverUrl } from './helpers.js';
+import { asOperator, demoUrl, serverUrl } from './helpers.js';
 
 test.use({ serviceWorkers: 'allow' });
 
@@ -22,7 +22,7 @@ async function openDemo(page: Page): Promise<void> {
 
 /** GETs of the API (/v1/…) the aggregation server has answered so far (its /metrics counters). */
 async function serverGets(): Promise<number> {
-  const text = await (await fetch(`${serverUrl()}/metrics`)).text();
+  const text = await (await fetch(`${serverUrl()}/metrics`, { headers: asOperator() })).text();
   return text
     .split('\n')
     .filter((line) => line.startsWith('hearth_http_requests_total{method="GET",route="/v1/'))

@@ -5,6 +5,7 @@
  * (e2e/static-server.ts): a CDN serving dist/sdk/ and a host site loading the SDK from it. Run as a
  * child by global-setup.ts; prints one JSON line when ready.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,8 @@ const dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const model = await trainAndExport({ dataset: 'synthetic', out: join(dir, 'model'), quiet: true });
 const minCohort = Number(process.env.HEARTH_E2E_MIN_COHORT ?? 2);
+// The operator's token: specs read the full /v1/stats and /metrics with it (e2e/helpers.ts).
+const operatorToken = randomBytes(24).toString('hex');
 // The demo's catalogue, as npm start serves it.
 const catalogFile = join(dir, 'demo-catalog.json');
 await writeDemoCatalog(model.dir, catalogFile);
@@ -28,6 +31,7 @@ const system = await startSystem(
     dbPath: join(dir, 'hearth.sqlite'),
     modelDir: model.dir,
     catalogSource: catalogFile,
+    operatorToken,
     minCohort,
     // Every device takes part: the specs count uploads (e2e/sampling.spec.ts runs its own q = 0).
     sampleRate: 1,
@@ -56,6 +60,7 @@ const ready = {
   host: host.url,
   dir,
   minCohort,
+  operatorToken,
 };
 console.log(`HEARTH_E2E ${JSON.stringify(ready)}`);
 closeOnSignals({

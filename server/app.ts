@@ -23,7 +23,8 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { accessControl } from './access.js';
 import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerDashboard } from './dashboard.js';
-import { buildStats } from './stats.js';
+import { buildStats, publicStats } from './stats.js';
+import { operatorCheck } from './operator.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
@@ -202,9 +203,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     },
   );
 
+  const operator = operatorCheck(config.operatorToken);
   registerCatalogRoutes(app, {
     store,
-    operatorToken: config.operatorToken,
+    operator,
     layoutRows: layoutRowsOf(config),
     charge: chargeUnmatched,
     etagMatches,
@@ -216,16 +218,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return privacyReportJson(report);
   });
 
-  app.get(PATHS.metrics, async (_request, reply) => {
+  // Its counters move with each single upload: the operator's only.
+  app.get(PATHS.metrics, async (request, reply) => {
+    operator.require(request, 'the metrics');
     void reply
       .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
       .header('cache-control', 'no-store');
     return renderMetrics(store, config, counters);
   });
 
-  app.get(PATHS.stats, async (_request, reply) => {
-    void reply.header('cache-control', 'no-store');
-    return buildStats(store, config, evaluator);
+  // The operator sees every round; anyone else only what aggregates over published rounds.
+  app.get(PATHS.stats, async (request, reply) => {
+    void reply.header('cache-control', 'no-store').header('vary', 'authorization');
+    const stats = await buildStats(store, config, evaluator);
+    return operator.is(request) ? stats : publicStats(stats);
   });
 
   registerDashboard(app);

@@ -7,18 +7,18 @@
  * recognised from its first characters). A bad body is refused with the line or entry at fault and
  * the stored catalogue stays as it was.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
-import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
+import { PATHS } from '../protocol/routes.js';
 import { parseCatalog } from './catalog-parse.js';
+import type { OperatorCheck } from './operator.js';
 import type { RoundPolicy, Store, StoredCatalog } from './store.js';
 
 /** What the catalogue routes need from the app. */
 export interface CatalogRouteOptions {
   readonly store: Store;
-  readonly operatorToken: string | undefined;
+  readonly operator: OperatorCheck;
   /** The update rows a version grown for new items names (versions.ts layoutRowsOf). */
   readonly layoutRows: RoundPolicy['layoutRows'];
   /** Charges a request against its address's rate limit (access.ts). */
@@ -32,15 +32,8 @@ export function catalogEtag(catalog: Pick<StoredCatalog, 'version' | 'digest'>):
   return `"c${catalog.version}-${catalog.digest.slice(0, 16)}"`;
 }
 
-/** SHA-256 of a token, so comparing two never leaks their lengths or a prefix through timing. */
-function digestOf(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
-}
-
 export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRouteOptions): void {
   const { store } = options;
-  const expected =
-    options.operatorToken === undefined ? undefined : digestOf(options.operatorToken);
   // The served body of the current catalogue, kept while its digest stands (large catalogues).
   let served: { readonly etag: string; readonly body: string } | undefined;
 
@@ -62,26 +55,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
 
   const operator = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     options.charge(request, reply);
-    if (!expected) {
-      throw new HearthError(
-        'HEARTH_E_OPERATOR_TOKEN',
-        'catalogue updates are off: start the server with HEARTH_OPERATOR_TOKEN or --operator-token-file',
-      );
-    }
-    const header = request.headers.authorization;
-    const token =
-      typeof header === 'string' ? /^Bearer ([\x21-\x7e]+)$/.exec(header)?.[1] : undefined;
-    if (token === undefined) {
-      throw new HearthError(
-        'HEARTH_E_OPERATOR_TOKEN',
-        request.headers[SITE_KEY_HEADER] !== undefined
-          ? `a site key (${SITE_KEY_HEADER}) is public and never changes the catalogue`
-          : 'no Authorization: Bearer header',
-      );
-    }
-    if (!timingSafeEqual(digestOf(token), expected)) {
-      throw new HearthError('HEARTH_E_OPERATOR_TOKEN', 'wrong operator token');
-    }
+    options.operator.require(request, 'changing the catalogue');
   };
 
   // Its own scope: the body is read as text whatever its type (JSON too), up to the catalogue limit.

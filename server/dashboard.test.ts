@@ -38,6 +38,7 @@ async function app(
     noiseMultiplier: 0,
     dbPath: ':memory:',
     modelDir: seed.dir,
+    operatorToken: OPERATOR,
     ...overrides,
   });
   const store = new SqliteStore(':memory:');
@@ -55,8 +56,19 @@ async function app(
   return { app: built, store };
 }
 
-async function stats(server: FastifyInstance): Promise<StatsReply> {
-  const res = await server.inject({ method: 'GET', url: '/v1/stats' });
+/** The operator token of these tests' servers. */
+const OPERATOR = 'operator-token-of-the-tests';
+
+/** The stats as the operator sees them (or, with `token` null, as anyone does). */
+async function stats(
+  server: FastifyInstance,
+  token: string | null = OPERATOR,
+): Promise<StatsReply> {
+  const res = await server.inject({
+    method: 'GET',
+    url: '/v1/stats',
+    ...(token === null ? {} : { headers: { authorization: `Bearer ${token}` } }),
+  });
   expect(res.statusCode).toBe(200);
   expect(res.headers['cache-control']).toBe('no-store');
   return res.json<StatsReply>();
@@ -110,15 +122,41 @@ describe('GET /v1/stats', () => {
     expect(reply.rounds[0]).toMatchObject({ publishedVersion: 2, clippedFraction: 0.5 });
     expect(reply.rounds[0]!.medianNorm).toBeCloseTo((0.5 + 1.0005) / 2, 5);
     expect(reply.rounds[0]!.publishedAt).toMatch(/^\d{4}-/);
-    expect(reply.norms.count).toBe(3);
-    expect(reply.norms.clippedFraction).toBeCloseTo(1 / 3, 12);
-    expect(reply.norms.counts.reduce((a, b) => a + b, 0)).toBe(3);
-    expect(reply.norms.edges).toHaveLength(reply.norms.counts.length + 1);
-    expect(reply.norms.edges.at(-1)).toBeCloseTo(1.0005, 5);
+    const norms = reply.norms!;
+    expect(reply.view).toBe('operator');
+    expect(norms.count).toBe(3);
+    expect(norms.clippedFraction).toBeCloseTo(1 / 3, 12);
+    expect(norms.counts.reduce((a, b) => a + b, 0)).toBe(3);
+    expect(norms.edges).toHaveLength(norms.counts.length + 1);
+    expect(norms.edges.at(-1)).toBeCloseTo(1.0005, 5);
     // Noise off: the round is in the ledger, with no finite epsilon.
     expect(reply.epsilon).toEqual([
       { round: 1, version: 2, publishedAt: reply.rounds[0]!.publishedAt, epsilon: null },
     ]);
+  });
+
+  it('shows anyone else only published rounds: no norms, no opening times, hours', async () => {
+    const { app: server } = await app({ minCohort: 2 });
+    await contribute(server, 0.5, 1);
+    await contribute(server, 1.0005, 2);
+    // One upload in the collecting round: its count and norm would be that upload's.
+    await contribute(server, 0.25, 3, 2);
+    const full = await stats(server);
+    for (const token of [null, 'not-the-operator-token', 'site-key-000000000000']) {
+      const seen = await stats(server, token);
+      expect(seen.view).toBe('public');
+      expect(seen.norms).toBeNull();
+      expect(seen.rounds).toEqual([
+        {
+          ...full.rounds[0]!,
+          openedAt: null,
+          publishedAt: `${full.rounds[0]!.publishedAt!.slice(0, 13)}:00:00.000Z`,
+          clippedFraction: null,
+          medianNorm: null,
+        },
+      ]);
+      expect(seen.epsilon.map((e) => e.publishedAt)).toEqual([seen.rounds[0]!.publishedAt]);
+    }
   });
 
   it('reports epsilon growing round by round with noise on', async () => {

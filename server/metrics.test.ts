@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ErrorReply } from '../protocol/api.js';
 import { joinRound, makeApp, postUpdate, updateBody } from './test-helpers.js';
+
+const OPERATOR = 'operator-token-of-the-tests';
 
 let close: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -21,7 +24,7 @@ function parse(text: string): Map<string, number> {
 
 describe('GET /metrics', () => {
   it('exposes versions, updates, privacy and request counters in Prometheus text format', async () => {
-    const made = await makeApp({ minCohort: 1 });
+    const made = await makeApp({ minCohort: 1, operatorToken: OPERATOR });
     close = made.close;
     const { app } = made;
     const bad = Buffer.from(updateBody({ token: (await joinRound(app)).token }));
@@ -31,7 +34,17 @@ describe('GET /metrics', () => {
       (await postUpdate(app, updateBody({ token: (await joinRound(app)).token }))).statusCode,
     ).toBe(202);
 
-    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    // Counters that move with each upload are the operator's only.
+    for (const headers of [{}, { authorization: 'Bearer not-the-operator-token' }]) {
+      const refused = await app.inject({ method: 'GET', url: '/metrics', headers });
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json<ErrorReply>().error.code).toBe('HEARTH_E_OPERATOR_TOKEN');
+    }
+    const res = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${OPERATOR}` },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain; version=0.0.4');
     const m = parse(res.body);
@@ -47,5 +60,13 @@ describe('GET /metrics', () => {
     expect(
       m.get('hearth_http_requests_total{method="POST",route="/v1/rounds/join",status="200"}'),
     ).toBe(2);
+  });
+
+  it('is refused while the server has no operator token', async () => {
+    const made = await makeApp({ minCohort: 1 });
+    close = made.close;
+    const res = await made.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json<ErrorReply>().error.message).toContain('HEARTH_OPERATOR_TOKEN');
   });
 });

@@ -271,13 +271,14 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       operationId: 'getMetrics',
       summary: 'Prometheus metrics',
       description:
-        "Prometheus text exposition 0.0.4: model version, rounds published and abandoned, updates and round tokens, min cohort, clip norm, epsilon spent (+Inf with noise off), budget exhaustion, and this process's requests by route and status and error replies by code.",
+        "Needs the operator token (its counters move with each single upload). Prometheus text exposition 0.0.4: model version, rounds published and abandoned, updates and round tokens, min cohort, clip norm, epsilon spent (+Inf with noise off), budget exhaustion, and this process's requests by route and status and error replies by code.",
+      security: [{ operatorToken: [] }],
       responses: {
         '200': {
           description: 'Exposition text',
           content: { 'text/plain': { schema: { type: 'string' } } },
         },
-        ...errors(),
+        ...errors('HEARTH_E_OPERATOR_TOKEN'),
       },
     },
   },
@@ -286,7 +287,7 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       operationId: 'getStats',
       summary: "The dashboard's data",
       description:
-        'The newest rounds with their participants and received update norms (before re-clipping), a norm histogram, cumulative epsilon after each published round, and HR@20 per version when the server has a validation set (--validation).',
+        'With the operator token: the newest rounds with their participants and received update norms (before re-clipping), a norm histogram, cumulative epsilon after each published round, and HR@20 per version when the server has a validation set (--validation). Without it (view "public"): only published rounds, each an aggregate of at least m updates, without norms or opening times and with publication times to the hour, so that no single upload\'s norm or timing can be read off.',
       responses: {
         '200': json(ref('Stats'), 'Round, norm, privacy and quality series'),
         ...errors(),
@@ -643,8 +644,22 @@ export const OPENAPI_DOCUMENT: JsonObject = {
       },
       Stats: {
         type: 'object',
-        required: ['clipNorm', 'minCohort', 'noise', 'rounds', 'norms', 'epsilon', 'hitRate'],
+        required: [
+          'view',
+          'clipNorm',
+          'minCohort',
+          'noise',
+          'rounds',
+          'norms',
+          'epsilon',
+          'hitRate',
+        ],
         properties: {
+          view: {
+            enum: ['operator', 'public'],
+            description:
+              'public: published rounds only, no norms, no opening times, publication times to the hour',
+          },
           clipNorm: { type: 'number' },
           minCohort: { type: 'integer' },
           noise: { enum: ['on', 'off'] },
@@ -668,7 +683,8 @@ export const OPENAPI_DOCUMENT: JsonObject = {
             },
           },
           norms: {
-            type: 'object',
+            type: ['object', 'null'],
+            description: 'null in the public view',
             properties: {
               count: { type: 'integer' },
               clippedFraction: { type: ['number', 'null'] },

@@ -32,17 +32,24 @@ export interface RoundStats {
 
 /** The reply of `GET /v1/stats` (JSON: non-finite numbers are sent as null). */
 export interface StatsReply {
+  /**
+   * 'operator': every round with its norms and times (the request carried the operator token);
+   * 'public': published rounds only, without norms or opening times, publication times to the
+   * hour, and no norm histogram: nothing from which one upload's norm or timing could be read.
+   */
+  readonly view: 'operator' | 'public';
   readonly clipNorm: number;
   readonly minCohort: number;
   readonly noise: 'on' | 'off';
   readonly rounds: readonly RoundStats[];
+  /** Null in the public view. */
   readonly norms: {
     readonly count: number;
     readonly clippedFraction: number | null;
     /** NORM_BINS + 1 bin edges from 0 to the larger of S and the largest norm. */
     readonly edges: readonly number[];
     readonly counts: readonly number[];
-  };
+  } | null;
   readonly epsilon: readonly {
     readonly round: number;
     readonly version: number;
@@ -89,6 +96,7 @@ export async function buildStats(
   const publishedAt = new Map(history.map((r) => [r.round, r.publishedAt]));
   const curve = epsilonCurve(ledger, config.delta);
   return {
+    view: 'operator',
     clipNorm: S,
     minCohort: config.minCohort,
     noise: config.noiseMultiplier > 0 ? 'on' : 'off',
@@ -116,5 +124,35 @@ export async function buildStats(
         .sort(([a], [b]) => a - b)
         .map(([version, hr]) => ({ version, hr: finite(hr) })),
     },
+  };
+}
+
+/** An ISO time truncated to its hour. */
+function toHour(iso: string | null): string | null {
+  return iso === null ? null : `${iso.slice(0, 13)}:00:00.000Z`;
+}
+
+/**
+ * What anyone may see of `stats`: published rounds (each an aggregate of at least m updates) with
+ * their participant counts and the hour they were published, the privacy curve and HR@20. Left out:
+ * the collecting and abandoned rounds (their counts move with each upload), every norm statistic
+ * (one upload's norm is the median of a round of one), and opening times (a round opens at its
+ * first join).
+ */
+export function publicStats(stats: StatsReply): StatsReply {
+  return {
+    ...stats,
+    view: 'public',
+    rounds: stats.rounds
+      .filter((round) => round.status === 'published')
+      .map((round) => ({
+        ...round,
+        openedAt: null,
+        publishedAt: toHour(round.publishedAt),
+        clippedFraction: null,
+        medianNorm: null,
+      })),
+    norms: null,
+    epsilon: stats.epsilon.map((entry) => ({ ...entry, publishedAt: toHour(entry.publishedAt) })),
   };
 }

@@ -123,6 +123,8 @@ export function servedManifest(stored: ModelManifest, config: ServerConfig): Mod
   const dtype = config.weightsDtype;
   return {
     ...stored,
+    // To the hour: a plaintext round publishes the moment its last update arrives.
+    createdAt: `${stored.createdAt.slice(0, 13)}:00:00.000Z`,
     weights: {
       // Each dtype at its own URL: the bytes are cached as immutable, so a URL never changes meaning.
       url: dtype === 'float32' ? stored.weights.url : `${stored.weights.url}?dtype=${dtype}`,

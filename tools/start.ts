@@ -11,6 +11,7 @@
  * its own database, `.hearth/site.sqlite`, and a model that starts cold over those items, or, with
  * `--sessions`, one trained once on the site's own click log (`.hearth/models/site/`).
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +103,10 @@ if (!values['no-build']) {
   await buildAll();
 }
 
+// The operator's token (the catalogue, the dashboard's full view, the metrics): the one given, or a
+// fresh one for this run, printed below with the dashboard's address.
+const operatorToken = process.env.HEARTH_OPERATOR_TOKEN ?? randomBytes(24).toString('hex');
+
 const system = await startSystem(
   // The demo preset, not private: one visitor on a laptop. Every device takes part (q = 1), or
   // "Share" would rarely do anything; a round is 3 updates; and no noise, which at m = 3 would drown
@@ -114,9 +119,7 @@ const system = await startSystem(
     ...(catalog
       ? { catalogSource: catalog, ...(values.sessions ? { modelDir: siteModelDir } : {}) }
       : { modelDir, catalogSource: demoCatalogFile }),
-    ...(process.env.HEARTH_OPERATOR_TOKEN
-      ? { operatorToken: process.env.HEARTH_OPERATOR_TOKEN }
-      : {}),
+    operatorToken,
     minCohort: 3,
     sampleRate: 1,
     noiseMultiplier: 0,
@@ -131,6 +134,8 @@ console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, u
   Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
   On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>
                       <script type="module" src="${system.demoUrl}sdk/hearth-recs.js"></script>
+  Operator dashboard: ${system.server.url}/dashboard#token=${operatorToken}
+                      (the operator token${process.env.HEARTH_OPERATOR_TOKEN ? ', from HEARTH_OPERATOR_TOKEN' : ' of this run; set HEARTH_OPERATOR_TOKEN to keep one'}: the catalogue PUT, /metrics, the full /v1/stats)
 Press Ctrl+C to stop.`);
 if (system.server.catalog) {
   const { version, items, warning } = system.server.catalog;

@@ -1,4 +1,4 @@
-/* global document, fetch, setInterval, URL */
+/* global document, fetch, history, location, sessionStorage, setInterval, URL, URLSearchParams */
 /**
  * The dashboard page's script: reads /v1/stats and draws it with uPlot, served by this server from
  * node_modules (no CDN: an operator's dashboard must not depend on, or leak to, a third party). Every
@@ -9,6 +9,16 @@ import uPlot from './uplot.esm.js';
 // Resolved against this module, not the page: the page is /dashboard, whose base is '/'.
 const STATS_URL = new URL('../v1/stats', import.meta.url);
 const REFRESH_MS = 15_000;
+
+// The operator token, given once as /dashboard#token=… (a fragment never reaches a server or a log)
+// and kept for this tab only. Without it the server answers the public view.
+const TOKEN_KEY = 'hearth-operator-token';
+const fragment = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fragment) {
+  sessionStorage.setItem(TOKEN_KEY, fragment);
+  history.replaceState(null, '', location.pathname);
+}
+const token = sessionStorage.getItem(TOKEN_KEY);
 const WIDTH = () => Math.min(900, document.querySelector('main').clientWidth || 900);
 
 const seconds = (iso) => (iso ? Date.parse(iso) / 1000 : null);
@@ -86,10 +96,12 @@ function render(stats) {
     [stats.rounds.map((r) => r.round), stats.rounds.map((r) => r.participants)],
     { xLabel: 'round', yLabel: 'updates' },
   );
-  const { edges, counts } = stats.norms;
-  document.getElementById('norm-summary').textContent =
-    `${stats.norms.count} updates; ${fmt((stats.norms.clippedFraction ?? 0) * 100, 1)}% ` +
-    `arrived with a norm above S = ${stats.clipNorm} and were re-clipped.`;
+  const { edges, counts } = stats.norms ?? { edges: [0], counts: [] };
+  document.getElementById('norm-summary').textContent = stats.norms
+    ? `${stats.norms.count} updates; ${fmt((stats.norms.clippedFraction ?? 0) * 100, 1)}% ` +
+      `arrived with a norm above S = ${stats.clipNorm} and were re-clipped.`
+    : 'Norms, open rounds and exact times are shown with the operator token only: open this ' +
+      'page as /dashboard#token=<HEARTH_OPERATOR_TOKEN>.';
   chart(
     'chart-norms',
     'Received norm histogram',
@@ -165,7 +177,10 @@ function render(stats) {
 
 async function refresh() {
   try {
-    const res = await fetch(STATS_URL, { cache: 'no-store' });
+    const res = await fetch(STATS_URL, {
+      cache: 'no-store',
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     render(await res.json());
   } catch (error) {

@@ -4,33 +4,17 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { prefixPairs } from '../../model/metrics.js';
-import type { ModelDims } from '../../protocol/manifest.js';
-import type { LoadedDataset } from '../data/datasets.js';
-import { syntheticDataset } from '../data/synthetic.js';
 import type { SessionDataset } from '../data/yoochoose.js';
 import { evaluateRecommender } from '../eval/evaluate.js';
 import { firstAppearance, Newest, newItemsPlan } from './new-items.js';
+import { plantedData, plantedDims, plantedLoaded, plantedSettings } from './planted.js';
 import { populationOf } from './population.js';
 import { markdownReport, type FederateRow } from './report.js';
 import { runFederation, type RunSettings } from './run.js';
 
-const data = syntheticDataset({
-  topics: 8,
-  itemsPerTopic: 8,
-  trainSessions: 600,
-  testSessions: 80,
-});
-const loaded: LoadedDataset = {
-  data,
-  testPairs: prefixPairs(data.test),
-  protocol: 'every prefix -> next item',
-};
-const dims: ModelDims = {
-  items: data.itemIds.length,
-  embedding: 8,
-  hidden: 8,
-  maxSessionLength: 10,
-};
+const data = plantedData;
+const loaded = plantedLoaded;
+const dims = plantedDims;
 
 beforeAll(async () => {
   expect(await tf.setBackend('wasm')).toBe(true);
@@ -122,25 +106,9 @@ describe('newItemsPlan', () => {
 
 describe('a run with new items', () => {
   const settings: RunSettings = {
-    scenario: 'new',
+    ...plantedSettings,
     rounds: 24,
-    sampleRate: 0.2,
-    noise: 0,
-    clip: 5,
-    delta: 1e-6,
-    seed: 3,
-    rowsPerRound: null,
-    rowChoice: 'window',
-    serverTau: null,
-    serverItemTau: null,
-    local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
-    serverOptimizer: 'fedadam',
-    serverLearningRate: 0.03,
-    itemLearningRate: null,
-    perDevice: false,
-    secure: false,
     evalEvery: 4,
-    evalCases: 10_000,
     newItems: { fraction: 0.25, at: 8 },
   };
   const population = populationOf(loaded, 'new', 'test');

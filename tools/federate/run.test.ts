@@ -3,54 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { prefixPairs } from '../../model/metrics.js';
-import type { ModelDims } from '../../protocol/manifest.js';
-import type { LoadedDataset } from '../data/datasets.js';
-import { syntheticDataset } from '../data/synthetic.js';
 import { devicePool } from './device-pool.js';
 import { participants, populationOf } from './population.js';
 import type { FederateRow } from './report.js';
-import { runFederation, type RunSettings } from './run.js';
+import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
+import { runFederation } from './run.js';
 
-// A small planted log: 8 topics of 8 items, sessions walk a topic in order 80% of the time.
-const data = syntheticDataset({
-  topics: 8,
-  itemsPerTopic: 8,
-  trainSessions: 600,
-  testSessions: 80,
-});
-const loaded: LoadedDataset = {
-  data,
-  testPairs: prefixPairs(data.test),
-  protocol: 'every prefix -> next item',
-};
-const dims: ModelDims = {
-  items: data.itemIds.length,
-  embedding: 8,
-  hidden: 8,
-  maxSessionLength: 10,
-};
-const settings: RunSettings = {
-  scenario: 'new',
-  rounds: 30,
-  sampleRate: 0.2,
-  noise: 0,
-  clip: 5,
-  delta: 1e-6,
-  seed: 3,
-  rowsPerRound: null,
-  rowChoice: 'window',
-  serverTau: null,
-  serverItemTau: null,
-  local: { steps: 1, optimizer: 'sgd', learningRate: 10, mu: 0, negatives: 100 },
-  serverOptimizer: 'fedadam',
-  serverLearningRate: 0.03,
-  itemLearningRate: null,
-  perDevice: false,
-  secure: false,
-  evalEvery: 30,
-  evalCases: 10_000,
-};
+const loaded = plantedLoaded;
+const dims = plantedDims;
+const settings = plantedSettings;
 
 beforeAll(async () => {
   expect(await tf.setBackend('wasm')).toBe(true);
