@@ -236,6 +236,7 @@ export class PgStore implements Store {
         eventTime(expiry),
         round.id,
       ]);
+      await eraseDeltas(sql, round.id);
       return round.id;
     });
   }
@@ -516,12 +517,21 @@ async function publish(
 async function commitPublication(sql: Sql, round: number, publication: Publication): Promise<void> {
   const { version, manifest, output } = publication;
   await insertVersion(sql, manifest, output.weights);
+  await eraseDeltas(sql, round);
   await sql.query(
     `UPDATE rounds SET status = 'published', published_version = $1, noise_multiplier = $2,
      sample_rate = $3, skellam = $4 WHERE id = $5`,
     publishedRoundValues(round, version, output.privacy),
   );
   if (output.optimizerState) await writeOptimizerState(sql, output.optimizerState, version);
+}
+
+/**
+ * Erases the vectors of a round's updates once it is published or abandoned: a device's update is
+ * kept no longer than its round needs it. Each row keeps its norm, example count and times.
+ */
+async function eraseDeltas(sql: Sql, round: number): Promise<void> {
+  await sql.query('UPDATE updates SET delta = $2 WHERE round = $1', [round, Buffer.alloc(0)]);
 }
 
 async function writeOptimizerState(sql: Sql, state: FedAdamState, version: number): Promise<void> {

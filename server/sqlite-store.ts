@@ -122,6 +122,8 @@ export class SqliteStore implements Store {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
+      // Erased update vectors are overwritten in the file, not left in free pages.
+      this.db.pragma('secure_delete = ON');
       // Another process (a second instance, a backup) may hold the lock briefly.
       this.db.pragma('busy_timeout = 5000');
       migrate(this.db);
@@ -224,6 +226,7 @@ export class SqliteStore implements Store {
         this.db
           .prepare("UPDATE rounds SET status = 'abandoned', abandoned_at = ? WHERE id = ?")
           .run(eventTime(expiry), round.id);
+        this.eraseDeltas(round.id);
         return round.id;
       })
       .immediate();
@@ -352,6 +355,7 @@ export class SqliteStore implements Store {
   private commitPublication(round: number, publication: Publication): void {
     const { version, manifest, output } = publication;
     this.insertVersion(manifest, output.weights);
+    this.eraseDeltas(round);
     this.db
       .prepare(
         `UPDATE rounds SET status = 'published', published_version = ?, noise_multiplier = ?,
@@ -359,6 +363,15 @@ export class SqliteStore implements Store {
       )
       .run(...publishedRoundValues(round, version, output.privacy));
     if (output.optimizerState) this.writeOptimizerState(output.optimizerState, version);
+  }
+
+  /**
+   * Erases the vectors of a round's updates once it is published or abandoned: a device's update is
+   * kept no longer than its round needs it. Each row keeps its norm, example count and times (the
+   * stats and the audit of the round).
+   */
+  private eraseDeltas(round: number): void {
+    this.db.prepare(`UPDATE updates SET delta = x'' WHERE round = ?`).run(round);
   }
 
   private writeOptimizerState(state: FedAdamState, version: number): void {

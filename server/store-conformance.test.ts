@@ -547,6 +547,12 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         const a = await joinRound(t.app);
         const late = await joinRound(t.app);
         expect((await postUpdate(t.app, updateBody({ token: a.token }))).statusCode).toBe(202);
+        const deltas = () =>
+          db.rows('SELECT round, length(delta) AS bytes, norm FROM updates ORDER BY id') as Promise<
+            { round: number; bytes: number; norm: number }[]
+          >;
+        // A collecting round keeps its updates' vectors until it is published or abandoned.
+        expect((await deltas()).map((r) => r.bytes > 0)).toEqual([true]);
         // Exactly at the deadline the round still collects.
         now = T0 + 60_000;
         const onTime = await joinRound(t.app);
@@ -582,6 +588,15 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           expect.objectContaining({ round: 2, version: 2 }),
         ]);
         expect(await store.counts()).toMatchObject({ rounds: 2, abandonedRounds: 1, updates: 4 });
+        // Published or abandoned, no device's vector is kept; norms stay for the stats and audit.
+        const kept = await deltas();
+        expect(kept.map((r) => [r.round, r.bytes])).toEqual([
+          [1, 0],
+          [2, 0],
+          [2, 0],
+          [2, 0],
+        ]);
+        for (const row of kept) expect(row.norm).toBeGreaterThan(0);
       });
 
       it('abandons on join too, and never a round that already has m updates', async () => {
