@@ -43,6 +43,10 @@ export const ERRORS = {
   HEARTH_E_NOT_FOUND: { status: 404, message: 'no such resource' },
   HEARTH_E_MODEL_NOT_FOUND: { status: 404, message: 'no such model version' },
   HEARTH_E_INTERNAL: { status: 500, message: 'internal server error' },
+  HEARTH_E_STORAGE_FULL: {
+    status: 503,
+    message: "the server's storage is full; nothing of this request was kept, retry later",
+  },
   // Device side (worker and SDK).
   HEARTH_E_CONFIG: { status: 0, message: 'invalid Hearth configuration' },
   HEARTH_E_EVENT_INVALID: { status: 0, message: 'invalid interaction event' },

@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,6 +195,29 @@ describe('rate limit', () => {
       expect((await t.app.inject({ method: 'POST', url: '/v1/rounds/join' })).statusCode).toBe(200);
     } finally {
       await t.close();
+    }
+  });
+
+  it('believes X-Forwarded-For only from as many proxies as --trust-proxy says', async () => {
+    const join = (app: FastifyInstance, client: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/rounds/join',
+        remoteAddress: '10.0.0.1', // the proxy
+        headers: { 'x-forwarded-for': client },
+      });
+    for (const hops of [0, 1]) {
+      const t = await makeApp({ rateLimitPerMinute: 2, trustProxyHops: hops }, { now: () => 0 });
+      try {
+        expect((await join(t.app, '203.0.113.7')).statusCode).toBe(200);
+        expect((await join(t.app, '203.0.113.7')).statusCode).toBe(200);
+        expect((await join(t.app, '203.0.113.7')).statusCode).toBe(429);
+        // Another client behind the proxy: its own budget only when the proxy is trusted; else a
+        // client could pick any address by sending the header itself.
+        expect((await join(t.app, '198.51.100.9')).statusCode).toBe(hops === 0 ? 429 : 200);
+      } finally {
+        await t.close();
+      }
     }
   });
 

@@ -103,6 +103,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
+    // Behind a proxy, request.ip is the client's address that many hops back (X-Forwarded-For).
+    // (A function: fastify's numeric form did not walk the header back in measurement here.)
+    trustProxy:
+      config.trustProxyHops > 0
+        ? (_address: string, hop: number) => hop < config.trustProxyHops
+        : false,
   });
   bodyDeadline(app, config.requestTimeoutSeconds * 1000);
   const routes: RegisteredRoute[] = [];
@@ -124,6 +130,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const { status, body, internal } = toErrorReply(error);
     counters.error(body.error.code);
     if (internal) request.log.error({ err: error }, 'request failed');
+    // A full disk is temporary: say when to come back.
+    if (status === 503) void reply.header('retry-after', '60');
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -25,8 +25,21 @@ function reply(code: ErrorCode, message: string): HttpErrorReply {
   return { status, body: { error: { code, message } }, internal: status >= 500 };
 }
 
+/**
+ * Whether `error` says the disk (or the database's size limit) is full: SQLite's SQLITE_FULL, the
+ * system's ENOSPC, PostgreSQL's disk_full (53100). The store rolled the request's transaction back,
+ * so nothing of it was kept or acknowledged, and the next request works once there is room again.
+ */
+export function isStorageFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100';
+}
+
 /** The reply for a thrown value. */
 export function toErrorReply(error: unknown): HttpErrorReply {
+  if (isStorageFull(error)) {
+    return reply('HEARTH_E_STORAGE_FULL', ERRORS.HEARTH_E_STORAGE_FULL.message);
+  }
   if (error instanceof HearthError) {
     // Device-side codes carry status 0: thrown here, they are a server bug.
     if (error.status >= 400) return reply(error.code, error.message);
