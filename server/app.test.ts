@@ -61,6 +61,20 @@ describe('routes', () => {
     expect(res.headers['cache-control']).toBe('no-cache');
   });
 
+  it("serves a version's time to the hour only: a plaintext round publishes when its last update arrives", async () => {
+    const at = Date.parse('2026-12-04T12:34:56.789Z');
+    const t = await makeApp({ minCohort: 1 }, { now: () => at });
+    try {
+      const { token } = await joinRound(t.app);
+      expect((await postUpdate(t.app, updateBody({ token }))).statusCode).toBe(202);
+      expect((await t.store.getManifest(2))!.createdAt).toBe('2026-12-04T12:34:56.789Z');
+      const served = (await t.app.inject({ method: 'GET', url: '/v1/model' })).json();
+      expect(served).toMatchObject({ version: 2, createdAt: '2026-12-04T12:00:00.000Z' });
+    } finally {
+      await t.close();
+    }
+  });
+
   it('answers 404 with catalogue codes for unknown routes and model versions', async () => {
     const route = await app.inject({ method: 'GET', url: '/nope' });
     expect([route.statusCode, errorCode(route)]).toEqual([404, 'HEARTH_E_NOT_FOUND']);

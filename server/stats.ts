@@ -9,6 +9,7 @@ import type { ServerConfig } from './config.js';
 import { epsilonCurve } from './privacy.js';
 import type { Store } from './store.js';
 import type { VersionEvaluator } from './validation.js';
+import { toHour } from './versions.js';
 import { HIT_RATE_K } from './validation.js';
 
 /** Rounds the dashboard shows (the newest ones). */
@@ -127,11 +128,6 @@ export async function buildStats(
   };
 }
 
-/** An ISO time truncated to its hour. */
-function toHour(iso: string | null): string | null {
-  return iso === null ? null : `${iso.slice(0, 13)}:00:00.000Z`;
-}
-
 /**
  * What anyone may see of `stats`: published rounds (each an aggregate of at least m updates) with
  * their participant counts and the hour they were published, the privacy curve and HR@20. Left out:
@@ -148,11 +144,14 @@ export function publicStats(stats: StatsReply): StatsReply {
       .map((round) => ({
         ...round,
         openedAt: null,
-        publishedAt: toHour(round.publishedAt),
+        publishedAt: round.publishedAt === null ? null : toHour(round.publishedAt),
         clippedFraction: null,
         medianNorm: null,
       })),
     norms: null,
-    epsilon: stats.epsilon.map((entry) => ({ ...entry, publishedAt: toHour(entry.publishedAt) })),
+    epsilon: stats.epsilon.map((entry) => ({
+      ...entry,
+      publishedAt: entry.publishedAt === null ? null : toHour(entry.publishedAt),
+    })),
   };
 }

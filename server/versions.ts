@@ -97,6 +97,14 @@ export function versionRows(
   return biasLedRows(weights.subarray(at, at + dims.items), config.updateRows, version, seed);
 }
 
+/**
+ * An ISO time truncated to its hour: what is public of when something happened that one upload
+ * caused (a round publishes the moment its last update arrives).
+ */
+export function toHour(iso: string): string {
+  return `${iso.slice(0, 13)}:00:00.000Z`;
+}
+
 /** RoundPolicy.layoutRows for the running config: versionRows on each new version's weights. */
 export function layoutRowsOf(config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>) {
   return (template: ModelManifest, version: number, weights: Float32Array) =>
@@ -124,7 +132,7 @@ export function servedManifest(stored: ModelManifest, config: ServerConfig): Mod
   return {
     ...stored,
     // To the hour: a plaintext round publishes the moment its last update arrives.
-    createdAt: `${stored.createdAt.slice(0, 13)}:00:00.000Z`,
+    createdAt: toHour(stored.createdAt),
     weights: {
       // Each dtype at its own URL: the bytes are cached as immutable, so a URL never changes meaning.
       url: dtype === 'float32' ? stored.weights.url : `${stored.weights.url}?dtype=${dtype}`,
