@@ -14,7 +14,7 @@
  *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
- *     [--new-items <fraction> [--new-items-at <round>]] (the newest items, by first appearance, held
+ *     [--new-items <fraction> [--new-items-at <round>] [--new-items-dated on|off]] (the newest items, by first appearance, held
  *     out of the starting model and added to the catalogue after that round: tools/federate/new-items.ts)
  *
  * 'seed' first trains centrally on the oldest 10% of the training sessions (the dataset's trainer
@@ -90,6 +90,7 @@ const OPTIONS = {
   'central-model': { type: 'string' },
   'new-items': { type: 'string' },
   'new-items-at': { type: 'string' },
+  'new-items-dated': { type: 'string', default: 'on' },
   json: { type: 'string' },
 } as const;
 
@@ -164,7 +165,8 @@ function newItemsFrom(
   if (!Number.isInteger(at) || at < 0 || at > rounds) {
     throw new Error('--new-items-at must be a round from 0 to --rounds');
   }
-  return { fraction, at };
+  const dated = oneOf('new-items-dated', values['new-items-dated'] ?? 'on', ['on', 'off'] as const);
+  return { fraction, at, dated: dated === 'on' };
 }
 
 /**
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
   const loaded = await loadDataset(dataset, values.data!);
   const population = populationOf(loaded, settings.scenario, evalOn);
   const plan = settings.newItems
-    ? newItemsPlan(loaded.data, population, settings.newItems.fraction)
+    ? newItemsPlan(loaded.data, population, settings.newItems.fraction, settings.newItems.dated)
     : null;
   // With new items, the model starts without them (new-items.ts).
   const dims = modelDims(plan?.known ?? loaded.data.itemIds.length, DEFAULTS[dataset]);

@@ -62,6 +62,10 @@ describe('newItemsPlan', () => {
     expect(Array.from(plan.newestFirst)).toEqual([6, 5, 4, 3, 2, 1]);
     const days = plan.catalog.map((item) => Date.parse(item.published!));
     expect([...days].sort((a, b) => a - b)).toEqual(days);
+    // Undated: the same items with no publication day (new rows then start at random).
+    const undated = newItemsPlan(tiny, population, 2 / 6, false);
+    expect(undated.catalog.map((item) => item.id)).toEqual(plan.catalog.map((item) => item.id));
+    expect(undated.catalog.some((item) => 'published' in item)).toBe(false);
   });
 
   it('renumbers items when the newest are not the least popular', () => {
@@ -109,7 +113,7 @@ describe('a run with new items', () => {
     ...plantedSettings,
     rounds: 24,
     evalEvery: 4,
-    newItems: { fraction: 0.25, at: 8 },
+    newItems: { fraction: 0.25, at: 8, dated: true },
   };
   const population = populationOf(loaded, 'new', 'test');
   const plan = newItemsPlan(data, population, 0.25);
@@ -135,7 +139,7 @@ describe('a run with new items', () => {
       population,
       start,
       null,
-      { ...settings, newItems: { fraction: 0.25, at: 24 }, rounds: 20 },
+      { ...settings, newItems: { fraction: 0.25, at: 24, dated: true }, rounds: 20 },
       null,
       {},
       plan,
@@ -150,7 +154,12 @@ describe('a run with new items', () => {
   it('resumes across the round the model grew in', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-new-items-'));
     try {
-      const short = { ...settings, rounds: 8, evalEvery: 2, newItems: { fraction: 0.25, at: 3 } };
+      const short = {
+        ...settings,
+        rounds: 8,
+        evalEvery: 2,
+        newItems: { fraction: 0.25, at: 3, dated: true },
+      };
       const whole = await runFederation(loaded, population, start, null, short, null, {}, plan);
       await runFederation(loaded, population, start, null, { ...short, rounds: 4 }, dir, {}, plan);
       const resumed = await runFederation(loaded, population, start, null, short, dir, {}, plan);

@@ -71,12 +71,14 @@ function inRows(
 
 /**
  * The plan of a run whose newest `fraction` of items (by first appearance, ties by index) arrive
- * mid-run. Item i's publication day is the share of the log its first session falls in.
+ * mid-run. Item i's publication day is the share of the log its first session falls in; `dated`
+ * false leaves the catalogue without days (a new row then starts as a seeded random one).
  */
 export function newItemsPlan(
   data: SessionDataset,
   population: Population,
   fraction: number,
+  dated = true,
 ): NewItemsPlan {
   const items = data.itemIds.length;
   const first = firstAppearance(data);
@@ -97,9 +99,13 @@ export function newItemsPlan(
     id: data.itemIds[item]!,
     title: `item ${data.itemIds[item]}`,
     url: `/items/${data.itemIds[item]}`,
-    published: new Date(
-      LOG_START + Math.floor(Math.min(first[item]!, data.train.length - 1) / perDay) * DAY_MS,
-    ).toISOString(),
+    ...(dated
+      ? {
+          published: new Date(
+            LOG_START + Math.floor(Math.min(first[item]!, data.train.length - 1) / perDay) * DAY_MS,
+          ).toISOString(),
+        }
+      : {}),
   }));
   return {
     known,

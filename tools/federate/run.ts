@@ -85,7 +85,15 @@ export interface RunSettings {
    * The newest `fraction` of items held out of the starting model and added to the catalogue after
    * `at` rounds (new-items.ts); absent: every item is in the model from the start.
    */
-  readonly newItems?: { readonly fraction: number; readonly at: number };
+  readonly newItems?: {
+    readonly fraction: number;
+    readonly at: number;
+    /**
+     * Whether the catalogue says when each item was published (so a new row starts from the items
+     * published within a day of it); false: no dates, and a new row starts as a seeded random one.
+     */
+    readonly dated: boolean;
+  };
 }
 
 /** Progress callbacks (a progress bar). */
@@ -102,7 +110,9 @@ export function runLabel(s: RunSettings): string {
     s.rowsPerRound === null
       ? 'full'
       : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
-  const added = s.newItems ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}` : '';
+  const added = s.newItems
+    ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}${s.newItems.dated ? '' : ' undated'}`
+    : '';
   return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${added}`;
 }
 
