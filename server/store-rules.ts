@@ -165,9 +165,24 @@ export function publishRound(
 }
 
 /**
- * Version `version` from a round's output: grown by a row for each catalogue item the model lacks
- * (catalog-growth.ts), its update rows named on the weights it publishes.
+ * Version `version` of `template` and `weights`: grown by a row for each catalogue item the model
+ * lacks (catalog-growth.ts, `state` grown with it), its update rows named on the grown weights.
  */
+function grownVersion(
+  layoutRows: RoundPolicy['layoutRows'],
+  version: number,
+  template: ModelManifest,
+  weights: Float32Array,
+  state: FedAdamState | undefined,
+  context: RoundContext,
+  now: string,
+) {
+  const grown = growForCatalog(template, weights, state, context.catalog);
+  const rows = layoutRows?.(grown.manifest, version, grown.weights);
+  return { grown, manifest: versionManifest(grown.manifest, version, now, rows) };
+}
+
+/** Version `version` from a round's output, grown to the catalogue (grownVersion). */
 function publication(
   policy: RoundPolicy,
   version: number,
@@ -178,11 +193,18 @@ function publication(
 ): Publication {
   // A round that keeps the stored optimiser state as it is must still grow it with the model.
   const state = output.optimizerState ?? context.optimizerState;
-  const grown = growForCatalog(template, output.weights, state, context.catalog);
-  const rows = policy.layoutRows?.(grown.manifest, version, grown.weights);
+  const { grown, manifest } = grownVersion(
+    policy.layoutRows,
+    version,
+    template,
+    output.weights,
+    state,
+    context,
+    now,
+  );
   return {
     version,
-    manifest: versionManifest(grown.manifest, version, now, rows),
+    manifest,
     output: {
       ...output,
       weights: grown.weights,
@@ -202,8 +224,8 @@ export interface Growth {
 }
 
 /**
- * Version current + 1: `base` grown by a row for each catalogue item it lacks, its update rows
- * named on the grown weights; undefined when the catalogue adds nothing.
+ * Version current + 1: `base` grown by a row for each catalogue item it lacks (grownVersion);
+ * undefined when the catalogue adds nothing.
  */
 export function publishGrowth(
   layoutRows: RoundPolicy['layoutRows'],
@@ -212,18 +234,20 @@ export function publishGrowth(
   context: RoundContext,
   now: string,
 ): Growth | undefined {
-  const grown = growForCatalog(
+  const version = current + 1;
+  const { grown, manifest } = grownVersion(
+    layoutRows,
+    version,
     base.manifest,
     base.weights,
     context.optimizerState,
-    context.catalog,
+    context,
+    now,
   );
   if (grown.added === 0) return undefined;
-  const version = current + 1;
-  const rows = layoutRows?.(grown.manifest, version, grown.weights);
   return {
     version,
-    manifest: versionManifest(grown.manifest, version, now, rows),
+    manifest,
     weights: grown.weights,
     ...(grown.optimizerState ? { optimizerState: grown.optimizerState } : {}),
   };
