@@ -2,7 +2,14 @@
  * The demo site's own code. It talks to Hearth only through what the script tag installed
  * (`window.hearth` and its events), the way any third-party site would.
  */
-import { isVisitorAction, type Recommendation, type TrackEvent } from '../protocol/api.js';
+import {
+  isVisitorAction,
+  type Ledger,
+  type LedgerItem,
+  type Recommendation,
+  type SentRequest,
+  type TrackEvent,
+} from '../protocol/api.js';
 import type { CatalogDocument, CatalogItem } from '../protocol/catalog.js';
 import { fnv1a32 } from '../protocol/hash.js';
 import type { ModelManifest } from '../protocol/manifest.js';
@@ -105,15 +112,151 @@ async function renderPanel(): Promise<void> {
       return [dt, dd];
     }),
   );
-  const stored = await hearth.stored(20);
-  $('stored').replaceChildren(
-    ...stored.map((s) => {
-      const li = document.createElement('li');
-      li.dataset.item = s.item;
-      li.textContent = `${s.type} · ${titleOf(s.item)} (#${s.item}) · ${new Date(s.ts).toLocaleTimeString()}`;
-      return li;
-    }),
+  renderLedger(await hearth.ledger());
+}
+
+const el = <K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  text = '',
+  className = '',
+): HTMLElementTagNameMap[K] => {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) node.className = className;
+  return node;
+};
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+const bytes = (n: number): string =>
+  n < 1024
+    ? `${n} B`
+    : n < 1024 ** 2
+      ? `${(n / 1024).toFixed(1)} KB`
+      : `${(n / 1024 ** 2).toFixed(2)} MB`;
+
+/** What each kind of request was for, in the visitor's words. */
+const REQUEST_WORDS: Record<SentRequest['kind'], string> = {
+  model: 'Checked for a new model',
+  weights: 'Downloaded the model',
+  catalog: 'Read the catalogue',
+  join: 'Joined a round',
+  update: 'Sent a clipped model update',
+  secure: 'Secure round step',
+  other: 'Loaded Hearth’s code',
+};
+
+function storedItem(entry: LedgerItem): HTMLLIElement {
+  const li = el('li');
+  li.dataset.item = entry.item;
+  const what = el('span', '', 'what');
+  what.append(entry.title ?? titleOf(entry.item));
+  const types = Object.entries(entry.types)
+    .map(([type, n]) => plural(n, type))
+    .join(' · ');
+  what.append(el('span', `${types} · last ${clock(entry.last)}`, 'types'));
+  const remove = el('button', 'Delete');
+  remove.type = 'button';
+  remove.dataset.forget = entry.item;
+  remove.setAttribute(
+    'aria-label',
+    `Delete ${entry.title ?? titleOf(entry.item)} from this device`,
   );
+  li.append(what, remove);
+  return li;
+}
+
+const clock = (ts: number): string => new Date(ts).toLocaleTimeString([], { hour12: false });
+
+function requestRow(request: SentRequest): HTMLTableRowElement {
+  const tr = el('tr');
+  tr.dataset.kind = request.kind;
+  const { pathname } = new URL(request.url);
+  const what = el('td', REQUEST_WORDS[request.kind]);
+  what.append(el('small', `${request.method} ${pathname}`));
+  tr.append(
+    el('td', clock(request.ts)),
+    what,
+    el('td', bytes(request.sent)),
+    el('td', request.status === 0 ? 'no reply' : bytes(request.received)),
+  );
+  return tr;
+}
+
+/** epsilon after each round taken part in, as a small line chart (plain SVG). */
+function drawEpsilon(curve: readonly number[]): void {
+  const svg = $('epsilon-chart') as unknown as SVGSVGElement;
+  const finite = curve.filter(Number.isFinite);
+  svg.toggleAttribute('hidden', finite.length === 0);
+  if (finite.length === 0) return;
+  const [w, h, pad] = [300, 96, 18];
+  const top = Math.max(...finite) * 1.1 || 1;
+  const x = (i: number) =>
+    pad + (finite.length === 1 ? 0 : (i / (finite.length - 1)) * (w - 2 * pad));
+  const y = (e: number) => h - pad - (e / top) * (h - 2 * pad);
+  const ns = 'http://www.w3.org/2000/svg';
+  const node = (tag: string, attrs: Record<string, string | number>, text = '') => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    n.textContent = text;
+    return n;
+  };
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  const points = finite.map((e, i) => `${x(i)},${y(e)}`).join(' ');
+  svg.replaceChildren(
+    node('line', {
+      x1: pad,
+      y1: h - pad,
+      x2: w - pad,
+      y2: h - pad,
+      stroke: 'currentColor',
+      'stroke-opacity': 0.3,
+    }),
+    node('polyline', { points, fill: 'none', stroke: 'currentColor', 'stroke-width': 2 }),
+    ...finite.map((e, i) => node('circle', { cx: x(i), cy: y(e), r: 3, fill: 'currentColor' })),
+    node('text', { x: pad, y: h - 4 }, 'round 1'),
+    node('text', { x: w - pad, y: h - 4, 'text-anchor': 'end' }, `round ${finite.length}`),
+    node('text', { x: pad, y: 10 }, `ε ${top.toFixed(2)}`),
+  );
+}
+
+/** What the server can and cannot see, for the way this site's rounds aggregate. */
+function serverView(ledger: Ledger): string {
+  const stays =
+    'Your interactions (the list above), your sessions and their times never leave this browser.';
+  if (ledger.aggregation === 'secure') {
+    return `${stays} An update leaves it only masked, in a secure aggregation round: the server can unmask only the sum of at least the round’s minimum number of devices, with their noise in it, never this device’s update alone. It does see that this browser took part, when, and the bytes in the table above.`;
+  }
+  if (ledger.aggregation === 'plaintext') {
+    return `${stays} This server runs in plaintext mode: it receives each update this device sends (a clipped change to the model, without item ids or times), and an update can reveal to it which items you interacted with. The noise protects what it publishes, not what it receives.`;
+  }
+  return stays;
+}
+
+function renderLedger(ledger: Ledger): void {
+  $('stored').replaceChildren(...ledger.items.map(storedItem));
+  const interactions = ledger.items.reduce((n, item) => n + item.count, 0);
+  $('stored-summary').textContent =
+    `${plural(interactions, 'interaction')} with ${plural(ledger.items.length, 'item')}. Never sent anywhere.`;
+  const sent = ledger.requests.reduce((n, r) => n + r.sent, 0);
+  const received = ledger.requests.reduce((n, r) => n + r.received, 0);
+  $('requests-summary').textContent =
+    ledger.requests.length === 0
+      ? 'None yet.'
+      : `${plural(ledger.requests.length, 'request')}: ${bytes(sent)} sent, ${bytes(received)} received (the newest ${ledger.requestsKept} are kept).`;
+  $('requests')
+    .querySelector('tbody')!
+    .replaceChildren(...ledger.requests.map(requestRow));
+  const { epsilon, delta, curve } = ledger.privacy;
+  const rounds = plural(ledger.rounds.length, 'round');
+  $('epsilon').textContent =
+    ledger.rounds.length === 0
+      ? 'None yet: nothing learned from this device has been published.'
+      : Number.isFinite(epsilon)
+        ? `${rounds}: ε = ${epsilon.toFixed(2)} at δ = ${delta.toExponential()}, counted as if everyone knew this device took part${ledger.aggregation === 'plaintext' ? ' (it holds for what the server publishes; the server itself saw each update)' : ''}.`
+        : `${rounds}, at least one without noise: no ε bound (this server adds none).`;
+  drawEpsilon(curve);
+  $('server-view').textContent = serverView(ledger);
 }
 
 async function renderCatalog(): Promise<void> {
@@ -170,6 +313,15 @@ async function main(): Promise<void> {
       result.status === 'uploaded'
         ? `Shared a clipped update of ${result.bytes} bytes (model v${result.modelVersion}).`
         : `Not shared: ${result.reason ?? result.status}`;
+    await renderRecs();
+    await renderPanel();
+  });
+  // Delete one item: its interactions, and what this device learned from them.
+  $('stored').addEventListener('click', async (event) => {
+    const id = (event.target as Element).closest<HTMLElement>('[data-forget]')?.dataset.forget;
+    if (!id) return;
+    await hearth.forget(id);
+    $('share-result').textContent = `Deleted ${titleOf(id)} from this device.`;
     await renderRecs();
     await renderPanel();
   });

@@ -7,6 +7,7 @@ import 'fake-indexeddb/auto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EngineConfig } from '../protocol/api.js';
+import { computeEpsilon } from '../protocol/privacy/index.js';
 import { int8StepError } from '../protocol/testing.js';
 import { resolveConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
@@ -247,4 +248,100 @@ describe('engines in a secure aggregation round', () => {
     expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });
     expect((await secure.store.history(1))[0]).toMatchObject({ updates: 4, norms: [] });
   }, 60_000);
+});
+
+describe("the visitor's privacy ledger", () => {
+  let noisy: RunningServer;
+
+  beforeAll(async () => {
+    noisy = await startServer(
+      resolveConfig({
+        aggregation: 'plaintext',
+        port: 0,
+        dbPath: join(dir, 'ledger.sqlite'),
+        modelDir: join(dir, 'model'),
+        minCohort: 1,
+        sampleRate: 1,
+        noiseMultiplier: 1.5,
+        delta: 1e-5,
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await noisy.close();
+  });
+
+  it('lists every request the engine sent, the round it joined and its epsilon; forgets one item', async () => {
+    const engine = new Engine();
+    const original = globalThis.fetch;
+    const seen: string[] = [];
+    // As worker/index.ts does; the spy underneath sees what really goes out.
+    globalThis.fetch = engine.requests.wrap(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      seen.push(`${(init?.method ?? 'GET').toUpperCase()} ${url}`);
+      return original(input, init);
+    });
+    try {
+      await engine.init({ ...config, endpoint: noisy.url });
+      await engine.forget();
+      seen.length = 0;
+      await engine.track({ type: 'click', item: 'item-2' });
+      await engine.track({ type: 'view', item: 'item-2' });
+      await engine.track({ type: 'click', item: 'item-3' });
+      await engine.track({ type: 'click', item: 'item-4' });
+      await engine.track({ type: 'click', item: 'item-5' });
+      await engine.track({ type: 'view', item: 'item-5' });
+      const result = await engine.sync();
+      expect(result.status).toBe('uploaded');
+      const ledger = await engine.ledger();
+
+      // Every request to this server since forget() (which erased the log with everything else),
+      // and only those. (Engines of the tests above, still alive in this process, use other servers.)
+      const ours = (list: string[]) => list.filter((r) => r.includes(noisy.url)).sort();
+      const logged = ledger.requests.map((r) => `${r.method} ${r.url}`);
+      expect(ours(logged)).toEqual(ours(seen));
+      expect(ours(logged).length).toBeGreaterThanOrEqual(2);
+      const update = ledger.requests.find((r) => r.kind === 'update')!;
+      expect(update).toMatchObject({ method: 'POST', status: 202, sent: result.bytes });
+      expect(ledger.requests.find((r) => r.kind === 'join')).toMatchObject({ status: 200 });
+
+      expect(ledger.rounds).toHaveLength(1);
+      expect(ledger.rounds[0]).toMatchObject({
+        mode: 'plaintext',
+        privacy: { noiseMultiplier: 1.5, sampleRate: 1 },
+      });
+      expect(ledger.aggregation).toBe('plaintext');
+      expect(ledger.privacy.delta).toBe(1e-5);
+      const once = computeEpsilon({ noise: 1.5, sampleRate: 1, steps: 1, delta: 1e-5 }).epsilon;
+      expect(ledger.privacy.epsilon).toBeCloseTo(once, 9);
+      expect(ledger.privacy.curve).toEqual([ledger.privacy.epsilon]);
+
+      const items = ledger.items.map((i) => [i.item, i.count, i.types]);
+      expect(items.sort()).toEqual([
+        ['item-2', 2, { click: 1, view: 1 }],
+        ['item-3', 1, { click: 1 }],
+        ['item-4', 1, { click: 1 }],
+        ['item-5', 2, { click: 1, view: 1 }],
+      ]);
+      // The round published a new version; the device learns its copy of it from the history.
+      await engine.learnPending();
+      expect((await engine.status()).learning.personalised).toBe(true);
+
+      await engine.forget('item-2');
+      const after = await engine.ledger();
+      expect(after.items.map((i) => i.item).sort()).toEqual(['item-3', 'item-4', 'item-5']);
+      expect((await engine.stored(50)).map((s) => s.item)).not.toContain('item-2');
+      expect(await engine.stored(50)).toHaveLength(4);
+      // What was learned from item-2 went with it; the record of what was sent stays.
+      expect((await engine.status()).learning.personalised).toBe(false);
+      expect(after.rounds).toHaveLength(1);
+      expect(after.requests.length).toBeGreaterThanOrEqual(ledger.requests.length);
+      expect((await engine.recommend({ k: 3 })).map((r) => r.item)).not.toContain('item-3');
+      await expect(engine.forget('')).rejects.toMatchObject({ code: 'HEARTH_E_ARGUMENT' });
+      await engine.dispose();
+    } finally {
+      globalThis.fetch = original;
+    }
+  });
 });

@@ -2,6 +2,7 @@
  * The page <-> worker contract: what the SDK on the main thread may ask of the engine in the worker
  * (exposed with comlink), plus the JSON shapes of the server's small HTTP replies.
  */
+import type { RoundPrivacySettings } from './privacy/ledger.js';
 
 /** Kinds of interaction a page can report, weakest signal first. */
 export const INTERACTION_TYPES = ['view', 'dwell', 'click', 'cart', 'purchase'] as const;
@@ -97,6 +98,93 @@ export interface StoredInteraction {
   readonly type: InteractionType;
   readonly ts: number;
   readonly session: number;
+}
+
+/**
+ * What a request the engine sent was for (worker/request-log.ts): the global model's manifest, its
+ * weights, the catalogue, a round's join or update (plaintext mode), a step of a secure round, or
+ * anything else (the tfjs wasm binaries).
+ */
+export const REQUEST_KINDS = [
+  'model',
+  'weights',
+  'catalog',
+  'join',
+  'update',
+  'secure',
+  'other',
+] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
+
+/** One request that left the device, as the privacy ledger keeps it (never its body). */
+export interface SentRequest {
+  /** When it was sent (ms since the epoch). */
+  readonly ts: number;
+  readonly kind: RequestKind;
+  readonly method: string;
+  readonly url: string;
+  /** Bytes of the request body (0 without one). */
+  readonly sent: number;
+  /** Bytes of the reply body (0 without a reply). */
+  readonly received: number;
+  /** The reply's HTTP status; 0 when none came (offline, refused, aborted). */
+  readonly status: number;
+}
+
+/** A round this device's update was counted in. */
+export interface JoinedRound {
+  /** The server's id of the round. */
+  readonly round: string;
+  /** The model version the update was computed on. */
+  readonly version: number;
+  /** When the round took the update (ms since the epoch). */
+  readonly at: number;
+  /** secure: the server saw only the sum; plaintext: it saw this device's update itself. */
+  readonly mode: 'secure' | 'plaintext';
+  /**
+   * The round's noise as the device knows it (the manifest's z; a secure round's Skellam noise),
+   * charged at sampling rate 1: the device knows it took part.
+   */
+  readonly privacy: RoundPrivacySettings;
+}
+
+/** Everything stored on this device about one item. */
+export interface LedgerItem {
+  readonly item: string;
+  /** The catalogue's title, when it has one. */
+  readonly title?: string;
+  /** Stored interactions with the item, by type. */
+  readonly types: Partial<Record<InteractionType, number>>;
+  readonly count: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+/**
+ * The visitor's privacy ledger (`hearth.ledger()`): what is stored on this device, every request
+ * the engine sent, the rounds this device took part in and what they cost it in (epsilon, delta).
+ */
+export interface Ledger {
+  /** Stored interactions grouped by item, most recently touched first. */
+  readonly items: readonly LedgerItem[];
+  /** Requests the engine sent, newest first; the newest `requestsKept` are kept. */
+  readonly requests: readonly SentRequest[];
+  readonly requestsKept: number;
+  /** Rounds this device's update was counted in, oldest first. */
+  readonly rounds: readonly JoinedRound[];
+  /**
+   * Epsilon at `delta` of this device's own participation: the rounds it took part in, composed
+   * with no credit for sampling (whoever knows that it took part). `curve[i]` is epsilon after
+   * round i + 1. Infinity once a round had no noise. Against the server itself this holds only for
+   * secure rounds: in a plaintext round the server saw the update before its noise was added.
+   */
+  readonly privacy: {
+    readonly delta: number;
+    readonly epsilon: number;
+    readonly curve: readonly number[];
+  };
+  /** How the current model's rounds aggregate (its manifest); null before a model is loaded. */
+  readonly aggregation: 'secure' | 'plaintext' | null;
 }
 
 /** tfjs backends, in the order the ladder tries them. */
@@ -222,7 +310,7 @@ export interface UpdateTiming {
  * old `hearth-worker.js` next to a newer `hearth.js` gets a clear HEARTH_E_WORKER_START, not odd
  * failures later. Bump it whenever a method is added, removed or changes meaning.
  */
-export const ENGINE_API_VERSION = 2;
+export const ENGINE_API_VERSION = 3;
 
 /** The API object the worker exposes with comlink. Every method may reject with a HearthError. */
 export interface EngineApi {
@@ -248,10 +336,15 @@ export interface EngineApi {
   optIn(): Promise<void>;
   /**
    * Erases everything Hearth keeps on this device: the IndexedDB database (interactions, counters,
-   * opt-out), the in-memory session and the personalised model copy. Recommendations go back to
-   * cold start; the global model stays loaded (it holds nothing about this visitor).
+   * opt-out, the privacy ledger), the in-memory session and the personalised model copy.
+   * Recommendations go back to cold start; the global model stays loaded (it holds nothing about
+   * this visitor). With `item`, erases only that item's interactions, and with them the
+   * personalised copy and any pending update (both learned from them); the copy is learned again
+   * from what is left.
    */
-  forget(): Promise<void>;
+  forget(item?: string): Promise<void>;
+  /** The privacy ledger: what is stored, what was sent, the rounds joined and their epsilon. */
+  ledger(): Promise<Ledger>;
 }
 
 /**
@@ -269,6 +362,7 @@ export const ENGINE_API_METHODS = [
   'optOut',
   'optIn',
   'forget',
+  'ledger',
 ] as const satisfies readonly (keyof EngineApi)[];
 
 /**

@@ -184,6 +184,15 @@ export interface FederationParams {
    */
   readonly maxStaleness?: number;
   /**
+   * z: the noise each published round carries, as a multiple of the round's sensitivity (the
+   * server's Gaussian on a plaintext round; the devices' Skellam noise, sized by the server, on a
+   * secure one), and the delta the server reports epsilon at. A device prices the rounds it took
+   * part in with them (worker/ledger.ts). Absent in manifests from before they were published: the
+   * device then knows of no noise, and counts its rounds as not private.
+   */
+  readonly noiseMultiplier?: number;
+  readonly delta?: number;
+  /**
    * The item rows an update on this version carries after the dense tensors (ascending, 1..items-1;
    * protocol/update-layout.ts): the same for every device, chosen by the server from public data
    * only. Absent: the update is the whole model.
@@ -279,6 +288,12 @@ export function parseManifest(value: unknown): ModelManifest {
   if (s !== undefined && !(Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 32)) {
     bad('federation.maxStaleness');
   }
+  const z = f.noiseMultiplier;
+  if (z !== undefined && !(typeof z === 'number' && z >= 0 && Number.isFinite(z))) {
+    bad('federation.noiseMultiplier');
+  }
+  const d = f.delta;
+  if (d !== undefined && !(typeof d === 'number' && d > 0 && d < 1)) bad('federation.delta');
   const rows = f.updateRows;
   if (rows !== undefined && !ascendingRows(rows, typedDims.items)) bad('federation.updateRows');
   if (f.aggregation !== undefined && f.aggregation !== 'secure') bad('federation.aggregation');

@@ -56,6 +56,8 @@ describe('routes', () => {
       maxExamples: 1000,
       sampleRate: config.sampleRate,
       maxStaleness: config.maxStaleness,
+      noiseMultiplier: config.noiseMultiplier,
+      delta: config.delta,
     });
     expect(manifest.layoutHash).toBe(LAYOUT_HASH);
     expect(res.headers['cache-control']).toBe('no-cache');

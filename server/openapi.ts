@@ -631,6 +631,13 @@ export const OPENAPI_DOCUMENT: JsonObject = {
                 description:
                   's: updates computed on a version at most s behind the current one are accepted',
               },
+              noiseMultiplier: {
+                type: 'number',
+                minimum: 0,
+                description:
+                  'z: the noise of each published round over its sensitivity; a device prices the rounds it took part in with it',
+              },
+              delta: { type: 'number', description: 'the delta epsilon is reported at' },
               updateRows: {
                 type: 'array',
                 items: { type: 'integer', minimum: 1 },

@@ -12,15 +12,13 @@
  */
 import { HearthError } from '../protocol/errors.js';
 import {
-  computeRdp,
-  computeSkellamRdp,
-  DEFAULT_ORDERS,
-  epsilonFromRdp,
-  SKELLAM_ORDERS,
+  epsilonCurve,
+  ledgerEpsilon,
+  type RoundPrivacySettings,
 } from '../protocol/privacy/index.js';
-import type { EpsilonResult } from '../protocol/privacy/index.js';
 import type { ServerConfig } from './config.js';
-import type { RoundPrivacySettings } from './store.js';
+
+export { epsilonCurve, ledgerEpsilon };
 
 /** What `GET /v1/privacy` reports (Infinity and NaN become null in the JSON reply). */
 export interface PrivacyReport {
@@ -45,43 +43,6 @@ export interface PrivacyReport {
   readonly epsilonBudget: number;
   /** True when publishing one more round under the current settings would exceed the budget. */
   readonly exhausted: boolean;
-}
-
-/** Per-step RDP of a round's settings at `orders`, memoised: every join would otherwise redo it. */
-const perStepRdp = new Map<string, readonly number[]>();
-
-function rdpPerStep(settings: RoundPrivacySettings, orders: readonly number[]): readonly number[] {
-  const { sampleRate: q, noiseMultiplier: z, skellam } = settings;
-  const key = JSON.stringify([orders.length, q, z, skellam?.mu, skellam?.l1, skellam?.l2]);
-  let rdp = perStepRdp.get(key);
-  if (!rdp) {
-    // A secure round's noise is the devices' Skellam noise (general subsampling bound); any other
-    // round's is the server's Gaussian (exact sampled-Gaussian analysis).
-    rdp = skellam
-      ? computeSkellamRdp(skellam, skellam.mu, q, 1, orders)
-      : computeRdp(q, z, 1, orders);
-    perStepRdp.set(key, rdp);
-  }
-  return rdp;
-}
-
-/**
- * Epsilon at `delta` after the given rounds (any mix of settings and mechanisms). No rounds:
- * epsilon 0. Any round without noise (z = 0): Infinity, order NaN. With any secure round among
- * them, every round is taken at the integer orders the Skellam bound is stated for.
- */
-export function ledgerEpsilon(
-  rounds: readonly RoundPrivacySettings[],
-  delta: number,
-): EpsilonResult {
-  const orders = rounds.some((round) => round.skellam) ? SKELLAM_ORDERS : DEFAULT_ORDERS;
-  const total = new Array<number>(orders.length).fill(0);
-  for (const round of rounds) {
-    if (!(round.noiseMultiplier > 0)) return { epsilon: Infinity, order: NaN };
-    const rdp = rdpPerStep(round, orders);
-    for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
-  }
-  return epsilonFromRdp(orders, total, delta);
 }
 
 /**
@@ -174,29 +135,6 @@ export function privacyReportJson(
     bestOrder: finite(report.bestOrder),
     epsilonBudget: finite(report.epsilonBudget),
   };
-}
-
-/**
- * Cumulative epsilon at `delta` after each round of the ledger (the dashboard's curve), in one pass:
- * RDP adds up per order, so each prefix costs one conversion rather than a re-sum of the whole ledger.
- * Infinity from the first round without noise on.
- */
-export function epsilonCurve(rounds: readonly RoundPrivacySettings[], delta: number): number[] {
-  const orders = rounds.some((round) => round.skellam) ? SKELLAM_ORDERS : DEFAULT_ORDERS;
-  const total = new Array<number>(orders.length).fill(0);
-  const curve: number[] = [];
-  let infinite = false;
-  for (const round of rounds) {
-    infinite ||= !(round.noiseMultiplier > 0);
-    if (infinite) {
-      curve.push(Infinity);
-      continue;
-    }
-    const rdp = rdpPerStep(round, orders);
-    for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
-    curve.push(epsilonFromRdp(orders, total, delta).epsilon);
-  }
-  return curve;
 }
 
 /** What a steady traffic spends under a config (trafficEpsilon). */

@@ -11,7 +11,8 @@ import {
   runRoundInProcess,
 } from '../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../protocol/secagg/testing.js';
-import { secureEncoding } from './secure-rounds.js';
+import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
+import { secureEncoding, SECURE_BITS } from './secure-rounds.js';
 import { standInSum } from './secure-sum.js';
 
 const n = 8;
@@ -101,5 +102,42 @@ describe("a secure round's encoding", () => {
         }
       }
     }
+  });
+});
+
+describe("a device's view of a secure round's privacy", () => {
+  it('is the noise and sensitivities the server records for the round, from the public parameters', () => {
+    for (const [z, n, t, length] of [
+      [1.2, 100, 100, 5000],
+      [0.7, 10, 6, 123],
+      [3, 1000, 800, 100_000],
+    ] as const) {
+      const encoding = secureEncoding(S, z, n, t, length);
+      const info = {
+        threshold: t,
+        length,
+        clipNorm: S,
+        summands: encoding.summands,
+        bits: SECURE_BITS,
+        noiseVariance: encoding.noiseVariance,
+      } as SecureRoundInfo;
+      const device = roundPrivacy(info);
+      expect(device.sampleRate).toBe(1);
+      expect(device.noiseMultiplier).toBeCloseTo(z, 9);
+      expect(device.skellam!.mu / encoding.skellam!.mu).toBeCloseTo(1, 12);
+      expect(device.skellam!.l1).toBeCloseTo(encoding.skellam!.l1, 6);
+      expect(device.skellam!.l2).toBeCloseTo(encoding.skellam!.l2, 6);
+    }
+    const quiet = secureEncoding(S, 0, 10, 10, 50);
+    expect(
+      roundPrivacy({
+        threshold: 10,
+        length: 50,
+        clipNorm: S,
+        summands: quiet.summands,
+        bits: 32,
+        noiseVariance: 0,
+      } as SecureRoundInfo),
+    ).toEqual({ noiseMultiplier: 0, sampleRate: 1 });
   });
 });

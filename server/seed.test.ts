@@ -21,6 +21,8 @@ describe('seeding', () => {
         maxExamples: 1000,
         sampleRate: config.sampleRate,
         maxStaleness: config.maxStaleness,
+        noiseMultiplier: config.noiseMultiplier,
+        delta: config.delta,
         // Secure aggregation is the default: devices take part in secure rounds.
         aggregation: 'secure',
       });

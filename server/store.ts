@@ -5,8 +5,11 @@
  */
 import type { CatalogDocument, CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
+import type { RoundPrivacySettings, SkellamRound } from '../protocol/privacy/index.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
+
+export type { RoundPrivacySettings, SkellamRound };
 
 /** A model version as the store holds it: its manifest and float32 weights. */
 export interface StoredVersion {
@@ -77,33 +80,6 @@ export interface SumSubmission {
 export interface SumOutcome {
   readonly round: number;
   readonly version: number;
-}
-
-/**
- * The distributed Skellam noise of a secure round (protocol/privacy/skellam.ts), in the integer
- * units the devices sent: mu, the noise variance per coordinate of the smallest sum the server could
- * unmask, and the L1 and L2 sensitivities of one device's rounded update.
- */
-export interface SkellamRound {
-  readonly mu: number;
-  readonly l1: number;
-  readonly l2: number;
-}
-
-/** The DP parameters a round was published under (z = 0: no noise). */
-export interface RoundPrivacySettings {
-  /**
-   * z: with `skellam` absent, the round's mean got Gaussian noise of std z S / m from the server;
-   * with it, the devices' noise, of about the same size (z = sqrt(mu) / Delta2 there).
-   */
-  readonly noiseMultiplier: number;
-  /**
-   * The sampling rate the accountant charges the round at: the effective q_eff = min(1, (s + 1) q)
-   * of privacy.ts (just q under a staleness bound of 0, and in rounds from before the bound).
-   */
-  readonly sampleRate: number;
-  /** Present when the noise came from the devices of a secure round, not from the server. */
-  readonly skellam?: SkellamRound;
 }
 
 /** One published round in the privacy ledger. */

@@ -119,6 +119,8 @@ export function federationParams(config: ServerConfig): FederationParams {
     maxExamples: config.maxExamples,
     sampleRate: config.sampleRate,
     maxStaleness: config.maxStaleness,
+    noiseMultiplier: config.noiseMultiplier,
+    delta: config.delta,
     ...(config.aggregation === 'secure' ? { aggregation: 'secure' as const } : {}),
   };
 }

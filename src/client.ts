@@ -6,6 +6,7 @@
 import type {
   EngineApi,
   EngineStatus,
+  Ledger,
   Recommendation,
   RecommendOptions,
   StoredInteraction,
@@ -38,8 +39,13 @@ export interface Hearth {
   optOut(): Promise<void>;
   /** Undoes `optOut`. */
   optIn(): Promise<void>;
-  /** Erases everything Hearth stored on this device; recommendations return to cold start. */
-  forget(): Promise<void>;
+  /**
+   * Erases everything Hearth stored on this device; recommendations return to cold start. With an
+   * item id, erases only that item's interactions (and the personalised model learned from them).
+   */
+  forget(item?: string): Promise<void>;
+  /** The privacy ledger: what is stored, every request sent, the rounds joined and their epsilon. */
+  ledger(): Promise<Ledger>;
   /** Stops the worker. */
   destroy(): void;
 }
@@ -54,6 +60,7 @@ const FORWARDED = [
   'optOut',
   'optIn',
   'forget',
+  'ledger',
 ] as const satisfies readonly (keyof Hearth & keyof EngineApi)[];
 
 /** Starts Hearth with already-resolved options (the loader's path). */

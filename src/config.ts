@@ -66,7 +66,7 @@ function httpUrl(name: string, value: unknown, base: string): string {
   try {
     if (typeof value === 'string' && value) {
       const url = new URL(value, base);
-      if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+      if (/^https?:$/.test(url.protocol)) return url.href;
     }
   } catch {
     // Reported below with the value, like every other bad URL.

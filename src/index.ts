@@ -36,8 +36,13 @@ export type { ErrorCode } from '../protocol/errors.js';
 export type {
   EngineStatus,
   InteractionType,
+  JoinedRound,
+  Ledger,
+  LedgerItem,
   Recommendation,
   RecommendOptions,
+  RequestKind,
+  SentRequest,
   StoredInteraction,
   SyncResult,
   TrackEvent,

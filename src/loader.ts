@@ -45,7 +45,7 @@ function boot(): void {
   let capturing: Promise<() => void> | undefined;
   try {
     if (!script) {
-      throw new HearthError('HEARTH_E_CONFIG', 'hearth.js must be loaded by a <script> tag');
+      throw new HearthError('HEARTH_E_CONFIG', 'hearth.js needs a <script> tag');
     }
     const options = resolveOptions(
       scriptOptions(script, override),

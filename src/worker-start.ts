@@ -64,7 +64,7 @@ export function startWorker(url: string, timeoutMs = START_TIMEOUT_MS): Promise<
       setTimeout(() =>
         fail(
           'HEARTH_E_WORKER_START',
-          event.message || `${url} did not load (blocked by CSP, CORS or the network)`,
+          event.message || `${url} did not load (CSP, CORS or network)`,
         ),
       ),
     );

@@ -9,6 +9,7 @@ import {
   type EngineApi,
   type EngineConfig,
   type EngineStatus,
+  type Ledger,
   type Recommendation,
   type RecommendOptions,
   type StoredInteraction,
@@ -28,6 +29,7 @@ import {
   shareLocalUpdate,
   type LocalTrainingSettings,
 } from './local-training.js';
+import { buildLedger } from './ledger.js';
 import { loadGlobalModel, type LoadedModel } from './model-source.js';
 import { OnlineLearner, onlineLearningSettings } from './online-learning.js';
 import { SessionModel } from '../model/session-model.js';
@@ -45,7 +47,8 @@ import { ServingSlot } from './serving-slot.js';
 import { cryptoCoin } from './participation.js';
 import { SessionState } from './session-state.js';
 import { sessionFor } from './sessions.js';
-import { MemoryStore, openIdbStore, type InteractionStore } from './store.js';
+import { RequestLog } from './request-log.js';
+import { MAX_REQUESTS, MemoryStore, openIdbStore, type InteractionStore } from './store.js';
 import {
   TabChannel,
   withTrainerLock,
@@ -103,6 +106,11 @@ export class Engine implements EngineApi {
   private readonly learner: OnlineLearner;
   /** How a sync's local learning trains (the options' settings over the defaults). */
   private readonly localTraining: LocalTrainingSettings;
+  /**
+   * The ledger's request log: worker/index.ts routes the worker's fetch through `requests.wrap`,
+   * so every request the worker sends is written to the current store.
+   */
+  readonly requests: RequestLog;
 
   private readonly openStore: () => Promise<InteractionStore | null>;
   /** Read when first needed: capabilities are detected once, after a Node host set up its globals. */
@@ -116,6 +124,7 @@ export class Engine implements EngineApi {
     this.random = options.random ?? Math.random;
     this.coin = options.coin ?? cryptoCoin;
     this.localTraining = localTrainingSettings(options.localTraining);
+    this.requests = new RequestLog((request) => this.store.logRequest(request), this.now);
     this.learner = new OnlineLearner(
       {
         serving: this.serving,
@@ -326,23 +335,57 @@ export class Engine implements EngineApi {
     await this.store.setMeta({ optedOut: false });
   }
 
-  forget(): Promise<void> {
+  forget(item?: string): Promise<void> {
+    if (item !== undefined && (typeof item !== 'string' || item.length === 0)) {
+      const error = new HearthError(
+        'HEARTH_E_ARGUMENT',
+        'forget(item): item must be a non-empty string',
+      );
+      return Promise.reject(error);
+    }
     // Queued behind a running sync, so no update trained on the erased history is sent after.
     return this.serialise(async () => {
-      await this.store.destroy();
-      this.store = (await this.openStore()) ?? new MemoryStore();
-      this.optedOut = false;
-      this.lastInteraction = undefined;
-      this.sessionIds = [];
+      if (item === undefined) {
+        await this.store.destroy();
+        this.store = (await this.openStore()) ?? new MemoryStore();
+        this.optedOut = false;
+        this.lastInteraction = undefined;
+        this.sessionIds = [];
+        this.lastSync = undefined;
+      } else {
+        // The online learner may be writing a copy learned from the item: let it land first.
+        await this.learner.kept();
+        const erased = await this.store.forgetItem(item);
+        this.sessionIds = this.sessionIds.filter((id) => id !== item);
+        if (this.lastInteraction?.item === item) this.lastInteraction = undefined;
+        log.info(`erased ${erased} interactions with one item`);
+      }
       this.sessionItems = [];
       this.state.resetState();
-      this.lastSync = undefined;
-      // Drop the personalised copy: serve the global model again (adopt rebuilds the session).
+      // Drop the personalised copy: serve the global model again (adopt rebuilds the session and
+      // learns a new copy from what is left).
       if (this.global) {
         const { manifest, weights, origin } = this.global;
         this.adopt({ manifest, weights, origin });
       }
-      log.info('local data erased');
+      if (item === undefined) log.info('local data erased');
+    });
+  }
+
+  async ledger(): Promise<Ledger> {
+    await this.requests.settled();
+    const [rows, requests, rounds] = await Promise.all([
+      this.store.all(),
+      this.store.requests(MAX_REQUESTS),
+      this.store.rounds(),
+    ]);
+    return buildLedger({
+      rows,
+      requests,
+      requestsKept: MAX_REQUESTS,
+      rounds,
+      federation: this.global?.manifest.federation,
+      titleOf: (id) => this.catalog?.items.get(id)?.title,
     });
   }
 

@@ -24,10 +24,11 @@ const DOCUMENTED = [
   'optOut',
   'optIn',
   'forget',
+  'ledger',
 ];
 
 /** Public members of the Engine class that are not API: replays and tests use them in Node. */
-const ENGINE_ONLY = ['sessionScores', 'learnPending', 'dispose'];
+const ENGINE_ONLY = ['sessionScores', 'learnPending', 'dispose', 'requests'];
 
 async function entryApi(): Promise<Record<string, unknown>> {
   await import('./index.js');

@@ -21,4 +21,7 @@ export function pageApi(engine: EngineApi): EngineApi {
 }
 
 installErrorTransfer(transferHandlers as never);
-expose(pageApi(new Engine()));
+const engine = new Engine();
+// Every request the worker sends (the engine's, tfjs's wasm loads) goes into the privacy ledger.
+globalThis.fetch = engine.requests.wrap(globalThis.fetch.bind(globalThis));
+expose(pageApi(engine));

@@ -124,3 +124,10 @@ export function withLocal<T extends { version: number; weights: Float32Array }>(
   const local = applyLocal(row.weights, copy);
   return local ? { ...row, local } : row;
 }
+
+/** `row` without a local copy (one learned from data the visitor erased). */
+export function withoutLocal<T extends { local?: Float32Array }>(row: T): T {
+  const rest = { ...row };
+  delete rest.local;
+  return rest;
+}

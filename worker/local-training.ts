@@ -3,7 +3,7 @@
  * from the global weights and pulled back toward them (a proximal term, as in FedProx) so the local
  * copy neither drifts nor forgets, then the clipped delta that is all the server will see.
  */
-import type { EngineConfig, SyncResult } from '../protocol/api.js';
+import type { EngineConfig, JoinedRound, SyncResult } from '../protocol/api.js';
 import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
@@ -22,6 +22,7 @@ import {
   updateLength,
 } from '../protocol/update-layout.js';
 import { drawForVersion } from './participation.js';
+import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
 import { takePartSecurely } from './secure-client.js';
 import { settingsOver } from './settings.js';
 import { toTrainingSessions } from './sessions.js';
@@ -250,6 +251,14 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       siteKey: config.siteKey,
     });
     if (pending) await host.store.setOutbox(null);
+    await recordRound(host, {
+      round: String(reply.round),
+      version: update.baseVersion,
+      at: Date.now(),
+      mode: 'plaintext',
+      // The server saw this update itself; the noise protects only what it publishes.
+      privacy: { noiseMultiplier: global.manifest.federation.noiseMultiplier ?? 0, sampleRate: 1 },
+    });
     await host.store.setMeta({
       sinceUpload: 0,
       uploadsSent: meta.uploadsSent + 1,
@@ -269,6 +278,16 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
   } catch (error) {
     return failedSync(host, error, pending ? undefined : update, version);
   }
+}
+
+/**
+ * Enters a round this device's update was counted in into the privacy ledger. The update is already
+ * sent, so a failed write must not fail the sync: it is logged.
+ */
+async function recordRound(host: ShareHost, round: JoinedRound): Promise<void> {
+  await host.store
+    .addRound(round)
+    .catch((error: unknown) => log.warn('could not record the round in the ledger', error));
 }
 
 /**
@@ -312,6 +331,7 @@ async function shareInSecureRound(
   const { version, layoutHash, federation } = global.manifest;
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   let newer = false;
+  let round: SecureRoundInfo | undefined;
   try {
     const outcome = await takePartSecurely({
       endpoint: config.endpoint,
@@ -319,6 +339,7 @@ async function shareInSecureRound(
       expected: { minimum: federation.minCohort, clipNorm: federation.clipNorm },
       formWaitMs: SECURE_FORM_WAIT_MS,
       input: async (info) => {
+        round = info;
         if (info.version !== version || info.layoutHash !== layoutHash) {
           newer = true;
           return undefined;
@@ -354,6 +375,13 @@ async function shareInSecureRound(
         modelVersion: version,
       };
     }
+    await recordRound(host, {
+      round: outcome.round,
+      version,
+      at: Date.now(),
+      mode: 'secure',
+      privacy: roundPrivacy(round!),
+    });
     await host.store.setMeta({ sinceUpload: 0, uploadsSent: meta.uploadsSent + 1 });
     const published = outcome.version ?? version;
     if (published > version) await host.refetch();

@@ -2,10 +2,11 @@
  * The in-memory store: the fallback when IndexedDB cannot be used at all, and the spill-over of the
  * IndexedDB store for a write the disk refused even after eviction. It lives as long as the worker.
  */
-import type { StoredInteraction } from '../protocol/api.js';
-import { withLocal, type LocalCopy } from './local-copy.js';
+import type { JoinedRound, SentRequest, StoredInteraction } from '../protocol/api.js';
+import { withLocal, withoutLocal, type LocalCopy } from './local-copy.js';
 import {
   MAX_INTERACTIONS,
+  MAX_REQUESTS,
   META_DEFAULTS,
   MODELS_KEPT,
   type CachedModel,
@@ -41,6 +42,8 @@ export class MemoryStore implements InteractionStore {
   private readonly models = new Map<number, CachedModel>();
   private localCopy: LocalCopy | undefined;
   private outbox: OutboxEntry | undefined;
+  private sent: SentRequest[] = [];
+  private joined: JoinedRound[] = [];
 
   /** `firstId` lets the IndexedDB store's spill-over use ids that cannot collide with its own. */
   constructor(
@@ -96,7 +99,30 @@ export class MemoryStore implements InteractionStore {
   async setOutbox(entry: OutboxEntry | null): Promise<void> {
     this.outbox = entry ?? undefined;
   }
+  async logRequest(request: SentRequest): Promise<void> {
+    this.sent.push(request);
+    if (this.sent.length > MAX_REQUESTS) this.sent = this.sent.slice(-MAX_REQUESTS);
+  }
+  async requests(limit: number): Promise<SentRequest[]> {
+    return this.sent.slice(-limit).reverse();
+  }
+  async addRound(round: JoinedRound): Promise<void> {
+    this.joined.push(round);
+  }
+  async rounds(): Promise<JoinedRound[]> {
+    return [...this.joined].sort((a, b) => a.at - b.at);
+  }
+  async forgetItem(item: string): Promise<number> {
+    const before = this.rows.length;
+    this.rows = this.rows.filter((row) => row.item !== item);
+    this.localCopy = undefined;
+    for (const [version, model] of this.models) this.models.set(version, withoutLocal(model));
+    this.outbox = undefined;
+    return before - this.rows.length;
+  }
   async destroy(): Promise<void> {
+    this.sent = [];
+    this.joined = [];
     this.rows = [];
     this.meta = { ...META_DEFAULTS };
     this.backendChoice = undefined;

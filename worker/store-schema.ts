@@ -4,7 +4,13 @@
  * read from it is untrusted: an older version, a hand-edited database or a half-finished write.
  */
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb';
-import { INTERACTION_TYPES, type StoredInteraction } from '../protocol/api.js';
+import {
+  INTERACTION_TYPES,
+  REQUEST_KINDS,
+  type JoinedRound,
+  type SentRequest,
+  type StoredInteraction,
+} from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import type { LocalCopy } from './local-copy.js';
 
@@ -13,16 +19,22 @@ const log = createLogger('store');
 /** Name of the IndexedDB database. */
 export const DB_NAME = 'hearth';
 /**
- * Schema version. 1: interactions + meta. 2: adds sessions, models and outbox. Bump it with a new
- * `if (oldVersion < n)` step in `upgradeSchema`; never edit an old step (devices run them in order).
+ * Schema version. 1: interactions + meta. 2: adds sessions, models and outbox. 3: adds the privacy
+ * ledger's requests and rounds. Bump it with a new `if (oldVersion < n)` step in `upgradeSchema`;
+ * never edit an old step (devices run them in order).
  */
-export const DB_VERSION = 2;
+export const DB_VERSION = 3;
 
 /**
  * Most interactions kept on the device; adding one more evicts the oldest. 5,000 is months of
  * browsing for a typical visitor and bounds both the disk used and the replay set of local training.
  */
 export const MAX_INTERACTIONS = 5_000;
+/**
+ * Requests kept in the privacy ledger; logging one more evicts the oldest. A sync sends a handful
+ * (a secure round about a dozen), so this is weeks of a typical visitor's requests.
+ */
+export const MAX_REQUESTS = 500;
 /** Global model versions kept (the current one and its predecessor, for a tab not yet reloaded). */
 export const MODELS_KEPT = 2;
 
@@ -85,6 +97,22 @@ export interface InteractionStore {
   getOutbox(): Promise<OutboxEntry | undefined>;
   /** Replaces the pending update; null clears it. */
   setOutbox(entry: OutboxEntry | null): Promise<void>;
+  /** Logs a request the engine sent (evicting the oldest beyond MAX_REQUESTS). */
+  logRequest(request: SentRequest): Promise<void>;
+  /** Logged requests, newest first. */
+  requests(limit: number): Promise<SentRequest[]>;
+  /**
+   * Records a round this device's update was counted in. Never evicted: the device's epsilon is
+   * priced from all of them (at most one per round, and each needs the visitor's actions).
+   */
+  addRound(round: JoinedRound): Promise<void>;
+  /** The rounds recorded, oldest first. Rows that fail validation are skipped. */
+  rounds(): Promise<JoinedRound[]>;
+  /**
+   * Erases every interaction with `item`, and with them the personalised model copy and the pending
+   * update (both were learned from them), in one transaction; resolves with how many went.
+   */
+  forgetItem(item: string): Promise<number>;
   /** Erases everything stored (for IndexedDB: deletes the database). The store is unusable after. */
   destroy(): Promise<void>;
   /** The cached backend decision (unvalidated: whatever an earlier version stored), if any. */
@@ -135,10 +163,20 @@ export interface HearthDb extends DBSchema {
   sessions: { key: number; value: SessionSummary };
   models: { key: number; value: CachedModel };
   outbox: { key: string; value: OutboxEntry };
+  requests: { key: number; value: SentRequest & { id?: number } };
+  rounds: { key: number; value: JoinedRound & { id?: number } };
 }
 
-/** Every object store version 2 must have; a database missing one is treated as corrupt. */
-export const STORE_NAMES = ['interactions', 'meta', 'sessions', 'models', 'outbox'] as const;
+/** Every object store this version must have; a database missing one is treated as corrupt. */
+export const STORE_NAMES = [
+  'interactions',
+  'meta',
+  'sessions',
+  'models',
+  'outbox',
+  'requests',
+  'rounds',
+] as const;
 
 /** True when a row read back from storage has the shape this version writes. */
 export function isStoredInteraction(row: unknown): row is StoredInteraction {
@@ -180,6 +218,55 @@ export function isOutboxEntry(row: unknown): row is OutboxEntry {
   );
 }
 
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** True when a request row read back has the shape this version writes. */
+export function isSentRequest(row: unknown): row is SentRequest {
+  if (typeof row !== 'object' || row === null) return false;
+  const r = row as Record<string, unknown>;
+  return (
+    Number.isFinite(r.ts) &&
+    (REQUEST_KINDS as readonly unknown[]).includes(r.kind) &&
+    typeof r.method === 'string' &&
+    typeof r.url === 'string' &&
+    isCount(r.sent) &&
+    isCount(r.received) &&
+    isCount(r.status)
+  );
+}
+
+/** True when a round row read back has the shape this version writes. */
+export function isJoinedRound(row: unknown): row is JoinedRound {
+  if (typeof row !== 'object' || row === null) return false;
+  const r = row as Record<string, unknown>;
+  const p = r.privacy as Record<string, unknown> | null | undefined;
+  const k = p?.skellam as Record<string, unknown> | undefined;
+  return (
+    typeof r.round === 'string' &&
+    Number.isInteger(r.version) &&
+    Number.isFinite(r.at) &&
+    (r.mode === 'secure' || r.mode === 'plaintext') &&
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.noiseMultiplier === 'number' &&
+    p.noiseMultiplier >= 0 &&
+    typeof p.sampleRate === 'number' &&
+    p.sampleRate >= 0 &&
+    p.sampleRate <= 1 &&
+    (k === undefined ||
+      (typeof k === 'object' &&
+        k !== null &&
+        [k.mu, k.l1, k.l2].every((v) => typeof v === 'number' && v > 0 && Number.isFinite(v))))
+  );
+}
+
+/** The rows as they are stored, without the store's own key. */
+export function withoutId<T extends { id?: number }>(row: T): Omit<T, 'id'> {
+  const rest = { ...row };
+  delete rest.id;
+  return rest;
+}
+
 type UpgradeTx = IDBPTransaction<HearthDb, StoreNames<HearthDb>[], 'versionchange'>;
 
 /** idb's `upgrade` callback: runs every migration step above the database's old version. */
@@ -199,6 +286,10 @@ export function upgradeSchema(db: IDBPDatabase<HearthDb>, oldVersion: number, tx
     // Not awaited by idb, but every request below belongs to the upgrade transaction, so the open
     // only succeeds once they are done; a failure aborts the upgrade and the open fails.
     if (oldVersion >= 1) void deriveSessions(tx);
+  }
+  if (oldVersion < 3) {
+    db.createObjectStore('requests', { keyPath: 'id', autoIncrement: true });
+    db.createObjectStore('rounds', { keyPath: 'id', autoIncrement: true });
   }
 }
 

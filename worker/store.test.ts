@@ -2,7 +2,15 @@ import 'fake-indexeddb/auto';
 import { deleteDB, openDB } from 'idb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { diffLocal } from './local-copy.js';
-import { DB_NAME, DB_VERSION, MemoryStore, openIdbStore, type InteractionStore } from './store.js';
+import type { JoinedRound, SentRequest } from '../protocol/api.js';
+import {
+  DB_NAME,
+  DB_VERSION,
+  MAX_REQUESTS,
+  MemoryStore,
+  openIdbStore,
+  type InteractionStore,
+} from './store.js';
 
 async function exercise(store: InteractionStore): Promise<void> {
   const a = await store.add({ item: 'a', type: 'click', ts: 1000, session: 1000 });
@@ -119,7 +127,7 @@ describe('schema version 2', () => {
     const raw = await openDB(DB_NAME);
     expect(raw.version).toBe(DB_VERSION);
     expect([...raw.objectStoreNames].sort()).toEqual(
-      ['interactions', 'meta', 'models', 'outbox', 'sessions'].sort(),
+      ['interactions', 'meta', 'models', 'outbox', 'requests', 'rounds', 'sessions'].sort(),
     );
     raw.close();
   });
@@ -268,5 +276,122 @@ describe('schema version 2', () => {
     raw.close();
     const again = (await openIdbStore())!;
     expect(await again.count()).toBe(0);
+  });
+});
+
+const request = (ts: number, kind: SentRequest['kind'] = 'model'): SentRequest => ({
+  ts,
+  kind,
+  method: 'GET',
+  url: `https://fl.example/v1/model?ts=${ts}`,
+  sent: 0,
+  received: 100 + ts,
+  status: 200,
+});
+
+const round = (at: number, noiseMultiplier = 1): JoinedRound => ({
+  round: `r${at}`,
+  version: at,
+  at,
+  mode: 'plaintext',
+  privacy: { noiseMultiplier, sampleRate: 1 },
+});
+
+/** The privacy ledger's part of a store: the bounded request log, the rounds, forget one item. */
+async function exerciseLedger(open: () => Promise<InteractionStore>): Promise<void> {
+  const store = await open();
+  for (let ts = 1; ts <= MAX_REQUESTS + 3; ts++) await store.logRequest(request(ts));
+  const kept = await store.requests(MAX_REQUESTS + 10);
+  expect(kept).toHaveLength(MAX_REQUESTS);
+  expect(kept[0]).toEqual(request(MAX_REQUESTS + 3));
+  expect(kept.at(-1)).toEqual(request(4));
+  await store.addRound(round(2));
+  await store.addRound(round(1, 0));
+  expect(await store.rounds()).toEqual([round(1, 0), round(2)]);
+
+  await store.add({ item: 'a', type: 'click', ts: 10, session: 10 });
+  await store.add({ item: 'b', type: 'view', ts: 11, session: 10 });
+  await store.add({ item: 'a', type: 'view', ts: 12, session: 10 });
+  await store.add({ item: 'a', type: 'click', ts: 9_000_000, session: 9_000_000 });
+  const weights = Float32Array.from({ length: 40 }, (_, i) => i);
+  await store.putModel({ version: 5, manifest: { version: 5 }, weights, savedAt: 0 });
+  const local = weights.slice();
+  local[3] = -1;
+  await store.putLocal(diffLocal(5, weights, local));
+  await store.setOutbox({
+    baseVersion: 5,
+    layoutHash: 1,
+    delta: new Float32Array([1]),
+    examples: 1,
+    createdAt: 1,
+  });
+  expect((await store.getModel(5))?.local).toEqual(local);
+
+  expect(await store.forgetItem('a')).toBe(3);
+  const again = await open();
+  expect((await again.all()).map((r) => r.item)).toEqual(['b']);
+  // The erased session went with its only interaction; the other keeps one of its three.
+  expect((await again.sessions(10)).map((x) => [x.id, x.count])).toEqual([[10, 1]]);
+  // The personalised copy and the pending update were learned from the erased item.
+  expect((await again.getModel(5))?.local).toBeUndefined();
+  expect((await again.getModel(5))?.weights).toEqual(weights);
+  expect(await again.getOutbox()).toBeUndefined();
+  // Requests and rounds are not interactions: forgetting an item leaves them.
+  expect(await again.rounds()).toHaveLength(2);
+  expect(await again.forgetItem('never-seen')).toBe(0);
+}
+
+describe('the privacy ledger in the store', () => {
+  beforeEach(async () => {
+    await deleteDB(DB_NAME);
+  });
+
+  it('works in memory', async () => {
+    const memory = new MemoryStore();
+    await exerciseLedger(() => Promise.resolve(memory));
+  });
+
+  it('works on IndexedDB, across opens', async () => {
+    await exerciseLedger(async () => (await openIdbStore())!);
+  });
+
+  it('migrates a version-2 database to 3, keeping everything and adding the ledger', async () => {
+    const v2 = await openDB(DB_NAME, 2, {
+      upgrade(db) {
+        db.createObjectStore('interactions', { keyPath: 'id', autoIncrement: true }).createIndex(
+          'session',
+          'session',
+        );
+        db.createObjectStore('meta');
+        db.createObjectStore('sessions', { keyPath: 'id' });
+        db.createObjectStore('models', { keyPath: 'version' });
+        db.createObjectStore('outbox');
+      },
+    });
+    await v2.add('interactions', { item: 'a', type: 'click', ts: 1000, session: 1000 });
+    await v2.put('sessions', { id: 1000, start: 1000, last: 1000, count: 1 });
+    await v2.put('meta', 2, 'uploadsSent');
+    v2.close();
+    const store = (await openIdbStore())!;
+    expect((await store.all()).map((r) => r.item)).toEqual(['a']);
+    expect((await store.getMeta()).uploadsSent).toBe(2);
+    expect(await store.requests(10)).toEqual([]);
+    expect(await store.rounds()).toEqual([]);
+    await store.logRequest(request(1));
+    expect(await store.requests(10)).toEqual([request(1)]);
+  });
+
+  it('skips ledger rows of the wrong shape', async () => {
+    const store = (await openIdbStore())!;
+    await store.logRequest(request(1));
+    await store.addRound(round(1));
+    const raw = await openDB(DB_NAME);
+    await raw.add('requests', { ...request(2), kind: 'exfiltrate' });
+    await raw.add('requests', { ...request(3), sent: -1 });
+    await raw.add('rounds', { ...round(2), privacy: { noiseMultiplier: -1, sampleRate: 1 } });
+    await raw.add('rounds', { ...round(3), mode: 'other' });
+    raw.close();
+    expect(await store.requests(10)).toEqual([request(1)]);
+    expect(await store.rounds()).toEqual([round(1)]);
   });
 });

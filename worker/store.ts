@@ -6,22 +6,26 @@
  * that, keeps the one write in memory; a corrupt database is deleted and rebuilt.
  */
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
-import type { StoredInteraction } from '../protocol/api.js';
+import type { JoinedRound, SentRequest, StoredInteraction } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { capabilities } from './capabilities.js';
-import { withLocal, type LocalCopy } from './local-copy.js';
+import { withLocal, withoutLocal, type LocalCopy } from './local-copy.js';
 import { MemoryStore } from './memory-store.js';
 import {
   DB_NAME,
   DB_VERSION,
   MAX_INTERACTIONS,
+  MAX_REQUESTS,
   META_DEFAULTS,
   MODELS_KEPT,
   STORE_NAMES,
   isCachedModel,
+  isJoinedRound,
   isOutboxEntry,
+  isSentRequest,
   isStoredInteraction,
   upgradeSchema,
+  withoutId,
   type CachedModel,
   type HearthDb,
   type InteractionStore,
@@ -35,6 +39,7 @@ export {
   DB_NAME,
   DB_VERSION,
   MAX_INTERACTIONS,
+  MAX_REQUESTS,
   META_DEFAULTS,
   MODELS_KEPT,
   isStoredInteraction,
@@ -227,6 +232,85 @@ class IdbStore implements InteractionStore {
       },
       () => this.spill.setOutbox(entry),
     );
+  }
+
+  logRequest(request: SentRequest): Promise<void> {
+    return this.write(
+      'the request log',
+      async () => {
+        const tx = this.db.transaction('requests', 'readwrite');
+        await tx.store.add({ ...request });
+        const over = (await tx.store.count()) - MAX_REQUESTS;
+        let cursor = over > 0 ? await tx.store.openCursor() : null;
+        for (let left = over; cursor && left > 0; left--) {
+          await cursor.delete();
+          cursor = await cursor.continue();
+        }
+        await tx.done;
+      },
+      () => this.spill.logRequest(request),
+    );
+  }
+
+  async requests(limit: number): Promise<SentRequest[]> {
+    const out: SentRequest[] = [];
+    let cursor = await this.db.transaction('requests').store.openCursor(null, 'prev');
+    while (cursor && out.length < limit) {
+      if (isSentRequest(cursor.value)) out.push(withoutId(cursor.value));
+      cursor = await cursor.continue();
+    }
+    const spilled = await this.spill.requests(limit);
+    if (spilled.length === 0) return out;
+    return [...spilled, ...out].sort((a, b) => b.ts - a.ts).slice(0, limit);
+  }
+
+  addRound(round: JoinedRound): Promise<void> {
+    return this.write(
+      'a round taken part in',
+      async () => void (await this.db.add('rounds', { ...round })),
+      () => this.spill.addRound(round),
+    );
+  }
+
+  async rounds(): Promise<JoinedRound[]> {
+    const rows = (await this.db.getAll('rounds'))
+      .filter((row) => isJoinedRound(row))
+      .map((row) => withoutId(row));
+    return [...rows, ...(await this.spill.rounds())].sort((a, b) => a.at - b.at);
+  }
+
+  async forgetItem(item: string): Promise<number> {
+    const tx = this.db.transaction(
+      ['interactions', 'sessions', 'meta', 'models', 'outbox'],
+      'readwrite',
+    );
+    const sessions = tx.objectStore('sessions');
+    let erased = 0;
+    let cursor = await tx.objectStore('interactions').openCursor();
+    while (cursor) {
+      const row: unknown = cursor.value;
+      if (isStoredInteraction(row) && row.item === item) {
+        await cursor.delete();
+        erased++;
+        const s = await sessions.get(row.session);
+        if (s && s.count > 1) await sessions.put({ ...s, count: s.count - 1 });
+        else if (s) await sessions.delete(row.session);
+      }
+      cursor = await cursor.continue();
+    }
+    // The personalised copy and the pending update were learned from those interactions.
+    await tx.objectStore('meta').delete(LOCAL_COPY_KEY);
+    let model = await tx.objectStore('models').openCursor();
+    while (model) {
+      const row: unknown = model.value;
+      // Older versions kept the copy inside the model row itself.
+      if (isCachedModel(row) && row.local) await model.update(withoutLocal(row));
+      model = await model.continue();
+    }
+    await tx.objectStore('outbox').delete(OUTBOX_KEY);
+    await tx.done;
+    this.spilledLocal = null;
+    return erased + (await this.spill.forgetItem(item));
   }
 
   getBackendChoice(): Promise<unknown> {

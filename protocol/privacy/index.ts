@@ -26,6 +26,12 @@ export {
   type SkellamPrivacyParams,
   type SkellamSensitivity,
 } from './skellam.js';
+export {
+  epsilonCurve,
+  ledgerEpsilon,
+  type RoundPrivacySettings,
+  type SkellamRound,
+} from './ledger.js';
 export { poissonSubsampledRdp } from './subsampled-rdp.js';
 export { addSkellamNoise, MAX_SKELLAM_VARIANCE, sampleSkellam } from './skellam-sampler.js';
 export { MAX_POISSON_MEAN, poissonSampler, samplePoisson } from './poisson.js';

@@ -11,7 +11,10 @@
  */
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { HearthError } from '../errors.js';
+import type { RoundPrivacySettings } from '../privacy/ledger.js';
+import { skellamSensitivity } from '../privacy/skellam.js';
 import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
+import { fixedPointScale } from './fixed-point.js';
 import { checkParams, type SecAggParams } from './params.js';
 
 /** The steps of a round, in the order a device takes them. */
@@ -154,4 +157,22 @@ export function paramsFromInfo(
     refuse(`noise variance ${variance} is not in [0, 2^50]`);
   }
   return params;
+}
+
+/**
+ * The DP a secure round gives one device that knows it took part (sampling rate 1), from the
+ * round's public parameters alone: each of the round's devices adds Skellam noise of variance
+ * `noiseVariance`, so any sum the server can unmask (at least `threshold` devices) carries mu =
+ * threshold * noiseVariance per coordinate; the sensitivities are those of the device's own
+ * fixed-point rounding (server/secure-rounds.ts's secureEncoding is the other side).
+ */
+export function roundPrivacy(info: SecureRoundInfo): RoundPrivacySettings {
+  const mu = info.threshold * info.noiseVariance;
+  if (!(mu > 0)) return { noiseMultiplier: 0, sampleRate: 1 };
+  const scale = fixedPointScale(info.clipNorm, info.summands, info.bits);
+  return {
+    noiseMultiplier: Math.sqrt(mu) / (info.clipNorm * scale),
+    sampleRate: 1,
+    skellam: { mu, ...skellamSensitivity({ clip: info.clipNorm, scale, dimension: info.length }) },
+  };
 }
