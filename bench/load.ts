@@ -82,6 +82,8 @@ async function startServer(dir: string): Promise<{ url: string; stop: () => Prom
     // Every client shares one loopback address; the per-client limit would throttle the bench.
     '--rate-limit',
     '0',
+    '--joins-per-round',
+    '0',
     // Each client posts its own update: the plaintext mode is what this bench loads.
     '--aggregation',
     'plaintext',

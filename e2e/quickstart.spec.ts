@@ -46,6 +46,7 @@ test.beforeAll(async () => {
       sampleRate: 1,
       noiseMultiplier: 0,
       aggregation: 'plaintext',
+      joinsPerRound: 0,
     }),
   );
   // Links to the site's own pages answer 204, which keeps the browser on the page.

@@ -32,6 +32,8 @@ test.beforeAll(async () => {
       sampleRate: 1,
       minCohort: 4,
       secureCohort: 6,
+      // Six pages of one browser are one loopback client.
+      joinsPerRound: 0,
       // A stage closes as soon as its devices have all answered; this only bounds the two stages
       // a closed page leaves waiting.
       secureStageSeconds: 20,

@@ -39,6 +39,8 @@ const system = await startSystem(
     // updates in plaintext (e2e/secure.spec.ts runs a secure server of its own).
     noiseMultiplier: 0,
     aggregation: 'plaintext',
+    // Every page of the suite is one loopback client.
+    joinsPerRound: 0,
   },
   { port: 0, host: '127.0.0.1', strictPort: false },
 );

@@ -219,6 +219,8 @@ describe('engines in a secure aggregation round', () => {
         secureCohort: 4,
         sampleRate: 1,
         secureStageSeconds: 20,
+        // Every engine of this test is one loopback client.
+        joinsPerRound: 0,
       }),
     );
   });

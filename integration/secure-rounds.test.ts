@@ -43,6 +43,8 @@ async function start(overrides: Partial<ServerConfig>): Promise<RunningServer> {
       // for a stage someone left, so a generous one costs a leaver's stage, not every stage.
       secureStageSeconds: 4,
       secureJoinSeconds: 60,
+      // Every device of this test is one loopback client.
+      joinsPerRound: 0,
       ...overrides,
     }),
   );

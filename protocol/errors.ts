@@ -73,6 +73,12 @@ export const ERRORS = {
   HEARTH_E_API_KEY: { status: 401, message: 'missing or unknown site API key (x-hearth-key)' },
   HEARTH_E_ORIGIN: { status: 403, message: 'origin is not allowed for this site' },
   HEARTH_E_RATE_LIMIT: { status: 429, message: 'too many requests from this client; retry later' },
+  // One client identity (an IPv4 address, an IPv6 /64) places at most --joins-per-round updates in
+  // a round (server/join-budget.ts).
+  HEARTH_E_JOIN_BUDGET: {
+    status: 429,
+    message: 'this client already has an update in the current round; retry in a later round',
+  },
   // Page side: the host page's Content-Security-Policy refused the worker (README: CSP).
   HEARTH_E_CSP: {
     status: 0,

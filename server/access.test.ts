@@ -180,7 +180,13 @@ describe('rate limit', () => {
       const limited = await t.app.inject({ method: 'POST', url: '/v1/rounds/join' });
       expect([limited.statusCode, code(limited)]).toEqual([429, 'HEARTH_E_RATE_LIMIT']);
       expect(limited.headers['retry-after']).toBe('20');
-      const update = await postUpdate(t.app, updateBody({ token: 'ab'.repeat(16) }));
+      // From the client that used up its budget (inject's default address).
+      const update = await postUpdate(
+        t.app,
+        updateBody({ token: 'ab'.repeat(16) }),
+        undefined,
+        '127.0.0.1',
+      );
       expect(update.statusCode).toBe(429);
       expect(await t.store.counts()).toEqual(before);
       const elsewhere = await t.app.inject({

@@ -26,10 +26,11 @@ import { registerDashboard } from './dashboard.js';
 import { buildStats, publicStats } from './stats.js';
 import { operatorCheck } from './operator.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
+import { clientIdentity, JoinBudget } from './join-budget.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
-import type { JoinReply } from '../protocol/api.js';
+import type { JoinReply, UpdateReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { fnv1a32 } from '../protocol/hash.js';
@@ -123,6 +124,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   const counters = new RequestCounters();
+  const joins = new JoinBudget(config.joinsPerRound);
   app.addHook('onResponse', async (request, reply) => {
     counters.response(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
@@ -289,13 +291,30 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (!Buffer.isBuffer(request.body)) {
         throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
       }
-      const result = await ingestUpdate(request.body, {
-        store,
-        config,
-        maxParams,
-        ...(options.rng ? { rng: options.rng } : {}),
-        expiry: roundExpiry(config, now()),
-      });
+      // One place per client identity in the round the update lands in, taken inside the store's
+      // transaction (a retry on a moved layout keeps it; a refusal gives it back).
+      const client = clientIdentity(request.ip);
+      let taken: { round: number; release: () => void } | undefined;
+      const admit = (round: number) => {
+        if (taken?.round === round) return;
+        taken?.release();
+        taken = undefined;
+        taken = { round, release: joins.take(round, client) };
+      };
+      let result: UpdateReply;
+      try {
+        result = await ingestUpdate(request.body, {
+          store,
+          config,
+          maxParams,
+          ...(options.rng ? { rng: options.rng } : {}),
+          expiry: roundExpiry(config, now()),
+          admit,
+        });
+      } catch (error) {
+        taken?.release();
+        throw error;
+      }
       // A new version: evaluate it in the background, so the dashboard has its HR@20 soon.
       if (evaluator && result.received >= config.minCohort) void evaluator.refresh();
       return reply.code(202).header('cache-control', 'no-store').send(result);
@@ -319,12 +338,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
       { parseAs: 'buffer', bodyLimit: secureLimit },
       (_request, body, done) => done(null, body),
     );
-    scope.post(PATHS.secureJoin, { onRequest: gate }, async (_request, reply) => {
+    scope.post(PATHS.secureJoin, { onRequest: gate }, async (request, reply) => {
       requireMode('secure');
       if (config.epsilonBudget !== Infinity) {
         assertBudgetAllowsRound(await store.privacyLedger(), config);
       }
-      return reply.header('cache-control', 'no-store').send(secure.join());
+      return reply
+        .header('cache-control', 'no-store')
+        .send(secure.join(clientIdentity(request.ip)));
     });
     scope.post<{ Params: { round: string; step: string } }>(
       PATHS.secureStep,

@@ -161,6 +161,12 @@ export interface ServerConfig {
   /** Requests per minute per client on the POST routes and any unknown path (token bucket); 0: off. */
   readonly rateLimitPerMinute: number;
   /**
+   * Updates one client identity (an IPv4 address, an IPv6 /64) may place in one round
+   * (`--joins-per-round`, server/join-budget.ts); 0: no budget. Refused beyond it with
+   * HEARTH_E_JOIN_BUDGET.
+   */
+  readonly joinsPerRound: number;
+  /**
    * Proxies in front of the server whose X-Forwarded-For is believed (`--trust-proxy <hops>`): the
    * client, for the rate limit and the logs, is then the address that many hops back. 0: the
    * socket's peer, and X-Forwarded-For is ignored (a client could otherwise claim any address).
@@ -242,6 +248,7 @@ export const DEFAULT_CONFIG = {
   sites: [],
   // Generous: a device makes two POSTs per round; this only stops floods from one address.
   rateLimitPerMinute: 600,
+  joinsPerRound: 1,
   trustProxyHops: 0,
   roundDeadlineSeconds: 86_400,
   requestTimeoutSeconds: 10,
@@ -314,6 +321,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   }
   checkPrivacy(config);
   checkInt('rateLimitPerMinute (--rate-limit)', config.rateLimitPerMinute, 0, 1_000_000_000);
+  checkInt('joinsPerRound (--joins-per-round)', config.joinsPerRound, 0, 1_000_000);
   checkInt('trustProxyHops (--trust-proxy)', config.trustProxyHops, 0, 16);
   checkInt(
     'roundDeadlineSeconds (--round-deadline)',
@@ -443,6 +451,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --config <file>            JSON file with { "sites": [{ "id", "key", "origins": [...] }] }; with
                              sites, join and updates need a site's x-hearth-key (default: open)
   --rate-limit <n>           POST and unknown-path requests per minute per client, 0 = off (default ${DEFAULT_CONFIG.rateLimitPerMinute})
+  --joins-per-round <n>      updates one client (IPv4 address, IPv6 /64) may place in one round, 0 = off (default ${DEFAULT_CONFIG.joinsPerRound})
   --trust-proxy <hops>       believe X-Forwarded-For from that many proxies in front (default 0: never)
   --request-timeout <s>      close a request whose body is not in s seconds after its headers (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
@@ -538,6 +547,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
     out.sites = loadConfigFile(value).sites;
   },
   '--rate-limit': intFlag('rateLimitPerMinute', 0, 1_000_000_000),
+  '--joins-per-round': intFlag('joinsPerRound', 0, 1_000_000),
   '--trust-proxy': intFlag('trustProxyHops', 0, 16),
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),

@@ -58,6 +58,9 @@ async function spawnServer(
     '0',
     '--aggregation',
     'plaintext',
+    // Every device of this test is one loopback client.
+    '--joins-per-round',
+    '0',
   ];
   const server = await spawnServerCli(args, { env });
   children.add(server.child);

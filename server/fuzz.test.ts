@@ -18,7 +18,14 @@ import {
   UPDATE_MAGIC,
 } from '../protocol/update-format.js';
 import type { SiteConfig } from './sites.js';
-import { LAYOUT_HASH, makeApp, makeDelta, PARAMS, updateBody } from './test-helpers.js';
+import {
+  deviceAddress,
+  LAYOUT_HASH,
+  makeApp,
+  makeDelta,
+  PARAMS,
+  updateBody,
+} from './test-helpers.js';
 // mulberry32: small, fast and seedable, so a failing case can be replayed.
 import { mulberry32 as prng } from '../protocol/prng.js';
 
@@ -53,6 +60,7 @@ async function accept(token: string, baseVersion: number, salt: number): Promise
     url: '/v1/updates',
     headers: { ...GOOD_HEADERS, 'content-type': UPDATE_CONTENT_TYPE },
     payload: updateBody({ token, baseVersion, delta: makeDelta(0.4, salt) }),
+    remoteAddress: deviceAddress(),
   });
   if (res.statusCode !== 202) throw new Error(`update: ${res.statusCode} ${res.body}`);
 }

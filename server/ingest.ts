@@ -158,6 +158,8 @@ export async function ingestUpdate(
     readonly rng?: GaussianRng;
     /** The round deadline to apply before storing; left out, rounds never expire. */
     readonly expiry?: RoundExpiry;
+    /** Checks the round the update is about to land in (UpdateSubmission.admit). */
+    readonly admit?: (round: number) => void;
   },
 ): Promise<UpdateReply> {
   const { store, config } = options;
@@ -191,6 +193,7 @@ export async function ingestUpdate(
           norm,
           delta: await fitToVersion(update, manifest, target, store),
           layoutVersion: target,
+          ...(options.admit ? { admit: options.admit } : {}),
         },
         policy,
         options.expiry,

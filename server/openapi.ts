@@ -334,7 +334,12 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       security: SITE_KEY_SECURITY,
       responses: {
         '200': json(ref('SecureJoinReply'), 'A place in the forming round'),
-        ...errors(...GATE_CODES, 'HEARTH_E_PRIVACY_BUDGET', 'HEARTH_E_AGGREGATION_MODE'),
+        ...errors(
+          ...GATE_CODES,
+          'HEARTH_E_PRIVACY_BUDGET',
+          'HEARTH_E_AGGREGATION_MODE',
+          'HEARTH_E_JOIN_BUDGET',
+        ),
       },
     },
   },
@@ -420,6 +425,7 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
           'HEARTH_E_UPDATE_NORM',
           'HEARTH_E_UPDATE_VERSION_UNKNOWN',
           'HEARTH_E_UPDATE_STALE',
+          'HEARTH_E_JOIN_BUDGET',
           'HEARTH_E_ROUND_TOKEN',
           'HEARTH_E_CONTENT_TYPE',
           'HEARTH_E_BAD_REQUEST',

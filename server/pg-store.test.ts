@@ -41,6 +41,8 @@ beforeAll(async () => {
     dbPath: cluster.url,
     modelDir: seed.dir,
     minCohort: M,
+    // Every device of this test is one loopback client.
+    joinsPerRound: 0,
   });
   // Started together: both race to create the schema and seed version 1.
   servers = await Promise.all([startServer(config), startServer(config)]);

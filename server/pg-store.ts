@@ -286,6 +286,7 @@ export class PgStore implements Store {
         target = await collectingRound(sql, now);
         checkSubmission(update, target.version, row, policy.maxStaleness);
       }
+      update.admit?.(target.round);
       await sql.query('UPDATE tokens SET used_at = $1 WHERE token = $2', [now, update.token]);
       await sql.query(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)

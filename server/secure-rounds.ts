@@ -59,6 +59,7 @@ import {
 } from '../protocol/secagg/http.js';
 import type { ServerConfig } from './config.js';
 import { MAX_SKELLAM_VARIANCE, skellamSensitivity } from '../protocol/privacy/index.js';
+import { JoinBudget } from './join-budget.js';
 import type { SkellamRound, Store, SumRoundPolicy } from './store.js';
 
 /** Bits of the fixed-point words: the whole 32, with n summands of magnitude <= S never wrapping. */
@@ -202,9 +203,11 @@ export class SecureRounds {
   private forming: LiveRound | undefined;
   private closed = false;
   private readonly now: () => number;
+  private readonly joins: JoinBudget;
 
   constructor(private readonly options: SecureRoundsOptions) {
     this.now = options.now ?? Date.now;
+    this.joins = new JoinBudget(options.config.joinsPerRound);
   }
 
   private get config(): ServerConfig {
@@ -222,7 +225,7 @@ export class SecureRounds {
   }
 
   /** Adds a device to the forming round (opening one if needed). */
-  join(): SecureJoinReply {
+  join(client?: string): SecureJoinReply {
     if (this.closed) unknownRound('the server is shutting down');
     let round = this.forming;
     if (!round) {
@@ -230,6 +233,8 @@ export class SecureRounds {
       this.forming = round;
       this.arm(round, this.config.secureJoinSeconds, () => this.joinDeadline(round!));
     }
+    // One client identity holds at most --joins-per-round places in a round (join-budget.ts).
+    if (client !== undefined) this.joins.take(round.id, client);
     const secret = bytesToHex(randomBytes(16));
     const device = round.members.size + 1;
     round.members.set(secret, device);

@@ -305,6 +305,7 @@ export class SqliteStore implements Store {
     // checkSubmission passed, so there is a current version, and a collecting token is on it.
     const base = requireCurrentVersion(current);
     const round = countsInOwnRound(token) ? token.round : this.collectingRound(base, now);
+    update.admit?.(round);
     this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
     this.db
       .prepare(

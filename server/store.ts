@@ -54,6 +54,11 @@ export interface UpdateSubmission {
    * Left out, the delta is taken as it is.
    */
   readonly layoutVersion?: number;
+  /**
+   * Called inside the transaction with the round the update is about to be stored in; throwing
+   * refuses the update (nothing of it is kept). The per-client join budget (join-budget.ts).
+   */
+  readonly admit?: (round: number) => void;
 }
 
 /**

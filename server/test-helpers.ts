@@ -200,17 +200,30 @@ export function updateBody(options: BodyOptions): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Posts a body to /v1/updates. */
+let lastDevice = 0;
+
+/**
+ * A client address no other call has had (10.x.y.z): each test device is its own client, as
+ * devices on a real site are, so the per-client join budget (join-budget.ts) sees them apart.
+ */
+export function deviceAddress(): string {
+  const n = ++lastDevice;
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** Posts a body to /v1/updates, from a device address of its own unless `from` names one. */
 export function postUpdate(
   app: FastifyInstance,
   body: Buffer | string,
   contentType: string | undefined = UPDATE_CONTENT_TYPE,
+  from: string = deviceAddress(),
 ): Promise<LightMyRequestResponse> {
   return app.inject({
     method: 'POST',
     url: PATHS.updates,
     headers: contentType === undefined ? {} : { 'content-type': contentType },
     payload: body,
+    remoteAddress: from,
   });
 }
 

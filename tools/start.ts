@@ -125,11 +125,13 @@ const system = await startSystem(
     noiseMultiplier: 0,
     // One visitor can see learning happen: each update is posted in the clear (the server sees it).
     aggregation: 'plaintext',
+    // One laptop fills a round of 3 on its own: no per-client budget.
+    joinsPerRound: 0,
     ...(sites ? { sites } : {}),
   },
   { port: Number(values['demo-port']), host: values.host, strictPort: true },
 );
-console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3, updates in plaintext, no noise: not private).
+console.log(`\nHearth is running (demo preset: every visit joins, rounds of 3 from any one client, updates in plaintext, no noise: not private).
   Demo site:          ${system.demoUrl}
   Aggregation server: ${system.server.url}  (model v${system.server.version}, SQLite ${dbPath})
   On your own pages:  <script defer src="${system.demoUrl}sdk/hearth.js" data-endpoint="${system.server.url}"></script>

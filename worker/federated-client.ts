@@ -108,10 +108,13 @@ export function skipped(reason: string, modelVersion: number): SyncResult {
 }
 
 /**
- * Whether a failed upload may succeed later unchanged: the network was down (fetch rejected) or
- * the server failed (5xx). A 4xx means the update itself was refused; resending it is pointless.
+ * Whether a failed upload may succeed later unchanged: the network was down (fetch rejected), the
+ * server failed (5xx), or the round already held an update from this address (HEARTH_E_JOIN_BUDGET,
+ * a shared NAT). Any other 4xx means the update itself was refused; resending it is pointless.
  */
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof HearthError)) return true;
+  // The round already held an update from this device's address (a shared NAT): a later one may not.
+  if (error.code === 'HEARTH_E_JOIN_BUDGET') return true;
   return error.code === 'HEARTH_E_UPLOAD' && /HTTP 5\d\d/.test(error.message);
 }
