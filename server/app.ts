@@ -27,6 +27,7 @@ import { buildStats, publicStats } from './stats.js';
 import { operatorCheck } from './operator.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
 import { clientIdentity, JoinBudget } from './join-budget.js';
+import { rollBackIfWorse } from './rollback.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
@@ -100,7 +101,15 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 export function buildApp(options: AppOptions): FastifyInstance {
   const { store, config } = options;
   const now = options.now ?? Date.now;
-  const evaluator = options.validation && new VersionEvaluator(store, options.validation);
+  // With a validation set, each new version is evaluated in the background and rolled back when
+  // its HR@20 falls too far (rollback.ts).
+  const evaluator =
+    options.validation &&
+    new VersionEvaluator(store, options.validation, async (hitRates) => {
+      const rolled = await rollBackIfWorse(store, config, hitRates);
+      if (!rolled) return;
+      app.log.warn(rolled, 'validation HR@20 dropped: republished an earlier version');
+    });
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     bodyLimit: JSON_BODY_LIMIT,
@@ -327,6 +336,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       config,
       policy: roundPolicy(config, options.rng),
       now,
+      onPublished: () => void evaluator?.refresh(),
     });
     app.addHook('onClose', async () => secure.close());
     const secureLimit = Math.min(

@@ -209,6 +209,11 @@ export interface ServerConfig {
    */
   readonly validationPath?: string;
   /**
+   * With `validationPath`: a version whose HR@20 falls more than this fraction below the best of the
+   * versions before it is rolled back (`--rollback-drop`, server/rollback.ts); 0: never.
+   */
+  readonly rollbackDrop: number;
+  /**
    * The site's catalogue (`--catalog <file|url>`: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or
    * a sitemap; server/catalog-parse.ts), stored at start when it differs from the stored one.
    */
@@ -249,6 +254,7 @@ export const DEFAULT_CONFIG = {
   // Generous: a device makes two POSTs per round; this only stops floods from one address.
   rateLimitPerMinute: 600,
   joinsPerRound: 1,
+  rollbackDrop: 0.1,
   trustProxyHops: 0,
   roundDeadlineSeconds: 86_400,
   requestTimeoutSeconds: 10,
@@ -322,6 +328,9 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkPrivacy(config);
   checkInt('rateLimitPerMinute (--rate-limit)', config.rateLimitPerMinute, 0, 1_000_000_000);
   checkInt('joinsPerRound (--joins-per-round)', config.joinsPerRound, 0, 1_000_000);
+  if (!(config.rollbackDrop >= 0 && config.rollbackDrop < 1)) {
+    bad('rollbackDrop (--rollback-drop)', `must be in [0, 1), got ${config.rollbackDrop}`);
+  }
   checkInt('trustProxyHops (--trust-proxy)', config.trustProxyHops, 0, 16);
   checkInt(
     'roundDeadlineSeconds (--round-deadline)',
@@ -465,6 +474,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --secure-dropout <d>       share of a secure round's devices expected to leave; sets each device's
                              neighbours k so the round survives it (default ${DEFAULT_CONFIG.secureDropout})
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
+  --rollback-drop <f>        with --validation: republish the best recent version when one's HR@20 falls more than f below it, 0 = never (default ${DEFAULT_CONFIG.rollbackDrop})
   --catalog <file|url>       the site's items: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or a sitemap;
                              stored at start when changed, served at GET /v1/catalog
   --catalog-refresh <min>    re-read a catalogue URL every so many minutes, 0 = never (default ${DEFAULT_CONFIG.catalogRefreshMinutes})
@@ -552,6 +562,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
+  '--rollback-drop': numberFlag('rollbackDrop'),
   '--catalog': stringFlag('catalogSource'),
   '--catalog-refresh': intFlag('catalogRefreshMinutes', 0, 525_600),
   '--operator-token-file': (value, flag, out) => {

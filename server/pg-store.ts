@@ -53,6 +53,7 @@ import {
   pastDeadline,
   publishRound,
   publishGrowth,
+  republication,
   publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
@@ -425,6 +426,27 @@ export class PgStore implements Store {
         await writeOptimizerState(sql, growth.optimizerState, growth.version);
       }
       return growth.version;
+    });
+  }
+
+  /** @inheritdoc */
+  async republish(
+    from: number,
+    over: number,
+    layoutRows?: RoundPolicy['layoutRows'],
+    now: Date = new Date(),
+  ): Promise<number | undefined> {
+    return this.tx(async (sql) => {
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [PUBLISH_SUM_LOCK]);
+      const current = await latest(sql);
+      if (current !== over || !(from < current)) return undefined;
+      const old = await storedVersion(sql, from).catch(() => undefined);
+      if (!old) return undefined;
+      const template = (await storedVersion(sql, current)).manifest;
+      const again = republication(layoutRows, current, template, old, now.toISOString());
+      if (!again) return undefined;
+      await insertVersion(sql, again.manifest, again.weights);
+      return again.version;
     });
   }
 

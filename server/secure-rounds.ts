@@ -186,6 +186,8 @@ export interface SecureRoundsOptions {
   readonly policy: SumRoundPolicy;
   /** Clock in epoch milliseconds (recorded times); deadlines run on real timers. */
   readonly now?: () => number;
+  /** Told of each version a round publishes (the validation evaluator). */
+  readonly onPublished?: (version: number) => void;
 }
 
 /** Gives `round` a fresh `changed` promise for the requests that wait on its next change. */
@@ -401,6 +403,7 @@ export class SecureRounds {
       this.options.policy,
       new Date(this.now()),
     );
+    this.options.onPublished?.(outcome.version);
     return { status: 'published', version: outcome.version, survivors: survivors.length };
   }
 

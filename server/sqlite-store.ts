@@ -49,6 +49,7 @@ import {
   pastDeadline,
   publishRound,
   publishGrowth,
+  republication,
   publishSumRound,
   requireCurrentVersion,
   requireStoredVersion,
@@ -532,6 +533,34 @@ export class SqliteStore implements Store {
         this.insertVersion(growth.manifest, growth.weights);
         if (growth.optimizerState) this.writeOptimizerState(growth.optimizerState, growth.version);
         return growth.version;
+      })
+      .immediate();
+  }
+
+  /** @inheritdoc */
+  async republish(
+    from: number,
+    over: number,
+    layoutRows?: RoundPolicy['layoutRows'],
+    now: Date = new Date(),
+  ): Promise<number | undefined> {
+    return this.db
+      .transaction((): number | undefined => {
+        const current = this.latest();
+        if (current !== over || !(from < current)) return undefined;
+        const manifest = this.manifestOf(from);
+        const weights = this.weightsOf(from);
+        if (!manifest || !weights) return undefined;
+        const again = republication(
+          layoutRows,
+          current,
+          requireStoredVersion(this.manifestOf(current), current),
+          { manifest, weights: bytesToFloat32(weights) },
+          now.toISOString(),
+        );
+        if (!again) return undefined;
+        this.insertVersion(again.manifest, again.weights);
+        return again.version;
       })
       .immediate();
   }

@@ -780,6 +780,32 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(await store.latestVersion()).toBe(3);
       });
 
+      it('republishes an earlier version over the current one (a rollback), only while it is current', async () => {
+        const { app: server, config } = await serve({ minCohort: 2 });
+        const rows = layoutRowsOf(config);
+        await runRound(server, 2, 1);
+        await runRound(server, 2, 2, 5);
+        expect(await store.latestVersion()).toBe(3);
+        const ledger = await store.privacyLedger();
+        const counts = await store.counts();
+        // Over a version that is no longer current, of a version not older, or of none: nothing.
+        expect(await store.republish(1, 2, rows)).toBeUndefined();
+        expect(await store.republish(3, 3, rows)).toBeUndefined();
+        expect(await store.republish(99, 3, rows)).toBeUndefined();
+        expect(await store.republish(2, 3, rows, new Date(T0))).toBe(4);
+        const m4 = (await store.getManifest(4))!;
+        const w4 = bytesToFloat32((await store.getWeightBytes(4))!);
+        expect(w4).toEqual(bytesToFloat32((await store.getWeightBytes(2))!));
+        expect(m4.version).toBe(4);
+        expect(m4.createdAt).toBe(new Date(T0).toISOString());
+        expect(m4.federation.updateRows).toEqual(rows(m4, 4, w4));
+        // No round: nothing in the ledger, no round counted; rounds go on from version 4.
+        expect(await store.privacyLedger()).toEqual(ledger);
+        expect((await store.counts()).rounds).toBe(counts.rounds);
+        await runRound(server, 2, 4, 9);
+        expect(await store.latestVersion()).toBe(5);
+      });
+
       it('keeps the newest CATALOG_VERSIONS_KEPT versions', async () => {
         for (let v = 1; v <= CATALOG_VERSIONS_KEPT + 3; v++) {
           await store.replaceCatalog([item(`i${v}`)]);

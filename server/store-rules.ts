@@ -319,3 +319,26 @@ export function publishSumRound(
 export function carriesOver(from: ModelManifest, to: ModelManifest): boolean {
   return from.layoutHash === to.layoutHash || grownFrom(from.dims, to.dims);
 }
+
+/**
+ * Version current + 1 with the weights of the earlier version `from` (Store.republish): a rollback.
+ * The manifest is the current one's (catalogue, popularity, update rows by the same rule);
+ * undefined when `from` has another shape (the catalogue grew since), which is not rolled back.
+ */
+export function republication(
+  layoutRows: RoundPolicy['layoutRows'],
+  current: number,
+  template: ModelManifest,
+  from: { readonly manifest: ModelManifest; readonly weights: Float32Array },
+  now: string,
+): Growth | undefined {
+  if (from.manifest.layoutHash !== template.layoutHash) return undefined;
+  if (from.manifest.itemIds.length !== template.itemIds.length) return undefined;
+  const version = current + 1;
+  const rows = layoutRows?.(template, version, from.weights);
+  return {
+    version,
+    manifest: versionManifest(template, version, now, rows),
+    weights: from.weights,
+  };
+}

@@ -281,5 +281,17 @@ export interface Store {
    * the next round publishes.
    */
   growToCatalog(layoutRows?: RoundPolicy['layoutRows'], now?: Date): Promise<number | undefined>;
+  /**
+   * Atomically publishes version `over` + 1 with the weights of the earlier version `from` (a
+   * rollback, server/rollback.ts): no round, nothing in the privacy ledger, the optimiser state
+   * kept. Returns the new version; undefined when `over` is no longer the current version, `from`
+   * is not older, is not stored, or has another shape (the catalogue grew since).
+   */
+  republish(
+    from: number,
+    over: number,
+    layoutRows?: RoundPolicy['layoutRows'],
+    now?: Date,
+  ): Promise<number | undefined>;
   close(): Promise<void>;
 }

@@ -93,10 +93,14 @@ export class VersionEvaluator {
   private readonly results = new Map<number, number>();
   private running: Promise<void> | undefined;
 
-  /** `sessions` as loaded by loadValidationSessions. */
+  /**
+   * `sessions` as loaded by loadValidationSessions; `afterRun` sees the results after each run that
+   * evaluated something (the rollback check, rollback.ts).
+   */
   constructor(
     private readonly store: Store,
     private readonly sessions: ValidationSessions,
+    private readonly afterRun?: (hitRates: ReadonlyMap<number, number>) => Promise<void>,
   ) {}
 
   /** HR@20 per evaluated version, by version. NaN: no validation pair uses the model's items. */
@@ -118,14 +122,17 @@ export class VersionEvaluator {
       const newest = await this.store.latestVersion();
       if (newest === undefined) return;
       const oldest = Math.max(1, newest - MAX_EVALUATED_VERSIONS + 1);
+      let evaluated = false;
       for (let version = newest; version >= oldest; version--) {
         if (this.results.has(version)) continue;
+        evaluated = true;
         const manifest = await this.store.getManifest(version);
         const bytes = await this.store.getWeightBytes(version);
         if (!manifest || !bytes) continue;
         const pairs = validationPairs(this.sessions, manifest.itemIds);
         this.results.set(version, await hitRate(manifest, bytesToFloat32(bytes), pairs));
       }
+      if (evaluated) await this.afterRun?.(this.results);
     } catch {
       // The dashboard shows what was evaluated; the next refresh tries the rest again.
     }
