@@ -1,7 +1,7 @@
 /**
  * `npm run bench:poison`: how many fake clients it takes to take over the model.
  *
- *   npm run bench:poison -- [--ks 1,5,10,20,34,50] [--rounds 10] [--min-cohort 100]
+ *   npm run bench:poison -- [--ks 1,5,10,20,33,50,75] [--rounds 10] [--min-cohort 100]
  *
  * Bounded and on loopback only: a real server (`startServer`, a temp SQLite file, 127.0.0.1, a port
  * of its choosing) on the synthetic model `npm start` trains, and every client a real HTTP client
@@ -15,10 +15,11 @@
  * item's bias, the most direct push on its score. The summary takes whichever needs fewer.
  *
  * For each preset and attacker (one address, many), and each k, it prints (a) how far a round moved
- * the model along the attacker's update, in units of S / m, averaged over the rounds (> 2 is "moved
- * a round"; one round's figure alone carries the noise, std z S / m), and (b) the
- * share of measurement sessions whose top-1 is the chosen item after the rounds, then the smallest k
- * that reaches each. Presets (both plaintext: the bench posts each update itself; a secure round
+ * the model along the attacker's update, in units of S / m, averaged over the rounds, and how much
+ * of that is beyond what the same rounds move without attackers (honest devices train towards much
+ * the same; one round's figure alone carries the noise, std z S / m); > 2 S/m beyond is "moved a
+ * round"; and (b) the share of measurement sessions whose top-1 is the chosen item after the
+ * rounds; then the smallest k that reaches each. Presets (both plaintext: the bench posts each update itself; a secure round
  * sums the same clipped inputs, but cannot check one update's norm, see the README):
  *   defaults  the server's defaults (m = 100, noise z = 1.2, equal-weight mean, one update per client
  *             identity per round, rate limit 600/min);
@@ -59,7 +60,7 @@ import { trainAndExport } from '../tools/train/index.js';
 
 const { values: args } = parseArgs({
   options: {
-    ks: { type: 'string', default: '1,5,10,20,34,50' },
+    ks: { type: 'string', default: '1,5,10,20,33,50,75' },
     rounds: { type: 'string', default: '10' },
     'min-cohort': { type: 'string', default: '100' },
     sessions: { type: 'string', default: '200' },
@@ -312,13 +313,19 @@ async function main(): Promise<void> {
       `bench:poison: synthetic model (${dataset.itemIds.length - 1} items), m = ${m}, ${rounds} rounds, ` +
         `${prefixes.length} measurement sessions, chosen item ${dataset.itemIds[target]} (the least popular)\n`,
     );
+    // What the honest rounds alone move along each attack's direction: the attackers' own share is
+    // what a round moves beyond it.
+    const baselines = new Map<string, Trial>();
     for (const [name, preset] of Object.entries(PRESETS)) {
-      const baseline = await trial(model.dir, preset, 'trained', 0, true, data);
-      console.log(
-        `No attacker (${name}): a round moved the model ${baseline.moved.toFixed(2)} S/m along the ` +
-          `update a fake client would have sent; the chosen item is top-1 for ` +
-          `${(100 * baseline.top1).toFixed(1)}% of sessions.`,
-      );
+      for (const attack of ['trained', 'bias'] as const) {
+        const baseline = await trial(model.dir, preset, attack, 0, true, data);
+        baselines.set(`${name} ${attack}`, baseline);
+        console.log(
+          `No attacker (${name}, ${attack}): a round moved the model ${baseline.moved.toFixed(2)} S/m ` +
+            `along the update a fake client would have sent; the chosen item is top-1 for ` +
+            `${(100 * baseline.top1).toFixed(1)}% of sessions.`,
+        );
+      }
     }
     console.log('');
     const rows: string[][] = [];
@@ -331,7 +338,8 @@ async function main(): Promise<void> {
           for (const attack of ['trained', 'bias'] as const) {
             const started = performance.now();
             const t = await trial(model.dir, preset, attack, k, many, data);
-            if (firstA === undefined && t.moved > 2) firstA = `${k} (${attack})`;
+            const excess = t.moved - baselines.get(`${name} ${attack}`)!.moved;
+            if (firstA === undefined && excess > 2) firstA = `${k} (${attack})`;
             if (firstB === undefined && t.top1 >= 0.05) firstB = `${k} (${attack})`;
             rows.push([
               name,
@@ -340,6 +348,7 @@ async function main(): Promise<void> {
               String(k),
               `${t.fakeAccepted} / ${k * rounds}`,
               t.moved.toFixed(2),
+              excess.toFixed(2),
               `${(100 * t.top1).toFixed(1)}%`,
               `${((performance.now() - started) / 1000).toFixed(1)} s`,
             ]);
@@ -362,6 +371,7 @@ async function main(): Promise<void> {
           'k',
           'fake updates taken',
           'a round moved (S/m)',
+          'beyond no attacker (S/m)',
           'chosen item top-1',
           'time',
         ],
@@ -369,7 +379,7 @@ async function main(): Promise<void> {
       )}`,
     );
     console.log(
-      `\nSmallest k of m = ${m} that (a) moves a round by more than 2 S/m on average, (b) makes the chosen item top-1 for >= 5% of sessions within ${rounds} rounds:\n\n${markdownTable(
+      `\nSmallest k of m = ${m} that (a) moves a round by more than 2 S/m beyond what it moves without attackers (mean of the rounds), (b) makes the chosen item top-1 for >= 5% of sessions within ${rounds} rounds:\n\n${markdownTable(
         ['preset', 'fake clients from', '(a) k', '(b) k'],
         summary,
       )}`,

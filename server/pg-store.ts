@@ -62,6 +62,7 @@ import {
 } from './store-rules.js';
 import {
   CATALOG_VERSIONS_KEPT,
+  WEIGHTS_KEPT,
   type CatalogChange,
   type RoundExpiry,
   type RoundHistory,
@@ -209,7 +210,8 @@ export class PgStore implements Store {
       'SELECT weights FROM versions WHERE version = $1',
       [version],
     );
-    return row?.weights;
+    // Empty: erased once WEIGHTS_KEPT newer versions were published.
+    return row?.weights.length ? row.weights : undefined;
   }
 
   /** @inheritdoc */
@@ -441,7 +443,8 @@ export class PgStore implements Store {
       const current = await latest(sql);
       if (current !== over || !(from < current)) return undefined;
       const old = await storedVersion(sql, from).catch(() => undefined);
-      if (!old) return undefined;
+      // Not stored, or its weights erased (WEIGHTS_KEPT).
+      if (!old || old.weights.length === 0) return undefined;
       const template = (await storedVersion(sql, current)).manifest;
       const again = republication(layoutRows, current, template, old, now.toISOString());
       if (!again) return undefined;
@@ -504,10 +507,15 @@ async function collectingRound(sql: Sql, now: string): Promise<RoundTicket> {
   return { round: inserted!.id, version: current };
 }
 
+/** Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it. */
 async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32Array) {
   await sql.query(
     'INSERT INTO versions (version, created_at, manifest, weights) VALUES ($1, $2, $3, $4)',
     versionValues(manifest, weights),
+  );
+  await sql.query(
+    `UPDATE versions SET weights = ''::bytea WHERE version <= $1 AND octet_length(weights) > 0`,
+    [manifest.version - WEIGHTS_KEPT],
   );
 }
 

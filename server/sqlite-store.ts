@@ -58,6 +58,7 @@ import {
 } from './store-rules.js';
 import {
   CATALOG_VERSIONS_KEPT,
+  WEIGHTS_KEPT,
   type CatalogChange,
   type RoundExpiry,
   type RoundHistory,
@@ -150,13 +151,18 @@ export class SqliteStore implements Store {
   private weightsOf(version: number): Uint8Array | undefined {
     const row = this.db.prepare('SELECT weights FROM versions WHERE version = ?').get(version) as
       { weights: Buffer } | undefined;
-    return row?.weights;
+    // Empty: erased once WEIGHTS_KEPT newer versions were published.
+    return row?.weights.length ? row.weights : undefined;
   }
 
+  /** Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it. */
   private insertVersion(manifest: ModelManifest, weights: Float32Array): void {
     this.db
       .prepare('INSERT INTO versions (version, created_at, manifest, weights) VALUES (?, ?, ?, ?)')
       .run(...versionValues(manifest, weights));
+    this.db
+      .prepare(`UPDATE versions SET weights = X'' WHERE version <= ? AND length(weights) > 0`)
+      .run(manifest.version - WEIGHTS_KEPT);
   }
 
   private ledger(): RoundPrivacy[] {

@@ -25,7 +25,7 @@ import { PgStore } from './pg-store.js';
 import { roundExpiry } from './round-expiry.js';
 import { loadSeedModel, seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
-import { CATALOG_VERSIONS_KEPT, type Store } from './store.js';
+import { CATALOG_VERSIONS_KEPT, type Store, WEIGHTS_KEPT } from './store.js';
 import {
   joinRound,
   makeDelta,
@@ -778,6 +778,34 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(after.m.length).toBe(w3.length);
         expect(await store.growToCatalog(rows)).toBeUndefined();
         expect(await store.latestVersion()).toBe(3);
+      });
+
+      it('keeps the weights of the newest WEIGHTS_KEPT versions only, and every manifest', async () => {
+        const { app: server, config } = await serve({ minCohort: 1 });
+        const rows = layoutRowsOf(config);
+        await runRound(server, 1, 1);
+        const w1 = (await store.getWeightBytes(1))!;
+        for (let v = 2; v < WEIGHTS_KEPT + 3; v++)
+          expect(await store.republish(v - 1, v, rows)).toBe(v + 1);
+        const latest = WEIGHTS_KEPT + 3;
+        expect(await store.latestVersion()).toBe(latest);
+        for (const v of [1, 2, 3]) {
+          expect(await store.getWeightBytes(v), `v${v}`).toBeUndefined();
+          expect((await store.getManifest(v))?.version).toBe(v);
+        }
+        expect(await store.getWeightBytes(latest - WEIGHTS_KEPT + 1)).toBeDefined();
+        // Each republished the one two before it.
+        expect(bytesToFloat32((await store.getWeightBytes(latest))!)).toEqual(
+          bytesToFloat32((await store.getWeightBytes(latest - 2))!),
+        );
+        expect(w1.length).toBeGreaterThan(0);
+        // An erased version is not served, nor rolled back to.
+        const res = await server.inject({ method: 'GET', url: '/v1/model/1/weights' });
+        expect(res.statusCode).toBe(404);
+        expect(await store.republish(1, latest, rows)).toBeUndefined();
+        // Rounds go on.
+        await runRound(server, 1, latest);
+        expect(await store.latestVersion()).toBe(latest + 1);
       });
 
       it('republishes an earlier version over the current one (a rollback), only while it is current', async () => {

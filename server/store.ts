@@ -215,6 +215,15 @@ export interface CatalogChange {
 /** Catalogue versions a store keeps (the newest); older ones are deleted as new ones arrive. */
 export const CATALOG_VERSIONS_KEPT = 5;
 
+/**
+ * Model versions whose weights are kept: publishing version v erases the weights of v - 64 and
+ * older (their manifests stay, for the history). 64 covers the validation evaluator's 50 newest
+ * versions, the rollback window and any useful staleness bound; a device never needs older weights
+ * (it always fetches the current manifest first). Without it every round would add a whole model
+ * to the database forever.
+ */
+export const WEIGHTS_KEPT = 64;
+
 /** The storage the server runs on. */
 export interface Store {
   /** Newest version number, or undefined while nothing is seeded. */
