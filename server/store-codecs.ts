@@ -10,6 +10,7 @@ import type { CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
+import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
 import { bytesToFloat32, float32ToBytes } from './float32-bytes.js';
 import type {
   RoundHistory,
@@ -67,9 +68,40 @@ export function updateValues(
     update.token,
     update.examples,
     update.norm,
-    float32ToBytes(update.delta),
+    deltaToBytes(update.delta),
     receivedAt,
   ];
+}
+
+/** The last byte of an update vector stored as float16 (its length is then odd: 2n + 1). */
+const FLOAT16_TAG = 0x16;
+
+/**
+ * An update's vector as stored: float16 when every value is one exactly (an update a device sent
+ * as float16, the usual case: half the bytes), tagged by a trailing byte so that its length is odd;
+ * else float32 (length 4n, even). Lossless either way; rows written before float16 were float32.
+ */
+export function deltaToBytes(delta: Float32Array): Buffer {
+  const half = encodeFloat16(delta);
+  const back = decodeFloat16(half);
+  for (let i = 0; i < delta.length; i++) {
+    if (!Object.is(back[i], delta[i])) return float32ToBytes(delta);
+  }
+  const out = Buffer.alloc(half.byteLength + 1);
+  out.set(new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+  out[half.byteLength] = FLOAT16_TAG;
+  return out;
+}
+
+/** The vector deltaToBytes stored. */
+export function bytesToDelta(bytes: Uint8Array): Float32Array {
+  if (bytes.length % 2 === 0) return bytesToFloat32(bytes);
+  if (bytes[bytes.length - 1] !== FLOAT16_TAG) {
+    throw new RangeError(`an update vector of ${bytes.length} bytes is neither format`);
+  }
+  const half = new Uint16Array((bytes.length - 1) / 2);
+  new Uint8Array(half.buffer).set(bytes.subarray(0, bytes.length - 1));
+  return decodeFloat16(half);
 }
 
 /** An `updates` row as the aggregator reads it. */
@@ -80,7 +112,7 @@ export interface UpdateRow {
 
 /** A stored update as the aggregator takes it. */
 export function decodeUpdate(row: UpdateRow): AggregateUpdate {
-  return { examples: row.examples, delta: bytesToFloat32(row.delta) };
+  return { examples: row.examples, delta: bytesToDelta(row.delta) };
 }
 
 /** A token joined with its round: what deciding whether an update may use the token needs. */

@@ -14,7 +14,9 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorReply, UpdateReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
+import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
+import { DTYPE_FLOAT16, DTYPE_FLOAT32, type UpdateDtype } from '../protocol/update-format.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import { splitFlat } from '../protocol/manifest.js';
@@ -538,6 +540,34 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           received: 1,
           version: 3,
         });
+      });
+    });
+
+    describe('updates at rest', () => {
+      it('keeps a float16 update in half the bytes (lossless), a float32 one as it came', async () => {
+        const t = await serve({ minCohort: 3 });
+        const half = decodeFloat16(encodeFloat16(makeDelta(0.4, 1)));
+        const a = await joinRound(t.app);
+        const b = await joinRound(t.app);
+        const c = await joinRound(t.app);
+        const post = (token: string, delta: Float32Array, dtype: UpdateDtype) =>
+          postUpdate(t.app, updateBody({ token, delta, dtype }));
+        expect((await post(a.token, half, DTYPE_FLOAT16)).statusCode).toBe(202);
+        expect((await post(b.token, makeDelta(0.3, 2), DTYPE_FLOAT32)).statusCode).toBe(202);
+        const sizes = (await db.rows('SELECT length(delta) AS bytes FROM updates ORDER BY id')) as {
+          bytes: number;
+        }[];
+        expect(sizes.map((r) => Number(r.bytes))).toEqual([2 * PARAMS + 1, 4 * PARAMS]);
+        // The round aggregates exactly what was sent.
+        const third = makeDelta(0.2, 3);
+        expect((await post(c.token, third, DTYPE_FLOAT32)).statusCode).toBe(202);
+        const expected = expectedWeights([
+          { delta: half, examples: 10 },
+          { delta: makeDelta(0.3, 2), examples: 10 },
+          { delta: third, examples: 10 },
+        ]);
+        const published = bytesToFloat32((await store.getWeightBytes(2))!);
+        for (let i = 0; i < PARAMS; i++) expect(published[i]).toBeCloseTo(expected[i]!, 6);
       });
     });
 
