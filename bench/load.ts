@@ -13,18 +13,12 @@
  * (HEARTH_E_UPDATE_STALE) is work wasted by the staleness bound s, printed on its own line.
  * `--max-staleness` is passed to the server; left out, the server's default applies.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ErrorReply, JoinReply } from '../protocol/api.js';
-import {
-  layoutHash,
-  manifestFor,
-  parameterCount,
-  tensorLayout,
-  type ModelDims,
-} from '../protocol/manifest.js';
+import { layoutHash, parameterCount, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import {
   DTYPE_FLOAT16,
   encodeUpdate,
@@ -36,6 +30,7 @@ import { quantile } from '../tools/lib/stats.js';
 import { markdownTable } from '../tools/lib/table.js';
 import { secondsSince } from '../tools/lib/timing.js';
 import { exited, spawnServerCli } from '../server/cli-process.js';
+import { writeSeedModel } from './seed-model.js';
 
 const DIMS: ModelDims = { items: 1000, embedding: 16, hidden: 32, maxSessionLength: 10 };
 
@@ -52,21 +47,6 @@ const seconds = positiveInteger('seconds', args.seconds);
 const minCohort = positiveInteger('min-cohort', args['min-cohort']);
 // Checked by the server's own flag parser (an integer >= 0); passed on as given.
 const maxStaleness = args['max-staleness'];
-
-/** Writes a seed model directory with deterministic small weights. */
-async function writeModel(dir: string): Promise<void> {
-  const layout = tensorLayout(DIMS);
-  const count = parameterCount(layout);
-  const weights = Float32Array.from({ length: count }, (_, i) => Math.sin(i) * 0.05);
-  const manifest = manifestFor(DIMS, {
-    createdAt: new Date().toISOString(),
-    itemIds: Array.from({ length: DIMS.items }, (_, i) => (i === 0 ? '' : `item${i}`)),
-    popular: [1, 2, 3],
-    federation: { clipNorm: 1, minCohort, maxExamples: 1000 },
-  });
-  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
-  await writeFile(join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
-}
 
 /** Starts the CLI and resolves with its URL and a stop function. */
 async function startServer(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -172,7 +152,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-load-'));
   try {
     await mkdir(join(dir, 'model'));
-    await writeModel(join(dir, 'model'));
+    await writeSeedModel(join(dir, 'model'), DIMS, minCohort);
     const server = await startServer(dir);
     try {
       const version = async (): Promise<number> =>

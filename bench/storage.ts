@@ -11,18 +11,12 @@
  * still grows: one small row per update (norm, example count, times), per token and per round, and
  * each version's manifest.
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JoinReply, UpdateReply } from '../protocol/api.js';
-import {
-  layoutHash,
-  manifestFor,
-  parameterCount,
-  tensorLayout,
-  type ModelDims,
-} from '../protocol/manifest.js';
+import { layoutHash, parameterCount, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import {
   DTYPE_FLOAT16,
   encodeUpdate,
@@ -30,6 +24,7 @@ import {
   UPDATE_CONTENT_TYPE,
 } from '../protocol/update-format.js';
 import { exited, spawnServerCli } from '../server/cli-process.js';
+import { writeSeedModel } from './seed-model.js';
 import { WEIGHTS_KEPT } from '../server/store.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { markdownTable } from '../tools/lib/table.js';
@@ -64,19 +59,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-storage-'));
   const db = join(dir, 'storage.db');
   try {
-    const weights = Float32Array.from({ length: PARAMS }, (_, i) => Math.sin(i) * 0.05);
-    await writeFile(
-      join(dir, 'manifest.json'),
-      JSON.stringify(
-        manifestFor(DIMS, {
-          createdAt: new Date().toISOString(),
-          itemIds: Array.from({ length: DIMS.items }, (_, i) => (i === 0 ? '' : `item${i}`)),
-          popular: [1, 2, 3],
-          federation: { clipNorm: 1, minCohort, maxExamples: 1000 },
-        }),
-      ),
-    );
-    await writeFile(join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
+    await writeSeedModel(dir, DIMS, minCohort);
     const { url, child } = await spawnServerCli([
       '--port',
       '0',
