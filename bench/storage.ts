@@ -15,6 +15,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
 import type { JoinReply, UpdateReply } from '../protocol/api.js';
 import { layoutHash, parameterCount, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import {
@@ -146,6 +147,23 @@ async function main(): Promise<void> {
     );
     console.log(
       markdownTable(['updates accepted', 'rounds published', 'version', 'database + WAL'], rows),
+    );
+    // Where the bytes are, by table and index (SQLite's dbstat), and how much is free for reuse.
+    const file = new Database(db, { readonly: true });
+    const tables = file
+      .prepare('SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC')
+      .all() as { name: string; bytes: number }[];
+    const pageSize = file.pragma('page_size', { simple: true }) as number;
+    const free = (file.pragma('freelist_count', { simple: true }) as number) * pageSize;
+    file.close();
+    console.log(
+      `\n${markdownTable(
+        ['table or index', 'size', 'per update'],
+        [
+          ...tables.map((t) => [t.name, mib(t.bytes), `${(t.bytes / accepted).toFixed(0)} B`]),
+          ['(free pages)', mib(free), ''],
+        ],
+      )}`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
