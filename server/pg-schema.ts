@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 
 /** Schema version of the PostgreSQL tables; a newer database than the code knows is refused. */
-export const PG_SCHEMA_VERSION = 5;
+export const PG_SCHEMA_VERSION = 6;
 
 /** Key of the advisory lock that serialises schema creation and seeding across instances. */
 export const PG_SCHEMA_LOCK = 0x4845_4152; // 'HEAR'
@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS updates (
   received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+CREATE TABLE IF NOT EXISTS update_vectors (
+  update_id INTEGER PRIMARY KEY REFERENCES updates(id),
+  delta BYTEA NOT NULL
+);
 CREATE TABLE IF NOT EXISTS optimizer_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   step INTEGER NOT NULL,
@@ -81,6 +85,12 @@ export async function migratePg(client: PoolClient): Promise<void> {
     // Schema 4: a table from schema 3 gains the column (CREATE TABLE IF NOT EXISTS left it alone).
     await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS participants INTEGER');
     await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS skellam TEXT');
+    // Schema 6: the vectors a collecting round still holds move to their own table.
+    await client.query(
+      `INSERT INTO update_vectors (update_id, delta)
+       SELECT id, delta FROM updates WHERE length(delta) > 0 ON CONFLICT DO NOTHING`,
+    );
+    await client.query(`UPDATE updates SET delta = ''::bytea WHERE length(delta) > 0`);
     const { rows } = await client.query<{ schema_version: number }>(
       'SELECT schema_version FROM hearth_meta WHERE id = 1',
     );

@@ -36,6 +36,7 @@ import {
   ParsedCatalog,
   publishedRoundValues,
   updateValues,
+  vectorBytes,
   versionValues,
   type CatalogRow,
   type HistoryRow,
@@ -291,11 +292,16 @@ export class PgStore implements Store {
       }
       update.admit?.(target.round);
       await sql.query('UPDATE tokens SET used_at = $1 WHERE token = $2', [now, update.token]);
-      await sql.query(
+      const inserted = await one<{ id: number }>(
+        sql,
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6)`,
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
         updateValues(target.round, update, now),
       );
+      await sql.query('INSERT INTO update_vectors (update_id, delta) VALUES ($1, $2)', [
+        inserted!.id,
+        vectorBytes(update),
+      ]);
       const count = await received(sql, target.round);
       if (!roundIsFull(count, policy.minCohort)) {
         return { ...target, received: count, published: false };
@@ -535,7 +541,8 @@ async function publish(
 ): Promise<number> {
   const base = await storedVersion(sql, current);
   const { rows } = await sql.query<UpdateRow>(
-    'SELECT examples, delta FROM updates WHERE round = $1 ORDER BY id',
+    `SELECT u.examples, v.delta FROM updates u JOIN update_vectors v ON v.update_id = u.id
+     WHERE u.round = $1 ORDER BY u.id`,
     [round],
   );
   const context = await roundContext(sql, parsed);
@@ -562,7 +569,10 @@ async function commitPublication(sql: Sql, round: number, publication: Publicati
  * kept no longer than its round needs it. Each row keeps its norm, example count and times.
  */
 async function eraseDeltas(sql: Sql, round: number): Promise<void> {
-  await sql.query('UPDATE updates SET delta = $2 WHERE round = $1', [round, Buffer.alloc(0)]);
+  await sql.query(
+    'DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round = $1)',
+    [round],
+  );
 }
 
 async function writeOptimizerState(sql: Sql, state: FedAdamState, version: number): Promise<void> {

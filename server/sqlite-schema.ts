@@ -12,8 +12,10 @@ import type Database from 'better-sqlite3';
  * 4: rounds published from a secure aggregation sum record how many devices it held
  *    (`participants`; they have no updates) and the devices' Skellam noise (`skellam`, JSON).
  * 5: the site's catalogue, versioned (`catalogs`).
+ * 6: an update's vector lives in `update_vectors`, erased by deleting its row (`updates.delta` is
+ *    left empty): the rows of `updates` stay small, and freed vector pages are reused.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -61,6 +63,12 @@ CREATE TABLE IF NOT EXISTS updates (
   received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+-- An update's vector while its round needs it (schema 6); deleted when the round is published or
+-- abandoned.
+CREATE TABLE IF NOT EXISTS update_vectors (
+  update_id INTEGER PRIMARY KEY REFERENCES updates(id),
+  delta BLOB NOT NULL
+);
 -- Server optimiser state (FedAdam's m and v as float64 blobs); one row, replaced by every round.
 CREATE TABLE IF NOT EXISTS optimizer_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -108,6 +116,14 @@ export function migrate(db: Database.Database): void {
     sql: string;
   };
   if (!rounds.sql.includes("'abandoned'")) rebuildRounds(db);
+  // Schema 6: the vectors a collecting round still holds move to their own table.
+  db.transaction(() => {
+    db.exec(
+      `INSERT INTO update_vectors (update_id, delta)
+       SELECT id, delta FROM updates WHERE length(delta) > 0`,
+    );
+    db.exec(`UPDATE updates SET delta = X'' WHERE length(delta) > 0`);
+  })();
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 

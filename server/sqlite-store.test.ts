@@ -32,6 +32,31 @@ afterEach(async () => {
 });
 
 describe('SqliteStore', () => {
+  it('moves the vectors a schema-5 database holds into their own table (schema 6)', async () => {
+    const path = join(dir, 'v5.db');
+    await new SqliteStore(path).close();
+    const old = new Database(path);
+    old.prepare("INSERT INTO versions VALUES (1, 'x', '{}', x'00')").run();
+    old.prepare("INSERT INTO rounds (base_version, status) VALUES (1, 'collecting')").run();
+    old.prepare("INSERT INTO tokens VALUES (?, 1, 'x', 'x')").run('a'.repeat(32));
+    old
+      .prepare("INSERT INTO updates VALUES (1, 1, ?, 1, 0.5, x'0102030405060708', 'x')")
+      .run('a'.repeat(32));
+    old.pragma('user_version = 5');
+    old.close();
+    await new SqliteStore(path).close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare('SELECT length(delta) AS n FROM updates').get()).toEqual({ n: 0 });
+      expect(db.prepare('SELECT update_id, hex(delta) AS hex FROM update_vectors').all()).toEqual([
+        { update_id: 1, hex: '0102030405060708' },
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
   it('uses WAL and records its schema version', () => {
     const other = new Database(join(dir, 'h.db'), { readonly: true });
     try {

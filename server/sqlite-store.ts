@@ -32,6 +32,7 @@ import {
   ParsedCatalog,
   publishedRoundValues,
   updateValues,
+  vectorBytes,
   versionValues,
   type CatalogRow,
   type HistoryRow,
@@ -314,12 +315,15 @@ export class SqliteStore implements Store {
     const round = countsInOwnRound(token) ? token.round : this.collectingRound(base, now);
     update.admit?.(round);
     this.db.prepare('UPDATE tokens SET used_at = ? WHERE token = ?').run(now, update.token);
-    this.db
+    const { lastInsertRowid } = this.db
       .prepare(
         `INSERT INTO updates (round, token, examples, norm, delta, received_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       )
       .run(...updateValues(round, update, now));
+    this.db
+      .prepare('INSERT INTO update_vectors (update_id, delta) VALUES (?, ?)')
+      .run(lastInsertRowid, vectorBytes(update));
     const received = this.received(round);
     if (!roundIsFull(received, policy.minCohort)) {
       return { round, received, version: base, published: false };
@@ -338,7 +342,8 @@ export class SqliteStore implements Store {
     // only when the aggregator starts reading, and always closed after it: an open cursor keeps the
     // connection busy, and then not even the rollback of a failed aggregation could run.
     const statement = this.db.prepare(
-      'SELECT examples, delta FROM updates WHERE round = ? ORDER BY id',
+      `SELECT u.examples, v.delta FROM updates u JOIN update_vectors v ON v.update_id = u.id
+       WHERE u.round = ? ORDER BY u.id`,
     );
     let cursor: IterableIterator<UpdateRow> | undefined;
     const updates: Iterable<AggregateUpdate> = {
@@ -379,7 +384,11 @@ export class SqliteStore implements Store {
    * stats and the audit of the round).
    */
   private eraseDeltas(round: number): void {
-    this.db.prepare(`UPDATE updates SET delta = x'' WHERE round = ?`).run(round);
+    this.db
+      .prepare(
+        'DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round = ?)',
+      )
+      .run(round);
   }
 
   private writeOptimizerState(state: FedAdamState, version: number): void {

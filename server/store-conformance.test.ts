@@ -554,7 +554,9 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           postUpdate(t.app, updateBody({ token, delta, dtype }));
         expect((await post(a.token, half, DTYPE_FLOAT16)).statusCode).toBe(202);
         expect((await post(b.token, makeDelta(0.3, 2), DTYPE_FLOAT32)).statusCode).toBe(202);
-        const sizes = (await db.rows('SELECT length(delta) AS bytes FROM updates ORDER BY id')) as {
+        const sizes = (await db.rows(
+          'SELECT length(delta) AS bytes FROM update_vectors ORDER BY update_id',
+        )) as {
           bytes: number;
         }[];
         expect(sizes.map((r) => Number(r.bytes))).toEqual([2 * PARAMS + 1, 4 * PARAMS]);
@@ -578,9 +580,10 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         const late = await joinRound(t.app);
         expect((await postUpdate(t.app, updateBody({ token: a.token }))).statusCode).toBe(202);
         const deltas = () =>
-          db.rows('SELECT round, length(delta) AS bytes, norm FROM updates ORDER BY id') as Promise<
-            { round: number; bytes: number; norm: number }[]
-          >;
+          db.rows(
+            `SELECT u.round, COALESCE(length(v.delta), 0) AS bytes, u.norm
+             FROM updates u LEFT JOIN update_vectors v ON v.update_id = u.id ORDER BY u.id`,
+          ) as Promise<{ round: number; bytes: number; norm: number }[]>;
         // A collecting round keeps its updates' vectors until it is published or abandoned.
         expect((await deltas()).map((r) => r.bytes > 0)).toEqual([true]);
         // Exactly at the deadline the round still collects.
