@@ -284,7 +284,6 @@ class IdbStore implements InteractionStore {
       ['interactions', 'sessions', 'meta', 'models', 'outbox'],
       'readwrite',
     );
-    const sessions = tx.objectStore('sessions');
     let erased = 0;
     let cursor = await tx.objectStore('interactions').openCursor();
     while (cursor) {
@@ -292,9 +291,7 @@ class IdbStore implements InteractionStore {
       if (isStoredInteraction(row) && row.item === item) {
         await cursor.delete();
         erased++;
-        const s = await sessions.get(row.session);
-        if (s && s.count > 1) await sessions.put({ ...s, count: s.count - 1 });
-        else if (s) await sessions.delete(row.session);
+        await countOneLess(tx.objectStore('sessions'), row.session);
       }
       cursor = await cursor.continue();
     }
@@ -393,18 +390,27 @@ type EvictTx = IDBPTransaction<HearthDb, ('interactions' | 'sessions' | 'models'
 
 /** Deletes the `n` oldest interactions (lowest keys) and updates their session summaries. */
 async function evictOldest(tx: EvictTx, n: number): Promise<void> {
-  const sessions = tx.objectStore('sessions');
   let cursor = await tx.objectStore('interactions').openCursor();
   for (let left = n; cursor && left > 0; left--) {
     const row: unknown = cursor.value;
     await cursor.delete();
-    if (isStoredInteraction(row)) {
-      const s = await sessions.get(row.session);
-      if (s && s.count > 1) await sessions.put({ ...s, count: s.count - 1 });
-      else if (s) await sessions.delete(row.session);
-    }
+    if (isStoredInteraction(row)) await countOneLess(tx.objectStore('sessions'), row.session);
     cursor = await cursor.continue();
   }
+}
+
+/** The `sessions` store of a read-write transaction, whichever other stores it spans. */
+interface SessionsStore {
+  get(session: number): Promise<SessionSummary | undefined>;
+  put(summary: SessionSummary): Promise<unknown>;
+  delete(session: number): Promise<void>;
+}
+
+/** One interaction of `session` was deleted: its summary counts one less, or goes with its last. */
+async function countOneLess(sessions: SessionsStore, session: number): Promise<void> {
+  const s = await sessions.get(session);
+  if (s && s.count > 1) await sessions.put({ ...s, count: s.count - 1 });
+  else if (s) await sessions.delete(session);
 }
 
 /**
