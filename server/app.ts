@@ -302,14 +302,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       }
       // One place per client identity in the round the update lands in, taken inside the store's
       // transaction (a retry on a moved layout keeps it; a refusal gives it back).
-      const client = clientIdentity(request.ip);
-      let taken: { round: number; release: () => void } | undefined;
-      const admit = (round: number) => {
-        if (taken?.round === round) return;
-        taken?.release();
-        taken = undefined;
-        taken = { round, release: joins.take(round, client) };
-      };
+      const place = joins.place(clientIdentity(request.ip));
       let result: UpdateReply;
       try {
         result = await ingestUpdate(request.body, {
@@ -318,10 +311,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
           maxParams,
           ...(options.rng ? { rng: options.rng } : {}),
           expiry: roundExpiry(config, now()),
-          admit,
+          admit: place.admit,
         });
       } catch (error) {
-        taken?.release();
+        place.release();
         throw error;
       }
       // A new version: evaluate it in the background, so the dashboard has its HR@20 soon.

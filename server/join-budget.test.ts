@@ -42,6 +42,21 @@ describe('the join budget', () => {
     for (let i = 0; i < 5; i++) off.take(1, 'a');
   });
 
+  it("holds one request's place in the round its update lands in, and gives it back", () => {
+    const budget = new JoinBudget(1);
+    const place = budget.place('a');
+    place.admit(1);
+    place.admit(1); // a retry into the same round keeps the place it has
+    expect(() => budget.take(1, 'a')).toThrow(
+      expect.objectContaining({ code: 'HEARTH_E_JOIN_BUDGET' }),
+    );
+    place.admit(2); // landing in another round frees the first
+    budget.take(1, 'a');
+    expect(() => budget.take(2, 'a')).toThrow();
+    place.release();
+    budget.take(2, 'a');
+  });
+
   it('is one update per round by default, over HTTP, whatever tokens the client holds', async () => {
     expect(DEFAULT_CONFIG.joinsPerRound).toBe(1);
     const t = await makeApp({ minCohort: 3 });

@@ -73,4 +73,22 @@ export class JoinBudget {
       else taken.set(client, now - 1);
     };
   }
+
+  /**
+   * One request's place for `client`, taken in whichever round the request's update lands in:
+   * `admit(round)` takes it (again for the same round it keeps the one it has; for another round it
+   * gives that one back first), `release()` gives it back when the request failed after all.
+   */
+  place(client: string): { admit(round: number): void; release(): void } {
+    let held: { round: number; release: () => void } | undefined;
+    return {
+      admit: (round) => {
+        if (held?.round === round) return;
+        held?.release();
+        held = undefined;
+        held = { round, release: this.take(round, client) };
+      },
+      release: () => held?.release(),
+    };
+  }
 }

@@ -36,7 +36,7 @@ import {
   ParsedCatalog,
   publishedRoundValues,
   updateValues,
-  vectorBytes,
+  deltaToBytes,
   versionValues,
   type CatalogRow,
   type HistoryRow,
@@ -300,7 +300,7 @@ export class PgStore implements Store {
       );
       await sql.query('INSERT INTO update_vectors (update_id, delta) VALUES ($1, $2)', [
         inserted!.id,
-        vectorBytes(update),
+        deltaToBytes(update.delta),
       ]);
       const count = await received(sql, target.round);
       if (!roundIsFull(count, policy.minCohort)) {

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorReply } from '../protocol/api.js';
 import { l2Norm } from '../protocol/clip.js';
-import { computeEpsilon } from '../protocol/privacy/index.js';
+import { computeEpsilon, ledgerEpsilon } from '../protocol/privacy/index.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { noiseStd, roundPolicy } from './ingest.js';
-import { effectiveSampleRate, ledgerEpsilon, trafficEpsilon } from './privacy.js';
+import { effectiveSampleRate, trafficEpsilon } from './privacy.js';
 import type { RoundContext } from './store.js';
 import { PARAMS, PRIVATE, makeApp, makeDelta, runRound, seedWeights } from './test-helpers.js';
 

@@ -11,14 +11,8 @@
  * charged at the effective rate q_eff = min(1, (s + 1) q), not q (effectiveSampleRate).
  */
 import { HearthError } from '../protocol/errors.js';
-import {
-  epsilonCurve,
-  ledgerEpsilon,
-  type RoundPrivacySettings,
-} from '../protocol/privacy/index.js';
+import { ledgerEpsilon, type RoundPrivacySettings } from '../protocol/privacy/index.js';
 import type { ServerConfig } from './config.js';
-
-export { epsilonCurve, ledgerEpsilon };
 
 /** What `GET /v1/privacy` reports (Infinity and NaN become null in the JSON reply). */
 export interface PrivacyReport {

@@ -39,7 +39,7 @@ export function rollbackTarget(
   return now < (1 - drop) * hitRates.get(best)! ? best : undefined;
 }
 
-/** What a rollback did, for the log and the metrics. */
+/** What a rollback did, for the log. */
 export interface Rollback {
   readonly from: number;
   readonly to: number;

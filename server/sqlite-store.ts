@@ -32,7 +32,7 @@ import {
   ParsedCatalog,
   publishedRoundValues,
   updateValues,
-  vectorBytes,
+  deltaToBytes,
   versionValues,
   type CatalogRow,
   type HistoryRow,
@@ -323,7 +323,7 @@ export class SqliteStore implements Store {
       .run(...updateValues(round, update, now));
     this.db
       .prepare('INSERT INTO update_vectors (update_id, delta) VALUES (?, ?)')
-      .run(lastInsertRowid, vectorBytes(update));
+      .run(lastInsertRowid, deltaToBytes(update.delta));
     const received = this.received(round);
     if (!roundIsFull(received, policy.minCohort)) {
       return { round, received, version: base, published: false };

@@ -6,7 +6,7 @@
  * with another S or a float16 rounding pushed them just over it).
  */
 import type { ServerConfig } from './config.js';
-import { epsilonCurve } from './privacy.js';
+import { epsilonCurve } from '../protocol/privacy/index.js';
 import type { Store } from './store.js';
 import type { VersionEvaluator } from './validation.js';
 import { toHour } from './versions.js';

@@ -57,7 +57,7 @@ export function versionValues(
 /**
  * The values of an accepted update, for
  * `INSERT INTO updates (round, token, examples, norm, delta, received_at)`. The `delta` column is
- * left empty (schema 6): the vector goes to `update_vectors` (vectorBytes), a table of its own, so
+ * left empty (schema 6): the vector goes to `update_vectors` (deltaToBytes), a table of its own, so
  * that erasing it frees whole pages for reuse instead of leaving each row's page mostly empty.
  */
 export function updateValues(
@@ -66,11 +66,6 @@ export function updateValues(
   receivedAt: string,
 ): [number, string, number, number, Buffer, string] {
   return [round, update.token, update.examples, update.norm, Buffer.alloc(0), receivedAt];
-}
-
-/** The bytes of `update_vectors.delta` for an accepted update. */
-export function vectorBytes(update: UpdateSubmission): Buffer {
-  return deltaToBytes(update.delta);
 }
 
 /** The last byte of an update vector stored as float16 (its length is then odd: 2n + 1). */

@@ -18,7 +18,7 @@ import { mulberry32, normal } from '../../protocol/prng.js';
 import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
-import { ledgerEpsilon } from '../../server/privacy.js';
+import { ledgerEpsilon } from '../../protocol/privacy/index.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
 import { federationParams, versionRows } from '../../server/versions.js';
 import { Pop } from '../baselines/popularity.js';
