@@ -51,6 +51,7 @@ import { toErrorReply } from './http-errors.js';
 import { RequestCounters, renderMetrics } from './metrics.js';
 import { ingestUpdate, maxParamsFor, roundPolicy } from './ingest.js';
 import { SecureRounds } from './secure-rounds.js';
+import { newInstanceId, Peers } from './peers.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
@@ -66,6 +67,8 @@ export interface AppOptions {
   readonly now?: () => number;
   /** Validation sessions (`--validation`): each published version's HR@20 is reported. */
   readonly validation?: ValidationSessions;
+  /** This instance's id among those sharing the store (peers.ts); a fresh one by default. */
+  readonly instanceId?: string;
 }
 
 /** A route as fastify registered it. */
@@ -324,14 +327,34 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
     // Secure aggregation: a masked input is 4 bytes a coordinate, at most the whole model's; the
     // other messages carry at most 255 shares of about 100 bytes each.
+    // With several instances, a round's requests that land here go to the one running it.
+    const peers = new Peers({
+      store,
+      self: options.instanceId ?? newInstanceId(),
+      ...(config.instanceUrl !== undefined ? { url: config.instanceUrl } : {}),
+      ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
+      timeoutMs: SECURE_POLL_MS + 10_000,
+      now,
+    });
     const secure = new SecureRounds({
       store,
       config,
       policy: roundPolicy(config, options.rng),
       now,
       onPublished: () => void evaluator?.refresh(),
+      instance: peers.self,
+      claim: (round) => peers.claim(round),
+      release: (round) => peers.release(round),
     });
-    app.addHook('onClose', async () => secure.close());
+    app.addHook('onReady', async () => peers.start());
+    app.addHook('onClose', async () => {
+      secure.close();
+      await peers.stop();
+    });
+    // A request another instance forwarded has been through its gate already.
+    const stepGate: typeof gate = async (request, reply) => {
+      if (!peers.isPeer(request)) await gate(request, reply);
+    };
     const secureLimit = Math.min(
       Math.max(64 * 1024, 64 + 4 * largestUpdateParams(manifest, config)),
       MAX_BODY_LIMIT_BYTES,
@@ -341,24 +364,32 @@ export function buildApp(options: AppOptions): FastifyInstance {
       { parseAs: 'buffer', bodyLimit: secureLimit },
       (_request, body, done) => done(null, body),
     );
-    scope.post(PATHS.secureJoin, { onRequest: gate }, async (request, reply) => {
+    scope.post(PATHS.secureJoin, { onRequest: stepGate }, async (request, reply) => {
       requireMode('secure');
       if (config.epsilonBudget !== Infinity) {
         assertBudgetAllowsRound(await store.privacyLedger(), config);
       }
-      return reply
-        .header('cache-control', 'no-store')
-        .send(secure.join(clientIdentity(request.ip)));
+      // The instance whose round is forming takes the join, with the client it came from; a round
+      // opened here that lost its claim to another instance's sends the join there.
+      const client = peers.forwardedClient(request) ?? clientIdentity(request.ip);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (await peers.routeJoin(request, reply, client)) return reply;
+        const joined = await secure.join(client);
+        if (joined) return reply.header('cache-control', 'no-store').send(joined);
+        if (peers.isPeer(request)) break;
+      }
+      throw new HearthError('HEARTH_E_SECAGG_ROUND', 'another instance took the forming round');
     });
     scope.post<{ Params: { round: string; step: string } }>(
       PATHS.secureStep,
-      { bodyLimit: secureLimit, onRequest: gate },
+      { bodyLimit: secureLimit, onRequest: stepGate },
       async (request, reply) => {
         requireMode('secure');
         const { round, step } = request.params;
         if (!/^[0-9a-f]{32}$/.test(round) || !(SECURE_STEPS as readonly string[]).includes(step)) {
           throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
         }
+        if (!peers.owns(round)) return peers.forward(round, request, reply);
         const header = request.headers[SECURE_DEVICE_HEADER];
         const secret = typeof header === 'string' ? header : undefined;
         void reply.header('cache-control', 'no-store');

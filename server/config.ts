@@ -225,6 +225,14 @@ export interface ServerConfig {
    * never a site key, which sits in public script tags. Unset: catalogue updates are refused.
    */
   readonly operatorToken?: string;
+  /**
+   * Where the other instances sharing this database reach this one (`--instance-url`, e.g.
+   * `http://10.0.0.5:8787`): a secure round lives in the memory of the instance that formed it, and
+   * another instance forwards the round's requests there (server/peers.ts). Needs the operator
+   * token, from which the instances' shared peer key is derived. Unset: a round's requests that
+   * reach another instance find no round.
+   */
+  readonly instanceUrl?: string;
 }
 
 /** Defaults for every optional field. */
@@ -369,6 +377,20 @@ function checkSecure(config: ServerConfig): void {
       'must be 16 to 256 printable characters without spaces',
     );
   }
+  if (config.instanceUrl !== undefined) {
+    if (!/^https?:\/\/[^/?#\s@]+\/?$/.test(config.instanceUrl)) {
+      bad(
+        'instanceUrl (--instance-url)',
+        `must be an http(s) origin such as http://10.0.0.5:8787, got '${config.instanceUrl}'`,
+      );
+    }
+    if (config.operatorToken === undefined) {
+      bad(
+        'instanceUrl (--instance-url)',
+        'needs the operator token (HEARTH_OPERATOR_TOKEN or --operator-token-file): instances authenticate forwarded requests with a key derived from it',
+      );
+    }
+  }
   if (!(config.secureDropout >= 0 && config.secureDropout <= 0.45)) {
     bad('secureDropout (--secure-dropout)', `must be in [0, 0.45], got ${config.secureDropout}`);
   }
@@ -473,6 +495,8 @@ export const USAGE = `Usage: npm run server -- [options]
                              the m or more it has (default ${DEFAULT_CONFIG.secureJoinSeconds})
   --secure-dropout <d>       share of a secure round's devices expected to leave; sets each device's
                              neighbours k so the round survives it (default ${DEFAULT_CONFIG.secureDropout})
+  --instance-url <url>       where instances sharing this database reach this one; they forward a
+                             secure round's requests to the instance running it (needs the operator token)
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --rollback-drop <f>        with --validation: republish the best recent version when one's HR@20 falls more than f below it, 0 = never (default ${DEFAULT_CONFIG.rollbackDrop})
   --catalog <file|url>       the site's items: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or a sitemap;
@@ -578,6 +602,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--secure-stage-seconds': numberFlag('secureStageSeconds'),
   '--secure-join-seconds': numberFlag('secureJoinSeconds'),
   '--secure-dropout': numberFlag('secureDropout'),
+  '--instance-url': stringFlag('instanceUrl'),
   '--log-level': (value, flag, out) => {
     if (!(SERVER_LOG_LEVELS as readonly string[]).includes(value)) {
       bad(flag, `must be one of ${SERVER_LOG_LEVELS.join(', ')}, got '${value}'`);

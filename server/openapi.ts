@@ -330,7 +330,7 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       operationId: 'joinSecureRound',
       summary: 'Join the forming secure aggregation round (--aggregation secure)',
       description:
-        'The round forms at --secure-cohort devices, or at --secure-join-seconds with at least m. The secret authenticates the device on every step (header x-hearth-device).',
+        'The round forms at --secure-cohort devices, or at --secure-join-seconds with at least m. The secret authenticates the device on every step (header x-hearth-device). With several instances (--instance-url), one round forms at a time across them: an instance forwards the join to the one whose round is forming.',
       security: SITE_KEY_SECURITY,
       responses: {
         '200': json(ref('SecureJoinReply'), 'A place in the forming round'),
@@ -348,7 +348,7 @@ const PATHS: Record<string, Record<string, JsonObject>> = {
       operationId: 'secureRoundStep',
       summary: 'One step of a secure aggregation round (SecAgg+)',
       description:
-        'Send steps (keys, shares, masked, unmask) carry one message in the binary wire format of protocol/secagg/wire.ts and answer 202. Fetch steps (params, roster, forwarded, request, result) carry no body; they wait up to 20 s for the stage before them to close and answer 204 when it has not (ask again), else the JSON round parameters (params), the JSON result (result) or a wire-format body. Each stage closes when every device expected has sent, or at --secure-stage-seconds; a device that has not sent by then has dropped out.',
+        "Send steps (keys, shares, masked, unmask) carry one message in the binary wire format of protocol/secagg/wire.ts and answer 202. Fetch steps (params, roster, forwarded, request, result) carry no body; they wait up to 20 s for the stage before them to close and answer 204 when it has not (ask again), else the JSON round parameters (params), the JSON result (result) or a wire-format body. Each stage closes when every device expected has sent, or at --secure-stage-seconds; a device that has not sent by then has dropped out. A round lives on the instance that formed it (its id begins with that instance's id); another instance forwards the request there, and answers HEARTH_E_SECAGG_ROUND when that instance is gone.",
       security: SITE_KEY_SECURITY,
       parameters: [
         {

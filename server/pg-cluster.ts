@@ -55,7 +55,8 @@ function ensureInstalled(): string {
   return installed;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback a moment ago. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

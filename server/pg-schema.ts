@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 5 (sqlite-schema.ts), so both
+ * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 7 (sqlite-schema.ts), so both
  * stores mean the same thing by every column. Created idempotently at start-up; several instances may
  * start at once, and two concurrent `CREATE TABLE IF NOT EXISTS` of one table can still fail (both
  * pass the existence check, then one hits the catalogue's unique index on type names), so creation
@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 
 /** Schema version of the PostgreSQL tables; a newer database than the code knows is refused. */
-export const PG_SCHEMA_VERSION = 6;
+export const PG_SCHEMA_VERSION = 7;
 
 /** Key of the advisory lock that serialises schema creation and seeding across instances. */
 export const PG_SCHEMA_LOCK = 0x4845_4152; // 'HEAR'
@@ -73,6 +73,16 @@ CREATE TABLE IF NOT EXISTS catalogs (
   created_at TEXT NOT NULL,
   digest TEXT NOT NULL,
   items TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+  id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secure_forming (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  round TEXT NOT NULL,
+  instance TEXT NOT NULL
 );
 `;
 

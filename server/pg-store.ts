@@ -65,6 +65,7 @@ import {
   CATALOG_VERSIONS_KEPT,
   WEIGHTS_KEPT,
   type CatalogChange,
+  type FormingClaim,
   type RoundExpiry,
   type RoundHistory,
   type RoundPolicy,
@@ -460,6 +461,58 @@ export class PgStore implements Store {
   }
 
   /** @inheritdoc */
+  /** @inheritdoc */
+  async registerInstance(id: string, url: string, now: Date, forgetAfterMs: number): Promise<void> {
+    await this.pool.query('DELETE FROM instances WHERE seen_at < $1', [
+      new Date(now.getTime() - forgetAfterMs).toISOString(),
+    ]);
+    await this.pool.query(
+      `INSERT INTO instances (id, url, seen_at) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at`,
+      [id, url, now.toISOString()],
+    );
+  }
+
+  /** @inheritdoc */
+  async instanceUrl(id: string): Promise<string | undefined> {
+    return (await one<{ url: string }>(this.pool, 'SELECT url FROM instances WHERE id = $1', [id]))
+      ?.url;
+  }
+
+  /** @inheritdoc */
+  async forgetInstance(id: string): Promise<void> {
+    await this.pool.query('DELETE FROM instances WHERE id = $1', [id]);
+  }
+
+  /** @inheritdoc */
+  async formingRound(): Promise<FormingClaim | undefined> {
+    return one<FormingClaim>(this.pool, 'SELECT round, instance FROM secure_forming WHERE id = 1');
+  }
+
+  /** @inheritdoc */
+  async swapFormingRound(
+    expected: string | undefined,
+    next: FormingClaim | undefined,
+  ): Promise<boolean> {
+    // One statement each, so the comparison and the change are atomic without a transaction.
+    if (expected === undefined) {
+      if (!next) return (await one(this.pool, 'SELECT 1 FROM secure_forming')) === undefined;
+      const added = await this.pool.query(
+        `INSERT INTO secure_forming (id, round, instance) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO NOTHING`,
+        [next.round, next.instance],
+      );
+      return added.rowCount === 1;
+    }
+    const changed = next
+      ? await this.pool.query(
+          'UPDATE secure_forming SET round = $2, instance = $3 WHERE id = 1 AND round = $1',
+          [expected, next.round, next.instance],
+        )
+      : await this.pool.query('DELETE FROM secure_forming WHERE id = 1 AND round = $1', [expected]);
+    return changed.rowCount === 1;
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

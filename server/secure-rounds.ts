@@ -14,8 +14,8 @@
  * update, only masked vectors and the running sum of them.
  *
  * Rounds live in this process's memory: a restart abandons the rounds in flight (devices see an
- * unknown round and try again later). With several instances on PostgreSQL, one round's requests
- * must reach the instance that formed it.
+ * unknown round and try again later). A round's id begins with the id of the instance that formed
+ * it; with several instances on PostgreSQL, the others forward its requests there (peers.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -161,6 +161,8 @@ interface LiveRound {
   /** Device index by secret. */
   readonly members: Map<string, DeviceId>;
   readonly openedAt: Date;
+  /** Whether new devices join this round on every instance (peers.ts), once the store answers. */
+  claiming?: Promise<boolean>;
   info?: SecureRoundInfo;
   encoding?: SecureEncoding;
   state?: ServerRound;
@@ -188,6 +190,15 @@ export interface SecureRoundsOptions {
   readonly now?: () => number;
   /** Told of each version a round publishes (the validation evaluator). */
   readonly onPublished?: (version: number) => void;
+  /** This instance's id (peers.ts): the first characters of every round id it forms. */
+  readonly instance: string;
+  /**
+   * Claims a newly opened forming round for the instances sharing the store (peers.ts); false when
+   * another instance's round is forming. Absent: a single instance, every round is claimed.
+   */
+  readonly claim?: (roundId: string) => Promise<boolean>;
+  /** Releases the claim once the round has formed or ended. */
+  readonly release?: (roundId: string) => Promise<void>;
 }
 
 /** Gives `round` a fresh `changed` promise for the requests that wait on its next change. */
@@ -226,27 +237,44 @@ export class SecureRounds {
     return Math.max(this.threshold, this.config.secureCohort ?? this.threshold);
   }
 
-  /** Adds a device to the forming round (opening one if needed). */
-  join(client?: string): SecureJoinReply {
-    if (this.closed) unknownRound('the server is shutting down');
-    let round = this.forming;
-    if (!round) {
-      round = this.open();
-      this.forming = round;
-      this.arm(round, this.config.secureJoinSeconds, () => this.joinDeadline(round!));
+  /**
+   * Adds a device to the forming round, opening one if needed. Undefined when the round this
+   * instance opened lost its claim to another instance's (peers.ts): the join belongs there.
+   */
+  async join(client?: string): Promise<SecureJoinReply | undefined> {
+    for (;;) {
+      if (this.closed) unknownRound('the server is shutting down');
+      let round = this.forming;
+      if (!round) {
+        const opened = this.open();
+        round = this.forming = opened;
+        this.arm(opened, this.config.secureJoinSeconds, () => this.joinDeadline(opened));
+        opened.claiming = (this.options.claim?.(opened.id) ?? Promise.resolve(true)).catch(
+          () => true,
+        );
+      }
+      // No device is added before the round is claimed: a round that lost holds nobody.
+      if (!(await round.claiming)) {
+        if (this.forming === round) this.forming = undefined;
+        clearTimeout(round.timer);
+        this.rounds.delete(round.id);
+        return undefined;
+      }
+      // Filled (and formed) by the joins that came in meanwhile: the next one, then.
+      if (round.phase !== 'forming') continue;
+      // One client identity holds at most --joins-per-round places in a round (join-budget.ts).
+      if (client !== undefined) this.joins.take(round.id, client);
+      const secret = bytesToHex(randomBytes(16));
+      const device = round.members.size + 1;
+      round.members.set(secret, device);
+      if (round.members.size >= this.cohort) void this.form(round);
+      return { round: round.id, device, secret };
     }
-    // One client identity holds at most --joins-per-round places in a round (join-budget.ts).
-    if (client !== undefined) this.joins.take(round.id, client);
-    const secret = bytesToHex(randomBytes(16));
-    const device = round.members.size + 1;
-    round.members.set(secret, device);
-    if (round.members.size >= this.cohort) void this.form(round);
-    return { round: round.id, device, secret };
   }
 
   private open(): LiveRound {
     const round: LiveRound = {
-      id: bytesToHex(randomBytes(16)),
+      id: this.options.instance + bytesToHex(randomBytes(16 - this.options.instance.length / 2)),
       phase: 'forming',
       members: new Map(),
       openedAt: new Date(this.now()),
@@ -280,8 +308,9 @@ export class SecureRounds {
 
   /** Fixes the round's parameters on the current version and opens stage 1. */
   private async form(round: LiveRound): Promise<void> {
-    if (round.phase !== 'forming' || this.forming !== round) return;
-    this.forming = undefined;
+    if (round.phase !== 'forming') return;
+    if (this.forming === round) this.forming = undefined;
+    this.releaseClaim(round);
     this.enter(round, 'setup');
     try {
       const version = await this.options.store.latestVersion();
@@ -407,9 +436,19 @@ export class SecureRounds {
     return { status: 'published', version: outcome.version, survivors: survivors.length };
   }
 
+  /** New devices stop joining `round`, on every instance. */
+  private releaseClaim(round: LiveRound): void {
+    const release = this.options.release;
+    if (!release) return;
+    void round.claiming
+      ?.then((claimed) => (claimed ? release(round.id) : undefined))
+      .catch(() => {});
+  }
+
   /** Ends the round with its result (or the error that abandoned it); forgets it a while later. */
   private finish(round: LiveRound, error: unknown, result?: SecureResult): void {
     if (this.forming === round) this.forming = undefined;
+    if (round.phase === 'forming') this.releaseClaim(round);
     if (round.state && round.state.stage !== 'done') {
       round.state.sum.fill(0);
       round.state.stage = 'abandoned';

@@ -14,8 +14,9 @@ import type Database from 'better-sqlite3';
  * 5: the site's catalogue, versioned (`catalogs`).
  * 6: an update's vector lives in `update_vectors`, erased by deleting its row (`updates.delta` is
  *    left empty): the rows of `updates` stay small, and freed vector pages are reused.
+ * 7: the server instances sharing the database, and where each is reached (`instances`).
  */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -84,6 +85,19 @@ CREATE TABLE IF NOT EXISTS catalogs (
   created_at TEXT NOT NULL,
   digest TEXT NOT NULL,
   items TEXT NOT NULL
+);
+-- Server instances sharing this database (schema 7): where each is reached, for the secure rounds
+-- it runs (peers.ts). Refreshed while it runs; removed when it stops or is long unseen.
+CREATE TABLE IF NOT EXISTS instances (
+  id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  seen_at TEXT NOT NULL
+);
+-- The secure round new devices join, whichever instance they reach (schema 7): at most one row.
+CREATE TABLE IF NOT EXISTS secure_forming (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  round TEXT NOT NULL,
+  instance TEXT NOT NULL
 );
 `;
 

@@ -61,6 +61,7 @@ import {
   CATALOG_VERSIONS_KEPT,
   WEIGHTS_KEPT,
   type CatalogChange,
+  type FormingClaim,
   type RoundExpiry,
   type RoundHistory,
   type RoundPolicy,
@@ -581,6 +582,58 @@ export class SqliteStore implements Store {
   }
 
   /** @inheritdoc */
+  /** @inheritdoc */
+  async registerInstance(id: string, url: string, now: Date, forgetAfterMs: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db
+        .prepare('DELETE FROM instances WHERE seen_at < ?')
+        .run(new Date(now.getTime() - forgetAfterMs).toISOString());
+      this.db
+        .prepare(
+          `INSERT INTO instances (id, url, seen_at) VALUES (?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at`,
+        )
+        .run(id, url, now.toISOString());
+    })();
+  }
+
+  /** @inheritdoc */
+  async instanceUrl(id: string): Promise<string | undefined> {
+    const row = this.db.prepare('SELECT url FROM instances WHERE id = ?').get(id) as
+      { url: string } | undefined;
+    return row?.url;
+  }
+
+  /** @inheritdoc */
+  async forgetInstance(id: string): Promise<void> {
+    if (this.db.open) this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+
+  /** @inheritdoc */
+  async formingRound(): Promise<FormingClaim | undefined> {
+    return this.db.prepare('SELECT round, instance FROM secure_forming WHERE id = 1').get() as
+      FormingClaim | undefined;
+  }
+
+  /** @inheritdoc */
+  async swapFormingRound(
+    expected: string | undefined,
+    next: FormingClaim | undefined,
+  ): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const current = this.db.prepare('SELECT round FROM secure_forming WHERE id = 1').get() as
+        { round: string } | undefined;
+      if (current?.round !== expected) return false;
+      this.db.prepare('DELETE FROM secure_forming').run();
+      if (next) {
+        this.db
+          .prepare('INSERT INTO secure_forming (id, round, instance) VALUES (1, ?, ?)')
+          .run(next.round, next.instance);
+      }
+      return true;
+    })();
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

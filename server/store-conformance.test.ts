@@ -919,5 +919,49 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         }
       });
     });
+
+    describe('instances and the forming secure round', () => {
+      it('registers, refreshes and forgets instances, and drops the long unseen', async () => {
+        const hour = 3_600_000;
+        await store.registerInstance('aaaaaaaa', 'http://10.0.0.1:8787', new Date(T0), hour);
+        await store.registerInstance('bbbbbbbb', 'http://10.0.0.2:8787', new Date(T0), hour);
+        expect(await store.instanceUrl('aaaaaaaa')).toBe('http://10.0.0.1:8787');
+        // b refreshes (a new address too) after 2 hours: a, unseen for that long, is dropped.
+        await store.registerInstance(
+          'bbbbbbbb',
+          'http://10.0.0.3:8787',
+          new Date(T0 + 2 * hour),
+          hour,
+        );
+        expect(await store.instanceUrl('aaaaaaaa')).toBeUndefined();
+        expect(await store.instanceUrl('bbbbbbbb')).toBe('http://10.0.0.3:8787');
+        await store.forgetInstance('bbbbbbbb');
+        expect(await store.instanceUrl('bbbbbbbb')).toBeUndefined();
+        expect(await db.rows('SELECT * FROM instances')).toEqual([]);
+      });
+
+      it('swaps the forming round only from the claim expected', async () => {
+        const a = { round: 'a'.repeat(32), instance: 'aaaaaaaa' };
+        const b = { round: 'b'.repeat(32), instance: 'bbbbbbbb' };
+        expect(await store.formingRound()).toBeUndefined();
+        expect(await store.swapFormingRound(undefined, a)).toBe(true);
+        // A second claim from nothing loses, as does one that expects another round.
+        expect(await store.swapFormingRound(undefined, b)).toBe(false);
+        expect(await store.swapFormingRound(b.round, b)).toBe(false);
+        expect(await store.formingRound()).toEqual(a);
+        expect(await store.swapFormingRound(a.round, b)).toBe(true);
+        expect(await store.swapFormingRound(a.round, undefined)).toBe(false);
+        expect(await store.formingRound()).toEqual(b);
+        // Of claims racing from the same state, exactly one wins.
+        expect(await store.swapFormingRound(b.round, undefined)).toBe(true);
+        const racers = Array.from({ length: 8 }, (_, i) => ({
+          round: String(i).repeat(32),
+          instance: String(i).repeat(8),
+        }));
+        const won = await Promise.all(racers.map((r) => store.swapFormingRound(undefined, r)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+        expect(await store.formingRound()).toEqual(racers[won.indexOf(true)]);
+      });
+    });
   });
 });

@@ -224,6 +224,12 @@ export const CATALOG_VERSIONS_KEPT = 5;
  */
 export const WEIGHTS_KEPT = 64;
 
+/** Which instance's forming secure round new devices join (peers.ts). */
+export interface FormingClaim {
+  readonly round: string;
+  readonly instance: string;
+}
+
 /** The storage the server runs on. */
 export interface Store {
   /** Newest version number, or undefined while nothing is seeded. */
@@ -302,5 +308,22 @@ export interface Store {
     layoutRows?: RoundPolicy['layoutRows'],
     now?: Date,
   ): Promise<number | undefined>;
+  /**
+   * Records (or refreshes) server instance `id` as reachable at `url`, and forgets instances not
+   * seen for `forgetAfterMs` (crashed ones never say goodbye): how instances sharing one database
+   * find the one that runs a secure round (peers.ts).
+   */
+  registerInstance(id: string, url: string, now: Date, forgetAfterMs: number): Promise<void>;
+  /** The URL instance `id` registered, or undefined if it never did or has left. */
+  instanceUrl(id: string): Promise<string | undefined>;
+  /** Removes instance `id` (it is shutting down). */
+  forgetInstance(id: string): Promise<void>;
+  /** The secure round now forming, across the instances sharing the store, if one claimed it. */
+  formingRound(): Promise<FormingClaim | undefined>;
+  /**
+   * Compare-and-swap of the forming round: replaces the claim whose round is `expected` (undefined:
+   * no claim) with `next` (undefined: none). False, and nothing changed, when the claim is another.
+   */
+  swapFormingRound(expected: string | undefined, next: FormingClaim | undefined): Promise<boolean>;
   close(): Promise<void>;
 }
