@@ -2,10 +2,12 @@
  * Secure aggregation in real Chromium: six pages, each its own browser context (its own IndexedDB),
  * take part in one round of a second aggregation server started by this spec with
  * `--aggregation secure`; two close mid-round, one after sending its keys and one after sending its
- * masked update. The round publishes without them, the pages that stayed are told so, and no byte
- * string any page sent appears in the server's SQLite file. (That the published model is the sum of
- * the survivors' updates, to the fixed-point rounding, is checked in Node with the same client:
- * integration/secure-rounds.test.ts.)
+ * masked update. The round publishes without them, the pages that stayed are told so, the published
+ * model is the mean of the five summed pages' plaintext updates to the fixed-point rounding, and no
+ * byte string any page sent appears in the server's SQLite file. The plaintext updates come from the
+ * test-only path `data-debug` opens: each worker keeps the clipped update it put into the round on
+ * its own global scope (worker/debug-view.ts), read here through Playwright's worker handle; no page
+ * sends it anywhere.
  */
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { resolveConfig } from '../server/config.js';
+import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
 
@@ -53,8 +56,23 @@ async function openDevice(context: BrowserContext, bodies: Buffer[]): Promise<Pa
     const body = request.postDataBuffer();
     if (request.method() === 'POST' && body && body.length > 0) bodies.push(body);
   });
-  await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(secure.url)}`);
+  await page.goto(
+    `${hostUrl()}pages/minimal.html?debug=1&endpoint=${encodeURIComponent(secure.url)}`,
+  );
   return page;
+}
+
+/** The plaintext update the page's worker put into its secure round (worker/debug-view.ts). */
+async function secureInput(page: Page): Promise<{ round: string; delta: number[] }> {
+  const worker = page.workers().find((w) => w.url().length > 0);
+  if (!worker) throw new Error('the page has no worker');
+  return worker.evaluate(() => {
+    const view = (
+      self as unknown as { hearthDebug?: { secureInput?: { round: string; delta: Float32Array } } }
+    ).hearthDebug?.secureInput;
+    if (!view) throw new Error('no secure input recorded');
+    return { round: view.round, delta: Array.from(view.delta) };
+  });
 }
 
 test('six pages, two closed mid-round: the round publishes, no body reaches the database', async ({
@@ -66,12 +84,17 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   const pages = await Promise.all(contexts.map((context) => openDevice(context, bodies)));
   for (const [i, page] of pages.entries()) await clickRecommendations(page, [i % 3, (i + 1) % 4]);
 
-  // Page 1 closes once its keys are out, page 4 once its masked update is out.
-  const closeAfter = (page: Page, step: string) =>
-    page
-      .waitForResponse((response) => response.url().endsWith(`/${step}`), { timeout: 120_000 })
-      .then(() => page.context().close());
-  const closing = [closeAfter(pages[1]!, 'keys'), closeAfter(pages[4]!, 'masked')];
+  // Page 1 closes once its keys are out, page 4 once its masked update is out (its plaintext read
+  // first: it is in the sum).
+  const inputs = new Map<number, { round: string; delta: number[] }>();
+  const closeAfter = (i: number, step: string) =>
+    pages[i]!.waitForResponse((response) => response.url().endsWith(`/${step}`), {
+      timeout: 120_000,
+    }).then(async () => {
+      if (step === 'masked') inputs.set(i, await secureInput(pages[i]!));
+      await pages[i]!.context().close();
+    });
+  const closing = [closeAfter(1, 'keys'), closeAfter(4, 'masked')];
   const syncs = pages.map((page) =>
     page
       .evaluate(() =>
@@ -90,7 +113,26 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   for (const i of [0, 2, 3, 5]) {
     expect(results[i]).toMatchObject({ status: 'uploaded', modelVersion: 2 });
   }
+  for (const i of [0, 2, 3, 5]) inputs.set(i, await secureInput(pages[i]!));
   await Promise.all(contexts.map((context) => context.close().catch(() => undefined)));
+
+  // The published model is version 1 plus the mean of the five summed updates (FedAvg, server
+  // learning rate 1), up to the fixed-point rounding and float32: what no page sent in plaintext.
+  const summed = [...inputs.values()];
+  expect(summed).toHaveLength(5);
+  expect(new Set(summed.map((input) => input.round)).size).toBe(1);
+  const before = bytesToFloat32((await secure.store.getWeightBytes(1))!);
+  const after = bytesToFloat32((await secure.store.getWeightBytes(2))!);
+  expect(summed[0]!.delta).toHaveLength(before.length);
+  let worst = 0;
+  let moved = 0;
+  for (let j = 0; j < before.length; j++) {
+    const mean = summed.reduce((sum, input) => sum + input.delta[j]!, 0) / summed.length;
+    worst = Math.max(worst, Math.abs(after[j]! - (before[j]! + mean)));
+    moved = Math.max(moved, Math.abs(mean));
+  }
+  expect(moved).toBeGreaterThan(1e-3); // the pages did learn something
+  expect(worst).toBeLessThan(1e-6);
 
   // Five in the sum: page 1 never shared its keys; page 4's masked update was in before it left.
   expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });

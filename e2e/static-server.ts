@@ -3,7 +3,8 @@
  * - a "CDN" serving dist/sdk/ with the CORS header a CDN sends (`Access-Control-Allow-Origin: *`);
  * - a "host" site on another origin: the built demo with its SDK tag pointed at the CDN, the test
  *   pages of e2e/pages/ (`%CDN%` and `%ENDPOINT%` filled in; `?csp=<policy>` sends that policy as
- *   the page's Content-Security-Policy header; `?endpoint=<url>` another aggregation server), and
+ *   the page's Content-Security-Policy header; `?endpoint=<url>` another aggregation server;
+ *   `?debug=1` adds `data-debug` where a page's tag says `%DEBUG%`), and
  *   `/self/` for a site self-hosting the worker.
  * Plain node:http: a static server is a few lines, and nothing here should be clever.
  */
@@ -79,8 +80,11 @@ export function startHost(
   host: string,
 ): Promise<StaticOrigin> {
   const { distDir, pagesDir, cdnUrl, endpoint } = options;
-  const fill = (text: string, server = endpoint): string =>
-    text.replaceAll('%CDN%', cdnUrl).replaceAll('%ENDPOINT%', server);
+  const fill = (text: string, server = endpoint, debug = false): string =>
+    text
+      .replaceAll('%CDN%', cdnUrl)
+      .replaceAll('%ENDPOINT%', server)
+      .replaceAll(' %DEBUG%', debug ? ' data-debug' : '');
   return listen(host, (url, res) => {
     const path = url.pathname;
     if (path === '/' || path === '/index.html') {
@@ -97,7 +101,9 @@ export function startHost(
       if (file && csp) res.setHeader('content-security-policy', fill(csp));
       // `?endpoint=<url>`: the page talks to another aggregation server a spec started itself.
       const server = url.searchParams.get('endpoint') ?? endpoint;
-      return file && extname(path) === '.html' ? fill(file.toString('utf8'), server) : file;
+      // `?debug=1`: the SDK tag gets data-debug (the worker shows its state: worker/debug-view.ts).
+      const debug = url.searchParams.get('debug') === '1';
+      return file && extname(path) === '.html' ? fill(file.toString('utf8'), server, debug) : file;
     }
     if (path.startsWith('/self/')) {
       // The site's copy of the SDK, plus the e2e worker entries of e2e/pages/self/ beside it.

@@ -3,6 +3,7 @@
  * from the global weights and pulled back toward them (a proximal term, as in FedProx) so the local
  * copy neither drifts nor forgets, then the clipped delta that is all the server will see.
  */
+import { showForDebugging } from './debug-view.js';
 import type { EngineConfig, JoinedRound, SyncResult } from '../protocol/api.js';
 import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
@@ -332,6 +333,27 @@ async function shareInSecureRound(
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   let newer = false;
   let round: SecureRoundInfo | undefined;
+  /** The update this device sends in round `info`, or undefined to stay out. */
+  const choose = async (info: SecureRoundInfo): Promise<Float32Array | undefined> => {
+    if (info.version !== version || info.layoutHash !== layoutHash) {
+      newer = true;
+      return undefined;
+    }
+    // Kept while offline on this very version: sent rather than trained again.
+    if (pending?.baseVersion === version) {
+      update = pending;
+      return pending.delta;
+    }
+    if (sessions.length === 0) return undefined;
+    const learned = await learnLocally(global, sessions, global.local, host.settings);
+    if (!host.uploadsAllowed()) {
+      learned.model.dispose();
+      return undefined;
+    }
+    update = learned.update;
+    await host.serveLocal(learned.model, learned.weights);
+    return learned.update.delta;
+  };
   try {
     const outcome = await takePartSecurely({
       endpoint: config.endpoint,
@@ -340,24 +362,12 @@ async function shareInSecureRound(
       formWaitMs: SECURE_FORM_WAIT_MS,
       input: async (info) => {
         round = info;
-        if (info.version !== version || info.layoutHash !== layoutHash) {
-          newer = true;
-          return undefined;
+        const delta = await choose(info);
+        // data-debug: the plaintext this device sums, on the worker's own scope (debug-view.ts).
+        if (delta && config.debug) {
+          showForDebugging('secureInput', { round: info.roundId, version, delta });
         }
-        // Kept while offline on this very version: sent rather than trained again.
-        if (pending?.baseVersion === version) {
-          update = pending;
-          return pending.delta;
-        }
-        if (sessions.length === 0) return undefined;
-        const learned = await learnLocally(global, sessions, global.local, host.settings);
-        if (!host.uploadsAllowed()) {
-          learned.model.dispose();
-          return undefined;
-        }
-        update = learned.update;
-        await host.serveLocal(learned.model, learned.weights);
-        return learned.update.delta;
+        return delta;
       },
     });
     if ('left' in outcome) {

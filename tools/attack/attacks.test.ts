@@ -1,11 +1,14 @@
 /**
  * The attacks read a visitor's items off an update the worker computes: on a small model, the rows
  * the visitor touched move most, and the projection's change points at where the visitor went;
- * an update that says nothing about the visitor (noise) gives chance.
+ * an update that says nothing about the visitor (noise) gives chance. Then the attacks on what a
+ * server holds: each device's masked input in a real SecAgg+ round, and the database file of a real
+ * server after a real secure round (no better than guessing by popularity), against the plaintext
+ * updates and a plaintext server's file (where they succeed).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionModel } from '../../model/session-model.js';
 import { manifestFor, type ModelManifest } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
@@ -19,6 +22,19 @@ import { seededRandomBytes, testParams } from '../../protocol/secagg/testing.js'
 import { clipForUpload } from '../../worker/federated-client.js';
 import { learnLocally } from '../../worker/local-training.js';
 import { projectionAttack, rowsAttack, scoreGuess } from './attacks.js';
+import { resolveConfig } from '../../server/config.js';
+import { bytesToFloat32 } from '../../server/float32-bytes.js';
+import { startServer } from '../../server/start.js';
+import { bytesToDelta } from '../../server/store-codecs.js';
+import { updateBody, writeSeedDir } from '../../server/test-helpers.js';
+import { takePartSecurely } from '../../worker/secure-client.js';
+import { joinRound } from '../../worker/federated-client.js';
+import { PATHS } from '../../protocol/routes.js';
+import { UPDATE_CONTENT_TYPE } from '../../protocol/update-format.js';
+import Database from 'better-sqlite3';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const dims = { items: 60, embedding: 8, hidden: 8, maxSessionLength: 6 };
 let weights: Float32Array;
@@ -143,9 +159,169 @@ describe('attacks on what a secure aggregation server receives', () => {
     const popularity = recall(popularExcept);
     const maskedRows = recall((i) => rowsAttack(received(i), dims, layout));
     const maskedProjection = recall((i) => projectionAttack(received(i), dims, layout, weights));
-    // Plaintext: the attack works, visibly; masked: within 0.05 of guessing by popularity.
+    // Plaintext: the attack works, visibly; masked: no better than guessing by popularity (within
+    // 0.02 above it, the issue's bar), and not far below it either (the attack is not broken).
     expect(plaintext).toBeGreaterThan(0.9);
-    expect(Math.abs(maskedRows - popularity)).toBeLessThan(0.05);
-    expect(Math.abs(maskedProjection - popularity)).toBeLessThan(0.05);
+    for (const masked of [maskedRows, maskedProjection]) {
+      expect(masked).toBeLessThan(popularity + 0.02);
+      expect(masked).toBeGreaterThan(popularity - 0.05);
+    }
+  }, 60_000);
+});
+
+/** `n` visitors of 3 to 5 items each, and their clipped updates as the worker computes them. */
+async function visitorsWithUpdates(n: number, seed: number, clip: number) {
+  const rng = mulberry32(seed);
+  const sessions = Array.from({ length: n }, () =>
+    Array.from({ length: 3 + Math.floor(rng() * 3) }, () => 1 + Math.floor(rng() * 59)),
+  );
+  const deltas: Float32Array[] = [];
+  for (const items of sessions) {
+    const { update, model } = await learnLocally({ manifest: manifestWith(), weights }, [
+      { items },
+    ]);
+    model.dispose();
+    deltas.push(clipForUpload(update.delta, clip));
+  }
+  /** Recall of `guess(i)` over the visitors. */
+  const recall = (guess: (i: number) => readonly number[]) =>
+    sessions.reduce((sum, items, i) => sum + scoreGuess(guess(i), new Set(items)).recall, 0) / n;
+  /** Popularity among the other visitors: the guess that needs nothing from visitor i. */
+  const popularExcept = (i: number) => {
+    const counts = new Float64Array(dims.items);
+    sessions.forEach((items, j) => {
+      if (j !== i) for (const item of new Set(items)) counts[item]! += 1;
+    });
+    return Array.from({ length: dims.items - 1 }, (_, r) => r + 1).sort(
+      (a, b) => counts[b]! - counts[a]! || a - b,
+    );
+  };
+  return { sessions, deltas, recall, popularity: recall(popularExcept) };
+}
+
+/** Every BLOB of every table of the SQLite file at `path`, by table. */
+function blobsOf(path: string): Map<string, Uint8Array[]> {
+  const db = new Database(path, { readonly: true });
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
+      name: string;
+    }[];
+    const out = new Map<string, Uint8Array[]>();
+    for (const { name } of tables) {
+      for (const row of db.prepare(`SELECT * FROM "${name}"`).all() as Record<string, unknown>[]) {
+        for (const value of Object.values(row)) {
+          if (value instanceof Uint8Array && value.length > 0) {
+            out.set(name, [...(out.get(name) ?? []), value]);
+          }
+        }
+      }
+    }
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+describe('attacks on what the server keeps after a round: its database file', () => {
+  const clip = 1;
+  const layout: UpdateLayout = { kind: 'full' };
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hearth-attack-db-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  async function serve(name: string, overrides: Parameters<typeof resolveConfig>[0]) {
+    const seed = await writeSeedDir('float32', weights, {
+      dims,
+      itemIds: manifestWith().itemIds,
+    });
+    const path = join(dir, `${name}.db`);
+    const server = await startServer(
+      resolveConfig({
+        port: 0,
+        dbPath: path,
+        modelDir: seed.dir,
+        weightsDtype: 'float32',
+        noiseMultiplier: 0,
+        clipNorm: clip,
+        joinsPerRound: 0,
+        ...overrides,
+      }),
+    );
+    return { server, path, manifest: seed.manifest, cleanup: seed.cleanup };
+  }
+
+  it('secure: the file holds nothing per device, and its versions name no more than popularity', async () => {
+    // 24 visitors in one real secure round over HTTP (the worker's client), then everything the
+    // SQLite file holds: the published change v2 - v1 is the only signal, the sum of 24 updates.
+    const n = 24;
+    const { deltas, recall, popularity } = await visitorsWithUpdates(n, 17, clip);
+    const { server, path, cleanup } = await serve('secure', {
+      aggregation: 'secure',
+      minCohort: n,
+      secureCohort: n,
+    });
+    try {
+      const outcomes = await Promise.all(
+        deltas.map((delta) =>
+          takePartSecurely({
+            endpoint: server.url,
+            expected: { minimum: n, clipNorm: clip },
+            input: () => delta,
+          }),
+        ),
+      );
+      for (const outcome of outcomes) expect(outcome).toMatchObject({ status: 'published' });
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+    const blobs = blobsOf(path);
+    // Per-device tables are empty; what is left is the versions' weights (and nothing else).
+    expect([...blobs.keys()]).toEqual(['versions']);
+    const [v1, v2] = blobs.get('versions')!.map((bytes) => bytesToFloat32(bytes));
+    const change = v2!.map((w, j) => w - v1![j]!);
+    const rows = recall(() => rowsAttack(change, dims, layout));
+    const projection = recall(() => projectionAttack(change, dims, layout, weights));
+    expect(rows).toBeLessThan(popularity + 0.02);
+    expect(projection).toBeLessThan(popularity + 0.02);
+    // The same attacks on each device's own plaintext update (what plaintext mode receives) work.
+    expect(recall((i) => rowsAttack(deltas[i]!, dims, layout))).toBeGreaterThan(0.9);
+  }, 120_000);
+
+  it('plaintext: the file holds each update while its round collects, and the attack reads it', async () => {
+    const n = 6;
+    const { deltas, sessions } = await visitorsWithUpdates(n, 23, clip);
+    const { server, path, manifest, cleanup } = await serve('plaintext', {
+      aggregation: 'plaintext',
+      minCohort: n + 1, // the round stays open: its updates stay in the file
+    });
+    try {
+      for (const delta of deltas) {
+        const ticket = await joinRound(server.url);
+        const res = await fetch(`${server.url}${PATHS.updates}`, {
+          method: 'POST',
+          headers: { 'content-type': UPDATE_CONTENT_TYPE },
+          body: new Uint8Array(
+            updateBody({ token: ticket.token, delta, layoutHash: manifest.layoutHash }),
+          ),
+        });
+        expect(res.status).toBe(202);
+      }
+    } finally {
+      await server.close();
+      await cleanup();
+    }
+    const stored = blobsOf(path)
+      .get('update_vectors')!
+      .map((bytes) => bytesToDelta(bytes));
+    expect(stored).toHaveLength(n);
+    // Each stored vector names its visitor's items (stored in arrival order, the visitors' order).
+    let recall = 0;
+    stored.forEach((delta, i) => {
+      recall += scoreGuess(rowsAttack(delta, dims, layout), new Set(sessions[i])).recall;
+    });
+    expect(recall / n).toBeGreaterThan(0.9);
   }, 60_000);
 });
