@@ -14,6 +14,7 @@ import { startServer, type RunningServer } from '../server/start.js';
 import { loadModel } from '../tools/model-io.js';
 import { Engine } from '../worker/engine.js';
 import { MemoryStore } from '../worker/store.js';
+import { takePartSecurely } from '../worker/secure-client.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 
 let dir: string;
@@ -250,6 +251,42 @@ describe('engines in a secure aggregation round', () => {
     expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });
     expect((await secure.store.history(1))[0]).toMatchObject({ updates: 4, norms: [] });
   }, 60_000);
+
+  it('take part in a round on a newer version within the staleness bound', async () => {
+    const late = Array.from(
+      { length: 4 },
+      () => new Engine({ openStore: async () => new MemoryStore(), locks: null }),
+    );
+    for (const [i, engine] of late.entries()) {
+      await engine.init({ ...config, endpoint: secure.url });
+      for (const item of [`item-${i + 2}`, `item-${i + 5}`]) {
+        await engine.track({ type: 'click', item });
+      }
+    }
+    const start = (await secure.store.latestVersion())!;
+    // Four other devices (the worker's client, no engine that would tell these of it) publish a
+    // round; the engines, still on the version before it, sync into the next one.
+    const others = await Promise.all(
+      [0, 1, 2, 3].map(() =>
+        takePartSecurely({
+          endpoint: secure.url,
+          expected: { minimum: 3, clipNorm: 1 },
+          input: (info) => new Float32Array(info.length),
+        }),
+      ),
+    );
+    for (const outcome of others) expect(outcome).toMatchObject({ version: start + 1 });
+    for (const engine of late) expect((await engine.status()).modelVersion).toBe(start);
+    for (const result of await Promise.all(late.map((e) => e.sync()))) {
+      expect(result).toMatchObject({ status: 'uploaded', modelVersion: start + 2 });
+    }
+    // Their updates were computed on the older version, and counted in the newer one's round.
+    for (const engine of late) {
+      const { rounds } = await engine.ledger();
+      expect(rounds.at(-1)).toMatchObject({ version: start, mode: 'secure' });
+    }
+    expect((await secure.store.history(1))[0]).toMatchObject({ updates: 4 });
+  }, 90_000);
 });
 
 describe("the visitor's privacy ledger", () => {

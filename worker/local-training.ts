@@ -9,7 +9,7 @@ import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clipForUpload, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
-import type { GlobalModel, LoadedModel } from './model-source.js';
+import { fetchManifest, type GlobalModel, type LoadedModel } from './model-source.js';
 import { SessionModel } from '../model/session-model.js';
 import { toWindows } from '../model/batches.js';
 import { ensureGradients } from '../model/gradients.js';
@@ -18,6 +18,7 @@ import { localUpdates } from '../model/local-update.js';
 import {
   denseLength,
   gatherLayout,
+  fitUpdate,
   manifestLayout,
   scatterLayout,
   updateLength,
@@ -318,9 +319,10 @@ export const SECURE_FORM_WAIT_MS = 120_000;
 
 /**
  * The same round through secure aggregation (the manifest's `federation.aggregation` is 'secure'):
- * the device joins the forming round, learns locally once the round's parameters name the version
- * it holds, and sends its clipped update only masked (worker/secure-client.ts). A round on another
- * version means a newer model: the device refetches it and leaves before sending anything.
+ * the device joins the forming round, learns locally once the round's parameters are in, and sends
+ * its clipped update only masked (worker/secure-client.ts). A round on a newer version within the
+ * server's staleness bound takes the update carried into that version's layout; a round on any
+ * other version means the device is too far behind: it refetches and leaves before sending anything.
  */
 async function shareInSecureRound(
   host: ShareHost,
@@ -333,12 +335,8 @@ async function shareInSecureRound(
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   let newer = false;
   let round: SecureRoundInfo | undefined;
-  /** The update this device sends in round `info`, or undefined to stay out. */
-  const choose = async (info: SecureRoundInfo): Promise<Float32Array | undefined> => {
-    if (info.version !== version || info.layoutHash !== layoutHash) {
-      newer = true;
-      return undefined;
-    }
+  /** This device's update on the version it holds, or undefined to stay out. */
+  const own = async (): Promise<Float32Array | undefined> => {
     // Kept while offline on this very version: sent rather than trained again.
     if (pending?.baseVersion === version) {
       update = pending;
@@ -353,6 +351,33 @@ async function shareInSecureRound(
     update = learned.update;
     await host.serveLocal(learned.model, learned.weights);
     return learned.update.delta;
+  };
+  /** The update this device sends in round `info`, or undefined to stay out. */
+  const choose = async (info: SecureRoundInfo): Promise<Float32Array | undefined> => {
+    if (info.version === version && info.layoutHash === layoutHash) return own();
+    // A round on a newer version within the server's staleness bound takes this device's update
+    // too, carried into that version's layout as the server carries a stale one (fitUpdate): the
+    // round's version is public, and so is its manifest.
+    const target = info.version > version ? await fetchManifest(config.endpoint) : undefined;
+    const fits =
+      target?.version === info.version &&
+      target.layoutHash === info.layoutHash &&
+      info.version - version <= maxStalenessOf(target.federation);
+    if (!fits) {
+      newer = true;
+      return undefined;
+    }
+    const delta = await own();
+    if (!delta) return undefined;
+    const fitted = fitUpdate(
+      delta,
+      global.manifest.dims,
+      manifestLayout(federation),
+      manifestLayout(target.federation),
+      target.dims,
+    );
+    log.info(`sending a v${version} update into a secure round on v${info.version}`);
+    return fitted;
   };
   try {
     const outcome = await takePartSecurely({
