@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ErrorReply } from '../protocol/api.js';
 import { parseArgs, resolveConfig } from './config.js';
 import type { SiteConfig } from './sites.js';
@@ -171,15 +171,19 @@ describe('with sites configured', () => {
 });
 
 describe('rate limit', () => {
-  it('answers 429 with retry-after past the limit, per client IP, and refills', async () => {
-    let now = 1_700_000_000_000;
-    const t = await makeApp({ rateLimitPerMinute: 3 }, { now: () => now });
+  it('answers 429 with retry-after past the limit, per client IP, until its minute is over', async () => {
+    // @fastify/rate-limit counts per one-minute window on Date.now.
+    const start = 1_700_000_000_000;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(start);
+    const t = await makeApp({ rateLimitPerMinute: 3 });
     try {
       for (let i = 0; i < 3; i++) await joinRound(t.app);
       const before = await t.store.counts();
       const limited = await t.app.inject({ method: 'POST', url: '/v1/rounds/join' });
       expect([limited.statusCode, code(limited)]).toEqual([429, 'HEARTH_E_RATE_LIMIT']);
-      expect(limited.headers['retry-after']).toBe('20');
+      expect(limited.headers['retry-after']).toBe('60');
+      expect(limited.headers['x-ratelimit-limit']).toBe('3');
       // From the client that used up its budget (inject's default address).
       const update = await postUpdate(
         t.app,
@@ -197,8 +201,25 @@ describe('rate limit', () => {
       expect(elsewhere.statusCode).toBe(200);
       // GETs are never limited.
       expect((await t.app.inject({ method: 'GET', url: '/v1/model' })).statusCode).toBe(200);
-      now += 20_000;
+      vi.setSystemTime(start + 45_000);
+      const later = await t.app.inject({ method: 'POST', url: '/v1/rounds/join' });
+      expect([later.statusCode, later.headers['retry-after']]).toEqual([429, '15']);
+      vi.setSystemTime(start + 60_000);
       expect((await t.app.inject({ method: 'POST', url: '/v1/rounds/join' })).statusCode).toBe(200);
+    } finally {
+      await t.close();
+      vi.useRealTimers();
+    }
+  });
+
+  it('counts an IPv6 /64 as one client, like the join budget', async () => {
+    const t = await makeApp({ rateLimitPerMinute: 1 });
+    try {
+      const join = (remoteAddress: string) =>
+        t.app.inject({ method: 'POST', url: '/v1/rounds/join', remoteAddress });
+      expect((await join('2001:db8:1:2::1')).statusCode).toBe(200);
+      expect((await join('2001:db8:1:2:ffff::9')).statusCode).toBe(429);
+      expect((await join('2001:db8:1:3::1')).statusCode).toBe(200);
     } finally {
       await t.close();
     }
@@ -213,7 +234,7 @@ describe('rate limit', () => {
         headers: { 'x-forwarded-for': client },
       });
     for (const hops of [0, 1]) {
-      const t = await makeApp({ rateLimitPerMinute: 2, trustProxyHops: hops }, { now: () => 0 });
+      const t = await makeApp({ rateLimitPerMinute: 2, trustProxyHops: hops });
       try {
         expect((await join(t.app, '203.0.113.7')).statusCode).toBe(200);
         expect((await join(t.app, '203.0.113.7')).statusCode).toBe(200);
@@ -228,7 +249,7 @@ describe('rate limit', () => {
   });
 
   it('charges requests to unknown paths to the same budget, whatever their method', async () => {
-    const t = await makeApp({ rateLimitPerMinute: 3 }, { now: () => 0 });
+    const t = await makeApp({ rateLimitPerMinute: 3 });
     try {
       const unknown = (method: 'GET' | 'POST') =>
         t.app.inject({
@@ -252,7 +273,7 @@ describe('rate limit', () => {
   });
 
   it('charges wrong keys to the IP, and valid keys to (site, IP)', async () => {
-    const t = await makeApp({ rateLimitPerMinute: 2, sites: [SHOP, BLOG] }, { now: () => 0 });
+    const t = await makeApp({ rateLimitPerMinute: 2, sites: [SHOP, BLOG] });
     try {
       const join = (key: string) =>
         t.app.inject({ method: 'POST', url: '/v1/rounds/join', headers: { 'x-hearth-key': key } });

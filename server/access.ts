@@ -3,15 +3,20 @@
  * onRequest hook, before the body is read, so a refused client cannot make the server buffer an
  * update body first.
  *
- * Order matters. Requests with a wrong or missing key are charged to their IP's bucket before the
- * 401, so keys cannot be guessed faster than the rate limit. Requests with a valid key are charged to
- * a bucket of (IP, site): a per-key bucket alone would be one budget shared by every device of a site
- * (they all ship the same key), and one busy network would starve the rest.
+ * The rate limit is @fastify/rate-limit's: a count per client key over a one-minute window, kept in
+ * its bounded LRU (an attacker rotating source addresses only pushes other clients' counts out,
+ * never grows memory), with its `retry-after` and `x-ratelimit-*` headers. Order matters. Requests
+ * with a wrong or missing key are charged to their address before the 401, so keys cannot be guessed
+ * faster than the rate limit. Requests with a valid key are charged to (site, address): a per-key
+ * count alone would be one budget shared by every device of a site (they all ship the same key),
+ * and one busy network would starve the rest. An address is an IPv4 address or an IPv6 /64
+ * (join-budget.ts clientIdentity), as for the join budget.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../protocol/errors.js';
 import { SITE_KEY_HEADER } from '../protocol/routes.js';
-import { RateLimiter } from './rate-limit.js';
+import { clientIdentity } from './join-budget.js';
 import type { SiteConfig, SiteRegistry } from './sites.js';
 
 /** What the gate needs. */
@@ -19,55 +24,65 @@ export interface AccessOptions {
   readonly sites: SiteRegistry;
   /** Requests per minute per client; 0 turns rate limiting off. */
   readonly rateLimitPerMinute: number;
-  /** Clock in milliseconds, shared with the rest of the app. */
-  readonly now: () => number;
 }
+
+/** Client keys the rate limit keeps at once: a few MB at most. */
+export const RATE_LIMIT_CLIENTS = 50_000;
 
 /** Access control: the POST routes' gate, and the charge every unmatched request pays. */
 export interface Access {
-  /** The onRequest hook of the POST routes: key, origin and rate limit. */
+  /** The onRequest hook of the POST routes: rate limit, key and origin. */
   gate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
   /**
    * Charges a request to a path the server does not have against its address's budget, so probing
    * or flooding unknown paths is limited like any POST (throws HEARTH_E_RATE_LIMIT when spent).
    */
-  chargeUnmatched(request: FastifyRequest, reply: FastifyReply): void;
+  chargeUnmatched(request: FastifyRequest, reply: FastifyReply): Promise<void>;
 }
 
-/** Builds the access control of the app (one rate-limit bucket per client, shared by both). */
-export function accessControl(options: AccessOptions): Access {
-  const { sites } = options;
-  const limiter =
-    options.rateLimitPerMinute > 0
-      ? new RateLimiter({ perMinute: options.rateLimitPerMinute, now: options.now })
-      : undefined;
+/** The site whose key `request` presents, if any (a repeated header counts as none). */
+function siteOf(sites: SiteRegistry, request: FastifyRequest): SiteConfig | undefined {
+  const presented = request.headers[SITE_KEY_HEADER];
+  return typeof presented === 'string' ? sites.match(presented) : undefined;
+}
 
-  const charge = (client: string, reply: FastifyReply): void => {
-    const decision = limiter?.take(client);
-    if (decision && !decision.ok) {
-      // Set before throwing: the error handler adds to the reply's headers, it does not reset them.
-      void reply.header('retry-after', String(decision.retryAfterSeconds));
-      throw new HearthError('HEARTH_E_RATE_LIMIT', `retry in ${decision.retryAfterSeconds} s`);
-    }
+/** Registers the rate limit on `app` and builds its access control. */
+export function accessControl(app: FastifyInstance, options: AccessOptions): Access {
+  const { sites } = options;
+  if (options.rateLimitPerMinute > 0) {
+    void app.register(rateLimit, {
+      global: false,
+      max: options.rateLimitPerMinute,
+      timeWindow: 60_000,
+      cache: RATE_LIMIT_CLIENTS,
+      keyGenerator: (request) => {
+        const address = clientIdentity(request.ip);
+        const site = sites.enabled ? siteOf(sites, request) : undefined;
+        return site ? `site:${site.id}:${address}` : address;
+      },
+      errorResponseBuilder: (_request, context) =>
+        new HearthError('HEARTH_E_RATE_LIMIT', `retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+  }
+  // The plugin's hook exists once it has loaded (before the first request), so it is made then.
+  let hook: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
+  const charge = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (options.rateLimitPerMinute === 0) return;
+    hook ??= app.rateLimit() as (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    await hook(request, reply);
   };
 
   const gate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!sites.enabled) {
-      charge(`ip:${request.ip}`, reply);
-      return;
-    }
-    const presented = request.headers[SITE_KEY_HEADER];
-    // A repeated header arrives as an array: ambiguous, so treated as no key at all.
-    const site: SiteConfig | undefined =
-      typeof presented === 'string' ? sites.match(presented) : undefined;
+    await charge(request, reply);
+    if (!sites.enabled) return;
+    const site = siteOf(sites, request);
     if (!site) {
-      charge(`ip:${request.ip}`, reply);
+      const presented = request.headers[SITE_KEY_HEADER];
       throw new HearthError(
         'HEARTH_E_API_KEY',
         presented === undefined ? `no ${SITE_KEY_HEADER} header` : 'unknown key',
       );
     }
-    charge(`site:${site.id}:ip:${request.ip}`, reply);
     const origin = request.headers.origin;
     // No Origin: a server-to-server or non-browser client, which a browser's CORS check cannot
     // constrain anyway; the key alone decides. A present Origin must be one of the site's.
@@ -75,5 +90,5 @@ export function accessControl(options: AccessOptions): Access {
       throw new HearthError('HEARTH_E_ORIGIN', `${origin} is not an origin of site ${site.id}`);
     }
   };
-  return { gate, chargeUnmatched: (request, reply) => charge(`ip:${request.ip}`, reply) };
+  return { gate, chargeUnmatched: charge };
 }

@@ -129,10 +129,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
-  const { gate, chargeUnmatched } = accessControl({
+  const { gate, chargeUnmatched } = accessControl(app, {
     sites: new SiteRegistry(config.sites),
     rateLimitPerMinute: config.rateLimitPerMinute,
-    now,
   });
 
   const counters = new RequestCounters();
@@ -148,8 +147,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (status === 503) void reply.header('retry-after', '60');
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
-  app.setNotFoundHandler((request, reply) => {
-    chargeUnmatched(request, reply);
+  app.setNotFoundHandler(async (request, reply) => {
+    await chargeUnmatched(request, reply);
     throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
   });
 

@@ -22,7 +22,7 @@ export interface CatalogRouteOptions {
   /** The update rows a version grown for new items names (versions.ts layoutRowsOf). */
   readonly layoutRows: RoundPolicy['layoutRows'];
   /** Charges a request against its address's rate limit (access.ts). */
-  readonly charge: (request: FastifyRequest, reply: FastifyReply) => void;
+  readonly charge: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** True when an If-None-Match header names the tag. */
   readonly etagMatches: (header: string | undefined, etag: string) => boolean;
 }
@@ -54,7 +54,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
   });
 
   const operator = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    options.charge(request, reply);
+    await options.charge(request, reply);
     options.operator.require(request, 'changing the catalogue');
   };
 

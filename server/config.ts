@@ -158,7 +158,7 @@ export interface ServerConfig {
    * routes stay open to anyone, as the demo and a single-site install expect.
    */
   readonly sites: readonly SiteConfig[];
-  /** Requests per minute per client on the POST routes and any unknown path (token bucket); 0: off. */
+  /** Requests per minute per client on the POST routes and any unknown path (@fastify/rate-limit); 0: off. */
   readonly rateLimitPerMinute: number;
   /**
    * Updates one client identity (an IPv4 address, an IPv6 /64) may place in one round

@@ -14,7 +14,7 @@ import { HearthError } from '../protocol/errors.js';
 
 /** One site allowed to join rounds and post updates. */
 export interface SiteConfig {
-  /** Operator's name for the site (logs, rate-limit buckets); unique. */
+  /** Operator's name for the site (logs, rate-limit keys); unique. */
   readonly id: string;
   /** The value devices send in `x-hearth-key`; unique, 16 to 256 printable ASCII characters. */
   readonly key: string;
