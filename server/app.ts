@@ -28,7 +28,7 @@ import { operatorCheck } from './operator.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
 import { clientIdentity, JoinBudget } from './join-budget.js';
 import { rollBackIfWorse } from './rollback.js';
-import { OPENAPI_DOCUMENT } from './openapi.js';
+import { DASHBOARD_SCHEMAS, registerOpenApi, ROUTE_SCHEMAS } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
 import type { JoinReply, UpdateReply } from '../protocol/api.js';
@@ -170,243 +170,272 @@ export function buildApp(options: AppOptions): FastifyInstance {
     else json(request, body.toString(), done);
   });
 
-  app.get(PATHS.health, async () => ({ ok: true, version: await store.latestVersion() }));
+  // Every route below has a schema, and @fastify/swagger, registered first, reads them all.
+  registerOpenApi(app);
+  void app.register(async (app) => {
+    app.get(PATHS.health, { schema: ROUTE_SCHEMAS.health }, async () => ({
+      ok: true,
+      version: await store.latestVersion(),
+    }));
 
-  app.get(PATHS.model, async (request, reply) => {
-    const version = await store.latestVersion();
-    const manifest = version === undefined ? undefined : await store.getManifest(version);
-    if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
-    const served = servedManifest(manifest, config);
-    // The federation settings and the weights' dtype come from the config, not the stored version,
-    // so they are part of the tag: an operator who changes the clip bound or the dtype must not
-    // leave devices on a cached old value.
-    const settings = JSON.stringify([served.federation, served.weights.dtype]);
-    const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
-    // no-cache: devices revalidate on every start and learn about a new version within one request.
-    void reply.header('etag', etag).header('cache-control', 'no-cache');
-    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    return served;
-  });
-
-  // Versions never change, so the last weights served are worth keeping: every device of a round
-  // downloads the same ones.
-  let cached: { readonly key: string; readonly bytes: Uint8Array } | undefined;
-  app.get<{ Params: { version: string }; Querystring: { dtype?: string } }>(
-    PATHS.weights,
-    async (request, reply) => {
-      const param = request.params.version;
-      const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
-      const manifest = Number.isSafeInteger(version) ? await store.getManifest(version) : undefined;
-      if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
-      // `?dtype=` names the encoding (the served manifest's URL carries the configured one).
-      const dtype = (request.query.dtype ?? 'float32') as WeightsDtype;
-      if (!WEIGHTS_DTYPES.includes(dtype)) {
-        throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `no weights in dtype ${dtype}`);
-      }
-      const etag = `"w${version}-${dtype}"`;
-      void reply
-        .header('etag', etag)
-        .header('cache-control', 'public, max-age=31536000, immutable')
-        .type('application/octet-stream');
+    app.get(PATHS.model, { schema: ROUTE_SCHEMAS.getModel }, async (request, reply) => {
+      const version = await store.latestVersion();
+      const manifest = version === undefined ? undefined : await store.getManifest(version);
+      if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
+      const served = servedManifest(manifest, config);
+      // The federation settings and the weights' dtype come from the config, not the stored version,
+      // so they are part of the tag: an operator who changes the clip bound or the dtype must not
+      // leave devices on a cached old value.
+      const settings = JSON.stringify([served.federation, served.weights.dtype]);
+      const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
+      // no-cache: devices revalidate on every start and learn about a new version within one request.
+      void reply.header('etag', etag).header('cache-control', 'no-cache');
       if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-      if (cached?.key !== etag) {
-        const bytes = await store.getWeightBytes(version);
-        if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
-        const encoded =
-          dtype === 'float32'
-            ? bytes
-            : encodeWeights(bytesToFloat32(bytes), manifest.tensors, dtype);
-        cached = { key: etag, bytes: encoded };
-      }
-      return reply.send(
-        Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
-      );
-    },
-  );
-
-  const operator = operatorCheck(config.operatorToken);
-  registerCatalogRoutes(app, {
-    store,
-    operator,
-    layoutRows: layoutRowsOf(config),
-    charge: chargeUnmatched,
-    etagMatches,
-  });
-
-  app.get(PATHS.privacy, async (_request, reply) => {
-    const report = privacyReport(await store.privacyLedger(), config);
-    void reply.header('cache-control', 'no-store');
-    return privacyReportJson(report);
-  });
-
-  // Its counters move with each single upload: the operator's only.
-  app.get(PATHS.metrics, async (request, reply) => {
-    operator.require(request, 'the metrics');
-    void reply
-      .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
-      .header('cache-control', 'no-store');
-    return renderMetrics(store, config, counters);
-  });
-
-  // The operator sees every round; anyone else only what aggregates over published rounds.
-  app.get(PATHS.stats, async (request, reply) => {
-    void reply.header('cache-control', 'no-store').header('vary', 'authorization');
-    const stats = await buildStats(store, config, evaluator);
-    return operator.is(request) ? stats : publicStats(stats);
-  });
-
-  registerDashboard(app);
-
-  // The document is static; it is served as is (no-cache, so a deployed change is seen at once).
-  app.get(PATHS.openapi, async (_request, reply) => {
-    void reply.header('cache-control', 'no-cache');
-    return OPENAPI_DOCUMENT;
-  });
-
-  /** Refuses a request of the mode this server does not run. */
-  const requireMode = (mode: ServerConfig['aggregation']) => {
-    if (config.aggregation !== mode) {
-      throw new HearthError('HEARTH_E_AGGREGATION_MODE', `this server runs ${config.aggregation}`);
-    }
-  };
-
-  app.post(PATHS.join, { onRequest: gate }, async (_request, reply): Promise<JoinReply> => {
-    requireMode('plaintext');
-    // A token for a round that may never publish would only waste a device's work and upload. The
-    // authoritative check runs again inside the aggregation transaction.
-    if (config.epsilonBudget !== Infinity) {
-      assertBudgetAllowsRound(await store.privacyLedger(), config);
-    }
-    const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
-    const ticket = await store.joinRound(token, roundExpiry(config, now()));
-    void reply.header('cache-control', 'no-store');
-    return { token, version: ticket.version, round: ticket.round };
-  });
-
-  // The update route's body limit follows the model size, known only once the store is read.
-  void app.register(async (scope) => {
-    const version = await store.latestVersion();
-    const manifest = version === undefined ? undefined : await store.getManifest(version);
-    if (!manifest)
-      throw new Error('the store has no model version; seed it before building the app');
-    const bodyLimit = updateBodyLimit(largestUpdateParams(manifest, config), config);
-    const maxParams = maxParamsFor(bodyLimit);
-    scope.addContentTypeParser(
-      UPDATE_CONTENT_TYPE,
-      { parseAs: 'buffer', bodyLimit },
-      (_request, body, done) => done(null, body),
-    );
-    scope.post(PATHS.updates, { bodyLimit, onRequest: gate }, async (request, reply) => {
-      requireMode('plaintext');
-      // Any other content type was parsed by another parser (JSON, text) or had no body at all.
-      if (!Buffer.isBuffer(request.body)) {
-        throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
-      }
-      // One place per client identity in the round the update lands in, taken inside the store's
-      // transaction (a retry on a moved layout keeps it; a refusal gives it back).
-      const place = joins.place(clientIdentity(request.ip));
-      let result: UpdateReply;
-      try {
-        result = await ingestUpdate(request.body, {
-          store,
-          config,
-          maxParams,
-          ...(options.rng ? { rng: options.rng } : {}),
-          expiry: roundExpiry(config, now()),
-          admit: place.admit,
-        });
-      } catch (error) {
-        place.release();
-        throw error;
-      }
-      // A new version: evaluate it in the background, so the dashboard has its HR@20 soon.
-      if (evaluator && result.received >= config.minCohort) void evaluator.refresh();
-      return reply.code(202).header('cache-control', 'no-store').send(result);
+      return served;
     });
 
-    // Secure aggregation: a masked input is 4 bytes a coordinate, at most the whole model's; the
-    // other messages carry at most 255 shares of about 100 bytes each.
-    // With several instances, a round's requests that land here go to the one running it.
-    const peers = new Peers({
-      store,
-      self: options.instanceId ?? newInstanceId(),
-      ...(config.instanceUrl !== undefined ? { url: config.instanceUrl } : {}),
-      ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
-      timeoutMs: SECURE_POLL_MS + 10_000,
-      now,
-    });
-    const secure = new SecureRounds({
-      store,
-      config,
-      policy: roundPolicy(config, options.rng),
-      now,
-      onPublished: () => void evaluator?.refresh(),
-      instance: peers.self,
-      claim: (round) => peers.claim(round),
-      release: (round) => peers.release(round),
-    });
-    app.addHook('onReady', async () => peers.start());
-    app.addHook('onClose', async () => {
-      secure.close();
-      await peers.stop();
-    });
-    // A request another instance forwarded has been through its gate already.
-    const stepGate: typeof gate = async (request, reply) => {
-      if (!peers.isPeer(request)) await gate(request, reply);
-    };
-    const secureLimit = Math.min(
-      Math.max(64 * 1024, 64 + 4 * largestUpdateParams(manifest, config)),
-      MAX_BODY_LIMIT_BYTES,
-    );
-    scope.addContentTypeParser(
-      SECAGG_CONTENT_TYPE,
-      { parseAs: 'buffer', bodyLimit: secureLimit },
-      (_request, body, done) => done(null, body),
-    );
-    scope.post(PATHS.secureJoin, { onRequest: stepGate }, async (request, reply) => {
-      requireMode('secure');
-      if (config.epsilonBudget !== Infinity) {
-        assertBudgetAllowsRound(await store.privacyLedger(), config);
-      }
-      // The instance whose round is forming takes the join, with the client it came from; a round
-      // opened here that lost its claim to another instance's sends the join there.
-      const client = peers.forwardedClient(request) ?? clientIdentity(request.ip);
-      for (let attempt = 0; attempt < 3; attempt++) {
-        if (await peers.routeJoin(request, reply, client)) return reply;
-        const joined = await secure.join(client);
-        if (joined) return reply.header('cache-control', 'no-store').send(joined);
-        if (peers.isPeer(request)) break;
-      }
-      throw new HearthError('HEARTH_E_SECAGG_ROUND', 'another instance took the forming round');
-    });
-    scope.post<{ Params: { round: string; step: string } }>(
-      PATHS.secureStep,
-      { bodyLimit: secureLimit, onRequest: stepGate },
+    // Versions never change, so the last weights served are worth keeping: every device of a round
+    // downloads the same ones.
+    let cached: { readonly key: string; readonly bytes: Uint8Array } | undefined;
+    app.get<{ Params: { version: string }; Querystring: { dtype?: string } }>(
+      PATHS.weights,
+      { schema: ROUTE_SCHEMAS.getWeights },
       async (request, reply) => {
-        requireMode('secure');
-        const { round, step } = request.params;
-        if (!/^[0-9a-f]{32}$/.test(round) || !(SECURE_STEPS as readonly string[]).includes(step)) {
-          throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
+        const param = request.params.version;
+        const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
+        const manifest = Number.isSafeInteger(version)
+          ? await store.getManifest(version)
+          : undefined;
+        if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+        // `?dtype=` names the encoding (the served manifest's URL carries the configured one).
+        const dtype = (request.query.dtype ?? 'float32') as WeightsDtype;
+        if (!WEIGHTS_DTYPES.includes(dtype)) {
+          throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `no weights in dtype ${dtype}`);
         }
-        if (!peers.owns(round)) return peers.forward(round, request, reply);
-        const header = request.headers[SECURE_DEVICE_HEADER];
-        const secret = typeof header === 'string' ? header : undefined;
-        void reply.header('cache-control', 'no-store');
-        if (SEND_STEPS.includes(step as SecureStep)) {
-          if (!Buffer.isBuffer(request.body)) {
-            throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${SECAGG_CONTENT_TYPE}`);
-          }
-          secure.accept(round, secret, step as SecureStep, request.body);
-          return reply.code(202).send({ accepted: true });
+        const etag = `"w${version}-${dtype}"`;
+        void reply
+          .header('etag', etag)
+          .header('cache-control', 'public, max-age=31536000, immutable')
+          .type('application/octet-stream');
+        if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+        if (cached?.key !== etag) {
+          const bytes = await store.getWeightBytes(version);
+          if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
+          const encoded =
+            dtype === 'float32'
+              ? bytes
+              : encodeWeights(bytesToFloat32(bytes), manifest.tensors, dtype);
+          cached = { key: etag, bytes: encoded };
         }
-        const answer = await secure.fetch(round, secret, step as SecureStep, SECURE_POLL_MS);
-        if (!answer) return reply.code(204).send();
-        if (answer.kind === 'json') return answer.body;
-        return reply
-          .type(SECAGG_CONTENT_TYPE)
-          .send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.length));
+        return reply.send(
+          Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
+        );
       },
     );
+
+    const operator = operatorCheck(config.operatorToken);
+    registerCatalogRoutes(app, {
+      store,
+      operator,
+      layoutRows: layoutRowsOf(config),
+      charge: chargeUnmatched,
+      etagMatches,
+    });
+
+    app.get(PATHS.privacy, { schema: ROUTE_SCHEMAS.getPrivacy }, async (_request, reply) => {
+      const report = privacyReport(await store.privacyLedger(), config);
+      void reply.header('cache-control', 'no-store');
+      return privacyReportJson(report);
+    });
+
+    // Its counters move with each single upload: the operator's only.
+    app.get(PATHS.metrics, { schema: ROUTE_SCHEMAS.getMetrics }, async (request, reply) => {
+      operator.require(request, 'the metrics');
+      void reply
+        .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+        .header('cache-control', 'no-store');
+      return renderMetrics(store, config, counters);
+    });
+
+    // The operator sees every round; anyone else only what aggregates over published rounds.
+    app.get(PATHS.stats, { schema: ROUTE_SCHEMAS.getStats }, async (request, reply) => {
+      void reply.header('cache-control', 'no-store').header('vary', 'authorization');
+      const stats = await buildStats(store, config, evaluator);
+      return operator.is(request) ? stats : publicStats(stats);
+    });
+
+    registerDashboard(app, DASHBOARD_SCHEMAS);
+
+    // Generated from the routes' schemas once the app is ready (no-cache: a deployed change is seen
+    // at once).
+    app.get(PATHS.openapi, { schema: ROUTE_SCHEMAS.getOpenApi }, async (_request, reply) => {
+      void reply.header('cache-control', 'no-cache');
+      return app.swagger();
+    });
+
+    /** Refuses a request of the mode this server does not run. */
+    const requireMode = (mode: ServerConfig['aggregation']) => {
+      if (config.aggregation !== mode) {
+        throw new HearthError(
+          'HEARTH_E_AGGREGATION_MODE',
+          `this server runs ${config.aggregation}`,
+        );
+      }
+    };
+
+    app.post(
+      PATHS.join,
+      { onRequest: gate, schema: ROUTE_SCHEMAS.joinRound },
+      async (_request, reply): Promise<JoinReply> => {
+        requireMode('plaintext');
+        // A token for a round that may never publish would only waste a device's work and upload. The
+        // authoritative check runs again inside the aggregation transaction.
+        if (config.epsilonBudget !== Infinity) {
+          assertBudgetAllowsRound(await store.privacyLedger(), config);
+        }
+        const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
+        const ticket = await store.joinRound(token, roundExpiry(config, now()));
+        void reply.header('cache-control', 'no-store');
+        return { token, version: ticket.version, round: ticket.round };
+      },
+    );
+
+    // The update route's body limit follows the model size, known only once the store is read.
+    void app.register(async (scope) => {
+      const version = await store.latestVersion();
+      const manifest = version === undefined ? undefined : await store.getManifest(version);
+      if (!manifest)
+        throw new Error('the store has no model version; seed it before building the app');
+      const bodyLimit = updateBodyLimit(largestUpdateParams(manifest, config), config);
+      const maxParams = maxParamsFor(bodyLimit);
+      scope.addContentTypeParser(
+        UPDATE_CONTENT_TYPE,
+        { parseAs: 'buffer', bodyLimit },
+        (_request, body, done) => done(null, body),
+      );
+      scope.post(
+        PATHS.updates,
+        { bodyLimit, onRequest: gate, schema: ROUTE_SCHEMAS.postUpdate },
+        async (request, reply) => {
+          requireMode('plaintext');
+          // Any other content type was parsed by another parser (JSON, text) or had no body at all.
+          if (!Buffer.isBuffer(request.body)) {
+            throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${UPDATE_CONTENT_TYPE}`);
+          }
+          // One place per client identity in the round the update lands in, taken inside the store's
+          // transaction (a retry on a moved layout keeps it; a refusal gives it back).
+          const place = joins.place(clientIdentity(request.ip));
+          let result: UpdateReply;
+          try {
+            result = await ingestUpdate(request.body, {
+              store,
+              config,
+              maxParams,
+              ...(options.rng ? { rng: options.rng } : {}),
+              expiry: roundExpiry(config, now()),
+              admit: place.admit,
+            });
+          } catch (error) {
+            place.release();
+            throw error;
+          }
+          // A new version: evaluate it in the background, so the dashboard has its HR@20 soon.
+          if (evaluator && result.received >= config.minCohort) void evaluator.refresh();
+          return reply.code(202).header('cache-control', 'no-store').send(result);
+        },
+      );
+
+      // Secure aggregation: a masked input is 4 bytes a coordinate, at most the whole model's; the
+      // other messages carry at most 255 shares of about 100 bytes each.
+      // With several instances, a round's requests that land here go to the one running it.
+      const peers = new Peers({
+        store,
+        self: options.instanceId ?? newInstanceId(),
+        ...(config.instanceUrl !== undefined ? { url: config.instanceUrl } : {}),
+        ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
+        timeoutMs: SECURE_POLL_MS + 10_000,
+        now,
+      });
+      const secure = new SecureRounds({
+        store,
+        config,
+        policy: roundPolicy(config, options.rng),
+        now,
+        onPublished: () => void evaluator?.refresh(),
+        instance: peers.self,
+        claim: (round) => peers.claim(round),
+        release: (round) => peers.release(round),
+      });
+      app.addHook('onReady', async () => peers.start());
+      app.addHook('onClose', async () => {
+        secure.close();
+        await peers.stop();
+      });
+      // A request another instance forwarded has been through its gate already.
+      const stepGate: typeof gate = async (request, reply) => {
+        if (!peers.isPeer(request)) await gate(request, reply);
+      };
+      const secureLimit = Math.min(
+        Math.max(64 * 1024, 64 + 4 * largestUpdateParams(manifest, config)),
+        MAX_BODY_LIMIT_BYTES,
+      );
+      scope.addContentTypeParser(
+        SECAGG_CONTENT_TYPE,
+        { parseAs: 'buffer', bodyLimit: secureLimit },
+        (_request, body, done) => done(null, body),
+      );
+      scope.post(
+        PATHS.secureJoin,
+        { onRequest: stepGate, schema: ROUTE_SCHEMAS.joinSecureRound },
+        async (request, reply) => {
+          requireMode('secure');
+          if (config.epsilonBudget !== Infinity) {
+            assertBudgetAllowsRound(await store.privacyLedger(), config);
+          }
+          // The instance whose round is forming takes the join, with the client it came from; a round
+          // opened here that lost its claim to another instance's sends the join there.
+          const client = peers.forwardedClient(request) ?? clientIdentity(request.ip);
+          for (let attempt = 0; attempt < 3; attempt++) {
+            if (await peers.routeJoin(request, reply, client)) return reply;
+            const joined = await secure.join(client);
+            if (joined) return reply.header('cache-control', 'no-store').send(joined);
+            if (peers.isPeer(request)) break;
+          }
+          throw new HearthError('HEARTH_E_SECAGG_ROUND', 'another instance took the forming round');
+        },
+      );
+      scope.post<{ Params: { round: string; step: string } }>(
+        PATHS.secureStep,
+        { bodyLimit: secureLimit, onRequest: stepGate, schema: ROUTE_SCHEMAS.secureRoundStep },
+        async (request, reply) => {
+          requireMode('secure');
+          const { round, step } = request.params;
+          if (
+            !/^[0-9a-f]{32}$/.test(round) ||
+            !(SECURE_STEPS as readonly string[]).includes(step)
+          ) {
+            throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
+          }
+          if (!peers.owns(round)) return peers.forward(round, request, reply);
+          const header = request.headers[SECURE_DEVICE_HEADER];
+          const secret = typeof header === 'string' ? header : undefined;
+          void reply.header('cache-control', 'no-store');
+          if (SEND_STEPS.includes(step as SecureStep)) {
+            if (!Buffer.isBuffer(request.body)) {
+              throw new HearthError('HEARTH_E_CONTENT_TYPE', `expected ${SECAGG_CONTENT_TYPE}`);
+            }
+            secure.accept(round, secret, step as SecureStep, request.body);
+            return reply.code(202).send({ accepted: true });
+          }
+          const answer = await secure.fetch(round, secret, step as SecureStep, SECURE_POLL_MS);
+          if (!answer) return reply.code(204).send();
+          if (answer.kind === 'json') return answer.body;
+          return reply
+            .type(SECAGG_CONTENT_TYPE)
+            .send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.length));
+        },
+      );
+    });
   });
 
   return app;

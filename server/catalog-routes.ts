@@ -7,6 +7,7 @@
  * recognised from its first characters). A bad body is refused with the line or entry at fault and
  * the stored catalogue stays as it was.
  */
+import { ROUTE_SCHEMAS } from './openapi.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
@@ -37,7 +38,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
   // The served body of the current catalogue, kept while its digest stands (large catalogues).
   let served: { readonly etag: string; readonly body: string } | undefined;
 
-  app.get(PATHS.catalog, async (request, reply) => {
+  app.get(PATHS.catalog, { schema: ROUTE_SCHEMAS.getCatalog }, async (request, reply) => {
     // The head first: a revalidation (most requests) never reads or parses the items.
     const head = await store.catalogHead();
     if (!head) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
@@ -78,7 +79,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
     );
     scope.put(
       PATHS.catalog,
-      { onRequest: operator, bodyLimit: CATALOG_LIMITS.bytes },
+      { onRequest: operator, bodyLimit: CATALOG_LIMITS.bytes, schema: ROUTE_SCHEMAS.putCatalog },
       async (request, reply) => {
         const text = typeof request.body === 'string' ? request.body : '';
         const contentType = request.headers['content-type'];

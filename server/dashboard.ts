@@ -30,11 +30,14 @@ function assets(): Map<string, { body: Buffer; type: string }> {
   ]);
 }
 
-/** Registers the dashboard's routes on `app`. */
-export function registerDashboard(app: FastifyInstance): void {
+/** Registers the dashboard's routes on `app`, each with its schema by path (openapi.ts). */
+export function registerDashboard(
+  app: FastifyInstance,
+  schemas: Readonly<Record<string, object>>,
+): void {
   for (const [name, asset] of assets()) {
     const url = name === '' ? DASHBOARD_PATH : `${DASHBOARD_PATH}/${name}`;
-    app.get(url, async (_request, reply) =>
+    app.get(url, { schema: schemas[url]! }, async (_request, reply) =>
       // no-cache: a redeployed server's page and script are picked up at once.
       reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body),
     );
