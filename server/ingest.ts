@@ -166,6 +166,14 @@ export async function ingestUpdate(
   const update = decodeUpdate(body, options.maxParams);
   const manifest = await store.getManifest(update.baseVersion);
   if (!manifest) {
+    // An old version's manifest is erased (MANIFESTS_KEPT): far beyond any staleness bound.
+    const latest = await store.latestVersion();
+    if (latest !== undefined && update.baseVersion >= 1 && update.baseVersion < latest) {
+      throw new HearthError(
+        'HEARTH_E_UPDATE_STALE',
+        `version ${update.baseVersion} (now ${latest})`,
+      );
+    }
     throw new HearthError('HEARTH_E_UPDATE_VERSION_UNKNOWN', `version ${update.baseVersion}`);
   }
   const current = await store.latestVersion();

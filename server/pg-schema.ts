@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS updates (
   received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+CREATE INDEX IF NOT EXISTS tokens_by_round ON tokens(round);
 CREATE TABLE IF NOT EXISTS update_vectors (
   update_id INTEGER PRIMARY KEY REFERENCES updates(id),
   delta BYTEA NOT NULL

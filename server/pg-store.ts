@@ -63,6 +63,8 @@ import {
 } from './store-rules.js';
 import {
   CATALOG_VERSIONS_KEPT,
+  MANIFESTS_KEPT,
+  ROUNDS_WITH_ROWS_KEPT,
   WEIGHTS_KEPT,
   type CatalogChange,
   type FormingClaim,
@@ -202,7 +204,8 @@ export class PgStore implements Store {
       'SELECT manifest FROM versions WHERE version = $1',
       [version],
     );
-    return row ? decodeManifest(row.manifest) : undefined;
+    // Empty: erased once MANIFESTS_KEPT newer versions were published.
+    return row?.manifest ? decodeManifest(row.manifest) : undefined;
   }
 
   /** @inheritdoc */
@@ -576,6 +579,17 @@ async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32
     `UPDATE versions SET weights = ''::bytea WHERE version <= $1 AND octet_length(weights) > 0`,
     [manifest.version - WEIGHTS_KEPT],
   );
+  await sql.query(`UPDATE versions SET manifest = '' WHERE version <= $1 AND manifest <> ''`, [
+    manifest.version - MANIFESTS_KEPT,
+  ]);
+  // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT.
+  const old = `SELECT id FROM rounds WHERE status <> 'collecting'
+               AND id <= (SELECT MAX(id) FROM rounds) - ${ROUNDS_WITH_ROWS_KEPT}`;
+  await sql.query(
+    `DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round IN (${old}))`,
+  );
+  await sql.query(`DELETE FROM updates WHERE round IN (${old})`);
+  await sql.query(`DELETE FROM tokens WHERE round IN (${old})`);
 }
 
 /**

@@ -14,7 +14,8 @@ import type Database from 'better-sqlite3';
  * 5: the site's catalogue, versioned (`catalogs`).
  * 6: an update's vector lives in `update_vectors`, erased by deleting its row (`updates.delta` is
  *    left empty): the rows of `updates` stay small, and freed vector pages are reused.
- * 7: the server instances sharing the database, and where each is reached (`instances`).
+ * 7: the server instances sharing the database, and where each is reached (`instances`); the
+ *    secure round forming across them (`secure_forming`); tokens indexed by round (retention).
  */
 export const SCHEMA_VERSION = 7;
 
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS updates (
   received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_by_round ON updates(round);
+CREATE INDEX IF NOT EXISTS tokens_by_round ON tokens(round);
 -- An update's vector while its round needs it (schema 6); deleted when the round is published or
 -- abandoned.
 CREATE TABLE IF NOT EXISTS update_vectors (

@@ -59,6 +59,8 @@ import {
 } from './store-rules.js';
 import {
   CATALOG_VERSIONS_KEPT,
+  MANIFESTS_KEPT,
+  ROUNDS_WITH_ROWS_KEPT,
   WEIGHTS_KEPT,
   type CatalogChange,
   type FormingClaim,
@@ -147,7 +149,8 @@ export class SqliteStore implements Store {
   private manifestOf(version: number): ModelManifest | undefined {
     const row = this.db.prepare('SELECT manifest FROM versions WHERE version = ?').get(version) as
       { manifest: string } | undefined;
-    return row ? decodeManifest(row.manifest) : undefined;
+    // Empty: erased once MANIFESTS_KEPT newer versions were published.
+    return row?.manifest ? decodeManifest(row.manifest) : undefined;
   }
 
   private weightsOf(version: number): Uint8Array | undefined {
@@ -165,6 +168,17 @@ export class SqliteStore implements Store {
     this.db
       .prepare(`UPDATE versions SET weights = X'' WHERE version <= ? AND length(weights) > 0`)
       .run(manifest.version - WEIGHTS_KEPT);
+    this.db
+      .prepare(`UPDATE versions SET manifest = '' WHERE version <= ? AND manifest <> ''`)
+      .run(manifest.version - MANIFESTS_KEPT);
+    // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT.
+    const old = `SELECT id FROM rounds WHERE status <> 'collecting'
+                 AND id <= (SELECT MAX(id) FROM rounds) - ${ROUNDS_WITH_ROWS_KEPT}`;
+    this.db.exec(
+      `DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round IN (${old}));
+       DELETE FROM updates WHERE round IN (${old});
+       DELETE FROM tokens WHERE round IN (${old});`,
+    );
   }
 
   private ledger(): RoundPrivacy[] {

@@ -17,7 +17,7 @@ import { HearthError } from '../protocol/errors.js';
 import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { DTYPE_FLOAT16, DTYPE_FLOAT32, type UpdateDtype } from '../protocol/update-format.js';
-import { resolveConfig, type ServerConfig } from './config.js';
+import { MAX_STALENESS, resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import { splitFlat } from '../protocol/manifest.js';
 import { layoutRowsOf } from './versions.js';
@@ -27,7 +27,13 @@ import { PgStore } from './pg-store.js';
 import { roundExpiry } from './round-expiry.js';
 import { loadSeedModel, seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
-import { CATALOG_VERSIONS_KEPT, type Store, WEIGHTS_KEPT } from './store.js';
+import {
+  CATALOG_VERSIONS_KEPT,
+  MANIFESTS_KEPT,
+  ROUNDS_WITH_ROWS_KEPT,
+  type Store,
+  WEIGHTS_KEPT,
+} from './store.js';
 import {
   joinRound,
   makeDelta,
@@ -840,6 +846,38 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         await runRound(server, 1, latest);
         expect(await store.latestVersion()).toBe(latest + 1);
       });
+
+      it('erases manifests past MANIFESTS_KEPT and per-update rows past ROUNDS_WITH_ROWS_KEPT', async () => {
+        expect(MANIFESTS_KEPT).toBeGreaterThan(MAX_STALENESS);
+        const { app: server } = await serve({
+          minCohort: 1,
+          joinsPerRound: 0,
+          rateLimitPerMinute: 0,
+        });
+        const rounds = Math.max(MANIFESTS_KEPT, ROUNDS_WITH_ROWS_KEPT) + 2;
+        for (let v = 1; v <= rounds; v++) await runRound(server, 1, v);
+        const latest = rounds + 1;
+        expect(await store.latestVersion()).toBe(latest);
+        // Manifests: the newest MANIFESTS_KEPT; every version's row stays (rounds name them).
+        expect(await store.getManifest(latest - MANIFESTS_KEPT)).toBeUndefined();
+        expect((await store.getManifest(latest - MANIFESTS_KEPT + 1))?.version).toBe(
+          latest - MANIFESTS_KEPT + 1,
+        );
+        expect(await db.rows(`SELECT version FROM versions WHERE manifest = ''`)).toHaveLength(
+          latest - MANIFESTS_KEPT,
+        );
+        // Rows: tokens and updates of the newest ROUNDS_WITH_ROWS_KEPT rounds; every round stays.
+        expect((await store.counts()).rounds).toBe(rounds);
+        expect(await db.rows('SELECT DISTINCT round FROM updates')).toHaveLength(
+          ROUNDS_WITH_ROWS_KEPT,
+        );
+        expect(await db.rows('SELECT round FROM tokens')).toHaveLength(ROUNDS_WITH_ROWS_KEPT);
+        expect((await store.privacyLedger()).length).toBe(rounds);
+        // An update on a version whose manifest is gone is stale, not unknown.
+        const { token } = await joinRound(server);
+        const res = await postUpdate(server, updateBody({ token, baseVersion: 1 }));
+        expect(res.json<{ error: { code: string } }>().error.code).toBe('HEARTH_E_UPDATE_STALE');
+      }, 180_000);
 
       it('republishes an earlier version over the current one (a rollback), only while it is current', async () => {
         const { app: server, config } = await serve({ minCohort: 2 });

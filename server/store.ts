@@ -217,12 +217,29 @@ export const CATALOG_VERSIONS_KEPT = 5;
 
 /**
  * Model versions whose weights are kept: publishing version v erases the weights of v - 64 and
- * older (their manifests stay, for the history). 64 covers the validation evaluator's 50 newest
+ * older (their manifests stay, MANIFESTS_KEPT versions). 64 covers the validation evaluator's 50 newest
  * versions, the rollback window and any useful staleness bound; a device never needs older weights
  * (it always fetches the current manifest first). Without it every round would add a whole model
  * to the database forever.
  */
 export const WEIGHTS_KEPT = 64;
+
+/**
+ * Model versions whose manifests are kept: an update on a version up to `--max-staleness` (at most
+ * MAX_STALENESS, 1,000) behind is carried into the current layout with its base version's manifest,
+ * so the manifests of the newest 1,001 versions stay. Older ones are erased (their rows stay, for
+ * the rounds that name them); a manifest carries the catalogue's item ids, so without this every
+ * round would add one to the database for good.
+ */
+export const MANIFESTS_KEPT = 1001;
+
+/**
+ * Rounds whose per-update rows (tokens and updates: times, norms, example counts) are kept: the
+ * newest 1,000, well beyond what the dashboard draws (STATS_ROUNDS). Older rounds keep their own
+ * row, which the privacy ledger needs; their tokens and updates are deleted as new versions are
+ * published.
+ */
+export const ROUNDS_WITH_ROWS_KEPT = 1000;
 
 /** Which instance's forming secure round new devices join (peers.ts). */
 export interface FormingClaim {
