@@ -112,20 +112,10 @@ describe('attacks on one upload', () => {
 describe('attacks on what a secure aggregation server receives', () => {
   it('find the items in the plaintext updates, and no more than popularity does in the masked ones', async () => {
     // 120 visitors of 3 to 5 items each, in one SecAgg+ round of the real protocol code.
-    const rng = mulberry32(11);
-    const sessions = Array.from({ length: 120 }, () =>
-      Array.from({ length: 3 + Math.floor(rng() * 3) }, () => 1 + Math.floor(rng() * 59)),
-    );
-    const manifest = manifestWith();
-    const layout: UpdateLayout = { kind: 'full' };
     const clip = 1;
+    const { sessions, deltas, recall, popularity } = await visitorsWithUpdates(120, 11, clip);
+    const layout: UpdateLayout = { kind: 'full' };
     const n = sessions.length;
-    const deltas: Float32Array[] = [];
-    for (const items of sessions) {
-      const { update, model } = await learnLocally({ manifest, weights }, [{ items }]);
-      model.dispose();
-      deltas.push(clipForUpload(update.delta, clip));
-    }
     const random = seededRandomBytes(4);
     const params = testParams(n, { length: deltas[0]!.length, neighbours: 8 });
     const inputs = new Map(
@@ -133,19 +123,6 @@ describe('attacks on what a secure aggregation server receives', () => {
     );
     const { transcript, result } = await runRoundInProcess({ params, inputs, random });
     expect(result.survivors).toHaveLength(n);
-    // Popularity among the other visitors: the guess that needs nothing from this one.
-    const popularExcept = (i: number) => {
-      const counts = new Float64Array(dims.items);
-      sessions.forEach((items, j) => {
-        if (j !== i) for (const item of new Set(items)) counts[item]! += 1;
-      });
-      return Array.from({ length: dims.items - 1 }, (_, r) => r + 1).sort(
-        (a, b) => counts[b]! - counts[a]! || a - b,
-      );
-    };
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const recall = (guess: (i: number) => readonly number[]) =>
-      mean(sessions.map((items, i) => scoreGuess(guess(i), new Set(items)).recall));
     // What the server receives from device i: its masked input, read as the server would a sum.
     const received = (i: number) =>
       Float32Array.from(
@@ -156,7 +133,6 @@ describe('attacks on what a secure aggregation server receives', () => {
         ),
       );
     const plaintext = recall((i) => rowsAttack(deltas[i]!, dims, layout));
-    const popularity = recall(popularExcept);
     const maskedRows = recall((i) => rowsAttack(received(i), dims, layout));
     const maskedProjection = recall((i) => projectionAttack(received(i), dims, layout, weights));
     // Plaintext: the attack works, visibly; masked: no better than guessing by popularity (within
