@@ -582,14 +582,18 @@ async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32
   await sql.query(`UPDATE versions SET manifest = '' WHERE version <= $1 AND manifest <> ''`, [
     manifest.version - MANIFESTS_KEPT,
   ]);
-  // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT.
-  const old = `SELECT id FROM rounds WHERE status <> 'collecting'
-               AND id <= (SELECT MAX(id) FROM rounds) - ${ROUNDS_WITH_ROWS_KEPT}`;
+  // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT (index ranges: the
+  // collecting round is always the newest).
+  const newest = (await one<{ newest: number | null }>(sql, 'SELECT MAX(id) AS newest FROM rounds'))
+    ?.newest;
+  const cutoff = (newest ?? 0) - ROUNDS_WITH_ROWS_KEPT;
+  if (cutoff < 1) return;
   await sql.query(
-    `DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round IN (${old}))`,
+    'DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round <= $1)',
+    [cutoff],
   );
-  await sql.query(`DELETE FROM updates WHERE round IN (${old})`);
-  await sql.query(`DELETE FROM tokens WHERE round IN (${old})`);
+  await sql.query('DELETE FROM updates WHERE round <= $1', [cutoff]);
+  await sql.query('DELETE FROM tokens WHERE round <= $1', [cutoff]);
 }
 
 /**

@@ -171,14 +171,20 @@ export class SqliteStore implements Store {
     this.db
       .prepare(`UPDATE versions SET manifest = '' WHERE version <= ? AND manifest <> ''`)
       .run(manifest.version - MANIFESTS_KEPT);
-    // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT.
-    const old = `SELECT id FROM rounds WHERE status <> 'collecting'
-                 AND id <= (SELECT MAX(id) FROM rounds) - ${ROUNDS_WITH_ROWS_KEPT}`;
-    this.db.exec(
-      `DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round IN (${old}));
-       DELETE FROM updates WHERE round IN (${old});
-       DELETE FROM tokens WHERE round IN (${old});`,
-    );
+    // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT (index ranges: the
+    // collecting round is always the newest).
+    const { newest } = this.db.prepare('SELECT MAX(id) AS newest FROM rounds').get() as {
+      newest: number | null;
+    };
+    const cutoff = (newest ?? 0) - ROUNDS_WITH_ROWS_KEPT;
+    if (cutoff < 1) return;
+    this.db
+      .prepare(
+        `DELETE FROM update_vectors WHERE update_id IN (SELECT id FROM updates WHERE round <= ?)`,
+      )
+      .run(cutoff);
+    this.db.prepare('DELETE FROM updates WHERE round <= ?').run(cutoff);
+    this.db.prepare('DELETE FROM tokens WHERE round <= ?').run(cutoff);
   }
 
   private ledger(): RoundPrivacy[] {
