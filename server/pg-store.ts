@@ -593,7 +593,12 @@ async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32
     [cutoff],
   );
   await sql.query('DELETE FROM updates WHERE round <= $1', [cutoff]);
-  await sql.query('DELETE FROM tokens WHERE round <= $1', [cutoff]);
+  // A token of an old round may carry a newer round's update (a stale one): it goes with that.
+  await sql.query(
+    `DELETE FROM tokens WHERE round <= $1
+     AND NOT EXISTS (SELECT 1 FROM updates u WHERE u.token = tokens.token)`,
+    [cutoff],
+  );
 }
 
 /**

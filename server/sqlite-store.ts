@@ -184,7 +184,13 @@ export class SqliteStore implements Store {
       )
       .run(cutoff);
     this.db.prepare('DELETE FROM updates WHERE round <= ?').run(cutoff);
-    this.db.prepare('DELETE FROM tokens WHERE round <= ?').run(cutoff);
+    // A token of an old round may carry a newer round's update (a stale one): it goes with that.
+    this.db
+      .prepare(
+        `DELETE FROM tokens WHERE round <= ?
+         AND NOT EXISTS (SELECT 1 FROM updates u WHERE u.token = tokens.token)`,
+      )
+      .run(cutoff);
   }
 
   private ledger(): RoundPrivacy[] {

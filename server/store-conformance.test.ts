@@ -854,8 +854,13 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           joinsPerRound: 0,
           rateLimitPerMinute: 0,
         });
+        // Round 1's second token carries a stale update into round 2: its row stays with that.
+        const early = await joinRound(server);
+        await runRound(server, 1, 1);
+        const stale = await postUpdate(server, updateBody({ token: early.token, baseVersion: 1 }));
+        expect(stale.statusCode).toBe(202);
         const rounds = Math.max(MANIFESTS_KEPT, ROUNDS_WITH_ROWS_KEPT) + 2;
-        for (let v = 1; v <= rounds; v++) await runRound(server, 1, v);
+        for (let v = 3; v <= rounds; v++) await runRound(server, 1, v);
         const latest = rounds + 1;
         expect(await store.latestVersion()).toBe(latest);
         // Manifests: the newest MANIFESTS_KEPT; every version's row stays (rounds name them).
@@ -872,6 +877,9 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
           ROUNDS_WITH_ROWS_KEPT,
         );
         expect(await db.rows('SELECT round FROM tokens')).toHaveLength(ROUNDS_WITH_ROWS_KEPT);
+        expect(await db.rows(`SELECT token FROM tokens WHERE token = '${early.token}'`)).toEqual(
+          [],
+        );
         expect((await store.privacyLedger()).length).toBe(rounds);
         // An update on a version whose manifest is gone is stale, not unknown.
         const { token } = await joinRound(server);
