@@ -84,17 +84,23 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   const pages = await Promise.all(contexts.map((context) => openDevice(context, bodies)));
   for (const [i, page] of pages.entries()) await clickRecommendations(page, [i % 3, (i + 1) % 4]);
 
-  // Page 1 closes once its keys are out, page 4 once its masked update is out (its plaintext read
-  // first: it is in the sum).
+  // Page 1 closes once its keys are out, page 4 once its masked update is out. Page 4's plaintext
+  // (in the sum) is read once its keys are out: its input is fixed by then, and reading it later
+  // would give a loaded machine time to finish the round before the page closes.
   const inputs = new Map<number, { round: string; delta: number[] }>();
-  const closeAfter = (i: number, step: string) =>
+  const responseTo = (i: number, step: string) =>
     pages[i]!.waitForResponse((response) => response.url().endsWith(`/${step}`), {
       timeout: 120_000,
-    }).then(async () => {
-      if (step === 'masked') inputs.set(i, await secureInput(pages[i]!));
-      await pages[i]!.context().close();
     });
-  const closing = [closeAfter(1, 'keys'), closeAfter(4, 'masked')];
+  const leaverInput = responseTo(4, 'keys').then(() => secureInput(pages[4]!));
+  const closing = [
+    responseTo(1, 'keys').then(() => pages[1]!.context().close()),
+    // (The read started long before; it is waited for only so that the page outlives it.)
+    responseTo(4, 'masked').then(async () => {
+      await leaverInput.catch(() => undefined);
+      await pages[4]!.context().close();
+    }),
+  ];
   const syncs = pages.map((page) =>
     page
       .evaluate(() =>
@@ -113,6 +119,7 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   for (const i of [0, 2, 3, 5]) {
     expect(results[i]).toMatchObject({ status: 'uploaded', modelVersion: 2 });
   }
+  inputs.set(4, await leaverInput);
   for (const i of [0, 2, 3, 5]) inputs.set(i, await secureInput(pages[i]!));
   await Promise.all(contexts.map((context) => context.close().catch(() => undefined)));
 
