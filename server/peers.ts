@@ -66,6 +66,11 @@ export class Peers {
   private readonly key: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /**
+   * URLs of the instances this one has reached: an instance keeps its URL for its life, so a round's
+   * many forwarded steps read the store once. Dropped when the instance stops answering.
+   */
+  private readonly urls = new Map<string, string>();
 
   constructor(private readonly options: PeersOptions) {
     if (options.url !== undefined && options.operatorToken === undefined) {
@@ -182,7 +187,8 @@ export class Peers {
     const unknown = (why: string): never => {
       throw new HearthError('HEARTH_E_SECAGG_ROUND', `instance ${to} ${why}`);
     };
-    const base = (await this.options.store.instanceUrl(to)) ?? unknown('is gone');
+    const base =
+      this.urls.get(to) ?? (await this.options.store.instanceUrl(to)) ?? unknown('is gone');
     const headers: Record<string, string> = { ...extra, [PEER_HEADER]: this.key!.toString() };
     for (const name of ['content-type', SECURE_DEVICE_HEADER]) {
       const value = request.headers[name];
@@ -197,8 +203,12 @@ export class Peers {
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch {
+      this.urls.delete(to);
       return unknown('does not answer');
     }
+    // Bounded by the instances that ever ran rounds here; a busy cluster has a handful.
+    if (this.urls.size > 64) this.urls.clear();
+    this.urls.set(to, base);
     const body = Buffer.from(await answer.arrayBuffer());
     void reply.code(answer.status);
     const type = answer.headers.get('content-type');
