@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 7 (sqlite-schema.ts), so both
+ * The PostgreSQL schema of PgStore: the same tables as SQLite's schema 8 (sqlite-schema.ts), so both
  * stores mean the same thing by every column. Created idempotently at start-up; several instances may
  * start at once, and two concurrent `CREATE TABLE IF NOT EXISTS` of one table can still fail (both
  * pass the existence check, then one hits the catalogue's unique index on type names), so creation
@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 
 /** Schema version of the PostgreSQL tables; a newer database than the code knows is refused. */
-export const PG_SCHEMA_VERSION = 7;
+export const PG_SCHEMA_VERSION = 8;
 
 /** Key of the advisory lock that serialises schema creation and seeding across instances. */
 export const PG_SCHEMA_LOCK = 0x4845_4152; // 'HEAR'
@@ -24,8 +24,14 @@ CREATE TABLE IF NOT EXISTS hearth_meta (
 );
 CREATE TABLE IF NOT EXISTS versions (
   version INTEGER PRIMARY KEY,
-  created_at TEXT NOT NULL,
-  manifest TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version_manifests (
+  version INTEGER PRIMARY KEY REFERENCES versions(version),
+  manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version_weights (
+  version INTEGER PRIMARY KEY REFERENCES versions(version),
   weights BYTEA NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rounds (
@@ -102,6 +108,23 @@ export async function migratePg(client: PoolClient): Promise<void> {
        SELECT id, delta FROM updates WHERE length(delta) > 0 ON CONFLICT DO NOTHING`,
     );
     await client.query(`UPDATE updates SET delta = ''::bytea WHERE length(delta) > 0`);
+    // Schema 8: the manifests and weights still kept move to their own tables, erased by deleting
+    // rows (sqlite-schema.ts).
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM information_schema.columns
+       WHERE table_schema = current_schema() AND table_name = 'versions' AND column_name = 'weights'`,
+    );
+    if (rowCount) {
+      await client.query(
+        `INSERT INTO version_manifests (version, manifest)
+         SELECT version, manifest FROM versions WHERE manifest <> '' ON CONFLICT DO NOTHING`,
+      );
+      await client.query(
+        `INSERT INTO version_weights (version, weights)
+         SELECT version, weights FROM versions WHERE octet_length(weights) > 0 ON CONFLICT DO NOTHING`,
+      );
+      await client.query('ALTER TABLE versions DROP COLUMN manifest, DROP COLUMN weights');
+    }
     const { rows } = await client.query<{ schema_version: number }>(
       'SELECT schema_version FROM hearth_meta WHERE id = 1',
     );

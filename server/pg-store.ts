@@ -201,22 +201,22 @@ export class PgStore implements Store {
   async getManifest(version: number): Promise<ModelManifest | undefined> {
     const row = await one<{ manifest: string }>(
       this.pool,
-      'SELECT manifest FROM versions WHERE version = $1',
+      'SELECT manifest FROM version_manifests WHERE version = $1',
       [version],
     );
-    // Empty: erased once MANIFESTS_KEPT newer versions were published.
-    return row?.manifest ? decodeManifest(row.manifest) : undefined;
+    // Absent: not stored, or erased once MANIFESTS_KEPT newer versions were published.
+    return row ? decodeManifest(row.manifest) : undefined;
   }
 
   /** @inheritdoc */
   async getWeightBytes(version: number): Promise<Uint8Array | undefined> {
     const row = await one<{ weights: Buffer }>(
       this.pool,
-      'SELECT weights FROM versions WHERE version = $1',
+      'SELECT weights FROM version_weights WHERE version = $1',
       [version],
     );
-    // Empty: erased once WEIGHTS_KEPT newer versions were published.
-    return row?.weights.length ? row.weights : undefined;
+    // Absent: not stored, or erased once WEIGHTS_KEPT newer versions were published.
+    return row?.weights;
   }
 
   /** @inheritdoc */
@@ -569,19 +569,26 @@ async function collectingRound(sql: Sql, now: string): Promise<RoundTicket> {
   return { round: inserted!.id, version: current };
 }
 
-/** Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it. */
+/**
+ * Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it, and the manifests
+ * of those MANIFESTS_KEPT or more before it.
+ */
 async function insertVersion(sql: Sql, manifest: ModelManifest, weights: Float32Array) {
-  await sql.query(
-    'INSERT INTO versions (version, created_at, manifest, weights) VALUES ($1, $2, $3, $4)',
-    versionValues(manifest, weights),
-  );
-  await sql.query(
-    `UPDATE versions SET weights = ''::bytea WHERE version <= $1 AND octet_length(weights) > 0`,
-    [manifest.version - WEIGHTS_KEPT],
-  );
-  await sql.query(`UPDATE versions SET manifest = '' WHERE version <= $1 AND manifest <> ''`, [
-    manifest.version - MANIFESTS_KEPT,
+  const { version, createdAt, manifestText, weightBytes } = versionValues(manifest, weights);
+  await sql.query('INSERT INTO versions (version, created_at) VALUES ($1, $2)', [
+    version,
+    createdAt,
   ]);
+  await sql.query('INSERT INTO version_manifests (version, manifest) VALUES ($1, $2)', [
+    version,
+    manifestText,
+  ]);
+  await sql.query('INSERT INTO version_weights (version, weights) VALUES ($1, $2)', [
+    version,
+    weightBytes,
+  ]);
+  await sql.query('DELETE FROM version_weights WHERE version <= $1', [version - WEIGHTS_KEPT]);
+  await sql.query('DELETE FROM version_manifests WHERE version <= $1', [version - MANIFESTS_KEPT]);
   // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT (index ranges: the
   // collecting round is always the newest).
   const newest = (await one<{ newest: number | null }>(sql, 'SELECT MAX(id) AS newest FROM rounds'))
@@ -665,7 +672,8 @@ async function storedVersion(sql: Sql, version: number) {
   const stored = requireStoredVersion(
     await one<{ manifest: string; weights: Buffer }>(
       sql,
-      'SELECT manifest, weights FROM versions WHERE version = $1',
+      `SELECT m.manifest, w.weights FROM version_manifests m
+       JOIN version_weights w ON w.version = m.version WHERE m.version = $1`,
       [version],
     ),
     version,

@@ -16,8 +16,11 @@ import type Database from 'better-sqlite3';
  *    left empty): the rows of `updates` stay small, and freed vector pages are reused.
  * 7: the server instances sharing the database, and where each is reached (`instances`); the
  *    secure round forming across them (`secure_forming`); tokens indexed by round (retention).
+ * 8: a version's manifest and weights live in `version_manifests` and `version_weights`, erased by
+ *    deleting their rows: `versions` keeps one small row per version, and the pages an erased
+ *    version held are freed for reuse (an emptied column left each old version's page mostly empty).
  */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -42,8 +45,16 @@ CREATE TABLE IF NOT EXISTS ${name} (
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS versions (
   version INTEGER PRIMARY KEY,
-  created_at TEXT NOT NULL,
-  manifest TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+-- A version's manifest (JSON) and float32 weights while they are kept (schema 8): the weights of the
+-- newest WEIGHTS_KEPT versions, the manifests of the newest MANIFESTS_KEPT (store.ts).
+CREATE TABLE IF NOT EXISTS version_manifests (
+  version INTEGER PRIMARY KEY REFERENCES versions(version),
+  manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version_weights (
+  version INTEGER PRIMARY KEY REFERENCES versions(version),
   weights BLOB NOT NULL
 );
 ${ROUNDS_TABLE('rounds')}
@@ -140,7 +151,40 @@ export function migrate(db: Database.Database): void {
     );
     db.exec(`UPDATE updates SET delta = X'' WHERE length(delta) > 0`);
   })();
+  const versions = db.pragma('table_info(versions)') as { name: string }[];
+  if (versions.some((c) => c.name === 'weights')) rebuildVersions(db);
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+/**
+ * Schema 8: the manifests and weights still kept move to their own tables, and `versions` is copied
+ * into a table without them (rounds and the optimiser state point at it, hence foreign keys off, as
+ * in rebuildRounds). The copy is compact; the old table's pages go to the free list for reuse.
+ */
+function rebuildVersions(db: Database.Database): void {
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      db.exec(
+        `INSERT INTO version_manifests (version, manifest)
+         SELECT version, manifest FROM versions WHERE manifest <> ''`,
+      );
+      db.exec(
+        `INSERT INTO version_weights (version, weights)
+         SELECT version, weights FROM versions WHERE length(weights) > 0`,
+      );
+      db.exec(`CREATE TABLE versions_v8 (version INTEGER PRIMARY KEY, created_at TEXT NOT NULL)`);
+      db.exec(
+        'INSERT INTO versions_v8 (version, created_at) SELECT version, created_at FROM versions',
+      );
+      db.exec('DROP TABLE versions');
+      db.exec('ALTER TABLE versions_v8 RENAME TO versions');
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length > 0) throw new Error(`versions rebuild broke ${broken.length} references`);
+    })();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
 }
 
 /**

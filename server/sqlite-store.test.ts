@@ -36,7 +36,7 @@ describe('SqliteStore', () => {
     const path = join(dir, 'v5.db');
     await new SqliteStore(path).close();
     const old = new Database(path);
-    old.prepare("INSERT INTO versions VALUES (1, 'x', '{}', x'00')").run();
+    old.prepare("INSERT INTO versions VALUES (1, 'x')").run();
     old.prepare("INSERT INTO rounds (base_version, status) VALUES (1, 'collecting')").run();
     old.prepare("INSERT INTO tokens VALUES (?, 1, 'x', 'x')").run('a'.repeat(32));
     old
@@ -52,6 +52,55 @@ describe('SqliteStore', () => {
       expect(db.prepare('SELECT update_id, hex(delta) AS hex FROM update_vectors').all()).toEqual([
         { update_id: 1, hex: '0102030405060708' },
       ]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('moves the manifests and weights a schema-7 database keeps into their own tables (schema 8)', async () => {
+    const path = join(dir, 'v7.db');
+    await new SqliteStore(path).close();
+    const old = new Database(path);
+    old.pragma('foreign_keys = OFF');
+    old.exec('DROP TABLE version_manifests; DROP TABLE version_weights; DROP TABLE versions');
+    old.exec(`CREATE TABLE versions (version INTEGER PRIMARY KEY, created_at TEXT NOT NULL,
+      manifest TEXT NOT NULL, weights BLOB NOT NULL)`);
+    // Version 1 erased (both emptied), 2 with its manifest only, 3 whole.
+    old.prepare("INSERT INTO versions VALUES (1, 'a', '', x'')").run();
+    old.prepare("INSERT INTO versions VALUES (2, 'b', '{\"version\":2}', x'')").run();
+    old.prepare("INSERT INTO versions VALUES (3, 'c', '{\"version\":3}', x'0000803f')").run();
+    old
+      .prepare(
+        "INSERT INTO rounds (base_version, status, published_version) VALUES (2, 'published', 3)",
+      )
+      .run();
+    old.pragma('user_version = 7');
+    old.close();
+    const upgraded = new SqliteStore(path);
+    try {
+      expect(await upgraded.latestVersion()).toBe(3);
+      expect(await upgraded.getManifest(1)).toBeUndefined();
+      expect(await upgraded.getManifest(2)).toEqual({ version: 2 });
+      expect(await upgraded.getWeightBytes(2)).toBeUndefined();
+      expect([...(await upgraded.getWeightBytes(3))!]).toEqual([0, 0, 0x80, 0x3f]);
+      expect((await upgraded.history(5))[0]).toMatchObject({ round: 1, publishedAt: 'c' });
+    } finally {
+      await upgraded.close();
+    }
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.pragma('foreign_key_check')).toEqual([]);
+      expect(db.prepare('SELECT * FROM versions ORDER BY version').all()).toEqual([
+        { version: 1, created_at: 'a' },
+        { version: 2, created_at: 'b' },
+        { version: 3, created_at: 'c' },
+      ]);
+      expect(db.prepare('SELECT version FROM version_manifests').all()).toEqual([
+        { version: 2 },
+        { version: 3 },
+      ]);
+      expect(db.prepare('SELECT version FROM version_weights').all()).toEqual([{ version: 3 }]);
     } finally {
       db.close();
     }

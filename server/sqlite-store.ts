@@ -147,30 +147,40 @@ export class SqliteStore implements Store {
   }
 
   private manifestOf(version: number): ModelManifest | undefined {
-    const row = this.db.prepare('SELECT manifest FROM versions WHERE version = ?').get(version) as
-      { manifest: string } | undefined;
-    // Empty: erased once MANIFESTS_KEPT newer versions were published.
-    return row?.manifest ? decodeManifest(row.manifest) : undefined;
+    const row = this.db
+      .prepare('SELECT manifest FROM version_manifests WHERE version = ?')
+      .get(version) as { manifest: string } | undefined;
+    // Absent: not stored, or erased once MANIFESTS_KEPT newer versions were published.
+    return row ? decodeManifest(row.manifest) : undefined;
   }
 
   private weightsOf(version: number): Uint8Array | undefined {
-    const row = this.db.prepare('SELECT weights FROM versions WHERE version = ?').get(version) as
-      { weights: Buffer } | undefined;
-    // Empty: erased once WEIGHTS_KEPT newer versions were published.
-    return row?.weights.length ? row.weights : undefined;
+    const row = this.db
+      .prepare('SELECT weights FROM version_weights WHERE version = ?')
+      .get(version) as { weights: Buffer } | undefined;
+    // Absent: not stored, or erased once WEIGHTS_KEPT newer versions were published.
+    return row?.weights;
   }
 
-  /** Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it. */
+  /**
+   * Inserts a version and erases the weights of those WEIGHTS_KEPT or more before it, and the
+   * manifests of those MANIFESTS_KEPT or more before it.
+   */
   private insertVersion(manifest: ModelManifest, weights: Float32Array): void {
+    const { version, createdAt, manifestText, weightBytes } = versionValues(manifest, weights);
     this.db
-      .prepare('INSERT INTO versions (version, created_at, manifest, weights) VALUES (?, ?, ?, ?)')
-      .run(...versionValues(manifest, weights));
+      .prepare('INSERT INTO versions (version, created_at) VALUES (?, ?)')
+      .run(version, createdAt);
     this.db
-      .prepare(`UPDATE versions SET weights = X'' WHERE version <= ? AND length(weights) > 0`)
-      .run(manifest.version - WEIGHTS_KEPT);
+      .prepare('INSERT INTO version_manifests (version, manifest) VALUES (?, ?)')
+      .run(version, manifestText);
     this.db
-      .prepare(`UPDATE versions SET manifest = '' WHERE version <= ? AND manifest <> ''`)
-      .run(manifest.version - MANIFESTS_KEPT);
+      .prepare('INSERT INTO version_weights (version, weights) VALUES (?, ?)')
+      .run(version, weightBytes);
+    this.db.prepare('DELETE FROM version_weights WHERE version <= ?').run(version - WEIGHTS_KEPT);
+    this.db
+      .prepare('DELETE FROM version_manifests WHERE version <= ?')
+      .run(version - MANIFESTS_KEPT);
     // The per-update rows of rounds older than the newest ROUNDS_WITH_ROWS_KEPT (index ranges: the
     // collecting round is always the newest).
     const { newest } = this.db.prepare('SELECT MAX(id) AS newest FROM rounds').get() as {

@@ -36,22 +36,30 @@ export function bytesToFloat64(bytes: Uint8Array): Float64Array {
   return new Float64Array(Uint8Array.from(bytes).buffer);
 }
 
-/** A manifest as stored in `versions.manifest` (JSON text). */
+/** A manifest as stored in `version_manifests.manifest` (JSON text). */
 export function encodeManifest(manifest: ModelManifest): string {
   return JSON.stringify(manifest);
 }
 
-/** A stored `versions.manifest` back as a manifest (it was validated before it was stored). */
+/** A stored `version_manifests.manifest` back as a manifest (it was validated before it was stored). */
 export function decodeManifest(text: string): ModelManifest {
   return JSON.parse(text) as ModelManifest;
 }
 
-/** The values of a version, for `INSERT INTO versions (version, created_at, manifest, weights)`. */
+/**
+ * The values of a version: its row of `versions` (version, created_at), of `version_manifests` and
+ * of `version_weights`.
+ */
 export function versionValues(
   manifest: ModelManifest,
   weights: Float32Array,
-): [number, string, string, Buffer] {
-  return [manifest.version, manifest.createdAt, encodeManifest(manifest), float32ToBytes(weights)];
+): { version: number; createdAt: string; manifestText: string; weightBytes: Buffer } {
+  return {
+    version: manifest.version,
+    createdAt: manifest.createdAt,
+    manifestText: encodeManifest(manifest),
+    weightBytes: float32ToBytes(weights),
+  };
 }
 
 /**

@@ -58,6 +58,8 @@ interface TestDatabase {
   open(): Promise<Store>;
   /** The rows of a SELECT, read beside the store the way an operator would look at them. */
   rows(sql: string): Promise<unknown[]>;
+  /** Runs SQL statements on it (its stores must be closed): turns it into an older schema. */
+  exec(sql: string): Promise<void>;
   /** Deletes the database (its stores must be closed). */
   drop(): Promise<void>;
 }
@@ -86,6 +88,14 @@ const sqlite: Backend = {
         const db = new Database(path, { readonly: true });
         try {
           return db.prepare(sql).all();
+        } finally {
+          db.close();
+        }
+      },
+      async exec(sql) {
+        const db = new Database(path);
+        try {
+          db.exec(sql);
         } finally {
           db.close();
         }
@@ -124,6 +134,15 @@ function postgres(): Backend {
           await client.connect();
           try {
             return (await client.query(sql)).rows;
+          } finally {
+            await client.end();
+          }
+        },
+        async exec(sql) {
+          const client = new pg.Client({ connectionString: url.href });
+          await client.connect();
+          try {
+            await client.query(sql);
           } finally {
             await client.end();
           }
@@ -847,6 +866,48 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(await store.latestVersion()).toBe(latest + 1);
       });
 
+      it('upgrades a schema-7 database: the kept manifests and weights move to their own tables', async () => {
+        const first = await serve({ minCohort: 1, joinsPerRound: 0, rateLimitPerMinute: 0 });
+        await runRound(first.app, 1, 1);
+        await runRound(first.app, 1, 2);
+        const manifest = await store.getManifest(3);
+        const weights = await store.getWeightBytes(3);
+        await first.close();
+        await store.close();
+        // Schema 7: manifest and weights were columns of versions, emptied when erased (here
+        // version 1's).
+        const pgsql = backend.name === 'PgStore';
+        const bytes = pgsql ? `BYTEA NOT NULL DEFAULT ''::bytea` : `BLOB NOT NULL DEFAULT X''`;
+        await db.exec(`
+          ALTER TABLE versions ADD COLUMN manifest TEXT NOT NULL DEFAULT '';
+          ALTER TABLE versions ADD COLUMN weights ${bytes};
+          UPDATE versions SET manifest = (SELECT manifest FROM version_manifests m
+            WHERE m.version = versions.version) WHERE version > 1;
+          UPDATE versions SET weights = (SELECT weights FROM version_weights w
+            WHERE w.version = versions.version) WHERE version > 1;
+          DROP TABLE version_manifests;
+          DROP TABLE version_weights;
+          ${pgsql ? 'UPDATE hearth_meta SET schema_version = 7' : 'PRAGMA user_version = 7'};
+        `);
+        store = await db.open();
+        expect(await store.latestVersion()).toBe(3);
+        expect(await store.getManifest(3)).toEqual(manifest);
+        expect(await store.getWeightBytes(3)).toEqual(weights);
+        expect(await store.getManifest(1)).toBeUndefined();
+        expect(await store.getWeightBytes(1)).toBeUndefined();
+        expect(await db.rows('SELECT * FROM versions WHERE version = 1')).toEqual([
+          { version: 1, created_at: expect.any(String) },
+        ]);
+        expect(await db.rows('SELECT version FROM version_weights ORDER BY version')).toEqual([
+          { version: 2 },
+          { version: 3 },
+        ]);
+        // Rounds go on.
+        const { app: server } = await serve({ minCohort: 1, joinsPerRound: 0 });
+        await runRound(server, 1, 3);
+        expect((await store.getManifest(4))?.version).toBe(4);
+      });
+
       it('erases manifests past MANIFESTS_KEPT and per-update rows past ROUNDS_WITH_ROWS_KEPT', async () => {
         expect(MANIFESTS_KEPT).toBeGreaterThan(MAX_STALENESS);
         const { app: server } = await serve({
@@ -863,14 +924,15 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         for (let v = 3; v <= rounds; v++) await runRound(server, 1, v);
         const latest = rounds + 1;
         expect(await store.latestVersion()).toBe(latest);
-        // Manifests: the newest MANIFESTS_KEPT; every version's row stays (rounds name them).
+        // Manifests: the newest MANIFESTS_KEPT, weights: the newest WEIGHTS_KEPT, each erased by
+        // deleting its row; every version's row stays (rounds name them).
         expect(await store.getManifest(latest - MANIFESTS_KEPT)).toBeUndefined();
         expect((await store.getManifest(latest - MANIFESTS_KEPT + 1))?.version).toBe(
           latest - MANIFESTS_KEPT + 1,
         );
-        expect(await db.rows(`SELECT version FROM versions WHERE manifest = ''`)).toHaveLength(
-          latest - MANIFESTS_KEPT,
-        );
+        expect(await db.rows('SELECT version FROM version_manifests')).toHaveLength(MANIFESTS_KEPT);
+        expect(await db.rows('SELECT version FROM version_weights')).toHaveLength(WEIGHTS_KEPT);
+        expect(await db.rows('SELECT version FROM versions')).toHaveLength(latest);
         // Rows: tokens and updates of the newest ROUNDS_WITH_ROWS_KEPT rounds; every round stays.
         expect((await store.counts()).rounds).toBe(rounds);
         expect(await db.rows('SELECT DISTINCT round FROM updates')).toHaveLength(

@@ -255,8 +255,8 @@ describe('attacks on what the server keeps after a round: its database file', ()
     }
     const blobs = blobsOf(path);
     // Per-device tables are empty; what is left is the versions' weights (and nothing else).
-    expect([...blobs.keys()]).toEqual(['versions']);
-    const [v1, v2] = blobs.get('versions')!.map((bytes) => bytesToFloat32(bytes));
+    expect([...blobs.keys()]).toEqual(['version_weights']);
+    const [v1, v2] = blobs.get('version_weights')!.map((bytes) => bytesToFloat32(bytes));
     const change = v2!.map((w, j) => w - v1![j]!);
     const rows = recall(() => rowsAttack(change, dims, layout));
     const projection = recall(() => projectionAttack(change, dims, layout, weights));
