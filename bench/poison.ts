@@ -23,7 +23,11 @@
  * sums the same clipped inputs, but cannot check one update's norm, see the README):
  *   defaults  the server's defaults (m = 100, noise z = 1.2, equal-weight mean, one update per client
  *             identity per round, rate limit 600/min);
- *   hardened  no noise, a 20% trimmed mean (robust aggregation, which cannot be combined with noise).
+ *   hardened  no noise, a 20% trimmed mean (robust aggregation, which cannot be combined with noise);
+ *   guarded   hardened, and `--round-guard rollback` over a window of 10 rounds (server/round-guard.ts):
+ *             a round whose updates point alike, or sit at S, beyond the window is undone. Its trials
+ *             start with 10 honest rounds, so that the window holds normal rounds when the attack
+ *             begins; the rounds after are measured as in the other presets.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -75,7 +79,21 @@ if (ks.some((k) => k >= m)) throw new Error(`every k must be below m = ${m}`);
 const PRESETS: Record<string, Partial<ServerConfig>> = {
   defaults: {},
   hardened: { noiseMultiplier: 0, aggregator: 'trimmed-mean', trimFraction: 0.2 },
+  guarded: {
+    noiseMultiplier: 0,
+    aggregator: 'trimmed-mean',
+    trimFraction: 0.2,
+    roundGuard: 'rollback',
+    roundGuardWindow: 10,
+  },
 };
+
+/**
+ * Honest rounds before the attack, so that a preset's round guard has a window of normal rounds
+ * (it learns what is normal from the rounds it sees; an attack from the first round is the norm).
+ */
+const warmupRounds = (preset: Partial<ServerConfig>): number =>
+  preset.roundGuard === 'rollback' ? (preset.roundGuardWindow ?? 20) : 0;
 
 const HONEST: Omit<LocalUpdateSettings, 'seed'> = {
   steps: 4,
@@ -176,6 +194,8 @@ interface Trial {
   readonly moved: number;
   readonly top1: number;
   readonly fakeAccepted: number;
+  /** Attacked rounds whose base weights the round guard published again. */
+  readonly rolledBack: number;
 }
 
 /** How the fake clients push: trained on poisoned sessions, or all of S on the item's bias. */
@@ -231,21 +251,15 @@ async function trial(
     let honestNext = 0;
     let movedSum = 0;
     let fakeAccepted = 0;
-    for (let round = 1; round <= rounds; round++) {
-      const { manifest, weights, layout } = await globalModel(server);
+    let rolledBack = 0;
+    /** Honest devices fill the round, in batches trained together. */
+    const fill = async (
+      { manifest, weights, layout }: Awaited<ReturnType<typeof globalModel>>,
+      seed: number,
+    ): Promise<void> => {
       const S = manifest.federation.clipNorm;
-      const seed = round * 7919 + k;
-      const fake = fakeUpdate(attack, manifest, weights, layout, poisoned, data.target, seed);
-      let published = false;
-      for (let i = 0; i < k && !published; i++) {
-        const from = manyAddresses ? address(3, i + 1) : '127.2.0.1';
-        const outcome = await post(server, from, manifest, fake);
-        if (outcome.accepted) fakeAccepted++;
-        published = outcome.published;
-      }
-      // Honest devices fill the round, in batches trained together.
       let device = 0;
-      while (!published) {
+      for (let published = false; !published;) {
         const batch = Array.from({ length: 32 }, () => [
           { items: data.honest[honestNext++ % data.honest.length]! },
         ]);
@@ -259,8 +273,28 @@ async function trial(
           published = (await post(server, address(1, ++device), manifest, delta)).published;
         }
       }
+    };
+    for (let round = 1; round <= warmupRounds(preset); round++) {
+      await fill(await globalModel(server), round * 104_729);
+    }
+    for (let round = 1; round <= rounds; round++) {
+      const global = await globalModel(server);
+      const { manifest, weights, layout } = global;
+      const S = manifest.federation.clipNorm;
+      const seed = round * 7919 + k;
+      const fake = fakeUpdate(attack, manifest, weights, layout, poisoned, data.target, seed);
+      let published = false;
+      for (let i = 0; i < k && !published; i++) {
+        const from = manyAddresses ? address(3, i + 1) : '127.2.0.1';
+        const outcome = await post(server, from, manifest, fake);
+        if (outcome.accepted) fakeAccepted++;
+        published = outcome.published;
+      }
+      if (!published) await fill(global, seed);
       // How far the round moved the model along the fake update's direction.
       const after = await globalModel(server);
+      // The guard republished the round's base over it: two versions in one round.
+      if (after.manifest.version === manifest.version + 2) rolledBack++;
       const length = updateLength(manifest.dims, layout);
       const before = gatherLayout(weights, manifest.dims, layout, new Float32Array(length));
       const now = gatherLayout(after.weights, manifest.dims, layout, new Float32Array(length));
@@ -277,7 +311,7 @@ async function trial(
       for (let i = 2; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i;
       if (best === data.target) top++;
     }
-    return { moved, top1: top / data.prefixes.length, fakeAccepted };
+    return { moved, top1: top / data.prefixes.length, fakeAccepted, rolledBack };
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });
@@ -323,7 +357,8 @@ async function main(): Promise<void> {
         console.log(
           `No attacker (${name}, ${attack}): a round moved the model ${baseline.moved.toFixed(2)} S/m ` +
             `along the update a fake client would have sent; the chosen item is top-1 for ` +
-            `${(100 * baseline.top1).toFixed(1)}% of sessions.`,
+            `${(100 * baseline.top1).toFixed(1)}% of sessions; ${baseline.rolledBack} of ` +
+            `${rounds} rounds rolled back.`,
         );
       }
     }
@@ -350,6 +385,7 @@ async function main(): Promise<void> {
               t.moved.toFixed(2),
               excess.toFixed(2),
               `${(100 * t.top1).toFixed(1)}%`,
+              `${t.rolledBack} / ${rounds}`,
               `${((performance.now() - started) / 1000).toFixed(1)} s`,
             ]);
             console.log(rows.at(-1)!.join(' | '));
@@ -373,6 +409,7 @@ async function main(): Promise<void> {
           'a round moved (S/m)',
           'beyond no attacker (S/m)',
           'chosen item top-1',
+          'rounds rolled back',
           'time',
         ],
         rows,

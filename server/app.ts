@@ -28,6 +28,7 @@ import { operatorCheck } from './operator.js';
 import { VersionEvaluator, type ValidationSessions } from './validation.js';
 import { clientIdentity, JoinBudget } from './join-budget.js';
 import { rollBackIfWorse } from './rollback.js';
+import { RoundGuard, type Judgement } from './round-guard.js';
 import { DASHBOARD_SCHEMAS, registerOpenApi, ROUTE_SCHEMAS } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
 import { SiteRegistry } from './sites.js';
@@ -136,6 +137,28 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   const counters = new RequestCounters();
   const joins = new JoinBudget(config.joinsPerRound);
+  const guard =
+    config.roundGuard === 'off'
+      ? undefined
+      : new RoundGuard({
+          window: config.roundGuardWindow,
+          threshold: config.roundGuardThreshold,
+          clipNorm: config.clipNorm,
+        });
+  /** A round the guard found anomalous: logged, and with `--round-guard rollback` undone. */
+  const onAnomalous = async (judgement: Judgement, version: number): Promise<void> => {
+    app.log.warn(judgement, 'round statistics beyond the window');
+    if (config.roundGuard !== 'rollback' || !guard) return;
+    try {
+      const republished = await store.republish(version - 1, version, layoutRowsOf(config));
+      if (republished === undefined) return;
+      guard.rollbacks++;
+      app.log.warn({ from: version, to: version - 1, version: republished }, 'round rolled back');
+    } catch (error) {
+      // The update itself was stored: its device is answered 202 whatever happens here.
+      app.log.error(error, 'round guard rollback failed');
+    }
+  };
   app.addHook('onResponse', async (request, reply) => {
     counters.response(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
@@ -254,7 +277,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       void reply
         .header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
         .header('cache-control', 'no-store');
-      return renderMetrics(store, config, counters);
+      return renderMetrics(store, config, counters, guard);
     });
 
     // The operator sees every round; anyone else only what aggregates over published rounds.
@@ -334,6 +357,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
               ...(options.rng ? { rng: options.rng } : {}),
               expiry: roundExpiry(config, now()),
               admit: place.admit,
+              ...(guard ? { guard, onAnomalous } : {}),
             });
           } catch (error) {
             place.release();

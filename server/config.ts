@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import { MIN_WINDOW, ROUND_GUARD_MODES, type RoundGuardMode } from './round-guard.js';
 import { loadConfigFile, parseSites, type SiteConfig } from './sites.js';
 
 /** Log levels the server accepts (fastify's pino levels, plus 'silent', the default). */
@@ -214,6 +215,17 @@ export interface ServerConfig {
    */
   readonly rollbackDrop: number;
   /**
+   * Norm and direction statistics of plaintext rounds over a window (`--round-guard`,
+   * server/round-guard.ts): 'flag' logs and counts a round that stands out, 'rollback' also
+   * publishes its base weights again over it (refused with noise on: the decision reads raw
+   * updates), 'off' computes nothing.
+   */
+  readonly roundGuard: RoundGuardMode;
+  /** Normal rounds the guard judges a round against (`--round-guard-window`). */
+  readonly roundGuardWindow: number;
+  /** Robust standard deviations above the window's median that make a round anomalous. */
+  readonly roundGuardThreshold: number;
+  /**
    * The site's catalogue (`--catalog <file|url>`: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or
    * a sitemap; server/catalog-parse.ts), stored at start when it differs from the stored one.
    */
@@ -263,6 +275,9 @@ export const DEFAULT_CONFIG = {
   rateLimitPerMinute: 600,
   joinsPerRound: 1,
   rollbackDrop: 0.1,
+  roundGuard: 'flag',
+  roundGuardWindow: 20,
+  roundGuardThreshold: 3,
   trustProxyHops: 0,
   roundDeadlineSeconds: 86_400,
   requestTimeoutSeconds: 10,
@@ -338,6 +353,16 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkInt('joinsPerRound (--joins-per-round)', config.joinsPerRound, 0, 1_000_000);
   if (!(config.rollbackDrop >= 0 && config.rollbackDrop < 1)) {
     bad('rollbackDrop (--rollback-drop)', `must be in [0, 1), got ${config.rollbackDrop}`);
+  }
+  checkOneOf('roundGuard (--round-guard)', config.roundGuard, ROUND_GUARD_MODES);
+  checkInt('roundGuardWindow (--round-guard-window)', config.roundGuardWindow, MIN_WINDOW, 10_000);
+  checkPositive('roundGuardThreshold (--round-guard-threshold)', config.roundGuardThreshold);
+  if (config.roundGuard === 'rollback' && config.noiseMultiplier > 0) {
+    bad(
+      'roundGuard (--round-guard) rollback',
+      'decides on the raw updates, which the privacy accountant does not cover: use it with ' +
+        '--noise-multiplier 0, or flag with noise on',
+    );
   }
   checkInt('trustProxyHops (--trust-proxy)', config.trustProxyHops, 0, 16);
   checkInt(
@@ -499,6 +524,10 @@ export const USAGE = `Usage: npm run server -- [options]
                              secure round's requests to the instance running it (needs the operator token)
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --rollback-drop <f>        with --validation: republish the best recent version when one's HR@20 falls more than f below it, 0 = never (default ${DEFAULT_CONFIG.rollbackDrop})
+  --round-guard <mode>       plaintext rounds: flag (log and count) or rollback (republish the base) a round whose updates
+                             point alike or sit at the bound beyond the window's norm; off (default ${DEFAULT_CONFIG.roundGuard})
+  --round-guard-window <n>   normal rounds a round is judged against (default ${DEFAULT_CONFIG.roundGuardWindow})
+  --round-guard-threshold <t> robust standard deviations above the window's median (default ${DEFAULT_CONFIG.roundGuardThreshold})
   --catalog <file|url>       the site's items: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or a sitemap;
                              stored at start when changed, served at GET /v1/catalog
   --catalog-refresh <min>    re-read a catalogue URL every so many minutes, 0 = never (default ${DEFAULT_CONFIG.catalogRefreshMinutes})
@@ -587,6 +616,9 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
   '--rollback-drop': numberFlag('rollbackDrop'),
+  '--round-guard': oneOfFlag('roundGuard', ROUND_GUARD_MODES),
+  '--round-guard-window': intFlag('roundGuardWindow', MIN_WINDOW, 10_000),
+  '--round-guard-threshold': positiveFlag('roundGuardThreshold'),
   '--catalog': stringFlag('catalogSource'),
   '--catalog-refresh': intFlag('catalogRefreshMinutes', 0, 525_600),
   '--operator-token-file': (value, flag, out) => {

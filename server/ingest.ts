@@ -33,6 +33,7 @@ import type {
 } from './store.js';
 import { carriesOver, LayoutMoved, withinStaleness } from './store-rules.js';
 import { layoutRowsOf } from './versions.js';
+import type { Judgement, RoundGuard } from './round-guard.js';
 
 /**
  * Relative slack on the norm check. Devices clip in float32 and may then quantise to float16, whose
@@ -160,6 +161,10 @@ export async function ingestUpdate(
     readonly expiry?: RoundExpiry;
     /** Checks the round the update is about to land in (UpdateSubmission.admit). */
     readonly admit?: (round: number) => void;
+    /** Norm and direction statistics of the rounds (round-guard.ts); left out, none. */
+    readonly guard?: RoundGuard;
+    /** Called, before the reply, with a round the guard found anomalous and the version it made. */
+    readonly onAnomalous?: (judgement: Judgement, version: number) => Promise<void>;
   },
 ): Promise<UpdateReply> {
   const { store, config } = options;
@@ -193,19 +198,27 @@ export async function ingestUpdate(
   let target = current;
   for (let attempt = 0; ; attempt++) {
     try {
+      const delta = await fitToVersion(update, manifest, target, store);
       const outcome = await store.submitUpdate(
         {
           token: tokenToHex(update.roundToken),
           baseVersion: update.baseVersion,
           examples: updateWeight(update.examples, config.maxExamples),
           norm,
-          delta: await fitToVersion(update, manifest, target, store),
+          delta,
           layoutVersion: target,
           ...(options.admit ? { admit: options.admit } : {}),
         },
         policy,
         options.expiry,
       );
+      if (options.guard) {
+        options.guard.observe(outcome.round, delta, norm);
+        const judgement = outcome.published ? options.guard.close(outcome.round) : undefined;
+        if (judgement && judgement.anomalies.length > 0) {
+          await options.onAnomalous?.(judgement, outcome.version);
+        }
+      }
       return {
         accepted: true,
         round: outcome.round,

@@ -6,6 +6,7 @@
  */
 import type { ServerConfig } from './config.js';
 import { privacyReport } from './privacy.js';
+import { ROUND_STATISTICS, type RoundGuard } from './round-guard.js';
 import type { Store } from './store.js';
 
 /** Request counters of this process (not shared between instances: Prometheus sums them). */
@@ -48,11 +49,44 @@ function gauge(name: string, help: string, value: number, type = 'gauge'): strin
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${text}`];
 }
 
+/** The round guard's counts (round-guard.ts), and the statistics of the last round it judged. */
+function guardLines(guard: RoundGuard): string[] {
+  const { anomalies, rollbacks, last } = guard.summary();
+  return [
+    '# HELP hearth_round_anomalies_total Rounds whose statistic stood beyond the window, by statistic.',
+    '# TYPE hearth_round_anomalies_total counter',
+    ...ROUND_STATISTICS.map(
+      (s) => `hearth_round_anomalies_total{statistic="${s}"} ${anomalies.get(s) ?? 0}`,
+    ),
+    ...gauge(
+      'hearth_round_guard_rollbacks_total',
+      'Anomalous rounds whose base weights were published again over them.',
+      rollbacks,
+      'counter',
+    ),
+    ...(last
+      ? [
+          ...gauge(
+            'hearth_round_coherence',
+            "Mean pairwise cosine of the last judged round's updates.",
+            last.coherence,
+          ),
+          ...gauge(
+            'hearth_round_at_bound',
+            "Share of the last judged round's updates at the clip bound.",
+            last.atBound,
+          ),
+        ]
+      : []),
+  ];
+}
+
 /** The whole exposition text. */
 export async function renderMetrics(
   store: Store,
   config: ServerConfig,
   counters: RequestCounters,
+  guard?: RoundGuard,
 ): Promise<string> {
   const [version, counts, ledger] = await Promise.all([
     store.latestVersion(),
@@ -105,6 +139,7 @@ export async function renderMetrics(
       '1 when no further round may run.',
       privacy.exhausted ? 1 : 0,
     ),
+    ...(guard ? guardLines(guard) : []),
     ...counters.lines(),
     '',
   ].join('\n');
