@@ -20,7 +20,9 @@ import { resolveConfig, type ServerConfig } from '../server/config.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { neighboursFor, shareThresholdFor } from '../server/secure-rounds.js';
 import { startServer, type RunningServer } from '../server/start.js';
-import { makeDelta, seedWeights, writeSeedDir } from '../server/test-helpers.js';
+import { makeDelta, PARAMS, seedWeights, writeSeedDir } from '../server/test-helpers.js';
+import { MIN_WINDOW } from '../server/round-guard.js';
+import { mulberry32 } from '../protocol/prng.js';
 
 const S = 1;
 let dir: string;
@@ -71,6 +73,14 @@ function device(url: string, salt: number, leaveAfter?: SecureRoundRequest['leav
     ...(leaveAfter ? { leaveAfter } : {}),
   };
   return { delta, run: () => takePartSecurely(request) };
+}
+
+/** A random direction of the model's length with L2 norm `norm`. */
+function randomDelta(norm: number, seed: number): Float32Array {
+  const next = mulberry32(seed);
+  const raw = Float64Array.from({ length: PARAMS }, () => next() - 0.5);
+  const n = Math.sqrt(raw.reduce((sum, v) => sum + v * v, 0));
+  return Float32Array.from(raw, (v) => (v / n) * norm);
 }
 
 async function weights(url: string, version: number): Promise<Float32Array> {
@@ -168,6 +178,47 @@ describe('secure aggregation rounds over HTTP', () => {
     const health = (await (await fetch(`${url}${PATHS.health}`)).json()) as { version: number };
     expect(health.version).toBe(1);
   }, 30_000);
+
+  it('with --round-guard rollback (noise on), abandons a sum whose devices point alike', async () => {
+    // Noise on, small enough that the sums' energy shows through it (the guard's floor is the noise
+    // energy's own spread, round-guard.ts).
+    const { url } = await start({
+      minCohort: 4,
+      secureCohort: 4,
+      noiseMultiplier: 0.05,
+      roundGuard: 'rollback',
+      roundGuardWindow: MIN_WINDOW,
+    });
+    const round = (deltas: Float32Array[]) =>
+      Promise.allSettled(
+        deltas.map((delta) =>
+          takePartSecurely({
+            endpoint: url,
+            expected: { minimum: 4, clipNorm: S },
+            input: () => delta,
+          }),
+        ),
+      );
+    const honest = (r: number) => [0, 1, 2, 3].map((i) => randomDelta(0.9 * S, 100 * r + i));
+    for (let r = 1; r <= MIN_WINDOW; r++) {
+      for (const outcome of await round(honest(r))) {
+        expect(outcome).toMatchObject({ status: 'fulfilled', value: { version: r + 1 } });
+      }
+    }
+    const push = randomDelta(0.9 * S, 999);
+    for (const outcome of await round([push, push, push, push])) {
+      expect(outcome).toMatchObject({
+        status: 'fulfilled',
+        value: { status: 'abandoned', reason: 'HEARTH_E_SECAGG_ANOMALY' },
+      });
+    }
+    const health = (await (await fetch(`${url}${PATHS.health}`)).json()) as { version: number };
+    expect(health.version).toBe(MIN_WINDOW + 1);
+    // Honest rounds go on.
+    for (const outcome of await round(honest(MIN_WINDOW + 1))) {
+      expect(outcome).toMatchObject({ status: 'fulfilled', value: { version: MIN_WINDOW + 2 } });
+    }
+  }, 60_000);
 
   it('refuses a stranger, a device posing as another, and the plaintext routes', async () => {
     const { url } = await start({ minCohort: 2, secureCohort: 3 });

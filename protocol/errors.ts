@@ -122,6 +122,11 @@ export const ERRORS = {
     status: 422,
     message: 'the unmasked sum is larger than its devices could have sent; the round is abandoned',
   },
+  HEARTH_E_SECAGG_ANOMALY: {
+    status: 422,
+    message:
+      "the unmasked sum stands out from the recent rounds' (--round-guard rollback); the round is abandoned",
+  },
   // The site's catalogue (protocol/catalog.ts, server/catalog-*.ts).
   HEARTH_E_CATALOG: { status: 422, message: 'the catalogue is malformed' },
   HEARTH_E_CATALOG_TOO_LARGE: { status: 413, message: 'the catalogue is larger than allowed' },

@@ -389,6 +389,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
         instance: peers.self,
         claim: (round) => peers.claim(round),
         release: (round) => peers.release(round),
+        ...(guard
+          ? {
+              guard,
+              onAnomalous: (judgement: Judgement) =>
+                app.log.warn(judgement, 'secure round sum beyond the window'),
+            }
+          : {}),
       });
       app.addHook('onReady', async () => peers.start());
       app.addHook('onClose', async () => {

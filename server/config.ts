@@ -357,11 +357,15 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   checkOneOf('roundGuard (--round-guard)', config.roundGuard, ROUND_GUARD_MODES);
   checkInt('roundGuardWindow (--round-guard-window)', config.roundGuardWindow, MIN_WINDOW, 10_000);
   checkPositive('roundGuardThreshold (--round-guard-threshold)', config.roundGuardThreshold);
-  if (config.roundGuard === 'rollback' && config.noiseMultiplier > 0) {
+  if (
+    config.roundGuard === 'rollback' &&
+    config.aggregation === 'plaintext' &&
+    config.noiseMultiplier > 0
+  ) {
     bad(
       'roundGuard (--round-guard) rollback',
-      'decides on the raw updates, which the privacy accountant does not cover: use it with ' +
-        '--noise-multiplier 0, or flag with noise on',
+      'in plaintext mode decides on the raw updates, which the privacy accountant does not ' +
+        'cover: use it with --noise-multiplier 0, or flag with noise on',
     );
   }
   checkInt('trustProxyHops (--trust-proxy)', config.trustProxyHops, 0, 16);

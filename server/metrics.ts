@@ -60,23 +60,30 @@ function guardLines(guard: RoundGuard): string[] {
     ),
     ...gauge(
       'hearth_round_guard_rollbacks_total',
-      'Anomalous rounds whose base weights were published again over them.',
+      'Anomalous rounds undone (republished over, or abandoned before publishing).',
       rollbacks,
       'counter',
     ),
-    ...(last
-      ? [
-          ...gauge(
-            'hearth_round_coherence',
-            "Mean pairwise cosine of the last judged round's updates.",
-            last.coherence,
-          ),
-          ...gauge(
-            'hearth_round_at_bound',
-            "Share of the last judged round's updates at the clip bound.",
-            last.atBound,
-          ),
-        ]
+    ...(last?.coherence !== undefined
+      ? gauge(
+          'hearth_round_coherence',
+          "Mean pairwise cosine of the last judged plaintext round's updates.",
+          last.coherence,
+        )
+      : []),
+    ...(last?.atBound !== undefined
+      ? gauge(
+          'hearth_round_at_bound',
+          "Share of the last judged plaintext round's updates at the clip bound.",
+          last.atBound,
+        )
+      : []),
+    ...(last?.sumEnergy !== undefined
+      ? gauge(
+          'hearth_round_sum_energy',
+          "The last judged secure round's sum energy beyond its noise, per (n S)^2.",
+          last.sumEnergy,
+        )
       : []),
   ];
 }

@@ -106,7 +106,7 @@ describe('round statistics', () => {
     for (let round = 1; round <= MIN_WINDOW; round++) {
       const { statistics, anomalies } = honestRound(round);
       expect(statistics.updates).toBe(40);
-      expect(Math.abs(statistics.coherence)).toBeLessThan(0.01);
+      expect(Math.abs(statistics.coherence!)).toBeLessThan(0.01);
       expect(statistics.atBound).toBe(0);
       expect(anomalies).toEqual([]);
     }
@@ -134,6 +134,42 @@ describe('round statistics', () => {
     // A late update of a closed round is not counted anywhere.
     guard.observe(8, push, 1);
     expect(guard.close(8)).toBeUndefined();
+  });
+});
+
+describe('secure sums', () => {
+  it("judges a sum by its energy beyond the noise's, with the noise energy's spread as floor", () => {
+    const guard = new RoundGuard({ window: 10, threshold: 3, clipNorm: 1 });
+    const L = 1000;
+    const n = 10;
+    const sigma2 = 0.04;
+    const gaussian = mulberry32(5);
+    const noisy = (updates: Float32Array[]) =>
+      Float32Array.from({ length: L }, (_, j) => {
+        // Box-Muller: a standard normal from two uniforms.
+        const z = Math.sqrt(-2 * Math.log(1 - gaussian())) * Math.cos(2 * Math.PI * gaussian());
+        return updates.reduce((sum, u) => sum + u[j]!, 0) + z * Math.sqrt(sigma2);
+      });
+    let seed = 1;
+    const honest = () => Array.from({ length: n }, () => randomDelta(L, 0.9, seed++));
+    // The noise's energy spread, sqrt(2 L) sigma^2 / (n S)^2 = 0.018, is the floor here.
+    for (let r = 0; r < MIN_WINDOW; r++) {
+      const { statistics, anomalies } = guard.closeSum(`r${r}`, noisy(honest()), n, sigma2);
+      // n updates of norm 0.9 pointing apart: about n 0.81 / n^2 = 0.081.
+      expect(statistics.sumEnergy).toBeGreaterThan(0.081 - 0.06);
+      expect(statistics.sumEnergy).toBeLessThan(0.081 + 0.06);
+      expect(anomalies).toEqual([]);
+    }
+    const push = randomDelta(L, 0.9, 999);
+    const pushed = [...honest().slice(0, 4), ...Array.from({ length: 6 }, () => push)];
+    // Six alike: (6 0.9)^2 / 100 + 4 0.81 / 100, about 0.32.
+    const judged = guard.closeSum('pushed', noisy(pushed), n, sigma2);
+    expect(judged.anomalies.map((a) => a.statistic)).toEqual(['sumEnergy']);
+    expect(judged.anomalies[0]!.spread).toBeGreaterThanOrEqual(
+      (Math.sqrt(2 * L) * sigma2) / (n * n),
+    );
+    // Plaintext statistics keep a window of their own.
+    expect(guard.view().window.every((s) => s.coherence === undefined)).toBe(true);
   });
 });
 
@@ -217,9 +253,15 @@ describe('--round-guard on a real round', () => {
     }
   });
 
-  it('refuses rollback with noise on: its decision reads the raw updates', () => {
-    expect(() => resolveConfig({ roundGuard: 'rollback' })).toThrow(/HEARTH|accountant/);
-    expect(() => resolveConfig({ roundGuard: 'rollback', noiseMultiplier: 0 })).not.toThrow();
+  it('refuses plaintext rollback with noise on: its decision reads the raw updates', () => {
+    expect(() => resolveConfig({ aggregation: 'plaintext', roundGuard: 'rollback' })).toThrow(
+      /accountant/,
+    );
+    expect(() =>
+      resolveConfig({ aggregation: 'plaintext', roundGuard: 'rollback', noiseMultiplier: 0 }),
+    ).not.toThrow();
+    // A secure round's decision reads only the noisy sum (integration/secure-rounds.test.ts).
+    expect(resolveConfig({ roundGuard: 'rollback' }).roundGuard).toBe('rollback');
     expect(() => resolveConfig({ roundGuardWindow: MIN_WINDOW - 1 })).toThrow();
   });
 });

@@ -1,24 +1,36 @@
 /**
- * Norm and direction statistics of plaintext rounds over a window (`--round-guard`). Each accepted
- * update adds its unit vector to its round's running sum, so a published round of n updates has, in
- * O(P) memory and one pass:
+ * Norm and direction statistics of rounds over a window (`--round-guard`).
+ *
+ * Plaintext rounds: each accepted update adds its unit vector to its round's running sum, so a
+ * published round of n updates has, in O(P) memory and one pass:
  *
  *   coherence = mean pairwise cosine = (|sum_i u_i / |u_i||^2 - n) / (n (n - 1))
  *   atBound   = the share of its updates whose norm is at the clip bound S
+ *
+ * Secure rounds: the server sees only the unmasked sum, which carries the devices' noise. Its
+ * energy beyond the noise's expected energy, per the most n devices could put there,
+ *
+ *   sumEnergy = (|sum|^2 - L sigma^2) / (n S)^2     (about 1/n + coherence when every norm is S)
+ *
+ * is judged instead, with the spread of the noise's energy, sqrt(2 L) sigma^2 / (n S)^2, as a floor.
+ * It reads only the noisy sum, which the accountant already charges: a decision on it is
+ * post-processing, and so allowed with noise on.
  *
  * Fake clients that push one way send updates that point alike and carry all of S; honest devices
  * train on different sessions. A round whose statistic stands more than `threshold` robust standard
  * deviations above the median of the last `window` rounds that were judged normal (median and MAD,
  * with a floor on the spread) is anomalous. The server logs it and counts it
- * (`hearth_round_anomalies_total`); with `--round-guard rollback` it also publishes the round's
- * base weights again over it (Store.republish), as a validation rollback does.
+ * (`hearth_round_anomalies_total`); with `--round-guard rollback` a plaintext round's base weights
+ * are published again over it (Store.republish), as a validation rollback does, and a secure round
+ * is abandoned before it is published (`HEARTH_E_SECAGG_ANOMALY`).
  *
  * What it is not: a window learns what is normal from the rounds it has seen, so an attack that is
  * there from the first round, or that grows slowly, becomes the norm; fake clients that decorrelate
- * their updates (each adds its own noise) lower the coherence they show. Its decision reads the raw
- * updates, which the DP accountant does not cover, so rollback is refused with noise on (config.ts).
- * Each instance keeps its own window in memory: with several instances, the one that completes a
- * round judges it from the updates it received, and a restart starts an empty window.
+ * their updates (each adds its own noise) lower the coherence they show. A plaintext decision reads
+ * the raw updates, which the DP accountant does not cover, so plaintext rollback is refused with
+ * noise on (config.ts). Each instance keeps its own window in memory: with several instances, the
+ * one that completes a round judges it from the updates it received, and a restart starts an empty
+ * window.
  */
 
 /** What the guard does with an anomalous round. */
@@ -26,7 +38,7 @@ export const ROUND_GUARD_MODES = ['off', 'flag', 'rollback'] as const;
 export type RoundGuardMode = (typeof ROUND_GUARD_MODES)[number];
 
 /** The statistics a round is judged on. */
-export const ROUND_STATISTICS = ['coherence', 'atBound'] as const;
+export const ROUND_STATISTICS = ['coherence', 'atBound', 'sumEnergy'] as const;
 export type RoundStatistic = (typeof ROUND_STATISTICS)[number];
 
 /** Rounds the window must hold before any round is judged. */
@@ -41,17 +53,19 @@ export const SPREAD_FLOOR = 0.01;
 /** Relative distance below S at which a norm counts as at the bound (float16 uploads round it). */
 const AT_BOUND = 1e-2;
 
-/** One round's statistics. */
+/** One round's statistics: coherence and atBound of a plaintext round, sumEnergy of a secure one. */
 export interface RoundStatistics {
-  readonly round: number;
+  /** The round's id (a number for plaintext rounds, a string for secure ones). */
+  readonly round: number | string;
   readonly updates: number;
-  readonly coherence: number;
-  readonly atBound: number;
+  readonly coherence?: number;
+  readonly atBound?: number;
+  readonly sumEnergy?: number;
 }
 
 /** A statistic of a round beyond the window. */
 export interface Anomaly {
-  readonly round: number;
+  readonly round: number | string;
   readonly statistic: RoundStatistic;
   readonly value: number;
   readonly median: number;
@@ -119,10 +133,11 @@ export class RoundGuard {
   private readonly open = new Map<number, OpenRound>();
   private readonly closed = new Set<number>();
   private readonly normal: RoundStatistics[] = [];
+  private readonly normalSums: RoundStatistics[] = [];
   private readonly anomalies: Anomaly[] = [];
   private readonly counts = new Map<RoundStatistic, number>();
   private last: RoundStatistics | undefined;
-  /** Anomalous rounds whose base weights were published again over them. */
+  /** Anomalous rounds undone: republished over (plaintext) or abandoned (secure). */
   rollbacks = 0;
 
   constructor(
@@ -169,24 +184,55 @@ export class RoundGuard {
       coherence: coherenceOf(open.sum, open.n),
       atBound: open.atBound / open.n,
     };
+    return this.judge(statistics, this.normal, {
+      coherence: undefined,
+      atBound: (p) => atBoundFloor(p, open.n),
+    });
+  }
+
+  /**
+   * Judges a secure round from its unmasked sum of n devices' updates, whose noise has variance
+   * `noiseVariance` per coordinate (the devices' noise and rounding, in the update's units).
+   */
+  closeSum(round: string, sum: Float32Array, n: number, noiseVariance: number): Judgement {
+    let sq = 0;
+    for (const x of sum) sq += x * x;
+    const most = (n * this.options.clipNorm) ** 2;
+    const statistics: RoundStatistics = {
+      round,
+      updates: n,
+      sumEnergy: (sq - sum.length * noiseVariance) / most,
+    };
+    const noiseSpread = (Math.sqrt(2 * sum.length) * noiseVariance) / most;
+    return this.judge(statistics, this.normalSums, {
+      sumEnergy: () => Math.max(SPREAD_FLOOR, noiseSpread),
+    });
+  }
+
+  /** Judges the statistics `floors` names against `window`; a normal round joins the window. */
+  private judge(
+    statistics: RoundStatistics,
+    window: RoundStatistics[],
+    floors: Partial<Record<RoundStatistic, ((median: number) => number) | undefined>>,
+  ): Judgement {
     const anomalies: Anomaly[] = [];
-    for (const statistic of ROUND_STATISTICS) {
-      const value = statistics[statistic];
+    for (const statistic of Object.keys(floors) as RoundStatistic[]) {
+      const value = statistics[statistic]!;
       const beyond = beyondWindow(
         value,
-        this.normal.map((s) => s[statistic]),
+        window.map((s) => s[statistic]!),
         this.options.threshold,
-        statistic === 'atBound' ? (p) => atBoundFloor(p, open.n) : undefined,
+        floors[statistic],
       );
-      if (beyond) anomalies.push({ round, statistic, value, ...beyond });
+      if (beyond) anomalies.push({ round: statistics.round, statistic, value, ...beyond });
     }
     this.last = statistics;
     for (const { statistic } of anomalies) {
       this.counts.set(statistic, (this.counts.get(statistic) ?? 0) + 1);
     }
     if (anomalies.length === 0) {
-      this.normal.push(statistics);
-      if (this.normal.length > this.options.window) this.normal.shift();
+      window.push(statistics);
+      if (window.length > this.options.window) window.shift();
     } else {
       this.anomalies.push(...anomalies);
       if (this.anomalies.length > 100) this.anomalies.splice(0, this.anomalies.length - 100);
@@ -205,6 +251,6 @@ export class RoundGuard {
 
   /** The window's rounds and the latest anomalies (operator view). */
   view(): { readonly window: readonly RoundStatistics[]; readonly anomalies: readonly Anomaly[] } {
-    return { window: [...this.normal], anomalies: [...this.anomalies] };
+    return { window: [...this.normal, ...this.normalSums], anomalies: [...this.anomalies] };
   }
 }

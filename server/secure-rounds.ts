@@ -57,6 +57,7 @@ import {
   type SecureRoundInfo,
   type SecureStep,
 } from '../protocol/secagg/http.js';
+import type { Judgement, RoundGuard } from './round-guard.js';
 import type { ServerConfig } from './config.js';
 import { MAX_SKELLAM_VARIANCE, skellamSensitivity } from '../protocol/privacy/index.js';
 import { JoinBudget } from './join-budget.js';
@@ -199,6 +200,10 @@ export interface SecureRoundsOptions {
   readonly claim?: (roundId: string) => Promise<boolean>;
   /** Releases the claim once the round has formed or ended. */
   readonly release?: (roundId: string) => Promise<void>;
+  /** Judges each unmasked sum against the rounds before it (round-guard.ts); left out, none. */
+  readonly guard?: RoundGuard;
+  /** Told of a round the guard found anomalous, before it is abandoned or published. */
+  readonly onAnomalous?: (judgement: Judgement) => void;
 }
 
 /** Gives `round` a fresh `changed` promise for the requests that wait on its next change. */
@@ -420,6 +425,25 @@ export class SecureRounds {
     const norm = l2Norm(decoded);
     if (!(norm <= bound)) {
       throw new HearthError('HEARTH_E_SECAGG_NORM', `sum of norm ${norm}, bound ${bound}`);
+    }
+    const { guard } = this.options;
+    if (guard) {
+      // The sum's noise per coordinate: the survivors' Skellam noise and their rounding (uniform,
+      // variance 1/12 a step each).
+      const sigma2 = (survivors.length * (noiseVariance + 1 / 12)) / scale ** 2;
+      const judgement = guard.closeSum(round.id, decoded, survivors.length, sigma2);
+      if (judgement.anomalies.length > 0) {
+        this.options.onAnomalous?.(judgement);
+        if (this.config.roundGuard === 'rollback') {
+          guard.rollbacks++;
+          throw new HearthError(
+            'HEARTH_E_SECAGG_ANOMALY',
+            judgement.anomalies
+              .map((a) => `${a.statistic} ${a.value} against ${a.median} +- ${a.spread}`)
+              .join('; '),
+          );
+        }
+      }
     }
     const outcome = await this.options.store.publishSum(
       {
