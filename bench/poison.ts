@@ -2,6 +2,7 @@
  * `npm run bench:poison`: how many fake clients it takes to take over the model.
  *
  *   npm run bench:poison -- [--ks 1,5,10,20,33,50,75] [--rounds 10] [--min-cohort 100]
+ *     [--presets defaults,hardened,guarded,secure]
  *
  * Bounded and on loopback only: a real server (`startServer`, a temp SQLite file, 127.0.0.1, a port
  * of its choosing) on the synthetic model `npm start` trains, and every client a real HTTP client
@@ -19,15 +20,24 @@
  * of that is beyond what the same rounds move without attackers (honest devices train towards much
  * the same; one round's figure alone carries the noise, std z S / m); > 2 S/m beyond is "moved a
  * round"; and (b) the share of measurement sessions whose top-1 is the chosen item after the
- * rounds; then the smallest k that reaches each. Presets (both plaintext: the bench posts each update itself; a secure round
- * sums the same clipped inputs, but cannot check one update's norm, see the README):
- *   defaults  the server's defaults (m = 100, noise z = 1.2, equal-weight mean, one update per client
- *             identity per round, rate limit 600/min);
+ * rounds; then the smallest k that reaches each. Presets (the first three in plaintext mode, where the
+ * bench posts each update itself):
+ *   defaults  the server's defaults but plaintext (m = 100, noise z = 1.2, equal-weight mean, one
+ *             update per client identity per round, rate limit 600/min);
  *   hardened  no noise, a 20% trimmed mean (robust aggregation, which cannot be combined with noise);
  *   guarded   hardened, and `--round-guard rollback` over a window of 10 rounds (server/round-guard.ts):
  *             a round whose updates point alike, or sit at S, beyond the window is undone. Its trials
  *             start with 10 honest rounds, so that the window holds normal rounds when the attack
  *             begins; the rounds after are measured as in the other presets.
+ *   secure    the server's defaults, secure mode included: every device, honest or fake, takes part
+ *             through the worker's secure client (worker/secure-client.ts), k fake and m - k honest
+ *             devices forming each round; the round guard judges each unmasked sum (its default
+ *             there: rollback, which abandons the round). The server cannot check one input's norm,
+ *             so each fake device sends its update scaled up as far as the client's encoding lets
+ *             it (every coordinate up to S); `bias` then pushes every other item's bias down by S as
+ *             well. All devices reach the server from 127.0.0.1, so the join budget and rate limit
+ *             are off: the attacker with one address per fake client. Trials start with 5 honest
+ *             rounds (the fewest the guard judges with).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -54,8 +64,10 @@ import {
 } from '../protocol/update-format.js';
 import { decodeWeights } from '../protocol/weights-codec.js';
 import { localUpdates, type LocalUpdateSettings } from '../model/local-update.js';
+import { takePartSecurely } from '../worker/secure-client.js';
 import { referenceScores } from '../model/reference-forward.js';
 import { resolveConfig, type ServerConfig } from '../server/config.js';
+import { MIN_WINDOW } from '../server/round-guard.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { syntheticDataset } from '../tools/data/synthetic.js';
 import { positiveInteger } from '../tools/lib/args.js';
@@ -68,6 +80,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '10' },
     'min-cohort': { type: 'string', default: '100' },
     sessions: { type: 'string', default: '200' },
+    presets: { type: 'string' },
   },
 });
 const rounds = Math.min(20, positiveInteger('rounds', args.rounds));
@@ -86,14 +99,30 @@ const PRESETS: Record<string, Partial<ServerConfig>> = {
     roundGuard: 'rollback',
     roundGuardWindow: 10,
   },
+  // The defaults' own mode: every device takes part through the worker's secure client. All of
+  // them reach the server from one loopback address here, so the join budget is off: this is the
+  // attacker with one address per fake client.
+  secure: { aggregation: 'secure', joinsPerRound: 0, rateLimitPerMinute: 0, roundGuardWindow: 10 },
 };
+
+const isSecure = (preset: Partial<ServerConfig>): boolean => preset.aggregation === 'secure';
+
+/** The presets this run measures (`--presets a,b`; all by default). */
+const presets = Object.entries(PRESETS).filter(
+  ([name]) => args.presets === undefined || args.presets.split(',').includes(name),
+);
+if (presets.length === 0) throw new Error(`--presets names none of ${Object.keys(PRESETS)}`);
 
 /**
  * Honest rounds before the attack, so that a preset's round guard has a window of normal rounds
  * (it learns what is normal from the rounds it sees; an attack from the first round is the norm).
  */
 const warmupRounds = (preset: Partial<ServerConfig>): number =>
-  preset.roundGuard === 'rollback' ? (preset.roundGuardWindow ?? 20) : 0;
+  preset.roundGuard === 'rollback'
+    ? (preset.roundGuardWindow ?? 20)
+    : isSecure(preset)
+      ? MIN_WINDOW
+      : 0;
 
 const HONEST: Omit<LocalUpdateSettings, 'seed'> = {
   steps: 4,
@@ -201,7 +230,11 @@ interface Trial {
 /** How the fake clients push: trained on poisoned sessions, or all of S on the item's bias. */
 type Attack = 'trained' | 'bias';
 
-/** The fake clients' update for the round: norm S, in the round's layout. */
+/**
+ * The fake clients' update for the round, in the round's layout: norm S (plaintext, where the
+ * server refuses more), or as large as the secure client's encoding lets through (`clamped`: every
+ * coordinate up to S, which the server cannot check).
+ */
 function fakeUpdate(
   attack: Attack,
   manifest: ModelManifest,
@@ -210,19 +243,49 @@ function fakeUpdate(
   poisoned: { items: number[] }[],
   target: number,
   seed: number,
+  clamped = false,
 ): Float32Array {
   const S = manifest.federation.clipNorm;
-  if (attack === 'trained') {
-    const [delta] = localUpdates(manifest.dims, weights, [poisoned], layout, {
-      ...ATTACK,
-      seed,
-    }).deltas;
-    return clip(delta!, S);
-  }
-  const full = new Float32Array(weights.length);
-  splitFlat(full, manifest.tensors).get('item_bias')![target] = S;
   const length = updateLength(manifest.dims, layout);
-  return clip(gatherLayout(full, manifest.dims, layout, new Float32Array(length)), S);
+  let delta: Float32Array;
+  if (attack === 'trained') {
+    delta = localUpdates(manifest.dims, weights, [poisoned], layout, { ...ATTACK, seed })
+      .deltas[0]!;
+  } else {
+    const full = new Float32Array(weights.length);
+    const bias = splitFlat(full, manifest.tensors).get('item_bias')!;
+    // Clamped, the other items' biases can be pushed down as far as the chosen one's is pushed up.
+    if (clamped) bias.fill(-S, 1);
+    bias[target] = S;
+    delta = gatherLayout(full, manifest.dims, layout, new Float32Array(length));
+  }
+  if (!clamped) return clip(delta, S);
+  let top = 0;
+  for (const x of delta) top = Math.max(top, Math.abs(x));
+  const scale = top > 0 ? (S * (1 - 1e-3)) / top : 0;
+  return delta.map((x) => x * scale);
+}
+
+/** One secure round of these updates, each through the worker's client; true if it published. */
+async function secureRound(
+  server: RunningServer,
+  S: number,
+  updates: readonly Float32Array[],
+): Promise<boolean> {
+  const outcomes = await Promise.allSettled(
+    updates.map((delta) =>
+      takePartSecurely({
+        endpoint: server.url,
+        expected: { minimum: m, clipNorm: S },
+        input: () => delta,
+      }),
+    ),
+  );
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return outcomes.some(
+    (o) => o.status === 'fulfilled' && 'status' in o.value && o.value.status === 'published',
+  );
 }
 
 async function trial(
@@ -237,7 +300,7 @@ async function trial(
   const server = await startServer(
     resolveConfig({
       ...preset,
-      aggregation: 'plaintext',
+      aggregation: preset.aggregation ?? 'plaintext',
       port: 0,
       host: '127.0.0.1',
       dbPath: join(dir, 'poison.sqlite'),
@@ -252,12 +315,30 @@ async function trial(
     let movedSum = 0;
     let fakeAccepted = 0;
     let rolledBack = 0;
+    /** m - k honest updates from the current model, trained together, clipped to S. */
+    const honestUpdates = (
+      { manifest, weights, layout }: Awaited<ReturnType<typeof globalModel>>,
+      count: number,
+      seed: number,
+    ): Float32Array[] => {
+      const batch = Array.from({ length: count }, () => [
+        { items: data.honest[honestNext++ % data.honest.length]! },
+      ]);
+      const { deltas } = localUpdates(manifest.dims, weights, batch, layout, { ...HONEST, seed });
+      for (const delta of deltas) clipL2InPlace(delta, manifest.federation.clipNorm * (1 - 1e-3));
+      return deltas;
+    };
     /** Honest devices fill the round, in batches trained together. */
     const fill = async (
-      { manifest, weights, layout }: Awaited<ReturnType<typeof globalModel>>,
+      global: Awaited<ReturnType<typeof globalModel>>,
       seed: number,
     ): Promise<void> => {
+      const { manifest, weights, layout } = global;
       const S = manifest.federation.clipNorm;
+      if (isSecure(preset)) {
+        await secureRound(server, S, honestUpdates(global, m, seed));
+        return;
+      }
       let device = 0;
       for (let published = false; !published;) {
         const batch = Array.from({ length: 32 }, () => [
@@ -282,8 +363,25 @@ async function trial(
       const { manifest, weights, layout } = global;
       const S = manifest.federation.clipNorm;
       const seed = round * 7919 + k;
-      const fake = fakeUpdate(attack, manifest, weights, layout, poisoned, data.target, seed);
+      const fake = fakeUpdate(
+        attack,
+        manifest,
+        weights,
+        layout,
+        poisoned,
+        data.target,
+        seed,
+        isSecure(preset),
+      );
       let published = false;
+      if (isSecure(preset)) {
+        // The k fake clients and m - k honest devices form one round together.
+        const fakes = Array.from({ length: k }, () => fake);
+        if (await secureRound(server, S, [...fakes, ...honestUpdates(global, m - k, seed)])) {
+          fakeAccepted += k;
+        }
+        published = true;
+      }
       for (let i = 0; i < k && !published; i++) {
         const from = manyAddresses ? address(3, i + 1) : '127.2.0.1';
         const outcome = await post(server, from, manifest, fake);
@@ -293,13 +391,18 @@ async function trial(
       if (!published) await fill(global, seed);
       // How far the round moved the model along the fake update's direction.
       const after = await globalModel(server);
-      // The guard republished the round's base over it: two versions in one round.
-      if (after.manifest.version === manifest.version + 2) rolledBack++;
+      // The guard republished the round's base over it (two versions in one round), or abandoned
+      // a secure round (none).
+      if (after.manifest.version !== manifest.version + 1) rolledBack++;
       const length = updateLength(manifest.dims, layout);
       const before = gatherLayout(weights, manifest.dims, layout, new Float32Array(length));
       const now = gatherLayout(after.weights, manifest.dims, layout, new Float32Array(length));
+      // Along the fake update's direction (norm S in plaintext; in secure rounds it may be longer).
+      let norm = 0;
+      for (const x of fake) norm += x * x;
+      norm = Math.sqrt(norm);
       let along = 0;
-      for (let j = 0; j < length; j++) along += (now[j]! - before[j]!) * (fake[j]! / S);
+      for (let j = 0; j < length; j++) along += (now[j]! - before[j]!) * (fake[j]! / norm);
       movedSum += along / (S / m);
     }
     const moved = movedSum / rounds;
@@ -350,7 +453,7 @@ async function main(): Promise<void> {
     // What the honest rounds alone move along each attack's direction: the attackers' own share is
     // what a round moves beyond it.
     const baselines = new Map<string, Trial>();
-    for (const [name, preset] of Object.entries(PRESETS)) {
+    for (const [name, preset] of presets) {
       for (const attack of ['trained', 'bias'] as const) {
         const baseline = await trial(model.dir, preset, attack, 0, true, data);
         baselines.set(`${name} ${attack}`, baseline);
@@ -365,8 +468,9 @@ async function main(): Promise<void> {
     console.log('');
     const rows: string[][] = [];
     const summary: string[][] = [];
-    for (const [name, preset] of Object.entries(PRESETS)) {
-      for (const many of [false, true]) {
+    for (const [name, preset] of presets) {
+      // A secure preset's devices all share one loopback address, its join budget off.
+      for (const many of isSecure(preset) ? [true] : [false, true]) {
         let firstA: string | undefined;
         let firstB: string | undefined;
         for (const k of ks) {

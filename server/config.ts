@@ -215,10 +215,10 @@ export interface ServerConfig {
    */
   readonly rollbackDrop: number;
   /**
-   * Norm and direction statistics of plaintext rounds over a window (`--round-guard`,
-   * server/round-guard.ts): 'flag' logs and counts a round that stands out, 'rollback' also
-   * publishes its base weights again over it (refused with noise on: the decision reads raw
-   * updates), 'off' computes nothing.
+   * Norm and direction statistics of rounds over a window (`--round-guard`, server/round-guard.ts):
+   * 'flag' logs and counts a round that stands out, 'rollback' also undoes it (plaintext: its base
+   * weights published again, refused with noise on since the decision reads raw updates; secure:
+   * abandoned), 'off' computes nothing. Default: rollback in secure mode, flag in plaintext.
    */
   readonly roundGuard: RoundGuardMode;
   /** Normal rounds the guard judges a round against (`--round-guard-window`). */
@@ -275,7 +275,6 @@ export const DEFAULT_CONFIG = {
   rateLimitPerMinute: 600,
   joinsPerRound: 1,
   rollbackDrop: 0.1,
-  roundGuard: 'flag',
   roundGuardWindow: 20,
   roundGuardThreshold: 3,
   trustProxyHops: 0,
@@ -311,6 +310,10 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     ...(given.serverOptimizer === 'fedadam'
       ? { serverLearningRate: DEFAULT_FEDADAM_LEARNING_RATE }
       : {}),
+    // A secure round is judged on its noisy sum, so undoing it costs no privacy (round-guard.ts); a
+    // plaintext round is judged on raw updates, so by default it is only flagged.
+    roundGuard:
+      (given.aggregation ?? DEFAULT_CONFIG.aggregation) === 'secure' ? 'rollback' : 'flag',
     ...given,
   };
   // Re-validated even when parsed from a file: a programmatic config gets the same checks.
@@ -528,8 +531,9 @@ export const USAGE = `Usage: npm run server -- [options]
                              secure round's requests to the instance running it (needs the operator token)
   --validation <file>        sessions (item ids, one session a line) to report each version's HR@20 on
   --rollback-drop <f>        with --validation: republish the best recent version when one's HR@20 falls more than f below it, 0 = never (default ${DEFAULT_CONFIG.rollbackDrop})
-  --round-guard <mode>       plaintext rounds: flag (log and count) or rollback (republish the base) a round whose updates
-                             point alike or sit at the bound beyond the window's norm; off (default ${DEFAULT_CONFIG.roundGuard})
+  --round-guard <mode>       flag (log and count) or rollback (plaintext: republish the base; secure: abandon) a round
+                             whose updates point alike, sit at the bound, or whose secure sum carries more energy than the
+                             window's; off (default: rollback in secure mode, flag in plaintext)
   --round-guard-window <n>   normal rounds a round is judged against (default ${DEFAULT_CONFIG.roundGuardWindow})
   --round-guard-threshold <t> robust standard deviations above the window's median (default ${DEFAULT_CONFIG.roundGuardThreshold})
   --catalog <file|url>       the site's items: JSON, JSON Lines, CSV/TSV, RSS, Atom, JSON Feed or a sitemap;

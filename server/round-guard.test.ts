@@ -232,8 +232,9 @@ describe('--round-guard on a real round', () => {
     }
   });
 
-  it('only counts it when flagging (the default)', async () => {
-    expect(resolveConfig({}).roundGuard).toBe('flag');
+  it('only counts it when flagging (the plaintext default)', async () => {
+    expect(resolveConfig({ aggregation: 'plaintext' }).roundGuard).toBe('flag');
+    expect(resolveConfig({}).roundGuard).toBe('rollback');
     const { app, store, close } = await makeApp({
       minCohort: M,
       noiseMultiplier: 0,
