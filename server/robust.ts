@@ -30,12 +30,20 @@ function columnwise(
   return out;
 }
 
+/** The median of ascending values; the mean of the two middle ones when the count is even. */
+export function medianOfSorted(sorted: ArrayLike<number>): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The median of `values` (at least one), as medianOfSorted. */
+export function median(values: readonly number[]): number {
+  return medianOfSorted([...values].sort((a, b) => a - b));
+}
+
 /** Coordinate-wise median; the mean of the two middle values when the count is even. */
 export function coordinateMedian(deltas: readonly Float32Array[], length: number): Float64Array {
-  return columnwise(deltas, length, (sorted) => {
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  });
+  return columnwise(deltas, length, medianOfSorted);
 }
 
 /**

@@ -33,6 +33,8 @@
  * window.
  */
 
+import { median } from './robust.js';
+
 /** What the guard does with an anomalous round. */
 export const ROUND_GUARD_MODES = ['off', 'flag', 'rollback'] as const;
 export type RoundGuardMode = (typeof ROUND_GUARD_MODES)[number];
@@ -88,12 +90,6 @@ interface OpenRound {
 /** Open rounds kept at once (older ones were abandoned, or published by another instance). */
 const OPEN_ROUNDS = 4;
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** The mean pairwise cosine of n unit vectors whose sum is `sum`; 0 for fewer than two. */
 export function coherenceOf(sum: Float64Array, n: number): number {
   if (n < 2) return 0;
@@ -134,7 +130,6 @@ export class RoundGuard {
   private readonly closed = new Set<number>();
   private readonly normal: RoundStatistics[] = [];
   private readonly normalSums: RoundStatistics[] = [];
-  private readonly anomalies: Anomaly[] = [];
   private readonly counts = new Map<RoundStatistic, number>();
   private last: RoundStatistics | undefined;
   /** Anomalous rounds undone: republished over (plaintext) or abandoned (secure). */
@@ -191,17 +186,21 @@ export class RoundGuard {
   }
 
   /**
-   * Judges a secure round from its unmasked sum of n devices' updates, whose noise has variance
-   * `noiseVariance` per coordinate (the devices' noise and rounding, in the update's units).
+   * Judges a secure round from its unmasked sum of n devices' updates (its L2 norm and length),
+   * whose noise has variance `noiseVariance` per coordinate (the devices' noise and rounding, in
+   * the update's units).
    */
-  closeSum(round: string, sum: Float32Array, n: number, noiseVariance: number): Judgement {
-    let sq = 0;
-    for (const x of sum) sq += x * x;
+  closeSum(
+    round: string,
+    sum: { readonly norm: number; readonly length: number },
+    n: number,
+    noiseVariance: number,
+  ): Judgement {
     const most = (n * this.options.clipNorm) ** 2;
     const statistics: RoundStatistics = {
       round,
       updates: n,
-      sumEnergy: (sq - sum.length * noiseVariance) / most,
+      sumEnergy: (sum.norm ** 2 - sum.length * noiseVariance) / most,
     };
     const noiseSpread = (Math.sqrt(2 * sum.length) * noiseVariance) / most;
     return this.judge(statistics, this.normalSums, {
@@ -233,9 +232,6 @@ export class RoundGuard {
     if (anomalies.length === 0) {
       window.push(statistics);
       if (window.length > this.options.window) window.shift();
-    } else {
-      this.anomalies.push(...anomalies);
-      if (this.anomalies.length > 100) this.anomalies.splice(0, this.anomalies.length - 100);
     }
     return { statistics, anomalies };
   }
@@ -249,8 +245,8 @@ export class RoundGuard {
     return { anomalies: new Map(this.counts), rollbacks: this.rollbacks, last: this.last };
   }
 
-  /** The window's rounds and the latest anomalies (operator view). */
-  view(): { readonly window: readonly RoundStatistics[]; readonly anomalies: readonly Anomaly[] } {
-    return { window: [...this.normal, ...this.normalSums], anomalies: [...this.anomalies] };
+  /** The rounds in the windows (plaintext, then secure), oldest first. */
+  window(): readonly RoundStatistics[] {
+    return [...this.normal, ...this.normalSums];
   }
 }

@@ -431,7 +431,12 @@ export class SecureRounds {
       // The sum's noise per coordinate: the survivors' Skellam noise and their rounding (uniform,
       // variance 1/12 a step each).
       const sigma2 = (survivors.length * (noiseVariance + 1 / 12)) / scale ** 2;
-      const judgement = guard.closeSum(round.id, decoded, survivors.length, sigma2);
+      const judgement = guard.closeSum(
+        round.id,
+        { norm, length: decoded.length },
+        survivors.length,
+        sigma2,
+      );
       if (judgement.anomalies.length > 0) {
         this.options.onAnomalous?.(judgement);
         if (this.config.roundGuard === 'rollback') {

@@ -5,6 +5,7 @@
  * exceeds the current bound S (devices clip themselves, so a high clipped fraction means devices run
  * with another S or a float16 rounding pushed them just over it).
  */
+import { median } from './robust.js';
 import type { ServerConfig } from './config.js';
 import { epsilonCurve } from '../protocol/privacy/index.js';
 import type { Store } from './store.js';
@@ -67,12 +68,8 @@ export interface StatsReply {
 
 const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
 
-function median(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+const medianOrNull = (values: readonly number[]): number | null =>
+  values.length === 0 ? null : median(values);
 
 /** Builds the stats reply; with an evaluator, asks it to catch up on new versions in the background. */
 export async function buildStats(
@@ -109,7 +106,7 @@ export async function buildStats(
       publishedVersion: r.publishedVersion,
       participants: r.updates,
       clippedFraction: clipped(r.norms),
-      medianNorm: median(r.norms),
+      medianNorm: medianOrNull(r.norms),
     })),
     norms: { count: allNorms.length, clippedFraction: clipped(allNorms), edges, counts },
     epsilon: ledger.slice(-STATS_ROUNDS).map((entry, i) => ({
