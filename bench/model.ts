@@ -15,7 +15,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelDims } from '../protocol/manifest.js';
-import { DTYPE_FLOAT16, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
+import {
+  DTYPE_FLOAT16,
+  DTYPE_INT4,
+  DTYPE_INT8,
+  decodeUpdate,
+  encodeUpdate,
+} from '../protocol/update-format.js';
+import { cryptoRandom } from '../worker/federated-client.js';
 import { exportModel } from '../tools/model-io.js';
 import { serveModel } from '../tools/simulate/replay.js';
 import { DEFAULTS, scoringDims } from '../tools/train/index.js';
@@ -140,29 +147,48 @@ console.log(
   ),
 );
 
-// The update codec: what every device pays to encode and the server to decode, per update.
-const params = 297_782; // the YOOCHOOSE-size model's parameter count (d=64, h=128)
-const delta = Float32Array.from({ length: params }, (_, i) => Math.sin(i) * 1e-3);
-const token = new Uint8Array(16);
-const update = {
-  dtype: DTYPE_FLOAT16,
-  baseVersion: 1,
-  layoutHash: 1,
-  examples: 10,
-  clipNorm: 1,
-  roundToken: token,
-  delta,
-} as const;
-const body = encodeUpdate(update);
-const encode = await timeRuns(() => encodeUpdate(update), runs);
-const decode = await timeRuns(() => decodeUpdate(body, params), runs);
-console.log(`\nupdate codec, ${params} values as float16 (${body.length} bytes)\n`);
+// The update codec: what every device pays to encode and the server to decode, per update, in
+// each dtype a manifest can name (int8 / int4 round with the device's CSPRNG, as a device does).
+const codecRows: string[][] = [];
+for (const [layout, params] of [
+  ['YOOCHOOSE model, whole', 297_782], // d = 64, h = 128
+  ['Diginetica, dense + 2,048 rows', 107_092 + 2048 * 65],
+] as const) {
+  const delta = Float32Array.from({ length: params }, (_, i) => Math.sin(i) * 1e-3);
+  const baseline = { name: '', encode: 0 };
+  for (const [name, dtype] of [
+    ['float16', DTYPE_FLOAT16],
+    ['int8', DTYPE_INT8],
+    ['int4', DTYPE_INT4],
+  ] as const) {
+    const update = {
+      dtype,
+      baseVersion: 1,
+      layoutHash: 1,
+      examples: 10,
+      clipNorm: 1,
+      roundToken: new Uint8Array(16),
+      delta,
+    } as const;
+    const random = cryptoRandom();
+    const body = encodeUpdate(update, random);
+    const encode = quantile(await timeRuns(() => encodeUpdate(update, random), runs), 0.5);
+    const decode = quantile(await timeRuns(() => decodeUpdate(body, params), runs), 0.5);
+    if (!baseline.name) Object.assign(baseline, { name, encode });
+    codecRows.push([
+      layout,
+      name,
+      body.length.toLocaleString('en-US'),
+      encode.toFixed(2),
+      decode.toFixed(2),
+      `${(encode / baseline.encode).toFixed(2)}x`,
+    ]);
+  }
+}
+console.log(`\nupdate codec, medians of ${runs} runs, against float16 in this process\n`);
 console.log(
   markdownTable(
-    ['operation', 'median ms', 'p90 ms'],
-    [
-      ['encode', quantile(encode, 0.5).toFixed(2), quantile(encode, 0.9).toFixed(2)],
-      ['decode', quantile(decode, 0.5).toFixed(2), quantile(decode, 0.9).toFixed(2)],
-    ],
+    ['update', 'dtype', 'bytes', 'encode ms', 'decode ms', 'encode vs float16'],
+    codecRows,
   ),
 );

@@ -26,6 +26,10 @@ export const ERRORS = {
   HEARTH_E_UPDATE_SHAPE: { status: 422, message: 'update does not match the model layout' },
   HEARTH_E_UPDATE_NONFINITE: { status: 422, message: 'update contains NaN or Infinity' },
   HEARTH_E_UPDATE_NORM: { status: 422, message: 'update norm exceeds the clipping bound' },
+  HEARTH_E_UPDATE_PAYLOAD: {
+    status: 400,
+    message: 'update payload holds a scale or level its dtype never encodes',
+  },
   HEARTH_E_UPDATE_VERSION_UNKNOWN: {
     status: 422,
     message: 'update names a model version that does not exist',

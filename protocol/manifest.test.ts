@@ -3,6 +3,7 @@ import { HearthError } from './errors.js';
 import {
   layoutHash,
   maxStalenessOf,
+  updateDtypeOf,
   parameterCount,
   parseManifest,
   scoringOf,
@@ -112,6 +113,19 @@ describe('manifest', () => {
     for (const bad of [[0, 2], [3, 1], [2, 2], [1, 5], [1.5], 'all', null, [1, '2']]) {
       const m = { ...manifest(), federation: { ...federation, updateRows: bad } };
       expect(() => parseManifest(m), JSON.stringify(bad)).toThrow('federation.updateRows');
+    }
+  });
+
+  it('reads federation.updateDtype: optional (float16), one of float16, int8, int4 when given', () => {
+    const federation = manifest().federation;
+    expect(updateDtypeOf(parseManifest(manifest()).federation)).toBe('float16');
+    for (const dtype of ['float16', 'int8', 'int4']) {
+      const named = { ...manifest(), federation: { ...federation, updateDtype: dtype } };
+      expect(updateDtypeOf(parseManifest(named).federation)).toBe(dtype);
+    }
+    for (const bad of ['float32', 'int2', 3, null]) {
+      const m = { ...manifest(), federation: { ...federation, updateDtype: bad } };
+      expect(() => parseManifest(m), String(bad)).toThrow('federation.updateDtype');
     }
   });
 

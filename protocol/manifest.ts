@@ -5,6 +5,7 @@
  */
 import { HearthError } from './errors.js';
 import { fnv1a32 } from './hash.js';
+import { DEVICE_UPDATE_DTYPES, type UpdateDtypeName } from './update-format.js';
 
 /** Model hyper-parameters that fix the tensor shapes. `items` counts index 0, the padding item. */
 export interface ModelDims {
@@ -203,6 +204,17 @@ export interface FederationParams {
    * update leaves it only masked. Absent: it posts its update on its own (POST /v1/updates).
    */
   readonly aggregation?: 'secure';
+  /**
+   * How a device encodes a plaintext update (protocol/update-format.ts): 'float16', or the
+   * block-scaled, stochastically rounded 'int8' / 'int4' (protocol/update-quant.ts). Absent in
+   * manifests from before it was published: float16. A secure round's input is its own fixed point.
+   */
+  readonly updateDtype?: UpdateDtypeName;
+}
+
+/** The dtype a device encodes its plaintext update in: the manifest's, or float16. */
+export function updateDtypeOf(federation: FederationParams): UpdateDtypeName {
+  return federation.updateDtype ?? 'float16';
 }
 
 /** The q a device flips its coin with: the manifest's, or 1 where an older manifest has none. */
@@ -297,6 +309,9 @@ export function parseManifest(value: unknown): ModelManifest {
   const rows = f.updateRows;
   if (rows !== undefined && !ascendingRows(rows, typedDims.items)) bad('federation.updateRows');
   if (f.aggregation !== undefined && f.aggregation !== 'secure') bad('federation.aggregation');
+  if (f.updateDtype !== undefined && !DEVICE_UPDATE_DTYPES.includes(f.updateDtype as never)) {
+    bad('federation.updateDtype');
+  }
   return value as ModelManifest;
 }
 

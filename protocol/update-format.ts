@@ -6,7 +6,7 @@
  *   offset size field
  *    0      4   magic        ASCII "HRTU"
  *    4      1   format       format version, currently 1
- *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16)
+ *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16), 3 = int8, 4 = int4
  *    6      2   reserved     must be 0
  *    8      4   baseVersion  u32, the global model version the delta is relative to
  *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of that version's tensors
@@ -16,11 +16,25 @@
  *   28     16   roundToken   single-use token from POST /v1/rounds/join
  *   44      -   payload      paramCount values in `dtype`, in manifest tensor order
  *
- * The total length must be exactly 44 + paramCount * bytesPerValue: a short body is truncated, a long
- * one is rejected rather than partially read.
+ * int8 and int4 (update-quant.ts) are block-scaled: the payload is ceil(paramCount / 64) float32
+ * scales, then paramCount levels (int8: one signed byte each, -127..127; int4: two per byte, the first
+ * in the low nibble, -7..7), each value level * scale / L for its block of 64.
+ *
+ * The total length must be exactly 44 + payloadBytes(dtype, paramCount): a short body is truncated, a
+ * long one is rejected rather than partially read.
  */
 import { HearthError } from './errors.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
+import {
+  blockCount,
+  capNorm,
+  dequantize,
+  packLevels,
+  quantize,
+  quantizedBytes,
+  unpackLevels,
+  type QuantForm,
+} from './update-quant.js';
 
 export const UPDATE_MAGIC = 0x55545248; // "HRTU" read as a little-endian u32
 export const UPDATE_FORMAT_VERSION = 1;
@@ -30,11 +44,33 @@ export const ROUND_TOKEN_BYTES = 16;
 
 export const DTYPE_FLOAT32 = 1;
 export const DTYPE_FLOAT16 = 2;
-export type UpdateDtype = typeof DTYPE_FLOAT32 | typeof DTYPE_FLOAT16;
+export const DTYPE_INT8 = 3;
+export const DTYPE_INT4 = 4;
+export type UpdateDtype =
+  typeof DTYPE_FLOAT32 | typeof DTYPE_FLOAT16 | typeof DTYPE_INT8 | typeof DTYPE_INT4;
 
-/** Bytes per payload value for a dtype code. */
-export function bytesPerValue(dtype: UpdateDtype): number {
-  return dtype === DTYPE_FLOAT16 ? 2 : 4;
+/** The dtypes by name, as the manifest's `federation.updateDtype` names them. */
+export const UPDATE_DTYPES = {
+  float32: DTYPE_FLOAT32,
+  float16: DTYPE_FLOAT16,
+  int8: DTYPE_INT8,
+  int4: DTYPE_INT4,
+} as const;
+export type UpdateDtypeName = keyof typeof UPDATE_DTYPES;
+
+/** What a manifest may ask devices to send (float32 is for tools and tests). */
+export const DEVICE_UPDATE_DTYPES: readonly UpdateDtypeName[] = ['float16', 'int8', 'int4'];
+
+/** The block-scaled form of an integer dtype code, or null for a float one. */
+function quantForm(dtype: UpdateDtype): QuantForm | null {
+  return dtype === DTYPE_INT8 ? 'int8' : dtype === DTYPE_INT4 ? 'int4' : null;
+}
+
+/** Payload bytes of `count` values in a dtype. */
+export function payloadBytes(dtype: UpdateDtype, count: number): number {
+  const form = quantForm(dtype);
+  if (form) return quantizedBytes(form, count);
+  return count * (dtype === DTYPE_FLOAT16 ? 2 : 4);
 }
 
 /** A decoded update. `delta` is always float32, whatever travelled on the wire. */
@@ -77,13 +113,17 @@ function payload<T extends Uint16Array | Float32Array>(
   return out;
 }
 
-/** Serialises an update. Values are written as given: clip before encoding. */
-export function encodeUpdate(update: ModelUpdate): Uint8Array<ArrayBuffer> {
+/**
+ * Serialises an update. Float values are written as given: clip before encoding. An integer dtype
+ * rounds stochastically with `random` (required for them), and its blocks are scaled down where
+ * the rounding lifted the norm above the header's clipNorm, so a clipped update stays within S.
+ */
+export function encodeUpdate(update: ModelUpdate, random?: () => number): Uint8Array<ArrayBuffer> {
   if (update.roundToken.length !== ROUND_TOKEN_BYTES) {
     throw new RangeError(`round token must be ${ROUND_TOKEN_BYTES} bytes`);
   }
   const count = update.delta.length;
-  const bytes = new Uint8Array(UPDATE_HEADER_BYTES + count * bytesPerValue(update.dtype));
+  const bytes = new Uint8Array(UPDATE_HEADER_BYTES + payloadBytes(update.dtype, count));
   const view = new DataView(bytes.buffer);
   view.setUint32(0, UPDATE_MAGIC, true);
   view.setUint8(4, UPDATE_FORMAT_VERSION);
@@ -95,7 +135,17 @@ export function encodeUpdate(update: ModelUpdate): Uint8Array<ArrayBuffer> {
   view.setUint32(20, update.examples, true);
   view.setFloat32(24, update.clipNorm, true);
   bytes.set(update.roundToken, 28);
-  if (update.dtype === DTYPE_FLOAT16) {
+  const form = quantForm(update.dtype);
+  if (form) {
+    if (!random) throw new RangeError(`dtype ${update.dtype} needs a random source`);
+    const quantized = quantize(update.delta, form, random);
+    capNorm(quantized, form, update.clipNorm);
+    const blocks = quantized.scales.length;
+    for (let b = 0; b < blocks; b++) {
+      view.setFloat32(UPDATE_HEADER_BYTES + 4 * b, quantized.scales[b]!, true);
+    }
+    packLevels(quantized.levels, form, bytes.subarray(UPDATE_HEADER_BYTES + 4 * blocks));
+  } else if (update.dtype === DTYPE_FLOAT16) {
     const half = encodeFloat16(update.delta);
     for (let i = 0; i < count; i++) view.setUint16(UPDATE_HEADER_BYTES + 2 * i, half[i]!, true);
   } else {
@@ -120,7 +170,7 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
     throw new HearthError('HEARTH_E_UPDATE_FORMAT_VERSION', `got ${format}`);
   }
   const dtype = view.getUint8(5);
-  if (dtype !== DTYPE_FLOAT32 && dtype !== DTYPE_FLOAT16) {
+  if (dtype < DTYPE_FLOAT32 || dtype > DTYPE_INT4) {
     throw new HearthError('HEARTH_E_UPDATE_DTYPE', `got ${dtype}`);
   }
   if (view.getUint16(6, true) !== 0)
@@ -129,7 +179,7 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   if (count > maxParams) {
     throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${count} values, at most ${maxParams}`);
   }
-  const expected = UPDATE_HEADER_BYTES + count * bytesPerValue(dtype);
+  const expected = UPDATE_HEADER_BYTES + payloadBytes(dtype as UpdateDtype, count);
   if (body.length < expected) {
     throw new HearthError(
       'HEARTH_E_UPDATE_TRUNCATED',
@@ -147,13 +197,16 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
     throw new HearthError('HEARTH_E_UPDATE_HEADER', 'clipNorm must be positive and finite');
   }
   let delta: Float32Array;
-  if (dtype === DTYPE_FLOAT16) {
+  const form = quantForm(dtype as UpdateDtype);
+  if (form) {
+    delta = decodeQuantized(body, form, count);
+  } else if (dtype === DTYPE_FLOAT16) {
     delta = decodeFloat16(payload(body, count, 2, Uint16Array));
   } else {
     delta = payload(body, count, 4, Float32Array).slice();
   }
   return {
-    dtype,
+    dtype: dtype as UpdateDtype,
     baseVersion: view.getUint32(8, true),
     layoutHash: view.getUint32(12, true),
     examples: view.getUint32(20, true),
@@ -161,6 +214,23 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
     roundToken: body.slice(28, 28 + ROUND_TOKEN_BYTES),
     delta,
   };
+}
+
+/** A block-scaled payload's values; HEARTH_E_UPDATE_PAYLOAD for a scale or level no encoder writes. */
+function decodeQuantized(body: Uint8Array, form: QuantForm, count: number): Float32Array {
+  const blocks = blockCount(count);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const scales = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    const scale = view.getFloat32(UPDATE_HEADER_BYTES + 4 * b, true);
+    if (!(scale >= 0) || !Number.isFinite(scale)) {
+      throw new HearthError('HEARTH_E_UPDATE_PAYLOAD', `block ${b}: scale ${scale}`);
+    }
+    scales[b] = scale;
+  }
+  const levels = unpackLevels(body.subarray(UPDATE_HEADER_BYTES + 4 * blocks), form, count);
+  if (!levels) throw new HearthError('HEARTH_E_UPDATE_PAYLOAD', `a level outside ${form}'s range`);
+  return dequantize({ scales, levels }, form);
 }
 
 /** Hex form of a round token, as the server stores it and as `/v1/rounds/join` returns it. */

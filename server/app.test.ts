@@ -2,7 +2,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorReply, UpdateReply } from '../protocol/api.js';
 import { parseManifest, weightsByteLength } from '../protocol/manifest.js';
-import { DTYPE_FLOAT16 } from '../protocol/update-format.js';
+import { mulberry32 } from '../protocol/prng.js';
+import {
+  DTYPE_FLOAT16,
+  DTYPE_INT4,
+  UPDATE_HEADER_BYTES,
+  decodeUpdate,
+} from '../protocol/update-format.js';
+import { bytesToFloat32 } from './float32-bytes.js';
 import { int8StepError } from '../protocol/testing.js';
 import { decodeWeights } from '../protocol/weights-codec.js';
 import type { ServerConfig } from './config.js';
@@ -226,6 +233,40 @@ describe('POST /v1/updates', () => {
     expect(res.statusCode).toBe(202);
   });
 
+  it('with --update-dtype int4: names it, takes a device body at S, refuses a level no encoder writes', async () => {
+    const int4 = await makeApp({ updateDtype: 'int4', minCohort: 2 });
+    try {
+      const manifest = parseManifest(
+        (await int4.app.inject({ method: 'GET', url: '/v1/model' })).json(),
+      );
+      expect(manifest.federation.updateDtype).toBe('int4');
+      const deltas = [makeDelta(1, 1), makeDelta(0.3, 2)];
+      const sent: Float32Array[] = [];
+      for (const [i, delta] of deltas.entries()) {
+        const { token } = await joinRound(int4.app);
+        // What a device posts in the dtype named (worker/federated-client.ts encodeDeviceUpdate).
+        const body = updateBody({ token, delta, dtype: DTYPE_INT4, random: mulberry32(i) });
+        sent.push(decodeUpdate(body, PARAMS).delta);
+        const res = await postUpdate(int4.app, body);
+        expect(res.statusCode).toBe(202);
+      }
+      // The round published the mean of what the bodies decode to (FedAvg, step 1, equal weights).
+      const published = bytesToFloat32((await int4.store.getWeightBytes(2))!);
+      const base = seedWeights();
+      for (let i = 0; i < PARAMS; i++) {
+        expect(published[i]).toBeCloseTo(base[i]! + (sent[0]![i]! + sent[1]![i]!) / 2, 6);
+      }
+      const { token } = await joinRound(int4.app);
+      const body = updateBody({ token, baseVersion: 2, dtype: DTYPE_INT4 });
+      body[UPDATE_HEADER_BYTES + 4 * Math.ceil(PARAMS / 64)] = 0x08; // -8: below int4's -7
+      const res = await postUpdate(int4.app, body);
+      expect(res.statusCode).toBe(400);
+      expect(errorCode(res)).toBe('HEARTH_E_UPDATE_PAYLOAD');
+    } finally {
+      await int4.close();
+    }
+  });
+
   /** Each case builds a body (given a fresh valid token) and names the status and code it must get. */
   const cases: [string, number, string, (token: string) => Buffer | string, string?][] = [
     ['wrong magic', 400, 'HEARTH_E_UPDATE_MAGIC', (t) => patch(updateBody({ token: t }), 0, 0x58)],
@@ -235,7 +276,7 @@ describe('POST /v1/updates', () => {
       'HEARTH_E_UPDATE_FORMAT_VERSION',
       (t) => patch(updateBody({ token: t }), 4, 2),
     ],
-    ['wrong dtype', 400, 'HEARTH_E_UPDATE_DTYPE', (t) => patch(updateBody({ token: t }), 5, 3)],
+    ['wrong dtype', 400, 'HEARTH_E_UPDATE_DTYPE', (t) => patch(updateBody({ token: t }), 5, 9)],
     [
       'reserved bits set',
       400,

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
+import { DEVICE_UPDATE_DTYPES, type UpdateDtypeName } from '../protocol/update-format.js';
 import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
 import { MIN_WINDOW, ROUND_GUARD_MODES, type RoundGuardMode } from './round-guard.js';
 import { loadConfigFile, parseSites, type SiteConfig } from './sites.js';
@@ -124,6 +125,11 @@ export interface ServerConfig {
   readonly aggregator: Aggregator;
   /** The dtype devices download weights in (protocol/weights-codec.ts); versions are kept in float32. */
   readonly weightsDtype: WeightsDtype;
+  /**
+   * The dtype devices encode a plaintext update in (manifest `federation.updateDtype`;
+   * protocol/update-quant.ts for int8 / int4). The server decodes any dtype it knows.
+   */
+  readonly updateDtype: UpdateDtypeName;
   /** Fraction of values cut from each end per coordinate by the trimmed mean, in [0, 0.5). */
   readonly trimFraction: number;
   /**
@@ -261,6 +267,7 @@ export const DEFAULT_CONFIG = {
   rowChoice: 'window',
   aggregator: 'mean',
   weightsDtype: 'int8',
+  updateDtype: 'float16',
   trimFraction: 0.1,
   noiseMultiplier: 1.2,
   sampleRate: 0.01,
@@ -348,6 +355,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   }
   checkOneOf('rowChoice (--row-choice)', config.rowChoice, ROW_CHOICES);
   checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
+  checkOneOf('updateDtype (--update-dtype)', config.updateDtype, DEVICE_UPDATE_DTYPES);
   if (!(config.trimFraction >= 0 && config.trimFraction < 0.5)) {
     bad('trimFraction (--trim-fraction)', `must be in [0, 0.5), got ${config.trimFraction}`);
   }
@@ -503,6 +511,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --row-choice <c>           ${ROW_CHOICES.join(' | ')}: how the rows are named (default ${DEFAULT_CONFIG.rowChoice})
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
+  --update-dtype <d>         ${DEVICE_UPDATE_DTYPES.join(' | ')}: what devices encode a plaintext update in (default ${DEFAULT_CONFIG.updateDtype}; int8 / int4: block-scaled, stochastically rounded)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
   --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
   --sample-rate <q>          q: each device's chance of taking part in a round, published in the manifest and used by the accountant (default ${DEFAULT_CONFIG.sampleRate})
@@ -607,6 +616,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   },
   '--row-choice': oneOfFlag('rowChoice', ROW_CHOICES),
   '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
+  '--update-dtype': oneOfFlag('updateDtype', DEVICE_UPDATE_DTYPES),
   '--trim-fraction': numberFlag('trimFraction'),
   '--noise-multiplier': numberFlag('noiseMultiplier'),
   '--sample-rate': numberFlag('sampleRate'),

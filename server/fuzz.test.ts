@@ -13,6 +13,8 @@ import { encodeFloat16 } from '../protocol/float16.js';
 import {
   DTYPE_FLOAT16,
   DTYPE_FLOAT32,
+  DTYPE_INT4,
+  DTYPE_INT8,
   UPDATE_CONTENT_TYPE,
   UPDATE_HEADER_BYTES,
   UPDATE_MAGIC,
@@ -178,7 +180,7 @@ const HEADER_DEFECTS: readonly [string, ErrorCode[], (rng: Rng, b: Buffer) => vo
   [
     'dtype',
     ['HEARTH_E_UPDATE_DTYPE'],
-    (rng, b) => (b[5] = pick(rng, [0, 3, 4, 255, int(rng, 3, 255)])),
+    (rng, b) => (b[5] = pick(rng, [0, 5, 255, int(rng, 5, 255)])),
   ],
   ['reserved', ['HEARTH_E_UPDATE_HEADER'], (rng, b) => b.writeUInt16LE(int(rng, 1, 0xffff), 6)],
   [
@@ -232,6 +234,38 @@ function wrongKey(rng: Rng): Record<string, string> {
 }
 
 const GENERATORS: readonly ((rng: Rng) => Case)[] = [
+  (rng) => {
+    // A block-scaled body with a scale or level no encoder writes, or a float body relabelled.
+    const dtype = pick(rng, [DTYPE_INT8, DTYPE_INT4] as const);
+    const direction = Float32Array.from({ length: PARAMS }, () => rng() * 2 - 1);
+    const n = Math.hypot(...direction);
+    const body = updateBody({
+      token: pick(rng, fresh),
+      baseVersion: 2,
+      dtype,
+      delta: Float32Array.from(direction, (v) => (v / n) * 0.5),
+      random: rng,
+    });
+    const blocks = Math.ceil(PARAMS / 64);
+    const defect = int(rng, 0, 2);
+    if (defect === 0) {
+      const scale = pick(rng, [-1, -1e-30, NaN, Infinity, -Infinity, -rng()]);
+      body.writeFloatLE(scale, UPDATE_HEADER_BYTES + 4 * int(rng, 0, blocks - 1));
+    } else if (defect === 1) {
+      const at = UPDATE_HEADER_BYTES + 4 * blocks + int(rng, 0, PARAMS / 2 - 1);
+      // int8: -128; int4: a nibble of -8 (low or high).
+      body[at] = dtype === DTYPE_INT8 ? 0x80 : pick(rng, [0x08, 0x80, 0x88]);
+    } else {
+      const relabelled = validBody(rng);
+      relabelled[5] = dtype;
+      return {
+        kind: 'dtype-relabelled',
+        request: update(relabelled),
+        allowed: ['HEARTH_E_UPDATE_TRUNCATED', 'HEARTH_E_UPDATE_TOO_LARGE'],
+      };
+    }
+    return { kind: 'int-payload', request: update(body), allowed: ['HEARTH_E_UPDATE_PAYLOAD'] };
+  },
   (rng) => {
     const body = validBody(rng);
     const cut = pick(rng, [

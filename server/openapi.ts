@@ -108,7 +108,7 @@ const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary upda
 |---|---|---|---|
 | 0 | 4 | magic | ASCII "HRTU" |
 | 4 | 1 | format | format version, currently ${UPDATE_FORMAT_VERSION} |
-| 5 | 1 | dtype | 1 = float32, 2 = float16 (IEEE 754 binary16) |
+| 5 | 1 | dtype | 1 = float32, 2 = float16 (IEEE 754 binary16), 3 = int8, 4 = int4 (block-scaled; the manifest's \`federation.updateDtype\` names what devices send) |
 | 6 | 2 | reserved | must be 0 |
 | 8 | 4 | baseVersion | u32, the global model version the delta is relative to (must be the current one) |
 | 12 | 4 | layoutHash | u32, the manifest's layoutHash |
@@ -118,7 +118,7 @@ const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary upda
 | 28 | 16 | roundToken | the single-use token from POST /v1/rounds/join, as 16 bytes |
 | ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype: with \`federation.updateRows\` in the base version's manifest, the dense tensors (manifest order, item table and bias left out) then, for each named row in order, its embedding and its bias; without it, every tensor in manifest order |
 
-The body must be exactly ${UPDATE_HEADER_BYTES} + paramCount * bytesPerValue bytes. Checks, in order: framing (magic, format, dtype, reserved bits, length), base version known, base version within the staleness bound, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. An update on an older version is carried into the current version's layout: the rows both name keep their values, the rows the current one does not name are dropped. The body limit is the header plus a float32 payload of the current model.`;
+int8 and int4 payloads are ceil(paramCount / 64) float32 scales (finite, >= 0), then paramCount integer levels (int8: one signed byte each in -127..127; int4: two per byte, the first in the low nibble, in -7..7, a last odd nibble 0); value i is level * scale / L for its block of 64 (L = 127 or 7). The body must be exactly ${UPDATE_HEADER_BYTES} + the payload's bytes (paramCount * 4 or 2 for the float dtypes). Checks, in order: framing (magic, format, dtype, reserved bits, length, int8 / int4 scales and levels), base version known, base version within the staleness bound, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. An update on an older version is carried into the current version's layout: the rows both name keep their values, the rows the current one does not name are dropped. The body limit is the header plus a float32 payload of the current model.`;
 
 /** The operator dashboard's routes: a page, its script, and uPlot (served from node_modules). */
 export const DASHBOARD_SCHEMAS: Readonly<Record<string, JsonObject>> = Object.fromEntries(
@@ -411,6 +411,7 @@ export const ROUTE_SCHEMAS = {
         'HEARTH_E_UPDATE_FORMAT_VERSION',
         'HEARTH_E_UPDATE_DTYPE',
         'HEARTH_E_UPDATE_HEADER',
+        'HEARTH_E_UPDATE_PAYLOAD',
         'HEARTH_E_UPDATE_SHAPE',
         'HEARTH_E_UPDATE_NONFINITE',
         'HEARTH_E_UPDATE_NORM',

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { JoinReply } from '../protocol/api.js';
 import { encodeFloat16 } from '../protocol/float16.js';
+import { mulberry32 } from '../protocol/prng.js';
 import { PATHS, weightsPath } from '../protocol/routes.js';
 import {
   layoutHash,
@@ -184,19 +185,24 @@ export interface BodyOptions {
   examples?: number;
   dtype?: UpdateDtype;
   layoutHash?: number;
+  /** Rounds an int8 / int4 body (seeded: the same body every run). */
+  random?: () => number;
 }
 
 /** An encoded update body. */
 export function updateBody(options: BodyOptions): Buffer {
-  const bytes = encodeUpdate({
-    dtype: options.dtype ?? DTYPE_FLOAT32,
-    baseVersion: options.baseVersion ?? 1,
-    layoutHash: options.layoutHash ?? LAYOUT_HASH,
-    examples: options.examples ?? 10,
-    clipNorm: 1,
-    roundToken: tokenFromHex(options.token),
-    delta: options.delta ?? makeDelta(0.5),
-  });
+  const bytes = encodeUpdate(
+    {
+      dtype: options.dtype ?? DTYPE_FLOAT32,
+      baseVersion: options.baseVersion ?? 1,
+      layoutHash: options.layoutHash ?? LAYOUT_HASH,
+      examples: options.examples ?? 10,
+      clipNorm: 1,
+      roundToken: tokenFromHex(options.token),
+      delta: options.delta ?? makeDelta(0.5),
+    },
+    options.random ?? mulberry32(1),
+  );
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

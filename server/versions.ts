@@ -122,6 +122,8 @@ export function federationParams(config: ServerConfig): FederationParams {
     noiseMultiplier: config.noiseMultiplier,
     delta: config.delta,
     ...(config.aggregation === 'secure' ? { aggregation: 'secure' as const } : {}),
+    // Float16 where it names none, as before the field existed.
+    ...(config.updateDtype !== 'float16' ? { updateDtype: config.updateDtype } : {}),
   };
 }
 

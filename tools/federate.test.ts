@@ -43,5 +43,16 @@ describe('npm run federate flags', () => {
       /local-optimizer/,
     );
     expect(() => settingsFrom({ ...base, noise: '-1' })).toThrow(/--noise/);
+    // A rounded body is formed only per device, and never in secure rounds.
+    expect(() => settingsFrom({ ...base, 'update-dtype': 'int4' })).toThrow(/--per-device on/);
+    expect(() =>
+      settingsFrom({ ...base, 'update-dtype': 'int8', 'per-device': 'on', secure: 'on' }),
+    ).toThrow(/--secure off/);
+    expect(settingsFrom({ ...base, 'update-dtype': 'int4', 'per-device': 'on' }).updateDtype).toBe(
+      'int4',
+    );
+    expect(() => settingsFrom({ ...base, 'update-dtype': 'int2', 'per-device': 'on' })).toThrow(
+      /update-dtype/,
+    );
   });
 });

@@ -14,6 +14,8 @@
  *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
+ *     [--update-dtype float16|int8|int4] (int8 / int4: block-scaled, stochastically rounded bodies;
+ *     needs --per-device on)
  *     [--new-items <fraction> [--new-items-at <round>] [--new-items-dated on|off]] (the newest items, by first appearance, held
  *     out of the starting model and added to the catalogue after that round: tools/federate/new-items.ts)
  *
@@ -38,6 +40,7 @@ import {
   type DatasetName,
 } from './data/datasets.js';
 import { oneOf, positiveInteger, positiveNumber } from './lib/args.js';
+import { DEVICE_UPDATE_DTYPES } from '../protocol/update-format.js';
 import { isEntryPoint, runMain } from './lib/entry.js';
 import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
@@ -82,6 +85,7 @@ const OPTIONS = {
   'server-item-tau': { type: 'string' },
   secure: { type: 'string', default: 'off' },
   'per-device': { type: 'string', default: 'off' },
+  'update-dtype': { type: 'string', default: 'float16' },
   'eval-every': { type: 'string', default: '25' },
   'eval-cases': { type: 'string', default: '5000' },
   eval: { type: 'string', default: 'test' },
@@ -104,6 +108,18 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   const q = Number(values['sample-rate']);
   if (!(q > 0 && q <= 1)) throw new Error('--sample-rate must be in (0, 1]');
   const rounds = values.scenario === 'central' ? 0 : positiveInteger('rounds', values.rounds!);
+  const perDevice = oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on';
+  const secure = oneOf('secure', values.secure!, ['on', 'off'] as const) === 'on';
+  const updateDtype = oneOf(
+    'update-dtype',
+    values['update-dtype'] ?? 'float16',
+    DEVICE_UPDATE_DTYPES,
+  );
+  // A rounded body exists only where one is formed: the summed path never forms one, and a secure
+  // round's input is its own fixed point.
+  if (updateDtype !== 'float16' && (!perDevice || secure)) {
+    throw new Error(`--update-dtype ${updateDtype} needs --per-device on and --secure off`);
+  }
   const delta = positiveNumber('delta', values.delta!);
   // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant.
   const noise =
@@ -144,8 +160,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
         : positiveNumber('server-item-tau', values['server-item-tau']),
     itemLearningRate:
       values['item-lr'] === undefined ? null : positiveNumber('item-lr', values['item-lr']),
-    perDevice: oneOf('per-device', values['per-device']!, ['on', 'off'] as const) === 'on',
-    secure: oneOf('secure', values.secure!, ['on', 'off'] as const) === 'on',
+    perDevice,
+    updateDtype,
+    secure,
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
     ...(values['new-items'] === undefined ? {} : { newItems: newItemsFrom(values, rounds) }),

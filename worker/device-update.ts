@@ -1,7 +1,7 @@
 /**
  * A device's contribution to a round, from its sessions to the bytes it sends: local training
- * (model/local-update.ts) in the round's update layout, clipping to S (clipForUpload), float16
- * encoding (encodeDeviceUpdate). Written for many devices at once so that `npm run federate` runs a
+ * (model/local-update.ts) in the round's update layout, clipping to S (clipForUpload), encoding
+ * in the manifest's dtype (encodeDeviceUpdate). Written for many devices at once so that `npm run federate` runs a
  * population through it; the worker's learnLocally runs the same three steps for one device, the
  * last when it posts (federated-client.ts shareUpdate).
  */
@@ -19,7 +19,8 @@ export interface DeviceUploads {
 
 /**
  * Trains each device of `devices` from `global`, clips its update to the manifest's S and encodes
- * it as the device would post it. `tokens[i]` is device i's round token.
+ * it as the device would post it. `tokens[i]` is device i's round token; `random` rounds an int8 /
+ * int4 body (the platform's CSPRNG when left out).
  */
 export function deviceUploads(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'> & { dims: ModelDims },
@@ -28,12 +29,20 @@ export function deviceUploads(
   layout: UpdateLayout,
   settings: LocalUpdateSettings,
   tokens: readonly Uint8Array[],
+  random?: () => number,
 ): DeviceUploads {
   const clipNorm = manifest.federation.clipNorm;
   const { deltas, examples } = localUpdates(manifest.dims, global, devices, layout, settings);
   const bodies = deltas.map((delta, i) =>
     examples[i]! > 0
-      ? encodeDeviceUpdate(manifest, clipForUpload(delta, clipNorm), examples[i]!, tokens[i]!)
+      ? encodeDeviceUpdate(
+          manifest,
+          clipForUpload(delta, clipNorm),
+          examples[i]!,
+          tokens[i]!,
+          manifest.version,
+          random,
+        )
       : null,
   );
   return { bodies, examples };

@@ -1,20 +1,36 @@
 /**
  * The device's side of a federated round: turn local fine-tuning into a clipped delta and send it.
  * What leaves the device is exactly the binary update of protocol/update-format.ts: the delta
- * `local - global` clipped to L2 norm S, quantised to float16, the base version, the layout hash, a
+ * `local - global` clipped to L2 norm S, in float16 or the int8 / int4 the manifest names, the base version, the layout hash, a
  * clamped example count and a single-use round token. No item id, no timestamp, no session.
  */
 import type { ErrorReply, JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
 import { clipL2InPlace } from '../protocol/clip.js';
 import { HearthError, isErrorCode } from '../protocol/errors.js';
-import type { ModelManifest } from '../protocol/manifest.js';
+import { updateDtypeOf, type ModelManifest } from '../protocol/manifest.js';
 import { PATHS, SITE_KEY_HEADER } from '../protocol/routes.js';
 import {
-  DTYPE_FLOAT16,
   UPDATE_CONTENT_TYPE,
+  UPDATE_DTYPES,
   encodeUpdate,
   tokenFromHex,
 } from '../protocol/update-format.js';
+
+/**
+ * Uniform draws in [0, 1) from the platform's CSPRNG (Web Crypto, in browsers and Node alike), read
+ * 4,096 at a time: a device's rounding must not be predictable from a seed.
+ */
+export function cryptoRandom(): () => number {
+  const buffer = new Uint32Array(4096);
+  let at = buffer.length;
+  return () => {
+    if (at === buffer.length) {
+      crypto.getRandomValues(buffer);
+      at = 0;
+    }
+    return buffer[at++]! / 4294967296;
+  };
+}
 
 /** Clips `delta` in place to what the server accepts for bound S; returns it. */
 export function clipForUpload(delta: Float32Array, clipNorm: number): Float32Array {
@@ -64,23 +80,31 @@ export interface ShareRequest {
   readonly siteKey?: string;
 }
 
-/** The bytes a device sends for a clipped delta: float16, against `manifest`'s version. */
+/**
+ * The bytes a device sends for a clipped delta, against `manifest`'s version, in the dtype the
+ * manifest names (float16 where it names none; int8 / int4 round stochastically with `random`,
+ * the platform's CSPRNG unless a simulation passes a seeded one).
+ */
 export function encodeDeviceUpdate(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'>,
   delta: Float32Array,
   examples: number,
   roundToken: Uint8Array,
   baseVersion: number = manifest.version,
+  random: () => number = cryptoRandom(),
 ): Uint8Array<ArrayBuffer> {
-  return encodeUpdate({
-    dtype: DTYPE_FLOAT16,
-    baseVersion,
-    layoutHash: manifest.layoutHash,
-    examples: Math.min(examples, manifest.federation.maxExamples),
-    clipNorm: manifest.federation.clipNorm,
-    roundToken,
-    delta,
-  });
+  return encodeUpdate(
+    {
+      dtype: UPDATE_DTYPES[updateDtypeOf(manifest.federation)],
+      baseVersion,
+      layoutHash: manifest.layoutHash,
+      examples: Math.min(examples, manifest.federation.maxExamples),
+      clipNorm: manifest.federation.clipNorm,
+      roundToken,
+      delta,
+    },
+    random,
+  );
 }
 
 /** Encodes and posts one update; resolves with the server's reply. */

@@ -7,6 +7,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { manifestFor } from '../protocol/manifest.js';
 import { SessionModel } from '../model/session-model.js';
 import { learnLocally, localTrainingSettings } from './local-training.js';
+import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
+import { l2Norm } from '../protocol/clip.js';
+import {
+  DTYPE_FLOAT16,
+  DTYPE_INT4,
+  UPDATE_HEADER_BYTES,
+  decodeUpdate,
+} from '../protocol/update-format.js';
+import { quantizedBytes } from '../protocol/update-quant.js';
 import type { GlobalModel } from './model-source.js';
 import { gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
 
@@ -73,5 +82,26 @@ describe('learnLocally', () => {
     // What it adopted is what it sends (unclipped here: S is out of reach).
     compact.forEach((d, i) => expect(trained.update.delta[i]).toBeCloseTo(d, 5));
     expect(Math.max(...compact.map(Math.abs))).toBeGreaterThan(0);
+  });
+
+  it("encodes the upload in the manifest's dtype, rounding with the platform's CSPRNG", async () => {
+    const trained = await learnLocally(global, sessions, undefined, localTrainingSettings());
+    trained.model.dispose();
+    const delta = clipForUpload(trained.update.delta, 1);
+    const token = new Uint8Array(16);
+    const half = encodeDeviceUpdate(global.manifest, delta, 3, token);
+    expect(half[5]).toBe(DTYPE_FLOAT16);
+    const int4 = {
+      ...global.manifest,
+      federation: { ...global.manifest.federation, updateDtype: 'int4' as const },
+    };
+    const a = encodeDeviceUpdate(int4, delta, 3, token);
+    const b = encodeDeviceUpdate(int4, delta, 3, token);
+    expect(a[5]).toBe(DTYPE_INT4);
+    expect(a.length).toBe(UPDATE_HEADER_BYTES + quantizedBytes('int4', delta.length));
+    expect(a.length - UPDATE_HEADER_BYTES).toBeLessThan((half.length - UPDATE_HEADER_BYTES) / 3);
+    // Two draws of the rounding differ, and each decodes within S.
+    expect(Array.from(a)).not.toEqual(Array.from(b));
+    expect(l2Norm(decodeUpdate(a, delta.length).delta)).toBeLessThanOrEqual(1);
   });
 });

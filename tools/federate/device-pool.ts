@@ -18,7 +18,7 @@ import {
 /** Runs device jobs; `close` ends the threads. */
 export interface DevicePool {
   run(
-    job: Omit<DeviceJob, 'id' | 'devices'>,
+    job: Omit<DeviceJob, 'id' | 'share' | 'devices'>,
     devices: readonly (readonly number[])[],
   ): Promise<Omit<DeviceJobResult, 'id'>>;
   close(): Promise<void>;
@@ -58,7 +58,12 @@ export function devicePool(threads = availableParallelism()): DevicePool {
               const id = next++;
               pending.set(id, resolve);
               failures.push(reject);
-              const job: DeviceJob = { ...base, id, devices: share.map((d) => d.items) };
+              const job: DeviceJob = {
+                ...base,
+                id,
+                share: w,
+                devices: share.map((d) => d.items),
+              };
               workers[w]!.postMessage(job);
             }),
         ),

@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { ModelDims } from '../../protocol/manifest.js';
 import { l2Norm } from '../../protocol/clip.js';
-import { decodeUpdate } from '../../protocol/update-format.js';
+import { mulberry32 } from '../../protocol/prng.js';
+import { decodeUpdate, type UpdateDtypeName } from '../../protocol/update-format.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { clippedUpdateSum } from '../../model/cohort-sum.js';
 import { deviceUploads } from '../../worker/device-update.js';
@@ -17,10 +18,16 @@ import { initNodeBackend } from '../tf-node.js';
 /** One job: a share of a round's devices. */
 export interface DeviceJob {
   readonly id: number;
+  /** Which share of the round's devices (0 .. threads - 1). */
+  readonly share: number;
   readonly dims: ModelDims;
   readonly version: number;
   readonly clipNorm: number;
   readonly maxExamples: number;
+  /** The dtype the devices encode their bodies in (the manifest's `federation.updateDtype`). */
+  readonly updateDtype: UpdateDtypeName;
+  /** Seeds an int8 / int4 body's stochastic rounding, with the job's share (a run replays). */
+  readonly roundingSeed: number;
   /** The global weights, shared with the main thread (read only here). */
   readonly weights: Float32Array;
   readonly devices: readonly (readonly number[])[];
@@ -87,8 +94,13 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
     version: job.version,
     layoutHash: 0,
     dims: job.dims,
-    federation: { clipNorm: job.clipNorm, maxExamples: job.maxExamples },
+    federation: {
+      clipNorm: job.clipNorm,
+      maxExamples: job.maxExamples,
+      updateDtype: job.updateDtype,
+    },
   } as Parameters<typeof deviceUploads>[0];
+  const random = mulberry32(job.roundingSeed + job.share * 0x9e3779b1);
   const received: (Received | null)[] = [];
   const length = updateLength(job.dims, job.layout);
   if (job.summed) return { id: job.id, received, summed: summedJob(job, manifest, length) };
@@ -101,6 +113,7 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       job.layout,
       job.local,
       chunk.map(() => TOKEN),
+      random,
     );
     for (const body of out.bodies) {
       if (!body) {
@@ -141,7 +154,14 @@ function summedJob(
     });
   }
   // The body a device would post: the same header and float16 values whatever it learned.
-  const bytes = encodeDeviceUpdate(manifest, new Float32Array(length), 1, TOKEN).length;
+  const bytes = encodeDeviceUpdate(
+    manifest,
+    new Float32Array(length),
+    1,
+    TOKEN,
+    job.version,
+    () => 0,
+  ).length;
   return { sum, uploads, norms, bytes };
 }
 

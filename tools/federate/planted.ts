@@ -46,6 +46,7 @@ export const plantedSettings: RunSettings = {
   serverLearningRate: 0.03,
   itemLearningRate: null,
   perDevice: false,
+  updateDtype: 'float16',
   secure: false,
   evalEvery: 30,
   evalCases: 10_000,

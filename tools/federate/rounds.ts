@@ -54,7 +54,7 @@ export const DEVICE_BATCH = 128;
  * order, or only their sum for a summed job (device-pool.ts runs it on worker threads).
  */
 export type DeviceRunner = (
-  job: Omit<DeviceJob, 'id' | 'devices'>,
+  job: Omit<DeviceJob, 'id' | 'share' | 'devices'>,
   devices: readonly (readonly number[])[],
 ) => Promise<Omit<DeviceJobResult, 'id'>>;
 
@@ -66,6 +66,7 @@ export const inThisThread: DeviceRunner = async (job, devices) => {
   const { received, summed } = runDeviceJob({
     ...job,
     id: 0,
+    share: 0,
     devices: order.map((d) => d.items),
   });
   if (summed) return { received: [], summed };
@@ -104,6 +105,8 @@ export async function runRound(
       version,
       clipNorm: config.clipNorm,
       maxExamples: config.maxExamples,
+      updateDtype: config.updateDtype,
+      roundingSeed: (local.seed ^ 0x5bd1e995) >>> 0,
       weights: state.weights,
       layout,
       local,

@@ -17,6 +17,7 @@ import {
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
+import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../protocol/privacy/index.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
@@ -72,6 +73,11 @@ export interface RunSettings {
    */
   readonly perDevice: boolean;
   /**
+   * What a device's body carries its values in (the manifest's `federation.updateDtype`): int8 and
+   * int4 round stochastically (protocol/update-quant.ts), so they need every body formed (perDevice).
+   */
+  readonly updateDtype: UpdateDtypeName;
+  /**
    * The server learns each round through secure aggregation (server/secure-sum.ts stands in for
    * it: the fixed-point sum with the devices' Skellam noise, priced by the Skellam accountant);
    * off, the server sees each update and adds Gaussian noise to the mean.
@@ -113,7 +119,8 @@ export function runLabel(s: RunSettings): string {
   const added = s.newItems
     ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}${s.newItems.dated ? '' : ' undated'}`
     : '';
-  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${added}`;
+  const dtype = s.updateDtype === 'float16' ? '' : ` ${s.updateDtype}`;
+  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${dtype}${added}`;
 }
 
 /** The server configuration a run's rounds use (what `npm run server` would be started with). */
@@ -129,6 +136,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     serverOptimizer: s.serverOptimizer,
     updateRows: s.rowsPerRound ?? 'full',
     rowChoice: s.rowChoice,
+    updateDtype: s.updateDtype,
     serverLearningRate: s.serverLearningRate,
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
     ...(s.serverTau === null ? {} : { fedAdamTau: s.serverTau }),

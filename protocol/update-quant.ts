@@ -1,0 +1,139 @@
+/**
+ * Block-scaled integer updates: the compact dtypes of the update format (update-format.ts). The
+ * payload's values are cut into blocks of QUANT_BLOCK in order; each block has one float32 scale,
+ * the largest |value| in it, and each value becomes an integer level in [-L, L] (L = 127 for int8,
+ * 7 for int4), decoded as level * scale / L.
+ *
+ * The rounding is stochastic (QSGD: Alistarh et al., NeurIPS 2017): a value between two levels goes
+ * to the upper one with probability equal to its distance from the lower, so every decoded value's
+ * expectation is the value itself and a round's mean stays unbiased; the rounding adds at most
+ * (scale / L)^2 / 4 of variance per value, and a value of 0 stays exactly 0 (a row a device did not
+ * touch costs no noise). Blocks do not follow the layout's rows: a block is just 64 consecutive
+ * values, so the payload never depends on what the device saw.
+ */
+
+/** Values per scale. */
+export const QUANT_BLOCK = 64;
+
+/** The integer dtypes: their largest level and bits per value. */
+export const QUANT_FORMS = {
+  int8: { levels: 127, bits: 8 },
+  int4: { levels: 7, bits: 4 },
+} as const;
+export type QuantForm = keyof typeof QUANT_FORMS;
+
+/** A quantised payload: a scale per block and a level per value. */
+export interface Quantized {
+  readonly scales: Float32Array;
+  readonly levels: Int8Array;
+}
+
+/** Number of blocks (scales) for `count` values. */
+export function blockCount(count: number): number {
+  return Math.ceil(count / QUANT_BLOCK);
+}
+
+/** Payload bytes for `count` values in `form`: the scales, then the packed levels. */
+export function quantizedBytes(form: QuantForm, count: number): number {
+  return 4 * blockCount(count) + Math.ceil((count * QUANT_FORMS[form].bits) / 8);
+}
+
+/**
+ * Rounds `values` stochastically to `form`'s levels, one scale per block; `random` gives uniform
+ * draws in [0, 1) (crypto-backed on a device, seeded in the simulation).
+ */
+export function quantize(values: Float32Array, form: QuantForm, random: () => number): Quantized {
+  const top = QUANT_FORMS[form].levels;
+  const scales = new Float32Array(blockCount(values.length));
+  const levels = new Int8Array(values.length);
+  for (let b = 0; b < scales.length; b++) {
+    const start = b * QUANT_BLOCK;
+    const end = Math.min(start + QUANT_BLOCK, values.length);
+    let max = 0;
+    for (let i = start; i < end; i++) max = Math.max(max, Math.abs(values[i]!));
+    scales[b] = max;
+    const scale = scales[b]!;
+    if (!(scale > 0)) continue;
+    for (let i = start; i < end; i++) {
+      const y = (values[i]! / scale) * top;
+      const low = Math.floor(y);
+      const level = random() < y - low ? low + 1 : low;
+      // The float32 scale can round below the block's max: keep the level in range.
+      levels[i] = Math.max(-top, Math.min(top, level));
+    }
+  }
+  return { scales, levels };
+}
+
+/** The values a quantised payload stands for. */
+export function dequantize(quantized: Quantized, form: QuantForm): Float32Array {
+  const top = QUANT_FORMS[form].levels;
+  const { scales, levels } = quantized;
+  const out = new Float32Array(levels.length);
+  for (let i = 0; i < levels.length; i++) {
+    out[i] = (levels[i]! * scales[Math.floor(i / QUANT_BLOCK)]!) / top;
+  }
+  return out;
+}
+
+/** The L2 norm of what a quantised payload decodes to, without decoding it. */
+export function quantizedNorm(quantized: Quantized, form: QuantForm): number {
+  const top = QUANT_FORMS[form].levels;
+  let sum = 0;
+  for (let b = 0; b < quantized.scales.length; b++) {
+    let levelSquares = 0;
+    const end = Math.min((b + 1) * QUANT_BLOCK, quantized.levels.length);
+    for (let i = b * QUANT_BLOCK; i < end; i++) levelSquares += quantized.levels[i]! ** 2;
+    sum += levelSquares * (quantized.scales[b]! / top) ** 2;
+  }
+  return Math.sqrt(sum);
+}
+
+/**
+ * Scales every block down so the decoded norm is at most `bound`: stochastic rounding can lift a
+ * clipped update's norm a little above S (by about 2.5% at int4 for an update at S), and the server
+ * refuses an update above S. Returns the factor applied (1: none needed).
+ */
+export function capNorm(quantized: Quantized, form: QuantForm, bound: number): number {
+  const norm = quantizedNorm(quantized, form);
+  if (!(norm > bound)) return 1;
+  // A hair under bound / norm, so the float32 scales cannot round the norm back above it.
+  const factor = (bound / norm) * (1 - 1e-6);
+  for (let b = 0; b < quantized.scales.length; b++) quantized.scales[b]! *= factor;
+  return factor;
+}
+
+/** Writes the levels packed at `form`'s width (int4: two per byte, the first in the low nibble). */
+export function packLevels(levels: Int8Array, form: QuantForm, into: Uint8Array): void {
+  if (form === 'int8') {
+    into.set(new Uint8Array(levels.buffer, levels.byteOffset, levels.length));
+    return;
+  }
+  for (let i = 0; i < levels.length; i += 2) {
+    const low = levels[i]! & 0x0f;
+    const high = i + 1 < levels.length ? levels[i + 1]! & 0x0f : 0;
+    into[i >> 1] = low | (high << 4);
+  }
+}
+
+/**
+ * Reads `count` packed levels. Returns null when one is outside [-L, L] (int8's -128, int4's -8, or
+ * a nonzero padding nibble): no encoder writes them, so the body is malformed.
+ */
+export function unpackLevels(bytes: Uint8Array, form: QuantForm, count: number): Int8Array | null {
+  const top = QUANT_FORMS[form].levels;
+  const levels = new Int8Array(count);
+  if (form === 'int8') {
+    levels.set(new Int8Array(bytes.buffer, bytes.byteOffset, count));
+    for (let i = 0; i < count; i++) if (levels[i]! < -top) return null;
+    return levels;
+  }
+  for (let i = 0; i < count; i++) {
+    const nibble = (bytes[i >> 1]! >> (i & 1 ? 4 : 0)) & 0x0f;
+    const level = nibble >= 8 ? nibble - 16 : nibble;
+    if (level < -top) return null;
+    levels[i] = level;
+  }
+  if (count % 2 === 1 && bytes[count >> 1]! >> 4 !== 0) return null;
+  return levels;
+}
