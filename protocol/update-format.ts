@@ -26,13 +26,11 @@
 import { HearthError } from './errors.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  blockCount,
   capNorm,
-  dequantize,
-  packLevels,
   quantize,
   quantizedBytes,
-  unpackLevels,
+  readQuantized,
+  writeQuantized,
   type QuantForm,
 } from './update-quant.js';
 
@@ -140,11 +138,7 @@ export function encodeUpdate(update: ModelUpdate, random?: () => number): Uint8A
     if (!random) throw new RangeError(`dtype ${update.dtype} needs a random source`);
     const quantized = quantize(update.delta, form, random);
     capNorm(quantized, form, update.clipNorm);
-    const blocks = quantized.scales.length;
-    for (let b = 0; b < blocks; b++) {
-      view.setFloat32(UPDATE_HEADER_BYTES + 4 * b, quantized.scales[b]!, true);
-    }
-    packLevels(quantized.levels, form, bytes.subarray(UPDATE_HEADER_BYTES + 4 * blocks));
+    writeQuantized(quantized, form, bytes.subarray(UPDATE_HEADER_BYTES));
   } else if (update.dtype === DTYPE_FLOAT16) {
     const half = encodeFloat16(update.delta);
     for (let i = 0; i < count; i++) view.setUint16(UPDATE_HEADER_BYTES + 2 * i, half[i]!, true);
@@ -218,19 +212,11 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
 
 /** A block-scaled payload's values; HEARTH_E_UPDATE_PAYLOAD for a scale or level no encoder writes. */
 function decodeQuantized(body: Uint8Array, form: QuantForm, count: number): Float32Array {
-  const blocks = blockCount(count);
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const scales = new Float32Array(blocks);
-  for (let b = 0; b < blocks; b++) {
-    const scale = view.getFloat32(UPDATE_HEADER_BYTES + 4 * b, true);
-    if (!(scale >= 0) || !Number.isFinite(scale)) {
-      throw new HearthError('HEARTH_E_UPDATE_PAYLOAD', `block ${b}: scale ${scale}`);
-    }
-    scales[b] = scale;
+  const values = readQuantized(body.subarray(UPDATE_HEADER_BYTES), form, count);
+  if (!values) {
+    throw new HearthError('HEARTH_E_UPDATE_PAYLOAD', `a scale or level outside ${form}'s range`);
   }
-  const levels = unpackLevels(body.subarray(UPDATE_HEADER_BYTES + 4 * blocks), form, count);
-  if (!levels) throw new HearthError('HEARTH_E_UPDATE_PAYLOAD', `a level outside ${form}'s range`);
-  return dequantize({ scales, levels }, form);
+  return values;
 }
 
 /** Hex form of a round token, as the server stores it and as `/v1/rounds/join` returns it. */

@@ -137,3 +137,61 @@ export function unpackLevels(bytes: Uint8Array, form: QuantForm, count: number):
   if (count % 2 === 1 && bytes[count >> 1]! >> 4 !== 0) return null;
   return levels;
 }
+
+/**
+ * The block-scaled payload `values` is exactly, if it is one: each block's scale is its largest
+ * |value|, and every value is a whole level of it (what `dequantize` gives back, bit for bit).
+ * Null otherwise. The server uses it to keep an int8 / int4 update at rest in its own size.
+ */
+export function exactQuantized(values: Float32Array, form: QuantForm): Quantized | null {
+  const top = QUANT_FORMS[form].levels;
+  const scales = new Float32Array(blockCount(values.length));
+  const levels = new Int8Array(values.length);
+  for (let b = 0; b < scales.length; b++) {
+    const start = b * QUANT_BLOCK;
+    const end = Math.min(start + QUANT_BLOCK, values.length);
+    let max = 0;
+    for (let i = start; i < end; i++) max = Math.max(max, Math.abs(values[i]!));
+    scales[b] = max;
+    if (max === 0) {
+      // Only +0 decodes from a zero block.
+      for (let i = start; i < end; i++) if (!Object.is(values[i], 0)) return null;
+      continue;
+    }
+    for (let i = start; i < end; i++) {
+      const level = Math.round((values[i]! / max) * top);
+      if (!Object.is(Math.fround((level * max) / top), values[i])) return null;
+      levels[i] = level;
+    }
+  }
+  return { scales, levels };
+}
+
+/** Writes a quantised payload as the update format lays it out: the scales, then the levels. */
+export function writeQuantized(quantized: Quantized, form: QuantForm, into: Uint8Array): void {
+  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
+  const blocks = quantized.scales.length;
+  for (let b = 0; b < blocks; b++) view.setFloat32(4 * b, quantized.scales[b]!, true);
+  packLevels(quantized.levels, form, into.subarray(4 * blocks));
+}
+
+/**
+ * Reads `count` values laid out as `writeQuantized` writes them; null for a scale (negative, not
+ * finite) or a level no encoder writes.
+ */
+export function readQuantized(
+  bytes: Uint8Array,
+  form: QuantForm,
+  count: number,
+): Float32Array | null {
+  const blocks = blockCount(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const scales = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    const scale = view.getFloat32(4 * b, true);
+    if (!(scale >= 0) || !Number.isFinite(scale)) return null;
+    scales[b] = scale;
+  }
+  const levels = unpackLevels(bytes.subarray(4 * blocks), form, count);
+  return levels ? dequantize({ scales, levels }, form) : null;
+}

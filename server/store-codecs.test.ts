@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
+import { mulberry32 } from '../protocol/prng.js';
+import { DTYPE_INT4, DTYPE_INT8, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
 import { bytesToDelta, deltaToBytes } from './store-codecs.js';
 
 describe('an update vector at rest', () => {
@@ -22,5 +24,53 @@ describe('an update vector at rest', () => {
     expect(bytesToDelta(bytes)).toEqual(precise);
     expect(bytesToDelta(deltaToBytes(new Float32Array(0)))).toEqual(new Float32Array(0));
     expect(() => bytesToDelta(new Uint8Array([1, 2, 3]))).toThrow(RangeError);
+  });
+
+  for (const [form, dtype, ratio] of [
+    ['int4', DTYPE_INT4, 7],
+    ['int8', DTYPE_INT8, 3.7],
+  ] as const) {
+    it(`is ${form} block-scaled when a device sent it so, and reads back bit for bit`, () => {
+      const values = Float32Array.from({ length: 1001 }, (_, i) =>
+        Math.floor(i / 64) % 3 === 1 ? 0 : Math.sin(i) * 0.01,
+      );
+      const body = encodeUpdate(
+        {
+          dtype,
+          baseVersion: 1,
+          layoutHash: 1,
+          examples: 1,
+          clipNorm: 1,
+          roundToken: new Uint8Array(16),
+          delta: values,
+        },
+        mulberry32(3),
+      );
+      const sent = decodeUpdate(body, 2000).delta;
+      const bytes = deltaToBytes(sent);
+      expect(bytes.length % 2).toBe(1);
+      expect(bytes.length).toBeLessThan((4 * 1001) / ratio);
+      expect(Array.from(bytesToDelta(bytes))).toEqual(Array.from(sent));
+      const shifted = Buffer.concat([Buffer.from([7]), bytes]).subarray(1);
+      expect(Array.from(bytesToDelta(shifted))).toEqual(Array.from(sent));
+      // A stored vector whose count or tail does not add up is refused, never misread.
+      const wrongCount = Buffer.from(bytes);
+      wrongCount.writeUInt32LE(1000, wrongCount.length - 5);
+      expect(() => bytesToDelta(wrongCount)).toThrow(RangeError);
+      const badTag = Buffer.from(bytes);
+      badTag[badTag.length - 1] = 0x99;
+      expect(() => bytesToDelta(badTag)).toThrow(RangeError);
+    });
+  }
+
+  it('keeps values that only look block-scaled in the form that holds them exactly', () => {
+    // -0 is not what a zero block decodes to: float16 holds it exactly.
+    const signed = Float32Array.of(-0, 0.5, 0.25);
+    expect(Object.is(bytesToDelta(deltaToBytes(signed))[0], -0)).toBe(true);
+    // Whole int4 levels of one block, but not float16 values: int4, exactly.
+    const levels = Float32Array.from([7, -3, 0, 1], (l) => Math.fround((l * 0.1) / 7));
+    const stored = deltaToBytes(levels);
+    expect(stored[stored.length - 1]).toBe(0x24);
+    expect(Array.from(bytesToDelta(stored))).toEqual(Array.from(levels));
   });
 });

@@ -11,6 +11,12 @@ import type { ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
 import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
+import {
+  exactQuantized,
+  quantizedBytes,
+  readQuantized,
+  writeQuantized,
+} from '../protocol/update-quant.js';
 import { bytesToFloat32, float32ToBytes } from './float32-bytes.js';
 import type {
   RoundHistory,
@@ -78,33 +84,70 @@ export function updateValues(
 
 /** The last byte of an update vector stored as float16 (its length is then odd: 2n + 1). */
 const FLOAT16_TAG = 0x16;
+/** The last byte of one stored block-scaled (protocol/update-quant.ts), by form. */
+const QUANT_TAGS = { int4: 0x24, int8: 0x28 } as const;
 
 /**
- * An update's vector as stored: float16 when every value is one exactly (an update a device sent
- * as float16, the usual case: half the bytes), tagged by a trailing byte so that its length is odd;
- * else float32 (length 4n, even). Lossless either way; rows written before float16 were float32.
+ * An update's vector as stored, always losslessly, in the smallest form it is exactly:
+ * - float16 (an update a device sent as float16: half the bytes), tagged by a trailing byte so
+ *   that its length is odd (2n + 1);
+ * - int4 or int8 block-scaled (one a device sent in that dtype: about 1/7 or 1/4 the bytes), as the
+ *   update format lays its payload out, then a padding byte where needed so the length is odd, the
+ *   value count (u32) and a tag byte;
+ * - else float32 (length 4n, even), as every row before float16 was.
  */
 export function deltaToBytes(delta: Float32Array): Buffer {
   const half = encodeFloat16(delta);
   const back = decodeFloat16(half);
-  for (let i = 0; i < delta.length; i++) {
-    if (!Object.is(back[i], delta[i])) return float32ToBytes(delta);
+  let isHalf = true;
+  for (let i = 0; i < delta.length && isHalf; i++) isHalf = Object.is(back[i], delta[i]);
+  if (isHalf) {
+    const out = Buffer.alloc(half.byteLength + 1);
+    out.set(new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+    out[half.byteLength] = FLOAT16_TAG;
+    return out;
   }
-  const out = Buffer.alloc(half.byteLength + 1);
-  out.set(new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
-  out[half.byteLength] = FLOAT16_TAG;
-  return out;
+  for (const form of ['int4', 'int8'] as const) {
+    const quantized = exactQuantized(delta, form);
+    if (!quantized) continue;
+    const payload = quantizedBytes(form, delta.length);
+    const out = Buffer.alloc(quantizedLength(payload));
+    writeQuantized(quantized, form, out.subarray(0, payload));
+    out.writeUInt32LE(delta.length, out.length - 5);
+    out[out.length - 1] = QUANT_TAGS[form];
+    return out;
+  }
+  return float32ToBytes(delta);
+}
+
+/** Bytes of a stored block-scaled vector: payload, padding to an odd length, count, tag. */
+function quantizedLength(payload: number): number {
+  return payload + ((payload + 5) % 2 === 0 ? 1 : 0) + 5;
 }
 
 /** The vector deltaToBytes stored. */
 export function bytesToDelta(bytes: Uint8Array): Float32Array {
   if (bytes.length % 2 === 0) return bytesToFloat32(bytes);
-  if (bytes[bytes.length - 1] !== FLOAT16_TAG) {
-    throw new RangeError(`an update vector of ${bytes.length} bytes is neither format`);
+  const tag = bytes[bytes.length - 1];
+  if (tag === FLOAT16_TAG) {
+    const half = new Uint16Array((bytes.length - 1) / 2);
+    new Uint8Array(half.buffer).set(bytes.subarray(0, bytes.length - 1));
+    return decodeFloat16(half);
   }
-  const half = new Uint16Array((bytes.length - 1) / 2);
-  new Uint8Array(half.buffer).set(bytes.subarray(0, bytes.length - 1));
-  return decodeFloat16(half);
+  const form = tag === QUANT_TAGS.int4 ? 'int4' : tag === QUANT_TAGS.int8 ? 'int8' : null;
+  if (form && bytes.length >= 5) {
+    const count = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
+      bytes.length - 5,
+      true,
+    );
+    const payload = quantizedBytes(form, count);
+    const values =
+      quantizedLength(payload) === bytes.length
+        ? readQuantized(bytes.subarray(0, payload), form, count)
+        : null;
+    if (values) return values;
+  }
+  throw new RangeError(`an update vector of ${bytes.length} bytes is in no stored form`);
 }
 
 /** An `updates` row as the aggregator reads it. */
