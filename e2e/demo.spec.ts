@@ -4,9 +4,9 @@
  */
 import { expect, test, type BrowserContext, type Page, type Request } from '@playwright/test';
 import { PATHS } from '../protocol/routes.js';
-import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import { UPDATE_DTYPES, UPDATE_HEADER_BYTES, payloadBytes } from '../protocol/update-format.js';
 import type { StatsReply } from '../server/stats.js';
-import { parameterCount, type ModelManifest } from '../protocol/manifest.js';
+import { parameterCount, updateDtypeOf, type ModelManifest } from '../protocol/manifest.js';
 
 import { asOperator, clicksOnly, demoUrl, serverUrl } from './helpers.js';
 
@@ -171,7 +171,10 @@ test('uploads carry only clipped updates, no item ids, and advance the global mo
   const before = await manifest();
   const pending = await pendingUpdates();
   const cohort = Number(process.env.HEARTH_MIN_COHORT);
-  const expectedBytes = UPDATE_HEADER_BYTES + 2 * parameterCount(before.tensors);
+  // The whole model (the demo's catalogue is within --update-rows), in the dtype the manifest names.
+  const expectedBytes =
+    UPDATE_HEADER_BYTES +
+    payloadBytes(UPDATE_DTYPES[updateDtypeOf(before.federation)], parameterCount(before.tensors));
   const devices: { requests: Request[]; clicked: string[] }[] = [];
   for (let device = 0; device < cohort; device++) {
     const context = await browser.newContext();

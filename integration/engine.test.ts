@@ -6,7 +6,8 @@
 import 'fake-indexeddb/auto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENGINE_API_VERSION, type EngineConfig } from '../protocol/api.js';
-import { parameterCount, parseManifest } from '../protocol/manifest.js';
+import { parameterCount, parseManifest, updateDtypeOf } from '../protocol/manifest.js';
+import { DTYPE_INT4, payloadBytes } from '../protocol/update-format.js';
 import type { HearthError } from '../protocol/errors.js';
 import type { RunningServer } from '../server/start.js';
 import { Engine } from '../worker/engine.js';
@@ -66,9 +67,10 @@ describe('engine', () => {
 
     const result = await engine.sync();
     expect(result.status).toBe('uploaded');
-    // 44-byte header + float16 payload of every model parameter.
+    // 44-byte header + an int4 payload (the server's default) of every model parameter.
     const manifest = parseManifest(await (await fetch(`${server.url}/v1/model`)).json());
-    expect(result.bytes).toBe(44 + 2 * parameterCount(manifest.tensors));
+    expect(updateDtypeOf(manifest.federation)).toBe('int4');
+    expect(result.bytes).toBe(44 + payloadBytes(DTYPE_INT4, parameterCount(manifest.tensors)));
     // minCohort 1: the update closed the round, and the device picked up the new version.
     expect(manifest.version).toBe(2);
     expect(result.modelVersion).toBe(2);

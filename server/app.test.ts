@@ -65,6 +65,8 @@ describe('routes', () => {
       maxStaleness: config.maxStaleness,
       noiseMultiplier: config.noiseMultiplier,
       delta: config.delta,
+      // Plaintext uploads are int4 unless --update-dtype says otherwise.
+      updateDtype: 'int4',
     });
     expect(manifest.layoutHash).toBe(LAYOUT_HASH);
     expect(res.headers['cache-control']).toBe('no-cache');

@@ -267,7 +267,9 @@ export const DEFAULT_CONFIG = {
   rowChoice: 'window',
   aggregator: 'mean',
   weightsDtype: 'int8',
-  updateDtype: 'float16',
+  // Chosen by measurement (README, "Compact updates"): the same HR@20 as float16 in the federated
+  // simulation, at a quarter of float16's bytes and less.
+  updateDtype: 'int4',
   trimFraction: 0.1,
   noiseMultiplier: 1.2,
   sampleRate: 0.01,

@@ -122,8 +122,11 @@ export function federationParams(config: ServerConfig): FederationParams {
     noiseMultiplier: config.noiseMultiplier,
     delta: config.delta,
     ...(config.aggregation === 'secure' ? { aggregation: 'secure' as const } : {}),
-    // Float16 where it names none, as before the field existed.
-    ...(config.updateDtype !== 'float16' ? { updateDtype: config.updateDtype } : {}),
+    // Float16 where it names none, as before the field existed; a secure round's input is its own
+    // fixed point, so a secure server names none.
+    ...(config.aggregation !== 'secure' && config.updateDtype !== 'float16'
+      ? { updateDtype: config.updateDtype }
+      : {}),
   };
 }
 

@@ -2,7 +2,7 @@
  * `npm run attack`: what the server can read off one upload today, measured on real visitors.
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
- *     [--cohorts 1,10,100,1000]
+ *     [--cohorts 1,10,100,1000] [--update-dtype float16|int8|int4, default: the server's]
  *
  * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
  * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
@@ -23,16 +23,15 @@ import { learnLocally } from '../worker/local-training.js';
 import { encodeDeviceUpdate } from '../worker/federated-client.js';
 import { manifestFor } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
-import { decodeUpdate } from '../protocol/update-format.js';
+import { DEVICE_UPDATE_DTYPES, decodeUpdate } from '../protocol/update-format.js';
 import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
-import { maxParamsFor } from '../server/ingest.js';
 import { versionRows } from '../server/versions.js';
 import { projectionAttack, rowsAttack, scoreGuess, type Ranking } from './attack/attacks.js';
 import { loadDataset, parseDatasetName } from './data/datasets.js';
 import { centralWeights } from './federate.js';
 import { populationOf } from './federate/population.js';
-import { positiveInteger } from './lib/args.js';
+import { oneOf, positiveInteger } from './lib/args.js';
 import { isEntryPoint, runMain } from './lib/entry.js';
 import { markdownTable } from './lib/table.js';
 import { initNodeBackend } from './tf-node.js';
@@ -45,6 +44,8 @@ async function main(): Promise<void> {
       data: { type: 'string', default: '../shared/data' },
       visitors: { type: 'string', default: '200' },
       rows: { type: 'string', default: String(DEFAULT_CONFIG.updateRows) },
+      // What a plaintext device sends by default (the server's --update-dtype).
+      'update-dtype': { type: 'string', default: DEFAULT_CONFIG.updateDtype },
       cohorts: { type: 'string' },
     },
     strict: true,
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       minCohort: DEFAULT_CONFIG.minCohort,
       maxExamples: DEFAULT_CONFIG.maxExamples,
       ...(rows ? { updateRows: rows } : {}),
+      updateDtype: oneOf('update-dtype', values['update-dtype'], DEVICE_UPDATE_DTYPES),
     },
   });
   const layout = manifestLayout(manifest.federation);
@@ -94,7 +96,7 @@ async function main(): Promise<void> {
     model.dispose();
     const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
     bytes = body.length;
-    return decodeUpdate(body, maxParamsFor(body.length)).delta;
+    return decodeUpdate(body, update.delta.length).delta;
   };
   // The other devices of a secure round: sums of the first m - 1 non-target visitors' updates.
   const targets = new Set(chosen);

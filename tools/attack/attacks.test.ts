@@ -19,7 +19,7 @@ import {
   runRoundInProcess,
 } from '../../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../../protocol/secagg/testing.js';
-import { clipForUpload } from '../../worker/federated-client.js';
+import { clipForUpload, encodeDeviceUpdate } from '../../worker/federated-client.js';
 import { learnLocally } from '../../worker/local-training.js';
 import { projectionAttack, rowsAttack, scoreGuess } from './attacks.js';
 import { resolveConfig } from '../../server/config.js';
@@ -30,7 +30,7 @@ import { updateBody, writeSeedDir } from '../../server/test-helpers.js';
 import { takePartSecurely } from '../../worker/secure-client.js';
 import { joinRound } from '../../worker/federated-client.js';
 import { PATHS } from '../../protocol/routes.js';
-import { UPDATE_CONTENT_TYPE } from '../../protocol/update-format.js';
+import { UPDATE_CONTENT_TYPE, decodeUpdate } from '../../protocol/update-format.js';
 import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -66,11 +66,17 @@ const visitors = [
 ];
 
 describe('attacks on one upload', () => {
-  it("the rows attack names the visitor's items from the whole-model update; noise does not", async () => {
+  it("the rows attack names the visitor's items from the whole-model update, float16 or int4; noise does not", async () => {
     const layout: UpdateLayout = { kind: 'full' };
     let recall = 0;
+    let recallInt4 = 0;
     let noise = 0;
     const rng = mulberry32(3);
+    const int4 = manifestWith();
+    const int4Manifest = {
+      ...int4,
+      federation: { ...int4.federation, updateDtype: 'int4' as const },
+    };
     for (const items of visitors) {
       const { update, model } = await learnLocally({ manifest: manifestWith(), weights }, [
         { items },
@@ -78,10 +84,15 @@ describe('attacks on one upload', () => {
       model.dispose();
       const truth = new Set(items);
       recall += scoreGuess(rowsAttack(update.delta, dims, layout), truth).recall;
+      // What the server decodes from an int4 body: rounding keeps every untouched row at exactly 0.
+      const body = encodeDeviceUpdate(int4Manifest, update.delta, 1, new Uint8Array(16));
+      const received = decodeUpdate(body, update.delta.length).delta;
+      recallInt4 += scoreGuess(rowsAttack(received, dims, layout), truth).recall;
       const random = Float32Array.from({ length: updateLength(dims, layout) }, () => normal(rng));
       noise += scoreGuess(rowsAttack(random, dims, layout), truth).recall;
     }
     expect(recall / visitors.length).toBeGreaterThan(0.9);
+    expect(recallInt4 / visitors.length).toBeGreaterThan(0.9);
     expect(noise / visitors.length).toBeLessThan(0.3);
   });
 
