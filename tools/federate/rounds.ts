@@ -7,7 +7,8 @@
  * With `--secure` the server learns the round only as secure aggregation would reveal it.
  */
 import type { ModelDims } from '../../protocol/manifest.js';
-import type { UpdateLayout } from '../../protocol/update-layout.js';
+import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import { encodeMasked } from '../../protocol/secagg/wire.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { AggregateUpdate } from '../../server/aggregate.js';
 import type { ServerConfig } from '../../server/config.js';
@@ -126,6 +127,13 @@ export async function runRound(
   }
   const uploads = summed ? summed.uploads : updates.length;
   if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
+  // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
+  // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
+  if (config.aggregation === 'secure')
+    uploadBytes = encodeMasked({
+      from: 0,
+      masked: new Uint32Array(updateLength(dims, layout)),
+    }).length;
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
