@@ -5,8 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
-import { DEVICE_UPDATE_DTYPES, type UpdateDtypeName } from '../protocol/update-format.js';
-import { UPDATE_HEADER_BYTES } from '../protocol/update-format.js';
+import {
+  DEVICE_UPDATE_DTYPES,
+  UPDATE_HEADER_BYTES,
+  type UpdateDtypeName,
+} from '../protocol/update-format.js';
 import { MIN_WINDOW, ROUND_GUARD_MODES, type RoundGuardMode } from './round-guard.js';
 import { loadConfigFile, parseSites, type SiteConfig } from './sites.js';
 

@@ -1,9 +1,9 @@
 /**
  * A device's contribution to a round, from its sessions to the bytes it sends: local training
- * (model/local-update.ts) in the round's update layout, clipping to S (clipForUpload), encoding
- * in the manifest's dtype (encodeDeviceUpdate). Written for many devices at once so that `npm run federate` runs a
- * population through it; the worker's learnLocally runs the same three steps for one device, the
- * last when it posts (federated-client.ts shareUpdate).
+ * (model/local-update.ts) in the round's update layout, clipping to S (clipForUpload), encoding in
+ * the manifest's dtype (encodeDeviceUpdate). Written for many devices at once so that `npm run
+ * federate` runs a population through it; the worker's learnLocally runs the same three steps for
+ * one device, the last when it posts (federated-client.ts shareUpdate).
  */
 import type { ModelDims, ModelManifest } from '../protocol/manifest.js';
 import type { UpdateLayout } from '../protocol/update-layout.js';

@@ -1,8 +1,9 @@
 /**
  * The device's side of a federated round: turn local fine-tuning into a clipped delta and send it.
  * What leaves the device is exactly the binary update of protocol/update-format.ts: the delta
- * `local - global` clipped to L2 norm S, in float16 or the int8 / int4 the manifest names, the base version, the layout hash, a
- * clamped example count and a single-use round token. No item id, no timestamp, no session.
+ * `local - global` clipped to L2 norm S, in float16 or the int8 / int4 the manifest names, the base
+ * version, the layout hash, a clamped example count and a single-use round token. No item id, no
+ * timestamp, no session.
  */
 import type { ErrorReply, JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
 import { clipL2InPlace } from '../protocol/clip.js';

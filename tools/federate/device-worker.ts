@@ -8,11 +8,16 @@ import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { ModelDims } from '../../protocol/manifest.js';
 import { l2Norm } from '../../protocol/clip.js';
 import { mulberry32 } from '../../protocol/prng.js';
-import { decodeUpdate, type UpdateDtypeName } from '../../protocol/update-format.js';
+import {
+  UPDATE_DTYPES,
+  UPDATE_HEADER_BYTES,
+  decodeUpdate,
+  payloadBytes,
+  type UpdateDtypeName,
+} from '../../protocol/update-format.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { clippedUpdateSum } from '../../model/cohort-sum.js';
 import { deviceUploads } from '../../worker/device-update.js';
-import { encodeDeviceUpdate } from '../../worker/federated-client.js';
 import { initNodeBackend } from '../tf-node.js';
 
 /** One job: a share of a round's devices. */
@@ -103,7 +108,7 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
   const random = mulberry32(job.roundingSeed + job.share * 0x9e3779b1);
   const received: (Received | null)[] = [];
   const length = updateLength(job.dims, job.layout);
-  if (job.summed) return { id: job.id, received, summed: summedJob(job, manifest, length) };
+  if (job.summed) return { id: job.id, received, summed: summedJob(job, length) };
   for (let start = 0; start < job.devices.length; start += job.batch) {
     const chunk = job.devices.slice(start, start + job.batch);
     const out = deviceUploads(
@@ -128,11 +133,7 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
 }
 
 /** A summed job: each batch's clipped sum (cohort-sum.ts), added up in float64. */
-function summedJob(
-  job: DeviceJob,
-  manifest: Parameters<typeof deviceUploads>[0],
-  length: number,
-): SummedUpdates {
+function summedJob(job: DeviceJob, length: number): SummedUpdates {
   const sum = new Float64Array(length);
   const norms: number[] = [];
   let uploads = 0;
@@ -153,15 +154,8 @@ function summedJob(
       norms.push(Math.min(out.norms[b]!, job.clipNorm));
     });
   }
-  // The body a device would post: the same header and float16 values whatever it learned.
-  const bytes = encodeDeviceUpdate(
-    manifest,
-    new Float32Array(length),
-    1,
-    TOKEN,
-    job.version,
-    () => 0,
-  ).length;
+  // The body a device would post: its length depends on the dtype and the layout only.
+  const bytes = UPDATE_HEADER_BYTES + payloadBytes(UPDATE_DTYPES[job.updateDtype], length);
   return { sum, uploads, norms, bytes };
 }
 

@@ -47,6 +47,9 @@ export interface RoundResult {
   readonly clipped: number;
 }
 
+/** The framing of a secure device's masked input (protocol/secagg/wire.ts), before its words. */
+const MASKED_HEADER_BYTES = encodeMasked({ from: 0, masked: new Uint32Array(0) }).length;
+
 /** Devices trained per call of the device code (the batched path; see local-update.test.ts). */
 export const DEVICE_BATCH = 128;
 
@@ -129,11 +132,9 @@ export async function runRound(
   if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
   // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
-  if (config.aggregation === 'secure')
-    uploadBytes = encodeMasked({
-      from: 0,
-      masked: new Uint32Array(updateLength(dims, layout)),
-    }).length;
+  if (config.aggregation === 'secure') {
+    uploadBytes = MASKED_HEADER_BYTES + 4 * updateLength(dims, layout);
+  }
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
