@@ -68,9 +68,14 @@ export async function clicksOnly(page: Page): Promise<void> {
 export async function clickRecommendations(
   page: Page,
   positions: readonly number[],
+  firstListTimeout?: number,
 ): Promise<void> {
   const recs = page.locator('#recs');
-  await expect(recs).toHaveAttribute('data-items', /,/);
+  await expect(recs).toHaveAttribute(
+    'data-items',
+    /,/,
+    firstListTimeout ? { timeout: firstListTimeout } : {},
+  );
   for (const n of positions) {
     const before = await recs.getAttribute('data-items');
     await recs.locator('button').nth(n).click();

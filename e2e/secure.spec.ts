@@ -78,11 +78,15 @@ async function secureInput(page: Page): Promise<{ round: string; delta: number[]
 test('six pages, two closed mid-round: the round publishes, no body reaches the database', async ({
   browser,
 }) => {
-  test.setTimeout(150_000);
+  // Six pages boot their engines at once: on a loaded 2-core machine one took over 60 s to show
+  // its first list, so the first list may take 120 s here.
+  test.setTimeout(240_000);
   const bodies: Buffer[] = [];
   const contexts = await Promise.all(Array.from({ length: 6 }, () => browser.newContext()));
   const pages = await Promise.all(contexts.map((context) => openDevice(context, bodies)));
-  for (const [i, page] of pages.entries()) await clickRecommendations(page, [i % 3, (i + 1) % 4]);
+  for (const [i, page] of pages.entries()) {
+    await clickRecommendations(page, [i % 3, (i + 1) % 4], 120_000);
+  }
 
   // Page 1 closes once its keys are out, page 4 once its masked update is out. Page 4's plaintext
   // (in the sum) is read once its keys are out: its input is fixed by then, and reading it later
