@@ -55,6 +55,12 @@ export interface AggregateOptions {
    */
   readonly adjustMeanDelta?: (mean: Float64Array, round: { readonly cohort: number }) => void;
   /**
+   * Maps the (noised) mean from the coordinates the devices sent into the model's, after
+   * adjustMeanDelta and before the step: an item sketch read back into rows (protocol/item-sketch.ts).
+   * Without it the sum is in the model's coordinates.
+   */
+  readonly decodeMean?: (mean: Float64Array) => Float64Array;
+  /**
    * Seam for a server optimiser (FedAdam): turns the aggregated delta into new weights. Without it,
    * new = global + serverLearningRate * delta.
    */
@@ -163,7 +169,7 @@ export function aggregateSum(
       `a sum can only be averaged with equal weights, not '${options.aggregator}'`,
     );
   }
-  if (total.sum.length !== global.length) {
+  if (!options.decodeMean && total.sum.length !== global.length) {
     throw new RangeError(`sum has ${total.sum.length} values, model has ${global.length}`);
   }
   if (!(total.count > 0)) throw new RangeError('cannot aggregate a round without updates');
@@ -180,6 +186,15 @@ function applyMean(
   options: AggregateOptions,
 ): Float32Array {
   options.adjustMeanDelta?.(mean, { cohort });
+  const decoded = options.decodeMean ? options.decodeMean(mean) : mean;
+  if (decoded.length !== global.length) {
+    throw new RangeError(`mean has ${decoded.length} values, model has ${global.length}`);
+  }
+  return stepBy(global, decoded, options);
+}
+
+/** The global weights moved by a round's mean delta: FedAdam, or a FedAvg step. */
+function stepBy(global: Float32Array, mean: Float64Array, options: AggregateOptions): Float32Array {
   if (options.applyDelta) return options.applyDelta(global, mean);
   const next = new Float32Array(global.length);
   const sizes: StepSizes = {

@@ -67,6 +67,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     context: RoundContext,
     fold: (options: AggregateOptions) => Float32Array,
     skellam?: SkellamRound,
+    decodeMean?: (mean: Float64Array) => Float64Array,
   ): RoundOutput => {
     assertBudgetAllowsRound(context.ledger, config);
     let optimizerState: FedAdamState | undefined;
@@ -83,6 +84,9 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       trimFraction: config.trimFraction,
       // With the devices' Skellam noise already in the sum (secure rounds), none is added here.
       ...(noiseOn ? { fixedDenominator: config.minCohort } : {}),
+      // Noise goes into the coordinates the devices sent (one device moves them by at most S), and
+      // only then are they read into the model's (an item sketch read back into rows).
+      ...(decodeMean ? { decodeMean } : {}),
       ...(noiseOn && !skellam
         ? {
             adjustMeanDelta: (mean: Float64Array) =>
@@ -125,7 +129,12 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     aggregate: (global, updates, context) =>
       round(context, (options) => aggregate(global, updates, options)),
     aggregateSum: (global, total, context) =>
-      round(context, (options) => aggregateSum(global, total, options), total.skellam),
+      round(
+        context,
+        (options) => aggregateSum(global, total, options),
+        total.skellam,
+        total.decode,
+      ),
     layoutRows: layoutRowsOf(config),
   };
 }

@@ -188,6 +188,32 @@ describe('poisoning', () => {
   });
 });
 
+describe('a round sent in other coordinates (an item sketch)', () => {
+  it('noises the sum in the coordinates the devices sent, then reads the mean into the model', () => {
+    const config = resolveConfig({
+      noiseMultiplier: 1,
+      minCohort: 2,
+      clipNorm: 1,
+      serverOptimizer: 'fedavg',
+      serverLearningRate: 1,
+    });
+    const global = seedWeights();
+    const context: RoundContext = { optimizerState: undefined, ledger: [] };
+    // The devices sent 3 values; the model reads value i % 3 into its coordinate i.
+    const sum = [0.4, -0.2, 0.6];
+    let draws = 0;
+    const rng = () => (++draws % 2 === 0 ? 1 : -1);
+    const decode = (mean: Float64Array) => Float64Array.from(global, (_, i) => mean[i % 3]!);
+    const out = roundPolicy(config, rng).aggregateSum(global, { sum, count: 2, decode }, context);
+    // One draw per value sent, not per model coordinate: -1, +1, -1 times z S / m = 0.5.
+    expect(draws).toBe(3);
+    const noised = sum.map((x, i) => x / 2 + (i % 2 === 0 ? -0.5 : 0.5));
+    for (let i = 0; i < global.length; i++) {
+      expect(out.weights[i]).toBeCloseTo(global[i]! + noised[i % 3]!, 6);
+    }
+  });
+});
+
 describe('the private defaults at a steady traffic', () => {
   const defaults = resolveConfig();
 

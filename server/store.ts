@@ -127,6 +127,12 @@ export interface SumRoundPolicy extends RoundPolicy {
       readonly count: number;
       /** The devices' own noise is in the sum: the policy must add none, and records this. */
       readonly skellam?: SkellamRound;
+      /**
+       * The sum is in coordinates of the devices' own (an item sketch, protocol/item-sketch.ts):
+       * this reads a mean in them into the model's, after any noise is added. Absent: the
+       * model's coordinates.
+       */
+      readonly decode?: (mean: Float64Array) => Float64Array;
     },
     context: RoundContext,
   ) => RoundOutput;

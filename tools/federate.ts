@@ -7,7 +7,10 @@
  *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
  *     [--data <dir>] [--sample-rate <q>] [--noise <z> | --epsilon <target>] [--clip <S>, default 1e9]
  *     [--delta 1e-6] [--seed 1]
- *     [--rows <per round> | --rows full] [--row-choice window|bias] [--local-steps 1] [--local-optimizer sgd|adam]
+ *     [--rows <per round> | --rows full] [--row-choice window|bias]
+ *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
+ *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; summed, no noise)
+ *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
  *     [--secure on|off] (on: the server learns each round's sum only, in fixed point with the devices'
@@ -72,6 +75,7 @@ const OPTIONS = {
   seed: { type: 'string', default: '1' },
   rows: { type: 'string', default: '512' },
   'row-choice': { type: 'string', default: 'window' },
+  'item-sketch': { type: 'string' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -121,11 +125,22 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     throw new Error(`--update-dtype ${updateDtype} needs --per-device on and --secure off`);
   }
   const delta = positiveNumber('delta', values.delta!);
+  const itemSketch =
+    values['item-sketch'] === undefined
+      ? undefined
+      : positiveInteger('item-sketch', values['item-sketch']);
   // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant.
   const noise =
     values.epsilon === undefined
       ? nonNegative('noise')
       : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta);
+  if (itemSketch !== undefined) {
+    // The devices' sketch comes from the full update, summed; with noise on each device must clip
+    // its sketch, which the summed path does not do (it clips the full update).
+    if (values.rows !== 'full' || perDevice || noise > 0) {
+      throw new Error('--item-sketch needs --rows full, --per-device off and no noise');
+    }
+  }
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),
     rounds,
@@ -137,6 +152,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     seed: nonNegative('seed'),
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
     rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias'] as const),
+    ...(itemSketch === undefined ? {} : { itemSketch }),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),
       learningRate: positiveNumber('local-lr', values['local-lr']!),

@@ -8,6 +8,13 @@
  */
 import type { ModelDims } from '../../protocol/manifest.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import {
+  sketchLength,
+  sketchUpdate,
+  unsketchUpdate,
+  type ItemSketch,
+} from '../../protocol/item-sketch.js';
+import { payloadBytes, UPDATE_DTYPES, UPDATE_HEADER_BYTES } from '../../protocol/update-format.js';
 import { encodeMasked } from '../../protocol/secagg/wire.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { AggregateUpdate } from '../../server/aggregate.js';
@@ -89,7 +96,12 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
 
 /**
  * Runs one round: each device in `devices` trains and uploads; the server folds the uploads into
- * `state` (in place). A round in which nobody uploads publishes nothing.
+ * `state` (in place). A round in which nobody uploads publishes nothing. With `sketch` (a summed
+ * round in the full layout) the devices send their item rows as that count sketch
+ * (protocol/item-sketch.ts): the server learns the sketch of the round's sum, noises it there when
+ * noise is on, and reads it back into rows. The summed path clips each device by its full update's
+ * norm, not its sketch's (equal in expectation, not one by one), so a sketched run with clipping
+ * or noise is not yet the devices' exact mechanism; run.ts refuses one.
  */
 export async function runRound(
   state: GlobalState,
@@ -102,7 +114,11 @@ export async function runRound(
   rng: GaussianRng,
   runner: DeviceRunner = inThisThread,
   sum: boolean,
+  sketch?: ItemSketch,
 ): Promise<RoundResult> {
+  if (sketch && !(sum && layout.kind === 'full')) {
+    throw new RangeError('an item sketch needs a summed round in the full layout');
+  }
   const { received, summed } = await runner(
     {
       dims,
@@ -130,10 +146,13 @@ export async function runRound(
   }
   const uploads = summed ? summed.uploads : updates.length;
   if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
+  const sent = sketch ? sketchLength(dims, sketch) : updateLength(dims, layout);
   // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
   if (config.aggregation === 'secure') {
-    uploadBytes = MASKED_HEADER_BYTES + 4 * updateLength(dims, layout);
+    uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
+  } else if (sketch) {
+    uploadBytes = UPDATE_HEADER_BYTES + payloadBytes(UPDATE_DTYPES[config.updateDtype], sent);
   }
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
@@ -145,14 +164,26 @@ export async function runRound(
     state.weights,
     { optimizerState: state.optimizer, ledger: [] },
     (compact, context) => {
+      // What the devices' sketches sum to, and how the server reads a mean of them into rows.
+      const sketched = sketch && {
+        sum: sketchUpdate(summed!.sum, dims, sketch, new Float64Array(sent)),
+        decode: (mean: Float64Array) =>
+          unsketchUpdate(mean, dims, sketch, new Float64Array(compact.length)),
+      };
       if (config.aggregation === 'secure') {
         // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
         // their Skellam noise (server/secure-sum.ts); the server never re-clips one.
-        const total = summed ? summed.sum : sumOf(updates, compact.length);
+        const total = sketched?.sum ?? (summed ? summed.sum : sumOf(updates, compact.length));
         const { sum, encoding } = standInSum(total, uploads, config);
         const skellam = encoding.skellam ? { skellam: encoding.skellam } : {};
-        return policy.aggregateSum(compact, { sum, count: uploads, ...skellam }, context);
+        const decode = sketched ? { decode: sketched.decode } : {};
+        return policy.aggregateSum(
+          compact,
+          { sum, count: uploads, ...skellam, ...decode },
+          context,
+        );
       }
+      if (sketched) return policy.aggregateSum(compact, { ...sketched, count: uploads }, context);
       return summed
         ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
         : policy.aggregate(compact, updates, context);

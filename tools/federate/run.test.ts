@@ -45,6 +45,25 @@ describe('runFederation', () => {
     expect(bytes).toBe(44 + 2 * (dims.items * 9 + 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8));
   }, 60_000);
 
+  it('learns the planted transitions from item rows sent as a count sketch, 4 items a bucket', async () => {
+    const population = populationOf(loaded, 'new', 'test');
+    const buckets = Math.ceil((dims.items - 1) / 4);
+    const rows = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...settings, itemSketch: buckets },
+      null,
+    );
+    // Measured: MRR@20 0.035 -> 0.28, HR@20 0.26 -> 0.77; with the signs read back wrong, 0.028.
+    const before = metricAt(rows, 'mrr', 0);
+    expect(metricAt(rows, 'mrr', 30) - before).toBeGreaterThan(0.1);
+    const bytes = rows.find((r) => r.metric === 'upload_bytes' && r.round === 30)!.value!;
+    // The dense tensors and a bucket of 9 values (embedding 8, bias), in float16, with the header.
+    expect(bytes).toBe(44 + 2 * (buckets * 9 + 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8));
+  }, 60_000);
+
   it('resumes from a checkpoint to the very rows of an uninterrupted run', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-federate-'));
     try {

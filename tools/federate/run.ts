@@ -16,6 +16,7 @@ import {
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import { roundSketch } from '../../protocol/item-sketch.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
@@ -58,6 +59,11 @@ export interface RunSettings {
    * (biasLedRows). Both depend on public data only.
    */
   readonly rowChoice: 'window' | 'bias';
+  /**
+   * Buckets of the count sketch the devices send their item rows in (protocol/item-sketch.ts; with
+   * the full layout, summed, without noise); absent: the rows as the layout names them.
+   */
+  readonly itemSketch?: number;
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
@@ -114,7 +120,9 @@ export interface RunHooks {
 export function runLabel(s: RunSettings): string {
   const what =
     s.rowsPerRound === null
-      ? 'full'
+      ? s.itemSketch
+        ? `sketch ${s.itemSketch}`
+        : 'full'
       : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
   const added = s.newItems
     ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}${s.newItems.dated ? '' : ' undated'}`
@@ -303,6 +311,7 @@ export async function runFederation(
       () => normal(uniform),
       hooks.runner,
       !settings.perDevice && summable(local, config),
+      settings.itemSketch ? roundSketch(settings.itemSketch, round + 1) : undefined,
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;

@@ -1,0 +1,131 @@
+/**
+ * Item sketches: the slots a round draws, the sketch's layout, linearity, and reading rows back
+ * (exact without collisions, unbiased over rounds with them).
+ */
+import { describe, expect, it } from 'vitest';
+import type { ModelDims } from './manifest.js';
+import {
+  roundSketch,
+  sketchLength,
+  sketchSlot,
+  sketchUpdate,
+  unsketchUpdate,
+} from './item-sketch.js';
+import { denseLength, rowOffsets, updateLength } from './update-layout.js';
+import { mulberry32 } from './prng.js';
+
+const dims: ModelDims = { items: 40, embedding: 3, hidden: 2, maxSessionLength: 4 };
+const fullLength = updateLength(dims, { kind: 'full' });
+const at = rowOffsets(dims, { kind: 'full' });
+const dense = denseLength(dims);
+
+/** A full vector of uniform values in [-1, 1) with row 0 (padding) zero. */
+function randomFull(seed: number): Float64Array {
+  const random = mulberry32(seed);
+  const u = Float64Array.from({ length: fullLength }, () => 2 * random() - 1);
+  u.fill(0, at.embedding(0), at.embedding(0) + dims.embedding);
+  u[at.bias(0)] = 0;
+  return u;
+}
+
+const sketchOf = (u: Float64Array, version: number, buckets: number) => {
+  const sketch = roundSketch(buckets, version);
+  return sketchUpdate(u, dims, sketch, new Float64Array(sketchLength(dims, sketch)));
+};
+
+describe('sketchSlot', () => {
+  it('puts every item in a bucket of the range, with both signs, the same way every time', () => {
+    const sketch = roundSketch(8, 3);
+    const slots = Array.from({ length: 400 }, (_, i) => sketchSlot(i + 1, sketch));
+    for (const slot of slots) expect(Math.abs(slot)).toBeGreaterThanOrEqual(1);
+    for (const slot of slots) expect(Math.abs(slot)).toBeLessThanOrEqual(8);
+    expect(new Set(slots.map(Math.abs)).size).toBe(8);
+    expect(slots.some((s) => s > 0) && slots.some((s) => s < 0)).toBe(true);
+    expect(slots).toEqual(Array.from({ length: 400 }, (_, i) => sketchSlot(i + 1, sketch)));
+  });
+
+  it('draws the slots afresh every round', () => {
+    const a = roundSketch(1024, 1);
+    const b = roundSketch(1024, 2);
+    const moved = Array.from({ length: 400 }, (_, i) => i + 1).filter(
+      (item) => sketchSlot(item, a) !== sketchSlot(item, b),
+    );
+    expect(moved.length).toBeGreaterThan(390);
+  });
+
+  it('refuses a bucket count that is not a whole number >= 1', () => {
+    expect(() => roundSketch(0, 1)).toThrow(RangeError);
+    expect(() => roundSketch(2.5, 1)).toThrow(RangeError);
+  });
+});
+
+describe('sketchUpdate and unsketchUpdate', () => {
+  it('sends the dense tensors as they are, then d + 1 values a bucket', () => {
+    const u = randomFull(1);
+    const s = sketchOf(u, 1, 6);
+    expect(s.length).toBe(dense + 6 * (dims.embedding + 1));
+    const denseFrom = at.bias(dims.items - 1) + 1;
+    expect(Array.from(s.subarray(0, dense))).toEqual(Array.from(u.subarray(denseFrom)));
+  });
+
+  it('is linear: the sum of the sketches is the sketch of the sum', () => {
+    const a = randomFull(2);
+    const b = randomFull(3);
+    const sum = a.map((x, i) => x + b[i]!);
+    const apart = sketchOf(a, 5, 7).map((x, i) => x + sketchOf(b, 5, 7)[i]!);
+    const together = sketchOf(sum, 5, 7);
+    for (let i = 0; i < together.length; i++) expect(apart[i]).toBeCloseTo(together[i]!, 12);
+  });
+
+  it('reads every row back exactly when no two items share a bucket', () => {
+    // Enough buckets that some round's draw has no collision among the 39 items.
+    let version = 1;
+    const free = (v: number) => {
+      const sketch = roundSketch(4096, v);
+      const buckets = new Set<number>();
+      for (let item = 1; item < dims.items; item++) buckets.add(Math.abs(sketchSlot(item, sketch)));
+      return buckets.size === dims.items - 1;
+    };
+    while (!free(version)) version++;
+    const u = randomFull(4);
+    const sketch = roundSketch(4096, version);
+    const back = unsketchUpdate(
+      sketchOf(u, version, 4096),
+      dims,
+      sketch,
+      new Float64Array(fullLength),
+    );
+    expect(Array.from(back)).toEqual(Array.from(u));
+  });
+
+  it('reads rows back with their bucket mates in one round, unbiased over many rounds', () => {
+    const u = randomFull(5);
+    const buckets = 8;
+    const rounds = 4000;
+    const mean = new Float64Array(fullLength);
+    let oneRoundError = 0;
+    let squaredNorm = 0;
+    for (let version = 1; version <= rounds; version++) {
+      const s = sketchOf(u, version, buckets);
+      squaredNorm += s.reduce((acc, x) => acc + x * x, 0) / rounds;
+      const back = unsketchUpdate(
+        s,
+        dims,
+        roundSketch(buckets, version),
+        new Float64Array(fullLength),
+      );
+      if (version === 1) oneRoundError = Math.max(...back.map((x, i) => Math.abs(x - u[i]!)));
+      for (let i = 0; i < fullLength; i++) mean[i]! += back[i]! / rounds;
+    }
+    // 39 items in 8 buckets: one round's rows are far off ...
+    expect(oneRoundError).toBeGreaterThan(0.5);
+    // ... their mean over rounds is not: one round's error on a value has variance 38 / 8 / 3 (each
+    // of 38 other items a mate with chance 1/8, values of variance 1/3), so over 4000 rounds std
+    // 0.02, and 0.15 is 7.5 std. Signs that did not cancel would leave about 0.44.
+    const worst = Math.max(...mean.map((x, i) => Math.abs(x - u[i]!)));
+    expect(worst).toBeLessThan(0.15);
+    // And the sketch keeps the squared norm in expectation.
+    const norm2 = u.reduce((acc, x) => acc + x * x, 0);
+    expect(Math.abs(squaredNorm / norm2 - 1)).toBeLessThan(0.05);
+  });
+});
