@@ -3,6 +3,9 @@
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
  *     [--cohorts 1,10,100,1000] [--update-dtype float16|int8|int4, default: the server's]
+ *     [--item-sketch <buckets>] (with --rows full: the device sends its item rows as the count
+ *     sketch of version 1's round, protocol/item-sketch.ts, and the server reads it back into rows;
+ *     the rows attack ranks a bucket's mates by popularity)
  *
  * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
  * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
@@ -20,6 +23,12 @@
  */
 import { parseArgs } from 'node:util';
 import { learnLocally } from '../worker/local-training.js';
+import {
+  roundSketch,
+  sketchLength,
+  sketchUpdate,
+  unsketchUpdate,
+} from '../protocol/item-sketch.js';
 import { encodeDeviceUpdate } from '../worker/federated-client.js';
 import { manifestFor } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
@@ -47,6 +56,7 @@ async function main(): Promise<void> {
       // What a plaintext device sends by default (the server's --update-dtype).
       'update-dtype': { type: 'string', default: DEFAULT_CONFIG.updateDtype },
       cohorts: { type: 'string' },
+      'item-sketch': { type: 'string' },
     },
     strict: true,
   });
@@ -58,6 +68,11 @@ async function main(): Promise<void> {
   const visitors = positiveInteger('visitors', values.visitors);
   const updateRows =
     values.rows === 'full' ? ('full' as const) : positiveInteger('rows', values.rows);
+  const sketch =
+    values['item-sketch'] === undefined
+      ? undefined
+      : roundSketch(positiveInteger('item-sketch', values['item-sketch']), 1);
+  if (sketch && updateRows !== 'full') throw new Error('--item-sketch needs --rows full');
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data);
@@ -83,6 +98,8 @@ async function main(): Promise<void> {
   const popular = Array.from({ length: dims.items - 1 }, (_, i) => i + 1).sort(
     (a, b) => counts[b]! - counts[a]! || a - b,
   );
+  const popularity = new Float64Array(dims.items);
+  popular.forEach((item, place) => (popularity[item] = place));
   const candidates = population.devices.filter((items) => new Set(items).size >= 2);
   const step = Math.max(1, Math.floor(candidates.length / visitors));
   const chosen = candidates.filter((_, i) => i % step === 0).slice(0, visitors);
@@ -94,9 +111,22 @@ async function main(): Promise<void> {
   const upload = async (session: readonly number[]): Promise<Float32Array> => {
     const { update, model } = await learnLocally({ manifest, weights }, [{ items: [...session] }]);
     model.dispose();
-    const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
+    if (!sketch) {
+      const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
+      bytes = body.length;
+      return decodeUpdate(body, update.delta.length).delta;
+    }
+    // What a sketching device sends, and the rows the server reads back from it.
+    const sent = sketchUpdate(
+      update.delta,
+      dims,
+      sketch,
+      new Float32Array(sketchLength(dims, sketch)),
+    );
+    const body = encodeDeviceUpdate(manifest, sent, update.examples, new Uint8Array(16));
     bytes = body.length;
-    return decodeUpdate(body, update.delta.length).delta;
+    const received = decodeUpdate(body, sent.length).delta;
+    return unsketchUpdate(received, dims, sketch, new Float32Array(update.delta.length));
   };
   // The other devices of a secure round: sums of the first m - 1 non-target visitors' updates.
   const targets = new Set(chosen);
@@ -122,7 +152,7 @@ async function main(): Promise<void> {
     const received = await upload(session);
     for (const [m, background] of backgrounds) {
       const sum = received.map((x, k) => x + background[k]!);
-      summed.get(m)!.rows.push(scoreGuess(rowsAttack(sum, dims, layout), truth));
+      summed.get(m)!.rows.push(scoreGuess(rowsAttack(sum, dims, layout, popularity), truth));
       summed
         .get(m)!
         .projection.push(scoreGuess(projectionAttack(sum, dims, layout, weights), truth));
@@ -131,7 +161,7 @@ async function main(): Promise<void> {
       layout.kind === 'full' ? truth : layout.rows.filter((r) => truth.has(r)),
     );
     inLayout += visible.size;
-    tally.rows.push(scoreGuess(rowsAttack(received, dims, layout), truth));
+    tally.rows.push(scoreGuess(rowsAttack(received, dims, layout, popularity), truth));
     tally.projection.push(scoreGuess(projectionAttack(received, dims, layout, weights), truth));
     tally.popular.push(scoreGuess(popular as Ranking, truth));
   }
@@ -144,7 +174,7 @@ async function main(): Promise<void> {
   console.log(
     `${chosen.length} ${dataset} visitors (${(items / chosen.length).toFixed(1)} distinct items each, ` +
       `${((100 * inLayout) / items).toFixed(1)}% of them among the update's rows); ` +
-      `layout ${layout.kind === 'full' ? 'full' : `${layout.rows.length} rows`}, ${bytes} bytes an upload\n`,
+      `layout ${layout.kind === 'full' ? (sketch ? `sketch ${sketch.buckets}` : 'full') : `${layout.rows.length} rows`}, ${bytes} bytes an upload\n`,
   );
   console.log(
     markdownTable(

@@ -6,6 +6,7 @@
  * - rows: every item row the update carries, by how far the update moved it (L2 norm of its
  *   embedding change plus the absolute change of its bias). The rows are the same for every
  *   device, but the visitor's own rows get input-side and target gradients the others do not.
+ *   An item sketch is read back into rows first, as the server reads it.
  * - projection: only the dense part, read against the public item table: the change of the output
  *   projection's bias points toward the items the visitor moved to next, so each item scores its
  *   (normalised) embedding's dot product with that change.
@@ -21,8 +22,17 @@ import {
 /** Catalogue rows ranked by an attack, most likely first. */
 export type Ranking = readonly number[];
 
-/** The rows attack: the layout's rows by how far the update moved them. */
-export function rowsAttack(delta: Float32Array, dims: ModelDims, layout: UpdateLayout): Ranking {
+/**
+ * The rows attack: the layout's rows by how far the update moved them. Rows moved alike (the
+ * bucket mates of an item sketch, read back) are ranked by `prior` (a row's place in it, lower
+ * first: the items' popularity, say), else by row number.
+ */
+export function rowsAttack(
+  delta: Float32Array,
+  dims: ModelDims,
+  layout: UpdateLayout,
+  prior?: ArrayLike<number>,
+): Ranking {
   if (delta.length !== updateLength(dims, layout)) throw new RangeError('delta is not in layout');
   const at = rowOffsets(dims, layout);
   const rows =
@@ -34,7 +44,8 @@ export function rowsAttack(delta: Float32Array, dims: ModelDims, layout: UpdateL
     for (let k = 0; k < dims.embedding; k++) sq += delta[e + k]! ** 2;
     score.set(row, Math.sqrt(sq) + Math.abs(delta[at.bias(row)]!));
   }
-  return [...rows].sort((a, b) => score.get(b)! - score.get(a)! || a - b);
+  const tie = prior ? (a: number, b: number) => prior[a]! - prior[b]! : () => 0;
+  return [...rows].sort((a, b) => score.get(b)! - score.get(a)! || tie(a, b) || a - b);
 }
 
 /** The projection attack: every item by its normalised embedding's dot product with the change. */
