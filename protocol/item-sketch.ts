@@ -53,9 +53,38 @@ export function sketchLength(dims: ModelDims, sketch: ItemSketch): number {
   return denseLength(dims) + sketch.buckets * (dims.embedding + 1);
 }
 
-/** Offset of the dense tensors in a full (manifest-order) vector: after the table and biases. */
-function denseOffset(dims: ModelDims): number {
-  return dims.items * dims.embedding + dims.items;
+/**
+ * Moves values between a full (manifest-order) vector and a sketch: into the sketch, each item row
+ * is added with its sign into its bucket; out of it, each item row is its sign times its bucket.
+ * The dense tensors are copied as they are; the target is zeroed first, row 0 stays zero.
+ */
+function transfer(
+  full: Float32Array | Float64Array,
+  compact: Float32Array | Float64Array,
+  dims: ModelDims,
+  sketch: ItemSketch,
+  into: 'sketch' | 'rows',
+): void {
+  const d = dims.embedding;
+  const dense = denseLength(dims);
+  const offset = dims.items * d + dims.items;
+  const target = into === 'sketch' ? compact : full;
+  target.fill(0);
+  for (let i = 0; i < dense; i++) {
+    if (into === 'sketch') compact[i] = full[offset + i]!;
+    else full[offset + i] = compact[i]!;
+  }
+  for (let item = 1; item < dims.items; item++) {
+    const slot = sketchSlot(item, sketch);
+    const sign = slot > 0 ? 1 : -1;
+    const at = dense + (Math.abs(slot) - 1) * (d + 1);
+    for (let c = 0; c <= d; c++) {
+      // Embedding values, then the bias (stored after the whole table in the full vector).
+      const row = c < d ? item * d + c : dims.items * d + item;
+      if (into === 'sketch') compact[at + c]! += sign * full[row]!;
+      else full[row] = sign * compact[at + c]!;
+    }
+  }
 }
 
 /**
@@ -63,23 +92,12 @@ function denseOffset(dims: ModelDims): number {
  * Row 0 is padding and never enters a bucket.
  */
 export function sketchUpdate<T extends Float32Array | Float64Array>(
-  full: ArrayLike<number>,
+  full: Float32Array | Float64Array,
   dims: ModelDims,
   sketch: ItemSketch,
   out: T,
 ): T {
-  const d = dims.embedding;
-  const dense = denseLength(dims);
-  const from = denseOffset(dims);
-  out.fill(0);
-  for (let i = 0; i < dense; i++) out[i] = full[from + i]!;
-  for (let item = 1; item < dims.items; item++) {
-    const slot = sketchSlot(item, sketch);
-    const sign = slot > 0 ? 1 : -1;
-    const at = dense + (Math.abs(slot) - 1) * (d + 1);
-    for (let c = 0; c < d; c++) out[at + c]! += sign * full[item * d + c]!;
-    out[at + d]! += sign * full[dims.items * d + item]!;
-  }
+  transfer(full, out, dims, sketch, 'sketch');
   return out;
 }
 
@@ -89,22 +107,11 @@ export function sketchUpdate<T extends Float32Array | Float64Array>(
  * unbiased over the round's draw of hashes.
  */
 export function unsketchUpdate<T extends Float32Array | Float64Array>(
-  compact: ArrayLike<number>,
+  compact: Float32Array | Float64Array,
   dims: ModelDims,
   sketch: ItemSketch,
   full: T,
 ): T {
-  const d = dims.embedding;
-  const dense = denseLength(dims);
-  const to = denseOffset(dims);
-  full.fill(0);
-  for (let i = 0; i < dense; i++) full[to + i] = compact[i]!;
-  for (let item = 1; item < dims.items; item++) {
-    const slot = sketchSlot(item, sketch);
-    const sign = slot > 0 ? 1 : -1;
-    const at = dense + (Math.abs(slot) - 1) * (d + 1);
-    for (let c = 0; c < d; c++) full[item * d + c] = sign * compact[at + c]!;
-    full[dims.items * d + item] = sign * compact[at + d]!;
-  }
+  transfer(full, compact, dims, sketch, 'rows');
   return full;
 }
