@@ -54,14 +54,14 @@ describe('npm run federate flags', () => {
     expect(() => settingsFrom({ ...base, 'update-dtype': 'int2', 'per-device': 'on' })).toThrow(
       /update-dtype/,
     );
-    // An item sketch is formed from the full update, summed, without noise (each device would
-    // have to clip its sketch).
+    // An item sketch is formed from the full update; with noise each device must clip its sketch,
+    // which only the per-device path does.
     const sketch = { ...base, rows: 'full', 'item-sketch': '2048' };
     expect(settingsFrom(sketch).itemSketch).toBe(2048);
     expect(settingsFrom(base).itemSketch).toBeUndefined();
     expect(() => settingsFrom({ ...sketch, rows: '512' })).toThrow(/--item-sketch needs/);
-    expect(() => settingsFrom({ ...sketch, 'per-device': 'on' })).toThrow(/--item-sketch needs/);
-    expect(() => settingsFrom({ ...sketch, epsilon: '2' })).toThrow(/--item-sketch needs/);
+    expect(() => settingsFrom({ ...sketch, epsilon: '2' })).toThrow(/--per-device on/);
+    expect(settingsFrom({ ...sketch, epsilon: '2', 'per-device': 'on' }).noise).toBeGreaterThan(0);
     expect(() => settingsFrom({ ...sketch, 'item-sketch': '0' })).toThrow(/--item-sketch/);
   });
 });

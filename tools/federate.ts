@@ -9,7 +9,8 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--row-choice window|bias]
  *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
- *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; summed, no noise)
+ *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; noise needs
+ *     --per-device on, where each device clips its sketch)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
@@ -135,11 +136,10 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       ? nonNegative('noise')
       : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta);
   if (itemSketch !== undefined) {
-    // The devices' sketch comes from the full update, summed; with noise on each device must clip
-    // its sketch, which the summed path does not do (it clips the full update).
-    if (values.rows !== 'full' || perDevice || noise > 0) {
-      throw new Error('--item-sketch needs --rows full, --per-device off and no noise');
-    }
+    // The devices' sketch comes from the full update. With noise on each device must clip its
+    // sketch, which only the per-device path does (the summed one clips the full update).
+    if (values.rows !== 'full') throw new Error('--item-sketch needs --rows full');
+    if (noise > 0 && !perDevice) throw new Error('--item-sketch with noise needs --per-device on');
   }
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),

@@ -16,6 +16,7 @@ import {
   type UpdateDtypeName,
 } from '../../protocol/update-format.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import { sketchLength, type ItemSketch } from '../../protocol/item-sketch.js';
 import { clippedUpdateSum } from '../../model/cohort-sum.js';
 import { deviceUploads } from '../../worker/device-update.js';
 import { initNodeBackend } from '../tf-node.js';
@@ -44,6 +45,11 @@ export interface DeviceJob {
    * no device's own copy), not each device's body.
    */
   readonly summed: boolean;
+  /**
+   * The devices send their item rows as this count sketch (protocol/item-sketch.ts; `layout` is
+   * then the full one): a body's values are the sketch's, clipped to S by the device.
+   */
+  readonly sketch?: ItemSketch;
 }
 
 /** What the server decoded from one device's body (protocol/update-format.ts decodeUpdate). */
@@ -119,13 +125,15 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       job.local,
       chunk.map(() => TOKEN),
       random,
+      job.sketch,
     );
+    const sent = job.sketch ? sketchLength(job.dims, job.sketch) : length;
     for (const body of out.bodies) {
       if (!body) {
         received.push(null);
         continue;
       }
-      const { delta, examples } = decodeUpdate(body, length);
+      const { delta, examples } = decodeUpdate(body, sent);
       received.push({ delta, examples, bytes: body.length, norm: l2Norm(delta) });
     }
   }

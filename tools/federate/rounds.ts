@@ -7,6 +7,7 @@
  * With `--secure` the server learns the round only as secure aggregation would reveal it.
  */
 import type { ModelDims } from '../../protocol/manifest.js';
+import { clipFactor, l2Norm } from '../../protocol/clip.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import {
   sketchLength,
@@ -99,9 +100,10 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
  * `state` (in place). A round in which nobody uploads publishes nothing. With `sketch` (a summed
  * round in the full layout) the devices send their item rows as that count sketch
  * (protocol/item-sketch.ts): the server learns the sketch of the round's sum, noises it there when
- * noise is on, and reads it back into rows. The summed path clips each device by its full update's
- * norm, not its sketch's (equal in expectation, not one by one), so a sketched run with clipping
- * or noise is not yet the devices' exact mechanism; run.ts refuses one.
+ * noise is on, and reads it back into rows. Per device, each device sketches its update and clips
+ * the sketch (worker/device-update.ts); summed, each device is clipped by its full update's norm,
+ * not its sketch's (equal in expectation, not one by one), so tools/federate.ts refuses noise
+ * there.
  */
 export async function runRound(
   state: GlobalState,
@@ -116,8 +118,8 @@ export async function runRound(
   sum: boolean,
   sketch?: ItemSketch,
 ): Promise<RoundResult> {
-  if (sketch && !(sum && layout.kind === 'full')) {
-    throw new RangeError('an item sketch needs a summed round in the full layout');
+  if (sketch && layout.kind !== 'full') {
+    throw new RangeError('an item sketch is formed from the full layout');
   }
   const { received, summed } = await runner(
     {
@@ -132,6 +134,7 @@ export async function runRound(
       local,
       batch: DEVICE_BATCH,
       summed: sum,
+      ...(sketch && !sum ? { sketch } : {}),
     },
     devices,
   );
@@ -151,7 +154,7 @@ export async function runRound(
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
   if (config.aggregation === 'secure') {
     uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
-  } else if (sketch) {
+  } else if (sketch && summed) {
     uploadBytes = UPDATE_HEADER_BYTES + payloadBytes(UPDATE_DTYPES[config.updateDtype], sent);
   }
   norms.sort((a, b) => a - b);
@@ -165,8 +168,12 @@ export async function runRound(
     { optimizerState: state.optimizer, ledger: [] },
     (compact, context) => {
       // What the devices' sketches sum to, and how the server reads a mean of them into rows.
+      // Summed, the round's sum is sketched here; each device's body is its sketch already, which
+      // the server clips to S again (as for any body) before summing.
       const sketched = sketch && {
-        sum: sketchUpdate(summed!.sum, dims, sketch, new Float64Array(sent)),
+        sum: summed
+          ? sketchUpdate(summed.sum, dims, sketch, new Float64Array(sent))
+          : clippedSum(updates, sent, config.clipNorm),
         decode: (mean: Float64Array) =>
           unsketchUpdate(mean, dims, sketch, new Float64Array(compact.length)),
       };
@@ -193,6 +200,16 @@ export async function runRound(
   state.weights.set(out.weights);
   if (out.optimizerState) state.optimizer = out.optimizerState;
   return { uploads, uploadBytes, medianNorm, clipped };
+}
+
+/** The sum of the round's updates, each clipped to S (protocol/clip.ts clipFactor). */
+function clippedSum(updates: readonly AggregateUpdate[], length: number, clipNorm: number) {
+  const total = new Float64Array(length);
+  for (const { delta } of updates) {
+    const factor = clipFactor(l2Norm(delta), clipNorm);
+    for (let i = 0; i < length; i++) total[i]! += factor * delta[i]!;
+  }
+  return total;
 }
 
 /** The plain sum of the round's (device-clipped) updates. */

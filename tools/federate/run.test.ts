@@ -143,6 +143,42 @@ describe('summed rounds', () => {
   }, 60_000);
 });
 
+describe('item sketches per device', () => {
+  it('publish what the summed sketch publishes without clipping, and take noise', async () => {
+    const population = populationOf(loaded, 'new', 'test');
+    const buckets = Math.ceil((dims.items - 1) / 4);
+    const short = { ...settings, rounds: 4, evalEvery: 4, itemSketch: buckets, clip: 1e9 };
+    const summed = await runFederation(loaded, population, dims, null, short, null);
+    const eachBody = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...short, perDevice: true },
+      null,
+    );
+    for (const metric of ['hr', 'mrr'] as const) {
+      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
+        0.01,
+      );
+    }
+    const bytes = eachBody.find((r) => r.metric === 'upload_bytes' && r.round === 4)!.value!;
+    expect(bytes).toBe(44 + 2 * (buckets * 9 + 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8));
+    // Each device clips its sketch; with noise on the run lands elsewhere and prices it.
+    const noisy = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...short, perDevice: true, clip: 0.5, noise: 0.5 },
+      null,
+    );
+    expect(metricAt(noisy, 'mrr', 4)).not.toBe(metricAt(eachBody, 'mrr', 4));
+    const epsilon = noisy.find((r) => r.metric === 'epsilon' && r.round === 4)!.value!;
+    expect(Number.isFinite(epsilon) && epsilon > 0).toBe(true);
+  }, 60_000);
+});
+
 describe('int8 and int4 bodies', () => {
   it('learn the planted transitions as float16 bodies do, at their own size on the wire', async () => {
     const population = populationOf(loaded, 'new', 'test');
