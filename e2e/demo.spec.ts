@@ -4,7 +4,7 @@
  */
 import { expect, test, type BrowserContext, type Page, type Request } from '@playwright/test';
 import { PATHS } from '../protocol/routes.js';
-import { UPDATE_DTYPES, UPDATE_HEADER_BYTES, payloadBytes } from '../protocol/update-format.js';
+import { UPDATE_DTYPES, bodyBytes } from '../protocol/update-format.js';
 import type { StatsReply } from '../server/stats.js';
 import { parameterCount, updateDtypeOf, type ModelManifest } from '../protocol/manifest.js';
 
@@ -172,9 +172,10 @@ test('uploads carry only clipped updates, no item ids, and advance the global mo
   const pending = await pendingUpdates();
   const cohort = Number(process.env.HEARTH_MIN_COHORT);
   // The whole model (the demo's catalogue is within --update-rows), in the dtype the manifest names.
-  const expectedBytes =
-    UPDATE_HEADER_BYTES +
-    payloadBytes(UPDATE_DTYPES[updateDtypeOf(before.federation)], parameterCount(before.tensors));
+  const expectedBytes = bodyBytes(
+    UPDATE_DTYPES[updateDtypeOf(before.federation)],
+    parameterCount(before.tensors),
+  );
   const devices: { requests: Request[]; clicked: string[] }[] = [];
   for (let device = 0; device < cohort; device++) {
     const context = await browser.newContext();

@@ -71,6 +71,11 @@ export function payloadBytes(dtype: UpdateDtype, count: number): number {
   return count * (dtype === DTYPE_FLOAT16 ? 2 : 4);
 }
 
+/** Bytes of a whole body of `count` values in a dtype: the header and the payload. */
+export function bodyBytes(dtype: UpdateDtype, count: number): number {
+  return UPDATE_HEADER_BYTES + payloadBytes(dtype, count);
+}
+
 /** A decoded update. `delta` is always float32, whatever travelled on the wire. */
 export interface ModelUpdate {
   readonly dtype: UpdateDtype;
@@ -121,7 +126,7 @@ export function encodeUpdate(update: ModelUpdate, random?: () => number): Uint8A
     throw new RangeError(`round token must be ${ROUND_TOKEN_BYTES} bytes`);
   }
   const count = update.delta.length;
-  const bytes = new Uint8Array(UPDATE_HEADER_BYTES + payloadBytes(update.dtype, count));
+  const bytes = new Uint8Array(bodyBytes(update.dtype, count));
   const view = new DataView(bytes.buffer);
   view.setUint32(0, UPDATE_MAGIC, true);
   view.setUint8(4, UPDATE_FORMAT_VERSION);
@@ -173,7 +178,7 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   if (count > maxParams) {
     throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${count} values, at most ${maxParams}`);
   }
-  const expected = UPDATE_HEADER_BYTES + payloadBytes(dtype as UpdateDtype, count);
+  const expected = bodyBytes(dtype as UpdateDtype, count);
   if (body.length < expected) {
     throw new HearthError(
       'HEARTH_E_UPDATE_TRUNCATED',

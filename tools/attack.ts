@@ -166,6 +166,11 @@ async function main(): Promise<void> {
     tally.popular.push(scoreGuess(popular as Ranking, truth));
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const layoutName = sketch
+    ? `sketch ${sketch.buckets}`
+    : layout.kind === 'full'
+      ? 'full'
+      : `${layout.rows.length} rows`;
   const line = (name: string, scores: Score[]) => [
     name,
     `${(100 * mean(scores.map((s) => (s.top1 ? 1 : 0)))).toFixed(1)}%`,
@@ -174,7 +179,7 @@ async function main(): Promise<void> {
   console.log(
     `${chosen.length} ${dataset} visitors (${(items / chosen.length).toFixed(1)} distinct items each, ` +
       `${((100 * inLayout) / items).toFixed(1)}% of them among the update's rows); ` +
-      `layout ${layout.kind === 'full' ? (sketch ? `sketch ${sketch.buckets}` : 'full') : `${layout.rows.length} rows`}, ${bytes} bytes an upload\n`,
+      `layout ${layoutName}, ${bytes} bytes an upload\n`,
   );
   console.log(
     markdownTable(

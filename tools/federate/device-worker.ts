@@ -10,9 +10,8 @@ import { l2Norm } from '../../protocol/clip.js';
 import { mulberry32 } from '../../protocol/prng.js';
 import {
   UPDATE_DTYPES,
-  UPDATE_HEADER_BYTES,
+  bodyBytes,
   decodeUpdate,
-  payloadBytes,
   type UpdateDtypeName,
 } from '../../protocol/update-format.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
@@ -47,7 +46,8 @@ export interface DeviceJob {
   readonly summed: boolean;
   /**
    * The devices send their item rows as this count sketch (protocol/item-sketch.ts; `layout` is
-   * then the full one): a body's values are the sketch's, clipped to S by the device.
+   * then the full one): a body's values are the sketch's, clipped to S by the device. A summed
+   * job still sums the full updates (the caller sketches their sum); its body size is the sketch's.
    */
   readonly sketch?: ItemSketch;
 }
@@ -114,7 +114,9 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
   const random = mulberry32(job.roundingSeed + job.share * 0x9e3779b1);
   const received: (Received | null)[] = [];
   const length = updateLength(job.dims, job.layout);
-  if (job.summed) return { id: job.id, received, summed: summedJob(job, length) };
+  // What each device sends: its update in the layout, or the sketch of it.
+  const sent = job.sketch ? sketchLength(job.dims, job.sketch) : length;
+  if (job.summed) return { id: job.id, received, summed: summedJob(job, length, sent) };
   for (let start = 0; start < job.devices.length; start += job.batch) {
     const chunk = job.devices.slice(start, start + job.batch);
     const out = deviceUploads(
@@ -127,7 +129,6 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       random,
       job.sketch,
     );
-    const sent = job.sketch ? sketchLength(job.dims, job.sketch) : length;
     for (const body of out.bodies) {
       if (!body) {
         received.push(null);
@@ -140,8 +141,11 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
   return { id: job.id, received, summed: null };
 }
 
-/** A summed job: each batch's clipped sum (cohort-sum.ts), added up in float64. */
-function summedJob(job: DeviceJob, length: number): SummedUpdates {
+/**
+ * A summed job: each batch's clipped sum (cohort-sum.ts) of `length` values, added up in float64;
+ * `sent` values are what one device's body would carry.
+ */
+function summedJob(job: DeviceJob, length: number, sent: number): SummedUpdates {
   const sum = new Float64Array(length);
   const norms: number[] = [];
   let uploads = 0;
@@ -163,7 +167,7 @@ function summedJob(job: DeviceJob, length: number): SummedUpdates {
     });
   }
   // The body a device would post: its length depends on the dtype and the layout only.
-  const bytes = UPDATE_HEADER_BYTES + payloadBytes(UPDATE_DTYPES[job.updateDtype], length);
+  const bytes = bodyBytes(UPDATE_DTYPES[job.updateDtype], sent);
   return { sum, uploads, norms, bytes };
 }
 

@@ -15,7 +15,6 @@ import {
   unsketchUpdate,
   type ItemSketch,
 } from '../../protocol/item-sketch.js';
-import { payloadBytes, UPDATE_DTYPES, UPDATE_HEADER_BYTES } from '../../protocol/update-format.js';
 import { encodeMasked } from '../../protocol/secagg/wire.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { AggregateUpdate } from '../../server/aggregate.js';
@@ -134,7 +133,7 @@ export async function runRound(
       local,
       batch: DEVICE_BATCH,
       summed: sum,
-      ...(sketch && !sum ? { sketch } : {}),
+      ...(sketch ? { sketch } : {}),
     },
     devices,
   );
@@ -152,11 +151,7 @@ export async function runRound(
   const sent = sketch ? sketchLength(dims, sketch) : updateLength(dims, layout);
   // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
-  if (config.aggregation === 'secure') {
-    uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
-  } else if (sketch && summed) {
-    uploadBytes = UPDATE_HEADER_BYTES + payloadBytes(UPDATE_DTYPES[config.updateDtype], sent);
-  }
+  if (config.aggregation === 'secure') uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
@@ -167,33 +162,32 @@ export async function runRound(
     state.weights,
     { optimizerState: state.optimizer, ledger: [] },
     (compact, context) => {
-      // What the devices' sketches sum to, and how the server reads a mean of them into rows.
-      // Summed, the round's sum is sketched here; each device's body is its sketch already, which
-      // the server clips to S again (as for any body) before summing.
-      const sketched = sketch && {
-        sum: summed
+      const secure = config.aggregation === 'secure';
+      if (!secure && !sketch) {
+        return summed
+          ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
+          : policy.aggregate(compact, updates, context);
+      }
+      // Known by a sum only: what secure aggregation unmasks, or the devices' sketches. Summed, the
+      // round's sum is sketched here; per device, each body is its sketch already, which a
+      // plaintext server clips to S again (as for any body) and a secure one never sees.
+      const total = summed
+        ? sketch
           ? sketchUpdate(summed.sum, dims, sketch, new Float64Array(sent))
-          : clippedSum(updates, sent, config.clipNorm),
+          : summed.sum
+        : sumOf(updates, sent, secure ? undefined : config.clipNorm);
+      // How the server reads a mean of sketches into rows.
+      const decode = sketch && {
         decode: (mean: Float64Array) =>
           unsketchUpdate(mean, dims, sketch, new Float64Array(compact.length)),
       };
-      if (config.aggregation === 'secure') {
-        // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
-        // their Skellam noise (server/secure-sum.ts); the server never re-clips one.
-        const total = sketched?.sum ?? (summed ? summed.sum : sumOf(updates, compact.length));
-        const { sum, encoding } = standInSum(total, uploads, config);
-        const skellam = encoding.skellam ? { skellam: encoding.skellam } : {};
-        const decode = sketched ? { decode: sketched.decode } : {};
-        return policy.aggregateSum(
-          compact,
-          { sum, count: uploads, ...skellam, ...decode },
-          context,
-        );
-      }
-      if (sketched) return policy.aggregateSum(compact, { ...sketched, count: uploads }, context);
-      return summed
-        ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
-        : policy.aggregate(compact, updates, context);
+      if (!secure)
+        return policy.aggregateSum(compact, { sum: total, count: uploads, ...decode }, context);
+      // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
+      // their Skellam noise (server/secure-sum.ts).
+      const { sum, encoding } = standInSum(total, uploads, config);
+      const skellam = encoding.skellam ? { skellam: encoding.skellam } : {};
+      return policy.aggregateSum(compact, { sum, count: uploads, ...skellam, ...decode }, context);
     },
   );
   // In place: the weights live in shared memory that the device threads read.
@@ -202,19 +196,19 @@ export async function runRound(
   return { uploads, uploadBytes, medianNorm, clipped };
 }
 
-/** The sum of the round's updates, each clipped to S (protocol/clip.ts clipFactor). */
-function clippedSum(updates: readonly AggregateUpdate[], length: number, clipNorm: number) {
+/**
+ * The sum of the round's (device-clipped) updates, each clipped to `clipNorm` again where given
+ * (protocol/clip.ts clipFactor, as the server clips a body).
+ */
+function sumOf(
+  updates: readonly AggregateUpdate[],
+  length: number,
+  clipNorm?: number,
+): Float64Array {
   const total = new Float64Array(length);
   for (const { delta } of updates) {
-    const factor = clipFactor(l2Norm(delta), clipNorm);
+    const factor = clipNorm === undefined ? 1 : clipFactor(l2Norm(delta), clipNorm);
     for (let i = 0; i < length; i++) total[i]! += factor * delta[i]!;
   }
-  return total;
-}
-
-/** The plain sum of the round's (device-clipped) updates. */
-function sumOf(updates: readonly AggregateUpdate[], length: number): Float64Array {
-  const total = new Float64Array(length);
-  for (const { delta } of updates) for (let i = 0; i < length; i++) total[i]! += delta[i]!;
   return total;
 }
