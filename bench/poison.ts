@@ -54,7 +54,7 @@ import {
   gatherLayout,
   manifestLayout,
   updateLength,
-  type UpdateLayout,
+  type ModelLayout,
 } from '../protocol/update-layout.js';
 import {
   DTYPE_FLOAT16,
@@ -173,14 +173,18 @@ async function getJson<T>(url: string): Promise<T> {
 async function globalModel(server: RunningServer): Promise<{
   manifest: ModelManifest;
   weights: Float32Array;
-  layout: UpdateLayout;
+  layout: ModelLayout;
 }> {
   const manifest = parseManifest(await getJson(`${server.url}${PATHS.model}`));
   const bytes = new Uint8Array(
     await (await fetch(new URL(manifest.weights.url, server.url))).arrayBuffer(),
   );
   const weights = decodeWeights(bytes, manifest.tensors, manifest.weights.dtype);
-  return { manifest, weights, layout: manifestLayout(manifest.federation) };
+  const layout = manifestLayout(manifest.federation);
+  // The attack and its measure are written in the model's coordinates (the synthetic catalogue
+  // is within the server's rows and buckets: the whole model).
+  if (layout.kind === 'sketch') throw new Error('bench:poison runs on rows or the whole model');
+  return { manifest, weights, layout };
 }
 
 /** Joins and posts one update from `address`; true when the server took it. */
@@ -239,7 +243,7 @@ function fakeUpdate(
   attack: Attack,
   manifest: ModelManifest,
   weights: Float32Array,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   poisoned: { items: number[] }[],
   target: number,
   seed: number,

@@ -23,6 +23,9 @@ import { startServer, type RunningServer } from '../server/start.js';
 import { makeDelta, PARAMS, seedWeights, writeSeedDir } from '../server/test-helpers.js';
 import { MIN_WINDOW } from '../server/round-guard.js';
 import { mulberry32 } from '../protocol/prng.js';
+import { parseManifest } from '../protocol/manifest.js';
+import { roundSketch, unsketchUpdate } from '../protocol/item-sketch.js';
+import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 
 const S = 1;
 let dir: string;
@@ -132,6 +135,35 @@ describe('secure aggregation rounds over HTTP', () => {
     for (const { delta } of devices) {
       expect(file.includes(Buffer.from(delta.buffer, 0, 32))).toBe(false);
     }
+  }, 30_000);
+
+  it("reads a sum of item sketches back into every row with its version's hashes", async () => {
+    const { url } = await start({ minCohort: 4, secureCohort: 4, itemSketch: 2 });
+    const v1 = parseManifest(await (await fetch(`${url}${PATHS.model}`)).json());
+    expect(v1.federation.itemSketch).toEqual(roundSketch(2, 1));
+    const length = updateLength(v1.dims, manifestLayout(v1.federation));
+    expect(length).toBeLessThan(PARAMS);
+    const deltas = [1, 2, 3, 4].map((salt) => makeDelta(0.9 * S, salt).subarray(0, length));
+    const outcomes = await Promise.all(
+      deltas.map((delta) =>
+        takePartSecurely({
+          endpoint: url,
+          expected: { minimum: 4, clipNorm: S },
+          input: () => delta,
+        }),
+      ),
+    );
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ status: 'published' });
+    const mean = new Float32Array(length);
+    for (const delta of deltas) for (let j = 0; j < length; j++) mean[j]! += delta[j]! / 4;
+    const moved = unsketchUpdate(mean, v1.dims, roundSketch(2, 1), new Float32Array(PARAMS));
+    const base = seedWeights();
+    const published = await weights(url, 2);
+    let worst = 0;
+    for (let j = 0; j < PARAMS; j++) {
+      worst = Math.max(worst, Math.abs(published[j]! - base[j]! - moved[j]!));
+    }
+    expect(worst).toBeLessThan(1e-6);
   }, 30_000);
 
   it("with noise on, the sum carries the devices' Skellam noise and the ledger prices it", async () => {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { clipL2InPlace, l2Norm } from '../protocol/clip.js';
 import type { ModelDims } from '../protocol/manifest.js';
-import type { UpdateLayout } from '../protocol/update-layout.js';
+import type { ModelLayout } from '../protocol/update-layout.js';
 import { clippedUpdateSum } from './cohort-sum.js';
 import { mulberry32 } from '../protocol/prng.js';
 import { initialWeights } from './init.js';
@@ -38,7 +38,7 @@ function weightsOf(dims: ModelDims): Float32Array {
 /** The sum the devices would send one by one: localUpdates, each clipped as the device clips. */
 function perDeviceSum(
   dims: ModelDims,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   clip: number,
   s: LocalUpdateSettings = settings,
 ) {

@@ -25,7 +25,7 @@ import {
   denseStart,
   rowOffsets,
   updateLength,
-  type UpdateLayout,
+  type ModelLayout,
 } from '../protocol/update-layout.js';
 import {
   batchTensors,
@@ -78,7 +78,7 @@ export function clippedUpdateSum(
   dims: ModelDims,
   global: Float32Array,
   devices: readonly (readonly TrainSession[])[],
-  layout: UpdateLayout,
+  layout: ModelLayout,
   settings: LocalUpdateSettings,
   clipNorm: number,
 ): UpdateSum {

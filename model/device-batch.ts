@@ -9,7 +9,7 @@
  */
 import { mulberry32 } from '../protocol/prng.js';
 import type { ModelDims } from '../protocol/manifest.js';
-import type { UpdateLayout } from '../protocol/update-layout.js';
+import type { ModelLayout } from '../protocol/update-layout.js';
 import { toWindows } from './batches.js';
 import type { TrainSession } from './train.js';
 
@@ -118,7 +118,7 @@ export function packDevices(
   dims: ModelDims,
   devices: readonly (readonly TrainSession[])[],
   negatives: Int32Array,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   logInclusion: Float32Array | null = null,
 ): DeviceBatch {
   const maxLen = dims.maxSessionLength;

@@ -22,7 +22,7 @@ import {
   denseStart,
   rowOffsets,
   updateLength,
-  type UpdateLayout,
+  type ModelLayout,
 } from '../protocol/update-layout.js';
 import { ADAM } from './adam.js';
 import { deviceLstm } from './device-lstm.js';
@@ -283,7 +283,7 @@ export function packRound(
   dims: ModelDims,
   global: Float32Array,
   devices: readonly (readonly TrainSession[])[],
-  layout: UpdateLayout,
+  layout: ModelLayout,
   settings: Pick<LocalUpdateSettings, 'negatives' | 'seed' | 'negativeAlpha'>,
 ): { p: DeviceBatch; negatives: Int32Array } {
   const { rows, logInclusion } = sampleNegatives(
@@ -308,7 +308,7 @@ export function localUpdates(
   dims: ModelDims,
   global: Float32Array,
   devices: readonly (readonly TrainSession[])[],
-  layout: UpdateLayout,
+  layout: ModelLayout,
   settings: LocalUpdateSettings,
   starts?: readonly Float32Array[],
 ): LocalUpdates {
@@ -410,7 +410,7 @@ export function localLosses(
 function readDeltas(
   dims: ModelDims,
   p: DeviceBatch,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   start: Trained,
   end: Trained,
 ): Float32Array[] {

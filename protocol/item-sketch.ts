@@ -14,14 +14,9 @@
  * E[decode(sketch(u))] = u over the draw of (h, s), and E‖sketch(u)‖² = ‖u‖², but one round's
  * decoded rows carry the bucket mates' rows as noise (about (items - 1) / B of them each).
  */
-import type { ModelDims } from './manifest.js';
-import { denseLength } from './update-layout.js';
+import { denseLength, type ItemSketch, type ModelDims } from './manifest.js';
 
-/** A round's item sketch: how many buckets, and the key its hashes are drawn from. */
-export interface ItemSketch {
-  readonly buckets: number;
-  readonly key: number;
-}
+export type { ItemSketch } from './manifest.js';
 
 /** The sketch of version `version`'s round: its hashes are drawn from the version number. */
 export function roundSketch(buckets: number, version: number): ItemSketch {

@@ -116,6 +116,33 @@ describe('manifest', () => {
     }
   });
 
+  it('reads federation.itemSketch: optional; whole buckets and a u32 key, never with updateRows', () => {
+    const federation = manifest().federation;
+    expect(parseManifest(manifest()).federation.itemSketch).toBeUndefined();
+    const sketch = { buckets: 2, key: 4_000_000_000 };
+    const named = { ...manifest(), federation: { ...federation, itemSketch: sketch } };
+    expect(parseManifest(named).federation.itemSketch).toEqual(sketch);
+    for (const bad of [
+      { buckets: 0, key: 1 },
+      { buckets: 1.5, key: 1 },
+      { buckets: 5_000_001, key: 1 },
+      { buckets: 2, key: -1 },
+      { buckets: 2, key: 2 ** 32 },
+      { buckets: 2 },
+      { buckets: '2', key: 1 },
+      2,
+      null,
+    ]) {
+      const m = { ...manifest(), federation: { ...federation, itemSketch: bad } };
+      expect(() => parseManifest(m), JSON.stringify(bad)).toThrow('federation.itemSketch');
+    }
+    const both = {
+      ...manifest(),
+      federation: { ...federation, itemSketch: sketch, updateRows: [1] },
+    };
+    expect(() => parseManifest(both)).toThrow('federation.itemSketch');
+  });
+
   it('reads federation.updateDtype: optional (float16), one of float16, int8, int4 when given', () => {
     const federation = manifest().federation;
     expect(updateDtypeOf(parseManifest(manifest()).federation)).toBe('float16');

@@ -99,6 +99,13 @@ export function tensorLayout(dims: ModelDims): TensorSpec[] {
   ];
 }
 
+/** Values of the dense tensors (everything but the item embedding and bias). */
+export function denseLength(dims: ModelDims): number {
+  return tensorLayout(dims)
+    .filter((t) => t.name !== 'item_embedding' && t.name !== 'item_bias')
+    .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 /** Number of scalars in a layout. */
 export function parameterCount(layout: readonly TensorSpec[]): number {
   return layout.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -164,6 +171,15 @@ export interface ModelManifest {
   readonly training?: Readonly<Record<string, string | number>>;
 }
 
+/**
+ * A round's item sketch (protocol/item-sketch.ts): how many buckets, and the key its bucket and
+ * sign hashes are drawn from (public, the same for every device of the round).
+ */
+export interface ItemSketch {
+  readonly buckets: number;
+  readonly key: number;
+}
+
 /** What the server tells devices about taking part in rounds. */
 export interface FederationParams {
   /** L2 bound S every update is clipped to. */
@@ -199,6 +215,12 @@ export interface FederationParams {
    * only. Absent: the update is the whole model.
    */
   readonly updateRows?: readonly number[];
+  /**
+   * An update on this version carries its item rows as this count sketch after the dense tensors
+   * (protocol/item-sketch.ts): every item row moves every round, in the length of `buckets` rows.
+   * Never together with `updateRows`.
+   */
+  readonly itemSketch?: ItemSketch;
   /**
    * 'secure': the device takes part in secure aggregation rounds (protocol/secagg/http.ts), and its
    * update leaves it only masked. Absent: it posts its update on its own (POST /v1/updates).
@@ -308,6 +330,9 @@ export function parseManifest(value: unknown): ModelManifest {
   if (d !== undefined && !(typeof d === 'number' && d > 0 && d < 1)) bad('federation.delta');
   const rows = f.updateRows;
   if (rows !== undefined && !ascendingRows(rows, typedDims.items)) bad('federation.updateRows');
+  if (f.itemSketch !== undefined && (rows !== undefined || !validSketch(f.itemSketch))) {
+    bad('federation.itemSketch');
+  }
   if (f.aggregation !== undefined && f.aggregation !== 'secure') bad('federation.aggregation');
   if (f.updateDtype !== undefined && !DEVICE_UPDATE_DTYPES.includes(f.updateDtype as never)) {
     bad('federation.updateDtype');
@@ -346,6 +371,18 @@ export function manifestFor(
 }
 
 /** Whether `rows` is an ascending list of distinct item rows in 1..items-1. */
+/** A sketch of 1..5,000,000 buckets (the most rows an update may name) with a u32 key. */
+function validSketch(sketch: unknown): boolean {
+  if (typeof sketch !== 'object' || sketch === null) return false;
+  const { buckets, key } = sketch as Record<string, unknown>;
+  return (
+    positiveInt(buckets, 5_000_000) &&
+    Number.isInteger(key) &&
+    (key as number) >= 0 &&
+    (key as number) < 2 ** 32
+  );
+}
+
 function ascendingRows(rows: unknown, items: number): boolean {
   if (!Array.isArray(rows)) return false;
   let previous = 0;

@@ -4,13 +4,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { l2Norm } from './clip.js';
-import type { ModelDims } from './manifest.js';
+import type { ItemSketch, ModelDims } from './manifest.js';
+import { roundSketch, unsketchUpdate } from './item-sketch.js';
 import {
   biasLedRows,
   denseLength,
   fitUpdate,
   gatherLayout,
+  itemSpan,
   manifestLayout,
+  modelLayout,
+  sentUpdate,
   roundRows,
   rowOffsets,
   scatterLayout,
@@ -64,6 +68,87 @@ describe('fitUpdate', () => {
   });
 });
 
+describe('fitUpdate with item sketches', () => {
+  const bigger: ModelDims = { ...dims, items: 400 };
+  const whole = updateLength(bigger, { kind: 'full' });
+  const dense = denseLength(bigger);
+  const itemsEnd = whole - dense;
+  const sketchOf = (version: number): UpdateLayout => ({
+    kind: 'sketch',
+    sketch: roundSketch(16, version),
+  });
+  /** An update in the whole model: a few items moved, and the dense tensors. */
+  const update = (): Float32Array => {
+    const u = new Float32Array(whole);
+    for (const item of [3, 50, 222]) {
+      for (let c = 0; c < bigger.embedding; c++)
+        u[item * bigger.embedding + c] = 1 + c + item / 100;
+      u[bigger.items * bigger.embedding + item] = 0.5;
+    }
+    for (let i = itemsEnd; i < whole; i++) u[i] = Math.sin(i);
+    return u;
+  };
+  const itemNorm = (v: Float32Array, layout: UpdateLayout, d: ModelDims = bigger) => {
+    const span = itemSpan(d, layout);
+    return l2Norm(v.subarray(span.start, span.end));
+  };
+
+  it('keeps a sketch of the same version as it is', () => {
+    const sent = sentUpdate(update(), bigger, sketchOf(1));
+    expect(fitUpdate(sent, bigger, sketchOf(1), sketchOf(1))).toBe(sent);
+  });
+
+  it('sketches a stale sketch again with the new hashes: dense part kept, item norm not grown, the right way on average', () => {
+    const original = update();
+    const dots: number[] = [];
+    for (let version = 1; version <= 200; version++) {
+      const from = sketchOf(version);
+      const to = sketchOf(version + 1000);
+      const stale = sentUpdate(original, bigger, from);
+      const fitted = fitUpdate(stale, bigger, from, to);
+      expect(fitted.length).toBe(updateLength(bigger, to));
+      expect(Array.from(fitted.subarray(0, dense))).toEqual(Array.from(stale.subarray(0, dense)));
+      expect(itemNorm(fitted, to)).toBeLessThanOrEqual(itemNorm(stale, from) * (1 + 1e-6));
+      // Read back with the new hashes, the items' rows against the original's.
+      const sketch = (to as { sketch: ItemSketch }).sketch;
+      const read = unsketchUpdate(fitted, bigger, sketch, new Float32Array(whole));
+      let dot = 0;
+      for (let i = 0; i < itemsEnd; i++) dot += read[i]! * original[i]!;
+      dots.push(dot);
+    }
+    // Along the original on average, by more than 4 standard errors (hashes read back wrong, or
+    // the old sketch read with the new hashes, average out to about zero).
+    const mean = dots.reduce((a, b) => a + b, 0) / dots.length;
+    const sd = Math.sqrt(dots.reduce((a, b) => a + (b - mean) ** 2, 0) / (dots.length - 1));
+    expect(mean).toBeGreaterThan((4 * sd) / Math.sqrt(dots.length));
+  });
+
+  it('carries named rows into a sketch and a sketch into named rows, within the norm', () => {
+    const rows: UpdateLayout = { kind: 'rows', rows: [3, 50, 60] };
+    const named = gatherLayout(
+      update(),
+      bigger,
+      rows,
+      new Float32Array(updateLength(bigger, rows)),
+    );
+    const into = fitUpdate(named, bigger, rows, sketchOf(2));
+    expect(into.length).toBe(updateLength(bigger, sketchOf(2)));
+    expect(l2Norm(into)).toBeLessThanOrEqual(l2Norm(named) * (1 + 1e-6));
+    const back = fitUpdate(into, bigger, sketchOf(2), rows);
+    expect(back.length).toBe(updateLength(bigger, rows));
+    expect(l2Norm(back)).toBeLessThanOrEqual(l2Norm(into) * (1 + 1e-6));
+    // Onto a grown model (new catalogue rows), a sketch of the larger model.
+    const grown: ModelDims = { ...bigger, items: 450 };
+    const onGrown = fitUpdate(into, bigger, sketchOf(2), sketchOf(3), grown);
+    expect(onGrown.length).toBe(updateLength(grown, sketchOf(3)));
+    expect(Array.from(onGrown.subarray(0, dense))).toEqual(Array.from(into.subarray(0, dense)));
+  });
+
+  it('a sketch holds buckets, not rows or model coordinates', () => {
+    expect(() => rowOffsets(bigger, sketchOf(1))).toThrow(RangeError);
+  });
+});
+
 describe('the rows a version names', () => {
   it('biasLedRows: half by largest bias, the rest a moving window, ascending and distinct', () => {
     const bias = Float32Array.from([0, 0.1, 5, -1, 0.3, 4, 0.2, -2, 0.0, 3, 0.05]);
@@ -87,5 +172,9 @@ describe('the rows a version names', () => {
   it('a manifest without updateRows means the whole model', () => {
     expect(manifestLayout({})).toEqual({ kind: 'full' });
     expect(manifestLayout({ updateRows: [3, 5] })).toEqual({ kind: 'rows', rows: [3, 5] });
+    const sketch = roundSketch(2, 5);
+    expect(manifestLayout({ itemSketch: sketch })).toEqual({ kind: 'sketch', sketch });
+    expect(modelLayout({ kind: 'sketch', sketch })).toEqual({ kind: 'full' });
+    expect(modelLayout({ kind: 'rows', rows: [3] })).toEqual({ kind: 'rows', rows: [3] });
   });
 });

@@ -6,23 +6,64 @@
  *   rows    the dense tensors (LSTM, projection, repeat bonus; manifest order), then for each item
  *           row the round names, its embedding (d values) and its bias: the same rows for every
  *           device of the round, whichever items it saw. An empty list sends the dense part only.
+ *   sketch  the dense tensors, then every item row added with a sign into one of B buckets of a
+ *           count sketch drawn for the round (protocol/item-sketch.ts)
  *
- * The server folds updates in these coordinates (gather the current weights into the layout,
- * aggregate, scatter back), so nothing outside the layout changes in a round.
+ * The server folds updates in the model's coordinates that the layout stands for (modelLayout:
+ * gather the current weights there, aggregate, scatter back), so nothing outside them changes in a
+ * round; a sketch stands for the whole model and is read back into it after aggregation.
  */
-import { tensorLayout, type FederationParams, type ModelDims } from './manifest.js';
+import { clipFactor, l2Norm } from './clip.js';
+import { sketchLength, sketchUpdate, unsketchUpdate } from './item-sketch.js';
+import { denseLength, type FederationParams, type ItemSketch, type ModelDims } from './manifest.js';
 
-/** A round's update layout. */
-export type UpdateLayout =
+/** A layout in the model's own coordinates: the whole model, or the dense tensors and some rows. */
+export type ModelLayout =
   { readonly kind: 'full' } | { readonly kind: 'rows'; readonly rows: readonly number[] };
 
+/** A round's update layout. */
+export type UpdateLayout = ModelLayout | { readonly kind: 'sketch'; readonly sketch: ItemSketch };
+
+const FULL: ModelLayout = { kind: 'full' };
+
 /**
- * The layout of updates on a version: the rows its manifest names (`federation.updateRows`), or
- * the whole model where it names none (servers that send the full model, older manifests).
+ * The layout of updates on a version: the sketch or the rows its manifest names
+ * (`federation.itemSketch`, `federation.updateRows`), or the whole model where it names neither
+ * (servers that send the full model, older manifests).
  */
-export function manifestLayout(federation: Pick<FederationParams, 'updateRows'>): UpdateLayout {
+export function manifestLayout(
+  federation: Pick<FederationParams, 'updateRows' | 'itemSketch'>,
+): UpdateLayout {
+  if (federation.itemSketch) return { kind: 'sketch', sketch: federation.itemSketch };
   const rows = federation.updateRows;
-  return rows === undefined ? { kind: 'full' } : { kind: 'rows', rows };
+  return rows === undefined ? FULL : { kind: 'rows', rows };
+}
+
+/**
+ * The model's coordinates an update in `layout` moves: a sketch's are the whole model's (every
+ * item row is read back from its bucket), any other layout's its own. A device trains in them and a
+ * server folds a round in them.
+ */
+export function modelLayout(layout: UpdateLayout): ModelLayout {
+  return layout.kind === 'sketch' ? FULL : layout;
+}
+
+/**
+ * An update trained in modelLayout(layout)'s coordinates as a device sends it in `layout`: its item
+ * sketch, or the update itself. The device clips what this returns.
+ */
+export function sentUpdate(
+  delta: Float32Array,
+  dims: ModelDims,
+  layout: UpdateLayout,
+): Float32Array {
+  if (layout.kind !== 'sketch') return delta;
+  return sketchUpdate(
+    delta,
+    dims,
+    layout.sketch,
+    new Float32Array(sketchLength(dims, layout.sketch)),
+  );
 }
 
 /**
@@ -31,6 +72,12 @@ export function manifestLayout(federation: Pick<FederationParams, 'updateRows'>)
  * where it does not; rows only `from` names are dropped. Only values are dropped, never added, so
  * the L2 norm never grows and a clipped update stays within S. `dims` is the model `from` belongs
  * to; `toDims`, the one `to` belongs to, may have more item rows (grownFrom), which start at zero.
+ *
+ * A sketch on either side goes through the whole model: read back with `from`'s hashes, sketched
+ * again with `to`'s. Reading back copies a bucket into each of its items, so the item part's norm
+ * would grow (by about the square root of items per bucket); it is scaled back to its norm in
+ * `from`, and the update stays within S. Over the draw of hashes a stale sketch still pulls its
+ * items the right way on average, shrunk by about that factor.
  */
 export function fitUpdate(
   delta: Float32Array,
@@ -40,6 +87,8 @@ export function fitUpdate(
   toDims: ModelDims = dims,
 ): Float32Array {
   if (sameLayout(from, to) && toDims.items === dims.items) return delta;
+  if (from.kind === 'sketch' || to.kind === 'sketch')
+    return fitThroughModel(delta, dims, from, to, toDims);
   const out = new Float32Array(updateLength(toDims, to));
   const d = dims.embedding;
   const dense = denseLength(dims);
@@ -59,18 +108,48 @@ export function fitUpdate(
   return out;
 }
 
+/** fitUpdate with a sketch on either side: through the whole model, item norm kept (see there). */
+function fitThroughModel(
+  delta: Float32Array,
+  dims: ModelDims,
+  from: UpdateLayout,
+  to: UpdateLayout,
+  toDims: ModelDims,
+): Float32Array {
+  const whole =
+    from.kind === 'sketch'
+      ? unsketchUpdate(delta, dims, from.sketch, new Float32Array(updateLength(dims, FULL)))
+      : fitUpdate(delta, dims, from, FULL);
+  const grown = fitUpdate(whole, dims, FULL, FULL, toDims);
+  const out =
+    to.kind === 'sketch'
+      ? sketchUpdate(grown, toDims, to.sketch, new Float32Array(sketchLength(toDims, to.sketch)))
+      : fitUpdate(grown, toDims, FULL, to);
+  const before = itemSpan(dims, from);
+  const after = itemSpan(toDims, to);
+  const scale = clipFactor(
+    l2Norm(out.subarray(after.start, after.end)),
+    Math.max(l2Norm(delta.subarray(before.start, before.end)), Number.MIN_VALUE),
+  );
+  for (let i = after.start; i < after.end; i++) out[i] = out[i]! * scale;
+  return out;
+}
+
 /** Whether two layouts hold the same coordinates in the same order. */
 export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
+  if (a.kind === 'sketch' || b.kind === 'sketch') {
+    return (
+      a.kind === 'sketch' &&
+      b.kind === 'sketch' &&
+      a.sketch.buckets === b.sketch.buckets &&
+      a.sketch.key === b.sketch.key
+    );
+  }
   if (a.kind === 'full' || b.kind === 'full') return a.kind === b.kind;
   return a.rows.length === b.rows.length && a.rows.every((row, i) => row === b.rows[i]);
 }
 
-/** Values of the dense tensors (everything but the item embedding and bias). */
-export function denseLength(dims: ModelDims): number {
-  return tensorLayout(dims)
-    .filter((t) => t.name !== 'item_embedding' && t.name !== 'item_bias')
-    .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-}
+export { denseLength };
 
 /** Offset of the dense tensors in the full (manifest-order) vector: after the table and biases. */
 function denseOffset(dims: ModelDims): number {
@@ -80,6 +159,7 @@ function denseOffset(dims: ModelDims): number {
 /** Values in an update of this layout. */
 export function updateLength(dims: ModelDims, layout: UpdateLayout): number {
   if (layout.kind === 'full') return denseOffset(dims) + denseLength(dims);
+  if (layout.kind === 'sketch') return sketchLength(dims, layout.sketch);
   return denseLength(dims) + layout.rows.length * (dims.embedding + 1);
 }
 
@@ -94,10 +174,14 @@ export interface RowOffsets {
   readonly bias: (row: number) => number;
 }
 
-/** The offsets of the layout's rows; a row the layout does not hold is a RangeError. */
+/**
+ * The offsets of the layout's rows; a row the layout does not hold is a RangeError, and so is a
+ * sketch, which holds buckets (read it back with unsketchUpdate).
+ */
 export function rowOffsets(dims: ModelDims, layout: UpdateLayout): RowOffsets {
   const d = dims.embedding;
   if (layout.kind === 'full') return { embedding: (r) => r * d, bias: (r) => dims.items * d + r };
+  if (layout.kind === 'sketch') throw new RangeError('a sketch holds buckets, not rows');
   const dense = denseLength(dims);
   const at = new Map(layout.rows.map((r, i) => [r, dense + i * (d + 1)]));
   const of = (r: number) => {
@@ -116,12 +200,12 @@ export function itemSpan(dims: ModelDims, layout: UpdateLayout): { start: number
 
 /**
  * The layout's coordinates of a full vector (weights or a delta), in a new array of `out`'s type.
- * For 'full' a copy.
+ * For 'full' a copy. A layout in the model's coordinates only: a sketch is formed by sketchUpdate.
  */
 export function gatherLayout<T extends Float32Array | Float64Array>(
   full: T,
   dims: ModelDims,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   out: T,
 ): T {
   if (layout.kind === 'full') {
@@ -144,7 +228,7 @@ export function gatherLayout<T extends Float32Array | Float64Array>(
 export function scatterLayout(
   compact: Float32Array | Float64Array,
   dims: ModelDims,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   full: Float32Array | Float64Array,
 ): void {
   if (layout.kind === 'full') {

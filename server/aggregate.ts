@@ -30,6 +30,15 @@ export interface AggregateUpdate {
   readonly examples: number;
 }
 
+/**
+ * Coordinates the devices sent other than the model's (an item sketch, protocol/item-sketch.ts):
+ * how many values an update holds, and how a mean in them is read into the model's.
+ */
+export interface SentCoordinates {
+  readonly length: number;
+  readonly decode: (mean: Float64Array) => Float64Array;
+}
+
 /** Parameters of one aggregation. */
 export interface AggregateOptions {
   /** L2 bound S each delta is clipped to. */
@@ -55,11 +64,10 @@ export interface AggregateOptions {
    */
   readonly adjustMeanDelta?: (mean: Float64Array, round: { readonly cohort: number }) => void;
   /**
-   * Maps the (noised) mean from the coordinates the devices sent into the model's, after
-   * adjustMeanDelta and before the step: an item sketch read back into rows (protocol/item-sketch.ts).
-   * Without it the sum is in the model's coordinates.
+   * The updates (or the sum) are in these coordinates: the clipped mean is formed and noised in
+   * them, then read into the model's before the step. Without it they are in the model's.
    */
-  readonly decodeMean?: (mean: Float64Array) => Float64Array;
+  readonly sent?: SentCoordinates;
   /**
    * Seam for a server optimiser (FedAdam): turns the aggregated delta into new weights. Without it,
    * new = global + serverLearningRate * delta.
@@ -135,19 +143,19 @@ export function aggregate(
   options: AggregateOptions,
 ): Float32Array {
   const kind = options.aggregator ?? 'mean';
+  const length = options.sent?.length ?? global.length;
   let mean: Float64Array;
   let cohort: number;
   if (kind === 'mean' || kind === 'weighted-mean') {
-    ({ mean, cohort } = streamedMean(global.length, updates, options));
+    ({ mean, cohort } = streamedMean(length, updates, options));
   } else {
     const clipped: Float32Array[] = [];
-    for (const update of updates)
-      clipped.push(checkedClip(update, global.length, options.clipNorm));
+    for (const update of updates) clipped.push(checkedClip(update, length, options.clipNorm));
     cohort = clipped.length;
     mean =
       kind === 'median'
-        ? coordinateMedian(clipped, global.length)
-        : trimmedMean(clipped, global.length, options.trimFraction ?? 0.1);
+        ? coordinateMedian(clipped, length)
+        : trimmedMean(clipped, length, options.trimFraction ?? 0.1);
   }
   return applyMean(global, mean, cohort, options);
 }
@@ -169,8 +177,9 @@ export function aggregateSum(
       `a sum can only be averaged with equal weights, not '${options.aggregator}'`,
     );
   }
-  if (!options.decodeMean && total.sum.length !== global.length) {
-    throw new RangeError(`sum has ${total.sum.length} values, model has ${global.length}`);
+  const length = options.sent?.length ?? global.length;
+  if (total.sum.length !== length) {
+    throw new RangeError(`sum has ${total.sum.length} values, updates have ${length}`);
   }
   if (!(total.count > 0)) throw new RangeError('cannot aggregate a round without updates');
   const denominator = options.fixedDenominator ?? total.count;
@@ -186,7 +195,7 @@ function applyMean(
   options: AggregateOptions,
 ): Float32Array {
   options.adjustMeanDelta?.(mean, { cohort });
-  const decoded = options.decodeMean ? options.decodeMean(mean) : mean;
+  const decoded = options.sent ? options.sent.decode(mean) : mean;
   if (decoded.length !== global.length) {
     throw new RangeError(`mean has ${decoded.length} values, model has ${global.length}`);
   }

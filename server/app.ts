@@ -56,7 +56,7 @@ import { newInstanceId, Peers } from './peers.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import type { Store } from './store.js';
-import { largestUpdateParams, layoutRowsOf, servedManifest } from './versions.js';
+import { largestUpdateParams, layoutFieldsOf, servedManifest } from './versions.js';
 
 /** What buildApp needs. */
 export interface AppOptions {
@@ -150,7 +150,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.log.warn(judgement, 'round statistics beyond the window');
     if (config.roundGuard !== 'rollback' || !guard) return;
     try {
-      const republished = await store.republish(version - 1, version, layoutRowsOf(config));
+      const republished = await store.republish(version - 1, version, layoutFieldsOf(config));
       if (republished === undefined) return;
       guard.rollbacks++;
       app.log.warn({ from: version, to: version - 1, version: republished }, 'round rolled back');
@@ -260,7 +260,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     registerCatalogRoutes(app, {
       store,
       operator,
-      layoutRows: layoutRowsOf(config),
+      layoutFields: layoutFieldsOf(config),
       charge: chargeUnmatched,
       etagMatches,
     });

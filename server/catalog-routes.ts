@@ -20,8 +20,8 @@ import type { RoundPolicy, Store, StoredCatalog } from './store.js';
 export interface CatalogRouteOptions {
   readonly store: Store;
   readonly operator: OperatorCheck;
-  /** The update rows a version grown for new items names (versions.ts layoutRowsOf). */
-  readonly layoutRows: RoundPolicy['layoutRows'];
+  /** The update rows a version grown for new items names (versions.ts layoutFieldsOf). */
+  readonly layoutFields: RoundPolicy['layoutFields'];
   /** Charges a request against its address's rate limit (access.ts). */
   readonly charge: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** True when an If-None-Match header names the tag. */
@@ -89,7 +89,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRout
         });
         const { catalog, changed } = await store.replaceCatalog(items);
         // New items are in the model at once, not only after the next round publishes.
-        const modelVersion = changed ? await store.growToCatalog(options.layoutRows) : undefined;
+        const modelVersion = changed ? await store.growToCatalog(options.layoutFields) : undefined;
         request.log.info(
           { version: catalog.version, items: items.length, changed, modelVersion },
           'catalogue',

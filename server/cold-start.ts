@@ -9,7 +9,7 @@ import type { CatalogItem } from '../protocol/catalog.js';
 import { manifestFor } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
 import type { StoredVersion } from './store.js';
-import { federationParams, versionManifest, versionRows } from './versions.js';
+import { federationParams, versionManifest, versionLayout } from './versions.js';
 
 /** The seed of the initial weights: every cold start of one catalogue publishes the same model. */
 const COLD_SEED = 1;
@@ -39,6 +39,6 @@ export function coldStartVersion(
     training: { source: 'catalogue', items: items.length },
   });
   const weights = initialWeights(dims, COLD_SEED);
-  const rows = versionRows(config, dims, 1, weights, template.layoutHash);
-  return { manifest: versionManifest(template, 1, now.toISOString(), rows), weights };
+  const layout = versionLayout(config, dims, 1, weights, template.layoutHash);
+  return { manifest: versionManifest(template, 1, now.toISOString(), layout), weights };
 }

@@ -7,6 +7,8 @@ import {
   resolveConfig,
   updateBodyLimit,
 } from './config.js';
+import { versionLayout } from './versions.js';
+import { roundSketch } from '../protocol/item-sketch.js';
 
 describe('parseArgs', () => {
   it('reads every flag, in both spellings', () => {
@@ -158,6 +160,31 @@ describe('config', () => {
   it('validates programmatic configs too', () => {
     expect(() => resolveConfig({ maxExamples: 0 })).toThrow(/maxExamples/);
     expect(() => resolveConfig({ serverLearningRate: NaN })).toThrow(/serverLearningRate/);
+  });
+
+  it('sends item sketches of 2,048 buckets by default; --update-rows or off names rows instead', () => {
+    expect(parseArgs([]).itemSketch).toBe(2048);
+    expect(parseArgs(['--item-sketch', '512']).itemSketch).toBe(512);
+    expect(parseArgs(['--item-sketch=off']).itemSketch).toBe('off');
+    const rows = parseArgs(['--update-rows', '100']);
+    expect(rows).toMatchObject({ itemSketch: 'off', updateRows: 100 });
+    expect(resolveConfig({ updateRows: 'full' }).itemSketch).toBe('off');
+    expect(parseArgs(['--update-rows', '100', '--item-sketch', 'off']).itemSketch).toBe('off');
+    for (const argv of [
+      ['--update-rows', '100', '--item-sketch', '512'],
+      ['--item-sketch', '0'],
+      ['--item-sketch', 'many'],
+    ]) {
+      expect(() => parseArgs(argv), argv.join(' ')).toThrow(/item-sketch|itemSketch/);
+    }
+    // The whole model while the catalogue is within the buckets, then the version's own sketch.
+    const config = resolveConfig({ itemSketch: 4 });
+    const dims = { items: 5, embedding: 2, hidden: 2, maxSessionLength: 3 };
+    const weights = new Float32Array(0);
+    expect(versionLayout(config, dims, 7, weights, 1)).toEqual({});
+    expect(versionLayout(config, { ...dims, items: 6 }, 7, weights, 1)).toEqual({
+      itemSketch: roundSketch(4, 7),
+    });
   });
 
   it('derives the body limit from the model size, capped', () => {

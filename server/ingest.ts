@@ -18,7 +18,13 @@ import {
   type ModelUpdate,
 } from '../protocol/update-format.js';
 import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
-import { aggregate, aggregateSum, updateWeight, type AggregateOptions } from './aggregate.js';
+import {
+  aggregate,
+  aggregateSum,
+  updateWeight,
+  type AggregateOptions,
+  type SentCoordinates,
+} from './aggregate.js';
 import { fedAdamTauOf, type ServerConfig } from './config.js';
 import { FEDADAM, fedAdamStep, type FedAdamState } from './fedadam.js';
 import { addGaussianNoise, cryptoGaussian, type GaussianRng } from './gaussian.js';
@@ -32,7 +38,7 @@ import type {
   SumRoundPolicy,
 } from './store.js';
 import { carriesOver, LayoutMoved, withinStaleness } from './store-rules.js';
-import { layoutRowsOf } from './versions.js';
+import { layoutFieldsOf } from './versions.js';
 import type { Judgement, RoundGuard } from './round-guard.js';
 
 /**
@@ -67,7 +73,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     context: RoundContext,
     fold: (options: AggregateOptions) => Float32Array,
     skellam?: SkellamRound,
-    decodeMean?: (mean: Float64Array) => Float64Array,
+    sent?: SentCoordinates,
   ): RoundOutput => {
     assertBudgetAllowsRound(context.ledger, config);
     let optimizerState: FedAdamState | undefined;
@@ -86,7 +92,7 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       ...(noiseOn ? { fixedDenominator: config.minCohort } : {}),
       // Noise goes into the coordinates the devices sent (one device moves them by at most S), and
       // only then are they read into the model's (an item sketch read back into rows).
-      ...(decodeMean ? { decodeMean } : {}),
+      ...(sent ? { sent } : {}),
       ...(noiseOn && !skellam
         ? {
             adjustMeanDelta: (mean: Float64Array) =>
@@ -127,15 +133,15 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     minCohort: config.minCohort,
     maxStaleness: config.maxStaleness,
     aggregate: (global, updates, context) =>
-      round(context, (options) => aggregate(global, updates, options)),
+      round(context, (options) => aggregate(global, updates, options), undefined, context.sent),
     aggregateSum: (global, total, context) =>
       round(
         context,
         (options) => aggregateSum(global, total, options),
         total.skellam,
-        total.decode,
+        total.sent ?? context.sent,
       ),
-    layoutRows: layoutRowsOf(config),
+    layoutFields: layoutFieldsOf(config),
   };
 }
 

@@ -1,13 +1,17 @@
 /**
  * A round folded in its update layout (protocol/update-layout.ts), by the server's store and by the
- * simulation alike: the global weights (and FedAdam's moments) are gathered at the layout's
- * coordinates, the round policy aggregates there, and the result is scattered back. Everything the
- * layout does not name keeps its value, its moments included.
+ * simulation alike: the global weights (and FedAdam's moments) are gathered at the model
+ * coordinates the layout moves (modelLayout), the round policy aggregates there, and the result is
+ * scattered back. Everything the layout does not name keeps its value, its moments included. A
+ * sketched round folds the whole model, and its policy reads the mean of the sketches into it
+ * (RoundContext.sent).
  */
 import type { ModelDims } from '../protocol/manifest.js';
+import { unsketchUpdate } from '../protocol/item-sketch.js';
 import {
   gatherLayout,
   itemSpan,
+  modelLayout,
   scatterLayout,
   updateLength,
   type UpdateLayout,
@@ -16,17 +20,18 @@ import { initialFedAdamState } from './fedadam.js';
 import type { RoundContext, RoundOutput } from './store.js';
 
 /**
- * Runs `fold` (a round policy's aggregate or aggregateSum) on the layout's coordinates of `global`
- * and returns the full weights and optimiser state it leads to. `context.optimizerState`, when
+ * Runs `fold` (a round policy's aggregate or aggregateSum) on the coordinates of `global` that
+ * updates sent in `sent` move, and returns the full weights and optimiser state it leads to. `context.optimizerState`, when
  * present, covers the whole model.
  */
 export function foldInLayout(
   dims: ModelDims,
-  layout: UpdateLayout,
+  sent: UpdateLayout,
   global: Float32Array,
-  context: Omit<RoundContext, 'itemSpan'>,
+  context: Omit<RoundContext, 'itemSpan' | 'sent'>,
   fold: (compact: Float32Array, context: RoundContext) => RoundOutput,
 ): RoundOutput {
+  const layout = modelLayout(sent);
   const length = updateLength(dims, layout);
   const state = context.optimizerState;
   const compact = gatherLayout(global, dims, layout, new Float32Array(length));
@@ -38,6 +43,15 @@ export function foldInLayout(
       v: gatherLayout(state.v, dims, layout, new Float64Array(length)),
     },
     itemSpan: itemSpan(dims, layout),
+    ...(sent.kind === 'sketch'
+      ? {
+          sent: {
+            length: updateLength(dims, sent),
+            decode: (mean: Float64Array) =>
+              unsketchUpdate(mean, dims, sent.sketch, new Float64Array(length)),
+          },
+        }
+      : {}),
   });
   const weights = global.slice();
   scatterLayout(out.weights, dims, layout, weights);

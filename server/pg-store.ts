@@ -421,7 +421,7 @@ export class PgStore implements Store {
 
   /** @inheritdoc */
   async growToCatalog(
-    layoutRows?: RoundPolicy['layoutRows'],
+    layoutFields?: RoundPolicy['layoutFields'],
     now: Date = new Date(),
   ): Promise<number | undefined> {
     return this.tx(async (sql) => {
@@ -431,7 +431,7 @@ export class PgStore implements Store {
       if (current === undefined) return undefined;
       const base = await storedVersion(sql, current);
       const context = await roundContext(sql, this.parsed);
-      const growth = publishGrowth(layoutRows, current, base, context, now.toISOString());
+      const growth = publishGrowth(layoutFields, current, base, context, now.toISOString());
       if (!growth) return undefined;
       await insertVersion(sql, growth.manifest, growth.weights);
       if (growth.optimizerState) {
@@ -445,7 +445,7 @@ export class PgStore implements Store {
   async republish(
     from: number,
     over: number,
-    layoutRows?: RoundPolicy['layoutRows'],
+    layoutFields?: RoundPolicy['layoutFields'],
     now: Date = new Date(),
   ): Promise<number | undefined> {
     return this.tx(async (sql) => {
@@ -456,7 +456,7 @@ export class PgStore implements Store {
       // Not stored, or its weights erased (WEIGHTS_KEPT).
       if (!old || old.weights.length === 0) return undefined;
       const template = (await storedVersion(sql, current)).manifest;
-      const again = republication(layoutRows, current, template, old, now.toISOString());
+      const again = republication(layoutFields, current, template, old, now.toISOString());
       if (!again) return undefined;
       await insertVersion(sql, again.manifest, again.weights);
       return again.version;

@@ -203,8 +203,11 @@ describe('a round sent in other coordinates (an item sketch)', () => {
     const sum = [0.4, -0.2, 0.6];
     let draws = 0;
     const rng = () => (++draws % 2 === 0 ? 1 : -1);
-    const decode = (mean: Float64Array) => Float64Array.from(global, (_, i) => mean[i % 3]!);
-    const out = roundPolicy(config, rng).aggregateSum(global, { sum, count: 2, decode }, context);
+    const sent = {
+      length: 3,
+      decode: (mean: Float64Array) => Float64Array.from(global, (_, i) => mean[i % 3]!),
+    };
+    const out = roundPolicy(config, rng).aggregateSum(global, { sum, count: 2, sent }, context);
     // One draw per value sent, not per model coordinate: -1, +1, -1 times z S / m = 0.5.
     expect(draws).toBe(3);
     const noised = sum.map((x, i) => x / 2 + (i % 2 === 0 ? -0.5 : 0.5));

@@ -8,7 +8,7 @@
  */
 import type { ServerConfig } from './config.js';
 import type { Store } from './store.js';
-import { layoutRowsOf } from './versions.js';
+import { layoutFieldsOf } from './versions.js';
 
 /** Versions before the current one its HR@20 is compared against. */
 export const ROLLBACK_WINDOW = 10;
@@ -52,13 +52,13 @@ export interface Rollback {
  */
 export async function rollBackIfWorse(
   store: Store,
-  config: Pick<ServerConfig, 'rollbackDrop' | 'updateRows' | 'rowChoice'>,
+  config: Pick<ServerConfig, 'rollbackDrop' | 'updateRows' | 'rowChoice' | 'itemSketch'>,
   hitRates: ReadonlyMap<number, number>,
 ): Promise<Rollback | undefined> {
   const current = await store.latestVersion();
   if (current === undefined) return undefined;
   const to = rollbackTarget(hitRates, current, config.rollbackDrop);
   if (to === undefined) return undefined;
-  const version = await store.republish(to, current, layoutRowsOf(config));
+  const version = await store.republish(to, current, layoutFieldsOf(config));
   return version === undefined ? undefined : { from: current, to, version };
 }

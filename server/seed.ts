@@ -13,7 +13,7 @@ import type { CatalogItem } from '../protocol/catalog.js';
 import { coldStartVersion } from './cold-start.js';
 import type { ServerConfig } from './config.js';
 import type { Store, StoredVersion } from './store.js';
-import { federationParams, versionManifest, versionRows } from './versions.js';
+import { federationParams, versionManifest, versionLayout } from './versions.js';
 
 /** Name of the manifest file in a model directory. */
 export const SEED_MANIFEST_FILE = 'manifest.json';
@@ -57,8 +57,8 @@ export async function loadSeedModel(dir: string, config: ServerConfig): Promise<
   }
   const weights = decodeWeights(bytes, seed.tensors, seed.weights.dtype);
   if (!allFinite(weights)) invalid(`${weightsPath} contains NaN or Infinity`);
-  const rows = versionRows(config, seed.dims, 1, weights, seed.layoutHash);
-  return { manifest: versionManifest(seed, 1, new Date().toISOString(), rows), weights };
+  const layout = versionLayout(config, seed.dims, 1, weights, seed.layoutHash);
+  return { manifest: versionManifest(seed, 1, new Date().toISOString(), layout), weights };
 }
 
 /**

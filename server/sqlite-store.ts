@@ -563,7 +563,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async growToCatalog(
-    layoutRows?: RoundPolicy['layoutRows'],
+    layoutFields?: RoundPolicy['layoutFields'],
     now: Date = new Date(),
   ): Promise<number | undefined> {
     return this.db
@@ -575,7 +575,7 @@ export class SqliteStore implements Store {
           weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
         };
         const growth = publishGrowth(
-          layoutRows,
+          layoutFields,
           current,
           base,
           this.roundContext(),
@@ -593,7 +593,7 @@ export class SqliteStore implements Store {
   async republish(
     from: number,
     over: number,
-    layoutRows?: RoundPolicy['layoutRows'],
+    layoutFields?: RoundPolicy['layoutFields'],
     now: Date = new Date(),
   ): Promise<number | undefined> {
     return this.db
@@ -604,7 +604,7 @@ export class SqliteStore implements Store {
         const weights = this.weightsOf(from);
         if (!manifest || !weights) return undefined;
         const again = republication(
-          layoutRows,
+          layoutFields,
           current,
           requireStoredVersion(this.manifestOf(current), current),
           { manifest, weights: bytesToFloat32(weights) },

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
-import { layoutRowsOf } from './versions.js';
+import { layoutFieldsOf } from './versions.js';
 import { expireRoundsAtStart } from './round-expiry.js';
 import { seedIfEmpty } from './seed.js';
 import { isCatalogUrl, readCatalog } from './catalog-source.js';
@@ -86,7 +86,7 @@ export async function startServer(
     const catalog = atStart?.summary;
     let version = await seedIfEmpty(store, config, atStart?.items);
     // A stored model meets a catalogue with new items: they get rows now, not at the next round.
-    if (atStart) version = (await store.growToCatalog(layoutRowsOf(config))) ?? version;
+    if (atStart) version = (await store.growToCatalog(layoutFieldsOf(config))) ?? version;
     await expireRoundsAtStart(store, config, now());
     app = buildApp({ store, config, now, ...(validation ? { validation } : {}) });
     if (source !== undefined && isCatalogUrl(source) && config.catalogRefreshMinutes > 0) {
@@ -171,7 +171,7 @@ function refreshCatalog(
       .then((items) => store.replaceCatalog(items))
       .then(async ({ catalog, changed }) => {
         if (!changed) return;
-        const modelVersion = await store.growToCatalog(layoutRowsOf(config));
+        const modelVersion = await store.growToCatalog(layoutFieldsOf(config));
         app.log.info({ version: catalog.version, modelVersion }, 'catalogue refreshed');
       })
       .catch((error: unknown) => app.log.warn({ err: error }, 'catalogue refresh failed'))

@@ -20,7 +20,7 @@ import { DTYPE_FLOAT16, DTYPE_FLOAT32, type UpdateDtype } from '../protocol/upda
 import { MAX_STALENESS, resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import { splitFlat } from '../protocol/manifest.js';
-import { layoutRowsOf } from './versions.js';
+import { layoutFieldsOf } from './versions.js';
 import { roundPolicy } from './ingest.js';
 import { startPgCluster, type PgCluster } from './pg-cluster.js';
 import { PgStore } from './pg-store.js';
@@ -799,7 +799,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
       it('publishes rows for new items at once, without a round, and nothing else moves', async () => {
         const { app: server, config } = await serve({ minCohort: 2, serverOptimizer: 'fedadam' });
-        const rows = layoutRowsOf(config);
+        const rows = layoutFieldsOf(config);
         // No catalogue yet, then one the model already covers: nothing to publish.
         expect(await store.growToCatalog(rows)).toBeUndefined();
         await runRound(server, 2, 1);
@@ -818,7 +818,13 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(m3.createdAt).toBe(new Date(T0).toISOString());
         const w3 = bytesToFloat32((await store.getWeightBytes(3))!);
         // The same update rows rule as a round's publication, on the grown weights.
-        expect(m3.federation.updateRows).toEqual(rows(m3, 3, w3));
+        // The version's own layout fields: rows, a sketch, or neither (the whole model).
+        const { updateRows, itemSketch } = m3.federation;
+        expect({ updateRows, itemSketch }).toEqual({
+          updateRows: undefined,
+          itemSketch: undefined,
+          ...rows(m3, 3, w3),
+        });
         const parts2 = splitFlat(bytesToFloat32((await store.getWeightBytes(2))!), m2.tensors);
         const parts3 = splitFlat(w3, m3.tensors);
         for (const [name, values] of parts2) {
@@ -840,7 +846,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
       it('keeps the weights of the newest WEIGHTS_KEPT versions only, and every manifest', async () => {
         const { app: server, config } = await serve({ minCohort: 1 });
-        const rows = layoutRowsOf(config);
+        const rows = layoutFieldsOf(config);
         await runRound(server, 1, 1);
         const w1 = (await store.getWeightBytes(1))!;
         for (let v = 2; v < WEIGHTS_KEPT + 3; v++)
@@ -951,7 +957,7 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
 
       it('republishes an earlier version over the current one (a rollback), only while it is current', async () => {
         const { app: server, config } = await serve({ minCohort: 2 });
-        const rows = layoutRowsOf(config);
+        const rows = layoutFieldsOf(config);
         await runRound(server, 2, 1);
         await runRound(server, 2, 2, 5);
         expect(await store.latestVersion()).toBe(3);
@@ -967,7 +973,13 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect(w4).toEqual(bytesToFloat32((await store.getWeightBytes(2))!));
         expect(m4.version).toBe(4);
         expect(m4.createdAt).toBe(new Date(T0).toISOString());
-        expect(m4.federation.updateRows).toEqual(rows(m4, 4, w4));
+        // The version's own layout fields: rows, a sketch, or neither (the whole model).
+        const { updateRows, itemSketch } = m4.federation;
+        expect({ updateRows, itemSketch }).toEqual({
+          updateRows: undefined,
+          itemSketch: undefined,
+          ...rows(m4, 4, w4),
+        });
         // No round: nothing in the ledger, no round counted; rounds go on from version 4.
         expect(await store.privacyLedger()).toEqual(ledger);
         expect((await store.counts()).rounds).toBe(counts.rounds);

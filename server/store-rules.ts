@@ -5,10 +5,19 @@
  * messages, close and abandon rounds at the same count, and publish the same version from the same
  * updates.
  */
-import { fitUpdate, grownFrom, manifestLayout, updateLength } from '../protocol/update-layout.js';
+import {
+  fitUpdate,
+  grownFrom,
+  manifestLayout,
+  modelLayout,
+  updateLength,
+  type ModelLayout,
+  type UpdateLayout,
+} from '../protocol/update-layout.js';
+import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { HearthError } from '../protocol/errors.js';
-import type { ModelManifest } from '../protocol/manifest.js';
-import type { AggregateUpdate } from './aggregate.js';
+import type { ModelDims, ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate, SentCoordinates } from './aggregate.js';
 import type { TokenRow } from './store-codecs.js';
 import type {
   RoundContext,
@@ -169,7 +178,7 @@ export function publishRound(
  * lacks (catalog-growth.ts, `state` grown with it), its update rows named on the grown weights.
  */
 function grownVersion(
-  layoutRows: RoundPolicy['layoutRows'],
+  layoutFields: RoundPolicy['layoutFields'],
   version: number,
   template: ModelManifest,
   weights: Float32Array,
@@ -178,8 +187,8 @@ function grownVersion(
   now: string,
 ) {
   const grown = growForCatalog(template, weights, state, context.catalog);
-  const rows = layoutRows?.(grown.manifest, version, grown.weights);
-  return { grown, manifest: versionManifest(grown.manifest, version, now, rows) };
+  const layout = layoutFields?.(grown.manifest, version, grown.weights);
+  return { grown, manifest: versionManifest(grown.manifest, version, now, layout) };
 }
 
 /** Version `version` from a round's output, grown to the catalogue (grownVersion). */
@@ -194,7 +203,7 @@ function publication(
   // A round that keeps the stored optimiser state as it is must still grow it with the model.
   const state = output.optimizerState ?? context.optimizerState;
   const { grown, manifest } = grownVersion(
-    policy.layoutRows,
+    policy.layoutFields,
     version,
     template,
     output.weights,
@@ -228,7 +237,7 @@ export interface Growth {
  * undefined when the catalogue adds nothing.
  */
 export function publishGrowth(
-  layoutRows: RoundPolicy['layoutRows'],
+  layoutFields: RoundPolicy['layoutFields'],
   current: number,
   base: { readonly manifest: ModelManifest; readonly weights: Float32Array },
   context: RoundContext,
@@ -236,7 +245,7 @@ export function publishGrowth(
 ): Growth | undefined {
   const version = current + 1;
   const { grown, manifest } = grownVersion(
-    layoutRows,
+    layoutFields,
     version,
     base.manifest,
     base.weights,
@@ -275,7 +284,9 @@ export function checkSum(total: SumSubmission, current: number | undefined, poli
 /**
  * Publishes a round known only by its sum on version `current`: the sum, in the layout of its base
  * version, is fitted to the current version's layout (rows both name kept, as for a stale update;
- * the map is linear, so fitting the sum is summing the fitted updates), then folded there.
+ * the map is linear, so fitting the sum is summing the fitted updates), then folded there. A sum
+ * of item sketches is read back with its own version's hashes (after any noise is added: the
+ * devices' norm bound holds in the sketch's coordinates), whatever the current version draws.
  */
 export function publishSumRound(
   policy: SumRoundPolicy,
@@ -300,16 +311,43 @@ export function publishSumRound(
       `a sum of ${total.sum.length} values, v${total.baseVersion}'s layout has ${updateLength(sumManifest.dims, from)}`,
     );
   }
-  const layout = manifestLayout(federation);
-  const sum = fitUpdate(total.sum, sumManifest.dims, from, layout, dims);
+  const layout = modelLayout(manifestLayout(federation));
+  const sent =
+    from.kind === 'sketch' ? readSketch(sumManifest.dims, from, dims, layout) : undefined;
+  const sum = sent ? total.sum : fitUpdate(total.sum, sumManifest.dims, from, layout, dims);
   const output = foldInLayout(dims, layout, base.weights, context, (c, ctx) =>
     policy.aggregateSum(
       c,
-      { sum, count: total.count, ...(total.skellam ? { skellam: total.skellam } : {}) },
+      {
+        sum,
+        count: total.count,
+        ...(total.skellam ? { skellam: total.skellam } : {}),
+        ...(sent ? { sent } : {}),
+      },
       ctx,
     ),
   );
   return publication(policy, current + 1, base.manifest, output, context, now);
+}
+
+/**
+ * How a mean of sketches in `from` (on a model of `dims`) is read into `layout` of a model of
+ * `toDims`: back into the whole model with `from`'s hashes, grown, and fitted to `layout`.
+ */
+function readSketch(
+  dims: ModelDims,
+  from: Extract<UpdateLayout, { kind: 'sketch' }>,
+  toDims: ModelDims,
+  layout: ModelLayout,
+): SentCoordinates {
+  const whole = updateLength(dims, { kind: 'full' });
+  return {
+    length: updateLength(dims, from),
+    decode: (mean) => {
+      const rows = unsketchUpdate(mean, dims, from.sketch, new Float32Array(whole));
+      return Float64Array.from(fitUpdate(rows, dims, { kind: 'full' }, layout, toDims));
+    },
+  };
 }
 
 /**
@@ -326,7 +364,7 @@ export function carriesOver(from: ModelManifest, to: ModelManifest): boolean {
  * undefined when `from` has another shape (the catalogue grew since), which is not rolled back.
  */
 export function republication(
-  layoutRows: RoundPolicy['layoutRows'],
+  layoutFields: RoundPolicy['layoutFields'],
   current: number,
   template: ModelManifest,
   from: { readonly manifest: ModelManifest; readonly weights: Float32Array },
@@ -335,10 +373,10 @@ export function republication(
   if (from.manifest.layoutHash !== template.layoutHash) return undefined;
   if (from.manifest.itemIds.length !== template.itemIds.length) return undefined;
   const version = current + 1;
-  const rows = layoutRows?.(template, version, from.weights);
+  const layout = layoutFields?.(template, version, from.weights);
   return {
     version,
-    manifest: versionManifest(template, version, now, rows),
+    manifest: versionManifest(template, version, now, layout),
     weights: from.weights,
   };
 }

@@ -6,7 +6,8 @@
 import type { CatalogDocument, CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
 import type { RoundPrivacySettings, SkellamRound } from '../protocol/privacy/index.js';
-import type { AggregateUpdate } from './aggregate.js';
+import type { AggregateUpdate, SentCoordinates } from './aggregate.js';
+import type { LayoutFields } from './versions.js';
 import type { FedAdamState } from './fedadam.js';
 
 export type { RoundPrivacySettings, SkellamRound };
@@ -103,6 +104,12 @@ export interface RoundContext {
   /** The coordinates [start, end) of the aggregated vector that hold item rows and biases. */
   readonly itemSpan?: { readonly start: number; readonly end: number };
   /**
+   * The round's updates are an item sketch (protocol/item-sketch.ts) of the aggregated vector: this
+   * reads a mean of them into it, after any noise is added (layout-round.ts). Absent: they are in
+   * its coordinates.
+   */
+  readonly sent?: SentCoordinates;
+  /**
    * The current catalogue's items, read in the same transaction: the published version gains a row
    * for each the model lacks (catalog-growth.ts). Absent: no catalogue, no growth.
    */
@@ -130,9 +137,9 @@ export interface SumRoundPolicy extends RoundPolicy {
       /**
        * The sum is in coordinates of the devices' own (an item sketch, protocol/item-sketch.ts):
        * this reads a mean in them into the model's, after any noise is added. Absent: the
-       * model's coordinates.
+       * context's (RoundContext.sent), if any.
        */
-      readonly decode?: (mean: Float64Array) => Float64Array;
+      readonly sent?: SentCoordinates;
     },
     context: RoundContext,
   ) => RoundOutput;
@@ -157,14 +164,14 @@ export interface RoundPolicy {
     context: RoundContext,
   ) => RoundOutput;
   /**
-   * The item rows updates on a new version carry, from that version's manifest template and
-   * weights (server/versions.ts versionRows); left out (or undefined), the whole model.
+   * The item rows or the item sketch updates on a new version carry, from that version's manifest
+   * template and weights (server/versions.ts versionLayout); left out (or neither), the whole model.
    */
-  readonly layoutRows?: (
+  readonly layoutFields?: (
     template: ModelManifest,
     version: number,
     weights: Float32Array,
-  ) => readonly number[] | undefined;
+  ) => LayoutFields;
 }
 
 /** What storing an update did. */
@@ -318,7 +325,10 @@ export interface Store {
    * every catalogue item. So an item added to the catalogue is in the model at once, not only after
    * the next round publishes.
    */
-  growToCatalog(layoutRows?: RoundPolicy['layoutRows'], now?: Date): Promise<number | undefined>;
+  growToCatalog(
+    layoutFields?: RoundPolicy['layoutFields'],
+    now?: Date,
+  ): Promise<number | undefined>;
   /**
    * Atomically publishes version `over` + 1 with the weights of the earlier version `from` (a
    * rollback, server/rollback.ts): no round, nothing in the privacy ledger, the optimiser state
@@ -328,7 +338,7 @@ export interface Store {
   republish(
     from: number,
     over: number,
-    layoutRows?: RoundPolicy['layoutRows'],
+    layoutFields?: RoundPolicy['layoutFields'],
     now?: Date,
   ): Promise<number | undefined>;
   /**

@@ -15,6 +15,8 @@ import {
   rowOffsets,
   scatterLayout,
   updateLength,
+  modelLayout,
+  type ModelLayout,
   type UpdateLayout,
 } from '../protocol/update-layout.js';
 import { resolveConfig } from './config.js';
@@ -62,7 +64,7 @@ function delta(length: number, norm: number, salt: number): Float32Array {
 /** The full-model change `compact` makes in `layout` (zero elsewhere). */
 function spread(compact: Float32Array, layout: UpdateLayout): Float32Array {
   const out = new Float32Array(PARAMS);
-  scatterLayout(compact, DIMS, layout, out);
+  scatterLayout(compact, DIMS, modelLayout(layout), out);
   return out;
 }
 
@@ -184,10 +186,10 @@ describe('compact updates (--update-rows)', () => {
  */
 function expectedFit(stale: Float32Array, from: UpdateLayout, to: UpdateLayout): Float32Array {
   const full = new Float32Array(PARAMS);
-  scatterLayout(stale, DIMS, from, full);
+  scatterLayout(stale, DIMS, modelLayout(from), full);
   const out = new Float32Array(PARAMS);
   // The empty row list is the dense tensors alone.
-  const none: UpdateLayout = { kind: 'rows', rows: [] };
+  const none: ModelLayout = { kind: 'rows', rows: [] };
   scatterLayout(
     gatherLayout(full, DIMS, none, new Float32Array(updateLength(DIMS, none))),
     DIMS,

@@ -10,6 +10,7 @@ import {
   type ModelManifest,
 } from '../protocol/manifest.js';
 import { biasLedRows, roundRows } from '../protocol/update-layout.js';
+import { roundSketch } from '../protocol/item-sketch.js';
 import { weightsPath } from '../protocol/routes.js';
 import { tensorLayout, weightsByteLength } from '../protocol/manifest.js';
 import type { ServerConfig } from './config.js';
@@ -21,17 +22,17 @@ export function manifestParamCount(manifest: ModelManifest): number {
 
 /**
  * The most values an update may hold while this server runs, as the model grows with its catalogue
- * (catalog-growth.ts): a whole-model update while every row is sent (up to updateRows + 1 items),
- * then dense tensors and updateRows rows. Sending the whole model always (`--update-rows full`)
- * allows for the catalogue doubling.
+ * (catalog-growth.ts): a whole-model update while every row is sent (up to updateRows + 1 items, or
+ * itemSketch + 1), then dense tensors and that many rows or buckets. Sending the whole model always
+ * (`--update-rows full`) allows for the catalogue doubling.
  */
 export function largestUpdateParams(
   manifest: ModelManifest,
-  config: Pick<ServerConfig, 'updateRows'>,
+  config: Pick<ServerConfig, 'updateRows' | 'itemSketch'>,
 ): number {
   const { dims } = manifest;
-  const items =
-    config.updateRows === 'full' ? 2 * dims.items : Math.max(dims.items, config.updateRows + 1);
+  const rows = config.itemSketch !== 'off' ? config.itemSketch : config.updateRows;
+  const items = rows === 'full' ? 2 * dims.items : Math.max(dims.items, rows + 1);
   return parameterCount(tensorLayout({ ...dims, items }));
 }
 
@@ -43,7 +44,7 @@ export function versionManifest(
   template: ModelManifest,
   version: number,
   createdAt: string,
-  updateRows?: readonly number[],
+  layout: LayoutFields = {},
 ): ModelManifest {
   // Field by field rather than a spread: unknown fields of a seed file are not passed on to devices.
   return {
@@ -61,19 +62,21 @@ export function versionManifest(
     itemIds: template.itemIds,
     popular: template.popular,
     ...(template.recent === undefined ? {} : { recent: template.recent }),
-    federation: withRows(template.federation, updateRows),
+    federation: withLayout(template.federation, layout),
     ...(template.training === undefined ? {} : { training: template.training }),
   };
 }
 
-/** `federation` naming `rows` as the update's rows (none: the whole model). */
-function withRows(
-  federation: FederationParams,
-  rows: readonly number[] | undefined,
-): FederationParams {
+/** What a version's manifest says of its update layout: rows, an item sketch, or neither. */
+export type LayoutFields = Pick<FederationParams, 'updateRows' | 'itemSketch'>;
+
+/** `federation` with `layout`'s rows or sketch as the update's (neither: the whole model). */
+function withLayout(federation: FederationParams, layout: LayoutFields): FederationParams {
   const out: { -readonly [K in keyof FederationParams]: FederationParams[K] } = { ...federation };
   delete out.updateRows;
-  if (rows !== undefined) out.updateRows = rows;
+  delete out.itemSketch;
+  if (layout.updateRows !== undefined) out.updateRows = layout.updateRows;
+  if (layout.itemSketch !== undefined) out.itemSketch = layout.itemSketch;
   return out;
 }
 
@@ -105,10 +108,33 @@ export function toHour(iso: string): string {
   return `${iso.slice(0, 13)}:00:00.000Z`;
 }
 
-/** RoundPolicy.layoutRows for the running config: versionRows on each new version's weights. */
-export function layoutRowsOf(config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>) {
+/**
+ * The update layout of `version`: with config.itemSketch, a count sketch of that many buckets drawn
+ * for the version (protocol/item-sketch.ts roundSketch); else the rows versionRows names. Neither
+ * (the whole model) where the sketch or the rows would hold as many values as every row.
+ */
+export function versionLayout(
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
+  dims: ModelDims,
+  version: number,
+  weights: Float32Array,
+  seed: number,
+): LayoutFields {
+  if (config.itemSketch !== 'off') {
+    // As many buckets as rows carry no fewer values than the rows, and collisions besides.
+    if (config.itemSketch >= dims.items - 1) return {};
+    return { itemSketch: roundSketch(config.itemSketch, version) };
+  }
+  const rows = versionRows(config, dims, version, weights, seed);
+  return rows === undefined ? {} : { updateRows: rows };
+}
+
+/** RoundPolicy.layoutFields for the running config: versionLayout on each new version's weights. */
+export function layoutFieldsOf(
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
+) {
   return (template: ModelManifest, version: number, weights: Float32Array) =>
-    versionRows(config, template.dims, version, weights, template.layoutHash);
+    versionLayout(config, template.dims, version, weights, template.layoutHash);
 }
 
 /** The federation parameters devices must follow, from the running config. */
@@ -146,7 +172,7 @@ export function servedManifest(stored: ModelManifest, config: ServerConfig): Mod
       dtype,
       byteLength: weightsByteLength(stored.tensors, dtype),
     },
-    // The rows are the version's own, fixed when it was published.
-    federation: withRows(federationParams(config), stored.federation.updateRows),
+    // The rows or the sketch are the version's own, fixed when it was published.
+    federation: withLayout(federationParams(config), stored.federation),
   };
 }

@@ -3,16 +3,17 @@
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
  *     [--cohorts 1,10,100,1000] [--update-dtype float16|int8|int4, default: the server's]
- *     [--item-sketch <buckets>] (with --rows full: the device sends its item rows as the count
- *     sketch of version 1's round, protocol/item-sketch.ts, and the server reads it back into rows;
- *     the rows attack ranks a bucket's mates by popularity)
+ *     [--item-sketch <buckets>] (instead of --rows: the device sends its item rows as the count
+ *     sketch of version 1, protocol/item-sketch.ts, and the server reads it back into rows; the
+ *     rows attack ranks a bucket's mates by popularity)
  *
  * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
  * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
  * the other training sessions (evenly spaced, at least two distinct items). For each, the worker's
  * own local learning (worker/local-training.ts learnLocally, the function the Web Worker calls
  * before it uploads) computes the update in the version's layout (`--rows`: the dense tensors and
- * that many rows, named by the server's versionRows; `full`: the whole model), the federated
+ * that many rows, named by the server's versionLayout; `full`: the whole model; `--item-sketch`:
+ * the dense tensors and the sketch), the federated
  * client encodes the body it posts, and the server's decoder reads it back: the attacks
  * (tools/attack/attacks.ts) see exactly what the server receives. Each guesses the visitor's items
  * as the |items| rows it ranks highest; printed against guessing the most popular items.
@@ -23,19 +24,14 @@
  */
 import { parseArgs } from 'node:util';
 import { learnLocally } from '../worker/local-training.js';
-import {
-  roundSketch,
-  sketchLength,
-  sketchUpdate,
-  unsketchUpdate,
-} from '../protocol/item-sketch.js';
+import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { encodeDeviceUpdate } from '../worker/federated-client.js';
 import { manifestFor } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
 import { DEVICE_UPDATE_DTYPES, decodeUpdate } from '../protocol/update-format.js';
-import { manifestLayout, updateLength } from '../protocol/update-layout.js';
+import { manifestLayout, modelLayout, updateLength } from '../protocol/update-layout.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
-import { versionRows } from '../server/versions.js';
+import { versionLayout } from '../server/versions.js';
 import { projectionAttack, rowsAttack, scoreGuess, type Ranking } from './attack/attacks.js';
 import { loadDataset, parseDatasetName } from './data/datasets.js';
 import { centralWeights } from './federate.js';
@@ -68,11 +64,10 @@ async function main(): Promise<void> {
   const visitors = positiveInteger('visitors', values.visitors);
   const updateRows =
     values.rows === 'full' ? ('full' as const) : positiveInteger('rows', values.rows);
-  const sketch =
+  const itemSketch =
     values['item-sketch'] === undefined
-      ? undefined
-      : roundSketch(positiveInteger('item-sketch', values['item-sketch']), 1);
-  if (sketch && updateRows !== 'full') throw new Error('--item-sketch needs --rows full');
+      ? ('off' as const)
+      : positiveInteger('item-sketch', values['item-sketch']);
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data);
@@ -80,18 +75,26 @@ async function main(): Promise<void> {
   const population = populationOf(loaded, 'seed', 'test');
   const key = `seed-test-${population.central.length}`;
   const weights = await centralWeights(dataset, dims, population.central, key);
-  const rows = versionRows({ updateRows, rowChoice: 'window' }, dims, 1, weights, 1);
+  const fields = versionLayout(
+    { updateRows, rowChoice: 'window', itemSketch },
+    dims,
+    1,
+    weights,
+    1,
+  );
   const manifest = manifestFor(dims, {
     itemIds: loaded.data.itemIds,
     federation: {
       clipNorm: DEFAULT_CONFIG.clipNorm,
       minCohort: DEFAULT_CONFIG.minCohort,
       maxExamples: DEFAULT_CONFIG.maxExamples,
-      ...(rows ? { updateRows: rows } : {}),
+      ...fields,
       updateDtype: oneOf('update-dtype', values['update-dtype'], DEVICE_UPDATE_DTYPES),
     },
   });
-  const layout = manifestLayout(manifest.federation);
+  const sent = manifestLayout(manifest.federation);
+  // What the attacks read: the rows the server has, a sketch read back into them.
+  const layout = modelLayout(sent);
   // Popularity among the central sessions: the guess that needs no upload.
   const counts = new Float64Array(dims.items);
   for (const session of population.central) for (const item of session) counts[item]! += 1;
@@ -111,22 +114,12 @@ async function main(): Promise<void> {
   const upload = async (session: readonly number[]): Promise<Float32Array> => {
     const { update, model } = await learnLocally({ manifest, weights }, [{ items: [...session] }]);
     model.dispose();
-    if (!sketch) {
-      const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
-      bytes = body.length;
-      return decodeUpdate(body, update.delta.length).delta;
-    }
-    // What a sketching device sends, and the rows the server reads back from it.
-    const sent = sketchUpdate(
-      update.delta,
-      dims,
-      sketch,
-      new Float32Array(sketchLength(dims, sketch)),
-    );
-    const body = encodeDeviceUpdate(manifest, sent, update.examples, new Uint8Array(16));
+    const body = encodeDeviceUpdate(manifest, update.delta, update.examples, new Uint8Array(16));
     bytes = body.length;
-    const received = decodeUpdate(body, sent.length).delta;
-    return unsketchUpdate(received, dims, sketch, new Float32Array(update.delta.length));
+    const received = decodeUpdate(body, update.delta.length).delta;
+    if (sent.kind !== 'sketch') return received;
+    const rows = new Float32Array(updateLength(dims, layout));
+    return unsketchUpdate(received, dims, sent.sketch, rows);
   };
   // The other devices of a secure round: sums of the first m - 1 non-target visitors' updates.
   const targets = new Set(chosen);
@@ -166,11 +159,12 @@ async function main(): Promise<void> {
     tally.popular.push(scoreGuess(popular as Ranking, truth));
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const layoutName = sketch
-    ? `sketch ${sketch.buckets}`
-    : layout.kind === 'full'
-      ? 'full'
-      : `${layout.rows.length} rows`;
+  const layoutName =
+    sent.kind === 'sketch'
+      ? `sketch ${sent.sketch.buckets}`
+      : layout.kind === 'full'
+        ? 'full'
+        : `${layout.rows.length} rows`;
   const line = (name: string, scores: Score[]) => [
     name,
     `${(100 * mean(scores.map((s) => (s.top1 ? 1 : 0)))).toFixed(1)}%`,

@@ -6,8 +6,7 @@
  * one device, the last when it posts (federated-client.ts shareUpdate).
  */
 import type { ModelDims, ModelManifest } from '../protocol/manifest.js';
-import type { UpdateLayout } from '../protocol/update-layout.js';
-import { sketchLength, sketchUpdate, type ItemSketch } from '../protocol/item-sketch.js';
+import { modelLayout, sentUpdate, type UpdateLayout } from '../protocol/update-layout.js';
 import { localUpdates, type LocalUpdateSettings } from '../model/local-update.js';
 import type { TrainSession } from '../model/train.js';
 import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
@@ -21,8 +20,8 @@ export interface DeviceUploads {
 /**
  * Trains each device of `devices` from `global`, clips its update to the manifest's S and encodes
  * it as the device would post it. `tokens[i]` is device i's round token; `random` rounds an int8 /
- * int4 body (the platform's CSPRNG when left out). With `sketch` (and the full layout) a device
- * sends its update's item sketch (protocol/item-sketch.ts), clipped to S.
+ * int4 body (the platform's CSPRNG when left out). In a sketch layout a device trains the whole
+ * model and sends its update's item sketch (protocol/item-sketch.ts), clipped to S.
  */
 export function deviceUploads(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'> & { dims: ModelDims },
@@ -32,25 +31,16 @@ export function deviceUploads(
   settings: LocalUpdateSettings,
   tokens: readonly Uint8Array[],
   random?: () => number,
-  sketch?: ItemSketch,
 ): DeviceUploads {
-  const clipNorm = manifest.federation.clipNorm;
-  const { deltas, examples } = localUpdates(manifest.dims, global, devices, layout, settings);
+  const { dims, federation } = manifest;
+  const trained = modelLayout(layout);
+  const { deltas, examples } = localUpdates(dims, global, devices, trained, settings);
   // A sketching device clips what it sends, the sketch of its whole update.
-  const sent = (delta: Float32Array) =>
-    sketch
-      ? sketchUpdate(
-          delta,
-          manifest.dims,
-          sketch,
-          new Float32Array(sketchLength(manifest.dims, sketch)),
-        )
-      : delta;
   const bodies = deltas.map((delta, i) =>
     examples[i]! > 0
       ? encodeDeviceUpdate(
           manifest,
-          clipForUpload(sent(delta), clipNorm),
+          clipForUpload(sentUpdate(delta, dims, layout), federation.clipNorm),
           examples[i]!,
           tokens[i]!,
           manifest.version,

@@ -18,6 +18,7 @@ import {
 import { quantizedBytes } from '../protocol/update-quant.js';
 import type { GlobalModel } from './model-source.js';
 import { gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
+import { roundSketch, sketchLength, sketchUpdate } from '../protocol/item-sketch.js';
 
 const dims = { items: 20, embedding: 4, hidden: 4, maxSessionLength: 5 };
 let global: GlobalModel;
@@ -82,6 +83,44 @@ describe('learnLocally', () => {
     // What it adopted is what it sends (unclipped here: S is out of reach).
     compact.forEach((d, i) => expect(trained.update.delta[i]).toBeCloseTo(d, 5));
     expect(Math.max(...compact.map(Math.abs))).toBeGreaterThan(0);
+  });
+
+  it('trains the whole model under an item sketch, and sends the sketch of what it adopted', async () => {
+    const sketch = roundSketch(3, 7);
+    const sketched = (clipNorm: number) => ({
+      ...global,
+      manifest: {
+        ...global.manifest,
+        federation: { ...global.manifest.federation, itemSketch: sketch, clipNorm },
+      },
+    });
+    const trained = await learnLocally(sketched(1e9), sessions, undefined, localTrainingSettings());
+    trained.model.dispose();
+    expect(trained.update.delta.length).toBe(sketchLength(dims, sketch));
+    expect(trained.update.delta.length).toBeLessThan(global.weights.length);
+    const moved = trained.weights.map((w, i) => w - global.weights[i]!);
+    // Every item it saw moved (1-7): a sketch names no rows.
+    for (const item of [1, 2, 3, 4, 5, 6, 7]) {
+      const row = moved.subarray(item * dims.embedding, (item + 1) * dims.embedding);
+      expect(l2Norm(row), `item ${item}`).toBeGreaterThan(0);
+    }
+    const expected = sketchUpdate(
+      moved,
+      dims,
+      sketch,
+      new Float32Array(sketchLength(dims, sketch)),
+    );
+    expected.forEach((d, i) => expect(trained.update.delta[i]).toBeCloseTo(d, 5));
+    // Clipped as a whole to S: the sketch is what leaves the device.
+    const clipped = await learnLocally(
+      sketched(0.01),
+      sessions,
+      undefined,
+      localTrainingSettings(),
+    );
+    clipped.model.dispose();
+    expect(l2Norm(clipped.update.delta)).toBeLessThanOrEqual(0.01);
+    expect(l2Norm(clipped.update.delta)).toBeGreaterThan(0.0099);
   });
 
   it("encodes the upload in the manifest's dtype, rounding with the platform's CSPRNG", async () => {

@@ -18,6 +18,8 @@ import { localUpdates } from '../model/local-update.js';
 import {
   denseLength,
   gatherLayout,
+  modelLayout,
+  sentUpdate,
   fitUpdate,
   manifestLayout,
   scatterLayout,
@@ -98,8 +100,10 @@ export async function learnLocally(
   const planned = epochs * Math.ceil(windows / Math.max(1, batchSize));
   const steps = Math.min(reuse ? TOP_UP_STEPS : maxSteps, planned);
   await ensureGradients();
-  // The round's layout (the dense tensors and the rows the server names), the same for every device.
-  const layout = manifestLayout(federation);
+  // The round's layout (the dense tensors and the rows the server names, or an item sketch), the
+  // same for every device; a sketching device trains the whole model.
+  const sent = manifestLayout(federation);
+  const layout = modelLayout(sent);
   const { deltas, examples } = localUpdates(
     dims,
     global.weights,
@@ -111,7 +115,7 @@ export async function learnLocally(
   );
   const raw = deltas[0]!;
   // The device adopts its own training unclipped (the layout's coordinates; the rest stay as the
-  // copy it started from); what it sends is clipped to S.
+  // copy it started from); what it sends (the update, or its sketch) is clipped to S.
   const weights = (reuse && local ? local : global.weights).slice();
   const trained = gatherLayout(global.weights, dims, layout, new Float32Array(raw.length));
   for (let i = 0; i < raw.length; i++) trained[i]! += raw[i]!;
@@ -124,7 +128,7 @@ export async function learnLocally(
     update: {
       baseVersion: version,
       layoutHash,
-      delta: clipForUpload(Float32Array.from(raw), federation.clipNorm),
+      delta: clipForUpload(Float32Array.from(sentUpdate(raw, dims, sent)), federation.clipNorm),
       examples: steps > 0 ? examples[0]! : 0,
     },
   };

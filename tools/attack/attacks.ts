@@ -16,7 +16,7 @@ import {
   denseStart,
   rowOffsets,
   updateLength,
-  type UpdateLayout,
+  type ModelLayout,
 } from '../../protocol/update-layout.js';
 
 /** Catalogue rows ranked by an attack, most likely first. */
@@ -30,7 +30,7 @@ export type Ranking = readonly number[];
 export function rowsAttack(
   delta: Float32Array,
   dims: ModelDims,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   prior?: ArrayLike<number>,
 ): Ranking {
   if (delta.length !== updateLength(dims, layout)) throw new RangeError('delta is not in layout');
@@ -52,7 +52,7 @@ export function rowsAttack(
 export function projectionAttack(
   delta: Float32Array,
   dims: ModelDims,
-  layout: UpdateLayout,
+  layout: ModelLayout,
   global: Float32Array,
 ): Ranking {
   const tensors = tensorLayout(dims);

@@ -14,8 +14,7 @@ import {
   decodeUpdate,
   type UpdateDtypeName,
 } from '../../protocol/update-format.js';
-import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
-import { sketchLength, type ItemSketch } from '../../protocol/item-sketch.js';
+import { modelLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
 import { clippedUpdateSum } from '../../model/cohort-sum.js';
 import { deviceUploads } from '../../worker/device-update.js';
 import { initNodeBackend } from '../tf-node.js';
@@ -36,6 +35,11 @@ export interface DeviceJob {
   /** The global weights, shared with the main thread (read only here). */
   readonly weights: Float32Array;
   readonly devices: readonly (readonly number[])[];
+  /**
+   * The round's update layout. In a sketch layout the devices train the whole model and a body's
+   * values are the sketch's, clipped to S by the device; a summed job still sums the whole updates
+   * (the caller sketches their sum), and its body size is the sketch's.
+   */
   readonly layout: UpdateLayout;
   readonly local: LocalUpdateSettings;
   readonly batch: number;
@@ -44,12 +48,6 @@ export interface DeviceJob {
    * no device's own copy), not each device's body.
    */
   readonly summed: boolean;
-  /**
-   * The devices send their item rows as this count sketch (protocol/item-sketch.ts; `layout` is
-   * then the full one): a body's values are the sketch's, clipped to S by the device. A summed
-   * job still sums the full updates (the caller sketches their sum); its body size is the sketch's.
-   */
-  readonly sketch?: ItemSketch;
 }
 
 /** What the server decoded from one device's body (protocol/update-format.ts decodeUpdate). */
@@ -64,7 +62,7 @@ export interface Received {
 
 /** The sum of a job's clipped updates (a summed job). */
 export interface SummedUpdates {
-  /** Sum of the uploads, in the layout's coordinates. */
+  /** Sum of the uploads, in the model's coordinates of the layout (modelLayout). */
   readonly sum: Float64Array;
   /** Devices that sent an update (those with at least one example). */
   readonly uploads: number;
@@ -113,10 +111,9 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
   } as Parameters<typeof deviceUploads>[0];
   const random = mulberry32(job.roundingSeed + job.share * 0x9e3779b1);
   const received: (Received | null)[] = [];
-  const length = updateLength(job.dims, job.layout);
   // What each device sends: its update in the layout, or the sketch of it.
-  const sent = job.sketch ? sketchLength(job.dims, job.sketch) : length;
-  if (job.summed) return { id: job.id, received, summed: summedJob(job, length, sent) };
+  const sent = updateLength(job.dims, job.layout);
+  if (job.summed) return { id: job.id, received, summed: summedJob(job, sent) };
   for (let start = 0; start < job.devices.length; start += job.batch) {
     const chunk = job.devices.slice(start, start + job.batch);
     const out = deviceUploads(
@@ -127,7 +124,6 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
       job.local,
       chunk.map(() => TOKEN),
       random,
-      job.sketch,
     );
     for (const body of out.bodies) {
       if (!body) {
@@ -142,10 +138,12 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
 }
 
 /**
- * A summed job: each batch's clipped sum (cohort-sum.ts) of `length` values, added up in float64;
- * `sent` values are what one device's body would carry.
+ * A summed job: each batch's clipped sum (cohort-sum.ts) in the model's coordinates, added up in
+ * float64; `sent` values are what one device's body would carry.
  */
-function summedJob(job: DeviceJob, length: number, sent: number): SummedUpdates {
+function summedJob(job: DeviceJob, sent: number): SummedUpdates {
+  const layout = modelLayout(job.layout);
+  const length = updateLength(job.dims, layout);
   const sum = new Float64Array(length);
   const norms: number[] = [];
   let uploads = 0;
@@ -155,7 +153,7 @@ function summedJob(job: DeviceJob, length: number, sent: number): SummedUpdates 
       job.dims,
       job.weights,
       chunk.map((items) => [{ items }]),
-      job.layout,
+      layout,
       job.local,
       job.clipNorm,
     );

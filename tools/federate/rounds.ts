@@ -7,14 +7,8 @@
  * With `--secure` the server learns the round only as secure aggregation would reveal it.
  */
 import type { ModelDims } from '../../protocol/manifest.js';
-import { clipFactor, l2Norm } from '../../protocol/clip.js';
 import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
-import {
-  sketchLength,
-  sketchUpdate,
-  unsketchUpdate,
-  type ItemSketch,
-} from '../../protocol/item-sketch.js';
+import { sketchUpdate } from '../../protocol/item-sketch.js';
 import { encodeMasked } from '../../protocol/secagg/wire.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
 import type { AggregateUpdate } from '../../server/aggregate.js';
@@ -96,13 +90,13 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
 
 /**
  * Runs one round: each device in `devices` trains and uploads; the server folds the uploads into
- * `state` (in place). A round in which nobody uploads publishes nothing. With `sketch` (a summed
- * round in the full layout) the devices send their item rows as that count sketch
- * (protocol/item-sketch.ts): the server learns the sketch of the round's sum, noises it there when
- * noise is on, and reads it back into rows. Per device, each device sketches its update and clips
- * the sketch (worker/device-update.ts); summed, each device is clipped by its full update's norm,
- * not its sketch's (equal in expectation, not one by one), so tools/federate.ts refuses noise
- * there.
+ * `state` (in place). A round in which nobody uploads publishes nothing. In a sketch layout the
+ * devices send their item rows as the round's count sketch (protocol/item-sketch.ts): the server
+ * clips and sums the sketches, noises the sum there when noise is on, and reads it back into rows
+ * (layout-round.ts). Per device, each device sketches its update and clips the sketch
+ * (worker/device-update.ts); summed, the round's sum of whole updates is sketched, each device
+ * clipped by its whole update's norm, not its sketch's (equal in expectation, not one by one), so
+ * tools/federate.ts refuses noise there.
  */
 export async function runRound(
   state: GlobalState,
@@ -115,11 +109,7 @@ export async function runRound(
   rng: GaussianRng,
   runner: DeviceRunner = inThisThread,
   sum: boolean,
-  sketch?: ItemSketch,
 ): Promise<RoundResult> {
-  if (sketch && layout.kind !== 'full') {
-    throw new RangeError('an item sketch is formed from the full layout');
-  }
   const { received, summed } = await runner(
     {
       dims,
@@ -133,7 +123,6 @@ export async function runRound(
       local,
       batch: DEVICE_BATCH,
       summed: sum,
-      ...(sketch ? { sketch } : {}),
     },
     devices,
   );
@@ -148,7 +137,7 @@ export async function runRound(
   }
   const uploads = summed ? summed.uploads : updates.length;
   if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
-  const sent = sketch ? sketchLength(dims, sketch) : updateLength(dims, layout);
+  const sent = updateLength(dims, layout);
   // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
   if (config.aggregation === 'secure') uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
@@ -163,31 +152,21 @@ export async function runRound(
     { optimizerState: state.optimizer, ledger: [] },
     (compact, context) => {
       const secure = config.aggregation === 'secure';
-      if (!secure && !sketch) {
-        return summed
-          ? policy.aggregateSum(compact, { sum: summed.sum, count: summed.uploads }, context)
-          : policy.aggregate(compact, updates, context);
-      }
-      // Known by a sum only: what secure aggregation unmasks, or the devices' sketches. Summed, the
-      // round's sum is sketched here; per device, each body is its sketch already, which a
-      // plaintext server clips to S again (as for any body) and a secure one never sees.
-      const total = summed
-        ? sketch
-          ? sketchUpdate(summed.sum, dims, sketch, new Float64Array(sent))
-          : summed.sum
-        : sumOf(updates, sent, secure ? undefined : config.clipNorm);
-      // How the server reads a mean of sketches into rows.
-      const decode = sketch && {
-        decode: (mean: Float64Array) =>
-          unsketchUpdate(mean, dims, sketch, new Float64Array(compact.length)),
-      };
-      if (!secure)
-        return policy.aggregateSum(compact, { sum: total, count: uploads, ...decode }, context);
+      // A plaintext server clips each body again (a sketch's too) and reads sketches back into rows.
+      if (!secure && !summed) return policy.aggregate(compact, updates, context);
+      // Known by a sum only: what secure aggregation unmasks, or a summed round. Summed, the sum is
+      // of whole updates, sketched here as the devices would have sent them.
+      const total = !summed
+        ? sumOf(updates, sent)
+        : layout.kind === 'sketch'
+          ? sketchUpdate(summed.sum, dims, layout.sketch, new Float64Array(sent))
+          : summed.sum;
+      if (!secure) return policy.aggregateSum(compact, { sum: total, count: uploads }, context);
       // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
       // their Skellam noise (server/secure-sum.ts).
       const { sum, encoding } = standInSum(total, uploads, config);
       const skellam = encoding.skellam ? { skellam: encoding.skellam } : {};
-      return policy.aggregateSum(compact, { sum, count: uploads, ...skellam, ...decode }, context);
+      return policy.aggregateSum(compact, { sum, count: uploads, ...skellam }, context);
     },
   );
   // In place: the weights live in shared memory that the device threads read.
@@ -196,19 +175,11 @@ export async function runRound(
   return { uploads, uploadBytes, medianNorm, clipped };
 }
 
-/**
- * The sum of the round's (device-clipped) updates, each clipped to `clipNorm` again where given
- * (protocol/clip.ts clipFactor, as the server clips a body).
- */
-function sumOf(
-  updates: readonly AggregateUpdate[],
-  length: number,
-  clipNorm?: number,
-): Float64Array {
+/** The sum of the round's (device-clipped) updates, as secure aggregation reveals it. */
+function sumOf(updates: readonly AggregateUpdate[], length: number): Float64Array {
   const total = new Float64Array(length);
   for (const { delta } of updates) {
-    const factor = clipNorm === undefined ? 1 : clipFactor(l2Norm(delta), clipNorm);
-    for (let i = 0; i < length; i++) total[i]! += factor * delta[i]!;
+    for (let i = 0; i < length; i++) total[i]! += delta[i]!;
   }
   return total;
 }

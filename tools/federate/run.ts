@@ -16,13 +16,12 @@ import {
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
-import { roundSketch } from '../../protocol/item-sketch.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../protocol/privacy/index.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
-import { federationParams, versionRows } from '../../server/versions.js';
+import { federationParams, versionLayout } from '../../server/versions.js';
 import { Pop } from '../baselines/popularity.js';
 import type { LoadedDataset } from '../data/datasets.js';
 import { evaluateModel, evaluateRecommender } from '../eval/evaluate.js';
@@ -143,6 +142,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
     serverOptimizer: s.serverOptimizer,
     updateRows: s.rowsPerRound ?? 'full',
+    itemSketch: s.itemSketch ?? 'off',
     rowChoice: s.rowChoice,
     updateDtype: s.updateDtype,
     serverLearningRate: s.serverLearningRate,
@@ -158,17 +158,19 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
 }
 
 /**
- * The update layout of a round: the rows the server names for the version the round is on
- * (server/versions.ts versionRows, as the server's store records them in a version's manifest).
+ * The update layout of a round, as the server's store records it in a version's manifest
+ * (server/versions.ts versionLayout): the rows named on the round's number, or the sketch drawn
+ * for the version its devices train on (round + 1).
  */
 export function layoutFor(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice'>,
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
   dims: ModelDims,
   round: number,
   weights: Float32Array,
   seed: number,
 ): UpdateLayout {
-  return manifestLayout({ updateRows: versionRows(config, dims, round, weights, seed) });
+  const version = config.itemSketch === 'off' ? round : round + 1;
+  return manifestLayout(versionLayout(config, dims, version, weights, seed));
 }
 
 /**
@@ -311,7 +313,6 @@ export async function runFederation(
       () => normal(uniform),
       hooks.runner,
       !settings.perDevice && summable(local, config),
-      settings.itemSketch ? roundSketch(settings.itemSketch, round + 1) : undefined,
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;
