@@ -27,6 +27,7 @@ import {
 import { buildApp } from './app.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
+import { manifestLayout, updateLength, type UpdateLayout } from '../protocol/update-layout.js';
 import type { GaussianRng } from './gaussian.js';
 import { seedIfEmpty } from './seed.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -48,6 +49,76 @@ export function makeDelta(norm: number, salt = 0): Float32Array {
   const raw = Array.from({ length: PARAMS }, (_, i) => Math.cos(i * 1.7 + salt * 3.1) + 0.1 * salt);
   const n = Math.sqrt(raw.reduce((s, v) => s + v * v, 0));
   return Float32Array.from(raw, (v) => (v / n) * norm);
+}
+
+/** A deterministic delta of `length` values (an update layout's) and L2 norm `norm`. */
+export function layoutDelta(length: number, norm: number, salt: number): Float32Array {
+  const raw = Float32Array.from({ length }, (_, i) => Math.sin(i * 2.3 + salt) + 0.2);
+  const n = Math.sqrt(raw.reduce((sum, v) => sum + v * v, 0));
+  return raw.map((x) => (x / n) * norm);
+}
+
+/** The manifest `app` serves now. */
+export async function servedModel(app: FastifyInstance): Promise<ModelManifest> {
+  return (await app.inject({ method: 'GET', url: PATHS.model })).json<ModelManifest>();
+}
+
+/** The float32 weights `app` serves for `version`; throws unless they are served. */
+export async function servedWeights(app: FastifyInstance, version: number): Promise<Float32Array> {
+  const res = await app.inject({ method: 'GET', url: weightsPath(version) });
+  if (res.statusCode !== 200) throw new Error(`v${version} not served: ${res.statusCode}`);
+  return bytesToFloat32(res.rawPayload);
+}
+
+/**
+ * Posts `deltas[i]` with `tokens[i]` on version `version` (each must be accepted), then returns
+ * their mean and how the weights moved from `version` to the next, which they publish.
+ */
+export async function moveOfRound(
+  app: FastifyInstance,
+  tokens: readonly string[],
+  deltas: readonly Float32Array[],
+  version = 1,
+): Promise<{ mean: Float32Array; moved: Float32Array }> {
+  for (let i = 0; i < deltas.length; i++) {
+    const res = await postUpdate(app, updateBody({ token: tokens[i]!, delta: deltas[i]! }));
+    if (res.statusCode !== 202) throw new Error(`update refused: ${res.statusCode} ${res.body}`);
+  }
+  const before = await servedWeights(app, version);
+  const after = await servedWeights(app, version + 1);
+  const mean = deltas[0]!.map((_, j) => deltas.reduce((sum, d) => sum + d[j]!, 0) / deltas.length);
+  return { mean, moved: after.map((w, j) => w - before[j]!) };
+}
+
+/**
+ * A stale update, on `app` with m = 1 and a staleness bound of at least 1: two devices join on
+ * version 1, one's update publishes version 2, then the other's, computed on version 1, publishes
+ * version 3. Returns the two versions' update layouts, the stale update, and what version 3 moved.
+ */
+export async function staleUpdateRound(app: FastifyInstance): Promise<{
+  from: UpdateLayout;
+  to: UpdateLayout;
+  stale: Float32Array;
+  change: Float32Array;
+}> {
+  const v1 = await servedModel(app);
+  const late = await joinRound(app);
+  const now = await joinRound(app);
+  const from = manifestLayout(v1.federation);
+  const length = updateLength(DIMS, from);
+  const post = async (token: string, delta: Float32Array, version: number) => {
+    const res = await postUpdate(app, updateBody({ token, delta }));
+    if (res.statusCode !== 202 || res.json<{ version: number }>().version !== version) {
+      throw new Error(`expected v${version}: ${res.statusCode} ${res.body}`);
+    }
+  };
+  await post(now.token, layoutDelta(length, 0.5, 3), 2);
+  const to = manifestLayout((await servedModel(app)).federation);
+  const stale = layoutDelta(length, 0.5, 4);
+  await post(late.token, stale, 3);
+  const v2 = await servedWeights(app, 2);
+  const change = (await servedWeights(app, 3)).map((w, i) => w - v2[i]!);
+  return { from, to, stale, change };
 }
 
 /** A well-formed submission on version 1 for store tests: token, norm 0.5, a delta salted by `salt`. */

@@ -4,11 +4,7 @@
  * folds a round in its layout (everything else keeps its value), and carries a stale update into
  * the current version's layout, also when a round publishes while the update is being stored.
  */
-import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { l2Norm } from '../protocol/clip.js';
-import type { ModelManifest } from '../protocol/manifest.js';
-import { PATHS, weightsPath } from '../protocol/routes.js';
 import {
   gatherLayout,
   manifestLayout,
@@ -20,7 +16,6 @@ import {
   type UpdateLayout,
 } from '../protocol/update-layout.js';
 import { resolveConfig } from './config.js';
-import { bytesToFloat32 } from './float32-bytes.js';
 import { ingestUpdate, maxParamsFor } from './ingest.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
@@ -28,8 +23,13 @@ import {
   DIMS,
   PARAMS,
   joinRound,
+  layoutDelta,
+  moveOfRound,
   makeApp,
   postUpdate,
+  servedModel,
+  servedWeights,
+  staleUpdateRound,
   serveStore,
   updateBody,
   type ServedStore,
@@ -43,23 +43,6 @@ afterEach(async () => {
 
 /** Three rows of five (the test model has items 1..5): adjacent versions share one. */
 const ROWS = { updateRows: 3, rowChoice: 'window' } as const;
-
-async function served(app: FastifyInstance): Promise<ModelManifest> {
-  return (await app.inject({ method: 'GET', url: PATHS.model })).json<ModelManifest>();
-}
-
-async function weightsOf(app: FastifyInstance, version: number): Promise<Float32Array> {
-  const res = await app.inject({ method: 'GET', url: weightsPath(version) });
-  expect(res.statusCode).toBe(200);
-  return bytesToFloat32(res.rawPayload);
-}
-
-/** A deterministic delta of `length` values and L2 norm `norm`. */
-function delta(length: number, norm: number, salt: number): Float32Array {
-  const raw = Float32Array.from({ length }, (_, i) => Math.sin(i * 2.3 + salt) + 0.2);
-  const n = l2Norm(raw);
-  return raw.map((x) => (x / n) * norm);
-}
 
 /** The full-model change `compact` makes in `layout` (zero elsewhere). */
 function spread(compact: Float32Array, layout: UpdateLayout): Float32Array {
@@ -77,7 +60,7 @@ describe('compact updates (--update-rows)', () => {
   it('names rows per version, refuses the whole model, and moves only the layout', async () => {
     const t = await makeApp({ ...ROWS, minCohort: 2, maxStaleness: 0 });
     closers.push(t.close);
-    const v1 = await served(t.app);
+    const v1 = await servedModel(t.app);
     const rows = v1.federation.updateRows!;
     expect(rows).toHaveLength(3);
     const layout = manifestLayout(v1.federation);
@@ -90,22 +73,12 @@ describe('compact updates (--update-rows)', () => {
     expect(whole.json()).toMatchObject({ error: { code: 'HEARTH_E_UPDATE_SHAPE' } });
 
     const b = await joinRound(t.app);
-    const deltas = [delta(length, 0.5, 1), delta(length, 0.5, 2)];
-    for (const [token, d] of [
-      [a.token, deltas[0]!],
-      [b.token, deltas[1]!],
-    ] as const) {
-      const res = await postUpdate(t.app, updateBody({ token, delta: d }));
-      expect(res.statusCode, res.body).toBe(202);
-    }
-    const before = await weightsOf(t.app, 1);
-    const after = await weightsOf(t.app, 2);
+    const deltas = [layoutDelta(length, 0.5, 1), layoutDelta(length, 0.5, 2)];
     // FedAvg with the equal-weight mean at lr 1: v2 = v1 + mean, on the layout's coordinates only.
-    const mean = deltas[0]!.map((x, i) => (x + deltas[1]![i]!) / 2);
-    const moved = after.map((w, i) => w - before[i]!);
+    const { mean, moved } = await moveOfRound(t.app, [a.token, b.token], deltas);
     expectClose(moved, spread(mean, layout));
 
-    const v2 = await served(t.app);
+    const v2 = await servedModel(t.app);
     expect(v2.version).toBe(2);
     expect(v2.federation.updateRows).toHaveLength(3);
     expect(v2.federation.updateRows).not.toEqual(rows);
@@ -114,25 +87,7 @@ describe('compact updates (--update-rows)', () => {
   it('carries a stale update into the current layout: rows both name kept, the others dropped', async () => {
     const t = await makeApp({ ...ROWS, minCohort: 1, maxStaleness: 1 });
     closers.push(t.close);
-    const v1 = await served(t.app);
-    const late = await joinRound(t.app);
-    const now = await joinRound(t.app);
-    const from = manifestLayout(v1.federation);
-    const length = updateLength(DIMS, from);
-    let res = await postUpdate(
-      t.app,
-      updateBody({ token: now.token, delta: delta(length, 0.5, 3) }),
-    );
-    expect(res.statusCode, res.body).toBe(202);
-    const to = manifestLayout((await served(t.app)).federation);
-    const stale = delta(length, 0.5, 4);
-    res = await postUpdate(t.app, updateBody({ token: late.token, delta: stale }));
-    expect(res.statusCode, res.body).toBe(202);
-    expect(res.json()).toMatchObject({ version: 3 });
-
-    const v2w = await weightsOf(t.app, 2);
-    const v3w = await weightsOf(t.app, 3);
-    const change = v3w.map((w, i) => w - v2w[i]!);
+    const { from, to, stale, change } = await staleUpdateRound(t.app);
     expectClose(change, expectedFit(stale, from, to));
   });
 
@@ -141,7 +96,7 @@ describe('compact updates (--update-rows)', () => {
     closers.push(() => store.close());
     const s: ServedStore = await serveStore(store, { ...ROWS, minCohort: 1, maxStaleness: 1 });
     closers.push(s.close);
-    const v1 = await served(s.app);
+    const v1 = await servedModel(s.app);
     const from = manifestLayout(v1.federation);
     const length = updateLength(DIMS, from);
     const mine = await joinRound(s.app);
@@ -154,7 +109,7 @@ describe('compact updates (--update-rows)', () => {
           return async (...args: Parameters<Store['submitUpdate']>) => {
             if (!raced) {
               raced = true;
-              const body = updateBody({ token: other.token, delta: delta(length, 0.5, 5) });
+              const body = updateBody({ token: other.token, delta: layoutDelta(length, 0.5, 5) });
               expect((await postUpdate(s.app, body)).statusCode).toBe(202);
             }
             return target.submitUpdate(...args);
@@ -165,7 +120,7 @@ describe('compact updates (--update-rows)', () => {
       },
     });
     const config = resolveConfig({ noiseMultiplier: 0, ...ROWS, minCohort: 1, maxStaleness: 1 });
-    const stale = delta(length, 0.5, 6);
+    const stale = layoutDelta(length, 0.5, 6);
     const reply = await ingestUpdate(updateBody({ token: mine.token, delta: stale }), {
       store: racing,
       config,
@@ -174,8 +129,8 @@ describe('compact updates (--update-rows)', () => {
     expect(raced).toBe(true);
     expect(reply).toMatchObject({ accepted: true, version: 3 });
     const to = manifestLayout((await store.getManifest(2))!.federation);
-    const v2w = await weightsOf(s.app, 2);
-    const change = (await weightsOf(s.app, 3)).map((w, i) => w - v2w[i]!);
+    const v2w = await servedWeights(s.app, 2);
+    const change = (await servedWeights(s.app, 3)).map((w, i) => w - v2w[i]!);
     expectClose(change, expectedFit(stale, from, to));
   });
 });

@@ -1,11 +1,13 @@
 /**
  * `npm run attack`: what the server can read off one upload today, measured on real visitors.
  *
- *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200] [--rows 4096|full]
- *     [--cohorts 1,10,100,1000] [--update-dtype float16|int8|int4, default: the server's]
- *     [--item-sketch <buckets>] (instead of --rows: the device sends its item rows as the count
- *     sketch of version 1, protocol/item-sketch.ts, and the server reads it back into rows; the
- *     rows attack ranks a bucket's mates by popularity)
+ *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200]
+ *     [--item-sketch <buckets> | --rows <n>|full] [--cohorts 1,10,100,1000]
+ *     [--update-dtype float16|int8|int4, default: the server's]
+ *
+ * The layout is the server's default unless one is given: the device sends its item rows as the
+ * count sketch of version 1 (`--item-sketch`, protocol/item-sketch.ts; the server reads it back
+ * into rows, and the rows attack ranks a bucket's mates by popularity), or the rows `--rows` names.
  *
  * The global model is the federated simulation's seed model (trained centrally on the oldest 10%
  * of training sessions, cached in .hearth/federate/ by `npm run federate`). Each visitor is one of
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
       dataset: { type: 'string', default: 'diginetica' },
       data: { type: 'string', default: '../shared/data' },
       visitors: { type: 'string', default: '200' },
-      rows: { type: 'string', default: String(DEFAULT_CONFIG.updateRows) },
+      rows: { type: 'string' },
       // What a plaintext device sends by default (the server's --update-dtype).
       'update-dtype': { type: 'string', default: DEFAULT_CONFIG.updateDtype },
       cohorts: { type: 'string' },
@@ -62,12 +64,22 @@ async function main(): Promise<void> {
     .filter((c) => c !== '')
     .map((c) => positiveInteger('cohorts', c));
   const visitors = positiveInteger('visitors', values.visitors);
+  if (values.rows !== undefined && values['item-sketch'] !== undefined) {
+    throw new Error('--rows and --item-sketch both name the layout: give one');
+  }
   const updateRows =
-    values.rows === 'full' ? ('full' as const) : positiveInteger('rows', values.rows);
+    values.rows === undefined
+      ? DEFAULT_CONFIG.updateRows
+      : values.rows === 'full'
+        ? ('full' as const)
+        : positiveInteger('rows', values.rows);
+  // The server's default (a sketch) unless rows are asked for, as `--update-rows` does there.
   const itemSketch =
-    values['item-sketch'] === undefined
-      ? ('off' as const)
-      : positiveInteger('item-sketch', values['item-sketch']);
+    values['item-sketch'] !== undefined
+      ? positiveInteger('item-sketch', values['item-sketch'])
+      : values.rows === undefined
+        ? DEFAULT_CONFIG.itemSketch
+        : ('off' as const);
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data);
