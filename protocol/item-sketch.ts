@@ -61,23 +61,25 @@ function transfer(
   into: 'sketch' | 'rows',
 ): void {
   const d = dims.embedding;
+  const n = dims.items;
   const dense = denseLength(dims);
-  const offset = dims.items * d + dims.items;
+  const offset = n * d + n;
   const target = into === 'sketch' ? compact : full;
   target.fill(0);
-  for (let i = 0; i < dense; i++) {
-    if (into === 'sketch') compact[i] = full[offset + i]!;
-    else full[offset + i] = compact[i]!;
-  }
-  for (let item = 1; item < dims.items; item++) {
+  if (into === 'sketch') compact.set(full.subarray(offset, offset + dense), 0);
+  else full.set(compact.subarray(0, dense), offset);
+  // Embedding values, then the bias (stored after the whole table in the full vector).
+  for (let item = 1; item < n; item++) {
     const slot = sketchSlot(item, sketch);
     const sign = slot > 0 ? 1 : -1;
     const at = dense + (Math.abs(slot) - 1) * (d + 1);
-    for (let c = 0; c <= d; c++) {
-      // Embedding values, then the bias (stored after the whole table in the full vector).
-      const row = c < d ? item * d + c : dims.items * d + item;
-      if (into === 'sketch') compact[at + c]! += sign * full[row]!;
-      else full[row] = sign * compact[at + c]!;
+    const row = item * d;
+    if (into === 'sketch') {
+      for (let c = 0; c < d; c++) compact[at + c]! += sign * full[row + c]!;
+      compact[at + d]! += sign * full[n * d + item]!;
+    } else {
+      for (let c = 0; c < d; c++) full[row + c] = sign * compact[at + c]!;
+      full[n * d + item] = sign * compact[at + d]!;
     }
   }
 }
