@@ -19,9 +19,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { clipFactor } from '../protocol/clip.js';
-import type { ModelDims } from '../protocol/manifest.js';
+import { denseLength, NORM_EPSILON, type ModelDims } from '../protocol/manifest.js';
 import {
-  denseLength,
   denseStart,
   rowOffsets,
   updateLength,
@@ -35,7 +34,6 @@ import {
   type LocalUpdateSettings,
   type Probes,
 } from './local-update.js';
-import { NORM_EPSILON } from '../protocol/manifest.js';
 import { matMul2d } from './mat-mul.js';
 import type { TrainSession } from './train.js';
 

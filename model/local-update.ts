@@ -16,9 +16,8 @@
  * by item bias carry theirs in the slot mask.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
+import { denseLength, splitFlat, tensorLayout, type ModelDims } from '../protocol/manifest.js';
 import {
-  denseLength,
   denseStart,
   rowOffsets,
   updateLength,

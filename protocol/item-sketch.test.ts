@@ -3,7 +3,7 @@
  * (exact without collisions, unbiased over rounds with them).
  */
 import { describe, expect, it } from 'vitest';
-import type { ModelDims } from './manifest.js';
+import { denseLength, type ModelDims } from './manifest.js';
 import {
   roundSketch,
   sketchLength,
@@ -11,7 +11,7 @@ import {
   sketchUpdate,
   unsketchUpdate,
 } from './item-sketch.js';
-import { denseLength, rowOffsets, updateLength } from './update-layout.js';
+import { rowOffsets, updateLength } from './update-layout.js';
 import { mulberry32 } from './prng.js';
 
 const dims: ModelDims = { items: 40, embedding: 3, hidden: 2, maxSessionLength: 4 };

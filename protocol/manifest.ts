@@ -370,7 +370,6 @@ export function manifestFor(
   };
 }
 
-/** Whether `rows` is an ascending list of distinct item rows in 1..items-1. */
 /** A sketch of 1..5,000,000 buckets (the most rows an update may name) with a u32 key. */
 function validSketch(sketch: unknown): boolean {
   if (typeof sketch !== 'object' || sketch === null) return false;
@@ -383,6 +382,7 @@ function validSketch(sketch: unknown): boolean {
   );
 }
 
+/** Whether `rows` is an ascending list of distinct item rows in 1..items-1. */
 function ascendingRows(rows: unknown, items: number): boolean {
   if (!Array.isArray(rows)) return false;
   let previous = 0;

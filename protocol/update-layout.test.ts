@@ -4,11 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { l2Norm } from './clip.js';
-import type { ItemSketch, ModelDims } from './manifest.js';
+import { denseLength, type ItemSketch, type ModelDims } from './manifest.js';
 import { roundSketch, unsketchUpdate } from './item-sketch.js';
 import {
   biasLedRows,
-  denseLength,
   fitUpdate,
   gatherLayout,
   itemSpan,

@@ -149,8 +149,6 @@ export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
   return a.rows.length === b.rows.length && a.rows.every((row, i) => row === b.rows[i]);
 }
 
-export { denseLength };
-
 /** Offset of the dense tensors in the full (manifest-order) vector: after the table and biases. */
 function denseOffset(dims: ModelDims): number {
   return dims.items * dims.embedding + dims.items;

@@ -20,7 +20,7 @@ import type { RoundPolicy, Store, StoredCatalog } from './store.js';
 export interface CatalogRouteOptions {
   readonly store: Store;
   readonly operator: OperatorCheck;
-  /** The update rows a version grown for new items names (versions.ts layoutFieldsOf). */
+  /** The update layout a version grown for new items names (versions.ts layoutFieldsOf). */
   readonly layoutFields: RoundPolicy['layoutFields'];
   /** Charges a request against its address's rate limit (access.ts). */
   readonly charge: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;

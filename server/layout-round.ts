@@ -9,20 +9,23 @@
 import type { ModelDims } from '../protocol/manifest.js';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
 import {
+  fitUpdate,
   gatherLayout,
   itemSpan,
   modelLayout,
   scatterLayout,
   updateLength,
+  type ModelLayout,
   type UpdateLayout,
 } from '../protocol/update-layout.js';
+import type { SentCoordinates } from './aggregate.js';
 import { initialFedAdamState } from './fedadam.js';
 import type { RoundContext, RoundOutput } from './store.js';
 
 /**
  * Runs `fold` (a round policy's aggregate or aggregateSum) on the coordinates of `global` that
- * updates sent in `sent` move, and returns the full weights and optimiser state it leads to. `context.optimizerState`, when
- * present, covers the whole model.
+ * updates sent in `sent` move, and returns the full weights and optimiser state it leads to.
+ * `context.optimizerState`, when present, covers the whole model.
  */
 export function foldInLayout(
   dims: ModelDims,
@@ -43,15 +46,7 @@ export function foldInLayout(
       v: gatherLayout(state.v, dims, layout, new Float64Array(length)),
     },
     itemSpan: itemSpan(dims, layout),
-    ...(sent.kind === 'sketch'
-      ? {
-          sent: {
-            length: updateLength(dims, sent),
-            decode: (mean: Float64Array) =>
-              unsketchUpdate(mean, dims, sent.sketch, new Float64Array(length)),
-          },
-        }
-      : {}),
+    ...(sent.kind === 'sketch' ? { sent: sketchCoordinates(dims, sent) } : {}),
   });
   const weights = global.slice();
   scatterLayout(out.weights, dims, layout, weights);
@@ -63,4 +58,30 @@ export function foldInLayout(
   scatterLayout(out.optimizerState.m, dims, layout, m);
   scatterLayout(out.optimizerState.v, dims, layout, v);
   return { weights, privacy: out.privacy, optimizerState: { step: out.optimizerState.step, m, v } };
+}
+
+const WHOLE: ModelLayout = { kind: 'full' };
+
+/**
+ * The coordinates of updates sent as sketch `from` on a model of `dims`, and how a mean in them is
+ * read into `layout` of a model of `toDims` (by default the whole model of `dims`): back into the
+ * whole model with `from`'s hashes, then grown and fitted to `layout` where they differ (a secure
+ * sum on an earlier version, store-rules.ts publishSumRound).
+ */
+export function sketchCoordinates(
+  dims: ModelDims,
+  from: Extract<UpdateLayout, { kind: 'sketch' }>,
+  toDims: ModelDims = dims,
+  layout: ModelLayout = WHOLE,
+): SentCoordinates {
+  const whole = updateLength(dims, WHOLE);
+  const fitted = toDims.items !== dims.items || layout.kind !== 'full';
+  return {
+    length: updateLength(dims, from),
+    decode: (mean) => {
+      if (!fitted) return unsketchUpdate(mean, dims, from.sketch, new Float64Array(whole));
+      const rows = unsketchUpdate(mean, dims, from.sketch, new Float32Array(whole));
+      return Float64Array.from(fitUpdate(rows, dims, WHOLE, layout, toDims));
+    },
+  };
 }

@@ -11,13 +11,10 @@ import {
   manifestLayout,
   modelLayout,
   updateLength,
-  type ModelLayout,
-  type UpdateLayout,
 } from '../protocol/update-layout.js';
-import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { HearthError } from '../protocol/errors.js';
-import type { ModelDims, ModelManifest } from '../protocol/manifest.js';
-import type { AggregateUpdate, SentCoordinates } from './aggregate.js';
+import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
 import type { TokenRow } from './store-codecs.js';
 import type {
   RoundContext,
@@ -30,7 +27,7 @@ import type {
 } from './store.js';
 import { growForCatalog } from './catalog-growth.js';
 import type { FedAdamState } from './fedadam.js';
-import { foldInLayout } from './layout-round.js';
+import { foldInLayout, sketchCoordinates } from './layout-round.js';
 import { versionManifest } from './versions.js';
 
 /** The time recorded on rounds, tokens and updates: the expiry's clock, else the wall clock. */
@@ -313,7 +310,7 @@ export function publishSumRound(
   }
   const layout = modelLayout(manifestLayout(federation));
   const sent =
-    from.kind === 'sketch' ? readSketch(sumManifest.dims, from, dims, layout) : undefined;
+    from.kind === 'sketch' ? sketchCoordinates(sumManifest.dims, from, dims, layout) : undefined;
   const sum = sent ? total.sum : fitUpdate(total.sum, sumManifest.dims, from, layout, dims);
   const output = foldInLayout(dims, layout, base.weights, context, (c, ctx) =>
     policy.aggregateSum(
@@ -328,26 +325,6 @@ export function publishSumRound(
     ),
   );
   return publication(policy, current + 1, base.manifest, output, context, now);
-}
-
-/**
- * How a mean of sketches in `from` (on a model of `dims`) is read into `layout` of a model of
- * `toDims`: back into the whole model with `from`'s hashes, grown, and fitted to `layout`.
- */
-function readSketch(
-  dims: ModelDims,
-  from: Extract<UpdateLayout, { kind: 'sketch' }>,
-  toDims: ModelDims,
-  layout: ModelLayout,
-): SentCoordinates {
-  const whole = updateLength(dims, { kind: 'full' });
-  return {
-    length: updateLength(dims, from),
-    decode: (mean) => {
-      const rows = unsketchUpdate(mean, dims, from.sketch, new Float32Array(whole));
-      return Float64Array.from(fitUpdate(rows, dims, { kind: 'full' }, layout, toDims));
-    },
-  };
 }
 
 /**

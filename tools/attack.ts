@@ -32,7 +32,7 @@ import { manifestFor } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
 import { DEVICE_UPDATE_DTYPES, decodeUpdate } from '../protocol/update-format.js';
 import { manifestLayout, modelLayout, updateLength } from '../protocol/update-layout.js';
-import { DEFAULT_CONFIG } from '../server/config.js';
+import { DEFAULT_CONFIG, resolveConfig } from '../server/config.js';
 import { versionLayout } from '../server/versions.js';
 import { projectionAttack, rowsAttack, scoreGuess, type Ranking } from './attack/attacks.js';
 import { loadDataset, parseDatasetName } from './data/datasets.js';
@@ -64,22 +64,15 @@ async function main(): Promise<void> {
     .filter((c) => c !== '')
     .map((c) => positiveInteger('cohorts', c));
   const visitors = positiveInteger('visitors', values.visitors);
-  if (values.rows !== undefined && values['item-sketch'] !== undefined) {
-    throw new Error('--rows and --item-sketch both name the layout: give one');
-  }
-  const updateRows =
-    values.rows === undefined
-      ? DEFAULT_CONFIG.updateRows
-      : values.rows === 'full'
-        ? ('full' as const)
-        : positiveInteger('rows', values.rows);
-  // The server's default (a sketch) unless rows are asked for, as `--update-rows` does there.
-  const itemSketch =
-    values['item-sketch'] !== undefined
-      ? positiveInteger('item-sketch', values['item-sketch'])
-      : values.rows === undefined
-        ? DEFAULT_CONFIG.itemSketch
-        : ('off' as const);
+  // The layout as the server resolves it: its default (a sketch) unless rows are asked for.
+  const { updateRows, itemSketch } = resolveConfig({
+    ...(values.rows === undefined
+      ? {}
+      : { updateRows: values.rows === 'full' ? 'full' : positiveInteger('rows', values.rows) }),
+    ...(values['item-sketch'] === undefined
+      ? {}
+      : { itemSketch: positiveInteger('item-sketch', values['item-sketch']) }),
+  });
   setLogLevel('silent');
   await initNodeBackend('wasm');
   const loaded = await loadDataset(dataset, values.data);

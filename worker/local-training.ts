@@ -5,7 +5,7 @@
  */
 import { showForDebugging } from './debug-view.js';
 import type { EngineConfig, JoinedRound, SyncResult } from '../protocol/api.js';
-import { maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
+import { denseLength, maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clipForUpload, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
@@ -16,7 +16,6 @@ import { ensureGradients } from '../model/gradients.js';
 import type { TrainSession } from '../model/train.js';
 import { localUpdates } from '../model/local-update.js';
 import {
-  denseLength,
   gatherLayout,
   modelLayout,
   sentUpdate,

@@ -178,8 +178,6 @@ export async function runRound(
 /** The sum of the round's (device-clipped) updates, as secure aggregation reveals it. */
 function sumOf(updates: readonly AggregateUpdate[], length: number): Float64Array {
   const total = new Float64Array(length);
-  for (const { delta } of updates) {
-    for (let i = 0; i < length; i++) total[i]! += delta[i]!;
-  }
+  for (const { delta } of updates) for (let i = 0; i < length; i++) total[i]! += delta[i]!;
   return total;
 }

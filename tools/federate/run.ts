@@ -60,7 +60,7 @@ export interface RunSettings {
   readonly rowChoice: 'window' | 'bias';
   /**
    * Buckets of the count sketch the devices send their item rows in (protocol/item-sketch.ts; with
-   * the full layout, summed, without noise); absent: the rows as the layout names them.
+   * the full layout; noise only per device); absent: the rows as the layout names them.
    */
   readonly itemSketch?: number;
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
