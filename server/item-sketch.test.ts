@@ -23,6 +23,7 @@ import {
   staleUpdateRound,
   seedWeights,
   updateBody,
+  worstDifference,
 } from './test-helpers.js';
 
 let closers: (() => Promise<void>)[] = [];
@@ -37,11 +38,6 @@ const SKETCH = { itemSketch: 2 } as const;
 /** The whole-model change a sketch (or a mean of sketches) of `version` stands for. */
 function readBack(sketch: Float32Array, version: number): Float32Array {
   return unsketchUpdate(sketch, DIMS, roundSketch(2, version), new Float32Array(PARAMS));
-}
-
-function expectClose(actual: Float32Array, expected: Float32Array): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((x, i) => expect(x, `coordinate ${i}`).toBeCloseTo(expected[i]!, 5));
 }
 
 describe('item sketches (--item-sketch)', () => {
@@ -69,7 +65,7 @@ describe('item sketches (--item-sketch)', () => {
     const deltas = [layoutDelta(length, 0.5, 1), layoutDelta(length, 0.5, 2)];
     // FedAvg at lr 1: v2 = v1 + the mean of the sketches, read back with v1's hashes.
     const { mean, moved } = await moveOfRound(t.app, [a.token, b.token], deltas);
-    expectClose(moved, readBack(mean, 1));
+    expect(worstDifference(moved, readBack(mean, 1))).toBeLessThan(5e-6);
     // Every item row moved (row 0 is padding and stays).
     for (let item = 0; item < DIMS.items; item++) {
       const row = l2Norm(moved.subarray(item * DIMS.embedding, (item + 1) * DIMS.embedding));
@@ -92,7 +88,7 @@ describe('item sketches (--item-sketch)', () => {
     expect(l2Norm(fitted.subarray(span.start, span.end))).toBeLessThanOrEqual(
       l2Norm(stale.subarray(span.start, span.end)) * (1 + 1e-6),
     );
-    expectClose(change, readBack(fitted, 2));
+    expect(worstDifference(change, readBack(fitted, 2))).toBeLessThan(5e-6);
   });
 
   it('reads a secure sum back with the hashes of the version it was summed on', async () => {
@@ -123,7 +119,7 @@ describe('item sketches (--item-sketch)', () => {
     // The sum was on v1: v1's hashes read it back, not the current version's.
     const mean = sum.map((x) => x / 2);
     const moved = published.output.weights.map((w, i) => w - base.weights[i]!);
-    expectClose(moved, readBack(mean, 1));
+    expect(worstDifference(moved, readBack(mean, 1))).toBeLessThan(5e-6);
     const wrong = readBack(mean, 2);
     expect(moved.some((x, i) => Math.abs(x - wrong[i]!) > 1e-3)).toBe(true);
     expect(published.manifest.federation.itemSketch).toEqual(roundSketch(2, 3));

@@ -256,7 +256,7 @@ export interface BodyOptions {
   examples?: number;
   dtype?: UpdateDtype;
   layoutHash?: number;
-  /** Rounds an int8 / int4 body (seeded: the same body every run). */
+  /** Rounds an int8 / int4 / int2 body (seeded: the same body every run). */
   random?: () => number;
 }
 
@@ -341,4 +341,18 @@ export async function runRound(
   const res = await server.inject({ method: 'GET', url: weightsPath(version + 1) });
   if (res.statusCode !== 200) throw new Error(`v${version + 1} not served: ${res.statusCode}`);
   return bytesToFloat32(res.rawPayload);
+}
+
+/**
+ * The largest |actual[i] - expected[i]|, Infinity when the lengths differ (or a value is NaN): what
+ * the rows and sketch tests compare a published change against.
+ */
+export function worstDifference(actual: Float32Array, expected: Float32Array): number {
+  if (actual.length !== expected.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const difference = Math.abs(actual[i]! - expected[i]!);
+    if (!(difference <= worst)) worst = difference;
+  }
+  return worst;
 }
