@@ -143,14 +143,14 @@ describe('manifest', () => {
     expect(() => parseManifest(both)).toThrow('federation.itemSketch');
   });
 
-  it('reads federation.updateDtype: optional (float16), one of float16, int8, int4 when given', () => {
+  it('reads federation.updateDtype: optional (float16), one of float16, int8, int4, int2 when given', () => {
     const federation = manifest().federation;
     expect(updateDtypeOf(parseManifest(manifest()).federation)).toBe('float16');
-    for (const dtype of ['float16', 'int8', 'int4']) {
+    for (const dtype of ['float16', 'int8', 'int4', 'int2']) {
       const named = { ...manifest(), federation: { ...federation, updateDtype: dtype } };
       expect(updateDtypeOf(parseManifest(named).federation)).toBe(dtype);
     }
-    for (const bad of ['float32', 'int2', 3, null]) {
+    for (const bad of ['float32', 'int3', 3, null]) {
       const m = { ...manifest(), federation: { ...federation, updateDtype: bad } };
       expect(() => parseManifest(m), String(bad)).toThrow('federation.updateDtype');
     }

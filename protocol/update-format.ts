@@ -6,7 +6,8 @@
  *   offset size field
  *    0      4   magic        ASCII "HRTU"
  *    4      1   format       format version, currently 1
- *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16), 3 = int8, 4 = int4
+ *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16), 3 = int8, 4 = int4,
+ *                              5 = int2
  *    6      2   reserved     must be 0
  *    8      4   baseVersion  u32, the global model version the delta is relative to
  *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of that version's tensors
@@ -16,9 +17,10 @@
  *   28     16   roundToken   single-use token from POST /v1/rounds/join
  *   44      -   payload      paramCount values in `dtype`, in manifest tensor order
  *
- * int8 and int4 (update-quant.ts) are block-scaled: the payload is ceil(paramCount / 64) float32
- * scales, then paramCount levels (int8: one signed byte each, -127..127; int4: two per byte, the first
- * in the low nibble, -7..7), each value level * scale / L for its block of 64.
+ * int8, int4 and int2 (update-quant.ts) are block-scaled: the payload is ceil(paramCount / 64)
+ * float32 scales, then paramCount levels (int8: one signed byte each, -127..127; int4: two per byte,
+ * the first in the low nibble, -7..7; int2: four per byte, the first in the lowest two bits, -1..1),
+ * each value level * scale / L for its block of 64.
  *
  * The total length must be exactly 44 + payloadBytes(dtype, paramCount): a short body is truncated, a
  * long one is rejected rather than partially read.
@@ -44,8 +46,13 @@ export const DTYPE_FLOAT32 = 1;
 export const DTYPE_FLOAT16 = 2;
 export const DTYPE_INT8 = 3;
 export const DTYPE_INT4 = 4;
+export const DTYPE_INT2 = 5;
 export type UpdateDtype =
-  typeof DTYPE_FLOAT32 | typeof DTYPE_FLOAT16 | typeof DTYPE_INT8 | typeof DTYPE_INT4;
+  | typeof DTYPE_FLOAT32
+  | typeof DTYPE_FLOAT16
+  | typeof DTYPE_INT8
+  | typeof DTYPE_INT4
+  | typeof DTYPE_INT2;
 
 /** The dtypes by name, as the manifest's `federation.updateDtype` names them. */
 export const UPDATE_DTYPES = {
@@ -53,15 +60,22 @@ export const UPDATE_DTYPES = {
   float16: DTYPE_FLOAT16,
   int8: DTYPE_INT8,
   int4: DTYPE_INT4,
+  int2: DTYPE_INT2,
 } as const;
 export type UpdateDtypeName = keyof typeof UPDATE_DTYPES;
 
 /** What a manifest may ask devices to send (float32 is for tools and tests). */
-export const DEVICE_UPDATE_DTYPES: readonly UpdateDtypeName[] = ['float16', 'int8', 'int4'];
+export const DEVICE_UPDATE_DTYPES: readonly UpdateDtypeName[] = ['float16', 'int8', 'int4', 'int2'];
 
 /** The block-scaled form of an integer dtype code, or null for a float one. */
 function quantForm(dtype: UpdateDtype): QuantForm | null {
-  return dtype === DTYPE_INT8 ? 'int8' : dtype === DTYPE_INT4 ? 'int4' : null;
+  return dtype === DTYPE_INT8
+    ? 'int8'
+    : dtype === DTYPE_INT4
+      ? 'int4'
+      : dtype === DTYPE_INT2
+        ? 'int2'
+        : null;
 }
 
 /** Payload bytes of `count` values in a dtype. */
@@ -169,7 +183,7 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
     throw new HearthError('HEARTH_E_UPDATE_FORMAT_VERSION', `got ${format}`);
   }
   const dtype = view.getUint8(5);
-  if (dtype < DTYPE_FLOAT32 || dtype > DTYPE_INT4) {
+  if (dtype < DTYPE_FLOAT32 || dtype > DTYPE_INT2) {
     throw new HearthError('HEARTH_E_UPDATE_DTYPE', `got ${dtype}`);
   }
   if (view.getUint16(6, true) !== 0)

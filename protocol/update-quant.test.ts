@@ -3,6 +3,7 @@ import { l2Norm } from './clip.js';
 import { mulberry32, normal } from './prng.js';
 import { thrownCode as code } from './testing.js';
 import {
+  DTYPE_INT2,
   DTYPE_INT4,
   DTYPE_INT8,
   UPDATE_HEADER_BYTES,
@@ -15,7 +16,7 @@ import { QUANT_BLOCK, QUANT_FORMS, capNorm, dequantize, quantize } from './updat
 
 const token = new Uint8Array(16).fill(3);
 
-function update(dtype: 3 | 4, delta: Float32Array, clipNorm = 1e9): ModelUpdate {
+function update(dtype: 3 | 4 | 5, delta: Float32Array, clipNorm = 1e9): ModelUpdate {
   return { dtype, baseVersion: 2, layoutHash: 9, examples: 5, clipNorm, roundToken: token, delta };
 }
 
@@ -46,6 +47,7 @@ describe('block-scaled update dtypes', () => {
   for (const [form, dtype] of [
     ['int8', DTYPE_INT8],
     ['int4', DTYPE_INT4],
+    ['int2', DTYPE_INT2],
   ] as const) {
     const top = QUANT_FORMS[form].levels;
 
@@ -53,7 +55,7 @@ describe('block-scaled update dtypes', () => {
       const delta = sample(1001, 1);
       const body = encodeUpdate(update(dtype, delta), mulberry32(2));
       const blocks = Math.ceil(1001 / QUANT_BLOCK);
-      const levelBytes = form === 'int8' ? 1001 : 501;
+      const levelBytes = Math.ceil((1001 * QUANT_FORMS[form].bits) / 8);
       expect(body.length).toBe(UPDATE_HEADER_BYTES + 4 * blocks + levelBytes);
       expect(payloadBytes(dtype, 1001)).toBe(4 * blocks + levelBytes);
       const back = decodeUpdate(body, 2000);
@@ -140,6 +142,15 @@ describe('block-scaled update dtypes', () => {
     // 129 int4 levels leave the last byte's high nibble as padding: it must be 0.
     expect(
       code(() => decodeUpdate(set(int4, int4.length - 1, int4[int4.length - 1]! | 0x10), 200)),
+    ).toBe('HEARTH_E_UPDATE_PAYLOAD');
+    // int2: -2 (binary 10) is no level; 129 levels use the last byte's lowest two bits only.
+    const int2 = encodeUpdate(update(DTYPE_INT2, delta), mulberry32(1));
+    expect(code(() => decodeUpdate(int2, 200))).toBeUndefined();
+    expect(code(() => decodeUpdate(set(int2, levelsAt + 3, 0b10), 200))).toBe(
+      'HEARTH_E_UPDATE_PAYLOAD',
+    );
+    expect(
+      code(() => decodeUpdate(set(int2, int2.length - 1, int2[int2.length - 1]! | 0b100), 200)),
     ).toBe('HEARTH_E_UPDATE_PAYLOAD');
     const negative = int8.slice();
     new DataView(negative.buffer).setFloat32(UPDATE_HEADER_BYTES + 4, -1, true);

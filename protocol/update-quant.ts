@@ -2,7 +2,7 @@
  * Block-scaled integer updates: the compact dtypes of the update format (update-format.ts). The
  * payload's values are cut into blocks of QUANT_BLOCK in order; each block has one float32 scale,
  * the largest |value| in it, and each value becomes an integer level in [-L, L] (L = 127 for int8,
- * 7 for int4), decoded as level * scale / L.
+ * 7 for int4, 1 for int2: ternary, as in TernGrad, Wen et al. 2017), decoded as level * scale / L.
  *
  * The rounding is stochastic (QSGD: Alistarh et al., NeurIPS 2017): a value between two levels goes
  * to the upper one with probability equal to its distance from the lower, so every decoded value's
@@ -19,6 +19,7 @@ export const QUANT_BLOCK = 64;
 export const QUANT_FORMS = {
   int8: { levels: 127, bits: 8 },
   int4: { levels: 7, bits: 4 },
+  int2: { levels: 1, bits: 2 },
 } as const;
 export type QuantForm = keyof typeof QUANT_FORMS;
 
@@ -120,22 +121,28 @@ export function capNorm(quantized: Quantized, form: QuantForm, bound: number): n
   return factor;
 }
 
-/** Writes the levels packed at `form`'s width (int4: two per byte, the first in the low nibble). */
+/**
+ * Writes the levels packed at `form`'s width, two's complement, the first value of a byte in its
+ * lowest bits (int4: two per byte; int2: four); unused bits of a last byte are 0.
+ */
 export function packLevels(levels: Int8Array, form: QuantForm, into: Uint8Array): void {
   if (form === 'int8') {
     into.set(new Uint8Array(levels.buffer, levels.byteOffset, levels.length));
     return;
   }
-  for (let i = 0; i < levels.length; i += 2) {
-    const low = levels[i]! & 0x0f;
-    const high = i + 1 < levels.length ? levels[i + 1]! & 0x0f : 0;
-    into[i >> 1] = low | (high << 4);
+  const bits = QUANT_FORMS[form].bits;
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  into.fill(0, 0, Math.ceil(levels.length / perByte));
+  for (let i = 0; i < levels.length; i++) {
+    into[Math.floor(i / perByte)]! |= (levels[i]! & mask) << ((i % perByte) * bits);
   }
 }
 
 /**
- * Reads `count` packed levels. Returns null when one is outside [-L, L] (int8's -128, int4's -8, or
- * a nonzero padding nibble): no encoder writes them, so the body is malformed.
+ * Reads `count` packed levels. Returns null when one is outside [-L, L] (int8's -128, int4's -8,
+ * int2's -2) or unused bits of the last byte are not 0: no encoder writes them, so the body is
+ * malformed.
  */
 export function unpackLevels(bytes: Uint8Array, form: QuantForm, count: number): Int8Array | null {
   const top = QUANT_FORMS[form].levels;
@@ -145,20 +152,25 @@ export function unpackLevels(bytes: Uint8Array, form: QuantForm, count: number):
     for (let i = 0; i < count; i++) if (levels[i]! < -top) return null;
     return levels;
   }
+  const bits = QUANT_FORMS[form].bits;
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const sign = 1 << (bits - 1);
   for (let i = 0; i < count; i++) {
-    const nibble = (bytes[i >> 1]! >> (i & 1 ? 4 : 0)) & 0x0f;
-    const level = nibble >= 8 ? nibble - 16 : nibble;
+    const field = (bytes[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
+    const level = field >= sign ? field - (1 << bits) : field;
     if (level < -top) return null;
     levels[i] = level;
   }
-  if (count % 2 === 1 && bytes[count >> 1]! >> 4 !== 0) return null;
+  const used = count % perByte;
+  if (used > 0 && bytes[Math.floor(count / perByte)]! >> (used * bits) !== 0) return null;
   return levels;
 }
 
 /**
  * The block-scaled payload `values` is exactly, if it is one: each block's scale is its largest
  * |value|, and every value is a whole level of it (what `dequantize` gives back, bit for bit).
- * Null otherwise. The server uses it to keep an int8 / int4 update at rest in its own size.
+ * Null otherwise. The server uses it to keep an int8 / int4 / int2 update at rest in its own size.
  */
 export function exactQuantized(values: Float32Array, form: QuantForm): Quantized | null {
   const top = QUANT_FORMS[form].levels;

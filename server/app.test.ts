@@ -5,6 +5,7 @@ import { parseManifest, weightsByteLength } from '../protocol/manifest.js';
 import { mulberry32 } from '../protocol/prng.js';
 import {
   DTYPE_FLOAT16,
+  DTYPE_INT2,
   DTYPE_INT4,
   UPDATE_HEADER_BYTES,
   decodeUpdate,
@@ -235,39 +236,45 @@ describe('POST /v1/updates', () => {
     expect(res.statusCode).toBe(202);
   });
 
-  it('with --update-dtype int4: names it, takes a device body at S, refuses a level no encoder writes', async () => {
-    const int4 = await makeApp({ updateDtype: 'int4', minCohort: 2 });
-    try {
-      const manifest = parseManifest(
-        (await int4.app.inject({ method: 'GET', url: '/v1/model' })).json(),
-      );
-      expect(manifest.federation.updateDtype).toBe('int4');
-      const deltas = [makeDelta(1, 1), makeDelta(0.3, 2)];
-      const sent: Float32Array[] = [];
-      for (const [i, delta] of deltas.entries()) {
-        const { token } = await joinRound(int4.app);
-        // What a device posts in the dtype named (worker/federated-client.ts encodeDeviceUpdate).
-        const body = updateBody({ token, delta, dtype: DTYPE_INT4, random: mulberry32(i) });
-        sent.push(decodeUpdate(body, PARAMS).delta);
-        const res = await postUpdate(int4.app, body);
-        expect(res.statusCode).toBe(202);
+  // A level no encoder writes, as the first byte of levels: int4's -8, int2's -2.
+  for (const [form, dtype, badLevel] of [
+    ['int4', DTYPE_INT4, 0x08],
+    ['int2', DTYPE_INT2, 0b10],
+  ] as const) {
+    it(`with --update-dtype ${form}: names it, takes a device body at S, refuses a level no encoder writes`, async () => {
+      const quantized = await makeApp({ updateDtype: form, minCohort: 2 });
+      try {
+        const manifest = parseManifest(
+          (await quantized.app.inject({ method: 'GET', url: '/v1/model' })).json(),
+        );
+        expect(manifest.federation.updateDtype).toBe(form);
+        const deltas = [makeDelta(1, 1), makeDelta(0.3, 2)];
+        const sent: Float32Array[] = [];
+        for (const [i, delta] of deltas.entries()) {
+          const { token } = await joinRound(quantized.app);
+          // What a device posts in the dtype named (worker/federated-client.ts encodeDeviceUpdate).
+          const body = updateBody({ token, delta, dtype, random: mulberry32(i) });
+          sent.push(decodeUpdate(body, PARAMS).delta);
+          const res = await postUpdate(quantized.app, body);
+          expect(res.statusCode).toBe(202);
+        }
+        // The round published the mean of what the bodies decode to (FedAvg, step 1, equal weights).
+        const published = bytesToFloat32((await quantized.store.getWeightBytes(2))!);
+        const base = seedWeights();
+        for (let i = 0; i < PARAMS; i++) {
+          expect(published[i]).toBeCloseTo(base[i]! + (sent[0]![i]! + sent[1]![i]!) / 2, 6);
+        }
+        const { token } = await joinRound(quantized.app);
+        const body = updateBody({ token, baseVersion: 2, dtype });
+        body[UPDATE_HEADER_BYTES + 4 * Math.ceil(PARAMS / 64)] = badLevel;
+        const res = await postUpdate(quantized.app, body);
+        expect(res.statusCode).toBe(400);
+        expect(errorCode(res)).toBe('HEARTH_E_UPDATE_PAYLOAD');
+      } finally {
+        await quantized.close();
       }
-      // The round published the mean of what the bodies decode to (FedAvg, step 1, equal weights).
-      const published = bytesToFloat32((await int4.store.getWeightBytes(2))!);
-      const base = seedWeights();
-      for (let i = 0; i < PARAMS; i++) {
-        expect(published[i]).toBeCloseTo(base[i]! + (sent[0]![i]! + sent[1]![i]!) / 2, 6);
-      }
-      const { token } = await joinRound(int4.app);
-      const body = updateBody({ token, baseVersion: 2, dtype: DTYPE_INT4 });
-      body[UPDATE_HEADER_BYTES + 4 * Math.ceil(PARAMS / 64)] = 0x08; // -8: below int4's -7
-      const res = await postUpdate(int4.app, body);
-      expect(res.statusCode).toBe(400);
-      expect(errorCode(res)).toBe('HEARTH_E_UPDATE_PAYLOAD');
-    } finally {
-      await int4.close();
-    }
-  });
+    });
+  }
 
   /** Each case builds a body (given a fresh valid token) and names the status and code it must get. */
   const cases: [string, number, string, (token: string) => Buffer | string, string?][] = [

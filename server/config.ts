@@ -539,7 +539,7 @@ export const USAGE = `Usage: npm run server -- [options]
   --row-choice <c>           ${ROW_CHOICES.join(' | ')}: how the rows are named (default ${DEFAULT_CONFIG.rowChoice})
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
-  --update-dtype <d>         ${DEVICE_UPDATE_DTYPES.join(' | ')}: what devices encode a plaintext update in (default ${DEFAULT_CONFIG.updateDtype}; int8 / int4: block-scaled, stochastically rounded)
+  --update-dtype <d>         ${DEVICE_UPDATE_DTYPES.join(' | ')}: what devices encode a plaintext update in (default ${DEFAULT_CONFIG.updateDtype}; int8 / int4 / int2: block-scaled, stochastically rounded)
   --trim-fraction <f>        share cut from each end by trimmed-mean, in [0, 0.5) (default ${DEFAULT_CONFIG.trimFraction})
   --noise-multiplier <z>     central DP noise std z * S / m per round; 0 = off (default 0)
   --sample-rate <q>          q: each device's chance of taking part in a round, published in the manifest and used by the accountant (default ${DEFAULT_CONFIG.sampleRate})

@@ -13,6 +13,7 @@ import { encodeFloat16 } from '../protocol/float16.js';
 import {
   DTYPE_FLOAT16,
   DTYPE_FLOAT32,
+  DTYPE_INT2,
   DTYPE_INT4,
   DTYPE_INT8,
   UPDATE_CONTENT_TYPE,
@@ -180,7 +181,7 @@ const HEADER_DEFECTS: readonly [string, ErrorCode[], (rng: Rng, b: Buffer) => vo
   [
     'dtype',
     ['HEARTH_E_UPDATE_DTYPE'],
-    (rng, b) => (b[5] = pick(rng, [0, 5, 255, int(rng, 5, 255)])),
+    (rng, b) => (b[5] = pick(rng, [0, 6, 255, int(rng, 6, 255)])),
   ],
   ['reserved', ['HEARTH_E_UPDATE_HEADER'], (rng, b) => b.writeUInt16LE(int(rng, 1, 0xffff), 6)],
   [
@@ -236,7 +237,7 @@ function wrongKey(rng: Rng): Record<string, string> {
 const GENERATORS: readonly ((rng: Rng) => Case)[] = [
   (rng) => {
     // A block-scaled body with a scale or level no encoder writes, or a float body relabelled.
-    const dtype = pick(rng, [DTYPE_INT8, DTYPE_INT4] as const);
+    const dtype = pick(rng, [DTYPE_INT8, DTYPE_INT4, DTYPE_INT2] as const);
     const direction = Float32Array.from({ length: PARAMS }, () => rng() * 2 - 1);
     const n = Math.hypot(...direction);
     const body = updateBody({
@@ -252,9 +253,16 @@ const GENERATORS: readonly ((rng: Rng) => Case)[] = [
       const scale = pick(rng, [-1, -1e-30, NaN, Infinity, -Infinity, -rng()]);
       body.writeFloatLE(scale, UPDATE_HEADER_BYTES + 4 * int(rng, 0, blocks - 1));
     } else if (defect === 1) {
-      const at = UPDATE_HEADER_BYTES + 4 * blocks + int(rng, 0, PARAMS / 2 - 1);
-      // int8: -128; int4: a nibble of -8 (low or high).
-      body[at] = dtype === DTYPE_INT8 ? 0x80 : pick(rng, [0x08, 0x80, 0x88]);
+      const levelBytes =
+        dtype === DTYPE_INT8 ? PARAMS : dtype === DTYPE_INT4 ? PARAMS / 2 : PARAMS / 4;
+      const at = UPDATE_HEADER_BYTES + 4 * blocks + int(rng, 0, Math.ceil(levelBytes) - 1);
+      // int8: -128; int4: a nibble of -8 (low or high); int2: a field of -2 (any of four).
+      body[at] =
+        dtype === DTYPE_INT8
+          ? 0x80
+          : dtype === DTYPE_INT4
+            ? pick(rng, [0x08, 0x80, 0x88])
+            : pick(rng, [0b10, 0b1000, 0b100000, 0b10000000, 0b10101010]);
     } else {
       const relabelled = validBody(rng);
       relabelled[5] = dtype;

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFloat16, encodeFloat16 } from '../protocol/float16.js';
 import { mulberry32 } from '../protocol/prng.js';
-import { DTYPE_INT4, DTYPE_INT8, decodeUpdate, encodeUpdate } from '../protocol/update-format.js';
+import {
+  DTYPE_INT2,
+  DTYPE_INT4,
+  DTYPE_INT8,
+  decodeUpdate,
+  encodeUpdate,
+} from '../protocol/update-format.js';
 import { bytesToDelta, deltaToBytes } from './store-codecs.js';
 
 describe('an update vector at rest', () => {
@@ -29,6 +35,7 @@ describe('an update vector at rest', () => {
   for (const [form, dtype, ratio] of [
     ['int4', DTYPE_INT4, 7],
     ['int8', DTYPE_INT8, 3.7],
+    ['int2', DTYPE_INT2, 12],
   ] as const) {
     it(`is ${form} block-scaled when a device sent it so, and reads back bit for bit`, () => {
       const values = Float32Array.from({ length: 1001 }, (_, i) =>

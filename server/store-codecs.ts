@@ -85,15 +85,15 @@ export function updateValues(
 /** The last byte of an update vector stored as float16 (its length is then odd: 2n + 1). */
 const FLOAT16_TAG = 0x16;
 /** The last byte of one stored block-scaled (protocol/update-quant.ts), by form. */
-const QUANT_TAGS = { int4: 0x24, int8: 0x28 } as const;
+const QUANT_TAGS = { int2: 0x22, int4: 0x24, int8: 0x28 } as const;
 
 /**
  * An update's vector as stored, always losslessly, in the smallest form it is exactly:
  * - float16 (an update a device sent as float16: half the bytes), tagged by a trailing byte so
  *   that its length is odd (2n + 1);
- * - int4 or int8 block-scaled (one a device sent in that dtype: about 1/7 or 1/4 the bytes), as the
- *   update format lays its payload out, then a padding byte where needed so the length is odd, the
- *   value count (u32) and a tag byte;
+ * - int2, int4 or int8 block-scaled (one a device sent in that dtype: about 1/13, 1/7 or 1/4 the
+ *   bytes), as the update format lays its payload out, then a padding byte where needed so the
+ *   length is odd, the value count (u32) and a tag byte;
  * - else float32 (length 4n, even), as every row before float16 was.
  */
 export function deltaToBytes(delta: Float32Array): Buffer {
@@ -107,7 +107,7 @@ export function deltaToBytes(delta: Float32Array): Buffer {
     out[half.byteLength] = FLOAT16_TAG;
     return out;
   }
-  for (const form of ['int4', 'int8'] as const) {
+  for (const form of ['int2', 'int4', 'int8'] as const) {
     const quantized = exactQuantized(delta, form);
     if (!quantized) continue;
     const payload = quantizedBytes(form, delta.length);
@@ -134,7 +134,9 @@ export function bytesToDelta(bytes: Uint8Array): Float32Array {
     new Uint8Array(half.buffer).set(bytes.subarray(0, bytes.length - 1));
     return decodeFloat16(half);
   }
-  const form = tag === QUANT_TAGS.int4 ? 'int4' : tag === QUANT_TAGS.int8 ? 'int8' : null;
+  const form = (Object.keys(QUANT_TAGS) as (keyof typeof QUANT_TAGS)[]).find(
+    (name) => QUANT_TAGS[name] === tag,
+  );
   if (form && bytes.length >= 5) {
     const count = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
       bytes.length - 5,

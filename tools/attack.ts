@@ -3,7 +3,7 @@
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200]
  *     [--item-sketch <buckets> | --rows <n>|full] [--cohorts 1,10,100,1000]
- *     [--update-dtype float16|int8|int4, default: the server's]
+ *     [--update-dtype float16|int8|int4|int2, default: the server's]
  *
  * The layout is the server's default unless one is given: the device sends its item rows as the
  * count sketch of version 1 (`--item-sketch`, protocol/item-sketch.ts; the server reads it back

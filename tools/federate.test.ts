@@ -51,7 +51,7 @@ describe('npm run federate flags', () => {
     expect(settingsFrom({ ...base, 'update-dtype': 'int4', 'per-device': 'on' }).updateDtype).toBe(
       'int4',
     );
-    expect(() => settingsFrom({ ...base, 'update-dtype': 'int2', 'per-device': 'on' })).toThrow(
+    expect(() => settingsFrom({ ...base, 'update-dtype': 'int3', 'per-device': 'on' })).toThrow(
       /update-dtype/,
     );
     // An item sketch is formed from the full update; with noise each device must clip its sketch,

@@ -20,8 +20,8 @@ export interface DeviceUploads {
 /**
  * Trains each device of `devices` from `global`, clips its update to the manifest's S and encodes
  * it as the device would post it. `tokens[i]` is device i's round token; `random` rounds an int8 /
- * int4 body (the platform's CSPRNG when left out). In a sketch layout a device trains the whole
- * model and sends its update's item sketch (protocol/item-sketch.ts), clipped to S.
+ * int4 / int2 body (the platform's CSPRNG when left out). In a sketch layout a device trains the
+ * whole model and sends its update's item sketch (protocol/item-sketch.ts), clipped to S.
  */
 export function deviceUploads(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'> & { dims: ModelDims },
