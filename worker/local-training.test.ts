@@ -11,6 +11,7 @@ import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
 import { l2Norm } from '../protocol/clip.js';
 import {
   DTYPE_FLOAT16,
+  DTYPE_INT2,
   DTYPE_INT4,
   UPDATE_HEADER_BYTES,
   decodeUpdate,
@@ -130,17 +131,24 @@ describe('learnLocally', () => {
     const token = new Uint8Array(16);
     const half = encodeDeviceUpdate(global.manifest, delta, 3, token);
     expect(half[5]).toBe(DTYPE_FLOAT16);
-    const int4 = {
-      ...global.manifest,
-      federation: { ...global.manifest.federation, updateDtype: 'int4' as const },
-    };
-    const a = encodeDeviceUpdate(int4, delta, 3, token);
-    const b = encodeDeviceUpdate(int4, delta, 3, token);
-    expect(a[5]).toBe(DTYPE_INT4);
-    expect(a.length).toBe(UPDATE_HEADER_BYTES + quantizedBytes('int4', delta.length));
-    expect(a.length - UPDATE_HEADER_BYTES).toBeLessThan((half.length - UPDATE_HEADER_BYTES) / 3);
-    // Two draws of the rounding differ, and each decodes within S.
-    expect(Array.from(a)).not.toEqual(Array.from(b));
-    expect(l2Norm(decodeUpdate(a, delta.length).delta)).toBeLessThanOrEqual(1);
+    for (const [form, dtype, smaller] of [
+      ['int4', DTYPE_INT4, 3],
+      ['int2', DTYPE_INT2, 5],
+    ] as const) {
+      const named = {
+        ...global.manifest,
+        federation: { ...global.manifest.federation, updateDtype: form },
+      };
+      const a = encodeDeviceUpdate(named, delta, 3, token);
+      const b = encodeDeviceUpdate(named, delta, 3, token);
+      expect(a[5]).toBe(dtype);
+      expect(a.length).toBe(UPDATE_HEADER_BYTES + quantizedBytes(form, delta.length));
+      expect(a.length - UPDATE_HEADER_BYTES).toBeLessThan(
+        (half.length - UPDATE_HEADER_BYTES) / smaller,
+      );
+      // Two draws of the rounding differ, and each decodes within S.
+      expect(Array.from(a)).not.toEqual(Array.from(b));
+      expect(l2Norm(decodeUpdate(a, delta.length).delta)).toBeLessThanOrEqual(1);
+    }
   });
 });
