@@ -130,13 +130,18 @@ export function packLevels(levels: Int8Array, form: QuantForm, into: Uint8Array)
     into.set(new Uint8Array(levels.buffer, levels.byteOffset, levels.length));
     return;
   }
-  const bits = QUANT_FORMS[form].bits;
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
+  const { bits, perByte, shift, mask } = packing(form);
   into.fill(0, 0, Math.ceil(levels.length / perByte));
   for (let i = 0; i < levels.length; i++) {
-    into[Math.floor(i / perByte)]! |= (levels[i]! & mask) << ((i % perByte) * bits);
+    into[i >> shift]! |= (levels[i]! & mask) << ((i & (perByte - 1)) * bits);
   }
+}
+
+/** How `form`'s levels pack: bits each, levels per byte (a power of two), log2 of it, bit mask. */
+function packing(form: Exclude<QuantForm, 'int8'>) {
+  const bits = QUANT_FORMS[form].bits;
+  const perByte = 8 / bits;
+  return { bits, perByte, shift: Math.log2(perByte), mask: (1 << bits) - 1 };
 }
 
 /**
@@ -152,18 +157,17 @@ export function unpackLevels(bytes: Uint8Array, form: QuantForm, count: number):
     for (let i = 0; i < count; i++) if (levels[i]! < -top) return null;
     return levels;
   }
-  const bits = QUANT_FORMS[form].bits;
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  const sign = 1 << (bits - 1);
+  const { bits, perByte, shift, mask } = packing(form);
+  // Sign-extends a field: shifted to the top of 32 bits and back.
+  const extend = 32 - bits;
   for (let i = 0; i < count; i++) {
-    const field = (bytes[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
-    const level = field >= sign ? field - (1 << bits) : field;
+    const field = (bytes[i >> shift]! >> ((i & (perByte - 1)) * bits)) & mask;
+    const level = (field << extend) >> extend;
     if (level < -top) return null;
     levels[i] = level;
   }
-  const used = count % perByte;
-  if (used > 0 && bytes[Math.floor(count / perByte)]! >> (used * bits) !== 0) return null;
+  const used = count & (perByte - 1);
+  if (used > 0 && bytes[count >> shift]! >> (used * bits) !== 0) return null;
   return levels;
 }
 
