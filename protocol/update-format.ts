@@ -29,6 +29,7 @@ import { HearthError } from './errors.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
   capNorm,
+  QUANT_FORMS,
   quantize,
   quantizedBytes,
   readQuantized,
@@ -67,15 +68,15 @@ export type UpdateDtypeName = keyof typeof UPDATE_DTYPES;
 /** What a manifest may ask devices to send (float32 is for tools and tests). */
 export const DEVICE_UPDATE_DTYPES: readonly UpdateDtypeName[] = ['float16', 'int8', 'int4', 'int2'];
 
-/** The block-scaled form of an integer dtype code, or null for a float one. */
+/**
+ * The block-scaled form of an integer dtype code, or null for a float one: each form
+ * (update-quant.ts QUANT_FORMS) has its dtype's name.
+ */
 function quantForm(dtype: UpdateDtype): QuantForm | null {
-  return dtype === DTYPE_INT8
-    ? 'int8'
-    : dtype === DTYPE_INT4
-      ? 'int4'
-      : dtype === DTYPE_INT2
-        ? 'int2'
-        : null;
+  const name = (Object.keys(UPDATE_DTYPES) as UpdateDtypeName[]).find(
+    (key) => UPDATE_DTYPES[key] === dtype,
+  );
+  return name !== undefined && name in QUANT_FORMS ? (name as QuantForm) : null;
 }
 
 /** Payload bytes of `count` values in a dtype. */

@@ -18,8 +18,8 @@
  *     Skellam noise, and epsilon is the Skellam accountant's)
  *     [--eval-every 25] [--eval-cases 5000] [--eval test|validation] [--checkpoint <dir>]
  *     [--central-model <dir>] [--threads <n, default: one per core>] [--per-device on|off]
- *     [--update-dtype float16|int8|int4|int2] (int8 / int4 / int2: block-scaled, stochastically rounded bodies;
- *     needs --per-device on)
+ *     [--update-dtype float16|int8|int4|int2] (int8 / int4 / int2: block-scaled, stochastically
+ *     rounded bodies; needs --per-device on)
  *     [--new-items <fraction> [--new-items-at <round>] [--new-items-dated on|off]] (the newest items, by first appearance, held
  *     out of the starting model and added to the catalogue after that round: tools/federate/new-items.ts)
  *

@@ -1,9 +1,9 @@
 /**
  * The device's side of a federated round: turn local fine-tuning into a clipped delta and send it.
  * What leaves the device is exactly the binary update of protocol/update-format.ts: the delta
- * `local - global` clipped to L2 norm S, in float16 or the int8 / int4 / int2 the manifest names, the base
- * version, the layout hash, a clamped example count and a single-use round token. No item id, no
- * timestamp, no session.
+ * `local - global` clipped to L2 norm S, in float16 or the int8 / int4 / int2 the manifest names,
+ * the base version, the layout hash, a clamped example count and a single-use round token. No item
+ * id, no timestamp, no session.
  */
 import type { ErrorReply, JoinReply, SyncResult, UpdateReply } from '../protocol/api.js';
 import { clipL2InPlace } from '../protocol/clip.js';
@@ -83,8 +83,8 @@ export interface ShareRequest {
 
 /**
  * The bytes a device sends for a clipped delta, against `manifest`'s version, in the dtype the
- * manifest names (float16 where it names none; int8 / int4 / int2 round stochastically with `random`,
- * the platform's CSPRNG unless a simulation passes a seeded one).
+ * manifest names (float16 where it names none; int8 / int4 / int2 round stochastically with
+ * `random`, the platform's CSPRNG unless a simulation passes a seeded one).
  */
 export function encodeDeviceUpdate(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'>,

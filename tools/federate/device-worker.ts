@@ -30,7 +30,7 @@ export interface DeviceJob {
   readonly maxExamples: number;
   /** The dtype the devices encode their bodies in (the manifest's `federation.updateDtype`). */
   readonly updateDtype: UpdateDtypeName;
-  /** Seeds an int8 / int4 / int2 body's stochastic rounding, with the job's share (a run replays). */
+  /** Seeds an int8 / int4 / int2 body's stochastic rounding, with the job's share (runs replay). */
   readonly roundingSeed: number;
   /** The global weights, shared with the main thread (read only here). */
   readonly weights: Float32Array;
