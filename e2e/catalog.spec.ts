@@ -5,45 +5,31 @@
  * removed items are never recommended after the reload, and what is shown carries the new titles.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Recommendation } from '../protocol/api.js';
 import type { CatalogItem } from '../protocol/catalog.js';
-import { resolveConfig } from '../server/config.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { demoCatalogOf } from '../tools/demo-catalog.js';
 import { hostUrl, pageErrors, stackDir } from './helpers.js';
+import { ownServer } from './own-server.js';
 
-let dir: string;
-let server: RunningServer;
 let items: CatalogItem[];
 
-test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-catalog-'));
-  const modelDir = join(stackDir(), 'model');
-  items = demoCatalogOf(modelDir);
-  server = await startServer(
-    resolveConfig({
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'catalog.sqlite'),
-      modelDir,
-      minCohort: 100,
-      noiseMultiplier: 0,
-      aggregation: 'plaintext',
-    }),
-  );
-  await server.store.replaceCatalog(items);
-});
+const backend = ownServer('catalog', () => ({
+  modelDir: join(stackDir(), 'model'),
+  minCohort: 100,
+  noiseMultiplier: 0,
+  aggregation: 'plaintext',
+}));
 
-test.afterAll(async () => {
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
+test.beforeAll(async () => {
+  items = demoCatalogOf(join(stackDir(), 'model'));
+  await backend().server.store.replaceCatalog(items);
 });
 
 async function open(page: Page): Promise<void> {
-  await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(server.url)}`);
+  await page.goto(
+    `${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(backend().server.url)}`,
+  );
   await page.waitForFunction(() => (window as { hearth?: { ready?: unknown } }).hearth?.ready);
   await page.evaluate(
     () => (window as unknown as { hearth: { ready: Promise<unknown> } }).hearth.ready,
@@ -83,7 +69,7 @@ test('stored state survives a catalogue version that removes and adds items', as
     { id: 'fresh-1', title: 'Fresh one', url: '/fresh-1' },
     { id: 'fresh-2', title: 'Fresh two', url: '/fresh-2' },
   ];
-  expect((await server.store.replaceCatalog(next)).catalog.version).toBe(2);
+  expect((await backend().server.store.replaceCatalog(next)).catalog.version).toBe(2);
 
   await open(page);
   const stored = await call<{ item: string }[]>(page, 'stored');

@@ -5,55 +5,36 @@
  * body it received back into the next version with that version's hashes.
  */
 import { expect, test, type Request } from '@playwright/test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
 import { PATHS, weightsPath } from '../protocol/routes.js';
 import { decodeUpdate } from '../protocol/update-format.js';
 import { manifestLayout, updateLength } from '../protocol/update-layout.js';
-import { resolveConfig } from '../server/config.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { demoUrl, stackDir } from './helpers.js';
+import { ownServer } from './own-server.js';
 
 const BUCKETS = 4;
-let dir: string;
-let sketching: RunningServer;
-
-test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-sketch-'));
-  sketching = await startServer(
-    resolveConfig({
-      aggregation: 'plaintext',
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'sketch.sqlite'),
-      modelDir: join(stackDir(), 'model'),
-      catalogSource: join(stackDir(), 'demo-catalog.json'),
-      minCohort: 1,
-      sampleRate: 1,
-      noiseMultiplier: 0,
-      itemSketch: BUCKETS,
-      // Read back exactly: the published versions in float32, the upload in float16.
-      weightsDtype: 'float32',
-      updateDtype: 'float16',
-    }),
-  );
-});
-
-test.afterAll(async () => {
-  await sketching.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const sketching = ownServer('sketch', () => ({
+  aggregation: 'plaintext',
+  modelDir: join(stackDir(), 'model'),
+  catalogSource: join(stackDir(), 'demo-catalog.json'),
+  minCohort: 1,
+  sampleRate: 1,
+  noiseMultiplier: 0,
+  itemSketch: BUCKETS,
+  // Read back exactly: the published versions in float32, the upload in float16.
+  weightsDtype: 'float32',
+  updateDtype: 'float16',
+}));
 
 async function manifestOf(): Promise<ModelManifest> {
-  return parseManifest(await (await fetch(`${sketching.url}${PATHS.model}`)).json());
+  return parseManifest(await (await fetch(`${sketching().server.url}${PATHS.model}`)).json());
 }
 
 async function weightsOf(version: number): Promise<Float32Array> {
-  const res = await fetch(`${sketching.url}${weightsPath(version)}`);
+  const res = await fetch(`${sketching().server.url}${weightsPath(version)}`);
   expect(res.status).toBe(200);
   return bytesToFloat32(new Uint8Array(await res.arrayBuffer()));
 }
@@ -70,11 +51,11 @@ test("the worker sends its update's sketch, and the server reads it back with th
 
   const uploads: Request[] = [];
   page.context().on('request', (request) => {
-    if (request.url() === `${sketching.url}${PATHS.updates}`) uploads.push(request);
+    if (request.url() === `${sketching().server.url}${PATHS.updates}`) uploads.push(request);
   });
   await page.addInitScript((endpoint) => {
     (window as unknown as { hearth: unknown }).hearth = { endpoint };
-  }, sketching.url);
+  }, sketching().server.url);
   await page.goto(demoUrl());
   await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
   const cards = page.locator('#catalog .card');

@@ -7,42 +7,24 @@
  * the ledger into docs/screenshots/.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ledger } from '../protocol/api.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
-import { resolveConfig } from '../server/config.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { demoUrl, stackDir } from './helpers.js';
+import { ownServer } from './own-server.js';
 
 const Z = 1.3;
 const DELTA = 1e-6;
-let dir: string;
-let noisy: RunningServer;
-
-test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-ledger-'));
-  noisy = await startServer(
-    resolveConfig({
-      aggregation: 'plaintext',
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'ledger.sqlite'),
-      modelDir: join(stackDir(), 'model'),
-      catalogSource: join(stackDir(), 'demo-catalog.json'),
-      minCohort: 1,
-      sampleRate: 1,
-      noiseMultiplier: Z,
-      delta: DELTA,
-    }),
-  );
-});
-
-test.afterAll(async () => {
-  await noisy.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const noisy = ownServer('ledger', () => ({
+  aggregation: 'plaintext',
+  modelDir: join(stackDir(), 'model'),
+  catalogSource: join(stackDir(), 'demo-catalog.json'),
+  minCohort: 1,
+  sampleRate: 1,
+  noiseMultiplier: Z,
+  delta: DELTA,
+}));
 
 const ledgerOf = (page: Page): Promise<Ledger> =>
   page.evaluate(() =>
@@ -54,11 +36,12 @@ test('the ledger lists every request that left, the rounds joined with their ε,
 }) => {
   const seen: string[] = [];
   page.context().on('request', (request) => {
-    if (request.url().startsWith(noisy.url)) seen.push(`${request.method()} ${request.url()}`);
+    if (request.url().startsWith(noisy().server.url))
+      seen.push(`${request.method()} ${request.url()}`);
   });
   await page.addInitScript((endpoint) => {
     (window as unknown as { hearth: unknown }).hearth = { endpoint };
-  }, noisy.url);
+  }, noisy().server.url);
   await page.setViewportSize({ width: 1280, height: 1000 });
   await page.goto(demoUrl());
   await expect(page.locator('body')).toHaveAttribute('data-hearth', 'ready');
@@ -80,7 +63,7 @@ test('the ledger lists every request that left, the rounds joined with their ε,
   // Every request Playwright saw reach the server is in the ledger, and nothing else is.
   const logged = (ledger: Ledger) =>
     ledger.requests
-      .filter((r) => r.url.startsWith(noisy.url))
+      .filter((r) => r.url.startsWith(noisy().server.url))
       .map((r) => `${r.method} ${r.url}`)
       .sort();
   await expect.poll(async () => logged(await ledgerOf(page))).toEqual([...seen].sort());

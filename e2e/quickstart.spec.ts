@@ -5,14 +5,12 @@
  * catalogue alone, a fresh SQLite file). The page is served from an origin of its own.
  */
 import { expect, test } from '@playwright/test';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig } from '../server/config.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { cdnUrl, pageErrors, recordHearthEvents, seenEvents } from './helpers.js';
+import { ownServer } from './own-server.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -26,29 +24,21 @@ function readmePage(): string {
   return block[1]!;
 }
 
-let dir: string;
-let server: RunningServer;
+const backend = ownServer('quickstart', () => ({
+  catalogSource: join(root, 'docs', 'examples', 'catalog.csv'),
+  // npm start's demo preset.
+  minCohort: 3,
+  sampleRate: 1,
+  noiseMultiplier: 0,
+  aggregation: 'plaintext',
+  joinsPerRound: 0,
+}));
 /** Where the page is served: a site of its own (another port is another origin). */
 let site: Server;
 let pageUrl: string;
 let html = '';
 
 test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-quickstart-'));
-  server = await startServer(
-    resolveConfig({
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'site.sqlite'),
-      catalogSource: join(root, 'docs', 'examples', 'catalog.csv'),
-      // npm start's demo preset.
-      minCohort: 3,
-      sampleRate: 1,
-      noiseMultiplier: 0,
-      aggregation: 'plaintext',
-      joinsPerRound: 0,
-    }),
-  );
   // Links to the site's own pages answer 204, which keeps the browser on the page.
   site = createServer((req, res) => {
     if (req.url === '/index.html') res.writeHead(200, { 'content-type': 'text/html' }).end(html);
@@ -60,8 +50,6 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   await new Promise((resolve) => site.close(resolve));
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('the quick-start page shows the catalogue and learns from a click', async ({ page }) => {
@@ -69,7 +57,7 @@ test('the quick-start page shows the catalogue and learns from a click', async (
   expect(page_).toContain('http://127.0.0.1:5173/sdk/hearth.js');
   html = page_
     .replaceAll('http://127.0.0.1:5173/sdk/', cdnUrl())
-    .replaceAll('http://127.0.0.1:8787', server.url);
+    .replaceAll('http://127.0.0.1:8787', backend().server.url);
   // Links on the page lead to the shop; a 204 keeps the page where it is.
   await page.route('https://shop.example/**', (route) => route.fulfill({ status: 204 }));
   const errors = pageErrors(page);

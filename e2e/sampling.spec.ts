@@ -4,35 +4,16 @@
  * page talks to a second aggregation server, started by this spec on the stack's model, whose q is 0.
  */
 import { expect, test } from '@playwright/test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig } from '../server/config.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
+import { ownServer } from './own-server.js';
 
-let dir: string;
-let unsampled: RunningServer;
-
-test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-q0-'));
-  unsampled = await startServer(
-    resolveConfig({
-      aggregation: 'plaintext',
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'q0.sqlite'),
-      modelDir: join(stackDir(), 'model'),
-      minCohort: 1,
-      sampleRate: 0,
-    }),
-  );
-});
-
-test.afterAll(async () => {
-  await unsampled.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const unsampled = ownServer('q0', () => ({
+  aggregation: 'plaintext',
+  modelDir: join(stackDir(), 'model'),
+  minCohort: 1,
+  sampleRate: 0,
+}));
 
 test('with q = 0 a page never joins a round: no request however often it syncs', async ({
   page,
@@ -41,7 +22,9 @@ test('with q = 0 a page never joins a round: no request however often it syncs',
   page.context().on('request', (request) => {
     if (request.method() === 'POST') posts.push(request.url());
   });
-  await page.goto(`${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(unsampled.url)}`);
+  await page.goto(
+    `${hostUrl()}pages/minimal.html?endpoint=${encodeURIComponent(unsampled().server.url)}`,
+  );
   await clickRecommendations(page, [0, 2, 4]);
   const result = page.locator('#sync-result');
   for (let attempt = 0; attempt < 3; attempt++) {

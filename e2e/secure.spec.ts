@@ -10,44 +10,26 @@
  * sends it anywhere.
  */
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { resolveConfig } from '../server/config.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
-import { startServer, type RunningServer } from '../server/start.js';
 import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
+import { ownServer } from './own-server.js';
 
-let dir: string;
-let secure: RunningServer;
-
-test.beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-secure-'));
-  secure = await startServer(
-    resolveConfig({
-      port: 0,
-      host: '127.0.0.1',
-      dbPath: join(dir, 'secure.sqlite'),
-      modelDir: join(stackDir(), 'model'),
-      aggregation: 'secure',
-      noiseMultiplier: 0,
-      sampleRate: 1,
-      minCohort: 4,
-      secureCohort: 6,
-      // Six pages of one browser are one loopback client.
-      joinsPerRound: 0,
-      // A stage closes as soon as its devices have all answered; this only bounds the two stages
-      // a closed page leaves waiting.
-      secureStageSeconds: 20,
-    }),
-  );
-});
-
-test.afterAll(async () => {
-  await secure.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const secure = ownServer('secure', () => ({
+  modelDir: join(stackDir(), 'model'),
+  aggregation: 'secure',
+  noiseMultiplier: 0,
+  sampleRate: 1,
+  minCohort: 4,
+  secureCohort: 6,
+  // Six pages of one browser are one loopback client.
+  joinsPerRound: 0,
+  // A stage closes as soon as its devices have all answered; this only bounds the two stages
+  // a closed page leaves waiting.
+  secureStageSeconds: 20,
+}));
 
 /** A page of its own context, with every POST body it sends recorded. */
 async function openDevice(context: BrowserContext, bodies: Buffer[]): Promise<Page> {
@@ -57,7 +39,7 @@ async function openDevice(context: BrowserContext, bodies: Buffer[]): Promise<Pa
     if (request.method() === 'POST' && body && body.length > 0) bodies.push(body);
   });
   await page.goto(
-    `${hostUrl()}pages/minimal.html?debug=1&endpoint=${encodeURIComponent(secure.url)}`,
+    `${hostUrl()}pages/minimal.html?debug=1&endpoint=${encodeURIComponent(secure().server.url)}`,
   );
   return page;
 }
@@ -132,8 +114,8 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   const summed = [...inputs.values()];
   expect(summed).toHaveLength(5);
   expect(new Set(summed.map((input) => input.round)).size).toBe(1);
-  const before = bytesToFloat32((await secure.store.getWeightBytes(1))!);
-  const after = bytesToFloat32((await secure.store.getWeightBytes(2))!);
+  const before = bytesToFloat32((await secure().server.store.getWeightBytes(1))!);
+  const after = bytesToFloat32((await secure().server.store.getWeightBytes(2))!);
   expect(summed[0]!.delta).toHaveLength(before.length);
   let worst = 0;
   let moved = 0;
@@ -146,22 +128,21 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   expect(worst).toBeLessThan(1e-6);
 
   // Five in the sum: page 1 never shared its keys; page 4's masked update was in before it left.
-  expect(await secure.store.counts()).toMatchObject({ versions: 2, updates: 0 });
-  expect((await secure.store.history(1))[0]).toMatchObject({ updates: 5, norms: [] });
+  expect(await secure().server.store.counts()).toMatchObject({ versions: 2, updates: 0 });
+  expect((await secure().server.store.history(1))[0]).toMatchObject({ updates: 5, norms: [] });
   // Whatever the server wrote, the database file and its write-ahead log hold it.
-  const db = new Database(join(dir, 'secure.sqlite'), { readonly: true });
+  const { dbPath } = secure();
+  const db = new Database(dbPath, { readonly: true });
   expect(db.prepare('SELECT participants FROM rounds').all()).toEqual([{ participants: 5 }]);
   db.close();
   const stored = Buffer.concat(
-    ['secure.sqlite', 'secure.sqlite-wal']
-      .map((name) => join(dir, name))
-      .flatMap((path) => {
-        try {
-          return [readFileSync(path)];
-        } catch {
-          return [];
-        }
-      }),
+    [dbPath, `${dbPath}-wal`].flatMap((path) => {
+      try {
+        return [readFileSync(path)];
+      } catch {
+        return [];
+      }
+    }),
   );
   const sent = bodies.filter((body) => body.length >= 48);
   expect(sent.length).toBeGreaterThan(6);
