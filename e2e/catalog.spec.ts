@@ -5,24 +5,23 @@
  * removed items are never recommended after the reload, and what is shown carries the new titles.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { join } from 'node:path';
 import type { Recommendation } from '../protocol/api.js';
 import type { CatalogItem } from '../protocol/catalog.js';
 import { demoCatalogOf } from '../tools/demo-catalog.js';
-import { hostUrl, pageErrors, stackDir } from './helpers.js';
+import { hostUrl, pageErrors, stackModelDir } from './helpers.js';
 import { ownServer } from './own-server.js';
 
 let items: CatalogItem[];
 
 const backend = ownServer('catalog', () => ({
-  modelDir: join(stackDir(), 'model'),
+  modelDir: stackModelDir(),
   minCohort: 100,
   noiseMultiplier: 0,
   aggregation: 'plaintext',
 }));
 
 test.beforeAll(async () => {
-  items = demoCatalogOf(join(stackDir(), 'model'));
+  items = demoCatalogOf(stackModelDir());
   await backend().server.store.replaceCatalog(items);
 });
 

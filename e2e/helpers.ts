@@ -3,6 +3,7 @@
  * events the SDK dispatches on window (installed before any page script runs, so none is missed).
  */
 import { expect, type Page } from '@playwright/test';
+import { join } from 'node:path';
 
 /** The demo, served by Vite on its own origin, loading the SDK from that same origin. */
 export const demoUrl = (): string => process.env.HEARTH_DEMO_URL!;
@@ -14,6 +15,8 @@ export const cdnUrl = (): string => process.env.HEARTH_CDN_URL!;
 export const hostUrl = (): string => process.env.HEARTH_HOST_URL!;
 /** The stack's temporary folder: the served model is in its `model/`. */
 export const stackDir = (): string => process.env.HEARTH_E2E_DIR!;
+/** The model the stack serves, for specs that start a server of their own on it. */
+export const stackModelDir = (): string => join(stackDir(), 'model');
 
 /** Headers that make a request the operator's (the stack's token): full /v1/stats, /metrics. */
 export const asOperator = (): Record<string, string> => ({

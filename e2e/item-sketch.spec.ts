@@ -12,13 +12,13 @@ import { PATHS, weightsPath } from '../protocol/routes.js';
 import { decodeUpdate } from '../protocol/update-format.js';
 import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
-import { demoUrl, stackDir } from './helpers.js';
+import { demoUrl, stackDir, stackModelDir } from './helpers.js';
 import { ownServer } from './own-server.js';
 
 const BUCKETS = 4;
 const sketching = ownServer('sketch', () => ({
   aggregation: 'plaintext',
-  modelDir: join(stackDir(), 'model'),
+  modelDir: stackModelDir(),
   catalogSource: join(stackDir(), 'demo-catalog.json'),
   minCohort: 1,
   sampleRate: 1,

@@ -11,14 +11,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ledger } from '../protocol/api.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
-import { demoUrl, stackDir } from './helpers.js';
+import { demoUrl, stackDir, stackModelDir } from './helpers.js';
 import { ownServer } from './own-server.js';
 
 const Z = 1.3;
 const DELTA = 1e-6;
 const noisy = ownServer('ledger', () => ({
   aggregation: 'plaintext',
-  modelDir: join(stackDir(), 'model'),
+  modelDir: stackModelDir(),
   catalogSource: join(stackDir(), 'demo-catalog.json'),
   minCohort: 1,
   sampleRate: 1,

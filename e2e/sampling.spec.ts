@@ -4,13 +4,12 @@
  * page talks to a second aggregation server, started by this spec on the stack's model, whose q is 0.
  */
 import { expect, test } from '@playwright/test';
-import { join } from 'node:path';
-import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
+import { clickRecommendations, hostUrl, stackModelDir } from './helpers.js';
 import { ownServer } from './own-server.js';
 
 const unsampled = ownServer('q0', () => ({
   aggregation: 'plaintext',
-  modelDir: join(stackDir(), 'model'),
+  modelDir: stackModelDir(),
   minCohort: 1,
   sampleRate: 0,
 }));

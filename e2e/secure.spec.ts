@@ -11,14 +11,13 @@
  */
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
-import { clickRecommendations, hostUrl, stackDir } from './helpers.js';
+import { clickRecommendations, hostUrl, stackModelDir } from './helpers.js';
 import { ownServer } from './own-server.js';
 
 const secure = ownServer('secure', () => ({
-  modelDir: join(stackDir(), 'model'),
+  modelDir: stackModelDir(),
   aggregation: 'secure',
   noiseMultiplier: 0,
   sampleRate: 1,
