@@ -56,6 +56,21 @@ async function secureInput(page: Page): Promise<{ round: string; delta: number[]
   });
 }
 
+/**
+ * Holds the page's POST to the secure round's `step` in the browser (it never reaches the server)
+ * once the route is in place; `reached` resolves when the page has sent it.
+ */
+async function holdPost(page: Page, step: string): Promise<{ reached: Promise<void> }> {
+  let reached!: () => void;
+  const held = new Promise<void>((resolve) => (reached = resolve));
+  await page.context().route(`**/${step}`, (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    reached();
+    return undefined;
+  });
+  return { reached: held };
+}
+
 test('six pages, two closed mid-round: the round publishes, no body reaches the database', async ({
   browser,
 }) => {
@@ -69,23 +84,24 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
     await clickRecommendations(page, [i % 3, (i + 1) % 4], 120_000);
   }
 
-  // Page 1 closes once its keys are out, page 4 once its masked update is out. Page 4's plaintext
-  // (in the sum) is read once its keys are out: its input is fixed by then, and reading it later
-  // would give a loaded machine time to finish the round before the page closes.
+  // Page 1 leaves once its keys are out, page 4 once its masked update is out: the POST that
+  // would follow (its key shares, its unmasking shares) is held in the browser and never reaches
+  // the server, and the page's context closes with it in flight. Closing on the response alone
+  // raced the round: on a loaded machine the page could finish the round before it closed.
   const inputs = new Map<number, { round: string; delta: number[] }>();
-  const responseTo = (i: number, step: string) =>
-    pages[i]!.waitForResponse((response) => response.url().endsWith(`/${step}`), {
-      timeout: 120_000,
-    });
-  const leaverInput = responseTo(4, 'keys').then(() => secureInput(pages[4]!));
-  const closing = [
-    responseTo(1, 'keys').then(() => pages[1]!.context().close()),
-    // (The read started long before; it is waited for only so that the page outlives it.)
-    responseTo(4, 'masked').then(async () => {
-      await leaverInput.catch(() => undefined);
-      await pages[4]!.context().close();
-    }),
+  const leaving = [
+    { page: 1, heldStep: 'shares' },
+    { page: 4, heldStep: 'unmask' },
   ];
+  const holds = await Promise.all(
+    leaving.map(({ page, heldStep }) => holdPost(pages[page]!, heldStep)),
+  );
+  const closing = leaving.map(async ({ page }, i) => {
+    await holds[i]!.reached;
+    // Page 4's masked update is in the sum: its plaintext is read before it leaves.
+    if (page === 4) inputs.set(4, await secureInput(pages[4]!));
+    await pages[page]!.context().close();
+  });
   const syncs = pages.map((page) =>
     page
       .evaluate(() =>
@@ -104,7 +120,6 @@ test('six pages, two closed mid-round: the round publishes, no body reaches the 
   for (const i of [0, 2, 3, 5]) {
     expect(results[i]).toMatchObject({ status: 'uploaded', modelVersion: 2 });
   }
-  inputs.set(4, await leaverInput);
   for (const i of [0, 2, 3, 5]) inputs.set(i, await secureInput(pages[i]!));
   await Promise.all(contexts.map((context) => context.close().catch(() => undefined)));
 
