@@ -56,6 +56,10 @@ export const ERRORS = {
   HEARTH_E_EVENT_INVALID: { status: 0, message: 'invalid interaction event' },
   HEARTH_E_ARGUMENT: { status: 0, message: 'invalid argument' },
   HEARTH_E_NO_BACKEND: { status: 0, message: 'no tfjs backend passed its self-test' },
+  HEARTH_E_BACKEND_LOST: {
+    status: 0,
+    message: 'the GPU under the tfjs backend was lost during this call',
+  },
   HEARTH_E_MODEL_FETCH: { status: 0, message: 'could not fetch the global model' },
   HEARTH_E_MODEL_INVALID: {
     status: 0,

@@ -4,7 +4,9 @@
  * initialising proves nothing (WebGPU on a software adapter initialises and has computed LSTMs
  * wrongly, ENV.md). Among usable rungs the first in ladder order wins unless another is measurably
  * faster at scoring this model on this device: on a machine without a GPU, WebGPU runs on a software
- * adapter and is ~25x slower than wasm (bench/browser.ts). The decision is cached per browser.
+ * adapter and is ~25x slower than wasm (bench/browser.ts). The decision is cached per browser. A
+ * rung whose GPU is lost mid-test, or that gives no answer within RUNG_TIME_LIMIT_MS, fails like one
+ * that computes wrongly (worker/gpu-loss.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -14,6 +16,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendAttempt, BackendName } from '../protocol/api.js';
 import { createLogger } from '../protocol/logger.js';
 import { capabilities } from './capabilities.js';
+import { bounded, whenLost } from './gpu-loss.js';
 import { selfTest, timeScoring, type SelfTestModel } from './self-test.js';
 
 const log = createLogger('backend');
@@ -47,7 +50,13 @@ type Trial =
   | { readonly ok: true; readonly ms: number; readonly detail: string }
   | { readonly ok: false; readonly attempt: BackendAttempt };
 
-/** Initialises one rung, self-tests it and times it. */
+/**
+ * How long one rung may take to initialise, self-test and time (ms). Only a stuck rung reaches it:
+ * a GPU whose context is lost mid-test never answers a read-back (worker/gpu-loss.ts).
+ */
+export const RUNG_TIME_LIMIT_MS = 30_000;
+
+/** Initialises one rung, self-tests it and times it, within RUNG_TIME_LIMIT_MS. */
 async function tryRung(name: BackendName, probe?: SelfTestModel): Promise<Trial> {
   if (!available(name)) {
     return {
@@ -55,25 +64,36 @@ async function tryRung(name: BackendName, probe?: SelfTestModel): Promise<Trial>
       attempt: { backend: name, outcome: 'skipped', detail: 'not available here' },
     };
   }
+  const deadline = Date.now() + RUNG_TIME_LIMIT_MS;
+  const never = new Promise<string>(() => undefined);
   try {
     // setBackend resolves false (or throws) when initialisation fails.
-    if (!(await tf.setBackend(name))) throw new Error('initialisation failed');
-    await tf.ready();
+    const init = async (): Promise<void> => {
+      if (!(await tf.setBackend(name))) throw new Error('initialisation failed');
+      await tf.ready();
+    };
+    await bounded(init(), never, RUNG_TIME_LIMIT_MS);
   } catch (error) {
     return { ok: false, attempt: { backend: name, outcome: 'init-failed', detail: String(error) } };
   }
+  const watch = whenLost(name);
   try {
-    const error = await selfTest(probe);
-    const detail = `relative error ${error.toExponential(2)}`;
-    if (!(error <= SELF_TEST_TOLERANCE)) {
-      return { ok: false, attempt: { backend: name, outcome: 'self-test-failed', detail } };
-    }
-    return { ok: true, ms: await timeScoring(probe), detail };
+    const test = async (): Promise<Trial> => {
+      const error = await selfTest(probe);
+      const detail = `relative error ${error.toExponential(2)}`;
+      if (!(error <= SELF_TEST_TOLERANCE)) {
+        return { ok: false, attempt: { backend: name, outcome: 'self-test-failed', detail } };
+      }
+      return { ok: true, ms: await timeScoring(probe), detail };
+    };
+    return await bounded(test(), watch.lost, Math.max(0, deadline - Date.now()));
   } catch (error) {
     return {
       ok: false,
       attempt: { backend: name, outcome: 'self-test-failed', detail: String(error) },
     };
+  } finally {
+    watch.stop();
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import {
   ENGINE_API_VERSION,
+  type BackendName,
   isVisitorAction,
   type EngineApi,
   type EngineConfig,
@@ -22,6 +23,7 @@ import { createLogger, setLogLevel } from '../protocol/logger.js';
 import type { LadderResult } from './backend-ladder.js';
 import { chooseCachedBackend } from './backend-cache.js';
 import { capabilities } from './capabilities.js';
+import { renewBackend, whenLost, type LossWatch } from './gpu-loss.js';
 import { fetchCatalog, rowsOutside, withCatalogEntries, type DeviceCatalog } from './catalog.js';
 import { skipped } from './federated-client.js';
 import {
@@ -99,6 +101,12 @@ export class Engine implements EngineApi {
   private queue: Promise<unknown> = Promise.resolve();
   /** Hears other tabs adopting new weights (created on init). */
   private tabs: TabChannel | null = null;
+  /** Watches the GPU under the chosen backend (worker/gpu-loss.ts). */
+  private lossWatch: LossWatch | null = null;
+  /** Calls waiting on the backend: failed at once when it is lost, since they would wait for ever. */
+  private readonly onBackend = new Set<(error: HearthError) => void>();
+  /** Settles once the engine has moved off a lost backend (calls wait for it). */
+  private recovery: Promise<void> = Promise.resolve();
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly coin: () => number;
@@ -134,7 +142,13 @@ export class Engine implements EngineApi {
         indexOf: () => this.indexOf,
         announce: (version) => this.tabs?.announce(version, true),
         exclusive: (task) =>
-          this.serialise(() => withTrainerLock(task, () => undefined, this.locks())),
+          this.serialise(() =>
+            withTrainerLock(
+              () => this.onLiveBackend(task),
+              () => undefined,
+              this.locks(),
+            ),
+          ),
       },
       onlineLearningSettings(options.learning),
       this.random,
@@ -160,6 +174,7 @@ export class Engine implements EngineApi {
     this.lastModelAttempt = Date.now();
     this.tabs ??= new TabChannel((announcement) => this.onAnnouncement(announcement));
     this.ladder = await chooseCachedBackend(config, global, this.store);
+    this.watchBackend();
     this.optedOut = (await this.store.getMeta().catch(() => ({ optedOut: false }))).optedOut;
     await this.restoreSession();
     if (global) this.adopt(global);
@@ -239,7 +254,23 @@ export class Engine implements EngineApi {
   }
 
   async recommend(options: RecommendOptions = {}): Promise<Recommendation[]> {
-    const { k, exclude, allow, explain } = validateRecommendOptions(options);
+    const valid = validateRecommendOptions(options);
+    try {
+      return await this.onLiveBackend(() => this.rank(valid));
+    } catch (error) {
+      // The GPU was lost under this call: once the engine has moved, rank again there.
+      if (!(error instanceof HearthError && error.code === 'HEARTH_E_BACKEND_LOST')) throw error;
+      return this.onLiveBackend(() => this.rank(valid));
+    }
+  }
+
+  /** `recommend()` once its options are valid. */
+  private async rank({
+    k,
+    exclude,
+    allow,
+    explain,
+  }: ReturnType<typeof validateRecommendOptions>): Promise<Recommendation[]> {
     await this.ensureModel();
     const global = this.global;
     if (!global) return [];
@@ -315,9 +346,10 @@ export class Engine implements EngineApi {
   sync(): Promise<SyncResult> {
     const busy = (): SyncResult =>
       skipped('another tab is training', this.global?.manifest.version ?? 0);
-    // The lock is taken inside the queue, so this tab holds it only while it really trains.
+    // The lock is taken inside the queue, so this tab holds it only while it really trains; a lost
+    // GPU fails the training inside it, so the lock is let go (onLiveBackend).
     return this.serialise(() =>
-      withTrainerLock(() => this.learnAndShare(), busy, this.locks()),
+      withTrainerLock(() => this.onLiveBackend(() => this.learnAndShare()), busy, this.locks()),
     ).then((result) => {
       this.lastSync = result;
       return result;
@@ -426,6 +458,8 @@ export class Engine implements EngineApi {
   /** Stops learning, waits for queued work and frees the models; the engine is unusable after. */
   async dispose(): Promise<void> {
     this.learner.cancel();
+    this.lossWatch?.stop();
+    this.lossWatch = null;
     await this.queue;
     this.tabs?.close();
     this.tabs = null;
@@ -438,9 +472,67 @@ export class Engine implements EngineApi {
     return (this.config?.uploads ?? false) && !this.optedOut;
   }
 
+  /**
+   * Runs `work` on the backend in use, after any move off a lost one. Should that backend be lost
+   * while `work` runs, the call fails with HEARTH_E_BACKEND_LOST instead of waiting for ever, and
+   * whatever it held (a queue's turn, the trainer lock) is let go.
+   */
+  private async onLiveBackend<T>(work: () => Promise<T>): Promise<T> {
+    await this.recovery;
+    return new Promise<T>((resolve, reject) => {
+      this.onBackend.add(reject);
+      work()
+        .then(resolve, reject)
+        .finally(() => this.onBackend.delete(reject));
+    });
+  }
+
+  /** Watches the chosen backend's GPU; a loss moves the engine (`moveOffLostBackend`). */
+  private watchBackend(): void {
+    this.lossWatch?.stop();
+    this.lossWatch = null;
+    const chosen = this.ladder.chosen;
+    if (chosen !== 'webgl' && chosen !== 'webgpu') return;
+    const watch = whenLost(chosen);
+    this.lossWatch = watch;
+    void watch.lost.then((reason) => {
+      if (this.lossWatch !== watch) return;
+      watch.stop();
+      this.recovery = this.moveOffLostBackend(chosen, reason).catch((error: unknown) =>
+        log.error('no backend works after the loss', error),
+      );
+    });
+  }
+
+  /**
+   * The GPU under `lost` is gone: fail the calls waiting on it, make a fresh instance of it, walk
+   * the ladder again (the fresh instance self-tests like any rung) and serve the model on the
+   * backend chosen, from the weights the engine keeps in memory.
+   */
+  private async moveOffLostBackend(lost: BackendName, reason: string): Promise<void> {
+    log.warn(`the ${lost} backend was lost while in use (${reason}); choosing again`);
+    const error = new HearthError('HEARTH_E_BACKEND_LOST', `${lost}: ${reason}`);
+    for (const reject of this.onBackend) reject(error);
+    this.onBackend.clear();
+    renewBackend(lost);
+    this.learner.dropLearner();
+    this.state.dispose();
+    const ladder = await chooseCachedBackend(this.requireConfig(), this.global, this.store);
+    this.ladder = {
+      chosen: ladder.chosen,
+      attempts: ladder.attempts.map((attempt) =>
+        attempt.backend === lost
+          ? { ...attempt, detail: `lost while in use (${reason}); ${attempt.detail ?? ''}` }
+          : attempt,
+      ),
+    };
+    if (this.global) this.adopt(this.global);
+    this.watchBackend();
+  }
+
   /** Runs `task` after every earlier queued task (learning, model swaps, erasure). */
   private serialise<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task);
+    const run = this.queue.then(() => this.onLiveBackend(task));
     this.queue = run.catch(() => undefined);
     return run;
   }

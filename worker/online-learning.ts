@@ -223,6 +223,11 @@ export class OnlineLearner {
     this.debouncer.cancel();
   }
 
+  /** Forgets the kept learner (the next update starts a fresh one from the served weights). */
+  dropLearner(): void {
+    this.learner = null;
+  }
+
   /**
    * One online update (queued, under the trainer lock; another tab training: skipped): a few
    * sparse steps from the served local copy on the newest sessions plus a replay sample, or, with

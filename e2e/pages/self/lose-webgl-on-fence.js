@@ -1,0 +1,3 @@
+/* global self */
+// With lose-webgl.js: the first fence tfjs sets loses its context.
+self.loseWebglOnFence = true;
