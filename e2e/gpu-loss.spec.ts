@@ -4,7 +4,8 @@
  * e2e/pages/self/ lose the context on purpose (WEBGL_lose_context), as a crash would:
  * - during the backend self-test: the rung fails with the reason and the ladder moves on;
  * - while the page is in use, even in the middle of a call: the call still answers, from a fresh
- *   context the engine self-tests like any rung.
+ *   context the engine self-tests like any rung;
+ * - for good (every new context is lost too): calls fail with a code instead of waiting.
  */
 import { expect, test, type Page, type Worker } from '@playwright/test';
 import { hostUrl, pageErrors } from './helpers.js';
@@ -21,7 +22,12 @@ type Api = {
     recommend(o: { k: number }): Promise<{ item: string }[]>;
   };
 };
-type Patched = { loseWebgl(): void; webglContexts(): number; lostWebgl?: number };
+type Patched = {
+  loseWebgl(): void;
+  webglContexts(): number;
+  lostWebgl?: number;
+  loseWebglOnFence?: boolean;
+};
 
 const ready = (page: Page): Promise<Status> =>
   page.evaluate(() => (window as unknown as Api).hearth.ready);
@@ -92,4 +98,36 @@ test('a WebGL context lost in the middle of a call: the call answers from a fres
   // And it keeps working on it.
   expect(await clickThenRecommend(page, after[0]!)).toHaveLength(6);
   expect(errors).toEqual([]);
+});
+
+test('a GPU lost for good: calls fail with HEARTH_E_NO_BACKEND instead of waiting', async ({
+  page,
+}) => {
+  await page.goto(`${hostUrl()}pages/losable-webgl.html`);
+  expect((await ready(page)).backend).toBe('webgl');
+  const worker = engineWorker(page);
+  const first = await page.evaluate(async () =>
+    (await (window as unknown as Api).hearth.recommend({ k: 6 })).map((r) => r.item),
+  );
+  // From now on every context is lost at its first read-back, the fresh one included.
+  await worker.evaluate(() => {
+    const patched = self as unknown as Patched;
+    patched.loseWebglOnFence = true;
+    patched.loseWebgl();
+  });
+  /** The code a click-then-recommend fails with ('answered' if it does not fail). */
+  const failureOf = (item: string): Promise<string> =>
+    page.evaluate(async (i) => {
+      try {
+        const { hearth } = window as unknown as Api;
+        await hearth.track({ type: 'click', item: i });
+        await hearth.recommend({ k: 6 });
+        return 'answered';
+      } catch (error) {
+        return String((error as { code?: string }).code);
+      }
+    }, item);
+  expect(await failureOf(first[0]!)).toBe('HEARTH_E_NO_BACKEND');
+  // And so does the next call, at once.
+  expect(await failureOf(first[1]!)).toBe('HEARTH_E_NO_BACKEND');
 });

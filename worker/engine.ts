@@ -107,6 +107,8 @@ export class Engine implements EngineApi {
   private readonly onBackend = new Set<(error: HearthError) => void>();
   /** Settles once the engine has moved off a lost backend (calls wait for it). */
   private recovery: Promise<void> = Promise.resolve();
+  /** Set when no rung works after a loss: what every call fails with. */
+  private noBackend: HearthError | null = null;
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly coin: () => number;
@@ -479,6 +481,7 @@ export class Engine implements EngineApi {
    */
   private async onLiveBackend<T>(work: () => Promise<T>): Promise<T> {
     await this.recovery;
+    if (this.noBackend) throw this.noBackend;
     return new Promise<T>((resolve, reject) => {
       this.onBackend.add(reject);
       work()
@@ -498,9 +501,14 @@ export class Engine implements EngineApi {
     void watch.lost.then((reason) => {
       if (this.lossWatch !== watch) return;
       watch.stop();
-      this.recovery = this.moveOffLostBackend(chosen, reason).catch((error: unknown) =>
-        log.error('no backend works after the loss', error),
-      );
+      this.recovery = this.moveOffLostBackend(chosen, reason).catch((error: unknown) => {
+        // Nothing left to compute on: every call fails with this from now on, none waits.
+        log.error('no backend works after the loss', error);
+        this.noBackend =
+          error instanceof HearthError
+            ? error
+            : new HearthError('HEARTH_E_NO_BACKEND', String(error));
+      });
     });
   }
 
@@ -514,9 +522,12 @@ export class Engine implements EngineApi {
     const error = new HearthError('HEARTH_E_BACKEND_LOST', `${lost}: ${reason}`);
     for (const reject of this.onBackend) reject(error);
     this.onBackend.clear();
-    renewBackend(lost);
-    this.learner.dropLearner();
+    // Free what the lost context held while its backend instance still exists (a call still
+    // running on the served model keeps it: ServingSlot counts users per model).
+    this.serving.swap(null);
     this.state.dispose();
+    this.learner.dropLearner();
+    renewBackend(lost);
     const ladder = await chooseCachedBackend(this.requireConfig(), this.global, this.store);
     this.ladder = {
       chosen: ladder.chosen,

@@ -39,3 +39,28 @@ describe('serving slot', () => {
     expect(b.gone).toBe(false);
   });
 });
+
+describe('serving slot with a call that never ends', () => {
+  it("keeps only that call's model: the models swapped in after it are disposed as usual", async () => {
+    const slot = new ServingSlot();
+    const lost = fake();
+    slot.swap(lost);
+    // A call whose GPU was lost: it never settles.
+    void slot.use(() => new Promise<never>(() => undefined));
+    const b = fake();
+    const c = fake();
+    slot.swap(b);
+    expect(lost.gone).toBe(false);
+    // A call on b finishes after b was replaced: b goes with it, whatever the hung call does.
+    let release!: () => void;
+    const running = slot.use(async () => new Promise<void>((resolve) => (release = resolve)));
+    slot.swap(c);
+    expect(b.gone).toBe(false);
+    release();
+    await running;
+    expect(b.gone).toBe(true);
+    slot.swap(fake());
+    expect(c.gone).toBe(true);
+    expect(lost.gone).toBe(false);
+  });
+});
