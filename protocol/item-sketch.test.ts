@@ -129,3 +129,94 @@ describe('sketchUpdate and unsketchUpdate', () => {
     expect(Math.abs(squaredNorm / norm2 - 1)).toBeLessThan(0.05);
   });
 });
+
+describe('a sketch of depth k', () => {
+  const width = dims.embedding + 1;
+
+  it('adds every row over √k into one bucket of each of its k tables, drawn apart', () => {
+    const sketch = roundSketch(6, 2, 3);
+    expect(sketch.depth).toBe(3);
+    expect(sketchLength(dims, sketch)).toBe(dense + 3 * 6 * width);
+    const u = randomFull(7);
+    const s = sketchOf3(u, sketch);
+    for (let table = 0; table < 3; table++) {
+      const sums = new Float64Array(6 * width);
+      for (let item = 1; item < dims.items; item++) {
+        const slot = sketchSlot(item, sketch, table);
+        const b = Math.abs(slot) - 1;
+        for (let c = 0; c < dims.embedding; c++) {
+          sums[b * width + c]! += (Math.sign(slot) * u[at.embedding(item) + c]!) / Math.sqrt(3);
+        }
+        sums[b * width + dims.embedding]! += (Math.sign(slot) * u[at.bias(item)]!) / Math.sqrt(3);
+      }
+      const got = s.subarray(dense + table * 6 * width, dense + (table + 1) * 6 * width);
+      for (let i = 0; i < sums.length; i++) expect(got[i]).toBeCloseTo(sums[i]!, 12);
+    }
+    // The tables' hashes differ: most items land in other buckets of table 1 than of table 0.
+    const big = roundSketch(1024, 2, 2);
+    const apart = Array.from({ length: 400 }, (_, i) => i + 1).filter(
+      (item) => sketchSlot(item, big, 0) !== sketchSlot(item, big, 1),
+    );
+    expect(apart.length).toBeGreaterThan(390);
+    expect(roundSketch(6, 2)).not.toHaveProperty('depth');
+    expect(() => roundSketch(6, 2, 0)).toThrow(RangeError);
+    expect(() => roundSketch(6, 2, 9)).toThrow(RangeError);
+  });
+
+  it('reads a row exactly where its readings agree, and nearly zero a row no update touched', () => {
+    // Only items 1..4 move; with 4 buckets in each of 2 tables the other rows share buckets with
+    // them, so a reading of one table alone would give them their mates' rows.
+    const u = randomFull(8);
+    for (let item = 5; item < dims.items; item++) {
+      u.fill(0, at.embedding(item), at.embedding(item) + dims.embedding);
+      u[at.bias(item)] = 0;
+    }
+    let version = 1;
+    const sketchFor = (v: number) => roundSketch(64, v, 2);
+    // A round whose draw puts items 1..4 in buckets of their own in both tables.
+    const alone = (v: number) =>
+      [0, 1].every(
+        (t) =>
+          new Set([1, 2, 3, 4].map((i) => Math.abs(sketchSlot(i, sketchFor(v), t)))).size === 4,
+      );
+    while (!alone(version)) version++;
+    const sketch = sketchFor(version);
+    const back = unsketchUpdate(sketchOf3(u, sketch), dims, sketch, new Float64Array(fullLength));
+    for (let item = 1; item <= 4; item++) {
+      for (let c = 0; c < dims.embedding; c++) {
+        expect(back[at.embedding(item) + c]).toBeCloseTo(u[at.embedding(item) + c]!, 9);
+      }
+    }
+    // A row whose two readings are two different mates' rows (or zero) is read as far less than
+    // either: measured over every untouched row against the depth-1 reading of the same tables.
+    let shrunk = 0;
+    let plain = 0;
+    const one = roundSketch(64, version);
+    const plainBack = unsketchUpdate(sketchOf3(u, one), dims, one, new Float64Array(fullLength));
+    for (let item = 5; item < dims.items; item++) {
+      for (let c = 0; c < dims.embedding; c++) {
+        shrunk += back[at.embedding(item) + c]! ** 2;
+        plain += plainBack[at.embedding(item) + c]! ** 2;
+      }
+    }
+    expect(plain).toBeGreaterThan(0);
+    // The plain mean of the two readings would keep a quarter of it (half the reading, squared).
+    expect(shrunk).toBeLessThan(0.05 * plain);
+  });
+
+  it('keeps the squared norm in expectation', () => {
+    const u = randomFull(9);
+    const norm2 = u.subarray(0, at.bias(dims.items - 1) + 1).reduce((acc, x) => acc + x * x, 0);
+    let items2 = 0;
+    const rounds = 2000;
+    for (let version = 1; version <= rounds; version++) {
+      const s = sketchOf3(u, roundSketch(8, version, 2));
+      items2 += s.subarray(dense).reduce((acc, x) => acc + x * x, 0) / rounds;
+    }
+    expect(Math.abs(items2 / norm2 - 1)).toBeLessThan(0.05);
+  });
+});
+
+function sketchOf3(u: Float64Array, sketch: ReturnType<typeof roundSketch>): Float64Array {
+  return sketchUpdate(u, dims, sketch, new Float64Array(sketchLength(dims, sketch)));
+}

@@ -13,17 +13,45 @@
  *
  * E[decode(sketch(u))] = u over the draw of (h, s), and E‖sketch(u)‖² = ‖u‖², but one round's
  * decoded rows carry the bucket mates' rows as noise (about (items - 1) / B of them each).
+ *
+ * With depth k > 1 the buckets are k tables of B, each with hashes of its own, and every item adds
+ * its row times 1/√k into one bucket of each (so E‖sketch(u)‖² = ‖u‖² still). Reading back gives k
+ * readings of each row with independent bucket mates; the row read is their mean, shrunk by how
+ * much of it they agree on: ρ = p / (p + N), p the mean inner product of two readings (an estimate
+ * of the row's squared norm, its mates' noise cancelling) and N the readings' spread around their
+ * mean over k. A row no update touched, whose readings are only its mates', is read as nearly zero
+ * instead of as its mates' noise. The reading is then biased toward zero and not linear (the server
+ * reads the round's mean, a sum already aggregated and noised).
  */
-import { denseLength, type ItemSketch, type ModelDims } from './manifest.js';
+import { denseLength, MAX_SKETCH_DEPTH, type ItemSketch, type ModelDims } from './manifest.js';
 
 export type { ItemSketch } from './manifest.js';
 
-/** The sketch of version `version`'s round: its hashes are drawn from the version number. */
-export function roundSketch(buckets: number, version: number): ItemSketch {
+/**
+ * The sketch of version `version`'s round: its hashes are drawn from the version number; `depth`
+ * tables of `buckets` buckets.
+ */
+export function roundSketch(buckets: number, version: number, depth = 1): ItemSketch {
   if (!(Number.isInteger(buckets) && buckets >= 1)) {
     throw new RangeError(`a sketch needs a whole number of buckets >= 1, not ${buckets}`);
   }
-  return { buckets, key: mix(version * 7919 + 1) };
+  if (!(Number.isInteger(depth) && depth >= 1 && depth <= MAX_SKETCH_DEPTH)) {
+    throw new RangeError(
+      `a sketch's depth is a whole number in 1..${MAX_SKETCH_DEPTH}, not ${depth}`,
+    );
+  }
+  const key = mix(version * 7919 + 1);
+  return depth > 1 ? { buckets, key, depth } : { buckets, key };
+}
+
+/** Tables of a sketch (1 where the manifest names none). */
+export function sketchDepth(sketch: ItemSketch): number {
+  return sketch.depth ?? 1;
+}
+
+/** The key of table `table`'s hashes: the sketch's own for the first. */
+function tableKey(sketch: ItemSketch, table: number): number {
+  return table === 0 ? sketch.key : mix(sketch.key ^ Math.imul(table, 0x85ebca6b));
 }
 
 /** A 32-bit integer finaliser (lowbias32: Wellons 2018), for the bucket and sign hashes. */
@@ -34,23 +62,24 @@ function mix(x: number): number {
 }
 
 /**
- * Item `item`'s bucket and sign under `sketch`, as one signed number: bucket + 1 when the sign is
- * +1, -(bucket + 1) when it is -1.
+ * Item `item`'s bucket and sign in table `table` of `sketch`, as one signed number: bucket + 1 when
+ * the sign is +1, -(bucket + 1) when it is -1 (the bucket counted within the table).
  */
-export function sketchSlot(item: number, sketch: ItemSketch): number {
-  const h = mix(Math.imul(item, 0x9e3779b1) ^ sketch.key);
+export function sketchSlot(item: number, sketch: ItemSketch, table = 0): number {
+  const h = mix(Math.imul(item, 0x9e3779b1) ^ tableKey(sketch, table));
   const bucket = (h >>> 1) % sketch.buckets;
   return h & 1 ? bucket + 1 : -(bucket + 1);
 }
 
-/** Values of a sketched update: the dense tensors, then d + 1 values a bucket. */
+/** Values of a sketched update: the dense tensors, then d + 1 values a bucket, table by table. */
 export function sketchLength(dims: ModelDims, sketch: ItemSketch): number {
-  return denseLength(dims) + sketch.buckets * (dims.embedding + 1);
+  return denseLength(dims) + sketchDepth(sketch) * sketch.buckets * (dims.embedding + 1);
 }
 
 /**
  * Moves values between a full (manifest-order) vector and a sketch: into the sketch, each item row
- * is added with its sign into its bucket; out of it, each item row is its sign times its bucket.
+ * is added with its sign (over √depth) into its bucket of each table; out of it, each item row is
+ * its sign times its bucket (with depth > 1: the shrunk mean of its tables' readings, see above).
  * The dense tensors are copied as they are; the target is zeroed first, row 0 stays zero.
  */
 function transfer(
@@ -64,23 +93,82 @@ function transfer(
   const n = dims.items;
   const dense = denseLength(dims);
   const offset = n * d + n;
+  const depth = sketchDepth(sketch);
   const target = into === 'sketch' ? compact : full;
   target.fill(0);
   if (into === 'sketch') compact.set(full.subarray(offset, offset + dense), 0);
   else full.set(compact.subarray(0, dense), offset);
+  if (into === 'rows' && depth > 1) {
+    readShrunk(full, compact, dims, sketch);
+    return;
+  }
+  const scale = 1 / Math.sqrt(depth);
   // Embedding values, then the bias (stored after the whole table in the full vector).
-  for (let item = 1; item < n; item++) {
-    const slot = sketchSlot(item, sketch);
-    const sign = slot > 0 ? 1 : -1;
-    const at = dense + (Math.abs(slot) - 1) * (d + 1);
-    const row = item * d;
-    if (into === 'sketch') {
-      for (let c = 0; c < d; c++) compact[at + c]! += sign * full[row + c]!;
-      compact[at + d]! += sign * full[n * d + item]!;
-    } else {
-      for (let c = 0; c < d; c++) full[row + c] = sign * compact[at + c]!;
-      full[n * d + item] = sign * compact[at + d]!;
+  for (let table = 0; table < depth; table++) {
+    const base = dense + table * sketch.buckets * (d + 1);
+    for (let item = 1; item < n; item++) {
+      const slot = sketchSlot(item, sketch, table);
+      const sign = slot > 0 ? scale : -scale;
+      const at = base + (Math.abs(slot) - 1) * (d + 1);
+      const row = item * d;
+      if (into === 'sketch') {
+        for (let c = 0; c < d; c++) compact[at + c]! += sign * full[row + c]!;
+        compact[at + d]! += sign * full[n * d + item]!;
+      } else {
+        for (let c = 0; c < d; c++) full[row + c] = sign * compact[at + c]!;
+        full[n * d + item] = sign * compact[at + d]!;
+      }
     }
+  }
+}
+
+/**
+ * Reads every item row of a sketch of depth k > 1 into `full` (zeroed, dense part set): the mean r̄
+ * of its k readings r_t (sign times bucket times √k, each unbiased), times ρ = p / (p + N) where p
+ * is the mean of r_a · r_b over pairs a < b (0 if negative) and N = Σ_t ‖r_t - r̄‖² / (k (k - 1)),
+ * the squared error of r̄ the readings' spread shows; both over the d + 1 values of the row.
+ */
+function readShrunk(
+  full: Float32Array | Float64Array,
+  compact: Float32Array | Float64Array,
+  dims: ModelDims,
+  sketch: ItemSketch,
+): void {
+  const d = dims.embedding;
+  const n = dims.items;
+  const dense = denseLength(dims);
+  const depth = sketchDepth(sketch);
+  const width = d + 1;
+  const gain = Math.sqrt(depth);
+  const readings = new Float64Array(depth * width);
+  const mean = new Float64Array(width);
+  for (let item = 1; item < n; item++) {
+    mean.fill(0);
+    for (let table = 0; table < depth; table++) {
+      const slot = sketchSlot(item, sketch, table);
+      const sign = slot > 0 ? gain : -gain;
+      const at = dense + (table * sketch.buckets + Math.abs(slot) - 1) * width;
+      for (let c = 0; c < width; c++) {
+        const r = sign * compact[at + c]!;
+        readings[table * width + c] = r;
+        mean[c]! += r / depth;
+      }
+    }
+    let pairs = 0;
+    let spread = 0;
+    for (let a = 0; a < depth; a++) {
+      for (let c = 0; c < width; c++) {
+        const ra = readings[a * width + c]!;
+        spread += (ra - mean[c]!) ** 2;
+        for (let b = a + 1; b < depth; b++) pairs += ra * readings[b * width + c]!;
+      }
+    }
+    const p = Math.max(0, pairs / ((depth * (depth - 1)) / 2));
+    const noise = spread / (depth * (depth - 1));
+    const rho = p > 0 ? p / (p + noise) : 0;
+    const row = item * d;
+    for (let c = 0; c < d; c++) full[row + c] = rho * mean[c]!;
+    full[n * d + item] = rho * mean[d]!;
   }
 }
 

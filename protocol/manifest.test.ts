@@ -143,6 +143,17 @@ describe('manifest', () => {
     expect(() => parseManifest(both)).toThrow('federation.itemSketch');
   });
 
+  it("reads a sketch's depth: optional (1), a whole number of tables up to 8", () => {
+    const federation = manifest().federation;
+    const sketch = { buckets: 2, key: 1, depth: 2 };
+    const named = { ...manifest(), federation: { ...federation, itemSketch: sketch } };
+    expect(parseManifest(named).federation.itemSketch).toEqual(sketch);
+    for (const depth of [0, 9, 1.5, '2', null]) {
+      const m = { ...manifest(), federation: { ...federation, itemSketch: { ...sketch, depth } } };
+      expect(() => parseManifest(m), JSON.stringify(depth)).toThrow('federation.itemSketch');
+    }
+  });
+
   it('reads federation.updateDtype: optional (float16), one of float16, int8, int4, int2 when given', () => {
     const federation = manifest().federation;
     expect(updateDtypeOf(parseManifest(manifest()).federation)).toBe('float16');

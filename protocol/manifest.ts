@@ -178,7 +178,12 @@ export interface ModelManifest {
 export interface ItemSketch {
   readonly buckets: number;
   readonly key: number;
+  /** Tables of `buckets` buckets, each with hashes of its own (absent: 1). */
+  readonly depth?: number;
 }
+
+/** The most tables a sketch may have. */
+export const MAX_SKETCH_DEPTH = 8;
 
 /** What the server tells devices about taking part in rounds. */
 export interface FederationParams {
@@ -373,9 +378,10 @@ export function manifestFor(
 /** A sketch of 1..5,000,000 buckets (the most rows an update may name) with a u32 key. */
 function validSketch(sketch: unknown): boolean {
   if (typeof sketch !== 'object' || sketch === null) return false;
-  const { buckets, key } = sketch as Record<string, unknown>;
+  const { buckets, key, depth } = sketch as Record<string, unknown>;
   return (
     positiveInt(buckets, 5_000_000) &&
+    (depth === undefined || positiveInt(depth, MAX_SKETCH_DEPTH)) &&
     Number.isInteger(key) &&
     (key as number) >= 0 &&
     (key as number) < 2 ** 32

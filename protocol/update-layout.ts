@@ -142,7 +142,8 @@ export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
       a.kind === 'sketch' &&
       b.kind === 'sketch' &&
       a.sketch.buckets === b.sketch.buckets &&
-      a.sketch.key === b.sketch.key
+      a.sketch.key === b.sketch.key &&
+      (a.sketch.depth ?? 1) === (b.sketch.depth ?? 1)
     );
   }
   if (a.kind === 'full' || b.kind === 'full') return a.kind === b.kind;

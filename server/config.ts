@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
-import { WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
+import { MAX_SKETCH_DEPTH, WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
 import {
   DEVICE_UPDATE_DTYPES,
   UPDATE_HEADER_BYTES,
@@ -109,6 +109,11 @@ export interface ServerConfig {
    * length of this many rows. 'off': updateRows names the rows. Giving updateRows turns it off.
    */
   readonly itemSketch: number | 'off';
+  /**
+   * Tables of itemSketch buckets a sketch has, each with hashes of its own (protocol/item-sketch.ts):
+   * the server reads each item row as its tables' readings' mean, shrunk by how much they agree.
+   */
+  readonly sketchDepth: number;
   /**
    * How a version's rows are named, from public data only: 'bias' takes half of them by the
    * version's own item bias and moves a window over the rest; 'window' moves a window through a
@@ -276,6 +281,7 @@ export const DEFAULT_CONFIG = {
   // Chosen by measurement (README, "Item sketches"): at 500 rounds on Diginetica as good as 4,096
   // named rows (better early, and under noise on YOOCHOOSE) at about half the values.
   itemSketch: 2048,
+  sketchDepth: 1,
   rowChoice: 'window',
   aggregator: 'mean',
   weightsDtype: 'int8',
@@ -379,6 +385,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   if (config.itemSketch !== 'off') {
     checkInt('itemSketch (--item-sketch)', config.itemSketch, 1, 5_000_000);
   }
+  checkInt('sketchDepth (--sketch-depth)', config.sketchDepth, 1, MAX_SKETCH_DEPTH);
   checkOneOf('rowChoice (--row-choice)', config.rowChoice, ROW_CHOICES);
   checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
   checkOneOf('updateDtype (--update-dtype)', config.updateDtype, DEVICE_UPDATE_DTYPES);
@@ -536,6 +543,8 @@ export const USAGE = `Usage: npm run server -- [options]
                              public data (default ${DEFAULT_CONFIG.updateRows}); full: the whole model
   --item-sketch <b|off>      buckets of the count sketch an update carries every item row in, drawn per
                              version (default ${DEFAULT_CONFIG.itemSketch}); off, or --update-rows given: named rows
+  --sketch-depth <k>         tables of --item-sketch buckets, each with its own hashes; rows are read as
+                             the shrunk mean of their k readings (default ${DEFAULT_CONFIG.sketchDepth})
   --row-choice <c>           ${ROW_CHOICES.join(' | ')}: how the rows are named (default ${DEFAULT_CONFIG.rowChoice})
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
@@ -646,6 +655,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
     if (value === 'off') out.itemSketch = 'off';
     else intFlag('itemSketch', 1, 5_000_000)(value, flag, out);
   },
+  '--sketch-depth': intFlag('sketchDepth', 1, MAX_SKETCH_DEPTH),
   '--row-choice': oneOfFlag('rowChoice', ROW_CHOICES),
   '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
   '--update-dtype': oneOfFlag('updateDtype', DEVICE_UPDATE_DTYPES),

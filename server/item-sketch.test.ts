@@ -79,6 +79,23 @@ describe('item sketches (--item-sketch)', () => {
     expect(v2.federation.itemSketch!.key).not.toBe(v1.federation.itemSketch!.key);
   });
 
+  it('publishes a sketch of depth 2 (--sketch-depth) and reads a round back with it', async () => {
+    const t = await makeApp({ ...SKETCH, sketchDepth: 2, minCohort: 1, maxStaleness: 0 });
+    closers.push(t.close);
+    const v1 = await servedModel(t.app);
+    expect(v1.federation.itemSketch).toEqual(roundSketch(2, 1, 2));
+    const length = updateLength(DIMS, manifestLayout(v1.federation));
+    expect(length).toBe(denseLength(DIMS) + 2 * 2 * (DIMS.embedding + 1));
+    const a = await joinRound(t.app);
+    const delta = layoutDelta(length, 0.5, 3);
+    const { moved } = await moveOfRound(t.app, [a.token], [delta]);
+    // FedAvg at lr 1 with one update: the model moves by the update read back with depth 2.
+    const read = unsketchUpdate(delta, DIMS, roundSketch(2, 1, 2), new Float32Array(PARAMS));
+    expect(worstDifference(moved, read)).toBeLessThan(5e-6);
+    expect(worstDifference(moved, readBack(delta, 1))).toBeGreaterThan(1e-3);
+    expect((await servedModel(t.app)).federation.itemSketch).toEqual(roundSketch(2, 2, 2));
+  });
+
   it('sketches a stale update again with the current hashes, its item norm kept', async () => {
     const t = await makeApp({ ...SKETCH, minCohort: 1, maxStaleness: 1 });
     closers.push(t.close);

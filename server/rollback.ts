@@ -52,7 +52,10 @@ export interface Rollback {
  */
 export async function rollBackIfWorse(
   store: Store,
-  config: Pick<ServerConfig, 'rollbackDrop' | 'updateRows' | 'rowChoice' | 'itemSketch'>,
+  config: Pick<
+    ServerConfig,
+    'rollbackDrop' | 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'
+  >,
   hitRates: ReadonlyMap<number, number>,
 ): Promise<Rollback | undefined> {
   const current = await store.latestVersion();

@@ -28,10 +28,11 @@ export function manifestParamCount(manifest: ModelManifest): number {
  */
 export function largestUpdateParams(
   manifest: ModelManifest,
-  config: Pick<ServerConfig, 'updateRows' | 'itemSketch'>,
+  config: Pick<ServerConfig, 'updateRows' | 'itemSketch' | 'sketchDepth'>,
 ): number {
   const { dims } = manifest;
-  const rows = config.itemSketch !== 'off' ? config.itemSketch : config.updateRows;
+  const rows =
+    config.itemSketch !== 'off' ? config.itemSketch * config.sketchDepth : config.updateRows;
   const items = rows === 'full' ? 2 * dims.items : Math.max(dims.items, rows + 1);
   return parameterCount(tensorLayout({ ...dims, items }));
 }
@@ -110,11 +111,12 @@ export function toHour(iso: string): string {
 
 /**
  * The update layout of `version`: with config.itemSketch, a count sketch of that many buckets drawn
- * for the version (protocol/item-sketch.ts roundSketch); else the rows versionRows names. Neither
- * (the whole model) where the sketch or the rows would hold as many values as every row.
+ * for the version (protocol/item-sketch.ts roundSketch), config.sketchDepth tables of them; else
+ * the rows versionRows names. Neither (the whole model) where the sketch or the rows would hold as
+ * many values as every row.
  */
 export function versionLayout(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
   dims: ModelDims,
   version: number,
   weights: Float32Array,
@@ -122,8 +124,8 @@ export function versionLayout(
 ): LayoutFields {
   if (config.itemSketch !== 'off') {
     // As many buckets as rows carry no fewer values than the rows, and collisions besides.
-    if (config.itemSketch >= dims.items - 1) return {};
-    return { itemSketch: roundSketch(config.itemSketch, version) };
+    if (config.itemSketch * config.sketchDepth >= dims.items - 1) return {};
+    return { itemSketch: roundSketch(config.itemSketch, version, config.sketchDepth) };
   }
   const rows = versionRows(config, dims, version, weights, seed);
   return rows === undefined ? {} : { updateRows: rows };
@@ -131,7 +133,7 @@ export function versionLayout(
 
 /** RoundPolicy.layoutFields for the running config: versionLayout on each new version's weights. */
 export function layoutFieldsOf(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
 ) {
   return (template: ModelManifest, version: number, weights: Float32Array) =>
     versionLayout(config, template.dims, version, weights, template.layoutHash);

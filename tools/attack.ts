@@ -2,7 +2,7 @@
  * `npm run attack`: what the server can read off one upload today, measured on real visitors.
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200]
- *     [--item-sketch <buckets> | --rows <n>|full] [--cohorts 1,10,100,1000]
+ *     [--item-sketch <buckets> [--sketch-depth <k>] | --rows <n>|full] [--cohorts 1,10,100,1000]
  *     [--update-dtype float16|int8|int4|int2, default: the server's]
  *
  * The layout is the server's default unless one is given: the device sends its item rows as the
@@ -55,6 +55,7 @@ async function main(): Promise<void> {
       'update-dtype': { type: 'string', default: DEFAULT_CONFIG.updateDtype },
       cohorts: { type: 'string' },
       'item-sketch': { type: 'string' },
+      'sketch-depth': { type: 'string' },
     },
     strict: true,
   });
@@ -65,13 +66,16 @@ async function main(): Promise<void> {
     .map((c) => positiveInteger('cohorts', c));
   const visitors = positiveInteger('visitors', values.visitors);
   // The layout as the server resolves it: its default (a sketch) unless rows are asked for.
-  const { updateRows, itemSketch } = resolveConfig({
+  const { updateRows, itemSketch, sketchDepth } = resolveConfig({
     ...(values.rows === undefined
       ? {}
       : { updateRows: values.rows === 'full' ? 'full' : positiveInteger('rows', values.rows) }),
     ...(values['item-sketch'] === undefined
       ? {}
       : { itemSketch: positiveInteger('item-sketch', values['item-sketch']) }),
+    ...(values['sketch-depth'] === undefined
+      ? {}
+      : { sketchDepth: positiveInteger('sketch-depth', values['sketch-depth']) }),
   });
   setLogLevel('silent');
   await initNodeBackend('wasm');
@@ -81,7 +85,7 @@ async function main(): Promise<void> {
   const key = `seed-test-${population.central.length}`;
   const weights = await centralWeights(dataset, dims, population.central, key);
   const fields = versionLayout(
-    { updateRows, rowChoice: 'window', itemSketch },
+    { updateRows, rowChoice: 'window', itemSketch, sketchDepth },
     dims,
     1,
     weights,

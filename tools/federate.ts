@@ -10,7 +10,8 @@
  *     [--rows <per round> | --rows full] [--row-choice window|bias]
  *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
  *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; noise needs
- *     --per-device on, where each device clips its sketch)
+ *     --per-device on, where each device clips its sketch) [--sketch-depth <k>] (k tables of
+ *     that many buckets; each row read as the shrunk mean of its k readings)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
@@ -77,6 +78,7 @@ const OPTIONS = {
   rows: { type: 'string', default: '512' },
   'row-choice': { type: 'string', default: 'window' },
   'item-sketch': { type: 'string' },
+  'sketch-depth': { type: 'string' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -141,6 +143,12 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     if (values.rows !== 'full') throw new Error('--item-sketch needs --rows full');
     if (noise > 0 && !perDevice) throw new Error('--item-sketch with noise needs --per-device on');
   }
+  const sketchDepth =
+    values['sketch-depth'] === undefined
+      ? 1
+      : positiveInteger('sketch-depth', values['sketch-depth']);
+  if (sketchDepth > 1 && itemSketch === undefined)
+    throw new Error('--sketch-depth needs --item-sketch');
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),
     rounds,
@@ -153,6 +161,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
     rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias'] as const),
     ...(itemSketch === undefined ? {} : { itemSketch }),
+    ...(sketchDepth > 1 ? { sketchDepth } : {}),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),
       learningRate: positiveNumber('local-lr', values['local-lr']!),

@@ -63,6 +63,8 @@ export interface RunSettings {
    * the full layout; noise only per device); absent: the rows as the layout names them.
    */
   readonly itemSketch?: number;
+  /** Tables of itemSketch buckets (server/config.ts sketchDepth; default 1). */
+  readonly sketchDepth?: number;
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
@@ -120,7 +122,7 @@ export function runLabel(s: RunSettings): string {
   const what =
     s.rowsPerRound === null
       ? s.itemSketch
-        ? `sketch ${s.itemSketch}`
+        ? `sketch ${s.itemSketch}${s.sketchDepth && s.sketchDepth > 1 ? `x${s.sketchDepth}` : ''}`
         : 'full'
       : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
   const added = s.newItems
@@ -143,6 +145,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     serverOptimizer: s.serverOptimizer,
     updateRows: s.rowsPerRound ?? 'full',
     itemSketch: s.itemSketch ?? 'off',
+    sketchDepth: s.sketchDepth ?? 1,
     rowChoice: s.rowChoice,
     updateDtype: s.updateDtype,
     serverLearningRate: s.serverLearningRate,
@@ -163,7 +166,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
  * for the version its devices train on (round + 1).
  */
 export function layoutFor(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch'>,
+  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
   dims: ModelDims,
   round: number,
   weights: Float32Array,
