@@ -66,8 +66,13 @@ function mix(x: number): number {
  * the sign is +1, -(bucket + 1) when it is -1 (the bucket counted within the table).
  */
 export function sketchSlot(item: number, sketch: ItemSketch, table = 0): number {
-  const h = mix(Math.imul(item, 0x9e3779b1) ^ tableKey(sketch, table));
-  const bucket = (h >>> 1) % sketch.buckets;
+  return slotUnder(item, tableKey(sketch, table), sketch.buckets);
+}
+
+/** sketchSlot with the table's key given (the loops below draw it once a table). */
+function slotUnder(item: number, key: number, buckets: number): number {
+  const h = mix(Math.imul(item, 0x9e3779b1) ^ key);
+  const bucket = (h >>> 1) % buckets;
   return h & 1 ? bucket + 1 : -(bucket + 1);
 }
 
@@ -106,8 +111,9 @@ function transfer(
   // Embedding values, then the bias (stored after the whole table in the full vector).
   for (let table = 0; table < depth; table++) {
     const base = dense + table * sketch.buckets * (d + 1);
+    const key = tableKey(sketch, table);
     for (let item = 1; item < n; item++) {
-      const slot = sketchSlot(item, sketch, table);
+      const slot = slotUnder(item, key, sketch.buckets);
       const sign = slot > 0 ? scale : -scale;
       const at = base + (Math.abs(slot) - 1) * (d + 1);
       const row = item * d;
@@ -142,10 +148,11 @@ function readShrunk(
   const gain = Math.sqrt(depth);
   const readings = new Float64Array(depth * width);
   const mean = new Float64Array(width);
+  const keys = Array.from({ length: depth }, (_, table) => tableKey(sketch, table));
   for (let item = 1; item < n; item++) {
     mean.fill(0);
     for (let table = 0; table < depth; table++) {
-      const slot = sketchSlot(item, sketch, table);
+      const slot = slotUnder(item, keys[table]!, sketch.buckets);
       const sign = slot > 0 ? gain : -gain;
       const at = dense + (table * sketch.buckets + Math.abs(slot) - 1) * width;
       for (let c = 0; c < width; c++) {

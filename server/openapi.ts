@@ -17,6 +17,7 @@ import {
   UPDATE_FORMAT_VERSION,
   UPDATE_HEADER_BYTES,
 } from '../protocol/update-format.js';
+import { MAX_SKETCH_DEPTH } from '../protocol/manifest.js';
 import { SITE_KEY_HEADER } from '../protocol/routes.js';
 import {
   SECAGG_CONTENT_TYPE,
@@ -586,7 +587,7 @@ const COMPONENT_SCHEMAS: Record<string, JsonObject> = {
               depth: {
                 type: 'integer',
                 minimum: 1,
-                maximum: 8,
+                maximum: MAX_SKETCH_DEPTH,
                 description:
                   'Optional (--sketch-depth; absent: 1): tables of `buckets` buckets, each hashed with a key of its own; every item row is added, over √depth, into one bucket of each',
               },
