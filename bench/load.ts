@@ -2,6 +2,7 @@
  * `npm run bench:load`: the aggregation server under concurrent devices.
  *
  *   npm run bench:load -- [--clients 64] [--seconds 20] [--min-cohort 16] [--max-staleness <s>]
+ *                          [--round-window <s>]
  *
  * Starts the real server binary (`server/main.ts`, its own process, so the load generator does not
  * share its event loop) on loopback, a port of its choosing, a temp SQLite file and a small model
@@ -11,7 +12,11 @@
  * round closed, more than s versions ago, between a device's join and its post), counted apart from
  * real errors; every client is honest, so the share of updates refused as stale
  * (HEARTH_E_UPDATE_STALE) is work wasted by the staleness bound s, printed on its own line.
- * `--max-staleness` is passed to the server; left out, the server's default applies.
+ * `--max-staleness` is passed to the server; left out, the server's default applies. With
+ * `--round-window`, rounds close on the clock (server/round-windows.ts): each client names the window
+ * when it joins, and an update whose window closed between its join and its post is refused
+ * (HEARTH_E_UPDATE_STALE when the window published, else HEARTH_E_ROUND_TOKEN), the work windows
+ * waste, printed on its own line.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,6 +45,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '20' },
     'min-cohort': { type: 'string', default: '16' },
     'max-staleness': { type: 'string' },
+    'round-window': { type: 'string' },
   },
 });
 const clients = positiveInteger('clients', args.clients);
@@ -47,6 +53,10 @@ const seconds = positiveInteger('seconds', args.seconds);
 const minCohort = positiveInteger('min-cohort', args['min-cohort']);
 // Checked by the server's own flag parser (an integer >= 0); passed on as given.
 const maxStaleness = args['max-staleness'];
+const roundWindow =
+  args['round-window'] === undefined
+    ? undefined
+    : positiveInteger('round-window', args['round-window']);
 
 /** Starts the CLI and resolves with its URL and a stop function. */
 async function startServer(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -68,6 +78,7 @@ async function startServer(dir: string): Promise<{ url: string; stop: () => Prom
     '--aggregation',
     'plaintext',
     ...(maxStaleness === undefined ? [] : ['--max-staleness', maxStaleness]),
+    ...(roundWindow === undefined ? [] : ['--round-window', String(roundWindow)]),
   ]);
   return {
     url,
@@ -118,8 +129,17 @@ async function client(url: string, id: number, deadline: number): Promise<void> 
   const hash = layoutHash(tensorLayout(DIMS));
   while (performance.now() < deadline) {
     await timed('GET /v1/model', (signal) => fetch(`${url}/v1/model`, { signal }));
+    // With round windows a join names the window it is made in, as a device does.
+    const window =
+      roundWindow === undefined ? undefined : Math.floor(Date.now() / (roundWindow * 1000));
     const joined = await timed('POST /v1/rounds/join', (signal) =>
-      fetch(`${url}/v1/rounds/join`, { method: 'POST', signal }),
+      fetch(`${url}/v1/rounds/join`, {
+        method: 'POST',
+        signal,
+        ...(window === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ window }) }),
+      }),
     );
     if (!joined || joined.status !== 200 || performance.now() >= deadline) continue;
     const ticket = (await joined.json()) as JoinReply;
@@ -176,17 +196,28 @@ async function main(): Promise<void> {
           (list.length / elapsed).toFixed(0),
           quantile(sorted, 0.5).toFixed(1),
           quantile(sorted, 0.99).toFixed(1),
+          // The longest reply: a round window's close folds all its updates at once.
+          sorted.at(-1)!.toFixed(1),
         ];
       });
-      rows.push(['all', String(total), (total / elapsed).toFixed(0), '', '']);
-      console.log(markdownTable(['route', 'requests', 'req/s', 'p50 ms', 'p99 ms'], rows));
+      rows.push(['all', String(total), (total / elapsed).toFixed(0), '', '', '']);
+      console.log(
+        markdownTable(['route', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'max ms'], rows),
+      );
       const expected = (key: string): boolean =>
-        key.endsWith(' 200') || key.endsWith(' 202') || /updates (409|403)$/.test(key);
+        key.endsWith(' 200') ||
+        key.endsWith(' 202') ||
+        /updates (409|403)$/.test(key) ||
+        // A join sent just before a window ends and received just after it names the old window.
+        (roundWindow !== undefined && key === 'POST /v1/rounds/join 409');
       const errors =
         networkErrors +
         [...statuses].filter(([key]) => !expected(key)).reduce((n, [, c]) => n + c, 0);
       const uploads = latencies.get('POST /v1/updates')?.length ?? 0;
       const stale = refusals.get('HEARTH_E_UPDATE_STALE') ?? 0;
+      // With windows an update posted after its window published is on an old version (stale);
+      // after one that published nothing, its token's round is closed (HEARTH_E_ROUND_TOKEN).
+      const closed = (refusals.get('HEARTH_E_ROUND_TOKEN') ?? 0) + (roundWindow ? stale : 0);
       const refused = [...refusals].sort().map(([code, n]) => `${code} ${n}`);
       console.log(
         `\n${markdownTable(
@@ -195,7 +226,11 @@ async function main(): Promise<void> {
         )}\n\nerrors (network or unexpected status): ${errors}\nrounds published: ${published}` +
           `\nupdates refused: ${refused.length > 0 ? refused.join(', ') : 'none'}` +
           `\nstale (max staleness ${maxStaleness ?? 'server default'}): ${stale} of ${uploads} ` +
-          `honest uploads (${((100 * stale) / Math.max(1, uploads)).toFixed(1)}%)`,
+          `honest uploads (${((100 * stale) / Math.max(1, uploads)).toFixed(1)}%)` +
+          (roundWindow === undefined
+            ? ''
+            : `\nwindow closed before the post (round window ${roundWindow} s): ${closed} of ` +
+              `${uploads} honest uploads (${((100 * closed) / Math.max(1, uploads)).toFixed(1)}%)`),
       );
     } finally {
       await server.stop();

@@ -42,6 +42,11 @@ export const ERRORS = {
     status: 403,
     message: 'round token is missing, unknown, or already used',
   },
+  HEARTH_E_ROUND_WINDOW: {
+    status: 409,
+    message:
+      "the join does not name the server's current round window; flip the coin of the current one",
+  },
   HEARTH_E_CONTENT_TYPE: { status: 415, message: 'unsupported content type' },
   HEARTH_E_BAD_REQUEST: { status: 400, message: 'malformed request' },
   HEARTH_E_NOT_FOUND: { status: 404, message: 'no such resource' },

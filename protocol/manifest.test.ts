@@ -3,6 +3,8 @@ import { HearthError } from './errors.js';
 import {
   layoutHash,
   maxStalenessOf,
+  MAX_ROUND_WINDOW_SECONDS,
+  roundWindowAt,
   updateDtypeOf,
   parameterCount,
   parseManifest,
@@ -103,6 +105,39 @@ describe('manifest', () => {
       const m = { ...manifest(), federation: { ...federation, maxStaleness: bad } };
       expect(() => parseManifest(m), String(bad)).toThrow('federation.maxStaleness');
     }
+  });
+
+  it('reads federation.roundWindowSeconds: optional, a positive whole number of seconds up to a year', () => {
+    const federation = manifest().federation;
+    expect(parseManifest(manifest()).federation.roundWindowSeconds).toBeUndefined();
+    const windowed = {
+      ...manifest(),
+      federation: { ...federation, roundWindowSeconds: 3600, countNoise: 10 },
+    };
+    expect(parseManifest(windowed).federation).toMatchObject({
+      roundWindowSeconds: 3600,
+      countNoise: 10,
+    });
+    for (const bad of [0, -60, 1.5, '60', null, MAX_ROUND_WINDOW_SECONDS + 1]) {
+      const m = { ...windowed, federation: { ...windowed.federation, roundWindowSeconds: bad } };
+      expect(() => parseManifest(m), String(bad)).toThrow('federation.roundWindowSeconds');
+    }
+    // The count's noise comes with a window, and only with one.
+    for (const countNoise of [undefined, 0, -1, Infinity, '10']) {
+      const m = { ...windowed, federation: { ...windowed.federation, countNoise } };
+      expect(() => parseManifest(m), String(countNoise)).toThrow('federation.countNoise');
+    }
+    const noWindow = { ...manifest(), federation: { ...federation, countNoise: 10 } };
+    expect(() => parseManifest(noWindow)).toThrow('federation.countNoise');
+  });
+
+  it('numbers round windows from the Unix epoch: window r is [r T, (r + 1) T)', () => {
+    expect(roundWindowAt(0, 60)).toBe(0);
+    expect(roundWindowAt(59_999, 60)).toBe(0);
+    expect(roundWindowAt(60_000, 60)).toBe(1);
+    expect(roundWindowAt(Date.UTC(2026, 11, 5, 17), 3600)).toBe(
+      Date.UTC(2026, 11, 5, 17) / 3_600_000,
+    );
   });
 
   it('reads federation.updateRows: optional; ascending distinct rows in 1..items-1 when given', () => {

@@ -195,7 +195,8 @@ export interface FederationParams {
   readonly maxExamples: number;
   /**
    * q: the probability with which a device takes part in a round, decided by its own coin once per
-   * model version (worker/participation.ts); the server's accountant uses the same q. Absent in
+   * model version, or once per round window with `roundWindowSeconds` (worker/participation.ts);
+   * the server's accountant uses the same q. Absent in
    * manifests from before it was published: such a device takes part whenever it syncs (q = 1).
    */
   readonly sampleRate?: number;
@@ -205,6 +206,20 @@ export interface FederationParams {
    * within s. Absent in manifests from before it was published: 0, the current version only.
    */
   readonly maxStaleness?: number;
+  /**
+   * T: rounds close on a clock, not on their m-th update (`--round-window`). Round r collects the
+   * updates that arrive in [r T, (r + 1) T) seconds since the Unix epoch, on the version current at
+   * its start; a device flips one coin per window (worker/participation.ts), names it when it joins,
+   * and an update that misses its window is dropped, never carried over. Absent: a round closes on
+   * its m-th update.
+   */
+  readonly roundWindowSeconds?: number;
+  /**
+   * σ_c: the std of the Gaussian noise on a round window's update count, which decides whether it
+   * publishes; with `roundWindowSeconds`, always given. A device prices a window it took part in
+   * with z and σ_c together (protocol/privacy/ledger.ts windowNoiseMultiplier).
+   */
+  readonly countNoise?: number;
   /**
    * z: the noise each published round carries, as a multiple of the round's sensitivity (the
    * server's Gaussian on a plaintext round; the devices' Skellam noise, sized by the server, on a
@@ -237,6 +252,14 @@ export interface FederationParams {
    * manifests from before it was published: float16. A secure round's input is its own fixed point.
    */
   readonly updateDtype?: UpdateDtypeName;
+}
+
+/** The longest round window a manifest may name: a year. */
+export const MAX_ROUND_WINDOW_SECONDS = 31_536_000;
+
+/** The index of the round window that `atMs` (epoch milliseconds) falls in: floor(t / T). */
+export function roundWindowAt(atMs: number, windowSeconds: number): number {
+  return Math.floor(atMs / (windowSeconds * 1000));
 }
 
 /** The dtype a device encodes its plaintext update in: the manifest's, or float16. */
@@ -326,6 +349,19 @@ export function parseManifest(value: unknown): ModelManifest {
   // Versions are u32 on the wire, so no bound can usefully be larger.
   if (s !== undefined && !(Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 32)) {
     bad('federation.maxStaleness');
+  }
+  const window = f.roundWindowSeconds;
+  if (window !== undefined && !positiveInt(window, MAX_ROUND_WINDOW_SECONDS)) {
+    bad('federation.roundWindowSeconds');
+  }
+  const countNoise = f.countNoise;
+  const validNoise =
+    typeof countNoise === 'number' && countNoise > 0 && Number.isFinite(countNoise);
+  if (
+    (window === undefined) !== (countNoise === undefined) ||
+    (countNoise !== undefined && !validNoise)
+  ) {
+    bad('federation.countNoise');
   }
   const z = f.noiseMultiplier;
   if (z !== undefined && !(typeof z === 'number' && z >= 0 && Number.isFinite(z))) {

@@ -101,6 +101,27 @@ function clipScale(update: AggregateUpdate, length: number, clipNorm: number): n
   return clipFactor(norm, clipNorm);
 }
 
+/**
+ * Adds each update clipped to `clipNorm` into `sum` (a new one, of the first update's length, when
+ * absent), one at a time; returns the sum and how many updates it took. What a round window folds
+ * as its updates arrive (round-windows.ts), so that closing it does not fold them all at once.
+ */
+export function addClipped(
+  sum: Float64Array | undefined,
+  updates: Iterable<AggregateUpdate>,
+  clipNorm: number,
+): { sum: Float64Array | undefined; count: number } {
+  let count = 0;
+  for (const update of updates) {
+    sum ??= new Float64Array(update.delta.length);
+    const scale = clipScale(update, sum.length, clipNorm);
+    const delta = update.delta;
+    for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + scale * delta[i]!;
+    count++;
+  }
+  return { sum, count };
+}
+
 /** The (equal, example-weighted or fixed-denominator) mean of the clipped deltas, one at a time. */
 function streamedMean(
   length: number,
@@ -126,7 +147,11 @@ function streamedMean(
     totalWeight += w;
     cohort++;
   }
-  if (cohort === 0) throw new RangeError('cannot aggregate a round without updates');
+  // With a fixed denominator (noise on) a round window whose noised count passed may hold none: its
+  // mean is then the noise alone, published as a count's noise decided (round-windows.ts).
+  if (cohort === 0 && fixed === undefined) {
+    throw new RangeError('cannot aggregate a round without updates');
+  }
   const denominator = fixed ?? totalWeight;
   for (let i = 0; i < length; i++) sum[i] = sum[i]! / denominator;
   return { mean: sum, cohort };

@@ -31,6 +31,7 @@ import { rollBackIfWorse } from './rollback.js';
 import { RoundGuard, type Judgement } from './round-guard.js';
 import { DASHBOARD_SCHEMAS, registerOpenApi, ROUTE_SCHEMAS } from './openapi.js';
 import { roundExpiry } from './round-expiry.js';
+import { checkJoinWindow } from './round-windows.js';
 import { SiteRegistry } from './sites.js';
 import type { JoinReply, UpdateReply } from '../protocol/api.js';
 import { HearthError } from '../protocol/errors.js';
@@ -55,7 +56,7 @@ import { SecureRounds } from './secure-rounds.js';
 import { newInstanceId, Peers } from './peers.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
-import type { Store } from './store.js';
+import type { RoundExpiry, Store } from './store.js';
 import { largestUpdateParams, layoutFieldsOf, servedManifest } from './versions.js';
 
 /** What buildApp needs. */
@@ -265,7 +266,21 @@ export function buildApp(options: AppOptions): FastifyInstance {
       etagMatches,
     });
 
+    /**
+     * With round windows, closes the windows that ended before now (round-windows.ts) and returns
+     * the expiry to apply; a closed window may have published a version to evaluate.
+     */
+    const closeWindows = async (): Promise<RoundExpiry> => {
+      const expiry = roundExpiry(config, now(), options.rng);
+      if (expiry.windows && (await store.abandonExpiredRound(expiry)) !== undefined) {
+        void evaluator?.refresh();
+      }
+      return expiry;
+    };
+
     app.get(PATHS.privacy, { schema: ROUTE_SCHEMAS.getPrivacy }, async (_request, reply) => {
+      // Windows that ended are charged before epsilon is reported.
+      if (config.roundWindowSeconds > 0) await closeWindows();
       const report = privacyReport(await store.privacyLedger(), config);
       void reply.header('cache-control', 'no-store');
       return privacyReportJson(report);
@@ -309,15 +324,19 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.post(
       PATHS.join,
       { onRequest: gate, schema: ROUTE_SCHEMAS.joinRound },
-      async (_request, reply): Promise<JoinReply> => {
+      async (request, reply): Promise<JoinReply> => {
         requireMode('plaintext');
+        // With windows, the ended ones are charged first: the budget check below must see them.
+        const expiry = await closeWindows();
+        if (expiry.windows) checkJoinWindow(request.body, expiry.windows.current);
         // A token for a round that may never publish would only waste a device's work and upload. The
-        // authoritative check runs again inside the aggregation transaction.
+        // authoritative check runs again inside the aggregation transaction (for a window, this is
+        // the check: it is charged when it ends, published or not).
         if (config.epsilonBudget !== Infinity) {
           assertBudgetAllowsRound(await store.privacyLedger(), config);
         }
         const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
-        const ticket = await store.joinRound(token, roundExpiry(config, now()));
+        const ticket = await store.joinRound(token, expiry);
         void reply.header('cache-control', 'no-store');
         return { token, version: ticket.version, round: ticket.round };
       },
@@ -355,7 +374,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
               config,
               maxParams,
               ...(options.rng ? { rng: options.rng } : {}),
-              expiry: roundExpiry(config, now()),
+              expiry: await closeWindows(),
               admit: place.admit,
               ...(guard ? { guard, onAnomalous } : {}),
             });

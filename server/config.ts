@@ -4,7 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
-import { MAX_SKETCH_DEPTH, WEIGHTS_DTYPES, type WeightsDtype } from '../protocol/manifest.js';
+import {
+  MAX_ROUND_WINDOW_SECONDS,
+  MAX_SKETCH_DEPTH,
+  WEIGHTS_DTYPES,
+  type WeightsDtype,
+} from '../protocol/manifest.js';
 import {
   DEVICE_UPDATE_DTYPES,
   UPDATE_HEADER_BYTES,
@@ -61,6 +66,9 @@ export const DEFAULT_FEDADAM_LEARNING_RATE = 0.01;
 
 /** Largest staleness bound the server takes: (s + 1) q reaches 1 long before this for any real q. */
 export const MAX_STALENESS = 1000;
+
+/** The shortest round window: a minute (a window that closes with no update still adds a ledger row). */
+export const MIN_ROUND_WINDOW_SECONDS = 60;
 
 /** How the server learns a round's updates: SecAgg+ sums, or each update in the clear. */
 export const AGGREGATION_MODES = ['secure', 'plaintext'] as const;
@@ -199,6 +207,16 @@ export interface ServerConfig {
    */
   readonly roundDeadlineSeconds: number;
   /**
+   * T (`--round-window`): rounds close on a clock fixed in advance rather than on their m-th update.
+   * Round window r takes every update that arrives in [r T, (r + 1) T) seconds since the Unix epoch,
+   * with no cap at m; when it ends, it publishes only if its count plus Gaussian noise of std
+   * `countNoise` reaches m, and it is charged in the privacy ledger either way (round-windows.ts).
+   * 0 (the default): a round closes on its m-th update. Plaintext only, with s = 0.
+   */
+  readonly roundWindowSeconds: number;
+  /** σ_c: the std of the Gaussian noise on a window's update count that decides whether it publishes. */
+  readonly countNoise: number;
+  /**
    * Seconds a request may take from its headers to its whole body before the server closes its
    * socket: a client that announces a body and never sends it cannot hold sockets (app.ts
    * `bodyDeadline`). The clock stops once the body is in: processing time is not limited.
@@ -306,6 +324,8 @@ export const DEFAULT_CONFIG = {
   roundGuardThreshold: 3,
   trustProxyHops: 0,
   roundDeadlineSeconds: 86_400,
+  roundWindowSeconds: 0,
+  countNoise: 10,
   requestTimeoutSeconds: 10,
   logLevel: 'silent',
   aggregation: 'secure',
@@ -348,6 +368,9 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     // plaintext round is judged on raw updates, so by default it is only flagged.
     roundGuard:
       (given.aggregation ?? DEFAULT_CONFIG.aggregation) === 'secure' ? 'rollback' : 'flag',
+    // A window takes updates on its own version only, and the guard judges rounds that close on
+    // their m-th update: neither applies to windows unless asked for (then refused, checkWindows).
+    ...(given.roundWindowSeconds ? { maxStaleness: 0, roundGuard: 'off' as const } : {}),
     ...given,
     // Rows asked for are named rows, not the default sketch.
     ...(given.updateRows !== undefined ? { itemSketch: 'off' as const } : {}),
@@ -419,6 +442,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     1,
     3_153_600_000,
   );
+  checkWindows(config);
   checkInt('requestTimeoutSeconds (--request-timeout)', config.requestTimeoutSeconds, 1, 3600);
   if (config.bodyLimitBytes !== undefined) {
     checkInt('bodyLimitBytes', config.bodyLimitBytes, UPDATE_HEADER_BYTES, MAX_BODY_LIMIT_BYTES);
@@ -428,6 +452,35 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   }
   checkSecure(config);
   return config;
+}
+
+/**
+ * Round windows (round-windows.ts): whole seconds, at least a minute; plaintext rounds of updates on
+ * the window's own version (s = 0), and no round guard, which judges a round when its m-th update
+ * publishes it.
+ */
+function checkWindows(config: ServerConfig): void {
+  const what = 'roundWindowSeconds (--round-window)';
+  if (config.roundWindowSeconds === 0) return;
+  checkInt(what, config.roundWindowSeconds, MIN_ROUND_WINDOW_SECONDS, MAX_ROUND_WINDOW_SECONDS);
+  if (!(Number.isFinite(config.countNoise) && config.countNoise > 0)) {
+    bad('countNoise (--count-noise)', `must be a positive number, got ${config.countNoise}`);
+  }
+  if (config.aggregation !== 'plaintext') {
+    bad(what, 'needs --aggregation plaintext: a secure round forms from its cohort of joins');
+  }
+  if (config.maxStaleness !== 0) {
+    bad(
+      what,
+      `needs --max-staleness 0 (an update counts in its own window only), got ${config.maxStaleness}`,
+    );
+  }
+  if (config.roundGuard !== 'off') {
+    bad(what, `needs --round-guard off (the guard judges rounds that close on their m-th update)`);
+  }
+  if (config.aggregator !== 'mean') {
+    bad(what, `needs --aggregator mean (a window folds its updates into a sum as they arrive)`);
+  }
 }
 
 /** The secure aggregation settings (read only in secure mode, checked in both). */
@@ -564,6 +617,10 @@ export const USAGE = `Usage: npm run server -- [options]
   --trust-proxy <hops>       believe X-Forwarded-For from that many proxies in front (default 0: never)
   --request-timeout <s>      close a request whose body is not in s seconds after its headers (default ${DEFAULT_CONFIG.requestTimeoutSeconds})
   --round-deadline <s>       abandon a round still short of m updates after s seconds (default ${DEFAULT_CONFIG.roundDeadlineSeconds})
+  --round-window <s>         close rounds on a clock: each window of s seconds (>= 60) takes every
+                             update it receives and publishes if its count plus noise reaches m;
+                             every window is charged in the ledger (plaintext, s = 0; default 0: off)
+  --count-noise <sigma>      std of the noise on a window's count (default ${DEFAULT_CONFIG.countNoise})
   --aggregation <mode>       secure: devices send masked updates and the server learns only the sum of
                              at least m (SecAgg+); plaintext: each update is stored (default ${DEFAULT_CONFIG.aggregation})
   --secure-cohort <n>        devices a secure round forms with (default m)
@@ -673,6 +730,8 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
   '--joins-per-round': intFlag('joinsPerRound', 0, 1_000_000),
   '--trust-proxy': intFlag('trustProxyHops', 0, 16),
   '--round-deadline': intFlag('roundDeadlineSeconds', 1, 3_153_600_000),
+  '--round-window': intFlag('roundWindowSeconds', 0, MAX_ROUND_WINDOW_SECONDS),
+  '--count-noise': positiveFlag('countNoise'),
   '--request-timeout': intFlag('requestTimeoutSeconds', 1, 3600),
   '--validation': stringFlag('validationPath'),
   '--rollback-drop': numberFlag('rollbackDrop'),

@@ -52,9 +52,12 @@ export function maxParamsFor(bodyLimit: number): number {
   return Math.max(0, Math.floor((bodyLimit - UPDATE_HEADER_BYTES) / 2));
 }
 
-/** The standard deviation of the central DP noise: z * S / m (0 with noise off). */
-export function noiseStd(config: ServerConfig): number {
-  return (config.noiseMultiplier * config.clipNorm) / config.minCohort;
+/**
+ * The standard deviation of the central DP noise on a round's mean: z * S / m (0 with noise off), or
+ * z * S / D for a mean over `denominator` D (a round window's noised count, round-windows.ts).
+ */
+export function noiseStd(config: ServerConfig, denominator = config.minCohort): number {
+  return (config.noiseMultiplier * config.clipNorm) / denominator;
 }
 
 export type { SumRoundPolicy } from './store.js';
@@ -64,10 +67,19 @@ export type { SumRoundPolicy } from './store.js';
  * aggregator; with noise on, the fixed-denominator mean plus one Gaussian draw per coordinate (std
  * z * S / m); then the FedAvg or FedAdam step. All of it runs inside the store's transaction, so noise
  * is drawn once per published round: a rolled-back attempt publishes nothing.
- * `rng` is for tests; by default the noise comes from node:crypto.
+ * `rng` is for tests; by default the noise comes from node:crypto. With round windows the policy
+ * never publishes on a count (round-windows.ts decides when a window ends), and `window` gives the
+ * denominator of the window being published.
  */
-export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPolicy {
+export function roundPolicy(
+  config: ServerConfig,
+  rng?: GaussianRng,
+  window?: { readonly denominator: number },
+): SumRoundPolicy {
   const noiseOn = config.noiseMultiplier > 0;
+  const windows = config.roundWindowSeconds > 0;
+  // A round window's mean is over its noised count when that passed m (round-windows.ts).
+  const denominator = window?.denominator ?? config.minCohort;
   /** Runs `fold` with the round's options; returns what the store commits. */
   const round = (
     context: RoundContext,
@@ -75,7 +87,9 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     skellam?: SkellamRound,
     sent?: SentCoordinates,
   ): RoundOutput => {
-    assertBudgetAllowsRound(context.ledger, config);
+    // A window is charged whether or not it publishes, so its budget is checked when devices join
+    // it (app.ts), not here: refusing to publish would not unspend it.
+    if (!windows) assertBudgetAllowsRound(context.ledger, config);
     let optimizerState: FedAdamState | undefined;
     const itemStep =
       config.itemLearningRate !== undefined && context.itemSpan
@@ -89,14 +103,14 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
       aggregator: config.aggregator,
       trimFraction: config.trimFraction,
       // With the devices' Skellam noise already in the sum (secure rounds), none is added here.
-      ...(noiseOn ? { fixedDenominator: config.minCohort } : {}),
+      ...(noiseOn ? { fixedDenominator: denominator } : {}),
       // Noise goes into the coordinates the devices sent (one device moves them by at most S), and
       // only then are they read into the model's (an item sketch read back into rows).
       ...(sent ? { sent } : {}),
       ...(noiseOn && !skellam
         ? {
             adjustMeanDelta: (mean: Float64Array) =>
-              addGaussianNoise(mean, noiseStd(config), rng ?? cryptoGaussian()),
+              addGaussianNoise(mean, noiseStd(config, denominator), rng ?? cryptoGaussian()),
           }
         : {}),
       ...(config.serverOptimizer === 'fedadam'
@@ -130,7 +144,8 @@ export function roundPolicy(config: ServerConfig, rng?: GaussianRng): SumRoundPo
     };
   };
   return {
-    minCohort: config.minCohort,
+    // A window publishes when it ends (round-windows.ts), never on a count of updates.
+    minCohort: windows ? Infinity : config.minCohort,
     maxStaleness: config.maxStaleness,
     aggregate: (global, updates, context) =>
       round(context, (options) => aggregate(global, updates, options), undefined, context.sent),

@@ -17,7 +17,7 @@ import {
   UPDATE_FORMAT_VERSION,
   UPDATE_HEADER_BYTES,
 } from '../protocol/update-format.js';
-import { MAX_SKETCH_DEPTH } from '../protocol/manifest.js';
+import { MAX_ROUND_WINDOW_SECONDS, MAX_SKETCH_DEPTH } from '../protocol/manifest.js';
 import { SITE_KEY_HEADER } from '../protocol/routes.js';
 import {
   SECAGG_CONTENT_TYPE,
@@ -305,12 +305,14 @@ export const ROUTE_SCHEMAS = {
   joinRound: {
     operationId: 'joinRound',
     summary: 'Join the collecting round and get a single-use round token',
-    description: 'Takes no body, an empty body, or any JSON value (ignored).',
+    description:
+      "Takes no body, an empty body, or any JSON value (ignored), except with round windows (--round-window): then a JSON object whose `window` is the index of the round window the device flipped its coin for, floor(t / T), which must be the server's current one (else HEARTH_E_ROUND_WINDOW).",
     security: SITE_KEY_SECURITY,
     response: {
       '200': json(ref('JoinReply'), 'A token for the collecting round'),
       ...errors(
         ...GATE_CODES,
+        'HEARTH_E_ROUND_WINDOW',
         'HEARTH_E_BAD_REQUEST',
         'HEARTH_E_CONTENT_TYPE',
         'HEARTH_E_UPDATE_TOO_LARGE',
@@ -565,6 +567,19 @@ const COMPONENT_SCHEMAS: Record<string, JsonObject> = {
             description:
               's: updates computed on a version at most s behind the current one are accepted',
           },
+          roundWindowSeconds: {
+            type: 'integer',
+            minimum: 1,
+            maximum: MAX_ROUND_WINDOW_SECONDS,
+            description:
+              'Optional (--round-window): T, rounds close on a clock; round window r takes the updates that arrive in [r T, (r + 1) T) seconds since the Unix epoch, and a device flips one coin per window; absent: a round closes on its m-th update',
+          },
+          countNoise: {
+            type: 'number',
+            exclusiveMinimum: 0,
+            description:
+              'With roundWindowSeconds (--count-noise): σ_c, the std of the noise on a window’s update count, which decides whether it publishes; a device prices a window it took part in at (1/z² + 1/σ_c²)^(-1/2)',
+          },
           noiseMultiplier: {
             type: 'number',
             minimum: 0,
@@ -681,12 +696,29 @@ const COMPONENT_SCHEMAS: Record<string, JsonObject> = {
       maxStaleness: { type: 'integer', description: 's (--max-staleness)' },
       effectiveSampleRate: {
         type: 'number',
-        description: 'q_eff = min(1, (s + 1) q): the rate each round is charged at',
+        description:
+          'the rate each round is charged at: q_eff = min(1, (s + 1) q); q with round windows',
+      },
+      roundWindowSeconds: {
+        type: 'integer',
+        description: 'T (--round-window); 0 when rounds close on their m-th update',
+      },
+      countNoise: {
+        type: 'number',
+        description: 'σ_c (--count-noise): the std of the noise on a window’s update count',
+      },
+      chargedNoiseMultiplier: {
+        type: 'number',
+        description:
+          'the noise multiplier each round is charged at: z, or (1/z² + 1/σ_c²)^(-1/2) with round windows',
       },
       delta: { type: 'number' },
       clipNorm: { type: 'number' },
       minCohort: { type: 'integer' },
-      rounds: { type: 'integer' },
+      rounds: {
+        type: 'integer',
+        description: 'rounds charged (with windows: every closed window)',
+      },
       epsilon: { type: ['number', 'null'], description: 'null when infinite (noise off)' },
       bestOrder: { type: ['number', 'null'] },
       epsilonBudget: { type: ['number', 'null'], description: 'null when no budget' },

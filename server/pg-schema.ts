@@ -8,7 +8,7 @@
 import type { PoolClient } from 'pg';
 
 /** Schema version of the PostgreSQL tables; a newer database than the code knows is refused. */
-export const PG_SCHEMA_VERSION = 8;
+export const PG_SCHEMA_VERSION = 9;
 
 /** Key of the advisory lock that serialises schema creation and seeding across instances. */
 export const PG_SCHEMA_LOCK = 0x4845_4152; // 'HEAR'
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS rounds (
   opened_at TEXT,
   abandoned_at TEXT,
   participants INTEGER,
-  skellam TEXT
+  skellam TEXT,
+  window_index INTEGER,
+  window_count INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rounds_one_collecting ON rounds(status) WHERE status = 'collecting';
 CREATE TABLE IF NOT EXISTS tokens (
@@ -86,6 +88,11 @@ CREATE TABLE IF NOT EXISTS instances (
   url TEXT NOT NULL,
   seen_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS round_sums (
+  round INTEGER PRIMARY KEY REFERENCES rounds(id),
+  folded INTEGER NOT NULL,
+  sum BYTEA NOT NULL
+);
 CREATE TABLE IF NOT EXISTS secure_forming (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   round TEXT NOT NULL,
@@ -102,6 +109,10 @@ export async function migratePg(client: PoolClient): Promise<void> {
     // Schema 4: a table from schema 3 gains the column (CREATE TABLE IF NOT EXISTS left it alone).
     await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS participants INTEGER');
     await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS skellam TEXT');
+    // Schema 9: round windows (sqlite-schema.ts).
+    await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS window_index INTEGER');
+    await client.query('ALTER TABLE rounds ADD COLUMN IF NOT EXISTS window_count INTEGER');
+    await client.query('CREATE INDEX IF NOT EXISTS rounds_by_window ON rounds(window_index)');
     // Schema 6: the vectors a collecting round still holds move to their own table.
     await client.query(
       `INSERT INTO update_vectors (update_id, delta)

@@ -17,6 +17,7 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import type { CatalogItem } from '../protocol/catalog.js';
 import type { ModelManifest } from '../protocol/manifest.js';
+import type { AggregateUpdate } from './aggregate.js';
 import type { FedAdamState } from './fedadam.js';
 import { assertLittleEndian, bytesToFloat32 } from './float32-bytes.js';
 import { migratePg, PG_SCHEMA_LOCK } from './pg-schema.js';
@@ -26,7 +27,10 @@ import {
   catalogBody,
   decodeCatalogHead,
   decodeCatalogRow,
+  bytesToFloat64,
   decodeLedgerRow,
+  float64ToBytes,
+  LEDGER_QUERY,
   decodeManifest,
   decodeOptimizerState,
   decodeUpdate,
@@ -50,6 +54,7 @@ import {
   checkSubmission,
   checkSum,
   countsInOwnRound,
+  emptyWindows,
   eventTime,
   pastDeadline,
   publishRound,
@@ -59,6 +64,8 @@ import {
   requireCurrentVersion,
   requireStoredVersion,
   roundIsFull,
+  windowOfRound,
+  windowStart,
   type Publication,
 } from './store-rules.js';
 import {
@@ -71,6 +78,7 @@ import {
   type RoundExpiry,
   type RoundHistory,
   type RoundPolicy,
+  type RoundWindows,
   type RoundPrivacy,
   type RoundTicket,
   type Store,
@@ -91,6 +99,8 @@ const OPEN_ROUND_LOCK = PG_SCHEMA_LOCK + 1;
 const PUBLISH_SUM_LOCK = PG_SCHEMA_LOCK + 2;
 /** Serialises catalogue replacements (each takes the next version number). */
 const CATALOG_LOCK = PG_SCHEMA_LOCK + 3;
+/** Serialises the closing of round windows: each window is charged by one instance, once. */
+const WINDOW_LOCK = PG_SCHEMA_LOCK + 4;
 
 /** True when `db` names a PostgreSQL database rather than a SQLite file. */
 export function isPostgresUrl(db: string): boolean {
@@ -114,10 +124,7 @@ async function latest(sql: Sql): Promise<number | undefined> {
 }
 
 async function ledger(sql: Sql): Promise<RoundPrivacy[]> {
-  const { rows } = await sql.query<LedgerRow>(
-    `SELECT id, published_version, noise_multiplier, sample_rate, skellam FROM rounds
-     WHERE status = 'published' ORDER BY id`,
-  );
+  const { rows } = await sql.query<LedgerRow>(LEDGER_QUERY);
   return rows.map(decodeLedgerRow);
 }
 
@@ -125,6 +132,56 @@ async function readOptimizerState(sql: Sql): Promise<FedAdamState | undefined> {
   return decodeOptimizerState(
     await one<OptimizerStateRow>(sql, 'SELECT step, m, v FROM optimizer_state WHERE id = 1'),
   );
+}
+
+/** A round window's running sum of clipped updates, if it has folded any. */
+async function runningSum(
+  sql: Sql,
+  round: number,
+): Promise<{ folded: number; sum: Float64Array } | undefined> {
+  const row = await one<{ folded: number; sum: Uint8Array }>(
+    sql,
+    'SELECT folded, sum FROM round_sums WHERE round = $1',
+    [round],
+  );
+  return row && { folded: row.folded, sum: bytesToFloat64(row.sum) };
+}
+
+/** The updates of `round` whose vectors are still stored (not yet folded), in arrival order. */
+async function unfolded(sql: Sql, round: number): Promise<AggregateUpdate[]> {
+  const { rows } = await sql.query<UpdateRow>(
+    `SELECT u.examples, v.delta FROM updates u JOIN update_vectors v ON v.update_id = u.id
+     WHERE u.round = $1 ORDER BY u.id`,
+    [round],
+  );
+  return rows.map(decodeUpdate);
+}
+
+/**
+ * Folds a round window's stored updates into its running sum once `windows.foldEvery` of them
+ * wait, and erases their vectors (SqliteStore.foldWhenDue).
+ */
+async function foldWhenDue(
+  sql: Sql,
+  round: number,
+  count: number,
+  windows: RoundWindows,
+): Promise<void> {
+  // The count alone first: the sum (8 bytes a value) is read only when it is added to.
+  const folded = await one<{ folded: number }>(
+    sql,
+    'SELECT folded FROM round_sums WHERE round = $1',
+    [round],
+  );
+  if (count - (folded?.folded ?? 0) < windows.foldEvery) return;
+  const partial = await runningSum(sql, round);
+  const { sum, count: added } = windows.fold(partial?.sum, await unfolded(sql, round));
+  await sql.query(
+    `INSERT INTO round_sums (round, folded, sum) VALUES ($1, $2, $3)
+     ON CONFLICT (round) DO UPDATE SET folded = excluded.folded, sum = excluded.sum`,
+    [round, (partial?.folded ?? 0) + added, float64ToBytes(sum!)],
+  );
+  await eraseDeltas(sql, round);
 }
 
 /** Updates stored in `round` so far. */
@@ -233,6 +290,7 @@ export class PgStore implements Store {
   /** Abandons the collecting round if it expired (own transaction, kept even if the caller fails). */
   private async expire(expiry: RoundExpiry | undefined): Promise<number | undefined> {
     if (!expiry) return undefined;
+    if (expiry.windows) return this.closeWindows(expiry, expiry.windows);
     return this.tx(async (sql) => {
       const round = await one<{ id: number; opened_at: string | null }>(
         sql,
@@ -246,6 +304,89 @@ export class PgStore implements Store {
       ]);
       await eraseDeltas(sql, round.id);
       return round.id;
+    });
+  }
+
+  /**
+   * Closes every round window that ended before `expiry.now` (store.ts RoundWindows), as
+   * SqliteStore does, under an advisory lock: whichever instance gets it second finds them closed.
+   */
+  private async closeWindows(
+    expiry: RoundExpiry,
+    windows: RoundWindows,
+  ): Promise<number | undefined> {
+    return this.tx(async (sql) => {
+      await sql.query('SELECT pg_advisory_xact_lock($1)', [WINDOW_LOCK]);
+      const current = await latest(sql);
+      if (current === undefined) return undefined;
+      const now = eventTime(expiry);
+      const row = await one<{ last: number | null }>(
+        sql,
+        'SELECT MAX(window_index) AS last FROM rounds',
+      );
+      let charged = row?.last ?? undefined;
+      const round = await one<{ id: number; opened_at: string | null }>(
+        sql,
+        "SELECT id, opened_at FROM rounds WHERE status = 'collecting' FOR UPDATE",
+      );
+      let closed: number | undefined;
+      if (round) {
+        const own = windowOfRound(round.opened_at, windows);
+        // A round of the current window: every earlier window was closed when it opened.
+        if (own >= windows.current) return undefined;
+        const count = await received(sql, round.id);
+        const policy = windows.decide(count);
+        const partial = await runningSum(sql, round.id);
+        if (policy && partial) {
+          // Most of its updates are in the running sum: only the rest are folded now.
+          const { sum } = windows.fold(partial.sum, await unfolded(sql, round.id));
+          const base = await storedVersion(sql, current);
+          // In float32, as a secure round's sum is.
+          const total = {
+            baseVersion: current,
+            sum: Float32Array.from(sum!),
+            count,
+            openedAt: now,
+          };
+          const context = await roundContext(sql, this.parsed);
+          const at = publishSumRound(policy, current, base, base.manifest, total, context, now);
+          await commitPublication(sql, round.id, at);
+        } else if (policy) {
+          await publish(sql, round.id, current, now, policy, this.parsed);
+        } else {
+          await sql.query(
+            `UPDATE rounds SET status = 'abandoned', abandoned_at = $1, noise_multiplier = $2,
+             sample_rate = $3 WHERE id = $4`,
+            [now, windows.charge.noiseMultiplier, windows.charge.sampleRate, round.id],
+          );
+          await eraseDeltas(sql, round.id);
+        }
+        await sql.query('DELETE FROM round_sums WHERE round = $1', [round.id]);
+        await sql.query('UPDATE rounds SET window_index = $1, window_count = 1 WHERE id = $2', [
+          own,
+          round.id,
+        ]);
+        closed = round.id;
+        charged = Math.max(charged ?? own, own);
+      }
+      const empty = emptyWindows(charged, windows);
+      if (empty) {
+        const count = empty.count > 0 ? windows.chargeable(await ledger(sql), empty.count) : 0;
+        await sql.query(
+          `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
+           sample_rate, window_index, window_count) VALUES ($1, 'abandoned', $2, $3, $4, $5, $6, $7)`,
+          [
+            requireCurrentVersion(await latest(sql)),
+            windowStart(empty.from, windows),
+            now,
+            count > 0 ? windows.charge.noiseMultiplier : null,
+            count > 0 ? windows.charge.sampleRate : null,
+            windows.current - 1,
+            count,
+          ],
+        );
+      }
+      return closed;
     });
   }
 
@@ -307,6 +448,7 @@ export class PgStore implements Store {
         deltaToBytes(update.delta),
       ]);
       const count = await received(sql, target.round);
+      if (expiry?.windows) await foldWhenDue(sql, target.round, count, expiry.windows);
       if (!roundIsFull(count, policy.minCohort)) {
         return { ...target, received: count, published: false };
       }

@@ -11,7 +11,12 @@
  * charged at the effective rate q_eff = min(1, (s + 1) q), not q (effectiveSampleRate).
  */
 import { HearthError } from '../protocol/errors.js';
-import { ledgerEpsilon, type RoundPrivacySettings } from '../protocol/privacy/index.js';
+import {
+  ledgerEpsilon,
+  ledgerRounds,
+  windowNoiseMultiplier,
+  type RoundPrivacySettings,
+} from '../protocol/privacy/index.js';
 import type { ServerConfig } from './config.js';
 
 /** What `GET /v1/privacy` reports (Infinity and NaN become null in the JSON reply). */
@@ -22,12 +27,18 @@ export interface PrivacyReport {
   readonly sampleRate: number;
   /** s: how many versions behind an update may be and still be counted (`--max-staleness`). */
   readonly maxStaleness: number;
-  /** q_eff = min(1, (s + 1) q): the sampling rate the accountant charges each next round at. */
+  /** The sampling rate the accountant charges each next round at: q_eff = min(1, (s + 1) q), q in windows. */
   readonly effectiveSampleRate: number;
+  /** T: the round window in seconds (`--round-window`); 0 when rounds close on their m-th update. */
+  readonly roundWindowSeconds: number;
+  /** σ_c: the std of the noise on a window's count (meaningful only with windows). */
+  readonly countNoise: number;
+  /** The noise multiplier each next round is charged at: z, or the window's combined one. */
+  readonly chargedNoiseMultiplier: number;
   readonly delta: number;
   readonly clipNorm: number;
   readonly minCohort: number;
-  /** Published rounds the accountant counts (every round in the ledger). */
+  /** Rounds the accountant counts (every round in the ledger: with windows, every closed window). */
   readonly rounds: number;
   /** Cumulative epsilon at `delta` over those rounds; Infinity without noise. */
   readonly epsilon: number;
@@ -56,10 +67,27 @@ export function effectiveSampleRate(sampleRate: number, maxStaleness: number): n
   return Math.min(1, (maxStaleness + 1) * sampleRate);
 }
 
-/** The (z, q_eff) the next round will be published under, as the ledger records it. */
-export function currentSettings(
-  config: Pick<ServerConfig, 'noiseMultiplier' | 'sampleRate' | 'maxStaleness'>,
-): RoundPrivacySettings {
+/** The noise multiplier of a round window's sum and count together (protocol/privacy/ledger.ts). */
+export { windowNoiseMultiplier };
+
+/** The settings that decide what a round (or a round window) is charged. */
+export type ChargeConfig = Pick<
+  ServerConfig,
+  'noiseMultiplier' | 'sampleRate' | 'maxStaleness' | 'roundWindowSeconds' | 'countNoise'
+>;
+
+/**
+ * The (z, q) the next round will be published under, as the ledger records it: z and q_eff for a
+ * round that closes on its m-th update; for a round window, the combined multiplier of its sum and
+ * count (windowNoiseMultiplier) at q itself (s = 0), whether or not it publishes.
+ */
+export function currentSettings(config: ChargeConfig): RoundPrivacySettings {
+  if (config.roundWindowSeconds > 0) {
+    return {
+      noiseMultiplier: windowNoiseMultiplier(config.noiseMultiplier, config.countNoise),
+      sampleRate: config.sampleRate,
+    };
+  }
   return {
     noiseMultiplier: config.noiseMultiplier,
     sampleRate: effectiveSampleRate(config.sampleRate, config.maxStaleness),
@@ -87,7 +115,7 @@ export function assertBudgetAllowsRound(
     const spent = ledgerEpsilon(ledger, config.delta).epsilon;
     throw new HearthError(
       'HEARTH_E_PRIVACY_BUDGET',
-      `epsilon ${spent} after ${ledger.length} rounds; one more would exceed the budget ` +
+      `epsilon ${spent} after ${ledgerRounds(ledger)} rounds; one more would exceed the budget ` +
         `${config.epsilonBudget} at delta ${config.delta}`,
     );
   }
@@ -107,10 +135,13 @@ export function privacyReport(
     sampleRate: config.sampleRate,
     maxStaleness: config.maxStaleness,
     effectiveSampleRate: currentSettings(config).sampleRate,
+    roundWindowSeconds: config.roundWindowSeconds,
+    countNoise: config.countNoise,
+    chargedNoiseMultiplier: currentSettings(config).noiseMultiplier,
     delta: config.delta,
     clipNorm: config.clipNorm,
     minCohort: config.minCohort,
-    rounds: ledger.length,
+    rounds: ledgerRounds(ledger),
     epsilon: spent.epsilon,
     bestOrder: spent.order,
     epsilonBudget: config.epsilonBudget,
@@ -134,10 +165,13 @@ export function privacyReportJson(
 /** What a steady traffic spends under a config (trafficEpsilon). */
 export interface TrafficPrivacy {
   readonly visitorsPerDay: number;
-  /** Updates a day, N q, and the rounds they fill, N q / m. */
+  /** Updates a day, N q, and the rounds they fill, N q / m (with windows: windows a day). */
   readonly updatesPerDay: number;
   readonly roundsPerDay: number;
-  /** Whether a round fills before the round deadline abandons it (else nothing is published). */
+  /**
+   * Whether a round fills before the round deadline abandons it (else nothing is published); with
+   * round windows, whether a window expects m updates (else it mostly closes unpublished, charged).
+   */
   readonly roundsFill: boolean;
   /** Epsilon at the config's delta after each of `days`, the ledger's rounds by then. */
   readonly epsilon: readonly {
@@ -153,23 +187,21 @@ export interface TrafficPrivacy {
  * charged at q_eff as the server's ledger charges it (currentSettings). Every visitor is charged
  * for every round, whether or not its coin came up (user-level DP). A round that needs longer than
  * the round deadline to fill is abandoned unpublished: it spends nothing, and nothing is learned.
+ * With round windows of T seconds, every window is charged, published or not: 86,400 / T rounds a
+ * day whatever the traffic, and `roundsFill` says whether a window expects its m updates.
  */
 export function trafficEpsilon(
-  config: Pick<
-    ServerConfig,
-    | 'noiseMultiplier'
-    | 'sampleRate'
-    | 'minCohort'
-    | 'maxStaleness'
-    | 'delta'
-    | 'roundDeadlineSeconds'
-  >,
+  config: Pick<ServerConfig, 'minCohort' | 'delta' | 'roundDeadlineSeconds'> & ChargeConfig,
   visitorsPerDay: number,
   days: readonly number[],
 ): TrafficPrivacy {
   const updatesPerDay = visitorsPerDay * config.sampleRate;
-  const roundsPerDay = updatesPerDay / config.minCohort;
-  const roundsFill = roundsPerDay > 0 && 86_400 / roundsPerDay <= config.roundDeadlineSeconds;
+  const windows = config.roundWindowSeconds > 0;
+  const windowsPerDay = 86_400 / config.roundWindowSeconds;
+  const roundsPerDay = windows ? windowsPerDay : updatesPerDay / config.minCohort;
+  const roundsFill = windows
+    ? updatesPerDay / windowsPerDay >= config.minCohort
+    : roundsPerDay > 0 && 86_400 / roundsPerDay <= config.roundDeadlineSeconds;
   const settings = currentSettings(config);
   return {
     visitorsPerDay,
@@ -177,8 +209,11 @@ export function trafficEpsilon(
     roundsPerDay,
     roundsFill,
     epsilon: days.map((d) => {
-      const rounds = roundsFill ? Math.floor(roundsPerDay * d + 1e-9) : 0;
-      const { epsilon } = ledgerEpsilon(new Array(rounds).fill(settings), config.delta);
+      const rounds = roundsFill || windows ? Math.floor(roundsPerDay * d + 1e-9) : 0;
+      const { epsilon } = ledgerEpsilon(
+        rounds > 0 ? [{ ...settings, steps: rounds }] : [],
+        config.delta,
+      );
       return { days: d, rounds, epsilon };
     }),
   };

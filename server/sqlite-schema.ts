@@ -19,8 +19,11 @@ import type Database from 'better-sqlite3';
  * 8: a version's manifest and weights live in `version_manifests` and `version_weights`, erased by
  *    deleting their rows: `versions` keeps one small row per version, and the pages an erased
  *    version held are freed for reuse (an emptied column left each old version's page mostly empty).
+ * 9: round windows (`--round-window`): a closed window's row records its index (`window_index`) and
+ *    how many windows it is charged for in the ledger (`window_count`; round-windows.ts); a
+ *    collecting window's running sum of clipped updates (`round_sums`).
  */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 /** The rounds table of schema 3 (also the target of the rebuild that upgrades older databases). */
 const ROUNDS_TABLE = (name: string): string => `
@@ -39,7 +42,11 @@ CREATE TABLE IF NOT EXISTS ${name} (
   -- Devices in a secure aggregation round's sum (NULL: a round of stored updates).
   participants INTEGER,
   -- The devices' Skellam noise of a secure round, JSON {mu, l1, l2} (NULL: the server's noise).
-  skellam TEXT
+  skellam TEXT,
+  -- A closed round window's index, and the windows the row is charged for (schema 9; NULL: a round
+  -- that closed on its m-th update).
+  window_index INTEGER,
+  window_count INTEGER
 );`;
 
 const SCHEMA = `
@@ -106,6 +113,14 @@ CREATE TABLE IF NOT EXISTS instances (
   url TEXT NOT NULL,
   seen_at TEXT NOT NULL
 );
+-- A collecting round window's running sum of its clipped updates, float64 little-endian, and how
+-- many it holds (schema 9): its updates' vectors are folded in and erased as they arrive. Deleted
+-- when the window closes.
+CREATE TABLE IF NOT EXISTS round_sums (
+  round INTEGER PRIMARY KEY REFERENCES rounds(id),
+  folded INTEGER NOT NULL,
+  sum BLOB NOT NULL
+);
 -- The secure round new devices join, whichever instance they reach (schema 7): at most one row.
 CREATE TABLE IF NOT EXISTS secure_forming (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -122,6 +137,8 @@ const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] 
   { table: 'rounds', column: 'abandoned_at', type: 'TEXT' },
   { table: 'rounds', column: 'participants', type: 'INTEGER' },
   { table: 'rounds', column: 'skellam', type: 'TEXT' },
+  { table: 'rounds', column: 'window_index', type: 'INTEGER' },
+  { table: 'rounds', column: 'window_count', type: 'INTEGER' },
 ];
 
 /** Creates or upgrades the schema of `db` (foreign keys must be on; they are on again after). */
@@ -139,6 +156,8 @@ export function migrate(db: Database.Database): void {
       }
     }
   })();
+  // After the columns exist: the last window charged is read at every close.
+  db.exec('CREATE INDEX IF NOT EXISTS rounds_by_window ON rounds(window_index)');
   const rounds = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'rounds'").get() as {
     sql: string;
   };

@@ -22,7 +22,10 @@ import {
   catalogBody,
   decodeCatalogHead,
   decodeCatalogRow,
+  bytesToFloat64,
   decodeLedgerRow,
+  float64ToBytes,
+  LEDGER_QUERY,
   decodeManifest,
   decodeOptimizerState,
   decodeUpdate,
@@ -46,6 +49,7 @@ import {
   checkSubmission,
   checkSum,
   countsInOwnRound,
+  emptyWindows,
   eventTime,
   pastDeadline,
   publishRound,
@@ -55,6 +59,8 @@ import {
   requireCurrentVersion,
   requireStoredVersion,
   roundIsFull,
+  windowOfRound,
+  windowStart,
   type Publication,
 } from './store-rules.js';
 import {
@@ -67,6 +73,7 @@ import {
   type RoundExpiry,
   type RoundHistory,
   type RoundPolicy,
+  type RoundWindows,
   type RoundPrivacy,
   type RoundTicket,
   type Store,
@@ -204,12 +211,7 @@ export class SqliteStore implements Store {
   }
 
   private ledger(): RoundPrivacy[] {
-    const rows = this.db
-      .prepare(
-        `SELECT id, published_version, noise_multiplier, sample_rate, skellam FROM rounds
-         WHERE status = 'published' ORDER BY id`,
-      )
-      .all() as LedgerRow[];
+    const rows = this.db.prepare(LEDGER_QUERY).all() as LedgerRow[];
     return rows.map(decodeLedgerRow);
   }
 
@@ -261,6 +263,7 @@ export class SqliteStore implements Store {
    */
   private expire(expiry: RoundExpiry | undefined): number | undefined {
     if (!expiry) return undefined;
+    if (expiry.windows) return this.closeWindows(expiry, expiry.windows);
     return this.db
       .transaction((): number | undefined => {
         const round = this.db
@@ -275,6 +278,134 @@ export class SqliteStore implements Store {
         return round.id;
       })
       .immediate();
+  }
+
+  /**
+   * Closes every round window that ended before `expiry.now` (store.ts RoundWindows), in one
+   * transaction: the collecting round of an earlier window publishes or is abandoned, charged either
+   * way, and the windows after the last one charged that had no round are charged in one row.
+   */
+  private closeWindows(expiry: RoundExpiry, windows: RoundWindows): number | undefined {
+    return this.db
+      .transaction((): number | undefined => {
+        const current = this.latest();
+        if (current === undefined) return undefined;
+        const now = eventTime(expiry);
+        const { last } = this.db.prepare('SELECT MAX(window_index) AS last FROM rounds').get() as {
+          last: number | null;
+        };
+        let charged = last ?? undefined;
+        const round = this.db
+          .prepare("SELECT id, opened_at FROM rounds WHERE status = 'collecting'")
+          .get() as { id: number; opened_at: string | null } | undefined;
+        let closed: number | undefined;
+        if (round) {
+          const own = windowOfRound(round.opened_at, windows);
+          // A round of the current window: every earlier window was closed when it opened.
+          if (own >= windows.current) return undefined;
+          const received = this.received(round.id);
+          const policy = windows.decide(received);
+          const partial = this.runningSum(round.id);
+          if (policy && partial) {
+            // Most of its updates are in the running sum: only the rest are folded now.
+            const { sum } = windows.fold(partial.sum, this.unfolded(round.id));
+            const base = this.storedVersion(current);
+            const total = {
+              baseVersion: current,
+              // In float32, as a secure round's sum is.
+              sum: Float32Array.from(sum!),
+              count: received,
+              openedAt: now,
+            };
+            const context = this.roundContext();
+            const at = publishSumRound(policy, current, base, base.manifest, total, context, now);
+            this.commitPublication(round.id, at);
+            this.beforePublishCommit?.();
+          } else if (policy) {
+            this.publish(round.id, current, now, policy);
+          } else {
+            this.db
+              .prepare(
+                `UPDATE rounds SET status = 'abandoned', abandoned_at = ?, noise_multiplier = ?,
+                 sample_rate = ? WHERE id = ?`,
+              )
+              .run(now, windows.charge.noiseMultiplier, windows.charge.sampleRate, round.id);
+            this.eraseDeltas(round.id);
+          }
+          this.db.prepare('DELETE FROM round_sums WHERE round = ?').run(round.id);
+          this.db
+            .prepare('UPDATE rounds SET window_index = ?, window_count = 1 WHERE id = ?')
+            .run(own, round.id);
+          closed = round.id;
+          charged = Math.max(charged ?? own, own);
+        }
+        const empty = emptyWindows(charged, windows);
+        if (empty) {
+          const count = empty.count > 0 ? windows.chargeable(this.ledger(), empty.count) : 0;
+          this.db
+            .prepare(
+              `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
+               sample_rate, window_index, window_count) VALUES (?, 'abandoned', ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(
+              requireCurrentVersion(this.latest()),
+              windowStart(empty.from, windows),
+              now,
+              count > 0 ? windows.charge.noiseMultiplier : null,
+              count > 0 ? windows.charge.sampleRate : null,
+              windows.current - 1,
+              count,
+            );
+        }
+        return closed;
+      })
+      .immediate();
+  }
+
+  /** Version `version`'s manifest and weights; HEARTH_E_INTERNAL if they are not stored. */
+  private storedVersion(version: number): StoredVersion {
+    return {
+      manifest: requireStoredVersion(this.manifestOf(version), version),
+      weights: bytesToFloat32(requireStoredVersion(this.weightsOf(version), version)),
+    };
+  }
+
+  /** A round window's running sum of clipped updates, if it has folded any. */
+  private runningSum(round: number): { folded: number; sum: Float64Array } | undefined {
+    const row = this.db.prepare('SELECT folded, sum FROM round_sums WHERE round = ?').get(round) as
+      { folded: number; sum: Uint8Array } | undefined;
+    return row && { folded: row.folded, sum: bytesToFloat64(row.sum) };
+  }
+
+  /** The updates of `round` whose vectors are still stored (not yet folded), in arrival order. */
+  private unfolded(round: number): AggregateUpdate[] {
+    const rows = this.db
+      .prepare(
+        `SELECT u.examples, v.delta FROM updates u JOIN update_vectors v ON v.update_id = u.id
+         WHERE u.round = ? ORDER BY u.id`,
+      )
+      .all(round) as UpdateRow[];
+    return rows.map(decodeUpdate);
+  }
+
+  /**
+   * Folds a round window's stored updates into its running sum once `windows.foldEvery` of them
+   * wait, and erases their vectors (round-windows.ts).
+   */
+  private foldWhenDue(round: number, received: number, windows: RoundWindows): void {
+    // The count alone first: the sum (8 bytes a value) is read only when it is added to.
+    const folded = this.db.prepare('SELECT folded FROM round_sums WHERE round = ?').get(round) as
+      { folded: number } | undefined;
+    if (received - (folded?.folded ?? 0) < windows.foldEvery) return;
+    const partial = this.runningSum(round);
+    const { sum, count } = windows.fold(partial?.sum, this.unfolded(round));
+    this.db
+      .prepare(
+        `INSERT INTO round_sums (round, folded, sum) VALUES (?, ?, ?)
+         ON CONFLICT (round) DO UPDATE SET folded = excluded.folded, sum = excluded.sum`,
+      )
+      .run(round, (partial?.folded ?? 0) + count, float64ToBytes(sum!));
+    this.eraseDeltas(round);
   }
 
   /** Updates stored in `round` so far. */
@@ -329,7 +460,9 @@ export class SqliteStore implements Store {
     this.expire(expiry);
     const now = eventTime(expiry);
     return this.db
-      .transaction((): SubmitOutcome => this.submitInTransaction(update, policy, now))
+      .transaction((): SubmitOutcome =>
+        this.submitInTransaction(update, policy, now, expiry?.windows),
+      )
       .immediate();
   }
 
@@ -337,6 +470,7 @@ export class SqliteStore implements Store {
     update: UpdateSubmission,
     policy: RoundPolicy,
     now: string,
+    windows?: RoundWindows,
   ): SubmitOutcome {
     // Re-checked here: another request may have closed the round since the caller looked.
     const current = this.latest();
@@ -362,6 +496,7 @@ export class SqliteStore implements Store {
       .prepare('INSERT INTO update_vectors (update_id, delta) VALUES (?, ?)')
       .run(lastInsertRowid, deltaToBytes(update.delta));
     const received = this.received(round);
+    if (windows) this.foldWhenDue(round, received, windows);
     if (!roundIsFull(received, policy.minCohort)) {
       return { round, received, version: base, published: false };
     }

@@ -174,22 +174,35 @@ export interface TokenRow {
 /** A published round as `SELECT id, published_version, noise_multiplier, sample_rate, skellam` reads it. */
 export interface LedgerRow {
   readonly id: number;
-  readonly published_version: number;
+  readonly base_version: number;
+  readonly published_version: number | null;
   readonly noise_multiplier: number | null;
   readonly sample_rate: number | null;
   /** JSON of the round's SkellamRound (schema 4), null for server-noised rounds. */
   readonly skellam: string | null;
+  /** The round windows the row is charged for (schema 9): null or 1 for one round. */
+  readonly window_count: number | null;
 }
 
-/** A published round's ledger entry. */
+/**
+ * The ledger's rows, oldest first: every published round, and every closed round window charged
+ * (published or not). A window row of count 0 only marks where charging resumes (round-windows.ts).
+ */
+export const LEDGER_QUERY = `SELECT id, base_version, published_version, noise_multiplier, sample_rate,
+  skellam, window_count FROM rounds WHERE status = 'published' OR window_count > 0 ORDER BY id`;
+
+/** A ledger row's entry. */
 export function decodeLedgerRow(row: LedgerRow): RoundPrivacy {
   // Rounds from before the ledger existed were published without noise; q is then irrelevant.
+  const steps = row.window_count ?? 1;
   return {
     round: row.id,
-    version: row.published_version,
+    // A window that published nothing kept its base version.
+    version: row.published_version ?? row.base_version,
     noiseMultiplier: row.noise_multiplier ?? 0,
     sampleRate: row.sample_rate ?? 1,
     ...(row.skellam ? { skellam: JSON.parse(row.skellam) as SkellamRound } : {}),
+    ...(steps > 1 ? { steps } : {}),
   };
 }
 

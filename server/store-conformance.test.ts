@@ -710,6 +710,155 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
       });
     });
 
+    describe('round windows', () => {
+      // T = 60 s; the clock starts on a window's first instant.
+      const W = 60_000;
+      const START = Math.ceil(T0 / W) * W;
+      const WINDOWED = { ...PRIVATE, roundWindowSeconds: 60, countNoise: 10 };
+      const zEff = 1 / Math.sqrt(1 / 1.2 ** 2 + 1 / 10 ** 2);
+      const charged = (steps: number) =>
+        computeEpsilon({ noise: zEff, sampleRate: 0.05, steps, delta: 1e-6 }).epsilon;
+      /** Noise draws in order: each window's count first, then its coordinates; 0 once spent. */
+      const queue: number[] = [];
+      const rng = (): number => queue.shift() ?? 0;
+      const privacy = async (t: ServedStore) =>
+        (await t.app.inject({ method: 'GET', url: '/v1/privacy' })).json<{
+          rounds: number;
+          epsilon: number;
+          chargedNoiseMultiplier: number;
+          effectiveSampleRate: number;
+        }>();
+      const post = async (t: ServedStore, token: string, salt: number) =>
+        postUpdate(t.app, updateBody({ token, delta: makeDelta(0.6, salt) }));
+
+      beforeEach(() => {
+        now = START;
+        queue.length = 0;
+      });
+
+      it('takes every update of its window past m, and publishes when it ends over its noised count', async () => {
+        const t = await serve(WINDOWED, { now: clock, rng });
+        now = START + 10_000;
+        for (let k = 0; k < 5; k++) {
+          const { token, version } = await joinRound(t.app, Math.floor(now / W));
+          expect(version).toBe(1);
+          const res = await post(t, token, k);
+          expect(res.statusCode).toBe(202);
+          // Past m = 3 the window still collects: it closes on the clock, not on a count.
+          expect(res.json<UpdateReply>()).toMatchObject({ received: k + 1, version: 1 });
+        }
+        expect(await store.latestVersion()).toBe(1);
+        // The first m = 3 were folded into the running sum as they came, their vectors erased.
+        expect(await db.rows('SELECT round, folded FROM round_sums')).toEqual([
+          { round: 2, folded: 3 },
+        ]);
+        expect(await db.rows('SELECT update_id FROM update_vectors')).toHaveLength(2);
+        // Count noise +0.5 (ĉ = 5.5), then one unit draw per coordinate.
+        queue.push(0.05, ...new Array<number>(PARAMS).fill(1));
+        now = START + W;
+        const report = await privacy(t);
+        expect(await store.latestVersion()).toBe(2);
+        const global = seedWeights();
+        const published = bytesToFloat32((await store.getWeightBytes(2))!);
+        const deltas = [0, 1, 2, 3, 4].map((k) => makeDelta(0.6, k));
+        for (let i = 0; i < PARAMS; i++) {
+          const sum = deltas.reduce((acc, d) => acc + d[i]!, 0);
+          // The sum with noise z S, over ĉ.
+          expect(published[i]).toBeCloseTo(global[i]! + (sum + 1.2) / 5.5, 6);
+        }
+        expect(report).toMatchObject({ rounds: 1, effectiveSampleRate: 0.05 });
+        expect(report.chargedNoiseMultiplier).toBeCloseTo(zEff, 12);
+        expect(report.epsilon).toBeCloseTo(charged(1), 10);
+        expect(await store.privacyLedger()).toEqual([
+          { round: 2, version: 2, noiseMultiplier: zEff, sampleRate: 0.05 },
+        ]);
+        expect(await db.rows('SELECT round FROM round_sums')).toEqual([]);
+        expect(await db.rows('SELECT update_id FROM update_vectors')).toEqual([]);
+      });
+
+      it('publishes nothing when the noised count falls short, charges the window anyway, and refuses its late updates', async () => {
+        const t = await serve(WINDOWED, { now: clock, rng });
+        const tokens = [];
+        for (let k = 0; k < 4; k++)
+          tokens.push((await joinRound(t.app, Math.floor(now / W))).token);
+        for (let k = 0; k < 3; k++) expect((await post(t, tokens[k]!, k)).statusCode).toBe(202);
+        // 3 updates and count noise -1 (ĉ = -7 < m): not published.
+        queue.push(-1);
+        now = START + W + 1;
+        const late = await post(t, tokens[3]!, 3);
+        expect(late.statusCode).toBe(403);
+        expect(late.json<ErrorReply>().error.code).toBe('HEARTH_E_ROUND_TOKEN');
+        expect(await store.latestVersion()).toBe(1);
+        expect(await store.counts()).toMatchObject({ abandonedRounds: 2, updates: 3 });
+        const report = await privacy(t);
+        expect(report.rounds).toBe(1);
+        expect(report.epsilon).toBeCloseTo(charged(1), 10);
+        // Its updates' vectors and running sum are erased, as an abandoned round's vectors are.
+        expect(await db.rows('SELECT update_id FROM update_vectors')).toEqual([]);
+        expect(await db.rows('SELECT round FROM round_sums')).toEqual([]);
+        // The next window starts on the same version, from nothing.
+        const next = await joinRound(t.app, Math.floor(now / W));
+        expect(next.version).toBe(1);
+        expect((await post(t, next.token, 9)).json<UpdateReply>()).toMatchObject({ received: 1 });
+      });
+
+      it('charges the windows that ended with no round, once each, from the first one it ran', async () => {
+        const t = await serve(WINDOWED, { now: clock, rng });
+        expect((await privacy(t)).rounds).toBe(0);
+        now = START + 10 * W + 5;
+        expect((await privacy(t)).rounds).toBe(10);
+        expect((await privacy(t)).epsilon).toBeCloseTo(charged(10), 10);
+        now += 3 * W;
+        expect((await privacy(t)).rounds).toBe(13);
+        // A window with a round in between: its own row, and the empty ones around it in theirs.
+        await joinRound(t.app, Math.floor(now / W));
+        now += 4 * W;
+        const report = await privacy(t);
+        expect(report.rounds).toBe(17);
+        expect(report.epsilon).toBeCloseTo(charged(17), 10);
+        expect(await store.latestVersion()).toBe(1);
+        // The same after a restart: nothing is charged twice.
+        await reopen();
+        const again = await serve(WINDOWED, { now: clock, rng });
+        expect((await privacy(again)).rounds).toBe(17);
+      });
+
+      it('takes a join only for the current window', async () => {
+        const t = await serve(WINDOWED, { now: clock, rng });
+        now = START + 3 * W + 5;
+        const current = Math.floor(now / W);
+        for (const payload of [
+          {},
+          { window: current - 1 },
+          { window: current + 1 },
+          { window: 'x' },
+        ]) {
+          const res = await t.app.inject({ method: 'POST', url: '/v1/rounds/join', payload });
+          expect(res.statusCode, JSON.stringify(payload)).toBe(409);
+          expect(res.json<ErrorReply>().error.code).toBe('HEARTH_E_ROUND_WINDOW');
+        }
+        expect((await joinRound(t.app, current)).round).toBeGreaterThan(0);
+      });
+
+      it('charges empty windows only while the budget has room, then refuses joins', async () => {
+        const budget = (charged(4) + charged(5)) / 2;
+        const t = await serve({ ...WINDOWED, epsilonBudget: budget }, { now: clock, rng });
+        await privacy(t);
+        now = START + 10 * W;
+        const report = await privacy(t);
+        expect(report.rounds).toBe(4);
+        expect(report.epsilon).toBeLessThanOrEqual(budget);
+        const refused = await t.app.inject({
+          method: 'POST',
+          url: '/v1/rounds/join',
+          payload: { window: Math.floor(now / W) },
+        });
+        expect(refused.json<ErrorReply>().error.code).toBe('HEARTH_E_PRIVACY_BUDGET');
+        now += 5 * W;
+        expect((await privacy(t)).rounds).toBe(4);
+      });
+    });
+
     describe('privacy ledger', () => {
       const one = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 1, delta: 1e-6 }).epsilon;
       const two = computeEpsilon({ noise: 1.2, sampleRate: 0.05, steps: 2, delta: 1e-6 }).epsilon;

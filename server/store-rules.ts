@@ -13,7 +13,7 @@ import {
   updateLength,
 } from '../protocol/update-layout.js';
 import { HearthError } from '../protocol/errors.js';
-import type { ModelManifest } from '../protocol/manifest.js';
+import { roundWindowAt, type ModelManifest } from '../protocol/manifest.js';
 import type { AggregateUpdate } from './aggregate.js';
 import type { TokenRow } from './store-codecs.js';
 import type {
@@ -21,6 +21,7 @@ import type {
   RoundExpiry,
   RoundOutput,
   RoundPolicy,
+  RoundWindows,
   SumRoundPolicy,
   SumSubmission,
   UpdateSubmission,
@@ -139,6 +140,36 @@ export function pastDeadline(openedAt: string | null, expiry: RoundExpiry): bool
   // A round without an opening time (from before schema 3) never expires. ISO-8601 UTC strings of
   // one format order like the instants they name, in SQLite's TEXT and PostgreSQL's alike.
   return openedAt !== null && openedAt < expiry.openedBefore.toISOString();
+}
+
+/**
+ * The window a collecting round belongs to: the one its first token was issued in. A round without
+ * an opening time (from before schema 3) is taken as the window before the current one, closed now.
+ */
+export function windowOfRound(openedAt: string | null, windows: RoundWindows): number {
+  if (openedAt === null) return windows.current - 1;
+  return roundWindowAt(Date.parse(openedAt), windows.seconds);
+}
+
+/**
+ * The windows after `last` (the newest window charged so far) that ended with no round: `count` of
+ * them from `from`, to be charged in one row whose index is the newest, current - 1. Undefined when
+ * there are none. With no window closed yet (`last` undefined), a row of count 0 marks where
+ * charging begins: the windows before the server ran them used nobody's data.
+ */
+export function emptyWindows(
+  last: number | undefined,
+  windows: RoundWindows,
+): { readonly from: number; readonly count: number } | undefined {
+  const newest = windows.current - 1;
+  if (last === undefined) return { from: windows.current, count: 0 };
+  if (last >= newest) return undefined;
+  return { from: last + 1, count: newest - last };
+}
+
+/** The start of window `index` as an ISO time (the opening time of a row of empty windows). */
+export function windowStart(index: number, windows: RoundWindows): string {
+  return new Date(index * windows.seconds * 1000).toISOString();
 }
 
 /** A round's aggregation: the version it publishes, that version's manifest, and the policy's output. */

@@ -36,6 +36,49 @@ export interface RoundExpiry {
   readonly openedBefore: Date;
   /** The minimum cohort m: a round that has m updates is never abandoned (it publishes instead). */
   readonly minCohort: number;
+  /**
+   * Rounds on a clock (server/round-windows.ts): every window that ended before `now` is closed
+   * (published or not, and charged in the ledger either way) instead of the deadline check.
+   */
+  readonly windows?: RoundWindows;
+}
+
+/**
+ * Round windows as the store closes them. Window r is [r T, (r + 1) T) since the Unix epoch; a round
+ * belongs to the window its first token was issued in. Closing, in one transaction: the collecting
+ * round of an earlier window publishes if `decide` says so (from its running sum, `fold`, and the
+ * updates not yet folded), else is abandoned, and is charged `charge` either way; the windows after the last one charged that ended with no round are charged
+ * together in one row (as many as `chargeable` allows). The rows of closed windows carry their
+ * window's index, so no window is charged twice.
+ */
+export interface RoundWindows {
+  /** T in seconds. */
+  readonly seconds: number;
+  /** The window `now` is in: every earlier one is closed. */
+  readonly current: number;
+  /**
+   * The gate of a window that ended holding `received` updates: the policy to publish it with, or
+   * undefined to publish nothing. It draws the count's noise, so it is called once per window.
+   */
+  readonly decide: (received: number) => SumRoundPolicy | undefined;
+  /**
+   * A window's updates are folded into a running sum of clipped updates `foldEvery` at a time as
+   * they arrive (their vectors then erased), so that closing it folds at most that many: `fold`
+   * adds `updates` clipped into `sum` (aggregate.ts addClipped).
+   */
+  readonly foldEvery: number;
+  readonly fold: (
+    sum: Float64Array | undefined,
+    updates: Iterable<AggregateUpdate>,
+  ) => { sum: Float64Array | undefined; count: number };
+  /** What every closed window is charged in the ledger, published or not. */
+  readonly charge: RoundPrivacySettings;
+  /**
+   * How many of `count` windows that ended with no round the budget still has room for, after
+   * `ledger` (all of them without a budget): a device cannot have joined a window the budget had no
+   * room for, since joins are refused then, so such a window used nobody's data.
+   */
+  readonly chargeable: (ledger: readonly RoundPrivacy[], count: number) => number;
 }
 
 /** A validated update, ready to store. */
@@ -88,10 +131,13 @@ export interface SumOutcome {
   readonly version: number;
 }
 
-/** One published round in the privacy ledger. */
+/**
+ * One entry of the privacy ledger: a published round, or a closed round window (published or not;
+ * `steps` windows when it stands for windows that ended with no round).
+ */
 export interface RoundPrivacy extends RoundPrivacySettings {
   readonly round: number;
-  /** The version the round published. */
+  /** The version the round published; for a window that published nothing, the version it kept. */
   readonly version: number;
 }
 
@@ -297,9 +343,13 @@ export interface Store {
    * count and privacy settings. Either all of that is durable when it resolves, or none of it happened.
    */
   publishSum(total: SumSubmission, policy: SumRoundPolicy, now?: Date): Promise<SumOutcome>;
-  /** Abandons the collecting round if it has expired; returns its id, or undefined if none was. */
+  /**
+   * Abandons the collecting round if it has expired; returns its id, or undefined if none was. With
+   * `expiry.windows`, closes every window that has ended instead (RoundWindows) and returns the id of
+   * the round it closed, if any.
+   */
   abandonExpiredRound(expiry: RoundExpiry): Promise<number | undefined>;
-  /** The privacy ledger: every published round with its (z, q), oldest first. */
+  /** The privacy ledger: every published round and closed round window with its (z, q), oldest first. */
   privacyLedger(): Promise<RoundPrivacy[]>;
   /** The persisted server optimiser state, if any round has produced one. */
   optimizerState(): Promise<FedAdamState | undefined>;

@@ -241,9 +241,13 @@ export async function makeApp(
   };
 }
 
-/** Joins a round through the API. */
-export async function joinRound(app: FastifyInstance): Promise<JoinReply> {
-  const res = await app.inject({ method: 'POST', url: PATHS.join });
+/** Joins a round through the API (naming round `window` for a server with round windows). */
+export async function joinRound(app: FastifyInstance, window?: number): Promise<JoinReply> {
+  const res = await app.inject({
+    method: 'POST',
+    url: PATHS.join,
+    ...(window === undefined ? {} : { payload: { window } }),
+  });
   if (res.statusCode !== 200) throw new Error(`join failed: ${res.statusCode} ${res.body}`);
   return res.json<JoinReply>();
 }

@@ -147,6 +147,9 @@ export function federationParams(config: ServerConfig): FederationParams {
     maxExamples: config.maxExamples,
     sampleRate: config.sampleRate,
     maxStaleness: config.maxStaleness,
+    ...(config.roundWindowSeconds > 0
+      ? { roundWindowSeconds: config.roundWindowSeconds, countNoise: config.countNoise }
+      : {}),
     noiseMultiplier: config.noiseMultiplier,
     delta: config.delta,
     ...(config.aggregation === 'secure' ? { aggregation: 'secure' as const } : {}),

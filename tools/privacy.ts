@@ -115,22 +115,34 @@ export function trafficTable(list: string | undefined, serverArgv: readonly stri
   const config = parseServerArgs(serverArgv);
   const f = (x: number, digits: number) =>
     x.toLocaleString('en-US', { maximumFractionDigits: digits });
+  const windows = config.roundWindowSeconds > 0;
+  const charge = currentSettings(config);
   const lines = [
-    `z ${config.noiseMultiplier}, q ${config.sampleRate}, m ${config.minCohort}, s ${config.maxStaleness} ` +
-      `(charged at q_eff ${f(currentSettings(config).sampleRate, 4)}), delta ${config.delta.toExponential()}, round deadline ` +
-      `${config.roundDeadlineSeconds} s; each visitor visits once a day`,
+    windows
+      ? `z ${config.noiseMultiplier}, q ${config.sampleRate}, m ${config.minCohort}, round windows of ` +
+        `${config.roundWindowSeconds} s with count noise ${config.countNoise} (each charged at z ` +
+        `${f(charge.noiseMultiplier, 4)}, published or not), delta ${config.delta.toExponential()}; ` +
+        'each visitor visits once a day'
+      : `z ${config.noiseMultiplier}, q ${config.sampleRate}, m ${config.minCohort}, s ${config.maxStaleness} ` +
+        `(charged at q_eff ${f(charge.sampleRate, 4)}), delta ${config.delta.toExponential()}, round deadline ` +
+        `${config.roundDeadlineSeconds} s; each visitor visits once a day`,
     '',
-    `| visitors a day | updates a day | rounds a day | ${TRAFFIC_DAYS.map((d) => `ε after ${d} day${d > 1 ? 's' : ''}`).join(' | ')} |`,
+    `| visitors a day | updates a day | ${windows ? 'updates a window' : 'rounds a day'} | ${TRAFFIC_DAYS.map((d) => `ε after ${d} day${d > 1 ? 's' : ''}`).join(' | ')} |`,
     `| --- | --- | --- | ${TRAFFIC_DAYS.map(() => '---').join(' | ')} |`,
   ];
   for (const n of visitors) {
     const t = trafficEpsilon(config, n, TRAFFIC_DAYS);
-    const eps = t.roundsFill
-      ? t.epsilon.map((e) => `${f(e.epsilon, 2)} (${f(e.rounds, 0)} rounds)`)
-      : TRAFFIC_DAYS.map(() => 'no round fills before the deadline');
-    lines.push(
-      `| ${f(n, 0)} | ${f(t.updatesPerDay, 1)} | ${f(t.roundsPerDay, 2)} | ${eps.join(' | ')} |`,
-    );
+    const unit = windows ? 'windows' : 'rounds';
+    const eps =
+      t.roundsFill || windows
+        ? t.epsilon.map((e) => `${f(e.epsilon, 2)} (${f(e.rounds, 0)} ${unit})`)
+        : TRAFFIC_DAYS.map(() => 'no round fills before the deadline');
+    // With windows every window is charged; one expecting fewer than m updates mostly publishes
+    // nothing.
+    const third = windows
+      ? `${f(t.updatesPerDay / t.roundsPerDay, 1)}${t.roundsFill ? '' : ' (< m: few publish)'}`
+      : f(t.roundsPerDay, 2);
+    lines.push(`| ${f(n, 0)} | ${f(t.updatesPerDay, 1)} | ${third} | ${eps.join(' | ')} |`);
   }
   return lines.join('\n');
 }

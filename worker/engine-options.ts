@@ -11,7 +11,7 @@ import type { LockManagerLike } from './tabs.js';
 
 /** What a replay or a test may inject; the worker uses the defaults. */
 export interface EngineOptions {
-  /** The clock interactions are stamped with (sessions split on its gaps). */
+  /** The clock interactions are stamped with (sessions split on its gaps) and windows read on. */
   readonly now?: () => number;
   /** Randomness of online learning (replay sample, negatives) and of the exploration slot. */
   readonly random?: () => number;

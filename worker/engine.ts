@@ -617,6 +617,7 @@ export class Engine implements EngineApi {
       store: this.store,
       indexOf: this.indexOf,
       coin: this.coin,
+      now: this.now,
       uploadsAllowed: () => this.uploadsAllowed(),
       refetch: async () => this.adopt(await loadGlobalModel(config.endpoint, this.store), true),
       serveLocal: (model, local) => this.learner.serveLocal(global, model, local),

@@ -63,10 +63,15 @@ async function postJson<T>(
   return json as T;
 }
 
-/** Asks the server for a round token (the device has already decided to take part). */
-export function joinRound(endpoint: string, siteKey?: string): Promise<JoinReply> {
+/**
+ * Asks the server for a round token (the device has already decided to take part). With round
+ * windows, `window` names the window whose coin said so: the server takes the join only in that
+ * window (server/round-windows.ts checkJoinWindow).
+ */
+export function joinRound(endpoint: string, siteKey?: string, window?: number): Promise<JoinReply> {
   const url = new URL(PATHS.join, endpoint).href;
-  return postJson<JoinReply>(url, '{}', 'application/json', siteKey);
+  const body = window === undefined ? '{}' : JSON.stringify({ window });
+  return postJson<JoinReply>(url, body, 'application/json', siteKey);
 }
 
 /** Everything needed to send one update. */

@@ -1,12 +1,21 @@
 /**
- * Local learning before an upload trains under the settings it is given, and only those.
+ * Local learning before an upload trains under the settings it is given, and only those; a sync
+ * under round windows flips one coin per window and sends nothing across windows.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { manifestFor } from '../protocol/manifest.js';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EngineConfig } from '../protocol/api.js';
+import { manifestFor, roundWindowAt, type FederationParams } from '../protocol/manifest.js';
+import { PATHS } from '../protocol/routes.js';
 import { SessionModel } from '../model/session-model.js';
-import { learnLocally, localTrainingSettings } from './local-training.js';
+import {
+  learnLocally,
+  localTrainingSettings,
+  shareLocalUpdate,
+  type ShareHost,
+} from './local-training.js';
+import { MemoryStore } from './store.js';
 import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
 import { l2Norm } from '../protocol/clip.js';
 import {
@@ -150,5 +159,244 @@ describe('learnLocally', () => {
       expect(Array.from(a)).not.toEqual(Array.from(b));
       expect(l2Norm(decodeUpdate(a, delta.length).delta)).toBeLessThanOrEqual(1);
     }
+  });
+});
+
+/** T of the windowed manifests below: an hour. */
+const WINDOW_SECONDS = 3600;
+const WINDOW_MS = WINDOW_SECONDS * 1000;
+/** Some round window well after the epoch, and a time in its middle. */
+const WINDOW = roundWindowAt(Date.UTC(2026, 11, 5, 17, 30), WINDOW_SECONDS);
+const MID_WINDOW = (WINDOW + 0.5) * WINDOW_MS;
+
+const config: EngineConfig = {
+  endpoint: 'http://fl.test/',
+  backends: [],
+  uploads: true,
+  uploadEvery: 1,
+  wasmPath: '/',
+  debug: false,
+};
+
+/** The shared global model, at `version`, with `federation` over its own. */
+function servedAt(version: number, federation: Partial<FederationParams>): ShareHost['global'] {
+  return {
+    ...global,
+    origin: 'network',
+    manifest: {
+      ...global.manifest,
+      version,
+      federation: { ...global.manifest.federation, ...federation },
+    },
+  };
+}
+
+/** A windowed manifest (T = an hour) at `version`, sampling at `q`. */
+const windowed = (q: number, version = 1) =>
+  servedAt(version, {
+    sampleRate: q,
+    roundWindowSeconds: WINDOW_SECONDS,
+    countNoise: 10,
+    noiseMultiplier: 1.2,
+  });
+/** The same manifest with rounds that close on their m-th update (no window). */
+const counted = (q: number, version = 1) => servedAt(version, { sampleRate: q });
+
+/** A device store holding one session of four known items. */
+async function deviceStore(): Promise<MemoryStore> {
+  const store = new MemoryStore();
+  for (const [i, item] of ['item-1', 'item-2', 'item-3', 'item-4'].entries()) {
+    await store.add({ item, type: 'click', ts: 1000 + i, session: 1000 });
+  }
+  return store;
+}
+
+/**
+ * A stand-in aggregation server on `fetch`: joins naming the round window of `clock` get a token
+ * for it (others are refused, as the server refuses them), and updates are accepted (or refused with `updateStatus`). `paths` lists what was requested.
+ */
+function fakeServer(clock: { t: number }, version: number, updateStatus = 200) {
+  const paths: string[] = [];
+  const joins: (number | undefined)[] = [];
+  const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const path = new URL(String(input)).pathname;
+    paths.push(path);
+    const round = roundWindowAt(clock.t, WINDOW_SECONDS);
+    if (path === PATHS.join) {
+      // As a windowed server does, a join naming another window is refused; what each join named
+      // is kept for the tests (a count-mode join names none).
+      const named = (JSON.parse(String(init?.body)) as { window?: number }).window;
+      joins.push(named);
+      if (named !== undefined && named !== round) {
+        const error = { code: 'HEARTH_E_ROUND_WINDOW', message: `named ${named}, now ${round}` };
+        return Response.json({ error }, { status: 409 });
+      }
+      return Response.json({ token: 'ab'.repeat(16), version, round });
+    }
+    if (path === PATHS.updates && updateStatus === 200) {
+      return Response.json({ accepted: true, round, received: 1, version });
+    }
+    const error = { code: 'HEARTH_E_UPLOAD', message: 'unavailable' };
+    return Response.json({ error }, { status: updateStatus });
+  });
+  vi.stubGlobal('fetch', fetch);
+  return { paths, joins };
+}
+
+/** A host for one sync of `served` on `store`, at `clock`, flipping `coin`. */
+function hostFor(
+  served: ShareHost['global'],
+  store: MemoryStore,
+  clock: { t: number },
+  coin: () => number,
+  afterTraining: () => void = () => {},
+): ShareHost {
+  return {
+    config,
+    settings: localTrainingSettings(),
+    global: served,
+    store,
+    indexOf: new Map(served.manifest.itemIds.map((id, i) => [id, i])),
+    coin,
+    now: () => clock.t,
+    uploadsAllowed: () => true,
+    refetch: async () => {},
+    serveLocal: async (model) => {
+      model.dispose();
+      afterTraining();
+    },
+  };
+}
+
+/** An update kept in the outbox on `served`'s version, in its layout. */
+async function keepPending(store: MemoryStore, served: ShareHost['global']): Promise<void> {
+  await store.setOutbox({
+    baseVersion: served.manifest.version,
+    layoutHash: served.manifest.layoutHash,
+    delta: new Float32Array(served.weights.length),
+    examples: 3,
+    createdAt: 0,
+  });
+}
+
+describe('shareLocalUpdate under round windows', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('flips one coin per round window, however often it syncs or the version moves', async () => {
+    const clock = { t: MID_WINDOW };
+    const { paths } = fakeServer(clock, 1);
+    const store = await deviceStore();
+    let flips = 0;
+    const tails = (): number => (flips++, 0.9);
+    for (const version of [1, 1, 2]) {
+      const result = await shareLocalUpdate(hostFor(windowed(0.5, version), store, clock, tails));
+      expect(result).toEqual({
+        status: 'skipped',
+        reason: `not sampled for round window ${WINDOW} (q = 0.5)`,
+        modelVersion: version,
+      });
+      // Later in the same window: the kept coin answers.
+      clock.t += WINDOW_MS / 8;
+    }
+    expect(flips).toBe(1);
+    expect(await store.getMeta()).toMatchObject({ coinWindow: WINDOW, coinWindowJoins: false });
+    // The next window flips a coin of its own.
+    clock.t = MID_WINDOW + WINDOW_MS;
+    const next = await shareLocalUpdate(hostFor(windowed(0.5), store, clock, tails));
+    expect(next.reason).toBe(`not sampled for round window ${WINDOW + 1} (q = 0.5)`);
+    expect(flips).toBe(2);
+    expect(paths).toEqual([]);
+  });
+
+  it('keeps flipping once per version when rounds are counted, whatever the clock', async () => {
+    const clock = { t: MID_WINDOW };
+    const { paths } = fakeServer(clock, 1);
+    const store = await deviceStore();
+    let flips = 0;
+    const tails = (): number => (flips++, 0.9);
+    for (let window = 0; window < 3; window++) {
+      const result = await shareLocalUpdate(hostFor(counted(0.5), store, clock, tails));
+      expect(result.reason).toBe('not sampled for the round of v1 (q = 0.5)');
+      clock.t += WINDOW_MS;
+    }
+    expect(flips).toBe(1);
+    expect(await store.getMeta()).toMatchObject({ coinVersion: 1, coinWindow: -1 });
+    expect(paths).toEqual([]);
+  });
+
+  it('never sends an update kept in the outbox, and drops it', async () => {
+    const clock = { t: MID_WINDOW };
+    const { paths } = fakeServer(clock, 1);
+    // No local history: the kept update is all it could send.
+    const store = new MemoryStore();
+    await keepPending(store, windowed(1));
+    const result = await shareLocalUpdate(hostFor(windowed(1), store, clock, () => 0));
+    expect(result).toEqual({
+      status: 'skipped',
+      reason: 'not enough local history yet',
+      modelVersion: 1,
+    });
+    expect(paths).toEqual([]);
+    expect(await store.getOutbox()).toBeUndefined();
+    // When rounds are counted, the same kept update is sent.
+    const countedStore = new MemoryStore();
+    await keepPending(countedStore, counted(1));
+    const sent = await shareLocalUpdate(hostFor(counted(1), countedStore, clock, () => 0));
+    expect(sent).toMatchObject({
+      status: 'uploaded',
+      reason: 'sent the update kept while offline',
+    });
+    expect(paths).toEqual([PATHS.join, PATHS.updates]);
+  });
+
+  it('keeps nothing from a sync whose upload failed', async () => {
+    const clock = { t: MID_WINDOW };
+    fakeServer(clock, 1, 503);
+    const store = await deviceStore();
+    const failed = await shareLocalUpdate(hostFor(windowed(1), store, clock, () => 0));
+    expect(failed.status).toBe('failed');
+    expect(failed.reason).toContain('dropped');
+    expect(await store.getOutbox()).toBeUndefined();
+    // When rounds are counted, the update is kept for the next sync on this version.
+    const countedStore = await deviceStore();
+    const kept = await shareLocalUpdate(hostFor(counted(1), countedStore, clock, () => 0));
+    expect(kept.status).toBe('failed');
+    expect(kept.reason).toContain('kept');
+    expect((await countedStore.getOutbox())?.baseVersion).toBe(1);
+  });
+
+  it('posts nothing when training ends after its round window closed', async () => {
+    // Training starts in the window's last second and ends in the next one.
+    const clock = { t: (WINDOW + 1) * WINDOW_MS - 1000 };
+    const { paths, joins } = fakeServer(clock, 1);
+    const store = await deviceStore();
+    const trainFor = (ms: number) => () => void (clock.t += ms);
+    const late = await shareLocalUpdate(
+      hostFor(windowed(1), store, clock, () => 0, trainFor(2000)),
+    );
+    expect(late).toEqual({
+      status: 'skipped',
+      reason: 'the round window of this coin closed while training; the update is dropped',
+      modelVersion: 1,
+    });
+    expect(paths).toEqual([PATHS.join]);
+    expect(await store.getOutbox()).toBeUndefined();
+    expect(await store.rounds()).toEqual([]);
+    expect((await store.getMeta()).uploadsSent).toBe(0);
+    // Training that ends within the window posts its update.
+    clock.t = MID_WINDOW + WINDOW_MS;
+    const onTime = await shareLocalUpdate(
+      hostFor(windowed(1), store, clock, () => 0, trainFor(2000)),
+    );
+    expect(onTime.status).toBe('uploaded');
+    expect(paths).toEqual([PATHS.join, PATHS.join, PATHS.updates]);
+    // Its own ledger prices the window with z and the count's noise together.
+    const [round] = await store.rounds();
+    expect(round?.privacy.noiseMultiplier).toBeCloseTo(1 / Math.sqrt(1 / 1.44 + 1 / 100), 12);
+    // Each join named the window of its coin, which the server checks.
+    expect(joins).toEqual([WINDOW, WINDOW + 1]);
+    expect((await store.getMeta()).uploadsSent).toBe(1);
   });
 });

@@ -5,7 +5,13 @@
  */
 import { showForDebugging } from './debug-view.js';
 import type { EngineConfig, JoinedRound, SyncResult } from '../protocol/api.js';
-import { denseLength, maxStalenessOf, sampleRateOf } from '../protocol/manifest.js';
+import {
+  denseLength,
+  maxStalenessOf,
+  roundWindowAt,
+  sampleRateOf,
+  type FederationParams,
+} from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
 import { clipForUpload, isRetryable, joinRound, shareUpdate, skipped } from './federated-client.js';
@@ -24,7 +30,8 @@ import {
   scatterLayout,
   updateLength,
 } from '../protocol/update-layout.js';
-import { drawForVersion } from './participation.js';
+import { drawForVersion, drawForWindow, type Draw } from './participation.js';
+import { windowNoiseMultiplier } from '../protocol/privacy/index.js';
 import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
 import { takePartSecurely } from './secure-client.js';
 import { settingsOver } from './settings.js';
@@ -157,6 +164,16 @@ export async function currentOutbox(
   return undefined;
 }
 
+/** Drops the pending update, if any: rounds that close on a clock carry nothing over. */
+async function dropOutbox(store: InteractionStore): Promise<void> {
+  const pending = await store.getOutbox().catch(() => undefined);
+  if (!pending) return;
+  log.info(
+    `dropping the pending update for v${pending.baseVersion}: round windows carry none over`,
+  );
+  await store.setOutbox(null).catch(() => undefined);
+}
+
 /**
  * Whether an update of `length` values may be in the layout of a version `behind` versions before
  * `manifest`'s: this version's layout exactly; for an older one (whose manifest the device no longer
@@ -184,6 +201,11 @@ export interface ShareHost {
   readonly indexOf: ReadonlyMap<string, number>;
   /** The participation coin (participation.ts): uniform in [0, 1). */
   coin(): number;
+  /**
+   * The clock (epoch milliseconds) a manifest's round windows are read on (default: Date.now):
+   * the engine's, so a replay or a test can move it.
+   */
+  now?(): number;
   /** Asked again after training: the visitor may have opted out meanwhile. */
   uploadsAllowed(): boolean;
   /** Fetches and serves the newest global version (telling the other tabs). */
@@ -193,18 +215,50 @@ export interface ShareHost {
 }
 
 /**
+ * The noise multiplier a device prices a plaintext round it took part in with: z, or in a round
+ * window z and the window's count noise together (its count moves with this device too).
+ */
+function pricedNoise(federation: FederationParams): number {
+  const z = federation.noiseMultiplier ?? 0;
+  const countNoise = federation.countNoise;
+  return countNoise === undefined ? z : windowNoiseMultiplier(z, countNoise);
+}
+
+/**
+ * The round window `now` falls in when `federation`'s rounds close on a clock (its
+ * `roundWindowSeconds`), else undefined: rounds are counted per model version.
+ */
+function roundWindowOf(federation: FederationParams, now: number): number | undefined {
+  const seconds = federation.roundWindowSeconds;
+  return seconds === undefined ? undefined : roundWindowAt(now, seconds);
+}
+
+/**
  * One federated round from this device: join, learn locally (or send the update kept while
  * offline), upload the clipped delta, and adopt a newly published version. A retryable failure
  * keeps the update in the outbox for the next sync on the same version.
+ *
+ * When the manifest's rounds close on a clock (`federation.roundWindowSeconds`), the coin is the
+ * current window's and nothing crosses a window: a pending update is dropped, a failed one is not
+ * kept, and one whose window closed while it trained is dropped rather than sent.
  */
 export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
   const { config, global } = host;
-  const version = global.manifest.version;
+  const { version, federation } = global.manifest;
+  const now = (): number => (host.now ? host.now() : Date.now());
   if (!host.uploadsAllowed()) return skipped('uploads are off (consent or opt-out)', version);
+  const window = roundWindowOf(federation, now());
+  // A window's update stands on its own: one kept from an earlier sync is never sent.
+  if (window !== undefined) await dropOutbox(host.store);
   const meta = await host.store.getMeta();
-  // The coin comes first: a device not sampled for this version sends nothing and trains nothing.
-  const q = sampleRateOf(global.manifest.federation);
-  const draw = drawForVersion(meta, version, q, () => host.coin());
+  // The coin comes first: a device not sampled for this version (or window) sends nothing and
+  // trains nothing.
+  const q = sampleRateOf(federation);
+  const coin = (): number => host.coin();
+  const draw: Draw =
+    window === undefined
+      ? drawForVersion(meta, version, q, coin)
+      : drawForWindow(meta, window, q, coin);
   // A coin that cannot be kept could be flipped again at the next sync: then do not take part.
   const kept =
     !draw.patch ||
@@ -213,16 +267,19 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       () => false,
     ));
   if (!kept) return skipped('could not keep the participation coin; not taking part', version);
-  if (!draw.joins) return skipped(`not sampled for the round of v${version} (q = ${q})`, version);
-  const pending = await currentOutbox(host.store, global);
+  if (!draw.joins) {
+    const round = window === undefined ? `the round of v${version}` : `round window ${window}`;
+    return skipped(`not sampled for ${round} (q = ${q})`, version);
+  }
+  const pending = window === undefined ? await currentOutbox(host.store, global) : undefined;
   const sessions = toTrainingSessions(await host.store.all(), host.indexOf);
   if (sessions.length === 0 && !pending) return skipped('not enough local history yet', version);
-  if (global.manifest.federation.aggregation === 'secure') {
+  if (federation.aggregation === 'secure') {
     return shareInSecureRound(host, meta, pending, sessions);
   }
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
   try {
-    const join = await joinRound(config.endpoint, config.siteKey);
+    const join = await joinRound(config.endpoint, config.siteKey, window);
     if (join.version !== version) {
       await host.refetch();
       if (pending) await host.store.setOutbox(null);
@@ -246,6 +303,14 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       // Served until a new global model replaces it; even if the upload below fails.
       await host.serveLocal(local, learned.weights);
     }
+    // The coin was this window's: once the clock has moved on, the update is no longer this
+    // coin's to send (the server would refuse the window's token anyway).
+    if (window !== undefined && roundWindowOf(federation, now()) !== window) {
+      return skipped(
+        'the round window of this coin closed while training; the update is dropped',
+        version,
+      );
+    }
     const reply = await shareUpdate({
       endpoint: config.endpoint,
       manifest: global.manifest,
@@ -262,7 +327,8 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       at: Date.now(),
       mode: 'plaintext',
       // The server saw this update itself; the noise protects only what it publishes.
-      privacy: { noiseMultiplier: global.manifest.federation.noiseMultiplier ?? 0, sampleRate: 1 },
+      // A window's count is released too, so its round is priced with z and σ_c together.
+      privacy: { noiseMultiplier: pricedNoise(federation), sampleRate: 1 },
     });
     await host.store.setMeta({
       sinceUpload: 0,
@@ -297,7 +363,9 @@ async function recordRound(host: ShareHost, round: JoinedRound): Promise<void> {
 
 /**
  * A sync that failed: its reason, and `fresh` (an update trained in this sync, not the one already
- * kept) kept in the outbox when the failure may pass, for the next sync on the same version.
+ * kept) kept in the outbox when the failure may pass, for the next sync on the same version. Under
+ * round windows nothing is kept: an update belongs to the window of its coin, and a window's round
+ * takes only updates posted in it.
  */
 async function failedSync(
   host: ShareHost,
@@ -309,10 +377,14 @@ async function failedSync(
   const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
   let reason = `${code}: ${String(error)}`;
   if (fresh && isRetryable(error)) {
-    await host.store
-      .setOutbox({ ...fresh, createdAt: Date.now() })
-      .catch((e: unknown) => log.warn('could not keep the update for later', e));
-    reason += ' (kept; retried on the next sync while this model version is current)';
+    if (host.global.manifest.federation.roundWindowSeconds !== undefined) {
+      reason += ' (dropped: an update is sent in the round window of its coin or not at all)';
+    } else {
+      await host.store
+        .setOutbox({ ...fresh, createdAt: Date.now() })
+        .catch((e: unknown) => log.warn('could not keep the update for later', e));
+      reason += ' (kept; retried on the next sync while this model version is current)';
+    }
   }
   return { status: 'failed', reason, modelVersion: version };
 }

@@ -52,6 +52,13 @@ export interface StoreMeta {
   coinVersion: number;
   /** Whether that coin said to take part in the version's round (participation.ts). */
   coinJoins: boolean;
+  /**
+   * The round window (`roundWindowAt`) this device last flipped its coin for, when the manifest's
+   * rounds close on a clock (-1: none yet; meta from before it was kept reads as that).
+   */
+  coinWindow: number;
+  /** Whether that coin said to take part in the window's round (participation.ts). */
+  coinWindowJoins: boolean;
 }
 
 /** What a fresh device's meta reads as. */
@@ -62,6 +69,8 @@ export const META_DEFAULTS: StoreMeta = {
   optedOut: false,
   coinVersion: 0,
   coinJoins: false,
+  coinWindow: -1,
+  coinWindowJoins: false,
 };
 
 /** A new interaction before the store assigns its id. */

@@ -29,6 +29,8 @@ async function exercise(store: InteractionStore): Promise<void> {
     optedOut: false,
     coinVersion: 0,
     coinJoins: false,
+    coinWindow: -1,
+    coinWindowJoins: false,
   };
   expect(await store.getMeta()).toEqual(fresh);
   await store.setMeta({ sinceUpload: 3 });
@@ -62,6 +64,31 @@ describe('interaction store', () => {
     expect(items).not.toContain('x');
     expect((await store.getMeta()).uploadsSent).toBe(0);
     expect((await store.getMeta()).optedOut).toBe(false);
+  });
+
+  it('reads meta kept before the window coin as no window coin yet, and keeps one', async () => {
+    const store = (await openIdbStore())!;
+    // What an SDK without round windows kept: the version coin only.
+    const raw = await openDB(DB_NAME);
+    await raw.put('meta', 2, 'uploadsSent');
+    await raw.put('meta', 4, 'coinVersion');
+    await raw.put('meta', true, 'coinJoins');
+    raw.close();
+    expect(await store.getMeta()).toMatchObject({
+      uploadsSent: 2,
+      coinVersion: 4,
+      coinJoins: true,
+      coinWindow: -1,
+      coinWindowJoins: false,
+    });
+    await store.setMeta({ coinWindow: 493_409, coinWindowJoins: true });
+    const again = (await openIdbStore())!;
+    expect(await again.getMeta()).toMatchObject({
+      coinVersion: 4,
+      coinJoins: true,
+      coinWindow: 493_409,
+      coinWindowJoins: true,
+    });
   });
 
   it('destroys the whole database, even while another connection has it open', async () => {

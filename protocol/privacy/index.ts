@@ -29,6 +29,9 @@ export {
 export {
   epsilonCurve,
   ledgerEpsilon,
+  ledgerRounds,
+  stepsOf,
+  windowNoiseMultiplier,
   type RoundPrivacySettings,
   type SkellamRound,
 } from './ledger.js';

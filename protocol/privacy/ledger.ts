@@ -32,6 +32,32 @@ export interface RoundPrivacySettings {
   readonly sampleRate: number;
   /** Present when the noise came from the devices of a secure round, not from the server. */
   readonly skellam?: SkellamRound;
+  /**
+   * How many rounds under these same settings the entry stands for (round windows that closed
+   * with no update, charged together: server/round-windows.ts); 1 when absent.
+   */
+  readonly steps?: number;
+}
+
+/**
+ * The noise multiplier of a round window's release (server/round-windows.ts): its noised sum
+ * (sensitivity S, noise z S) and its noised count (sensitivity 1, noise σ_c) together are one
+ * Gaussian mechanism of L2 sensitivity sqrt(1/z^2 + 1/σ_c^2) in units of their noise, i.e. of noise
+ * multiplier (1/z^2 + 1/σ_c^2)^(-1/2): 1.1915 for z = 1.2 and σ_c = 10. 0 with noise off.
+ */
+export function windowNoiseMultiplier(noiseMultiplier: number, countNoise: number): number {
+  if (!(noiseMultiplier > 0)) return 0;
+  return 1 / Math.sqrt(1 / noiseMultiplier ** 2 + 1 / countNoise ** 2);
+}
+
+/** The rounds a ledger entry stands for (RoundPrivacySettings.steps). */
+export function stepsOf(round: RoundPrivacySettings): number {
+  return round.steps ?? 1;
+}
+
+/** The rounds a ledger stands for, spans counted by their steps. */
+export function ledgerRounds(rounds: readonly RoundPrivacySettings[]): number {
+  return rounds.reduce((sum, round) => sum + stepsOf(round), 0);
 }
 
 /** Per-step RDP of a round's settings at `orders`, memoised: every join would otherwise redo it. */
@@ -98,5 +124,6 @@ function ordersFor(rounds: readonly RoundPrivacySettings[]): readonly number[] {
 
 function addRound(total: number[], round: RoundPrivacySettings, orders: readonly number[]): void {
   const rdp = rdpPerStep(round, orders);
-  for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
+  const steps = stepsOf(round);
+  for (let k = 0; k < total.length; k++) total[k] = total[k]! + steps * rdp[k]!;
 }
