@@ -52,6 +52,7 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  checkWindowOpen,
   checkSum,
   countsInOwnRound,
   emptyWindows,
@@ -132,6 +133,15 @@ async function readOptimizerState(sql: Sql): Promise<FedAdamState | undefined> {
   return decodeOptimizerState(
     await one<OptimizerStateRow>(sql, 'SELECT step, m, v FROM optimizer_state WHERE id = 1'),
   );
+}
+
+/** The newest round window closed on the database, if any. */
+async function lastWindow(sql: Sql): Promise<number | undefined> {
+  const row = await one<{ last: number | null }>(
+    sql,
+    'SELECT MAX(window_index) AS last FROM rounds',
+  );
+  return row?.last ?? undefined;
 }
 
 /** A round window's running sum of clipped updates, if it has folded any. */
@@ -320,11 +330,7 @@ export class PgStore implements Store {
       const current = await latest(sql);
       if (current === undefined) return undefined;
       const now = eventTime(expiry);
-      const row = await one<{ last: number | null }>(
-        sql,
-        'SELECT MAX(window_index) AS last FROM rounds',
-      );
-      let charged = row?.last ?? undefined;
+      let charged = await lastWindow(sql);
       const round = await one<{ id: number; opened_at: string | null }>(
         sql,
         "SELECT id, opened_at FROM rounds WHERE status = 'collecting' FOR UPDATE",
@@ -400,6 +406,7 @@ export class PgStore implements Store {
     await this.expire(expiry);
     const now = eventTime(expiry);
     return this.tx(async (sql) => {
+      if (expiry?.windows) checkWindowOpen(await lastWindow(sql), expiry.windows);
       const ticket = await collectingRound(sql, now);
       await sql.query('INSERT INTO tokens (token, round, issued_at) VALUES ($1, $2, $3)', [
         token,

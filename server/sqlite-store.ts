@@ -47,6 +47,7 @@ import {
 import {
   checkCollectingRound,
   checkSubmission,
+  checkWindowOpen,
   checkSum,
   countsInOwnRound,
   emptyWindows,
@@ -291,10 +292,7 @@ export class SqliteStore implements Store {
         const current = this.latest();
         if (current === undefined) return undefined;
         const now = eventTime(expiry);
-        const { last } = this.db.prepare('SELECT MAX(window_index) AS last FROM rounds').get() as {
-          last: number | null;
-        };
-        let charged = last ?? undefined;
+        let charged = this.lastWindow();
         const round = this.db
           .prepare("SELECT id, opened_at FROM rounds WHERE status = 'collecting'")
           .get() as { id: number; opened_at: string | null } | undefined;
@@ -360,6 +358,14 @@ export class SqliteStore implements Store {
         return closed;
       })
       .immediate();
+  }
+
+  /** The newest round window closed on this database, if any. */
+  private lastWindow(): number | undefined {
+    const row = this.db.prepare('SELECT MAX(window_index) AS last FROM rounds').get() as {
+      last: number | null;
+    };
+    return row.last ?? undefined;
   }
 
   /** Version `version`'s manifest and weights; HEARTH_E_INTERNAL if they are not stored. */
@@ -429,6 +435,7 @@ export class SqliteStore implements Store {
     return this.db
       .transaction((): RoundTicket => {
         const current = requireCurrentVersion(this.latest());
+        if (expiry?.windows) checkWindowOpen(this.lastWindow(), expiry.windows);
         const round = this.collectingRound(current, now);
         this.db
           .prepare('INSERT INTO tokens (token, round, issued_at) VALUES (?, ?, ?)')

@@ -840,6 +840,29 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect((await joinRound(t.app, current)).round).toBeGreaterThan(0);
       });
 
+      it('refuses joins on an instance whose clock is behind a window another has closed', async () => {
+        const ahead = await serve(WINDOWED, { now: clock, rng });
+        let behindNow = START + W - 1_000;
+        const behind = await serve(WINDOWED, { now: () => behindNow, rng });
+        now = START + W + 1_000;
+        // The instance ahead opens a round of window START + W, closing the window before it.
+        await joinRound(ahead.app, Math.floor(now / W));
+        const refused = await behind.app.inject({
+          method: 'POST',
+          url: '/v1/rounds/join',
+          payload: { window: Math.floor(behindNow / W) },
+        });
+        expect(refused.statusCode).toBe(409);
+        expect(refused.json<ErrorReply>().error).toMatchObject({
+          code: 'HEARTH_E_ROUND_WINDOW',
+          message: expect.stringMatching(/clock is behind/),
+        });
+        // Once its clock is in the same window, it joins the same round.
+        behindNow = now;
+        const joined = await joinRound(behind.app, Math.floor(now / W));
+        expect(joined.round).toBe((await joinRound(ahead.app, Math.floor(now / W))).round);
+      });
+
       it('charges empty windows only while the budget has room, then refuses joins', async () => {
         const budget = (charged(4) + charged(5)) / 2;
         const t = await serve({ ...WINDOWED, epsilonBudget: budget }, { now: clock, rng });

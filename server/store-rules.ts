@@ -167,6 +167,22 @@ export function emptyWindows(
   return { from: last + 1, count: newest - last };
 }
 
+/**
+ * Refuses a join (HEARTH_E_ROUND_WINDOW) into window `windows.current` when a window at or after it
+ * has already been closed on this database, `last` being the newest closed: another instance
+ * sharing the database reads a later time off its clock, and a round opened here now would
+ * belong to a window already charged.
+ */
+export function checkWindowOpen(last: number | null | undefined, windows: RoundWindows): void {
+  if (last !== null && last !== undefined && last >= windows.current) {
+    throw new HearthError(
+      'HEARTH_E_ROUND_WINDOW',
+      `window ${windows.current} is already closed on this database (window ${last} was): ` +
+        "this instance's clock is behind another's",
+    );
+  }
+}
+
 /** The start of window `index` as an ISO time (the opening time of a row of empty windows). */
 export function windowStart(index: number, windows: RoundWindows): string {
   return new Date(index * windows.seconds * 1000).toISOString();
