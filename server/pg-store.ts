@@ -56,6 +56,7 @@ import {
   checkSum,
   countsInOwnRound,
   emptyWindows,
+  emptyWindowsValues,
   eventTime,
   pastDeadline,
   publishRound,
@@ -66,7 +67,6 @@ import {
   requireStoredVersion,
   roundIsFull,
   windowOfRound,
-  windowStart,
   type Publication,
 } from './store-rules.js';
 import {
@@ -381,15 +381,7 @@ export class PgStore implements Store {
         await sql.query(
           `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
            sample_rate, window_index, window_count) VALUES ($1, 'abandoned', $2, $3, $4, $5, $6, $7)`,
-          [
-            requireCurrentVersion(await latest(sql)),
-            windowStart(empty.from, windows),
-            now,
-            count > 0 ? windows.charge.noiseMultiplier : null,
-            count > 0 ? windows.charge.sampleRate : null,
-            windows.current - 1,
-            count,
-          ],
+          emptyWindowsValues(requireCurrentVersion(await latest(sql)), empty, count, windows, now),
         );
       }
       return closed;

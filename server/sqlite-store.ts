@@ -51,6 +51,7 @@ import {
   checkSum,
   countsInOwnRound,
   emptyWindows,
+  emptyWindowsValues,
   eventTime,
   pastDeadline,
   publishRound,
@@ -61,7 +62,6 @@ import {
   requireStoredVersion,
   roundIsFull,
   windowOfRound,
-  windowStart,
   type Publication,
 } from './store-rules.js';
 import {
@@ -346,13 +346,13 @@ export class SqliteStore implements Store {
                sample_rate, window_index, window_count) VALUES (?, 'abandoned', ?, ?, ?, ?, ?, ?)`,
             )
             .run(
-              requireCurrentVersion(this.latest()),
-              windowStart(empty.from, windows),
-              now,
-              count > 0 ? windows.charge.noiseMultiplier : null,
-              count > 0 ? windows.charge.sampleRate : null,
-              windows.current - 1,
-              count,
+              ...emptyWindowsValues(
+                requireCurrentVersion(this.latest()),
+                empty,
+                count,
+                windows,
+                now,
+              ),
             );
         }
         return closed;

@@ -184,8 +184,32 @@ export function checkWindowOpen(last: number | null | undefined, windows: RoundW
 }
 
 /** The start of window `index` as an ISO time (the opening time of a row of empty windows). */
-export function windowStart(index: number, windows: RoundWindows): string {
+function windowStart(index: number, windows: RoundWindows): string {
   return new Date(index * windows.seconds * 1000).toISOString();
+}
+
+/**
+ * The values of the row that charges `count` of the `empty` windows (emptyWindows) at `charge`,
+ * for `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
+ * sample_rate, window_index, window_count)` with status 'abandoned': on `version`, the current one.
+ */
+export function emptyWindowsValues(
+  version: number,
+  empty: { readonly from: number },
+  count: number,
+  windows: RoundWindows,
+  now: string,
+): [number, string, string, number | null, number | null, number, number] {
+  const charged = count > 0;
+  return [
+    version,
+    windowStart(empty.from, windows),
+    now,
+    charged ? windows.charge.noiseMultiplier : null,
+    charged ? windows.charge.sampleRate : null,
+    windows.current - 1,
+    count,
+  ];
 }
 
 /** A round's aggregation: the version it publishes, that version's manifest, and the policy's output. */
