@@ -266,21 +266,22 @@ export function buildApp(options: AppOptions): FastifyInstance {
       etagMatches,
     });
 
+    /** The round expiry (and round windows) at this instant; `options.rng` draws a window's noise. */
+    const expiryNow = (): RoundExpiry => roundExpiry(config, now(), options.rng);
+
     /**
-     * With round windows, closes the windows that ended before now (round-windows.ts) and returns
-     * the expiry to apply; a closed window may have published a version to evaluate.
+     * Closes the round windows that ended before `expiry.now` (round-windows.ts) where a request
+     * must see them charged before the store would close them itself; a closed window may have
+     * published a version to evaluate.
      */
-    const closeWindows = async (): Promise<RoundExpiry> => {
-      const expiry = roundExpiry(config, now(), options.rng);
-      if (expiry.windows && (await store.abandonExpiredRound(expiry)) !== undefined) {
-        void evaluator?.refresh();
-      }
-      return expiry;
+    const closeWindows = async (expiry: RoundExpiry): Promise<void> => {
+      if ((await store.abandonExpiredRound(expiry)) !== undefined) void evaluator?.refresh();
     };
 
     app.get(PATHS.privacy, { schema: ROUTE_SCHEMAS.getPrivacy }, async (_request, reply) => {
       // Windows that ended are charged before epsilon is reported.
-      if (config.roundWindowSeconds > 0) await closeWindows();
+      const expiry = expiryNow();
+      if (expiry.windows) await closeWindows(expiry);
       const report = privacyReport(await store.privacyLedger(), config);
       void reply.header('cache-control', 'no-store');
       return privacyReportJson(report);
@@ -326,17 +327,21 @@ export function buildApp(options: AppOptions): FastifyInstance {
       { onRequest: gate, schema: ROUTE_SCHEMAS.joinRound },
       async (request, reply): Promise<JoinReply> => {
         requireMode('plaintext');
-        // With windows, the ended ones are charged first: the budget check below must see them.
-        const expiry = await closeWindows();
+        const expiry = expiryNow();
         if (expiry.windows) checkJoinWindow(request.body, expiry.windows.current);
         // A token for a round that may never publish would only waste a device's work and upload. The
         // authoritative check runs again inside the aggregation transaction (for a window, this is
         // the check: it is charged when it ends, published or not).
         if (config.epsilonBudget !== Infinity) {
+          // With windows, the ended ones are charged first: the check must see them.
+          if (expiry.windows) await closeWindows(expiry);
           assertBudgetAllowsRound(await store.privacyLedger(), config);
         }
         const token = tokenToHex(randomBytes(ROUND_TOKEN_BYTES));
+        // Closes the windows that ended (unless done above), as the deadline's expiry does.
         const ticket = await store.joinRound(token, expiry);
+        // A window that ended may have published on the way.
+        if (expiry.windows) void evaluator?.refresh();
         void reply.header('cache-control', 'no-store');
         return { token, version: ticket.version, round: ticket.round };
       },
@@ -374,7 +379,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
               config,
               maxParams,
               ...(options.rng ? { rng: options.rng } : {}),
-              expiry: await closeWindows(),
+              // The store closes the windows that ended before it stores the update.
+              expiry: expiryNow(),
               admit: place.admit,
               ...(guard ? { guard, onAnomalous } : {}),
             });

@@ -342,7 +342,8 @@ export class PgStore implements Store {
         if (own >= windows.current) return undefined;
         const count = await received(sql, round.id);
         const policy = windows.decide(count);
-        const partial = await runningSum(sql, round.id);
+        // The running sum (8 bytes a value) is read only to publish it.
+        const partial = policy && (await runningSum(sql, round.id));
         if (policy && partial) {
           // Most of its updates are in the running sum: only the rest are folded now.
           const { sum } = windows.fold(partial.sum, await unfolded(sql, round.id));

@@ -303,7 +303,8 @@ export class SqliteStore implements Store {
           if (own >= windows.current) return undefined;
           const received = this.received(round.id);
           const policy = windows.decide(received);
-          const partial = this.runningSum(round.id);
+          // The running sum (8 bytes a value) is read only to publish it.
+          const partial = policy && this.runningSum(round.id);
           if (policy && partial) {
             // Most of its updates are in the running sum: only the rest are folded now.
             const { sum } = windows.fold(partial.sum, this.unfolded(round.id));
@@ -513,10 +514,7 @@ export class SqliteStore implements Store {
 
   /** Publishes the full `round` on version `current`; returns the version it published. */
   private publish(round: number, current: number, now: string, policy: RoundPolicy): number {
-    const base = {
-      manifest: requireStoredVersion(this.manifestOf(current), current),
-      weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
-    };
+    const base = this.storedVersion(current);
     // Streamed from a cursor: the round's deltas are never all in memory at once. The cursor is opened
     // only when the aggregator starts reading, and always closed after it: an open cursor keeps the
     // connection busy, and then not even the rollback of a failed aggregation could run.
@@ -592,10 +590,7 @@ export class SqliteStore implements Store {
         const latest = this.latest();
         checkSum(total, latest, policy);
         const current = requireCurrentVersion(latest);
-        const base = {
-          manifest: requireStoredVersion(this.manifestOf(current), current),
-          weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
-        };
+        const base = this.storedVersion(current);
         const summed = requireStoredVersion(this.manifestOf(total.baseVersion), total.baseVersion);
         const context = this.roundContext();
         const publication = publishSumRound(policy, current, base, summed, total, context, at);
@@ -712,10 +707,7 @@ export class SqliteStore implements Store {
       .transaction((): number | undefined => {
         const current = this.latest();
         if (current === undefined) return undefined;
-        const base = {
-          manifest: requireStoredVersion(this.manifestOf(current), current),
-          weights: bytesToFloat32(requireStoredVersion(this.weightsOf(current), current)),
-        };
+        const base = this.storedVersion(current);
         const growth = publishGrowth(
           layoutFields,
           current,
