@@ -7,11 +7,17 @@
  *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
  *     [--data <dir>] [--sample-rate <q>] [--noise <z> | --epsilon <target>] [--clip <S>, default 1e9]
  *     [--delta 1e-6] [--seed 1]
- *     [--rows <per round> | --rows full] [--row-choice window|bias]
+ *     [--rows <per round> | --rows full] [--row-choice window|bias|held]
  *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
  *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; noise needs
  *     --per-device on, where each device clips its sketch) [--sketch-depth <k>] (k tables of
  *     that many buckets; each row read as the shrunk mean of its k readings)
+ *     [--round-window off|on] [--count-noise 10] (on: each round is a round window of the server,
+ *     server/round-windows.ts: it publishes only if its count plus N(0, count-noise²) reaches m,
+ *     as the mean over that noised count, and is charged at the combined multiplier either way)
+ *     [--sketch-gate off|held] (held: a sketch's rows no device of the round holds read as zero;
+ *     with --row-choice held, the rows held most: both from the round's item histogram, which the
+ *     server has no way to learn yet, tools/federate/held.ts)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
@@ -49,7 +55,7 @@ import { DEVICE_UPDATE_DTYPES } from '../protocol/update-format.js';
 import { isEntryPoint, runMain } from './lib/entry.js';
 import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
-import { noiseForEpsilon } from './federate/calibrate.js';
+import { noiseForEpsilon, noiseForWindows } from './federate/calibrate.js';
 import { bytesOf, readFloats } from './federate/checkpoint.js';
 import { devicePool } from './federate/device-pool.js';
 import { newItemsPlan } from './federate/new-items.js';
@@ -79,6 +85,9 @@ const OPTIONS = {
   'row-choice': { type: 'string', default: 'window' },
   'item-sketch': { type: 'string' },
   'sketch-depth': { type: 'string' },
+  'sketch-gate': { type: 'string', default: 'off' },
+  'round-window': { type: 'string', default: 'off' },
+  'count-noise': { type: 'string', default: '10' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -132,11 +141,22 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     values['item-sketch'] === undefined
       ? undefined
       : positiveInteger('item-sketch', values['item-sketch']);
-  // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant.
-  const noise =
+  const windowed = oneOf('round-window', values['round-window'] ?? 'off', ['on', 'off'] as const);
+  const countNoise = positiveNumber('count-noise', values['count-noise'] ?? '10');
+  // Round windows are plaintext rounds (server/config.ts checkWindows).
+  if (windowed === 'on' && secure) throw new Error('--round-window on needs --secure off');
+  // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant; with
+  // windows, the noise on the sum whose multiplier combined with the count's spends it.
+  const combined =
     values.epsilon === undefined
-      ? nonNegative('noise')
+      ? undefined
       : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta);
+  const noise =
+    combined === undefined
+      ? nonNegative('noise')
+      : windowed === 'on'
+        ? noiseForWindows(combined, countNoise)
+        : combined;
   if (itemSketch !== undefined) {
     // The devices' sketch comes from the full update. With noise on each device must clip its
     // sketch, which only the per-device path does (the summed one clips the full update).
@@ -149,6 +169,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       : positiveInteger('sketch-depth', values['sketch-depth']);
   if (sketchDepth > 1 && itemSketch === undefined)
     throw new Error('--sketch-depth needs --item-sketch');
+  const gated = oneOf('sketch-gate', values['sketch-gate'] ?? 'off', ['off', 'held'] as const);
+  if (gated === 'held' && itemSketch === undefined)
+    throw new Error('--sketch-gate needs --item-sketch');
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),
     rounds,
@@ -159,8 +182,10 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     delta,
     seed: nonNegative('seed'),
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
-    rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias'] as const),
+    rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias', 'held'] as const),
     ...(itemSketch === undefined ? {} : { itemSketch }),
+    ...(gated === 'held' ? { sketchGate: 'held' as const } : {}),
+    ...(windowed === 'on' ? { roundWindow: { countNoise } } : {}),
     ...(sketchDepth > 1 ? { sketchDepth } : {}),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),

@@ -4,6 +4,20 @@
  */
 import { computeEpsilon } from '../../protocol/privacy/index.js';
 
+/**
+ * The noise multiplier z of a round window's sum whose combined multiplier with the count's noise,
+ * (1/z² + 1/countNoise²)^-½ (protocol/privacy windowNoiseMultiplier), is `combined`: what a windowed
+ * run needs for the combined multiplier noiseForEpsilon finds. None when combined >= countNoise.
+ */
+export function noiseForWindows(combined: number, countNoise: number): number {
+  if (!(combined > 0 && combined < countNoise)) {
+    throw new RangeError(
+      `a combined multiplier of ${combined} needs count noise above it, not ${countNoise}`,
+    );
+  }
+  return 1 / Math.sqrt(1 / combined ** 2 - 1 / countNoise ** 2);
+}
+
 /** z with epsilon(q, z, rounds, delta) <= target, found by bisection on log z. */
 export function noiseForEpsilon(
   target: number,

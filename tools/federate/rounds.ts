@@ -16,14 +16,24 @@ import type { ServerConfig } from '../../server/config.js';
 import type { FedAdamState } from '../../server/fedadam.js';
 import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
+import { roundWindows } from '../../server/round-windows.js';
 import { foldInLayout } from '../../server/layout-round.js';
 import { standInSum } from '../../server/secure-sum.js';
+import { gatedReading } from './held.js';
 import {
   runDeviceJob,
   type DeviceJob,
   type DeviceJobResult,
   type Received,
 } from './device-worker.js';
+
+/** What a sketch gated by the round's item histogram keeps (held.ts): rows held, and negatives. */
+export interface RoundGate {
+  /** How many of the round's devices hold each item row. */
+  readonly held: Uint32Array;
+  /** The round's shared negatives. */
+  readonly negatives: Int32Array;
+}
 
 /** The global state a run carries from round to round. */
 export interface GlobalState {
@@ -46,6 +56,8 @@ export interface RoundResult {
   readonly medianNorm: number;
   /** Share of uploads clipped to S (norm within 1% of S): guides the choice of S. */
   readonly clipped: number;
+  /** Whether the round published a version (a round window whose noised count fell short did not). */
+  readonly published: boolean;
 }
 
 /** The framing of a secure device's masked input (protocol/secagg/wire.ts), before its words. */
@@ -96,7 +108,8 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
  * (layout-round.ts). Per device, each device sketches its update and clips the sketch
  * (worker/device-update.ts); summed, the round's sum of whole updates is sketched, each device
  * clipped by its whole update's norm, not its sketch's (equal in expectation, not one by one), so
- * tools/federate.ts refuses noise there.
+ * tools/federate.ts refuses noise there. With `gate`, a sketch's rows that no device of the round
+ * holds and no shared negative names read as zero (held.ts).
  */
 export async function runRound(
   state: GlobalState,
@@ -109,6 +122,7 @@ export async function runRound(
   rng: GaussianRng,
   runner: DeviceRunner = inThisThread,
   sum: boolean,
+  gate?: RoundGate,
 ): Promise<RoundResult> {
   const { received, summed } = await runner(
     {
@@ -136,7 +150,9 @@ export async function runRound(
     norms.push(update.norm);
   }
   const uploads = summed ? summed.uploads : updates.length;
-  if (uploads === 0) return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0 };
+  if (uploads === 0) {
+    return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0, published: false };
+  }
   const sent = updateLength(dims, layout);
   // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
@@ -144,13 +160,24 @@ export async function runRound(
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1]!;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
-  const policy = roundPolicy(config, rng);
+  // A round window (server/round-windows.ts) publishes only if its count plus Gaussian noise
+  // reaches m, as the mean over that noised count; the server's own decision, drawn from `rng`.
+  const policy =
+    config.roundWindowSeconds > 0
+      ? roundWindows(config, 0, rng)!.decide(uploads)
+      : roundPolicy(config, rng);
+  if (!policy) return { uploads, uploadBytes, medianNorm, clipped, published: false };
   const out = foldInLayout(
     dims,
     layout,
     state.weights,
     { optimizerState: state.optimizer, ledger: [] },
-    (compact, context) => {
+    (compact, read) => {
+      // A gated sketch (held.ts): rows nobody in the round holds, and no negative, read as zero.
+      const context =
+        gate && read.sent
+          ? { ...read, sent: gatedReading(read.sent, dims, gate.held, gate.negatives) }
+          : read;
       const secure = config.aggregation === 'secure';
       // A plaintext server clips each body again (a sketch's too) and reads sketches back into rows.
       if (!secure && !summed) return policy.aggregate(compact, updates, context);
@@ -172,7 +199,7 @@ export async function runRound(
   // In place: the weights live in shared memory that the device threads read.
   state.weights.set(out.weights);
   if (out.optimizerState) state.optimizer = out.optimizerState;
-  return { uploads, uploadBytes, medianNorm, clipped };
+  return { uploads, uploadBytes, medianNorm, clipped, published: true };
 }
 
 /** The sum of the round's (device-clipped) updates, as secure aggregation reveals it. */

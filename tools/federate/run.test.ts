@@ -7,7 +7,13 @@ import { devicePool } from './device-pool.js';
 import { participants, populationOf } from './population.js';
 import type { FederateRow } from './report.js';
 import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
-import { runFederation } from './run.js';
+import { layoutFor, runFederation, serverConfig } from './run.js';
+import { runRound } from './rounds.js';
+import { initialWeights } from '../../model/init.js';
+import { ledgerEpsilon } from '../../protocol/privacy/index.js';
+import { mulberry32, normal } from '../../protocol/prng.js';
+import { initialFedAdamState } from '../../server/fedadam.js';
+import { currentSettings } from '../../server/privacy.js';
 import { quantizedBytes } from '../../protocol/update-quant.js';
 import { encodeMasked } from '../../protocol/secagg/wire.js';
 
@@ -268,4 +274,65 @@ describe('participants', () => {
     }
     expect(participants(7, 0, 1000, 0)).toHaveLength(0);
   });
+});
+
+describe('round windows', () => {
+  const population = populationOf(loaded, 'new', 'test');
+  const windowed = {
+    ...settings,
+    rounds: 12,
+    evalEvery: 12,
+    noise: 0.8,
+    roundWindow: { countNoise: 10 },
+  };
+
+  it('publish only the rounds whose noised count reaches m, and are charged every round', async () => {
+    const published: boolean[] = [];
+    const rows = await runFederation(loaded, population, dims, null, windowed, null, {
+      onRound: (_, result) => published.push(result.published),
+    });
+    // m = q n, the expected count: the count plus its noise falls short about half the time.
+    const count = published.filter(Boolean).length;
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThan(12);
+    const config = serverConfig(windowed, population.devices.length);
+    const charged = ledgerEpsilon(new Array(12).fill(currentSettings(config)), windowed.delta);
+    const epsilon = rows.find((r) => r.metric === 'epsilon' && r.round === 12)!.value!;
+    expect(epsilon).toBeCloseTo(charged.epsilon, 10);
+    // The combined multiplier is below the sum's own z: a window costs more than a counted round.
+    const counted = { noiseMultiplier: windowed.noise, sampleRate: windowed.sampleRate };
+    expect(epsilon).toBeGreaterThan(ledgerEpsilon(new Array(12).fill(counted), 1e-6).epsilon);
+  }, 60_000);
+
+  it('leave the model as it was when the window falls short, and fold it when it does not', async () => {
+    const devices = population.devices.slice(0, 40);
+    const local = { ...windowed.local, seed: 7 };
+    const start = initialWeights(dims, 5);
+    const round = async (minCohort: number) => {
+      const config = { ...serverConfig(windowed, population.devices.length), minCohort };
+      const state = { weights: start.slice(), optimizer: initialFedAdamState(start.length) };
+      const layout = layoutFor(config, dims, 0, start, windowed.seed);
+      const rng = mulberry32(3);
+      const result = await runRound(
+        state,
+        dims,
+        devices,
+        layout,
+        1,
+        local,
+        config,
+        () => normal(rng),
+        undefined,
+        true,
+      );
+      return { result, changed: state.weights.some((w, i) => w !== start[i]) };
+    };
+    // 40 updates against m = 1,000 and m = 10: the noised count (std 10) decides.
+    const short = await round(1_000);
+    expect(short.result.published).toBe(false);
+    expect(short.changed).toBe(false);
+    const enough = await round(10);
+    expect(enough.result.published).toBe(true);
+    expect(enough.changed).toBe(true);
+  }, 60_000);
 });

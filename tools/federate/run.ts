@@ -3,6 +3,7 @@
  * with each device's own participation coin, a measurement every few rounds, checkpoints to resume
  * from, and the JSON rows of the report (`{ run, scenario, round, metric, k, value }`).
  */
+import { sampleNegatives } from '../../model/device-batch.js';
 import { initialWeights } from '../../model/init.js';
 import { growForCatalog } from '../../server/catalog-growth.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
@@ -16,7 +17,12 @@ import {
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { manifestLayout, updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
-import { DEFAULT_CONFIG, type ServerConfig } from '../../server/config.js';
+import {
+  DEFAULT_CONFIG,
+  MIN_ROUND_WINDOW_SECONDS,
+  type ServerConfig,
+} from '../../server/config.js';
+import { currentSettings } from '../../server/privacy.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon } from '../../protocol/privacy/index.js';
@@ -28,11 +34,13 @@ import { evaluateModel, evaluateRecommender } from '../eval/evaluate.js';
 import { evenlySpaced } from '../train/splits.js';
 import { loadRunState, saveRunState } from './checkpoint.js';
 import { Newest, type NewItemsPlan } from './new-items.js';
+import { heldCounts, mostHeldRows } from './held.js';
 import { participants, type Population, type Scenario } from './population.js';
 import type { FederateRow } from './report.js';
 import {
   runRound,
   summable,
+  type RoundGate,
   type DeviceRunner,
   type GlobalState,
   type RoundResult,
@@ -55,16 +63,28 @@ export interface RunSettings {
   /**
    * How a round's rows are named: 'window' moves through a public permutation (roundRows); 'bias'
    * names half of them by the global model's item bias and moves the window over the rest
-   * (biasLedRows). Both depend on public data only.
+   * (biasLedRows). Both depend on public data only. 'held' names the rows the round's devices hold
+   * most often (held.ts: the round's item histogram, which the server has no way to learn yet).
    */
-  readonly rowChoice: 'window' | 'bias';
+  readonly rowChoice: 'window' | 'bias' | 'held';
   /**
    * Buckets of the count sketch the devices send their item rows in (protocol/item-sketch.ts; with
    * the full layout; noise only per device); absent: the rows as the layout names them.
    */
   readonly itemSketch?: number;
+  /**
+   * Each round is a round window of the server (server/round-windows.ts): it publishes only if its
+   * count plus N(0, countNoise²) reaches m, as the mean over that noised count, and it is charged
+   * at the combined multiplier whether or not it publishes. Absent: rounds of a fixed denominator.
+   */
+  readonly roundWindow?: { readonly countNoise: number };
   /** Tables of itemSketch buckets (server/config.ts sketchDepth; default 1). */
   readonly sketchDepth?: number;
+  /**
+   * 'held': a sketch's rows that no device of the round holds and no shared negative names read
+   * as zero (held.ts; the round's item histogram, which the server has no way to learn yet).
+   */
+  readonly sketchGate?: 'held';
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
@@ -122,13 +142,16 @@ export function runLabel(s: RunSettings): string {
   const what =
     s.rowsPerRound === null
       ? s.itemSketch
-        ? `sketch ${s.itemSketch}${s.sketchDepth && s.sketchDepth > 1 ? `x${s.sketchDepth}` : ''}`
+        ? `sketch ${s.itemSketch}${s.sketchDepth && s.sketchDepth > 1 ? `x${s.sketchDepth}` : ''}` +
+          (s.sketchGate ? ' gated by held' : '')
         : 'full'
-      : `rows ${s.rowsPerRound}${s.rowChoice === 'bias' ? ' bias-led' : ''}`;
+      : `rows ${s.rowsPerRound}${s.rowChoice === 'window' ? '' : ` ${s.rowChoice}-led`}`;
   const added = s.newItems
     ? ` new items ${100 * s.newItems.fraction}% at ${s.newItems.at}${s.newItems.dated ? '' : ' undated'}`
     : '';
-  const dtype = s.updateDtype === 'float16' ? '' : ` ${s.updateDtype}`;
+  const dtype =
+    (s.updateDtype === 'float16' ? '' : ` ${s.updateDtype}`) +
+    (s.roundWindow ? ` windows σc=${s.roundWindow.countNoise}` : '');
   return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${dtype}${added}`;
 }
 
@@ -146,7 +169,8 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     updateRows: s.rowsPerRound ?? 'full',
     itemSketch: s.itemSketch ?? 'off',
     sketchDepth: s.sketchDepth ?? 1,
-    rowChoice: s.rowChoice,
+    // Rows named by the round's histogram are named here (run.ts), not by a server's version.
+    rowChoice: s.rowChoice === 'held' ? 'window' : s.rowChoice,
     updateDtype: s.updateDtype,
     serverLearningRate: s.serverLearningRate,
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
@@ -157,6 +181,10 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     aggregation: s.secure ? 'secure' : 'plaintext',
     // Every simulated device is honest; the round guard is measured by bench:poison.
     roundGuard: 'off',
+    // A window's length only says when it closes; a simulated window closes at its round's end.
+    ...(s.roundWindow
+      ? { roundWindowSeconds: MIN_ROUND_WINDOW_SECONDS, countNoise: s.roundWindow.countNoise }
+      : {}),
   };
 }
 
@@ -174,6 +202,32 @@ export function layoutFor(
 ): UpdateLayout {
   const version = config.itemSketch === 'off' ? round : round + 1;
   return manifestLayout(versionLayout(config, dims, version, weights, seed));
+}
+
+/**
+ * A round's update layout, and the gate of a sketch gated by the round's item histogram (held.ts):
+ * with `--row-choice held` the rows the round's devices hold most, else what the server's version
+ * names (layoutFor); with `--sketch-gate held` the rows held and the round's shared negatives.
+ */
+export function roundLayout(
+  settings: RunSettings,
+  config: ServerConfig,
+  dims: ModelDims,
+  round: number,
+  weights: Float32Array,
+  devices: readonly (readonly number[])[],
+  local: LocalUpdateSettings,
+): { layout: UpdateLayout; gate?: RoundGate } {
+  const byHeld = settings.rowChoice === 'held' && settings.rowsPerRound !== null;
+  const held = byHeld || settings.sketchGate ? heldCounts(devices, dims.items) : null;
+  const layout: UpdateLayout =
+    held && byHeld
+      ? { kind: 'rows', rows: mostHeldRows(held, settings.rowsPerRound!) }
+      : layoutFor(config, dims, round, weights, settings.seed);
+  if (!held || !settings.sketchGate) return { layout };
+  const { negatives, seed, negativeAlpha } = local;
+  const shared = sampleNegatives(dims, weights, negatives, seed, negativeAlpha ?? 0).rows;
+  return { layout, gate: { held, negatives: shared } };
 }
 
 /**
@@ -225,13 +279,16 @@ export async function runFederation(
   // layout (every round's has the same length), with the devices' Skellam noise.
   const length = updateLength(dims, layoutFor(config, dims, 0, state.weights, settings.seed));
   const m = config.minCohort;
-  const privacy = {
-    noiseMultiplier: settings.noise,
-    sampleRate: settings.sampleRate,
-    ...(settings.secure && settings.noise > 0
-      ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
-      : {}),
-  };
+  // A round window is charged as the server charges it (server/privacy.ts currentSettings).
+  const privacy = settings.roundWindow
+    ? currentSettings(config)
+    : {
+        noiseMultiplier: settings.noise,
+        sampleRate: settings.sampleRate,
+        ...(settings.secure && settings.noise > 0
+          ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
+          : {}),
+      };
   // The model's item ids: the dataset's, or the plan's rows so far (evaluate.ts maps the cases).
   const modelIds = () => (plan ? plan.modelIds.slice(0, dims.items) : loaded.data.itemIds);
   const devicesNow = () =>
@@ -305,17 +362,27 @@ export async function runFederation(
       ...settings.local,
       seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0,
     };
+    const { layout, gate } = roundLayout(
+      settings,
+      config,
+      dims,
+      round,
+      state.weights,
+      devices,
+      local,
+    );
     const result = await runRound(
       state,
       dims,
       devices,
-      layoutFor(config, dims, round, state.weights, settings.seed),
+      layout,
       round + 1,
       local,
       config,
       () => normal(uniform),
       hooks.runner,
       !settings.perDevice && summable(local, config),
+      gate,
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;
