@@ -12,9 +12,11 @@
  *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; noise needs
  *     --per-device on, where each device clips its sketch) [--sketch-depth <k>] (k tables of
  *     that many buckets; each row read as the shrunk mean of its k readings)
- *     [--round-window off|on] [--count-noise 10] (on: each round is a round window of the server,
- *     server/round-windows.ts: it publishes only if its count plus N(0, count-noise²) reaches m,
- *     as the mean over that noised count, and is charged at the combined multiplier either way)
+ *     [--round-window off|on] [--count-noise 10] [--window-min <m>] (on: each round is a round
+ *     window of the server, server/round-windows.ts: it publishes only if its count plus
+ *     N(0, count-noise²) reaches m, as the mean over that noised count, and is charged at the
+ *     combined multiplier either way; m defaults to two standard deviations of that count below
+ *     q n, run.ts windowGate)
  *     [--sketch-gate off|held] (held: a sketch's rows no device of the round holds read as zero;
  *     with --row-choice held, the rows held most: both from the round's item histogram, which the
  *     server has no way to learn yet, tools/federate/held.ts)
@@ -88,6 +90,7 @@ const OPTIONS = {
   'sketch-gate': { type: 'string', default: 'off' },
   'round-window': { type: 'string', default: 'off' },
   'count-noise': { type: 'string', default: '10' },
+  'window-min': { type: 'string' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -185,7 +188,16 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias', 'held'] as const),
     ...(itemSketch === undefined ? {} : { itemSketch }),
     ...(gated === 'held' ? { sketchGate: 'held' as const } : {}),
-    ...(windowed === 'on' ? { roundWindow: { countNoise } } : {}),
+    ...(windowed === 'on'
+      ? {
+          roundWindow: {
+            countNoise,
+            ...(values['window-min'] === undefined
+              ? {}
+              : { minCohort: positiveInteger('window-min', values['window-min']) }),
+          },
+        }
+      : {}),
     ...(sketchDepth > 1 ? { sketchDepth } : {}),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),

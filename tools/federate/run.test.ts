@@ -7,7 +7,7 @@ import { devicePool } from './device-pool.js';
 import { participants, populationOf } from './population.js';
 import type { FederateRow } from './report.js';
 import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
-import { layoutFor, runFederation, serverConfig } from './run.js';
+import { layoutFor, runFederation, serverConfig, windowGate } from './run.js';
 import { runRound } from './rounds.js';
 import { initialWeights } from '../../model/init.js';
 import { ledgerEpsilon } from '../../protocol/privacy/index.js';
@@ -283,7 +283,8 @@ describe('round windows', () => {
     rounds: 12,
     evalEvery: 12,
     noise: 0.8,
-    roundWindow: { countNoise: 10 },
+    // m at the expected count q n: the noised count falls short about half the time.
+    roundWindow: { countNoise: 10, minCohort: 120 },
   };
 
   it('publish only the rounds whose noised count reaches m, and are charged every round', async () => {
@@ -291,7 +292,6 @@ describe('round windows', () => {
     const rows = await runFederation(loaded, population, dims, null, windowed, null, {
       onRound: (_, result) => published.push(result.published),
     });
-    // m = q n, the expected count: the count plus its noise falls short about half the time.
     const count = published.filter(Boolean).length;
     expect(count).toBeGreaterThan(0);
     expect(count).toBeLessThan(12);
@@ -303,6 +303,14 @@ describe('round windows', () => {
     const counted = { noiseMultiplier: windowed.noise, sampleRate: windowed.sampleRate };
     expect(epsilon).toBeGreaterThan(ledgerEpsilon(new Array(12).fill(counted), 1e-6).epsilon);
   }, 60_000);
+
+  it('set m two standard deviations below the expected count unless told', () => {
+    // 600 devices at q = 0.2: 120 expected, binomial std 9.80, with the count's noise 14.0.
+    expect(windowGate(0.2, 600, { countNoise: 10 })).toBe(92);
+    expect(windowGate(0.2, 600, { countNoise: 10, minCohort: 50 })).toBe(50);
+    expect(serverConfig({ ...windowed, roundWindow: { countNoise: 10 } }, 600).minCohort).toBe(92);
+    expect(serverConfig({ ...settings, noise: 0.8 }, 600).minCohort).toBe(120);
+  });
 
   it('leave the model as it was when the window falls short, and fold it when it does not', async () => {
     const devices = population.devices.slice(0, 40);

@@ -77,7 +77,11 @@ export interface RunSettings {
    * count plus N(0, countNoise²) reaches m, as the mean over that noised count, and it is charged
    * at the combined multiplier whether or not it publishes. Absent: rounds of a fixed denominator.
    */
-  readonly roundWindow?: { readonly countNoise: number };
+  readonly roundWindow?: {
+    readonly countNoise: number;
+    /** The m a window's noised count must reach (absent: windowGate's default). */
+    readonly minCohort?: number;
+  };
   /** Tables of itemSketch buckets (server/config.ts sketchDepth; default 1). */
   readonly sketchDepth?: number;
   /**
@@ -137,6 +141,21 @@ export interface RunHooks {
   readonly onMeasure?: (row: { round: number; hr: number; mrr: number; epsilon: number }) => void;
 }
 
+/**
+ * The m a round window's noised count must reach: as given, or two standard deviations of that
+ * count (binomial over n devices at q, plus the count's noise) below its expectation q n, so that
+ * about 98% of windows publish.
+ */
+export function windowGate(
+  q: number,
+  devices: number,
+  window: NonNullable<RunSettings['roundWindow']>,
+): number {
+  if (window.minCohort !== undefined) return window.minCohort;
+  const spread = Math.sqrt(devices * q * (1 - q) + window.countNoise ** 2);
+  return Math.max(1, Math.floor(q * devices - 2 * spread));
+}
+
 /** The label of a run in reports. */
 export function runLabel(s: RunSettings): string {
   const what =
@@ -163,8 +182,11 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     noiseMultiplier: s.noise,
     sampleRate: s.sampleRate,
     delta: s.delta,
-    // The fixed denominator of DP-FedAvg is the expected cohort q * n (McMahan et al. 2018).
-    minCohort: Math.max(1, Math.round(s.sampleRate * devices)),
+    // The fixed denominator of DP-FedAvg is the expected cohort q * n (McMahan et al. 2018); a
+    // round window's m is the count its noised count must reach (windowGate).
+    minCohort: s.roundWindow
+      ? windowGate(s.sampleRate, devices, s.roundWindow)
+      : Math.max(1, Math.round(s.sampleRate * devices)),
     serverOptimizer: s.serverOptimizer,
     updateRows: s.rowsPerRound ?? 'full',
     itemSketch: s.itemSketch ?? 'off',
