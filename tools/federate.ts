@@ -326,6 +326,8 @@ async function main(): Promise<void> {
     ? positiveInteger('threads', values.threads)
     : availableParallelism();
   const pool = threads > 1 ? devicePool(threads) : null;
+  // Rounds that published no version: a window whose noised count fell short, or nobody sampled.
+  let unpublished = 0;
   const rows: FederateRow[] = await runFederation(
     loaded,
     population,
@@ -336,11 +338,13 @@ async function main(): Promise<void> {
     {
       ...(pool ? { runner: (job, devices) => pool.run(job, devices) } : {}),
       onRound: (round, result) => {
+        if (!result.published) unpublished++;
         bar.update(round, { uploads: result.uploads });
         if (!process.stdout.isTTY && round % settings.evalEvery === 0) {
           console.log(
             `round ${round}: ${result.uploads} uploads of ${result.uploadBytes} bytes, median ` +
-              `norm ${result.medianNorm.toPrecision(3)}, ${(100 * result.clipped).toFixed(0)}% clipped`,
+              `norm ${result.medianNorm.toPrecision(3)}, ${(100 * result.clipped).toFixed(0)}% clipped, ` +
+              `${unpublished} rounds so far published nothing`,
           );
         }
       },
