@@ -261,6 +261,16 @@ export function roundRows(items: number, count: number, version: number, seed: n
 }
 
 /**
+ * The `count` catalogue rows (1..score.length - 1) of largest `score`, ties to the lower row;
+ * ascending.
+ */
+export function topRows(score: ArrayLike<number>, count: number): number[] {
+  const rows = Array.from({ length: score.length - 1 }, (_, i) => i + 1);
+  rows.sort((a, b) => score[b]! - score[a]! || a - b);
+  return rows.slice(0, count).sort((a, b) => a - b);
+}
+
+/**
  * The item rows a round names, half of them led by the published model itself: the `count / 2`
  * rows with the largest item bias in `bias` (the global model's, public: the bias tracks how often
  * an item is the next click), and the other half a window moving through the rest of the public
@@ -276,10 +286,7 @@ export function biasLedRows(
   const pool = bias.length - 1;
   if (count >= pool) return Array.from({ length: pool }, (_, i) => i + 1);
   const lead = count >> 1;
-  const byBias = Array.from({ length: pool }, (_, i) => i + 1).sort(
-    (a, b) => bias[b]! - bias[a]! || a - b,
-  );
-  const chosen = new Set(byBias.slice(0, lead));
+  const chosen = new Set(topRows(bias, lead));
   const order = rowOrder(pool, seed);
   const rest = count - lead;
   const start = (((version * rest) % pool) + pool) % pool;

@@ -12,6 +12,7 @@
  *                       their bucket mates' rows as noise (`--sketch-gate held`)
  */
 import type { ModelDims } from '../../protocol/manifest.js';
+import { topRows } from '../../protocol/update-layout.js';
 import type { SentCoordinates } from '../../server/aggregate.js';
 
 /** How many of `devices` hold each item row (index: row; row 0, padding, stays 0). */
@@ -31,9 +32,7 @@ export function heldCounts(devices: readonly (readonly number[])[], items: numbe
 
 /** The `count` rows held by the most devices, ties to the lower row; ascending. */
 export function mostHeldRows(counts: Uint32Array, count: number): number[] {
-  const rows = Array.from({ length: counts.length - 1 }, (_, i) => i + 1);
-  rows.sort((a, b) => counts[b]! - counts[a]! || a - b);
-  return rows.slice(0, count).sort((a, b) => a - b);
+  return topRows(counts, count);
 }
 
 /**
