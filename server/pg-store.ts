@@ -55,8 +55,10 @@ import {
   checkWindowOpen,
   checkSum,
   countsInOwnRound,
+  emptyWindowRuns,
   emptyWindows,
   emptyWindowsValues,
+  noiseWindowValues,
   eventTime,
   pastDeadline,
   publishRound,
@@ -379,11 +381,25 @@ export class PgStore implements Store {
       const empty = emptyWindows(charged, windows);
       if (empty) {
         const count = empty.count > 0 ? windows.chargeable(await ledger(sql), empty.count) : 0;
-        await sql.query(
-          `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
-           sample_rate, window_index, window_count) VALUES ($1, 'abandoned', $2, $3, $4, $5, $6, $7)`,
-          emptyWindowsValues(requireCurrentVersion(await latest(sql)), empty, count, windows, now),
-        );
+        for (const run of emptyWindowRuns(empty, count, windows)) {
+          const version = requireCurrentVersion(await latest(sql));
+          if (run.kind === 'charge') {
+            await sql.query(
+              `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
+               sample_rate, window_index, window_count) VALUES ($1, 'abandoned', $2, $3, $4, $5, $6, $7)`,
+              emptyWindowsValues(version, run, windows, now),
+            );
+            continue;
+          }
+          // A window nobody joined whose noised count reached m: a round of no update.
+          const inserted = await one<{ id: number }>(
+            sql,
+            `INSERT INTO rounds (base_version, status, opened_at, window_index, window_count)
+             VALUES ($1, 'collecting', $2, $3, $4) RETURNING id`,
+            noiseWindowValues(version, run.window, windows),
+          );
+          await publish(sql, inserted!.id, version, now, run.policy, this.parsed);
+        }
       }
       return closed;
     });

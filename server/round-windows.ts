@@ -14,6 +14,9 @@
  *   (privacy.ts windowNoiseMultiplier), sampled at q, since a device is in a window only through
  *   that window's own coin. Windows that ended with no round at all are charged too, while the
  *   budget has room (store.ts RoundWindows): otherwise the ledger's length would tell them apart.
+ *   Each of them draws its noised count as well, and publishes its noise if that reaches m
+ *   (store-rules.ts emptyWindowRuns): publishing nothing for want of a round would decide on the
+ *   count itself.
  *
  * A device joins naming the window its coin was flipped for, and the server refuses a join for any
  * other window (checkJoinWindow): a device whose clock is off by a few seconds could otherwise

@@ -50,8 +50,10 @@ import {
   checkWindowOpen,
   checkSum,
   countsInOwnRound,
+  emptyWindowRuns,
   emptyWindows,
   emptyWindowsValues,
+  noiseWindowValues,
   eventTime,
   pastDeadline,
   publishRound,
@@ -341,20 +343,27 @@ export class SqliteStore implements Store {
         const empty = emptyWindows(charged, windows);
         if (empty) {
           const count = empty.count > 0 ? windows.chargeable(this.ledger(), empty.count) : 0;
-          this.db
-            .prepare(
-              `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
-               sample_rate, window_index, window_count) VALUES (?, 'abandoned', ?, ?, ?, ?, ?, ?)`,
-            )
-            .run(
-              ...emptyWindowsValues(
-                requireCurrentVersion(this.latest()),
-                empty,
-                count,
-                windows,
-                now,
-              ),
-            );
+          for (const run of emptyWindowRuns(empty, count, windows)) {
+            const version = requireCurrentVersion(this.latest());
+            if (run.kind === 'charge') {
+              this.db
+                .prepare(
+                  `INSERT INTO rounds (base_version, status, opened_at, abandoned_at,
+                   noise_multiplier, sample_rate, window_index, window_count)
+                   VALUES (?, 'abandoned', ?, ?, ?, ?, ?, ?)`,
+                )
+                .run(...emptyWindowsValues(version, run, windows, now));
+              continue;
+            }
+            // A window nobody joined whose noised count reached m: a round of no update.
+            const info = this.db
+              .prepare(
+                `INSERT INTO rounds (base_version, status, opened_at, window_index, window_count)
+                 VALUES (?, 'collecting', ?, ?, ?)`,
+              )
+              .run(...noiseWindowValues(version, run.window, windows));
+            this.publish(Number(info.lastInsertRowid), version, now, run.policy);
+          }
         }
         return closed;
       })

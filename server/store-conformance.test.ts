@@ -823,6 +823,33 @@ describe.each([sqlite, postgres()])('$name', (backend) => {
         expect((await privacy(again)).rounds).toBe(17);
       });
 
+      it('draws the noised count of a window with no round too, and publishes its noise when it reaches m', async () => {
+        const t = await serve(WINDOWED, { now: clock, rng });
+        await privacy(t);
+        // Two windows end with no round. The first's count gets noise -1 (ĉ = -10 < m = 3); the
+        // second's +0.5 (ĉ = 5), and it publishes the noise alone over ĉ: unit draws, z S / 5.
+        queue.push(-1, 0.5, ...new Array<number>(PARAMS).fill(1));
+        now = START + 2 * W + 5;
+        const report = await privacy(t);
+        expect(report.rounds).toBe(2);
+        expect(report.epsilon).toBeCloseTo(charged(2), 10);
+        expect(await store.latestVersion()).toBe(2);
+        const global = seedWeights();
+        const published = bytesToFloat32((await store.getWeightBytes(2))!);
+        for (let i = 0; i < PARAMS; i++) expect(published[i]).toBeCloseTo(global[i]! + 1.2 / 5, 6);
+        expect(await store.privacyLedger()).toEqual([
+          expect.objectContaining({ noiseMultiplier: zEff, sampleRate: 0.05 }),
+          { round: 3, version: 2, noiseMultiplier: zEff, sampleRate: 0.05 },
+        ]);
+        // The next window's noised count falls short (0): charged, nothing published.
+        now += W;
+        expect((await privacy(t)).rounds).toBe(3);
+        expect(await store.latestVersion()).toBe(2);
+        await reopen();
+        const again = await serve(WINDOWED, { now: clock, rng });
+        expect((await privacy(again)).rounds).toBe(3);
+      });
+
       it('takes a join only for the current window', async () => {
         const t = await serve(WINDOWED, { now: clock, rng });
         now = START + 3 * W + 5;

@@ -189,27 +189,83 @@ function windowStart(index: number, windows: RoundWindows): string {
 }
 
 /**
- * The values of the row that charges `count` of the `empty` windows (emptyWindows) at `charge`,
+ * A stretch of the empty windows a store closes (emptyWindowRuns): `count` of the windows `from`
+ * to `last` charged in one row, or one window that publishes its noise (`policy`).
+ */
+export type EmptyWindowRun =
+  | {
+      readonly kind: 'charge';
+      readonly from: number;
+      readonly last: number;
+      readonly count: number;
+    }
+  | { readonly kind: 'publish'; readonly window: number; readonly policy: SumRoundPolicy };
+
+/**
+ * The `empty` windows (emptyWindows) as a store closes them, the first `count` of them charged
+ * (RoundWindows.chargeable). Each charged window is the mechanism it is charged for: its count, 0,
+ * gets its noise (RoundWindows.decide), and a window whose noised count reaches m publishes the
+ * noise alone over ĉ, as a window whose devices joined and sent nothing would. Deciding on the count
+ * itself (no round, so nothing published) would tell a window nobody joined from one a device
+ * joined, whenever the device's window would have published. The windows between those that
+ * publish are charged in one row each stretch. Lazy: a window's count is drawn after the window
+ * before it published (its noise then drawn), so the draws come in window order.
+ */
+export function* emptyWindowRuns(
+  empty: { readonly from: number; readonly count: number },
+  count: number,
+  windows: RoundWindows,
+): Generator<EmptyWindowRun> {
+  let from = empty.from;
+  for (let window = empty.from; window < empty.from + count; window++) {
+    const policy = windows.decide(0);
+    if (!policy) continue;
+    if (window > from) yield { kind: 'charge', from, last: window - 1, count: window - from };
+    yield { kind: 'publish', window, policy };
+    from = window + 1;
+  }
+  const last = windows.current - 1;
+  // The last stretch, and with nothing closed before (count 0) the row that marks where charging
+  // begins.
+  if (from <= last || from === empty.from) {
+    yield { kind: 'charge', from, last, count: count - (from - empty.from) };
+  }
+}
+
+/**
+ * The values of the row that charges a stretch of empty windows (emptyWindowRuns) at `charge`,
  * for `INSERT INTO rounds (base_version, status, opened_at, abandoned_at, noise_multiplier,
  * sample_rate, window_index, window_count)` with status 'abandoned': on `version`, the current one.
  */
 export function emptyWindowsValues(
   version: number,
-  empty: { readonly from: number },
-  count: number,
+  run: { readonly from: number; readonly last: number; readonly count: number },
   windows: RoundWindows,
   now: string,
 ): [number, string, string, number | null, number | null, number, number] {
-  const charged = count > 0;
+  const charged = run.count > 0;
   return [
     version,
-    windowStart(empty.from, windows),
+    windowStart(run.from, windows),
     now,
     charged ? windows.charge.noiseMultiplier : null,
     charged ? windows.charge.sampleRate : null,
-    windows.current - 1,
-    count,
+    run.last,
+    run.count,
   ];
+}
+
+/**
+ * The values of the row of a window with no round that publishes its noise (emptyWindowRuns), for
+ * `INSERT INTO rounds (base_version, status, opened_at, window_index, window_count)` with status
+ * 'collecting', which the store then publishes as a round of no update.
+ */
+export function noiseWindowValues(
+  version: number,
+  window: number,
+  windows: RoundWindows,
+): [number, string, number, number] {
+  return [version, windowStart(window, windows), window, 1];
 }
 
 /** A round's aggregation: the version it publishes, that version's manifest, and the policy's output. */

@@ -102,7 +102,8 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
 
 /**
  * Runs one round: each device in `devices` trains and uploads; the server folds the uploads into
- * `state` (in place). A round in which nobody uploads publishes nothing. In a sketch layout the
+ * `state` (in place). A round in which nobody uploads publishes nothing, unless it is a round window
+ * whose noised count reaches m all the same (it then publishes its noise, as a server's would). In a sketch layout the
  * devices send their item rows as the round's count sketch (protocol/item-sketch.ts): the server
  * clips and sums the sketches, noises the sum there when noise is on, and reads it back into rows
  * (layout-round.ts). Per device, each device sketches its update and clips the sketch
@@ -150,7 +151,10 @@ export async function runRound(
     norms.push(update.norm);
   }
   const uploads = summed ? summed.uploads : updates.length;
-  if (uploads === 0) {
+  // A round window decides on its noised count even with no update (server/round-windows.ts): it
+  // may reach m, and the window then publishes its noise, as a server's would.
+  const windowed = config.roundWindowSeconds > 0;
+  if (uploads === 0 && !windowed) {
     return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0, published: false };
   }
   const sent = updateLength(dims, layout);
@@ -158,8 +162,8 @@ export async function runRound(
   // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
   if (config.aggregation === 'secure') uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
   norms.sort((a, b) => a - b);
-  const medianNorm = norms[norms.length >> 1]!;
-  const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / norms.length;
+  const medianNorm = norms[norms.length >> 1] ?? 0;
+  const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / (norms.length || 1);
   // A round window (server/round-windows.ts) publishes only if its count plus Gaussian noise
   // reaches m, as the mean over that noised count; the server's own decision, drawn from `rng`.
   const policy =
@@ -180,7 +184,8 @@ export async function runRound(
           : read;
       const secure = config.aggregation === 'secure';
       // A plaintext server clips each body again (a sketch's too) and reads sketches back into rows.
-      if (!secure && !summed) return policy.aggregate(compact, updates, context);
+      // With no update (a window whose noised count reached m) the mean is the noise alone.
+      if ((!secure && !summed) || uploads === 0) return policy.aggregate(compact, updates, context);
       // Known by a sum only: what secure aggregation unmasks, or a summed round. Summed, the sum is
       // of whole updates, sketched here as the devices would have sent them.
       const total = !summed

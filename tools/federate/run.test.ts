@@ -313,10 +313,9 @@ describe('round windows', () => {
   });
 
   it('leave the model as it was when the window falls short, and fold it when it does not', async () => {
-    const devices = population.devices.slice(0, 40);
     const local = { ...windowed.local, seed: 7 };
     const start = initialWeights(dims, 5);
-    const round = async (minCohort: number) => {
+    const round = async (minCohort: number, devices = population.devices.slice(0, 40)) => {
       const config = { ...serverConfig(windowed, population.devices.length), minCohort };
       const state = { weights: start.slice(), optimizer: initialFedAdamState(start.length) };
       const layout = layoutFor(config, dims, 0, start, windowed.seed);
@@ -342,5 +341,13 @@ describe('round windows', () => {
     const enough = await round(10);
     expect(enough.result.published).toBe(true);
     expect(enough.changed).toBe(true);
+    // A window nobody sent to still draws its noised count; one that reaches m (here m = -1,000)
+    // publishes its noise, as a server's would, and one that falls short (m = 1,000) does not.
+    const noise = await round(-1_000, []);
+    expect(noise.result).toMatchObject({ uploads: 0, published: true });
+    expect(noise.changed).toBe(true);
+    const none = await round(1_000, []);
+    expect(none.result).toMatchObject({ uploads: 0, published: false });
+    expect(none.changed).toBe(false);
   }, 60_000);
 });
