@@ -5,10 +5,26 @@
  * - during the backend self-test: the rung fails with the reason and the ladder moves on;
  * - while the page is in use, even in the middle of a call: the call still answers, from a fresh
  *   context the engine self-tests like any rung;
- * - for good (every new context is lost too): calls fail with a code instead of waiting.
+ * - for good (every new context is lost too): calls fail with a code instead of waiting;
+ * - while a sync trains: what it read back off the lost context is not sent, and it learns again.
  */
-import { expect, test, type Page, type Worker } from '@playwright/test';
-import { hostUrl, pageErrors } from './helpers.js';
+import { expect, test, type Page, type Request, type Worker } from '@playwright/test';
+import { parseManifest } from '../protocol/manifest.js';
+import { PATHS } from '../protocol/routes.js';
+import { decodeUpdate } from '../protocol/update-format.js';
+import { manifestLayout, updateLength } from '../protocol/update-layout.js';
+import { hostUrl, pageErrors, stackModelDir } from './helpers.js';
+import { ownServer } from './own-server.js';
+
+/** A server of this file's own for the sync: every sync joins, and one update publishes. */
+const syncing = ownServer('gpu-loss', () => ({
+  aggregation: 'plaintext',
+  modelDir: stackModelDir(),
+  minCohort: 1,
+  sampleRate: 1,
+  noiseMultiplier: 0,
+  updateDtype: 'float16',
+}));
 
 interface Status {
   backend: string | null;
@@ -17,7 +33,8 @@ interface Status {
 type Api = {
   hearth: {
     ready: Promise<Status>;
-    status(): Promise<Status>;
+    status(): Promise<Status & { learning: { personalised: boolean } }>;
+    sync(): Promise<{ status: string; reason?: string; modelVersion: number }>;
     track(e: { type: string; item: string }): Promise<unknown>;
     recommend(o: { k: number }): Promise<{ item: string }[]>;
   };
@@ -27,6 +44,7 @@ type Patched = {
   webglContexts(): number;
   lostWebgl?: number;
   loseWebglOnFence?: boolean;
+  loseWebglOnRead?: boolean;
 };
 
 const ready = (page: Page): Promise<Status> =>
@@ -130,4 +148,55 @@ test('a GPU lost for good: calls fail with HEARTH_E_NO_BACKEND instead of waitin
   expect(await failureOf(first[0]!)).toBe('HEARTH_E_NO_BACKEND');
   // And so does the next call, at once.
   expect(await failureOf(first[1]!)).toBe('HEARTH_E_NO_BACKEND');
+});
+
+test('a WebGL context lost while a sync trains: what it read back is not sent, and it learns again', async ({
+  page,
+}) => {
+  const errors = pageErrors(page);
+  const server = syncing().server.url;
+  const uploads: Request[] = [];
+  page.context().on('request', (request) => {
+    if (request.url() === `${server}${PATHS.updates}`) uploads.push(request);
+  });
+  await page.goto(`${hostUrl()}pages/losable-webgl.html?endpoint=${encodeURIComponent(server)}`);
+  expect((await ready(page)).backend).toBe('webgl');
+  const worker = engineWorker(page);
+  // A session of six clicks in a row (online learning's least), then the one online update they
+  // lead to: after it, no other work reads off the GPU until the sync.
+  await page.evaluate(async () => {
+    const { hearth } = window as unknown as Api;
+    const items = (await hearth.recommend({ k: 6 })).map((r) => r.item);
+    for (const item of items) await hearth.track({ type: 'click', item });
+  });
+  await expect
+    .poll(async () =>
+      page.evaluate(
+        async () => (await (window as unknown as Api).hearth.status()).learning.personalised,
+      ),
+    )
+    .toBe(true);
+  const contexts = await worker.evaluate(() => (self as unknown as Patched).webglContexts());
+
+  // The sync's first read-back (of the update it trained) loses the context: it read zeros.
+  await worker.evaluate(() => ((self as unknown as Patched).loseWebglOnRead = true));
+  const result = await page.evaluate(() => (window as unknown as Api).hearth.sync());
+  expect(result).toMatchObject({
+    status: 'uploaded',
+    reason: 'the GPU was lost while this device trained; it learned again',
+  });
+  expect(await worker.evaluate(() => (self as unknown as Patched).lostWebgl)).toBe(contexts);
+  const status = await page.evaluate(() => (window as unknown as Api).hearth.status());
+  expect(status.backend).toBe('webgl');
+  expect(status.backends[0]!.detail).toContain('lost while in use (the WebGL context was lost)');
+
+  // One update reached the server, from the training on the fresh context: not zeros.
+  expect(uploads).toHaveLength(1);
+  // The length of an update on any version of this server (the layout's shape does not move).
+  const manifest = parseManifest(await (await fetch(`${server}${PATHS.model}`)).json());
+  const length = updateLength(manifest.dims, manifestLayout(manifest.federation));
+  const update = decodeUpdate(new Uint8Array(uploads[0]!.postDataBuffer()!), length);
+  expect(update.baseVersion).toBe(1);
+  expect(update.delta.some((v) => v !== 0)).toBe(true);
+  expect(errors).toEqual([]);
 });

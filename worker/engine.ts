@@ -107,6 +107,8 @@ export class Engine implements EngineApi {
   private readonly onBackend = new Set<(error: HearthError) => void>();
   /** Settles once the engine has moved off a lost backend (calls wait for it). */
   private recovery: Promise<void> = Promise.resolve();
+  /** How many times the engine has moved off a lost backend: a sync knows its own one by it. */
+  private moves = 0;
   /** Set when no rung works after a loss: what every call fails with. */
   private noBackend: HearthError | null = null;
   private readonly now: () => number;
@@ -350,12 +352,24 @@ export class Engine implements EngineApi {
       skipped('another tab is training', this.global?.manifest.version ?? 0);
     // The lock is taken inside the queue, so this tab holds it only while it really trains; a lost
     // GPU fails the training inside it, so the lock is let go (onLiveBackend).
-    return this.serialise(() =>
-      withTrainerLock(() => this.onLiveBackend(() => this.learnAndShare()), busy, this.locks()),
-    ).then((result) => {
-      this.lastSync = result;
-      return result;
-    });
+    const once = (): Promise<SyncResult> =>
+      this.serialise(() =>
+        withTrainerLock(() => this.onLiveBackend(() => this.learnAndShare()), busy, this.locks()),
+      );
+    return once()
+      .catch((error: unknown) => {
+        // The GPU was lost under this sync, which then sent nothing: once the engine has moved,
+        // learn again there (the coin kept for this version or window is not flipped again).
+        if (!(error instanceof HearthError && error.code === 'HEARTH_E_BACKEND_LOST')) throw error;
+        return once().then((result) => ({
+          ...result,
+          reason: result.reason ?? 'the GPU was lost while this device trained; it learned again',
+        }));
+      })
+      .then((result) => {
+        this.lastSync = result;
+        return result;
+      });
   }
 
   async optOut(): Promise<void> {
@@ -498,18 +512,42 @@ export class Engine implements EngineApi {
     if (chosen !== 'webgl' && chosen !== 'webgpu') return;
     const watch = whenLost(chosen);
     this.lossWatch = watch;
-    void watch.lost.then((reason) => {
-      if (this.lossWatch !== watch) return;
-      watch.stop();
-      this.recovery = this.moveOffLostBackend(chosen, reason).catch((error: unknown) => {
-        // Nothing left to compute on: every call fails with this from now on, none waits.
-        log.error('no backend works after the loss', error);
-        this.noBackend =
-          error instanceof HearthError
-            ? error
-            : new HearthError('HEARTH_E_NO_BACKEND', String(error));
-      });
+    void watch.lost.then((reason) => this.lost(watch, chosen, reason));
+  }
+
+  /**
+   * The GPU under `watch` (of backend `chosen`) was lost: move off it, once, whether the watch saw
+   * it or a check did first (`lostSince`).
+   */
+  private lost(watch: LossWatch, chosen: BackendName, reason: string): void {
+    if (this.lossWatch !== watch) return;
+    watch.stop();
+    this.lossWatch = null;
+    this.moves++;
+    this.recovery = this.moveOffLostBackend(chosen, reason).catch((error: unknown) => {
+      // Nothing left to compute on: every call fails with this from now on, none waits.
+      log.error('no backend works after the loss', error);
+      this.noBackend =
+        error instanceof HearthError
+          ? error
+          : new HearthError('HEARTH_E_NO_BACKEND', String(error));
     });
+  }
+
+  /**
+   * Whether the backend in use when the engine had made `moves` moves is gone: moved off since, or
+   * lost just now (asked of the context itself, which knows before its event is dispatched; the
+   * engine then moves at once). On a lost WebGL context every call does nothing, a read-back
+   * included, so what work there returns is not its result.
+   */
+  private lostSince(moves: number): boolean {
+    const watch = this.lossWatch;
+    const reason = watch?.check();
+    const chosen = this.ladder.chosen;
+    if (watch && reason !== undefined && (chosen === 'webgl' || chosen === 'webgpu')) {
+      this.lost(watch, chosen, reason);
+    }
+    return this.moves !== moves || this.noBackend !== null;
   }
 
   /**
@@ -610,7 +648,9 @@ export class Engine implements EngineApi {
     await this.ensureModel();
     const global = this.global;
     if (!global) return { status: 'failed', reason: 'no global model', modelVersion: 0 };
+    const moves = this.moves;
     return shareLocalUpdate({
+      backendLost: () => this.lostSince(moves),
       config,
       settings: this.localTraining,
       global,

@@ -46,7 +46,10 @@ describe('whenLost', () => {
   it('reports a WebGL context lost without its event (by asking the context)', async () => {
     await tf.setBackend('fake-gl');
     const watch = whenLost('webgl');
+    expect(watch.check()).toBeUndefined();
     fakeGl.lost = true;
+    // At once, before the watch's own poll or event: what a sync asks right after training.
+    expect(watch.check()).toBe('the WebGL context was lost');
     expect(await settled(watch.lost, 2_000)).toBe('the WebGL context was lost');
     watch.stop();
   });
@@ -55,14 +58,17 @@ describe('whenLost', () => {
     await tf.setBackend('fake-gpu');
     const watch = whenLost('webgpu');
     expect(await settled(watch.lost, 50)).toBe('pending');
+    expect(watch.check()).toBeUndefined();
     fakeGpu.loseDevice({ reason: 'destroyed' });
     expect(await settled(watch.lost, 50)).toBe('the WebGPU device was lost (destroyed)');
+    expect(watch.check()).toBe('the WebGPU device was lost (destroyed)');
   });
 
   it('never reports a loss for a backend without a GPU', async () => {
     await tf.setBackend('cpu');
     const watch = whenLost('cpu');
     expect(await settled(watch.lost, 700)).toBe('pending');
+    expect(watch.check()).toBeUndefined();
     watch.stop();
   });
 });

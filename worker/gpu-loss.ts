@@ -11,9 +11,14 @@ import type { BackendName } from '../protocol/api.js';
 /** How often a WebGL context is checked, besides its `webglcontextlost` event. */
 const POLL_MS = 500;
 
-/** A pending watch: `lost` resolves with the reason, if ever; `stop` ends the watch. */
+/**
+ * A pending watch: `lost` resolves with the reason, if ever; `check` says at once whether the context
+ * is lost already (a WebGL context answers before its event is dispatched; a WebGPU device once its
+ * `lost` has settled), with the reason; `stop` ends the watch.
+ */
 export interface LossWatch {
   readonly lost: Promise<string>;
+  check(): string | undefined;
   stop(): void;
 }
 
@@ -35,11 +40,13 @@ interface DeviceHolder {
 export function whenLost(name: BackendName): LossWatch {
   let stop = (): void => undefined;
   let lost: Promise<string> = new Promise<string>(() => undefined);
+  let check = (): string | undefined => undefined;
   if (name === 'webgl') {
     const gl = (tf.backend() as unknown as GlHolder).gpgpu?.gl;
     if (gl) {
+      const reason = 'the WebGL context was lost';
+      check = () => (gl.isContextLost() ? reason : undefined);
       lost = new Promise<string>((resolve) => {
-        const reason = 'the WebGL context was lost';
         const onLost = (): void => resolve(reason);
         const { canvas } = gl;
         canvas.addEventListener('webglcontextlost', onLost);
@@ -57,13 +64,15 @@ export function whenLost(name: BackendName): LossWatch {
   } else if (name === 'webgpu') {
     const device = (tf.backend() as unknown as DeviceHolder).device;
     if (device?.lost) {
+      let seen: string | undefined;
       lost = device.lost.then(
         (info) =>
-          `the WebGPU device was lost (${info.reason ?? info.message ?? 'no reason given'})`,
+          (seen = `the WebGPU device was lost (${info.reason ?? info.message ?? 'no reason given'})`),
       );
+      check = () => seen;
     }
   }
-  return { lost, stop: () => stop() };
+  return { lost, check: () => check(), stop: () => stop() };
 }
 
 /**

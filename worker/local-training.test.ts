@@ -400,3 +400,36 @@ describe('shareLocalUpdate under round windows', () => {
     expect((await store.getMeta()).uploadsSent).toBe(1);
   });
 });
+
+describe('shareLocalUpdate when the GPU is lost while it trains', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('sends and keeps nothing, and fails with HEARTH_E_BACKEND_LOST for the engine to learn again', async () => {
+    const clock = { t: MID_WINDOW };
+    const { paths } = fakeServer(clock, 1);
+    const store = await deviceStore();
+    let served = 0;
+    const host = {
+      ...hostFor(
+        counted(1),
+        store,
+        clock,
+        () => 0,
+        () => served++,
+      ),
+      backendLost: () => true,
+    };
+    await expect(shareLocalUpdate(host)).rejects.toMatchObject({ code: 'HEARTH_E_BACKEND_LOST' });
+    // It joined before training; nothing was posted, served or kept for later.
+    expect(paths).toEqual([PATHS.join]);
+    expect(served).toBe(0);
+    expect(await store.getOutbox()).toBeUndefined();
+    expect(await store.getMeta()).toMatchObject({ uploadsSent: 0 });
+    // The next sync, on a live backend, sends (the coin kept for the version still joins).
+    const again = await shareLocalUpdate({ ...host, backendLost: () => false });
+    expect(again.status).toBe('uploaded');
+    expect(paths).toEqual([PATHS.join, PATHS.join, PATHS.updates]);
+  });
+});

@@ -208,6 +208,12 @@ export interface ShareHost {
   now?(): number;
   /** Asked again after training: the visitor may have opted out meanwhile. */
   uploadsAllowed(): boolean;
+  /**
+   * Asked right after training: whether the GPU it ran on was lost meanwhile. On a lost WebGL
+   * context every call does nothing, a read-back included, so what such training returns is not the
+   * update: nothing from it is sent or kept.
+   */
+  backendLost?(): boolean;
   /** Fetches and serves the newest global version (telling the other tabs). */
   refetch(): Promise<void>;
   /** Serves and keeps a local copy of `global`. */
@@ -294,6 +300,10 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       // Online learning's copy of this version, when there is one, is topped up, not redone.
       const learned = await learnLocally(global, sessions, global.local, host.settings);
       local = learned.model;
+      if (host.backendLost?.()) {
+        local.dispose();
+        throw lostWhileTraining();
+      }
       // Training takes a while: the visitor may have opted out meanwhile.
       if (!host.uploadsAllowed()) {
         local.dispose();
@@ -347,8 +357,18 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
       ...(pending ? { reason: 'sent the update kept while offline' } : {}),
     };
   } catch (error) {
+    // The engine learns again once it has moved off the lost GPU (engine.ts sync).
+    if (error instanceof HearthError && error.code === 'HEARTH_E_BACKEND_LOST') throw error;
     return failedSync(host, error, pending ? undefined : update, version);
   }
+}
+
+/** What a sync whose training ran on a lost GPU fails with: it sends and keeps nothing. */
+function lostWhileTraining(): HearthError {
+  return new HearthError(
+    'HEARTH_E_BACKEND_LOST',
+    'the GPU was lost while this device trained: what it read back is not its update',
+  );
 }
 
 /**
@@ -419,7 +439,8 @@ async function shareInSecureRound(
     }
     if (sessions.length === 0) return undefined;
     const learned = await learnLocally(global, sessions, global.local, host.settings);
-    if (!host.uploadsAllowed()) {
+    // Trained on a lost GPU (zeros read back), or the visitor opted out meanwhile: stay out.
+    if (host.backendLost?.() || !host.uploadsAllowed()) {
       learned.model.dispose();
       return undefined;
     }

@@ -1,8 +1,10 @@
 /* global self, OffscreenCanvas, WebGL2RenderingContext */
 // The GPU goes away the way a GPU process crash or a driver reset takes it. Every WebGL context the
 // worker makes is kept; `self.loseWebgl()` loses them all (WEBGL_lose_context), and with
-// `self.loseWebglOnFence = true` the first fence tfjs sets (it sets one before every read-back)
-// loses its context first. A lost context stays lost.
+// `self.loseWebglOnFence = true` the first fence tfjs sets (it sets one before every asynchronous
+// read-back) loses its context first; with `self.loseWebglOnRead = true` the next synchronous
+// read-back (readPixels: tfjs' dataSync, as training reads its update) does, once. A lost context
+// stays lost.
 const contexts = [];
 const getContext = OffscreenCanvas.prototype.getContext;
 OffscreenCanvas.prototype.getContext = function (...args) {
@@ -24,3 +26,13 @@ WebGL2RenderingContext.prototype.fenceSync = function (...args) {
   if (self.loseWebglOnFence) lose(this);
   return fenceSync.apply(this, args);
 };
+for (const method of ['readPixels', 'getBufferSubData']) {
+  const read = WebGL2RenderingContext.prototype[method];
+  WebGL2RenderingContext.prototype[method] = function (...args) {
+    if (self.loseWebglOnRead) {
+      self.loseWebglOnRead = false;
+      lose(this);
+    }
+    return read.apply(this, args);
+  };
+}
