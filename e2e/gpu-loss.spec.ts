@@ -178,7 +178,8 @@ test('a WebGL context lost while a sync trains: what it read back is not sent, a
     .toBe(true);
   const contexts = await worker.evaluate(() => (self as unknown as Patched).webglContexts());
 
-  // The sync's first read-back (of the update it trained) loses the context: it read zeros.
+  // The sync's first read-back (of the update it trained) loses the context: what it reads back
+  // then is not its update.
   await worker.evaluate(() => ((self as unknown as Patched).loseWebglOnRead = true));
   const result = await page.evaluate(() => (window as unknown as Api).hearth.sync());
   expect(result).toMatchObject({

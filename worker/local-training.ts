@@ -439,7 +439,8 @@ async function shareInSecureRound(
     }
     if (sessions.length === 0) return undefined;
     const learned = await learnLocally(global, sessions, global.local, host.settings);
-    // Trained on a lost GPU (zeros read back), or the visitor opted out meanwhile: stay out.
+    // Trained on a lost GPU (what it read back is not its update), or the visitor opted out
+    // meanwhile: stay out.
     if (host.backendLost?.() || !host.uploadsAllowed()) {
       learned.model.dispose();
       return undefined;
