@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { clipL2InPlace, l2Norm } from '../protocol/clip.js';
 import type { ModelDims } from '../protocol/manifest.js';
 import type { ModelLayout } from '../protocol/update-layout.js';
+import { roundSketch, sketchLength, sketchUpdate } from '../protocol/item-sketch.js';
+import type { ItemSketch } from '../protocol/manifest.js';
 import { clippedUpdateSum } from './cohort-sum.js';
 import { mulberry32 } from '../protocol/prng.js';
 import { initialWeights } from './init.js';
@@ -88,6 +90,83 @@ describe('clippedUpdateSum', () => {
       });
     }
   }
+
+  /** What the devices would send in `sketch`: each update's sketch, clipped to `clip`, summed. */
+  function perDeviceSketchSum(dims: ModelDims, sketch: ItemSketch, clip: number) {
+    const s = { ...settings, negativeAlpha: 2 };
+    const { deltas } = localUpdates(dims, weightsOf(dims), devices, { kind: 'full' }, s);
+    const length = sketchLength(dims, sketch);
+    const sum = new Float32Array(length);
+    const norms: number[] = [];
+    const fullNorms: number[] = [];
+    for (const delta of deltas) {
+      fullNorms.push(l2Norm(delta));
+      const sent = sketchUpdate(delta, dims, sketch, new Float32Array(length));
+      norms.push(l2Norm(sent));
+      clipL2InPlace(sent, clip);
+      sent.forEach((v, i) => (sum[i] = sum[i]! + v));
+    }
+    return { sum, norms, fullNorms };
+  }
+
+  // Few buckets: each device's own rows and negatives share buckets, in one table or in two.
+  for (const [buckets, depth] of [
+    [5, 1],
+    [4, 2],
+  ] as const) {
+    for (const [name, dims] of [
+      ['cosine and the rest', scored],
+      ['dot product', plain],
+    ] as const) {
+      it(`clips each device by its sketch's norm (${name}, ${buckets} buckets x ${depth})`, () => {
+        const sketch = roundSketch(buckets, 3, depth);
+        const s = { ...settings, negativeAlpha: 2 };
+        const unclipped = perDeviceSketchSum(dims, sketch, 1e9);
+        // Collisions move the norms: the sketch's is not the update's.
+        const moved = unclipped.norms.some(
+          (norm, b) => Math.abs(norm - unclipped.fullNorms[b]!) > 1e-2 * unclipped.fullNorms[b]!,
+        );
+        expect(moved).toBe(true);
+        const nonzero = unclipped.norms.filter((x) => x > 0).sort((a, b) => a - b);
+        const clip = (nonzero[0]! + nonzero[nonzero.length - 1]!) / 2;
+        for (const bound of [1e9, clip]) {
+          const expected = perDeviceSketchSum(dims, sketch, bound);
+          const out = clippedUpdateSum(
+            dims,
+            weightsOf(dims),
+            devices,
+            { kind: 'full' },
+            s,
+            bound,
+            sketch,
+          );
+          out.norms.forEach((norm, b) => {
+            const want = expected.norms[b]!;
+            expect(Math.abs(norm - want)).toBeLessThanOrEqual(1e-5 * want + 1e-7);
+          });
+          const summed = sketchUpdate(out.sum, dims, sketch, new Float32Array(expected.sum.length));
+          expect(relativeError(summed, expected.sum)).toBeLessThan(1e-5);
+        }
+        const clipped = perDeviceSketchSum(dims, sketch, clip).sum;
+        expect(relativeError(clipped, unclipped.sum)).toBeGreaterThan(1e-2);
+      });
+    }
+  }
+
+  it('refuses a sketch with a layout of named rows', () => {
+    const global = initialWeights(plain, 3);
+    expect(() =>
+      clippedUpdateSum(
+        plain,
+        global,
+        devices,
+        { kind: 'rows', rows: [2] },
+        settings,
+        1,
+        roundSketch(5, 1),
+      ),
+    ).toThrow(/full layout/);
+  });
 
   it('refuses anything but one plain step', () => {
     const global = initialWeights(plain, 3);

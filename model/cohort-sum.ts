@@ -19,7 +19,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { clipFactor } from '../protocol/clip.js';
-import { denseLength, NORM_EPSILON, type ModelDims } from '../protocol/manifest.js';
+import { sketchDepth, sketchSlot } from '../protocol/item-sketch.js';
+import {
+  denseLength,
+  NORM_EPSILON,
+  type ItemSketch,
+  type ModelDims,
+} from '../protocol/manifest.js';
 import {
   denseStart,
   rowOffsets,
@@ -63,8 +69,64 @@ function outer(a: tf.Tensor2D, s: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
+ * Each device's squared norm of its update's item part as sketch `sketch` holds it
+ * (protocol/item-sketch.ts): its own rows' and the shared negatives' gradients (embedding and bias)
+ * added with their signs, over √depth, into their buckets of each table. Rows that share a bucket
+ * add up there, so this is not the rows' own squared norm.
+ */
+function sketchedItemNorm2(
+  sketch: ItemSketch,
+  d: number,
+  own: {
+    readonly rows: ArrayLike<number>;
+    readonly table: Float32Array;
+    readonly bias: Float32Array;
+  },
+  negatives: ArrayLike<number>,
+  negative: { readonly table: Float32Array; readonly bias: Float32Array },
+  devices: number,
+): Float64Array {
+  const depth = sketchDepth(sketch);
+  const width = d + 1;
+  const K = negatives.length;
+  const L = own.rows.length / devices;
+  const buckets = new Float64Array(depth * sketch.buckets * width);
+  const slotsOf = (row: number) =>
+    Array.from({ length: depth }, (_, t) => sketchSlot(row, sketch, t));
+  const negativeSlots = Array.from(negatives, slotsOf);
+  const out = new Float64Array(devices);
+  const add = (slots: number[], table: Float32Array, at: number, bias: number) => {
+    slots.forEach((slot, t) => {
+      const base = (t * sketch.buckets + Math.abs(slot) - 1) * width;
+      const sign = slot > 0 ? 1 : -1;
+      for (let c = 0; c < d; c++) buckets[base + c]! += sign * table[at + c]!;
+      buckets[base + d]! += sign * bias;
+    });
+  };
+  for (let b = 0; b < devices; b++) {
+    buckets.fill(0);
+    for (let l = 0; l < L; l++) {
+      const i = b * L + l;
+      const row = own.rows[i]!;
+      if (row > 0) add(slotsOf(row), own.table, i * d, own.bias[i]!);
+    }
+    for (let k = 0; k < K; k++) {
+      const i = b * K + k;
+      if (negatives[k]! > 0) add(negativeSlots[k]!, negative.table, i * d, negative.bias[i]!);
+    }
+    let norm2 = 0;
+    for (const v of buckets) norm2 += v * v;
+    out[b] = norm2 / depth;
+  }
+  return out;
+}
+
+/**
  * Trains every device of `devices` for one plain step from `global` and returns the sum of their
- * updates, each clipped to `clipNorm` as the device clips it, in `layout`'s coordinates.
+ * updates, each clipped to `clipNorm` as the device clips it, in `layout`'s coordinates. With
+ * `sketch` (a full layout whose item rows the devices send as that sketch) a device clips what it
+ * sends, its update's sketch, so its clip factor comes from the sketch's norm; the sum is still of
+ * the whole updates, and its sketch is the sum of the devices' clipped sketches.
  *
  * The round's K negatives are one table all devices share (local-update.ts Trained.negatives):
  * device b's gradient of negative row j is J_j sum_t a_tj o_t, with a_tj the loss's gradient with
@@ -79,9 +141,13 @@ export function clippedUpdateSum(
   layout: ModelLayout,
   settings: LocalUpdateSettings,
   clipNorm: number,
+  sketch?: ItemSketch,
 ): UpdateSum {
   if (settings.steps !== 1 || settings.optimizer !== 'sgd') {
     throw new RangeError('the summed path takes one plain gradient step (sgd, 1 step)');
+  }
+  if (sketch && layout.kind !== 'full') {
+    throw new RangeError('a sketch is of the whole model: its summed path takes the full layout');
   }
   const { p, negatives } = packRound(dims, global, devices, layout, settings);
   const c = batchTensors(dims, p, true);
@@ -104,8 +170,10 @@ export function clippedUpdateSum(
   });
   w.negatives = { table: tf.tensor2d(negativeRows, [K, d]), bias: tf.tensor1d(negativeBias) };
   const ownTrainable = new Float32Array(B * L);
+  const ownRows = new Int32Array(B * L);
   for (let i = 0; i < B * L; i++) {
     ownTrainable[i] = p.trainable[Math.floor(i / L) * M + (i % L)]!;
+    ownRows[i] = p.rows[Math.floor(i / L) * M + (i % L)]!;
   }
 
   const result = tf.tidy(() => {
@@ -167,6 +235,18 @@ export function clippedUpdateSum(
     const unit = tf.div(rowsRaw, tf.expandDims(norms, 1)) as tf.Tensor2D;
     const mask = tf.tensor1d(negativeTrainable);
     const perRow = tf.div(mask, tf.square(norms)); // mask_j / r_j^2
+    // Each device's own gradient of each negative row, J_j v_bj (and of its bias), for a sketch's
+    // norms: [B, K, d], which only a sketch needs.
+    const negativeGradients = () => {
+      let v = tf.matMul(tf.transpose(logitSignal, [0, 2, 1]), sessions) as tf.Tensor3D;
+      if (normalize) {
+        const along = tf.sum(tf.mul(v, tf.expandDims(unit, 0)), 2, true);
+        v = tf.div(tf.sub(v, tf.mul(tf.expandDims(unit, 0), along)), tf.reshape(norms, [1, K, 1]));
+      }
+      const masked = tf.mul(v, tf.reshape(mask, [1, K, 1]));
+      const bias = tf.mul(tf.sum(logitSignal, 1), tf.expandDims(mask, 0));
+      return { table: masked.dataSync() as Float32Array, bias: bias.dataSync() as Float32Array };
+    };
     // sum_j |J_j v_bj|^2 = sum_j (|v_bj|^2 - (2 - |u_j|^2)(u_j . v_bj)^2) / r_j^2 (cosine), with
     // v_bj = sum_t a_tj o_t; the first term is a Gram product, the second needs u_j . o_t.
     let negativeNorm2: tf.Tensor1D = ghostNorm2(sessions, tf.mul(logitSignal, tf.sqrt(perRow)));
@@ -180,6 +260,29 @@ export function clippedUpdateSum(
       negativeNorm2 = tf.sub(negativeNorm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
     }
     const negativeBias2 = tf.sum(tf.mul(tf.square(tf.sum(logitSignal, 1)), mask), 1);
+    const itemNorm2 = sketch
+      ? tf.tensor1d(
+          Float32Array.from(
+            sketchedItemNorm2(
+              sketch,
+              d,
+              {
+                rows: ownRows,
+                table: gTable.dataSync() as Float32Array,
+                bias: gBias.dataSync() as Float32Array,
+              },
+              negatives,
+              negativeGradients(),
+              B,
+            ),
+          ),
+        )
+      : tf.addN([
+          tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
+          tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
+          negativeNorm2,
+          negativeBias2,
+        ]);
 
     let norm2 = tf.addN([
       ghostNorm2(x, gates, gatesGram),
@@ -187,10 +290,7 @@ export function clippedUpdateSum(
       tf.sum(tf.square(tf.sum(gates, 1)), 1),
       ghostNorm2(hsFlat, outs),
       tf.sum(tf.square(tf.sum(outs, 1)), 1),
-      tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
-      tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
-      negativeNorm2,
-      negativeBias2,
+      itemNorm2,
     ]);
     if (repeat) norm2 = tf.add(norm2, tf.sum(tf.square(grads[5]!), 1));
     const normValues = tf.mul(tf.sqrt(tf.relu(norm2)), lr).dataSync();

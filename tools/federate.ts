@@ -9,8 +9,8 @@
  *     [--delta 1e-6] [--seed 1]
  *     [--rows <per round> | --rows full] [--row-choice window|bias|held]
  *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
- *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; noise needs
- *     --per-device on, where each device clips its sketch) [--sketch-depth <k>] (k tables of
+ *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; each device
+ *     clips its sketch, summed or not) [--sketch-depth <k>] (k tables of
  *     that many buckets; each row read as the shrunk mean of its k readings)
  *     [--round-window off|on] [--count-noise 10] [--window-min <m>] (on: each round is a round
  *     window of the server, server/round-windows.ts: it publishes only if its count plus
@@ -160,11 +160,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       : windowed === 'on'
         ? noiseForWindows(combined, countNoise)
         : combined;
-  if (itemSketch !== undefined) {
-    // The devices' sketch comes from the full update. With noise on each device must clip its
-    // sketch, which only the per-device path does (the summed one clips the full update).
-    if (values.rows !== 'full') throw new Error('--item-sketch needs --rows full');
-    if (noise > 0 && !perDevice) throw new Error('--item-sketch with noise needs --per-device on');
+  // The devices' sketch comes from the full update; each device, summed or not, clips its sketch.
+  if (itemSketch !== undefined && values.rows !== 'full') {
+    throw new Error('--item-sketch needs --rows full');
   }
   const sketchDepth =
     values['sketch-depth'] === undefined

@@ -139,7 +139,8 @@ export function runDeviceJob(job: DeviceJob): DeviceJobResult {
 
 /**
  * A summed job: each batch's clipped sum (cohort-sum.ts) in the model's coordinates, added up in
- * float64; `sent` values are what one device's body would carry.
+ * float64; `sent` values are what one device's body would carry. In a sketch layout each device is
+ * clipped by its sketch's norm, as a sketching device clips what it sends.
  */
 function summedJob(job: DeviceJob, sent: number): SummedUpdates {
   const layout = modelLayout(job.layout);
@@ -156,6 +157,7 @@ function summedJob(job: DeviceJob, sent: number): SummedUpdates {
       layout,
       job.local,
       job.clipNorm,
+      job.layout.kind === 'sketch' ? job.layout.sketch : undefined,
     );
     for (let i = 0; i < length; i++) sum[i] = sum[i]! + out.sum[i]!;
     out.examples.forEach((examples, b) => {

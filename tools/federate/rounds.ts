@@ -106,11 +106,11 @@ export function summable(local: LocalUpdateSettings, config: ServerConfig): bool
  * whose noised count reaches m all the same (it then publishes its noise, as a server's would). In
  * a sketch layout the devices send their item rows as the round's count sketch
  * (protocol/item-sketch.ts): the server clips and sums the sketches, noises the sum there when noise
- * is on, and reads it back into rows (layout-round.ts). Per device, each device sketches its update and clips the sketch
- * (worker/device-update.ts); summed, the round's sum of whole updates is sketched, each device
- * clipped by its whole update's norm, not its sketch's (equal in expectation, not one by one), so
- * tools/federate.ts refuses noise there. With `gate`, a sketch's rows that no device of the round
- * holds and no shared negative names read as zero (held.ts).
+ * is on, and reads it back into rows (layout-round.ts). Per device, each device sketches its
+ * update and clips the sketch (worker/device-update.ts); summed, each device is clipped by its
+ * sketch's norm as well (model/cohort-sum.ts) and the round's sum of clipped whole updates is
+ * sketched, which is the sum of their sketches. With `gate`, a sketch's rows that no device of the
+ * round holds and no shared negative names read as zero (held.ts).
  */
 export async function runRound(
   state: GlobalState,

@@ -150,7 +150,7 @@ describe('summed rounds', () => {
 });
 
 describe('item sketches per device', () => {
-  it('publish what the summed sketch publishes without clipping, and take noise', async () => {
+  it('publish what the summed sketch publishes, without clipping and with clipping and noise', async () => {
     const population = populationOf(loaded, 'new', 'test');
     const buckets = Math.ceil((dims.items - 1) / 4);
     const short = { ...settings, rounds: 4, evalEvery: 4, itemSketch: buckets, clip: 1e9 };
@@ -170,17 +170,25 @@ describe('item sketches per device', () => {
     }
     const bytes = eachBody.find((r) => r.metric === 'upload_bytes' && r.round === 4)!.value!;
     expect(bytes).toBe(44 + 2 * (buckets * 9 + 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8));
-    // Each device clips its sketch; with noise on the run lands elsewhere and prices it.
-    const noisy = await runFederation(
+    // Each device clips its sketch; with noise on the run lands elsewhere and prices it. Summed,
+    // each device is clipped by its sketch's norm too, so the two runs agree.
+    const noisy = { ...short, clip: 0.5, noise: 0.5 };
+    const noisyEach = await runFederation(
       loaded,
       population,
       dims,
       null,
-      { ...short, perDevice: true, clip: 0.5, noise: 0.5 },
+      { ...noisy, perDevice: true },
       null,
     );
-    expect(metricAt(noisy, 'mrr', 4)).not.toBe(metricAt(eachBody, 'mrr', 4));
-    const epsilon = noisy.find((r) => r.metric === 'epsilon' && r.round === 4)!.value!;
+    const noisySummed = await runFederation(loaded, population, dims, null, noisy, null);
+    for (const metric of ['hr', 'mrr'] as const) {
+      expect(
+        Math.abs(metricAt(noisySummed, metric, 4) - metricAt(noisyEach, metric, 4)),
+      ).toBeLessThan(0.01);
+    }
+    expect(metricAt(noisyEach, 'mrr', 4)).not.toBe(metricAt(eachBody, 'mrr', 4));
+    const epsilon = noisyEach.find((r) => r.metric === 'epsilon' && r.round === 4)!.value!;
     expect(Number.isFinite(epsilon) && epsilon > 0).toBe(true);
   }, 60_000);
 });
