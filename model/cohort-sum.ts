@@ -72,7 +72,9 @@ function outer(a: tf.Tensor2D, s: tf.Tensor2D): tf.Tensor2D {
  * Each device's squared norm of its update's item part as sketch `sketch` holds it
  * (protocol/item-sketch.ts): its own rows' and the shared negatives' gradients (embedding and bias)
  * added with their signs, over √depth, into their buckets of each table. Rows that share a bucket
- * add up there, so this is not the rows' own squared norm.
+ * add up there, so this is not the rows' own squared norm. A negative's gradient comes in as
+ * v = sum_t a_tj o_t, with `unit` and `norms` its row's normalisation (cosine scoring): J_j v is
+ * (v - u_j (u_j . v)) / r_j.
  */
 function sketchedItemNorm2(
   sketch: ItemSketch,
@@ -83,7 +85,12 @@ function sketchedItemNorm2(
     readonly bias: Float32Array;
   },
   negatives: ArrayLike<number>,
-  negative: { readonly table: Float32Array; readonly bias: Float32Array },
+  negative: {
+    readonly table: Float32Array;
+    readonly bias: Float32Array;
+    readonly unit?: Float32Array;
+    readonly norms?: Float32Array;
+  },
   devices: number,
 ): Float64Array {
   const depth = sketchDepth(sketch);
@@ -91,34 +98,92 @@ function sketchedItemNorm2(
   const K = negatives.length;
   const L = own.rows.length / devices;
   const buckets = new Float64Array(depth * sketch.buckets * width);
-  const slotsOf = (row: number) =>
-    Array.from({ length: depth }, (_, t) => sketchSlot(row, sketch, t));
-  const negativeSlots = Array.from(negatives, slotsOf);
+  // Where each negative lands, table by table: the bucket's first value, and its sign.
+  const base = new Int32Array(K * depth);
+  const sign = new Float64Array(K * depth);
+  for (let k = 0; k < K; k++) {
+    for (let t = 0; t < depth; t++) {
+      const slot = sketchSlot(negatives[k]!, sketch, t);
+      base[k * depth + t] = (t * sketch.buckets + Math.abs(slot) - 1) * width;
+      sign[k * depth + t] = negatives[k]! > 0 ? Math.sign(slot) : 0;
+    }
+  }
+  const { unit, norms } = negative;
+  const g = new Float64Array(d);
   const out = new Float64Array(devices);
-  const add = (slots: number[], table: Float32Array, at: number, bias: number) => {
-    slots.forEach((slot, t) => {
-      const base = (t * sketch.buckets + Math.abs(slot) - 1) * width;
-      const sign = slot > 0 ? 1 : -1;
-      for (let c = 0; c < d; c++) buckets[base + c]! += sign * table[at + c]!;
-      buckets[base + d]! += sign * bias;
-    });
-  };
   for (let b = 0; b < devices; b++) {
     buckets.fill(0);
     for (let l = 0; l < L; l++) {
       const i = b * L + l;
       const row = own.rows[i]!;
-      if (row > 0) add(slotsOf(row), own.table, i * d, own.bias[i]!);
+      if (row <= 0) continue;
+      for (let t = 0; t < depth; t++) {
+        const slot = sketchSlot(row, sketch, t);
+        const at = (t * sketch.buckets + Math.abs(slot) - 1) * width;
+        const s = Math.sign(slot);
+        for (let c = 0; c < d; c++) buckets[at + c]! += s * own.table[i * d + c]!;
+        buckets[at + d]! += s * own.bias[i]!;
+      }
     }
     for (let k = 0; k < K; k++) {
-      const i = b * K + k;
-      if (negatives[k]! > 0) add(negativeSlots[k]!, negative.table, i * d, negative.bias[i]!);
+      const from = (b * K + k) * d;
+      if (unit && norms) {
+        let along = 0;
+        for (let c = 0; c < d; c++) along += unit[k * d + c]! * negative.table[from + c]!;
+        const r = norms[k]!;
+        for (let c = 0; c < d; c++)
+          g[c] = (negative.table[from + c]! - unit[k * d + c]! * along) / r;
+      } else {
+        for (let c = 0; c < d; c++) g[c] = negative.table[from + c]!;
+      }
+      const bias = negative.bias[b * K + k]!;
+      for (let t = 0; t < depth; t++) {
+        const at = base[k * depth + t]!;
+        const s = sign[k * depth + t]!;
+        for (let c = 0; c < d; c++) buckets[at + c]! += s * g[c]!;
+        buckets[at + d]! += s * bias;
+      }
     }
     let norm2 = 0;
-    for (const v of buckets) norm2 += v * v;
+    for (let i = 0; i < buckets.length; i++) norm2 += buckets[i]! * buckets[i]!;
     out[b] = norm2 / depth;
   }
   return out;
+}
+
+/**
+ * The most row vectors of one device that share a bucket of a table: the round's negatives there
+ * plus the device's own rows there (row 0 left out), the most over the batch's devices.
+ */
+function mostSharing(
+  sketch: ItemSketch,
+  own: ArrayLike<number>,
+  negatives: ArrayLike<number>,
+  devices: number,
+): number {
+  const depth = sketchDepth(sketch);
+  const L = own.length / devices;
+  const counts = new Int32Array(depth * sketch.buckets);
+  const at = (row: number, t: number) =>
+    t * sketch.buckets + Math.abs(sketchSlot(row, sketch, t)) - 1;
+  for (let k = 0; k < negatives.length; k++) {
+    if (negatives[k]! > 0) for (let t = 0; t < depth; t++) counts[at(negatives[k]!, t)]!++;
+  }
+  let most = Math.max(0, ...counts);
+  for (let b = 0; b < devices; b++) {
+    const mine = new Map<number, number>();
+    for (let l = 0; l < L; l++) {
+      const row = own[b * L + l]!;
+      if (row <= 0) continue;
+      for (let t = 0; t < depth; t++) {
+        const bucket = at(row, t);
+        const n = (mine.get(bucket) ?? 0) + 1;
+        mine.set(bucket, n);
+        most = Math.max(most, counts[bucket]! + n);
+      }
+    }
+  }
+  return most;
 }
 
 /**
@@ -235,18 +300,15 @@ export function clippedUpdateSum(
     const unit = tf.div(rowsRaw, tf.expandDims(norms, 1)) as tf.Tensor2D;
     const mask = tf.tensor1d(negativeTrainable);
     const perRow = tf.div(mask, tf.square(norms)); // mask_j / r_j^2
-    // Each device's own gradient of each negative row, J_j v_bj (and of its bias), for a sketch's
-    // norms: [B, K, d], which only a sketch needs.
-    const negativeGradients = () => {
-      let v = tf.matMul(tf.transpose(logitSignal, [0, 2, 1]), sessions) as tf.Tensor3D;
-      if (normalize) {
-        const along = tf.sum(tf.mul(v, tf.expandDims(unit, 0)), 2, true);
-        v = tf.div(tf.sub(v, tf.mul(tf.expandDims(unit, 0), along)), tf.reshape(norms, [1, K, 1]));
-      }
-      const masked = tf.mul(v, tf.reshape(mask, [1, K, 1]));
-      const bias = tf.mul(tf.sum(logitSignal, 1), tf.expandDims(mask, 0));
-      return { table: masked.dataSync() as Float32Array, bias: bias.dataSync() as Float32Array };
-    };
+    // Each device's v_bj = sum_t a_tj o_t for each negative row (and its bias's gradient), for a
+    // sketch's norms: [B, K, d], which only a sketch needs (its layout is full: no row masked).
+    const negativeGradients = () => ({
+      table: tf.matMul(tf.transpose(logitSignal, [0, 2, 1]), sessions).dataSync() as Float32Array,
+      bias: tf.sum(logitSignal, 1).dataSync() as Float32Array,
+      ...(normalize
+        ? { unit: unit.dataSync() as Float32Array, norms: norms.dataSync() as Float32Array }
+        : {}),
+    });
     // sum_j |J_j v_bj|^2 = sum_j (|v_bj|^2 - (2 - |u_j|^2)(u_j . v_bj)^2) / r_j^2 (cosine), with
     // v_bj = sum_t a_tj o_t; the first term is a Gram product, the second needs u_j . o_t.
     let negativeNorm2: tf.Tensor1D = ghostNorm2(sessions, tf.mul(logitSignal, tf.sqrt(perRow)));
@@ -260,39 +322,53 @@ export function clippedUpdateSum(
       negativeNorm2 = tf.sub(negativeNorm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
     }
     const negativeBias2 = tf.sum(tf.mul(tf.square(tf.sum(logitSignal, 1)), mask), 1);
-    const itemNorm2 = sketch
-      ? tf.tensor1d(
-          Float32Array.from(
-            sketchedItemNorm2(
-              sketch,
-              d,
-              {
-                rows: ownRows,
-                table: gTable.dataSync() as Float32Array,
-                bias: gBias.dataSync() as Float32Array,
-              },
-              negatives,
-              negativeGradients(),
-              B,
-            ),
-          ),
-        )
-      : tf.addN([
-          tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
-          tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
-          negativeNorm2,
-          negativeBias2,
-        ]);
-
-    let norm2 = tf.addN([
+    const rowsNorm2 = tf.addN([
+      tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
+      tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
+      negativeNorm2,
+      negativeBias2,
+    ]);
+    let denseNorm2 = tf.addN([
       ghostNorm2(x, gates, gatesGram),
       ghostNorm2(beforeFlat, gates, gatesGram),
       tf.sum(tf.square(tf.sum(gates, 1)), 1),
       ghostNorm2(hsFlat, outs),
       tf.sum(tf.square(tf.sum(outs, 1)), 1),
-      itemNorm2,
     ]);
-    if (repeat) norm2 = tf.add(norm2, tf.sum(tf.square(grads[5]!), 1));
+    if (repeat) denseNorm2 = tf.add(denseNorm2, tf.sum(tf.square(grads[5]!), 1));
+    // A sketch's squared norm is at most c times the update's, c the most of the batch's rows that
+    // share a bucket (Cauchy-Schwarz within each bucket). Only where that could reach S is the
+    // sketch's own norm computed (it costs a product per device of every negative row); elsewhere
+    // no device is clipped either way, and the whole update's norm is reported.
+    const wholeNorm2 = tf.add(denseNorm2, rowsNorm2);
+    const sketched =
+      sketch &&
+      lr *
+        Math.sqrt(
+          Math.max(0, ...wholeNorm2.dataSync()) * mostSharing(sketch, ownRows, negatives, B),
+        ) >=
+        clipNorm;
+    const norm2 = sketched
+      ? tf.add(
+          denseNorm2,
+          tf.tensor1d(
+            Float32Array.from(
+              sketchedItemNorm2(
+                sketch,
+                d,
+                {
+                  rows: ownRows,
+                  table: gTable.dataSync() as Float32Array,
+                  bias: gBias.dataSync() as Float32Array,
+                },
+                negatives,
+                negativeGradients(),
+                B,
+              ),
+            ),
+          ),
+        )
+      : wholeNorm2;
     const normValues = tf.mul(tf.sqrt(tf.relu(norm2)), lr).dataSync();
     // Each device's weight in the sum: -lr times its clip factor.
     const factors = tf.tensor1d(Array.from(normValues, (v) => -lr * clipFactor(v, clipNorm)));
