@@ -285,12 +285,32 @@ function showViewing(id: string): void {
  * a new deployment waits for the visitor's yes instead of swapping files under an open page.
  */
 function offerUpdates(): void {
-  const update = registerSW({
+  registerSW({
     onNeedRefresh: () => ($('update').hidden = false),
     onOfflineReady: () => (document.body.dataset.offlineReady = 'true'),
   });
-  $('update-reload').addEventListener('click', () => void update(true));
+  $('update-reload').addEventListener('click', () => void takeUpdate());
   $('update-later').addEventListener('click', () => ($('update').hidden = true));
+}
+
+/**
+ * The visitor said yes: the waiting service worker is told to take over, and the page reloads once
+ * it controls the page. The page listens for that itself: the plugin's own reload waits for an
+ * event that workbox-window marks as an update only in some timings, so on a busy machine a click
+ * could leave the prompt up for good (vite-pwa/vite-plugin-pwa#789). With no worker waiting (another
+ * tab took the update already), the page is behind its controller and reloads at once.
+ */
+async function takeUpdate(): Promise<void> {
+  const waiting = (await navigator.serviceWorker.getRegistration())?.waiting;
+  if (!waiting) {
+    window.location.reload();
+    return;
+  }
+  navigator.serviceWorker.addEventListener('controllerchange', () => window.location.reload(), {
+    once: true,
+  });
+  // What the generated service worker listens for to skip waiting (vite-plugin-pwa, prompt mode).
+  waiting.postMessage({ type: 'SKIP_WAITING' });
 }
 
 async function main(): Promise<void> {

@@ -336,7 +336,7 @@ export function clippedUpdateSum(
       tf.sum(tf.square(tf.sum(outs, 1)), 1),
     ]);
     if (repeat) denseNorm2 = tf.add(denseNorm2, tf.sum(tf.square(grads[5]!), 1));
-    // A sketch's squared norm is at most c times the update's, c the most of the batch's rows that
+    // A sketch's squared norm is at most c times the update's, c the most of a device's rows that
     // share a bucket (Cauchy-Schwarz within each bucket). Only where that could reach S is the
     // sketch's own norm computed (it costs a product per device of every negative row); elsewhere
     // no device is clipped either way, and the whole update's norm is reported.
