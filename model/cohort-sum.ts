@@ -68,6 +68,12 @@ function outer(a: tf.Tensor2D, s: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(tf.transpose(a), s);
 }
 
+/** Row `row`'s bucket in table `t` of `sketch`, counted over all tables, and its sign. */
+function bucketOf(row: number, sketch: ItemSketch, t: number): { bucket: number; sign: number } {
+  const slot = sketchSlot(row, sketch, t);
+  return { bucket: t * sketch.buckets + Math.abs(slot) - 1, sign: Math.sign(slot) };
+}
+
 /**
  * Each device's squared norm of its update's item part as sketch `sketch` holds it
  * (protocol/item-sketch.ts): its own rows' and the shared negatives' gradients (embedding and bias)
@@ -103,9 +109,9 @@ function sketchedItemNorm2(
   const sign = new Float64Array(K * depth);
   for (let k = 0; k < K; k++) {
     for (let t = 0; t < depth; t++) {
-      const slot = sketchSlot(negatives[k]!, sketch, t);
-      base[k * depth + t] = (t * sketch.buckets + Math.abs(slot) - 1) * width;
-      sign[k * depth + t] = negatives[k]! > 0 ? Math.sign(slot) : 0;
+      const at = bucketOf(negatives[k]!, sketch, t);
+      base[k * depth + t] = at.bucket * width;
+      sign[k * depth + t] = negatives[k]! > 0 ? at.sign : 0;
     }
   }
   const { unit, norms } = negative;
@@ -118,9 +124,8 @@ function sketchedItemNorm2(
       const row = own.rows[i]!;
       if (row <= 0) continue;
       for (let t = 0; t < depth; t++) {
-        const slot = sketchSlot(row, sketch, t);
-        const at = (t * sketch.buckets + Math.abs(slot) - 1) * width;
-        const s = Math.sign(slot);
+        const { bucket, sign: s } = bucketOf(row, sketch, t);
+        const at = bucket * width;
         for (let c = 0; c < d; c++) buckets[at + c]! += s * own.table[i * d + c]!;
         buckets[at + d]! += s * own.bias[i]!;
       }
@@ -164,19 +169,21 @@ function mostSharing(
   const depth = sketchDepth(sketch);
   const L = own.length / devices;
   const counts = new Int32Array(depth * sketch.buckets);
-  const at = (row: number, t: number) =>
-    t * sketch.buckets + Math.abs(sketchSlot(row, sketch, t)) - 1;
+  let most = 0;
   for (let k = 0; k < negatives.length; k++) {
-    if (negatives[k]! > 0) for (let t = 0; t < depth; t++) counts[at(negatives[k]!, t)]!++;
+    if (negatives[k]! <= 0) continue;
+    for (let t = 0; t < depth; t++) {
+      const { bucket } = bucketOf(negatives[k]!, sketch, t);
+      most = Math.max(most, ++counts[bucket]!);
+    }
   }
-  let most = Math.max(0, ...counts);
   for (let b = 0; b < devices; b++) {
     const mine = new Map<number, number>();
     for (let l = 0; l < L; l++) {
       const row = own[b * L + l]!;
       if (row <= 0) continue;
       for (let t = 0; t < depth; t++) {
-        const bucket = at(row, t);
+        const { bucket } = bucketOf(row, sketch, t);
         const n = (mine.get(bucket) ?? 0) + 1;
         mine.set(bucket, n);
         most = Math.max(most, counts[bucket]! + n);
@@ -302,9 +309,10 @@ export function clippedUpdateSum(
     const perRow = tf.div(mask, tf.square(norms)); // mask_j / r_j^2
     // Each device's v_bj = sum_t a_tj o_t for each negative row (and its bias's gradient), for a
     // sketch's norms: [B, K, d], which only a sketch needs (its layout is full: no row masked).
+    const negativeBiasGradients = tf.sum(logitSignal, 1); // [B, K]
     const negativeGradients = () => ({
       table: tf.matMul(tf.transpose(logitSignal, [0, 2, 1]), sessions).dataSync() as Float32Array,
-      bias: tf.sum(logitSignal, 1).dataSync() as Float32Array,
+      bias: negativeBiasGradients.dataSync() as Float32Array,
       ...(normalize
         ? { unit: unit.dataSync() as Float32Array, norms: norms.dataSync() as Float32Array }
         : {}),
@@ -321,7 +329,7 @@ export function clippedUpdateSum(
       const shrink = tf.mul(perRow, tf.sub(2, tf.sum(tf.square(unit), 1)));
       negativeNorm2 = tf.sub(negativeNorm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
     }
-    const negativeBias2 = tf.sum(tf.mul(tf.square(tf.sum(logitSignal, 1)), mask), 1);
+    const negativeBias2 = tf.sum(tf.mul(tf.square(negativeBiasGradients), mask), 1);
     const rowsNorm2 = tf.addN([
       tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
       tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
