@@ -7,7 +7,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HearthError } from '../protocol/errors.js';
 import { PATHS, secureStepPath, weightsPath } from '../protocol/routes.js';
 import {
@@ -100,7 +100,20 @@ describe('secure aggregation rounds over HTTP', () => {
     const devices = [1, 2, 3, 4, 5, 6].map((salt) =>
       device(url, salt, salt === 2 ? 'keys' : salt === 5 ? 'masked' : undefined),
     );
-    const outcomes = await Promise.all(devices.map((d) => d.run()));
+    // The masked inputs as they go on the wire.
+    const masked: number[] = [];
+    const realFetch = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+      if (String(input).endsWith('/masked') && init?.body instanceof Uint8Array) {
+        masked.push(init.body.length);
+      }
+      return realFetch(input, init);
+    });
+    const outcomes = await Promise.all(devices.map((d) => d.run())).finally(() =>
+      spy.mockRestore(),
+    );
+    // A round this small sums in a 24-bit ring: 3 bytes a coordinate, after the 12-byte framing.
+    expect(masked).toEqual(new Array(5).fill(12 + 3 * PARAMS));
     expect(outcomes[1]).toMatchObject({ left: 'keys' });
     expect(outcomes[4]).toMatchObject({ left: 'masked' });
     for (const i of [0, 2, 3, 5]) {
@@ -114,7 +127,7 @@ describe('secure aggregation rounds over HTTP', () => {
     }
     const published = await weights(url, 2);
     // FedAvg at server learning rate 1: the mean of the survivors' updates, to the fixed-point
-    // rounding (a step of S / floor((2^31 - 1) / 6) per device) and float32.
+    // rounding (a step of S / floor((2^23 - 1) / 6) per device) and float32.
     let worst = 0;
     for (let j = 0; j < expected.length; j++) {
       worst = Math.max(worst, Math.abs(published[j]! - expected[j]!));
@@ -304,6 +317,7 @@ describe('a device checks the round before it sends anything', () => {
 
   it('takes a round that keeps to its m and its clip bound', () => {
     expect(paramsFromInfo(info, 2, expected).devices).toEqual([1, 2, 3, 4]);
+    expect(paramsFromInfo({ ...info, bits: 24 }, 2, expected).devices).toEqual([1, 2, 3, 4]);
   });
 
   it.each([
@@ -314,6 +328,8 @@ describe('a device checks the round before it sends anything', () => {
     ['a noise variance out of range', { noiseVariance: -1 }],
     ['a malformed graph seed', { graphSeed: 'zz' }],
     ['a minority share threshold', { shareThreshold: 2 }],
+    ['a ring of 16 bits', { bits: 16 }],
+    ['a ring of 31 bits', { bits: 31 }],
   ])('refuses %s', (_, change) => {
     expect(() => paramsFromInfo({ ...info, ...change }, 2, expected)).toThrow(
       expect.objectContaining({ code: 'HEARTH_E_SECAGG_PARAMS' }),

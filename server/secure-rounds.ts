@@ -43,6 +43,7 @@ import {
   finishRound,
   fixedPointScale,
   startRound,
+  wordBytes,
   type DeviceId,
   type EncryptedShare,
   type KeysMessage,
@@ -52,6 +53,7 @@ import {
 } from '../protocol/secagg/index.js';
 import {
   roundInfo,
+  roundingSensitivity,
   type SecureJoinReply,
   type SecureResult,
   type SecureRoundInfo,
@@ -59,12 +61,25 @@ import {
 } from '../protocol/secagg/http.js';
 import type { Judgement, RoundGuard } from './round-guard.js';
 import type { ServerConfig } from './config.js';
-import { MAX_SKELLAM_VARIANCE, skellamSensitivity } from '../protocol/privacy/index.js';
+import { MAX_SKELLAM_VARIANCE } from '../protocol/privacy/index.js';
 import { JoinBudget } from './join-budget.js';
 import type { SkellamRound, Store, SumRoundPolicy } from './store.js';
 
-/** Bits of the fixed-point words: the whole 32, with n summands of magnitude <= S never wrapping. */
-export const SECURE_BITS = 32;
+/**
+ * The rings a round may sum in, narrowest first: a device sends each masked word in bits / 8 bytes
+ * (protocol/secagg/wire.ts), so 24 bits is three quarters of 32's upload.
+ */
+export const SECURE_RING_BITS = [24, 32] as const;
+
+/**
+ * The most rounding may move a device's update in a narrower ring, as a share of S: randomized
+ * rounding moves the encoded vector by less than sqrt(L) integer units, sqrt(L) / scale in update
+ * units, so a ring is narrow enough only while sqrt(L) <= ROUNDING_SHARE S scale. What the
+ * accountant prices is the L2 bound conditional rounding keeps each device within
+ * (protocol/secagg/http.ts roundingSensitivity), sqrt((S scale)^2 + L / 4 + S scale + sqrt(L) / 2):
+ * for the default sketch's rounds of 100 in 24 bits, 0.0024% above S scale.
+ */
+export const ROUNDING_SHARE = 0.02;
 
 /** Relative slack on the norm check of the unmasked sum (float32 clipping, then rounding). */
 const NORM_SLACK = 1e-3;
@@ -102,6 +117,8 @@ export function neighboursFor(n: number, dropout: number): number {
 export interface SecureEncoding {
   /** fixed-point.ts's summands: the round's n plus headroom for the noise. */
   readonly summands: number;
+  /** The ring, Z_(2^bits): 24 or 32 (SECURE_RING_BITS). */
+  readonly bits: number;
   /** Integer units per update unit. */
   readonly scale: number;
   /** Skellam variance each device adds per coordinate (0: none). */
@@ -115,7 +132,10 @@ export interface SecureEncoding {
  * each device adds Skellam noise of variance mu / t, so any sum the server can unmask (at least t
  * devices) carries noise of variance at least mu = (z S scale)^2 per coordinate, the same z S the
  * server's Gaussian would add to the sum (z S / m on the mean). The scale leaves room, within the
- * 32-bit words, for n updates of norm S and 64 standard deviations of the noise, so nothing wraps.
+ * ring, for n updates of norm S and 64 standard deviations of the noise, so nothing wraps. The
+ * ring is the narrowest of SECURE_RING_BITS whose scale keeps rounding within ROUNDING_SHARE of
+ * the sensitivity: 24 bits for the default sketch (L = 240,212) up to 226 devices at z = 1.2 and
+ * t = 100, or 342 without noise, 32 beyond.
  */
 export function secureEncoding(
   clip: number,
@@ -124,17 +144,25 @@ export function secureEncoding(
   t: number,
   length: number,
 ): SecureEncoding {
-  const limit = 2 ** (SECURE_BITS - 1) - 1;
-  if (!(z > 0))
-    return { summands: n, scale: fixedPointScale(clip, n, SECURE_BITS), noiseVariance: 0 };
-  let summands = n + Math.ceil(64 * z * Math.sqrt(n / t));
-  // Each device's variance mu / t = (z Q)^2 / t must stay within what the sampler draws.
-  const largest = Math.floor(Math.sqrt(MAX_SKELLAM_VARIANCE * t) / z);
-  summands = Math.max(summands, Math.ceil(limit / largest));
-  const scale = fixedPointScale(clip, summands, SECURE_BITS);
-  const mu = (z * clip * scale) ** 2;
-  const skellam = { mu, ...skellamSensitivity({ clip, scale, dimension: length }) };
-  return { summands, scale, noiseVariance: mu / t, skellam };
+  const widest = SECURE_RING_BITS[SECURE_RING_BITS.length - 1]!;
+  for (const bits of SECURE_RING_BITS) {
+    const limit = 2 ** (bits - 1) - 1;
+    let summands = n;
+    if (z > 0) {
+      summands += Math.ceil(64 * z * Math.sqrt(n / t));
+      // Each device's variance mu / t = (z Q)^2 / t must stay within what the sampler draws.
+      const largest = Math.floor(Math.sqrt(MAX_SKELLAM_VARIANCE * t) / z);
+      summands = Math.max(summands, Math.ceil(limit / largest));
+    }
+    const magnitude = Math.floor(limit / summands);
+    if (bits !== widest && !(Math.sqrt(length) <= ROUNDING_SHARE * magnitude)) continue;
+    const scale = fixedPointScale(clip, summands, bits);
+    if (!(z > 0)) return { summands, bits, scale, noiseVariance: 0 };
+    const mu = (z * clip * scale) ** 2;
+    const skellam = { mu, ...roundingSensitivity(clip, scale, length) };
+    return { summands, bits, scale, noiseVariance: mu / t, skellam };
+  }
+  throw new Error('unreachable: the widest ring is always taken');
 }
 
 /** t': a strict majority of a device's k + 1 holders (params.ts explains why no fewer). */
@@ -342,7 +370,7 @@ export class SecureRounds {
         params.length,
       );
       round.state = startRound(params);
-      const { summands, noiseVariance } = round.encoding;
+      const { summands, bits, noiseVariance } = round.encoding;
       round.info = roundInfo(
         params,
         {
@@ -350,7 +378,7 @@ export class SecureRounds {
           layoutHash: manifest.layoutHash,
           clipNorm: this.config.clipNorm,
         },
-        { summands, bits: SECURE_BITS, noiseVariance },
+        { summands, bits, noiseVariance },
       );
       this.openStage(round, 'keys');
     } catch (error) {
@@ -512,7 +540,10 @@ export class SecureRounds {
     if (step === 'keys') acceptKeys(state, from(decodeKeys(body)));
     else if (step === 'shares') acceptShares(state, from(decodeShares(body)));
     else if (step === 'masked')
-      acceptMaskedInput(state, from(decodeMasked(body, state.params.length)));
+      acceptMaskedInput(
+        state,
+        from(decodeMasked(body, state.params.length, wordBytes(round.info!.bits))),
+      );
     else if (step === 'unmask') acceptUnmask(state, from(decodeUnmask(body)));
     else throw new HearthError('HEARTH_E_SECAGG_STAGE', `${step} is not a send step`);
     if (this.waitingOn(round, step) === 0) void this.closeStage(round, step);

@@ -12,7 +12,7 @@ import {
 } from '../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../protocol/secagg/testing.js';
 import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
-import { secureEncoding, SECURE_BITS } from './secure-rounds.js';
+import { ROUNDING_SHARE, secureEncoding } from './secure-rounds.js';
 import { standInSum } from './secure-sum.js';
 
 const n = 8;
@@ -40,13 +40,15 @@ async function realRound(deltas: Float64Array[], z: number): Promise<Float64Arra
   const uniform = mulberry32(5);
   const inputs = new Map(
     params.devices.map((id, i) => {
-      const words = encodeFixedPoint(deltas[i]!, S, encoding.summands, 32, { random });
+      const words = encodeFixedPoint(deltas[i]!, S, encoding.summands, encoding.bits, { random });
       addSkellamNoise(words, encoding.noiseVariance, uniform);
       return [id, words];
     }),
   );
-  const { result } = await runRoundInProcess({ params, inputs, random });
-  return decodeFixedPointSum(result.sum, S, encoding.summands, 32);
+  // Each device's masked input reaches the server in the round's ring, as over HTTP.
+  const wordBytes = (encoding.bits / 8) as 3 | 4;
+  const { result } = await runRoundInProcess({ params, inputs, random, wordBytes });
+  return decodeFixedPointSum(result.sum, S, encoding.summands, encoding.bits);
 }
 
 const config = (z: number) => ({ clipNorm: S, noiseMultiplier: z, minCohort: n });
@@ -85,15 +87,19 @@ describe('the stand-in for a secure round', () => {
 });
 
 describe("a secure round's encoding", () => {
-  it('never wraps: n updates of norm S and 64 standard deviations of the noise fit in 31 bits', () => {
+  it('never wraps: n updates of norm S and 64 standard deviations of the noise fit in its ring', () => {
+    const rings = new Set<number>();
     for (const n of [2, 10, 100, 1000, 10_000]) {
       for (const z of [0, 0.5, 1.2, 5]) {
         for (const t of [2, Math.ceil(n / 2), n].filter((t) => t <= n && t >= 2)) {
-          const { scale, noiseVariance, skellam } = secureEncoding(S, z, n, t, 100_000);
+          const { bits, scale, noiseVariance, skellam } = secureEncoding(S, z, n, t, 100_000);
+          rings.add(bits);
           // Worst case: every device's every coordinate at +S, and all n devices' noise.
           const signal = n * S * scale;
           const noise = 64 * Math.sqrt(n * noiseVariance);
-          expect(signal + noise).toBeLessThanOrEqual(2 ** 31 - 1);
+          expect(signal + noise).toBeLessThanOrEqual(2 ** (bits - 1) - 1);
+          // A narrower ring only where rounding adds at most ROUNDING_SHARE to the sensitivity.
+          if (bits < 32) expect(Math.sqrt(100_000)).toBeLessThanOrEqual(ROUNDING_SHARE * S * scale);
           if (z > 0) {
             // Any sum of at least t devices carries the variance the ledger records, (z S scale)^2.
             expect(Math.abs((t * noiseVariance) / skellam!.mu - 1)).toBeLessThan(1e-12);
@@ -102,6 +108,21 @@ describe("a secure round's encoding", () => {
         }
       }
     }
+    expect([...rings].sort()).toEqual([24, 32]);
+  });
+
+  it("takes 24 bits for the default sketch's rounds of m = 100 and 32 for large cohorts", () => {
+    const sketch = 240_212; // the Diginetica model's 2,048-bucket sketch
+    expect(secureEncoding(S, 1.2, 100, 100, sketch).bits).toBe(24);
+    expect(secureEncoding(S, 1.2, 120, 60, sketch).bits).toBe(24);
+    expect(secureEncoding(S, 0, 300, 300, sketch).bits).toBe(24);
+    expect(secureEncoding(S, 1.2, 1000, 1000, sketch).bits).toBe(32);
+    expect(secureEncoding(S, 0, 400, 400, sketch).bits).toBe(32);
+    // Conditional rounding keeps the L2 sensitivity the accountant prices within 0.003% of S
+    // scale there, where plain rounding's bound, S scale + sqrt(L), would add 1%.
+    const { scale, skellam } = secureEncoding(S, 1.2, 100, 100, sketch);
+    expect(skellam!.l2 / (S * scale)).toBeLessThan(1 + 3e-5);
+    expect(Math.sqrt(sketch) / (S * scale)).toBeGreaterThan(0.01);
   });
 });
 
@@ -118,7 +139,7 @@ describe("a device's view of a secure round's privacy", () => {
         length,
         clipNorm: S,
         summands: encoding.summands,
-        bits: SECURE_BITS,
+        bits: encoding.bits,
         noiseVariance: encoding.noiseVariance,
       } as SecureRoundInfo;
       const device = roundPrivacy(info);

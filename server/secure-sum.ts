@@ -13,6 +13,23 @@ import { cryptoUniform } from '../protocol/privacy/uniform.js';
 import { secureEncoding, type SecureEncoding } from './secure-rounds.js';
 import type { ServerConfig } from './config.js';
 
+/** What the stand-in reads of the server's settings. */
+export type StandInConfig = Pick<ServerConfig, 'clipNorm' | 'noiseMultiplier' | 'minCohort'>;
+
+/**
+ * The encoding of the secure round standInSum stands in for: `count` devices (at least t =
+ * max(2, m)) summing `length` coordinates. Its ring's bits / 8 are the bytes of each masked word
+ * a device sends.
+ */
+export function standInEncoding(
+  count: number,
+  length: number,
+  config: StandInConfig,
+): SecureEncoding {
+  const t = Math.max(2, config.minCohort);
+  return secureEncoding(config.clipNorm, config.noiseMultiplier, Math.max(count, t), t, length);
+}
+
 /** The decoded sum a secure round of `count` devices would publish, and its encoding. */
 export interface StandInSum {
   readonly sum: Float32Array;
@@ -28,12 +45,12 @@ export interface StandInSum {
 export function standInSum(
   sum: ArrayLike<number>,
   count: number,
-  config: Pick<ServerConfig, 'clipNorm' | 'noiseMultiplier' | 'minCohort'>,
+  config: StandInConfig,
   uniform: UniformSource = cryptoUniform(),
 ): StandInSum {
   const t = Math.max(2, config.minCohort);
   const n = Math.max(count, t);
-  const encoding = secureEncoding(config.clipNorm, config.noiseMultiplier, n, t, sum.length);
+  const encoding = standInEncoding(count, sum.length, config);
   const words = new Int32Array(sum.length);
   for (let i = 0; i < sum.length; i++) words[i] = Math.round(sum[i]! * encoding.scale);
   addSkellamNoise(words, n * encoding.noiseVariance, uniform);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { JoinedRound, StoredInteraction } from '../protocol/api.js';
 import { manifestFor } from '../protocol/manifest.js';
 import { computeEpsilon, computeSkellamEpsilon } from '../protocol/privacy/index.js';
-import { fixedPointScale } from '../protocol/secagg/fixed-point.js';
+import { fixedPointScale, ROUNDING_BETA } from '../protocol/secagg/fixed-point.js';
 import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
 import { buildLedger, DEFAULT_LEDGER_DELTA, ledgerItems } from './ledger.js';
 
@@ -106,10 +106,12 @@ describe('the privacy ledger', () => {
       aggregation: 'secure',
     });
     expect(ledger.aggregation).toBe('secure');
+    // The device rounds conditionally (protocol/secagg/fixed-point.ts), at ROUNDING_BETA.
     const direct = computeSkellamEpsilon({
       clip,
       scale,
       dimension: length,
+      beta: ROUNDING_BETA,
       mu,
       sampleRate: 1,
       steps: 2,

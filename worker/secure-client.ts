@@ -20,6 +20,7 @@ import {
   encodeFixedPoint,
   encodeKeys,
   encodeMasked,
+  wordBytes,
   encodeShares,
   encodeUnmask,
   maskInput,
@@ -29,6 +30,7 @@ import {
 } from '../protocol/secagg/index.js';
 import {
   paramsFromInfo,
+  roundingBound,
   SECAGG_CONTENT_TYPE,
   SECURE_DEVICE_HEADER,
   type SecureJoinReply,
@@ -81,6 +83,22 @@ async function failure(response: Response): Promise<HearthError> {
     isErrorCode(code) ? code : 'HEARTH_E_UPLOAD',
     `HTTP ${response.status}: ${json?.error?.message ?? 'no error body'}`,
   );
+}
+
+/**
+ * A device's clipped update in the round's fixed point (`info`: clip, summands, ring), rounded
+ * conditionally within the L2 bound its privacy is priced at (protocol/secagg/http.ts
+ * roundingBound), before its share of the noise is added.
+ */
+export function encodeInput(
+  input: ArrayLike<number>,
+  info: SecureRoundInfo,
+  random?: RandomBytes,
+): Uint32Array {
+  return encodeFixedPoint(input, info.clipNorm, info.summands, info.bits, {
+    ...(random ? { random } : {}),
+    maxNorm: roundingBound(info),
+  });
 }
 
 /**
@@ -154,7 +172,7 @@ export async function takePartSecurely(
         `the round sums ${params.length} values, the update has ${input.length}`,
       );
     }
-    const encoded = encodeFixedPoint(input, info.clipNorm, info.summands, info.bits, { random });
+    const encoded = encodeInput(input, info, random);
     // This device's share of the round's DP noise: the server never sees the update without it.
     addSkellamNoise(encoded, info.noiseVariance);
     const { round, message } = advertiseKeys(params, join.device, random);
@@ -164,7 +182,9 @@ export async function takePartSecurely(
     await send('shares', encodeShares(shares) as Uint8Array<ArrayBuffer>);
     const forwarded = decodeForwarded(await bytes('forwarded'));
     const masked = maskInput(round, forwarded, encoded);
-    await send('masked', encodeMasked(masked) as Uint8Array<ArrayBuffer>);
+    // Only the low bits of each masked word, those of the round's ring, go on the wire.
+    const width = wordBytes(info.bits);
+    await send('masked', encodeMasked(masked, width) as Uint8Array<ArrayBuffer>);
     const unmaskRequest = decodeRequest(await bytes('request'));
     await send(
       'unmask',

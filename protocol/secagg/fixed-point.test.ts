@@ -6,6 +6,7 @@ import {
   decodeFixedPointSum,
   encodeFixedPoint,
   fixedPointScale,
+  ROUNDING_BETA,
   type Rounding,
 } from './fixed-point.js';
 import { seededRandomBytes } from './testing.js';
@@ -103,6 +104,61 @@ describe('fixed-point encoding into Z_2^32', () => {
     expect(mean / fixedPointScale(clip, m, bits)).toBeCloseTo(value, 2);
     const nearest = encodeFixedPoint([value], clip, m, bits, { rounding: 'nearest' });
     expect((nearest[0]! | 0) / fixedPointScale(clip, m, bits)).toBe(0.5);
+  });
+
+  it("decodes a sum known only in a narrower ring, Z_2^24, from its words' low bits", () => {
+    const [clip, m, bits, length] = [1, 50, 24, 2000];
+    const rng = mulberry32(17);
+    const random = seededRandomBytes(4);
+    const updates = Array.from({ length: m }, () => onSphere(length, clip, rng));
+    // Every device's mass on the first coordinate, either sign: the sum's extremes.
+    updates.forEach((u, k) => (u[0] = k % 5 === 0 ? clip : -clip));
+    const encoded = updates.map((u) => encodeFixedPoint(u, clip, m, bits, { random }));
+    const full = sumMod(encoded);
+    // What a server of a 24-bit ring learns: each word's low 24 bits (masks, summed mod 2^32,
+    // cancel in them too).
+    const low = full.map((w) => w & 0xffffff);
+    expect(low.some((w, i) => w !== full[i])).toBe(true); // negative sums lose their high bits
+    const decoded = decodeFixedPointSum(low, clip, m, bits);
+    const exact = new Float64Array(length);
+    for (const u of updates) for (let i = 0; i < length; i++) exact[i]! += u[i]!;
+    const step = 1 / fixedPointScale(clip, m, bits);
+    for (let i = 0; i < length; i++)
+      expect(Math.abs(decoded[i]! - exact[i]!)).toBeLessThan(m * step);
+    expect(decoded[0]).toBeCloseTo(10 - 40, 3);
+  });
+
+  it('rounds conditionally: every draw kept is within maxNorm, which plain rounding breaks', () => {
+    const [clip, m, bits, length] = [1, 1000, 24, 400];
+    const scale = fixedPointScale(clip, m, bits);
+    // Every fractional part 1/2, so the rounding's spread is largest, and the norm just below S.
+    const k = Math.floor(scale / Math.sqrt(length)) - 1;
+    const last = Math.floor(Math.sqrt(scale ** 2 - (length - 1) * (k + 0.5) ** 2) - 0.5) + 0.5;
+    const values = Array.from(
+      { length },
+      (_, i) => ((i % 2 ? -1 : 1) * (i === length - 1 ? last : k + 0.5)) / scale,
+    );
+    expect(l2Norm(values)).toBeLessThanOrEqual(clip);
+    // The bound the accountant prices at ROUNDING_BETA (skellamSensitivity's conditional one).
+    const scaled = clip * scale;
+    const bound = Math.sqrt(scaled ** 2 + length / 4 + scaled + Math.sqrt(length) / 2);
+    const norms = (maxNorm?: number) => {
+      const random = seededRandomBytes(8);
+      return Array.from({ length: 100 }, () => {
+        const words = encodeFixedPoint(values, clip, m, bits, {
+          random,
+          ...(maxNorm ? { maxNorm } : {}),
+        });
+        return Math.hypot(...Array.from(words, (w) => (w << 8) >> 8));
+      });
+    };
+    const plain = norms().filter((n) => n > bound).length;
+    expect(plain).toBeGreaterThan(3);
+    expect(norms(bound).every((n) => n <= bound)).toBe(true);
+    expect(ROUNDING_BETA).toBeCloseTo(Math.exp(-0.5), 12);
+    expect(thrownCode(() => encodeFixedPoint(values, clip, m, bits, { maxNorm: 1 }))).toBe(
+      'HEARTH_E_SECAGG_PARAMS',
+    );
   });
 
   it('refuses non-finite values and impossible ranges', () => {

@@ -1,11 +1,15 @@
 /**
- * Fixed-point encoding of a clipped update into Z_(2^32), where secure aggregation sums it.
+ * Fixed-point encoding of a clipped update into Z_(2^bits), where secure aggregation sums it.
  *
  * Range: a device clips its update to L2 norm <= S, so every coordinate has |x| <= S. With at
  * most m summands, each coordinate is encoded as an integer q with
  * |q| <= Q = floor((2^(bits-1) - 1) / m) at scale Q / S, so every partial or full sum has
- * |sum| <= m Q < 2^(bits-1): read as a signed integer it never wraps, whoever drops out. `bits`
- * < 32 leaves headroom in the 32-bit words (for noise added on top, for instance). Coordinates
+ * |sum| <= m Q < 2^(bits-1): read as a signed integer it never wraps, whoever drops out. The
+ * words are uint32 (two's complement), and only their low `bits` bits matter: the masks are added
+ * in Z_(2^32) and a round whose ring is narrower sends each masked word's low bits only (wire.ts),
+ * which reduction mod 2^bits, a ring homomorphism, leaves both hiding and summable. The decoded
+ * sum is read off the sum's low `bits` bits, sign-extended. A caller may also pass an m larger
+ * than the round's devices to leave headroom (for noise added on top, for instance). Coordinates
  * are clamped to [-S, S] first, so even an unclipped input cannot wrap (it is then wrong, as it
  * would be anyway).
  *
@@ -33,7 +37,27 @@ export interface EncodeOptions {
   readonly rounding?: Rounding;
   /** Randomness of stochastic rounding: 32 bytes seed a ChaCha20 stream of uniforms. */
   readonly random?: RandomBytes;
+  /**
+   * Conditional randomized rounding (Kairouz, Liu, Steinke 2021, "The Distributed Discrete
+   * Gaussian Mechanism", https://arxiv.org/abs/2102.06387): stochastic rounding is drawn again,
+   * with fresh randomness, until the rounded integers' L2 norm is at most this. With the bound
+   * protocol/privacy/skellam.ts skellamSensitivity gives at ROUNDING_BETA, a draw is kept with
+   * probability at least 1 - beta, and the accountant may price that bound rather than S scale +
+   * sqrt(L), which holds for every draw. Absent: the first draw is kept.
+   */
+  readonly maxNorm?: number;
 }
+
+/**
+ * beta of conditional rounding: the chance a draw of the rounding is refused is at most this, so a
+ * device rounds 1 / (1 - beta) = 2.5 times at most on average. exp(-0.5), as in the reference
+ * implementation (TensorFlow Federated's distributed discrete Gaussian), so sqrt(2 log(1 / beta))
+ * = 1 in the bound.
+ */
+export const ROUNDING_BETA = Math.exp(-0.5);
+
+/** Draws of conditional rounding before a device gives up (1e-22 odds at beta = exp(-0.5)). */
+const MAX_ROUNDING_DRAWS = 100;
 
 function invalid(detail: string): never {
   throw new HearthError('HEARTH_E_SECAGG_PARAMS', detail);
@@ -59,7 +83,9 @@ export function fixedPointScale(clip: number, summands: number, bits = 32): numb
 
 /**
  * Encodes `values` (|x| <= clip, from an update clipped to L2 norm clip) as uint32 words: two's
- * complement of the rounded, scaled value. Non-finite values throw HEARTH_E_UPDATE_NONFINITE.
+ * complement of the rounded, scaled value. Non-finite values throw HEARTH_E_UPDATE_NONFINITE; a
+ * `maxNorm` no draw of the rounding meets in MAX_ROUNDING_DRAWS throws HEARTH_E_SECAGG_PARAMS (the
+ * values are then far from clipped to `clip`).
  */
 export function encodeFixedPoint(
   values: ArrayLike<number>,
@@ -71,27 +97,38 @@ export function encodeFixedPoint(
   const q = maxMagnitude(clip, summands, bits);
   const scale = q / clip;
   const stochastic = (options.rounding ?? 'stochastic') === 'stochastic';
-  const uniforms = stochastic
-    ? prgUint32((options.random ?? defaultRandomBytes)(32), values.length)
-    : undefined;
+  const { maxNorm } = options;
   const out = new Uint32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const x = values[i]!;
-    if (!Number.isFinite(x)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE', `at ${i}`);
-    const scaled = Math.min(clip, Math.max(-clip, x)) * scale;
-    const floor = Math.floor(scaled);
-    const rounded = uniforms
-      ? floor + (uniforms[i]! / 2 ** 32 < scaled - floor ? 1 : 0)
-      : Math.round(scaled);
-    // Clamped again: x * (q / clip) may come out a hair above q in floating point.
-    out[i] = Math.min(q, Math.max(-q, rounded)) >>> 0;
+  for (let draw = 0; draw < MAX_ROUNDING_DRAWS; draw++) {
+    const uniforms = stochastic
+      ? prgUint32((options.random ?? defaultRandomBytes)(32), values.length)
+      : undefined;
+    let norm2 = 0;
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i]!;
+      if (!Number.isFinite(x)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE', `at ${i}`);
+      const scaled = Math.min(clip, Math.max(-clip, x)) * scale;
+      const floor = Math.floor(scaled);
+      const rounded = uniforms
+        ? floor + (uniforms[i]! / 2 ** 32 < scaled - floor ? 1 : 0)
+        : Math.round(scaled);
+      // Clamped again: x * (q / clip) may come out a hair above q in floating point.
+      const kept = Math.min(q, Math.max(-q, rounded));
+      norm2 += kept * kept;
+      out[i] = kept >>> 0;
+    }
+    if (maxNorm === undefined || !stochastic || norm2 <= maxNorm * maxNorm) return out;
   }
-  return out;
+  throw new HearthError(
+    'HEARTH_E_SECAGG_PARAMS',
+    `no rounding of ${MAX_ROUNDING_DRAWS} drawn was within L2 norm ${maxNorm}`,
+  );
 }
 
 /**
  * Decodes a sum of at most `summands` encoded vectors (same clip, summands and bits as encoded):
- * each word read as a signed 32-bit integer, divided by the scale.
+ * each word's low `bits` bits read as a signed integer (so a sum known only mod 2^bits decodes as
+ * a full one), divided by the scale.
  */
 export function decodeFixedPointSum(
   sum: Uint32Array,
@@ -100,7 +137,8 @@ export function decodeFixedPointSum(
   bits = 32,
 ): Float64Array {
   const scale = fixedPointScale(clip, summands, bits);
+  const shift = 32 - bits;
   const out = new Float64Array(sum.length);
-  for (let i = 0; i < sum.length; i++) out[i] = (sum[i]! | 0) / scale;
+  for (let i = 0; i < sum.length; i++) out[i] = ((sum[i]! << shift) >> shift) / scale;
   return out;
 }

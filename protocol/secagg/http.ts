@@ -14,7 +14,7 @@ import { HearthError } from '../errors.js';
 import type { RoundPrivacySettings } from '../privacy/ledger.js';
 import { skellamSensitivity } from '../privacy/skellam.js';
 import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
-import { fixedPointScale } from './fixed-point.js';
+import { fixedPointScale, ROUNDING_BETA } from './fixed-point.js';
 import { checkParams, type SecAggParams } from './params.js';
 
 /** The steps of a round, in the order a device takes them. */
@@ -151,7 +151,7 @@ export function paramsFromInfo(
   if (!(Number.isSafeInteger(info.summands) && info.summands >= info.devices.length)) {
     refuse(`the encoding must leave room for the round's ${info.devices.length} updates`);
   }
-  if (info.bits !== 32) refuse('the encoding must be 32-bit');
+  if (info.bits !== 24 && info.bits !== 32) refuse('the ring must be of 24 or 32 bits');
   const variance = info.noiseVariance;
   if (!(typeof variance === 'number' && variance >= 0 && variance <= MAX_SKELLAM_VARIANCE)) {
     refuse(`noise variance ${variance} is not in [0, 2^50]`);
@@ -173,6 +173,25 @@ export function roundPrivacy(info: SecureRoundInfo): RoundPrivacySettings {
   return {
     noiseMultiplier: Math.sqrt(mu) / (info.clipNorm * scale),
     sampleRate: 1,
-    skellam: { mu, ...skellamSensitivity({ clip: info.clipNorm, scale, dimension: info.length }) },
+    skellam: { mu, ...roundingSensitivity(info.clipNorm, scale, info.length) },
   };
+}
+
+/**
+ * The sensitivities of a device's encoded update, whose rounding is conditional (fixed-point.ts
+ * ROUNDING_BETA): what the server records for a round (secure-rounds.ts) and a device prices. The
+ * L2 one is also the bound a device's rounding is drawn within (roundingBound).
+ */
+export function roundingSensitivity(
+  clip: number,
+  scale: number,
+  dimension: number,
+): { readonly l1: number; readonly l2: number } {
+  return skellamSensitivity({ clip, scale, dimension, beta: ROUNDING_BETA });
+}
+
+/** The L2 norm a device's rounded update must keep within, in the round of `info`. */
+export function roundingBound(info: SecureRoundInfo): number {
+  const scale = fixedPointScale(info.clipNorm, info.summands, info.bits);
+  return roundingSensitivity(info.clipNorm, scale, info.length).l2;
 }

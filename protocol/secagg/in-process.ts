@@ -11,6 +11,7 @@ import type { KeysMessage, MaskedInputMessage, SharesMessage, UnmaskResponse } f
 import type { DeviceId, SecAggParams } from './params.js';
 import { acceptUnmask, finishRound, type RoundResult } from './server-unmask.js';
 import * as server from './server.js';
+import { decodeMasked, encodeMasked, type WordBytes } from './wire.js';
 
 /** Where a device drops out: it sends nothing from that stage's message on. */
 export type DropPoint = 'keys' | 'shares' | 'masked' | 'unmask';
@@ -23,6 +24,12 @@ export interface InProcessRound {
   readonly inputs: ReadonlyMap<DeviceId, Uint32Array>;
   readonly drops?: ReadonlyMap<DeviceId, DropPoint>;
   readonly random?: RandomBytes;
+  /**
+   * Bytes of a masked word on the wire (the round's ring): each masked input reaches the server
+   * through encodeMasked and decodeMasked at this width, its words' low bits only, as a device's
+   * does over HTTP. Default 4, the whole word.
+   */
+  readonly wordBytes?: WordBytes;
   /**
    * Called as every step starts (a benchmark's clock): the stage and who runs it ('server' for the
    * server's accepting and closing of the stage); the function it returns is called as it ends.
@@ -51,6 +58,7 @@ export interface InProcessResult {
 /** Runs the round; throws what the server throws (HEARTH_E_SECAGG_THRESHOLD when abandoned). */
 export async function runRoundInProcess(round: InProcessRound): Promise<InProcessResult> {
   const { params, inputs, drops = new Map(), random = defaultRandomBytes, onStep } = round;
+  const width = round.wordBytes ?? 4;
   /** `step`'s result, its start and end told to onStep. */
   const timed = async <T>(
     stage: DropPoint,
@@ -111,9 +119,10 @@ export async function runRoundInProcess(round: InProcessRound): Promise<InProces
 
   for (const id of live('masked').filter((id) => forwarded.has(id))) {
     const input = inputs.get(id) ?? new Uint32Array(params.length);
-    const message = await attempt('masked', id, () =>
-      maskInput(devices.get(id)!, forwarded.get(id)!, input),
-    );
+    const message = await attempt('masked', id, () => {
+      const masked = maskInput(devices.get(id)!, forwarded.get(id)!, input);
+      return width === 4 ? masked : decodeMasked(encodeMasked(masked, width), params.length, width);
+    });
     if (!message) continue;
     transcript.masked.push(message);
     await timed('masked', 'server', () => server.acceptMaskedInput(state, message));

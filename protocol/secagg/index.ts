@@ -18,6 +18,7 @@ export {
   decodeFixedPointSum,
   encodeFixedPoint,
   fixedPointScale,
+  ROUNDING_BETA,
   type EncodeOptions,
   type Rounding,
 } from './fixed-point.js';
@@ -74,4 +75,6 @@ export {
   encodeUnmask,
   MAX_SHARE_BYTES,
   WIRE_TAGS,
+  wordBytes,
+  type WordBytes,
 } from './wire.js';

@@ -1,7 +1,10 @@
 /**
  * Masks in Z_(2^32): a ChaCha20 keystream (RFC 8439, from `@noble/ciphers`) read as little-endian
  * uint32 words. Arithmetic is on plain Uint32Arrays with `>>> 0`, which is exact: the sum or
- * difference of two uint32 values stays far below 2^53, and `>>> 0` reduces it mod 2^32.
+ * difference of two uint32 values stays far below 2^53, and `>>> 0` reduces it mod 2^32. A round
+ * in a narrower ring, Z_(2^24), masks in Z_(2^32) all the same and sends each masked word's low
+ * bits only (wire.ts): reduction mod 2^24 keeps the sums, and a uniform mask's low bits are
+ * uniform, so they still hide the input.
  */
 import { chacha20 } from '@noble/ciphers/chacha.js';
 

@@ -14,6 +14,7 @@ import {
   decodeForwarded,
   decodeKeys,
   decodeMasked,
+  wordBytes,
   decodeRequest,
   decodeRoster,
   decodeShares,
@@ -74,6 +75,29 @@ describe('the secure aggregation wire format', () => {
       expect(decodeRequest(encodeRequest(request))).toEqual(request);
     }
     for (const m of unmask) expect(decodeUnmask(encodeUnmask(m))).toEqual(m);
+  });
+
+  it("sends a masked input in a narrower ring as its words' low bytes, and nothing more", async () => {
+    const { transcript } = await transcriptOfARound();
+    const m = transcript.masked[0]!;
+    for (const width of [2, 3] as const) {
+      const body = encodeMasked(m, width);
+      expect(body.length).toBe(
+        encodeMasked({ from: 0, masked: new Uint32Array(0) }).length + width * m.masked.length,
+      );
+      const low = 2 ** (8 * width);
+      expect(decodeMasked(body, params.length, width)).toEqual({
+        from: m.from,
+        masked: m.masked.map((w) => w % low),
+      });
+      // A body of another width than the round's does not decode.
+      expect(codeOf(() => decodeMasked(body, params.length, 4))).toBe('HEARTH_E_SECAGG_MESSAGE');
+      expect(codeOf(() => decodeMasked(encodeMasked(m), params.length, width))).toBe(
+        'HEARTH_E_SECAGG_MESSAGE',
+      );
+    }
+    expect(codeOf(() => wordBytes(20))).toBe('HEARTH_E_SECAGG_MESSAGE');
+    expect(wordBytes(24)).toBe(3);
   });
 
   it('reads a body that sits inside a larger buffer, and keeps nothing of that buffer', async () => {

@@ -1,7 +1,8 @@
 /**
  * The bytes of secure aggregation's messages on the wire (messages.ts), for an HTTP transport:
  * each body starts with a four-byte tag naming its kind and version, then big-endian integers and
- * length-prefixed byte strings; the masked input's words are little-endian uint32. Decoding checks
+ * length-prefixed byte strings; the masked input's words are little-endian, each in as many bytes as
+ * the round's ring has (the low bits of the uint32 word: fixed-point.ts). Decoding checks
  * every length and count against the protocol's bounds and consumes the body exactly, so a
  * truncated, padded or oversized body is refused (HEARTH_E_SECAGG_MESSAGE) before anything reads
  * it. The protocol steps still check what the messages say (checks.ts); this checks their shape.
@@ -58,10 +59,13 @@ class Writer {
     this.size += value.length;
     return this;
   }
-  words(value: Uint32Array): this {
-    const b = new Uint8Array(value.length * 4);
-    const view = new DataView(b.buffer);
-    for (let i = 0; i < value.length; i++) view.setUint32(i * 4, value[i]!, true);
+  /** Each word's low `width` bytes, little-endian. */
+  words(value: Uint32Array, width: WordBytes): this {
+    const b = new Uint8Array(value.length * width);
+    for (let i = 0, at = 0; i < value.length; i++) {
+      const word = value[i]!;
+      for (let k = 0; k < width; k++) b[at++] = (word >>> (8 * k)) & 0xff;
+    }
     return this.bytes(b);
   }
   done(): Uint8Array {
@@ -124,10 +128,15 @@ class Reader {
     }
     return this.take(length, what);
   }
-  words(count: number, what: string): Uint32Array {
-    const bytes = this.take(count * 4, what);
-    const view = new DataView(bytes.buffer);
-    return Uint32Array.from({ length: count }, (_, i) => view.getUint32(i * 4, true));
+  words(count: number, width: WordBytes, what: string): Uint32Array {
+    const bytes = this.take(count * width, what);
+    const out = new Uint32Array(count);
+    for (let i = 0, at = 0; i < count; i++) {
+      let word = 0;
+      for (let k = 0; k < width; k++) word += bytes[at++]! * 2 ** (8 * k);
+      out[i] = word;
+    }
+    return out;
   }
   end<T>(value: T): T {
     if (this.at !== this.body.length)
@@ -211,18 +220,35 @@ export function decodeForwarded(body: Uint8Array): EncryptedShare[] {
   );
 }
 
-/** Stage 3, device -> server: the masked input, `expectedLength` words (the round's L). */
-export function encodeMasked(m: MaskedInputMessage): Uint8Array {
-  return new Writer().tag('masked').u32(m.from).u32(m.masked.length).words(m.masked).done();
+/** Bytes of a masked word on the wire: the round's ring, 2^16, 2^24 or 2^32. */
+export type WordBytes = 2 | 3 | 4;
+
+/** A ring's bits (fixed-point.ts) as bytes of a word on the wire; throws unless 16, 24 or 32. */
+export function wordBytes(bits: number): WordBytes {
+  if (bits !== 16 && bits !== 24 && bits !== 32)
+    refuse(`a ring of ${bits} bits is not 16, 24 or 32`);
+  return (bits / 8) as WordBytes;
 }
-export function decodeMasked(body: Uint8Array, expectedLength: number): MaskedInputMessage {
+
+/**
+ * Stage 3, device -> server: the masked input, `expectedLength` words (the round's L), each in
+ * `width` bytes: its low bits in the round's ring (4, the whole word, for Z_(2^32)).
+ */
+export function encodeMasked(m: MaskedInputMessage, width: WordBytes = 4): Uint8Array {
+  return new Writer().tag('masked').u32(m.from).u32(m.masked.length).words(m.masked, width).done();
+}
+export function decodeMasked(
+  body: Uint8Array,
+  expectedLength: number,
+  width: WordBytes = 4,
+): MaskedInputMessage {
   const r = new Reader(body, 'masked');
   const from = r.u32('sender');
   const length = r.u32('length');
   if (length !== expectedLength || length > MAX_LENGTH) {
     refuse(`masked input of ${length} words, the round sums ${expectedLength}`);
   }
-  return r.end({ from, masked: r.words(length, 'masked input') });
+  return r.end({ from, masked: r.words(length, width, 'masked input') });
 }
 
 /** Stage 4's question, server -> device. */

@@ -18,7 +18,7 @@ import type { GaussianRng } from '../../server/gaussian.js';
 import { roundPolicy } from '../../server/ingest.js';
 import { roundWindows } from '../../server/round-windows.js';
 import { foldInLayout } from '../../server/layout-round.js';
-import { standInSum } from '../../server/secure-sum.js';
+import { standInEncoding, standInSum } from '../../server/secure-sum.js';
 import { gatedReading } from './held.js';
 import {
   runDeviceJob,
@@ -158,9 +158,12 @@ export async function runRound(
     return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0, published: false };
   }
   const sent = updateLength(dims, layout);
-  // A secure device sends no body: its masked input, 4 bytes a coordinate, is most of what it sends
-  // (its keys, shares and unmasking answer add a few kilobytes, by its number of neighbours).
-  if (config.aggregation === 'secure') uploadBytes = MASKED_HEADER_BYTES + 4 * sent;
+  // A secure device sends no body: its masked input, bits / 8 bytes a coordinate in the round's
+  // ring, is most of what it sends (its keys, shares and unmasking answer add a few kilobytes, by
+  // its number of neighbours).
+  if (config.aggregation === 'secure') {
+    uploadBytes = MASKED_HEADER_BYTES + (standInEncoding(uploads, sent, config).bits / 8) * sent;
+  }
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1] ?? 0;
   const clipped = norms.filter((n) => n >= 0.99 * config.clipNorm).length / (norms.length || 1);
