@@ -8,6 +8,12 @@
 import { expect, test, type Page } from '@playwright/test';
 import { hostUrl, pageErrors, recordHearthEvents, seenEvents } from './helpers.js';
 
+/** What these tests call on the page's `window.hearth`. */
+interface HearthOnPage {
+  forget(item?: string): Promise<void>;
+  stored(): Promise<{ type: string; item: string }[]>;
+}
+
 /** Interactions Hearth stored, as "type:item", in the order they happened. */
 const tracked = async (page: Page): Promise<string[]> =>
   (await seenEvents(page))
@@ -96,6 +102,43 @@ test('views need half an item on screen for a second, dwell adds up, clicks are 
   expect(String(unknown[0]!.detail.message)).toMatch(
     /^"(a-1|a-2|featured)" is not in the catalogue v1/,
   );
+  expect(errors).toEqual([]);
+});
+
+test('an erased item is not captured again from what was on screen before, only from a click', async ({
+  page,
+}) => {
+  const errors = pageErrors(page);
+  await open(page);
+  await page.clock.runFor(1100);
+  await expect
+    .poll(async () => sorted(await tracked(page)))
+    .toEqual(['view:a-1', 'view:a-2', 'view:featured']);
+  // a-2 has been on screen for 6.1 s when the visitor erases it; 5 s later it would make ten.
+  await page.clock.runFor(5000);
+  await page.evaluate(() => (window as unknown as { hearth: HearthOnPage }).hearth.forget('a-2'));
+  await page.clock.runFor(5000);
+  await expect.poll(() => tracked(page)).toContain('dwell:a-1');
+  expect((await tracked(page)).filter((t) => t.endsWith(':a-2'))).toEqual(['view:a-2']);
+  const storedItems = () =>
+    page.evaluate(async () =>
+      (await (window as unknown as { hearth: HearthOnPage }).hearth.stored()).map(
+        (s) => `${s.type}:${s.item}`,
+      ),
+    );
+  expect((await storedItems()).filter((t) => t.endsWith(':a-2'))).toEqual([]);
+
+  // Everything erased: what is on screen stays spent for this page; a-3, never on screen before,
+  // is viewed when it comes into view; a click on a-2 is a click.
+  const before = (await tracked(page)).length;
+  await page.evaluate(() => (window as unknown as { hearth: HearthOnPage }).hearth.forget());
+  await page.evaluate(() => window.scrollTo(0, 500));
+  await settle(page);
+  await page.clock.runFor(1100);
+  await expect.poll(async () => (await tracked(page)).slice(before)).toEqual(['view:a-3']);
+  await page.locator('[data-hearth-item="a-2"]').click();
+  await expect.poll(async () => (await tracked(page)).slice(before)).toContain('click:a-2');
+  expect(sorted(await storedItems())).toEqual(['click:a-2', 'view:a-3']);
   expect(errors).toEqual([]);
 });
 

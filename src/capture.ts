@@ -15,6 +15,9 @@
  * Single-page-app navigations (the Navigation API, or history.pushState / replaceState / popstate
  * where it is missing) start a new page: an item still on screen can be viewed again. Elements added
  * later are picked up by a MutationObserver.
+ * An item the visitor erases (`hearth.forget(item)`, or everything with `forget()`) is not brought
+ * back by what was on screen before: every item of it that was on screen on this page has its view
+ * and dwell spent for the page (Capture.forgot), so only a click, or a later page, captures it again.
  *
  * Nothing here blocks: one passive delegated click listener (the site's own handlers and
  * stopPropagation are untouched), observers and timers. The page's DOM is never modified; the history
@@ -42,8 +45,35 @@ interface Watch {
   timers: ReturnType<typeof setTimeout>[];
 }
 
-/** Starts capturing; returns a function that stops it and undoes every hook. */
-export function capture(track: (event: TrackEvent) => void, doc: Document = document): () => void {
+/**
+ * A running capture: calling it stops capturing and undoes every hook.
+ */
+export interface Capture {
+  (): void;
+  /**
+   * The visitor erased `item` (every item when absent): each such item that has been on screen on
+   * this page counts as viewed and dwelled on already, so that its exposure before the erasure
+   * never records it again on this page.
+   */
+  forgot(item?: string): void;
+}
+
+/** What capture wraps the `forget` of (Capture.forgot before the erasure itself). */
+interface Forgetting {
+  forget(item?: string): Promise<void>;
+}
+
+/**
+ * Starts capturing. Each of `owners` has its `forget` wrapped so that an erasure calls
+ * Capture.forgot first. By default the owner is the page's `window.hearth`, which the loader
+ * (loader.ts) sets before it loads this module; its command form, `hearth('forget', item)`, runs
+ * the same method.
+ */
+export function capture(
+  track: (event: TrackEvent) => void,
+  owners?: readonly Forgetting[],
+  doc: Document = document,
+): Capture {
   const win = doc.defaultView ?? window;
   const watches = new Map<Element, Watch>();
   /** Items viewed and dwelled on, on the current page. */
@@ -143,6 +173,16 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
     }
   };
   const onVisibility = (): void => watches.forEach((w, el) => update(el, w));
+  const forgot = (item?: string): void => {
+    for (const [el, w] of watches) {
+      const id = el.getAttribute('data-hearth-item');
+      if (!id || (item !== undefined && id !== item)) continue;
+      if (w.total > 0 || w.since !== undefined) {
+        viewed.add(id);
+        dwelled.add(id);
+      }
+    }
+  };
 
   doc.addEventListener('click', onClick, { capture: true, passive: true });
   doc.addEventListener('visibilitychange', onVisibility);
@@ -155,7 +195,14 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
   scan(doc.documentElement, true);
   const stopNavigation = onNavigation(win, newPage);
 
-  return () => {
+  for (const owner of owners ?? pageHearth(doc)) {
+    const forget = owner.forget;
+    owner.forget = (item) => {
+      forgot(item);
+      return forget(item);
+    };
+  }
+  const stop = (): void => {
     doc.removeEventListener('click', onClick, { capture: true });
     doc.removeEventListener('visibilitychange', onVisibility);
     mo.disconnect();
@@ -164,6 +211,13 @@ export function capture(track: (event: TrackEvent) => void, doc: Document = docu
     watches.clear();
     stopNavigation();
   };
+  return Object.assign(stop, { forgot });
+}
+
+/** The loader's `window.hearth` (loader.ts), as the owner of a `forget`; none before it runs. */
+function pageHearth(doc: Document): Forgetting[] {
+  const hearth = (doc.defaultView as { hearth?: Partial<Forgetting> } | null)?.hearth;
+  return typeof hearth?.forget === 'function' ? [hearth as Forgetting] : [];
 }
 
 /** Minimal shape of the Navigation API (not in TypeScript's DOM library everywhere yet). */

@@ -17,13 +17,14 @@ export function createHearth(options: HearthOptions): Hearth {
   const resolved = resolveOptions({ ...options }, import.meta.url, page);
   const hearth = startHearth(resolved);
   if (!resolved.capture || typeof document !== 'object') return hearth;
-  const stop = capture((event) => void hearth.track(event).catch(() => undefined));
+  // Its forget wrapped: what was on screen before an erasure does not bring the item back.
+  const capturing = capture((event) => void hearth.track(event).catch(() => undefined), [hearth]);
   // Nothing can be tracked without an engine: stop listening rather than queue calls forever.
-  hearth.ready.catch(stop);
+  hearth.ready.catch(capturing);
   const destroy = hearth.destroy;
   return Object.assign(hearth, {
     destroy: () => {
-      stop();
+      capturing();
       destroy();
     },
   });

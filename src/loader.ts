@@ -77,9 +77,10 @@ function boot(): void {
     emitError(e);
     return;
   }
-  const api = Object.assign((...args: unknown[]) => run(hearth, args), hearth);
+  // Commands run on `api`, the object whose `forget` hearth-capture.js wraps (capture.ts).
+  const api: Hearth = Object.assign((...args: unknown[]) => run(api, args), hearth);
   (window as { hearth?: unknown }).hearth = api;
-  for (const args of queue) void Promise.resolve(run(hearth, args)).catch(() => undefined);
+  for (const args of queue) void Promise.resolve(run(api, args)).catch(() => undefined);
   hearth.ready.then(
     (status) => emit('hearth-ready', status),
     (error: HearthError) => {
