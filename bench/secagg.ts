@@ -3,12 +3,15 @@
  * device and the server, by cohort size and dropout.
  *
  *   npm run bench:secagg -- [--devices 10,100,1000] [--dropout 0,0.1,0.3] [--length 16384] [--runs 3]
- *     [--assumed-dropout 0.2]
+ *     [--assumed-dropout 0.2] [--ring auto,24,32]
  *
  * Each round runs every device and the server in this process (runRoundInProcess, the messages
  * the real parts exchange), with real X25519, HKDF, XChaCha20-Poly1305, ChaCha20 masks and Shamir
  * shares. Inputs are clipped float updates (L2 norm S = 1, `--length` coordinates) in fixed point
- * (protocol/secagg/fixed-point.ts, stochastic rounding, a range that n of them never wrap). The
+ * (protocol/secagg/fixed-point.ts, conditional stochastic rounding as a device rounds, a range that
+ * n of them never wrap), in the ring `--ring` names: `auto` the server's choice for the round
+ * (server/secure-rounds.ts secureEncoding, without noise), or 24 or 32 bits; each masked input
+ * reaches the server through the wire format at that width, and is counted at its wire length. The
  * dropped devices (a share `--dropout` of the cohort, chosen at random) leave after sending their
  * masked input's predecessor, the share stage: the costliest case for the server, which must then
  * rebuild their mask keys and remove their pairwise masks. Neighbours k and t' as the server chooses
@@ -27,7 +30,11 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import {
   decodeFixedPointSum,
   encodeFixedPoint,
+  encodeMasked,
+  fixedPointScale,
   runRoundInProcess,
+  wordBytes,
+  type WordBytes,
   type DeviceId,
   type DropPoint,
   type InProcessResult,
@@ -35,7 +42,8 @@ import {
 } from '../protocol/secagg/index.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
-import { neighboursFor, shareThresholdFor } from '../server/secure-rounds.js';
+import { roundingSensitivity } from '../protocol/secagg/http.js';
+import { neighboursFor, secureEncoding, shareThresholdFor } from '../server/secure-rounds.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { quantile } from '../tools/lib/stats.js';
 import { markdownRow, markdownTable } from '../tools/lib/table.js';
@@ -47,7 +55,13 @@ const { values: args } = parseArgs({
     length: { type: 'string', default: '16384' },
     runs: { type: 'string', default: '3' },
     'assumed-dropout': { type: 'string', default: String(DEFAULT_CONFIG.secureDropout) },
+    ring: { type: 'string', default: 'auto' },
   },
+});
+const rings = args.ring.split(',').map((ring) => {
+  if (ring === 'auto') return ring;
+  if (ring === '24' || ring === '32') return Number(ring);
+  throw new Error('--ring must be auto, 24 or 32, or a list of them');
 });
 const cohorts = list('devices', args.devices).map((n) => {
   if (!Number.isInteger(n) || n < 2) throw new Error('--devices must be integers >= 2');
@@ -114,7 +128,11 @@ function bytesOf(value: unknown): number {
 }
 
 /** What each device sent and received, from the transcript (what the server relays). */
-function traffic(out: InProcessResult, n: number): { sent: number[]; received: number[] } {
+function traffic(
+  out: InProcessResult,
+  n: number,
+  width: WordBytes,
+): { sent: number[]; received: number[] } {
   const sent = new Map<DeviceId, number>();
   const received = new Map<DeviceId, number>();
   const add = (into: Map<DeviceId, number>, id: DeviceId, bytes: number) =>
@@ -129,7 +147,8 @@ function traffic(out: InProcessResult, n: number): { sent: number[]; received: n
       add(received, share.to, bytesOf(share) + (keyBytes.get(m.from) ?? 0));
     }
   }
-  for (const m of masked) add(sent, m.from, bytesOf(m));
+  // A masked input at its length on the wire, in the round's ring.
+  for (const m of masked) add(sent, m.from, encodeMasked(m, width).length);
   for (const m of unmask) add(sent, m.from, bytesOf(m));
   for (const [id, request] of out.server.requests) add(received, id, bytesOf(request));
   const ids = Array.from({ length: n }, (_, i) => i + 1).filter((id) => sent.has(id));
@@ -143,10 +162,29 @@ const median = (xs: readonly number[]) =>
     0.5,
   );
 
-async function runOnce(n: number, dropout: number, run: number): Promise<RunFigures> {
+/** The round's ring and fixed point: the server's choice without noise, or `ring` bits for n. */
+function encodingFor(n: number, ring: number | 'auto'): { bits: number; summands: number } {
+  if (ring === 'auto') return secureEncoding(1, 0, n, paramsFor(n, 0).threshold, length);
+  return { bits: ring, summands: n };
+}
+
+async function runOnce(
+  n: number,
+  dropout: number,
+  run: number,
+  ring: number | 'auto',
+): Promise<RunFigures> {
   const params = paramsFor(n, run);
+  const { bits, summands } = encodingFor(n, ring);
+  const width = wordBytes(bits);
+  // A device rounds within the bound its privacy is priced at (worker/secure-client.ts).
+  const maxNorm = roundingSensitivity(1, fixedPointScale(1, summands, bits), length).l2;
   const floats = new Map(params.devices.map((id) => [id, update(run * 1_000_003 + id)]));
-  const inputs = new Map([...floats].map(([id, x]) => [id, encodeFixedPoint(x, 1, n)] as const));
+  const inputs = new Map(
+    [...floats].map(
+      ([id, x]) => [id, encodeFixedPoint(x, 1, summands, bits, { maxNorm })] as const,
+    ),
+  );
   const rng = mulberry32(run * 7919 + n);
   const dropped = params.devices.filter(() => rng() < dropout);
   const drops = new Map<DeviceId, DropPoint>(dropped.map((id) => [id, 'masked']));
@@ -156,6 +194,7 @@ async function runOnce(n: number, dropout: number, run: number): Promise<RunFigu
     params,
     inputs,
     drops,
+    wordBytes: width,
     onStep: (_stage, who) => {
       const began = performance.now();
       return () => {
@@ -165,7 +204,7 @@ async function runOnce(n: number, dropout: number, run: number): Promise<RunFigu
       };
     },
   });
-  const decoded = decodeFixedPointSum(out.result.sum, 1, n);
+  const decoded = decodeFixedPointSum(out.result.sum, 1, summands, bits);
   const expected = new Float64Array(length);
   for (const id of out.result.survivors) floats.get(id)!.forEach((v, i) => (expected[i]! += v));
   let diff = 0;
@@ -175,7 +214,7 @@ async function runOnce(n: number, dropout: number, run: number): Promise<RunFigu
     norm += expected[i]! ** 2;
   }
   const times = [...deviceMs.values()].sort((a, b) => a - b);
-  const { sent, received } = traffic(out, n);
+  const { sent, received } = traffic(out, n, width);
   return {
     deviceMedian: quantile(times, 0.5),
     deviceP90: quantile(times, 0.9),
@@ -192,6 +231,7 @@ const kb = (x: number) => `${(x / 1024).toLocaleString('en-US', { maximumFractio
 
 const HEADER = [
   'devices n',
+  'ring',
   'dropout',
   'neighbours k',
   'summed',
@@ -210,42 +250,47 @@ console.log(markdownTable(HEADER, []));
 const rows = { push: (row: string[]) => console.log(markdownRow(row)) };
 
 for (const n of cohorts) {
-  for (const dropout of dropouts) {
-    const figures: RunFigures[] = [];
-    let abandoned = 0;
-    for (let run = 1; run <= runs; run++) {
-      try {
-        figures.push(await runOnce(n, dropout, run));
-      } catch (error) {
-        // Too many of some device's holders dropped (fewer than t' of its shares): the protocol
-        // abandons the round, revealing nothing. Counted, not timed.
-        if (!(error instanceof HearthError && error.code === 'HEARTH_E_SECAGG_THRESHOLD'))
-          throw error;
-        abandoned++;
+  for (const ring of rings) {
+    const { bits } = encodingFor(n, ring);
+    for (const dropout of dropouts) {
+      const figures: RunFigures[] = [];
+      let abandoned = 0;
+      for (let run = 1; run <= runs; run++) {
+        try {
+          figures.push(await runOnce(n, dropout, run, ring));
+        } catch (error) {
+          // Too many of some device's holders dropped (fewer than t' of its shares): the protocol
+          // abandons the round, revealing nothing. Counted, not timed.
+          if (!(error instanceof HearthError && error.code === 'HEARTH_E_SECAGG_THRESHOLD'))
+            throw error;
+          abandoned++;
+        }
       }
-    }
-    const k = Math.min(paramsFor(n, 0).neighbours, n - 1);
-    if (figures.length === 0) {
+      const k = Math.min(paramsFor(n, 0).neighbours, n - 1);
+      if (figures.length === 0) {
+        rows.push([
+          String(n),
+          `${bits}`,
+          `${Math.round(dropout * 100)}%`,
+          String(k),
+          `abandoned ${abandoned}/${runs}`,
+          ...Array(6).fill(''),
+        ]);
+        continue;
+      }
       rows.push([
         String(n),
+        `${bits}`,
         `${Math.round(dropout * 100)}%`,
         String(k),
-        `abandoned ${abandoned}/${runs}`,
-        ...Array(6).fill(''),
+        `${median(figures.map((f) => f.survivors))}${abandoned ? ` (${abandoned}/${runs} abandoned)` : ''}`,
+        ms(median(figures.map((f) => f.deviceMedian))),
+        ms(median(figures.map((f) => f.deviceP90))),
+        ms(median(figures.map((f) => f.server))),
+        kb(median(figures.map((f) => f.sent))),
+        kb(median(figures.map((f) => f.received))),
+        median(figures.map((f) => f.relativeError)).toExponential(2),
       ]);
-      continue;
     }
-    rows.push([
-      String(n),
-      `${Math.round(dropout * 100)}%`,
-      String(k),
-      `${median(figures.map((f) => f.survivors))}${abandoned ? ` (${abandoned}/${runs} abandoned)` : ''}`,
-      ms(median(figures.map((f) => f.deviceMedian))),
-      ms(median(figures.map((f) => f.deviceP90))),
-      ms(median(figures.map((f) => f.server))),
-      kb(median(figures.map((f) => f.sent))),
-      kb(median(figures.map((f) => f.received))),
-      median(figures.map((f) => f.relativeError)).toExponential(2),
-    ]);
   }
 }
