@@ -54,6 +54,7 @@ import {
 import {
   roundInfo,
   roundingSensitivity,
+  SECURE_RING_BITS,
   type SecureJoinReply,
   type SecureResult,
   type SecureRoundInfo,
@@ -64,12 +65,6 @@ import type { ServerConfig } from './config.js';
 import { MAX_SKELLAM_VARIANCE } from '../protocol/privacy/index.js';
 import { JoinBudget } from './join-budget.js';
 import type { SkellamRound, Store, SumRoundPolicy } from './store.js';
-
-/**
- * The rings a round may sum in, narrowest first: a device sends each masked word in bits / 8 bytes
- * (protocol/secagg/wire.ts), so 24 bits is three quarters of 32's upload.
- */
-export const SECURE_RING_BITS = [24, 32] as const;
 
 /**
  * The most rounding may move a device's update in a narrower ring, as a share of S: randomized
@@ -117,7 +112,7 @@ export function neighboursFor(n: number, dropout: number): number {
 export interface SecureEncoding {
   /** fixed-point.ts's summands: the round's n plus headroom for the noise. */
   readonly summands: number;
-  /** The ring, Z_(2^bits): 24 or 32 (SECURE_RING_BITS). */
+  /** The ring, Z_(2^bits): one of protocol/secagg/http.ts SECURE_RING_BITS. */
   readonly bits: number;
   /** Integer units per update unit. */
   readonly scale: number;

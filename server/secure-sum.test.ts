@@ -9,6 +9,7 @@ import {
   decodeFixedPointSum,
   encodeFixedPoint,
   runRoundInProcess,
+  wordBytes,
 } from '../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../protocol/secagg/testing.js';
 import { roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
@@ -46,8 +47,8 @@ async function realRound(deltas: Float64Array[], z: number): Promise<Float64Arra
     }),
   );
   // Each device's masked input reaches the server in the round's ring, as over HTTP.
-  const wordBytes = (encoding.bits / 8) as 3 | 4;
-  const { result } = await runRoundInProcess({ params, inputs, random, wordBytes });
+  const width = wordBytes(encoding.bits);
+  const { result } = await runRoundInProcess({ params, inputs, random, wordBytes: width });
   return decodeFixedPointSum(result.sum, S, encoding.summands, encoding.bits);
 }
 

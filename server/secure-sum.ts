@@ -26,8 +26,14 @@ export function standInEncoding(
   length: number,
   config: StandInConfig,
 ): SecureEncoding {
+  const { n, t } = standInRound(count, config);
+  return secureEncoding(config.clipNorm, config.noiseMultiplier, n, t, length);
+}
+
+/** The stand-in round's threshold t = max(2, m) and its devices n, at least t (see standInSum). */
+function standInRound(count: number, config: StandInConfig): { n: number; t: number } {
   const t = Math.max(2, config.minCohort);
-  return secureEncoding(config.clipNorm, config.noiseMultiplier, Math.max(count, t), t, length);
+  return { n: Math.max(count, t), t };
 }
 
 /** The decoded sum a secure round of `count` devices would publish, and its encoding. */
@@ -48,8 +54,7 @@ export function standInSum(
   config: StandInConfig,
   uniform: UniformSource = cryptoUniform(),
 ): StandInSum {
-  const t = Math.max(2, config.minCohort);
-  const n = Math.max(count, t);
+  const { n } = standInRound(count, config);
   const encoding = standInEncoding(count, sum.length, config);
   const words = new Int32Array(sum.length);
   for (let i = 0; i < sum.length; i++) words[i] = Math.round(sum[i]! * encoding.scale);

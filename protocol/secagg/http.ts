@@ -17,6 +17,13 @@ import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
 import { fixedPointScale, ROUNDING_BETA } from './fixed-point.js';
 import { checkParams, type SecAggParams } from './params.js';
 
+/**
+ * The rings a round may sum in, narrowest first (fixed-point.ts): the server picks one
+ * (server/secure-rounds.ts secureEncoding) and a device refuses any other. A device sends each
+ * masked word in bits / 8 bytes (wire.ts), so 24 bits is three quarters of 32's upload.
+ */
+export const SECURE_RING_BITS: readonly number[] = [24, 32];
+
 /** The steps of a round, in the order a device takes them. */
 export const SECURE_STEPS = [
   'params',
@@ -151,7 +158,7 @@ export function paramsFromInfo(
   if (!(Number.isSafeInteger(info.summands) && info.summands >= info.devices.length)) {
     refuse(`the encoding must leave room for the round's ${info.devices.length} updates`);
   }
-  if (info.bits !== 24 && info.bits !== 32) refuse('the ring must be of 24 or 32 bits');
+  if (!SECURE_RING_BITS.includes(info.bits)) refuse('the ring must be of 24 or 32 bits');
   const variance = info.noiseVariance;
   if (!(typeof variance === 'number' && variance >= 0 && variance <= MAX_SKELLAM_VARIANCE)) {
     refuse(`noise variance ${variance} is not in [0, 2^50]`);
