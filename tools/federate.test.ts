@@ -64,4 +64,30 @@ describe('npm run federate flags', () => {
     expect(settingsFrom({ ...sketch, epsilon: '2', 'per-device': 'on' }).noise).toBeGreaterThan(0);
     expect(() => settingsFrom({ ...sketch, 'item-sketch': '0' })).toThrow(/--item-sketch/);
   });
+
+  it('spends --epsilon on a round and its noised count-min gate together', () => {
+    const gated = {
+      ...base,
+      rows: 'full',
+      'item-sketch': '2048',
+      'sketch-gate': 'count-min',
+      'gate-noise': '20',
+      'gate-cap': '8',
+    };
+    const s = settingsFrom({ ...gated, epsilon: '2' });
+    const gate = s.sketchGate as Exclude<typeof s.sketchGate, 'held' | undefined>;
+    expect(gate).toEqual({ buckets: 16384, depth: 2, noise: 20, threshold: 40, cap: 8 });
+    // The gate moves by at most √(2 · 8) = 4 per device, so its multiplier is 20 / 4 = 5.
+    const combined = 1 / Math.sqrt(1 / s.noise ** 2 + 1 / 25);
+    const spent = computeEpsilon({ noise: combined, sampleRate: 0.01, steps: 200, delta: 1e-6 });
+    expect(spent.epsilon).toBeLessThanOrEqual(2);
+    expect(spent.epsilon).toBeGreaterThan(1.9);
+    expect(s.noise).toBeGreaterThan(settingsFrom({ ...base, epsilon: '2' }).noise);
+    expect(settingsFrom({ ...gated, 'gate-noise': '0', 'gate-cap': undefined }).sketchGate).toEqual(
+      { buckets: 16384, depth: 2, noise: 0, threshold: 0, cap: Infinity },
+    );
+    expect(() => settingsFrom({ ...gated, 'gate-cap': undefined })).toThrow(/--gate-cap/);
+    expect(() => settingsFrom({ ...gated, secure: 'on' })).toThrow(/--gate-noise needs/);
+    expect(() => settingsFrom({ ...base, 'sketch-gate': 'count-min' })).toThrow(/--sketch-gate/);
+  });
 });

@@ -17,9 +17,13 @@
  *     N(0, count-noise²) reaches m, as the mean over that noised count, and is charged at the
  *     combined multiplier either way; m defaults to two standard deviations of that count below
  *     q n, run.ts windowGate)
- *     [--sketch-gate off|held] (held: a sketch's rows no device of the round holds read as zero;
- *     with --row-choice held, the rows held most: both from the round's item histogram, which the
- *     server has no way to learn yet, tools/federate/held.ts)
+ *     [--sketch-gate off|held|count-min] (held: a sketch's rows no device of the round holds read as
+ *     zero; with --row-choice held, the rows held most: both from the round's item histogram, which
+ *     the server has no way to learn yet, tools/federate/held.ts; count-min: the rows whose every
+ *     bucket of a count-min sketch of that histogram is filled, [--gate-buckets 16384]
+ *     [--gate-depth 2]; with [--gate-noise <σ> --gate-cap <K>] each device counts its last K
+ *     items, every bucket takes N(0, σ²), a row is kept when its buckets reach
+ *     [--gate-threshold 2] σ, and each round is charged with its gate as one Gaussian mechanism)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
@@ -63,7 +67,13 @@ import { devicePool } from './federate/device-pool.js';
 import { newItemsPlan } from './federate/new-items.js';
 import { populationOf, SCENARIOS } from './federate/population.js';
 import { markdownReport, type FederateRow } from './federate/report.js';
-import { runFederation, runLabel, type RunSettings } from './federate/run.js';
+import {
+  gateMultiplier,
+  runFederation,
+  runLabel,
+  type RunSettings,
+  type SketchCountMinGate,
+} from './federate/run.js';
 import { initNodeBackend } from './tf-node.js';
 import { DEFAULTS, modelDims } from './train/defaults.js';
 import { mainEpochs } from './train/epochs.js';
@@ -88,6 +98,11 @@ const OPTIONS = {
   'item-sketch': { type: 'string' },
   'sketch-depth': { type: 'string' },
   'sketch-gate': { type: 'string', default: 'off' },
+  'gate-buckets': { type: 'string', default: '16384' },
+  'gate-depth': { type: 'string', default: '2' },
+  'gate-noise': { type: 'string', default: '0' },
+  'gate-cap': { type: 'string' },
+  'gate-threshold': { type: 'string', default: '2' },
   'round-window': { type: 'string', default: 'off' },
   'count-noise': { type: 'string', default: '10' },
   'window-min': { type: 'string' },
@@ -150,6 +165,15 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   if (windowed === 'on' && secure) throw new Error('--round-window on needs --secure off');
   // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant; with
   // windows, the noise on the sum whose multiplier combined with the count's spends it.
+  const gated = oneOf('sketch-gate', values['sketch-gate'] ?? 'off', [
+    'off',
+    'held',
+    'count-min',
+  ] as const);
+  const gate = gated === 'count-min' ? countMinGateOf(values) : undefined;
+  if (gate && gate.noise > 0 && (secure || windowed === 'on')) {
+    throw new Error('--gate-noise needs --secure off and --round-window off');
+  }
   const combined =
     values.epsilon === undefined
       ? undefined
@@ -159,7 +183,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       ? nonNegative('noise')
       : windowed === 'on'
         ? noiseForWindows(combined, countNoise)
-        : combined;
+        : gate && gate.noise > 0
+          ? noiseForWindows(combined, gateMultiplier(gate))
+          : combined;
   // The devices' sketch comes from the full update; each device, summed or not, clips its sketch.
   if (itemSketch !== undefined && values.rows !== 'full') {
     throw new Error('--item-sketch needs --rows full');
@@ -170,8 +196,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       : positiveInteger('sketch-depth', values['sketch-depth']);
   if (sketchDepth > 1 && itemSketch === undefined)
     throw new Error('--sketch-depth needs --item-sketch');
-  const gated = oneOf('sketch-gate', values['sketch-gate'] ?? 'off', ['off', 'held'] as const);
-  if (gated === 'held' && itemSketch === undefined)
+  if (gated !== 'off' && itemSketch === undefined)
     throw new Error('--sketch-gate needs --item-sketch');
   return {
     scenario: oneOf('scenario', values.scenario!, SCENARIOS),
@@ -186,6 +211,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias', 'held'] as const),
     ...(itemSketch === undefined ? {} : { itemSketch }),
     ...(gated === 'held' ? { sketchGate: 'held' as const } : {}),
+    ...(gate ? { sketchGate: gate } : {}),
     ...(windowed === 'on'
       ? {
           roundWindow: {
@@ -230,6 +256,28 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
 }
 
 /** --new-items <fraction in (0, 0.5]> and --new-items-at <round> (default: a quarter of the run). */
+/**
+ * `--sketch-gate count-min`'s gate: its sketch, and with `--gate-noise` its noise, the count a kept
+ * row must reach (`--gate-threshold`, in noise standard deviations) and the items each device
+ * counts (`--gate-cap`, needed with noise: it bounds what one device moves).
+ */
+function countMinGateOf(values: Record<string, string | undefined>): SketchCountMinGate {
+  const noise = Number(values['gate-noise'] ?? '0');
+  if (!(noise >= 0))
+    throw new Error(`--gate-noise must be a number >= 0, not ${values['gate-noise']}`);
+  if (noise > 0 && values['gate-cap'] === undefined) {
+    throw new Error('--gate-noise needs --gate-cap: the items one device counts');
+  }
+  return {
+    buckets: positiveInteger('gate-buckets', values['gate-buckets'] ?? '16384'),
+    depth: positiveInteger('gate-depth', values['gate-depth'] ?? '2'),
+    noise,
+    threshold: noise * positiveNumber('gate-threshold', values['gate-threshold'] ?? '2'),
+    cap:
+      values['gate-cap'] === undefined ? Infinity : positiveInteger('gate-cap', values['gate-cap']),
+  };
+}
+
 function newItemsFrom(
   values: Record<string, string | undefined>,
   rounds: number,

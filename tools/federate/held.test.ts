@@ -5,12 +5,13 @@ import type { ModelDims } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { updateLength } from '../../protocol/update-layout.js';
 import { sketchCoordinates } from '../../server/layout-round.js';
-import { gatedReading, heldCounts, mostHeldRows } from './held.js';
+import { countMinCounts, countMinGate, gatedReading, heldCounts, mostHeldRows } from './held.js';
 import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
 import { populationOf } from './population.js';
 import type { FederateRow } from './report.js';
 import { runRound } from './rounds.js';
-import { roundLayout, runFederation, serverConfig } from './run.js';
+import { roundLayout, runFederation, serverConfig, type RunSettings } from './run.js';
+import { ledgerEpsilon, windowNoiseMultiplier } from '../../protocol/privacy/index.js';
 import { initialWeights } from '../../model/init.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 
@@ -32,6 +33,80 @@ describe('heldCounts', () => {
       5,
     );
     expect([...counts]).toEqual([0, 1, 2, 2, 0]);
+  });
+
+  it('with a cap, counts only the last distinct items of each device', () => {
+    const counts = heldCounts(
+      [
+        [1, 2, 3, 2, 4],
+        [4, 4, 1],
+      ],
+      5,
+      2,
+    );
+    expect([...counts]).toEqual([0, 1, 1, 0, 2]);
+  });
+});
+
+describe('countMinGate', () => {
+  it('keeps the rows many devices hold through its noise, and few that nobody holds', () => {
+    const counts = new Uint32Array(20_001);
+    for (let row = 1; row <= 200; row++) counts[row] = 60;
+    for (let row = 201; row <= 400; row++) counts[row] = 1;
+    for (let row = 401; row <= 600; row++) counts[row] = 20;
+    const rng = mulberry32(3);
+    const gate = { buckets: 16_384, depth: 2, noise: 10, threshold: 20 };
+    const kept = countMinGate(counts, gate, 7, () => normal(rng));
+    const keptIn = (from: number, to: number) =>
+      kept.subarray(from, to + 1).reduce((a, k) => a + k, 0);
+    // Count 60 is 4 standard deviations above the threshold in both buckets.
+    expect(keptIn(1, 200)).toBeGreaterThan(195);
+    // Count 1 is 1.9 below it: about 3% a bucket, 0.1% both.
+    expect(keptIn(201, 400)).toBeLessThan(5);
+    // A row nobody holds passes a table with probability about 0.04 (noise alone 0.0228, a heavy
+    // mate 0.018), so both about 0.0016: some 32 of these 19,400.
+    expect(keptIn(601, 20_000)).toBeLessThan(70);
+    expect(keptIn(601, 20_000)).toBeGreaterThan(8);
+    // Count 20 is at the threshold: each bucket passes half the time (a little more with mates).
+    expect(keptIn(401, 600)).toBeGreaterThan(25);
+    expect(keptIn(401, 600)).toBeLessThan(90);
+    expect(kept[0]).toBe(0);
+    // Without noise, a row is kept when its buckets are filled at all.
+    const plain = countMinGate(counts, { ...gate, noise: 0 }, 7, () => normal(rng));
+    expect(plain.subarray(1, 601).every((k) => k === 1)).toBe(true);
+  });
+});
+
+describe('countMinCounts', () => {
+  it('never reads a row below its count, is exact without collisions, and keeps few rows nobody holds', () => {
+    const rng = mulberry32(11);
+    const counts = new Uint32Array(20_000);
+    for (let k = 0; k < 2_000; k++) counts[1 + Math.floor(rng() * 19_999)]! += 1 + (k % 3);
+    const estimate = countMinCounts(counts, 16_384, 2, 4);
+    let falseKept = 0;
+    for (let row = 0; row < counts.length; row++) {
+      expect(estimate[row]).toBeGreaterThanOrEqual(counts[row]!);
+      if (counts[row] === 0 && estimate[row]! > 0) falseKept++;
+    }
+    expect(estimate[0]).toBe(0);
+    // Each of the 18,000 rows nobody holds is kept with probability about (1 - e^(-1/8))^2 = 1.4%.
+    expect(falseKept).toBeGreaterThan(100);
+    expect(falseKept).toBeLessThan(500);
+    const sparse = new Uint32Array(100);
+    sparse[7] = 3;
+    sparse[40] = 1;
+    expect([...countMinCounts(sparse, 1 << 20, 3, 0)].filter((c) => c > 0)).toEqual([3, 1]);
+    expect(countMinCounts(sparse, 1 << 20, 3, 0)[7]).toBe(3);
+  });
+
+  it('draws new buckets every round', () => {
+    const counts = new Uint32Array(2_000).fill(0);
+    for (let row = 1; row < 2_000; row += 2) counts[row] = 1;
+    const kept = (round: number) =>
+      [...countMinCounts(counts, 512, 1, round)].flatMap((c, row) =>
+        c > 0 && counts[row] === 0 ? [row] : [],
+      );
+    expect(kept(1)).not.toEqual(kept(2));
   });
 });
 
@@ -178,5 +253,56 @@ describe('runs led by the round histogram', () => {
       expect(moved(plain.weights, row)).toBe(true);
     }
     expect(untouched).toBeGreaterThan(20);
+  }, 60_000);
+
+  it('gate a sketch by a count-min sketch of the histogram: every held row and a few more', () => {
+    const settings = {
+      ...plantedSettings,
+      itemSketch: 8,
+      sketchGate: { buckets: 16, depth: 2, noise: 0, threshold: 0, cap: Infinity },
+      local: { ...plantedSettings.local, negatives: 4 },
+    };
+    const config = serverConfig(settings, population.devices.length);
+    const devices = population.devices.slice(0, 3);
+    const local = { ...settings.local, seed: 11 };
+    const start = initialWeights(plantedDims, 5);
+    const gate = (round: number) =>
+      roundLayout(settings, config, plantedDims, round, start, devices, local).gate!;
+    const exact = heldCounts(devices, plantedDims.items);
+    const filled = countMinCounts(exact, 16, 2, 3);
+    expect(gate(3).held).toEqual(Uint32Array.from(filled, (c) => (c > 0 ? 1 : 0)));
+    const extra = (round: number) =>
+      [...gate(round).held].flatMap((kept, row) => {
+        if (exact[row]! > 0) expect(kept).toBe(1);
+        return kept && exact[row] === 0 ? [row] : [];
+      });
+    expect(extra(3).length).toBeGreaterThan(0);
+    expect(extra(3)).not.toEqual(extra(4));
+  });
+
+  it('charge a round with a noised gate as one Gaussian mechanism of both', async () => {
+    const gate = { buckets: 64, depth: 2, noise: 6, threshold: 12, cap: 4 };
+    const settings = {
+      ...plantedSettings,
+      rounds: 2,
+      evalEvery: 2,
+      evalCases: 50,
+      noise: 1.5,
+      itemSketch: 8,
+      local: { ...plantedSettings.local, negatives: 4 },
+    };
+    const epsilonOf = async (s: RunSettings) =>
+      (await runFederation(plantedLoaded, population, plantedDims, null, s, null)).find(
+        (r) => r.metric === 'epsilon' && r.round === 2,
+      )!.value!;
+    const gated = await epsilonOf({ ...settings, sketchGate: gate });
+    // Multipliers 1.5 on the sum and 6 / √(2 · 4) on the gate's buckets.
+    const combined = windowNoiseMultiplier(1.5, 6 / Math.sqrt(8));
+    const expected = ledgerEpsilon(
+      [0, 1].map(() => ({ noiseMultiplier: combined, sampleRate: 0.2 })),
+      1e-6,
+    ).epsilon;
+    expect(gated).toBeCloseTo(expected, 9);
+    expect(gated).toBeGreaterThan(await epsilonOf(settings));
   }, 60_000);
 });

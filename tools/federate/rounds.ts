@@ -29,7 +29,10 @@ import {
 
 /** What a sketch gated by the round's item histogram keeps (held.ts): rows held, and negatives. */
 export interface RoundGate {
-  /** How many of the round's devices hold each item row. */
+  /**
+   * Each item row kept when above 0: how many of the round's devices hold it, or a count-min gate's
+   * 1 (kept) and 0 (held.ts countMinGate).
+   */
   readonly held: Uint32Array;
   /** The round's shared negatives. */
   readonly negatives: Int32Array;

@@ -25,7 +25,7 @@ import {
 import { currentSettings } from '../../server/privacy.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
-import { ledgerEpsilon } from '../../protocol/privacy/index.js';
+import { ledgerEpsilon, windowNoiseMultiplier } from '../../protocol/privacy/index.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
 import { federationParams, versionLayout } from '../../server/versions.js';
 import { Pop } from '../baselines/popularity.js';
@@ -34,7 +34,7 @@ import { evaluateModel, evaluateRecommender } from '../eval/evaluate.js';
 import { evenlySpaced } from '../train/splits.js';
 import { loadRunState, saveRunState } from './checkpoint.js';
 import { Newest, type NewItemsPlan } from './new-items.js';
-import { heldCounts, mostHeldRows } from './held.js';
+import { countMinGate, heldCounts, mostHeldRows, type CountMinGate } from './held.js';
 import { participants, type Population, type Scenario } from './population.js';
 import type { FederateRow } from './report.js';
 import {
@@ -88,7 +88,7 @@ export interface RunSettings {
    * 'held': a sketch's rows that no device of the round holds and no shared negative names read
    * as zero (held.ts; the round's item histogram, which the server has no way to learn yet).
    */
-  readonly sketchGate?: 'held';
+  readonly sketchGate?: 'held' | SketchCountMinGate;
   readonly local: Omit<LocalUpdateSettings, 'seed'>;
   readonly serverOptimizer: ServerConfig['serverOptimizer'];
   readonly serverLearningRate: number;
@@ -162,7 +162,14 @@ export function runLabel(s: RunSettings): string {
     s.rowsPerRound === null
       ? s.itemSketch
         ? `sketch ${s.itemSketch}${s.sketchDepth && s.sketchDepth > 1 ? `x${s.sketchDepth}` : ''}` +
-          (s.sketchGate ? ' gated by held' : '')
+          (s.sketchGate
+            ? s.sketchGate === 'held'
+              ? ' gated by held'
+              : ` gated by count-min ${s.sketchGate.buckets}x${s.sketchGate.depth}` +
+                (s.sketchGate.noise > 0
+                  ? ` σg=${s.sketchGate.noise} cap ${s.sketchGate.cap} at ${s.sketchGate.threshold}`
+                  : '')
+            : '')
         : 'full'
       : `rows ${s.rowsPerRound}${s.rowChoice === 'window' ? '' : ` ${s.rowChoice}-led`}`;
   const added = s.newItems
@@ -227,6 +234,18 @@ export function layoutFor(
 }
 
 /**
+ * A sketch's gate read from a count-min sketch of the round's item histogram (held.ts), each
+ * device counting at most `cap` items; with noise, the gate is a Gaussian mechanism of L2
+ * sensitivity √(depth cap), charged with the round (gateMultiplier).
+ */
+export type SketchCountMinGate = CountMinGate & { readonly cap: number };
+
+/** The noise multiplier of a noised count-min gate: its bucket noise over its L2 sensitivity. */
+export function gateMultiplier(gate: SketchCountMinGate): number {
+  return gate.noise / Math.sqrt(gate.depth * gate.cap);
+}
+
+/**
  * A round's update layout, and the gate of a sketch gated by the round's item histogram (held.ts):
  * with `--row-choice held` the rows the round's devices hold most, else what the server's version
  * names (layoutFor); with `--sketch-gate held` the rows held and the round's shared negatives.
@@ -241,15 +260,23 @@ export function roundLayout(
   local: LocalUpdateSettings,
 ): { layout: UpdateLayout; gate?: RoundGate } {
   const byHeld = settings.rowChoice === 'held' && settings.rowsPerRound !== null;
-  const held = byHeld || settings.sketchGate ? heldCounts(devices, dims.items) : null;
+  const gate = settings.sketchGate;
+  const held = byHeld || gate ? heldCounts(devices, dims.items) : null;
   const layout: UpdateLayout =
     held && byHeld
       ? { kind: 'rows', rows: mostHeldRows(held, settings.rowsPerRound!) }
       : layoutFor(config, dims, round, weights, settings.seed);
-  if (!held || !settings.sketchGate) return { layout };
+  if (!held || !gate) return { layout };
   const { negatives, seed, negativeAlpha } = local;
   const shared = sampleNegatives(dims, weights, negatives, seed, negativeAlpha ?? 0).rows;
-  return { layout, gate: { held, negatives: shared } };
+  if (gate === 'held') return { layout, gate: { held, negatives: shared } };
+  // The gate's noise has a stream of its own, so that the round's other draws stay as they were.
+  const rng = mulberry32((settings.seed * 7_368_787 + round * 31 + 5) >>> 0);
+  const capped = Number.isFinite(gate.cap) ? heldCounts(devices, dims.items, gate.cap) : held;
+  return {
+    layout,
+    gate: { held: countMinGate(capped, gate, round, () => normal(rng)), negatives: shared },
+  };
 }
 
 /**
@@ -305,7 +332,11 @@ export async function runFederation(
   const privacy = settings.roundWindow
     ? currentSettings(config)
     : {
-        noiseMultiplier: settings.noise,
+        // A noised gate is released with the round's sum: one Gaussian mechanism of both.
+        noiseMultiplier:
+          typeof settings.sketchGate === 'object' && settings.sketchGate.noise > 0
+            ? windowNoiseMultiplier(settings.noise, gateMultiplier(settings.sketchGate))
+            : settings.noise,
         sampleRate: settings.sampleRate,
         ...(settings.secure && settings.noise > 0
           ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
