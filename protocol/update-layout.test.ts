@@ -14,6 +14,7 @@ import {
   manifestLayout,
   modelLayout,
   sentUpdate,
+  wholeUpdateIn,
   roundRows,
   rowOffsets,
   scatterLayout,
@@ -141,6 +142,40 @@ describe('fitUpdate with item sketches', () => {
     const onGrown = fitUpdate(into, bigger, sketchOf(2), sketchOf(3), grown);
     expect(onGrown.length).toBe(updateLength(grown, sketchOf(3)));
     expect(Array.from(onGrown.subarray(0, dense))).toEqual(Array.from(into.subarray(0, dense)));
+  });
+
+  it("sends a whole update in a newer version's layout exactly, on a grown model too", () => {
+    const original = update();
+    // In a sketch: the sketch of the whole update with that version's hashes, not a re-sketch.
+    expect(Array.from(wholeUpdateIn(original, bigger, sketchOf(5)))).toEqual(
+      Array.from(sentUpdate(original, bigger, sketchOf(5))),
+    );
+    const stale = fitUpdate(
+      sentUpdate(original, bigger, sketchOf(4)),
+      bigger,
+      sketchOf(4),
+      sketchOf(5),
+    );
+    expect(Array.from(stale)).not.toEqual(Array.from(wholeUpdateIn(original, bigger, sketchOf(5))));
+    // In named rows: those rows as they are.
+    const rows: UpdateLayout = { kind: 'rows', rows: [3, 60] };
+    expect(Array.from(wholeUpdateIn(original, bigger, rows))).toEqual(
+      Array.from(
+        gatherLayout(original, bigger, rows, new Float32Array(updateLength(bigger, rows))),
+      ),
+    );
+    // On a grown model: its new rows are zero, the rest as they were.
+    const grown: ModelDims = { ...bigger, items: 450 };
+    const onGrown = wholeUpdateIn(original, bigger, { kind: 'full' }, grown);
+    const at = rowOffsets(grown, { kind: 'full' });
+    const from = rowOffsets(bigger, { kind: 'full' });
+    const rowOf = (v: Float32Array, o: typeof at, row: number) => [
+      ...Array.from(v.subarray(o.embedding(row), o.embedding(row) + bigger.embedding)),
+      v[o.bias(row)]!,
+    ];
+    expect(onGrown.length).toBe(updateLength(grown, { kind: 'full' }));
+    expect(rowOf(onGrown, at, 222)).toEqual(rowOf(original, from, 222));
+    expect(rowOf(onGrown, at, 420)).toEqual([0, 0, 0, 0]);
   });
 
   it('a sketch holds buckets, not rows or model coordinates', () => {

@@ -67,6 +67,22 @@ export function sentUpdate(
 }
 
 /**
+ * A whole-model update (every tensor, as a sketching device trains) as a device sends it in `to`,
+ * on `toDims` (whose rows beyond `dims` are zero): its sketch with `to`'s hashes, the rows `to`
+ * names, or itself. Exact, unlike carrying an update already sent in another layout (fitUpdate).
+ * The device clips what this returns.
+ */
+export function wholeUpdateIn(
+  delta: Float32Array,
+  dims: ModelDims,
+  to: UpdateLayout,
+  toDims: ModelDims = dims,
+): Float32Array {
+  const grown = fitUpdate(delta, dims, FULL, FULL, toDims);
+  return to.kind === 'sketch' ? sentUpdate(grown, toDims, to) : fitUpdate(grown, toDims, FULL, to);
+}
+
+/**
  * An update in layout `from` carried into layout `to` (a stale update folded into the current
  * round): the dense tensors as they are, each row `to` names from `from` where `from` has it, zero
  * where it does not; rows only `from` names are dropped. Only values are dropped, never added, so

@@ -390,7 +390,8 @@ async function main(): Promise<void> {
           console.log(
             `round ${round}: ${result.uploads} uploads of ${result.uploadBytes} bytes, median ` +
               `norm ${result.medianNorm.toPrecision(3)}, ${(100 * result.clipped).toFixed(0)}% clipped, ` +
-              `${unpublished} rounds so far published nothing`,
+              `${unpublished} rounds so far published nothing` +
+              (result.gateRows === undefined ? '' : `, the gate kept ${result.gateRows} rows`),
           );
         }
       },

@@ -10,6 +10,7 @@ import { manifestFor, roundWindowAt, type FederationParams } from '../protocol/m
 import { PATHS } from '../protocol/routes.js';
 import { SessionModel } from '../model/session-model.js';
 import {
+  carriedInput,
   learnLocally,
   localTrainingSettings,
   shareLocalUpdate,
@@ -27,7 +28,7 @@ import {
 } from '../protocol/update-format.js';
 import { quantizedBytes } from '../protocol/update-quant.js';
 import type { GlobalModel } from './model-source.js';
-import { gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
+import { fitUpdate, gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
 import { roundSketch, sketchLength, sketchUpdate } from '../protocol/item-sketch.js';
 
 const dims = { items: 20, embedding: 4, hidden: 4, maxSessionLength: 5 };
@@ -131,6 +132,69 @@ describe('learnLocally', () => {
     clipped.model.dispose();
     expect(l2Norm(clipped.update.delta)).toBeLessThanOrEqual(0.01);
     expect(l2Norm(clipped.update.delta)).toBeGreaterThan(0.0099);
+  });
+
+  it("sends the same training in a newer version's sketch exactly, not carried over", async () => {
+    const withSketch = (sketch: ReturnType<typeof roundSketch>) => ({
+      ...global,
+      manifest: {
+        ...global.manifest,
+        federation: { ...global.manifest.federation, itemSketch: sketch, clipNorm: 1e9 },
+      },
+    });
+    const own = roundSketch(3, 7);
+    const newer = roundSketch(3, 8);
+    const trained = await learnLocally(
+      withSketch(own),
+      sessions,
+      undefined,
+      localTrainingSettings(),
+    );
+    trained.model.dispose();
+    // The same training (same version, sessions and seed) under the newer version's hashes.
+    const there = await learnLocally(
+      withSketch(newer),
+      sessions,
+      undefined,
+      localTrainingSettings(),
+    );
+    there.model.dispose();
+    const sent = trained.sendIn({ kind: 'sketch', sketch: newer }, dims, 1e9)!;
+    expect(sent.length).toBe(there.update.delta.length);
+    sent.forEach((v, i) => expect(v).toBeCloseTo(there.update.delta[i]!, 5));
+    // Carrying the sent sketch over instead reads it back with its own hashes: not the same.
+    const carried = fitUpdate(
+      trained.update.delta,
+      dims,
+      { kind: 'sketch', sketch: own },
+      { kind: 'sketch', sketch: newer },
+    );
+    expect(l2Norm(carried.map((v, i) => v - sent[i]!))).toBeGreaterThan(0.1 * l2Norm(sent));
+    // Clipped to the S it is given.
+    const small = l2Norm(trained.sendIn({ kind: 'sketch', sketch: newer }, dims, 0.01)!);
+    expect(small).toBeLessThanOrEqual(0.01);
+    expect(small).toBeGreaterThan(0.0099);
+    // A secure round on the newer version takes the training afresh, a kept update carried over.
+    const into = (fresh?: typeof trained) =>
+      carriedInput(
+        trained.update.delta,
+        withSketch(own).manifest,
+        withSketch(newer).manifest,
+        fresh,
+      );
+    expect(Array.from(into(trained))).toEqual(Array.from(sent));
+    expect(Array.from(into())).toEqual(Array.from(carried));
+    // Trained on named rows, it has nothing beyond them to send.
+    const named = {
+      ...global,
+      manifest: {
+        ...global.manifest,
+        federation: { ...global.manifest.federation, updateRows: [2, 5], clipNorm: 1e9 },
+      },
+    };
+    const rows = await learnLocally(named, sessions, undefined, localTrainingSettings());
+    rows.model.dispose();
+    expect(rows.sendIn({ kind: 'sketch', sketch: newer }, dims, 1e9)).toBeUndefined();
   });
 
   it("encodes the upload in the manifest's dtype, rounding with the platform's CSPRNG", async () => {

@@ -11,6 +11,7 @@ import {
   roundWindowAt,
   sampleRateOf,
   type FederationParams,
+  type ModelDims,
 } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
@@ -29,6 +30,8 @@ import {
   manifestLayout,
   scatterLayout,
   updateLength,
+  wholeUpdateIn,
+  type UpdateLayout,
 } from '../protocol/update-layout.js';
 import { drawForVersion, drawForWindow, type Draw } from './participation.js';
 import { windowNoiseMultiplier } from '../protocol/privacy/index.js';
@@ -77,6 +80,17 @@ export interface LocalResult {
   readonly weights: Float32Array;
   /** The update to send: clipped delta against `global`, with its base version and layout. */
   readonly update: Omit<OutboxEntry, 'createdAt'>;
+  /**
+   * The same training sent in another version's layout `to` (on `toDims`, whose new rows are zero),
+   * clipped to `clipNorm`: where the device trained the whole model (an item sketch), its whole
+   * update cut or sketched afresh with `to`'s hashes; undefined where it trained only the rows its
+   * version named, which `to` may not name.
+   */
+  readonly sendIn: (
+    to: UpdateLayout,
+    toDims: ModelDims,
+    clipNorm: number,
+  ) => Float32Array | undefined;
 }
 
 /** Steps on top of a local copy that online learning already fine-tuned for this version. */
@@ -137,7 +151,30 @@ export async function learnLocally(
       delta: clipForUpload(Float32Array.from(sentUpdate(raw, dims, sent)), federation.clipNorm),
       examples: steps > 0 ? examples[0]! : 0,
     },
+    sendIn: (to, toDims, clipNorm) =>
+      layout.kind === 'full'
+        ? clipForUpload(Float32Array.from(wholeUpdateIn(raw, dims, to, toDims)), clipNorm)
+        : undefined,
   };
+}
+
+/**
+ * What a device sends into a secure round on `target`, a newer version than `own`, the one it
+ * trained on: its training sent afresh in the round's layout where it has it (`fresh`, the
+ * training of this very update: LocalResult.sendIn), else `delta`, the update it holds, carried
+ * over (fitUpdate: a sketch read back and sketched again, its items shrunk by their bucket mates).
+ */
+export function carriedInput(
+  delta: Float32Array,
+  own: Pick<GlobalModel['manifest'], 'dims' | 'federation'>,
+  target: Pick<GlobalModel['manifest'], 'dims' | 'federation'>,
+  fresh: LocalResult | undefined,
+): Float32Array {
+  const to = manifestLayout(target.federation);
+  return (
+    fresh?.sendIn(to, target.dims, target.federation.clipNorm) ??
+    fitUpdate(delta, own.dims, manifestLayout(own.federation), to, target.dims)
+  );
 }
 
 /**
@@ -428,6 +465,8 @@ async function shareInSecureRound(
   const { config, global } = host;
   const { version, layoutHash, federation } = global.manifest;
   let update: Omit<OutboxEntry, 'createdAt'> | undefined;
+  /** This round's own training, when it trained rather than sent a kept update. */
+  let fresh: LocalResult | undefined;
   let newer = false;
   let round: SecureRoundInfo | undefined;
   /** This device's update on the version it holds, or undefined to stay out. */
@@ -446,6 +485,7 @@ async function shareInSecureRound(
       return undefined;
     }
     update = learned.update;
+    fresh = learned;
     await host.serveLocal(learned.model, learned.weights);
     return learned.update.delta;
   };
@@ -466,12 +506,11 @@ async function shareInSecureRound(
     }
     const delta = await own();
     if (!delta) return undefined;
-    const fitted = fitUpdate(
+    const fitted = carriedInput(
       delta,
-      global.manifest.dims,
-      manifestLayout(federation),
-      manifestLayout(target.federation),
-      target.dims,
+      global.manifest,
+      target,
+      fresh && update === fresh.update ? fresh : undefined,
     );
     log.info(`sending a v${version} update into a secure round on v${info.version}`);
     return fitted;

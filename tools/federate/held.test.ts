@@ -291,11 +291,17 @@ describe('runs led by the round histogram', () => {
       itemSketch: 8,
       local: { ...plantedSettings.local, negatives: 4 },
     };
+    const kept: (number | undefined)[] = [];
     const epsilonOf = async (s: RunSettings) =>
-      (await runFederation(plantedLoaded, population, plantedDims, null, s, null)).find(
-        (r) => r.metric === 'epsilon' && r.round === 2,
-      )!.value!;
+      (
+        await runFederation(plantedLoaded, population, plantedDims, null, s, null, {
+          onRound: (_, result) => kept.push(result.gateRows),
+        })
+      ).find((r) => r.metric === 'epsilon' && r.round === 2)!.value!;
     const gated = await epsilonOf({ ...settings, sketchGate: gate });
+    // Each round reports the rows its gate kept: at least its 4 negatives, never all 120 rows.
+    expect(kept).toHaveLength(2);
+    for (const rows of kept) expect(rows! >= 4 && rows! < plantedDims.items - 1).toBe(true);
     // Multipliers 1.5 on the sum and 6 / √(2 · 4) on the gate's buckets.
     const combined = windowNoiseMultiplier(1.5, 6 / Math.sqrt(8));
     const expected = ledgerEpsilon(

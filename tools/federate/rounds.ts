@@ -61,6 +61,8 @@ export interface RoundResult {
   readonly clipped: number;
   /** Whether the round published a version (a round window whose noised count fell short did not). */
   readonly published: boolean;
+  /** With a gate, the item rows it kept (run.ts adds it). */
+  readonly gateRows?: number;
 }
 
 /** The framing of a secure device's masked input (protocol/secagg/wire.ts), before its words. */

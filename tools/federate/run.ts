@@ -279,6 +279,13 @@ export function roundLayout(
   };
 }
 
+/** The item rows a gate keeps: rows held (or kept by its sketch) and the shared negatives. */
+function keptRows(gate: RoundGate, items: number): number {
+  const kept = Uint8Array.from(gate.held, (c) => (c > 0 ? 1 : 0));
+  for (const row of gate.negatives) kept[row] = 1;
+  return kept.subarray(1, items).reduce((sum, k) => sum + k, 0);
+}
+
 /**
  * Runs (or resumes from `checkpointDir`) the rounds of `settings` from `start` weights over
  * `population`, and returns the rows. Round 0 is the starting model. With `settings.newItems`,
@@ -440,7 +447,7 @@ export async function runFederation(
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
     round++;
     growIfDue();
-    hooks.onRound?.(round, result);
+    hooks.onRound?.(round, gate ? { ...result, gateRows: keptRows(gate, dims.items) } : result);
     const last = round === settings.rounds;
     if (round % settings.evalEvery === 0 || last) {
       await measure(last);
