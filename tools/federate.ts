@@ -163,8 +163,6 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   const countNoise = positiveNumber('count-noise', values['count-noise'] ?? '10');
   // Round windows are plaintext rounds (server/config.ts checkWindows).
   if (windowed === 'on' && secure) throw new Error('--round-window on needs --secure off');
-  // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant; with
-  // windows, the noise on the sum whose multiplier combined with the count's spends it.
   const gated = oneOf('sketch-gate', values['sketch-gate'] ?? 'off', [
     'off',
     'held',
@@ -174,6 +172,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   if (gate && gate.noise > 0 && (secure || windowed === 'on')) {
     throw new Error('--gate-noise needs --secure off and --round-window off');
   }
+  // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant; with
+  // windows (or a noised gate), the noise on the sum whose multiplier combined with the count's
+  // (or the gate's) spends it.
   const combined =
     values.epsilon === undefined
       ? undefined
@@ -255,7 +256,6 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   };
 }
 
-/** --new-items <fraction in (0, 0.5]> and --new-items-at <round> (default: a quarter of the run). */
 /**
  * `--sketch-gate count-min`'s gate: its sketch, and with `--gate-noise` its noise, the count a kept
  * row must reach (`--gate-threshold`, in noise standard deviations) and the items each device
@@ -278,6 +278,7 @@ function countMinGateOf(values: Record<string, string | undefined>): SketchCount
   };
 }
 
+/** --new-items <fraction in (0, 0.5]> and --new-items-at <round> (default: a quarter of the run). */
 function newItemsFrom(
   values: Record<string, string | undefined>,
   rounds: number,
