@@ -10,7 +10,8 @@
  * shares. Inputs are clipped float updates (L2 norm S = 1, `--length` coordinates) in fixed point
  * (protocol/secagg/fixed-point.ts, conditional stochastic rounding as a device rounds, a range that
  * n of them never wrap), in the ring `--ring` names: `auto` the server's choice for the round
- * (server/secure-rounds.ts secureEncoding, without noise), or 24 or 32 bits; each masked input
+ * (server/secure-rounds.ts secureEncoding, without noise: a 16-bit ring with the vectors rotated,
+ * protocol/secagg/rotation.ts, where it fits), or 24 or 32 bits unrotated; each masked input
  * reaches the server through the wire format at that width, and is counted at its wire length. The
  * dropped devices (a share `--dropout` of the cohort, chosen at random) leave after sending their
  * masked input's predecessor, the share stage: the costliest case for the server, which must then
@@ -31,7 +32,6 @@ import {
   decodeFixedPointSum,
   encodeFixedPoint,
   encodeMasked,
-  fixedPointScale,
   runRoundInProcess,
   wordBytes,
   type WordBytes,
@@ -42,7 +42,14 @@ import {
 } from '../protocol/secagg/index.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
-import { roundingSensitivity } from '../protocol/secagg/http.js';
+import {
+  coordinateBound,
+  roundingBound,
+  summedVector,
+  sumInUpdate,
+  type SecureRoundInfo,
+} from '../protocol/secagg/http.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { neighboursFor, secureEncoding, shareThresholdFor } from '../server/secure-rounds.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { quantile } from '../tools/lib/stats.js';
@@ -82,8 +89,11 @@ function list(flag: string, text: string): number[] {
   return values;
 }
 
-/** The round's public parameters for n devices (see the header for k, t' and t). */
-function paramsFor(n: number, run: number): SecAggParams {
+/**
+ * The round's public parameters for n devices (see the header for k, t' and t), summing vectors of
+ * `summed` coordinates (the update's, or padded to whole rotation blocks).
+ */
+function paramsFor(n: number, run: number, summed = length): SecAggParams {
   const k = neighboursFor(n, assumed);
   return {
     roundId: `bench-${n}-${run}`,
@@ -91,7 +101,7 @@ function paramsFor(n: number, run: number): SecAggParams {
     threshold: Math.ceil(n / 2),
     neighbours: k,
     shareThreshold: shareThresholdFor(Math.min(k, n - 1)),
-    length,
+    length: summed,
     graphSeed: sha256(new TextEncoder().encode(`graph ${n} ${run}`)),
   };
 }
@@ -162,10 +172,16 @@ const median = (xs: readonly number[]) =>
     0.5,
   );
 
-/** The round's ring and fixed point: the server's choice without noise, or `ring` bits for n. */
-function encodingFor(n: number, ring: number | 'auto'): { bits: number; summands: number } {
-  if (ring === 'auto') return secureEncoding(1, 0, n, paramsFor(n, 0).threshold, length);
-  return { bits: ring, summands: n };
+/**
+ * The round's ring and fixed point: the server's choice without noise (rotated in a 16-bit ring
+ * where it fits), or `ring` bits for n, unrotated.
+ */
+function encodingFor(
+  n: number,
+  ring: number | 'auto',
+): { bits: number; summands: number; length: number; rotation?: number } {
+  if (ring === 'auto') return secureEncoding(1, 0, n, Math.ceil(n / 2), length);
+  return { bits: ring, summands: n, length };
 }
 
 async function runOnce(
@@ -174,15 +190,28 @@ async function runOnce(
   run: number,
   ring: number | 'auto',
 ): Promise<RunFigures> {
-  const params = paramsFor(n, run);
-  const { bits, summands } = encodingFor(n, ring);
+  const encoding = encodingFor(n, ring);
+  const { bits, summands, rotation } = encoding;
+  const params = paramsFor(n, run, encoding.length);
+  // What a device reads of the round (protocol/secagg/http.ts): it encodes and rounds as there.
+  const info = {
+    threshold: params.threshold,
+    length: encoding.length,
+    graphSeed: bytesToHex(params.graphSeed),
+    clipNorm: 1,
+    summands,
+    bits,
+    ...(rotation === undefined ? {} : { rotation }),
+  } as SecureRoundInfo;
   const width = wordBytes(bits);
   // A device rounds within the bound its privacy is priced at (worker/secure-client.ts).
-  const maxNorm = roundingSensitivity(1, fixedPointScale(1, summands, bits), length).l2;
+  const maxNorm = roundingBound(info);
+  const bound = coordinateBound(info);
   const floats = new Map(params.devices.map((id) => [id, update(run * 1_000_003 + id)]));
   const inputs = new Map(
     [...floats].map(
-      ([id, x]) => [id, encodeFixedPoint(x, 1, summands, bits, { maxNorm })] as const,
+      ([id, x]) =>
+        [id, encodeFixedPoint(summedVector(x, info), bound, summands, bits, { maxNorm })] as const,
     ),
   );
   const rng = mulberry32(run * 7919 + n);
@@ -204,7 +233,11 @@ async function runOnce(
       };
     },
   });
-  const decoded = decodeFixedPointSum(out.result.sum, 1, summands, bits);
+  const decoded = sumInUpdate(
+    decodeFixedPointSum(out.result.sum, bound, summands, bits),
+    info,
+    length,
+  );
   const expected = new Float64Array(length);
   for (const id of out.result.survivors) floats.get(id)!.forEach((v, i) => (expected[i]! += v));
   let diff = 0;

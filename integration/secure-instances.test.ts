@@ -16,6 +16,7 @@ import { resolveConfig } from '../server/config.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { freePort, startPgCluster, type PgCluster } from '../server/pg-cluster.js';
 import { INSTANCE_ID_CHARS } from '../server/peers.js';
+import { secureEncoding } from '../server/secure-rounds.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { makeDelta, seedWeights, writeSeedDir } from '../server/test-helpers.js';
 
@@ -159,6 +160,10 @@ describe.skipIf(SKIP)('secure rounds across two instances on PostgreSQL', () => 
     for (const delta of survivors) {
       for (let j = 0; j < expected.length; j++) expected[j]! += delta[j]! / survivors.length;
     }
+    // To the round's rounding: the mean of 5 is off by a standard deviation of at most
+    // sqrt(5 / 4) / (5 scale) a coordinate (integration/secure-rounds.test.ts says why).
+    const { scale } = secureEncoding(S, 0, 6, 4, expected.length);
+    const spread = Math.sqrt(5 / 4) / (5 * scale);
     for (const instance of instances) {
       const health = await (await fetch(`${instance.url}${PATHS.health}`)).json();
       expect(health.version).toBe(2);
@@ -168,7 +173,7 @@ describe.skipIf(SKIP)('secure rounds across two instances on PostgreSQL', () => 
       for (let j = 0; j < expected.length; j++) {
         worst = Math.max(worst, Math.abs(published[j]! - expected[j]!));
       }
-      expect(worst).toBeLessThan(1e-6);
+      expect(worst).toBeLessThan(5 * spread);
     }
     const stored = await db!.query(
       "SELECT participants FROM rounds WHERE status = 'published' ORDER BY id",

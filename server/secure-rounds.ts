@@ -52,9 +52,16 @@ import {
   type UnmaskRequest,
 } from '../protocol/secagg/index.js';
 import {
+  rotatedCoordinateBound,
+  rotatedLength,
+  rotationBlock,
+} from '../protocol/secagg/rotation.js';
+import {
+  coordinateBound,
   roundInfo,
   roundingSensitivity,
   SECURE_RING_BITS,
+  sumInUpdate,
   type SecureJoinReply,
   type SecureResult,
   type SecureRoundInfo,
@@ -75,6 +82,25 @@ import type { SkellamRound, Store, SumRoundPolicy } from './store.js';
  * for the default sketch's rounds of 100 in 24 bits, 0.0024% above S scale.
  */
 export const ROUNDING_SHARE = 0.02;
+
+/**
+ * A rotated round (protocol/secagg/rotation.ts, the 16-bit ring) leaves room for ROTATED_NOISE_SIGMAS
+ * standard deviations of its noise rather than 64: the chance that the noise on one coordinate goes
+ * further is about 1.2e-15, about 3e-10 over the default sketch's 245,760 coordinates a round. The
+ * devices' own values cannot wrap it (each rotated coordinate is clamped). A wrapped coordinate
+ * would be off by 2^16 steps: the sum's norm check then abandons the round. Privacy is untouched:
+ * what wraps is the noised sum, and reducing it mod 2^16 only post-processes it.
+ */
+export const ROTATED_NOISE_SIGMAS = 8;
+
+/**
+ * With noise on, the 16-bit ring is taken only while rounding lifts the L2 sensitivity the
+ * accountant prices by at most this share of S scale (0.61% for the default sketch's rounds of 100
+ * at z = 1.2). Rounding may then move a device's vector by up to about a fifth of S, but its
+ * variance (at most 1/4 a coordinate a device) is some 3e-6 of the noise's there. Without noise
+ * the ring must keep rounding within ROUNDING_SHARE of S, as the unrotated rings do.
+ */
+export const ROTATED_SENSITIVITY_SHARE = 0.01;
 
 /** Relative slack on the norm check of the unmasked sum (float32 clipping, then rounding). */
 const NORM_SLACK = 1e-3;
@@ -120,6 +146,66 @@ export interface SecureEncoding {
   readonly noiseVariance: number;
   /** The noise of the smallest sum the server can unmask (t devices'), for the ledger. */
   readonly skellam?: SkellamRound;
+  /** The length of the vector summed: the update's, or padded to whole rotation blocks. */
+  readonly length: number;
+  /** The rotation's block (protocol/secagg/rotation.ts) when the round rotates. */
+  readonly rotation?: number;
+}
+
+/**
+ * The 16-bit encoding of a round, with its vectors rotated (protocol/secagg/rotation.ts), or
+ * undefined where none fits: each device's rotated coordinates are clamped to B' =
+ * rotatedCoordinateBound(S, block) and encoded at scale Q / B', and the ring holds n of them plus
+ * ROTATED_NOISE_SIGMAS standard deviations of the noise, whose standard deviation in units of Q is
+ * z (S / B') sqrt(n / t). A block is taken only while rounding lifts the sensitivity by at most
+ * ROTATED_SENSITIVITY_SHARE (without noise: moves a vector by at most ROUNDING_SHARE of S); of the
+ * blocks that fit, the one that pads least (a larger block has
+ * a smaller B', so a finer grid, but may pad more).
+ */
+function rotatedEncoding(
+  clip: number,
+  z: number,
+  n: number,
+  t: number,
+  length: number,
+): SecureEncoding | undefined {
+  let best: SecureEncoding | undefined;
+  for (let block = rotationBlock(length); block >= 1; block /= 2) {
+    const encoding = rotatedIn(block, clip, z, n, t, length);
+    if (encoding && (!best || encoding.length < best.length)) best = encoding;
+  }
+  return best;
+}
+
+/** rotatedEncoding for one block, or undefined where it does not fit. */
+function rotatedIn(
+  rotation: number,
+  clip: number,
+  z: number,
+  n: number,
+  t: number,
+  length: number,
+): SecureEncoding | undefined {
+  const bits = SECURE_RING_BITS[0]!;
+  const summed = rotatedLength(length, rotation);
+  const bound = rotatedCoordinateBound(clip, rotation);
+  const limit = 2 ** (bits - 1) - 1;
+  let summands = n;
+  if (z > 0) summands += Math.ceil(ROTATED_NOISE_SIGMAS * z * (clip / bound) * Math.sqrt(n / t));
+  if (summands > limit) return undefined;
+  const scale = fixedPointScale(bound, summands, bits);
+  const base = { summands, bits, scale, length: summed, rotation };
+  // Without noise, rounding is all that blurs the sum: the unrotated rings' rule.
+  if (!(z > 0)) {
+    return Math.sqrt(summed) <= ROUNDING_SHARE * clip * scale
+      ? { ...base, noiseVariance: 0 }
+      : undefined;
+  }
+  const sensitivity = roundingSensitivity(clip, scale, summed);
+  if (!(sensitivity.l2 <= (1 + ROTATED_SENSITIVITY_SHARE) * clip * scale)) return undefined;
+  const mu = (z * clip * scale) ** 2;
+  if (!(mu / t <= MAX_SKELLAM_VARIANCE)) return undefined;
+  return { ...base, noiseVariance: mu / t, skellam: { mu, ...sensitivity } };
 }
 
 /**
@@ -139,8 +225,10 @@ export function secureEncoding(
   t: number,
   length: number,
 ): SecureEncoding {
+  const rotated = rotatedEncoding(clip, z, n, t, length);
+  if (rotated) return rotated;
   const widest = SECURE_RING_BITS[SECURE_RING_BITS.length - 1]!;
-  for (const bits of SECURE_RING_BITS) {
+  for (const bits of SECURE_RING_BITS.slice(1)) {
     const limit = 2 ** (bits - 1) - 1;
     let summands = n;
     if (z > 0) {
@@ -152,10 +240,10 @@ export function secureEncoding(
     const magnitude = Math.floor(limit / summands);
     if (bits !== widest && !(Math.sqrt(length) <= ROUNDING_SHARE * magnitude)) continue;
     const scale = fixedPointScale(clip, summands, bits);
-    if (!(z > 0)) return { summands, bits, scale, noiseVariance: 0 };
+    if (!(z > 0)) return { summands, bits, scale, noiseVariance: 0, length };
     const mu = (z * clip * scale) ** 2;
     const skellam = { mu, ...roundingSensitivity(clip, scale, length) };
-    return { summands, bits, scale, noiseVariance: mu / t, skellam };
+    return { summands, bits, scale, noiseVariance: mu / t, skellam, length };
   }
   throw new Error('unreachable: the widest ring is always taken');
 }
@@ -189,6 +277,8 @@ interface LiveRound {
   claiming?: Promise<boolean>;
   info?: SecureRoundInfo;
   encoding?: SecureEncoding;
+  /** The length of the update the round's vector carries (the vector may be rotated and padded). */
+  updateLength?: number;
   state?: ServerRound;
   rosters?: Map<DeviceId, KeysMessage[]>;
   forwarded?: Map<DeviceId, EncryptedShare[]>;
@@ -347,25 +437,26 @@ export class SecureRounds {
       if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', 'no model version');
       const devices = [...round.members.values()];
       const k = neighboursFor(devices.length, this.config.secureDropout);
+      round.updateLength = updateLength(manifest.dims, manifestLayout(manifest.federation));
+      round.encoding = secureEncoding(
+        this.config.clipNorm,
+        this.config.noiseMultiplier,
+        devices.length,
+        this.threshold,
+        round.updateLength,
+      );
+      const { summands, bits, noiseVariance, length, rotation } = round.encoding;
       const params: SecAggParams = {
         roundId: round.id,
         devices,
         threshold: this.threshold,
         neighbours: k,
         shareThreshold: shareThresholdFor(Math.min(k, devices.length - 1)),
-        length: updateLength(manifest.dims, manifestLayout(manifest.federation)),
+        length,
         graphSeed: randomBytes(32),
       };
       checkParams(params);
-      round.encoding = secureEncoding(
-        this.config.clipNorm,
-        this.config.noiseMultiplier,
-        devices.length,
-        params.threshold,
-        params.length,
-      );
       round.state = startRound(params);
-      const { summands, bits, noiseVariance } = round.encoding;
       round.info = roundInfo(
         params,
         {
@@ -373,7 +464,7 @@ export class SecureRounds {
           layoutHash: manifest.layoutHash,
           clipNorm: this.config.clipNorm,
         },
-        { summands, bits, noiseVariance },
+        { summands, bits, noiseVariance, ...(rotation === undefined ? {} : { rotation }) },
       );
       this.openStage(round, 'keys');
     } catch (error) {
@@ -435,7 +526,7 @@ export class SecureRounds {
     const { sum, survivors } = await finishRound(round.state!);
     const info = round.info!;
     const decoded = Float32Array.from(
-      decodeFixedPointSum(sum, info.clipNorm, info.summands, info.bits),
+      decodeFixedPointSum(sum, coordinateBound(info), info.summands, info.bits),
     );
     // Each device clipped to S before encoding, and rounding moves each coordinate by < 1 step;
     // the noise of the survivors (variance v each) has norm about sqrt(L n v) / scale, and a chi
@@ -476,7 +567,8 @@ export class SecureRounds {
     const outcome = await this.options.store.publishSum(
       {
         baseVersion: info.version,
-        sum: decoded,
+        // A rotation is orthogonal: the norm checked above is the update's; undone here.
+        sum: Float32Array.from(sumInUpdate(decoded, info, round.updateLength!)),
         count: survivors.length,
         openedAt: round.openedAt.toISOString(),
         ...(skellam ? { skellam } : {}),

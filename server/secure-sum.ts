@@ -6,10 +6,13 @@
  * centre add up to a Skellam variable, so that is the float sum on the same grid plus Skellam noise
  * of variance n v. The stand-in rounds the float sum once (to nearest) where the devices round
  * each of their updates (an error below one step a device, about 1e-9 of S at n = 1,000), and
- * draws the noise once. `server/secure-sum.test.ts` checks it against the real protocol.
+ * draws the noise once. A rotated round (16 bits) is stood in for in the rotated coordinates, with
+ * signs of its own; the devices' clamping of rotated coordinates, which a clipped update reaches
+ * with negligible probability, is left out. `server/secure-sum.test.ts` checks it against the real protocol.
  */
 import { addSkellamNoise, type UniformSource } from '../protocol/privacy/index.js';
 import { cryptoUniform } from '../protocol/privacy/uniform.js';
+import { rotate, rotationSigns, unrotate } from '../protocol/secagg/rotation.js';
 import { secureEncoding, type SecureEncoding } from './secure-rounds.js';
 import type { ServerConfig } from './config.js';
 
@@ -56,8 +59,23 @@ export function standInSum(
 ): StandInSum {
   const { n } = standInRound(count, config);
   const encoding = standInEncoding(count, sum.length, config);
-  const words = new Int32Array(sum.length);
-  for (let i = 0; i < sum.length; i++) words[i] = Math.round(sum[i]! * encoding.scale);
+  const { rotation } = encoding;
+  // A rotated round sums the rotated vectors (protocol/secagg/rotation.ts): its rounding and noise
+  // land there, and the rotation is undone on the decoded sum. The signs stand for the round's.
+  const signs = rotation === undefined ? undefined : standInSigns(encoding.length, uniform);
+  const vector = signs ? rotate(sum, signs, rotation!) : sum;
+  const words = new Int32Array(vector.length);
+  for (let i = 0; i < vector.length; i++) words[i] = Math.round(vector[i]! * encoding.scale);
   addSkellamNoise(words, n * encoding.noiseVariance, uniform);
-  return { sum: Float32Array.from(words, (w) => w / encoding.scale), encoding };
+  const decoded = Float64Array.from(words, (w) => w / encoding.scale);
+  return {
+    sum: Float32Array.from(signs ? unrotate(decoded, signs, rotation!, sum.length) : decoded),
+    encoding,
+  };
+}
+
+/** Random signs for a stand-in round's rotation, from the stand-in's own uniforms. */
+function standInSigns(length: number, uniform: UniformSource): Int8Array {
+  const seed = Uint8Array.from({ length: 32 }, () => Math.floor(uniform() * 256));
+  return rotationSigns(seed, length);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { l2Norm } from '../protocol/clip.js';
-import { fixedPointScale } from '../protocol/secagg/fixed-point.js';
+import { decodeFixedPointSum, fixedPointScale } from '../protocol/secagg/fixed-point.js';
 import { roundingBound, roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
+import { rotatedCoordinateBound, rotationSigns, unrotate } from '../protocol/secagg/rotation.js';
 import { seededRandomBytes } from '../protocol/secagg/testing.js';
 import { encodeInput } from './secure-client.js';
 
@@ -43,5 +44,40 @@ describe("a device's encoded input", () => {
       const words = encodeInput(input, info, random);
       expect(Math.hypot(...Array.from(words, (w) => (w << 8) >> 8))).toBeLessThanOrEqual(bound);
     }
+  });
+
+  it("is its update rotated with the round's signs, in a 16-bit ring, when the round rotates", () => {
+    const seed = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
+    const rotated = {
+      ...info,
+      graphSeed: Array.from(seed, (b) => b.toString(16).padStart(2, '0')).join(''),
+      bits: 16,
+      summands: 10,
+      noiseVariance: 0,
+      rotation: 128,
+      length: 512,
+    } satisfies SecureRoundInfo;
+    const input = Float64Array.from({ length: 400 }, (_, i) => Math.sin(i) / 15);
+    expect(l2Norm(input)).toBeLessThan(1);
+    const words = encodeInput(input, rotated, seededRandomBytes(3));
+    expect(words.length).toBe(512);
+    // Decoded at the rotated bound and rotated back with the round's signs: the update, to the
+    // rounding of one device (a step of 6 / sqrt(128) / floor(32767 / 10) a coordinate).
+    const bound = rotatedCoordinateBound(rotated.clipNorm, 128);
+    const decoded = decodeFixedPointSum(words, bound, rotated.summands, 16);
+    const back = unrotate(decoded, rotationSigns(seed, 512), 128, 400);
+    const step = 1 / fixedPointScale(bound, rotated.summands, 16);
+    let error = 0;
+    for (let i = 0; i < 400; i++) error += (back[i]! - input[i]!) ** 2;
+    expect(Math.sqrt(error)).toBeLessThan(Math.sqrt(512) * step);
+    // Another round's signs do not give it back.
+    const other = unrotate(decoded, rotationSigns(new Uint8Array(32), 512), 128, 400);
+    let wrong = 0;
+    for (let i = 0; i < 400; i++) wrong += (other[i]! - input[i]!) ** 2;
+    expect(Math.sqrt(wrong)).toBeGreaterThan(0.5 * l2Norm(input));
+    // An update whose padded length is not the round's is refused before anything is sent.
+    expect(() => encodeInput(input.subarray(0, 380), { ...rotated, length: 640 })).toThrow(
+      expect.objectContaining({ code: 'HEARTH_E_SECAGG_PARAMS' }),
+    );
   });
 });

@@ -29,8 +29,10 @@ import {
   type RandomBytes,
 } from '../protocol/secagg/index.js';
 import {
+  coordinateBound,
   paramsFromInfo,
   roundingBound,
+  summedVector,
   SECAGG_CONTENT_TYPE,
   SECURE_DEVICE_HEADER,
   type SecureJoinReply,
@@ -86,16 +88,18 @@ async function failure(response: Response): Promise<HearthError> {
 }
 
 /**
- * A device's clipped update in the round's fixed point (`info`: clip, summands, ring), rounded
- * conditionally within the L2 bound its privacy is priced at (protocol/secagg/http.ts
- * roundingBound), before its share of the noise is added.
+ * A device's clipped update in the round's fixed point (`info`: clip, summands, ring, and the
+ * rotation when the round rotates), rounded conditionally within the L2 bound its privacy is
+ * priced at (protocol/secagg/http.ts roundingBound), before its share of the noise is added.
+ * Throws HEARTH_E_SECAGG_PARAMS when the update is not of the length the round sums.
  */
 export function encodeInput(
   input: ArrayLike<number>,
   info: SecureRoundInfo,
   random?: RandomBytes,
 ): Uint32Array {
-  return encodeFixedPoint(input, info.clipNorm, info.summands, info.bits, {
+  const vector = summedVector(input, info);
+  return encodeFixedPoint(vector, coordinateBound(info), info.summands, info.bits, {
     ...(random ? { random } : {}),
     maxNorm: roundingBound(info),
   });
@@ -166,12 +170,6 @@ export async function takePartSecurely(
     done('params');
     const input = await request.input(info);
     if (!input) throw new Left('params');
-    if (input.length !== params.length) {
-      throw new HearthError(
-        'HEARTH_E_SECAGG_PARAMS',
-        `the round sums ${params.length} values, the update has ${input.length}`,
-      );
-    }
     const encoded = encodeInput(input, info, random);
     // This device's share of the round's DP noise: the server never sees the update without it.
     addSkellamNoise(encoded, info.noiseVariance);

@@ -16,13 +16,22 @@ import { skellamSensitivity } from '../privacy/skellam.js';
 import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
 import { fixedPointScale, ROUNDING_BETA } from './fixed-point.js';
 import { checkParams, type SecAggParams } from './params.js';
+import {
+  isRotationBlock,
+  rotate,
+  rotatedCoordinateBound,
+  rotatedLength,
+  rotationSigns,
+  unrotate,
+} from './rotation.js';
 
 /**
  * The rings a round may sum in, narrowest first (fixed-point.ts): the server picks one
  * (server/secure-rounds.ts secureEncoding) and a device refuses any other. A device sends each
- * masked word in bits / 8 bytes (wire.ts), so 24 bits is three quarters of 32's upload.
+ * masked word in bits / 8 bytes (wire.ts), so 24 bits is three quarters of 32's upload and 16
+ * bits half of it; the server takes 16 only with its vector rotated (rotation.ts).
  */
-export const SECURE_RING_BITS: readonly number[] = [24, 32];
+export const SECURE_RING_BITS: readonly number[] = [16, 24, 32];
 
 /** The steps of a round, in the order a device takes them. */
 export const SECURE_STEPS = [
@@ -79,6 +88,13 @@ export interface SecureRoundInfo {
   readonly summands: number;
   readonly bits: number;
   /**
+   * The rotation's block (rotation.ts), when the round sums rotated vectors: each device rotates
+   * its update padded to whole blocks (`length` is then the padded length), clamps each rotated
+   * coordinate to rotatedCoordinateBound and encodes at that bound instead of S. Absent: the
+   * update as it is, each coordinate within S.
+   */
+  readonly rotation?: number;
+  /**
    * The variance of the Skellam noise each device adds to every coordinate of its encoded update
    * (protocol/privacy/skellam-sampler.ts), in integer units; 0: no noise (a round without DP).
    */
@@ -100,7 +116,12 @@ export interface SecureResult {
 export function roundInfo(
   params: SecAggParams,
   model: { readonly version: number; readonly layoutHash: number; readonly clipNorm: number },
-  encoding: { readonly summands: number; readonly bits: number; readonly noiseVariance: number },
+  encoding: {
+    readonly summands: number;
+    readonly bits: number;
+    readonly noiseVariance: number;
+    readonly rotation?: number;
+  },
 ): SecureRoundInfo {
   return {
     roundId: params.roundId,
@@ -158,7 +179,10 @@ export function paramsFromInfo(
   if (!(Number.isSafeInteger(info.summands) && info.summands >= info.devices.length)) {
     refuse(`the encoding must leave room for the round's ${info.devices.length} updates`);
   }
-  if (!SECURE_RING_BITS.includes(info.bits)) refuse('the ring must be of 24 or 32 bits');
+  if (!SECURE_RING_BITS.includes(info.bits)) refuse('the ring must be of 16, 24 or 32 bits');
+  if (info.rotation !== undefined && !isRotationBlock(info.rotation)) {
+    refuse(`rotation block ${info.rotation} is not a power of two up to 2^14`);
+  }
   const variance = info.noiseVariance;
   if (!(typeof variance === 'number' && variance >= 0 && variance <= MAX_SKELLAM_VARIANCE)) {
     refuse(`noise variance ${variance} is not in [0, 2^50]`);
@@ -176,7 +200,7 @@ export function paramsFromInfo(
 export function roundPrivacy(info: SecureRoundInfo): RoundPrivacySettings {
   const mu = info.threshold * info.noiseVariance;
   if (!(mu > 0)) return { noiseMultiplier: 0, sampleRate: 1 };
-  const scale = fixedPointScale(info.clipNorm, info.summands, info.bits);
+  const scale = encodingScale(info);
   return {
     noiseMultiplier: Math.sqrt(mu) / (info.clipNorm * scale),
     sampleRate: 1,
@@ -199,6 +223,57 @@ export function roundingSensitivity(
 
 /** The L2 norm a device's rounded update must keep within, in the round of `info`. */
 export function roundingBound(info: SecureRoundInfo): number {
-  const scale = fixedPointScale(info.clipNorm, info.summands, info.bits);
-  return roundingSensitivity(info.clipNorm, scale, info.length).l2;
+  return roundingSensitivity(info.clipNorm, encodingScale(info), info.length).l2;
+}
+
+/**
+ * The most one device's coordinate may be in the round of `info` (update units): S, or the
+ * rotated bound when the round rotates. fixed-point.ts encodes and decodes at this bound.
+ */
+export function coordinateBound(info: {
+  readonly clipNorm: number;
+  readonly rotation?: number;
+}): number {
+  return info.rotation === undefined
+    ? info.clipNorm
+    : rotatedCoordinateBound(info.clipNorm, info.rotation);
+}
+
+/** Integer units per update unit in the round of `info`. */
+export function encodingScale(info: SecureRoundInfo): number {
+  return fixedPointScale(coordinateBound(info), info.summands, info.bits);
+}
+
+/**
+ * The vector a device encodes for the round of `info` from its clipped update: the update itself,
+ * or rotated (rotation.ts) when the round rotates. Throws HEARTH_E_SECAGG_PARAMS when the update's
+ * length is not the one the round sums.
+ */
+export function summedVector(input: ArrayLike<number>, info: SecureRoundInfo): ArrayLike<number> {
+  const { rotation } = info;
+  const length = rotation === undefined ? input.length : rotatedLength(input.length, rotation);
+  if (length !== info.length) {
+    refuse(`the round sums ${info.length} values, the update has ${input.length}`);
+  }
+  if (rotation === undefined) return input;
+  return rotate(input, rotationSigns(hexToBytes(info.graphSeed), info.length), rotation);
+}
+
+/**
+ * The decoded sum of the round of `info` in the update's coordinates: the rotation undone and the
+ * padding dropped, or the sum as it is when the round does not rotate.
+ */
+export function sumInUpdate(
+  decoded: ArrayLike<number>,
+  info: SecureRoundInfo,
+  updateLength: number,
+): Float64Array {
+  const { rotation } = info;
+  if (rotation === undefined) return Float64Array.from(decoded);
+  return unrotate(
+    decoded,
+    rotationSigns(hexToBytes(info.graphSeed), info.length),
+    rotation,
+    updateLength,
+  );
 }

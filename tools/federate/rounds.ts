@@ -164,10 +164,12 @@ export async function runRound(
   }
   const sent = updateLength(dims, layout);
   // A secure device sends no body: its masked input, bits / 8 bytes a coordinate in the round's
-  // ring, is most of what it sends (its keys, shares and unmasking answer add a few kilobytes, by
+  // ring for each coordinate of the vector summed (rotated and padded in a 16-bit ring), is most of
+  // what it sends (its keys, shares and unmasking answer add a few kilobytes, by
   // its number of neighbours).
   if (config.aggregation === 'secure') {
-    uploadBytes = MASKED_HEADER_BYTES + (standInEncoding(uploads, sent, config).bits / 8) * sent;
+    const encoding = standInEncoding(uploads, sent, config);
+    uploadBytes = MASKED_HEADER_BYTES + (encoding.bits / 8) * encoding.length;
   }
   norms.sort((a, b) => a - b);
   const medianNorm = norms[norms.length >> 1] ?? 0;

@@ -15,7 +15,8 @@ import { mulberry32, normal } from '../../protocol/prng.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { currentSettings } from '../../server/privacy.js';
 import { quantizedBytes } from '../../protocol/update-quant.js';
-import { encodeMasked } from '../../protocol/secagg/wire.js';
+import { encodeMasked, wordBytes } from '../../protocol/secagg/wire.js';
+import { standInEncoding } from '../../server/secure-sum.js';
 
 const loaded = plantedLoaded;
 const dims = plantedDims;
@@ -237,15 +238,24 @@ describe('secure rounds (the stand-in for secure aggregation)', () => {
     for (const metric of ['hr', 'mrr'] as const) {
       expect(Math.abs(metricAt(secure, metric, 4) - metricAt(plain, metric, 4))).toBeLessThan(1e-3);
     }
-    // What a secure device sends is its masked input, not a float16 body: 3 bytes a coordinate,
-    // these rounds being small enough for a 24-bit ring (server/secure-rounds.ts secureEncoding).
+    // What a secure device sends is its masked input, not a float16 body: its round's ring's
+    // bytes for each coordinate it sums (server/secure-rounds.ts secureEncoding, through the
+    // stand-in's encoding for the round's n).
     const uploadBytes = (rows: readonly FederateRow[]) =>
       rows.find((r) => r.metric === 'upload_bytes' && r.round === 4)!.value!;
-    const length = uploadBytes(plain) - 44; // float16: 2 bytes a coordinate, after the header
-    expect(uploadBytes(secure)).toBe(
-      encodeMasked({ from: 0, masked: new Uint32Array(length / 2) }, 3).length,
+    const length = (uploadBytes(plain) - 44) / 2; // float16: 2 bytes a coordinate, after the header
+    const config = serverConfig({ ...base, secure: true }, population.devices.length);
+    const masked = new Set(
+      population.devices.map((_, i) => {
+        const encoding = standInEncoding(i + 1, length, config);
+        return encodeMasked(
+          { from: 0, masked: new Uint32Array(encoding.length) },
+          wordBytes(encoding.bits),
+        ).length;
+      }),
     );
-    expect(uploadBytes(secure)).toBeGreaterThan(1.5 * length);
+    expect(masked.has(uploadBytes(secure))).toBe(true);
+    expect(uploadBytes(secure)).not.toBe(uploadBytes(plain));
     const noisy = { ...base, noise: 0.8 };
     const gaussian = await runFederation(loaded, population, dims, null, noisy, null);
     const skellam = await runFederation(
