@@ -17,8 +17,13 @@ import {
   decodeFixedPointSum,
   encodeFixedPoint,
   runRoundInProcess,
+  wordBytes,
 } from '../../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../../protocol/secagg/testing.js';
+import { coordinateBound, sumInUpdate, type SecureRoundInfo } from '../../protocol/secagg/http.js';
+import { secureEncoding } from '../../server/secure-rounds.js';
+import { encodeInput } from '../../worker/secure-client.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { clipForUpload, encodeDeviceUpdate } from '../../worker/federated-client.js';
 import { learnLocally } from '../../worker/local-training.js';
 import { projectionAttack, rowsAttack, scoreGuess } from './attacks.js';
@@ -204,6 +209,61 @@ describe('attacks on what a secure aggregation server receives', () => {
     // Plaintext: the attack works, visibly; masked: no better than guessing by popularity (within
     // 0.02 above it, the issue's bar), and not far below it either (the attack is not broken).
     expect(plaintext).toBeGreaterThan(0.9);
+    for (const masked of [maskedRows, maskedProjection]) {
+      expect(masked).toBeLessThan(popularity + 0.02);
+      expect(masked).toBeGreaterThan(popularity - 0.05);
+    }
+  }, 60_000);
+
+  it('find the items in rotated 16-bit inputs, and no more than popularity does once masked', async () => {
+    const clip = 1;
+    const { sessions, deltas, recall, popularity } = await visitorsWithUpdates(120, 11, clip);
+    const layout: UpdateLayout = { kind: 'full' };
+    const n = sessions.length;
+    // The encoding a server with the defaults' noise (z = 1.2) gives a round of these 120
+    // devices: rotated, 16 bits. The noise itself is left out, so that only the masks hide the
+    // inputs (each device's own share of the noise would blur them too).
+    const encoding = secureEncoding(clip, 1.2, n, n, deltas[0]!.length);
+    expect(encoding).toMatchObject({ bits: 16, rotation: expect.any(Number) });
+    const random = seededRandomBytes(5);
+    const params = testParams(n, { length: encoding.length, neighbours: 8 });
+    const info = {
+      threshold: params.threshold,
+      length: encoding.length,
+      graphSeed: bytesToHex(params.graphSeed),
+      clipNorm: clip,
+      summands: encoding.summands,
+      bits: encoding.bits,
+      noiseVariance: 0,
+      rotation: encoding.rotation!,
+    } as SecureRoundInfo;
+    const inputs = new Map(
+      params.devices.map((id, i) => [id, encodeInput(deltas[i]!, info, random)]),
+    );
+    const { transcript, result } = await runRoundInProcess({
+      params,
+      inputs,
+      random,
+      wordBytes: wordBytes(encoding.bits),
+    });
+    expect(result.survivors).toHaveLength(n);
+    // The server's best reading of a device's words: decoded and rotated back, as it reads a sum.
+    const read = (words: Uint32Array, i: number) =>
+      Float32Array.from(
+        sumInUpdate(
+          decodeFixedPointSum(words, coordinateBound(info), info.summands, info.bits),
+          info,
+          deltas[i]!.length,
+        ),
+      );
+    const device = (i: number) => params.devices[i]!;
+    const unmasked = (i: number) => read(inputs.get(device(i))!, i);
+    const received = (i: number) =>
+      read(transcript.masked.find((m) => m.from === device(i))!.masked, i);
+    // Unmasked, the rotated words give the items away as a plain update does.
+    expect(recall((i) => rowsAttack(unmasked(i), dims, layout))).toBeGreaterThan(0.9);
+    const maskedRows = recall((i) => rowsAttack(received(i), dims, layout));
+    const maskedProjection = recall((i) => projectionAttack(received(i), dims, layout, weights));
     for (const masked of [maskedRows, maskedProjection]) {
       expect(masked).toBeLessThan(popularity + 0.02);
       expect(masked).toBeGreaterThan(popularity - 0.05);
