@@ -152,6 +152,15 @@ export interface SecureEncoding {
   readonly rotation?: number;
 }
 
+/** A round as its encoding sees it: clip S, noise multiplier z, n devices, threshold t, L. */
+interface RoundShape {
+  readonly clip: number;
+  readonly z: number;
+  readonly n: number;
+  readonly t: number;
+  readonly length: number;
+}
+
 /**
  * The 16-bit encoding of a round, with its vectors rotated (protocol/secagg/rotation.ts), or
  * undefined where none fits: each device's rotated coordinates are clamped to B' =
@@ -159,33 +168,21 @@ export interface SecureEncoding {
  * ROTATED_NOISE_SIGMAS standard deviations of the noise, whose standard deviation in units of Q is
  * z (S / B') sqrt(n / t). A block is taken only while rounding lifts the sensitivity by at most
  * ROTATED_SENSITIVITY_SHARE (without noise: moves a vector by at most ROUNDING_SHARE of S); of the
- * blocks that fit, the one that pads least (a larger block has
- * a smaller B', so a finer grid, but may pad more).
+ * blocks that fit, the one that pads least (a larger block has a smaller B', so a finer grid, but
+ * may pad more).
  */
-function rotatedEncoding(
-  clip: number,
-  z: number,
-  n: number,
-  t: number,
-  length: number,
-): SecureEncoding | undefined {
+function rotatedEncoding(round: RoundShape): SecureEncoding | undefined {
   let best: SecureEncoding | undefined;
-  for (let block = rotationBlock(length); block >= 1; block /= 2) {
-    const encoding = rotatedIn(block, clip, z, n, t, length);
+  for (let block = rotationBlock(round.length); block >= 1; block /= 2) {
+    const encoding = rotatedIn(block, round);
     if (encoding && (!best || encoding.length < best.length)) best = encoding;
   }
   return best;
 }
 
 /** rotatedEncoding for one block, or undefined where it does not fit. */
-function rotatedIn(
-  rotation: number,
-  clip: number,
-  z: number,
-  n: number,
-  t: number,
-  length: number,
-): SecureEncoding | undefined {
+function rotatedIn(rotation: number, round: RoundShape): SecureEncoding | undefined {
+  const { clip, z, n, t, length } = round;
   const bits = SECURE_RING_BITS[0]!;
   const summed = rotatedLength(length, rotation);
   const bound = rotatedCoordinateBound(clip, rotation);
@@ -225,7 +222,7 @@ export function secureEncoding(
   t: number,
   length: number,
 ): SecureEncoding {
-  const rotated = rotatedEncoding(clip, z, n, t, length);
+  const rotated = rotatedEncoding({ clip, z, n, t, length });
   if (rotated) return rotated;
   const widest = SECURE_RING_BITS[SECURE_RING_BITS.length - 1]!;
   for (const bits of SECURE_RING_BITS.slice(1)) {
