@@ -30,7 +30,6 @@ import { HearthError } from '../protocol/errors.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   decodeFixedPointSum,
-  encodeFixedPoint,
   encodeMasked,
   runRoundInProcess,
   wordBytes,
@@ -42,14 +41,7 @@ import {
 } from '../protocol/secagg/index.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 import { DEFAULT_CONFIG } from '../server/config.js';
-import {
-  coordinateBound,
-  roundingBound,
-  summedVector,
-  sumInUpdate,
-  type SecureRoundInfo,
-} from '../protocol/secagg/http.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { coordinateBound, encodeInput, roundInfo, sumInUpdate } from '../protocol/secagg/http.js';
 import { neighboursFor, secureEncoding, shareThresholdFor } from '../server/secure-rounds.js';
 import { positiveInteger } from '../tools/lib/args.js';
 import { quantile } from '../tools/lib/stats.js';
@@ -179,9 +171,9 @@ const median = (xs: readonly number[]) =>
 function encodingFor(
   n: number,
   ring: number | 'auto',
-): { bits: number; summands: number; length: number; rotation?: number } {
+): { bits: number; summands: number; length: number; noiseVariance: number; rotation?: number } {
   if (ring === 'auto') return secureEncoding(1, 0, n, Math.ceil(n / 2), length);
-  return { bits: ring, summands: n, length };
+  return { bits: ring, summands: n, length, noiseVariance: 0 };
 }
 
 async function runOnce(
@@ -191,29 +183,15 @@ async function runOnce(
   ring: number | 'auto',
 ): Promise<RunFigures> {
   const encoding = encodingFor(n, ring);
-  const { bits, summands, rotation } = encoding;
+  const { bits, summands } = encoding;
   const params = paramsFor(n, run, encoding.length);
-  // What a device reads of the round (protocol/secagg/http.ts): it encodes and rounds as there.
-  const info = {
-    threshold: params.threshold,
-    length: encoding.length,
-    graphSeed: bytesToHex(params.graphSeed),
-    clipNorm: 1,
-    summands,
-    bits,
-    ...(rotation === undefined ? {} : { rotation }),
-  } as SecureRoundInfo;
+  // What a device reads of the round (protocol/secagg/http.ts), for an update clipped to 1.
+  const info = roundInfo(params, { version: 1, layoutHash: 0, clipNorm: 1 }, encoding);
   const width = wordBytes(bits);
-  // A device rounds within the bound its privacy is priced at (worker/secure-client.ts).
-  const maxNorm = roundingBound(info);
   const bound = coordinateBound(info);
   const floats = new Map(params.devices.map((id) => [id, update(run * 1_000_003 + id)]));
-  const inputs = new Map(
-    [...floats].map(
-      ([id, x]) =>
-        [id, encodeFixedPoint(summedVector(x, info), bound, summands, bits, { maxNorm })] as const,
-    ),
-  );
+  // Encoded as a device encodes: rotated where the round rotates, rounded within its bound.
+  const inputs = new Map([...floats].map(([id, x]) => [id, encodeInput(x, info)] as const));
   const rng = mulberry32(run * 7919 + n);
   const dropped = params.devices.filter(() => rng() < dropout);
   const drops = new Map<DeviceId, DropPoint>(dropped.map((id) => [id, 'masked']));

@@ -442,7 +442,7 @@ export class SecureRounds {
         this.threshold,
         round.updateLength,
       );
-      const { summands, bits, noiseVariance, length, rotation } = round.encoding;
+      const { length } = round.encoding;
       const params: SecAggParams = {
         roundId: round.id,
         devices,
@@ -461,7 +461,7 @@ export class SecureRounds {
           layoutHash: manifest.layoutHash,
           clipNorm: this.config.clipNorm,
         },
-        { summands, bits, noiseVariance, ...(rotation === undefined ? {} : { rotation }) },
+        round.encoding,
       );
       this.openStage(round, 'keys');
     } catch (error) {

@@ -7,17 +7,17 @@ import { addSkellamNoise } from '../protocol/privacy/index.js';
 import { mulberry32, normal } from '../protocol/prng.js';
 import {
   decodeFixedPointSum,
-  encodeFixedPoint,
   runRoundInProcess,
   wordBytes,
+  type SecAggParams,
 } from '../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../protocol/secagg/testing.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import {
   coordinateBound,
+  encodeInput,
+  roundInfo,
   roundingSensitivity,
   roundPrivacy,
-  summedVector,
   sumInUpdate,
   type SecureRoundInfo,
 } from '../protocol/secagg/http.js';
@@ -49,26 +49,14 @@ function updates(): { deltas: Float64Array[]; sum: Float64Array } {
 }
 
 /** The round's public parameters as a device receives them, for `encoding`. */
-function infoOf(
-  encoding: SecureEncoding,
-  params: { readonly threshold: number; readonly graphSeed: Uint8Array },
-): SecureRoundInfo {
-  return {
-    threshold: params.threshold,
-    length: encoding.length,
-    graphSeed: bytesToHex(params.graphSeed),
-    clipNorm: S,
-    summands: encoding.summands,
-    bits: encoding.bits,
-    noiseVariance: encoding.noiseVariance,
-    ...(encoding.rotation === undefined ? {} : { rotation: encoding.rotation }),
-  } as SecureRoundInfo;
+function infoOf(encoding: SecureEncoding, params: SecAggParams): SecureRoundInfo {
+  return roundInfo(params, { version: 1, layoutHash: 0, clipNorm: S }, encoding);
 }
 
 /**
- * The decoded sum of a real in-process round whose devices encode as secure-rounds.ts says (the
- * vector rotated where the round rotates, as protocol/secagg/http.ts summedVector gives it), back
- * in the update's coordinates as the server publishes it.
+ * The decoded sum of a real in-process round whose devices encode as a device does
+ * (protocol/secagg/http.ts encodeInput: rotated where the round rotates), back in the update's
+ * coordinates as the server publishes it.
  */
 async function realRound(
   deltas: Float64Array[],
@@ -82,8 +70,7 @@ async function realRound(
   const bound = coordinateBound(info);
   const inputs = new Map(
     params.devices.map((id, i) => {
-      const vector = summedVector(deltas[i]!, info);
-      const words = encodeFixedPoint(vector, bound, encoding.summands, encoding.bits, { random });
+      const words = encodeInput(deltas[i]!, info, random);
       addSkellamNoise(words, encoding.noiseVariance, uniform);
       return [id, words];
     }),
@@ -211,7 +198,7 @@ describe("a device's view of a secure round's privacy", () => {
       [3, 1000, 800, 100_000],
     ] as const) {
       const encoding = secureEncoding(S, z, n, t, length);
-      const info = infoOf(encoding, { threshold: t, graphSeed: new Uint8Array(32) });
+      const info = infoOf(encoding, testParams(n, { threshold: t, length: encoding.length }));
       const device = roundPrivacy(info);
       expect(device.sampleRate).toBe(1);
       expect(device.noiseMultiplier).toBeCloseTo(z, 9);
@@ -220,15 +207,9 @@ describe("a device's view of a secure round's privacy", () => {
       expect(device.skellam!.l2).toBeCloseTo(encoding.skellam!.l2, 6);
     }
     const quiet = secureEncoding(S, 0, 10, 10, 50);
-    expect(
-      roundPrivacy({
-        threshold: 10,
-        length: 50,
-        clipNorm: S,
-        summands: quiet.summands,
-        bits: 32,
-        noiseVariance: 0,
-      } as SecureRoundInfo),
-    ).toEqual({ noiseMultiplier: 0, sampleRate: 1 });
+    expect(roundPrivacy(infoOf(quiet, testParams(10, { threshold: 10, length: 50 })))).toEqual({
+      noiseMultiplier: 0,
+      sampleRate: 1,
+    });
   });
 });

@@ -8,7 +8,8 @@
  * each of their updates (an error below one step a device, about 1e-9 of S at n = 1,000), and
  * draws the noise once. A rotated round (16 bits) is stood in for in the rotated coordinates, with
  * signs of its own; the devices' clamping of rotated coordinates, which a clipped update reaches
- * with negligible probability, is left out. `server/secure-sum.test.ts` checks it against the real protocol.
+ * with negligible probability, is left out. `server/secure-sum.test.ts` checks it against the real
+ * protocol.
  */
 import { addSkellamNoise, type UniformSource } from '../protocol/privacy/index.js';
 import { cryptoUniform } from '../protocol/privacy/uniform.js';

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { l2Norm } from '../protocol/clip.js';
 import { decodeFixedPointSum, fixedPointScale } from '../protocol/secagg/fixed-point.js';
-import { roundingBound, roundPrivacy, type SecureRoundInfo } from '../protocol/secagg/http.js';
+import {
+  encodeInput,
+  roundingBound,
+  roundPrivacy,
+  type SecureRoundInfo,
+} from '../protocol/secagg/http.js';
 import { rotatedCoordinateBound, rotationSigns, unrotate } from '../protocol/secagg/rotation.js';
 import { seededRandomBytes } from '../protocol/secagg/testing.js';
-import { encodeInput } from './secure-client.js';
 
 /** A round's parameters as a device reads them: 400 coordinates in a 24-bit ring. */
 const info = {

@@ -17,7 +17,6 @@ import {
   decodeRequest,
   decodeRoster,
   defaultRandomBytes,
-  encodeFixedPoint,
   encodeKeys,
   encodeMasked,
   wordBytes,
@@ -29,10 +28,8 @@ import {
   type RandomBytes,
 } from '../protocol/secagg/index.js';
 import {
-  coordinateBound,
+  encodeInput,
   paramsFromInfo,
-  roundingBound,
-  summedVector,
   SECAGG_CONTENT_TYPE,
   SECURE_DEVICE_HEADER,
   type SecureJoinReply,
@@ -85,24 +82,6 @@ async function failure(response: Response): Promise<HearthError> {
     isErrorCode(code) ? code : 'HEARTH_E_UPLOAD',
     `HTTP ${response.status}: ${json?.error?.message ?? 'no error body'}`,
   );
-}
-
-/**
- * A device's clipped update in the round's fixed point (`info`: clip, summands, ring, and the
- * rotation when the round rotates), rounded conditionally within the L2 bound its privacy is
- * priced at (protocol/secagg/http.ts roundingBound), before its share of the noise is added.
- * Throws HEARTH_E_SECAGG_PARAMS when the update is not of the length the round sums.
- */
-export function encodeInput(
-  input: ArrayLike<number>,
-  info: SecureRoundInfo,
-  random?: RandomBytes,
-): Uint32Array {
-  const vector = summedVector(input, info);
-  return encodeFixedPoint(vector, coordinateBound(info), info.summands, info.bits, {
-    ...(random ? { random } : {}),
-    maxNorm: roundingBound(info),
-  });
 }
 
 /**

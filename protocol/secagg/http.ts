@@ -14,7 +14,8 @@ import { HearthError } from '../errors.js';
 import type { RoundPrivacySettings } from '../privacy/ledger.js';
 import { skellamSensitivity } from '../privacy/skellam.js';
 import { MAX_SKELLAM_VARIANCE } from '../privacy/skellam-sampler.js';
-import { fixedPointScale, ROUNDING_BETA } from './fixed-point.js';
+import type { RandomBytes } from './crypto.js';
+import { encodeFixedPoint, fixedPointScale, ROUNDING_BETA } from './fixed-point.js';
 import { checkParams, type SecAggParams } from './params.js';
 import {
   isRotationBlock,
@@ -134,7 +135,10 @@ export function roundInfo(
     version: model.version,
     layoutHash: model.layoutHash,
     clipNorm: model.clipNorm,
-    ...encoding,
+    summands: encoding.summands,
+    bits: encoding.bits,
+    noiseVariance: encoding.noiseVariance,
+    ...(encoding.rotation === undefined ? {} : { rotation: encoding.rotation }),
   };
 }
 
@@ -257,6 +261,29 @@ export function summedVector(input: ArrayLike<number>, info: SecureRoundInfo): A
   }
   if (rotation === undefined) return input;
   return rotate(input, rotationSigns(hexToBytes(info.graphSeed), info.length), rotation);
+}
+
+/**
+ * A device's clipped update in the round's fixed point (`info`: clip, summands, ring, and the
+ * rotation when the round rotates), rounded conditionally within the L2 bound its privacy is
+ * priced at (roundingBound), before its share of the noise is added. Throws
+ * HEARTH_E_SECAGG_PARAMS when the update is not of the length the round sums.
+ */
+export function encodeInput(
+  input: ArrayLike<number>,
+  info: SecureRoundInfo,
+  random?: RandomBytes,
+): Uint32Array {
+  return encodeFixedPoint(
+    summedVector(input, info),
+    coordinateBound(info),
+    info.summands,
+    info.bits,
+    {
+      ...(random ? { random } : {}),
+      maxNorm: roundingBound(info),
+    },
+  );
 }
 
 /**

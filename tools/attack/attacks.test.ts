@@ -20,10 +20,13 @@ import {
   wordBytes,
 } from '../../protocol/secagg/index.js';
 import { seededRandomBytes, testParams } from '../../protocol/secagg/testing.js';
-import { coordinateBound, sumInUpdate, type SecureRoundInfo } from '../../protocol/secagg/http.js';
+import {
+  coordinateBound,
+  encodeInput,
+  roundInfo,
+  sumInUpdate,
+} from '../../protocol/secagg/http.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
-import { encodeInput } from '../../worker/secure-client.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { clipForUpload, encodeDeviceUpdate } from '../../worker/federated-client.js';
 import { learnLocally } from '../../worker/local-training.js';
 import { projectionAttack, rowsAttack, scoreGuess } from './attacks.js';
@@ -227,16 +230,11 @@ describe('attacks on what a secure aggregation server receives', () => {
     expect(encoding).toMatchObject({ bits: 16, rotation: expect.any(Number) });
     const random = seededRandomBytes(5);
     const params = testParams(n, { length: encoding.length, neighbours: 8 });
-    const info = {
-      threshold: params.threshold,
-      length: encoding.length,
-      graphSeed: bytesToHex(params.graphSeed),
-      clipNorm: clip,
-      summands: encoding.summands,
-      bits: encoding.bits,
-      noiseVariance: 0,
-      rotation: encoding.rotation!,
-    } as SecureRoundInfo;
+    const info = roundInfo(
+      params,
+      { version: 1, layoutHash: 0, clipNorm: clip },
+      { ...encoding, noiseVariance: 0 },
+    );
     const inputs = new Map(
       params.devices.map((id, i) => [id, encodeInput(deltas[i]!, info, random)]),
     );

@@ -163,10 +163,9 @@ export async function runRound(
     return { uploads: 0, uploadBytes: 0, medianNorm: 0, clipped: 0, published: false };
   }
   const sent = updateLength(dims, layout);
-  // A secure device sends no body: its masked input, bits / 8 bytes a coordinate in the round's
-  // ring for each coordinate of the vector summed (rotated and padded in a 16-bit ring), is most of
-  // what it sends (its keys, shares and unmasking answer add a few kilobytes, by
-  // its number of neighbours).
+  // A secure device sends no body: its masked input, bits / 8 bytes for each coordinate of the
+  // vector summed (rotated and padded in a 16-bit ring), is most of what it sends; its keys,
+  // shares and unmasking answer add a few kilobytes, by its number of neighbours.
   if (config.aggregation === 'secure') {
     const encoding = standInEncoding(uploads, sent, config);
     uploadBytes = MASKED_HEADER_BYTES + (encoding.bits / 8) * encoding.length;
