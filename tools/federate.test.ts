@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeEpsilon } from '../protocol/privacy/index.js';
+import { computeEpsilon, pldEpsilon } from '../protocol/privacy/index.js';
 import { settingsFrom } from './federate.js';
 
 const base = {
@@ -32,6 +32,22 @@ describe('npm run federate flags', () => {
     expect(spent.epsilon).toBeGreaterThan(1.9);
     expect(settingsFrom(base).noise).toBe(0);
     expect(settingsFrom({ ...base, rows: 'full' }).rowsPerRound).toBeNull();
+  });
+
+  it('with --accountant pld, spends --epsilon by the PLD: less noise than by RDP', () => {
+    const q20 = { ...base, rounds: '20', 'sample-rate': '0.1', epsilon: '2' };
+    const rdp = settingsFrom(q20);
+    const pld = settingsFrom({ ...q20, accountant: 'pld' });
+    expect(pld.accountant).toBe('pld');
+    expect(rdp.accountant).toBeUndefined();
+    const spent = pldEpsilon([{ noise: pld.noise, sampleRate: 0.1, steps: 20 }], 1e-6);
+    expect(spent).toBeLessThanOrEqual(2);
+    expect(spent).toBeGreaterThan(1.9);
+    expect(pld.noise).toBeLessThan(rdp.noise * 0.95);
+    expect(() => settingsFrom({ ...base, accountant: 'moments' })).toThrow(/accountant/);
+    expect(() => settingsFrom({ ...base, accountant: 'pld', secure: 'on' })).toThrow(
+      /--accountant pld needs --secure off/,
+    );
   });
 
   it('refuses bad values with the flag named', () => {

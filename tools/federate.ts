@@ -6,7 +6,9 @@
  *
  *   npm run federate -- --dataset <name> --scenario new|seed|central --rounds <n> --json <file>
  *     [--data <dir>] [--sample-rate <q>] [--noise <z> | --epsilon <target>] [--clip <S>, default 1e9]
- *     [--delta 1e-6] [--seed 1]
+ *     [--delta 1e-6] [--seed 1] [--accountant rdp|pld] (pld: --epsilon's noise and the epsilon
+ *     rows by the privacy loss distribution, protocol/privacy/pld.ts, tighter than the server's RDP
+ *     ledger; Gaussian noise only, so not with --secure on)
  *     [--rows <per round> | --rows full] [--row-choice window|bias|held]
  *     [--item-sketch <buckets>] (with --rows full: the devices send their item rows as a count
  *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; each device
@@ -88,6 +90,7 @@ const OPTIONS = {
   'sample-rate': { type: 'string', default: '0.01' },
   noise: { type: 'string', default: '0' },
   epsilon: { type: 'string' },
+  accountant: { type: 'string', default: 'rdp' },
   // No clipping unless asked: the measured non-private runs; with noise, choose S near the median
   // update norm the run prints.
   clip: { type: 'string', default: '1e9' },
@@ -155,6 +158,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     throw new Error(`--update-dtype ${updateDtype} needs --per-device on and --secure off`);
   }
   const delta = positiveNumber('delta', values.delta!);
+  const accountant = oneOf('accountant', values.accountant!, ['rdp', 'pld'] as const);
+  // The PLD prices the server's Gaussian noise; a secure round's Skellam noise has its RDP bound only.
+  if (accountant === 'pld' && secure) throw new Error('--accountant pld needs --secure off');
   const itemSketch =
     values['item-sketch'] === undefined
       ? undefined
@@ -178,7 +184,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   const combined =
     values.epsilon === undefined
       ? undefined
-      : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta);
+      : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta, accountant);
   const noise =
     combined === undefined
       ? nonNegative('noise')
@@ -207,6 +213,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     noise: Math.ceil(noise * 1e4) / 1e4,
     clip: positiveNumber('clip', values.clip!),
     delta,
+    ...(accountant === 'pld' ? { accountant } : {}),
     seed: nonNegative('seed'),
     rowsPerRound: values.rows === 'full' ? null : Math.floor(nonNegative('rows')),
     rowChoice: oneOf('row-choice', values['row-choice']!, ['window', 'bias', 'held'] as const),

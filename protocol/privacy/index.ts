@@ -1,6 +1,7 @@
 /**
  * The privacy maths shared by the server and the device: the RDP accountants (sampled Gaussian;
- * distributed Skellam), their numerics, and the device's Skellam noise.
+ * distributed Skellam), the PLD accountant (sampled Gaussian), their numerics, and the device's
+ * Skellam noise.
  */
 export {
   checkDelta,
@@ -35,6 +36,7 @@ export {
   type RoundPrivacySettings,
   type SkellamRound,
 } from './ledger.js';
+export { DEFAULT_LOSS_GRID, pldDelta, pldEpsilon, type GaussianRounds } from './pld.js';
 export { poissonSubsampledRdp } from './subsampled-rdp.js';
 export { addSkellamNoise, MAX_SKELLAM_VARIANCE, sampleSkellam } from './skellam-sampler.js';
 export { MAX_POISSON_MEAN, poissonSampler, samplePoisson } from './poisson.js';

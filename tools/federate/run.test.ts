@@ -10,7 +10,7 @@ import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
 import { layoutFor, runFederation, serverConfig, windowGate } from './run.js';
 import { runRound } from './rounds.js';
 import { initialWeights } from '../../model/init.js';
-import { ledgerEpsilon } from '../../protocol/privacy/index.js';
+import { ledgerEpsilon, pldEpsilon } from '../../protocol/privacy/index.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { currentSettings } from '../../server/privacy.js';
@@ -86,6 +86,24 @@ describe('runFederation', () => {
       const eps = whole.filter((r) => r.metric === 'epsilon').map((r) => r.value!);
       expect(eps[0]).toBe(0);
       expect(eps[1]! > 0 && eps[2]! > eps[1]!).toBe(true);
+      // Priced by the PLD: the same models, the rounds' PLD epsilon, below the server's RDP one.
+      const pld = await runFederation(
+        loaded,
+        population,
+        dims,
+        null,
+        { ...short, accountant: 'pld' },
+        null,
+      );
+      const models = (rows: readonly FederateRow[]) =>
+        numbers(rows).filter(([metric]) => metric === 'hr' || metric === 'mrr');
+      expect(models(pld)).toEqual(models(whole));
+      const pldEps = pld.filter((r) => r.metric === 'epsilon').map((r) => r.value!);
+      for (const [i, round] of [0, 3, 6].entries()) {
+        const priced = [{ noise: 1, sampleRate: short.sampleRate, steps: round }];
+        expect(pldEps[i]).toBe(pldEpsilon(priced, 1e-6));
+        if (round > 0) expect(pldEps[i]).toBeLessThan(eps[i]!);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

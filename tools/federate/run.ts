@@ -26,6 +26,7 @@ import { currentSettings } from '../../server/privacy.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon, windowNoiseMultiplier } from '../../protocol/privacy/index.js';
+import { runEpsilon, type Accountant } from './calibrate.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
 import { federationParams, versionLayout } from '../../server/versions.js';
 import { Pop } from '../baselines/popularity.js';
@@ -57,6 +58,11 @@ export interface RunSettings {
   /** Clip bound S. */
   readonly clip: number;
   readonly delta: number;
+  /**
+   * How the epsilon rows are priced: 'rdp' (absent), the server's ledger; 'pld', the privacy loss
+   * distribution of the run's Gaussian rounds (protocol/privacy/pld.ts), tighter. Not with secure.
+   */
+  readonly accountant?: Accountant;
   readonly seed: number;
   /** Item rows named per round (the rest of the update is the dense tensors); null: whole model. */
   readonly rowsPerRound: number | null;
@@ -178,7 +184,8 @@ export function runLabel(s: RunSettings): string {
   const dtype =
     (s.updateDtype === 'float16' ? '' : ` ${s.updateDtype}`) +
     (s.roundWindow ? ` windows σc=${s.roundWindow.countNoise}` : '');
-  return `${s.scenario} q=${s.sampleRate} z=${s.noise} S=${s.clip} ${what}${dtype}${added}`;
+  const z = `z=${s.noise}${s.accountant === 'pld' ? ' (PLD)' : ''}`;
+  return `${s.scenario} q=${s.sampleRate} ${z} S=${s.clip} ${what}${dtype}${added}`;
 }
 
 /** The server configuration a run's rounds use (what `npm run server` would be started with). */
@@ -381,7 +388,10 @@ export async function runFederation(
       ? await evaluateModel(model, modelIds(), loaded.data, final ? plan.newPairs : newSubset)
       : null;
     model.dispose();
-    const epsilon = ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
+    const epsilon =
+      settings.accountant === 'pld'
+        ? runEpsilon('pld', privacy.noiseMultiplier, privacy.sampleRate, round, settings.delta)
+        : ledgerEpsilon(new Array(round).fill(privacy), settings.delta).epsilon;
     const base = { run, scenario: settings.scenario, round } as const;
     const hr = metrics.hr[20]!;
     const mrr = metrics.mrr[20]!;
