@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeEpsilon } from '../protocol/privacy/index.js';
+import { computeEpsilon, pldEpsilon } from '../protocol/privacy/index.js';
 import { parsePrivacyArgs, runPrivacyCli } from './privacy.js';
 
 function run(argv: string[]): { code: number; out: string; err: string } {
@@ -42,6 +42,18 @@ describe('npm run privacy', () => {
     expect(out).toContain(`epsilon = ${expected.epsilon}`);
     expect(out).toContain('best RDP order = 19');
     expect(expected.epsilon).toBeCloseTo(0.7242234026109595, 9);
+  });
+
+  it('with --pld, prints the PLD epsilon too, below the RDP one', () => {
+    const argv = ['--noise', '1.6244', '--sample-rate', '0.1', '--steps', '20', '--delta', '1e-6'];
+    const { code, out } = run([...argv, '--pld']);
+    expect(code).toBe(0);
+    const pld = pldEpsilon([{ noise: 1.6244, sampleRate: 0.1, steps: 20 }], 1e-6);
+    expect(out).toContain(`PLD epsilon = ${pld}`);
+    expect(pld).toBeLessThan(
+      computeEpsilon({ noise: 1.6244, sampleRate: 0.1, steps: 20, delta: 1e-6 }).epsilon,
+    );
+    expect(run(argv).out).not.toContain('PLD');
   });
 
   it.each([

@@ -1,12 +1,13 @@
 /**
  * Epsilon of a federated training plan, from the same RDP accountant the server and device use.
  *
- *   npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+ *   npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d> [--pld]
  *   npm run privacy -- --traffic <visitors a day,...> [server flags]
  *
  * z is the noise multiplier (noise std over the L2 sensitivity), q the probability that one device
  * takes part in a round, t the number of published rounds. Prints epsilon and the RDP order that
- * gave it. With --traffic, a table of what a site running the server with the given flags (its
+ * gave it; with --pld, also the epsilon of the privacy loss distribution (protocol/privacy/pld.ts),
+ * the tighter bound `npm run federate -- --accountant pld` prices runs by. With --traffic, a table of what a site running the server with the given flags (its
  * defaults otherwise: `npm run server`'s own parser) spends at each steady traffic after a day, a
  * month and a year (server/privacy.ts trafficEpsilon). Bad or missing flags exit with code 2 and a
  * message naming the flag.
@@ -14,6 +15,7 @@
 import { HearthError } from '../protocol/errors.js';
 import {
   computeEpsilon,
+  pldEpsilon,
   type EpsilonResult,
   type PrivacyParams,
 } from '../protocol/privacy/index.js';
@@ -22,12 +24,13 @@ import { currentSettings, trafficEpsilon } from '../server/privacy.js';
 import { isEntryPoint } from './lib/entry.js';
 
 /** Usage text of the command. */
-export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d>
+export const PRIVACY_USAGE = `Usage: npm run privacy -- --noise <z> --sample-rate <q> --steps <t> --delta <d> [--pld]
        npm run privacy -- --traffic <visitors a day, comma-separated> [npm run server flags]
   --noise <z>         noise multiplier, > 0
   --sample-rate <q>   probability that a device joins a round, in [0, 1]
   --steps <t>         number of noised rounds, a non-negative integer
-  --delta <d>         target delta, in (0, 1)`;
+  --delta <d>         target delta, in (0, 1)
+  --pld               also the privacy loss distribution's epsilon (tighter than RDP)`;
 
 /** A command-line mistake: the message names the flag; the process exits with code 2. */
 export class UsageError extends Error {
@@ -166,8 +169,17 @@ export function runPrivacyCli(
       out(trafficTable(argv[traffic + 1], [...argv.slice(0, traffic), ...argv.slice(traffic + 2)]));
       return 0;
     }
-    const params = parsePrivacyArgs(argv);
+    const pld = argv.includes('--pld');
+    const params = parsePrivacyArgs(argv.filter((arg) => arg !== '--pld'));
     out(formatPrivacy(params, computeEpsilon(params)));
+    if (pld) {
+      const { noise, sampleRate, steps, delta } = params;
+      out(
+        `PLD epsilon = ${pldEpsilon([{ noise, sampleRate, steps }], delta)}\n` +
+          '(privacy loss distribution, each loss rounded up onto a 1e-4 grid: an upper bound ' +
+          'within steps x 1e-4 of the exact value; the server reports the RDP epsilon above)',
+      );
+    }
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
