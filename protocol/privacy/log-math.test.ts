@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { logAbsBinomial, logAdd, logComb, logErfc, logGamma, logSub } from './log-math.js';
+import {
+  logAbsBinomial,
+  logAdd,
+  logComb,
+  logErfc,
+  logGamma,
+  logSub,
+  normalCdf,
+} from './log-math.js';
 
 describe('log-space numerics', () => {
   it('computes log Gamma to ~1e-15, including reflection and large arguments', () => {
@@ -53,5 +61,19 @@ describe('log-space numerics', () => {
     expect(logSub(3, 3)).toBe(-Infinity);
     expect(logSub(2000, 1)).toBe(2000);
     expect(() => logSub(1, 2)).toThrow(RangeError);
+  });
+});
+
+describe('normalCdf', () => {
+  it('matches scipy.stats.norm.cdf, with full relative accuracy far in the lower tail', () => {
+    for (const [t, expected] of [
+      [0, 0.5],
+      [1, 0.8413447460685429],
+      [-1.96, 0.024997895148220435],
+      [-10, 7.61985302416047e-24],
+      [-30, 4.906713927147908e-198],
+    ] as const) {
+      expect(Math.abs(normalCdf(t) / expected - 1)).toBeLessThan(1e-12);
+    }
   });
 });

@@ -137,3 +137,8 @@ export function logErfc(x: number): number {
   if (x < 1.5) return Math.log1p(-erfSeries(x));
   return -x * x - LOG_SQRT_PI + logScaledErfcCf(x);
 }
+
+/** Φ(t), the standard normal CDF, with full relative accuracy in the lower tail (through logErfc). */
+export function normalCdf(t: number): number {
+  return 0.5 * Math.exp(logErfc(-t / Math.SQRT2));
+}

@@ -26,7 +26,7 @@
  * below the deltas Hearth reads (1e-6).
  */
 import { HearthError } from '../errors.js';
-import { logAdd, logErfc, logSub } from './log-math.js';
+import { logAdd, logSub, normalCdf } from './log-math.js';
 import { checkDelta, checkNoise, checkSampleRate, checkSteps } from './rdp.js';
 
 /** Rounds of one sampled Gaussian mechanism: noise multiplier z, sampling rate q, how many. */
@@ -52,11 +52,6 @@ interface LossPmf {
 }
 
 type Neighbour = 'remove' | 'add';
-
-/** Φ(t), the standard normal CDF, with full relative accuracy in the lower tail (log-math). */
-function normalCdf(t: number): number {
-  return 0.5 * Math.exp(logErfc(-t / Math.SQRT2));
-}
 
 function invalid(detail: string): never {
   throw new HearthError('HEARTH_E_PRIVACY_PARAMS', detail);
