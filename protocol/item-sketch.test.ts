@@ -3,9 +3,11 @@
  * (exact without collisions, unbiased over rounds with them).
  */
 import { describe, expect, it } from 'vitest';
-import { denseLength, type ModelDims } from './manifest.js';
+import { denseLength, MAX_DENSE_STRIDE, type ModelDims } from './manifest.js';
 import {
   roundSketch,
+  sentDense,
+  sketchDenseLength,
   sketchLength,
   sketchSlot,
   sketchUpdate,
@@ -127,6 +129,65 @@ describe('sketchUpdate and unsketchUpdate', () => {
     // And the sketch keeps the squared norm in expectation.
     const norm2 = u.reduce((acc, x) => acc + x * x, 0);
     expect(Math.abs(squaredNorm / norm2 - 1)).toBeLessThan(0.05);
+  });
+});
+
+describe('a sketch with a dense stride k', () => {
+  const denseFrom = at.bias(dims.items - 1) + 1;
+
+  it('carries one in k of the dense values, from an offset its key draws, and reads the rest as zero', () => {
+    const u = randomFull(6);
+    const offsets = new Set<number>();
+    for (let version = 1; version <= 40; version++) {
+      const sketch = roundSketch(6, version, 1, 3);
+      const carried = sentDense(dense, sketch);
+      offsets.add(carried.offset);
+      expect(carried.stride).toBe(3);
+      expect(carried.offset).toBeLessThan(3);
+      const expected = Array.from({ length: dense }, (_, j) => j).filter(
+        (j) => j % 3 === carried.offset,
+      );
+      expect(carried.count).toBe(expected.length);
+      expect(sketchDenseLength(dims, sketch)).toBe(expected.length);
+      const s = sketchUpdate(u, dims, sketch, new Float64Array(sketchLength(dims, sketch)));
+      expect(s.length).toBe(expected.length + 6 * (dims.embedding + 1));
+      expect(Array.from(s.subarray(0, expected.length))).toEqual(
+        expected.map((j) => u[denseFrom + j]!),
+      );
+      // The buckets are those of the same sketch without a stride.
+      const whole = sketchOf(u, version, 6);
+      expect(Array.from(s.subarray(expected.length))).toEqual(Array.from(whole.subarray(dense)));
+      const back = unsketchUpdate(s, dims, sketch, new Float64Array(fullLength));
+      const wholeBack = unsketchUpdate(
+        whole,
+        dims,
+        roundSketch(6, version),
+        new Float64Array(fullLength),
+      );
+      for (let j = 0; j < dense; j++) {
+        expect(back[denseFrom + j]).toBe(j % 3 === carried.offset ? u[denseFrom + j] : 0);
+      }
+      expect(Array.from(back.subarray(0, denseFrom))).toEqual(
+        Array.from(wholeBack.subarray(0, denseFrom)),
+      );
+    }
+    // A different set from round to round: every offset comes up.
+    expect(offsets.size).toBe(3);
+  });
+
+  it('is still linear, and refuses a stride outside 1..MAX_DENSE_STRIDE', () => {
+    const a = randomFull(7);
+    const b = randomFull(8);
+    const sketch = roundSketch(7, 5, 2, 4);
+    const of = (u: Float64Array) =>
+      sketchUpdate(u, dims, sketch, new Float64Array(sketchLength(dims, sketch)));
+    const sum = of(a.map((x, i) => x + b[i]!));
+    const apart = of(a).map((x, i) => x + of(b)[i]!);
+    for (let i = 0; i < sum.length; i++) expect(apart[i]).toBeCloseTo(sum[i]!, 12);
+    expect(roundSketch(7, 5, 1, 1)).toEqual(roundSketch(7, 5));
+    for (const bad of [0, 1.5, MAX_DENSE_STRIDE + 1]) {
+      expect(() => roundSketch(7, 5, 1, bad)).toThrow(RangeError);
+    }
   });
 });
 

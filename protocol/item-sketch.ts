@@ -22,8 +22,19 @@
  * mean over k. A row no update touched, whose readings are only its mates', is read as nearly zero
  * instead of as its mates' noise. The reading is then biased toward zero and not linear (the server
  * reads the round's mean, a sum already aggregated and noised).
+ *
+ * With a dense stride k > 1 the sketch carries one in k of the dense tensors' values, every k-th
+ * from an offset drawn from the key (so a different set each round, the same for every device),
+ * and the others read back as zero: a round moves a k-th of the dense model, and every value is
+ * sent once in k rounds on average. The dense part is then k times shorter.
  */
-import { denseLength, MAX_SKETCH_DEPTH, type ItemSketch, type ModelDims } from './manifest.js';
+import {
+  denseLength,
+  MAX_DENSE_STRIDE,
+  MAX_SKETCH_DEPTH,
+  type ItemSketch,
+  type ModelDims,
+} from './manifest.js';
 
 export type { ItemSketch } from './manifest.js';
 
@@ -31,7 +42,12 @@ export type { ItemSketch } from './manifest.js';
  * The sketch of version `version`'s round: its hashes are drawn from the version number; `depth`
  * tables of `buckets` buckets.
  */
-export function roundSketch(buckets: number, version: number, depth = 1): ItemSketch {
+export function roundSketch(
+  buckets: number,
+  version: number,
+  depth = 1,
+  denseStride = 1,
+): ItemSketch {
   if (!(Number.isInteger(buckets) && buckets >= 1)) {
     throw new RangeError(`a sketch needs a whole number of buckets >= 1, not ${buckets}`);
   }
@@ -40,13 +56,36 @@ export function roundSketch(buckets: number, version: number, depth = 1): ItemSk
       `a sketch's depth is a whole number in 1..${MAX_SKETCH_DEPTH}, not ${depth}`,
     );
   }
+  if (!(Number.isInteger(denseStride) && denseStride >= 1 && denseStride <= MAX_DENSE_STRIDE)) {
+    throw new RangeError(
+      `a sketch's dense stride is a whole number in 1..${MAX_DENSE_STRIDE}, not ${denseStride}`,
+    );
+  }
   const key = mix(version * 7919 + 1);
-  return depth > 1 ? { buckets, key, depth } : { buckets, key };
+  return {
+    buckets,
+    key,
+    ...(depth > 1 ? { depth } : {}),
+    ...(denseStride > 1 ? { denseStride } : {}),
+  };
 }
 
 /** Tables of a sketch (1 where the manifest names none). */
 export function sketchDepth(sketch: ItemSketch): number {
   return sketch.depth ?? 1;
+}
+
+/**
+ * Which of the model's `dense` values a sketch carries: those at offset, offset + stride, ... (all
+ * of them with stride 1), the offset drawn from the sketch's key.
+ */
+export function sentDense(
+  dense: number,
+  sketch: ItemSketch,
+): { offset: number; stride: number; count: number } {
+  const stride = sketch.denseStride ?? 1;
+  const offset = stride > 1 ? mix(sketch.key ^ 0x2545f491) % stride : 0;
+  return { offset, stride, count: offset < dense ? Math.ceil((dense - offset) / stride) : 0 };
 }
 
 /** The key of table `table`'s hashes: the sketch's own for the first. */
@@ -76,16 +115,27 @@ function slotUnder(item: number, key: number, buckets: number): number {
   return h & 1 ? bucket + 1 : -(bucket + 1);
 }
 
-/** Values of a sketched update: the dense tensors, then d + 1 values a bucket, table by table. */
+/**
+ * Values of a sketched update: the dense values it carries (sentDense), then d + 1 values a bucket,
+ * table by table.
+ */
 export function sketchLength(dims: ModelDims, sketch: ItemSketch): number {
-  return denseLength(dims) + sketchDepth(sketch) * sketch.buckets * (dims.embedding + 1);
+  return (
+    sketchDenseLength(dims, sketch) + sketchDepth(sketch) * sketch.buckets * (dims.embedding + 1)
+  );
+}
+
+/** Dense values a sketched update carries before its buckets. */
+export function sketchDenseLength(dims: ModelDims, sketch: ItemSketch): number {
+  return sentDense(denseLength(dims), sketch).count;
 }
 
 /**
  * Moves values between a full (manifest-order) vector and a sketch: into the sketch, each item row
  * is added with its sign (over √depth) into its bucket of each table; out of it, each item row is
  * its sign times its bucket (with depth > 1: the shrunk mean of its tables' readings, see above).
- * The dense tensors are copied as they are; the target is zeroed first, row 0 stays zero.
+ * The dense values the sketch carries are copied as they are (the others read as zero); the target
+ * is zeroed first, row 0 stays zero.
  */
 function transfer(
   full: Float32Array | Float64Array,
@@ -96,13 +146,21 @@ function transfer(
 ): void {
   const d = dims.embedding;
   const n = dims.items;
-  const dense = denseLength(dims);
+  const carried = sentDense(denseLength(dims), sketch);
+  const dense = carried.count;
   const offset = n * d + n;
   const depth = sketchDepth(sketch);
   const target = into === 'sketch' ? compact : full;
   target.fill(0);
-  if (into === 'sketch') compact.set(full.subarray(offset, offset + dense), 0);
-  else full.set(compact.subarray(0, dense), offset);
+  if (carried.stride === 1) {
+    if (into === 'sketch') compact.set(full.subarray(offset, offset + dense), 0);
+    else full.set(compact.subarray(0, dense), offset);
+  } else {
+    for (let j = 0, at = offset + carried.offset; j < dense; j++, at += carried.stride) {
+      if (into === 'sketch') compact[j] = full[at]!;
+      else full[at] = compact[j]!;
+    }
+  }
   if (into === 'rows' && depth > 1) {
     readShrunk(full, compact, dims, sketch);
     return;
@@ -142,7 +200,7 @@ function readShrunk(
 ): void {
   const d = dims.embedding;
   const n = dims.items;
-  const dense = denseLength(dims);
+  const dense = sketchDenseLength(dims, sketch);
   const depth = sketchDepth(sketch);
   const width = d + 1;
   const gain = Math.sqrt(depth);

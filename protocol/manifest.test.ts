@@ -3,6 +3,7 @@ import { HearthError } from './errors.js';
 import {
   layoutHash,
   maxStalenessOf,
+  MAX_DENSE_STRIDE,
   MAX_ROUND_WINDOW_SECONDS,
   roundWindowAt,
   updateDtypeOf,
@@ -186,6 +187,20 @@ describe('manifest', () => {
     for (const depth of [0, 9, 1.5, '2', null]) {
       const m = { ...manifest(), federation: { ...federation, itemSketch: { ...sketch, depth } } };
       expect(() => parseManifest(m), JSON.stringify(depth)).toThrow('federation.itemSketch');
+    }
+  });
+
+  it("reads a sketch's dense stride: optional (1), a whole number up to MAX_DENSE_STRIDE", () => {
+    const federation = manifest().federation;
+    const sketch = { buckets: 2, key: 1, denseStride: 10 };
+    const named = { ...manifest(), federation: { ...federation, itemSketch: sketch } };
+    expect(parseManifest(named).federation.itemSketch).toEqual(sketch);
+    for (const denseStride of [0, MAX_DENSE_STRIDE + 1, 2.5, '10', null]) {
+      const m = {
+        ...manifest(),
+        federation: { ...federation, itemSketch: { ...sketch, denseStride } },
+      };
+      expect(() => parseManifest(m), JSON.stringify(denseStride)).toThrow('federation.itemSketch');
     }
   });
 

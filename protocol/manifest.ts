@@ -180,10 +180,19 @@ export interface ItemSketch {
   readonly key: number;
   /** Tables of `buckets` buckets, each with hashes of its own (absent: 1). */
   readonly depth?: number;
+  /**
+   * k: the sketch carries one in k of the dense tensors' values, those at (offset + j k) with the
+   * offset drawn from `key` (protocol/item-sketch.ts sentDense); the others read as zero (absent: 1,
+   * every value).
+   */
+  readonly denseStride?: number;
 }
 
 /** The most tables a sketch may have. */
 export const MAX_SKETCH_DEPTH = 8;
+
+/** The largest dense stride a sketch may have. */
+export const MAX_DENSE_STRIDE = 1000;
 
 /** What the server tells devices about taking part in rounds. */
 export interface FederationParams {
@@ -414,10 +423,11 @@ export function manifestFor(
 /** A sketch of 1..5,000,000 buckets (the most rows an update may name) with a u32 key. */
 function validSketch(sketch: unknown): boolean {
   if (typeof sketch !== 'object' || sketch === null) return false;
-  const { buckets, key, depth } = sketch as Record<string, unknown>;
+  const { buckets, key, depth, denseStride } = sketch as Record<string, unknown>;
   return (
     positiveInt(buckets, 5_000_000) &&
     (depth === undefined || positiveInt(depth, MAX_SKETCH_DEPTH)) &&
+    (denseStride === undefined || positiveInt(denseStride, MAX_DENSE_STRIDE)) &&
     Number.isInteger(key) &&
     (key as number) >= 0 &&
     (key as number) < 2 ** 32

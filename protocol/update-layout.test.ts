@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { l2Norm } from './clip.js';
 import { denseLength, type ItemSketch, type ModelDims } from './manifest.js';
-import { roundSketch, unsketchUpdate } from './item-sketch.js';
+import { roundSketch, sentDense, unsketchUpdate } from './item-sketch.js';
 import {
   biasLedRows,
   fitUpdate,
@@ -121,6 +121,42 @@ describe('fitUpdate with item sketches', () => {
     const mean = dots.reduce((a, b) => a + b, 0) / dots.length;
     const sd = Math.sqrt(dots.reduce((a, b) => a + (b - mean) ** 2, 0) / (dots.length - 1));
     expect(mean).toBeGreaterThan((4 * sd) / Math.sqrt(dots.length));
+  });
+
+  it('carries a stale sketch with a dense stride: its buckets fitted as without one, its dense values where both carry them', () => {
+    const strided = (version: number): UpdateLayout => ({
+      kind: 'sketch',
+      sketch: roundSketch(16, version, 1, 3),
+    });
+    const original = update();
+    const from = strided(1);
+    const to = strided(2);
+    const stale = sentUpdate(original, bigger, from);
+    const fitted = fitUpdate(stale, bigger, from, to);
+    const span = itemSpan(bigger, to);
+    const carried = sentDense(dense, (to as { sketch: ItemSketch }).sketch);
+    expect(span).toEqual({ start: carried.count, end: updateLength(bigger, to) });
+    // The item part: what the sketches without a stride give, the norm kept.
+    const plain = fitUpdate(
+      sentUpdate(original, bigger, sketchOf(1)),
+      bigger,
+      sketchOf(1),
+      sketchOf(2),
+    );
+    const items = fitted.subarray(span.start);
+    const plainItems = plain.subarray(dense);
+    expect(items.length).toBe(plainItems.length);
+    items.forEach((v, i) => expect(v).toBeCloseTo(plainItems[i]!, 5));
+    expect(itemNorm(fitted, to)).toBeLessThanOrEqual(itemNorm(stale, from) * (1 + 1e-6));
+    expect(itemNorm(fitted, to)).toBeGreaterThan(0);
+    // The dense values: each the original's where both rounds carry it, else zero.
+    const before = sentDense(dense, (from as { sketch: ItemSketch }).sketch);
+    expect(before.offset).not.toBe(carried.offset);
+    for (let j = 0; j < carried.count; j++) {
+      const at = carried.offset + j * carried.stride;
+      const both = (at - before.offset) % before.stride === 0;
+      expect(fitted[j]).toBe(both ? original[itemsEnd + at] : 0);
+    }
   });
 
   it('carries named rows into a sketch and a sketch into named rows, within the norm', () => {

@@ -14,7 +14,7 @@
  * round; a sketch stands for the whole model and is read back into it after aggregation.
  */
 import { clipFactor, l2Norm } from './clip.js';
-import { sketchLength, sketchUpdate, unsketchUpdate } from './item-sketch.js';
+import { sketchDenseLength, sketchLength, sketchUpdate, unsketchUpdate } from './item-sketch.js';
 import { denseLength, type FederationParams, type ItemSketch, type ModelDims } from './manifest.js';
 
 /** A layout in the model's own coordinates: the whole model, or the dense tensors and some rows. */
@@ -159,7 +159,8 @@ export function sameLayout(a: UpdateLayout, b: UpdateLayout): boolean {
       b.kind === 'sketch' &&
       a.sketch.buckets === b.sketch.buckets &&
       a.sketch.key === b.sketch.key &&
-      (a.sketch.depth ?? 1) === (b.sketch.depth ?? 1)
+      (a.sketch.depth ?? 1) === (b.sketch.depth ?? 1) &&
+      (a.sketch.denseStride ?? 1) === (b.sketch.denseStride ?? 1)
     );
   }
   if (a.kind === 'full' || b.kind === 'full') return a.kind === b.kind;
@@ -210,7 +211,9 @@ export function rowOffsets(dims: ModelDims, layout: UpdateLayout): RowOffsets {
 /** The coordinates [start, end) of an update in this layout that hold item rows and biases. */
 export function itemSpan(dims: ModelDims, layout: UpdateLayout): { start: number; end: number } {
   if (layout.kind === 'full') return { start: 0, end: denseOffset(dims) };
-  return { start: denseLength(dims), end: updateLength(dims, layout) };
+  const start =
+    layout.kind === 'sketch' ? sketchDenseLength(dims, layout.sketch) : denseLength(dims);
+  return { start, end: updateLength(dims, layout) };
 }
 
 /**

@@ -187,6 +187,29 @@ describe('config', () => {
     });
   });
 
+  it('reads --sketch-dense-stride (default 1) and names it in the version sketch', () => {
+    expect(parseArgs([]).sketchDenseStride).toBe(1);
+    const config = parseArgs(['--item-sketch', '4', '--sketch-dense-stride', '10']);
+    expect(config.sketchDenseStride).toBe(10);
+    const dims = { items: 6, embedding: 2, hidden: 2, maxSessionLength: 3 };
+    const layout = versionLayout(config, dims, 7, new Float32Array(0), 1);
+    expect(layout).toEqual({ itemSketch: roundSketch(4, 7, 1, 10) });
+    expect(layout.itemSketch!.denseStride).toBe(10);
+    expect(
+      versionLayout(resolveConfig({ itemSketch: 4 }), dims, 7, new Float32Array(0), 1).itemSketch!
+        .denseStride,
+    ).toBeUndefined();
+    for (const argv of [
+      ['--sketch-dense-stride', '0'],
+      ['--sketch-dense-stride', '1001'],
+      ['--sketch-dense-stride', 'some'],
+    ]) {
+      expect(() => parseArgs(argv), argv.join(' ')).toThrow(
+        /sketchDenseStride|sketch-dense-stride/,
+      );
+    }
+  });
+
   it('derives the body limit from the model size, capped', () => {
     const config = resolveConfig({});
     expect(updateBodyLimit(64, config)).toBe(44 + 256);

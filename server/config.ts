@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { HearthError } from '../protocol/errors.js';
 import {
   MAX_ROUND_WINDOW_SECONDS,
+  MAX_DENSE_STRIDE,
   MAX_SKETCH_DEPTH,
   WEIGHTS_DTYPES,
   type WeightsDtype,
@@ -122,6 +123,11 @@ export interface ServerConfig {
    * the server reads each item row as its tables' readings' mean, shrunk by how much they agree.
    */
   readonly sketchDepth: number;
+  /**
+   * k: a sketch carries one in k of the dense tensors' values, a different set each version
+   * (protocol/item-sketch.ts sentDense); the others read as zero in that round.
+   */
+  readonly sketchDenseStride: number;
   /**
    * How a version's rows are named, from public data only: 'bias' takes half of them by the
    * version's own item bias and moves a window over the rest; 'window' moves a window through a
@@ -300,6 +306,7 @@ export const DEFAULT_CONFIG = {
   // named rows (better early, and under noise on YOOCHOOSE) at about half the values.
   itemSketch: 2048,
   sketchDepth: 1,
+  sketchDenseStride: 1,
   rowChoice: 'window',
   aggregator: 'mean',
   weightsDtype: 'int8',
@@ -409,6 +416,12 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     checkInt('itemSketch (--item-sketch)', config.itemSketch, 1, 5_000_000);
   }
   checkInt('sketchDepth (--sketch-depth)', config.sketchDepth, 1, MAX_SKETCH_DEPTH);
+  checkInt(
+    'sketchDenseStride (--sketch-dense-stride)',
+    config.sketchDenseStride,
+    1,
+    MAX_DENSE_STRIDE,
+  );
   checkOneOf('rowChoice (--row-choice)', config.rowChoice, ROW_CHOICES);
   checkOneOf('weightsDtype (--weights-dtype)', config.weightsDtype, WEIGHTS_DTYPES);
   checkOneOf('updateDtype (--update-dtype)', config.updateDtype, DEVICE_UPDATE_DTYPES);
@@ -598,6 +611,8 @@ export const USAGE = `Usage: npm run server -- [options]
                              version (default ${DEFAULT_CONFIG.itemSketch}); off, or --update-rows given: named rows
   --sketch-depth <k>         tables of --item-sketch buckets, each with its own hashes; rows are read as
                              the shrunk mean of their k readings (default ${DEFAULT_CONFIG.sketchDepth})
+  --sketch-dense-stride <k>  a sketch carries one in k of the dense tensors' values, drawn per version;
+                             the rest read as zero in that round (default ${DEFAULT_CONFIG.sketchDenseStride})
   --row-choice <c>           ${ROW_CHOICES.join(' | ')}: how the rows are named (default ${DEFAULT_CONFIG.rowChoice})
   --aggregator <a>           ${AGGREGATORS.join(' | ')} (default ${DEFAULT_CONFIG.aggregator}: equal weights; all but mean need noise off)
   --weights-dtype <d>        ${WEIGHTS_DTYPES.join(' | ')}: what devices download (default ${DEFAULT_CONFIG.weightsDtype}; int8: per-row scales, ~1/4 the bytes)
@@ -713,6 +728,7 @@ const FLAGS: Readonly<Record<string, FlagParser>> = {
     else intFlag('itemSketch', 1, 5_000_000)(value, flag, out);
   },
   '--sketch-depth': intFlag('sketchDepth', 1, MAX_SKETCH_DEPTH),
+  '--sketch-dense-stride': intFlag('sketchDenseStride', 1, MAX_DENSE_STRIDE),
   '--row-choice': oneOfFlag('rowChoice', ROW_CHOICES),
   '--weights-dtype': oneOfFlag('weightsDtype', WEIGHTS_DTYPES),
   '--update-dtype': oneOfFlag('updateDtype', DEVICE_UPDATE_DTYPES),

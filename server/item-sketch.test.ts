@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { l2Norm } from '../protocol/clip.js';
-import { roundSketch, unsketchUpdate } from '../protocol/item-sketch.js';
+import { roundSketch, sentDense, unsketchUpdate } from '../protocol/item-sketch.js';
 import { denseLength } from '../protocol/manifest.js';
 import { fitUpdate, itemSpan, manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { publishSumRound } from './store-rules.js';
@@ -94,6 +94,33 @@ describe('item sketches (--item-sketch)', () => {
     expect(worstDifference(moved, read)).toBeLessThan(5e-6);
     expect(worstDifference(moved, readBack(delta, 1))).toBeGreaterThan(1e-3);
     expect((await servedModel(t.app)).federation.itemSketch).toEqual(roundSketch(2, 2, 2));
+  });
+
+  it('publishes a dense stride (--sketch-dense-stride): only the carried dense values move', async () => {
+    const t = await makeApp({ ...SKETCH, sketchDenseStride: 3, minCohort: 1, maxStaleness: 0 });
+    closers.push(t.close);
+    const v1 = await servedModel(t.app);
+    const sketch = roundSketch(2, 1, 1, 3);
+    expect(v1.federation.itemSketch).toEqual(sketch);
+    const carried = sentDense(denseLength(DIMS), sketch);
+    const length = updateLength(DIMS, manifestLayout(v1.federation));
+    expect(length).toBe(carried.count + 2 * (DIMS.embedding + 1));
+    expect(carried.count).toBeLessThan(denseLength(DIMS));
+    const a = await joinRound(t.app);
+    const delta = layoutDelta(length, 0.5, 4);
+    const { moved } = await moveOfRound(t.app, [a.token], [delta]);
+    // FedAvg at lr 1 with one update: the model moves by the update read back, and a dense value
+    // moves only if the sketch carried it.
+    const read = unsketchUpdate(delta, DIMS, sketch, new Float32Array(PARAMS));
+    expect(worstDifference(moved, read)).toBeLessThan(5e-6);
+    const denseFrom = PARAMS - denseLength(DIMS);
+    for (let j = 0; j < denseLength(DIMS); j++) {
+      const value = moved[denseFrom + j]!;
+      if ((j - carried.offset) % 3 === 0 && j >= carried.offset) {
+        expect(Math.abs(value), `dense ${j}`).toBeGreaterThan(0);
+      } else expect(value, `dense ${j}`).toBe(0);
+    }
+    expect((await servedModel(t.app)).federation.itemSketch).toEqual(roundSketch(2, 2, 1, 3));
   });
 
   it('sketches a stale update again with the current hashes, its item norm kept', async () => {

@@ -17,7 +17,11 @@ import {
   UPDATE_FORMAT_VERSION,
   UPDATE_HEADER_BYTES,
 } from '../protocol/update-format.js';
-import { MAX_ROUND_WINDOW_SECONDS, MAX_SKETCH_DEPTH } from '../protocol/manifest.js';
+import {
+  MAX_DENSE_STRIDE,
+  MAX_ROUND_WINDOW_SECONDS,
+  MAX_SKETCH_DEPTH,
+} from '../protocol/manifest.js';
 import { SITE_KEY_HEADER } from '../protocol/routes.js';
 import {
   SECAGG_CONTENT_TYPE,
@@ -117,7 +121,7 @@ const UPDATE_FORMAT_DESCRIPTION = `A clipped model delta in Hearth's binary upda
 | 20 | 4 | examples | u32, local training examples (the server clamps it to maxExamples) |
 | 24 | 4 | clipNorm | f32, the bound S the device clipped to (positive, finite) |
 | 28 | 16 | roundToken | the single-use token from POST /v1/rounds/join, as 16 bytes |
-| ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype: with \`federation.itemSketch\` in the base version's manifest, the dense tensors (manifest order, item table and bias left out) then \`depth\` (default 1) tables of \`buckets\` buckets of d + 1 values (embedding, bias), item i's row added times its sign (over √depth) into its bucket of each table (protocol/item-sketch.ts: bucket and sign from a hash of i and \`key\`; row 0 in none); with \`federation.updateRows\`, the dense tensors then, for each named row in order, its embedding and its bias; with neither, every tensor in manifest order |
+| ${UPDATE_HEADER_BYTES} | - | payload | paramCount values in dtype: with \`federation.itemSketch\` in the base version's manifest, the dense tensors (manifest order, item table and bias left out; with \`denseStride\` k only one in k of their values, from the offset \`key\` draws) then \`depth\` (default 1) tables of \`buckets\` buckets of d + 1 values (embedding, bias), item i's row added times its sign (over √depth) into its bucket of each table (protocol/item-sketch.ts: bucket and sign from a hash of i and \`key\`; row 0 in none); with \`federation.updateRows\`, the dense tensors then, for each named row in order, its embedding and its bias; with neither, every tensor in manifest order |
 
 int8, int4 and int2 payloads are ceil(paramCount / 64) float32 scales (finite, >= 0), then paramCount integer levels (int8: one signed byte each in -127..127; int4: two per byte, the first in the low nibble, in -7..7, a last odd nibble 0; int2: four per byte, the first in the lowest two bits, in -1..1, unused bits of the last byte 0); value i is level * scale / L for its block of 64 (L = 127, 7 or 1). The body must be exactly ${UPDATE_HEADER_BYTES} + the payload's bytes (paramCount * 4 or 2 for the float dtypes). Checks, in order: framing (magic, format, dtype, reserved bits, length, int8 / int4 / int2 scales and levels), base version known, base version within the staleness bound, layout, finite values, L2 norm <= S (with 1e-3 relative slack for float16 rounding), round token. An update on an older version is carried into the current version's layout: the rows both name keep their values, the rows the current one does not name are dropped; a sketch is read back with its version's hashes and sketched again with the current one's, its item part scaled back to its own norm. The body limit is the header plus a float32 payload of the current model.`;
 
@@ -605,6 +609,13 @@ const COMPONENT_SCHEMAS: Record<string, JsonObject> = {
                 maximum: MAX_SKETCH_DEPTH,
                 description:
                   'Optional (--sketch-depth; absent: 1): tables of `buckets` buckets, each hashed with a key of its own; every item row is added, over √depth, into one bucket of each',
+              },
+              denseStride: {
+                type: 'integer',
+                minimum: 1,
+                maximum: MAX_DENSE_STRIDE,
+                description:
+                  "Optional (--sketch-dense-stride; absent: 1): the update carries one in k of the dense tensors' values, those at o, o + k, o + 2k, … (o from `key`, protocol/item-sketch.ts sentDense), in place of all of them",
               },
             },
             description:

@@ -54,7 +54,7 @@ export async function rollBackIfWorse(
   store: Store,
   config: Pick<
     ServerConfig,
-    'rollbackDrop' | 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'
+    'rollbackDrop' | 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth' | 'sketchDenseStride'
   >,
   hitRates: ReadonlyMap<number, number>,
 ): Promise<Rollback | undefined> {

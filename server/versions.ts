@@ -111,12 +111,16 @@ export function toHour(iso: string): string {
 
 /**
  * The update layout of `version`: with config.itemSketch, a count sketch of that many buckets drawn
- * for the version (protocol/item-sketch.ts roundSketch), config.sketchDepth tables of them; else
+ * for the version (protocol/item-sketch.ts roundSketch), config.sketchDepth tables of them, carrying
+ * one in config.sketchDenseStride of the dense values; else
  * the rows versionRows names. Neither (the whole model) where the sketch or the rows would hold as
  * many values as every row.
  */
 export function versionLayout(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
+  config: Pick<
+    ServerConfig,
+    'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth' | 'sketchDenseStride'
+  >,
   dims: ModelDims,
   version: number,
   weights: Float32Array,
@@ -125,7 +129,14 @@ export function versionLayout(
   if (config.itemSketch !== 'off') {
     // As many buckets as rows carry no fewer values than the rows, and collisions besides.
     if (config.itemSketch * config.sketchDepth >= dims.items - 1) return {};
-    return { itemSketch: roundSketch(config.itemSketch, version, config.sketchDepth) };
+    return {
+      itemSketch: roundSketch(
+        config.itemSketch,
+        version,
+        config.sketchDepth,
+        config.sketchDenseStride,
+      ),
+    };
   }
   const rows = versionRows(config, dims, version, weights, seed);
   return rows === undefined ? {} : { updateRows: rows };
@@ -133,7 +144,10 @@ export function versionLayout(
 
 /** RoundPolicy.layoutFields for the running config: versionLayout on each new version's weights. */
 export function layoutFieldsOf(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
+  config: Pick<
+    ServerConfig,
+    'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth' | 'sketchDenseStride'
+  >,
 ) {
   return (template: ModelManifest, version: number, weights: Float32Array) =>
     versionLayout(config, template.dims, version, weights, template.layoutHash);

@@ -2,7 +2,8 @@
  * `npm run attack`: what the server can read off one upload today, measured on real visitors.
  *
  *   npm run attack -- --dataset diginetica [--data ../shared/data] [--visitors 200]
- *     [--item-sketch <buckets> [--sketch-depth <k>] | --rows <n>|full] [--cohorts 1,10,100,1000]
+ *     [--item-sketch <buckets> [--sketch-depth <k>] [--sketch-dense-stride <k>] | --rows <n>|full]
+ *     [--cohorts 1,10,100,1000]
  *     [--update-dtype float16|int8|int4|int2, default: the server's]
  *
  * The layout is the server's default unless one is given: the device sends its item rows as the
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
       cohorts: { type: 'string' },
       'item-sketch': { type: 'string' },
       'sketch-depth': { type: 'string' },
+      'sketch-dense-stride': { type: 'string' },
     },
     strict: true,
   });
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
     .map((c) => positiveInteger('cohorts', c));
   const visitors = positiveInteger('visitors', values.visitors);
   // The layout as the server resolves it: its default (a sketch) unless rows are asked for.
-  const { updateRows, itemSketch, sketchDepth } = resolveConfig({
+  const { updateRows, itemSketch, sketchDepth, sketchDenseStride } = resolveConfig({
     ...(values.rows === undefined
       ? {}
       : { updateRows: values.rows === 'full' ? 'full' : positiveInteger('rows', values.rows) }),
@@ -76,6 +78,11 @@ async function main(): Promise<void> {
     ...(values['sketch-depth'] === undefined
       ? {}
       : { sketchDepth: positiveInteger('sketch-depth', values['sketch-depth']) }),
+    ...(values['sketch-dense-stride'] === undefined
+      ? {}
+      : {
+          sketchDenseStride: positiveInteger('sketch-dense-stride', values['sketch-dense-stride']),
+        }),
   });
   setLogLevel('silent');
   await initNodeBackend('wasm');
@@ -85,7 +92,7 @@ async function main(): Promise<void> {
   const key = `seed-test-${population.central.length}`;
   const weights = await centralWeights(dataset, dims, population.central, key);
   const fields = versionLayout(
-    { updateRows, rowChoice: 'window', itemSketch, sketchDepth },
+    { updateRows, rowChoice: 'window', itemSketch, sketchDepth, sketchDenseStride },
     dims,
     1,
     weights,

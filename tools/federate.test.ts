@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeEpsilon, pldEpsilon } from '../protocol/privacy/index.js';
 import { settingsFrom } from './federate.js';
+import { runLabel, serverConfig } from './federate/run.js';
 
 const base = {
   scenario: 'seed',
@@ -79,6 +80,20 @@ describe('npm run federate flags', () => {
     expect(settingsFrom({ ...sketch, epsilon: '2' }).noise).toBeGreaterThan(0);
     expect(settingsFrom({ ...sketch, epsilon: '2', 'per-device': 'on' }).noise).toBeGreaterThan(0);
     expect(() => settingsFrom({ ...sketch, 'item-sketch': '0' })).toThrow(/--item-sketch/);
+    // A dense stride is the sketch's, and reaches the server config the rounds run with.
+    const strided = settingsFrom({ ...sketch, 'sketch-dense-stride': '10' });
+    expect(strided.sketchDenseStride).toBe(10);
+    expect(serverConfig(strided, 1000).sketchDenseStride).toBe(10);
+    expect(serverConfig(settingsFrom(sketch), 1000).sketchDenseStride).toBe(1);
+    expect(runLabel(strided)).toContain('sketch 2048 dense 1/10');
+    expect(() => settingsFrom({ ...base, 'sketch-dense-stride': '10' })).toThrow(
+      /--sketch-dense-stride needs --item-sketch/,
+    );
+    for (const bad of ['0', '1001', 'x']) {
+      expect(() => settingsFrom({ ...sketch, 'sketch-dense-stride': bad })).toThrow(
+        /sketch-dense-stride/,
+      );
+    }
   });
 
   it('spends --epsilon on a round and its noised count-min gate together', () => {

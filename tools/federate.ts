@@ -14,6 +14,9 @@
  *     sketch of that many buckets, drawn afresh each round: protocol/item-sketch.ts; each device
  *     clips its sketch, summed or not) [--sketch-depth <k>] (k tables of
  *     that many buckets; each row read as the shrunk mean of its k readings)
+ *     [--sketch-dense-stride <k>] (the sketch carries one in k of the dense values, drawn per
+ *     round, the rest read as zero; summed, a device is clipped by its whole dense part's norm, at
+ *     least what it sends, so within S but clipped a little more than it would clip itself)
  *     [--round-window off|on] [--count-noise 10] [--window-min <m>] (on: each round is a round
  *     window of the server, server/round-windows.ts: it publishes only if its count plus
  *     N(0, count-noise²) reaches m, as the mean over that noised count, and is charged at the
@@ -50,7 +53,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SessionModel } from '../model/session-model.js';
-import type { ModelDims } from '../protocol/manifest.js';
+import { MAX_DENSE_STRIDE, type ModelDims } from '../protocol/manifest.js';
 import { setLogLevel } from '../protocol/logger.js';
 import {
   DEFAULT_DATA_DIR,
@@ -100,6 +103,7 @@ const OPTIONS = {
   'row-choice': { type: 'string', default: 'window' },
   'item-sketch': { type: 'string' },
   'sketch-depth': { type: 'string' },
+  'sketch-dense-stride': { type: 'string' },
   'sketch-gate': { type: 'string', default: 'off' },
   'gate-buckets': { type: 'string', default: '16384' },
   'gate-depth': { type: 'string', default: '2' },
@@ -203,6 +207,14 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
       : positiveInteger('sketch-depth', values['sketch-depth']);
   if (sketchDepth > 1 && itemSketch === undefined)
     throw new Error('--sketch-depth needs --item-sketch');
+  const sketchDenseStride =
+    values['sketch-dense-stride'] === undefined
+      ? 1
+      : positiveInteger('sketch-dense-stride', values['sketch-dense-stride']);
+  if (sketchDenseStride > MAX_DENSE_STRIDE)
+    throw new Error(`--sketch-dense-stride: at most ${MAX_DENSE_STRIDE}`);
+  if (sketchDenseStride > 1 && itemSketch === undefined)
+    throw new Error('--sketch-dense-stride needs --item-sketch');
   if (gated !== 'off' && itemSketch === undefined)
     throw new Error('--sketch-gate needs --item-sketch');
   return {
@@ -231,6 +243,7 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
         }
       : {}),
     ...(sketchDepth > 1 ? { sketchDepth } : {}),
+    ...(sketchDenseStride > 1 ? { sketchDenseStride } : {}),
     local: {
       steps: positiveInteger('local-steps', values['local-steps']!),
       learningRate: positiveNumber('local-lr', values['local-lr']!),

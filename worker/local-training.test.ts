@@ -6,7 +6,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EngineConfig } from '../protocol/api.js';
-import { manifestFor, roundWindowAt, type FederationParams } from '../protocol/manifest.js';
+import {
+  denseLength,
+  manifestFor,
+  roundWindowAt,
+  type FederationParams,
+} from '../protocol/manifest.js';
 import { PATHS } from '../protocol/routes.js';
 import { SessionModel } from '../model/session-model.js';
 import {
@@ -29,7 +34,7 @@ import {
 import { quantizedBytes } from '../protocol/update-quant.js';
 import type { GlobalModel } from './model-source.js';
 import { fitUpdate, gatherLayout, scatterLayout, updateLength } from '../protocol/update-layout.js';
-import { roundSketch, sketchLength, sketchUpdate } from '../protocol/item-sketch.js';
+import { roundSketch, sentDense, sketchLength, sketchUpdate } from '../protocol/item-sketch.js';
 
 const dims = { items: 20, embedding: 4, hidden: 4, maxSessionLength: 5 };
 let global: GlobalModel;
@@ -132,6 +137,33 @@ describe('learnLocally', () => {
     clipped.model.dispose();
     expect(l2Norm(clipped.update.delta)).toBeLessThanOrEqual(0.01);
     expect(l2Norm(clipped.update.delta)).toBeGreaterThan(0.0099);
+    // With a dense stride, one in k of the dense values it adopted, then the same buckets.
+    const strided = roundSketch(3, 7, 1, 4);
+    const stridedRun = await learnLocally(
+      {
+        ...global,
+        manifest: {
+          ...global.manifest,
+          federation: { ...global.manifest.federation, itemSketch: strided, clipNorm: 1e9 },
+        },
+      },
+      sessions,
+      undefined,
+      localTrainingSettings(),
+    );
+    stridedRun.model.dispose();
+    const carried = sentDense(denseLength(dims), strided);
+    expect(stridedRun.update.delta.length).toBe(sketchLength(dims, strided));
+    expect(stridedRun.update.delta.length).toBe(
+      expected.length - denseLength(dims) + carried.count,
+    );
+    const denseFrom = global.weights.length - denseLength(dims);
+    for (let j = 0; j < carried.count; j++) {
+      const at = denseFrom + carried.offset + j * carried.stride;
+      expect(stridedRun.update.delta[j]).toBeCloseTo(moved[at]!, 5);
+    }
+    const buckets = stridedRun.update.delta.subarray(carried.count);
+    buckets.forEach((d, i) => expect(d).toBeCloseTo(expected[denseLength(dims) + i]!, 5));
   });
 
   it("sends the same training in a newer version's sketch exactly, not carried over", async () => {

@@ -10,6 +10,7 @@ import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
 import { layoutFor, runFederation, serverConfig, windowGate } from './run.js';
 import { runRound } from './rounds.js';
 import { initialWeights } from '../../model/init.js';
+import { sentDense } from '../../protocol/item-sketch.js';
 import { ledgerEpsilon, pldEpsilon } from '../../protocol/privacy/index.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
@@ -209,6 +210,56 @@ describe('item sketches per device', () => {
     expect(metricAt(noisyEach, 'mrr', 4)).not.toBe(metricAt(eachBody, 'mrr', 4));
     const epsilon = noisyEach.find((r) => r.metric === 'epsilon' && r.round === 4)!.value!;
     expect(Number.isFinite(epsilon) && epsilon > 0).toBe(true);
+  }, 60_000);
+});
+
+describe('item sketches with a dense stride', () => {
+  it('publish per device what the summed sketch publishes, one in k dense values on the wire', async () => {
+    const population = populationOf(loaded, 'new', 'test');
+    const buckets = Math.ceil((dims.items - 1) / 4);
+    const short = {
+      ...settings,
+      rounds: 4,
+      evalEvery: 2,
+      itemSketch: buckets,
+      sketchDenseStride: 3,
+      clip: 1e9,
+    };
+    const summed = await runFederation(loaded, population, dims, null, short, null);
+    const eachBody = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...short, perDevice: true },
+      null,
+    );
+    for (const metric of ['hr', 'mrr'] as const) {
+      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
+        0.01,
+      );
+    }
+    // The stride moves the run: it is not the sketch without one.
+    const whole = await runFederation(
+      loaded,
+      population,
+      dims,
+      null,
+      { ...short, sketchDenseStride: 1 },
+      null,
+    );
+    expect(metricAt(whole, 'mrr', 4)).not.toBe(metricAt(summed, 'mrr', 4));
+    // Each round's body: the dense values its sketch carries (206 of 616 in round 2, drawn at
+    // offset 0; 205 in round 4), then the buckets.
+    const dense = 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8;
+    for (const round of [2, 4]) {
+      const layout = layoutFor(serverConfig(short, 100), dims, round - 1, new Float32Array(0), 1);
+      if (layout.kind !== 'sketch') throw new Error('expected a sketch');
+      const carried = sentDense(dense, layout.sketch).count;
+      expect(carried).toBeLessThanOrEqual(Math.ceil(dense / 3));
+      const bytes = eachBody.find((r) => r.metric === 'upload_bytes' && r.round === round)!.value!;
+      expect(bytes).toBe(44 + 2 * (buckets * 9 + carried));
+    }
   }, 60_000);
 });
 

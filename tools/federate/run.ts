@@ -90,6 +90,8 @@ export interface RunSettings {
   };
   /** Tables of itemSketch buckets (server/config.ts sketchDepth; default 1). */
   readonly sketchDepth?: number;
+  /** One in this many dense values a sketch carries (server/config.ts sketchDenseStride; default 1). */
+  readonly sketchDenseStride?: number;
   /**
    * 'held': a sketch's rows that no device of the round holds and no shared negative names read
    * as zero (held.ts; the round's item histogram, which the server has no way to learn yet).
@@ -168,6 +170,9 @@ export function runLabel(s: RunSettings): string {
     s.rowsPerRound === null
       ? s.itemSketch
         ? `sketch ${s.itemSketch}${s.sketchDepth && s.sketchDepth > 1 ? `x${s.sketchDepth}` : ''}` +
+          (s.sketchDenseStride && s.sketchDenseStride > 1
+            ? ` dense 1/${s.sketchDenseStride}`
+            : '') +
           (s.sketchGate
             ? s.sketchGate === 'held'
               ? ' gated by held'
@@ -205,6 +210,7 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     updateRows: s.rowsPerRound ?? 'full',
     itemSketch: s.itemSketch ?? 'off',
     sketchDepth: s.sketchDepth ?? 1,
+    sketchDenseStride: s.sketchDenseStride ?? 1,
     // Rows named by the round's histogram are named here (run.ts), not by a server's version.
     rowChoice: s.rowChoice === 'held' ? 'window' : s.rowChoice,
     updateDtype: s.updateDtype,
@@ -230,7 +236,10 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
  * for the version its devices train on (round + 1).
  */
 export function layoutFor(
-  config: Pick<ServerConfig, 'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth'>,
+  config: Pick<
+    ServerConfig,
+    'updateRows' | 'rowChoice' | 'itemSketch' | 'sketchDepth' | 'sketchDenseStride'
+  >,
   dims: ModelDims,
   round: number,
   weights: Float32Array,
