@@ -39,8 +39,8 @@ import {
 export type { ItemSketch } from './manifest.js';
 
 /**
- * The sketch of version `version`'s round: its hashes are drawn from the version number; `depth`
- * tables of `buckets` buckets.
+ * The sketch of version `version`'s round: its hashes (and its dense offset) are drawn from the
+ * version number; `depth` tables of `buckets` buckets, one in `denseStride` dense values carried.
  */
 export function roundSketch(
   buckets: number,

@@ -93,7 +93,8 @@ export function wholeUpdateIn(
  * again with `to`'s. Reading back copies a bucket into each of its items, so the item part's norm
  * would grow (by about the square root of items per bucket); it is scaled back to its norm in
  * `from`, and the update stays within S. Over the draw of hashes a stale sketch still pulls its
- * items the right way on average, shrunk by about that factor.
+ * items the right way on average, shrunk by about that factor. Under a dense stride only the dense
+ * values both sketches carry are kept (item-sketch.ts sentDense).
  */
 export function fitUpdate(
   delta: Float32Array,

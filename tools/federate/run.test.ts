@@ -30,6 +30,35 @@ beforeAll(async () => {
 const metricAt = (rows: readonly FederateRow[], metric: 'hr' | 'mrr', round: number) =>
   rows.find((r) => r.metric === metric && r.round === round)!.value!;
 
+/** Expects two runs' HR@20 and MRR@20 at `round` to agree within `within`. */
+function expectAgree(
+  a: readonly FederateRow[],
+  b: readonly FederateRow[],
+  round: number,
+  within = 0.01,
+): void {
+  for (const metric of ['hr', 'mrr'] as const) {
+    expect(Math.abs(metricAt(a, metric, round) - metricAt(b, metric, round))).toBeLessThan(within);
+  }
+}
+
+/** A run summed, and the same run with every device's body (perDevice), on `population`. */
+async function summedAndEachBody(
+  population: Parameters<typeof runFederation>[1],
+  run: Parameters<typeof runFederation>[4],
+) {
+  const summed = await runFederation(loaded, population, dims, null, run, null);
+  const eachBody = await runFederation(
+    loaded,
+    population,
+    dims,
+    null,
+    { ...run, perDevice: true },
+    null,
+  );
+  return { summed, eachBody };
+}
+
 describe('runFederation', () => {
   it('learns the planted transitions; the same run with the aggregate negated does not', async () => {
     const population = populationOf(loaded, 'new', 'test');
@@ -140,20 +169,8 @@ describe('summed rounds', () => {
     const population = populationOf(loaded, 'new', 'test');
     // Clipping on (S near the median norm), noise on, FedAdam, a rows layout.
     const noisy = { ...settings, rounds: 4, evalEvery: 4, rowsPerRound: 20, clip: 0.5, noise: 0.3 };
-    const eachBody = await runFederation(
-      loaded,
-      population,
-      dims,
-      null,
-      { ...noisy, perDevice: true },
-      null,
-    );
-    const summed = await runFederation(loaded, population, dims, null, noisy, null);
-    for (const metric of ['hr', 'mrr'] as const) {
-      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
-        0.01,
-      );
-    }
+    const { summed, eachBody } = await summedAndEachBody(population, noisy);
+    expectAgree(summed, eachBody, 4);
     // Not equal by construction: a run without clipping lands elsewhere.
     const unclipped = await runFederation(
       loaded,
@@ -174,39 +191,15 @@ describe('item sketches per device', () => {
     const population = populationOf(loaded, 'new', 'test');
     const buckets = Math.ceil((dims.items - 1) / 4);
     const short = { ...settings, rounds: 4, evalEvery: 4, itemSketch: buckets, clip: 1e9 };
-    const summed = await runFederation(loaded, population, dims, null, short, null);
-    const eachBody = await runFederation(
-      loaded,
-      population,
-      dims,
-      null,
-      { ...short, perDevice: true },
-      null,
-    );
-    for (const metric of ['hr', 'mrr'] as const) {
-      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
-        0.01,
-      );
-    }
+    const { summed, eachBody } = await summedAndEachBody(population, short);
+    expectAgree(summed, eachBody, 4);
     const bytes = eachBody.find((r) => r.metric === 'upload_bytes' && r.round === 4)!.value!;
     expect(bytes).toBe(44 + 2 * (buckets * 9 + 8 * 32 + 8 * 32 + 32 + 8 * 8 + 8));
     // Each device clips its sketch; with noise on the run lands elsewhere and prices it. Summed,
     // each device is clipped by its sketch's norm too, so the two runs agree.
     const noisy = { ...short, clip: 0.5, noise: 0.5 };
-    const noisyEach = await runFederation(
-      loaded,
-      population,
-      dims,
-      null,
-      { ...noisy, perDevice: true },
-      null,
-    );
-    const noisySummed = await runFederation(loaded, population, dims, null, noisy, null);
-    for (const metric of ['hr', 'mrr'] as const) {
-      expect(
-        Math.abs(metricAt(noisySummed, metric, 4) - metricAt(noisyEach, metric, 4)),
-      ).toBeLessThan(0.01);
-    }
+    const { summed: noisySummed, eachBody: noisyEach } = await summedAndEachBody(population, noisy);
+    expectAgree(noisySummed, noisyEach, 4);
     expect(metricAt(noisyEach, 'mrr', 4)).not.toBe(metricAt(eachBody, 'mrr', 4));
     const epsilon = noisyEach.find((r) => r.metric === 'epsilon' && r.round === 4)!.value!;
     expect(Number.isFinite(epsilon) && epsilon > 0).toBe(true);
@@ -225,20 +218,8 @@ describe('item sketches with a dense stride', () => {
       sketchDenseStride: 3,
       clip: 1e9,
     };
-    const summed = await runFederation(loaded, population, dims, null, short, null);
-    const eachBody = await runFederation(
-      loaded,
-      population,
-      dims,
-      null,
-      { ...short, perDevice: true },
-      null,
-    );
-    for (const metric of ['hr', 'mrr'] as const) {
-      expect(Math.abs(metricAt(summed, metric, 4) - metricAt(eachBody, metric, 4))).toBeLessThan(
-        0.01,
-      );
-    }
+    const { summed, eachBody } = await summedAndEachBody(population, short);
+    expectAgree(summed, eachBody, 4);
     // The stride moves the run: it is not the sketch without one.
     const whole = await runFederation(
       loaded,
@@ -304,9 +285,7 @@ describe('secure rounds (the stand-in for secure aggregation)', () => {
       null,
     );
     // The fixed-point rounding is all that differs.
-    for (const metric of ['hr', 'mrr'] as const) {
-      expect(Math.abs(metricAt(secure, metric, 4) - metricAt(plain, metric, 4))).toBeLessThan(1e-3);
-    }
+    expectAgree(secure, plain, 4, 1e-3);
     // What a secure device sends is its masked input, not a float16 body: its round's ring's
     // bytes for each coordinate it sums (server/secure-rounds.ts secureEncoding, through the
     // stand-in's encoding for the round's n).
