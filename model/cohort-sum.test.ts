@@ -109,17 +109,20 @@ describe('clippedUpdateSum', () => {
     return { sum, norms, fullNorms };
   }
 
-  // Few buckets: each device's own rows and negatives share buckets, in one table or in two.
-  for (const [buckets, depth] of [
-    [5, 1],
-    [4, 2],
+  // Few buckets: each device's own rows and negatives share buckets, in one table or in two; with
+  // a dense stride, a device clips by the dense values its sketch carries, not by all of them.
+  for (const [buckets, depth, stride] of [
+    [5, 1, 1],
+    [4, 2, 1],
+    [5, 1, 3],
+    [4, 2, 10],
   ] as const) {
     for (const [name, dims] of [
       ['cosine and the rest', scored],
       ['dot product', plain],
     ] as const) {
-      it(`clips each device by its sketch's norm (${name}, ${buckets} buckets x ${depth})`, () => {
-        const sketch = roundSketch(buckets, 3, depth);
+      it(`clips each device by its sketch's norm (${name}, ${buckets} buckets x ${depth}, dense stride ${stride})`, () => {
+        const sketch = roundSketch(buckets, 3, depth, stride);
         const s = { ...settings, negativeAlpha: 2 };
         const unclipped = perDeviceSketchSum(dims, sketch, 1e9);
         // Collisions move the norms: the sketch's is not the update's.

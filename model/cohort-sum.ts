@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { clipFactor } from '../protocol/clip.js';
-import { sketchDepth, sketchSlot } from '../protocol/item-sketch.js';
+import { sentDense, sketchDepth, sketchSlot } from '../protocol/item-sketch.js';
 import {
   denseLength,
   NORM_EPSILON,
@@ -157,6 +157,71 @@ function sketchedItemNorm2(
 }
 
 /**
+ * A device's gradient of one dense tensor, in manifest order: sum_t a_t^T s_t over its positions
+ * (`a` [B, n, k_a], `s` [B, n, k_s]), or given as it is (`g` [B, k]: a bias, the repeat bonus).
+ */
+type DenseGradient =
+  { readonly a: tf.Tensor3D; readonly s: tf.Tensor3D } | { readonly g: tf.Tensor2D };
+
+/** Values of a device's gradient formed at once, at most: the devices go through in groups. */
+const CARRIED_GROUP_VALUES = 1 << 22;
+
+/**
+ * Each device's squared norm of the dense values a strided sketch carries (item-sketch.ts
+ * sentDense: those at o, o + k, o + 2k, ... of the dense tensors in manifest order). The carried
+ * values do not line up with a kernel's rows, so the ghost norm does not apply: each device's
+ * gradient of a kernel is formed (a group of devices at a time) and masked to them.
+ */
+function carriedDenseNorm2(
+  gradients: readonly DenseGradient[],
+  carried: { readonly offset: number; readonly stride: number },
+  devices: number,
+): tf.Tensor1D {
+  const maskFrom = (start: number, shape: number[]): tf.Tensor => {
+    const size = shape.reduce((x, y) => x * y, 1);
+    const mask = new Float32Array(size);
+    for (
+      let j = (((carried.offset - start) % carried.stride) + carried.stride) % carried.stride;
+      j < size;
+      j += carried.stride
+    ) {
+      mask[j] = 1;
+    }
+    return tf.tensor(mask, shape);
+  };
+  let start = 0;
+  let total: tf.Tensor1D = tf.zeros([devices]);
+  for (const gradient of gradients) {
+    if ('g' in gradient) {
+      const k = gradient.g.shape[1];
+      total = tf.add(total, tf.sum(tf.mul(tf.square(gradient.g), maskFrom(start, [k])), 1));
+      start += k;
+      continue;
+    }
+    const [, , ka] = gradient.a.shape;
+    const ks = gradient.s.shape[2];
+    const mask = maskFrom(start, [ka, ks]);
+    const group = Math.max(1, Math.floor(CARRIED_GROUP_VALUES / (ka * ks)));
+    const norms: tf.Tensor1D[] = [];
+    for (let b = 0; b < devices; b += group) {
+      const size = Math.min(group, devices - b);
+      // One group's gradients [size, k_a, k_s] are let go before the next group's are formed.
+      norms.push(
+        tf.tidy(() => {
+          const a = tf.slice(gradient.a, [b, 0, 0], [size, -1, -1]);
+          const s = tf.slice(gradient.s, [b, 0, 0], [size, -1, -1]);
+          const g = tf.matMul(tf.transpose(a, [0, 2, 1]), s);
+          return tf.sum(tf.mul(tf.square(g), mask), [1, 2]) as tf.Tensor1D;
+        }),
+      );
+    }
+    total = tf.add(total, tf.concat(norms));
+    start += ka * ks;
+  }
+  return total;
+}
+
+/**
  * The most row vectors of one device that share a bucket of a table: the round's negatives there
  * plus the device's own rows there (row 0 left out), the most over the batch's devices.
  */
@@ -197,8 +262,9 @@ function mostSharing(
  * Trains every device of `devices` for one plain step from `global` and returns the sum of their
  * updates, each clipped to `clipNorm` as the device clips it, in `layout`'s coordinates. With
  * `sketch` (a full layout whose item rows the devices send as that sketch) a device clips what it
- * sends, its update's sketch, so its clip factor comes from the sketch's norm; the sum is still of
- * the whole updates, and its sketch is the sum of the devices' clipped sketches.
+ * sends, its update's sketch, so its clip factor comes from the sketch's norm (under a dense
+ * stride, of the dense values the sketch carries and its buckets); the sum is still of the whole
+ * updates, and its sketch is the sum of the devices' clipped sketches.
  *
  * The round's K negatives are one table all devices share (local-update.ts Trained.negatives):
  * device b's gradient of negative row j is J_j sum_t a_tj o_t, with a_tj the loss's gradient with
@@ -356,9 +422,26 @@ export function clippedUpdateSum(
           Math.max(0, ...wholeNorm2.dataSync()) * mostSharing(sketch, ownRows, negatives, B),
         ) >=
         clipNorm;
+    // A strided sketch carries one in k dense values: the device clips by those alone.
+    const carried = sketch && sentDense(denseLength(dims), sketch);
+    const sentDenseNorm2 =
+      sketched && carried && carried.stride > 1
+        ? carriedDenseNorm2(
+            [
+              { a: x, s: gates },
+              { a: beforeFlat, s: gates },
+              { g: tf.sum(gates, 1) },
+              { a: hsFlat, s: outs },
+              { g: tf.sum(outs, 1) },
+              ...(repeat ? [{ g: grads[5]! as tf.Tensor2D }] : []),
+            ],
+            carried,
+            B,
+          )
+        : denseNorm2;
     const norm2 = sketched
       ? tf.add(
-          denseNorm2,
+          sentDenseNorm2,
           tf.tensor1d(
             Float32Array.from(
               sketchedItemNorm2(

@@ -15,8 +15,7 @@
  *     clips its sketch, summed or not) [--sketch-depth <k>] (k tables of
  *     that many buckets; each row read as the shrunk mean of its k readings)
  *     [--sketch-dense-stride <k>] (the sketch carries one in k of the dense values, drawn per
- *     round, the rest read as zero; summed, a device is clipped by its whole dense part's norm, at
- *     least what it sends, so within S but clipped a little more than it would clip itself)
+ *     round, the rest read as zero; a device clips by the values it sends, summed or not)
  *     [--round-window off|on] [--count-noise 10] [--window-min <m>] (on: each round is a round
  *     window of the server, server/round-windows.ts: it publishes only if its count plus
  *     N(0, count-noise²) reaches m, as the mean over that noised count, and is charged at the
