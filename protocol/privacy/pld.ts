@@ -25,9 +25,8 @@
  * per bin) is the one error that is not pessimistic by construction; it is orders of magnitude
  * below the deltas Hearth reads (1e-6).
  */
-import { HearthError } from '../errors.js';
 import { logAdd, logSub, normalCdf } from './log-math.js';
-import { checkDelta, checkNoise, checkSampleRate, checkSteps } from './rdp.js';
+import { checkDelta, checkNoise, checkSampleRate, checkSteps, invalid } from './rdp.js';
 
 /** Rounds of one sampled Gaussian mechanism: noise multiplier z, sampling rate q, how many. */
 export interface GaussianRounds {
@@ -52,10 +51,6 @@ interface LossPmf {
 }
 
 type Neighbour = 'remove' | 'add';
-
-function invalid(detail: string): never {
-  throw new HearthError('HEARTH_E_PRIVACY_PARAMS', detail);
-}
 
 /**
  * One round's loss distribution under `neighbour`, on the grid of step h, every loss rounded up.

@@ -65,7 +65,8 @@ export interface EpsilonResult {
   readonly order: number;
 }
 
-function invalid(detail: string): never {
+/** Throws HEARTH_E_PRIVACY_PARAMS with `detail`: the accountants' one refusal. */
+export function invalid(detail: string): never {
   throw new HearthError('HEARTH_E_PRIVACY_PARAMS', detail);
 }
 

@@ -16,13 +16,13 @@
  * update units, mu = (sigma * scale)^2 (the reference's central_stddev^2 * scale^2), and each of m
  * devices draws Skellam(mu / m).
  */
-import { HearthError } from '../errors.js';
 import {
   checkDelta,
   checkOrders,
   checkSampleRate,
   checkSteps,
   epsilonFromRdp,
+  invalid,
   type EpsilonResult,
 } from './rdp.js';
 import { poissonSubsampledRdp } from './subsampled-rdp.js';
@@ -73,10 +73,6 @@ export interface SkellamPrivacyParams extends QuantisationParams {
   readonly delta: number;
   /** Integer RDP orders >= 2 to optimise over; SKELLAM_ORDERS when left out. */
   readonly orders?: readonly number[];
-}
-
-function invalid(detail: string): never {
-  throw new HearthError('HEARTH_E_PRIVACY_PARAMS', detail);
 }
 
 function checkPositive(name: string, value: number): void {
