@@ -163,62 +163,54 @@ function sketchedItemNorm2(
 type DenseGradient =
   { readonly a: tf.Tensor3D; readonly s: tf.Tensor3D } | { readonly g: tf.Tensor2D };
 
-/** Values of a device's gradient formed at once, at most: the devices go through in groups. */
-const CARRIED_GROUP_VALUES = 1 << 22;
-
 /**
  * Each device's squared norm of the dense values a strided sketch carries (item-sketch.ts
- * sentDense: those at o, o + k, o + 2k, ... of the dense tensors in manifest order). The carried
- * values do not line up with a kernel's rows, so the ghost norm does not apply: each device's
- * gradient of a kernel is formed (a group of devices at a time) and masked to them.
+ * sentDense: those at o, o + k, o + 2k, ... of the dense tensors in manifest order). In a kernel
+ * [k_a, k_s] starting at flat index p, row i carries the columns j = r_i, r_i + k, ... with
+ * r_i = (o - p - i k_s) mod k. The rows fall into at most k classes by r_i, and a class's carried
+ * values are its rows of sum_t a_t^T s_t at its columns: the product of those columns of a and of
+ * s, whose squared norm is a ghost norm again. A bias is masked as it is.
  */
 function carriedDenseNorm2(
   gradients: readonly DenseGradient[],
   carried: { readonly offset: number; readonly stride: number },
   devices: number,
 ): tf.Tensor1D {
-  const maskFrom = (start: number, shape: number[]): tf.Tensor => {
-    const size = shape.reduce((x, y) => x * y, 1);
-    const mask = new Float32Array(size);
-    for (
-      let j = (((carried.offset - start) % carried.stride) + carried.stride) % carried.stride;
-      j < size;
-      j += carried.stride
-    ) {
-      mask[j] = 1;
-    }
-    return tf.tensor(mask, shape);
+  const { offset, stride } = carried;
+  const residue = (x: number) => ((x % stride) + stride) % stride;
+  const fromEvery = (first: number, size: number): number[] => {
+    const out: number[] = [];
+    for (let j = first; j < size; j += stride) out.push(j);
+    return out;
   };
+  const parts: tf.Tensor1D[] = [];
   let start = 0;
-  let total: tf.Tensor1D = tf.zeros([devices]);
   for (const gradient of gradients) {
     if ('g' in gradient) {
       const k = gradient.g.shape[1];
-      total = tf.add(total, tf.sum(tf.mul(tf.square(gradient.g), maskFrom(start, [k])), 1));
+      const columns = fromEvery(residue(offset - start), k);
+      if (columns.length > 0) parts.push(tf.sum(tf.square(tf.gather(gradient.g, columns, 1)), 1));
       start += k;
       continue;
     }
-    const [, , ka] = gradient.a.shape;
+    const ka = gradient.a.shape[2];
     const ks = gradient.s.shape[2];
-    const mask = maskFrom(start, [ka, ks]);
-    const group = Math.max(1, Math.floor(CARRIED_GROUP_VALUES / (ka * ks)));
-    const norms: tf.Tensor1D[] = [];
-    for (let b = 0; b < devices; b += group) {
-      const size = Math.min(group, devices - b);
-      // One group's gradients [size, k_a, k_s] are let go before the next group's are formed.
-      norms.push(
-        tf.tidy(() => {
-          const a = tf.slice(gradient.a, [b, 0, 0], [size, -1, -1]);
-          const s = tf.slice(gradient.s, [b, 0, 0], [size, -1, -1]);
-          const g = tf.matMul(tf.transpose(a, [0, 2, 1]), s);
-          return tf.sum(tf.mul(tf.square(g), mask), [1, 2]) as tf.Tensor1D;
-        }),
-      );
+    const classes = new Map<number, number[]>();
+    for (let i = 0; i < ka; i++) {
+      const first = residue(offset - start - i * ks);
+      if (first >= ks) continue; // a row shorter than the stride may carry nothing
+      const rows = classes.get(first) ?? [];
+      rows.push(i);
+      classes.set(first, rows);
     }
-    total = tf.add(total, tf.concat(norms));
+    for (const [first, rows] of classes) {
+      const a = tf.gather(gradient.a, rows, 2) as tf.Tensor3D;
+      const s = tf.gather(gradient.s, fromEvery(first, ks), 2) as tf.Tensor3D;
+      parts.push(ghostNorm2(a, s));
+    }
     start += ka * ks;
   }
-  return total;
+  return parts.length > 0 ? tf.addN(parts) : tf.zeros([devices]);
 }
 
 /**
