@@ -164,14 +164,15 @@ type DenseGradient =
   { readonly a: tf.Tensor3D; readonly s: tf.Tensor3D } | { readonly g: tf.Tensor2D };
 
 /**
- * Each device's squared norm of the dense values a strided sketch carries (item-sketch.ts
- * sentDense: those at o, o + k, o + 2k, ... of the dense tensors in manifest order). In a kernel
- * [k_a, k_s] starting at flat index p, row i carries the columns j = r_i, r_i + k, ... with
- * r_i = (o - p - i k_s) mod k. The rows fall into at most k classes by r_i, and a class's carried
- * values are its rows of sum_t a_t^T s_t at its columns: the product of those columns of a and of
- * s, whose squared norm is a ghost norm again. A bias is masked as it is.
+ * Each device's squared norm of its dense gradients, or, under a strided sketch, of the dense
+ * values it carries (item-sketch.ts sentDense: those at o, o + k, o + 2k, ... of the dense tensors
+ * in manifest order). Stride 1 is the plain ghost norm, one Gram matrix of each s shared by the
+ * kernels it feeds. In a kernel [k_a, k_s] starting at flat index p, row i carries the columns
+ * j = r_i, r_i + k, ... with r_i = (o - p - i k_s) mod k. The rows fall into at most k classes by
+ * r_i, and a class's carried values are its rows of sum_t a_t^T s_t at its columns: the product of
+ * those columns of a and of s, whose squared norm is a ghost norm again. A bias is masked as it is.
  */
-function carriedDenseNorm2(
+function denseNorm2Of(
   gradients: readonly DenseGradient[],
   carried: { readonly offset: number; readonly stride: number },
   devices: number,
@@ -183,21 +184,32 @@ function carriedDenseNorm2(
     for (let j = first; j < size; j += stride) out.push(j);
     return out;
   };
+  const grams = new Map<tf.Tensor3D, tf.Tensor3D>();
+  const gramOf = (s: tf.Tensor3D): tf.Tensor3D => grams.get(s) ?? grams.set(s, gram(s)).get(s)!;
   const parts: tf.Tensor1D[] = [];
   let start = 0;
   for (const gradient of gradients) {
     if ('g' in gradient) {
       const k = gradient.g.shape[1];
-      const columns = fromEvery(residue(offset - start), k);
-      if (columns.length > 0) parts.push(tf.sum(tf.square(tf.gather(gradient.g, columns, 1)), 1));
+      const columns = stride === 1 ? null : fromEvery(residue(offset - start), k);
       start += k;
+      if (!columns) parts.push(tf.sum(tf.square(gradient.g), 1));
+      else if (columns.length > 0) {
+        parts.push(tf.sum(tf.square(tf.gather(gradient.g, columns, 1)), 1));
+      }
       continue;
     }
     const ka = gradient.a.shape[2];
     const ks = gradient.s.shape[2];
+    const kernelStart = start;
+    start += ka * ks;
+    if (stride === 1) {
+      parts.push(ghostNorm2(gradient.a, gradient.s, gramOf(gradient.s)));
+      continue;
+    }
     const classes = new Map<number, number[]>();
     for (let i = 0; i < ka; i++) {
-      const first = residue(offset - start - i * ks);
+      const first = residue(offset - kernelStart - i * ks);
       if (first >= ks) continue; // a row shorter than the stride may carry nothing
       const rows = classes.get(first) ?? [];
       rows.push(i);
@@ -208,7 +220,6 @@ function carriedDenseNorm2(
       const s = tf.gather(gradient.s, fromEvery(first, ks), 2) as tf.Tensor3D;
       parts.push(ghostNorm2(a, s));
     }
-    start += ka * ks;
   }
   return parts.length > 0 ? tf.addN(parts) : tf.zeros([devices]);
 }
@@ -355,7 +366,6 @@ export function clippedUpdateSum(
     );
     const hsFlat = tf.reshape(hs, [B, n, h]) as tf.Tensor3D;
     const beforeFlat = tf.reshape(before, [B, n, h]) as tf.Tensor3D;
-    const gatesGram = gram(gates);
 
     // The shared negatives: row norms r_j (1 without cosine scoring), normalised rows, layout mask.
     const rowsRaw = w.negatives!.table;
@@ -394,14 +404,16 @@ export function clippedUpdateSum(
       negativeNorm2,
       negativeBias2,
     ]);
-    let denseNorm2 = tf.addN([
-      ghostNorm2(x, gates, gatesGram),
-      ghostNorm2(beforeFlat, gates, gatesGram),
-      tf.sum(tf.square(tf.sum(gates, 1)), 1),
-      ghostNorm2(hsFlat, outs),
-      tf.sum(tf.square(tf.sum(outs, 1)), 1),
-    ]);
-    if (repeat) denseNorm2 = tf.add(denseNorm2, tf.sum(tf.square(grads[5]!), 1));
+    // The dense tensors' gradients in manifest order: the kernels' as products, the biases'.
+    const denseGradients: DenseGradient[] = [
+      { a: x, s: gates },
+      { a: beforeFlat, s: gates },
+      { g: tf.sum(gates, 1) },
+      { a: hsFlat, s: outs },
+      { g: tf.sum(outs, 1) },
+      ...(repeat ? [{ g: grads[5]! as tf.Tensor2D }] : []),
+    ];
+    const denseNorm2 = denseNorm2Of(denseGradients, { offset: 0, stride: 1 }, B);
     // A sketch's squared norm is at most c times the update's, c the most of a device's rows that
     // share a bucket (Cauchy-Schwarz within each bucket). Only where that could reach S is the
     // sketch's own norm computed (it costs a product per device of every negative row); elsewhere
@@ -418,18 +430,7 @@ export function clippedUpdateSum(
     const carried = sketch && sentDense(denseLength(dims), sketch);
     const sentDenseNorm2 =
       sketched && carried && carried.stride > 1
-        ? carriedDenseNorm2(
-            [
-              { a: x, s: gates },
-              { a: beforeFlat, s: gates },
-              { g: tf.sum(gates, 1) },
-              { a: hsFlat, s: outs },
-              { g: tf.sum(outs, 1) },
-              ...(repeat ? [{ g: grads[5]! as tf.Tensor2D }] : []),
-            ],
-            carried,
-            B,
-          )
+        ? denseNorm2Of(denseGradients, carried, B)
         : denseNorm2;
     const norm2 = sketched
       ? tf.add(
