@@ -74,13 +74,26 @@ function bucketOf(row: number, sketch: ItemSketch, t: number): { bucket: number;
   return { bucket: t * sketch.buckets + Math.abs(slot) - 1, sign: Math.sign(slot) };
 }
 
+/** sum_t x[i + t] y[j + t] over n values. */
+function dotOf(x: Float32Array, i: number, y: Float32Array, j: number, n: number): number {
+  let acc = 0;
+  for (let t = 0; t < n; t++) acc += x[i + t]! * y[j + t]!;
+  return acc;
+}
+
 /**
  * Each device's squared norm of its update's item part as sketch `sketch` holds it
  * (protocol/item-sketch.ts): its own rows' and the shared negatives' gradients (embedding and bias)
- * added with their signs, over √depth, into their buckets of each table. Rows that share a bucket
- * add up there, so this is not the rows' own squared norm. A negative's gradient comes in as
- * v = sum_t a_tj o_t, with `unit` and `norms` its row's normalisation (cosine scoring): J_j v is
- * (v - u_j (u_j . v)) / r_j.
+ * added with their signs, over √depth, into their buckets of each table. A bucket's squared norm is
+ * its rows' own squared norms plus twice the inner products of every pair of rows that share it, so
+ * the sketch's is sum_r |g_r|^2 + (2 / depth) sum_t sum over the pairs sharing a bucket of table t
+ * of s_r s_r' (g_r . g_r'). The negatives' own norms are ghost norms (`negativeNorm2`, from the
+ * caller). A negative's gradient is J_j v_bj, v_bj = sum_t a_tj o_t, with J_j = (I - u_j u_j^T) /
+ * r_j under cosine scoring (`cosine`: u_j, r_j, and `along` [B, n, K]: u_j . o_t) and the identity
+ * without; so two negatives' inner product comes from a_j^T (O O^T) a_j' and their projections on
+ * u_j and u_j', and a negative's with an own row g from sum_t a_tj (J_j g . o_t). Which negatives
+ * pair up is the same for every device (the round's hashes); a device's own rows meet only the
+ * negatives in their buckets.
  */
 function sketchedItemNorm2(
   sketch: ItemSketch,
@@ -91,69 +104,117 @@ function sketchedItemNorm2(
     readonly bias: Float32Array;
   },
   negatives: ArrayLike<number>,
-  negative: {
-    readonly table: Float32Array;
-    readonly bias: Float32Array;
-    readonly unit?: Float32Array;
-    readonly norms?: Float32Array;
-  },
+  signal: tf.Tensor3D,
+  sessions: tf.Tensor3D,
+  negativeNorm2: tf.Tensor1D,
+  cosine: { unit: tf.Tensor2D; norms: tf.Tensor1D; along: tf.Tensor3D } | null,
   devices: number,
-): Float64Array {
+): tf.Tensor1D {
   const depth = sketchDepth(sketch);
-  const width = d + 1;
-  const K = negatives.length;
+  const [, n, K] = signal.shape;
   const L = own.rows.length / devices;
-  const buckets = new Float64Array(depth * sketch.buckets * width);
-  // Where each negative lands, table by table: the bucket's first value, and its sign.
-  const base = new Int32Array(K * depth);
-  const sign = new Float64Array(K * depth);
+  // The negatives in each bucket of each table, with their signs (row 0 is never sketched).
+  const inBucket = new Map<number, { k: number; sign: number }[]>();
   for (let k = 0; k < K; k++) {
+    if (negatives[k]! <= 0) continue;
     for (let t = 0; t < depth; t++) {
-      const at = bucketOf(negatives[k]!, sketch, t);
-      base[k * depth + t] = at.bucket * width;
-      sign[k * depth + t] = negatives[k]! > 0 ? at.sign : 0;
+      const { bucket, sign } = bucketOf(negatives[k]!, sketch, t);
+      const list = inBucket.get(bucket) ?? [];
+      list.push({ k, sign });
+      inBucket.set(bucket, list);
     }
   }
-  const { unit, norms } = negative;
-  const g = new Float64Array(d);
+  const first: number[] = [];
+  const second: number[] = [];
+  const signs: number[] = [];
+  for (const list of inBucket.values()) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        first.push(list[i]!.k);
+        second.push(list[j]!.k);
+        signs.push(list[i]!.sign * list[j]!.sign);
+      }
+    }
+  }
+  // Per device and negative, its signals over the positions (a_tj, t = 0 .. n - 1) and u_j . o_t.
+  const a = tf.transpose(signal, [0, 2, 1]).dataSync() as Float32Array;
+  const along = cosine ? (tf.transpose(cosine.along, [0, 2, 1]).dataSync() as Float32Array) : null;
+  const unit = cosine ? (cosine.unit.dataSync() as Float32Array) : null;
+  const norms = cosine ? (cosine.norms.dataSync() as Float32Array) : null;
+  const o = sessions.dataSync() as Float32Array;
+  const G = first.length > 0 ? (gram(sessions).dataSync() as Float32Array) : null;
+  const uu = first.map((k, p) => (unit ? dotOf(unit, k * d, unit, second[p]! * d, d) : 0));
+  const column = (b: number, k: number) => (b * K + k) * n;
+  const g = own.table;
+  const w = new Float64Array(d);
   const out = new Float64Array(devices);
   for (let b = 0; b < devices; b++) {
-    buckets.fill(0);
+    let sum = 0;
+    let paired = 0;
+    // Pairs of negatives sharing a bucket: (v . v') = a_j^T (O O^T) a_j'; with cosine scoring
+    // (v - u (u . v)) . (v' - u' (u' . v')) / (r r'), for v = v_bj and v' = v_bj'.
+    for (let p = 0; p < first.length; p++) {
+      const x = column(b, first[p]!);
+      const y = column(b, second[p]!);
+      let inner = 0;
+      let bias1 = 0;
+      let bias2 = 0;
+      for (let t = 0; t < n; t++) {
+        bias1 += a[x + t]!;
+        bias2 += a[y + t]!;
+        if (a[x + t] === 0) continue;
+        inner += a[x + t]! * dotOf(G!, (b * n + t) * n, a, y, n);
+      }
+      if (along) {
+        const own1 = dotOf(a, x, along, x, n); // u_j . v_bj
+        const own2 = dotOf(a, y, along, y, n); // u_j' . v_bj'
+        const cross1 = dotOf(a, x, along, y, n); // u_j' . v_bj
+        const cross2 = dotOf(a, y, along, x, n); // u_j . v_bj'
+        inner =
+          (inner - own2 * cross1 - own1 * cross2 + own1 * own2 * uu[p]!) /
+          (norms![first[p]!]! * norms![second[p]!]!);
+      }
+      paired += signs[p]! * (inner + bias1 * bias2);
+    }
+    // The device's own rows: their norms, their pairs, and the negatives in their buckets, whose
+    // inner product with a row g is sum_t a_tj (J_j g . o_t), J_j being symmetric.
     for (let l = 0; l < L; l++) {
       const i = b * L + l;
       const row = own.rows[i]!;
       if (row <= 0) continue;
+      sum += dotOf(g, i * d, g, i * d, d) + own.bias[i]! * own.bias[i]!;
       for (let t = 0; t < depth; t++) {
-        const { bucket, sign: s } = bucketOf(row, sketch, t);
-        const at = bucket * width;
-        for (let c = 0; c < d; c++) buckets[at + c]! += s * own.table[i * d + c]!;
-        buckets[at + d]! += s * own.bias[i]!;
+        const at = bucketOf(row, sketch, t);
+        for (let l2 = l + 1; l2 < L; l2++) {
+          const j = b * L + l2;
+          if (own.rows[j]! <= 0) continue;
+          const other = bucketOf(own.rows[j]!, sketch, t);
+          if (other.bucket !== at.bucket) continue;
+          paired +=
+            at.sign * other.sign * (dotOf(g, i * d, g, j * d, d) + own.bias[i]! * own.bias[j]!);
+        }
+        for (const { k, sign } of inBucket.get(at.bucket) ?? []) {
+          const along = unit ? dotOf(unit, k * d, g, i * d, d) : 0;
+          for (let c = 0; c < d; c++) {
+            w[c] = unit ? (g[i * d + c]! - unit[k * d + c]! * along) / norms![k]! : g[i * d + c]!;
+          }
+          const x = column(b, k);
+          let dot = 0;
+          let biasGradient = 0;
+          for (let t = 0; t < n; t++) {
+            if (a[x + t] === 0) continue;
+            biasGradient += a[x + t]!;
+            let wo = 0;
+            for (let c = 0; c < d; c++) wo += w[c]! * o[(b * n + t) * d + c]!;
+            dot += a[x + t]! * wo;
+          }
+          paired += at.sign * sign * (dot + own.bias[i]! * biasGradient);
+        }
       }
     }
-    for (let k = 0; k < K; k++) {
-      const from = (b * K + k) * d;
-      if (unit && norms) {
-        let along = 0;
-        for (let c = 0; c < d; c++) along += unit[k * d + c]! * negative.table[from + c]!;
-        const r = norms[k]!;
-        for (let c = 0; c < d; c++)
-          g[c] = (negative.table[from + c]! - unit[k * d + c]! * along) / r;
-      } else {
-        for (let c = 0; c < d; c++) g[c] = negative.table[from + c]!;
-      }
-      const bias = negative.bias[b * K + k]!;
-      for (let t = 0; t < depth; t++) {
-        const at = base[k * depth + t]!;
-        const s = sign[k * depth + t]!;
-        for (let c = 0; c < d; c++) buckets[at + c]! += s * g[c]!;
-        buckets[at + d]! += s * bias;
-      }
-    }
-    let norm2 = 0;
-    for (let i = 0; i < buckets.length; i++) norm2 += buckets[i]! * buckets[i]!;
-    out[b] = norm2 / depth;
+    out[b] = sum + (2 / depth) * paired;
   }
-  return out;
+  return tf.add(negativeNorm2, tf.tensor1d(Float32Array.from(out)));
 }
 
 /**
@@ -374,35 +435,37 @@ export function clippedUpdateSum(
       : tf.onesLike(w.negatives!.bias);
     const unit = tf.div(rowsRaw, tf.expandDims(norms, 1)) as tf.Tensor2D;
     const mask = tf.tensor1d(negativeTrainable);
-    const perRow = tf.div(mask, tf.square(norms)); // mask_j / r_j^2
-    // Each device's v_bj = sum_t a_tj o_t for each negative row (and its bias's gradient), for a
-    // sketch's norms: [B, K, d], which only a sketch needs (its layout is full: no row masked).
     const negativeBiasGradients = tf.sum(logitSignal, 1); // [B, K]
-    const negativeGradients = () => ({
-      table: tf.matMul(tf.transpose(logitSignal, [0, 2, 1]), sessions).dataSync() as Float32Array,
-      bias: negativeBiasGradients.dataSync() as Float32Array,
-      ...(normalize
-        ? { unit: unit.dataSync() as Float32Array, norms: norms.dataSync() as Float32Array }
-        : {}),
-    });
-    // sum_j |J_j v_bj|^2 = sum_j (|v_bj|^2 - (2 - |u_j|^2)(u_j . v_bj)^2) / r_j^2 (cosine), with
+    const sessionsGram = gram(sessions);
+    // u_j . o_t for every position and negative (cosine scoring).
+    const along = normalize
+      ? (tf.reshape(matMul2d(tf.reshape(sessions, [B * n, d]) as tf.Tensor2D, tf.transpose(unit)), [
+          B,
+          n,
+          K,
+        ]) as tf.Tensor3D)
+      : null;
+    // sum_j m_j |J_j v_bj|^2 (and the biases'), over the negatives kept by `kept` (m_j):
+    // (|v_bj|^2 - (2 - |u_j|^2)(u_j . v_bj)^2) / r_j^2 under cosine scoring, with
     // v_bj = sum_t a_tj o_t; the first term is a Gram product, the second needs u_j . o_t.
-    let negativeNorm2: tf.Tensor1D = ghostNorm2(sessions, tf.mul(logitSignal, tf.sqrt(perRow)));
-    if (normalize) {
-      const along = tf.reshape(
-        matMul2d(tf.reshape(sessions, [B * n, d]) as tf.Tensor2D, tf.transpose(unit)),
-        [B, n, K],
+    const negativeNorm2 = (kept: tf.Tensor1D): tf.Tensor1D => {
+      const perRow = tf.div(kept, tf.square(norms)); // m_j / r_j^2
+      let norm2: tf.Tensor1D = tf.sum(
+        tf.mul(sessionsGram, gram(tf.mul(logitSignal, tf.sqrt(perRow)))),
+        [1, 2],
       );
-      const projected = tf.sum(tf.mul(logitSignal, along), 1); // [B, K]
-      const shrink = tf.mul(perRow, tf.sub(2, tf.sum(tf.square(unit), 1)));
-      negativeNorm2 = tf.sub(negativeNorm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
-    }
-    const negativeBias2 = tf.sum(tf.mul(tf.square(negativeBiasGradients), mask), 1);
+      if (along) {
+        const projected = tf.sum(tf.mul(logitSignal, along), 1); // [B, K]
+        const shrink = tf.mul(perRow, tf.sub(2, tf.sum(tf.square(unit), 1)));
+        norm2 = tf.sub(norm2, tf.sum(tf.mul(tf.square(projected), shrink), 1));
+      }
+      return tf.add(norm2, tf.sum(tf.mul(tf.square(negativeBiasGradients), kept), 1));
+    };
+    const negativesNorm2 = negativeNorm2(mask);
     const rowsNorm2 = tf.addN([
       tf.sum(tf.reshape(tf.square(gTable), [B, L * d]), 1),
       tf.sum(tf.reshape(tf.square(gBias), [B, L]), 1),
-      negativeNorm2,
-      negativeBias2,
+      negativesNorm2,
     ]);
     // The dense tensors' gradients in manifest order: the kernels' as products, the biases'.
     const denseGradients: DenseGradient[] = [
@@ -432,24 +495,27 @@ export function clippedUpdateSum(
       sketched && carried && carried.stride > 1
         ? denseNorm2Of(denseGradients, carried, B)
         : denseNorm2;
+    // A sketch holds the negatives but row 0 (the layout is full, so no other is masked).
+    const sketchKept = Float32Array.from(negatives, (r) => (r > 0 ? 1 : 0));
     const norm2 = sketched
       ? tf.add(
           sentDenseNorm2,
-          tf.tensor1d(
-            Float32Array.from(
-              sketchedItemNorm2(
-                sketch,
-                d,
-                {
-                  rows: ownRows,
-                  table: gTable.dataSync() as Float32Array,
-                  bias: gBias.dataSync() as Float32Array,
-                },
-                negatives,
-                negativeGradients(),
-                B,
-              ),
-            ),
+          sketchedItemNorm2(
+            sketch,
+            d,
+            {
+              rows: ownRows,
+              table: gTable.dataSync() as Float32Array,
+              bias: gBias.dataSync() as Float32Array,
+            },
+            negatives,
+            logitSignal,
+            sessions,
+            sketchKept.every((m, k) => m === negativeTrainable[k])
+              ? negativesNorm2
+              : negativeNorm2(tf.tensor1d(sketchKept)),
+            along && { unit, norms: norms as tf.Tensor1D, along },
+            B,
           ),
         )
       : wholeNorm2;
