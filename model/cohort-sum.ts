@@ -194,9 +194,9 @@ function sketchedItemNorm2(
             at.sign * other.sign * (dotOf(g, i * d, g, j * d, d) + own.bias[i]! * own.bias[j]!);
         }
         for (const { k, sign } of inBucket.get(at.bucket) ?? []) {
-          const along = unit ? dotOf(unit, k * d, g, i * d, d) : 0;
+          const onUnit = unit ? dotOf(unit, k * d, g, i * d, d) : 0; // u_j . g
           for (let c = 0; c < d; c++) {
-            w[c] = unit ? (g[i * d + c]! - unit[k * d + c]! * along) / norms![k]! : g[i * d + c]!;
+            w[c] = unit ? (g[i * d + c]! - unit[k * d + c]! * onUnit) / norms![k]! : g[i * d + c]!;
           }
           const x = column(b, k);
           let dot = 0;
