@@ -106,6 +106,7 @@ function sketchedItemNorm2(
   negatives: ArrayLike<number>,
   signal: tf.Tensor3D,
   sessions: tf.Tensor3D,
+  sessionsGram: tf.Tensor3D,
   negativeNorm2: tf.Tensor1D,
   cosine: { unit: tf.Tensor2D; norms: tf.Tensor1D; along: tf.Tensor3D } | null,
   devices: number,
@@ -142,7 +143,7 @@ function sketchedItemNorm2(
   const unit = cosine ? (cosine.unit.dataSync() as Float32Array) : null;
   const norms = cosine ? (cosine.norms.dataSync() as Float32Array) : null;
   const o = sessions.dataSync() as Float32Array;
-  const G = first.length > 0 ? (gram(sessions).dataSync() as Float32Array) : null;
+  const G = first.length > 0 ? (sessionsGram.dataSync() as Float32Array) : null;
   const uu = first.map((k, p) => (unit ? dotOf(unit, k * d, unit, second[p]! * d, d) : 0));
   const column = (b: number, k: number) => (b * K + k) * n;
   const g = own.table;
@@ -511,6 +512,7 @@ export function clippedUpdateSum(
             negatives,
             logitSignal,
             sessions,
+            sessionsGram,
             sketchKept.every((m, k) => m === negativeTrainable[k])
               ? negativesNorm2
               : negativeNorm2(tf.tensor1d(sketchKept)),
