@@ -14,6 +14,7 @@ import {
   manifestLayout,
   modelLayout,
   sentUpdate,
+  strideOfOlderSdk,
   wholeUpdateIn,
   roundRows,
   rowOffsets,
@@ -156,6 +157,22 @@ describe('fitUpdate with item sketches', () => {
       const at = carried.offset + j * carried.stride;
       const both = (at - before.offset) % before.stride === 0;
       expect(fitted[j]).toBe(both ? original[itemsEnd + at] : 0);
+    }
+  });
+
+  it("takes an older SDK's sketch without the stride as the stride sends it, and nothing else", () => {
+    const original = update();
+    for (const depth of [1, 2]) {
+      const stridedLayout: UpdateLayout = { kind: 'sketch', sketch: roundSketch(16, 3, depth, 3) };
+      const olderLayout: UpdateLayout = { kind: 'sketch', sketch: roundSketch(16, 3, depth) };
+      const older = sentUpdate(original, bigger, olderLayout);
+      const taken = strideOfOlderSdk(older, bigger, stridedLayout)!;
+      expect(Array.from(taken)).toEqual(Array.from(sentUpdate(original, bigger, stridedLayout)));
+      expect(l2Norm(taken)).toBeLessThan(l2Norm(older));
+      // Any other length, and any layout without a stride, is not an older SDK's.
+      expect(strideOfOlderSdk(older.subarray(1), bigger, stridedLayout)).toBeNull();
+      expect(strideOfOlderSdk(taken, bigger, stridedLayout)).toBeNull();
+      expect(strideOfOlderSdk(older, bigger, olderLayout)).toBeNull();
     }
   });
 

@@ -14,7 +14,14 @@
  * round; a sketch stands for the whole model and is read back into it after aggregation.
  */
 import { clipFactor, l2Norm } from './clip.js';
-import { sketchDenseLength, sketchLength, sketchUpdate, unsketchUpdate } from './item-sketch.js';
+import {
+  sentDense,
+  sketchDenseLength,
+  sketchDepth,
+  sketchLength,
+  sketchUpdate,
+  unsketchUpdate,
+} from './item-sketch.js';
 import { denseLength, type FederationParams, type ItemSketch, type ModelDims } from './manifest.js';
 
 /** A layout in the model's own coordinates: the whole model, or the dense tensors and some rows. */
@@ -149,6 +156,29 @@ function fitThroughModel(
     Math.max(l2Norm(delta.subarray(before.start, before.end)), Number.MIN_VALUE),
   );
   for (let i = after.start; i < after.end; i++) out[i] = out[i]! * scale;
+  return out;
+}
+
+/**
+ * An update in `layout` (a sketch with a dense stride) as a device whose SDK predates the stride
+ * sends it: such a device reads the sketch without the stride and sends every dense value before
+ * the buckets. Returns it as the stride sends it, the dense values the stride carries and the
+ * buckets, or null when `layout` has no stride or `delta` is not of the unstrided length. Values
+ * are only dropped, so a clipped update stays within S.
+ */
+export function strideOfOlderSdk(
+  delta: Float32Array,
+  dims: ModelDims,
+  layout: UpdateLayout,
+): Float32Array | null {
+  if (layout.kind !== 'sketch' || (layout.sketch.denseStride ?? 1) === 1) return null;
+  const dense = denseLength(dims);
+  const buckets = sketchDepth(layout.sketch) * layout.sketch.buckets * (dims.embedding + 1);
+  if (delta.length !== dense + buckets) return null;
+  const { offset, stride, count } = sentDense(dense, layout.sketch);
+  const out = new Float32Array(count + buckets);
+  for (let i = 0; i < count; i++) out[i] = delta[offset + i * stride]!;
+  out.set(delta.subarray(dense), count);
   return out;
 }
 

@@ -17,7 +17,12 @@ import {
   UPDATE_HEADER_BYTES,
   type ModelUpdate,
 } from '../protocol/update-format.js';
-import { fitUpdate, manifestLayout, updateLength } from '../protocol/update-layout.js';
+import {
+  fitUpdate,
+  manifestLayout,
+  strideOfOlderSdk,
+  updateLength,
+} from '../protocol/update-layout.js';
 import {
   aggregate,
   aggregateSum,
@@ -218,17 +223,25 @@ export async function ingestUpdate(
       `based on ${update.baseVersion}, now ${current}, at most ${config.maxStaleness} behind`,
     );
   }
-  checkLayout(update, manifest);
+  // An SDK that predates the dense stride sends every dense value: keep those the stride carries.
+  const strided = strideOfOlderSdk(
+    update.delta,
+    manifest.dims,
+    manifestLayout(manifest.federation),
+  );
+  const sent = strided ? { ...update, delta: strided } : update;
+  checkLayout(sent, manifest);
   if (!allFinite(update.delta)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE');
-  const norm = l2Norm(update.delta);
-  if (norm > config.clipNorm * (1 + NORM_SLACK)) {
-    throw new HearthError('HEARTH_E_UPDATE_NORM', `norm ${norm}, bound ${config.clipNorm}`);
+  const sentNorm = l2Norm(update.delta);
+  if (sentNorm > config.clipNorm * (1 + NORM_SLACK)) {
+    throw new HearthError('HEARTH_E_UPDATE_NORM', `norm ${sentNorm}, bound ${config.clipNorm}`);
   }
+  const norm = strided ? l2Norm(strided) : sentNorm;
   const policy = roundPolicy(config, options.rng);
   let target = current;
   for (let attempt = 0; ; attempt++) {
     try {
-      const delta = await fitToVersion(update, manifest, target, store);
+      const delta = await fitToVersion(sent, manifest, target, store);
       const outcome = await store.submitUpdate(
         {
           token: tokenToHex(update.roundToken),

@@ -7,7 +7,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { l2Norm } from '../protocol/clip.js';
 import { roundSketch, sentDense, unsketchUpdate } from '../protocol/item-sketch.js';
 import { denseLength } from '../protocol/manifest.js';
-import { fitUpdate, itemSpan, manifestLayout, updateLength } from '../protocol/update-layout.js';
+import {
+  fitUpdate,
+  itemSpan,
+  manifestLayout,
+  strideOfOlderSdk,
+  updateLength,
+} from '../protocol/update-layout.js';
 import { publishSumRound } from './store-rules.js';
 import { roundPolicy } from './ingest.js';
 import { resolveConfig } from './config.js';
@@ -121,6 +127,29 @@ describe('item sketches (--item-sketch)', () => {
       } else expect(value, `dense ${j}`).toBe(0);
     }
     expect((await servedModel(t.app)).federation.itemSketch).toEqual(roundSketch(2, 2, 1, 3));
+  });
+
+  it('takes the sketch of an SDK that predates the stride, and folds only the values it carries', async () => {
+    const t = await makeApp({ ...SKETCH, sketchDenseStride: 3, minCohort: 1, maxStaleness: 0 });
+    closers.push(t.close);
+    const v1 = await servedModel(t.app);
+    const layout = manifestLayout(v1.federation);
+    // Such a device reads the sketch without its stride: every dense value, then the buckets.
+    const olderLength = denseLength(DIMS) + 2 * (DIMS.embedding + 1);
+    expect(olderLength).toBeGreaterThan(updateLength(DIMS, layout));
+    const a = await joinRound(t.app);
+    const wrong = await postUpdate(
+      t.app,
+      updateBody({ token: a.token, delta: layoutDelta(olderLength - 1, 0.5, 5) }),
+    );
+    expect(wrong.statusCode).toBe(422);
+    expect(wrong.json()).toMatchObject({ error: { code: 'HEARTH_E_UPDATE_SHAPE' } });
+    const older = layoutDelta(olderLength, 0.5, 5);
+    const { moved } = await moveOfRound(t.app, [a.token], [older]);
+    const carried = strideOfOlderSdk(older, DIMS, layout)!;
+    expect(carried.length).toBe(updateLength(DIMS, layout));
+    const read = unsketchUpdate(carried, DIMS, roundSketch(2, 1, 1, 3), new Float32Array(PARAMS));
+    expect(worstDifference(moved, read)).toBeLessThan(5e-6);
   });
 
   it('sketches a stale update again with the current hashes, its item norm kept', async () => {
