@@ -17,7 +17,6 @@ import { clipFactor, l2Norm } from './clip.js';
 import {
   sentDense,
   sketchDenseLength,
-  sketchDepth,
   sketchLength,
   sketchUpdate,
   unsketchUpdate,
@@ -173,7 +172,7 @@ export function strideOfOlderSdk(
 ): Float32Array | null {
   if (layout.kind !== 'sketch' || (layout.sketch.denseStride ?? 1) === 1) return null;
   const dense = denseLength(dims);
-  const buckets = sketchDepth(layout.sketch) * layout.sketch.buckets * (dims.embedding + 1);
+  const buckets = sketchLength(dims, layout.sketch) - sketchDenseLength(dims, layout.sketch);
   if (delta.length !== dense + buckets) return null;
   const { offset, stride, count } = sentDense(dense, layout.sketch);
   const out = new Float32Array(count + buckets);
