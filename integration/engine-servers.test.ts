@@ -15,6 +15,15 @@ import { loadModel } from '../tools/model-io.js';
 import { Engine } from '../worker/engine.js';
 import { MemoryStore } from '../worker/store.js';
 import { takePartSecurely } from '../worker/secure-client.js';
+import {
+  DTYPE_FLOAT32,
+  UPDATE_CONTENT_TYPE,
+  decodeUpdate,
+  encodeUpdate,
+  tokenFromHex,
+} from '../protocol/update-format.js';
+import { manifestLayout, updateLength } from '../protocol/update-layout.js';
+import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 
 let dir: string;
@@ -290,6 +299,117 @@ describe('engines in a secure aggregation round', () => {
     }
     expect((await secure.store.history(1))[0]).toMatchObject({ updates: 4 });
   }, 90_000);
+});
+
+describe('an engine whose version moved on while it trained', () => {
+  let sketching: RunningServer;
+
+  beforeAll(async () => {
+    sketching = await startServer(
+      resolveConfig({
+        aggregation: 'plaintext',
+        port: 0,
+        dbPath: join(dir, 'ahead.sqlite'),
+        modelDir: join(dir, 'model'),
+        // Fewer buckets than the fixture's 40 items; FedAvg at rate 1, float32 weights, no noise:
+        // a version is the one before plus the round's update read back.
+        itemSketch: 8,
+        minCohort: 1,
+        sampleRate: 1,
+        maxStaleness: 2,
+        noiseMultiplier: 0,
+        serverOptimizer: 'fedavg',
+        serverLearningRate: 1,
+        weightsDtype: 'float32',
+        joinsPerRound: 0,
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await sketching.close();
+  });
+
+  /** Version `version`'s weights as the store keeps them (float32). */
+  async function weightsOf(version: number): Promise<Float32Array> {
+    const bytes = await sketching.store.getWeightBytes(version);
+    return new Float32Array(bytes!.slice().buffer);
+  }
+
+  it("sends its training in the newest version's sketch, and the server takes it as it is", async () => {
+    const engine = new Engine({ openStore: async () => new MemoryStore(), locks: null });
+    await engine.init({ ...config, endpoint: sketching.url });
+    for (const item of ['item-2', 'item-9', 'item-3', 'item-17']) {
+      await engine.track({ type: 'click', item });
+    }
+    const start = (await sketching.store.latestVersion())!;
+    const send = globalThis.fetch;
+    const bodies: Uint8Array[] = [];
+    let joined = false;
+    let published = false;
+    // Another device's round publishes while this one trains: between its join and its upload.
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname === '/v1/rounds/join') joined = true;
+      if (url.pathname === '/v1/model' && joined && !published) {
+        published = true;
+        const manifest = (await sketching.store.getManifest(start))!;
+        const join = (await (
+          await send(new URL('/v1/rounds/join', sketching.url), {
+            method: 'POST',
+            body: '{}',
+            headers: { 'content-type': 'application/json' },
+          })
+        ).json()) as { token: string };
+        const other = encodeUpdate({
+          dtype: DTYPE_FLOAT32,
+          baseVersion: start,
+          layoutHash: manifest.layoutHash,
+          examples: 1,
+          clipNorm: 1,
+          roundToken: tokenFromHex(join.token),
+          delta: new Float32Array(updateLength(manifest.dims, manifestLayout(manifest.federation))),
+        });
+        const res = await send(new URL('/v1/updates', sketching.url), {
+          method: 'POST',
+          body: other,
+          headers: { 'content-type': UPDATE_CONTENT_TYPE },
+        });
+        expect(res.status).toBe(202);
+      }
+      if (url.pathname === '/v1/updates') bodies.push(new Uint8Array(init!.body as Uint8Array));
+      return send(input, init);
+    });
+    try {
+      expect(await engine.sync()).toMatchObject({ status: 'uploaded', modelVersion: start + 2 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(published).toBe(true);
+    const newer = (await sketching.store.getManifest(start + 1))!;
+    const body = decodeUpdate(bodies[0]!, 1e7);
+    expect(body).toMatchObject({
+      baseVersion: start,
+      layoutAhead: 1,
+      layoutHash: newer.layoutHash,
+    });
+    // The version it landed in is the newer one plus its body read back with that version's
+    // hashes: the server carried nothing over.
+    const before = await weightsOf(start + 1);
+    const moved = (await weightsOf(start + 2)).map((w, i) => w - before[i]!);
+    const read = unsketchUpdate(
+      body.delta,
+      newer.dims,
+      newer.federation.itemSketch!,
+      new Float32Array(before.length),
+    );
+    let worst = 0;
+    moved.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - read[i]!))));
+    expect(worst).toBeLessThan(1e-6);
+    // Its ledger names the version it trained on.
+    const { rounds } = await engine.ledger();
+    expect(rounds.at(-1)).toMatchObject({ version: start, mode: 'plaintext' });
+  }, 60_000);
 });
 
 describe("the visitor's privacy ledger", () => {

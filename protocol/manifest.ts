@@ -216,6 +216,14 @@ export interface FederationParams {
    */
   readonly maxStaleness?: number;
   /**
+   * true: the server takes an update trained on an older version (within `maxStaleness`) in the
+   * layout of a newer one, the header's `layoutAhead` versions on (protocol/update-format.ts), so
+   * a device whose training outlived its version sends it in the newest version's item sketch
+   * rather than in a sketch the server would have to carry over. Absent: every update is in its
+   * base version's layout, as before the field existed.
+   */
+  readonly layoutAhead?: true;
+  /**
    * T: rounds close on a clock, not on their m-th update (`--round-window`). Round r collects the
    * updates that arrive in [r T, (r + 1) T) seconds since the Unix epoch, on the version current at
    * its start; a device flips one coin per window (worker/participation.ts), names it when it joins,
@@ -359,6 +367,7 @@ export function parseManifest(value: unknown): ModelManifest {
   if (s !== undefined && !(Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 32)) {
     bad('federation.maxStaleness');
   }
+  if (f.layoutAhead !== undefined && f.layoutAhead !== true) bad('federation.layoutAhead');
   const window = f.roundWindowSeconds;
   if (window !== undefined && !positiveInt(window, MAX_ROUND_WINDOW_SECONDS)) {
     bad('federation.roundWindowSeconds');

@@ -37,6 +37,23 @@ describe('update format', () => {
     expect(back.clipNorm).toBe(1.5);
     expect(Array.from(back.roundToken)).toEqual(Array.from(token));
     expect(Array.from(back.delta)).toEqual(Array.from(delta));
+    expect(back.layoutAhead).toBe(0);
+  });
+
+  it('carries how far ahead of the base version the layout is, and nothing it cannot hold', () => {
+    const delta = Float32Array.of(0.5, -0.25);
+    for (const ahead of [1, 2, 0xffff]) {
+      const bytes = encodeUpdate({ ...update(DTYPE_FLOAT32, delta), layoutAhead: ahead });
+      expect(new DataView(bytes.buffer).getUint16(6, true)).toBe(ahead);
+      const back = decodeUpdate(bytes, 10);
+      expect(back.layoutAhead).toBe(ahead);
+      expect(back.baseVersion).toBe(7);
+    }
+    for (const ahead of [-1, 0.5, 0x10000]) {
+      expect(() => encodeUpdate({ ...update(DTYPE_FLOAT32, delta), layoutAhead: ahead })).toThrow(
+        RangeError,
+      );
+    }
   });
 
   it('round-trips float16 within half precision', () => {
@@ -91,8 +108,11 @@ describe('update format', () => {
     expect(code(() => decodeUpdate(mutate(0, 0x58), 10))).toBe('HEARTH_E_UPDATE_MAGIC');
     expect(code(() => decodeUpdate(mutate(4, 2), 10))).toBe('HEARTH_E_UPDATE_FORMAT_VERSION');
     expect(code(() => decodeUpdate(mutate(5, 9), 10))).toBe('HEARTH_E_UPDATE_DTYPE');
-    expect(code(() => decodeUpdate(mutate(6, 1), 10))).toBe('HEARTH_E_UPDATE_HEADER');
     expect(code(() => decodeUpdate(good, 10))).toBeUndefined();
+    // Bytes 6-7 are the layout's distance from the base version, which only the server can judge.
+    expect(decodeUpdate(good, 10).layoutAhead).toBe(0);
+    expect(decodeUpdate(mutate(6, 2), 10).layoutAhead).toBe(2);
+    expect(decodeUpdate(mutate(7, 1), 10).layoutAhead).toBe(256);
   });
 
   it('round-trips round tokens through hex and rejects malformed ones', () => {

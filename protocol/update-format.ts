@@ -8,7 +8,10 @@
  *    4      1   format       format version, currently 1
  *    5      1   dtype        1 = float32, 2 = float16 (IEEE 754 binary16), 3 = int8, 4 = int4,
  *                              5 = int2
- *    6      2   reserved     must be 0
+ *    6      2   layoutAhead  u16, how many versions after baseVersion the payload's layout is of:
+ *                              0 (every SDK before it) for baseVersion's own; k when a device trained
+ *                              on baseVersion sends its training in the layout (item sketch) of
+ *                              baseVersion + k, published meanwhile (`federation.layoutAhead`)
  *    8      4   baseVersion  u32, the global model version the delta is relative to
  *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of that version's tensors
  *   16      4   paramCount   u32, number of values in the payload
@@ -95,6 +98,11 @@ export function bodyBytes(dtype: UpdateDtype, count: number): number {
 export interface ModelUpdate {
   readonly dtype: UpdateDtype;
   readonly baseVersion: number;
+  /**
+   * The payload is in the layout of version baseVersion + layoutAhead (the header's layoutHash is
+   * that version's): 0, or absent, for baseVersion's own.
+   */
+  readonly layoutAhead?: number;
   readonly layoutHash: number;
   readonly examples: number;
   readonly clipNorm: number;
@@ -146,7 +154,11 @@ export function encodeUpdate(update: ModelUpdate, random?: () => number): Uint8A
   view.setUint32(0, UPDATE_MAGIC, true);
   view.setUint8(4, UPDATE_FORMAT_VERSION);
   view.setUint8(5, update.dtype);
-  view.setUint16(6, 0, true);
+  const ahead = update.layoutAhead ?? 0;
+  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 0xffff) {
+    throw new RangeError(`layoutAhead must be an integer in 0..65535, got ${ahead}`);
+  }
+  view.setUint16(6, ahead, true);
   view.setUint32(8, update.baseVersion, true);
   view.setUint32(12, update.layoutHash, true);
   view.setUint32(16, count, true);
@@ -170,8 +182,8 @@ export function encodeUpdate(update: ModelUpdate, random?: () => number): Uint8A
 }
 
 /**
- * Parses an untrusted body. Checks framing only (magic, version, dtype, reserved bits, exact length,
- * at most `maxParams` values); the server checks meaning (version, layout, finiteness, norm, token).
+ * Parses an untrusted body. Checks framing only (magic, version, dtype, exact length, at most
+ * `maxParams` values); the server checks meaning (versions, layout, finiteness, norm, token).
  */
 export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   if (body.length < UPDATE_HEADER_BYTES) {
@@ -187,8 +199,6 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   if (dtype < DTYPE_FLOAT32 || dtype > DTYPE_INT2) {
     throw new HearthError('HEARTH_E_UPDATE_DTYPE', `got ${dtype}`);
   }
-  if (view.getUint16(6, true) !== 0)
-    throw new HearthError('HEARTH_E_UPDATE_HEADER', 'reserved bits set');
   const count = view.getUint32(16, true);
   if (count > maxParams) {
     throw new HearthError('HEARTH_E_UPDATE_TOO_LARGE', `${count} values, at most ${maxParams}`);
@@ -222,6 +232,7 @@ export function decodeUpdate(body: Uint8Array, maxParams: number): ModelUpdate {
   return {
     dtype: dtype as UpdateDtype,
     baseVersion: view.getUint32(8, true),
+    layoutAhead: view.getUint16(6, true),
     layoutHash: view.getUint32(12, true),
     examples: view.getUint32(20, true),
     clipNorm,

@@ -64,6 +64,8 @@ describe('routes', () => {
       maxExamples: 1000,
       sampleRate: config.sampleRate,
       maxStaleness: config.maxStaleness,
+      // With a staleness bound, an update may come in a layout published after its base version.
+      layoutAhead: true,
       noiseMultiplier: config.noiseMultiplier,
       delta: config.delta,
       // Plaintext uploads are int4 unless --update-dtype says otherwise.
@@ -287,9 +289,9 @@ describe('POST /v1/updates', () => {
     ],
     ['wrong dtype', 400, 'HEARTH_E_UPDATE_DTYPE', (t) => patch(updateBody({ token: t }), 5, 9)],
     [
-      'reserved bits set',
-      400,
-      'HEARTH_E_UPDATE_HEADER',
+      'in the layout of a version not published yet',
+      422,
+      'HEARTH_E_UPDATE_VERSION_UNKNOWN',
       (t) => patch(updateBody({ token: t }), 6, 1),
     ],
     [

@@ -183,7 +183,12 @@ const HEADER_DEFECTS: readonly [string, ErrorCode[], (rng: Rng, b: Buffer) => vo
     ['HEARTH_E_UPDATE_DTYPE'],
     (rng, b) => (b[5] = pick(rng, [0, 6, 255, int(rng, 6, 255)])),
   ],
-  ['reserved', ['HEARTH_E_UPDATE_HEADER'], (rng, b) => b.writeUInt16LE(int(rng, 1, 0xffff), 6)],
+  [
+    'layoutAhead',
+    // No version after the current one is published.
+    ['HEARTH_E_UPDATE_VERSION_UNKNOWN'],
+    (rng, b) => b.writeUInt16LE(int(rng, 1, 0xffff), 6),
+  ],
   [
     'clipNorm',
     ['HEARTH_E_UPDATE_HEADER'],

@@ -1,9 +1,10 @@
 /**
  * Validation and storage of one `POST /v1/updates` body. The checks run cheapest and most basic first,
  * and all of them before anything is stored, so a rejected update changes nothing:
- * framing -> base version known -> base version within the staleness bound -> layout -> finite ->
- * norm -> token. An update on an older version (at most `--max-staleness` behind) is folded into the
- * current round as it is, a delta applied to the current model, as FedBuff does (Nguyen et al. 2022,
+ * framing -> base version known -> base version within the staleness bound -> layout version known
+ * -> layout -> finite -> norm -> token. An update on an older version (at most `--max-staleness`
+ * behind) is folded into the current round as it is, a delta applied to the current model, as FedBuff
+ * does (Nguyen et al. 2022,
  * https://arxiv.org/abs/2106.06639). It is not down-weighted for its staleness: with noise on, the
  * fixed-denominator mean needs every update to weigh the same for its sensitivity to stay S / m.
  */
@@ -223,14 +224,12 @@ export async function ingestUpdate(
       `based on ${update.baseVersion}, now ${current}, at most ${config.maxStaleness} behind`,
     );
   }
+  // The version whose layout the payload is in: its base version's, or a newer one's.
+  const layout = await layoutManifest(update, manifest, current, store);
   // An SDK that predates the dense stride sends every dense value: keep those the stride carries.
-  const strided = strideOfOlderSdk(
-    update.delta,
-    manifest.dims,
-    manifestLayout(manifest.federation),
-  );
+  const strided = strideOfOlderSdk(update.delta, layout.dims, manifestLayout(layout.federation));
   const sent = strided ? { ...update, delta: strided } : update;
-  checkLayout(sent, manifest);
+  checkLayout(sent, layout);
   if (!allFinite(update.delta)) throw new HearthError('HEARTH_E_UPDATE_NONFINITE');
   const sentNorm = l2Norm(update.delta);
   if (sentNorm > config.clipNorm * (1 + NORM_SLACK)) {
@@ -241,7 +240,7 @@ export async function ingestUpdate(
   let target = current;
   for (let attempt = 0; ; attempt++) {
     try {
-      const delta = await fitToVersion(sent, manifest, target, store);
+      const delta = await fitToVersion(sent, layout, target, store);
       const outcome = await store.submitUpdate(
         {
           token: tokenToHex(update.roundToken),
@@ -277,25 +276,50 @@ export async function ingestUpdate(
 }
 
 /**
- * `update`'s delta in the layout of version `target`, into whose round it is counted: a stale
- * update's rows that the current version does not name are dropped, so its norm stays within S.
- * An update across a change of the model's shape is refused, never reshaped; one across new
- * catalogue rows carries over (store-rules.ts carriesOver).
+ * The manifest of the version whose layout `update`'s payload is in: `base`'s, or with a header's
+ * `layoutAhead` of k, version base + k's (a device that trained on `base` sending in a layout
+ * published meanwhile). HEARTH_E_UPDATE_VERSION_UNKNOWN when that version is not published yet.
+ */
+async function layoutManifest(
+  update: ModelUpdate,
+  base: ModelManifest,
+  current: number,
+  store: Store,
+): Promise<ModelManifest> {
+  const ahead = update.layoutAhead ?? 0;
+  if (ahead === 0) return base;
+  const version = base.version + ahead;
+  const manifest = version <= current ? await store.getManifest(version) : undefined;
+  if (!manifest) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_VERSION_UNKNOWN',
+      `layout of version ${version} (${ahead} after ${base.version}), now ${current}`,
+    );
+  }
+  return manifest;
+}
+
+/**
+ * `update`'s delta, in the layout of version `from` (its base version's or a newer one's), in the
+ * layout of version `target`, into whose round it is counted: a stale update's rows that the
+ * current version does not name are dropped, so its norm stays within S. An update already in
+ * `target`'s layout is taken as it is. An update across a change of the model's shape is refused,
+ * never reshaped; one across new catalogue rows carries over (store-rules.ts carriesOver).
  */
 async function fitToVersion(
   update: ModelUpdate,
-  base: ModelManifest,
+  from: ModelManifest,
   target: number,
   store: Store,
 ): Promise<Float32Array> {
-  if (target === update.baseVersion) return update.delta;
+  if (target === from.version) return update.delta;
   const manifest = await store.getManifest(target);
   if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', `version ${target} is missing`);
-  if (!carriesOver(base, manifest)) checkLayout(update, manifest);
+  if (!carriesOver(from, manifest)) checkLayout(update, manifest);
   return fitUpdate(
     update.delta,
-    base.dims,
-    manifestLayout(base.federation),
+    from.dims,
+    manifestLayout(from.federation),
     manifestLayout(manifest.federation),
     manifest.dims,
   );

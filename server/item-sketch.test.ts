@@ -26,10 +26,12 @@ import {
   makeApp,
   postUpdate,
   servedModel,
+  servedWeights,
   staleUpdateRound,
   seedWeights,
   updateBody,
   worstDifference,
+  type BodyOptions,
 } from './test-helpers.js';
 
 let closers: (() => Promise<void>)[] = [];
@@ -162,6 +164,51 @@ describe('item sketches (--item-sketch)', () => {
       l2Norm(stale.subarray(span.start, span.end)) * (1 + 1e-6),
     );
     expect(worstDifference(change, readBack(fitted, 2))).toBeLessThan(5e-6);
+  });
+
+  it("takes a stale device's training in the newer version's sketch as it takes a fresh one", async () => {
+    const t = await makeApp({ ...SKETCH, minCohort: 1, maxStaleness: 1 });
+    closers.push(t.close);
+    const v1 = await servedModel(t.app);
+    expect(v1.federation.layoutAhead).toBe(true);
+    const length = updateLength(DIMS, manifestLayout(v1.federation));
+    const late = await joinRound(t.app);
+    const now = await joinRound(t.app);
+    await moveOfRound(t.app, [now.token], [layoutDelta(length, 0.5, 3)]);
+    const v2 = await servedModel(t.app);
+    const before = await t.store.counts();
+    // Trained on v1, sketched with v2's hashes: a layout one version on from its base.
+    const sent = layoutDelta(length, 0.5, 4);
+    const post = (options: Partial<BodyOptions>) =>
+      postUpdate(t.app, updateBody({ token: late.token, baseVersion: 1, delta: sent, ...options }));
+    // A layout not published yet, or of another length than that version's, is refused.
+    const early = await post({ layoutAhead: 2 });
+    expect(early.statusCode).toBe(422);
+    expect(early.json()).toMatchObject({ error: { code: 'HEARTH_E_UPDATE_VERSION_UNKNOWN' } });
+    const short = await post({ layoutAhead: 1, delta: layoutDelta(length - 1, 0.5, 4) });
+    expect(short.json()).toMatchObject({ error: { code: 'HEARTH_E_UPDATE_SHAPE' } });
+    expect(await t.store.counts()).toEqual(before);
+    const res = await post({ layoutAhead: 1, layoutHash: v2.layoutHash });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ version: 3 });
+    // FedAvg at lr 1: v3 = v2 + the update read back with v2's hashes, nothing carried over.
+    const w2 = await servedWeights(t.app, 2);
+    const change = (await servedWeights(t.app, 3)).map((w, i) => w - w2[i]!);
+    expect(worstDifference(change, readBack(sent, 2))).toBeLessThan(5e-6);
+    const carried = fitUpdate(
+      sent,
+      DIMS,
+      manifestLayout(v1.federation),
+      manifestLayout(v2.federation),
+    );
+    expect(worstDifference(change, readBack(carried, 2))).toBeGreaterThan(1e-3);
+    // The staleness bound is on the version it trained on, whatever layout it came in.
+    const later = await joinRound(t.app);
+    const stale = await postUpdate(
+      t.app,
+      updateBody({ token: later.token, baseVersion: 1, layoutAhead: 2, delta: sent }),
+    );
+    expect(stale.json()).toMatchObject({ error: { code: 'HEARTH_E_UPDATE_STALE' } });
   });
 
   it('reads a secure sum back with the hashes of the version it was summed on', async () => {

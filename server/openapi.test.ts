@@ -118,7 +118,7 @@ describe('GET /v1/openapi.json', () => {
     ).requestBody;
     expect(Object.keys(body.content)).toEqual(['application/vnd.hearth.update']);
     const { description } = body.content['application/vnd.hearth.update']!.schema;
-    for (const field of ['magic', 'format', 'dtype', 'reserved', 'baseVersion', 'layoutHash']) {
+    for (const field of ['magic', 'format', 'dtype', 'layoutAhead', 'baseVersion', 'layoutHash']) {
       expect(description).toContain(`| ${field} |`);
     }
     expect(description).toContain('| 28 | 16 | roundToken |');

@@ -257,6 +257,8 @@ export interface BodyOptions {
   token: string;
   delta?: Float32Array;
   baseVersion?: number;
+  /** The payload is in the layout of version baseVersion + layoutAhead (default 0). */
+  layoutAhead?: number;
   examples?: number;
   dtype?: UpdateDtype;
   layoutHash?: number;
@@ -270,6 +272,7 @@ export function updateBody(options: BodyOptions): Buffer {
     {
       dtype: options.dtype ?? DTYPE_FLOAT32,
       baseVersion: options.baseVersion ?? 1,
+      layoutAhead: options.layoutAhead ?? 0,
       layoutHash: options.layoutHash ?? LAYOUT_HASH,
       examples: options.examples ?? 10,
       clipNorm: 1,

@@ -161,6 +161,10 @@ export function federationParams(config: ServerConfig): FederationParams {
     maxExamples: config.maxExamples,
     sampleRate: config.sampleRate,
     maxStaleness: config.maxStaleness,
+    // A plaintext update trained on an older version may come in a newer version's layout.
+    ...(config.aggregation !== 'secure' && config.maxStaleness > 0
+      ? { layoutAhead: true as const }
+      : {}),
     ...(config.roundWindowSeconds > 0
       ? { roundWindowSeconds: config.roundWindowSeconds, countNoise: config.countNoise }
       : {}),

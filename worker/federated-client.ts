@@ -82,6 +82,11 @@ export interface ShareRequest {
   readonly examples: number;
   /** The version the delta was computed on (an update kept offline may be behind the manifest). */
   readonly baseVersion?: number;
+  /**
+   * How many versions after `baseVersion` the delta's layout is of (0 when absent): `manifest` is
+   * then that version's, published while the device trained (local-training.ts inNewestLayout).
+   */
+  readonly layoutAhead?: number;
   readonly join: JoinReply;
   readonly siteKey?: string;
 }
@@ -89,7 +94,9 @@ export interface ShareRequest {
 /**
  * The bytes a device sends for a clipped delta, against `manifest`'s version, in the dtype the
  * manifest names (float16 where it names none; int8 / int4 / int2 round stochastically with
- * `random`, the platform's CSPRNG unless a simulation passes a seeded one).
+ * `random`, the platform's CSPRNG unless a simulation passes a seeded one). A delta trained on an
+ * earlier version names it as `baseVersion`; with `layoutAhead` k, the delta is in the layout of
+ * version baseVersion + k, which `manifest` then is.
  */
 export function encodeDeviceUpdate(
   manifest: Pick<ModelManifest, 'version' | 'layoutHash' | 'federation'>,
@@ -98,11 +105,18 @@ export function encodeDeviceUpdate(
   roundToken: Uint8Array,
   baseVersion: number = manifest.version,
   random: () => number = cryptoRandom(),
+  layoutAhead = 0,
 ): Uint8Array<ArrayBuffer> {
+  if (layoutAhead > 0 && baseVersion + layoutAhead !== manifest.version) {
+    throw new RangeError(
+      `a layout ${layoutAhead} after v${baseVersion} is v${baseVersion + layoutAhead}'s, not v${manifest.version}'s`,
+    );
+  }
   return encodeUpdate(
     {
       dtype: UPDATE_DTYPES[updateDtypeOf(manifest.federation)],
       baseVersion,
+      layoutAhead,
       layoutHash: manifest.layoutHash,
       examples: Math.min(examples, manifest.federation.maxExamples),
       clipNorm: manifest.federation.clipNorm,
@@ -122,6 +136,8 @@ export async function shareUpdate(request: ShareRequest): Promise<UpdateReply & 
     request.examples,
     tokenFromHex(request.join.token),
     request.baseVersion,
+    cryptoRandom(),
+    request.layoutAhead,
   );
   const reply = await postJson<UpdateReply>(
     new URL(PATHS.updates, request.endpoint).href,

@@ -22,6 +22,7 @@ import {
   type ShareHost,
 } from './local-training.js';
 import { MemoryStore } from './store.js';
+import { toTrainingSessions } from './sessions.js';
 import { clipForUpload, encodeDeviceUpdate } from './federated-client.js';
 import { l2Norm } from '../protocol/clip.js';
 import {
@@ -527,5 +528,104 @@ describe('shareLocalUpdate when the GPU is lost while it trains', () => {
     const again = await shareLocalUpdate({ ...host, backendLost: () => false });
     expect(again.status).toBe('uploaded');
     expect(paths).toEqual([PATHS.join, PATHS.join, PATHS.updates]);
+  });
+});
+
+describe('shareLocalUpdate when a version was published while it trained', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  const own = roundSketch(3, 7);
+  const newerSketch = roundSketch(3, 8);
+  /** v1 under `own`'s sketch, on a server that takes newer layouts within a bound of 2. */
+  const onV1 = (federation: Partial<FederationParams> = {}) =>
+    servedAt(1, { itemSketch: own, maxStaleness: 2, layoutAhead: true, ...federation });
+  /** The manifest GET /v1/model serves: `version`, under the newer sketch. */
+  const newest = (version: number, federation: Partial<FederationParams> = {}) =>
+    servedAt(version, {
+      itemSketch: newerSketch,
+      maxStaleness: 2,
+      layoutAhead: true,
+      ...federation,
+    }).manifest;
+
+  /** A server on `fetch` whose current manifest is `current` (or that fails to serve it). */
+  function serverAt(current: ReturnType<typeof newest> | 'down') {
+    const paths: string[] = [];
+    const bodies: Uint8Array[] = [];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+        const path = new URL(String(input)).pathname;
+        paths.push(path);
+        if (path === PATHS.join)
+          return Response.json({ token: 'ab'.repeat(16), version: 1, round: 1 });
+        if (path === PATHS.model) {
+          return current === 'down'
+            ? new Response('unavailable', { status: 503 })
+            : Response.json(current);
+        }
+        bodies.push(new Uint8Array(await new Response(init?.body).arrayBuffer()));
+        return Response.json({ accepted: true, round: 1, received: 1, version: 1 });
+      }),
+    );
+    return { paths, bodies };
+  }
+
+  /** What the device trains in a sync of `served` on `store` (the same training, run again). */
+  async function training(served: ShareHost['global'], store: MemoryStore) {
+    const indexOf = new Map(served.manifest.itemIds.map((id, i) => [id, i]));
+    const trained = await learnLocally(
+      served,
+      toTrainingSessions(await store.all(), indexOf),
+      undefined,
+      localTrainingSettings(),
+    );
+    trained.model.dispose();
+    return trained;
+  }
+
+  it("sends its training in the newest version's sketch, naming both versions", async () => {
+    const served = onV1();
+    const v2 = newest(2);
+    const { paths, bodies } = serverAt(v2);
+    const store = await deviceStore();
+    const result = await shareLocalUpdate(hostFor(served, store, { t: 0 }, () => 0));
+    expect(result.status).toBe('uploaded');
+    expect(paths).toEqual([PATHS.join, PATHS.model, PATHS.updates]);
+    const body = decodeUpdate(bodies[0]!, 1e6);
+    expect(body).toMatchObject({ baseVersion: 1, layoutAhead: 1, layoutHash: v2.layoutHash });
+    const trained = await training(served, store);
+    const expected = trained.sendIn({ kind: 'sketch', sketch: newerSketch }, dims, 1)!;
+    expect(body.delta.length).toBe(expected.length);
+    // Float16 on the wire.
+    body.delta.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 3));
+    // Not the sketch it would have sent in its own version's layout (norm 1, float16 to ~1e-3).
+    expect(l2Norm(body.delta.map((v, i) => v - trained.update.delta[i]!))).toBeGreaterThan(0.02);
+  });
+
+  it('sends in its own layout when the newest version is beyond the bound or cannot be had', async () => {
+    for (const current of [newest(4), newest(1), 'down'] as const) {
+      const { paths, bodies } = serverAt(current);
+      const store = await deviceStore();
+      const result = await shareLocalUpdate(hostFor(onV1(), store, { t: 0 }, () => 0));
+      expect(result.status).toBe('uploaded');
+      expect(paths).toEqual([PATHS.join, PATHS.model, PATHS.updates]);
+      const body = decodeUpdate(bodies[0]!, 1e6);
+      expect(body).toMatchObject({ baseVersion: 1, layoutAhead: 0 });
+      const trained = await training(onV1(), store);
+      body.delta.forEach((v, i) => expect(v).toBeCloseTo(trained.update.delta[i]!, 3));
+    }
+  });
+
+  it('asks for nothing more where the server does not take newer layouts', async () => {
+    for (const served of [onV1({ layoutAhead: undefined }), onV1({ maxStaleness: 0 })]) {
+      const { paths, bodies } = serverAt(newest(2));
+      const store = await deviceStore();
+      await shareLocalUpdate(hostFor(served, store, { t: 0 }, () => 0));
+      expect(paths).toEqual([PATHS.join, PATHS.updates]);
+      expect(decodeUpdate(bodies[0]!, 1e6).layoutAhead).toBe(0);
+    }
   });
 });

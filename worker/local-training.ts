@@ -12,6 +12,7 @@ import {
   sampleRateOf,
   type FederationParams,
   type ModelDims,
+  type ModelManifest,
 } from '../protocol/manifest.js';
 import { HearthError } from '../protocol/errors.js';
 import { createLogger } from '../protocol/logger.js';
@@ -27,6 +28,7 @@ import {
   modelLayout,
   sentUpdate,
   fitUpdate,
+  grownFrom,
   manifestLayout,
   scatterLayout,
   updateLength,
@@ -175,6 +177,34 @@ export function carriedInput(
     fresh?.sendIn(to, target.dims, target.federation.clipNorm) ??
     fitUpdate(delta, own.dims, manifestLayout(own.federation), to, target.dims)
   );
+}
+
+/**
+ * Where the server published a newer version while this device trained, its training `fresh` in
+ * that version's layout, clipped to its S, with that version's manifest: the server takes it as a
+ * fresh update of that version (the header's `layoutAhead`), where an update in its own version's
+ * sketch would be carried over, its items shrunk by their bucket mates (fitUpdate). Only where
+ * both manifests say the server takes newer layouts (`federation.layoutAhead`), the newer version
+ * is within the staleness bound and has the same model or one grown by catalogue rows, and the
+ * device trained the whole model (`fresh.sendIn`); otherwise, or when the manifest (public: the
+ * same GET any page makes) cannot be fetched, undefined, and the update goes in its own layout.
+ */
+export async function inNewestLayout(
+  endpoint: string,
+  own: ModelManifest,
+  fresh: LocalResult,
+): Promise<{ readonly manifest: ModelManifest; readonly delta: Float32Array } | undefined> {
+  if (own.federation.layoutAhead !== true || maxStalenessOf(own.federation) === 0) return undefined;
+  const newest = await fetchManifest(endpoint).catch(() => undefined);
+  if (!newest || newest.version <= own.version) return undefined;
+  const { federation, dims } = newest;
+  const fits =
+    federation.layoutAhead === true &&
+    newest.version - own.version <= maxStalenessOf(federation) &&
+    (newest.layoutHash === own.layoutHash || grownFrom(own.dims, dims));
+  if (!fits) return undefined;
+  const delta = fresh.sendIn(manifestLayout(federation), dims, federation.clipNorm);
+  return delta ? { manifest: newest, delta } : undefined;
 }
 
 /**
@@ -330,6 +360,7 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
     }
     if (join.round === meta.lastRound) return skipped('already took part in this round', version);
     let local: SessionModel | null = null;
+    let fresh: LocalResult | undefined;
     if (pending) {
       // Trained while offline on this very version: send it rather than train again.
       update = pending;
@@ -347,6 +378,7 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
         return skipped('uploads are off (consent or opt-out)', version);
       }
       update = learned.update;
+      fresh = learned;
       // Served until a new global model replaces it; even if the upload below fails.
       await host.serveLocal(local, learned.weights);
     }
@@ -358,12 +390,18 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
         version,
       );
     }
+    // A version published while this device trained: its training goes in that version's layout.
+    const newest = fresh
+      ? await inNewestLayout(config.endpoint, global.manifest, fresh)
+      : undefined;
+    if (newest) log.info(`sending a v${version} update in v${newest.manifest.version}'s layout`);
     const reply = await shareUpdate({
       endpoint: config.endpoint,
-      manifest: global.manifest,
-      delta: update.delta,
+      manifest: newest?.manifest ?? global.manifest,
+      delta: newest?.delta ?? update.delta,
       examples: update.examples,
       baseVersion: update.baseVersion,
+      ...(newest ? { layoutAhead: newest.manifest.version - update.baseVersion } : {}),
       join,
       siteKey: config.siteKey,
     });
