@@ -24,6 +24,7 @@ import {
 } from '../protocol/update-format.js';
 import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
+import { worstDifference } from '../server/test-helpers.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 
 let dir: string;
@@ -403,9 +404,7 @@ describe('an engine whose version moved on while it trained', () => {
       newer.federation.itemSketch!,
       new Float32Array(before.length),
     );
-    let worst = 0;
-    moved.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - read[i]!))));
-    expect(worst).toBeLessThan(1e-6);
+    expect(worstDifference(moved, read)).toBeLessThan(1e-6);
     // Its ledger names the version it trained on.
     const { rounds } = await engine.ledger();
     expect(rounds.at(-1)).toMatchObject({ version: start, mode: 'plaintext' });
