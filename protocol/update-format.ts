@@ -13,7 +13,8 @@
  *                              on baseVersion sends its training in the layout (item sketch) of
  *                              baseVersion + k, published meanwhile (`federation.layoutAhead`)
  *    8      4   baseVersion  u32, the global model version the delta is relative to
- *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of that version's tensors
+ *   12      4   layoutHash   u32, protocol/manifest.ts layoutHash() of the layout version's tensors
+ *                              (baseVersion + layoutAhead)
  *   16      4   paramCount   u32, number of values in the payload
  *   20      4   examples     u32, local training examples (server clamps to maxExamples)
  *   24      4   clipNorm     f32, the bound S the device clipped to

@@ -4,9 +4,9 @@
  * framing -> base version known -> base version within the staleness bound -> layout version known
  * -> layout -> finite -> norm -> token. An update on an older version (at most `--max-staleness`
  * behind) is folded into the current round as it is, a delta applied to the current model, as FedBuff
- * does (Nguyen et al. 2022,
- * https://arxiv.org/abs/2106.06639). It is not down-weighted for its staleness: with noise on, the
- * fixed-denominator mean needs every update to weigh the same for its sensitivity to stay S / m.
+ * does (Nguyen et al. 2022, https://arxiv.org/abs/2106.06639). It is not down-weighted for its
+ * staleness: with noise on, the fixed-denominator mean needs every update to weigh the same for its
+ * sensitivity to stay S / m.
  */
 import type { UpdateReply } from '../protocol/api.js';
 import { allFinite, l2Norm } from '../protocol/clip.js';
