@@ -10,18 +10,13 @@ import { join } from 'node:path';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
 import { parameterCount, parseManifest, type ModelManifest } from '../protocol/manifest.js';
 import { PATHS, weightsPath } from '../protocol/routes.js';
-import {
-  DTYPE_FLOAT32,
-  UPDATE_CONTENT_TYPE,
-  decodeUpdate,
-  encodeUpdate,
-  tokenFromHex,
-} from '../protocol/update-format.js';
+import { decodeUpdate } from '../protocol/update-format.js';
 import { manifestLayout, updateLength } from '../protocol/update-layout.js';
 import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { demoUrl, stackDir, stackModelDir } from './helpers.js';
 import { ownServer, type OwnServer } from './own-server.js';
 import type { ServerConfig } from '../server/config.js';
+import { postZeroUpdate } from '../server/test-helpers.js';
 
 const BUCKETS = 4;
 const settings = (): Partial<ServerConfig> => ({
@@ -134,28 +129,7 @@ test("a version published while the worker trained: it sends in that version's s
     const response = await route.fetch();
     if (!published) {
       published = true;
-      const join = (await (
-        await fetch(`${own.server.url}${PATHS.join}`, {
-          method: 'POST',
-          body: '{}',
-          headers: { 'content-type': 'application/json' },
-        })
-      ).json()) as { token: string };
-      const other = encodeUpdate({
-        dtype: DTYPE_FLOAT32,
-        baseVersion: 1,
-        layoutHash: v1.layoutHash,
-        examples: 1,
-        clipNorm: v1.federation.clipNorm,
-        roundToken: tokenFromHex(join.token),
-        delta: new Float32Array(length),
-      });
-      const res = await fetch(`${own.server.url}${PATHS.updates}`, {
-        method: 'POST',
-        body: other,
-        headers: { 'content-type': UPDATE_CONTENT_TYPE },
-      });
-      expect(res.status).toBe(202);
+      expect(await postZeroUpdate(own.server.url, v1)).toBe(202);
     }
     await route.fulfill({ response });
   });

@@ -15,16 +15,9 @@ import { loadModel } from '../tools/model-io.js';
 import { Engine } from '../worker/engine.js';
 import { MemoryStore } from '../worker/store.js';
 import { takePartSecurely } from '../worker/secure-client.js';
-import {
-  DTYPE_FLOAT32,
-  UPDATE_CONTENT_TYPE,
-  decodeUpdate,
-  encodeUpdate,
-  tokenFromHex,
-} from '../protocol/update-format.js';
-import { manifestLayout, updateLength } from '../protocol/update-layout.js';
+import { decodeUpdate } from '../protocol/update-format.js';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
-import { worstDifference } from '../server/test-helpers.js';
+import { postZeroUpdate, worstDifference } from '../server/test-helpers.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 
 let dir: string;
@@ -355,28 +348,7 @@ describe('an engine whose version moved on while it trained', () => {
       if (url.pathname === '/v1/model' && joined && !published) {
         published = true;
         const manifest = (await sketching.store.getManifest(start))!;
-        const join = (await (
-          await send(new URL('/v1/rounds/join', sketching.url), {
-            method: 'POST',
-            body: '{}',
-            headers: { 'content-type': 'application/json' },
-          })
-        ).json()) as { token: string };
-        const other = encodeUpdate({
-          dtype: DTYPE_FLOAT32,
-          baseVersion: start,
-          layoutHash: manifest.layoutHash,
-          examples: 1,
-          clipNorm: 1,
-          roundToken: tokenFromHex(join.token),
-          delta: new Float32Array(updateLength(manifest.dims, manifestLayout(manifest.federation))),
-        });
-        const res = await send(new URL('/v1/updates', sketching.url), {
-          method: 'POST',
-          body: other,
-          headers: { 'content-type': UPDATE_CONTENT_TYPE },
-        });
-        expect(res.status).toBe(202);
+        expect(await postZeroUpdate(sketching.url, manifest, send)).toBe(202);
       }
       if (url.pathname === '/v1/updates') bodies.push(new Uint8Array(init!.body as Uint8Array));
       return send(input, init);

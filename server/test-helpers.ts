@@ -266,6 +266,39 @@ export interface BodyOptions {
   random?: () => number;
 }
 
+/**
+ * Another device's round over real HTTP at `endpoint` (a running server): it joins and posts a zero
+ * update on `manifest`'s version, in its layout, with `send` (fetch, or the real one where a test
+ * has replaced it). Returns the status of the upload.
+ */
+export async function postZeroUpdate(
+  endpoint: string,
+  manifest: ModelManifest,
+  send: typeof fetch = fetch,
+): Promise<number> {
+  const joined = await send(new URL(PATHS.join, endpoint), {
+    method: 'POST',
+    body: '{}',
+    headers: { 'content-type': 'application/json' },
+  });
+  const { token } = (await joined.json()) as JoinReply;
+  const body = encodeUpdate({
+    dtype: DTYPE_FLOAT32,
+    baseVersion: manifest.version,
+    layoutHash: manifest.layoutHash,
+    examples: 1,
+    clipNorm: manifest.federation.clipNorm,
+    roundToken: tokenFromHex(token),
+    delta: new Float32Array(updateLength(manifest.dims, manifestLayout(manifest.federation))),
+  });
+  const res = await send(new URL(PATHS.updates, endpoint), {
+    method: 'POST',
+    body,
+    headers: { 'content-type': UPDATE_CONTENT_TYPE },
+  });
+  return res.status;
+}
+
 /** An encoded update body. */
 export function updateBody(options: BodyOptions): Buffer {
   const bytes = encodeUpdate(
