@@ -16,7 +16,7 @@ import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { demoUrl, stackDir, stackModelDir } from './helpers.js';
 import { ownServer, type OwnServer } from './own-server.js';
 import type { ServerConfig } from '../server/config.js';
-import { postZeroUpdate } from '../server/test-helpers.js';
+import { postZeroUpdate, worstDifference } from '../server/test-helpers.js';
 
 const BUCKETS = 4;
 const settings = (): Partial<ServerConfig> => ({
@@ -63,12 +63,6 @@ async function movedAndRead(
   return { moved, read };
 }
 
-function worstOf(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
-
 /** Opens the demo on `own`'s server, clicks three cards and shares; returns what it uploaded. */
 async function shareFromDemo(page: Page, own: OwnServer): Promise<Request[]> {
   const uploads: Request[] = [];
@@ -108,7 +102,7 @@ test("the worker sends its update's sketch, and the server reads it back with th
   // hashes into every item row.
   await expect.poll(async () => (await manifestOf()).version).toBe(2);
   const { moved, read } = await movedAndRead(1, update.delta, v1);
-  expect(worstOf(moved, read)).toBeLessThan(1e-6);
+  expect(worstDifference(moved, read)).toBeLessThan(1e-6);
   // The next version draws its own hashes.
   const v2 = await manifestOf();
   expect(v2.federation.itemSketch?.buckets).toBe(BUCKETS);
@@ -144,7 +138,7 @@ test("a version published while the worker trained: it sends in that version's s
   // v3 = v2 + the body read back with v2's hashes: nothing carried over from v1's.
   await expect.poll(async () => (await manifestOf(own)).version).toBe(3);
   const { moved, read } = await movedAndRead(2, update.delta, v2, own);
-  expect(worstOf(moved, read)).toBeLessThan(1e-6);
+  expect(worstDifference(moved, read)).toBeLessThan(1e-6);
   const carried = await movedAndRead(2, update.delta, v1, own);
-  expect(worstOf(carried.moved, carried.read)).toBeGreaterThan(1e-4);
+  expect(worstDifference(carried.moved, carried.read)).toBeGreaterThan(1e-4);
 });

@@ -17,6 +17,7 @@ import { MemoryStore } from '../worker/store.js';
 import { takePartSecurely } from '../worker/secure-client.js';
 import { decodeUpdate } from '../protocol/update-format.js';
 import { unsketchUpdate } from '../protocol/item-sketch.js';
+import { bytesToFloat32 } from '../server/float32-bytes.js';
 import { postZeroUpdate, worstDifference } from '../server/test-helpers.js';
 import { startEngineFixture, type EngineFixture } from './engine-fixture.js';
 
@@ -326,8 +327,7 @@ describe('an engine whose version moved on while it trained', () => {
 
   /** Version `version`'s weights as the store keeps them (float32). */
   async function weightsOf(version: number): Promise<Float32Array> {
-    const bytes = await sketching.store.getWeightBytes(version);
-    return new Float32Array(bytes!.slice().buffer);
+    return bytesToFloat32((await sketching.store.getWeightBytes(version))!);
   }
 
   it("sends its training in the newest version's sketch, and the server takes it as it is", async () => {
