@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EngineConfig } from '../protocol/api.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { int8StepError } from '../protocol/testing.js';
-import { resolveConfig } from '../server/config.js';
+import { resolveConfig, type ServerConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { loadModel } from '../tools/model-io.js';
 import { Engine } from '../worker/engine.js';
@@ -34,6 +34,18 @@ afterAll(async () => {
   await fixture.close();
 });
 
+/** A server of this file's own on the fixture's model, in `<name>.sqlite`, with `settings`. */
+function startOwn(name: string, settings: Partial<ServerConfig>): Promise<RunningServer> {
+  return startServer(
+    resolveConfig({
+      port: 0,
+      dbPath: join(dir, `${name}.sqlite`),
+      modelDir: join(dir, 'model'),
+      ...settings,
+    }),
+  );
+}
+
 /** Pathnames of the POSTs made while `task` runs. */
 async function postsDuring(task: () => Promise<unknown>): Promise<string[]> {
   const spy = vi.spyOn(globalThis, 'fetch');
@@ -52,17 +64,12 @@ describe('engine against a server with per-site keys', () => {
   let keyed: RunningServer;
 
   beforeAll(async () => {
-    keyed = await startServer(
-      resolveConfig({
-        aggregation: 'plaintext',
-        port: 0,
-        dbPath: join(dir, 'keyed.sqlite'),
-        modelDir: join(dir, 'model'),
-        minCohort: 1,
-        sampleRate: 1,
-        sites: [{ id: 'demo', key, origins: ['https://shop.example'] }],
-      }),
-    );
+    keyed = await startOwn('keyed', {
+      aggregation: 'plaintext',
+      minCohort: 1,
+      sampleRate: 1,
+      sites: [{ id: 'demo', key, origins: ['https://shop.example'] }],
+    });
   });
 
   afterAll(async () => {
@@ -111,16 +118,11 @@ describe('automatic updates', () => {
 describe('engine against servers that sample devices (honest sampling)', () => {
   const servers: RunningServer[] = [];
   const serve = async (name: string, sampleRate: number): Promise<string> => {
-    const started = await startServer(
-      resolveConfig({
-        aggregation: 'plaintext',
-        port: 0,
-        dbPath: join(dir, `${name}.sqlite`),
-        modelDir: join(dir, 'model'),
-        minCohort: 1,
-        sampleRate,
-      }),
-    );
+    const started = await startOwn(name, {
+      aggregation: 'plaintext',
+      minCohort: 1,
+      sampleRate,
+    });
     servers.push(started);
     return started.url;
   };
@@ -173,15 +175,10 @@ describe('engine against a server that serves int8 weights', () => {
   let int8: RunningServer;
 
   beforeAll(async () => {
-    int8 = await startServer(
-      resolveConfig({
-        aggregation: 'plaintext',
-        port: 0,
-        dbPath: join(dir, 'int8.sqlite'),
-        modelDir: join(dir, 'model'),
-        weightsDtype: 'int8',
-      }),
-    );
+    int8 = await startOwn('int8', {
+      aggregation: 'plaintext',
+      weightsDtype: 'int8',
+    });
   });
 
   afterAll(async () => {
@@ -213,24 +210,19 @@ describe('engines in a secure aggregation round', () => {
   let secure: RunningServer;
 
   beforeAll(async () => {
-    secure = await startServer(
-      resolveConfig({
-        port: 0,
-        dbPath: join(dir, 'secure.sqlite'),
-        modelDir: join(dir, 'model'),
-        aggregation: 'secure',
-        noiseMultiplier: 0,
-        // Fewer buckets than the fixture's 40 items: devices send sketches, and a device on an
-        // older version sketches its training afresh with the round's hashes.
-        itemSketch: 8,
-        minCohort: 3,
-        secureCohort: 4,
-        sampleRate: 1,
-        secureStageSeconds: 20,
-        // Every engine of this test is one loopback client.
-        joinsPerRound: 0,
-      }),
-    );
+    secure = await startOwn('secure', {
+      aggregation: 'secure',
+      noiseMultiplier: 0,
+      // Fewer buckets than the fixture's 40 items: devices send sketches, and a device on an
+      // older version sketches its training afresh with the round's hashes.
+      itemSketch: 8,
+      minCohort: 3,
+      secureCohort: 4,
+      sampleRate: 1,
+      secureStageSeconds: 20,
+      // Every engine of this test is one loopback client.
+      joinsPerRound: 0,
+    });
   });
 
   afterAll(async () => {
@@ -300,25 +292,20 @@ describe('an engine whose version moved on while it trained', () => {
   let sketching: RunningServer;
 
   beforeAll(async () => {
-    sketching = await startServer(
-      resolveConfig({
-        aggregation: 'plaintext',
-        port: 0,
-        dbPath: join(dir, 'ahead.sqlite'),
-        modelDir: join(dir, 'model'),
-        // Fewer buckets than the fixture's 40 items; FedAvg at rate 1, float32 weights, no noise:
-        // a version is the one before plus the round's update read back.
-        itemSketch: 8,
-        minCohort: 1,
-        sampleRate: 1,
-        maxStaleness: 2,
-        noiseMultiplier: 0,
-        serverOptimizer: 'fedavg',
-        serverLearningRate: 1,
-        weightsDtype: 'float32',
-        joinsPerRound: 0,
-      }),
-    );
+    sketching = await startOwn('ahead', {
+      aggregation: 'plaintext',
+      // Fewer buckets than the fixture's 40 items; FedAvg at rate 1, float32 weights, no noise:
+      // a version is the one before plus the round's update read back.
+      itemSketch: 8,
+      minCohort: 1,
+      sampleRate: 1,
+      maxStaleness: 2,
+      noiseMultiplier: 0,
+      serverOptimizer: 'fedavg',
+      serverLearningRate: 1,
+      weightsDtype: 'float32',
+      joinsPerRound: 0,
+    });
   });
 
   afterAll(async () => {
@@ -387,18 +374,13 @@ describe("the visitor's privacy ledger", () => {
   let noisy: RunningServer;
 
   beforeAll(async () => {
-    noisy = await startServer(
-      resolveConfig({
-        aggregation: 'plaintext',
-        port: 0,
-        dbPath: join(dir, 'ledger.sqlite'),
-        modelDir: join(dir, 'model'),
-        minCohort: 1,
-        sampleRate: 1,
-        noiseMultiplier: 1.5,
-        delta: 1e-5,
-      }),
-    );
+    noisy = await startOwn('ledger', {
+      aggregation: 'plaintext',
+      minCohort: 1,
+      sampleRate: 1,
+      noiseMultiplier: 1.5,
+      delta: 1e-5,
+    });
   });
 
   afterAll(async () => {
