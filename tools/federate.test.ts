@@ -96,6 +96,35 @@ describe('npm run federate flags', () => {
     }
   });
 
+  it('takes --stale with its bound and layout, prices (s + 1) q, and refuses what it cannot run', () => {
+    const stale = settingsFrom({ ...base, stale: '0.5', 'stale-layout': 'carried' });
+    expect(stale.stale).toEqual({ share: 0.5, maxStaleness: 2, layout: 'carried' });
+    expect(settingsFrom(base).stale).toBeUndefined();
+    expect(settingsFrom({ ...base, stale: '0' }).stale).toBeUndefined();
+    expect(serverConfig(stale, 1000).maxStaleness).toBe(2);
+    expect(serverConfig(settingsFrom(base), 1000).maxStaleness).toBe(0);
+    expect(runLabel(stale)).toContain('stale 50% ≤2 carried');
+    // --epsilon spends its budget at the server's rate (s + 1) q.
+    const s = settingsFrom({ ...base, stale: '0.5', 'max-staleness': '1', epsilon: '2' });
+    const spent = computeEpsilon({ noise: s.noise, sampleRate: 0.02, steps: 200, delta: 1e-6 });
+    expect(spent.epsilon).toBeLessThanOrEqual(2);
+    expect(spent.epsilon).toBeGreaterThan(1.9);
+    for (const [flag, value] of [
+      ['stale', '1.5'],
+      ['stale', '-0.1'],
+      ['max-staleness', '0'],
+      ['max-staleness', '9'],
+      ['stale-layout', 'oldest'],
+    ] as const) {
+      expect(() => settingsFrom({ ...base, stale: '0.5', [flag]: value })).toThrow(
+        new RegExp(`--${flag}`),
+      );
+    }
+    for (const other of [{ secure: 'on' }, { 'round-window': 'on' }, { 'row-choice': 'held' }]) {
+      expect(() => settingsFrom({ ...base, stale: '0.5', ...other })).toThrow(/--stale needs/);
+    }
+  });
+
   it('spends --epsilon on a round and its noised count-min gate together', () => {
     const gated = {
       ...base,

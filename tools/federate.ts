@@ -28,6 +28,10 @@
  *     [--gate-depth 2]; with [--gate-noise <σ> --gate-cap <K>] each device counts its last K
  *     items, every bucket takes N(0, σ²), a row is kept when its buckets reach
  *     [--gate-threshold 2] σ, and each round is charged with its gate as one Gaussian mechanism)
+ *     [--stale <share> [--max-staleness 2] [--stale-layout newest|carried]] (that share of each
+ *     round's devices trained on a version 1 to s behind, and send in the round's layout, as the
+ *     worker does, or in their version's, which the server carries over; the rate priced is
+ *     (s + 1) q, as the server prices it)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]
@@ -66,6 +70,7 @@ import { isEntryPoint, runMain } from './lib/entry.js';
 import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
 import { noiseForEpsilon, noiseForWindows } from './federate/calibrate.js';
+import { effectiveSampleRate } from '../server/privacy.js';
 import { bytesOf, readFloats } from './federate/checkpoint.js';
 import { devicePool } from './federate/device-pool.js';
 import { newItemsPlan } from './federate/new-items.js';
@@ -112,6 +117,9 @@ const OPTIONS = {
   'round-window': { type: 'string', default: 'off' },
   'count-noise': { type: 'string', default: '10' },
   'window-min': { type: 'string' },
+  stale: { type: 'string', default: '0' },
+  'max-staleness': { type: 'string', default: '2' },
+  'stale-layout': { type: 'string', default: 'newest' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
   'local-lr': { type: 'string', default: '10' },
@@ -181,13 +189,25 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
   if (gate && gate.noise > 0 && (secure || windowed === 'on')) {
     throw new Error('--gate-noise needs --secure off and --round-window off');
   }
+  const stale = staleFrom(values);
+  if (
+    stale &&
+    (secure || windowed === 'on' || gated !== 'off' || values['row-choice'] === 'held')
+  ) {
+    throw new Error(
+      '--stale needs --secure off, --round-window off, --sketch-gate off and no --row-choice held',
+    );
+  }
+  if (stale && values['new-items'] !== undefined) throw new Error('--stale needs no --new-items');
+  // With stale updates taken, the server's rate is (s + 1) q (server/privacy.ts).
+  const rate = effectiveSampleRate(q, stale?.maxStaleness ?? 0);
   // --epsilon: the noise that spends exactly that over the run's rounds, from the accountant; with
   // windows (or a noised gate), the noise on the sum whose multiplier combined with the count's
   // (or the gate's) spends it.
   const combined =
     values.epsilon === undefined
       ? undefined
-      : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), q, rounds, delta, accountant);
+      : noiseForEpsilon(positiveNumber('epsilon', values.epsilon), rate, rounds, delta, accountant);
   const noise =
     combined === undefined
       ? nonNegative('noise')
@@ -272,7 +292,25 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
     evalEvery: positiveInteger('eval-every', values['eval-every']!),
     evalCases: positiveInteger('eval-cases', values['eval-cases']!),
     ...(values['new-items'] === undefined ? {} : { newItems: newItemsFrom(values, rounds) }),
+    ...(stale ? { stale } : {}),
   };
+}
+
+/**
+ * `--stale <share>` (0 to 1; 0, the default: nothing stale), `--max-staleness <s>` (1 to 8, the
+ * server's default 2) and `--stale-layout newest|carried` (RunSettings stale).
+ */
+function staleFrom(values: Record<string, string | undefined>): RunSettings['stale'] {
+  const share = Number(values.stale ?? '0');
+  if (!(share >= 0 && share <= 1)) throw new Error('--stale must be a share from 0 to 1');
+  if (share === 0) return undefined;
+  const maxStaleness = positiveInteger('max-staleness', values['max-staleness'] ?? '2');
+  if (maxStaleness > 8) throw new Error('--max-staleness: at most 8');
+  const layout = oneOf('stale-layout', values['stale-layout'] ?? 'newest', [
+    'newest',
+    'carried',
+  ] as const);
+  return { share, maxStaleness, layout };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Checkpoints of a federated run, so that a long run can stop and resume: the global weights,
- * FedAdam's moments, the rounds done, the rows so far and the wall time. A checkpoint of a run with
+ * FedAdam's moments, the older versions' weights that stale devices train on, the rounds done, the rows so far and the wall time. A checkpoint of a run with
  * other settings or another model shape is refused, not silently continued.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -28,6 +28,8 @@ interface Meta {
   readonly rows: FederateRow[];
   readonly wall: number;
   readonly fedAdamStep: number | null;
+  /** Older versions' weights kept for stale devices (past-<k>.f32); absent in older checkpoints. */
+  readonly past?: number;
 }
 
 const META = 'state.json';
@@ -63,6 +65,8 @@ export async function saveRunState(
     await put('adam-m.f64', bytesOf(run.state.optimizer.m));
     await put('adam-v.f64', bytesOf(run.state.optimizer.v));
   }
+  const past = run.state.past ?? [];
+  for (const [k, weights] of past.entries()) await put(`past-${k}.f32`, bytesOf(weights));
   const meta: Meta = {
     format: 'hearth-federate/1',
     settings,
@@ -71,6 +75,7 @@ export async function saveRunState(
     rows: run.rows,
     wall: run.wall,
     fedAdamStep: run.state.optimizer?.step ?? null,
+    past: past.length,
   };
   // The metadata goes last: it names the round the arrays belong to.
   await put(META, JSON.stringify(meta));
@@ -114,8 +119,12 @@ export async function loadRunState(
           m: await readFloats(join(dir, 'adam-m.f64'), Float64Array),
           v: await readFloats(join(dir, 'adam-v.f64'), Float64Array),
         };
+  const past: Float32Array[] = [];
+  for (let k = 0; k < (meta.past ?? 0); k++) {
+    past.push(await readFloats(join(dir, `past-${k}.f32`), Float32Array));
+  }
   return {
-    state: { weights, optimizer },
+    state: { weights, optimizer, ...(past.length > 0 ? { past } : {}) },
     round: meta.round,
     rows: meta.rows,
     wall: meta.wall,

@@ -7,7 +7,12 @@
  * With `--secure` the server learns the round only as secure aggregation would reveal it.
  */
 import type { ModelDims } from '../../protocol/manifest.js';
-import { updateLength, type UpdateLayout } from '../../protocol/update-layout.js';
+import {
+  fitUpdate,
+  sameLayout,
+  updateLength,
+  type UpdateLayout,
+} from '../../protocol/update-layout.js';
 import { sketchUpdate } from '../../protocol/item-sketch.js';
 import { encodeMasked } from '../../protocol/secagg/wire.js';
 import type { LocalUpdateSettings } from '../../model/local-update.js';
@@ -21,6 +26,7 @@ import { foldInLayout } from '../../server/layout-round.js';
 import { standInEncoding, standInSum } from '../../server/secure-sum.js';
 import { gatedReading } from './held.js';
 import {
+  addSummed,
   runDeviceJob,
   type DeviceJob,
   type DeviceJobResult,
@@ -38,6 +44,21 @@ export interface RoundGate {
   readonly negatives: Int32Array;
 }
 
+/**
+ * Devices of a round that trained on an older version (within the server's staleness bound) and
+ * post their update into this round: each trained on `weights` with `local` (that version's round
+ * seed), and sends in `layout`. In the round's own layout (what the worker does where the manifest
+ * offers `layoutAhead`: worker/local-training.ts inNewestLayout) they are folded as fresh updates
+ * are; in their version's layout the server carries each body over (server/ingest.ts
+ * fitToVersion: protocol/update-layout.ts fitUpdate, which keeps its norm), so they need every body.
+ */
+export interface StaleGroup {
+  readonly devices: readonly (readonly number[])[];
+  readonly weights: Float32Array;
+  readonly local: LocalUpdateSettings;
+  readonly layout: UpdateLayout;
+}
+
 /** The global state a run carries from round to round. */
 export interface GlobalState {
   /** Global weights, manifest order (run.ts keeps them in shared memory for the device threads). */
@@ -47,6 +68,11 @@ export interface GlobalState {
    * coordinates move in a round); undefined with FedAvg.
    */
   optimizer: FedAdamState | undefined;
+  /**
+   * With stale devices (run.ts staleGroups), the weights of the versions before the current one,
+   * newest first, at most the staleness bound of them (in shared memory, as `weights`).
+   */
+  past?: Float32Array[];
 }
 
 /** What one round did. */
@@ -129,33 +155,50 @@ export async function runRound(
   runner: DeviceRunner = inThisThread,
   sum: boolean,
   gate?: RoundGate,
+  stale: readonly StaleGroup[] = [],
 ): Promise<RoundResult> {
-  const { received, summed } = await runner(
-    {
-      dims,
-      version,
-      clipNorm: config.clipNorm,
-      maxExamples: config.maxExamples,
-      updateDtype: config.updateDtype,
-      roundingSeed: (local.seed ^ 0x5bd1e995) >>> 0,
-      weights: state.weights,
-      layout,
-      local,
-      batch: DEVICE_BATCH,
-      summed: sum,
-    },
+  const job = (weights: Float32Array, sentIn: UpdateLayout, settings: LocalUpdateSettings) => ({
+    dims,
+    version,
+    clipNorm: config.clipNorm,
+    maxExamples: config.maxExamples,
+    updateDtype: config.updateDtype,
+    roundingSeed: (settings.seed ^ 0x5bd1e995) >>> 0,
+    weights,
+    layout: sentIn,
+    local: settings,
+    batch: DEVICE_BATCH,
+  });
+  let { received, summed } = await runner(
+    { ...job(state.weights, layout, local), summed: sum },
     devices,
   );
+  // Stale devices in the round's layout: as fresh ones, on their own weights; in an older layout,
+  // each body carried over to the round's, as the server carries it.
+  const carried: Received[] = [];
+  for (const group of stale) {
+    const inRoundLayout = sameLayout(group.layout, layout);
+    const out = await runner(
+      { ...job(group.weights, group.layout, group.local), summed: sum && inRoundLayout },
+      group.devices,
+    );
+    if (out.summed) summed = addSummed(summed, out.summed);
+    for (const update of out.received) {
+      if (!update) continue;
+      if (inRoundLayout) received = [...received, update];
+      else carried.push({ ...update, delta: fitUpdate(update.delta, dims, group.layout, layout) });
+    }
+  }
   const updates: AggregateUpdate[] = [];
   const norms: number[] = summed ? summed.norms : [];
   let uploadBytes = summed?.bytes ?? 0;
-  for (const update of received) {
+  for (const update of [...received, ...carried]) {
     if (!update) continue;
     uploadBytes = update.bytes;
     updates.push({ delta: update.delta, examples: update.examples });
     norms.push(update.norm);
   }
-  const uploads = summed ? summed.uploads : updates.length;
+  const uploads = (summed ? summed.uploads : 0) + (summed ? carried.length : updates.length);
   // A round window decides on its noised count even with no update (server/round-windows.ts): it
   // may reach m, and the window then publishes its noise, as a server's would.
   const windowed = config.roundWindowSeconds > 0;
@@ -197,11 +240,15 @@ export async function runRound(
       if ((!secure && !summed) || uploads === 0) return policy.aggregate(compact, updates, context);
       // Known by a sum only: what secure aggregation unmasks, or a summed round. Summed, the sum is
       // of whole updates, sketched here as the devices would have sent them.
+      // Summed, the bodies carried over from older layouts (already in this one's) add to the sum.
       const total = !summed
         ? sumOf(updates, sent)
-        : layout.kind === 'sketch'
-          ? sketchUpdate(summed.sum, dims, layout.sketch, new Float64Array(sent))
-          : summed.sum;
+        : addInto(
+            layout.kind === 'sketch'
+              ? sketchUpdate(summed.sum, dims, layout.sketch, new Float64Array(sent))
+              : summed.sum,
+            updates,
+          );
       if (!secure) return policy.aggregateSum(compact, { sum: total, count: uploads }, context);
       // What a secure round unmasks: the devices' clipped updates summed in fixed point, with
       // their Skellam noise (server/secure-sum.ts).
@@ -218,7 +265,11 @@ export async function runRound(
 
 /** The sum of the round's (device-clipped) updates, as secure aggregation reveals it. */
 function sumOf(updates: readonly AggregateUpdate[], length: number): Float64Array {
-  const total = new Float64Array(length);
-  for (const { delta } of updates) for (let i = 0; i < length; i++) total[i]! += delta[i]!;
+  return addInto(new Float64Array(length), updates);
+}
+
+/** `total` with each update's delta added into it (in place). */
+function addInto(total: Float64Array, updates: readonly AggregateUpdate[]): Float64Array {
+  for (const { delta } of updates) for (let i = 0; i < total.length; i++) total[i]! += delta[i]!;
   return total;
 }

@@ -8,7 +8,10 @@ import { participants, populationOf } from './population.js';
 import type { FederateRow } from './report.js';
 import { plantedDims, plantedLoaded, plantedSettings } from './planted.js';
 import { layoutFor, runFederation, serverConfig, windowGate } from './run.js';
-import { runRound } from './rounds.js';
+import { DEVICE_BATCH, runRound, type StaleGroup } from './rounds.js';
+import { runDeviceJob } from './device-worker.js';
+import { worstDifference } from '../../server/test-helpers.js';
+import { fitUpdate, rowOffsets, type UpdateLayout } from '../../protocol/update-layout.js';
 import { initialWeights } from '../../model/init.js';
 import { sentDense } from '../../protocol/item-sketch.js';
 import { ledgerEpsilon, pldEpsilon } from '../../protocol/privacy/index.js';
@@ -416,5 +419,147 @@ describe('round windows', () => {
     const none = await round(1_000, []);
     expect(none.result).toMatchObject({ uploads: 0, published: false });
     expect(none.changed).toBe(false);
+  }, 60_000);
+});
+
+describe('stale devices', () => {
+  const population = populationOf(loaded, 'new', 'test');
+  const local = { ...settings.local, seed: 11 };
+
+  /** One round of `fresh` devices and `stale` groups from `start`; returns the weights it made. */
+  async function oneRound(
+    config: ReturnType<typeof serverConfig>,
+    layout: UpdateLayout,
+    fresh: readonly (readonly number[])[],
+    stale: readonly StaleGroup[],
+    sum: boolean,
+    start: Float32Array,
+  ): Promise<Float32Array> {
+    const state = { weights: start.slice(), optimizer: initialFedAdamState(start.length) };
+    const rng = mulberry32(3);
+    await runRound(
+      state,
+      dims,
+      fresh,
+      layout,
+      2,
+      local,
+      config,
+      () => normal(rng),
+      undefined,
+      sum,
+      undefined,
+      stale,
+    );
+    return state.weights;
+  }
+
+  it("fold a group in the round's layout as the same devices fresh, summed and per device", async () => {
+    const config = serverConfig({ ...settings, clip: 0.5, noise: 0.3 }, population.devices.length);
+    const start = initialWeights(dims, 5);
+    const layout = layoutFor(config, dims, 1, start, settings.seed);
+    const devices = population.devices.slice(0, 60);
+    for (const sum of [true, false]) {
+      const together = await oneRound(config, layout, devices, [], sum, start);
+      const group = { devices: devices.slice(20), weights: start, local, layout };
+      const split = await oneRound(config, layout, devices.slice(0, 20), [group], sum, start);
+      expect(worstDifference(split, together)).toBeLessThan(1e-5);
+      expect(worstDifference(together, start)).toBeGreaterThan(1e-3);
+      // Trained on other weights, the same group lands elsewhere.
+      const older = { ...group, weights: initialWeights(dims, 6) };
+      const onOlder = await oneRound(config, layout, devices.slice(0, 20), [older], sum, start);
+      expect(worstDifference(onOlder, together)).toBeGreaterThan(1e-3);
+    }
+  }, 60_000);
+
+  it("carry a group's bodies over from their version's rows to the round's, as the server does", async () => {
+    const FULL = { kind: 'full' } as const;
+    const fedAvg = { ...settings, serverOptimizer: 'fedavg' as const, serverLearningRate: 1 };
+    const config = serverConfig(fedAvg, population.devices.length);
+    const start = initialWeights(dims, 5);
+    const range = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const old: UpdateLayout = { kind: 'rows', rows: range(1, 10) };
+    const now: UpdateLayout = { kind: 'rows', rows: range(6, 15) };
+    const devices = population.devices.slice(0, 30);
+    const group = { devices, weights: start, local, layout: old };
+    const after = await oneRound(config, now, [], [group], false, start);
+    // What the devices posted, in their version's layout, spread over the whole model.
+    const { received } = runDeviceJob({
+      id: 0,
+      share: 0,
+      dims,
+      version: 1,
+      clipNorm: config.clipNorm,
+      maxExamples: config.maxExamples,
+      updateDtype: config.updateDtype,
+      roundingSeed: (local.seed ^ 0x5bd1e995) >>> 0,
+      weights: start,
+      devices,
+      layout: old,
+      local,
+      batch: DEVICE_BATCH,
+      summed: false,
+    });
+    const bodies = received.flatMap((r) => (r ? [fitUpdate(r.delta, dims, old, FULL)] : []));
+    expect(bodies.length).toBeGreaterThan(10);
+    const mean = new Float32Array(start.length);
+    for (const body of bodies) body.forEach((v, i) => (mean[i] = mean[i]! + v / bodies.length));
+    const rows = rowOffsets(dims, FULL);
+    const change = (row: number) =>
+      range(0, dims.embedding - 1).map(
+        (k) => after[rows.embedding(row) + k]! - start[rows.embedding(row) + k]!,
+      );
+    const meanOf = (row: number) =>
+      range(0, dims.embedding - 1).map((k) => mean[rows.embedding(row) + k]!);
+    // Rows both layouts name move by the bodies' mean; rows only one of them names stay.
+    for (const row of range(6, 10)) {
+      const moved = change(row);
+      expect(Math.max(...moved.map(Math.abs))).toBeGreaterThan(1e-4);
+      moved.forEach((v, k) => expect(v).toBeCloseTo(meanOf(row)[k]!, 5));
+    }
+    for (const row of [...range(1, 5), ...range(11, 15)]) {
+      expect(change(row).every((v) => v === 0)).toBe(true);
+    }
+  }, 60_000);
+
+  it('resume from a checkpoint to the very rows of an uninterrupted run, carried or newest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-federate-'));
+    try {
+      const numbers = (rows: readonly FederateRow[]) =>
+        rows.filter((r) => r.metric !== 'wall_s').map((r) => [r.metric, r.round, r.value]);
+      const base = {
+        ...settings,
+        rounds: 6,
+        evalEvery: 3,
+        itemSketch: Math.ceil((dims.items - 1) / 4),
+        clip: 0.5,
+      };
+      const runs: FederateRow[][] = [];
+      for (const layout of ['newest', 'carried'] as const) {
+        const stale = { ...base, stale: { share: 0.5, maxStaleness: 2, layout } };
+        const whole = await runFederation(loaded, population, dims, null, stale, null);
+        await rm(dir, { recursive: true, force: true });
+        await runFederation(loaded, population, dims, null, { ...stale, rounds: 3 }, dir);
+        const resumed = await runFederation(loaded, population, dims, null, stale, dir);
+        expect(numbers(resumed)).toEqual(numbers(whole));
+        runs.push(whole);
+      }
+      const fresh = await runFederation(loaded, population, dims, null, base, null);
+      // Stale devices change the run, and the two layouts differ from each other.
+      expect(metricAt(runs[0]!, 'mrr', 6)).not.toBe(metricAt(fresh, 'mrr', 6));
+      expect(metricAt(runs[1]!, 'mrr', 6)).not.toBe(metricAt(runs[0]!, 'mrr', 6));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('price the rounds at (s + 1) q, as the server does', async () => {
+    const noisy = { ...settings, rounds: 3, evalEvery: 3, noise: 1, clip: 0.5 };
+    const stale = { ...noisy, stale: { share: 0.3, maxStaleness: 2, layout: 'newest' as const } };
+    const rows = await runFederation(loaded, population, dims, null, stale, null);
+    const epsilon = rows.find((r) => r.metric === 'epsilon' && r.round === 3)!.value!;
+    const priced = { noiseMultiplier: 1, sampleRate: 3 * noisy.sampleRate };
+    expect(epsilon).toBeCloseTo(ledgerEpsilon(new Array(3).fill(priced), 1e-6).epsilon, 10);
   }, 60_000);
 });

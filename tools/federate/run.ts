@@ -22,7 +22,7 @@ import {
   MIN_ROUND_WINDOW_SECONDS,
   type ServerConfig,
 } from '../../server/config.js';
-import { currentSettings } from '../../server/privacy.js';
+import { currentSettings, effectiveSampleRate } from '../../server/privacy.js';
 import type { UpdateDtypeName } from '../../protocol/update-format.js';
 import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon, windowNoiseMultiplier } from '../../protocol/privacy/index.js';
@@ -45,6 +45,7 @@ import {
   type DeviceRunner,
   type GlobalState,
   type RoundResult,
+  type StaleGroup,
 } from './rounds.js';
 
 /** Everything that decides a run's numbers. */
@@ -122,6 +123,19 @@ export interface RunSettings {
    * off, the server sees each update and adds Gaussian noise to the mean.
    */
   readonly secure: boolean;
+  /**
+   * A share of each round's devices trained on an older version, 1 to `maxStaleness` versions
+   * behind (drawn evenly, at most the rounds so far), as devices whose upload reaches the server
+   * after others' have published (server/ingest.ts). `layout` is what they send in: 'newest', the
+   * round's layout (the worker's inNewestLayout), or 'carried', their version's layout, which the
+   * server carries over (fitToVersion). The server's sample rate is then (s + 1) q
+   * (server/privacy.ts effectiveSampleRate). Absent: every device trains on the current version.
+   */
+  readonly stale?: {
+    readonly share: number;
+    readonly maxStaleness: number;
+    readonly layout: 'newest' | 'carried';
+  };
   /** Measure every this many rounds (and after the last). */
   readonly evalEvery: number;
   /** Cases of the intermediate measurements (evenly spaced); the last one uses all. */
@@ -188,7 +202,8 @@ export function runLabel(s: RunSettings): string {
     : '';
   const dtype =
     (s.updateDtype === 'float16' ? '' : ` ${s.updateDtype}`) +
-    (s.roundWindow ? ` windows σc=${s.roundWindow.countNoise}` : '');
+    (s.roundWindow ? ` windows σc=${s.roundWindow.countNoise}` : '') +
+    (s.stale ? ` stale ${100 * s.stale.share}% ≤${s.stale.maxStaleness} ${s.stale.layout}` : '');
   const z = `z=${s.noise}${s.accountant === 'pld' ? ' (PLD)' : ''}`;
   return `${s.scenario} q=${s.sampleRate} ${z} S=${s.clip} ${what}${dtype}${added}`;
 }
@@ -218,8 +233,8 @@ export function serverConfig(s: RunSettings, devices: number): ServerConfig {
     ...(s.itemLearningRate === null ? {} : { itemLearningRate: s.itemLearningRate }),
     ...(s.serverTau === null ? {} : { fedAdamTau: s.serverTau }),
     ...(s.serverItemTau === null ? {} : { fedAdamItemTau: s.serverItemTau }),
-    // Every simulated device trains on the current version: nothing is stale, and q is the rate.
-    maxStaleness: 0,
+    // Without `stale`, every simulated device trains on the current version and q is the rate.
+    maxStaleness: s.stale?.maxStaleness ?? 0,
     aggregation: s.secure ? 'secure' : 'plaintext',
     // Every simulated device is honest; the round guard is measured by bench:poison.
     roundGuard: 'off',
@@ -342,6 +357,7 @@ export async function runFederation(
   // The weights live in shared memory for the whole run: device threads read them in place, and
   // each round writes its layout's coordinates back into the same array.
   state.weights = sharedCopy(state.weights);
+  if (state.past) state.past = state.past.map(sharedCopy);
   let round = resumed?.round ?? 0;
   const began = performance.now() - (resumed?.wall ?? 0) * 1000;
   let uploadBytes = 0;
@@ -360,7 +376,8 @@ export async function runFederation(
           typeof settings.sketchGate === 'object' && settings.sketchGate.noise > 0
             ? windowNoiseMultiplier(settings.noise, gateMultiplier(settings.sketchGate))
             : settings.noise,
-        sampleRate: settings.sampleRate,
+        // Stale updates are taken within s versions: the server's rate is then (s + 1) q.
+        sampleRate: effectiveSampleRate(settings.sampleRate, config.maxStaleness),
         ...(settings.secure && settings.noise > 0
           ? { skellam: secureEncoding(config.clipNorm, settings.noise, m, m, length).skellam }
           : {}),
@@ -437,10 +454,7 @@ export async function runFederation(
     const devices = Array.from(who, (i) => histories[i]!);
     // One Gaussian stream per round, seeded: a resumed run draws what the uninterrupted one drew.
     const uniform = mulberry32((settings.seed * 1_000_003 + round) >>> 0);
-    const local = {
-      ...settings.local,
-      seed: (settings.seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0,
-    };
+    const local = { ...settings.local, seed: localSeed(settings.seed, round) };
     const { layout, gate } = roundLayout(
       settings,
       config,
@@ -450,10 +464,20 @@ export async function runFederation(
       devices,
       local,
     );
+    const { fresh, stale } = staleGroups(
+      settings,
+      config,
+      dims,
+      round,
+      layout,
+      devices,
+      state.past,
+    );
+    const before = settings.stale ? sharedCopy(state.weights) : null;
     const result = await runRound(
       state,
       dims,
-      devices,
+      fresh,
       layout,
       round + 1,
       local,
@@ -462,8 +486,11 @@ export async function runFederation(
       hooks.runner,
       !settings.perDevice && summable(local, config),
       gate,
+      stale,
     );
     if (result.uploads > 0) uploadBytes = result.uploadBytes;
+    // The versions stale devices may train on, newest first.
+    if (before) state.past = [before, ...(state.past ?? [])].slice(0, config.maxStaleness);
     round++;
     growIfDue();
     hooks.onRound?.(round, gate ? { ...result, gateRows: keptRows(gate, dims.items) } : result);
@@ -481,6 +508,56 @@ export async function runFederation(
     }
   }
   return rows;
+}
+
+/**
+ * A round's devices split into those on the current version and the stale groups (RunSettings
+ * stale): each device is stale with probability `share`, `lag` versions behind, drawn evenly from
+ * 1 to s and cut to the versions there are; a stale group trains on `past[lag - 1]` with its
+ * version's round seed, and sends in the round's `layout` or its version's. The draws have a stream
+ * of their own, so that the round's other draws stay as they were.
+ */
+export function staleGroups(
+  settings: RunSettings,
+  config: ServerConfig,
+  dims: ModelDims,
+  round: number,
+  layout: UpdateLayout,
+  devices: readonly (readonly number[])[],
+  past: readonly Float32Array[] | undefined,
+): { fresh: (readonly number[])[]; stale: StaleGroup[] } {
+  const stale = settings.stale;
+  if (!stale || !past || past.length === 0) return { fresh: [...devices], stale: [] };
+  const rng = mulberry32((settings.seed * 9_176_077 + round * 131 + 7) >>> 0);
+  const fresh: (readonly number[])[] = [];
+  const byLag: (readonly number[])[][] = past.map(() => []);
+  for (const items of devices) {
+    const isStale = rng() < stale.share;
+    const lag = 1 + Math.floor(rng() * stale.maxStaleness);
+    if (isStale) byLag[Math.min(lag, past.length) - 1]!.push(items);
+    else fresh.push(items);
+  }
+  const groups = byLag.flatMap((group, k): StaleGroup[] => {
+    if (group.length === 0) return [];
+    // Version round + 1 - lag: trained on in round - lag, with that round's seed and layout.
+    const at = round - (k + 1);
+    const weights = past[k]!;
+    return [
+      {
+        devices: group,
+        weights,
+        local: { ...settings.local, seed: localSeed(settings.seed, at) },
+        layout:
+          stale.layout === 'newest' ? layout : layoutFor(config, dims, at, weights, settings.seed),
+      },
+    ];
+  });
+  return { fresh, stale: groups };
+}
+
+/** The seed of round `round`'s local training (its negatives, a dropout mask). */
+function localSeed(seed: number, round: number): number {
+  return (seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0;
 }
 
 /**
