@@ -551,7 +551,7 @@ describe('shareLocalUpdate when a version was published while it trained', () =>
     }).manifest;
 
   /** A server on `fetch` whose current manifest is `current` (or that fails to serve it). */
-  function serverAt(current: ReturnType<typeof newest> | 'down') {
+  function serverAt(current: ReturnType<typeof newest> | 'down', joinVersion = 1) {
     const paths: string[] = [];
     const bodies: Uint8Array[] = [];
     vi.stubGlobal(
@@ -560,7 +560,7 @@ describe('shareLocalUpdate when a version was published while it trained', () =>
         const path = new URL(String(input)).pathname;
         paths.push(path);
         if (path === PATHS.join)
-          return Response.json({ token: 'ab'.repeat(16), version: 1, round: 1 });
+          return Response.json({ token: 'ab'.repeat(16), version: joinVersion, round: 1 });
         if (path === PATHS.model) {
           return current === 'down'
             ? new Response('unavailable', { status: 503 })
@@ -615,6 +615,35 @@ describe('shareLocalUpdate when a version was published while it trained', () =>
       const body = decodeUpdate(bodies[0]!, 1e6);
       expect(body).toMatchObject({ baseVersion: 1, layoutAhead: 0 });
       const trained = await training(onV1(), store);
+      body.delta.forEach((v, i) => expect(v).toBeCloseTo(trained.update.delta[i]!, 3));
+    }
+  });
+
+  it('trains afresh rather than send a sketch kept from an older version', async () => {
+    const served = servedAt(2, { itemSketch: own, maxStaleness: 2, layoutAhead: true });
+    const length = sketchLength(dims, own);
+    for (const base of [1, 2]) {
+      const { bodies } = serverAt(served.manifest, 2);
+      const store = await deviceStore();
+      const delta = new Float32Array(length).fill(0.001);
+      const layoutHash = served.manifest.layoutHash;
+      await store.setOutbox({ baseVersion: base, layoutHash, delta, examples: 3, createdAt: 0 });
+      const result = await shareLocalUpdate(hostFor(served, store, { t: 0 }, () => 0));
+      expect(result.status).toBe('uploaded');
+      expect(await store.getOutbox()).toBeUndefined();
+      const body = decodeUpdate(bodies[0]!, 1e6);
+      if (base === 2) {
+        // This version's own kept update is sent as it was.
+        expect(result.reason).toBe('sent the update kept while offline');
+        expect(body.baseVersion).toBe(2);
+        body.delta.forEach((v) => expect(v).toBeCloseTo(0.001, 5));
+        continue;
+      }
+      // v1's sketch, carried into v2's, would keep about a fifth of its items' signal: the device
+      // trains on v2 and sends that training instead.
+      expect(result.reason).not.toBe('sent the update kept while offline');
+      expect(body).toMatchObject({ baseVersion: 2, layoutAhead: 0 });
+      const trained = await training(served, store);
       body.delta.forEach((v, i) => expect(v).toBeCloseTo(trained.update.delta[i]!, 3));
     }
   });

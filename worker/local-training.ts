@@ -210,7 +210,10 @@ export async function inNewestLayout(
 /**
  * The pending (offline) update if the server still takes it on top of `global`: computed on a
  * version at most the manifest's `federation.maxStaleness` behind (0 for older manifests: this very
- * version), with the same layout. Anything else is dropped.
+ * version), with the same layout. Anything else is dropped. Under an item sketch only this very
+ * version's is sent: an older version's sketch would be carried into this one's and keep about a
+ * fifth of its items' signal (protocol/update-layout.ts fitUpdate), so the device trains afresh on
+ * this version instead, under the coin it flipped for it, from the same local history.
  */
 export async function currentOutbox(
   store: InteractionStore,
@@ -220,13 +223,15 @@ export async function currentOutbox(
   if (!pending) return undefined;
   const { version, layoutHash, federation } = global.manifest;
   const behind = version - pending.baseVersion;
+  const sketched = manifestLayout(federation).kind === 'sketch';
   const fits =
     behind >= 0 &&
-    behind <= maxStalenessOf(federation) &&
+    behind <= (sketched ? 0 : maxStalenessOf(federation)) &&
     pending.layoutHash === layoutHash &&
     fitsLayout(pending.delta.length, global, behind);
   if (fits) return pending;
-  log.info(`dropping the pending update for v${pending.baseVersion} (now v${version})`);
+  const why = sketched && behind > 0 ? '; training afresh in its sketch' : '';
+  log.info(`dropping the pending update for v${pending.baseVersion} (now v${version}${why})`);
   await store.setOutbox(null).catch(() => undefined);
   return undefined;
 }
