@@ -169,10 +169,9 @@ export async function runRound(
     local: settings,
     batch: DEVICE_BATCH,
   });
-  let { received, summed } = await runner(
-    { ...job(state.weights, layout, local), summed: sum },
-    devices,
-  );
+  const first = await runner({ ...job(state.weights, layout, local), summed: sum }, devices);
+  const received = [...first.received];
+  let summed = first.summed;
   // Stale devices in the round's layout: as fresh ones, on their own weights; in an older layout,
   // each body carried over to the round's, as the server carries it.
   const carried: Received[] = [];
@@ -185,7 +184,7 @@ export async function runRound(
     if (out.summed) summed = addSummed(summed, out.summed);
     for (const update of out.received) {
       if (!update) continue;
-      if (inRoundLayout) received = [...received, update];
+      if (inRoundLayout) received.push(update);
       else carried.push({ ...update, delta: fitUpdate(update.delta, dims, group.layout, layout) });
     }
   }
@@ -198,7 +197,7 @@ export async function runRound(
     updates.push({ delta: update.delta, examples: update.examples });
     norms.push(update.norm);
   }
-  const uploads = (summed ? summed.uploads : 0) + (summed ? carried.length : updates.length);
+  const uploads = summed ? summed.uploads + carried.length : updates.length;
   // A round window decides on its noised count even with no update (server/round-windows.ts): it
   // may reach m, and the window then publishes its noise, as a server's would.
   const windowed = config.roundWindowSeconds > 0;
@@ -239,8 +238,8 @@ export async function runRound(
       // With no update (a window whose noised count reached m) the mean is the noise alone.
       if ((!secure && !summed) || uploads === 0) return policy.aggregate(compact, updates, context);
       // Known by a sum only: what secure aggregation unmasks, or a summed round. Summed, the sum is
-      // of whole updates, sketched here as the devices would have sent them.
-      // Summed, the bodies carried over from older layouts (already in this one's) add to the sum.
+      // of whole updates, sketched here as the devices would have sent them, plus the bodies
+      // carried over from older layouts (already in this one's).
       const total = !summed
         ? sumOf(updates, sent)
         : addInto(
