@@ -297,8 +297,9 @@ export function settingsFrom(values: Record<string, string | undefined>): RunSet
 }
 
 /**
- * `--stale <share>` (0 to 1; 0, the default: nothing stale), `--max-staleness <s>` (1 to 8, the
- * server's default 2) and `--stale-layout newest|carried` (RunSettings stale).
+ * `--stale <share>` (0 to 1; 0, the default: nothing stale), `--max-staleness <s>` (the server's
+ * default 2; at most 8 here, since the run keeps a copy of the weights of each of those versions)
+ * and `--stale-layout newest|carried` (RunSettings stale).
  */
 function staleFrom(values: Record<string, string | undefined>): RunSettings['stale'] {
   const share = Number(values.stale ?? '0');

@@ -1,7 +1,8 @@
 /**
  * Checkpoints of a federated run, so that a long run can stop and resume: the global weights,
- * FedAdam's moments, the older versions' weights that stale devices train on, the rounds done, the rows so far and the wall time. A checkpoint of a run with
- * other settings or another model shape is refused, not silently continued.
+ * FedAdam's moments, the older versions' weights that stale devices train on, the rounds done, the
+ * rows so far and the wall time. A checkpoint of a run with other settings or another model shape
+ * is refused, not silently continued.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
