@@ -6,7 +6,8 @@
  * behind) is folded into the current round as it is, a delta applied to the current model, as FedBuff
  * does (Nguyen et al. 2022, https://arxiv.org/abs/2106.06639). It is not down-weighted for its
  * staleness: with noise on, the fixed-denominator mean needs every update to weigh the same for its
- * sensitivity to stay S / m.
+ * sensitivity to stay S / m. A stale item sketch must come in the current version's layout
+ * (`layoutAhead`): carried over from an older one it would bring more noise than signal (fitToVersion).
  */
 import type { UpdateReply } from '../protocol/api.js';
 import { allFinite, l2Norm } from '../protocol/clip.js';
@@ -313,6 +314,17 @@ async function fitToVersion(
   store: Store,
 ): Promise<Float32Array> {
   if (target === from.version) return update.delta;
+  // Carried into another version's hashes, a sketch keeps about a fifth of its items' signal under
+  // its whole norm of bucket mates' rows: it brings the model more noise than signal (README "Stale
+  // devices, measured"), so it is refused; the device sends its training in the current version's
+  // sketch instead (layoutAhead).
+  if (from.federation.itemSketch) {
+    throw new HearthError(
+      'HEARTH_E_UPDATE_STALE',
+      `sketched with version ${from.version}'s hashes, now ${target}: ` +
+        `send it in version ${target}'s sketch (layoutAhead ${target - update.baseVersion})`,
+    );
+  }
   const manifest = await store.getManifest(target);
   if (!manifest) throw new HearthError('HEARTH_E_INTERNAL', `version ${target} is missing`);
   if (!carriesOver(from, manifest)) checkLayout(update, manifest);
