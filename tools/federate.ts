@@ -30,8 +30,8 @@
  *     [--gate-threshold 2] σ, and each round is charged with its gate as one Gaussian mechanism)
  *     [--stale <share> [--max-staleness 2] [--stale-layout newest|carried]] (that share of each
  *     round's devices trained on a version 1 to s behind, and send in the round's layout, as the
- *     worker does, or in their version's, which the server carries over; the rate priced is
- *     (s + 1) q, as the server prices it)
+ *     worker does, or in their version's, carried over by fitUpdate as the server carries named
+ *     rows (a stale sketch it now refuses); the rate priced is (s + 1) q, as the server prices it)
  *     [--local-steps 1] [--local-optimizer sgd|adam]
  *     [--local-lr 10] [--mu 0]
  *     [--negatives 512] [--negative-alpha 0] [--server-optimizer fedadam|fedavg] [--server-lr <lr>] [--item-lr <lr>] [--server-tau <t>] [--server-item-tau <t>]

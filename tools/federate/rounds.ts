@@ -49,8 +49,9 @@ export interface RoundGate {
  * post their update into this round: each trained on `weights` with `local` (that version's round
  * seed), and sends in `layout`. In the round's own layout (what the worker does where the manifest
  * offers `layoutAhead`: worker/local-training.ts inNewestLayout) they are folded as fresh updates
- * are; in their version's layout the server carries each body over (server/ingest.ts
- * fitToVersion: protocol/update-layout.ts fitUpdate, which keeps its norm), so they need every body.
+ * are; in their version's layout each body is carried over as the server carries a stale update of
+ * named rows (server/ingest.ts fitToVersion: protocol/update-layout.ts fitUpdate, which keeps its
+ * norm; a stale sketch the server now refuses), so they need every body.
  */
 export interface StaleGroup {
   readonly devices: readonly (readonly number[])[];

@@ -127,8 +127,9 @@ export interface RunSettings {
    * A share of each round's devices trained on an older version, 1 to `maxStaleness` versions
    * behind (drawn evenly, at most the rounds so far), as devices whose upload reaches the server
    * after others' have published (server/ingest.ts). `layout` is what they send in: 'newest', the
-   * round's layout (the worker's inNewestLayout), or 'carried', their version's layout, which the
-   * server carries over (fitToVersion). The server's sample rate is then (s + 1) q
+   * round's layout (the worker's inNewestLayout), or 'carried', their version's layout, carried
+   * over as the server carries named rows (fitToVersion; a stale sketch it now refuses, as it
+   * measured worse than refusing it). The server's sample rate is then (s + 1) q
    * (server/privacy.ts effectiveSampleRate). Absent: every device trains on the current version.
    */
   readonly stale?: {
