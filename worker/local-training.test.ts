@@ -312,7 +312,12 @@ async function deviceStore(): Promise<MemoryStore> {
  * A stand-in aggregation server on `fetch`: joins naming the round window of `clock` get a token
  * for it (others are refused, as the server refuses them), and updates are accepted (or refused with `updateStatus`). `paths` lists what was requested.
  */
-function fakeServer(clock: { t: number }, version: number, updateStatus = 200) {
+function fakeServer(
+  clock: { t: number },
+  version: number,
+  updateStatus = 200,
+  updateCode = 'HEARTH_E_UPLOAD',
+) {
   const paths: string[] = [];
   const joins: (number | undefined)[] = [];
   const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
@@ -333,7 +338,7 @@ function fakeServer(clock: { t: number }, version: number, updateStatus = 200) {
     if (path === PATHS.updates && updateStatus === 200) {
       return Response.json({ accepted: true, round, received: 1, version });
     }
-    const error = { code: 'HEARTH_E_UPLOAD', message: 'unavailable' };
+    const error = { code: updateCode, message: 'refused' };
     return Response.json({ error }, { status: updateStatus });
   });
   vi.stubGlobal('fetch', fetch);
@@ -462,6 +467,27 @@ describe('shareLocalUpdate under round windows', () => {
     expect(kept.status).toBe('failed');
     expect(kept.reason).toContain('kept');
     expect((await countedStore.getOutbox())?.baseVersion).toBe(1);
+  });
+
+  it('drops a kept update the server refused, and keeps one that a server failure did not reach', async () => {
+    const clock = { t: MID_WINDOW };
+    // A kept sketch the server has moved past since the join: refused as stale, never to be taken.
+    fakeServer(clock, 1, 409, 'HEARTH_E_UPDATE_STALE');
+    const store = new MemoryStore();
+    await keepPending(store, counted(1));
+    const refused = await shareLocalUpdate(hostFor(counted(1), store, clock, () => 0));
+    expect(refused.status).toBe('failed');
+    expect(refused.reason).toContain('HEARTH_E_UPDATE_STALE');
+    expect(refused.reason).toContain('the kept update was refused: dropped');
+    expect(await store.getOutbox()).toBeUndefined();
+    // A server that failed (5xx) may take it at the next sync: it stays.
+    fakeServer(clock, 1, 503);
+    const failedStore = new MemoryStore();
+    await keepPending(failedStore, counted(1));
+    const failed = await shareLocalUpdate(hostFor(counted(1), failedStore, clock, () => 0));
+    expect(failed.status).toBe('failed');
+    expect(failed.reason).not.toContain('dropped');
+    expect((await failedStore.getOutbox())?.baseVersion).toBe(1);
   });
 
   it('posts nothing when training ends after its round window closed', async () => {

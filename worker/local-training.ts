@@ -439,7 +439,7 @@ export async function shareLocalUpdate(host: ShareHost): Promise<SyncResult> {
   } catch (error) {
     // The engine learns again once it has moved off the lost GPU (engine.ts sync).
     if (error instanceof HearthError && error.code === 'HEARTH_E_BACKEND_LOST') throw error;
-    return failedSync(host, error, pending ? undefined : update, version);
+    return failedSync(host, error, update, update === pending, version);
   }
 }
 
@@ -462,21 +462,32 @@ async function recordRound(host: ShareHost, round: JoinedRound): Promise<void> {
 }
 
 /**
- * A sync that failed: its reason, and `fresh` (an update trained in this sync, not the one already
- * kept) kept in the outbox when the failure may pass, for the next sync on the same version. Under
- * round windows nothing is kept: an update belongs to the window of its coin, and a window's round
- * takes only updates posted in it.
+ * A sync that failed: its reason, and what becomes of `update` (what it tried to send, if it got
+ * that far). An update trained in this sync is kept in the outbox when the failure may pass, for
+ * the next sync on the same version. The update already kept (`fromOutbox`) stays there when the
+ * failure may pass and is dropped when the server refused it (a stale sketch the server has moved
+ * past, say): sent again it would be refused again. Under round windows nothing is kept: an update
+ * belongs to the window of its coin, and a window's round takes only updates posted in it.
  */
 async function failedSync(
   host: ShareHost,
   error: unknown,
-  fresh: Omit<OutboxEntry, 'createdAt'> | undefined,
+  update: Omit<OutboxEntry, 'createdAt'> | undefined,
+  fromOutbox: boolean,
   version: number,
 ): Promise<SyncResult> {
   log.warn('sync failed', error);
   const code = error instanceof HearthError ? error.code : 'HEARTH_E_UPLOAD';
   let reason = `${code}: ${String(error)}`;
-  if (fresh && isRetryable(error)) {
+  const retryable = isRetryable(error);
+  if (update && fromOutbox && !retryable) {
+    await host.store
+      .setOutbox(null)
+      .catch((e: unknown) => log.warn('could not drop the refused update', e));
+    reason += ' (the kept update was refused: dropped)';
+  }
+  const fresh = fromOutbox ? undefined : update;
+  if (fresh && retryable) {
     if (host.global.manifest.federation.roundWindowSeconds !== undefined) {
       reason += ' (dropped: an update is sent in the round window of its coin or not at all)';
     } else {
@@ -602,6 +613,6 @@ async function shareInSecureRound(
     return { status: 'uploaded', modelVersion: published, bytes: outcome.bytesSent };
   } catch (error) {
     const trained = update as Omit<OutboxEntry, 'createdAt'> | undefined;
-    return failedSync(host, error, trained === pending ? undefined : trained, version);
+    return failedSync(host, error, trained, trained !== undefined && trained === pending, version);
   }
 }
