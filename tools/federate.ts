@@ -71,6 +71,7 @@ import { progressBar } from './lib/progress.js';
 import { loadModel } from './model-io.js';
 import { noiseForEpsilon, noiseForWindows } from './federate/calibrate.js';
 import { effectiveSampleRate } from '../server/privacy.js';
+import { DEFAULT_CONFIG } from '../server/config.js';
 import { bytesOf, readFloats } from './federate/checkpoint.js';
 import { devicePool } from './federate/device-pool.js';
 import { newItemsPlan } from './federate/new-items.js';
@@ -118,7 +119,7 @@ const OPTIONS = {
   'count-noise': { type: 'string', default: '10' },
   'window-min': { type: 'string' },
   stale: { type: 'string', default: '0' },
-  'max-staleness': { type: 'string', default: '2' },
+  'max-staleness': { type: 'string', default: String(DEFAULT_CONFIG.maxStaleness) },
   'stale-layout': { type: 'string', default: 'newest' },
   'local-steps': { type: 'string', default: '1' },
   'local-optimizer': { type: 'string', default: 'sgd' },
@@ -305,7 +306,10 @@ function staleFrom(values: Record<string, string | undefined>): RunSettings['sta
   const share = Number(values.stale ?? '0');
   if (!(share >= 0 && share <= 1)) throw new Error('--stale must be a share from 0 to 1');
   if (share === 0) return undefined;
-  const maxStaleness = positiveInteger('max-staleness', values['max-staleness'] ?? '2');
+  const maxStaleness = positiveInteger(
+    'max-staleness',
+    values['max-staleness'] ?? String(DEFAULT_CONFIG.maxStaleness),
+  );
   if (maxStaleness > 8) throw new Error('--max-staleness: at most 8');
   const layout = oneOf('stale-layout', values['stale-layout'] ?? 'newest', [
     'newest',

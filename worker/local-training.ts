@@ -464,9 +464,9 @@ async function recordRound(host: ShareHost, round: JoinedRound): Promise<void> {
 /**
  * A sync that failed: its reason, and what becomes of `update` (what it tried to send, if it got
  * that far). An update trained in this sync is kept in the outbox when the failure may pass, for
- * the next sync on the same version. The update already kept (`fromOutbox`) stays there when the
- * failure may pass and is dropped when the server refused it (a stale sketch the server has moved
- * past, say): sent again it would be refused again. Under round windows nothing is kept: an update
+ * the next sync on the same version. The update already kept and sent in a plaintext round
+ * (`fromOutbox`) stays there when the failure may pass and is dropped when the server refused it (a
+ * stale sketch the server has moved past, say): sent again it would be refused again. Under round windows nothing is kept: an update
  * belongs to the window of its coin, and a window's round takes only updates posted in it.
  */
 async function failedSync(
@@ -613,6 +613,7 @@ async function shareInSecureRound(
     return { status: 'uploaded', modelVersion: published, bytes: outcome.bytesSent };
   } catch (error) {
     const trained = update as Omit<OutboxEntry, 'createdAt'> | undefined;
-    return failedSync(host, error, trained, trained !== undefined && trained === pending, version);
+    // A secure step refused names the round, not the update: a kept update stays for the next one.
+    return failedSync(host, error, trained === pending ? undefined : trained, false, version);
   }
 }
