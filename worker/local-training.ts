@@ -466,8 +466,9 @@ async function recordRound(host: ShareHost, round: JoinedRound): Promise<void> {
  * that far). An update trained in this sync is kept in the outbox when the failure may pass, for
  * the next sync on the same version. The update already kept and sent in a plaintext round
  * (`fromOutbox`) stays there when the failure may pass and is dropped when the server refused it (a
- * stale sketch the server has moved past, say): sent again it would be refused again. Under round windows nothing is kept: an update
- * belongs to the window of its coin, and a window's round takes only updates posted in it.
+ * stale sketch the server has moved past, say): sent again it would be refused again. Under round
+ * windows nothing is kept: an update belongs to the window of its coin, and a window's round takes
+ * only updates posted in it.
  */
 async function failedSync(
   host: ShareHost,
