@@ -310,7 +310,8 @@ async function deviceStore(): Promise<MemoryStore> {
 
 /**
  * A stand-in aggregation server on `fetch`: joins naming the round window of `clock` get a token
- * for it (others are refused, as the server refuses them), and updates are accepted (or refused with `updateStatus`). `paths` lists what was requested.
+ * for it (others are refused, as the server refuses them), and updates are accepted (or refused
+ * with `updateStatus` and the error code `updateCode`). `paths` lists what was requested.
  */
 function fakeServer(
   clock: { t: number },
