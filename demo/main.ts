@@ -306,8 +306,11 @@ async function takeUpdate(): Promise<void> {
     window.location.reload();
     return;
   }
-  navigator.serviceWorker.addEventListener('controllerchange', () => window.location.reload(), {
-    once: true,
+  const reload = () => window.location.reload();
+  navigator.serviceWorker.addEventListener('controllerchange', reload, { once: true });
+  // The worker's own activation says the same, should the controller's change pass unseen.
+  waiting.addEventListener('statechange', () => {
+    if (waiting.state === 'activated') reload();
   });
   // What the generated service worker listens for to skip waiting (vite-plugin-pwa, prompt mode).
   waiting.postMessage({ type: 'SKIP_WAITING' });
