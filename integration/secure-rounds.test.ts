@@ -78,10 +78,14 @@ function device(url: string, salt: number, leaveAfter?: SecureRoundRequest['leav
   return { delta, run: () => takePartSecurely(request) };
 }
 
-/** A random direction of the model's length with L2 norm `norm`. */
-function randomDelta(norm: number, seed: number): Float32Array {
+/**
+ * A random direction of the model's length with L2 norm `norm`; with `part` of `parts`, one that is
+ * zero outside that part of the coordinates, so that the parts' directions are orthogonal.
+ */
+function randomDelta(norm: number, seed: number, part = 0, parts = 1): Float32Array {
   const next = mulberry32(seed);
-  const raw = Float64Array.from({ length: PARAMS }, () => next() - 0.5);
+  const inPart = (i: number) => Math.floor((i * parts) / PARAMS) === part;
+  const raw = Float64Array.from({ length: PARAMS }, (_, i) => (next() - 0.5) * +inPart(i));
   const n = Math.sqrt(raw.reduce((sum, v) => sum + v * v, 0));
   return Float32Array.from(raw, (v) => (v / n) * norm);
 }
@@ -234,12 +238,12 @@ describe('secure aggregation rounds over HTTP', () => {
   }, 30_000);
 
   it('with --round-guard rollback (noise on), abandons a sum whose devices point alike', async () => {
-    // Noise on, small enough that the sums' energy shows through it (the guard's floor is the noise
-    // energy's own spread, round-guard.ts).
+    // Noise on, small enough that the sums' energy shows through it (round-guard.ts: the guard's
+    // floor is the spread the noise gives a sum's energy).
     const { url } = await start({
       minCohort: 4,
       secureCohort: 4,
-      noiseMultiplier: 0.05,
+      noiseMultiplier: 0.01,
       roundGuard: 'rollback',
       roundGuardWindow: MIN_WINDOW,
       // Nobody leaves here, so a long stage deadline costs nothing; at 4 s a device of a loaded
@@ -256,7 +260,11 @@ describe('secure aggregation rounds over HTTP', () => {
           }),
         ),
       );
-    const honest = (r: number) => [0, 1, 2, 3].map((i) => randomDelta(0.9 * S, 100 * r + i));
+    // Honest devices pointing apart: orthogonal, so that every honest sum has the same energy
+    // but for the noise (4 random directions of this 64-value model would vary it by about 0.03,
+    // three times the guard's floor, and a window of 5 such rounds could judge the next one
+    // anomalous by chance).
+    const honest = (r: number) => [0, 1, 2, 3].map((i) => randomDelta(0.9 * S, 100 * r + i, i, 4));
     for (let r = 1; r <= MIN_WINDOW; r++) {
       for (const outcome of await round(honest(r))) {
         expect(outcome).toMatchObject({ status: 'fulfilled', value: { version: r + 1 } });

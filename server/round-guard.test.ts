@@ -172,6 +172,28 @@ describe('secure sums', () => {
     // Plaintext statistics keep a window of their own.
     expect(guard.window().every((s) => s.coherence === undefined)).toBe(true);
   });
+
+  it('floors the spread at what noise gives a sum of the median energy, cross term included', () => {
+    const guard = new RoundGuard({ window: 10, threshold: 3, clipNorm: 1 });
+    const L = 100;
+    const n = 4;
+    const sigma2 = 0.04;
+    // A sum whose energy beyond the noise's is `energy`, in units of (n S)^2.
+    const at = (energy: number) => ({ norm: Math.sqrt(energy * n * n + L * sigma2), length: L });
+    for (let r = 0; r < MIN_WINDOW; r++) {
+      expect(guard.closeSum(`r${r}`, at(0.2025), n, sigma2).anomalies).toEqual([]);
+    }
+    // Every round of the window alike, so the floor is the spread. The noise's own energy alone
+    // would allow sqrt(2 L) sigma^2 / (n S)^2 = 0.035 (up to 0.309 at 3 spreads); its cross term
+    // with a sum of energy 0.2025 lifts that to 0.057 (0.374).
+    expect(guard.closeSum('within', at(0.34), n, sigma2).anomalies).toEqual([]);
+    const judged = guard.closeSum('beyond', at(0.4), n, sigma2);
+    expect(judged.anomalies.map((a) => a.statistic)).toEqual(['sumEnergy']);
+    expect(judged.anomalies[0]!.spread).toBeCloseTo(
+      Math.sqrt(2 * L * sigma2 ** 2 + 4 * sigma2 * 0.2025 * n ** 2) / n ** 2,
+      9,
+    );
+  });
 });
 
 describe('--round-guard on a real round', () => {

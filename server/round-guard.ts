@@ -12,7 +12,9 @@
  *
  *   sumEnergy = (|sum|^2 - L sigma^2) / (n S)^2     (about 1/n + coherence when every norm is S)
  *
- * is judged instead, with the spread of the noise's energy, sqrt(2 L) sigma^2 / (n S)^2, as a floor.
+ * is judged instead. Its floor is the spread the noise alone gives the energy of a sum s,
+ * sqrt(2 L sigma^4 + 4 sigma^2 |s|^2) / (n S)^2 (the noise's own energy, and its cross term with the
+ * sum), at the window's median energy.
  * It reads only the noisy sum, which the accountant already charges: a decision on it is
  * post-processing, and so allowed with noise on.
  *
@@ -202,9 +204,13 @@ export class RoundGuard {
       updates: n,
       sumEnergy: (sum.norm ** 2 - sum.length * noiseVariance) / most,
     };
-    const noiseSpread = (Math.sqrt(2 * sum.length) * noiseVariance) / most;
+    // The spread of |s + noise|^2 over the noise, for a sum s of the window's median energy.
+    const noiseSpread = (median: number) =>
+      Math.sqrt(
+        2 * sum.length * noiseVariance ** 2 + 4 * noiseVariance * Math.max(0, median) * most,
+      ) / most;
     return this.judge(statistics, this.normalSums, {
-      sumEnergy: () => Math.max(SPREAD_FLOOR, noiseSpread),
+      sumEnergy: (median) => Math.max(SPREAD_FLOOR, noiseSpread(median)),
     });
   }
 
