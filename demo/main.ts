@@ -300,12 +300,11 @@ function offerUpdates(): void {
  * could leave the prompt up for good (vite-pwa/vite-plugin-pwa#789). With no worker waiting (another
  * tab took the update already), the page is behind its controller and reloads at once.
  *
- * Chromium gives up an activation when a fetch restarts the outgoing worker while it is being
- * stopped, and the new worker then stays waiting with its skip flag set until something tries
- * again (seen here once in about 45 loaded runs of e2e/pwa.spec.ts: the worker still `installed`
- * 160 s after the click). Each skipWaiting() tries the activation again, so the page asks every 2 s;
- * after 20 s it reloads anyway, which frees the outgoing worker of this page's fetches, and a
- * worker still waiting is offered again.
+ * Chromium can give up an activation (reported when a fetch restarts the outgoing worker while it
+ * is being stopped), and the new worker then stays waiting until something tries again: seen under
+ * load in e2e/pwa.spec.ts, the worker still `installed` 160 s after the click. Each skipWaiting()
+ * tries the activation again, so the page asks every 2 s; after 20 s it reloads anyway, which
+ * frees the outgoing worker of this page's fetches, and a worker still waiting is offered again.
  */
 async function takeUpdate(): Promise<void> {
   const waiting = (await navigator.serviceWorker.getRegistration())?.waiting;
