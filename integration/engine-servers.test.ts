@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EngineConfig } from '../protocol/api.js';
 import { computeEpsilon } from '../protocol/privacy/index.js';
 import { int8StepError } from '../protocol/testing.js';
+import { INT8E_STEP_RATIO } from '../protocol/weights-codec.js';
 import { resolveConfig, type ServerConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/start.js';
 import { loadModel } from '../tools/model-io.js';
@@ -171,13 +172,13 @@ describe('engine against servers that sample devices (honest sampling)', () => {
   });
 });
 
-describe('engine against a server that serves int8 weights', () => {
+describe('engine against a server that serves int8e weights (the default)', () => {
   let int8: RunningServer;
 
   beforeAll(async () => {
-    int8 = await startOwn('int8', {
+    int8 = await startOwn('int8e', {
       aggregation: 'plaintext',
-      weightsDtype: 'int8',
+      weightsDtype: 'int8e',
     });
   });
 
@@ -195,11 +196,11 @@ describe('engine against a server that serves int8 weights', () => {
     const small = new Engine({ openStore: async () => new MemoryStore() });
     await small.init({ ...config, endpoint: int8.url });
     const got = small.snapshot().global!;
-    expect(got.manifest.weights.dtype).toBe('int8');
+    expect(got.manifest.weights.dtype).toBe('int8e');
     expect(got.origin).toBe('network');
     expect(got.manifest.weights.byteLength).toBeLessThan(exact.weights.length * 4 * 0.5);
     expect(int8StepError(got.weights, exact.weights, got.manifest.tensors)).toBeLessThanOrEqual(
-      0.5 + 1e-6,
+      0.5 * INT8E_STEP_RATIO + 1e-6,
     );
     await small.track({ type: 'click', item: 'item-3' });
     expect(await small.recommend({ k: 5 })).toHaveLength(5);

@@ -129,6 +129,7 @@ export function int8Rows(layout: readonly TensorSpec[]): number[] {
 export function weightsByteLength(layout: readonly TensorSpec[], dtype: WeightsDtype): number {
   const count = parameterCount(layout);
   if (dtype === 'int8') return 4 * int8Rows(layout).length + count;
+  if (dtype === 'int8e') return 4 * layout.length + int8Rows(layout).length + count;
   return count * (dtype === 'float16' ? 2 : 4);
 }
 
@@ -138,7 +139,7 @@ export function layoutHash(layout: readonly TensorSpec[]): number {
 }
 
 /** Weight dtypes a manifest may name (their bytes: protocol/weights-codec.ts). */
-export const WEIGHTS_DTYPES = ['float32', 'float16', 'int8'] as const;
+export const WEIGHTS_DTYPES = ['float32', 'float16', 'int8', 'int8e'] as const;
 export type WeightsDtype = (typeof WEIGHTS_DTYPES)[number];
 
 /** What `GET /v1/model` returns. */

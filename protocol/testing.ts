@@ -25,8 +25,9 @@ export function refusal(fn: () => unknown): HearthError {
 }
 
 /**
- * The largest error of `decoded` against `exact` in units of each int8 row's step (max |row| / 127):
- * at most 0.5 for weights that went through the int8 codec (protocol/weights-codec.ts).
+ * The largest error of `decoded` against `exact` in units of each int8 row's ideal step (max |row| /
+ * 127): at most 0.5 for weights that went through the int8 codec, and half of INT8E_STEP_RATIO
+ * through int8e, whose steps are at most that ratio above the ideal (protocol/weights-codec.ts).
  */
 export function int8StepError(
   decoded: Float32Array,

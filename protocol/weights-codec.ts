@@ -3,15 +3,59 @@
  * for the server (serving), the device (loading) and the tools (export, evaluation).
  *
  * - `float32`, `float16`: every value in tensor order, little-endian.
- * - `int8`: symmetric per-row quantisation. A row is a tensor's last axis (an item's embedding, a
- *   kernel row); a 1-D tensor is cut into rows of INT8_BLOCK values (manifest.ts `int8Rows`, with
- *   the byte lengths). First a float32 scale per row,
- *   all rows in tensor order, then one int8 per value in tensor order: value = q * scale, with
- *   scale = max |row| / 127 and q = round(value / scale). So each value is off by at most scale / 2,
- *   half a step of its own row, and a 43k-item model downloads in about a quarter of its float32 size.
+ * - `int8e` and `int8`: symmetric per-row quantisation. A row is a tensor's last axis (an item's
+ *   embedding, a kernel row); a 1-D tensor is cut into rows of INT8_BLOCK values (manifest.ts
+ *   `int8Rows`, with the byte lengths). A row has a step; its values are one int8 each in tensor
+ *   order, value = q * step with q = round(value / step), and the step is at least max |row| / 127,
+ *   so each value is off by at most step / 2, half a step of its own row.
+ * - `int8e` (the default) codes the steps in one byte a row: first a float32 base per tensor (the
+ *   largest max |row| / 127 of its rows), then one code per row, all rows in tensor order, then the
+ *   values. A row's step is base * 2^(-code / 8) (`int8Step`), the smallest such step at least
+ *   max |row| / 127, so at most 2^(1/8) (9%) above it (a row more than 2^31 times smaller than its
+ *   tensor's largest takes the smallest, 2^(-255/8) of the base).
+ * - `int8` writes each row's step as a float32, max |row| / 127 exactly: 3 bytes more a row
+ *   (132,306 bytes of a 43k-item model, 3,084,870 against 2,952,596), for steps up to 9% finer.
+ *
+ * A 43k-item model downloads in about a quarter of its float32 size either way.
  */
 import { decodeFloat16, encodeFloat16 } from './float16.js';
-import { int8Rows, weightsByteLength, type TensorSpec, type WeightsDtype } from './manifest.js';
+import {
+  int8Rows,
+  parameterCount,
+  weightsByteLength,
+  type TensorSpec,
+  type WeightsDtype,
+} from './manifest.js';
+
+/** Ratio between neighbouring int8e steps: a row's step is at most this much above its ideal. */
+export const INT8E_STEP_RATIO = 2 ** (1 / 8);
+
+/** The step of an int8e row coded `code` under its tensor's `base`. */
+export function int8Step(base: number, code: number): number {
+  return base * INT8E_STEP_RATIO ** -code;
+}
+
+/** The largest code (smallest step) whose step is at least `ideal`, under `base`. */
+function int8Code(base: number, ideal: number): number {
+  if (ideal <= 0) return 255;
+  let code = Math.min(255, Math.max(0, Math.floor(-8 * Math.log2(ideal / base))));
+  while (code > 0 && int8Step(base, code) < ideal) code--;
+  return code;
+}
+
+/** The smallest float32 at least `x` (x finite, at least 0). */
+function float32AtLeast(x: number): number {
+  const word = new Float32Array([x]);
+  const bits = new Uint32Array(word.buffer);
+  if (word[0]! < x) bits[0]! += 1;
+  return word[0]!;
+}
+
+/** Bytes before an int8 body's values: the steps (int8) or the bases and codes (int8e). */
+function int8Head(layout: readonly TensorSpec[], dtype: 'int8' | 'int8e'): number {
+  const rows = int8Rows(layout).length;
+  return dtype === 'int8' ? 4 * rows : 4 * layout.length + rows;
+}
 
 /** Encodes flat float32 weights (tensor order) in `dtype`. */
 export function encodeWeights(
@@ -23,24 +67,63 @@ export function encodeWeights(
   const view = new DataView(out.buffer);
   if (dtype === 'float32') {
     flat.forEach((v, i) => view.setFloat32(4 * i, v, true));
-  } else if (dtype === 'float16') {
-    encodeFloat16(flat).forEach((h, i) => view.setUint16(2 * i, h, true));
-  } else {
-    const rows = int8Rows(layout);
-    const values = new Int8Array(out.buffer, 4 * rows.length);
-    let at = 0;
-    rows.forEach((width, r) => {
-      let max = 0;
-      for (let i = at; i < at + width; i++) max = Math.max(max, Math.abs(flat[i]!));
-      const scale = max / 127;
-      view.setFloat32(4 * r, scale, true);
-      for (let i = at; i < at + width; i++) {
-        values[i] = scale > 0 ? Math.round(flat[i]! / scale) : 0;
-      }
-      at += width;
-    });
+    return out;
   }
+  if (dtype === 'float16') {
+    encodeFloat16(flat).forEach((h, i) => view.setUint16(2 * i, h, true));
+    return out;
+  }
+  const rows = int8Rows(layout);
+  const head = int8Head(layout, dtype);
+  const steps = int8Steps(layout, rows, flat, dtype === 'int8e' ? view : undefined);
+  const values = new Int8Array(out.buffer, head);
+  let at = 0;
+  rows.forEach((width, r) => {
+    const step = steps[r]!;
+    if (dtype === 'int8') view.setFloat32(4 * r, step, true);
+    for (let i = at; i < at + width; i++) {
+      values[i] = step > 0 ? Math.round(flat[i]! / step) : 0;
+    }
+    at += width;
+  });
   return out;
+}
+
+/**
+ * Each row's step: max |row| / 127 for int8 (`into` absent), or its int8e step, whose bases and
+ * codes are written into `into`.
+ */
+function int8Steps(
+  layout: readonly TensorSpec[],
+  rows: readonly number[],
+  flat: Float32Array,
+  into: DataView | undefined,
+): Float64Array {
+  const steps = new Float64Array(rows.length);
+  let at = 0;
+  rows.forEach((width, r) => {
+    let max = 0;
+    for (let i = at; i < at + width; i++) max = Math.max(max, Math.abs(flat[i]!));
+    // As int8 writes it: a float32 (then at least max / 127 only to float32 rounding).
+    steps[r] = into ? max / 127 : Math.fround(max / 127);
+    at += width;
+  });
+  if (!into) return steps;
+  let r = 0;
+  layout.forEach((tensor, t) => {
+    const end = r + int8Rows([tensor]).length;
+    let largest = 0;
+    for (let k = r; k < end; k++) largest = Math.max(largest, steps[k]!);
+    // The base as the body holds it, never below the largest row's ideal step.
+    const base = float32AtLeast(largest);
+    into.setFloat32(4 * t, base, true);
+    for (; r < end; r++) {
+      const code = int8Code(base, steps[r]!);
+      into.setUint8(4 * layout.length + r, code);
+      steps[r] = int8Step(base, code);
+    }
+  });
+  return steps;
 }
 
 /**
@@ -64,13 +147,23 @@ export function decodeWeights(
     return flat;
   }
   const rows = int8Rows(layout);
-  const head = 4 * rows.length;
-  const values = new Int8Array(bytes.buffer, bytes.byteOffset + head, bytes.byteLength - head);
+  const head = int8Head(layout, dtype);
+  const values = new Int8Array(bytes.buffer, bytes.byteOffset + head, parameterCount(layout));
   const flat = new Float32Array(values.length);
+  const bases: number[] = [];
+  if (dtype === 'int8e') {
+    layout.forEach((tensor, t) => {
+      const base = view.getFloat32(4 * t, true);
+      for (let k = int8Rows([tensor]).length; k > 0; k--) bases.push(base);
+    });
+  }
   let at = 0;
   rows.forEach((width, r) => {
-    const scale = view.getFloat32(4 * r, true);
-    for (let i = at; i < at + width; i++) flat[i] = values[i]! * scale;
+    const step =
+      dtype === 'int8'
+        ? view.getFloat32(4 * r, true)
+        : int8Step(bases[r]!, view.getUint8(4 * layout.length + r));
+    for (let i = at; i < at + width; i++) flat[i] = values[i]! * step;
     at += width;
   });
   return flat;

@@ -12,7 +12,7 @@ import {
 } from '../protocol/update-format.js';
 import { bytesToFloat32 } from './float32-bytes.js';
 import { int8StepError } from '../protocol/testing.js';
-import { decodeWeights } from '../protocol/weights-codec.js';
+import { decodeWeights, INT8E_STEP_RATIO } from '../protocol/weights-codec.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './store.js';
 import {
@@ -179,9 +179,9 @@ describe('ETag and 304', () => {
     }
   });
 
-  it('serves the weights in the configured dtype: int8 within half a step of each row', async () => {
+  it('serves the weights in the configured dtype: int8e within half a step of each row', async () => {
     const before = String((await app.inject({ method: 'GET', url: '/v1/model' })).headers.etag);
-    const int8 = await makeApp({ weightsDtype: 'int8' });
+    const int8 = await makeApp({ weightsDtype: 'int8e' });
     try {
       const res = await int8.app.inject({
         method: 'GET',
@@ -190,15 +190,15 @@ describe('ETag and 304', () => {
       });
       expect(res.statusCode).toBe(200);
       const manifest = parseManifest(res.json());
-      expect(manifest.weights.dtype).toBe('int8');
-      expect(manifest.weights.byteLength).toBe(weightsByteLength(manifest.tensors, 'int8'));
+      expect(manifest.weights.dtype).toBe('int8e');
+      expect(manifest.weights.byteLength).toBe(weightsByteLength(manifest.tensors, 'int8e'));
       const weights = await int8.app.inject({ method: 'GET', url: manifest.weights.url });
-      expect(manifest.weights.url).toBe('/v1/model/1/weights?dtype=int8');
-      expect(weights.headers.etag).toBe('"w1-int8"');
+      expect(manifest.weights.url).toBe('/v1/model/1/weights?dtype=int8e');
+      expect(weights.headers.etag).toBe('"w1-int8e"');
       expect(weights.rawPayload.length).toBe(manifest.weights.byteLength);
-      const decoded = decodeWeights(weights.rawPayload, manifest.tensors, 'int8');
+      const decoded = decodeWeights(weights.rawPayload, manifest.tensors, 'int8e');
       expect(int8StepError(decoded, seedWeights(), manifest.tensors)).toBeLessThanOrEqual(
-        0.5 + 1e-6,
+        0.5 * INT8E_STEP_RATIO + 1e-6,
       );
     } finally {
       await int8.close();

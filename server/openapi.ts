@@ -190,7 +190,7 @@ export const ROUTE_SCHEMAS = {
     operationId: 'getWeights',
     summary: "A version's weights",
     description:
-      'The tensors of the manifest in order, each flattened row-major, little-endian, in `dtype` (float32 without it; int8: a float32 scale per row, then one int8 per value, protocol/weights-codec.ts). The served manifest names the URL with the configured dtype. Immutable.',
+      'The tensors of the manifest in order, each flattened row-major, little-endian, in `dtype` (float32 without it; int8: a float32 base per tensor, a one-byte step code per row (step = base * 2^(-code / 8)), then one int8 per value, protocol/weights-codec.ts). The served manifest names the URL with the configured dtype. Immutable.',
     params: {
       type: 'object',
       required: ['version'],

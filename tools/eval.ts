@@ -3,7 +3,7 @@
  *
  *   npm run eval -- --data <dir> --dataset <name> [--model <model-dir>] [--baselines]
  *                   [--json <file>] [--limit <n>] [--backend wasm|cpu]
- *                   [--weights-dtype float32,float16,int8]
+ *                   [--weights-dtype float32,float16,int8,int8e]
  *
  * <dir> defaults to ../shared/data; <name> is a folder there (diginetica, yoochoose-rsc15-100k,
  * amazon-beauty) or `synthetic`. Without --model, --baselines is implied. Prints a markdown table

@@ -431,7 +431,8 @@ export async function runFederation(
         ...base,
         metric: 'download_bytes',
         k: null,
-        value: round > 0 ? weightsByteLength(tensorLayout(dims), 'int8') : 0,
+        // What the server's default serves (int8e).
+        value: round > 0 ? weightsByteLength(tensorLayout(dims), DEFAULT_CONFIG.weightsDtype) : 0,
       },
       { ...base, metric: 'wall_s', k: null, value: (performance.now() - began) / 1000 },
     );
