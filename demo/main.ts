@@ -314,13 +314,13 @@ async function takeUpdate(): Promise<void> {
   }
   // What the generated service worker listens for to skip waiting (vite-plugin-pwa, prompt mode).
   const skip = () => waiting.postMessage({ type: 'SKIP_WAITING' });
-  const again = setInterval(skip, 2_000);
-  const giveUp = setTimeout(() => reload(), 20_000);
   const reload = () => {
     clearInterval(again);
     clearTimeout(giveUp);
     window.location.reload();
   };
+  const again = setInterval(skip, 2_000);
+  const giveUp = setTimeout(reload, 20_000);
   navigator.serviceWorker.addEventListener('controllerchange', reload, { once: true });
   // The worker's own activation says the same, should the controller's change pass unseen.
   waiting.addEventListener('statechange', () => {

@@ -57,6 +57,79 @@ function int8Head(layout: readonly TensorSpec[], dtype: 'int8' | 'int8e'): numbe
   return dtype === 'int8' ? 4 * rows : 4 * layout.length + rows;
 }
 
+/** Each tensor's rows, as [first, end) indices into int8Rows(layout). */
+function tensorRows(layout: readonly TensorSpec[]): [number, number][] {
+  let first = 0;
+  return layout.map((tensor) => {
+    const end = first + int8Rows([tensor]).length;
+    const range: [number, number] = [first, end];
+    first = end;
+    return range;
+  });
+}
+
+/**
+ * Writes the head of an int8 or int8e body for `flat` into `view` and returns each row's step as
+ * the decoder will read it.
+ */
+function writeSteps(
+  view: DataView,
+  layout: readonly TensorSpec[],
+  flat: Float32Array,
+  dtype: 'int8' | 'int8e',
+): Float64Array {
+  const rows = int8Rows(layout);
+  const steps = new Float64Array(rows.length);
+  let at = 0;
+  rows.forEach((width, r) => {
+    let max = 0;
+    for (let i = at; i < at + width; i++) max = Math.max(max, Math.abs(flat[i]!));
+    steps[r] = max / 127;
+    at += width;
+  });
+  if (dtype === 'int8') {
+    // A float32 each: at least max |row| / 127 only to float32 rounding.
+    steps.forEach((step, r) => {
+      view.setFloat32(4 * r, step, true);
+      steps[r] = view.getFloat32(4 * r, true);
+    });
+    return steps;
+  }
+  tensorRows(layout).forEach(([first, end], t) => {
+    let largest = 0;
+    for (let r = first; r < end; r++) largest = Math.max(largest, steps[r]!);
+    // The base as the body holds it, never below the largest row's ideal step.
+    const base = float32AtLeast(largest);
+    view.setFloat32(4 * t, base, true);
+    for (let r = first; r < end; r++) {
+      const code = int8Code(base, steps[r]!);
+      view.setUint8(4 * layout.length + r, code);
+      steps[r] = int8Step(base, code);
+    }
+  });
+  return steps;
+}
+
+/** Each row's step as the head of an int8 or int8e body in `view` holds it. */
+function readSteps(
+  view: DataView,
+  layout: readonly TensorSpec[],
+  dtype: 'int8' | 'int8e',
+): Float64Array {
+  const steps = new Float64Array(int8Rows(layout).length);
+  if (dtype === 'int8') {
+    steps.forEach((_, r) => (steps[r] = view.getFloat32(4 * r, true)));
+    return steps;
+  }
+  tensorRows(layout).forEach(([first, end], t) => {
+    const base = view.getFloat32(4 * t, true);
+    for (let r = first; r < end; r++) {
+      steps[r] = int8Step(base, view.getUint8(4 * layout.length + r));
+    }
+  });
+  return steps;
+}
+
 /** Encodes flat float32 weights (tensor order) in `dtype`. */
 export function encodeWeights(
   flat: Float32Array,
@@ -73,57 +146,17 @@ export function encodeWeights(
     encodeFloat16(flat).forEach((h, i) => view.setUint16(2 * i, h, true));
     return out;
   }
-  const rows = int8Rows(layout);
-  const head = int8Head(layout, dtype);
-  const steps = int8Steps(layout, rows, flat, dtype === 'int8e' ? view : undefined);
-  const values = new Int8Array(out.buffer, head);
+  const steps = writeSteps(view, layout, flat, dtype);
+  const values = new Int8Array(out.buffer, int8Head(layout, dtype));
   let at = 0;
-  rows.forEach((width, r) => {
+  int8Rows(layout).forEach((width, r) => {
     const step = steps[r]!;
-    if (dtype === 'int8') view.setFloat32(4 * r, step, true);
     for (let i = at; i < at + width; i++) {
       values[i] = step > 0 ? Math.round(flat[i]! / step) : 0;
     }
     at += width;
   });
   return out;
-}
-
-/**
- * Each row's step: max |row| / 127 for int8 (`into` absent), or its int8e step, whose bases and
- * codes are written into `into`.
- */
-function int8Steps(
-  layout: readonly TensorSpec[],
-  rows: readonly number[],
-  flat: Float32Array,
-  into: DataView | undefined,
-): Float64Array {
-  const steps = new Float64Array(rows.length);
-  let at = 0;
-  rows.forEach((width, r) => {
-    let max = 0;
-    for (let i = at; i < at + width; i++) max = Math.max(max, Math.abs(flat[i]!));
-    // As int8 writes it: a float32 (then at least max / 127 only to float32 rounding).
-    steps[r] = into ? max / 127 : Math.fround(max / 127);
-    at += width;
-  });
-  if (!into) return steps;
-  let r = 0;
-  layout.forEach((tensor, t) => {
-    const end = r + int8Rows([tensor]).length;
-    let largest = 0;
-    for (let k = r; k < end; k++) largest = Math.max(largest, steps[k]!);
-    // The base as the body holds it, never below the largest row's ideal step.
-    const base = float32AtLeast(largest);
-    into.setFloat32(4 * t, base, true);
-    for (; r < end; r++) {
-      const code = int8Code(base, steps[r]!);
-      into.setUint8(4 * layout.length + r, code);
-      steps[r] = int8Step(base, code);
-    }
-  });
-  return steps;
 }
 
 /**
@@ -146,23 +179,13 @@ export function decodeWeights(
     for (let i = 0; i < flat.length; i++) flat[i] = view.getFloat32(4 * i, true);
     return flat;
   }
-  const rows = int8Rows(layout);
+  const steps = readSteps(view, layout, dtype);
   const head = int8Head(layout, dtype);
   const values = new Int8Array(bytes.buffer, bytes.byteOffset + head, parameterCount(layout));
   const flat = new Float32Array(values.length);
-  const bases: number[] = [];
-  if (dtype === 'int8e') {
-    layout.forEach((tensor, t) => {
-      const base = view.getFloat32(4 * t, true);
-      for (let k = int8Rows([tensor]).length; k > 0; k--) bases.push(base);
-    });
-  }
   let at = 0;
-  rows.forEach((width, r) => {
-    const step =
-      dtype === 'int8'
-        ? view.getFloat32(4 * r, true)
-        : int8Step(bases[r]!, view.getUint8(4 * layout.length + r));
+  int8Rows(layout).forEach((width, r) => {
+    const step = steps[r]!;
     for (let i = at; i < at + width; i++) flat[i] = values[i]! * step;
     at += width;
   });

@@ -431,7 +431,7 @@ export async function runFederation(
         ...base,
         metric: 'download_bytes',
         k: null,
-        // What the server's default serves (int8e).
+        // What the server serves by default.
         value: round > 0 ? weightsByteLength(tensorLayout(dims), DEFAULT_CONFIG.weightsDtype) : 0,
       },
       { ...base, metric: 'wall_s', k: null, value: (performance.now() - began) / 1000 },
