@@ -62,6 +62,17 @@ test('the quick-start page shows the catalogue and learns from a click', async (
   await page.route('https://shop.example/**', (route) => route.fulfill({ status: 204 }));
   const errors = pageErrors(page);
   await recordHearthEvents(page);
+  // How the browser received the model: the server keeps it compressed.
+  const codings = new Map<string, string>();
+  page.context().on('response', (response) => {
+    const path = new URL(response.url()).pathname;
+    const part = path === '/v1/model' ? 'manifest' : path.endsWith('/weights') ? 'weights' : '';
+    if (part) {
+      void response.allHeaders().then((headers) => {
+        codings.set(part, `${response.status()} ${headers['content-encoding'] ?? 'identity'}`);
+      });
+    }
+  });
   await page.goto(pageUrl);
 
   const titles = page.locator('hearth-recs [part~="title"]');
@@ -93,6 +104,9 @@ test('the quick-start page shows the catalogue and learns from a click', async (
   // The clicked item is in the session now: the list redraws without it, still three long.
   await expect(page.locator('hearth-recs a[data-hearth-item="a-1"]')).toHaveCount(0);
   await expect(titles).toHaveCount(3);
+  await expect
+    .poll(() => Object.fromEntries(codings))
+    .toEqual({ manifest: '200 br', weights: '200 gzip' });
   const events = await seenEvents(page);
   expect(events.filter((e) => e.type === 'hearth-error')).toEqual([]);
   expect(errors).toEqual([]);

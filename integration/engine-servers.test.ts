@@ -330,8 +330,12 @@ describe('an engine whose version moved on while it trained', () => {
     let joined = false;
     let published = false;
     // Another device's round publishes while this one trains: between its join and its upload.
+    // Only this server's requests count: the engines of earlier tests hear this one's model
+    // announcement and fetch their own (closed) servers' manifests meanwhile.
+    const ours = new URL(sketching.url).origin;
     const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.origin !== ours) return send(input, init);
       if (url.pathname === '/v1/rounds/join') joined = true;
       if (url.pathname === '/v1/model' && joined && !published) {
         published = true;

@@ -196,7 +196,11 @@ describe('online learning', () => {
     await other.init({ ...config, uploads: true, learn: false });
     await other.track({ type: 'click', item: 'item-1' });
     expect((await other.sync()).status).toBe('uploaded');
-    // This device notices on its next sync (the join reports the new version) and adopts it.
+    // This device hears of it from the other engine (the tabs' announcement) and adopts it; its next
+    // upload then closes a round on it.
+    await vi.waitFor(() => expect(globalOf(engine).manifest.version).toBe(version + 1), {
+      timeout: 10_000,
+    });
     expect((await engine.sync()).modelVersion).toBe(version + 2);
     await vi.waitFor(
       () => {

@@ -7,9 +7,11 @@ import {
   DTYPE_FLOAT16,
   DTYPE_INT2,
   DTYPE_INT4,
+  UPDATE_CONTENT_TYPE,
   UPDATE_HEADER_BYTES,
   decodeUpdate,
 } from '../protocol/update-format.js';
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { bytesToFloat32 } from './float32-bytes.js';
 import { int8StepError } from '../protocol/testing.js';
 import { decodeWeights, INT8E_STEP_RATIO } from '../protocol/weights-codec.js';
@@ -219,6 +221,82 @@ describe('ETag and 304', () => {
     });
     expect(again.statusCode).toBe(304);
     expect(again.rawPayload.byteLength).toBe(0);
+  });
+});
+
+describe('compressed replies', () => {
+  /** Chromium's Accept-Encoding. */
+  const BROWSER = 'gzip, deflate, br, zstd';
+
+  it('sends the manifest in brotli, the same JSON, with a tag of its own', async () => {
+    const plain = await app.inject({ method: 'GET', url: '/v1/model' });
+    const br = await app.inject({
+      method: 'GET',
+      url: '/v1/model',
+      headers: { 'accept-encoding': BROWSER, origin: 'https://shop.example' },
+    });
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(brotliDecompressSync(br.rawPayload).toString()).toBe(plain.body);
+    expect(br.headers.etag).toBe(String(plain.headers.etag).replace(/"$/, '.br"'));
+    // CORS varies on Origin; the coding adds Accept-Encoding.
+    expect(br.headers.vary).toBe('Origin, accept-encoding');
+    const again = await app.inject({
+      method: 'GET',
+      url: '/v1/model',
+      headers: { 'accept-encoding': BROWSER, 'if-none-match': String(br.headers.etag) },
+    });
+    expect(again.statusCode).toBe(304);
+  });
+
+  it('sends the weights in gzip, the same bytes, and never in brotli', async () => {
+    const plain = await app.inject({ method: 'GET', url: '/v1/model/1/weights?dtype=int8e' });
+    const gzip = await app.inject({
+      method: 'GET',
+      url: '/v1/model/1/weights?dtype=int8e',
+      headers: { 'accept-encoding': BROWSER },
+    });
+    expect(gzip.headers['content-encoding']).toBe('gzip');
+    expect(gzip.headers.etag).toBe('"w1-int8e.gz"');
+    expect(gzip.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(gunzipSync(gzip.rawPayload).equals(plain.rawPayload)).toBe(true);
+    const br = await app.inject({
+      method: 'GET',
+      url: '/v1/model/1/weights?dtype=int8e',
+      headers: { 'accept-encoding': 'br' },
+    });
+    expect(br.headers['content-encoding']).toBeUndefined();
+    expect(br.rawPayload.equals(plain.rawPayload)).toBe(true);
+  });
+
+  it('compresses the other replies of 1 KiB or more as they are sent', async () => {
+    const openapi = await app.inject({
+      method: 'GET',
+      url: '/v1/openapi.json',
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(openapi.headers['content-encoding']).toBe('gzip');
+    expect(JSON.parse(gunzipSync(openapi.rawPayload).toString())).toMatchObject({
+      openapi: expect.stringMatching(/^3\.1/),
+    });
+    const health = await app.inject({
+      method: 'GET',
+      url: '/healthz',
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(health.headers['content-encoding']).toBeUndefined();
+  });
+
+  it('reads an update body as sent: a gzip body is not inflated', async () => {
+    const { token } = await joinRound(app);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/updates',
+      payload: gzipSync(updateBody({ token })),
+      headers: { 'content-type': UPDATE_CONTENT_TYPE, 'content-encoding': 'gzip' },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(errorCode(res)).toBe('HEARTH_E_UPDATE_MAGIC');
+    expect(await store.counts()).toMatchObject({ updates: 0 });
   });
 });
 

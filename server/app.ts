@@ -17,6 +17,7 @@
  * The POST routes sit behind access.ts (rate limit; with sites configured, key and origin).
  */
 import { randomBytes } from 'node:crypto';
+import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -56,6 +57,7 @@ import { SecureRounds } from './secure-rounds.js';
 import { newInstanceId, Peers } from './peers.js';
 import { assertBudgetAllowsRound, privacyReport, privacyReportJson } from './privacy.js';
 import { bytesToFloat32 } from './float32-bytes.js';
+import { KEPT_KINDS, KeptBodies } from './kept-bodies.js';
 import type { RoundExpiry, Store } from './store.js';
 import { largestUpdateParams, layoutFieldsOf, servedManifest } from './versions.js';
 
@@ -94,13 +96,6 @@ const SECURE_POLL_MS = 20_000;
 
 /** Body limit of the small JSON routes; only /v1/updates takes a large body. */
 const JSON_BODY_LIMIT = 64 * 1024;
-
-/** True when an If-None-Match header names `etag` (or is `*`); weak tags compare equal (RFC 9110). */
-export function etagMatches(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
-}
 
 /** Builds the server's fastify instance; the store must already hold a model version. */
 export function buildApp(options: AppOptions): FastifyInstance {
@@ -176,6 +171,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     throw new HearthError('HEARTH_E_NOT_FOUND', `${request.method} ${request.url}`);
   });
 
+  // Registered before any route, so that its hook sees them all: replies of 1 KiB or more are sent in
+  // brotli or gzip where the request accepts it (the model and the catalogue are kept compressed by
+  // kept-bodies.ts instead). Request bodies are never decompressed: a body's size limit is its size.
+  void app.register(compress, {
+    encodings: ['br', 'gzip'],
+    threshold: 1024,
+    globalDecompression: false,
+  });
+
   // The SDK runs on third-party sites, so without configured sites any origin may read the model and
   // post updates; with sites, config.corsOrigins is exactly their origins (see resolveConfig).
   void app.register(cors, {
@@ -202,28 +206,30 @@ export function buildApp(options: AppOptions): FastifyInstance {
       version: await store.latestVersion(),
     }));
 
-    app.get(PATHS.model, { schema: ROUTE_SCHEMAS.getModel }, async (request, reply) => {
-      const version = await store.latestVersion();
-      const manifest = version === undefined ? undefined : await store.getManifest(version);
-      if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
-      const served = servedManifest(manifest, config);
-      // The federation settings and the weights' dtype come from the config, not the stored version,
-      // so they are part of the tag: an operator who changes the clip bound or the dtype must not
-      // leave devices on a cached old value.
-      const settings = JSON.stringify([served.federation, served.weights.dtype]);
-      const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
-      // no-cache: devices revalidate on every start and learn about a new version within one request.
-      void reply.header('etag', etag).header('cache-control', 'no-cache');
-      if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-      return served;
-    });
+    const manifests = new KeptBodies(KEPT_KINDS.manifest);
+    app.get(
+      PATHS.model,
+      { schema: ROUTE_SCHEMAS.getModel, compress: false },
+      async (request, reply) => {
+        const version = await store.latestVersion();
+        const manifest = version === undefined ? undefined : await store.getManifest(version);
+        if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
+        const served = servedManifest(manifest, config);
+        // The federation settings and the weights' dtype come from the config, not the stored version,
+        // so they are part of the tag: an operator who changes the clip bound or the dtype must not
+        // leave devices on a cached old value.
+        const settings = JSON.stringify([served.federation, served.weights.dtype]);
+        const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
+        return manifests.serve(request, reply, etag, () => JSON.stringify(served));
+      },
+    );
 
     // Versions never change, so the last weights served are worth keeping: every device of a round
     // downloads the same ones.
-    let cached: { readonly key: string; readonly bytes: Uint8Array } | undefined;
+    const weightBodies = new KeptBodies(KEPT_KINDS.weights);
     app.get<{ Params: { version: string }; Querystring: { dtype?: string } }>(
       PATHS.weights,
-      { schema: ROUTE_SCHEMAS.getWeights },
+      { schema: ROUTE_SCHEMAS.getWeights, compress: false },
       async (request, reply) => {
         const param = request.params.version;
         const version = /^[1-9][0-9]{0,9}$/.test(param) ? Number(param) : NaN;
@@ -236,24 +242,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
         if (!WEIGHTS_DTYPES.includes(dtype)) {
           throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `no weights in dtype ${dtype}`);
         }
-        const etag = `"w${version}-${dtype}"`;
-        void reply
-          .header('etag', etag)
-          .header('cache-control', 'public, max-age=31536000, immutable')
-          .type('application/octet-stream');
-        if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-        if (cached?.key !== etag) {
+        return weightBodies.serve(request, reply, `"w${version}-${dtype}"`, async () => {
           const bytes = await store.getWeightBytes(version);
           if (!bytes) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', `version ${param}`);
-          const encoded =
-            dtype === 'float32'
-              ? bytes
-              : encodeWeights(bytesToFloat32(bytes), manifest.tensors, dtype);
-          cached = { key: etag, bytes: encoded };
-        }
-        return reply.send(
-          Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.length),
-        );
+          return dtype === 'float32'
+            ? bytes
+            : encodeWeights(bytesToFloat32(bytes), manifest.tensors, dtype);
+        });
       },
     );
 
@@ -263,7 +258,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
       operator,
       layoutFields: layoutFieldsOf(config),
       charge: chargeUnmatched,
-      etagMatches,
     });
 
     /** The round expiry (and round windows) at this instant; `options.rng` draws a window's noise. */

@@ -13,6 +13,7 @@ import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { HearthError } from '../protocol/errors.js';
 import { PATHS } from '../protocol/routes.js';
 import { parseCatalog } from './catalog-parse.js';
+import { KEPT_KINDS, KeptBodies } from './kept-bodies.js';
 import type { OperatorCheck } from './operator.js';
 import type { RoundPolicy, Store, StoredCatalog } from './store.js';
 
@@ -24,8 +25,6 @@ export interface CatalogRouteOptions {
   readonly layoutFields: RoundPolicy['layoutFields'];
   /** Charges a request against its address's rate limit (access.ts). */
   readonly charge: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-  /** True when an If-None-Match header names the tag. */
-  readonly etagMatches: (header: string | undefined, etag: string) => boolean;
 }
 
 /** The catalogue's ETag: its version and the first 64 bits of its digest. */
@@ -36,23 +35,23 @@ export function catalogEtag(catalog: Pick<StoredCatalog, 'version' | 'digest'>):
 export function registerCatalogRoutes(app: FastifyInstance, options: CatalogRouteOptions): void {
   const { store } = options;
   // The served body of the current catalogue, kept while its digest stands (large catalogues).
-  let served: { readonly etag: string; readonly body: string } | undefined;
+  const served = new KeptBodies(KEPT_KINDS.catalog);
 
-  app.get(PATHS.catalog, { schema: ROUTE_SCHEMAS.getCatalog }, async (request, reply) => {
-    // The head first: a revalidation (most requests) never reads or parses the items.
-    const head = await store.catalogHead();
-    if (!head) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
-    const etag = catalogEtag(head);
-    void reply.header('etag', etag).header('cache-control', 'no-cache');
-    if (options.etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    if (served?.etag !== etag) {
-      const catalog = await store.catalog();
-      if (!catalog) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
-      const { version, updatedAt, items } = catalog;
-      served = { etag: catalogEtag(catalog), body: JSON.stringify({ version, updatedAt, items }) };
-    }
-    return reply.type('application/json; charset=utf-8').send(served.body);
-  });
+  app.get(
+    PATHS.catalog,
+    { schema: ROUTE_SCHEMAS.getCatalog, compress: false },
+    async (request, reply) => {
+      // The head first: a revalidation (most requests) never reads or parses the items.
+      const head = await store.catalogHead();
+      if (!head) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
+      return served.serve(request, reply, catalogEtag(head), async () => {
+        const catalog = await store.catalog();
+        if (!catalog) throw new HearthError('HEARTH_E_CATALOG_NOT_FOUND', 'no catalogue loaded');
+        const { version, updatedAt, items } = catalog;
+        return JSON.stringify({ version, updatedAt, items });
+      });
+    },
+  );
 
   const operator = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     await options.charge(request, reply);

@@ -12,6 +12,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { CATALOG_LIMITS } from '../protocol/catalog.js';
 import { ERRORS, type ErrorCode } from '../protocol/errors.js';
+import { WEIGHTS_DTYPES } from '../protocol/manifest.js';
 import {
   UPDATE_CONTENT_TYPE,
   UPDATE_FORMAT_VERSION,
@@ -178,7 +179,7 @@ export const ROUTE_SCHEMAS = {
     operationId: 'getModel',
     summary: 'The current model manifest',
     description:
-      'Revalidated on every start (Cache-Control: no-cache). The ETag covers the version and the federation settings.',
+      'Revalidated on every start (Cache-Control: no-cache). The ETag covers the version and the federation settings. Sent in brotli or gzip where Accept-Encoding allows it (the ETag suffixed `.br` or `.gz`); a revalidation naming any of the tags is answered 304.',
     headers: IF_NONE_MATCH,
     response: {
       '200': { ...json(ref('ModelManifest'), 'The manifest'), headers: ETAG_HEADER },
@@ -190,7 +191,7 @@ export const ROUTE_SCHEMAS = {
     operationId: 'getWeights',
     summary: "A version's weights",
     description:
-      'The tensors of the manifest in order, each flattened row-major, little-endian, in `dtype` (float32 without it; int8: a float32 base per tensor, a one-byte step code per row (step = base * 2^(-code / 8)), then one int8 per value, protocol/weights-codec.ts). The served manifest names the URL with the configured dtype. Immutable.',
+      'The tensors of the manifest in order, each flattened row-major, little-endian, in `dtype` (float32 without it; int8e: a float32 base per tensor and a one-byte step code per row, step = base * 2^(-code / 8); int8: a float32 step per row; both then one int8 per value; protocol/weights-codec.ts). The served manifest names the URL with the configured dtype. Immutable. Sent in gzip where Accept-Encoding allows it (Content-Encoding: gzip, the ETag suffixed `.gz`).',
     params: {
       type: 'object',
       required: ['version'],
@@ -198,7 +199,7 @@ export const ROUTE_SCHEMAS = {
     },
     querystring: {
       type: 'object',
-      properties: { dtype: { enum: ['float32', 'float16', 'int8'] } },
+      properties: { dtype: { enum: [...WEIGHTS_DTYPES] } },
     },
     headers: IF_NONE_MATCH,
     response: {
@@ -215,7 +216,7 @@ export const ROUTE_SCHEMAS = {
     operationId: 'getCatalog',
     summary: "The site's catalogue",
     description:
-      'The items devices may be shown, apart from the weights: a changed title never re-downloads the model. Revalidated (Cache-Control: no-cache); the ETag is "c<version>-<digest>".',
+      'The items devices may be shown, apart from the weights: a changed title never re-downloads the model. Revalidated (Cache-Control: no-cache); the ETag is "c<version>-<digest>". Sent in brotli or gzip where Accept-Encoding allows it (the ETag suffixed `.br` or `.gz`); a revalidation naming any of the tags is answered 304.',
     headers: IF_NONE_MATCH,
     response: {
       '200': { ...json(ref('Catalog'), 'The catalogue'), headers: ETAG_HEADER },

@@ -7,6 +7,7 @@ import type { JoinReply, UpdateReply } from '../protocol/api.js';
 import { UPDATE_CONTENT_TYPE } from '../protocol/update-format.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import { bytesToFloat32 } from './float32-bytes.js';
+import { BROWSER_ACCEPT_ENCODING } from './kept-bodies.js';
 import { startServer } from './start.js';
 import { makeDelta, seedWeights, updateBody, writeSeedDir } from './test-helpers.js';
 
@@ -53,11 +54,17 @@ describe('startServer on a real socket and SQLite file', () => {
     try {
       expect(first.port).toBeGreaterThan(0);
       expect(first.url).toBe(`http://127.0.0.1:${first.port}`);
-      const manifestRes = await fetch(`${first.url}/v1/model`);
-      expect(manifestRes.headers.get('etag')).toMatch(/^"m1-[0-9a-z]+"$/);
+      // Asked as a browser asks: the manifest comes in brotli, the weights in gzip (fetch inflates).
+      const headers = { 'accept-encoding': BROWSER_ACCEPT_ENCODING };
+      const manifestRes = await fetch(`${first.url}/v1/model`, { headers });
+      expect(manifestRes.headers.get('etag')).toMatch(/^"m1-[0-9a-z]+\.br"$/);
+      expect(manifestRes.headers.get('content-encoding')).toBe('br');
       const manifest = (await manifestRes.json()) as { version: number; weights: { url: string } };
-      const weightsRes = await fetch(new URL(manifest.weights.url, `${first.url}/v1/model`));
+      const weightsRes = await fetch(new URL(manifest.weights.url, `${first.url}/v1/model`), {
+        headers,
+      });
       expect(weightsRes.headers.get('content-type')).toBe('application/octet-stream');
+      expect(weightsRes.headers.get('content-encoding')).toBe('gzip');
       const weights = bytesToFloat32(new Uint8Array(await weightsRes.arrayBuffer()));
       expect(Array.from(weights)).toEqual(Array.from(seedWeights()));
       expect(await postOne(first.url, 1)).toEqual({

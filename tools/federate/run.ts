@@ -12,7 +12,6 @@ import {
   manifestFor,
   parameterCount,
   tensorLayout,
-  weightsByteLength,
   type ModelDims,
 } from '../../protocol/manifest.js';
 import { mulberry32, normal } from '../../protocol/prng.js';
@@ -28,7 +27,9 @@ import { initialFedAdamState } from '../../server/fedadam.js';
 import { ledgerEpsilon, windowNoiseMultiplier } from '../../protocol/privacy/index.js';
 import { runEpsilon, type Accountant } from './calibrate.js';
 import { secureEncoding } from '../../server/secure-rounds.js';
-import { federationParams, versionLayout } from '../../server/versions.js';
+import { federationParams, servedManifest, versionLayout } from '../../server/versions.js';
+import { KEPT_KINDS, servedByteLength } from '../../server/kept-bodies.js';
+import { encodeWeights } from '../../protocol/weights-codec.js';
 import { Pop } from '../baselines/popularity.js';
 import type { LoadedDataset } from '../data/datasets.js';
 import { evaluateModel, evaluateRecommender } from '../eval/evaluate.js';
@@ -407,6 +408,23 @@ export async function runFederation(
     state.optimizer = grown.optimizerState;
   };
   const newSubset = plan ? evenlySpaced(plan.newPairs, settings.evalCases) : [];
+  /**
+   * What a device downloads for a new version, as the server sends it to a browser: the served
+   * manifest (in brotli; without the popular and recent items a trained model's lists, which the
+   * simulation does not keep) and the weights in the server's default dtype (in gzip).
+   */
+  const downloadBytes = async (): Promise<number> => {
+    const manifest = servedManifest(
+      manifestFor(dims, { itemIds: modelIds(), federation: federationParams(config) }),
+      config,
+    );
+    const weights = encodeWeights(state.weights, manifest.tensors, manifest.weights.dtype);
+    const [head, body] = await Promise.all([
+      servedByteLength(KEPT_KINDS.manifest, JSON.stringify(manifest)),
+      servedByteLength(KEPT_KINDS.weights, weights),
+    ]);
+    return head + body;
+  };
   const measure = async (final: boolean) => {
     const model = SessionModel.fromFlat(dims, state.weights);
     const pairs = final ? population.pairs : subset;
@@ -427,13 +445,7 @@ export async function runFederation(
       { ...base, metric: 'mrr', k: 20, value: mrr },
       { ...base, metric: 'epsilon', k: null, value: Number.isFinite(epsilon) ? epsilon : null },
       { ...base, metric: 'upload_bytes', k: null, value: uploadBytes },
-      {
-        ...base,
-        metric: 'download_bytes',
-        k: null,
-        // What the server serves by default.
-        value: round > 0 ? weightsByteLength(tensorLayout(dims), DEFAULT_CONFIG.weightsDtype) : 0,
-      },
+      { ...base, metric: 'download_bytes', k: null, value: round > 0 ? await downloadBytes() : 0 },
       { ...base, metric: 'wall_s', k: null, value: (performance.now() - began) / 1000 },
     );
     if (onNew) {
