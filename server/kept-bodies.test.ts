@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync } from 'node:zlib';
 import {
+  BROTLI_BEST_MAX_BYTES,
   BROWSER_ACCEPT_ENCODING,
   codedEtag,
   KeptBodies,
@@ -124,6 +125,30 @@ describe('KeptBodies', () => {
     current = { etag: '"v1-a"', body: TEXT };
     expect((await get()).body).toBe(TEXT);
     expect(made).toEqual(['"v1-a"', '"v1-a"']);
+  });
+});
+
+describe('brotli settings', () => {
+  it('compresses a body up to BROTLI_BEST_MAX_BYTES at the best setting, a larger one fast', async () => {
+    const big = JSON.stringify(
+      Array.from({ length: 40_000 }, (_, i) => ({ id: `sku-${i}`, title: `Product ${i % 977}` })),
+    );
+    expect(big.length).toBeGreaterThan(BROTLI_BEST_MAX_BYTES);
+    for (const [body, quality] of [
+      [TEXT, constants.BROTLI_MAX_QUALITY],
+      [big, 5],
+    ] as const) {
+      current = { etag: `"v${body.length}"`, body };
+      const res = await get({ 'accept-encoding': 'br' });
+      const expected = brotliCompressSync(body, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: quality,
+          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+          [constants.BROTLI_PARAM_SIZE_HINT]: Buffer.byteLength(body),
+        },
+      });
+      expect(res.rawPayload.equals(expected)).toBe(true);
+    }
   });
 });
 
