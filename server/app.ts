@@ -215,9 +215,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
         const manifest = version === undefined ? undefined : await store.getManifest(version);
         if (!manifest) throw new HearthError('HEARTH_E_MODEL_NOT_FOUND', 'no model published yet');
         const served = servedManifest(manifest, config);
-        // The federation settings and the weights' dtype come from the config, not the stored version,
-        // so they are part of the tag: an operator who changes the clip bound or the dtype must not
-        // leave devices on a cached old value.
+        // The federation settings and the weights' dtype come from the config, not the stored
+        // version, so they are part of the tag: an operator who changes the clip bound or the dtype
+        // must not leave devices on a cached old value.
         const settings = JSON.stringify([served.federation, served.weights.dtype]);
         const etag = `"m${served.version}-${fnv1a32(settings).toString(36)}"`;
         return manifests.serve(request, reply, etag, () => JSON.stringify(served));

@@ -105,30 +105,40 @@ function codingFor(kind: KeptKind, acceptEncoding: string | undefined): ContentC
     ContentCoding | 'identity';
 }
 
+/** `made` as bytes. */
+function bodyBytes(made: Uint8Array | string): Buffer {
+  return typeof made === 'string'
+    ? Buffer.from(made)
+    : Buffer.from(made.buffer, made.byteOffset, made.byteLength);
+}
+
+/** `identity` in `coding` as `kind` keeps it. */
+function encodeAs(kind: KeptKind, identity: Buffer, coding: ContentCoding | 'identity') {
+  if (coding === 'identity') return Promise.resolve(identity);
+  return compress(identity, coding, !kind.contentType.startsWith('application/octet-stream'));
+}
+
 /** `body` as `kind` keeps it: identity and each of its codings. */
 async function keptForms(
   kind: KeptKind,
   made: Uint8Array | string,
 ): Promise<ReadonlyMap<ContentCoding | 'identity', Buffer>> {
-  const identity =
-    typeof made === 'string'
-      ? Buffer.from(made)
-      : Buffer.from(made.buffer, made.byteOffset, made.byteLength);
-  const text = !kind.contentType.startsWith('application/octet-stream');
-  const coded = await Promise.all(kind.codings.map((c) => compress(identity, c, text)));
-  return new Map([
-    ['identity', identity] as const,
-    ...kind.codings.map((c, i) => [c, coded[i]!] as const),
-  ]);
+  const identity = bodyBytes(made);
+  const codings = ['identity', ...kind.codings] as const;
+  const forms = await Promise.all(codings.map((c) => encodeAs(kind, identity, c)));
+  return new Map(codings.map((c, i) => [c, forms[i]!] as const));
 }
 
-/** The bytes of `body`, served as `kind`, that a browser receives (what `npm run federate` counts). */
+/**
+ * The bytes of `body`, served as `kind`, that a browser receives (what `npm run federate` counts):
+ * only that coding is made.
+ */
 export async function servedByteLength(
   kind: KeptKind,
   body: Uint8Array | string,
   acceptEncoding = BROWSER_ACCEPT_ENCODING,
 ): Promise<number> {
-  return (await keptForms(kind, body)).get(codingFor(kind, acceptEncoding))!.length;
+  return (await encodeAs(kind, bodyBytes(body), codingFor(kind, acceptEncoding))).length;
 }
 
 interface Kept {
