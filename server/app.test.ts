@@ -1,7 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorReply, UpdateReply } from '../protocol/api.js';
-import { parseManifest, weightsByteLength } from '../protocol/manifest.js';
+import {
+  parameterCount,
+  parseManifest,
+  tensorLayout,
+  weightsByteLength,
+} from '../protocol/manifest.js';
 import { mulberry32 } from '../protocol/prng.js';
 import {
   DTYPE_FLOAT16,
@@ -266,6 +271,37 @@ describe('compressed replies', () => {
     });
     expect(br.headers['content-encoding']).toBeUndefined();
     expect(br.rawPayload.equals(plain.rawPayload)).toBe(true);
+  });
+
+  it('never compresses weights of 1 KiB or more per request, for a client that takes only brotli', async () => {
+    // 41 items of 4 values: 1,928 bytes of float32 weights, over the per-request threshold.
+    const dims = { items: 41, embedding: 4, hidden: 4, maxSessionLength: 5 };
+    const itemIds = ['', ...Array.from({ length: 40 }, (_, i) => `item-${i}`)];
+    const length = parameterCount(tensorLayout(dims));
+    const weights = Float32Array.from({ length }, (_, i) => Math.sin(i + 1) * 0.5);
+    const large = await makeApp({}, { model: { model: { dims, itemIds }, weights } });
+    try {
+      const url = '/v1/model/1/weights?dtype=float32';
+      const plain = await large.app.inject({ method: 'GET', url });
+      expect(plain.rawPayload.byteLength).toBe(length * 4);
+      expect(plain.rawPayload.byteLength).toBeGreaterThan(1024);
+      const br = await large.app.inject({
+        method: 'GET',
+        url,
+        headers: { 'accept-encoding': 'br' },
+      });
+      expect(br.headers['content-encoding']).toBeUndefined();
+      expect(br.rawPayload.equals(plain.rawPayload)).toBe(true);
+      const gzip = await large.app.inject({
+        method: 'GET',
+        url,
+        headers: { 'accept-encoding': BROWSER },
+      });
+      expect(gzip.headers['content-encoding']).toBe('gzip');
+      expect(gunzipSync(gzip.rawPayload).equals(plain.rawPayload)).toBe(true);
+    } finally {
+      await large.close();
+    }
   });
 
   it('compresses the other replies of 1 KiB or more as they are sent', async () => {

@@ -169,10 +169,14 @@ export async function writeSeedDir(
   return { dir, manifest, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** What the test apps take besides the config: the injected noise source and clock. */
+/**
+ * What the test apps take besides the config: the injected noise source and clock, and the seed
+ * model (the 64-parameter test model unless named).
+ */
 export interface TestAppOptions {
   readonly rng?: GaussianRng;
   readonly now?: () => number;
+  readonly model?: { readonly model: SeedModel; readonly weights: Float32Array };
 }
 
 /** A test app and its config; `close` closes the app and deletes the seed, not the store. */
@@ -186,9 +190,9 @@ export interface ServedStore {
 export async function serveStore(
   store: Store,
   overrides: Partial<ServerConfig> = {},
-  options: TestAppOptions = {},
+  { model, ...options }: TestAppOptions = {},
 ): Promise<ServedStore> {
-  const seed = await writeSeedDir();
+  const seed = await writeSeedDir('float32', model?.weights, model?.model);
   // float32 weights and no noise unless a test asks for it: tests read published versions back and
   // compare them exactly (the private defaults are tested in config.test.ts and privacy.test.ts).
   const config = resolveConfig({
